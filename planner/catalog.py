@@ -1,0 +1,148 @@
+"""Find and load YAML specs: built-in catalogs, user directories and explicit paths.
+
+Search order for a name: directories in ``$PLANNER_PATH`` (colon-separated; each may
+hold ``hardware/``, ``models/``, ``tasks/`` sub-directories), then the built-in catalog.
+An argument that names an existing file (or ends in .yaml/.yml) is loaded as a path.
+Every failure is an :class:`InputError` naming the file, the field and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Type, TypeVar
+
+from planner.errors import InputError
+
+T = TypeVar("T")
+
+KINDS = ("hardware", "models", "tasks", "calibration", "examples")
+
+
+def builtin_dir(kind: str) -> Path:
+    """The shipped directory for ``kind``: the checkout's top-level folder, else the
+    installed ``planner_data`` package (a non-editable install)."""
+    checkout = Path(__file__).resolve().parent.parent / kind
+    if checkout.is_dir():
+        return checkout
+    import importlib.resources as res
+
+    try:
+        return Path(str(res.files(f"planner_data.{kind}")))
+    except ModuleNotFoundError:  # pragma: no cover - broken install
+        return checkout
+
+
+def search_dirs(kind: str) -> list[Path]:
+    dirs: list[Path] = []
+    for entry in os.environ.get("PLANNER_PATH", "").split(os.pathsep):
+        if entry:
+            p = Path(entry).expanduser()
+            dirs.append(p / kind if (p / kind).is_dir() else p)
+    dirs.append(builtin_dir(kind))
+    return dirs
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Parse a YAML file; malformed or missing files become one-line InputErrors."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("file not found", file=str(p))
+    try:
+        with p.open("r", encoding="utf-8") as fh:
+            return yaml.safe_load(fh)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(f"malformed YAML{where}: {exc.problem}", file=str(p)) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InputError(f"malformed YAML: {exc}", file=str(p)) from None
+
+
+def validation_error(exc: Exception, file: str) -> InputError:
+    """Turn a pydantic ValidationError into a one-line InputError (first problem)."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return InputError(str(exc), file=file)
+    first = errors()[0]
+    field = ".".join(str(x) for x in first.get("loc", ())) or None
+    msg = first.get("msg", "invalid")
+    msg = msg.replace("Value error, ", "")
+    value = first.get("input")
+    has_value = field is not None and not isinstance(value, dict)
+    if first.get("type") == "missing":
+        return InputError("required field is missing", file=file, field=field)
+    return InputError(msg, file=file, field=field, value=value if has_value else None, has_value=has_value)
+
+
+def parse_spec(cls: Type[T], data: Any, file: str) -> T:
+    from pydantic import ValidationError
+
+    if not isinstance(data, dict):
+        raise InputError(f"expected a mapping at the top level, got {type(data).__name__}", file=file)
+    try:
+        return cls.model_validate(data)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        raise validation_error(exc, file) from None
+
+
+def looks_like_path(ref: str) -> bool:
+    return ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref or Path(ref).is_file()
+
+
+def find_file(kind: str, name: str) -> Path:
+    for d in search_dirs(kind):
+        for ext in (".yaml", ".yml"):
+            p = d / f"{name}{ext}"
+            if p.is_file():
+                return p
+    known = ", ".join(list_names(kind)[:40])
+    label = {"hardware": "device", "models": "model", "tasks": "task profile"}.get(kind, kind)
+    raise InputError(f"unknown {label} (known: {known})", field=kind, value=name)
+
+
+def list_names(kind: str) -> list[str]:
+    names: set[str] = set()
+    for d in search_dirs(kind):
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.y*ml"))
+    return sorted(names)
+
+
+@lru_cache(maxsize=None)
+def _load_cached(kind: str, path: str, mtime: float):
+    from planner.specs import Hardware, Model
+
+    cls = {"hardware": Hardware, "models": Model}[kind]
+    spec = parse_spec(cls, read_yaml(path), path)
+    stem = Path(path).stem
+    return spec, stem
+
+
+def _load(kind: str, ref: str):
+    path = Path(ref) if looks_like_path(ref) else find_file(kind, ref)
+    if not path.is_file():
+        raise InputError("file not found", file=str(path))
+    spec, _ = _load_cached(kind, str(path), path.stat().st_mtime)
+    return spec
+
+
+def load_hardware(ref: str):
+    """A :class:`~planner.specs.Hardware` by catalog name or YAML path."""
+    return _load("hardware", ref)
+
+
+def load_model(ref: str):
+    """A :class:`~planner.specs.Model` by catalog name or YAML path."""
+    return _load("models", ref)
+
+
+def all_hardware() -> list:
+    return [load_hardware(n) for n in list_names("hardware")]
+
+
+def all_models() -> list:
+    return [load_model(n) for n in list_names("models")]

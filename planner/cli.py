@@ -1,0 +1,67 @@
+"""The ``planner`` command line (typer). Start-up stays light: command modules import
+only typer at module level and load numpy, pydantic or torch inside the command."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(
+    name="planner",
+    help="Hardware-aware cost simulator and inference planner for LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+from planner.commands import catalog as _catalog  # noqa: E402
+from planner.commands import estimate as _estimate  # noqa: E402
+
+for _module in (_catalog, _estimate):
+    _module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
+    import click
+
+    from planner.errors import CheckFailed, InputError
+
+    command = typer.main.get_command(app)
+    try:
+        rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="planner",
+                          standalone_mode=False)
+    except InputError as exc:
+        print(f"planner: error: {exc.one_line()}", file=sys.stderr)
+        rc = 2
+    except CheckFailed as exc:
+        print(f"planner: {exc}", file=sys.stderr)
+        rc = 1
+    except click.exceptions.NoArgsIsHelpError as exc:
+        print(exc.format_message() if hasattr(exc, "format_message") else str(exc))
+        rc = 0
+    except click.UsageError as exc:
+        msg = " ".join(exc.format_message().split())
+        print(f"planner: error: {msg}", file=sys.stderr)
+        rc = 2
+    except click.exceptions.Exit as exc:
+        rc = exc.exit_code
+    except click.Abort:
+        print("planner: aborted", file=sys.stderr)
+        rc = 130
+    except KeyboardInterrupt:
+        print("planner: interrupted", file=sys.stderr)
+        rc = 130
+    except BrokenPipeError:
+        rc = 0
+    if rc is None or not isinstance(rc, int):
+        rc = 0
+    if argv is None:
+        sys.exit(rc)
+    return rc
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""The cost engine: roofline / memory-access model vectorized over configurations."""

@@ -1,0 +1,62 @@
+"""Achieved fraction of peak: documented defaults or curves fitted by calibration.
+
+A curve is ``eff(w) = e_max * w / (w + w_half)``: tiny kernels reach little of the peak,
+large ones approach ``e_max``. ``w`` is the work of one kernel (FLOPs for compute, bytes
+for memory). With ``w_half = 0`` the curve is the constant ``e_max`` (the defaults).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Curve:
+    e_max: float
+    w_half: float = 0.0
+
+    def __call__(self, work):
+        w = np.asarray(work, dtype=float)
+        if self.w_half <= 0:
+            return np.full_like(w, self.e_max)
+        return self.e_max * w / (w + self.w_half)
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """How close a device gets to its peaks, and what a kernel launch costs.
+
+    ``compute`` maps a compute dtype to its curve (``"*"`` is the fallback);
+    ``attention_memory`` scales the memory curve for decode attention (KV reads are
+    strided and less efficient than weight streaming on many devices).
+    """
+
+    compute: dict[str, Curve]
+    memory: Curve
+    interconnect: float
+    kernel_overhead_s: float
+    attention_memory: float = 1.0
+    peak_flops_override: dict[str, float] = field(default_factory=dict)  # FLOP/s, measured
+    peak_bandwidth_override: float | None = None  # bytes/s, measured
+    source: str = "defaults"
+
+    def compute_curve(self, dtype: str) -> Curve:
+        if dtype in self.compute:
+            return self.compute[dtype]
+        alias = {"fp16": "bf16", "bf16": "fp16"}.get(dtype)
+        if alias in self.compute:
+            return self.compute[alias]
+        return self.compute.get("*", Curve(0.7))
+
+
+def default_efficiency(hw) -> Efficiency:
+    """The constants of a hardware spec (documented defaults unless the YAML sets them)."""
+    return Efficiency(
+        compute={"*": Curve(hw.compute_efficiency)},
+        memory=Curve(hw.memory_efficiency),
+        interconnect=hw.interconnect_efficiency,
+        kernel_overhead_s=hw.kernel_overhead_us * 1e-6,
+        source="defaults",
+    )

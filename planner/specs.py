@@ -1,0 +1,197 @@
+"""Validated spec types loaded from YAML: hardware devices and model descriptors.
+
+Units are in the field names: ``_gb`` = 1e9 bytes, ``_gbps`` = 1e9 bytes/s,
+``_tflops`` = 1e12 operations/s (dense, no structured sparsity), ``_w`` watts,
+``_us`` microseconds, ``_usd`` US dollars. Every number in a YAML file must cite a
+source in its ``sources:`` mapping (key = the field name); a default we supply in code
+is documented in the README instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from planner.dtypes import DTYPES
+
+# Documented defaults (README "Cost model"): achieved fraction of peak when no calibration
+# profile exists. Large GEMMs reach ~70% of dense peak on H100-class parts and decode
+# streams ~80% of HBM bandwidth (vLLM/TensorRT-LLM measurements, llm-analysis defaults).
+DEFAULT_COMPUTE_EFFICIENCY = 0.70
+DEFAULT_MEMORY_EFFICIENCY = 0.80
+DEFAULT_INTERCONNECT_EFFICIENCY = 0.70
+DEFAULT_KERNEL_OVERHEAD_US = 4.0
+DEFAULT_LIFETIME_YEARS = 4.0
+DEFAULT_RUNTIME_RESERVE_FRACTION = 0.08
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def unsourced_fields(self) -> list[str]:
+        """Numeric fields set in the file that have no entry in ``sources``."""
+        sources = getattr(self, "sources", {}) or {}
+        missing = []
+        for name in self.model_fields_set:
+            value = getattr(self, name)
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+            nested = isinstance(value, (dict, BaseModel))
+            if (numeric or nested) and name not in sources and name != "sources":
+                missing.append(name)
+        return sorted(missing)
+
+
+class Hardware(_Spec):
+    """One accelerator, CPU or edge device (a single chip / package)."""
+
+    name: str
+    kind: Literal["gpu", "npu", "edge", "cpu"]
+    vendor: str
+    description: str = ""
+    peak_tflops: dict[str, float] = Field(description="dense peak per compute dtype, TFLOP/s or TOPS")
+    memory_gb: float = Field(gt=0)
+    mem_bandwidth_gbps: float = Field(gt=0)
+    interconnect_gbps: float = Field(0.0, ge=0, description="per-device, one direction")
+    interconnect_latency_us: float = Field(5.0, ge=0)
+    max_devices: int = Field(1, ge=1, description="devices in one tensor-parallel domain")
+    idle_power_w: float = Field(ge=0)
+    max_power_w: float = Field(gt=0)
+    price_per_hour_usd: Optional[float] = Field(None, gt=0)
+    purchase_price_usd: Optional[float] = Field(None, gt=0)
+    lifetime_years: float = Field(DEFAULT_LIFETIME_YEARS, gt=0)
+    compute_efficiency: float = Field(DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1)
+    memory_efficiency: float = Field(DEFAULT_MEMORY_EFFICIENCY, gt=0, le=1)
+    interconnect_efficiency: float = Field(DEFAULT_INTERCONNECT_EFFICIENCY, gt=0, le=1)
+    kernel_overhead_us: float = Field(DEFAULT_KERNEL_OVERHEAD_US, ge=0)
+    sources: dict[str, str]
+
+    @field_validator("peak_tflops")
+    @classmethod
+    def _known_dtypes(cls, v: dict[str, float]) -> dict[str, float]:
+        for k, x in v.items():
+            if k not in DTYPES:
+                raise ValueError(f"unknown dtype '{k}' (choose from {', '.join(DTYPES)})")
+            if not x > 0:
+                raise ValueError(f"peak for '{k}' must be > 0, got {x}")
+        if not v:
+            raise ValueError("at least one dtype is needed")
+        return v
+
+    @model_validator(mode="after")
+    def _power_and_price(self) -> "Hardware":
+        if self.idle_power_w > self.max_power_w:
+            raise ValueError(f"idle_power_w {self.idle_power_w} exceeds max_power_w {self.max_power_w}")
+        if self.price_per_hour_usd is None and self.purchase_price_usd is None:
+            raise ValueError("give price_per_hour_usd and/or purchase_price_usd")
+        return self
+
+    def peak_flops(self, dtype: str) -> float:
+        """Dense peak in FLOP/s for a compute dtype (fp16 and bf16 stand for each other)."""
+        alias = {"fp16": "bf16", "bf16": "fp16"}
+        if dtype in self.peak_tflops:
+            return self.peak_tflops[dtype] * 1e12
+        if dtype in alias and alias[dtype] in self.peak_tflops:
+            return self.peak_tflops[alias[dtype]] * 1e12
+        raise KeyError(dtype)
+
+    def has_dtype(self, dtype: str) -> bool:
+        try:
+            self.peak_flops(dtype)
+            return True
+        except KeyError:
+            return False
+
+    @property
+    def hourly_usd(self) -> float:
+        """Cost of one device-hour: the rental price, else purchase over its lifetime."""
+        if self.price_per_hour_usd is not None:
+            return self.price_per_hour_usd
+        return self.purchase_price_usd / (self.lifetime_years * 8766.0)
+
+
+class MLA(_Spec):
+    """DeepSeek multi-head latent attention dimensions (config.json names)."""
+
+    q_lora_rank: Optional[int] = None
+    kv_lora_rank: int
+    qk_nope_head_dim: int
+    qk_rope_head_dim: int
+    v_head_dim: int
+
+
+class MoE(_Spec):
+    """Mixture-of-experts MLP: routed experts, top-k, shared experts, dense lead layers."""
+
+    num_experts: int = Field(ge=1)
+    experts_per_token: int = Field(ge=1)
+    expert_intermediate_size: int = Field(ge=1)
+    num_shared_experts: int = Field(0, ge=0)
+    shared_expert_intermediate_size: int = Field(0, ge=0, description="per shared expert")
+    first_dense_layers: int = Field(0, ge=0, description="leading layers with a dense MLP")
+    expert_bias: bool = Field(False, description="biases in expert projections (gpt-oss)")
+    router_bias: bool = False
+
+    @model_validator(mode="after")
+    def _k_le_e(self) -> "MoE":
+        if self.experts_per_token > self.num_experts:
+            raise ValueError("experts_per_token exceeds num_experts")
+        return self
+
+
+class Model(_Spec):
+    """A decoder-only transformer descriptor (architecture, not weights)."""
+
+    name: str
+    family: str = ""
+    vendor: str = ""
+    description: str = ""
+    hidden_size: int = Field(ge=1)
+    num_layers: int = Field(ge=1)
+    num_heads: int = Field(ge=1)
+    num_kv_heads: int = Field(ge=1)
+    head_dim: int = Field(ge=1)
+    intermediate_size: int = Field(0, ge=0, description="dense MLP width (0 if every layer is MoE)")
+    vocab_size: int = Field(ge=1)
+    tie_embeddings: bool = False
+    mlp_gated: bool = Field(True, description="SwiGLU/GeGLU (3 matrices) vs plain (2)")
+    qkv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False
+    attention_sinks: bool = False
+    sliding_window: Optional[int] = Field(None, ge=1)
+    num_sliding_layers: int = Field(0, ge=0, description="layers that attend within the window")
+    mla: Optional[MLA] = None
+    moe: Optional[MoE] = None
+    max_context: int = Field(32768, ge=1)
+    published_total_params: float = Field(gt=0)
+    published_active_params: Optional[float] = Field(None, gt=0)
+    sources: dict[str, str]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Model":
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
+        if self.num_sliding_layers > self.num_layers:
+            raise ValueError("num_sliding_layers exceeds num_layers")
+        if self.num_sliding_layers and self.sliding_window is None:
+            raise ValueError("num_sliding_layers > 0 needs sliding_window")
+        if self.moe is None and self.intermediate_size == 0:
+            raise ValueError("a dense model needs intermediate_size > 0")
+        if self.moe is not None and self.moe.first_dense_layers and self.intermediate_size == 0:
+            raise ValueError("first_dense_layers > 0 needs intermediate_size")
+        return self
+
+    @property
+    def is_moe(self) -> bool:
+        return self.moe is not None
+
+    @property
+    def attention_kind(self) -> str:
+        if self.mla is not None:
+            return "mla"
+        if self.num_kv_heads == 1:
+            return "mqa"
+        if self.num_kv_heads == self.num_heads:
+            return "mha"
+        return "gqa"
