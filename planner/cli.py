@@ -16,10 +16,17 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-from planner.commands import catalog as _catalog  # noqa: E402
-from planner.commands import estimate as _estimate  # noqa: E402
+from planner.commands import (  # noqa: E402
+    accuracy,
+    calibrate,
+    catalog,
+    check,
+    estimate,
+    recommend,
+    report,
+)
 
-for _module in (_catalog, _estimate):
+for _module in (catalog, estimate, recommend, accuracy, calibrate, report, check):
     _module.register(app)
 
 

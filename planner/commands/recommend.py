@@ -1,0 +1,6 @@
+"""`planner recommend` (not yet implemented; the module is replaced by its owner)."""
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    pass
