@@ -1,6 +1,130 @@
-"""`planner estimate` (filled in with the engine)."""
+"""`planner estimate`: the cost of one configuration, with its breakdown and bottleneck."""
+
+from __future__ import annotations
+
+from typing import Optional
+
 import typer
 
 
+def resolve_efficiency(hardware, calibration: Optional[str]):
+    """The efficiency to use and a label saying where it came from: an explicit
+    ``--calibration`` profile, else one found in calibration/ for this hardware, else the
+    documented defaults."""
+    if calibration is None:
+        try:
+            from planner.calibrate.profile import find_profile
+        except ImportError:  # pragma: no cover - calibration package absent
+            return None, "defaults (no calibration profile)"
+        found = find_profile(hardware.name)
+        if found is None:
+            return None, "defaults (no calibration profile)"
+        calibration = str(found)
+    from planner.calibrate.profile import load_profile, profile_to_efficiency
+
+    eff = profile_to_efficiency(load_profile(calibration), hardware)
+    return eff, f"calibration profile {calibration}"
+
+
+def estimate_cmd(
+    model: str = typer.Option("qwen3-8b", "--model", "-m", help="Model name or YAML path."),
+    hardware: str = typer.Option("h100-sxm", "--hardware", "-H", help="Device name or YAML path."),
+    devices: int = typer.Option(1, "--devices", help="Tensor-parallel degree."),
+    batch: int = typer.Option(1, "--batch", help="Requests decoded together (static batch)."),
+    concurrency: int = typer.Option(0, "--concurrency",
+                                    help="Requests in flight under continuous batching (0: static batch)."),
+    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens."),
+    gen_len: int = typer.Option(256, "--gen-len", help="Generated tokens per sample."),
+    samples: int = typer.Option(1, "--samples", help="Samples per prompt (Best-of-N, voting)."),
+    weight_dtype: str = typer.Option("bf16", "--weight-dtype", help="Weight storage dtype."),
+    act_dtype: str = typer.Option("bf16", "--act-dtype", help="Activation / compute dtype."),
+    kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV-cache dtype."),
+    kv_budget: int = typer.Option(0, "--kv-budget", help="Sparse attention KV budget in tokens (0: dense)."),
+    prefix_sharing: bool = typer.Option(True, "--prefix-sharing/--no-prefix-sharing",
+                                        help="Share the prompt's KV across samples."),
+    calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration profile YAML."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Estimate latency, throughput, memory, energy and dollars of one configuration."""
+    from planner.catalog import load_hardware, load_model
+    from planner.commands.output import print_json
+    from planner.cost.api import estimate
+
+    m = load_model(model)
+    h = load_hardware(hardware)
+    eff, eff_label = resolve_efficiency(h, calibration)
+    r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
+                 gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                 kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff)
+    r["efficiency"] = eff_label
+    if json_out:
+        print_json(r)
+        return
+    print_estimate(r)
+
+
+def print_estimate(r: dict) -> None:
+    from rich.table import Table
+
+    from planner.commands.output import console, fmt_si
+
+    con = console()
+    c = r["config"]
+    head = (f"{r['model']} on {c['devices']}x {r['hardware']} | {r['mode']} | batch {c['batch']}"
+            + (f", concurrency {c['concurrency']}" if c["concurrency"] else "")
+            + f" | prompt {c['prompt_len']}, gen {c['gen_len']}, samples {c['samples']}"
+            + f" | W {c['weight_dtype']} A {c['act_dtype']} KV {c['kv_dtype']}"
+            + (f" | KV budget {c['kv_budget']}" if c["kv_budget"] else ""))
+    con.print(head)
+    con.print(f"efficiency: {r['efficiency']}")
+    t = Table(title="summary")
+    for col in ("TTFT", "TPOT", "latency", "throughput", "energy/request", "$/request", "bottleneck"):
+        t.add_column(col, justify="right")
+    t.add_row(fmt_si(r["ttft_s"], "s"), fmt_si(r["tpot_s"], "s"), fmt_si(r["latency_s"], "s"),
+              f"{r['throughput_tok_s']:.4g} tok/s", fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}",
+              r["bottleneck"])
+    con.print(t)
+
+    tb = r["time_by_bound_s"]
+    total = sum(tb.values()) or 1.0
+    p = Table(title="time by phase and by bound")
+    p.add_column("phase")
+    p.add_column("time", justify="right")
+    p.add_column("bound")
+    p.add_column("time", justify="right")
+    p.add_column("share", justify="right")
+    phases = [("prefill", r["prefill_s"]), ("decode", r["decode_s"]), ("", None), ("", None)]
+    for (ph, pt), (bound, bt) in zip(phases, tb.items()):
+        p.add_row(ph, fmt_si(pt, "s") if pt is not None else "", bound, fmt_si(bt, "s"), f"{bt / total:.1%}")
+    con.print(p)
+
+    w = Table(title="work per request (all devices)")
+    w.add_column("FLOPs by kind")
+    w.add_column("", justify="right")
+    w.add_column("bytes by kind")
+    w.add_column("", justify="right")
+    fl, by = list(r["flops"].items()), list(r["bytes"].items())
+    for i in range(max(len(fl), len(by))):
+        a = fl[i] if i < len(fl) else ("", None)
+        b = by[i] if i < len(by) else ("", None)
+        w.add_row(a[0], fmt_si(a[1], "FLOP") if a[1] is not None else "", b[0], fmt_si(b[1], "B") if b[1] is not None else "")
+    con.print(w)
+
+    mem = r["memory"]
+    mt = Table(title="memory per device")
+    for col in ("weights", "KV cache", "activations", "reserve", "total", "capacity", "fits"):
+        mt.add_column(col, justify="right")
+    mt.add_row(fmt_si(mem["weights_bytes"], "B"), fmt_si(mem["kv_cache_bytes"], "B"),
+               fmt_si(mem["activations_bytes"], "B"), fmt_si(mem["reserve_bytes"], "B"),
+               fmt_si(mem["total_bytes"], "B"), fmt_si(mem["capacity_bytes"], "B"),
+               "yes" if mem["fits"] else "[bold red]NO[/]")
+    con.print(mt)
+    k = r["kinetics"]
+    con.print(f"Kinetics eFLOPs: {k['eflops']:.4g} (compute {k['compute_flops']:.4g} FLOP + "
+              f"{k['intensity']} x memory {k['memory_bytes']:.4g} B) = {k['b200_seconds']:.3g} B200-seconds")
+    if not mem["fits"]:
+        con.print("[bold red]does not fit in device memory[/]: add devices, quantize, or shrink batch/context")
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("estimate")(estimate_cmd)

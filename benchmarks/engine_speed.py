@@ -1,0 +1,66 @@
+"""Throughput of the cost engine: configurations evaluated per second.
+
+Builds one million configurations (models x hardware x lengths x samples x dtypes x
+batch x KV budget, in random order) and times `planner.cost.engine.evaluate` over them.
+Goal (issue 2): at least 2,000,000 configurations per second on a 2-core machine.
+Run: python benchmarks/engine_speed.py [N]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from planner.catalog import all_hardware, all_models
+from planner.cost.engine import evaluate
+from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
+
+
+def random_configs(n: int, n_models: int, hardware, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    hw = rng.integers(0, len(hardware), n)
+    bf16 = DTYPE_CODE["bf16"]
+    return {
+        "model": rng.integers(0, n_models, n),
+        "hardware": hw,
+        "devices": rng.choice([1, 2, 4, 8], n).astype(float),
+        "batch": rng.choice([1, 4, 16, 64], n).astype(float),
+        "concurrency": np.zeros(n),
+        "prompt_len": rng.choice([150, 1024, 4096], n).astype(float),
+        "gen_len": rng.choice([1024, 4096, 16384, 32768], n).astype(float),
+        "samples": rng.choice([1, 4, 16, 64], n).astype(float),
+        "weight_dtype": rng.choice([DTYPE_CODE[d] for d in ("bf16", "fp8", "int8", "int4")], n),
+        "act_dtype": np.full(n, bf16),
+        "kv_dtype": rng.choice([DTYPE_CODE[d] for d in ("bf16", "fp8")], n),
+        "kv_budget": rng.choice([0, 256, 1024, 4096], n).astype(float),
+        "prefix_sharing": np.ones(n, dtype=bool),
+    }
+
+
+def main(n: int = 1_000_000, repeats: int = 3) -> float:
+    models, hardware = all_models(), all_hardware()
+    mt, ht = ModelTable.build(models), HardwareTable.build(hardware)
+    cols = random_configs(n, len(models), hardware)
+    evaluate({k: v[:1000] for k, v in cols.items()}, mt, ht)  # warm-up
+    print(f"configurations: {n:,}  models: {len(models)}  devices: {len(hardware)}")
+    rates = {}
+    for precision in ("float32", "float64"):
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            out = evaluate(cols, mt, ht, precision=precision)
+            best = min(best, time.perf_counter() - t0)
+        rates[precision] = n / best
+        print(f"{precision} (search uses float32): best of {repeats}: {best * 1e3:.0f} ms  ->  "
+              f"{rates[precision] / 1e6:.2f} M configurations/s")
+    print(f"rows a device can run: {np.isfinite(out['latency_s']).mean():.3f}  fit in memory: {out['fits'].mean():.3f}")
+    return rates["float32"]
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)

@@ -1,0 +1,406 @@
+"""The vectorized cost engine: one row per configuration, every quantity an array.
+
+Per pass (a prefill, or one decode step) the work splits into kernel classes, each timed
+by its own roofline (README "Cost model"):
+
+* **linear** (the GEMMs and the LM head): ``max(F / (peak * e_c), B / (bw * e_m))``
+  with ``B`` = weights read (MoE: the experts the tokens actually touch) + activations;
+* **attention**: the same with KV-cache bytes, and for a sparse KV budget the selection
+  cost (block top-k reads one key summary per block);
+* **interconnect**: two ring all-reduces per layer under tensor parallelism;
+* **overhead**: a fixed cost per kernel launch.
+
+An efficiency curve ``e(w) = e_max * w / (w + w_half)`` on the work ``w`` per kernel makes
+``F / e(F / n) = (F + n * w_half) / e_max``: calibration adds a work offset per kernel.
+Decode steps are summed in closed form (planner.cost.sums). Nothing loops over rows.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from planner.cost.sums import NO_CAP, piecewise_max_sum, sum_linear, sum_min
+from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
+
+SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics)
+PREFILL_CHUNK_TOKENS = 8192     # prefill runs in chunks; weights are re-read per chunk
+GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
+KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
+RESERVE_FRACTION = 0.08         # runtime reserve: context, allocator, fragmentation
+ELECTRICITY_USD_PER_KWH = 0.12  # owned hardware only (US average commercial rate, EIA 2024)
+MEMORY_POWER_SHARE = 0.6        # dynamic power at full memory streaming / at full compute
+KINETICS_INTENSITY = 562.5      # FLOP per byte: B200 4.5 PFLOP/s / 8 TB/s (Kinetics)
+
+BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
+
+INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt_len", "gen_len",
+                 "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing")
+
+
+def _touched_experts(n_tokens, E, log_miss):
+    """Expected distinct experts hit by n tokens each routing top-k of E uniformly:
+    E * (1 - (1 - k/E)^n). Dense models (E = 0) touch none."""
+    return E * (1.0 - np.exp(n_tokens * log_miss))
+
+
+class _Gather(dict):
+    """Table columns gathered per row on first use (only what the phases need)."""
+
+    def __init__(self, table: dict, index: np.ndarray):
+        super().__init__()
+        self._table, self._index = table, index
+
+    def __missing__(self, key):
+        v = self[key] = self._table[key].take(self._index)
+        return v
+
+
+class _Ctx:
+    """Per-row gathered constants shared by the phase functions."""
+
+    def __init__(self, c, mt: ModelTable, ht: HardwareTable, dt=np.float64):
+        mt, ht = mt.cast(dt), ht.cast(dt)
+        self.dt = dt
+        m = np.asarray(c["model"], dtype=np.intp)
+        h = np.asarray(c["hardware"], dtype=np.intp)
+        act = np.asarray(c["act_dtype"], dtype=np.intp)
+        M = _Gather(mt.cols, m)
+        H = _Gather(ht.cols, h)
+        self.M, self.H = M, H
+        self.t = np.asarray(c["devices"], dtype=dt)
+        flat = h * ht.peak_flops.shape[1] + act
+        self.peak = ht.peak_flops.ravel().take(flat)
+        self.emax_c = ht.compute_emax.ravel().take(flat)
+        self.whalf_c = ht.compute_whalf.ravel().take(flat)
+        nbytes = BYTES_BY_CODE.astype(dt)
+        self.wb = nbytes.take(np.asarray(c["weight_dtype"], dtype=np.intp))
+        self.ab = nbytes.take(act)
+        self.kvb_val = nbytes.take(np.asarray(c["kv_dtype"], dtype=np.intp))
+        self.kvb = M["kv_elems"] * self.kvb_val  # bytes per token per layer
+        self.kv_shard = np.where(M["is_mla"] > 0, 1.0, np.minimum(self.t, M["kv_heads"]))
+        self.fx = 1.0 / (self.peak * self.emax_c)              # seconds per FLOP
+        self.bx = 1.0 / (H["bandwidth"] * H["mem_emax"])       # seconds per byte
+        self.bx_att = self.bx / H["att_mem"]
+        L = M["layers"]
+        self.n_gemm = GEMMS_PER_LAYER * L + 1
+        self.n_kern = KERNELS_PER_LAYER * L + 2
+        T = np.asarray(c["kv_budget"], dtype=dt)
+        self.sparse = T > 0
+        self.cap_g = np.where(self.sparse, T, NO_CAP)
+        self.cap_s = np.minimum(M["window"], self.cap_g)
+
+    def decode_sums(self, P, G):
+        """Sums over decode contexts c = P .. P+G-1 of c, min(c, cap_g), min(c, cap_s)."""
+        if not hasattr(self, "_sums"):
+            lo, hi = P, P + G
+            self._sums = (sum_linear(0.0, 1.0, lo, hi), sum_min(lo, hi, self.cap_g), sum_min(lo, hi, self.cap_s))
+        return self._sums
+
+
+def _linear(x: _Ctx, n_tok, passes):
+    """Time of the GEMM class for ``n_tok`` tokens in ``passes`` forward passes."""
+    M, t = x.M, x.t
+    F = 2.0 * M["matmul_active"] * n_tok / t
+    w_params = M["read_fixed"] + _touched_experts(n_tok / passes, M["num_experts"], M["log_miss"]) * M["expert_params_per"]
+    Bw = w_params * x.wb * passes / t
+    Ba = M["act_elems"] * n_tok * x.ab / t
+    tc = (F + passes * x.n_gemm * x.whalf_c) * x.fx
+    tm = (Bw + Ba + passes * x.n_gemm * x.H["mem_whalf"]) * x.bx
+    return np.maximum(tc, tm), tc >= tm, F, Bw, Ba
+
+
+def _allreduce(x: _Ctx, n_tok, passes):
+    """Two ring all-reduces per layer of the hidden states, per pass."""
+    t = x.t
+    bytes_per = n_tok / passes * x.M["hidden"] * x.ab
+    ring = 2.0 * (t - 1.0) / t
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per = np.where(t > 1, ring * bytes_per / x.H["link_bw"] + 2.0 * (t - 1.0) * x.H["link_lat"], 0.0)
+    return 2.0 * x.M["layers"] * passes * per
+
+
+def _prefill(x: _Ctx, n_prompts, P):
+    """Static prefill of ``n_prompts`` prompts of ``P`` tokens (chunked)."""
+    M = x.M
+    n_tok = n_prompts * P
+    passes = np.maximum(np.ceil(n_tok / PREFILL_CHUNK_TOKENS), 1.0)
+    t_lin, lin_c, F_lin, Bw, Ba = _linear(x, n_tok, passes)
+    # causal attention: sum over positions of min(position, window) per layer
+    ctx = M["global_layers"] * P * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"])
+    F_att = n_prompts * M["attn_pre"] * ctx / x.t
+    B_att = 2.0 * n_tok * x.kvb * M["layers"] / x.kv_shard  # KV written, then read by the kernel
+    ta_c = (F_att + passes * M["layers"] * x.whalf_c) * x.fx
+    ta_m = (B_att + passes * M["layers"] * x.H["mem_whalf"]) * x.bx
+    t_att = np.maximum(ta_c, ta_m)
+    t_comm = _allreduce(x, n_tok, passes)
+    t_ovh = passes * x.n_kern * x.H["overhead_s"]
+    total = t_lin + t_att + t_comm + t_ovh
+    return {
+        "time": total, "F_lin": F_lin, "F_att": F_att, "B_w": Bw, "B_a": Ba, "B_kv": B_att,
+        "t_compute": np.where(lin_c, t_lin, 0.0) + np.where(ta_c >= ta_m, t_att, 0.0),
+        "t_memory": np.where(lin_c, 0.0, t_lin) + np.where(ta_c >= ta_m, 0.0, t_att),
+        "t_comm": t_comm, "t_ovh": t_ovh,
+    }
+
+
+def _attention_coeffs(x: _Ctx, S, n_req, share):
+    """Per-step decode attention as f0 + f_g*min(c,cap_g) + f_s*min(c,cap_s) + f_u*c
+    for FLOPs (f) and bytes (g), per device; prompt KV shared across samples if ``share``."""
+    M, t = x.M, x.t
+    ng, ns = M["global_layers"], M["sliding_layers"]
+    per_seq_flop = M["attn_dec"] / t
+    f_g = S * ng * per_seq_flop
+    f_s = S * ns * per_seq_flop
+    kvb = x.kvb / x.kv_shard
+    dense_share = share & ~x.sparse
+    # shared prompt (dense, global layers): the prompt's P tokens are read once per request
+    g_g = S * ng * kvb
+    g_s = S * ns * kvb
+    g0_share = np.where(dense_share, (n_req - S) * ng * kvb, 0.0)  # times P, added by caller
+    # block top-k selection (sparse only): key summaries, one per block, half of K+V
+    sel = np.where(x.sparse, 1.0, 0.0) / SPARSE_BLOCK_TOKENS
+    f_u = sel * S * ng * 0.5 * per_seq_flop
+    g_u = sel * S * ng * 0.5 * kvb
+    g0_sel = np.where(share, (n_req - S), 0.0) * sel * ng * 0.5 * kvb  # times P
+    return f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel
+
+
+def _decode_static(x: _Ctx, S, n_req, share, P, G):
+    """Sum of G decode steps at contexts P..P+G-1 for S sequences (closed form)."""
+    M = x.M
+    t_lin, lin_c, F_lin, Bw, Ba = _linear(x, S, 1.0)
+    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, n_req, share)
+    L = M["layers"]
+    f0 = L * x.whalf_c * x.fx
+    g0 = (P * (g0_share + g0_sel) + L * x.H["mem_whalf"]) * x.bx_att
+    fx, bx = x.fx, x.bx_att
+    # fold the uncapped selection slope into the "c" term: min(c, inf) = c
+    lo, hi = P, P + G
+    sf1, sg1 = piecewise_max_sum(f0, f_g * fx, f_s * fx, g0, g_g * bx, g_s * bx, lo, hi, x.cap_g, x.cap_s)
+    # selection terms: linear in c for all steps; add to whichever side dominates per step is
+    # approximated by adding them to their own side (they are small: 1/32 of dense traffic)
+    sum_c, sum_g, sum_s = x.decode_sums(P, G)
+    sel_t = np.maximum(f_u * fx, g_u * bx) * sum_c
+    att_c, att_m = sf1, sg1 + sel_t
+    F_att = f_g * sum_g + f_s * sum_s
+    F_sel = f_u * sum_c
+    B_kv = g_g * sum_g + g_s * sum_s + G * P * g0_share
+    B_sel = g_u * sum_c + G * P * g0_sel
+    t_comm = G * _allreduce(x, S, 1.0)
+    t_ovh = G * x.n_kern * x.H["overhead_s"]
+    t_att = att_c + att_m
+    total = G * t_lin + t_att + t_comm + t_ovh
+    return {
+        "time": total, "F_lin": G * F_lin, "F_att": F_att, "F_sel": F_sel,
+        "B_w": G * Bw, "B_a": G * Ba, "B_kv": B_kv, "B_sel": B_sel,
+        "t_compute": np.where(lin_c, G * t_lin, 0.0) + att_c,
+        "t_memory": np.where(lin_c, 0.0, G * t_lin) + att_m,
+        "t_comm": t_comm, "t_ovh": t_ovh,
+    }
+
+
+def _serving_step(x: _Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
+    """One steady-state continuous-batching step: S decoding sequences at uniformly mixed
+    ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
+    M = x.M
+    n_tok = S + prefill_tokens
+    t_lin, lin_c, F_lin, Bw, Ba = _linear(x, n_tok, 1.0)
+    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, share_req, share_req > 0)
+    sum_c, sum_g, sum_s = x.decode_sums(P, G)
+    mean_g, mean_s, mean_c = sum_g / G, sum_s / G, sum_c / G
+    F_dec = f_g * mean_g + f_s * mean_s + f_u * mean_c
+    B_dec = g_g * mean_g + g_s * mean_s + g_u * mean_c + P * (g0_share + g0_sel)
+    # prefill attention of the riding prompt tokens (average causal context P/2)
+    ctx_pre = M["global_layers"] * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"]) / np.maximum(P, 1.0)
+    F_pre = prefill_tokens * M["attn_pre"] * ctx_pre / x.t
+    B_pre = 2.0 * prefill_tokens * x.kvb * M["layers"] / x.kv_shard
+    L = M["layers"]
+    ta_c = (F_dec + F_pre + L * x.whalf_c) * x.fx
+    ta_m = (B_dec + L * x.H["mem_whalf"]) * x.bx_att + B_pre * x.bx
+    t_att = np.maximum(ta_c, ta_m)
+    t_comm = _allreduce(x, n_tok, 1.0)
+    t_ovh = x.n_kern * x.H["overhead_s"]
+    total = t_lin + t_att + t_comm + t_ovh
+    return {
+        "time": total, "F_lin": F_lin, "F_att": F_dec - f_u * mean_c + F_pre, "F_sel": f_u * mean_c,
+        "B_w": Bw, "B_a": Ba, "B_kv": B_dec - g_u * mean_c + B_pre, "B_sel": g_u * mean_c,
+        "t_compute": np.where(lin_c, t_lin, 0.0) + np.where(ta_c >= ta_m, t_att, 0.0),
+        "t_memory": np.where(lin_c, 0.0, t_lin) + np.where(ta_c >= ta_m, 0.0, t_att),
+        "t_comm": t_comm, "t_ovh": t_ovh,
+    }
+
+
+def _memory(x: _Ctx, n_seq_req, k, P, G, share, act_tokens):
+    """Per-device memory: weights, KV cache, activations, runtime reserve."""
+    M, t = x.M, x.t
+    weights = M["total_params"] * x.wb / t
+    full = P + G
+    ng, ns = M["global_layers"], M["sliding_layers"]
+    win = np.minimum(full, M["window"])
+    per_req_tokens_g = np.where(share, P + k * G, k * full)
+    kv = n_seq_req * x.kvb * (ng * per_req_tokens_g + ns * k * win) / x.kv_shard
+    chunk = np.minimum(act_tokens, PREFILL_CHUNK_TOKENS)
+    acts = (chunk * M["act_elems"] / M["layers"] * x.ab + n_seq_req * k * M["vocab"] * 4.0) / t
+    capacity = x.H["capacity"]
+    reserve = RESERVE_FRACTION * capacity
+    total = weights + kv + acts + reserve
+    return weights, kv, acts, reserve, total, capacity
+
+
+def _energy_cost(x: _Ctx, seconds, F_dev, B_dev):
+    """Energy (J) and dollars for ``seconds`` of t devices doing F_dev FLOPs and B_dev bytes
+    each: idle power + dynamic power proportional to the work, capped at max power."""
+    H, t = x.H, x.t
+    busy = np.minimum(seconds, F_dev * x.fx + MEMORY_POWER_SHARE * B_dev * x.bx)
+    e_dev = H["idle_w"] * seconds + (H["max_w"] - H["idle_w"]) * busy
+    energy = t * e_dev
+    usd = t * H["hourly_usd"] * seconds / 3600.0 + H["owned"] * energy / 3.6e6 * ELECTRICITY_USD_PER_KWH
+    return energy, usd
+
+
+CHUNK_ROWS = 1 << 14  # rows per block: keeps the temporaries in cache
+
+
+def evaluate(cols: dict, mt: ModelTable, ht: HardwareTable, threads: int | None = None,
+             precision: str = "float64") -> dict:
+    """Evaluate every configuration row (in cache-sized blocks, on ``threads`` threads;
+    numpy releases the GIL inside its array operations). See :func:`evaluate_block`.
+
+    ``precision="float32"`` halves memory traffic for large searches; results agree with
+    float64 to about 1e-5 relative (a test checks it)."""
+    n = len(next(iter(cols.values())))
+    if n <= CHUNK_ROWS:
+        return evaluate_block(cols, mt, ht, precision)
+    starts = range(0, n, CHUNK_ROWS)
+    blocks = [{k: v[s:s + CHUNK_ROWS] for k, v in cols.items()} for s in starts]
+    workers = threads or min(4, os.cpu_count() or 1)
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(lambda b: evaluate_block(b, mt, ht, precision), blocks))
+    else:
+        parts = [evaluate_block(b, mt, ht, precision) for b in blocks]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str = "float64") -> dict:
+    """Evaluate every configuration row. ``cols`` holds the INPUT_COLUMNS as arrays (dtype
+    columns as integer codes of planner.dtypes.DTYPES; model/hardware as table indices).
+    Returns a dict of arrays; times in s, bytes per device, FLOPs/bytes by kind for the
+    whole run across devices, energy and dollars per request."""
+    dt = np.dtype(precision).type
+    x = _Ctx(cols, mt, ht, dt)
+    f = lambda k: np.asarray(cols[k], dtype=dt)  # noqa: E731
+    B, C, P, G, k = f("batch"), f("concurrency"), f("prompt_len"), f("gen_len"), f("samples")
+    share = np.asarray(cols["prefix_sharing"], dtype=bool)
+    serving = C > 0
+    out: dict[str, np.ndarray] = {}
+    with np.errstate(all="ignore"):  # rows a device cannot run give NaN and fits=False
+        _evaluate_modes(out, x, B, C, P, G, k, share, serving)
+    return out
+
+
+def _evaluate_modes(out, x, B, C, P, G, k, share, serving):
+    if (~serving).any():
+        _static_into(out, x, B, k, P, G, share, serving)
+    if serving.any():
+        _serving_into(out, x, C, k, P, G, share, serving)
+    if serving.any() and (~serving).any():  # both modes present: merge by row
+        st, sv = out.pop("_static"), out.pop("_serving")
+        for key in st:
+            out[key] = np.where(serving, sv[key], st[key])
+    else:
+        out.update(out.pop("_static", {}) or out.pop("_serving"))
+    # kinetics figure (the paper's counting conventions)
+    out.update(kinetics(x, P, G, k, share))
+
+
+def _assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
+    """Collect outputs. ``seconds`` is the wall time the device group spends, ``pre``/``dec``
+    hold per-device work over that time, and ``per`` requests share it."""
+    weights, kv, acts, reserve, total, capacity = mem
+    t = x.t
+    Fl = pre["F_lin"] + dec["F_lin"]
+    Fa = pre["F_att"] + dec["F_att"]
+    Fs = dec["F_sel"]
+    Bw = pre["B_w"] + dec["B_w"]
+    Bk = pre["B_kv"] + dec["B_kv"]
+    Ba = pre["B_a"] + dec["B_a"]
+    Bs = dec["B_sel"]
+    energy, usd = _energy_cost(x, seconds, Fl + Fa + Fs, Bw + Bk + Ba + Bs)
+    times = np.stack([pre["t_compute"] + dec["t_compute"], pre["t_memory"] + dec["t_memory"],
+                      pre["t_comm"] + dec["t_comm"], pre["t_ovh"] + dec["t_ovh"]])
+    tp = t / per  # per-device work -> per-request work across the device group
+    return {
+        "prefill_s": pre["time"], "decode_s": dec["time"], "ttft_s": ttft, "tpot_s": tpot,
+        "latency_s": latency, "throughput_tok_s": throughput,
+        "energy_j": energy / per, "cost_usd": usd / per, "device_seconds": t * seconds / per,
+        "flops_linear": Fl * tp, "flops_attention": Fa * tp, "flops_selection": Fs * tp,
+        "bytes_weights": Bw * tp, "bytes_kv": Bk * tp, "bytes_activations": Ba * tp, "bytes_selection": Bs * tp,
+        "t_compute": times[0], "t_memory": times[1], "t_interconnect": times[2], "t_overhead": times[3],
+        "bottleneck": np.argmax(times, axis=0).astype(np.int8),
+        "weights_bytes": weights, "kv_cache_bytes": kv, "activations_bytes": acts,
+        "reserve_bytes": reserve, "total_bytes": total, "capacity_bytes": capacity,
+        "fits": (total <= capacity) & np.isfinite(x.peak),
+    }
+
+
+def _static_into(out, x, B, k, P, G, share, serving):
+    """A static batch: B requests (k samples each) prefilled together, then decoded together."""
+    S = B * k
+    n_prompts = np.where(share, B, S)
+    pre = _prefill(x, n_prompts, P)
+    dec = _decode_static(x, S, B, share, P, G)
+    pre["F_sel"] = pre["B_sel"] = 0.0
+    latency = pre["time"] + dec["time"]
+    mem = _memory(x, B, k, P, G, share, n_prompts * P)
+    out["_static"] = _assemble(x, B, latency, pre, dec, latency, pre["time"],
+                               dec["time"] / np.maximum(G, 1.0), S * G / latency, mem)
+
+
+def _serving_into(out, x, C, k, P, G, share, serving):
+    """Continuous batching in steady state at concurrency C (requests in flight)."""
+    C1 = np.maximum(C, 1.0)
+    S = C1 * k
+    n_req = np.where(share, C1, S)
+    per_prompt = np.where(share, 1.0, k)
+    step = _serving_step(x, S, C1, n_req, P, G, C1 / np.maximum(G, 1.0) * per_prompt * P)
+    # TTFT: the step that carries one whole new prompt, plus on average half a step of waiting
+    first = _serving_step(x, S, C1, n_req, P, G, per_prompt * P)
+    tpot = step["time"]
+    ttft = first["time"] + 0.5 * tpot
+    latency = ttft + (G - 1.0) * tpot
+    # one request's share: G steps of the device group, shared by the C requests in flight
+    dec = {key: v * G for key, v in step.items()}
+    zero = np.zeros_like(tpot)
+    pre = {key: zero for key in ("F_lin", "F_att", "B_w", "B_kv", "B_a", "t_compute", "t_memory", "t_comm", "t_ovh")}
+    pre["time"] = first["time"]
+    mem = _memory(x, C1, k, P, G, share, C1 / np.maximum(G, 1.0) * per_prompt * P + S)
+    res = _assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
+    res["decode_s"] = G * tpot
+    out["_serving"] = res
+
+
+def kinetics(x: _Ctx, P, G, k, share):
+    """Kinetics eFLOPs per request with the paper's conventions: P = total parameters,
+    no weight reads, no prefill; the prompt's KV is shared by the k samples (dense),
+    block top-k sparse attention with a KV budget T reads min(c, T) tokens per sample."""
+    M = x.M
+    ng, ns = M["global_layers"], M["sliding_layers"]
+    sum_c, sum_g, sum_s = x.decode_sums(P, G)
+    kvb = x.kvb
+    compute = k * (2.0 * M["total_params"] * G + M["attn_dec"] * (ng * sum_g + ns * sum_s))
+    dense_mem = kvb * (ng * (G * P + k * (sum_c - G * P)) + ns * k * sum_s)
+    sparse_mem = kvb * k * (ng * sum_g + ns * sum_s)
+    shared_ctx = G * P + k * (sum_c - G * P)
+    sel_flops = np.where(x.sparse, k * 0.5 * M["attn_dec"] * ng * sum_c / SPARSE_BLOCK_TOKENS, 0.0)
+    sel_mem = np.where(x.sparse, 0.5 * kvb * ng * shared_ctx / SPARSE_BLOCK_TOKENS, 0.0)
+    memory = np.where(x.sparse, sparse_mem, np.where(share, dense_mem, kvb * k * (ng * sum_c + ns * sum_s))) + sel_mem
+    compute = compute + sel_flops
+    return {
+        "kinetics_compute_flops": compute,
+        "kinetics_memory_bytes": memory,
+        "kinetics_eflops": compute + KINETICS_INTENSITY * memory,
+    }

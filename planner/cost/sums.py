@@ -1,0 +1,84 @@
+"""Closed-form sums over decode steps, vectorized over configurations.
+
+A decode step at context ``c`` costs ``max(f(c), g(c))`` where ``f`` (compute time) and
+``g`` (memory time) are piecewise linear in ``c``: linear in the tokens attended,
+``min(c, cap)`` for a sliding window or a sparse KV budget. Between breakpoints both are
+linear, so their difference changes sign at most once and the sum over integer steps has
+a closed form. No loop over tokens; the only Python loop is over the (at most three)
+segments between breakpoints, each an array expression over every configuration.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def sum_linear(a, b, lo, hi):
+    """sum_{c=lo}^{hi-1} (a + b*c) for integer c; zero when hi <= lo."""
+    n = np.maximum(hi - lo, 0.0)
+    return n * a + b * n * (lo + hi - 1.0) * 0.5
+
+
+def sum_min(lo, hi, cap):
+    """sum_{c=lo}^{hi-1} min(c, cap) for integer c (cap may be inf)."""
+    split = np.clip(cap, lo, hi)  # c < split: c itself; c >= split: cap
+    n_above = hi - split  # >= 0; zero whenever cap >= hi (also for an infinite cap)
+    return sum_linear(0.0, 1.0, lo, split) + n_above * np.where(n_above > 0, cap, 0.0)
+
+
+def sum_max_linear(a1, b1, a2, b2, lo, hi):
+    """sum_{c=lo}^{hi-1} max(a1 + b1 c, a2 + b2 c), split into the part where the first
+    function dominates (``s1``) and the part where the second does (``s2``).
+
+    The first dominates where d(c) = (a1 - a2) + (b1 - b2) c >= 0: a single interval
+    [lo1, hi1) since d is linear."""
+    da = a1 - a2
+    db = b1 - b2
+    safe = np.where(db == 0, 1.0, db)
+    root = -da / safe
+    up = db > 0
+    flat = db == 0
+    lo1 = np.where(up, np.clip(np.ceil(root), lo, hi), lo)
+    hi1 = np.where(up, hi, np.clip(np.floor(root) + 1.0, lo, hi))
+    hi1 = np.where(flat, np.where(da >= 0, hi, lo), hi1)
+    lo1 = np.where(flat, lo, lo1)
+    s1 = sum_linear(a1, b1, lo1, hi1)
+    s2 = sum_linear(a2, b2, lo, hi) - sum_linear(a2, b2, lo1, hi1)
+    return s1, s2
+
+
+NO_CAP = 1e30  # "no cap": a finite stand-in for infinity keeps 0 * cap = 0
+
+
+def piecewise_max_sum(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s):
+    """sum over integer c in [lo, hi) of max(f(c), g(c)) where
+    ``f(c) = f0 + f_g * min(c, cap_g) + f_s * min(c, cap_s)`` and likewise ``g``
+    (caps >= NO_CAP mean no cap).
+
+    Returns ``(sum_f_dominant, sum_g_dominant)``: the parts of the total where ``f`` resp.
+    ``g`` was the larger (used to name the bottleneck).
+    """
+    lo = np.asarray(lo)
+    hi = np.asarray(hi)
+    cap_g = np.minimum(cap_g, NO_CAP)
+    cap_s = np.minimum(cap_s, NO_CAP)
+    b1 = np.clip(np.minimum(cap_g, cap_s), lo, hi)
+    b2 = np.clip(np.maximum(cap_g, cap_s), lo, hi)
+    edges = (lo, b1, b2, hi)
+    s_f = 0.0
+    s_g = 0.0
+    for k in range(3):  # three segments between the two caps: a fixed, tiny loop
+        s_lo, s_hi = edges[k], edges[k + 1]
+        # inside the segment, min(c, cap) is c where cap >= s_hi, else the constant cap
+        in_g = cap_g >= s_hi
+        in_s = cap_s >= s_hi
+        cg = np.where(in_g, 0.0, cap_g)
+        cs = np.where(in_s, 0.0, cap_s)
+        fg = np.where(in_g, f_g, 0.0)
+        fs = np.where(in_s, f_s, 0.0)
+        gg = np.where(in_g, g_g, 0.0)
+        gs = np.where(in_s, g_s, 0.0)
+        x1, x2 = sum_max_linear(f0 + f_g * cg + f_s * cs, fg + fs, g0 + g_g * cg + g_s * cs, gg + gs, s_lo, s_hi)
+        s_f = s_f + x1
+        s_g = s_g + x2
+    return s_f, s_g

@@ -1,0 +1,135 @@
+"""Specs turned into arrays once: one row per model / device, gathered per configuration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+from planner.cost.efficiency import Efficiency, default_efficiency
+from planner.dtypes import BITS, DTYPES
+from planner.params import count
+
+DTYPE_CODE = {d: i for i, d in enumerate(DTYPES)}
+BYTES_BY_CODE = np.array([BITS[d] / 8.0 for d in DTYPES])
+
+
+def _cast(table, dt):
+    """The table with float columns in dtype ``dt`` (cached on the table)."""
+    cache = table.__dict__.setdefault("_casts", {})
+    if dt not in cache:
+        conv = {k: v.astype(dt) for k, v in table.cols.items()}
+        extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf")
+                 if hasattr(table, f)}
+        cache[dt] = table if dt is np.float64 else replace(table, cols=conv, **extra)
+    return cache[dt]
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    """Per-model counts as arrays (index = position in ``names``)."""
+
+    names: tuple[str, ...]
+    cols: dict[str, np.ndarray]
+
+    def cast(self, dt) -> "ModelTable":
+        return _cast(self, dt)
+
+    @classmethod
+    def build(cls, models: Sequence) -> "ModelTable":
+        rows = [count(m) for m in models]
+
+        def col(f):
+            return np.array([f(c, m) for c, m in zip(rows, models)], dtype=float)
+
+        def active_inter(c, m):
+            if m.moe is None:
+                return float(m.num_layers * m.intermediate_size)
+            e = m.moe
+            per_moe = e.experts_per_token * e.expert_intermediate_size + e.num_shared_experts * e.shared_expert_intermediate_size
+            return float(e.first_dense_layers * m.intermediate_size + c.num_moe_layers * per_moe)
+
+        cols = {
+            "total_params": col(lambda c, m: c.total_params),
+            "active_params": col(lambda c, m: c.active_params),
+            "matmul_active": col(lambda c, m: c.matmul_params_active),
+            "read_fixed": col(lambda c, m: c.read_params_fixed),
+            "expert_params_per": col(lambda c, m: c.expert_params * c.num_moe_layers),  # one expert, all MoE layers
+            "num_experts": col(lambda c, m: c.num_experts),
+            # log P(an expert is missed by one token) = log(1 - k/E); 0 for dense models
+            "log_miss": col(lambda c, m: 0.0 if c.num_experts == 0 else (
+                float(np.log1p(-c.experts_per_token / c.num_experts))
+                if c.experts_per_token < c.num_experts else -1e30)),
+            "experts_per_token": col(lambda c, m: c.experts_per_token),
+            "layers": col(lambda c, m: c.num_layers),
+            "global_layers": col(lambda c, m: c.num_global_layers),
+            "sliding_layers": col(lambda c, m: c.num_sliding_layers),
+            "window": col(lambda c, m: min(c.sliding_window, 1e30)),
+            "kv_elems": col(lambda c, m: c.kv_elems_per_token_layer),
+            "attn_dec": col(lambda c, m: c.attn_flops_per_ctx_decode),
+            "attn_pre": col(lambda c, m: c.attn_flops_per_ctx_prefill),
+            "hidden": col(lambda c, m: c.hidden_size),
+            "kv_heads": col(lambda c, m: c.num_kv_heads),
+            "is_mla": col(lambda c, m: 1.0 if m.mla is not None else 0.0),
+            "vocab": col(lambda c, m: m.vocab_size),
+            # activation values moved per token (norm in/out, qkv, attention out, residuals,
+            # MLP gate/up/act): ~10 h + 3 I per layer
+            "act_elems": col(lambda c, m: 10.0 * m.hidden_size * m.num_layers + 3.0 * active_inter(c, m)),
+            "max_context": col(lambda c, m: m.max_context),
+        }
+        return cls(tuple(m.name for m in models), cols)
+
+
+@dataclass(frozen=True)
+class HardwareTable:
+    """Per-device peaks, efficiencies, power and price as arrays."""
+
+    names: tuple[str, ...]
+    cols: dict[str, np.ndarray]
+    peak_flops: np.ndarray      # [device, dtype code] FLOP/s, nan where the device lacks it
+    compute_emax: np.ndarray    # [device, dtype code]
+    compute_whalf: np.ndarray   # [device, dtype code]
+    efficiency_sources: tuple[str, ...]
+
+    def cast(self, dt) -> "HardwareTable":
+        return _cast(self, dt)
+
+    @classmethod
+    def build(cls, hardware: Sequence, efficiencies: Sequence[Efficiency | None] | None = None) -> "HardwareTable":
+        effs = list(efficiencies) if efficiencies is not None else [None] * len(hardware)
+        effs = [e if e is not None else default_efficiency(h) for h, e in zip(hardware, effs)]
+        nd = len(DTYPES)
+        peak = np.full((len(hardware), nd), np.nan)
+        emax = np.ones((len(hardware), nd))
+        whalf = np.zeros((len(hardware), nd))
+        for i, (h, e) in enumerate(zip(hardware, effs)):
+            for j, d in enumerate(DTYPES):
+                if d in e.peak_flops_override:
+                    peak[i, j] = e.peak_flops_override[d]
+                elif h.has_dtype(d):
+                    peak[i, j] = h.peak_flops(d)
+                curve = e.compute_curve(d)
+                emax[i, j] = curve.e_max
+                whalf[i, j] = curve.w_half
+
+        def col(f):
+            return np.array([f(h, e) for h, e in zip(hardware, effs)], dtype=float)
+
+        cols = {
+            "bandwidth": col(lambda h, e: e.peak_bandwidth_override or h.mem_bandwidth_gbps * 1e9),
+            "capacity": col(lambda h, e: h.memory_gb * 1e9),
+            "link_bw": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
+            "link_lat": col(lambda h, e: h.interconnect_latency_us * 1e-6),
+            "max_devices": col(lambda h, e: h.max_devices),
+            "idle_w": col(lambda h, e: h.idle_power_w),
+            "max_w": col(lambda h, e: h.max_power_w),
+            "hourly_usd": col(lambda h, e: h.hourly_usd),
+            "owned": col(lambda h, e: 1.0 if h.price_per_hour_usd is None else 0.0),
+            "mem_emax": col(lambda h, e: e.memory.e_max),
+            "mem_whalf": col(lambda h, e: e.memory.w_half),
+            "att_mem": col(lambda h, e: e.attention_memory),
+            "overhead_s": col(lambda h, e: e.kernel_overhead_s),
+        }
+        return cls(tuple(h.name for h in hardware), cols, peak, emax, whalf,
+                   tuple(e.source for e in effs))

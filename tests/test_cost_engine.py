@@ -1,0 +1,206 @@
+"""The cost engine: published figures, physics bounds, closed forms vs brute force,
+monotonicity (hypothesis) and memory feasibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from planner.catalog import load_hardware, load_model
+from planner.cost.api import columns, estimate
+from planner.cost.engine import evaluate
+from planner.cost.tables import HardwareTable, ModelTable
+
+H100 = load_hardware("h100-sxm")
+
+
+def test_kinetics_spot_check_qwen3_8b():
+    """Kinetics (Sadhukhan et al. 2025): Qwen3-8B, Lin=150, Lout=16384, N=1."""
+    r = estimate(load_model("qwen3-8b"), load_hardware("b200"), prompt_len=150, gen_len=16384)
+    k = r["kinetics"]
+    assert k["compute_flops"] == pytest.approx(349.0e12, rel=0.005)
+    assert k["memory_bytes"] == pytest.approx(20.15e12, rel=0.005)
+    assert k["intensity"] == 562.5
+    assert k["memory_bytes"] * k["intensity"] == pytest.approx(11336e12, rel=0.005)
+    assert k["eflops"] == pytest.approx(11685e12, rel=0.005)
+
+
+def test_kinetics_sparse_formula():
+    """Block top-k with budget B: kvsf = B*Lout - 0.5*max(0, B-Lin)^2 (Kinetics, corrected sign)."""
+    m = load_model("qwen3-8b")
+    Lin, Lout, N, B, bs = 150, 16384, 4, 1024, 16
+    r = estimate(m, H100, prompt_len=Lin, gen_len=Lout, samples=N, kv_budget=B)
+    H, Hkv, d, nl, P = 32, 8, 128, 36, r["kinetics"]["compute_flops"]
+    kvsf = B * Lout - 0.5 * max(0, B - Lin) ** 2
+    params = 8.19e9
+    compute = N * (2 * params * Lout + 4 * kvsf * H * d * nl) + N * (2 * Lin + Lout) / bs * Lout * H * d * nl
+    memory = 4 * kvsf * Hkv * d * nl * N + (2 * Lin + N * Lout) / bs * Lout * Hkv * d * nl
+    assert r["kinetics"]["compute_flops"] == pytest.approx(compute, rel=0.005)
+    assert r["kinetics"]["memory_bytes"] == pytest.approx(memory, rel=0.005)
+    assert P < estimate(m, H100, prompt_len=Lin, gen_len=Lout, samples=N)["kinetics"]["compute_flops"]
+
+
+def test_decode_physics_llama_8b_h100():
+    """Batch-1 bf16 decode is bandwidth bound: TPOT >= weight bytes / peak bandwidth."""
+    r = estimate(load_model("llama-3.1-8b"), H100, prompt_len=1024, gen_len=256)
+    floor = r["memory"]["weights_bytes"] / (H100.mem_bandwidth_gbps * 1e9)
+    assert floor == pytest.approx(4.8e-3, rel=0.02)
+    assert floor <= r["tpot_s"] <= 3 * floor
+    assert r["bottleneck"] == "memory"
+
+
+def test_405b_does_not_fit_one_l4():
+    r = estimate(load_model("llama-3.1-405b"), load_hardware("l4"), prompt_len=1024, gen_len=256)
+    assert r["memory"]["fits"] is False
+    assert r["memory"]["weights_bytes"] > r["memory"]["capacity_bytes"]
+
+
+def test_kv_bits_halve_kv_bytes():
+    m = load_model("qwen3-8b")
+    a = estimate(m, H100, prompt_len=2048, gen_len=1024, batch=8, kv_dtype="bf16")
+    b = estimate(m, H100, prompt_len=2048, gen_len=1024, batch=8, kv_dtype="fp8")
+    assert b["memory"]["kv_cache_bytes"] == pytest.approx(a["memory"]["kv_cache_bytes"] / 2, rel=1e-12)
+    assert b["bytes"]["kv_cache"] == pytest.approx(a["bytes"]["kv_cache"] / 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("name,budget", [("qwen3-8b", 0), ("qwen3-8b", 300), ("gpt-oss-20b", 0),
+                                          ("gpt-oss-20b", 200), ("deepseek-v3", 0), ("qwen3-30b-a3b", 64)])
+def test_closed_form_decode_equals_per_token_sum(name, budget):
+    """The closed-form decode sum equals the brute-force sum of single steps."""
+    m = load_model(name)
+    P, G = 100, 300
+    whole = estimate(m, H100, devices=8, prompt_len=P, gen_len=G, batch=3, kv_budget=budget)["decode_s"]
+    mt, ht = ModelTable.build([m]), HardwareTable.build([H100])
+    cols = columns(G, model=0, hardware=0, devices=8, batch=3, concurrency=0, prompt_len=P + np.arange(G),
+                   gen_len=1, samples=1, weight_dtype="bf16", act_dtype="bf16", kv_dtype="bf16",
+                   kv_budget=budget, prefix_sharing=True)
+    steps = evaluate(cols, mt, ht)["decode_s"]
+    assert whole == pytest.approx(steps.sum(), rel=1e-9)
+
+
+def test_float32_search_precision_matches_float64():
+    models = [load_model(n) for n in ("qwen3-8b", "gpt-oss-20b", "deepseek-v3")]
+    mt, ht = ModelTable.build(models), HardwareTable.build([H100])
+    rng = np.random.default_rng(1)
+    n = 5000
+    cols = columns(n, model=rng.integers(0, 3, n), hardware=0, devices=rng.choice([1, 8], n),
+                   batch=rng.choice([1, 16], n), concurrency=0, prompt_len=rng.integers(1, 8000, n),
+                   gen_len=rng.integers(1, 40000, n), samples=rng.choice([1, 8], n),
+                   weight_dtype="bf16", act_dtype="bf16", kv_dtype="fp8", kv_budget=rng.choice([0, 512], n),
+                   prefix_sharing=True)
+    a = evaluate(cols, mt, ht)
+    b = evaluate(cols, mt, ht, precision="float32")
+    for key in ("latency_s", "energy_j", "cost_usd", "kinetics_eflops", "total_bytes"):
+        np.testing.assert_allclose(b[key], a[key], rtol=1e-4)
+
+
+def test_serving_tpot_above_bare_decode_step():
+    """Continuous batching: the prefills of replacing requests ride on each decode step."""
+    m = load_model("llama-3.1-8b")
+    static = estimate(m, H100, batch=32, prompt_len=2048, gen_len=256)
+    serving = estimate(m, H100, concurrency=32, prompt_len=2048, gen_len=256)
+    assert serving["tpot_s"] > static["tpot_s"]
+    assert serving["ttft_s"] > 0 and serving["throughput_tok_s"] == pytest.approx(32 / serving["tpot_s"])
+
+
+def test_moe_reads_only_touched_experts():
+    m = load_model("qwen3-30b-a3b")
+    one = estimate(m, H100, prompt_len=128, gen_len=64)
+    many = estimate(m, H100, prompt_len=128, gen_len=64, batch=256)
+    per_step_one = one["bytes"]["weights"] / 64
+    per_step_many = many["bytes"]["weights"] * 256 / 64
+    assert per_step_one < 0.25 * one["memory"]["weights_bytes"]
+    assert per_step_many > 0.9 * many["memory"]["weights_bytes"]
+
+
+def test_tensor_parallel_splits_weights_and_adds_interconnect():
+    m = load_model("llama-3.1-70b")
+    one = estimate(m, H100, prompt_len=1024, gen_len=128)
+    four = estimate(m, H100, devices=4, prompt_len=1024, gen_len=128)
+    assert four["memory"]["weights_bytes"] == pytest.approx(one["memory"]["weights_bytes"] / 4)
+    assert four["time_by_bound_s"]["interconnect"] > 0 and one["time_by_bound_s"]["interconnect"] == 0
+    assert four["tpot_s"] < one["tpot_s"]
+
+
+def test_sparse_budget_cuts_long_generation_cost():
+    m = load_model("qwen3-8b")
+    dense = estimate(m, H100, prompt_len=150, gen_len=32768, samples=8)
+    sparse = estimate(m, H100, prompt_len=150, gen_len=32768, samples=8, kv_budget=1024)
+    assert sparse["latency_s"] < 0.6 * dense["latency_s"]
+    assert sparse["memory"]["kv_cache_bytes"] == dense["memory"]["kv_cache_bytes"]  # the cache is kept
+
+
+# ---- properties -------------------------------------------------------------------------
+
+MODELS = [load_model(n) for n in ("qwen3-0.6b", "qwen3-8b", "gpt-oss-20b", "qwen3-30b-a3b", "deepseek-v3", "llama-3.1-70b")]
+config = st.fixed_dictionaries({
+    "model": st.integers(0, len(MODELS) - 1),
+    "devices": st.sampled_from([1, 2, 8]),
+    "batch": st.integers(1, 64),
+    "concurrency": st.sampled_from([0, 0, 16]),
+    "prompt_len": st.integers(1, 8192),
+    "gen_len": st.integers(1, 20000),
+    "samples": st.integers(1, 32),
+    "weight_dtype": st.sampled_from(["bf16", "fp8", "int4"]),
+    "kv_dtype": st.sampled_from(["bf16", "fp8"]),
+    "kv_budget": st.sampled_from([0, 0, 256, 2048]),
+    "prefix_sharing": st.booleans(),
+})
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def run(cfg, hw=H100, **change):
+    c = dict(cfg, **change)
+    m = MODELS[c.pop("model")]
+    return estimate(m, hw, act_dtype="bf16", **c)
+
+
+def scaled(hw, **factors):
+    data = hw.model_dump()
+    for k, f in factors.items():
+        if k == "peak_tflops":
+            data[k] = {d: v * f for d, v in data[k].items()}
+        else:
+            data[k] = data[k] * f
+    return type(hw).model_validate(data)
+
+
+@SETTINGS
+@given(config)
+def test_more_bandwidth_or_flops_never_slower(cfg):
+    base = run(cfg)
+    for hw in (scaled(H100, mem_bandwidth_gbps=2.0), scaled(H100, peak_tflops=2.0),
+               scaled(H100, interconnect_gbps=2.0)):
+        faster = run(cfg, hw)
+        for key in ("latency_s", "ttft_s", "tpot_s"):
+            assert faster[key] <= base[key] * (1 + 1e-12)
+
+
+@SETTINGS
+@given(config, st.integers(1, 8))
+def test_more_work_never_cheaper(cfg, extra):
+    base = run(cfg)
+    for key, bigger in (("samples", cfg["samples"] + extra), ("prompt_len", cfg["prompt_len"] + 97 * extra),
+                        ("gen_len", cfg["gen_len"] + 131 * extra)):
+        more = run(cfg, **{key: bigger})
+        for out in ("latency_s", "cost_usd", "energy_j"):
+            assert more[out] >= base[out] * (1 - 1e-12), (key, out)
+
+
+@SETTINGS
+@given(config)
+def test_never_faster_than_roofline(cfg):
+    """Each device must at least do its share of FLOPs at peak and move its bytes at peak."""
+    r = run(cfg)
+    t = cfg["devices"]
+    if cfg["concurrency"]:
+        per_request_s = r["device_seconds"] / t
+    else:
+        per_request_s = r["latency_s"] / cfg["batch"]
+    flops_dev = r["flops"]["total"] / t
+    bytes_dev = r["bytes"]["total"] / t
+    bound = max(flops_dev / H100.peak_flops("bf16"), bytes_dev / (H100.mem_bandwidth_gbps * 1e9))
+    assert per_request_s >= bound * (1 - 1e-9)
+    assert np.isfinite(r["latency_s"]) and r["latency_s"] > 0
