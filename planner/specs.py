@@ -166,6 +166,8 @@ class Model(_Spec):
     max_context: int = Field(32768, ge=1)
     published_total_params: float = Field(gt=0)
     published_active_params: Optional[float] = Field(None, gt=0)
+    published_active_excludes_embedding: bool = Field(
+        False, description="the vendor's active count leaves out the input-embedding lookup (gpt-oss, DeepSeek)")
     sources: dict[str, str]
 
     @model_validator(mode="after")
