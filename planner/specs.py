@@ -197,3 +197,48 @@ class Model(_Spec):
         if self.num_kv_heads == self.num_heads:
             return "mha"
         return "gqa"
+
+
+class RecommendScenario(_Spec):
+    """What `planner recommend` searches (flags or a --scenario YAML with these fields).
+
+    Budgets are per request. Grid fields left unset take the search's defaults."""
+
+    task: str = "aime24"
+    hardware: list[str] = Field(default_factory=lambda: ["h100-sxm"])
+    models: Optional[list[str]] = None
+    objective: str = "max-accuracy"
+    max_latency_s: Optional[float] = Field(None, gt=0)
+    max_usd: Optional[float] = Field(None, gt=0)
+    max_energy_j: Optional[float] = Field(None, gt=0)
+    min_accuracy: Optional[float] = Field(None, ge=0, le=1)
+    sparse: bool = True
+    top: int = Field(10, ge=1, le=1000)
+    strategies: Optional[list[str]] = None
+    devices: Optional[list[int]] = None
+    samples: Optional[list[int]] = None
+    gen_lens: Optional[list[int]] = None
+    quantizations: Optional[list[str]] = None
+    kv_dtypes: Optional[list[str]] = None
+    batches: Optional[list[int]] = None
+    kv_budgets: Optional[list[int]] = None
+    prompt_len: Optional[int] = Field(None, ge=1)
+    calibration: Optional[dict[str, str]] = Field(None, description="hardware name -> calibration profile path")
+
+    @field_validator("devices", "samples", "gen_lens", "batches")
+    @classmethod
+    def _positive(cls, v):
+        if v is not None:
+            if not v:
+                raise ValueError("must not be empty")
+            bad = [x for x in v if x < 1]
+            if bad:
+                raise ValueError(f"values must be >= 1, got {bad[0]}")
+        return v
+
+    @field_validator("kv_budgets")
+    @classmethod
+    def _budgets(cls, v):
+        if v is not None and any(x < 0 for x in v):
+            raise ValueError("KV budgets must be >= 0 (0 = dense)")
+        return v

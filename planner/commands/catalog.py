@@ -39,8 +39,8 @@ def model_row(m) -> dict:
         "active_params": c.active_params,
         "published_total_params": m.published_total_params,
         "published_active_params": m.published_active_params or m.published_total_params,
-        "kv_bytes_per_token_bf16": c.kv_elems_per_token_layer * 2 * c.num_global_layers
-        + c.kv_elems_per_token_layer * 2 * c.num_sliding_layers,
+        # KV bytes one token adds in bf16 once the context is past every sliding window
+        "kv_bytes_per_token_bf16": c.kv_elems_per_token_layer * 2 * c.num_global_layers,
     }
 
 
@@ -96,7 +96,7 @@ def models_list(json_out: bool = typer.Option(False, "--json", help="Print JSON.
     from rich.table import Table
 
     t = Table(title=f"{len(rows)} models")
-    for col in ("name", "attention", "MoE", "layers", "total", "active", "published", "KV/token (bf16)"):
+    for col in ("name", "attention", "MoE", "layers", "total", "active", "published", "KV/token (bf16, long ctx)"):
         t.add_column(col, justify="left" if col in ("name", "attention") else "right")
     for r in rows:
         t.add_row(r["name"], r["attention"], "yes" if r["moe"] else "", str(r["layers"]),

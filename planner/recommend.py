@@ -1,0 +1,129 @@
+"""`planner recommend` as a library call: scenario in, JSON-ready answer out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from planner.errors import InputError
+from planner.search import (
+    OBJECTIVES,
+    QUANTIZATIONS,
+    Budgets,
+    Space,
+    evaluate_space,
+    nearest_to_budget,
+    objective_score,
+    pareto_frontier,
+    top_indices,
+    within_budgets,
+)
+from planner.specs import RecommendScenario
+
+DEFAULT_STRATEGIES = ["single", "majority", "best-of-k", "verify"]
+FRONTIER_POINTS = 40
+
+
+def _efficiencies(hardware, calibration: dict[str, str] | None):
+    from planner.commands.estimate import resolve_efficiency
+
+    effs, labels = [], {}
+    for h in hardware:
+        eff, label = resolve_efficiency(h, (calibration or {}).get(h.name))
+        effs.append(eff)
+        labels[h.name] = label
+    return effs, labels
+
+
+def build_space(scn: RecommendScenario, profiles: list, model_names: list[str], hardware_names: list[str]) -> Space:
+    """The search grid for a scenario: its own lists where given, else the defaults."""
+    from planner import accuracy
+
+    strategies = scn.strategies or list(DEFAULT_STRATEGIES)
+    if scn.strategies is None and all(accuracy.has_perfect_checker(p) for p in profiles):
+        strategies.append("pass@k")
+    space = Space(task=scn.task, models=model_names, hardware=hardware_names, strategies=strategies)
+    for name in ("devices", "samples", "gen_lens", "quantizations", "kv_dtypes", "batches", "kv_budgets"):
+        v = getattr(scn, name)
+        if v is not None:
+            setattr(space, name, list(v))
+    for q in space.quantizations:
+        if q not in QUANTIZATIONS:
+            raise InputError(f"unknown quantization (choose from {', '.join(QUANTIZATIONS)})", field="quantizations",
+                             value=q)
+    if not scn.sparse:
+        space.kv_budgets = [0]
+    space.prompt_len = scn.prompt_len or int(np.median([accuracy.prompt_len(p) for p in profiles]))
+    return space
+
+
+def run(scn: RecommendScenario) -> dict[str, Any]:
+    """Evaluate the scenario's space and pick the best configurations."""
+    from planner import accuracy
+    from planner.catalog import load_hardware, load_model
+
+    if scn.objective not in OBJECTIVES:
+        raise InputError(f"unknown objective (choose from {', '.join(OBJECTIVES)})", field="objective",
+                         value=scn.objective)
+    hardware = [load_hardware(h) for h in scn.hardware]
+    if not hardware:
+        raise InputError("give at least one device", field="hardware", value=[])
+    if scn.models:
+        pairs = [(load_model(m), accuracy.load_profile_for(m, scn.task)) for m in scn.models]
+    else:
+        pairs = []
+        for prof in accuracy.profiles_for_task(scn.task):
+            name = accuracy.profile_model(prof)
+            try:
+                pairs.append((load_model(name), prof))
+            except InputError:
+                continue  # a profile for a model the catalog cannot cost
+        if not pairs:
+            raise InputError("no model in the catalog has an accuracy profile for this task", field="task",
+                             value=scn.task)
+    models = [m for m, _ in pairs]
+    profiles = [p for _, p in pairs]
+    effs, eff_labels = _efficiencies(hardware, scn.calibration)
+    space = build_space(scn, profiles, [m.name for m in models], [h.name for h in hardware])
+    res = evaluate_space(space, models, hardware, effs, profiles, accuracy.predict_for_search)
+
+    budgets = Budgets(scn.max_latency_s, scn.max_usd, scn.max_energy_j, scn.min_accuracy)
+    ok = res.feasible & within_budgets(res.cols, budgets)
+    score = objective_score(res.cols, scn.objective)
+    cost_axis = OBJECTIVES[scn.objective][1]
+    top = top_indices(score, ok, scn.top, res.cols[cost_axis])
+    answer: dict[str, Any] = {
+        "task": scn.task,
+        "objective": scn.objective,
+        "budgets": {k: v for k, v in vars(budgets).items() if v is not None},
+        "evaluated": res.evaluated,
+        "feasible": int(res.feasible.sum()),
+        "within_budgets": int(ok.sum()),
+        "infeasible": res.infeasible_counts,
+        "stage_evaluations": res.stage_rows,
+        "prompt_len": space.prompt_len,
+        "efficiency": eff_labels,
+        "recommendations": [res.row(i) for i in top],
+        "frontier_axis": cost_axis,
+        "frontier": [],
+    }
+    front = pareto_frontier(res.cols[cost_axis], res.cols["accuracy"], ok if ok.any() else res.feasible)
+    answer["frontier"] = [res.row(i) for i in thin_frontier(res.cols[cost_axis][front], front)]
+    if not top.size:
+        near = nearest_to_budget(res.cols, res.feasible, budgets, scn.top)
+        answer["status"] = "no configuration meets the budgets"
+        answer["nearest"] = [res.row(i) for i in near]
+    else:
+        answer["status"] = "ok"
+    return answer
+
+
+def thin_frontier(cost: np.ndarray, idx: np.ndarray, n: int = FRONTIER_POINTS) -> np.ndarray:
+    """At most ``n`` frontier points spread evenly in log cost (ends kept)."""
+    if idx.size <= n:
+        return idx
+    logc = np.log(np.maximum(cost.astype(np.float64), 1e-30))
+    targets = np.linspace(logc[0], logc[-1], n)
+    pick = np.unique(np.searchsorted(logc, targets).clip(0, idx.size - 1))
+    return idx[pick]
