@@ -38,10 +38,8 @@ def _efficiencies(hardware, calibration: dict[str, str] | None):
 
 def build_space(scn: RecommendScenario, profiles: list, model_names: list[str], hardware_names: list[str]) -> Space:
     """The search grid for a scenario: its own lists where given, else the defaults."""
-    from planner import accuracy
-
     strategies = scn.strategies or list(DEFAULT_STRATEGIES)
-    if scn.strategies is None and all(accuracy.has_perfect_checker(p) for p in profiles):
+    if scn.strategies is None and all(p.spec.perfect_checker for p in profiles):
         strategies.append("pass@k")
     space = Space(task=scn.task, models=model_names, hardware=hardware_names, strategies=strategies)
     for name in ("devices", "samples", "gen_lens", "quantizations", "kv_dtypes", "batches", "kv_budgets"):
@@ -54,8 +52,24 @@ def build_space(scn: RecommendScenario, profiles: list, model_names: list[str], 
                              value=q)
     if not scn.sparse:
         space.kv_budgets = [0]
-    space.prompt_len = scn.prompt_len or int(np.median([accuracy.prompt_len(p) for p in profiles]))
+    space.prompt_len = scn.prompt_len or PROMPT_TOKENS.get(scn.task, DEFAULT_PROMPT_TOKENS)
     return space
+
+
+# Typical prompt lengths in tokens (problem statement + chat template). AIME: Kinetics uses
+# Lin = 150; the others are the medians of the public sets tokenized with the Qwen3 tokenizer
+# (assumption, rounded).
+PROMPT_TOKENS = {"aime24": 150, "aime25": 150, "math500": 120, "gsm8k": 110, "humaneval": 180,
+                 "livecodebench": 500}
+DEFAULT_PROMPT_TOKENS = 200
+
+
+def accuracy_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget):
+    """The accuracy model, broadcast over (samples, gen_len, kv_budget) arrays."""
+    from planner.accuracy import predict
+
+    return predict(profile, strategy, samples, gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                   kv_dtype=kv_dtype, kv_budget=kv_budget)
 
 
 def run(scn: RecommendScenario) -> dict[str, Any]:
@@ -70,11 +84,11 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     if not hardware:
         raise InputError("give at least one device", field="hardware", value=[])
     if scn.models:
-        pairs = [(load_model(m), accuracy.load_profile_for(m, scn.task)) for m in scn.models]
+        pairs = [(load_model(m), accuracy.find_profile(m, scn.task)) for m in scn.models]
     else:
         pairs = []
         for prof in accuracy.profiles_for_task(scn.task):
-            name = accuracy.profile_model(prof)
+            name = prof.model
             try:
                 pairs.append((load_model(name), prof))
             except InputError:
@@ -86,7 +100,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     profiles = [p for _, p in pairs]
     effs, eff_labels = _efficiencies(hardware, scn.calibration)
     space = build_space(scn, profiles, [m.name for m in models], [h.name for h in hardware])
-    res = evaluate_space(space, models, hardware, effs, profiles, accuracy.predict_for_search)
+    res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search)
 
     budgets = Budgets(scn.max_latency_s, scn.max_usd, scn.max_energy_j, scn.min_accuracy)
     ok = res.feasible & within_budgets(res.cols, budgets)

@@ -111,8 +111,8 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     """Cost and accuracy of every configuration in ``space``.
 
     ``profiles[i]`` is the accuracy profile of ``models[i]``; ``accuracy_fn(profile,
-    strategy, samples, gen_len, weight_dtype, kv_dtype, kv_budget)`` returns accuracies
-    broadcast over its array arguments.
+    strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget)`` returns
+    accuracies broadcast over its array arguments.
     """
     mt = ModelTable.build(models)
     ht = HardwareTable.build(hardware, efficiencies)
@@ -222,14 +222,15 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             sums["cost_usd"][node] = src["cost_usd"][:, :, :, ks]
             fits = fits & src["fits"][:, :, :, ks]
         latency, totals = strat.combine(graph, lat_nodes, sums)
-        # accuracy on (M, 1, 1, K', L, Q, V, 1, T)
+        # accuracy on (M, 1, 1, K', L, Q, V, 1, T): one call per model, dtypes as arrays
         acc = np.zeros((nM, 1, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
+        wq = np.array([QUANTIZATIONS[q][0] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
+        aq = np.array([QUANTIZATIONS[q][1] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
+        kvq = np.array(space.kv_dtypes).reshape(1, 1, 1, -1, 1)
         for mi in range(nM):
-            for qi, q in enumerate(space.quantizations):
-                for vi, v in enumerate(space.kv_dtypes):
-                    a = accuracy_fn(profiles[mi], graph.graph["accuracy"], K[ks].reshape(-1, 1, 1),
-                                    Ls.reshape(1, -1, 1), QUANTIZATIONS[q][0], v, Ts.reshape(1, 1, -1))
-                    acc[mi, 0, 0, :, :, qi, vi, 0, :] = np.broadcast_to(a, (len(ks), len(Ls), len(Ts)))
+            a = accuracy_fn(profiles[mi], graph.graph["accuracy"], K[ks].reshape(-1, 1, 1, 1, 1),
+                            Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
+            acc[mi, 0, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
         fk = np.broadcast_to(fits, pshape)
         ok_dev = np.broadcast_to(dev_ok, pshape)
