@@ -1,6 +1,44 @@
-"""`planner report` (not yet implemented; the module is replaced by its owner)."""
+"""`planner report`: a capacity plan (fleet per candidate, cost, plots) as HTML or Markdown."""
+
+from __future__ import annotations
+
 import typer
 
 
+def report_cmd(
+    scenario: str = typer.Argument(..., help="Capacity scenario YAML (see examples/capacity.yaml)."),
+    output: str = typer.Option("report.html", "--output", "-o",
+                               help="Report file: .html (self-contained) or .md (plots as SVG files beside it)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON too (instead of the table)."),
+) -> None:
+    """Size a serving fleet per candidate model x device for the scenario's traffic and SLOs."""
+    from planner.commands.output import console, print_json
+    from planner.report import fmt_usd, write
+
+    data = write(scenario, output)
+    if json_out:
+        print_json({k: v for k, v in data.items() if k != "written"} | {"written": data["written"]})
+        return
+    from rich.table import Table
+
+    con = console()
+    t = Table(title=f"capacity plan: {data['scenario']['name']}")
+    for col in ("model", "hardware", "config", "replicas x devices", "utilization", "$ / month", "$ / 1k req",
+                "accuracy"):
+        t.add_column(col, justify="left" if col in ("model", "hardware", "config") else "right")
+    for c in data["plan"]["candidates"]:
+        if c["status"] != "ok":
+            t.add_row(c["model"], c["hardware"], c["status"], "", "", "", "", "")
+            continue
+        cf, f = c["config"], c["fleet"]
+        t.add_row(c["model"], c["hardware"],
+                  f"TP{cf['devices']} W {cf['weight_dtype']} KV {cf['kv_dtype']} C {cf['concurrency']}",
+                  f"{f['replicas']} x {cf['devices']}", f"{f['utilization']:.0%}", fmt_usd(f["monthly_usd"]),
+                  f"${f['usd_per_1k_requests']:.3g}", "n/a" if c["accuracy"] is None else f"{c['accuracy']:.3f}")
+    con.print(t)
+    con.print(f"cheapest meeting the SLOs: {data['cheapest'] or 'none'}")
+    con.print("wrote " + ", ".join(data["written"]))
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("report")(report_cmd)

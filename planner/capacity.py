@@ -1,0 +1,282 @@
+"""The capacity-planning scenario (``planner report SCENARIO.yaml``): schema and loading.
+
+A scenario states the traffic (arrival rate, prompt and generation lengths as
+percentiles or a distribution), the service-level objectives (TTFT, TPOT, end-to-end
+latency, each at a percentile), an optional task and accuracy floor, the candidate
+models and devices, prices and the planning horizon. ``examples/capacity.yaml`` documents
+every field. Sizing lives in :mod:`planner.sizing`, rendering in :mod:`planner.report`.
+
+Length distributions. A length is one of: an integer (every request has that length);
+percentiles ``{p50, p90, p99}`` (p50 required; ``mean`` optional); or
+``{lognormal: {median, sigma}}``. A percentile that is not given is read off a
+log-normal through the given ones (``ln length`` piecewise linear in the normal score z:
+z(p50) = 0, z(p90) = 1.2816, z(p99) = 2.3263); the mean, when not given, is the mean of
+the log-normal fitted to p50 and p90 (else p99): ``p50 * exp(sigma^2 / 2)``, capped at the
+largest given percentile.
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from planner.errors import InputError
+
+GIVEN_PERCENTILES = (50.0, 90.0, 99.0)
+DEFAULT_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def _z(q: float) -> float:
+    return NormalDist().inv_cdf(q / 100.0)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogNormal(_Strict):
+    median: float = Field(gt=0)
+    sigma: float = Field(ge=0, le=5)
+
+
+class Lengths(_Strict):
+    """Token lengths of requests: fixed, percentiles, or a log-normal."""
+
+    fixed: Optional[int] = Field(None, ge=1)
+    p50: Optional[float] = Field(None, ge=1)
+    p90: Optional[float] = Field(None, ge=1)
+    p99: Optional[float] = Field(None, ge=1)
+    mean: Optional[float] = Field(None, ge=1)
+    lognormal: Optional[LogNormal] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar(cls, v):
+        if isinstance(v, bool):
+            raise ValueError("expected a length (integer) or a mapping")
+        if isinstance(v, (int, float)):
+            if v != int(v):
+                raise ValueError(f"a fixed length must be an integer, got {v}")
+            return {"fixed": int(v)}
+        return v
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Lengths":
+        forms = [self.fixed is not None, self.lognormal is not None,
+                 any(x is not None for x in (self.p50, self.p90, self.p99))]
+        if sum(forms) != 1:
+            raise ValueError("give exactly one of: an integer, percentiles (p50, p90, p99), or lognormal")
+        if forms[2]:
+            if self.p50 is None:
+                raise ValueError("percentiles need p50")
+            given = [x for x in (self.p50, self.p90, self.p99) if x is not None]
+            if any(a > b for a, b in zip(given, given[1:])):
+                raise ValueError(f"percentiles must not decrease (p50 <= p90 <= p99), got {given}")
+        if self.mean is not None and not forms[2]:
+            raise ValueError("mean goes with percentiles only")
+        return self
+
+    def _points(self) -> list[tuple[float, float]]:
+        """(z, ln length) anchor points."""
+        if self.fixed is not None:
+            return [(0.0, math.log(self.fixed))]
+        if self.lognormal is not None:
+            m, s = self.lognormal.median, self.lognormal.sigma
+            return [(0.0, math.log(m)), (1.0, math.log(m) + s)]
+        return [(_z(q), math.log(v)) for q, v in zip(GIVEN_PERCENTILES, (self.p50, self.p90, self.p99))
+                if v is not None]
+
+    def quantile(self, q: float) -> int:
+        """The length at percentile ``q`` (0 < q < 100), rounded, at least 1."""
+        for gq, v in zip(GIVEN_PERCENTILES, (self.p50, self.p90, self.p99)):
+            if q == gq and v is not None:
+                return max(1, int(round(v)))
+        pts = self._points()
+        if len(pts) == 1:
+            return max(1, int(round(math.exp(pts[0][1]))))
+        z = _z(q)
+        # the segment containing z (extrapolate with the nearest one)
+        i = 0
+        while i < len(pts) - 2 and z > pts[i + 1][0]:
+            i += 1
+        (z0, y0), (z1, y1) = pts[i], pts[i + 1]
+        return max(1, int(round(math.exp(y0 + (y1 - y0) * (z - z0) / (z1 - z0)))))
+
+    def mean_len(self) -> int:
+        if self.fixed is not None:
+            return self.fixed
+        if self.lognormal is not None:
+            return max(1, int(round(self.lognormal.median * math.exp(self.lognormal.sigma ** 2 / 2))))
+        if self.mean is not None:
+            return max(1, int(round(self.mean)))
+        top = self.p90 if self.p90 is not None else self.p99
+        if top is None:
+            return max(1, int(round(self.p50)))
+        sigma = math.log(top / self.p50) / _z(90.0 if self.p90 is not None else 99.0)
+        largest = max(x for x in (self.p50, self.p90, self.p99) if x is not None)
+        return max(1, int(round(min(self.p50 * math.exp(sigma ** 2 / 2), largest))))
+
+    def scaled(self, f: float) -> "Lengths":
+        """Every length times ``f`` (the sensitivity table's "generation length x2")."""
+        if self.fixed is not None:
+            return Lengths(fixed=max(1, int(round(self.fixed * f))))
+        if self.lognormal is not None:
+            return Lengths(lognormal=LogNormal(median=self.lognormal.median * f, sigma=self.lognormal.sigma))
+        return Lengths(**{k: (None if v is None else v * f) for k, v in
+                          (("p50", self.p50), ("p90", self.p90), ("p99", self.p99), ("mean", self.mean))})
+
+    def describe(self) -> str:
+        if self.fixed is not None:
+            return f"{self.fixed} (fixed)"
+        if self.lognormal is not None:
+            return f"log-normal median {self.lognormal.median:g}, sigma {self.lognormal.sigma:g}"
+        parts = [f"p{int(q)} {v:g}" for q, v in zip(GIVEN_PERCENTILES, (self.p50, self.p90, self.p99)) if v is not None]
+        return ", ".join(parts) + f" (mean {self.mean_len()})"
+
+
+class Traffic(_Strict):
+    requests_per_s: float = Field(gt=0, description="mean arrival rate of requests at the planned peak")
+    prompt_len: Lengths
+    gen_len: Lengths
+    max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
+
+    def gen_cap(self) -> int:
+        return self.max_gen_len or max(self.gen_len.quantile(99.0), self.gen_len.mean_len())
+
+
+class Bound(_Strict):
+    max: float = Field(gt=0)
+    percentile: Optional[float] = Field(None, gt=0, lt=100)
+
+
+class SLO(_Strict):
+    percentile: float = Field(99.0, gt=0, lt=100, description="default percentile of the bounds below")
+    ttft_s: Optional[Bound] = None
+    tpot_s: Optional[Bound] = None
+    latency_s: Optional[Bound] = None
+
+    @field_validator("ttft_s", "tpot_s", "latency_s", mode="before")
+    @classmethod
+    def _number(cls, v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"max": v}
+        return v
+
+    def bounds(self) -> list[tuple[str, float, float]]:
+        """(metric, max, percentile) for every bound that is set."""
+        out = []
+        for metric in ("ttft_s", "tpot_s", "latency_s"):
+            b = getattr(self, metric)
+            if b is not None:
+                out.append((metric, b.max, b.percentile if b.percentile is not None else self.percentile))
+        return out
+
+
+class Search(_Strict):
+    max_devices: int = Field(8, ge=1, description="largest tensor-parallel group per replica")
+    devices: Optional[list[int]] = None
+    quantizations: list[str] = Field(default_factory=lambda: ["bf16", "fp8", "int8", "int4"])
+    kv_dtypes: list[str] = Field(default_factory=lambda: ["bf16", "fp8"])
+    concurrency: list[int] = Field(default_factory=lambda: list(DEFAULT_CONCURRENCY))
+
+    @field_validator("devices", "concurrency")
+    @classmethod
+    def _positive(cls, v):
+        if v is not None:
+            if not v:
+                raise ValueError("must not be empty")
+            bad = [x for x in v if x < 1]
+            if bad:
+                raise ValueError(f"values must be >= 1, got {bad[0]}")
+        return v
+
+    @field_validator("quantizations")
+    @classmethod
+    def _quant(cls, v):
+        from planner.search import QUANTIZATIONS
+
+        if not v:
+            raise ValueError("must not be empty")
+        for q in v:
+            if q not in QUANTIZATIONS:
+                raise ValueError(f"unknown quantization '{q}' (choose from {', '.join(QUANTIZATIONS)})")
+        return v
+
+    @field_validator("kv_dtypes")
+    @classmethod
+    def _kv(cls, v):
+        from planner.dtypes import DTYPES
+
+        if not v:
+            raise ValueError("must not be empty")
+        for d in v:
+            if d not in DTYPES:
+                raise ValueError(f"unknown dtype '{d}' (choose from {', '.join(DTYPES)})")
+        return v
+
+
+class Sensitivity(_Strict):
+    price_change: float = Field(0.25, gt=-1, le=10, description="relative change of every price")
+    model_error: float = Field(0.3, ge=0, lt=1, description="throughput shortfall the cost model may hide")
+
+
+class CapacityScenario(_Strict):
+    name: str = "capacity plan"
+    traffic: Traffic
+    slo: SLO = Field(default_factory=SLO)
+    task: Optional[str] = None
+    min_accuracy: Optional[float] = Field(None, ge=0, le=1)
+    models: list[str] = Field(min_length=1)
+    hardware: list[str] = Field(min_length=1)
+    search: Search = Field(default_factory=Search)
+    prices: dict[str, float] = Field(default_factory=dict, description="USD per device-hour, by device name")
+    electricity_usd_per_kwh: float = Field(0.12, ge=0)
+    horizon_months: float = Field(12.0, gt=0, le=600)
+    headroom: float = Field(0.3, ge=0, le=10)
+    sensitivity: Sensitivity = Field(default_factory=Sensitivity)
+    calibration: Optional[dict[str, str]] = Field(None, description="device name -> calibration profile path")
+
+    @field_validator("prices")
+    @classmethod
+    def _prices(cls, v):
+        for k, x in v.items():
+            if not (isinstance(x, (int, float)) and x > 0):
+                raise ValueError(f"price for '{k}' must be > 0, got {x}")
+        return v
+
+    @model_validator(mode="after")
+    def _cross(self) -> "CapacityScenario":
+        if self.min_accuracy is not None and self.task is None:
+            raise ValueError("min_accuracy needs a task")
+        for k in self.prices:
+            if k not in self.hardware:
+                raise ValueError(f"price given for '{k}', which is not in hardware")
+        return self
+
+
+def load_scenario(path: str) -> tuple[CapacityScenario, list, list]:
+    """Parse and validate a scenario file; returns (scenario, models, hardware) with the
+    catalog entries resolved. Every error is a one-line InputError naming the file."""
+    from planner.catalog import parse_spec, read_yaml
+
+    scn = parse_spec(CapacityScenario, read_yaml(path), path)
+    return scn, *resolve(scn, path)
+
+
+def resolve(scn: CapacityScenario, file: str | None = None) -> tuple[list, list]:
+    from planner.catalog import load_hardware, load_model
+
+    models, hardware = [], []
+    for field, names, loader, out in (("models", scn.models, load_model, models),
+                                      ("hardware", scn.hardware, load_hardware, hardware)):
+        if len(set(names)) != len(names):
+            raise InputError("duplicate entries", file=file, field=field, value=names)
+        for i, name in enumerate(names):
+            try:
+                out.append(loader(name))
+            except InputError as exc:
+                raise InputError(exc.reason, file=file or exc.file, field=f"{field}[{i}]", value=name) from None
+    return models, hardware

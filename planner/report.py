@@ -1,0 +1,254 @@
+"""Capacity-planning reports: ``planner report SCENARIO.yaml -o report.html|report.md``.
+
+:func:`build` sizes the fleet for every candidate (planner.sizing) under the scenario and
+under each sensitivity variant; :func:`write` renders Markdown or one self-contained HTML
+file (plots inline as data URIs) and writes it atomically. Output is deterministic: no
+dates, fixed plot metadata, stable ordering.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from planner.errors import InputError
+
+FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
+
+
+def build(path: str) -> dict[str, Any]:
+    """Everything the report shows, as a JSON-ready dict."""
+    from planner.capacity import load_scenario
+    from planner.sizing import Variant, plan, resolve_efficiencies
+
+    scn, models, hardware = load_scenario(path)
+    effs = resolve_efficiencies(scn, hardware)
+    base = plan(scn, models, hardware, Variant(), effs)
+    s = scn.sensitivity
+    variants = [Variant("generation length x2", gen_scale=2.0), Variant("traffic x2", traffic_scale=2.0),
+                Variant(f"prices {s.price_change:+.0%}", price_scale=1.0 + s.price_change)]
+    if s.model_error > 0:
+        variants.append(Variant(f"throughput {-s.model_error:+.0%} (model error)", throughput_scale=1.0 - s.model_error))
+    sens = [plan(scn, models, hardware, v, effs) for v in variants]
+    ok = [c for c in base["candidates"] if c["status"] == "ok"]
+    floor = scn.min_accuracy
+    acceptable = [c for c in ok if floor is None or c["accuracy"] is None or c["accuracy"] >= floor]
+    cheapest = min(acceptable, key=lambda c: (c["fleet"]["monthly_usd"], c["model"], c["hardware"]), default=None)
+    return {"scenario": scn.model_dump(mode="json"), "file": str(path), "plan": base, "sensitivity": sens,
+            "cheapest": None if cheapest is None else f"{cheapest['model']} @ {cheapest['hardware']}"}
+
+
+def fmt_usd(x: float) -> str:
+    return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
+
+
+def fmt_num(x: float, digits: int = 3) -> str:
+    from planner.commands.output import fmt_si
+
+    return fmt_si(x, "", digits)
+
+
+def _s(x: float) -> str:
+    from planner.commands.output import fmt_si
+
+    return fmt_si(x, "s")
+
+
+def blocks(data: dict) -> list:
+    """The report's content, format-neutral."""
+    scn, plan = data["scenario"], data["plan"]
+    tr, slo = scn["traffic"], scn["slo"]
+    from planner.capacity import CapacityScenario
+
+    model = CapacityScenario.model_validate(scn)
+    sets = plan["length_sets"]
+    b: list = [("h1", f"Capacity plan: {scn['name']}")]
+    b.append(("p", f"Scenario file `{Path(data['file']).name}`. Traffic {tr['requests_per_s']:g} requests/s; prompt "
+                   f"lengths {model.traffic.prompt_len.describe()}; generation lengths "
+                   f"{model.traffic.gen_len.describe()}, capped at {model.traffic.gen_cap()} tokens. Headroom "
+                   f"{scn['headroom']:.0%}; horizon {scn['horizon_months']:g} months."))
+    bounds = [f"p{q:g} {m} <= {v:g} s" for m, v, q in model.slo.bounds()]
+    b.append(("p", "SLOs: " + (", ".join(bounds) if bounds else "none") + ". Task: "
+              + (f"`{scn['task']}`" if scn["task"] else "none") +
+              (f", minimum accuracy {scn['min_accuracy']:g}" if scn["min_accuracy"] is not None else "") + "."))
+    ok = [c for c in plan["candidates"] if c["status"] == "ok"]
+    best = next((c for c in ok if f"{c['model']} @ {c['hardware']}" == data["cheapest"]), None)
+    if best is None:
+        rec = "no candidate meets the SLOs" + (" and the accuracy floor." if scn["min_accuracy"] is not None else ".")
+    else:
+        f = best["fleet"]
+        rec = (f"**{data['cheapest']}** is the cheapest fleet that meets every SLO: {f['replicas']} replica(s) of "
+               f"{best['config']['devices']} device(s), {fmt_usd(f['monthly_usd'])} per month, "
+               f"${f['usd_per_1k_requests']:.3g} per 1,000 requests")
+        if scn["min_accuracy"] is not None:
+            rec += (", accuracy not verified (no profile)" if best["accuracy"] is None
+                    else f", accuracy {best['accuracy']:.3f} >= {scn['min_accuracy']:g}")
+        rec += "."
+    b.append(("p", "Recommendation: " + rec))
+    b.append(("h2", "Best serving configuration per candidate"))
+    head = ["model", "hardware", "devices / replica", "weights", "KV", "concurrency", "tokens/s / replica",
+            "TPOT (mean)", "TTFT (mean)"] + [f"p{q:g} {m}" for m, _, q in model.slo.bounds()] + ["bottleneck", "accuracy"]
+    rows = []
+    for c in plan["candidates"]:
+        if c["status"] != "ok":
+            rows.append({"cells": [c["model"], c["hardware"], c["status"]] + [""] * (len(head) - 3), "bad": True})
+            continue
+        cf, pr = c["config"], c["per_replica"]
+        rows.append({"cells": [c["model"], c["hardware"], cf["devices"], cf["weight_dtype"] + (
+            f" (A {cf['act_dtype']})" if cf["act_dtype"] != cf["weight_dtype"] else ""), cf["kv_dtype"],
+            cf["concurrency"], f"{pr['throughput_tok_s']:,.0f}", _s(pr["tpot_s"]), _s(pr["ttft_s"])]
+            + [_s(x["value"]) for x in c["slo"]] + [pr["bottleneck"], _acc(c)]})
+    b.append(("table", head, rows,
+              f"Per replica at full load, in the engine's serving mode at the mean lengths (prompt {sets[0]['prompt_len']}, "
+              f"generation {sets[0]['gen_len']}): the same numbers as `planner estimate --concurrency C "
+              f"--prompt-len {sets[0]['prompt_len']} --gen-len {sets[0]['gen_len']}` with that configuration. "
+              "Percentile columns: every request in flight at that percentile's lengths."))
+    b.append(("h2", "Fleet and cost"))
+    head = ["model", "hardware", "replicas", "devices", "in flight", "utilization", "$ / device-hour", "$ / month",
+            "kWh / month", f"$ / {scn['horizon_months']:g} months", "$ / 1k requests"]
+    rows = [{"cells": [c["model"], c["hardware"], f["replicas"], f["devices"], f"{f['in_flight']:,.1f}",
+                       f"{f['utilization']:.0%}", f"{f['price_per_device_hour']:.3g}" + (" (owned)" if f["owned"] else ""),
+                       fmt_usd(f["monthly_usd"]), f"{f['monthly_kwh']:,.0f}", fmt_usd(f["horizon_usd"]),
+                       f"${f['usd_per_1k_requests']:.3g}"]}
+            for c in ok for f in [c["fleet"]]]
+    b.append(("table", head, rows,
+              f"replicas = ceil(rps x (1 + {scn['headroom']:g}) / requests/s per replica); in flight = rps x mean "
+              "latency (Little's law); owned devices cost their purchase price over their lifetime plus electricity "
+              f"at ${scn['electricity_usd_per_kwh']:g}/kWh; 730.5 hours per month."))
+    b.append(("h2", "Accuracy vs cost"))
+    b.append(("figure", "pareto", "Pareto plot: " + _pareto_axis(ok) + " vs USD per 1,000 requests. Large markers: "
+              "the chosen configuration per candidate; small: the cheapest SLO-meeting configuration per "
+              "(quantization, KV dtype)."))
+    b.append(("h2", "Roofline of the chosen configurations"))
+    b.append(("figure", "roofline", "Roofline: arithmetic intensity vs achieved FLOP/s per device at full load, "
+              "against each device's roof (peak of the compute dtype, memory bandwidth)."))
+    b.append(("h2", "Sensitivity"))
+    head = ["model", "hardware", "base"] + [v["variant"] for v in data["sensitivity"]]
+    rows = []
+    for i, c in enumerate(plan["candidates"]):
+        cells = [c["model"], c["hardware"], _cell(c)] + [_cell(v["candidates"][i]) for v in data["sensitivity"]]
+        rows.append({"cells": cells, "bad": c["status"] != "ok"})
+    b.append(("table", head, rows, "Monthly dollars (devices) after re-optimizing the configuration under each "
+              "change; \"no fit\": no configuration meets the SLOs."))
+    b.append(("h2", "Assumptions and known model error"))
+    b.append(("ul", assumptions(data, model)))
+    return b
+
+
+def _acc(c: dict) -> str:
+    return "n/a" if c["accuracy"] is None else f"{c['accuracy']:.3f}"
+
+
+def _cell(c: dict) -> str:
+    if c["status"] != "ok":
+        return "no fit"
+    return f"{fmt_usd(c['fleet']['monthly_usd'])} ({c['fleet']['devices']})"
+
+
+def _pareto_axis(ok: list) -> str:
+    return "accuracy" if any(c["accuracy"] is not None for c in ok) else "mean end-to-end latency (no accuracy profile)"
+
+
+def assumptions(data: dict, model) -> list[str]:
+    effs = sorted({f"{c['hardware']}: {c['efficiency']}" for c in data["plan"]["candidates"]})
+    sets = data["plan"]["length_sets"]
+    items = [
+        "Serving: continuous batching in steady state with `concurrency` requests in flight per replica; each decode "
+        "step also carries the prefills of arriving requests; TTFT includes half a step of waiting (the cost engine's "
+        "serving mode). Replicas are tensor-parallel groups of one device type; requests are spread evenly.",
+        f"Sizing uses the mean lengths (prompt {sets[0]['prompt_len']}, generation {sets[0]['gen_len']}); means not "
+        "given come from a log-normal fitted to the percentiles.",
+        "Percentile SLOs are checked with every request in flight at that percentile's prompt and generation "
+        "lengths: an upper bound for TPOT and latency. Queueing beyond the engine's half-step wait (bursts, "
+        "head-of-line blocking) is not modeled: the headroom must cover it.",
+        "Accuracy is one sample at the generation cap from the accuracy model's profile for the task (quantization "
+        "penalties included); \"n/a\" where no profile exists. Strategies with several samples are not sized here.",
+        "Energy: the cost engine's power model (idle power plus dynamic power up to the device's maximum) per "
+        "device; a fleet at utilization u draws u x full-load + (1 - u) x idle power. No cooling (PUE), host "
+        "CPUs or network.",
+        "Prices: scenario prices are all-in per device-hour; catalog rental prices otherwise; a device with only a "
+        "purchase price is owned (amortized over its lifetime, plus electricity).",
+        "Efficiency: " + "; ".join(effs) + ".",
+        "Known model error: the cost engine is an analytical roofline model. Without a calibration profile it uses "
+        "documented default efficiencies (70% of peak compute, 80% of memory bandwidth); serving-stack overheads "
+        "(scheduling, sampling, paging, tokenization, networking) are not modeled, so absolute throughput can be off "
+        "by tens of percent, usually optimistic. Rankings between candidates are more reliable than absolute "
+        f"numbers. The sensitivity column \"throughput {-model.sensitivity.model_error:+.0%}\" shows the fleet if "
+        "the model overestimates throughput by that much; calibrate the devices (`planner calibrate`) to shrink it.",
+    ]
+    return items
+
+
+def figures(data: dict) -> tuple[dict[str, str | None], dict[str, str]]:
+    """SVG text per figure key, and a note for any that could not be drawn."""
+    from planner.plots import PlotsUnavailable, pareto_svg, roofline_svg
+
+    ok = [c for c in data["plan"]["candidates"] if c["status"] == "ok"]
+    has_acc = any(c["accuracy"] is not None for c in ok)
+    pts = []
+    for c in ok:
+        group = f"{c['model']} @ {c['hardware']}"
+        if has_acc:
+            pts += [{"label": "", "group": group, "x": o["usd_per_1k_requests"], "y": o["accuracy"], "chosen": False}
+                    for o in c["options"] if o["accuracy"] is not None]
+            if c["accuracy"] is not None:
+                pts.append({"label": c["config"]["weight_dtype"], "group": group, "x": c["fleet"]["usd_per_1k_requests"],
+                            "y": c["accuracy"], "chosen": True})
+        else:
+            pts.append({"label": c["config"]["weight_dtype"], "group": group, "x": c["fleet"]["usd_per_1k_requests"],
+                        "y": c["per_replica"]["latency_s"], "chosen": True})
+    roofs, rpts = [], []
+    for c in ok:
+        name = f"{c['hardware']} {c['config']['act_dtype']}"
+        if all(r["name"] != name for r in roofs):
+            roofs.append({"name": name, "peak_flops": c["peak_flops_per_device"],
+                          "bandwidth": c["bandwidth_bytes_per_device"]})
+        pr = c["per_replica"]
+        rpts.append({"label": c["model"], "roof": name, "intensity": pr["flops_per_request"] / pr["bytes_per_request"],
+                     "flops_s": pr["flops_per_request"] * pr["requests_per_s"] / c["config"]["devices"]})
+    try:
+        return ({"pareto": pareto_svg(pts, "accuracy" if has_acc else "mean end-to-end latency (s)"),
+                 "roofline": roofline_svg(rpts, roofs)}, {})
+    except PlotsUnavailable as exc:
+        return {"pareto": None, "roofline": None}, {"pareto": str(exc), "roofline": str(exc)}
+
+
+def _save(path: Path, text: str) -> None:
+    """Atomic write, then the usual permissions (the temporary file is private)."""
+    from planner.commands.output import atomic_write_text
+
+    atomic_write_text(path, text)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
+def write(scenario: str, out: str) -> dict[str, Any]:
+    """Build and write the report (format from ``out``'s suffix); returns the data."""
+    from planner.report_render import to_html, to_markdown
+
+    p = Path(out)
+    fmt = FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise InputError(f"unknown report format (use {', '.join(sorted(FORMATS))})", field="output", value=out)
+    data = build(scenario)
+    figs, notes = figures(data)
+    content = blocks(data)
+    if fmt == "html":
+        _save(p, to_html(f"Capacity plan: {data['scenario']['name']}", content, figs, notes))
+        data["written"] = [str(p)]
+        return data
+    files: dict[str, str | None] = {}
+    written = []
+    for key, svg in figs.items():
+        if svg is None:
+            files[key] = None
+            continue
+        f = p.with_name(f"{p.stem}-{key}.svg")
+        _save(f, svg)
+        files[key] = f.name
+        written.append(str(f))
+    _save(p, to_markdown(content, files, notes))
+    data["written"] = [str(p)] + written
+    return data

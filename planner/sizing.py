@@ -1,0 +1,257 @@
+"""Fleet sizing for a capacity scenario: the best serving configuration per candidate.
+
+For every candidate (model x device) the search grid is devices per replica (tensor
+parallel) x quantization x KV dtype x concurrency per replica. Each row is costed by the
+engine in serving mode (continuous batching, ``concurrency`` requests in flight) once
+at the traffic's mean lengths (sizing) and once per SLO percentile at that percentile's
+prompt and generation lengths (every request in flight at that length: conservative,
+see README "Capacity reports"). All rows go through one vectorized engine call.
+
+Sizing (per row): a replica completes ``r = throughput_tok_s / mean gen_len`` requests/s
+at full load, so ``replicas = ceil(rps * (1 + headroom) / r)``; utilization = rps /
+(replicas * r). Requests in flight (Little's law) = rps * mean latency. Monthly dollars =
+replicas * devices * hours * price per device-hour (+ electricity for owned devices: the
+price is then the purchase over its lifetime); monthly kWh = replicas * (u * full-load
+power + (1 - u) * idle power) * hours. The best row is the cheapest that meets every SLO
+and the accuracy floor (ties: higher accuracy, fewer devices, lower latency).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from planner.errors import InputError
+
+HOURS_PER_MONTH = 8766.0 / 12.0
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A perturbation of the scenario (the sensitivity table)."""
+
+    label: str = "base"
+    gen_scale: float = 1.0
+    traffic_scale: float = 1.0
+    price_scale: float = 1.0
+    throughput_scale: float = 1.0
+
+
+def act_dtype_for(hw, quant: str) -> Optional[str]:
+    """The compute dtype a quantization preset runs in on ``hw`` (as planner.search does):
+    the 8-bit math where the device has it, else 16-bit (weight-only); None if neither."""
+    from planner.search import QUANTIZATIONS
+
+    sixteen = "bf16" if hw.has_dtype("bf16") else ("fp32" if hw.has_dtype("fp32") else None)
+    want = QUANTIZATIONS[quant][1]
+    return want if hw.has_dtype(want) else sixteen
+
+
+def candidate_accuracy(model_name: str, task: Optional[str], weight_dtype: str, kv_dtype: str,
+                       gen_cap: int) -> tuple[Optional[float], str]:
+    """Accuracy of one sample from the accuracy model, or (None, why) without a profile."""
+    if task is None:
+        return None, "no task given"
+    try:
+        from planner import accuracy
+
+        prof = accuracy.load_profile_for(model_name, task)
+        a = accuracy.predict_for_search(prof, "single", np.array(1.0), np.array(float(gen_cap)), weight_dtype,
+                                        kv_dtype, np.array(0.0))
+    except (InputError, ImportError, AttributeError) as exc:
+        reason = exc.reason if isinstance(exc, InputError) else "accuracy model unavailable"
+        return None, reason
+    return float(np.asarray(a).reshape(-1)[0]), "accuracy model"
+
+
+def _device_grid(scn, hardware) -> list[int]:
+    if scn.search.devices:
+        return sorted(set(scn.search.devices))
+    top = min(scn.search.max_devices, max(h.max_devices for h in hardware))
+    return [2 ** i for i in range(int(math.log2(top)) + 1)]
+
+
+def length_sets(scn, variant: Variant) -> list[tuple[str, float, int, int]]:
+    """(label, percentile or 0 for the mean, prompt_len, gen_len) per evaluation set."""
+    tr = scn.traffic
+    gl = tr.gen_len.scaled(variant.gen_scale) if variant.gen_scale != 1.0 else tr.gen_len
+    cap = int(round(tr.gen_cap() * variant.gen_scale))
+    sets = [("mean", 0.0, tr.prompt_len.mean_len(), min(gl.mean_len(), cap))]
+    for q in sorted({q for _, _, q in scn.slo.bounds()}):
+        sets.append((f"p{q:g}", q, tr.prompt_len.quantile(q), min(gl.quantile(q), cap)))
+    return sets
+
+
+def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None) -> dict[str, Any]:
+    """Size a fleet for every candidate. Returns a JSON-ready dict."""
+    from planner.cost.api import columns
+    from planner.cost.engine import BOTTLENECKS, evaluate
+    from planner.cost.tables import HardwareTable, ModelTable
+    from planner.search import QUANTIZATIONS
+
+    if efficiencies is None:
+        efficiencies = resolve_efficiencies(scn, hardware)
+    effs = [e for e, _ in efficiencies]
+    sets = length_sets(scn, variant)
+    D = np.array(_device_grid(scn, hardware), dtype=float)
+    quants = list(scn.search.quantizations)
+    kvs = list(scn.search.kv_dtypes)
+    C = np.array(sorted(set(scn.search.concurrency)), dtype=float)
+    nM, nH, nD, nQ, nV, nC, nS = len(models), len(hardware), len(D), len(quants), len(kvs), len(C), len(sets)
+    shape = (nM, nH, nD, nQ, nV, nC, nS)
+    im, ih, idv, iq, iv, ic, isx = (a.ravel() for a in np.indices(shape))
+    acts = [[act_dtype_for(h, q) for q in quants] for h in hardware]
+    act_name = np.array([[a or "bf16" for a in row] for row in acts])
+    w_name = np.array([QUANTIZATIONS[q][0] for q in quants])
+    P = np.array([s[2] for s in sets], dtype=float)
+    G = np.array([s[3] for s in sets], dtype=float)
+    n = im.size
+    cols = columns(n, model=im, hardware=ih, devices=D[idv], batch=1, concurrency=C[ic], prompt_len=P[isx],
+                   gen_len=G[isx], samples=1, weight_dtype=w_name[iq], act_dtype=act_name[ih, iq],
+                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True)
+    out = evaluate(cols, ModelTable.build(models), HardwareTable.build(hardware, effs), threads=1)
+    R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
+
+    rps = scn.traffic.requests_per_s * variant.traffic_scale
+    cands = []
+    for mi, m in enumerate(models):
+        acc = {}
+        for qi, q in enumerate(quants):
+            for vi, v in enumerate(kvs):
+                acc[qi, vi] = candidate_accuracy(m.name, scn.task, QUANTIZATIONS[q][0], v,
+                                                 int(round(scn.traffic.gen_cap() * variant.gen_scale)))
+        for hi, h in enumerate(hardware):
+            sub = {k: v[mi, hi] for k, v in R.items()}  # (D, Q, V, C, S)
+            cands.append(_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts[hi], rps, variant,
+                                    efficiencies[hi][1], BOTTLENECKS))
+    return {"variant": variant.label, "requests_per_s": rps, "length_sets": [
+        {"label": s[0], "percentile": s[1], "prompt_len": s[2], "gen_len": s[3]} for s in sets],
+        "candidates": cands}
+
+
+def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str]]:
+    from planner.commands.estimate import resolve_efficiency
+
+    return [resolve_efficiency(h, (scn.calibration or {}).get(h.name)) for h in hardware]
+
+
+def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant, eff_label, BOTTLENECKS):
+    from planner.search import QUANTIZATIONS
+
+    grid = sub["tpot_s"].shape[:4]  # (D, Q, V, C)
+    mean = {k: v[..., 0] for k, v in sub.items()}
+    dev = np.broadcast_to(D.reshape(-1, 1, 1, 1), grid)
+    conc = np.broadcast_to(C.reshape(1, 1, 1, -1), grid)
+    acc_arr = np.array([[acc[qi, vi][0] if acc[qi, vi][0] is not None else np.nan for vi in range(len(kvs))]
+                        for qi in range(len(quants))]).reshape(1, len(quants), len(kvs), 1)
+    acc_arr = np.broadcast_to(acc_arr, grid)
+    ok = (mean["fits"] > 0) & np.isfinite(mean["tpot_s"]) & (dev <= h.max_devices)
+    ok &= np.broadcast_to(np.array([a is not None for a in acts]).reshape(1, -1, 1, 1), grid)
+    ctx_need = scn.traffic.prompt_len.quantile(99.0) + int(round(scn.traffic.gen_cap() * variant.gen_scale))
+    ctx_ok = ctx_need <= m.max_context
+    fits_any = bool(ok.any()) and ctx_ok
+    ok &= ctx_ok
+    slo_vals = {}
+    slo_ok = np.ones(grid, dtype=bool)
+    for metric, bound, q in scn.slo.bounds():
+        si = next(i for i, s in enumerate(sets) if s[1] == q)
+        val = sub[metric][..., si]
+        slo_vals[(metric, q)] = val
+        slo_ok &= np.isfinite(val) & (val <= bound)
+    acc_ok = np.ones(grid, dtype=bool)
+    if scn.min_accuracy is not None:
+        acc_ok = ~(acc_arr < scn.min_accuracy)  # unknown accuracy (NaN) is not rejected; flagged instead
+    good = ok & slo_ok & acc_ok
+
+    G_mean = sets[0][3]
+    rate = mean["throughput_tok_s"] / G_mean  # requests/s of one replica at full load
+    eff_rate = rate * variant.throughput_scale
+    with np.errstate(all="ignore"):
+        replicas = np.ceil(rps * (1.0 + scn.headroom) / eff_rate)
+        util = rps / (replicas * eff_rate)
+    price, owned = _price(scn, h, variant)
+    p_full = mean["energy_j"] * rate  # W of one replica at full load
+    p_idle = dev * h.idle_power_w
+    kwh = replicas * (util * p_full + (1.0 - util) * p_idle) * HOURS_PER_MONTH / 1000.0
+    usd = replicas * dev * HOURS_PER_MONTH * price + (scn.electricity_usd_per_kwh * variant.price_scale * kwh
+                                                      if owned else 0.0)
+    base = {"model": m.name, "hardware": h.name, "efficiency": eff_label}
+    if not good.any():
+        return {**base, "status": _why_not(scn, ok, fits_any, ctx_ok, ctx_need, m, slo_vals, acc_arr, slo_ok)}
+    lat_key = mean["latency_s"]
+    acc_key = np.where(np.isnan(acc_arr), -1.0, acc_arr)
+    idx = np.flatnonzero(good.ravel())
+    order = np.lexsort((lat_key.ravel()[idx], (dev * replicas).ravel()[idx], -acc_key.ravel()[idx],
+                        usd.ravel()[idx]))
+    b = np.unravel_index(idx[order[0]], grid)
+    di, qi, vi, ci = (int(x) for x in b)
+    pick = lambda a: float(np.asarray(a)[b])  # noqa: E731
+    flops = sum(pick(mean[k]) for k in ("flops_linear", "flops_attention", "flops_selection"))
+    nbytes = sum(pick(mean[k]) for k in ("bytes_weights", "bytes_kv", "bytes_activations", "bytes_selection"))
+    n_rep = int(pick(replicas))
+    a, a_src = acc[qi, vi]
+    monthly_usd = pick(usd)
+    per_1k = usd / (rps * SECONDS_PER_MONTH) * 1000.0
+    options = []  # the cheapest configuration per (quantization, KV dtype): the Pareto plot's points
+    for oq in range(len(quants)):
+        for ov in range(len(kvs)):
+            g = good[:, oq, ov, :]
+            if g.any():
+                j = int(np.flatnonzero(g.ravel())[np.argmin(per_1k[:, oq, ov, :].ravel()[g.ravel()])])
+                od, oc = np.unravel_index(j, g.shape)
+                options.append({"quantization": quants[oq], "kv_dtype": kvs[ov], "devices": int(D[od]),
+                                "concurrency": int(C[oc]), "usd_per_1k_requests": float(per_1k[od, oq, ov, oc]),
+                                "accuracy": acc[oq, ov][0]})
+    return {
+        **base, "status": "ok",
+        "config": {"devices": int(D[di]), "weight_dtype": QUANTIZATIONS[quants[qi]][0], "act_dtype": acts[qi],
+                   "kv_dtype": kvs[vi], "quantization": quants[qi], "concurrency": int(C[ci]),
+                   "prompt_len": int(sets[0][2]), "gen_len": int(G_mean)},
+        "per_replica": {"throughput_tok_s": pick(mean["throughput_tok_s"]), "tpot_s": pick(mean["tpot_s"]),
+                        "ttft_s": pick(mean["ttft_s"]), "latency_s": pick(mean["latency_s"]),
+                        "requests_per_s": pick(rate), "energy_j_per_request": pick(mean["energy_j"]),
+                        "power_w_full_load": pick(p_full), "bottleneck": BOTTLENECKS[int(pick(mean["bottleneck"]))],
+                        "flops_per_request": flops, "bytes_per_request": nbytes,
+                        "memory_bytes_per_device": pick(mean["total_bytes"]),
+                        "capacity_bytes_per_device": pick(mean["capacity_bytes"])},
+        "slo": [{"metric": mt, "percentile": q, "max": bound, "value": float(slo_vals[(mt, q)][b]),
+                 "ok": bool(slo_vals[(mt, q)][b] <= bound)} for mt, bound, q in scn.slo.bounds()],
+        "fleet": {"replicas": n_rep, "devices": n_rep * int(D[di]), "in_flight": rps * pick(mean["latency_s"]),
+                  "utilization": pick(util), "price_per_device_hour": price, "owned": owned,
+                  "monthly_device_hours": n_rep * int(D[di]) * HOURS_PER_MONTH, "monthly_usd": monthly_usd,
+                  "monthly_kwh": pick(kwh), "horizon_usd": monthly_usd * scn.horizon_months,
+                  "usd_per_1k_requests": monthly_usd / (rps * SECONDS_PER_MONTH) * 1000.0},
+        "accuracy": a, "accuracy_source": a_src, "options": options,
+        "peak_flops_per_device": h.peak_flops(acts[qi]), "bandwidth_bytes_per_device": h.mem_bandwidth_gbps * 1e9,
+    }
+
+
+def _price(scn, h, variant: Variant) -> tuple[float, bool]:
+    """(USD per device-hour, owned?). A scenario price is all-in (rental); a device with no
+    rental price is owned: purchase over lifetime, plus electricity."""
+    if h.name in scn.prices:
+        return scn.prices[h.name] * variant.price_scale, False
+    return h.hourly_usd * variant.price_scale, h.price_per_hour_usd is None
+
+
+def _why_not(scn, ok, fits_any, ctx_ok, ctx_need, m, slo_vals, acc_arr, slo_ok) -> str:
+    if not ctx_ok:
+        return f"p99 prompt + generation cap = {ctx_need} tokens exceeds the context ({m.max_context})"
+    if not fits_any:
+        return "does not fit in memory with any searched devices / dtypes / concurrency"
+    parts = []
+    for (metric, q), val in slo_vals.items():
+        bound = next(b for mt, b, qq in scn.slo.bounds() if mt == metric and qq == q)
+        best = float(np.nanmin(np.where(ok, val, np.nan))) if ok.any() else float("nan")
+        if not best <= bound:
+            parts.append(f"best p{q:g} {metric} {best:.3g} > {bound:g}")
+    if not parts and scn.min_accuracy is not None:
+        best = float(np.nanmax(np.where(ok & slo_ok, acc_arr, np.nan))) if (ok & slo_ok).any() else float("nan")
+        parts.append(f"accuracy {best:.3f} < min {scn.min_accuracy:g}")
+    if not parts:
+        parts.append("no single configuration meets every SLO at once")
+    return "no configuration meets the SLOs: " + "; ".join(parts)
