@@ -21,7 +21,7 @@ import math
 from statistics import NormalDist
 from typing import Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from planner.errors import InputError
 
@@ -239,22 +239,23 @@ class CapacityScenario(_Strict):
     sensitivity: Sensitivity = Field(default_factory=Sensitivity)
     calibration: Optional[dict[str, str]] = Field(None, description="device name -> calibration profile path")
 
+    @field_validator("min_accuracy")
+    @classmethod
+    def _needs_task(cls, v, info: ValidationInfo):
+        if v is not None and info.data.get("task") is None:
+            raise ValueError("min_accuracy needs a task")
+        return v
+
     @field_validator("prices")
     @classmethod
-    def _prices(cls, v):
+    def _prices(cls, v, info: ValidationInfo):
+        hardware = info.data.get("hardware") or []
         for k, x in v.items():
             if not (isinstance(x, (int, float)) and x > 0):
                 raise ValueError(f"price for '{k}' must be > 0, got {x}")
-        return v
-
-    @model_validator(mode="after")
-    def _cross(self) -> "CapacityScenario":
-        if self.min_accuracy is not None and self.task is None:
-            raise ValueError("min_accuracy needs a task")
-        for k in self.prices:
-            if k not in self.hardware:
+            if k not in hardware:
                 raise ValueError(f"price given for '{k}', which is not in hardware")
-        return self
+        return v
 
 
 def load_scenario(path: str) -> tuple[CapacityScenario, list, list]:

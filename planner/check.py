@@ -1,0 +1,343 @@
+"""CI regression checks: ``planner check CHECKS.yaml [--baseline F] [--update-baseline]``.
+
+A checks file lists checks; each evaluates one thing and asserts on its metrics:
+
+* ``estimate:`` one configuration (the options of ``planner estimate``); metrics are the
+  keys of ``planner estimate --json`` (dotted for nested ones: ``memory.total_bytes``);
+* ``recommend:`` a ``planner recommend`` scenario (its fields, or ``scenario: path``);
+  metrics are the top recommendation's fields plus ``usd_per_1k`` (= cost_usd x 1000);
+* ``capacity:`` a capacity scenario file; metrics are the chosen candidate's fields
+  (``fleet.monthly_usd``, ``per_replica.tpot_s``, ``accuracy``); ``candidate: "model @
+  hardware"`` picks one, else the cheapest.
+
+Assertions are strings ``METRIC OP NUMBER`` with OP in <=, <, >=, >, ==. Tracked metrics
+are also compared with a baseline snapshot (YAML) with a relative tolerance: a regression
+is a change in the bad direction by more than the tolerance (higher is better for
+throughput, accuracy, requests/s, utilization and fits; lower for everything else).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from planner.errors import InputError
+
+OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
+ASSERT_RE = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|<|>)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+HIGHER_IS_BETTER = {"throughput_tok_s", "accuracy", "requests_per_s", "utilization", "fits"}
+DEFAULT_TRACK = {
+    "estimate": ["ttft_s", "tpot_s", "latency_s", "throughput_tok_s", "energy_j", "cost_usd"],
+    "recommend": ["accuracy", "latency_s", "energy_j", "usd_per_1k"],
+    "capacity": ["fleet.devices", "fleet.monthly_usd", "fleet.usd_per_1k_requests", "accuracy"],
+}
+BASELINE_DIGITS = 6
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class EstimateSpec(_Strict):
+    model: str
+    hardware: str
+    devices: int = 1
+    batch: int = 1
+    concurrency: int = 0
+    prompt_len: int = 1024
+    gen_len: int = 256
+    samples: int = 1
+    weight_dtype: str = "bf16"
+    act_dtype: str = "bf16"
+    kv_dtype: str = "bf16"
+    kv_budget: int = 0
+    prefix_sharing: bool = True
+    calibration: Optional[str] = None
+
+
+class CheckSpec(_Strict):
+    name: str = Field(min_length=1)
+    estimate: Optional[EstimateSpec] = None
+    recommend: Optional[dict[str, Any]] = None
+    capacity: Optional[str] = None
+    candidate: Optional[str] = None
+    asserts: list[str] = Field(default_factory=list, alias="assert")
+    track: Optional[list[str]] = None
+    tolerance: Optional[float] = Field(None, ge=0, lt=10)
+
+    @field_validator("asserts")
+    @classmethod
+    def _parse(cls, v):
+        for a in v:
+            if not isinstance(a, str) or not ASSERT_RE.match(a):
+                raise ValueError(f"assertion {a!r} is not 'METRIC OP NUMBER' (OP: <=, <, >=, >, ==)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "CheckSpec":
+        kinds = [k for k in ("estimate", "recommend", "capacity") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of: estimate, recommend, capacity")
+        if self.candidate is not None and self.capacity is None:
+            raise ValueError("candidate goes with capacity")
+        if not self.asserts and self.track == []:
+            raise ValueError("a check needs an assertion or a tracked metric")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("estimate", "recommend", "capacity") if getattr(self, k) is not None)
+
+    def assertions(self) -> list[tuple[str, str, float]]:
+        out = []
+        for a in self.asserts:
+            m = ASSERT_RE.match(a)
+            out.append((m.group(1), m.group(2), float(m.group(3))))
+        return out
+
+
+class ChecksFile(_Strict):
+    baseline: Optional[str] = None
+    tolerance: float = Field(0.05, ge=0, lt=10)
+    checks: list[CheckSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "ChecksFile":
+        seen = set()
+        for c in self.checks:
+            if c.name in seen:
+                raise ValueError(f"duplicate check name '{c.name}'")
+            seen.add(c.name)
+        return self
+
+
+def load_checks(path: str) -> ChecksFile:
+    from planner.catalog import parse_spec, read_yaml
+
+    return parse_spec(ChecksFile, read_yaml(path), path)
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        elif isinstance(v, bool):
+            out[key] = 1.0 if v else 0.0
+        elif isinstance(v, (int, float)) and v is not None:
+            out[key] = float(v)
+    return out
+
+
+def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str, float], Optional[str]]:
+    """Metrics of one check, and a reason when there is nothing to measure (e.g. no
+    recommendation meets the budgets)."""
+    if spec.kind == "estimate":
+        from planner.catalog import load_hardware, load_model
+        from planner.commands.estimate import resolve_efficiency
+        from planner.cost.api import estimate
+
+        e = spec.estimate
+        h = load_hardware(e.hardware)
+        cal = str(_rel(base_dir, e.calibration)) if e.calibration else None
+        eff, _ = resolve_efficiency(h, cal)
+        kw = e.model_dump(exclude={"model", "hardware", "calibration"})
+        return _flatten(estimate(load_model(e.model), h, efficiency=eff, **kw)), None
+    if spec.kind == "recommend":
+        from planner.catalog import parse_spec, read_yaml
+        from planner.recommend import run
+        from planner.specs import RecommendScenario
+
+        data = dict(spec.recommend)
+        where = f"{file}: check '{spec.name}'"
+        if "scenario" in data:
+            p = _rel(base_dir, str(data.pop("scenario")))
+            base = parse_spec(RecommendScenario, read_yaml(p), str(p)).model_dump(exclude_unset=True)
+            data = {**base, **data}
+        ans = run(parse_spec(RecommendScenario, data, where))
+        if not ans["recommendations"]:
+            return {}, ans.get("status", "no recommendation")
+        row = dict(ans["recommendations"][0])
+        row["usd_per_1k"] = row["cost_usd"] * 1000.0
+        return _flatten(row), None
+    from planner.report import build
+
+    data = build(str(_rel(base_dir, spec.capacity)))
+    cands = data["plan"]["candidates"]
+    if spec.candidate is not None:
+        names = [f"{c['model']} @ {c['hardware']}" for c in cands]
+        want = " @ ".join(x.strip() for x in spec.candidate.split("@"))
+        if want not in names:
+            raise InputError(f"no such candidate (choose from {', '.join(names)})", file=file,
+                             field=f"checks.{spec.name}.candidate", value=spec.candidate)
+        c = cands[names.index(want)]
+    else:
+        c = next((c for c in cands if f"{c['model']} @ {c['hardware']}" == data["cheapest"]), None)
+        if c is None:
+            return {}, "no candidate meets the SLOs"
+    if c["status"] != "ok":
+        return {}, c["status"]
+    return _flatten({k: v for k, v in c.items() if k not in ("options",)}), None
+
+
+def _rel(base_dir: Path, p: str) -> Path:
+    q = Path(p)
+    return q if q.is_absolute() else base_dir / q
+
+
+def load_baseline(path: Path) -> dict[str, dict[str, float]]:
+    from planner.catalog import read_yaml
+
+    data = read_yaml(path)
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not isinstance(data.get("checks", {}), dict):
+        raise InputError("expected a mapping 'checks: {name: {metric: value}}'", file=str(path))
+    out = {}
+    for name, metrics in (data.get("checks") or {}).items():
+        if not isinstance(metrics, dict):
+            raise InputError("expected a mapping of metric to value", file=str(path), field=f"checks.{name}")
+        for k, v in metrics.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise InputError("expected a number", file=str(path), field=f"checks.{name}.{k}", value=v)
+        out[str(name)] = {str(k): float(v) for k, v in metrics.items()}
+    return out
+
+
+def dump_baseline(values: dict[str, dict[str, float]]) -> str:
+    import yaml
+
+    rounded = {n: {k: float(f"{v:.{BASELINE_DIGITS}g}") for k, v in m.items()} for n, m in values.items()}
+    head = ("# planner check baseline: tracked metric values per check, compared with a relative tolerance.\n"
+            "# Written by `planner check CHECKS.yaml --update-baseline`; edit only to accept a change.\n")
+    return head + yaml.safe_dump({"checks": rounded}, sort_keys=False, default_flow_style=False)
+
+
+def regression(metric: str, old: float, new: float, tol: float) -> tuple[str, Optional[float]]:
+    """(status, relative change): status is pass, fail (worse beyond tol) or improved."""
+    change = None if old == 0 else (new - old) / abs(old)
+    higher = metric.rsplit(".", 1)[-1] in HIGHER_IS_BETTER
+    worse = (new < old - tol * abs(old)) if higher else (new > old + tol * abs(old))
+    better = (new > old + tol * abs(old)) if higher else (new < old - tol * abs(old))
+    if worse and not math.isclose(new, old, rel_tol=1e-12, abs_tol=1e-300):
+        return "fail", change
+    return ("improved" if better else "pass"), change
+
+
+def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool = False) -> dict[str, Any]:
+    """Evaluate every check; returns a JSON-ready verdict (and writes the baseline when
+    asked). Bad input raises InputError; failures are in the verdict, not raised."""
+    cf = load_checks(path)
+    base_dir = Path(path).resolve().parent
+    bpath = Path(baseline) if baseline else (_rel(base_dir, cf.baseline) if cf.baseline else None)
+    if update_baseline and bpath is None:
+        raise InputError("no baseline file: give --baseline or a 'baseline:' field", file=path, field="baseline")
+    old: dict[str, dict[str, float]] = {}
+    if bpath is not None and not update_baseline:
+        if not bpath.is_file():
+            raise InputError("baseline file not found (create it with --update-baseline)", file=str(bpath))
+        old = load_baseline(bpath)
+    results, snapshot = [], {}
+    for spec in cf.checks:
+        metrics, missing = evaluate_check(spec, base_dir, path)
+        tol = cf.tolerance if spec.tolerance is None else spec.tolerance
+        items = []
+        for metric, op, bound in spec.assertions():
+            if missing is not None:
+                items.append(_item("assert", metric, f"{op} {bound:g}", None, None, "fail", missing))
+                continue
+            if metric not in metrics:
+                raise InputError(f"unknown metric (available: {', '.join(sorted(metrics))})", file=path,
+                                 field=f"checks.{spec.name}.assert", value=metric)
+            v = metrics[metric]
+            ok = OPS[op](v, bound)
+            items.append(_item("assert", metric, f"{op} {bound:g}", None, v, "pass" if ok else "fail",
+                               "" if ok else f"{metric} = {v:.6g}, expected {op} {bound:g}"))
+        track = spec.track if spec.track is not None else _default_track(spec)
+        snap = {}
+        for metric in track:
+            if missing is not None:
+                continue
+            if metric not in metrics:
+                if spec.track is not None:
+                    raise InputError(f"unknown metric (available: {', '.join(sorted(metrics))})", file=path,
+                                     field=f"checks.{spec.name}.track", value=metric)
+                continue  # a default metric this result lacks (e.g. accuracy n/a)
+            v = metrics[metric]
+            snap[metric] = v
+            if bpath is None:
+                continue
+            if update_baseline:
+                items.append(_item("baseline", metric, f"tol {tol:g}", None, v, "updated", ""))
+                continue
+            prev = old.get(spec.name, {}).get(metric)
+            if prev is None:
+                items.append(_item("baseline", metric, f"tol {tol:g}", None, v, "new", "not in the baseline"))
+                continue
+            status, change = regression(metric, prev, v, tol)
+            msg = "" if status != "fail" else (f"{metric} regressed {change:+.1%} (baseline {prev:.6g}, now {v:.6g}, "
+                                               f"tolerance {tol:.0%})" if change is not None else
+                                               f"{metric} regressed from {prev:.6g} to {v:.6g}")
+            items.append(_item("baseline", metric, f"tol {tol:g}", prev, v, status, msg, change))
+        if missing is not None and not spec.asserts:
+            items.append(_item("assert", "-", "", None, None, "fail", missing))
+        snapshot[spec.name] = snap
+        passed = all(i["status"] != "fail" for i in items)
+        results.append({"name": spec.name, "kind": spec.kind, "passed": passed, "items": items})
+    if update_baseline:
+        from planner.report import _save
+
+        _save(bpath, dump_baseline(snapshot))
+    failed = [r["name"] for r in results if not r["passed"]]
+    return {"file": str(path), "baseline": None if bpath is None else str(bpath), "updated_baseline": update_baseline,
+            "passed": not failed, "checks": results,
+            "summary": {"checks": len(results), "failed": len(failed), "failed_names": failed,
+                        "assertions": sum(1 for r in results for i in r["items"] if i["type"] == "assert"),
+                        "baseline_comparisons": sum(1 for r in results for i in r["items"] if i["type"] == "baseline")}}
+
+
+def _default_track(spec: CheckSpec) -> list[str]:
+    track = list(DEFAULT_TRACK[spec.kind])
+    for metric, _, _ in spec.assertions():
+        if metric not in track:
+            track.append(metric)
+    return track
+
+
+def _item(type_, metric, rule, old, new, status, message, change=None) -> dict:
+    return {"type": type_, "metric": metric, "rule": rule, "old": old, "new": new,
+            "change": change if change is not None else (None if old in (None, 0) or new is None
+                                                         else (new - old) / abs(old)),
+            "status": status, "message": message}
+
+
+def junit_xml(verdict: dict) -> str:
+    """JUnit XML: one testcase per check, a <failure> listing what failed."""
+    import xml.etree.ElementTree as ET
+
+    n, f = verdict["summary"]["checks"], verdict["summary"]["failed"]
+    root = ET.Element("testsuites", name="planner check", tests=str(n), failures=str(f), errors="0")
+    suite = ET.SubElement(root, "testsuite", name=f"planner check {Path(verdict['file']).name}", tests=str(n),
+                          failures=str(f), errors="0", skipped="0", time="0")
+    for r in verdict["checks"]:
+        case = ET.SubElement(suite, "testcase", classname=f"planner.check.{r['kind']}", name=r["name"], time="0")
+        lines = [f"{i['type']} {i['metric']} {i['rule']}: old {_num(i['old'])} new {_num(i['new'])} -> {i['status']}"
+                 for i in r["items"]]
+        if not r["passed"]:
+            msgs = [i["message"] for i in r["items"] if i["status"] == "fail"]
+            fail = ET.SubElement(case, "failure", message="; ".join(msgs), type="CheckFailed")
+            fail.text = "\n".join(lines)
+        out = ET.SubElement(case, "system-out")
+        out.text = "\n".join(lines)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _num(x) -> str:
+    return "-" if x is None else f"{x:.6g}"

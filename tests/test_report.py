@@ -1,0 +1,192 @@
+"""`planner report`: capacity scenario, fleet sizing, HTML/Markdown output, determinism."""
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from planner.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = str(ROOT / "examples" / "capacity.yaml")
+CHROMIUM = "/usr/bin/chromium"
+
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def built():
+    from planner.report import build
+
+    return build(SCENARIO)
+
+
+@pytest.fixture(scope="module")
+def html_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "out.html"
+    assert main(["report", SCENARIO, "-o", str(out)]) == 0
+    return out
+
+
+def test_html_report_is_self_contained(html_report):
+    text = html_report.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    assert "Capacity plan" in text and "Fleet and cost" in text and "Sensitivity" in text
+    assert "Assumptions and known model error" in text
+    # both plots embedded as data URIs, nothing fetched from anywhere
+    assert text.count('src="data:image/svg+xml;base64,') == 2
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, re.I)
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower() and "<link" not in text.lower()
+    # the embedded plots are real SVG documents
+    import base64
+
+    for blob in re.findall(r'src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)"', text):
+        svg = base64.b64decode(blob).decode("utf-8")
+        assert "<svg" in svg and "</svg>" in svg
+        assert "dc:date" not in svg
+
+
+def test_markdown_report_with_plot_files(tmp_path):
+    out = tmp_path / "plan.md"
+    assert main(["report", SCENARIO, "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Capacity plan")
+    assert "| model | hardware |" in text
+    assert "![" in text and "(plan-pareto.svg)" in text and "(plan-roofline.svg)" in text
+    assert (tmp_path / "plan-pareto.svg").read_text().lstrip().startswith("<?xml")
+    assert (tmp_path / "plan-roofline.svg").is_file()
+    assert "## Sensitivity" in text and "## Fleet and cost" in text
+
+
+def test_fleet_sizing_consistent_with_estimate(built, capsys):
+    """The report's per-replica throughput and TPOT are `planner estimate --concurrency`'s."""
+    ok = [c for c in built["plan"]["candidates"] if c["status"] == "ok"]
+    assert ok
+    for c in ok:
+        cf = c["config"]
+        capsys.readouterr()
+        rc = main(["estimate", "-m", c["model"], "-H", c["hardware"], "--devices", str(cf["devices"]),
+                   "--concurrency", str(cf["concurrency"]), "--prompt-len", str(cf["prompt_len"]),
+                   "--gen-len", str(cf["gen_len"]), "--weight-dtype", cf["weight_dtype"],
+                   "--act-dtype", cf["act_dtype"], "--kv-dtype", cf["kv_dtype"], "--json"])
+        assert rc == 0
+        est = json.loads(capsys.readouterr().out)
+        pr = c["per_replica"]
+        assert pr["throughput_tok_s"] == pytest.approx(est["throughput_tok_s"], rel=1e-9)
+        assert pr["tpot_s"] == pytest.approx(est["tpot_s"], rel=1e-9)
+        assert pr["ttft_s"] == pytest.approx(est["ttft_s"], rel=1e-9)
+        assert est["memory"]["fits"]
+        # sizing from that throughput: requests/s per replica, replicas with headroom
+        scn = built["scenario"]
+        rate = est["throughput_tok_s"] / cf["gen_len"]
+        f = c["fleet"]
+        assert pr["requests_per_s"] == pytest.approx(rate, rel=1e-9)
+        assert f["replicas"] == math.ceil(scn["traffic"]["requests_per_s"] * (1 + scn["headroom"]) / rate - 1e-9)
+        assert f["devices"] == f["replicas"] * cf["devices"]
+        assert f["utilization"] == pytest.approx(scn["traffic"]["requests_per_s"] / (f["replicas"] * rate))
+        assert f["in_flight"] == pytest.approx(scn["traffic"]["requests_per_s"] * est["latency_s"], rel=1e-9)
+        if not f["owned"]:
+            assert f["monthly_usd"] == pytest.approx(f["devices"] * 730.5 * f["price_per_device_hour"])
+        for s in c["slo"]:
+            assert s["ok"] and s["value"] <= s["max"]
+
+
+def test_price_override_and_sensitivity(built):
+    base = built["plan"]["candidates"]
+    h100 = [c for c in base if c["hardware"] == "h100-sxm" and c["status"] == "ok"]
+    assert h100 and all(c["fleet"]["price_per_device_hour"] == pytest.approx(2.49) for c in h100)
+    by = {v["variant"]: v["candidates"] for v in built["sensitivity"]}
+    price = next(v for k, v in by.items() if k.startswith("prices"))
+    traffic = by["traffic x2"]
+    gen = by["generation length x2"]
+    for i, c in enumerate(base):
+        if c["status"] != "ok":
+            continue
+        # a price change scales the bill and does not change the choice
+        assert price[i]["fleet"]["monthly_usd"] == pytest.approx(1.25 * c["fleet"]["monthly_usd"])
+        # more traffic or longer generations never make the fleet cheaper
+        for other in (traffic[i], gen[i]):
+            assert other["status"] != "ok" or other["fleet"]["monthly_usd"] >= c["fleet"]["monthly_usd"] - 1e-6
+
+
+def test_length_distributions():
+    from planner.capacity import Lengths
+
+    pct = Lengths.model_validate({"p50": 600, "p90": 1500, "p99": 3000})
+    assert (pct.quantile(50), pct.quantile(90), pct.quantile(99)) == (600, 1500, 3000)
+    assert 1500 < pct.quantile(95) < 3000 and 600 < pct.quantile(75) < 1500
+    assert 600 < pct.mean_len() < 1500
+    assert Lengths.model_validate(512).quantile(99) == 512 == Lengths.model_validate(512).mean_len()
+    ln = Lengths.model_validate({"lognormal": {"median": 100, "sigma": 0.5}})
+    assert ln.quantile(50) == 100 and ln.mean_len() == round(100 * math.exp(0.125))
+    assert pct.scaled(2.0).quantile(90) == 3000
+
+
+@pytest.mark.parametrize("patch, field", [
+    ({"traffic": {"requests_per_s": -1, "prompt_len": 100, "gen_len": 100}}, "traffic.requests_per_s"),
+    ({"traffic": {"requests_per_s": 1, "prompt_len": {"p50": 900, "p90": 100}, "gen_len": 100}}, "traffic.prompt_len"),
+    ({"models": ["no-such-model"]}, "models[0]"),
+    ({"prices": {"b200": 3.0}}, "prices"),
+    ({"search": {"quantizations": ["int3"]}}, "search.quantizations"),
+    ({"headroom": "lots"}, "headroom"),
+    ({"surprise": 1}, "surprise"),
+])
+def test_bad_scenario_is_one_line_exit_2(tmp_path, capsys, patch, field):
+    import yaml
+
+    data = yaml.safe_load(Path(SCENARIO).read_text())
+    data.update(patch)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    assert main(["report", str(bad), "-o", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.yaml" in err and field in err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_bad_output_suffix_exit_2(tmp_path, capsys):
+    assert main(["report", SCENARIO, "-o", str(tmp_path / "r.pdf")]) == 2
+    assert "r.pdf" in capsys.readouterr().err
+
+
+def test_report_is_deterministic(tmp_path, html_report):
+    """Same inputs, byte-identical files: in this process and in a fresh one."""
+    a, b = tmp_path / "a.html", tmp_path / "b.md"
+    assert main(["report", SCENARIO, "-o", str(a)]) == 0
+    assert a.read_bytes() == html_report.read_bytes()
+    assert main(["report", SCENARIO, "-o", str(b)]) == 0
+    first = {p.name: p.read_bytes() for p in tmp_path.glob("b*")}
+    env = dict(os.environ, PYTHONHASHSEED="123")
+    subprocess.run([sys.executable, "-m", "planner", "report", SCENARIO, "-o", str(tmp_path / "c.html")],
+                   check=True, cwd=str(ROOT), env=env, capture_output=True)
+    assert (tmp_path / "c.html").read_bytes() == a.read_bytes()
+    assert main(["report", SCENARIO, "-o", str(b)]) == 0
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("b*")} == first
+
+
+@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
+def test_html_renders_in_headless_chromium(html_report, tmp_path):
+    from PIL import Image
+
+    png = tmp_path / "shot.png"
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}"]
+    r = subprocess.run(flags + ["--enable-logging=stderr", "--v=0", f"--screenshot={png}", "--window-size=1200,2000",
+                                html_report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "CONSOLE" not in r.stderr and "Uncaught" not in r.stderr
+    img = Image.open(png).convert("RGB")
+    assert img.size == (1200, 2000)
+    # the Pareto plot decoded and painted: its first marker colour (#1f77b4) is on screen
+    colors = {c for _, c in img.getcolors(maxcolors=1 << 20)}
+    assert (31, 119, 180) in colors
+    dom = subprocess.run(flags + ["--dump-dom", html_report.as_uri()], capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0
+    assert dom.stdout.count("<img") == 2 and "Fleet and cost" in dom.stdout
