@@ -274,17 +274,17 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
             if bpath is None:
                 continue
             if update_baseline:
-                items.append(_item("baseline", metric, f"tol {tol:g}", None, v, "updated", ""))
+                items.append(_item("baseline", metric, f"within {tol * 100:g}%", None, v, "updated", ""))
                 continue
             prev = old.get(spec.name, {}).get(metric)
             if prev is None:
-                items.append(_item("baseline", metric, f"tol {tol:g}", None, v, "new", "not in the baseline"))
+                items.append(_item("baseline", metric, f"within {tol * 100:g}%", None, v, "new", "not in the baseline"))
                 continue
             status, change = regression(metric, prev, v, tol)
             msg = "" if status != "fail" else (f"{metric} regressed {change:+.1%} (baseline {prev:.6g}, now {v:.6g}, "
                                                f"tolerance {tol:.0%})" if change is not None else
                                                f"{metric} regressed from {prev:.6g} to {v:.6g}")
-            items.append(_item("baseline", metric, f"tol {tol:g}", prev, v, status, msg, change))
+            items.append(_item("baseline", metric, f"within {tol * 100:g}%", prev, v, status, msg, change))
         if missing is not None and not spec.asserts:
             items.append(_item("assert", "-", "", None, None, "fail", missing))
         snapshot[spec.name] = snap

@@ -87,16 +87,16 @@ def blocks(data: dict) -> list:
         rec += "."
     b.append(("p", "Recommendation: " + rec))
     b.append(("h2", "Best serving configuration per candidate"))
-    head = ["model", "hardware", "devices / replica", "weights", "KV", "concurrency", "tokens/s / replica",
+    head = ["model", "hardware", "devices / replica", "weights / KV", "concurrency", "tokens/s / replica",
             "TPOT (mean)", "TTFT (mean)"] + [f"p{q:g} {m}" for m, _, q in model.slo.bounds()] + ["bottleneck", "accuracy"]
     rows = []
     for c in plan["candidates"]:
         if c["status"] != "ok":
-            rows.append({"cells": [c["model"], c["hardware"], c["status"]] + [""] * (len(head) - 3), "bad": True})
+            rows.append({"cells": [c["model"], c["hardware"], c["status"]], "bad": True})
             continue
         cf, pr = c["config"], c["per_replica"]
         rows.append({"cells": [c["model"], c["hardware"], cf["devices"], cf["weight_dtype"] + (
-            f" (A {cf['act_dtype']})" if cf["act_dtype"] != cf["weight_dtype"] else ""), cf["kv_dtype"],
+            f" (A {cf['act_dtype']})" if cf["act_dtype"] != cf["weight_dtype"] else "") + f" / {cf['kv_dtype']}",
             cf["concurrency"], f"{pr['throughput_tok_s']:,.0f}", _s(pr["tpot_s"]), _s(pr["ttft_s"])]
             + [_s(x["value"]) for x in c["slo"]] + [pr["bottleneck"], _acc(c)]})
     b.append(("table", head, rows,

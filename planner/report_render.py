@@ -22,6 +22,7 @@ th { background: #f0f0f0; white-space: normal; vertical-align: bottom; }
 div.wide { overflow-x: auto; }
 td:first-child, th:first-child, td:nth-child(2), th:nth-child(2) { text-align: left; }
 tr.bad td { color: #a00; }
+td.span { text-align: left; }
 p.note { font-size: .85em; color: #555; }
 figure { margin: 1em 0; }
 figure img { max-width: 100%; height: auto; border: 1px solid #ddd; }
@@ -51,7 +52,8 @@ def to_markdown(blocks: list, figure_files: dict[str, str | None], figure_notes:
             out.append("| " + " | ".join(_md_cell(h) for h in header) + " |")
             out.append("|" + "|".join(["---", "---"] + ["---:"] * (len(header) - 2)) + "|")
             for r in rows:
-                out.append("| " + " | ".join(_md_cell(c) for c in r["cells"]) + " |")
+                cells = list(r["cells"]) + [""] * (len(header) - len(r["cells"]))
+                out.append("| " + " | ".join(_md_cell(c) for c in cells) + " |")
             out.append("")
             if note:
                 out += [f"*{note}*", ""]
@@ -83,7 +85,11 @@ def to_html(title: str, blocks: list, figures: dict[str, str | None], figure_not
             out.append('<div class="wide"><table><thead><tr>' + "".join(f"<th>{e(str(h))}</th>" for h in header) + "</tr></thead><tbody>")
             for r in rows:
                 cls = ' class="bad"' if r.get("bad") else ""
-                out.append(f"<tr{cls}>" + "".join(f"<td>{e(str(c))}</td>" for c in r["cells"]) + "</tr>")
+                cells = [f"<td>{e(str(c))}</td>" for c in r["cells"]]
+                short = len(header) - len(r["cells"])
+                if short > 0:  # a status row: its last cell spans the rest
+                    cells[-1] = f'<td colspan="{short + 1}" class="span">{e(str(r["cells"][-1]))}</td>'
+                out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
             out.append("</tbody></table></div>")
             if note:
                 out.append(f'<p class="note">{_inline(note)}</p>')

@@ -51,7 +51,7 @@ def act_dtype_for(hw, quant: str) -> Optional[str]:
     return want if hw.has_dtype(want) else sixteen
 
 
-def candidate_accuracy(model_name: str, task: Optional[str], weight_dtype: str, kv_dtype: str,
+def candidate_accuracy(model_name: str, task: Optional[str], weight_dtype: str, act_dtype: str, kv_dtype: str,
                        gen_cap: int) -> tuple[Optional[float], str]:
     """Accuracy of one sample from the accuracy model, or (None, why) without a profile."""
     if task is None:
@@ -59,13 +59,14 @@ def candidate_accuracy(model_name: str, task: Optional[str], weight_dtype: str, 
     try:
         from planner import accuracy
 
-        prof = accuracy.load_profile_for(model_name, task)
-        a = accuracy.predict_for_search(prof, "single", np.array(1.0), np.array(float(gen_cap)), weight_dtype,
-                                        kv_dtype, np.array(0.0))
-    except (InputError, ImportError, AttributeError) as exc:
-        reason = exc.reason if isinstance(exc, InputError) else "accuracy model unavailable"
-        return None, reason
-    return float(np.asarray(a).reshape(-1)[0]), "accuracy model"
+        prof = accuracy.find_profile(model_name, task)
+        a = accuracy.predict(prof, "single", 1, gen_cap, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                             kv_dtype=kv_dtype, kv_budget=0)
+    except InputError as exc:
+        return None, exc.reason
+    except (ImportError, AttributeError):  # pragma: no cover - accuracy model absent
+        return None, "accuracy model unavailable"
+    return float(np.asarray(a).reshape(-1)[0]), f"accuracy model ({task})"
 
 
 def _device_grid(scn, hardware) -> list[int]:
@@ -119,12 +120,16 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     rps = scn.traffic.requests_per_s * variant.traffic_scale
     cands = []
     for mi, m in enumerate(models):
-        acc = {}
-        for qi, q in enumerate(quants):
-            for vi, v in enumerate(kvs):
-                acc[qi, vi] = candidate_accuracy(m.name, scn.task, QUANTIZATIONS[q][0], v,
-                                                 int(round(scn.traffic.gen_cap() * variant.gen_scale)))
+        cache: dict = {}
         for hi, h in enumerate(hardware):
+            acc = {}
+            for qi, q in enumerate(quants):
+                for vi, v in enumerate(kvs):
+                    key = (QUANTIZATIONS[q][0], acts[hi][qi] or "bf16", v)
+                    if key not in cache:
+                        cache[key] = candidate_accuracy(m.name, scn.task, *key,
+                                                        int(round(scn.traffic.gen_cap() * variant.gen_scale)))
+                    acc[qi, vi] = cache[key]
             sub = {k: v[mi, hi] for k, v in R.items()}  # (D, Q, V, C, S)
             cands.append(_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts[hi], rps, variant,
                                     efficiencies[hi][1], BOTTLENECKS))
@@ -251,7 +256,8 @@ def _why_not(scn, ok, fits_any, ctx_ok, ctx_need, m, slo_vals, acc_arr, slo_ok) 
             parts.append(f"best p{q:g} {metric} {best:.3g} > {bound:g}")
     if not parts and scn.min_accuracy is not None:
         best = float(np.nanmax(np.where(ok & slo_ok, acc_arr, np.nan))) if (ok & slo_ok).any() else float("nan")
-        parts.append(f"accuracy {best:.3f} < min {scn.min_accuracy:g}")
+        if not best >= scn.min_accuracy:
+            return f"below the accuracy floor: best {best:.3f} < {scn.min_accuracy:g}"
     if not parts:
         parts.append("no single configuration meets every SLO at once")
     return "no configuration meets the SLOs: " + "; ".join(parts)

@@ -41,14 +41,14 @@ def print_verdict(v: dict) -> None:
 
     con = console()
     t = Table(title=f"planner check {v['file']}")
-    for col in ("check", "kind", "metric", "rule", "baseline", "value", "change", "status"):
+    for col in ("check", "metric", "rule", "baseline", "value", "change", "status"):
         t.add_column(col, justify="right" if col in ("baseline", "value", "change") else "left",
-                     overflow="fold")
+                     overflow="fold", no_wrap=col in ("rule", "status"))
     for r in v["checks"]:
         for i, it in enumerate(r["items"]):
             status = {"fail": "[bold red]FAIL[/]", "pass": "pass", "improved": "[green]improved[/]", "new": "new",
                       "updated": "updated"}[it["status"]]
-            t.add_row(r["name"] if i == 0 else "", r["kind"] if i == 0 else "", it["metric"], it["rule"],
+            t.add_row(f"{r['name']} ({r['kind']})" if i == 0 else "", it["metric"], it["rule"],
                       _num(it["old"]), _num(it["new"]), _pct(it["change"]), status)
     con.print(t)
     for r in v["checks"]:

@@ -23,16 +23,16 @@ def report_cmd(
 
     con = console()
     t = Table(title=f"capacity plan: {data['scenario']['name']}")
-    for col in ("model", "hardware", "config", "replicas x devices", "utilization", "$ / month", "$ / 1k req",
+    for col in ("model", "hardware", "config (TP W/KV C)", "replicas x devices", "utilization", "$ / month", "$ / 1k req",
                 "accuracy"):
-        t.add_column(col, justify="left" if col in ("model", "hardware", "config") else "right")
+        t.add_column(col, justify="left" if col in ("model", "hardware") or col.startswith("config") else "right")
     for c in data["plan"]["candidates"]:
         if c["status"] != "ok":
             t.add_row(c["model"], c["hardware"], c["status"], "", "", "", "", "")
             continue
         cf, f = c["config"], c["fleet"]
         t.add_row(c["model"], c["hardware"],
-                  f"TP{cf['devices']} W {cf['weight_dtype']} KV {cf['kv_dtype']} C {cf['concurrency']}",
+                  f"TP{cf['devices']} {cf['weight_dtype']}/{cf['kv_dtype']} C{cf['concurrency']}",
                   f"{f['replicas']} x {cf['devices']}", f"{f['utilization']:.0%}", fmt_usd(f["monthly_usd"]),
                   f"${f['usd_per_1k_requests']:.3g}", "n/a" if c["accuracy"] is None else f"{c['accuracy']:.3f}")
     con.print(t)
