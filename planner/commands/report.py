@@ -28,7 +28,6 @@ def report_cmd(
         t.add_column(col, justify="left" if col in ("model", "hardware") or col.startswith("config") else "right")
     for c in data["plan"]["candidates"]:
         if c["status"] != "ok":
-            t.add_row(c["model"], c["hardware"], c["status"], "", "", "", "", "")
             continue
         cf, f = c["config"], c["fleet"]
         t.add_row(c["model"], c["hardware"],
@@ -36,6 +35,9 @@ def report_cmd(
                   f"{f['replicas']} x {cf['devices']}", f"{f['utilization']:.0%}", fmt_usd(f["monthly_usd"]),
                   f"${f['usd_per_1k_requests']:.3g}", "n/a" if c["accuracy"] is None else f"{c['accuracy']:.3f}")
     con.print(t)
+    for c in data["plan"]["candidates"]:
+        if c["status"] != "ok":
+            con.print(f"excluded {c['model']} @ {c['hardware']}: {c['status']}", markup=False)
     con.print(f"cheapest meeting the SLOs: {data['cheapest'] or 'none'}")
     con.print("wrote " + ", ".join(data["written"]))
 
