@@ -1,6 +1,167 @@
-"""`planner accuracy` (not yet implemented; the module is replaced by its owner)."""
+"""`planner fit` (a task profile from an eval log) and `planner accuracy` (predicted
+accuracy of one configuration). numpy/scipy are imported inside the commands."""
+
+from __future__ import annotations
+
+from typing import Optional
+
 import typer
 
 
+def fit_cmd(
+    eval_log: str = typer.Argument(..., help="Eval log (JSONL): per-sample or per-problem lines."),
+    model: str = typer.Option(..., "--model", "-m", help="Model name for the profile (need not be in the catalog)."),
+    task: str = typer.Option(..., "--task", "-t", help="Task name for the profile."),
+    output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the profile YAML here."),
+    task_kind: str = typer.Option("math_answer", "--task-kind",
+                                  help="math_answer | code_tests | multiple_choice | open_ended."),
+    difficulty: str = typer.Option("auto", "--difficulty", help="auto (BIC) | beta | mixture | empirical."),
+    gen_len: Optional[int] = typer.Option(None, "--gen-len",
+                                          help="Generation budget of the eval (default: longest trace)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
+    from planner.accuracy.fit import fit_eval_log, write_profile
+    from planner.commands.output import print_json
+    from planner.errors import InputError
+
+    if gen_len is not None and gen_len <= 0:
+        raise InputError("must be > 0 tokens", field="gen-len", value=gen_len)
+    res = fit_eval_log(eval_log, model, task, task_kind=task_kind, difficulty=difficulty, gen_len=gen_len,
+                       seed=seed)
+    if output:
+        write_profile(res.profile, output)
+    summary = res.summary()
+    summary["profile"] = output
+    if json_out:
+        print_json(summary)
+        return
+    _print_fit(summary, res)
+
+
+def _print_fit(s: dict, res) -> None:
+    from rich.table import Table
+
+    from planner.commands.output import console
+
+    con = console()
+    d = s["difficulty"]
+    con.print(f"{s['file']}: {s['problems']} problems, {s['samples']} samples ({s['format']} format), "
+              f"pass@1 {s['pass_at_1']:.4f}")
+    t = Table(title="difficulty fits (mean fixed at the observed pass@1)")
+    for col in ("model", "parameters", "log-lik", "BIC"):
+        t.add_column(col, justify="left" if col in ("model", "parameters") else "right")
+    b = d["beta"]
+    t.add_row("beta" + (" *" if d["chosen"] == "beta" else ""), f"a={b['a']:.4f} b={b['b']:.4f}",
+              f"{b['loglik']:.2f}", f"{b['bic']:.2f}")
+    if "mixture" in d:
+        mx = d["mixture"]
+        par = "; ".join(f"w={c['weight']:.3f} a={c['a']:.3f} b={c['b']:.3f}" for c in mx["components"])
+        t.add_row("mixture" + (" *" if d["chosen"] == "mixture" else ""), par, f"{mx['loglik']:.2f}",
+                  f"{mx['bic']:.2f}")
+    if d["chosen"] == "empirical":
+        t.add_row("empirical *", "per-problem counts", "", "")
+    con.print(t)
+    h = s["heldout"]
+    t2 = Table(title=f"held-out check: fitted on {h['fitted_on_samples_per_problem']:.0f} samples per problem, "
+                     f"pass@k on all samples")
+    for col in ("k", "observed", "predicted", "error"):
+        t2.add_column(col, justify="right")
+    for r in h["rows"]:
+        t2.add_row(str(r["k"]), f"{r['observed']:.4f}", f"{r['predicted']:.4f}", f"{r['error']:+.4f}")
+    con.print(t2)
+    if "trace_length" in s:
+        tl = s["trace_length"]
+        con.print(f"trace length: median {tl['median_tokens']:.0f} tokens at p = pass@1, sigma {tl['sigma']:.3f}, "
+                  f"slope {tl['difficulty_slope']:+.3f}, {100 * tl['truncated_fraction']:.1f}% truncated "
+                  f"at {tl['max_tokens']:.0f}")
+    if "majority" in s:
+        con.print(f"majority: top wrong answer takes {s['majority']['majority_top_wrong_share']:.3f} of wrong "
+                  f"answers ({s['majority']['problems_used']} problems)")
+    if "reward_model" in s:
+        con.print(f"reward model: within-problem AUC {s['reward_model']['reward_auc']:.3f} "
+                  f"({s['reward_model']['problems_used']} problems)")
+    if s.get("profile"):
+        con.print(f"wrote {s['profile']}")
+
+
+def accuracy_cmd(
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Profile YAML path or model/task."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Model name (with --task)."),
+    task: Optional[str] = typer.Option(None, "--task", "-t", help="Task name (with --model)."),
+    strategy: str = typer.Option("single", "--strategy", "-s", help="pass@k | majority | best-of-k | verify | single."),
+    samples: int = typer.Option(1, "--samples", "-k", help="Samples per problem (k)."),
+    gen_len: Optional[int] = typer.Option(None, "--gen-len", help="Generation budget in tokens (default: the profile's)."),
+    weight_dtype: str = typer.Option("bf16", "--weight-dtype", help="Weight format."),
+    act_dtype: Optional[str] = typer.Option(None, "--act-dtype", help="Activation format (default: W8A8 for 8-bit weights, else bf16)."),
+    kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV-cache format."),
+    kv_budget: int = typer.Option(0, "--kv-budget", help="Sparse-attention KV budget in tokens (0 = dense)."),
+    verifier_completeness: Optional[float] = typer.Option(None, "--verifier-completeness"),
+    verifier_soundness: Optional[float] = typer.Option(None, "--verifier-soundness"),
+    top_wrong_share: Optional[float] = typer.Option(None, "--top-wrong-share", help="Majority: share of wrong answers on the top wrong answer."),
+    reward_auc: Optional[float] = typer.Option(None, "--reward-auc", help="Best-of-k: reward-model AUC."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Predicted accuracy of one configuration from a task profile."""
+    from planner.accuracy.predict import explain, normalize_strategy
+    from planner.accuracy.profile import find_profile, load_profile
+    from planner.commands.output import console, print_json
+    from planner.errors import InputError
+
+    if profile is not None and (model is not None or task is not None):
+        raise InputError("give either --profile or --model with --task, not both", field="profile", value=profile)
+    if profile is None:
+        if model is None or task is None:
+            raise InputError("give --profile PROFILE.yaml, or --model and --task", field="profile")
+        prof = find_profile(model, task)
+    else:
+        prof = load_profile(profile)
+    strat = normalize_strategy(strategy)
+    if samples < 1:
+        raise InputError("must be >= 1", field="samples", value=samples)
+    if gen_len is not None and gen_len <= 0:
+        raise InputError("must be > 0 tokens", field="gen-len", value=gen_len)
+    if kv_budget < 0:
+        raise InputError("must be >= 0 tokens (0 = dense)", field="kv-budget", value=kv_budget)
+    kw = dict(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
+              verifier_completeness=verifier_completeness, verifier_soundness=verifier_soundness,
+              majority_top_wrong_share=top_wrong_share, reward_auc=reward_auc)
+    info = explain(prof, strat, samples, gen_len, **kw)
+    out = {
+        "accuracy": info["accuracy"],
+        "profile": prof.path,
+        "model": prof.model,
+        "task": prof.task,
+        "strategy": strat,
+        "samples": samples,
+        "gen_len": gen_len if gen_len is not None else prof.spec.reference_gen_len,
+        "weight_dtype": weight_dtype,
+        "act_dtype": act_dtype,
+        "kv_dtype": kv_dtype,
+        "kv_budget": kv_budget,
+        **{k: v for k, v in info.items() if k != "accuracy"},
+    }
+    if json_out:
+        print_json(out)
+        return
+    con = console()
+    con.print(f"{prof.model} on {prof.task}: {strat} with k={samples}, gen_len={out['gen_len']}, "
+              f"weights {weight_dtype}, KV {kv_dtype}, kv_budget {kv_budget or 'dense'}")
+    con.print(f"  predicted accuracy      {info['accuracy']:.4f}")
+    con.print(f"  single-sample accuracy  {info['single_sample_accuracy']:.4f}  "
+              f"(reference pass@1 {prof.spec.pass_at_1:.4f} at {prof.spec.reference_gen_len} tokens)")
+    con.print(f"  traces finished         {info['finished_traces']:.3f}  "
+              f"(at the reference budget {info['finished_traces_at_reference']:.3f})")
+    if info["quant_logit_penalty"] > 0:
+        con.print(f"  quantization penalty    {info['quant_logit_penalty']:.3f} in logit")
+    if kv_budget:
+        con.print(f"  sparse attention        traces x{info['sparse_length_factor']:.2f}, "
+                  f"quality x{info['sparse_quality_factor']:.3f}")
+    if info["strategy_params"]:
+        con.print("  strategy parameters     " + ", ".join(f"{k}={v}" for k, v in info["strategy_params"].items()))
+
+
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("fit")(fit_cmd)
+    app.command("accuracy")(accuracy_cmd)

@@ -1,0 +1,529 @@
+"""Fit a task profile from an eval log (JSONL), check it on held-out samples, write YAML.
+
+Input, one JSON object per line, either per sample
+    {"problem": "p17", "correct": true, "answer": "204", "tokens": 8123, "score": 0.71}
+("answer", "tokens" and "score" optional) or per problem
+    {"problem": "p17", "n": 32, "correct": 27}.
+The two formats cannot be mixed in one file.
+
+What is fitted:
+- difficulty: a Beta by maximum likelihood of the beta-binomial, with the mean fixed at the
+  observed pass@1 (so the profile reproduces it exactly), and a 2-component Beta mixture
+  (same mean constraint); the one with the lower BIC is kept unless one is forced;
+- trace length (if "tokens"): the log-normal of budget.py, ln T ~ N(m + slope (p_i - mean),
+  sigma), by maximum likelihood, treating samples at the largest length as truncated when
+  at least 2% of them sit there;
+- majority vote (if "answer"): the share of wrong answers taken by each problem's most
+  common wrong answer, pooled over problems with at least 4 wrong answers;
+- reward model (if "score"): the within-problem AUC of scores, correct vs wrong.
+
+Held-out check: half of each problem's samples (random, fixed seed) fit the model, which
+then predicts pass@k up to the full n; the observed value is the unbiased estimator on all
+samples. A good fit predicts the held-out k, not just the fitted ones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from scipy import optimize, special
+
+from planner.errors import InputError
+
+MIN_WRONG_FOR_SHARE = 4
+CENSOR_FRACTION = 0.02
+
+
+@dataclass
+class EvalData:
+    """Per-problem aggregates of an eval log."""
+
+    problems: list
+    n: np.ndarray
+    correct: np.ndarray
+    fmt: str                                   # "sample" or "problem"
+    outcomes: dict = field(default_factory=dict)   # problem -> list[bool] (sample format)
+    answers: dict = field(default_factory=dict)    # problem -> list[(answer, correct)]
+    tokens: dict = field(default_factory=dict)     # problem -> list[int]
+    scores: dict = field(default_factory=dict)     # problem -> list[(score, correct)]
+    path: str = ""
+
+    @property
+    def pass_at_1(self) -> float:
+        return float(np.mean(self.correct / self.n))
+
+
+def _err(path, line, field_, value, reason):
+    where = f"{path}:{line}" if line else str(path)
+    return InputError(reason, file=where, field=field_, value=value, has_value=value is not None)
+
+
+def _as_bool(v):
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)) and v in (0, 1):
+        return bool(v)
+    return None
+
+
+def read_eval_log(path) -> EvalData:
+    """Read and validate a JSONL eval log; every problem is an InputError with line number."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("file not found", file=str(p))
+    fmt = None
+    per_problem: dict = {}
+    outcomes: dict = {}
+    answers: dict = {}
+    tokens: dict = {}
+    scores: dict = {}
+    order: list = []
+    n_lines = 0
+    try:
+        fh = p.open("r", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror}", file=str(p)) from None
+    with fh:
+        for lineno, raw in enumerate(fh, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            n_lines += 1
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise _err(p, lineno, None, None, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
+            if not isinstance(rec, dict):
+                raise _err(p, lineno, None, None, f"expected a JSON object, got {type(rec).__name__}")
+            if "problem" not in rec:
+                raise _err(p, lineno, "problem", None, "required field is missing")
+            prob = rec["problem"]
+            if not isinstance(prob, (str, int)) or isinstance(prob, bool):
+                raise _err(p, lineno, "problem", prob, "must be a string or an integer")
+            prob = str(prob)
+            this = "problem" if "n" in rec else "sample"
+            if fmt is None:
+                fmt = this
+            elif fmt != this:
+                raise _err(p, lineno, "n" if this == "problem" else "n",
+                           rec.get("n"), f"mixed formats: this line is per-{this} but earlier lines are per-{fmt}")
+            if "correct" not in rec:
+                raise _err(p, lineno, "correct", None, "required field is missing")
+            if prob not in per_problem and prob not in outcomes:
+                order.append(prob)
+            if fmt == "problem":
+                n = rec["n"]
+                c = rec["correct"]
+                if not isinstance(n, int) or isinstance(n, bool):
+                    raise _err(p, lineno, "n", n, "must be an integer")
+                if n <= 0:
+                    raise _err(p, lineno, "n", n, "must be > 0")
+                if not isinstance(c, int) or isinstance(c, bool):
+                    raise _err(p, lineno, "correct", c, "must be an integer count in the per-problem format")
+                if c < 0:
+                    raise _err(p, lineno, "correct", c, "must be >= 0")
+                if c > n:
+                    raise _err(p, lineno, "correct", c, f"exceeds n = {n}")
+                if prob in per_problem:
+                    raise _err(p, lineno, "problem", prob, "appears twice in the per-problem format")
+                per_problem[prob] = (n, c)
+            else:
+                ok = _as_bool(rec["correct"])
+                if ok is None:
+                    raise _err(p, lineno, "correct", rec["correct"], "must be true/false (or 1/0)")
+                outcomes.setdefault(prob, []).append(ok)
+                if "answer" in rec and rec["answer"] is not None:
+                    answers.setdefault(prob, []).append((str(rec["answer"]), ok))
+                if "tokens" in rec and rec["tokens"] is not None:
+                    t = rec["tokens"]
+                    if not isinstance(t, (int, float)) or isinstance(t, bool) or not math.isfinite(t) or t <= 0:
+                        raise _err(p, lineno, "tokens", t, "must be a positive number")
+                    tokens.setdefault(prob, []).append((float(t), ok))
+                if "score" in rec and rec["score"] is not None:
+                    s = rec["score"]
+                    if not isinstance(s, (int, float)) or isinstance(s, bool) or not math.isfinite(s):
+                        raise _err(p, lineno, "score", s, "must be a finite number")
+                    scores.setdefault(prob, []).append((float(s), ok))
+    if n_lines == 0:
+        raise InputError("empty eval log: no JSON lines", file=str(p))
+    if fmt == "problem":
+        n = np.array([per_problem[k][0] for k in order], float)
+        c = np.array([per_problem[k][1] for k in order], float)
+    else:
+        n = np.array([len(outcomes[k]) for k in order], float)
+        c = np.array([sum(outcomes[k]) for k in order], float)
+    return EvalData(problems=order, n=n, correct=c, fmt=fmt, outcomes=outcomes, answers=answers,
+                    tokens=tokens, scores=scores, path=str(p))
+
+
+# ---------------------------------------------------------------------------------------
+# Difficulty fits
+# ---------------------------------------------------------------------------------------
+
+def _bb_loglik(n, c, a, b):
+    return (special.gammaln(n + 1) - special.gammaln(c + 1) - special.gammaln(n - c + 1)
+            + special.betaln(c + a, n - c + b) - special.betaln(a, b))
+
+
+def fit_beta(n, c, mean: Optional[float] = None) -> dict:
+    """Beta-binomial MLE; with ``mean`` the mean is fixed and only the spread is fitted."""
+    n = np.asarray(n, float)
+    c = np.asarray(c, float)
+    if mean is not None:
+        m = float(np.clip(mean, 1e-6, 1 - 1e-6))
+
+        def nll(ls):
+            s = math.exp(ls)
+            return -_bb_loglik(n, c, m * s, (1 - m) * s).sum()
+
+        res = optimize.minimize_scalar(nll, bounds=(-7.0, 9.0), method="bounded", options={"xatol": 1e-6})
+        s = math.exp(res.x)
+        a, b = m * s, (1 - m) * s
+    else:
+        def nll2(th):
+            return -_bb_loglik(n, c, math.exp(th[0]), math.exp(th[1])).sum()
+
+        res = optimize.minimize(nll2, [0.0, 0.0], method="Nelder-Mead",
+                                options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
+        a, b = math.exp(res.x[0]), math.exp(res.x[1])
+    ll = float(_bb_loglik(n, c, a, b).sum())
+    return {"kind": "beta", "a": a, "b": b, "loglik": ll, "n_params": 2}
+
+
+def _mix_loglik(n, c, w, a1, b1, a2, b2):
+    l1 = _bb_loglik(n, c, a1, b1) + math.log(w)
+    l2 = _bb_loglik(n, c, a2, b2) + math.log(1 - w)
+    return np.logaddexp(l1, l2)
+
+
+def fit_mixture(n, c, mean: Optional[float] = None, starts: int = 4, seed: int = 0) -> dict:
+    """Two-component Beta mixture of the beta-binomial, mean fixed when given (the second
+    component's mean is then determined by the first and the weight)."""
+    n = np.asarray(n, float)
+    c = np.asarray(c, float)
+    rng = np.random.default_rng(seed)
+    m_all = float(np.clip(mean if mean is not None else np.mean(c / n), 1e-6, 1 - 1e-6))
+
+    def unpack(th):
+        w = special.expit(th[0])
+        m1 = special.expit(th[1])
+        s1 = math.exp(th[2])
+        s2 = math.exp(th[3])
+        if mean is None:
+            m2 = special.expit(th[4])
+        else:
+            m2 = (m_all - w * m1) / (1 - w)
+        return w, m1, s1, m2, s2
+
+    def nll(th):
+        if abs(th[2]) > 7.0 or abs(th[3]) > 7.0:        # spreads within [e^-7, e^7]
+            return 1e12
+        w, m1, s1, m2, s2 = unpack(th)
+        if not (1e-6 < m2 < 1 - 1e-6) or not (1e-4 < w < 1 - 1e-4):
+            return 1e12
+        return -_mix_loglik(n, c, w, m1 * s1, (1 - m1) * s1, m2 * s2, (1 - m2) * s2).sum()
+
+    best = None
+    for i in range(starts):
+        w0 = rng.uniform(0.2, 0.8)
+        m1 = rng.uniform(0.02, max(0.05, m_all * 0.9))
+        m2 = (m_all - w0 * m1) / (1 - w0)
+        if not 0 < m2 < 1:
+            m1, m2 = m_all * 0.5, min(0.99, m_all * 1.5)
+            w0 = 0.5 if m2 == m_all * 1.5 else (m2 - m_all) / (m2 - m1)
+        th0 = [special.logit(w0), special.logit(m1), rng.uniform(-1, 2), rng.uniform(-1, 2)]
+        if mean is None:
+            th0.append(special.logit(np.clip(m2, 1e-3, 1 - 1e-3)))
+        res = optimize.minimize(nll, th0, method="Nelder-Mead",
+                                options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 6000})
+        if best is None or res.fun < best.fun:
+            best = res
+    w, m1, s1, m2, s2 = unpack(best.x)
+    comps = [{"weight": float(w), "a": float(m1 * s1), "b": float((1 - m1) * s1)},
+             {"weight": float(1 - w), "a": float(m2 * s2), "b": float((1 - m2) * s2)}]
+    return {"kind": "mixture", "components": comps, "loglik": float(-best.fun), "n_params": 5}
+
+
+def _model_from(fit: dict):
+    from planner.accuracy import difficulty as D
+
+    if fit["kind"] == "beta":
+        return D.BetaDifficulty(fit["a"], fit["b"])
+    comps = fit["components"]
+    return D.MixtureDifficulty(tuple(x["weight"] for x in comps), tuple(x["a"] for x in comps),
+                               tuple(x["b"] for x in comps))
+
+
+def bic(fit: dict, n_problems: int) -> float:
+    return -2.0 * fit["loglik"] + fit["n_params"] * math.log(max(n_problems, 2))
+
+
+def split_half(data: EvalData, seed: int = 0):
+    """(n_a, c_a, n_b, c_b): each problem's samples split in two halves (fit, held out)."""
+    rng = np.random.default_rng(seed)
+    n_a = np.floor(data.n / 2.0)
+    if data.fmt == "sample":
+        c_a = np.empty_like(n_a)
+        for i, prob in enumerate(data.problems):
+            outs = np.array(data.outcomes[prob], bool)
+            pick = rng.permutation(len(outs))[: int(n_a[i])]
+            c_a[i] = outs[pick].sum()
+    else:
+        c_a = np.array([rng.hypergeometric(int(c), int(n - c), int(na)) if na > 0 else 0
+                        for n, c, na in zip(data.n, data.correct, n_a)], float)
+    return n_a, c_a, data.n - n_a, data.correct - c_a
+
+
+def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
+    """Fit on half the samples of each problem, predict pass@k at k up to the full n and
+    compare with the unbiased estimate from all samples."""
+    from planner.accuracy.estimators import pass_at_k_unbiased
+
+    n_a, c_a, _, _ = split_half(data, seed)
+    keep = n_a > 0
+    m_half = float(np.mean(c_a[keep] / n_a[keep]))
+    if kind == "mixture":
+        fit = fit_mixture(n_a[keep], c_a[keep], mean=m_half)
+    else:
+        fit = fit_beta(n_a[keep], c_a[keep], mean=m_half)
+    model = _model_from(fit)
+    n_min = int(data.n.min())
+    ks = sorted({int(k) for k in np.unique(np.round(np.geomspace(1, n_min, num=8))) if k >= 1} | {n_min})
+    rows = []
+    for k in ks:
+        obs = float(pass_at_k_unbiased(data.n, data.correct, np.full(len(data.n), k)).mean())
+        pred = float(model.pass_at_k(k))
+        rows.append({"k": k, "observed": obs, "predicted": pred, "error": pred - obs})
+    return {"fitted_on_samples_per_problem": float(np.median(n_a)), "rows": rows,
+            "max_abs_error": max(abs(r["error"]) for r in rows)}
+
+
+# ---------------------------------------------------------------------------------------
+# Trace length, majority, reward model
+# ---------------------------------------------------------------------------------------
+
+def fit_trace_length(data: EvalData) -> Optional[dict]:
+    if not data.tokens:
+        return None
+    p_hat = {prob: c / n for prob, n, c in zip(data.problems, data.n, data.correct)}
+    pts = [(t, p_hat[prob]) for prob, lst in data.tokens.items() for t, _ in lst]
+    if len(pts) < 5:
+        return None
+    t = np.array([x[0] for x in pts])
+    pv = np.array([x[1] for x in pts])
+    p_mean = data.pass_at_1
+    cap = t.max()
+    censored = (t >= cap)
+    if censored.mean() < CENSOR_FRACTION:
+        censored[:] = False
+    lt = np.log(t)
+    xs = pv - p_mean
+    slope_free = len(np.unique(np.round(pv, 6))) > 1
+
+    log_cap = math.log(cap)
+
+    def nll(th):
+        mu = th[0] + (th[1] * xs if slope_free else 0.0 * xs)
+        sig = math.exp(th[2])
+        z = (lt[~censored] - mu[~censored]) / sig
+        ll = (-0.5 * z * z).sum() - (~censored).sum() * (th[2] + 0.5 * math.log(2 * math.pi))
+        if censored.any():
+            ll += special.log_ndtr(-(log_cap - mu[censored]) / sig).sum()
+        return -ll
+
+    res = optimize.minimize(nll, [float(np.median(lt)), 0.0, math.log(max(lt.std(), 0.05))],
+                            method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 4000})
+    return {"median_tokens": float(math.exp(res.x[0])), "sigma": float(math.exp(res.x[2])),
+            "difficulty_slope": float(res.x[1]) if slope_free else 0.0,
+            "truncated_fraction": float(censored.mean()), "max_tokens": float(cap), "n_samples": int(len(t))}
+
+
+def fit_wrong_share(data: EvalData) -> Optional[dict]:
+    top = tot = 0
+    used = 0
+    for prob, lst in data.answers.items():
+        wrong = [a for a, ok in lst if not ok]
+        if len(wrong) < MIN_WRONG_FOR_SHARE:
+            continue
+        counts: dict = {}
+        for a in wrong:
+            counts[a] = counts.get(a, 0) + 1
+        top += max(counts.values())
+        tot += len(wrong)
+        used += 1
+    if used == 0:
+        return None
+    return {"majority_top_wrong_share": top / tot, "problems_used": used}
+
+
+def _rankdata(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n with ties averaged (as scipy.stats.rankdata, without importing stats)."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(len(x))
+    i = 0
+    while i < len(xs):
+        j = i
+        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return ranks
+
+
+def fit_reward_auc(data: EvalData) -> Optional[dict]:
+    num = den = 0.0
+    used = 0
+    for prob, lst in data.scores.items():
+        pos = np.array([s for s, ok in lst if ok])
+        neg = np.array([s for s, ok in lst if not ok])
+        if len(pos) == 0 or len(neg) == 0:
+            continue
+        r = _rankdata(np.concatenate([pos, neg]))
+        u = r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
+        num += u
+        den += len(pos) * len(neg)
+        used += 1
+    if used == 0:
+        return None
+    return {"reward_auc": float(np.clip(num / den, 0.01, 0.99)), "problems_used": used}
+
+
+# ---------------------------------------------------------------------------------------
+# The whole fit
+# ---------------------------------------------------------------------------------------
+
+@dataclass
+class FitResult:
+    data: EvalData
+    beta: dict
+    mixture: Optional[dict]
+    chosen: str
+    heldout: dict
+    trace: Optional[dict]
+    wrong_share: Optional[dict]
+    reward: Optional[dict]
+    profile: object   # TaskProfile
+
+    def summary(self) -> dict:
+        d = self.data
+        out = {
+            "file": d.path, "format": d.fmt, "problems": len(d.problems), "samples": int(d.n.sum()),
+            "pass_at_1": d.pass_at_1,
+            "difficulty": {"chosen": self.chosen,
+                           "beta": {"a": self.beta["a"], "b": self.beta["b"], "loglik": self.beta["loglik"],
+                                    "bic": bic(self.beta, len(d.problems))}},
+            "heldout": self.heldout,
+        }
+        if self.mixture is not None:
+            out["difficulty"]["mixture"] = {"components": self.mixture["components"],
+                                            "loglik": self.mixture["loglik"],
+                                            "bic": bic(self.mixture, len(d.problems))}
+        if self.trace is not None:
+            out["trace_length"] = self.trace
+        if self.wrong_share is not None:
+            out["majority"] = self.wrong_share
+        if self.reward is not None:
+            out["reward_model"] = self.reward
+        return out
+
+
+def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
+                 difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0) -> FitResult:
+    """Read, fit and assemble a TaskProfile (not yet written)."""
+    from planner.accuracy.profile import TASK_KINDS, TaskProfile
+    from planner.catalog import validation_error
+
+    if difficulty not in ("auto", "beta", "mixture", "empirical"):
+        raise InputError("unknown difficulty kind (choose from auto, beta, mixture, empirical)",
+                         field="difficulty", value=difficulty)
+    if task_kind not in TASK_KINDS:
+        raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
+                         value=task_kind)
+    data = read_eval_log(path)
+    m = data.pass_at_1
+    beta = fit_beta(data.n, data.correct, mean=m)
+    mixture = None
+    if difficulty in ("auto", "mixture") and len(data.problems) >= 8:
+        mixture = fit_mixture(data.n, data.correct, mean=m, seed=seed)
+    if difficulty == "auto":
+        chosen = "mixture" if mixture is not None and bic(mixture, len(data.problems)) < bic(beta, len(data.problems)) else "beta"
+    elif difficulty == "mixture" and mixture is None:
+        chosen = "beta"
+    else:
+        chosen = difficulty
+    held = heldout_check(data, "mixture" if chosen == "mixture" else "beta", seed=seed)
+    trace = fit_trace_length(data)
+    wrong = fit_wrong_share(data)
+    reward = fit_reward_auc(data)
+
+    if chosen == "beta":
+        diff = {"kind": "beta", "a": round(beta["a"], 6), "b": round(beta["b"], 6)}
+    elif chosen == "mixture":
+        diff = {"kind": "mixture", "components": [{k: round(v, 6) for k, v in c.items()}
+                                                  for c in mixture["components"]]}
+        tot = sum(c["weight"] for c in diff["components"])
+        diff["components"][-1]["weight"] = round(diff["components"][-1]["weight"] + 1.0 - tot, 6)
+    else:
+        diff = {"kind": "empirical", "n": [int(x) for x in data.n], "correct": [int(x) for x in data.correct],
+                "prior": [0.5, 0.5]}
+    assumptions = [f"Fitted by `planner fit` from {Path(path).name}: {len(data.problems)} problems, "
+                   f"{int(data.n.sum())} samples."]
+    if trace is None:
+        ref = int(gen_len) if gen_len else 4096
+        tl = {"median_tokens": ref / 4.0, "sigma": 0.6, "difficulty_slope": 0.0}
+        assumptions.append("No token counts in the log: trace length assumed log-normal with median = "
+                           "reference_gen_len / 4, sigma 0.6, no difficulty slope.")
+    else:
+        ref = int(gen_len) if gen_len else int(trace["max_tokens"])
+        tl = {"median_tokens": round(trace["median_tokens"], 1), "sigma": round(trace["sigma"], 4),
+              "difficulty_slope": round(trace["difficulty_slope"], 4)}
+    defaults = {"verifier_completeness": 0.9, "verifier_soundness": 0.9,
+                "majority_top_wrong_share": 0.2, "reward_auc": 0.75}
+    if wrong is not None:
+        defaults["majority_top_wrong_share"] = round(wrong["majority_top_wrong_share"], 4)
+    else:
+        assumptions.append("No answers in the log: majority_top_wrong_share left at 0.2.")
+    if reward is not None:
+        defaults["reward_auc"] = round(reward["reward_auc"], 4)
+    else:
+        assumptions.append("No reward scores in the log: reward_auc left at 0.75.")
+    if task_kind == "code_tests":
+        defaults["verifier_completeness"] = 1.0
+    assumptions.append("Verifier completeness/soundness are defaults, not fitted.")
+    pass1 = float(_model_from(beta).mean()) if chosen == "beta" else (
+        float(_model_from(mixture).mean()) if chosen == "mixture" else m)
+    src = f"planner fit {Path(path).name}"
+    spec_data = {
+        "task": task, "model": model, "task_kind": task_kind,
+        "description": f"{task} / {model}, fitted from an eval log.",
+        "pass_at_1": round(pass1, 6), "n_problems": len(data.problems), "reference_gen_len": ref,
+        "difficulty": diff, "trace_length": tl, "defaults": defaults, "quant_sensitivity": 1.0,
+        "fit": {"problems": len(data.problems), "samples": int(data.n.sum()),
+                "observed_pass_at_1": round(m, 6), "chosen": chosen,
+                "beta_loglik": round(beta["loglik"], 4),
+                "mixture_loglik": round(mixture["loglik"], 4) if mixture else None,
+                "heldout_max_abs_error": round(held["max_abs_error"], 5)},
+        "sources": {"pass_at_1": src, "difficulty": src, "trace_length": src if trace else "assumption",
+                    "defaults": src},
+        "assumptions": assumptions,
+    }
+    spec_data["fit"] = {k: v for k, v in spec_data["fit"].items() if v is not None}
+    try:
+        spec = TaskProfile.model_validate(spec_data)
+    except Exception as exc:  # pragma: no cover - defensive: our own output must validate
+        raise validation_error(exc, str(path)) from None
+    return FitResult(data=data, beta=beta, mixture=mixture, chosen=chosen, heldout=held, trace=trace,
+                     wrong_share=wrong, reward=reward, profile=spec)
+
+
+def write_profile(spec, out_path) -> None:
+    from planner.accuracy.profile import profile_to_yaml
+    from planner.commands.output import atomic_write_text
+
+    atomic_write_text(out_path, profile_to_yaml(spec))
