@@ -18,6 +18,7 @@ largest given percentile.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from statistics import NormalDist
 from typing import Optional, Union
 
@@ -264,6 +265,14 @@ def load_scenario(path: str) -> tuple[CapacityScenario, list, list]:
     from planner.catalog import parse_spec, read_yaml
 
     scn = parse_spec(CapacityScenario, read_yaml(path), path)
+    if scn.calibration:  # profile paths are relative to the scenario file
+        base = Path(path).resolve().parent
+        for name in scn.calibration:
+            if name not in scn.hardware:
+                raise InputError("calibration given for a device not in hardware", file=path,
+                                 field=f"calibration.{name}", value=name)
+        scn = scn.model_copy(update={"calibration": {k: str(v if Path(v).is_absolute() else base / v)
+                                                     for k, v in scn.calibration.items()}})
     return scn, *resolve(scn, path)
 
 

@@ -48,33 +48,42 @@ def _svg(fig) -> str:
 
 
 def pareto_svg(points: list[dict], y_label: str) -> str:
-    """Points: {label, group, x (USD per 1k requests), y, chosen (bool)}; the frontier
-    (lower cost, higher y) over all points is drawn as a step line."""
-    with _figure() as fig:
+    """Points: {label, model, hardware, x (USD per 1k requests), y, chosen (bool)}: colour
+    by model, marker by device; the frontier (lower cost, better y) over all points is a
+    dashed step line, and its chosen points are labelled."""
+    from matplotlib.lines import Line2D
+
+    with _figure(8.6, 4.8) as fig:
         ax = fig.add_subplot()
-        groups = sorted({p["group"] for p in points})
-        for gi, g in enumerate(groups):
-            mine = [p for p in points if p["group"] == g]
-            other = [p for p in mine if not p["chosen"]]
-            chosen = [p for p in mine if p["chosen"]]
-            color, marker = COLORS[gi % len(COLORS)], MARKERS[gi % len(MARKERS)]
-            if other:
-                ax.scatter([p["x"] for p in other], [p["y"] for p in other], s=14, color=color, marker=marker,
-                           alpha=0.35, linewidths=0)
-            if chosen:
-                ax.scatter([p["x"] for p in chosen], [p["y"] for p in chosen], s=60, color=color, marker=marker,
-                           edgecolors="black", linewidths=0.6, label=g, zorder=3)
-                for p in chosen:
-                    ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
-        front = frontier(points, higher_is_better=y_label.startswith("accuracy"))
+        models = sorted({p["model"] for p in points})
+        devices = sorted({p["hardware"] for p in points})
+        color = {m: COLORS[i % len(COLORS)] for i, m in enumerate(models)}
+        marker = {h: MARKERS[i % len(MARKERS)] for i, h in enumerate(devices)}
+        for m in models:
+            for h in devices:
+                mine = [p for p in points if p["model"] == m and p["hardware"] == h]
+                for chosen, size, alpha in ((False, 14, 0.35), (True, 60, 1.0)):
+                    pts = [p for p in mine if p["chosen"] == chosen]
+                    if pts:
+                        ax.scatter([p["x"] for p in pts], [p["y"] for p in pts], s=size, color=color[m],
+                                   marker=marker[h], alpha=alpha, edgecolors="black" if chosen else "none",
+                                   linewidths=0.6 if chosen else 0, zorder=3 if chosen else 2)
+        better = not y_label.startswith("mean end-to-end")
+        front = frontier(points, higher_is_better=better)
         if len(front) > 1:
             ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="black", linewidth=0.8,
-                    linestyle="--", label="Pareto frontier")
+                    linestyle="--", zorder=1)
+        for p in front if len(points) > 12 else [p for p in points if p["chosen"]]:
+            if p["chosen"] or len(points) <= 12:
+                ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel("USD per 1,000 requests (fleet, with headroom)")
         ax.set_ylabel(y_label)
         if points:
-            ax.legend(loc="best", fontsize=7)
+            handles = [Line2D([], [], linestyle="", marker="o", color=color[m], label=m) for m in models]
+            handles += [Line2D([], [], linestyle="", marker=marker[h], color="#555555", label=h) for h in devices]
+            handles.append(Line2D([], [], color="black", linestyle="--", linewidth=0.8, label="Pareto frontier"))
+            fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
         else:
             ax.text(0.5, 0.5, "no configuration meets the SLOs", transform=ax.transAxes, ha="center")
         return _svg(fig)
@@ -93,30 +102,34 @@ def frontier(points: list[dict], higher_is_better: bool = True) -> list[dict]:
 
 
 def roofline_svg(points: list[dict], roofs: list[dict]) -> str:
-    """Points: {label, intensity (FLOP/byte), flops_s (achieved per device), roof};
-    roofs: {name, peak_flops, bandwidth} (one line each, log-log)."""
+    """Points: {label, hardware, intensity (FLOP/byte), flops_s (achieved per device)};
+    roofs: {name, hardware, dtype, peak_flops, bandwidth}. Colour and marker by device,
+    line style by compute dtype (solid: 16-bit, dashed: 8-bit, dotted: other)."""
     import numpy as np
 
-    with _figure() as fig:
+    devices = sorted({r["hardware"] for r in roofs} | {p["hardware"] for p in points})
+    color = {h: COLORS[i % len(COLORS)] for i, h in enumerate(devices)}
+    marker = {h: MARKERS[i % len(MARKERS)] for i, h in enumerate(devices)}
+    style = {"bf16": "-", "fp16": "-", "fp8": "--", "int8": "--"}
+    with _figure(8.6, 4.8) as fig:
         ax = fig.add_subplot()
         xs = [p["intensity"] for p in points] or [1.0]
         lo = min(min(xs) / 4.0, 1.0)
         hi = max(max(xs) * 4.0, max((r["peak_flops"] / r["bandwidth"] for r in roofs), default=100.0) * 4.0)
         ai = np.logspace(np.log10(lo), np.log10(hi), 200)
-        for ri, r in enumerate(roofs):
-            color = COLORS[ri % len(COLORS)]
-            ax.plot(ai, np.minimum(r["peak_flops"], ai * r["bandwidth"]), color=color, linewidth=1.2,
-                    label=f"{r['name']} roofline")
+        for r in sorted(roofs, key=lambda r: (r["hardware"], r["dtype"])):
+            ax.plot(ai, np.minimum(r["peak_flops"], ai * r["bandwidth"]), color=color[r["hardware"]], linewidth=1.2,
+                    linestyle=style.get(r["dtype"], ":"), label=f"{r['hardware']} {r['dtype']}")
         for p in points:
-            ri = next(i for i, r in enumerate(roofs) if r["name"] == p["roof"])
-            ax.scatter([p["intensity"]], [p["flops_s"]], s=50, color=COLORS[ri % len(COLORS)],
-                       marker=MARKERS[ri % len(MARKERS)], edgecolors="black", linewidths=0.6, zorder=3)
-            ax.annotate(p["label"], (p["intensity"], p["flops_s"]), textcoords="offset points", xytext=(5, -10),
-                        fontsize=7)
+            ax.scatter([p["intensity"]], [p["flops_s"]], s=50, color=color[p["hardware"]], marker=marker[p["hardware"]],
+                       edgecolors="black", linewidths=0.6, zorder=3)
+            if len(points) <= 12:
+                ax.annotate(p["label"], (p["intensity"], p["flops_s"]), textcoords="offset points",
+                            xytext=(5, -10), fontsize=7)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (FLOP per byte moved, per request)")
         ax.set_ylabel("FLOP/s per device (achieved at full load)")
         if roofs:
-            ax.legend(loc="lower right", fontsize=7)
+            fig.legend(loc="outside right upper", fontsize=7, frameon=False)
         return _svg(fig)

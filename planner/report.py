@@ -188,24 +188,25 @@ def figures(data: dict) -> tuple[dict[str, str | None], dict[str, str]]:
     has_acc = any(c["accuracy"] is not None for c in ok)
     pts = []
     for c in ok:
-        group = f"{c['model']} @ {c['hardware']}"
+        g = {"model": c["model"], "hardware": c["hardware"]}
+        label = f"{c['model']} @ {c['hardware']} ({c['config']['weight_dtype']})"
         if has_acc:
-            pts += [{"label": "", "group": group, "x": o["usd_per_1k_requests"], "y": o["accuracy"], "chosen": False}
+            pts += [{**g, "label": "", "x": o["usd_per_1k_requests"], "y": o["accuracy"], "chosen": False}
                     for o in c["options"] if o["accuracy"] is not None]
             if c["accuracy"] is not None:
-                pts.append({"label": c["config"]["weight_dtype"], "group": group, "x": c["fleet"]["usd_per_1k_requests"],
-                            "y": c["accuracy"], "chosen": True})
+                pts.append({**g, "label": label, "x": c["fleet"]["usd_per_1k_requests"], "y": c["accuracy"],
+                            "chosen": True})
         else:
-            pts.append({"label": c["config"]["weight_dtype"], "group": group, "x": c["fleet"]["usd_per_1k_requests"],
+            pts.append({**g, "label": label, "x": c["fleet"]["usd_per_1k_requests"],
                         "y": c["per_replica"]["latency_s"], "chosen": True})
     roofs, rpts = [], []
     for c in ok:
         name = f"{c['hardware']} {c['config']['act_dtype']}"
         if all(r["name"] != name for r in roofs):
-            roofs.append({"name": name, "peak_flops": c["peak_flops_per_device"],
-                          "bandwidth": c["bandwidth_bytes_per_device"]})
+            roofs.append({"name": name, "hardware": c["hardware"], "dtype": c["config"]["act_dtype"],
+                          "peak_flops": c["peak_flops_per_device"], "bandwidth": c["bandwidth_bytes_per_device"]})
         pr = c["per_replica"]
-        rpts.append({"label": c["model"], "roof": name, "intensity": pr["flops_per_request"] / pr["bytes_per_request"],
+        rpts.append({"label": c["model"], "hardware": c["hardware"], "intensity": pr["flops_per_request"] / pr["bytes_per_request"],
                      "flops_s": pr["flops_per_request"] * pr["requests_per_s"] / c["config"]["devices"]})
     try:
         return ({"pareto": pareto_svg(pts, "accuracy" if has_acc else "mean end-to-end latency (s)"),

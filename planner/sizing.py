@@ -179,11 +179,13 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
         replicas = np.ceil(rps * (1.0 + scn.headroom) / eff_rate)
         util = rps / (replicas * eff_rate)
     price, owned = _price(scn, h, variant)
-    p_full = mean["energy_j"] * rate  # W of one replica at full load
-    p_idle = dev * h.idle_power_w
-    kwh = replicas * (util * p_full + (1.0 - util) * p_idle) * HOURS_PER_MONTH / 1000.0
-    usd = replicas * dev * HOURS_PER_MONTH * price + (scn.electricity_usd_per_kwh * variant.price_scale * kwh
-                                                      if owned else 0.0)
+    with np.errstate(all="ignore"):  # rows that do not run give NaN; they are never chosen
+        p_full = mean["energy_j"] * rate  # W of one replica at full load
+        p_idle = dev * h.idle_power_w
+        kwh = replicas * (util * p_full + (1.0 - util) * p_idle) * HOURS_PER_MONTH / 1000.0
+        usd = replicas * dev * HOURS_PER_MONTH * price + (scn.electricity_usd_per_kwh * variant.price_scale * kwh
+                                                          if owned else 0.0)
+        per_1k = usd / (rps * SECONDS_PER_MONTH) * 1000.0
     base = {"model": m.name, "hardware": h.name, "efficiency": eff_label}
     if not good.any():
         return {**base, "status": _why_not(scn, ok, fits_any, ctx_ok, ctx_need, m, slo_vals, acc_arr, slo_ok)}
@@ -200,7 +202,6 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
     n_rep = int(pick(replicas))
     a, a_src = acc[qi, vi]
     monthly_usd = pick(usd)
-    per_1k = usd / (rps * SECONDS_PER_MONTH) * 1000.0
     options = []  # the cheapest configuration per (quantization, KV dtype): the Pareto plot's points
     for oq in range(len(quants)):
         for ov in range(len(kvs)):

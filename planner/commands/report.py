@@ -34,7 +34,8 @@ def report_cmd(
                   f"TP{cf['devices']} {cf['weight_dtype']}/{cf['kv_dtype']} C{cf['concurrency']}",
                   f"{f['replicas']} x {cf['devices']}", f"{f['utilization']:.0%}", fmt_usd(f["monthly_usd"]),
                   f"${f['usd_per_1k_requests']:.3g}", "n/a" if c["accuracy"] is None else f"{c['accuracy']:.3f}")
-    con.print(t)
+    if any(c["status"] == "ok" for c in data["plan"]["candidates"]):
+        con.print(t)
     for c in data["plan"]["candidates"]:
         if c["status"] != "ok":
             con.print(f"excluded {c['model']} @ {c['hardware']}: {c['status']}", markup=False)
