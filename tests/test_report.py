@@ -190,3 +190,19 @@ def test_html_renders_in_headless_chromium(html_report, tmp_path):
     dom = subprocess.run(flags + ["--dump-dom", html_report.as_uri()], capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0
     assert dom.stdout.count("<img") == 2 and "Fleet and cost" in dom.stdout
+
+
+def test_report_json_and_calibration_keys(tmp_path, capsys):
+    import yaml
+
+    out = tmp_path / "r.md"
+    assert main(["report", SCENARIO, "-o", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["written"][0] == str(out) and data["cheapest"]
+    assert {v["variant"] for v in data["sensitivity"]} >= {"traffic x2", "generation length x2"}
+    scn = yaml.safe_load(Path(SCENARIO).read_text())
+    scn["calibration"] = {"b200": "nope.yaml"}
+    bad = tmp_path / "cal.yaml"
+    bad.write_text(yaml.safe_dump(scn))
+    assert main(["report", str(bad), "-o", str(out)]) == 2
+    assert "calibration.b200" in capsys.readouterr().err
