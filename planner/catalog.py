@@ -51,9 +51,10 @@ def read_yaml(path: str | Path) -> Any:
     p = Path(path)
     if not p.is_file():
         raise InputError("file not found", file=str(p))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
     try:
         with p.open("r", encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -60,7 +60,7 @@ def build_space(scn: RecommendScenario, profiles: list, model_names: list[str], 
 # Lin = 150; the others are the medians of the public sets tokenized with the Qwen3 tokenizer
 # (assumption, rounded).
 PROMPT_TOKENS = {"aime24": 150, "aime25": 150, "math500": 120, "gsm8k": 110, "humaneval": 180,
-                 "livecodebench": 500}
+                 "livecodebench": 500, "livecodebench-v5": 500}
 DEFAULT_PROMPT_TOKENS = 200
 
 

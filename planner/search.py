@@ -69,30 +69,48 @@ class Budgets:
 
 
 @dataclass
+class Block:
+    """The configurations of one strategy: a full grid of shape ``shape`` over the axes
+    (model, hardware, devices, samples, gen_len, quantization, KV dtype, batch, KV budget)."""
+
+    strategy: int
+    shape: tuple
+    samples: np.ndarray  # the samples axis values of this block
+
+
+@dataclass
 class Result:
-    """Flat arrays, one entry per configuration of the grid (plus axis values)."""
+    """Per configuration (flat arrays over all blocks): accuracy, latency, energy, cost,
+    bottleneck and feasibility; the axis values of a row are recovered on demand."""
 
     cols: dict[str, np.ndarray]
+    blocks: list[Block]
+    offsets: np.ndarray
+    axes: dict[str, np.ndarray]
     labels: dict[str, list]
+    act_code: np.ndarray  # [hardware, quantization] -> dtype code
     evaluated: int
     feasible: np.ndarray
     infeasible_counts: dict[str, int]
     stage_rows: int
 
     def row(self, i: int) -> dict:
-        c, lab = self.cols, self.labels
+        b = int(np.searchsorted(self.offsets, i, side="right") - 1)
+        blk = self.blocks[b]
+        im, ih, idv, ik, il, iq, iv, ib, it = np.unravel_index(int(i - self.offsets[b]), blk.shape)
+        c, lab, ax = self.cols, self.labels, self.axes
         return {
-            "model": lab["model"][c["model"][i]],
-            "hardware": lab["hardware"][c["hardware"][i]],
-            "devices": int(c["devices"][i]),
-            "strategy": lab["strategy"][c["strategy"][i]],
-            "samples": int(c["samples"][i]),
-            "gen_len": int(c["gen_len"][i]),
-            "weight_dtype": lab["weight_dtype"][c["quant"][i]],
-            "act_dtype": lab["dtype"][c["act_dtype"][i]],
-            "kv_dtype": lab["kv_dtype"][c["kv"][i]],
-            "batch": int(c["batch"][i]),
-            "kv_budget": int(c["kv_budget"][i]),
+            "model": lab["model"][im],
+            "hardware": lab["hardware"][ih],
+            "devices": int(ax["devices"][idv]),
+            "strategy": lab["strategy"][blk.strategy],
+            "samples": int(blk.samples[ik]),
+            "gen_len": int(ax["gen_len"][il]),
+            "weight_dtype": lab["weight_dtype"][iq],
+            "act_dtype": lab["dtype"][self.act_code[ih, iq]],
+            "kv_dtype": lab["kv_dtype"][iv],
+            "batch": int(ax["batch"][ib]),
+            "kv_budget": int(ax["kv_budget"][it]),
             "accuracy": float(c["accuracy"][i]),
             "latency_s": float(c["latency_s"][i]),
             "energy_j": float(c["energy_j"][i]),
@@ -201,8 +219,8 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     dt_ok = dtype_ok[ih, iq]
 
     # ---- per strategy: combine stages over its graph, then accuracy --------------------------
-    parts = []
-    labels_strategy = []
+    parts: list[dict] = []
+    blocks: list[Block] = []
     for si, (sname, graph) in enumerate(graphs.items()):
         k_sel = [0] if sname == "single" else [i for i, k in enumerate(space.samples) if k > 1]
         if not k_sel:
@@ -232,44 +250,43 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
                             Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
             acc[mi, 0, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
-        fk = np.broadcast_to(fits, pshape)
-        ok_dev = np.broadcast_to(dev_ok, pshape)
-        ok_ctx = np.broadcast_to(ctx_ok, pshape)
-        ok_dt = np.broadcast_to(dt_ok, pshape)
-        bott = G["bottleneck"][:, :, :, ks]
-        idx = [np.broadcast_to(a, pshape).ravel() for a in _grid(*pshape)]
+
+        def full_flat(a, dtype=None):
+            return np.broadcast_to(a, pshape).ravel() if dtype is None else \
+                np.broadcast_to(a, pshape).astype(dtype).ravel()
+
+        ok = fits & dev_ok & ctx_ok & dt_ok
         parts.append({
-            "model": idx[0], "hardware": idx[1], "devices": D[idx[2]], "strategy": np.full(idx[0].size, si),
-            "samples": K[ks][idx[3]], "gen_len": Ls[idx[4]], "quant": idx[5],
-            "act_dtype": act[idx[1], idx[5]], "kv": idx[6], "batch": Bs[idx[7]], "kv_budget": Ts[idx[8]],
-            "accuracy": np.broadcast_to(acc, pshape).ravel(),
-            "latency_s": np.broadcast_to(latency, pshape).ravel(),
-            "energy_j": np.broadcast_to(totals["energy_j"], pshape).ravel(),
-            "cost_usd": np.broadcast_to(totals["cost_usd"], pshape).ravel(),
-            "bottleneck": np.broadcast_to(bott, pshape).ravel(),
-            "_fits": fk.ravel(), "_dev": ok_dev.ravel(), "_ctx": ok_ctx.ravel(), "_dt": ok_dt.ravel(),
+            "accuracy": full_flat(acc),
+            "latency_s": full_flat(latency),
+            "energy_j": full_flat(totals["energy_j"]),
+            "cost_usd": full_flat(totals["cost_usd"]),
+            "bottleneck": full_flat(G["bottleneck"][:, :, :, ks]),
+            "_ok": full_flat(ok), "_dev": full_flat(dev_ok), "_ctx": full_flat(ctx_ok), "_dt": full_flat(dt_ok),
         })
-        labels_strategy.append(sname)
+        blocks.append(Block(si, pshape, K[ks]))
     if not parts:
         raise InputError("the search space is empty (check strategies and samples)", field="strategies",
                          value=space.strategies)
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    # strategy indices refer to graphs order; keep labels aligned with the graphs dict
+    sizes = [int(np.prod(b.shape)) for b in blocks]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     labels = {
         "model": [m.name for m in models], "hardware": [h.name for h in hardware],
         "strategy": list(graphs), "weight_dtype": [QUANTIZATIONS[q][0] for q in space.quantizations],
         "kv_dtype": list(space.kv_dtypes), "dtype": list(DTYPE_CODE),
     }
-    dev, ctx, dt, fits = cols.pop("_dev"), cols.pop("_ctx"), cols.pop("_dt"), cols.pop("_fits")
+    axes = {"devices": D, "gen_len": Ls, "batch": Bs, "kv_budget": Ts}
+    dev, ctx, dt, ok = cols.pop("_dev"), cols.pop("_ctx"), cols.pop("_dt"), cols.pop("_ok")
     finite = np.isfinite(cols["latency_s"]) & np.isfinite(cols["accuracy"])
+    feasible = ok & finite
     counts = {
         "devices": int((~dev).sum()),
         "context": int((dev & ~ctx).sum()),
         "dtype": int((dev & ctx & ~dt).sum()),
-        "memory": int((dev & ctx & dt & ~(fits & finite)).sum()),
     }
-    feasible = dev & ctx & dt & fits & finite
-    return Result(cols, labels, int(feasible.size), feasible, counts, stage_rows)
+    counts["memory"] = int(feasible.size - feasible.sum()) - sum(counts.values())
+    return Result(cols, blocks, offsets, axes, labels, act, int(feasible.size), feasible, counts, stage_rows)
 
 
 def objective_score(cols: dict, objective: str) -> np.ndarray:
