@@ -51,9 +51,9 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
     """Points: {label, model, hardware, x (USD per 1k requests), y, chosen (bool)}: colour
     by model, marker by device; the frontier (lower cost, better y) over all points is a
     dashed step line, and its chosen points are labelled."""
-    from matplotlib.lines import Line2D
-
     with _figure(8.6, 4.8) as fig:
+        from matplotlib.lines import Line2D
+
         ax = fig.add_subplot()
         models = sorted({p["model"] for p in points})
         devices = sorted({p["hardware"] for p in points})

@@ -1,10 +1,10 @@
 """`planner report`: capacity scenario, fleet sizing, HTML/Markdown output, determinism."""
 
+import importlib.util
 import json
 import math
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIO = str(ROOT / "examples" / "capacity.yaml")
 CHROMIUM = "/usr/bin/chromium"
 
-pytest.importorskip("matplotlib")
+needs_mpl = pytest.mark.skipif(importlib.util.find_spec("matplotlib") is None, reason="needs matplotlib")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +34,7 @@ def html_report(tmp_path_factory):
     return out
 
 
+@needs_mpl
 def test_html_report_is_self_contained(html_report):
     text = html_report.read_text(encoding="utf-8")
     assert text.startswith("<!DOCTYPE html>")
@@ -53,6 +54,7 @@ def test_html_report_is_self_contained(html_report):
         assert "dc:date" not in svg
 
 
+@needs_mpl
 def test_markdown_report_with_plot_files(tmp_path):
     out = tmp_path / "plan.md"
     assert main(["report", SCENARIO, "-o", str(out)]) == 0
@@ -156,6 +158,7 @@ def test_bad_output_suffix_exit_2(tmp_path, capsys):
     assert "r.pdf" in capsys.readouterr().err
 
 
+@needs_mpl
 def test_report_is_deterministic(tmp_path, html_report):
     """Same inputs, byte-identical files: in this process and in a fresh one."""
     a, b = tmp_path / "a.html", tmp_path / "b.md"
@@ -171,6 +174,7 @@ def test_report_is_deterministic(tmp_path, html_report):
     assert {p.name: p.read_bytes() for p in tmp_path.glob("b*")} == first
 
 
+@needs_mpl
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs /usr/bin/chromium")
 def test_html_renders_in_headless_chromium(html_report, tmp_path):
     from PIL import Image
@@ -206,3 +210,13 @@ def test_report_json_and_calibration_keys(tmp_path, capsys):
     bad.write_text(yaml.safe_dump(scn))
     assert main(["report", str(bad), "-o", str(out)]) == 2
     assert "calibration.b200" in capsys.readouterr().err
+
+
+def test_report_without_matplotlib_omits_plots(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")] + ["matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    for out in (tmp_path / "r.html", tmp_path / "r.md"):
+        assert main(["report", SCENARIO, "-o", str(out)]) == 0
+        text = out.read_text()
+        assert text.count("Plot omitted (matplotlib is not installed") == 2 and "Fleet and cost" in text
+    assert not list(tmp_path.glob("*.svg"))
