@@ -130,7 +130,8 @@ def blocks(data: dict) -> list:
         cells = [c["model"], c["hardware"], _cell(c)] + [_cell(v["candidates"][i]) for v in data["sensitivity"]]
         rows.append({"cells": cells, "bad": c["status"] != "ok"})
     b.append(("table", head, rows, "Monthly dollars (devices) after re-optimizing the configuration under each "
-              "change (a longer generation also raises the accuracy model's budget); \"no fit\": no configuration meets the SLOs and the accuracy floor."))
+              "change (a longer generation also raises the accuracy model's budget); \"no fit\": no "
+              "configuration meets the SLOs and the accuracy floor."))
     b.append(("h2", "Assumptions and known model error"))
     b.append(("ul", assumptions(data, model)))
     return b
