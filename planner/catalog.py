@@ -26,12 +26,15 @@ def builtin_dir(kind: str) -> Path:
     checkout = Path(__file__).resolve().parent.parent / kind
     if checkout.is_dir():
         return checkout
-    import importlib.resources as res
+    import importlib.util
 
     try:
-        return Path(str(res.files(f"planner_data.{kind}")))
+        spec = importlib.util.find_spec(f"planner_data.{kind}")
     except ModuleNotFoundError:  # pragma: no cover - broken install
         return checkout
+    if spec is None or not spec.submodule_search_locations:
+        return checkout
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def search_dirs(kind: str) -> list[Path]:

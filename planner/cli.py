@@ -32,7 +32,10 @@ for _module in (catalog, estimate, recommend, accuracy, calibrate, report, check
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input is one line on stderr and exit code 2, never a traceback."""
-    import click
+    try:  # typer >= 0.29 vendors click as typer._click; older typer depends on click
+        from typer import _click as click
+    except ImportError:  # pragma: no cover
+        import click
 
     from planner.errors import CheckFailed, InputError
 
@@ -49,13 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.NoArgsIsHelpError as exc:
         print(exc.format_message() if hasattr(exc, "format_message") else str(exc))
         rc = 0
-    except click.UsageError as exc:
+    except click.exceptions.UsageError as exc:
         msg = " ".join(exc.format_message().split())
         print(f"planner: error: {msg}", file=sys.stderr)
         rc = 2
-    except click.exceptions.Exit as exc:
-        rc = exc.exit_code
-    except click.Abort:
+    except (click.exceptions.Exit, typer.Exit) as exc:
+        rc = getattr(exc, "exit_code", 0)
+    except (click.exceptions.Abort, typer.Abort):
         print("planner: aborted", file=sys.stderr)
         rc = 130
     except KeyboardInterrupt:

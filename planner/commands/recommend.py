@@ -54,8 +54,9 @@ def recommend_cmd(
         "max_energy_j": max_energy_j, "min_accuracy": min_accuracy, "top": top,
     }
     given = {k: v for k, v in flags.items() if v is not None}
-    if scenario is None and not given and not no_sparse and calibration is None:
-        scenario = default_scenario_path()
+    search_flags = {k for k in given if k != "top"}
+    if scenario is None and not search_flags and not no_sparse and calibration is None:
+        scenario = default_scenario_path()  # no search flags: the built-in default scenario
     base = load_scenario(scenario).model_dump(exclude_unset=True) if scenario else {}
     base.update(given)
     if no_sparse:
