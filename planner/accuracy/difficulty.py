@@ -9,9 +9,12 @@ of a task:
 - ``MixtureDifficulty``: a weighted mixture of Betas (fitted when it predicts held-out
   data better than one Beta).
 - ``EmpiricalDifficulty``: the observed per-problem counts (n_i samples, c_i correct).
-  Expectations are averages over problems: pass@k uses the unbiased estimator of Chen et
-  al. (2021) for k <= n_i and the per-problem posterior Beta(c_i+a0, n_i-c_i+b0) beyond.
-  For every other strategy the problems enter through their posteriors.
+  Expectations are averages over problems: the closed-form ``pass_at_k`` uses the unbiased
+  estimator of Chen et al. (2021) for k <= n_i and the per-problem posterior
+  Beta(c_i+a0, n_i-c_i+b0) beyond (Jeffreys prior a0 = b0 = 1/2). The quadrature grid
+  (every strategy in predict(), budgets, penalties) is the mixture of those posteriors, so
+  its mean is the average posterior mean (c_i + 1/2)/(n_i + 1), within 1/(2(n+1)) of the
+  observed pass@1.
 
 Each model gives ``mean()``, a closed-form ``pass_at_k(k)`` vectorized over k, and a
 quadrature ``grid()`` (see quadrature.py) used for everything without a closed form.

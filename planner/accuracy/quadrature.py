@@ -13,7 +13,7 @@ Gauss rule of that cell measure is formed. The rule is therefore exact for any f
 that is a cubic polynomial within each cell; the total weight is exactly 1 and the mean
 E[p] is reproduced exactly (so single-sample accuracy at the reference budget is exact).
 Measured error against the Beta closed form for pass@k, k = 1..1e5, over the shipped
-profiles and a grid of (a, b): below 2e-4 absolute (tests/test_accuracy_strategies.py).
+profiles and a grid of (a, b): below 5e-4 absolute (tests/test_accuracy_strategies.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ with probability 1 - p - w. Every function is vectorized: p, w and k broadcast.
   takes a share eta of the wrong mass and diffuse answers that never form a plurality;
   the vote is a race between the correct answer (count C) and the top wrong one (W):
       P = P(C > W) + 1/2 P(C = W >= 1).
-  Exact for k <= K_EXACT (a binomial recursion), an Edgeworth expansion of C - W beyond.
+  Exact for k <= K_EXACT (a binomial recursion); beyond, a Poisson table where fewer than
+  LAMBDA_POISSON race votes are expected, else an Edgeworth expansion of C - W.
   As k grows it saturates to 1{p > eta w} (+1/2 at equality), so over problems to
   P(p > top wrong share).
 - ``best_of_k``: a reward model picks one of the k answers. Luce / Bradley-Terry choice:
@@ -24,7 +25,8 @@ with probability 1 - p - w. Every function is vectorized: p, w and k broadcast.
   so the reward model ranks a random (correct, wrong) pair correctly with probability AUC:
       P = E[rho C / (rho C + W)],   plateau rho p / (rho p + w) < 1.
   (A Gaussian score separation d' converts with AUC = Phi(d'/sqrt 2).) Exact for
-  k <= K_EXACT, second-order delta method beyond.
+  k <= K_EXACT; beyond, a Poisson table where fewer than LAMBDA_POISSON answers are
+  expected, else a second-order delta method.
 - ``single`` = pass@1 = p.
 """
 
@@ -35,7 +37,15 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-K_EXACT = 16
+K_EXACT = 32
+# Few expected votes / answers: beyond K_EXACT, where the expected number of race votes
+# (majority) or answers (best-of-k) lambda = k s is below LAMBDA_POISSON, the count is
+# taken as Poisson(lambda) and the accuracy read from a precomputed (lambda, pi) table;
+# above it the Edgeworth (majority) / delta-method (best-of-k) expansions apply.
+LAMBDA_POISSON = 30.0
+_LAM_STEP = 0.125
+_LAM_GRID = np.arange(0.0, LAMBDA_POISSON + 2 * _LAM_STEP, _LAM_STEP)
+_N_POISSON = 96
 STRATEGIES = ("pass@k", "verify", "majority", "best-of-k", "single")
 
 
@@ -102,7 +112,7 @@ def _inner_expectations(pi: np.ndarray, K: int, h) -> np.ndarray:
     return H
 
 
-def _outer_table(s: np.ndarray, H: np.ndarray, K: int) -> np.ndarray:
+def _outer_table(s: np.ndarray, H: np.ndarray, K: int, need=None) -> np.ndarray:
     """T[k] = E[H[N]], N ~ Bin(k, s), for k = 0..K. -> (K+1, M). Single precision for
     large M (a convex recursion: rounding errors stay ~1e-7)."""
     M = s.shape[0]
@@ -114,11 +124,13 @@ def _outer_table(s: np.ndarray, H: np.ndarray, K: int) -> np.ndarray:
     row[0] = 1.0
     q = 1.0 - s
     T[0] = H[0]
+    want = np.ones(K + 1, bool) if need is None else np.isin(np.arange(K + 1), np.asarray(need))
     for k in range(1, K + 1):
         new = row * q
         new[1:k + 1] += row[:k] * s
         row = new
-        T[k] = np.einsum("nm,nm->m", row[:k + 1], H[:k + 1])
+        if want[k]:
+            T[k] = np.einsum("nm,nm->m", row[:k + 1], H[:k + 1])
     return T.astype(np.float64)
 
 
@@ -150,11 +162,41 @@ def _inner_on_grid(kind: str, rho: float, K: int) -> np.ndarray:
 
 
 def _inner_interp(kind: str, rho: float, pi: np.ndarray, K: int) -> np.ndarray:
-    tab = _inner_on_grid(kind, float(rho), int(K))
+    tab = _inner_on_grid(kind, float(rho), max(int(K), _N_POISSON))
     return np.stack([np.interp(pi, _PI_GRID, tab[n]) for n in range(K + 1)])
 
 
-def majority_table(p, w, eta, K: int = K_EXACT) -> np.ndarray:
+@lru_cache(maxsize=64)
+def _poisson_table(kind: str, rho: float) -> np.ndarray:
+    """T[i, j] = sum_n Pois(n; lambda_i) H(n; pi_j): accuracy when the number of votes
+    (answers) is Poisson(lambda) and each is correct with probability pi (cached)."""
+    H = _inner_on_grid(kind, float(rho), _N_POISSON)                 # (N+1, P)
+    n = np.arange(_N_POISSON + 1, dtype=float)[:, None]
+    lam = _LAM_GRID[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logpmf = n * np.log(lam) - lam - special.gammaln(n + 1)
+    pmf = np.where(lam > 0, np.exp(logpmf), (n == 0).astype(float))  # (N+1, L)
+    return pmf.T @ H                                                  # (L, P)
+
+
+def _poisson_lookup(table: np.ndarray, lam, pi) -> np.ndarray:
+    """Bilinear interpolation of a (lambda, pi) table; lam < LAMBDA_POISSON."""
+    lam = np.asarray(lam)
+    pi = np.asarray(pi)
+    fl = np.clip(lam / _LAM_STEP, 0.0, len(_LAM_GRID) - 1.001)
+    il = fl.astype(np.int64)
+    dl = fl - il
+    fp = np.clip(pi * (len(_PI_GRID) - 1), 0.0, len(_PI_GRID) - 1.001)
+    ip = fp.astype(np.int64)
+    dp = fp - ip
+    t00 = table[il, ip]
+    t01 = table[il, ip + 1]
+    t10 = table[il + 1, ip]
+    t11 = table[il + 1, ip + 1]
+    return (t00 * (1 - dp) + t01 * dp) * (1 - dl) + (t10 * (1 - dp) + t11 * dp) * dl
+
+
+def majority_table(p, w, eta, K: int = K_EXACT, need=None) -> np.ndarray:
     """Exact majority accuracy for k = 0..K; p, w flat arrays (M,). -> (K+1, M)."""
     p = np.asarray(p, float)
     t = np.asarray(eta, float) * np.asarray(w, float)
@@ -165,11 +207,11 @@ def majority_table(p, w, eta, K: int = K_EXACT) -> np.ndarray:
         H = _inner_interp("majority", 0.0, pi, K)
     else:
         H = _inner_expectations(pi, K, _h_majority)
-    return _outer_table(s, H, K)
+    return _outer_table(s, H, K, need)
 
 
 def majority_coeffs(p, t):
-    """k-independent terms of the large-k majority approximation (see _majority_normal)."""
+    """k-independent terms of the large-k majority approximations (see _majority_normal)."""
     p = np.asarray(p)
     t = np.asarray(t)
     mu = p - t
@@ -183,17 +225,27 @@ def majority_coeffs(p, t):
     b = np.where(ok, m3 / (6.0 * sd_safe ** 3), 0.0)
     with np.errstate(divide="ignore"):
         lr = np.log(r)
-    live = (p + t) > 0
-    return a, b, lr, live
+    s = p + t
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pi = np.where(s > 0, p / np.where(s > 0, s, 1.0), 0.0)
+    return a, b, lr, s, pi
 
 
 def majority_from_coeffs(coeffs, k):
-    a, b, lr, live = coeffs
+    a, b, lr, s, pi = coeffs
     sk = np.sqrt(k)
     y = np.clip(sk * a, -40.0, 40.0)
     phi = np.exp(-0.5 * y * y) * 0.3989422804014327
     out = special.ndtr(y) + phi * b * (y * y - 1.0) / sk - 0.5 * np.exp(k * lr)
-    return np.where(live, np.clip(out, 0.0, 1.0), 0.0)
+    out = np.where(s > 0, np.clip(out, 0.0, 1.0), 0.0)
+    lam = k * s
+    few = lam < LAMBDA_POISSON
+    if np.any(few):
+        tab = _poisson_table("majority", 0.0)
+        lam_b, pi_b = np.broadcast_to(lam, out.shape), np.broadcast_to(pi, out.shape)
+        out = np.array(out, copy=True)
+        out[few] = _poisson_lookup(tab, lam_b[few], pi_b[few])
+    return out
 
 
 def _majority_normal(p, t, k):
@@ -209,18 +261,18 @@ def majority(p, k, eta, w=None) -> np.ndarray:
     """Majority-vote accuracy per problem (see module doc)."""
     p = np.asarray(p, float)
     w = _w(p, w)
-    k = np.asarray(k)
-    p, w, k, eta = np.broadcast_arrays(p, w, k, np.asarray(eta, float))
+    p, w, k, eta = np.broadcast_arrays(p, w, np.asarray(k), np.asarray(eta, float))
+    shape = p.shape
+    p, w, k, eta = (x.ravel() for x in (p, w, k, eta))
     out = np.empty(p.shape, float)
     small = k <= K_EXACT
     if np.any(small):
         kk = k[small].astype(int)
-        Kmax = int(kk.max())
-        tab = majority_table(p[small], w[small], eta[small], Kmax)
+        tab = majority_table(p[small], w[small], eta[small], int(kk.max()))
         out[small] = tab[kk, np.arange(kk.size)]
     if np.any(~small):
         out[~small] = _majority_normal(p[~small], eta[~small] * w[~small], k[~small].astype(float))
-    return out
+    return out.reshape(shape)
 
 
 def majority_limit(p, eta, w=None) -> np.ndarray:
@@ -239,7 +291,7 @@ def _h_luce(rho):
     return h
 
 
-def best_of_k_table(p, w, auc, K: int = K_EXACT) -> np.ndarray:
+def best_of_k_table(p, w, auc, K: int = K_EXACT, need=None) -> np.ndarray:
     """Exact best-of-k accuracy for k = 0..K; p, w, auc flat arrays (M,). -> (K+1, M)."""
     p = np.asarray(p, float)
     w = np.asarray(w, float)
@@ -251,12 +303,13 @@ def best_of_k_table(p, w, auc, K: int = K_EXACT) -> np.ndarray:
         H = _inner_interp("best-of-k", float(rho[0]), pi, K)
     else:
         H = _inner_expectations(pi, K, _h_luce(rho))
-    return _outer_table(a, H, K)
+    return _outer_table(a, H, K, need)
 
 
 def best_of_k_coeffs(p, w, rho):
-    """k-independent terms of the large-k best-of-k approximation: plateau f0, the 1/k
-    coefficient of the second-order delta method, and ln z (z = no-answer rate)."""
+    """k-independent terms of the large-k best-of-k approximations: plateau f0, the 1/k
+    coefficient of the second-order delta method, ln z (z = no-answer rate), the answer
+    rate, the share of answers that are correct, and rho."""
     p = np.asarray(p)
     w = np.asarray(w)
     D1 = rho * p + w
@@ -264,38 +317,52 @@ def best_of_k_coeffs(p, w, rho):
     D1s = np.where(ok, D1, 1.0)
     f0 = np.where(ok, rho * p / D1s, 0.0)
     c1 = np.where(ok, rho * p * w * (1.0 - rho) / D1s ** 3, 0.0)
-    with np.errstate(divide="ignore"):
+    ans = np.clip(p + w, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.log(np.clip(1.0 - p - w, 0.0, 1.0))
-    return f0, c1, lz
+        pi = np.where(ans > 0, p / np.where(ans > 0, ans, 1.0), 0.0)
+    return f0, c1, lz, ans, pi, float(rho)
 
 
 def best_of_k_from_coeffs(coeffs, k):
-    f0, c1, lz = coeffs
-    return np.clip(f0 + c1 / k, 0.0, 1.0) * (1.0 - np.exp(k * lz))
+    f0, c1, lz, ans, pi, rho = coeffs
+    out = np.clip(f0 + c1 / k, 0.0, 1.0) * (1.0 - np.exp(k * lz))
+    lam = k * ans
+    few = lam < LAMBDA_POISSON
+    if np.any(few):
+        tab = _poisson_table("best-of-k", rho)
+        lam_b, pi_b = np.broadcast_to(lam, out.shape), np.broadcast_to(pi, out.shape)
+        out = np.array(out, copy=True)
+        out[few] = _poisson_lookup(tab, lam_b[few], pi_b[few])
+    return out
 
 
 def _best_of_k_delta(p, w, rho, k):
-    """Second-order delta method for E[rho C / (rho C + W)], (C, W) multinomial:
-    rho p / (rho p + w) + rho p w (1 - rho) / (k (rho p + w)^3), times P(some answer)."""
-    return best_of_k_from_coeffs(best_of_k_coeffs(p, w, rho), k)
+    """Large-k best-of-k: second-order delta method for E[rho C / (rho C + W)], (C, W)
+    multinomial, rho p / (rho p + w) + rho p w (1 - rho) / (k (rho p + w)^3), times
+    P(some answer); where fewer than LAMBDA_POISSON answers are expected, the Poisson
+    table instead."""
+    return best_of_k_from_coeffs(best_of_k_coeffs(p, w, float(np.asarray(rho).ravel()[0])), k)
 
 
 def best_of_k(p, k, auc, w=None) -> np.ndarray:
     """Best-of-k with a reward model of ranking accuracy ``auc`` (see module doc)."""
     p = np.asarray(p, float)
     w = _w(p, w)
-    k = np.asarray(k)
-    p, w, k, auc = np.broadcast_arrays(p, w, k, np.asarray(auc, float))
+    p, w, k, auc = np.broadcast_arrays(p, w, np.asarray(k), np.asarray(auc, float))
+    shape = p.shape
+    p, w, k, auc = (x.ravel() for x in (p, w, k, auc))
     out = np.empty(p.shape, float)
     small = k <= K_EXACT
     if np.any(small):
         kk = k[small].astype(int)
         tab = best_of_k_table(p[small], w[small], auc[small], int(kk.max()))
         out[small] = tab[kk, np.arange(kk.size)]
-    if np.any(~small):
-        out[~small] = _best_of_k_delta(p[~small], w[~small], rho_from_auc(auc[~small]),
-                                       k[~small].astype(float))
-    return out
+    big = np.flatnonzero(~small)
+    for v in np.unique(auc[big]):
+        sel = big[auc[big] == v]
+        out[sel] = _best_of_k_delta(p[sel], w[sel], float(rho_from_auc(v)), k[sel].astype(float))
+    return out.reshape(shape)
 
 
 def best_of_k_limit(p, auc, w=None) -> np.ndarray:

@@ -64,8 +64,9 @@ def _print_fit(s: dict, res) -> None:
         t.add_row("empirical *", "per-problem counts", "", "")
     con.print(t)
     h = s["heldout"]
-    t2 = Table(title=f"held-out check: fitted on {h['fitted_on_samples_per_problem']:.0f} samples per problem, "
-                     f"pass@k on all samples")
+    con.print(f"held-out check: fitted on {h['fitted_on_samples_per_problem']:.0f} samples per problem, "
+              f"pass@k observed on all samples")
+    t2 = Table()
     for col in ("k", "observed", "predicted", "error"):
         t2.add_column(col, justify="right")
     for r in h["rows"]:
