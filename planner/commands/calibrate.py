@@ -1,6 +1,317 @@
-"""`planner calibrate` (not yet implemented; the module is replaced by its owner)."""
+"""`planner calibrate` (microbenchmarks -> profile) and `planner validate` (engine vs a
+real torch decoder). torch is imported inside the commands only."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
 import typer
+
+BUSY_WARNING = 0.10  # warn when other processes used more than this share of the CPUs
+
+
+def _progress_bar():
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from planner.commands.output import console
+
+    con = console()
+    con.stderr = True
+    return Progress(TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=con, transient=False)
+
+
+def _warn_busy(fraction) -> None:
+    import sys
+
+    if fraction is not None and fraction > BUSY_WARNING:
+        print(f"planner: warning: other processes used {fraction:.0%} of the CPUs while measuring; "
+              "timings may be inflated (re-run on a quiet machine)", file=sys.stderr)
+
+
+def _fmt(x: float, unit: str) -> str:
+    from planner.commands.output import fmt_si
+
+    return fmt_si(x, unit) if unit else f"{x:.3g}"
+
+
+# ------------------------------------------------------------------------------------------
+# planner calibrate
+# ------------------------------------------------------------------------------------------
+def calibrate_cmd(
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or mps."),
+    hardware: Optional[str] = typer.Option(
+        None, "--hardware", "-H",
+        help="Catalog device being calibrated (curves become fractions of its datasheet peaks). "
+             "Without it the peaks are measured and a hardware spec is written beside the profile."),
+    quick: bool = typer.Option(False, "--quick", help="A short sweep (under 2 minutes on a 2-core CPU)."),
+    output: Optional[str] = typer.Option(None, "-o", "--output",
+                                         help="Profile path (default calibration/<hardware>.yaml)."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: all usable CPUs)."),
+    compare: Optional[Tuple[str, str]] = typer.Option(
+        None, "--compare", help="Compare two profiles: --compare OLD.yaml NEW.yaml.", show_default=False),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Measure the device with torch microbenchmarks and write a calibration profile."""
+    from planner.errors import InputError
+
+    if compare:
+        return _compare(compare[0], compare[1], json_out)
+    if device is None:
+        raise InputError("give --device cpu|cuda|mps (or --compare OLD.yaml NEW.yaml)", field="device")
+    _calibrate(device, hardware, quick, output, threads, json_out)
+
+
+def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Optional[str], threads: Optional[int],
+               json_out: bool) -> None:
+    from pathlib import Path
+
+    from planner.calibrate import DEVICES, require_torch
+    from planner.errors import InputError
+
+    if device not in DEVICES:
+        raise InputError(f"unknown device (choose from {', '.join(DEVICES)})", field="device", value=device)
+    if threads is not None and threads < 1:
+        raise InputError("must be >= 1", field="threads", value=threads)
+    torch = require_torch()
+    from planner.calibrate import bench
+    from planner.calibrate.fit import fit_measurements
+    from planner.calibrate.profile import (HARDWARE_SUFFIX, Profile, dumps, fingerprint_name, hardware_spec,
+                                           hardware_spec_text, now_iso)
+    from planner.commands.output import atomic_write_text, print_json
+    from planner.cost.engine import KERNELS_PER_LAYER
+
+    bench.check_device(device)
+    hw = None
+    if hardware:
+        from planner.catalog import load_hardware
+
+        hw = load_hardware(hardware)
+    fp = bench.device_fingerprint(device)
+    name = hw.name if hw is not None else fingerprint_name(fp)
+    out = Path(output) if output else Path("calibration") / f"{name}.yaml"
+    scale = "quick" if quick else "full"
+
+    with _progress_bar() as bar:
+        task = bar.add_task("calibrating", total=1.0)
+
+        def progress(done, total, label):
+            bar.update(task, completed=done / total if total else 1.0, description=label)
+
+        result = bench.run(device, scale, threads=threads, progress=progress)
+
+    main = result["dtypes"][0]
+    peaks = bw = None
+    if hw is not None:
+        peaks = {dt: hw.peak_flops(dt) for dt in result["dtypes"] if hw.has_dtype(dt)}
+        bw = hw.mem_bandwidth_gbps * 1e9
+    try:
+        fitted = fit_measurements(result["measurements"], main_dtype=main, kernels_per_layer=KERNELS_PER_LAYER,
+                                  peak_flops=peaks, peak_bandwidth=bw)
+    except ValueError as exc:
+        raise InputError(f"the measurements could not be fitted: {exc}") from None
+    fitted["conditions"] = {"other_cpu_fraction": result.get("other_cpu_fraction"), "passes": result["passes"],
+                            "llc_bytes": result["llc_bytes"]}
+    date = now_iso()
+    fp["threads"] = result["threads"]
+    fp["torch_version"] = str(torch.__version__)
+    spec_path = None
+    if hw is None:
+        spec_path = out.parent / (out.name[: -len(out.suffix)] + HARDWARE_SUFFIX if out.suffix else out.name + HARDWARE_SUFFIX)
+    profile = Profile(hardware=name, device={k: v for k, v in fp.items() if k not in ("threads", "torch_version")},
+                      torch_version=str(torch.__version__), threads=result["threads"], date=date, fitted=fitted,
+                      measurements=result["measurements"], hardware_file=spec_path.name if spec_path else None,
+                      scale=scale)
+    # render both before writing either: a failure leaves neither file behind
+    spec_text = hardware_spec_text(hardware_spec(name, fp, fitted, date), spec_path) if spec_path else None
+    profile_text = dumps(profile)
+    if spec_text is not None:
+        atomic_write_text(spec_path, spec_text)
+    atomic_write_text(out, profile_text)
+    _warn_busy(result.get("other_cpu_fraction"))
+    if json_out:
+        print_json({"profile": str(out), "hardware_spec": str(spec_path) if spec_path else None,
+                    "hardware": name, "fitted": fitted})
+        return
+    _print_fitted(fitted, name)
+    print(f"wrote profile {out}")
+    if spec_path is not None:
+        print(f"wrote hardware spec {spec_path} (use it with --hardware {spec_path})")
+
+
+def _print_fitted(f: dict, name: str) -> None:
+    from rich.table import Table
+
+    from planner.commands.output import console, fmt_si
+
+    t = Table(title=f"calibration of {name} (peaks {f['peaks_from']})")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    t.add_column("fit rms log error", justify="right")
+    rms = f.get("fit_rms_log_error", {})
+    for dt, c in f["compute"].items():
+        t.add_row(f"compute {dt}: peak", fmt_si(f["peak_flops"][dt], "FLOP/s"), "")
+        t.add_row(f"compute {dt}: e_max, w_half", f"{c['e_max']:.3f}, {fmt_si(c['w_half'], 'FLOP')}",
+                  f"{rms.get('compute.' + dt, float('nan')):.3f}")
+    t.add_row("memory: peak bandwidth", fmt_si(f["peak_bandwidth"], "B/s"), f"{rms.get('stream_read', float('nan')):.3f}")
+    t.add_row("memory: e_max, w_half", f"{f['memory']['e_max']:.3f}, {fmt_si(f['memory']['w_half'], 'B')}",
+              f"{rms.get('memory', float('nan')):.3f}")
+    t.add_row("decode attention memory factor", f"{f['attention_memory']:.3f}", f"{rms.get('attention', float('nan')):.3f}")
+    t.add_row("kernel overhead", fmt_si(f["kernel_overhead_s"], "s"), "")
+    console().print(t)
+
+
+def _compare(old: str, new: str, json_out: bool) -> None:
+    from rich.table import Table
+
+    from planner.calibrate.profile import FLAG_THRESHOLD, compare_profiles, load_profile
+    from planner.commands.output import console, fmt_si, print_json
+
+    a, b = load_profile(old), load_profile(new)
+    rows = compare_profiles(a, b)
+    if json_out:
+        print_json({"old": old, "new": new, "threshold": FLAG_THRESHOLD, "rows": rows,
+                    "flagged": sum(r["flagged"] for r in rows)})
+        return
+    t = Table(title=f"{a.hardware} ({a.date[:10]}) -> {b.hardware} ({b.date[:10]})")
+    for col in ("figure", "old", "new", "change", ""):
+        t.add_column(col, justify="left" if col in ("figure", "") else "right")
+    for r in rows:
+        fmt = (lambda v: fmt_si(v, r["unit"]) if v is not None else "-")
+        change = f"{r['change']:+.1%}" if r["change"] is not None else "-"
+        flag = f"<- {r['verdict']}" if r["flagged"] else ""
+        t.add_row(r["figure"], fmt(r["old"]), fmt(r["new"]), change, flag)
+    con = console()
+    con.print(t)
+    n = sum(r["flagged"] for r in rows)
+    con.print(f"{n} figure(s) changed by more than {FLAG_THRESHOLD:.0%}" if n else
+              f"no figure changed by more than {FLAG_THRESHOLD:.0%}")
+
+
+# ------------------------------------------------------------------------------------------
+# planner validate
+# ------------------------------------------------------------------------------------------
+def validate_cmd(
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
+    calibration: Optional[str] = typer.Option(
+        None, "--calibration", help="Profile YAML (default: the one in calibration/ for this device)."),
+    no_calibration: bool = typer.Option(False, "--no-calibration", help="Predict with the spec's default efficiencies."),
+    hardware: Optional[str] = typer.Option(
+        None, "--hardware", "-H", help="Device name or YAML (default: the profile's device / spec)."),
+    model: Optional[List[str]] = typer.Option(
+        None, "--model", "-m", help="Model name or YAML (repeatable; default qwen3-0.6b and llama-3.2-1b)."),
+    layers: Optional[int] = typer.Option(None, "--layers", help="Layers to build (default 4; the prediction uses the same)."),
+    quick: bool = typer.Option(False, "--quick", help="Fewer cases."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: the profile's)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Time a real torch decoder (random weights) and compare with the engine's prediction."""
+    from planner.calibrate import DEVICES, require_torch
+    from planner.errors import InputError
+
+    if device not in DEVICES:
+        raise InputError(f"unknown device (choose from {', '.join(DEVICES)})", field="device", value=device)
+    if layers is not None and layers < 1:
+        raise InputError("must be >= 1", field="layers", value=layers)
+    if threads is not None and threads < 1:
+        raise InputError("must be >= 1", field="threads", value=threads)
+    if calibration and no_calibration:
+        raise InputError("give --calibration or --no-calibration, not both", field="calibration", value=calibration)
+    require_torch()
+    from planner.calibrate import bench
+    from planner.calibrate import validate as V
+    from planner.catalog import load_hardware, load_model
+    from planner.commands.output import print_json
+
+    bench.check_device(device)
+    hw, profile, eff = _resolve(device, calibration, no_calibration, hardware)
+    if threads is None and profile is not None:
+        threads = profile.threads
+    models = [load_model(m) for m in (model or V.DEFAULT_MODELS)]
+    n_layers = layers or V.DEFAULT_LAYERS
+    cases = V.SHORT_CASES if quick else V.STANDARD_CASES
+
+    with _progress_bar() as bar:
+        total = len(models) * len(cases) * V.PASSES
+        task = bar.add_task("validating", total=total + 1)
+
+        def progress(label):
+            bar.update(task, advance=1, description=label)
+
+        report = V.validate(models, hw, eff, device=device, layers=n_layers, cases=cases, threads=threads,
+                            progress=progress)
+        bar.update(task, completed=total, description="done")
+    report["calibration"] = profile.path if profile is not None else None
+    _warn_busy(report.get("other_cpu_fraction"))
+    if json_out:
+        print_json(report)
+        return
+    _print_report(report)
+
+
+def _resolve(device: str, calibration, no_calibration: bool, hardware):
+    """(hardware spec, profile or None, efficiency or None) for validate."""
+    from pathlib import Path
+
+    from planner.calibrate import bench
+    from planner.calibrate.profile import (HARDWARE_SUFFIX, fingerprint_name, find_profile, load_profile,
+                                           profile_to_efficiency)
+    from planner.catalog import load_hardware, search_dirs
+    from planner.errors import InputError
+
+    hw = load_hardware(hardware) if hardware else None
+    profile = None
+    if not no_calibration:
+        if calibration:
+            profile = load_profile(calibration)
+        else:
+            name = hw.name if hw is not None else fingerprint_name(bench.device_fingerprint(device))
+            found = find_profile(name)
+            if found is None:
+                raise InputError(f"no calibration profile for '{name}': run planner calibrate --device {device}, "
+                                 "or pass --calibration FILE or --no-calibration", field="calibration")
+            profile = load_profile(found)
+    if hw is None:
+        spec = profile.hardware_path() if profile is not None else None
+        if spec is not None and spec.is_file():
+            hw = load_hardware(str(spec))
+        elif profile is not None:
+            hw = load_hardware(profile.hardware)
+        else:
+            name = fingerprint_name(bench.device_fingerprint(device))
+            for d in search_dirs("calibration"):
+                p = Path(d) / f"{name}{HARDWARE_SUFFIX}"
+                if p.is_file():
+                    hw = load_hardware(str(p))
+                    break
+            if hw is None:
+                raise InputError(f"no hardware spec for '{name}': pass --hardware NAME|FILE", field="hardware")
+    eff = profile_to_efficiency(profile, hw) if profile is not None else None
+    return hw, profile, eff
+
+
+def _print_report(r: dict) -> None:
+    from rich.table import Table
+
+    from planner.commands.output import console, fmt_si
+
+    con = console()
+    t = Table(title=f"validate on {r['device']} ({r['dtype']}, {r['threads']} threads): {r['hardware']}, "
+                    f"efficiency {r['efficiency']}")
+    for col in ("model", "layers", "phase", "batch", "context", "measured", "predicted", "error"):
+        t.add_column(col, justify="left" if col in ("model", "phase") else "right")
+    for c in r["cases"]:
+        t.add_row(c["model"], str(c["layers"]), c["phase"], str(c["batch"]), str(c["context"]),
+                  fmt_si(c["measured_s"], "s"), fmt_si(c["predicted_s"], "s"), f"{c['error']:+.1%}")
+    con.print(t)
+    reduced = [f"{m['model']} {m['layers']} of {m['layers_full']} layers" for m in r["models"]
+               if m["layers"] < m["layers_full"]]
+    if reduced:
+        con.print("reduced depth (the predictions use the same reduced models): " + "; ".join(reduced))
+    con.print(f"median |error| {r['median_abs_error']:.1%}, max |error| {r['max_abs_error']:.1%} "
+              f"over {len(r['cases'])} cases")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("calibrate")(calibrate_cmd)
+    app.command("validate")(validate_cmd)

@@ -1,0 +1,389 @@
+"""Calibration profiles: the YAML file ``planner calibrate`` writes (no torch here).
+
+A profile holds a format tag and version, the hardware name it calibrates, the device
+fingerprint (type, name, CPU model or GPU name, cores, memory), torch version, threads,
+date, the fitted figures and the raw measurements they were fitted to::
+
+    format: planner-calibration
+    version: 1
+    hardware: cpu-amd-epyc-2c          # catalog name, or the spec written beside it
+    hardware_file: cpu-amd-epyc-2c.hardware.yaml   # optional, relative to the profile
+    device: {type: cpu, name: ..., cpu_model: ..., gpu_name: null, cores: 2, memory_gb: 24.1}
+    torch_version: 2.13.0+cpu
+    threads: 2
+    date: '2025-01-01T12:00:00+00:00'
+    scale: quick
+    fitted:
+      peak_flops: {fp32: 1.7e11}       # FLOP/s the compute curves are fractions of
+      peak_bandwidth: 2.8e10           # bytes/s the memory curve is a fraction of
+      peaks_from: measured             # or spec
+      compute: {fp32: {e_max: 1.0, w_half: 3.0e8}}
+      memory: {e_max: 0.64, w_half: 1.1e5}
+      attention_memory: 0.5
+      kernel_overhead_s: 3.8e-5
+      ...
+    measurements: [{kind: gemm, dtype: fp32, m: 1, k: 1024, n: 4096, flops: ..., bytes: ..., seconds: ...}, ...]
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from planner.errors import InputError
+
+FORMAT = "planner-calibration"
+VERSION = 1
+REQUIRED = ("format", "version", "hardware", "device", "torch_version", "threads", "date", "fitted")
+REQUIRED_FITTED = ("peak_flops", "peak_bandwidth", "compute", "memory", "attention_memory", "kernel_overhead_s")
+HARDWARE_SUFFIX = ".hardware.yaml"
+
+
+@dataclass
+class Profile:
+    hardware: str
+    device: dict
+    torch_version: str
+    threads: int
+    date: str
+    fitted: dict
+    measurements: list = field(default_factory=list)
+    hardware_file: str | None = None
+    scale: str = ""
+    format: str = FORMAT
+    version: int = VERSION
+    path: str | None = field(default=None, compare=False)  # where it was loaded from
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("path")
+        order = ("format", "version", "hardware", "hardware_file", "device", "torch_version", "threads", "date",
+                 "scale", "fitted", "measurements")
+        out = {k: d[k] for k in order if d.get(k) is not None}
+        return _plain(out)
+
+    def hardware_path(self) -> Path | None:
+        """The spec written beside the profile (resolved against the profile's folder)."""
+        if not self.hardware_file:
+            return None
+        p = Path(self.hardware_file)
+        if not p.is_absolute() and self.path:
+            p = Path(self.path).parent / p
+        return p
+
+
+def _plain(x: Any) -> Any:
+    """Plain Python types (numpy scalars -> float/int) for YAML."""
+    if isinstance(x, dict):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_plain(v) for v in x]
+    if isinstance(x, str):
+        return str(x)  # str subclasses (torch's TorchVersion) as plain strings
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        return x.item()
+    return x
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def slug(text: str) -> str:
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-") or "device"
+
+
+def fingerprint_name(device: dict) -> str:
+    """A file-friendly name for an uncatalogued device: ``cpu-amd-epyc-2c``, ``cuda-nvidia-h100-80gb-hbm3``."""
+    if device.get("type") == "cpu":
+        return f"cpu-{slug(device.get('cpu_model') or device.get('name') or 'unknown')}-{device.get('cores', 0)}c"
+    return f"{device.get('type', 'gpu')}-{slug(device.get('gpu_name') or device.get('name') or 'unknown')}"
+
+
+# --------------------------------------------------------------------------------------
+# write / load
+# --------------------------------------------------------------------------------------
+def dumps(profile: Profile) -> str:
+    import yaml
+
+    return yaml.safe_dump(profile.to_dict(), sort_keys=False, default_flow_style=None, width=120)
+
+
+def write_profile(path: str | Path, profile: Profile) -> Path:
+    """Write atomically: a temporary file beside ``path`` renamed into place, so an
+    interrupted calibration leaves no partial profile."""
+    from planner.commands.output import atomic_write_text
+
+    text = dumps(profile)
+    atomic_write_text(path, text)
+    return Path(path)
+
+
+def _num(d: dict, key: str, file: str, prefix: str, positive: bool = True, allow_zero: bool = False) -> float:
+    v = d.get(key)
+    name = f"{prefix}{key}"
+    if v is None:
+        raise InputError("required field is missing", file=file, field=name)
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        raise InputError("must be a finite number", file=file, field=name, value=v)
+    if positive and (v < 0 or (v == 0 and not allow_zero)):
+        raise InputError("must be > 0" if not allow_zero else "must be >= 0", file=file, field=name, value=v)
+    return float(v)
+
+
+def _curve(d: Any, file: str, name: str) -> dict:
+    if not isinstance(d, dict):
+        raise InputError("must be a mapping with e_max and w_half", file=file, field=name, value=d)
+    return {"e_max": _num(d, "e_max", file, f"{name}."),
+            "w_half": _num(d, "w_half", file, f"{name}.", allow_zero=True)}
+
+
+def profile_from_dict(data: Any, file: str) -> Profile:
+    """Validate a parsed profile; every problem is an InputError naming file, field, value."""
+    if not isinstance(data, dict):
+        raise InputError(f"not a calibration profile (expected a mapping, got {type(data).__name__})", file=file)
+    if data.get("format") != FORMAT:
+        raise InputError(f"not a calibration profile (format must be '{FORMAT}')", file=file, field="format",
+                         value=data.get("format"), has_value=True)
+    for key in REQUIRED:
+        if key not in data or data[key] is None:
+            raise InputError("required field is missing", file=file, field=key)
+    if data["version"] != VERSION:
+        raise InputError(f"unsupported profile version (this planner reads version {VERSION})", file=file,
+                         field="version", value=data["version"])
+    if not isinstance(data["hardware"], str) or not data["hardware"]:
+        raise InputError("must be a device name", file=file, field="hardware", value=data["hardware"])
+    if not isinstance(data["device"], dict) or "type" not in data["device"]:
+        raise InputError("must be a mapping with the device type", file=file, field="device", value=data["device"])
+    threads = data["threads"]
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise InputError("must be an integer >= 1", file=file, field="threads", value=threads)
+    f = data["fitted"]
+    if not isinstance(f, dict):
+        raise InputError("must be a mapping", file=file, field="fitted", value=f)
+    for key in REQUIRED_FITTED:
+        if key not in f or f[key] is None:
+            raise InputError("required field is missing", file=file, field=f"fitted.{key}")
+    if not isinstance(f["peak_flops"], dict) or not f["peak_flops"]:
+        raise InputError("must map a dtype to FLOP/s", file=file, field="fitted.peak_flops", value=f["peak_flops"])
+    for dt in f["peak_flops"]:
+        _num(f["peak_flops"], dt, file, "fitted.peak_flops.")
+    _num(f, "peak_bandwidth", file, "fitted.")
+    if not isinstance(f["compute"], dict) or not f["compute"]:
+        raise InputError("must map a dtype to a curve", file=file, field="fitted.compute", value=f["compute"])
+    for dt, c in f["compute"].items():
+        _curve(c, file, f"fitted.compute.{dt}")
+    _curve(f["memory"], file, "fitted.memory")
+    _num(f, "attention_memory", file, "fitted.")
+    _num(f, "kernel_overhead_s", file, "fitted.", allow_zero=True)
+    meas = data.get("measurements") or []
+    if not isinstance(meas, list):
+        raise InputError("must be a list", file=file, field="measurements", value=type(meas).__name__)
+    hw_file = data.get("hardware_file")
+    if hw_file is not None and not isinstance(hw_file, str):
+        raise InputError("must be a file name", file=file, field="hardware_file", value=hw_file)
+    return Profile(hardware=data["hardware"], device=dict(data["device"]), torch_version=str(data["torch_version"]),
+                   threads=threads, date=str(data["date"]), fitted=f, measurements=meas, hardware_file=hw_file,
+                   scale=str(data.get("scale") or ""), path=file)
+
+
+def load_profile(path: str | Path) -> Profile:
+    """Load and check a profile; corrupt or foreign files raise InputError(file, field, value)."""
+    from planner.catalog import read_yaml
+
+    p = Path(path)
+    return profile_from_dict(read_yaml(p), str(p))
+
+
+# --------------------------------------------------------------------------------------
+# to the engine
+# --------------------------------------------------------------------------------------
+def profile_to_efficiency(profile: Profile, hardware=None):
+    """The engine's :class:`~planner.cost.efficiency.Efficiency` from a profile.
+
+    The fitted curves are fractions of the profile's reference peaks, so those peaks are
+    passed as overrides (for a catalog device they are the spec's own figures). Dtypes
+    the profile did not measure fall back to the main curve on the spec's peak."""
+    from planner.cost.efficiency import Curve, Efficiency
+
+    f = profile.fitted
+    compute = {dt: Curve(float(c["e_max"]), float(c["w_half"])) for dt, c in f["compute"].items()}
+    main = f.get("main_dtype") or next(iter(f["compute"]))
+    if main in compute:
+        compute.setdefault("*", compute[main])
+    interconnect = hardware.interconnect_efficiency if hardware is not None else 0.7
+    return Efficiency(
+        compute=compute,
+        memory=Curve(float(f["memory"]["e_max"]), float(f["memory"]["w_half"])),
+        interconnect=interconnect,
+        kernel_overhead_s=float(f["kernel_overhead_s"]),
+        attention_memory=float(f["attention_memory"]),
+        peak_flops_override={dt: float(v) for dt, v in f["peak_flops"].items()},
+        peak_bandwidth_override=float(f["peak_bandwidth"]),
+        source=f"calibration:{profile.path or profile.hardware}",
+    )
+
+
+def find_profile(hardware_name: str) -> Path | None:
+    """A profile for ``hardware_name`` in $PLANNER_PATH dirs, then the built-in
+    calibration dir: ``<name>.yaml``, else any profile whose ``hardware`` field matches."""
+    from planner.catalog import search_dirs
+
+    dirs = search_dirs("calibration")
+    for d in dirs:
+        for ext in (".yaml", ".yml"):
+            p = d / f"{hardware_name}{ext}"
+            if p.is_file():
+                return p
+    import yaml
+
+    for d in dirs:
+        if not d.is_dir():
+            continue
+        for p in sorted(d.glob("*.y*ml")):
+            if p.name.endswith(HARDWARE_SUFFIX):
+                continue
+            try:
+                head = yaml.safe_load(p.read_text(encoding="utf-8"))
+            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                continue
+            if isinstance(head, dict) and head.get("format") == FORMAT and head.get("hardware") == hardware_name:
+                return p
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# comparing two profiles
+# --------------------------------------------------------------------------------------
+FLAG_THRESHOLD = 0.10
+
+
+def _rate(c: dict, peak: float, w: float) -> float:
+    e = float(c["e_max"]) * (w / (w + float(c["w_half"])) if float(c["w_half"]) > 0 else 1.0)
+    return peak * e
+
+
+def effective_figures(profile: Profile) -> dict[str, tuple[float, str, bool]]:
+    """Figures a user feels, each ``(value, unit, higher_is_better)``: achieved FLOP/s of
+    small and large GEMMs per dtype, achieved bandwidth for 1 MiB and 256 MiB kernels,
+    decode-attention bandwidth, per-kernel overhead."""
+    f = profile.fitted
+    out: dict[str, tuple[float, str, bool]] = {}
+    for dt, c in sorted(f["compute"].items()):
+        peak = float(f["peak_flops"].get(dt, 0.0))
+        if peak <= 0:
+            continue
+        out[f"peak FLOP/s {dt}"] = (peak * float(c["e_max"]), "FLOP/s", True)
+        out[f"GEMM FLOP/s {dt} at 100 MFLOP"] = (_rate(c, peak, 1e8), "FLOP/s", True)
+        out[f"GEMM FLOP/s {dt} at 10 GFLOP"] = (_rate(c, peak, 1e10), "FLOP/s", True)
+    bw = float(f["peak_bandwidth"])
+    out["peak bandwidth"] = (bw, "B/s", True)
+    out["streaming B/s at 1 MiB"] = (_rate(f["memory"], bw, 1 << 20), "B/s", True)
+    out["streaming B/s at 256 MiB"] = (_rate(f["memory"], bw, 256 << 20), "B/s", True)
+    out["decode attention B/s at 64 MiB"] = (_rate(f["memory"], bw, 64 << 20) * float(f["attention_memory"]), "B/s", True)
+    out["attention memory factor"] = (float(f["attention_memory"]), "", True)
+    out["kernel overhead"] = (float(f["kernel_overhead_s"]), "s", False)
+    return out
+
+
+def compare_profiles(old: Profile, new: Profile, threshold: float = FLAG_THRESHOLD) -> list[dict]:
+    """Rows ``{figure, unit, old, new, change, verdict, flagged}``: ``change`` = new/old - 1;
+    ``verdict`` is slower/faster from the user's side; ``flagged`` when |change| > threshold."""
+    a, b = effective_figures(old), effective_figures(new)
+    rows = []
+    for key in list(a) + [k for k in b if k not in a]:
+        if key not in a or key not in b:
+            va = a.get(key, (None, "", True))[0]
+            vb = b.get(key, (None, "", True))[0]
+            rows.append({"figure": key, "unit": (a.get(key) or b.get(key))[1], "old": va, "new": vb,
+                         "change": None, "verdict": "only in one", "flagged": True})
+            continue
+        (va, unit, higher_better), (vb, _, _) = a[key], b[key]
+        change = vb / va - 1.0 if va else float("inf")
+        if abs(change) <= 1e-12:
+            verdict = "same"
+        else:
+            better = (change > 0) == higher_better
+            verdict = "faster" if better else "slower"
+        rows.append({"figure": key, "unit": unit, "old": va, "new": vb, "change": change, "verdict": verdict,
+                     "flagged": abs(change) > threshold})
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# a hardware spec for an uncatalogued device
+# --------------------------------------------------------------------------------------
+CPU_WATTS_PER_CORE = 10.0          # assumption, see the sources entry
+CPU_IDLE_WATTS_PER_CORE = 2.0
+CPU_USD_PER_CORE_HOUR = 0.024
+
+
+def hardware_spec(name: str, device: dict, fitted: dict, date: str) -> dict:
+    """A valid :class:`planner.specs.Hardware` mapping for a measured device: peaks and
+    bandwidth measured (asymptotes of the fits), memory from the system, power and price
+    stated assumptions. Every number has a ``sources`` entry."""
+    day = date[:10]
+    measured = f"measured by planner calibrate on {day}"
+    peaks = {dt: round(float(v) / 1e12, 6) for dt, v in fitted["peak_flops"].items()}
+    kind = "cpu" if device.get("type") == "cpu" else "gpu"
+    model = device.get("cpu_model") if kind == "cpu" else device.get("gpu_name")
+    vendor = (model or "unknown").split()[0]
+    cores = int(device.get("cores") or 1)
+    spec: dict[str, Any] = {
+        "name": name,
+        "kind": kind,
+        "vendor": vendor,
+        "description": f"{model or device.get('name')} ({cores} cores as seen by this process), measured with torch "
+                       f"{device.get('torch_version', '')}".strip(),
+        "peak_tflops": peaks,
+        "memory_gb": round(float(device.get("memory_gb") or 1.0), 3),
+        "mem_bandwidth_gbps": round(float(fitted["peak_bandwidth"]) / 1e9, 3),
+        "sources": {
+            "peak_tflops": f"{measured}: asymptote of the GEMM efficiency fit ({device.get('threads', '?')} threads)",
+            "memory_gb": f"{measured}: system memory reported by the OS",
+            "mem_bandwidth_gbps": f"{measured}: asymptote of a streaming read (tensor reduction) fit",
+        },
+    }
+    if kind == "cpu":
+        spec["idle_power_w"] = CPU_IDLE_WATTS_PER_CORE * cores
+        spec["max_power_w"] = CPU_WATTS_PER_CORE * cores
+        spec["price_per_hour_usd"] = round(CPU_USD_PER_CORE_HOUR * cores, 4)
+        spec["sources"].update({
+            "idle_power_w": f"assumption: {CPU_IDLE_WATTS_PER_CORE:g} W per core idle (server CPU share, not measured)",
+            "max_power_w": f"assumption: {CPU_WATTS_PER_CORE:g} W per core under load (server CPU TDP / cores)",
+            "price_per_hour_usd": f"assumption: {CPU_USD_PER_CORE_HOUR} USD per vCPU-hour "
+                                  "(on-demand general-purpose cloud instances, 2025)",
+        })
+    else:
+        spec["idle_power_w"] = 50.0
+        spec["max_power_w"] = 400.0
+        spec["price_per_hour_usd"] = 2.0
+        spec["sources"].update({
+            "idle_power_w": "assumption: 50 W idle for a datacenter GPU (not measured)",
+            "max_power_w": "assumption: 400 W board power (not measured; edit to the datasheet TDP)",
+            "price_per_hour_usd": "assumption: 2 USD per GPU-hour (edit to your rental price)",
+        })
+    return spec
+
+
+def hardware_spec_text(spec: dict, path: str | Path = "<hardware spec>") -> str:
+    """The spec as YAML, validated against planner.specs.Hardware first."""
+    import yaml
+
+    from planner.catalog import parse_spec
+    from planner.specs import Hardware
+
+    parse_spec(Hardware, spec, str(path))
+    return yaml.safe_dump(_plain(spec), sort_keys=False, width=120)
+
+
+def write_hardware_spec(path: str | Path, spec: dict) -> Path:
+    """Validate against planner.specs.Hardware, then write atomically."""
+    from planner.commands.output import atomic_write_text
+
+    atomic_write_text(path, hardware_spec_text(spec, path))
+    return Path(path)

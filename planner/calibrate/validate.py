@@ -1,0 +1,155 @@
+"""Validate the engine against a real torch decoder on the device at hand.
+
+For each model a :class:`~planner.calibrate.torch_model.TorchDecoder` with random weights
+is built, possibly with fewer layers than the real model; the prediction then uses the
+same reduced descriptor (``model.model_copy(update={"num_layers": n, ...})``). Prefill is
+timed for several batch sizes and prompt lengths; a decode step for several batch sizes
+and context lengths with a KV cache of that length in place. Each case is compared with
+``planner.cost.api.estimate`` (``prefill_s`` of the prompt batch; ``decode_s`` with
+``gen_len=1``, one step at that context).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from planner.calibrate import require_torch
+from planner.errors import InputError
+
+DEFAULT_MODELS = ("qwen3-0.6b", "llama-3.2-1b")
+DEFAULT_LAYERS = 4
+
+
+@dataclass(frozen=True)
+class Case:
+    phase: str      # prefill | decode
+    batch: int
+    context: int    # prompt length (prefill) or context length (decode)
+
+
+STANDARD_CASES = (
+    Case("prefill", 1, 128), Case("prefill", 1, 512), Case("prefill", 4, 128),
+    Case("decode", 1, 128), Case("decode", 1, 4096), Case("decode", 4, 1024),
+    Case("decode", 16, 256), Case("decode", 16, 4096),
+)
+SHORT_CASES = (
+    Case("prefill", 1, 128), Case("prefill", 4, 128),
+    Case("decode", 1, 1024), Case("decode", 4, 4096), Case("decode", 16, 512),
+)
+PASSES = 2
+TINY_CASES = (Case("prefill", 1, 16), Case("prefill", 2, 8), Case("decode", 1, 16), Case("decode", 2, 32))
+
+
+def reduced_model(model, layers: int | None):
+    """The descriptor with ``layers`` layers (sliding layers and MoE lead layers scaled
+    down in proportion); the prediction and the torch model both use it."""
+    if not layers or layers >= model.num_layers:
+        return model
+    if layers < 1:
+        raise InputError("must be >= 1", field="layers", value=layers)
+    upd: dict = {"num_layers": layers}
+    if model.num_sliding_layers:
+        upd["num_sliding_layers"] = min(layers, round(model.num_sliding_layers * layers / model.num_layers))
+    if model.moe is not None and model.moe.first_dense_layers:
+        fd = min(layers - 1, round(model.moe.first_dense_layers * layers / model.num_layers))
+        upd["moe"] = model.moe.model_copy(update={"first_dense_layers": fd})
+    return model.model_copy(update=upd)
+
+
+def predict(model, hardware, efficiency, case: Case, dtype: str) -> float:
+    from planner.cost.api import estimate
+
+    r = estimate(model, hardware, batch=case.batch, prompt_len=case.context, gen_len=1, weight_dtype=dtype,
+                 act_dtype=dtype, kv_dtype=dtype, efficiency=efficiency)
+    return float(r["prefill_s"] if case.phase == "prefill" else r["decode_s"])
+
+
+def _time(fn: Callable[[], object], sync, repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    samples = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        samples.append(time.perf_counter() - t)
+    return statistics.median(samples)
+
+
+def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", repeats: int = 3, passes: int = 2,
+                  progress: Callable[[str], None] | None = None, logits: str = "all") -> list[float]:
+    """Seconds per case for a torch decoder built from ``model`` (already reduced): the
+    median of ``repeats`` timed runs after a warm-up, the faster of ``passes`` passes over
+    the cases (another process taking the CPUs for a while only ever slows a pass down)."""
+    torch = require_torch()
+    from planner.calibrate.bench import check_device, synchronizer
+    from planner.calibrate.torch_model import TorchDecoder
+
+    dev = check_device(device)
+    sync = synchronizer(dev)
+    max_b = max(c.batch for c in cases)
+    max_c = max(c.context for c in cases) + 1
+    best = [float("inf")] * len(cases)
+    with torch.inference_mode():
+        dec = TorchDecoder(model, device=dev, dtype=dtype, max_batch=max_b, max_context=max_c, logits=logits)
+        for pas in range(passes):
+            for i, c in enumerate(cases):
+                if progress:
+                    progress(f"{model.name} ({model.num_layers} layers) {c.phase} batch {c.batch} "
+                             f"context {c.context}" + (f" (pass {pas + 1}/{passes})" if passes > 1 else ""))
+                if c.phase == "prefill":
+                    tok = torch.zeros(c.batch, c.context, dtype=torch.long, device=dev)
+                    t = _time(lambda: dec(tok, 0), sync, repeats)
+                else:
+                    dec.fill_cache(c.batch, c.context)
+                    tok = torch.zeros(c.batch, 1, dtype=torch.long, device=dev)
+                    t = _time(lambda: dec(tok, c.context), sync, max(repeats, 5))
+                best[i] = min(best[i], t)
+        del dec
+    return best
+
+
+def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | None = None,
+             layers: int | None = DEFAULT_LAYERS, cases=None, repeats: int = 3, passes: int = PASSES,
+             threads: int | None = None,
+             progress: Callable[[str], None] | None = None, logits: str = "all") -> dict:
+    """Measure and predict every case for every model; returns the JSON-ready report."""
+    torch = require_torch()
+    from planner.calibrate.bench import set_threads
+
+    from planner.calibrate.bench import LoadMonitor
+
+    n_threads = set_threads(threads)
+    monitor = LoadMonitor()
+    dtype = dtype or ("fp32" if device == "cpu" else "bf16")
+    cases = tuple(cases or STANDARD_CASES)
+    rows = []
+    used = []
+    for m in models:
+        small = reduced_model(m, layers)
+        used.append({"model": m.name, "layers": small.num_layers, "layers_full": m.num_layers})
+        measured = measure_model(small, cases, device=device, dtype=dtype, repeats=repeats, passes=passes,
+                                 progress=progress, logits=logits)
+        for c, t in zip(cases, measured):
+            p = predict(small, hardware, efficiency, c, dtype)
+            rows.append({"model": m.name, "layers": small.num_layers, "phase": c.phase, "batch": c.batch,
+                         "context": c.context, "measured_s": t, "predicted_s": p, "error": p / t - 1.0})
+    errs = [abs(r["error"]) for r in rows]
+    return {
+        "cases": rows,
+        "median_abs_error": statistics.median(errs) if errs else float("nan"),
+        "max_abs_error": max(errs) if errs else float("nan"),
+        "models": used,
+        "device": device,
+        "dtype": dtype,
+        "threads": n_threads,
+        "torch_version": str(torch.__version__),
+        "hardware": hardware.name,
+        "efficiency": getattr(efficiency, "source", "defaults") if efficiency is not None else "defaults",
+        "prefill_logits": logits,
+        "other_cpu_fraction": monitor.other_fraction(),
+    }

@@ -1,0 +1,120 @@
+"""Microbenchmarks on tiny shapes, the tiny-model validation, and the torch-free paths."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from planner.errors import InputError
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    from planner.calibrate import bench
+
+    return bench.run("cpu", "tiny", threads=1)
+
+
+def test_tiny_benchmarks_run(tiny_run):
+    rows = tiny_run["measurements"]
+    kinds = {r["kind"] for r in rows}
+    assert {"gemm", "gemv", "stream_read", "stream_copy", "attention", "prefill_attention", "tiny_op",
+            "tiny_decoder"} <= kinds
+    assert tiny_run["threads"] == 1
+    for r in rows:
+        assert r["seconds"] > 0 and r["repeats"] >= 1
+    g = next(r for r in rows if r["kind"] == "gemm" and r["m"] == 4 and r["dtype"] == "fp32")
+    assert g["flops"] == 2.0 * 4 * 64 * 128
+
+
+def test_tiny_benchmarks_fit(tiny_run):
+    from planner.calibrate.fit import fit_measurements
+
+    f = fit_measurements(tiny_run["measurements"], main_dtype="fp32", kernels_per_layer=8)
+    assert f["peak_flops"]["fp32"] > 0 and f["peak_bandwidth"] > 0
+    assert f["kernel_overhead_s"] > 0 and f["attention_memory"] > 0
+
+
+def test_progress_is_reported():
+    from planner.calibrate import bench
+
+    seen = []
+    bench.run("cpu", "tiny", threads=1, kinds={"tiny_op"}, progress=lambda d, t, label: seen.append((d, t, label)))
+    assert seen[0][0] == 0 and seen[-1][0] == seen[-1][1] and seen[-1][2] == "done"
+
+
+def test_measure_takes_the_median():
+    from planner.calibrate.bench import measure
+
+    t = measure(lambda: None, lambda: None, warmup=0, repeats=3, sample_s=1e-4)
+    assert 0 < t.seconds < 1e-3 and t.repeats >= 3 and t.inner >= 1
+
+
+def test_unknown_device_is_input_error():
+    from planner.calibrate.bench import check_device
+
+    with pytest.raises(InputError) as e:
+        check_device("tpu")
+    assert e.value.field == "device"
+
+
+def test_linear_layouts_agree():
+    from planner.calibrate.torch_model import linear
+
+    w = torch.randn(48, 32)
+    for rows in (1, 5, 100):
+        x = torch.randn(rows, 32)
+        assert torch.allclose(linear(x, w), x @ w.T, atol=1e-5)
+
+
+def test_decode_attention_matches_sdpa():
+    from planner.calibrate.torch_model import decode_attention
+
+    q, k, v = torch.randn(2, 8, 16), torch.randn(2, 2, 10, 16), torch.randn(2, 2, 10, 16)
+    ref = torch.nn.functional.scaled_dot_product_attention(q.unsqueeze(2), k.repeat_interleave(4, 1),
+                                                           v.repeat_interleave(4, 1)).squeeze(2)
+    assert torch.allclose(decode_attention(q, k, v), ref, atol=1e-5)
+
+
+def test_validate_tiny_model():
+    from planner.calibrate.bench import tiny_model
+    from planner.calibrate.validate import TINY_CASES, validate
+    from planner.specs import Hardware
+
+    hw = Hardware(name="cpu-test", kind="cpu", vendor="x", peak_tflops={"fp32": 0.1}, memory_gb=8,
+                  mem_bandwidth_gbps=20, idle_power_w=1, max_power_w=10, price_per_hour_usd=0.05, sources={})
+    m = tiny_model(2).model_copy(update={"name": "tiny-2l"})
+    r = validate([m], hw, None, layers=None, cases=TINY_CASES, repeats=1, passes=1, threads=1)
+    assert len(r["cases"]) == len(TINY_CASES)
+    for c in r["cases"]:
+        assert {"phase", "batch", "context", "measured_s", "predicted_s", "error"} <= set(c)
+        assert c["measured_s"] > 0 and c["predicted_s"] > 0
+    assert r["median_abs_error"] <= r["max_abs_error"]
+    assert r["models"] == [{"model": "tiny-2l", "layers": 2, "layers_full": 2}]
+
+
+def test_reduced_model_keeps_the_shape():
+    from planner.calibrate.validate import reduced_model
+    from planner.catalog import load_model
+
+    m = load_model("qwen3-0.6b")
+    r = reduced_model(m, 4)
+    assert r.num_layers == 4 and r.hidden_size == m.hidden_size and r.vocab_size == m.vocab_size
+    assert reduced_model(m, 100) is m
+
+
+def test_decoder_runs_moe_and_sliding():
+    from planner.calibrate.torch_model import TorchDecoder
+    from planner.specs import MoE, Model
+
+    m = Model(name="tiny-moe", hidden_size=32, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8,
+              intermediate_size=0, vocab_size=64, sliding_window=4, num_sliding_layers=1,
+              moe=MoE(num_experts=4, experts_per_token=2, expert_intermediate_size=16),
+              published_total_params=1e4, sources={})
+    dec = TorchDecoder(m, max_batch=2, max_context=16)
+    with torch.inference_mode():
+        assert dec(torch.zeros(2, 8, dtype=torch.long), 0).shape == (2, 8, 64)
+        assert dec(torch.zeros(2, 1, dtype=torch.long), 8).shape == (2, 1, 64)

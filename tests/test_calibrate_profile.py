@@ -1,0 +1,201 @@
+"""Profiles: round trip, rejection of corrupt/foreign files, atomic writes, lookup,
+conversion to the engine's Efficiency, comparison, and the measured hardware spec."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import pytest
+import yaml
+
+from planner.calibrate.profile import (FORMAT, Profile, compare_profiles, find_profile, fingerprint_name,
+                                       hardware_spec, load_profile, profile_from_dict, profile_to_efficiency,
+                                       write_hardware_spec, write_profile)
+from planner.errors import InputError
+
+DEVICE = {"type": "cpu", "name": "AMD EPYC", "cpu_model": "AMD EPYC", "gpu_name": None, "cores": 2,
+          "memory_gb": 24.1}
+FITTED = {
+    "peak_flops": {"fp32": 1.6e11, "bf16": 2.0e10},
+    "peak_bandwidth": 2.8e10,
+    "peaks_from": "measured",
+    "main_dtype": "fp32",
+    "compute": {"fp32": {"e_max": 1.0, "w_half": 1.2e6}, "bf16": {"e_max": 1.0, "w_half": 0.0}},
+    "memory": {"e_max": 0.65, "w_half": 1.1e5},
+    "attention_memory": 0.5,
+    "kernel_overhead_s": 3.5e-5,
+    "fit_rms_log_error": {"memory": 0.04},
+}
+
+
+def make_profile(**kw) -> Profile:
+    base = dict(hardware="cpu-amd-epyc-2c", device=dict(DEVICE), torch_version="2.13.0+cpu", threads=2,
+                date="2025-06-01T10:00:00+00:00", fitted=copy.deepcopy(FITTED), scale="quick",
+                measurements=[{"kind": "gemm", "dtype": "fp32", "m": 1, "k": 64, "n": 128, "flops": 16384.0,
+                               "bytes": 33280.0, "seconds": 1.5e-5, "repeats": 5, "spread": 0.01}])
+    base.update(kw)
+    return Profile(**base)
+
+
+def test_round_trip(tmp_path):
+    p = make_profile(hardware_file="cpu-amd-epyc-2c.hardware.yaml")
+    path = tmp_path / "p.yaml"
+    write_profile(path, p)
+    q = load_profile(path)
+    assert q == p
+    assert q.path == str(path)
+    assert yaml.safe_load(path.read_text())["format"] == FORMAT
+
+
+def test_corrupt_file_rejected(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("format: planner-calibration\nfitted: {peak_flops: [1, 2\n")
+    with pytest.raises(InputError) as e:
+        load_profile(path)
+    assert str(path) in str(e.value)
+
+
+def test_foreign_yaml_rejected(tmp_path):
+    path = tmp_path / "h100.yaml"
+    path.write_text("name: h100-sxm\nkind: gpu\npeak_tflops: {bf16: 989}\n")
+    with pytest.raises(InputError) as e:
+        load_profile(path)
+    assert e.value.field == "format" and e.value.file == str(path)
+
+
+def test_not_a_mapping_rejected(tmp_path):
+    path = tmp_path / "list.yaml"
+    path.write_text("- 1\n- 2\n")
+    with pytest.raises(InputError):
+        load_profile(path)
+
+
+@pytest.mark.parametrize("drop, field", [("date", "date"), ("fitted.memory", "fitted.memory"),
+                                         ("fitted.peak_bandwidth", "fitted.peak_bandwidth")])
+def test_missing_field_named(drop, field):
+    d = make_profile().to_dict()
+    if "." in drop:
+        a, b = drop.split(".")
+        del d[a][b]
+    else:
+        del d[drop]
+    with pytest.raises(InputError) as e:
+        profile_from_dict(d, "x.yaml")
+    assert e.value.field == field and e.value.file == "x.yaml"
+
+
+def test_bad_value_named():
+    d = make_profile().to_dict()
+    d["fitted"]["memory"]["e_max"] = "fast"
+    with pytest.raises(InputError) as e:
+        profile_from_dict(d, "x.yaml")
+    assert e.value.field == "fitted.memory.e_max" and e.value.value == "fast"
+
+
+def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    import planner.commands.output as out
+
+    def boom(fd):
+        raise KeyboardInterrupt("interrupted mid-write")
+
+    monkeypatch.setattr(out.os, "fsync", boom)
+    path = tmp_path / "cal" / "p.yaml"
+    with pytest.raises(KeyboardInterrupt):
+        write_profile(path, make_profile())
+    assert not path.exists()
+    assert os.listdir(path.parent) == []
+
+
+def test_interrupted_write_keeps_the_old_profile(tmp_path, monkeypatch):
+    import planner.commands.output as out
+
+    path = tmp_path / "p.yaml"
+    write_profile(path, make_profile())
+    before = path.read_text()
+    monkeypatch.setattr(out.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError):
+        write_profile(path, make_profile(threads=1))
+    assert path.read_text() == before
+    assert sorted(os.listdir(tmp_path)) == ["p.yaml"]
+
+
+def test_profile_to_efficiency(tmp_path):
+    path = tmp_path / "p.yaml"
+    write_profile(path, make_profile())
+    eff = profile_to_efficiency(load_profile(path))
+    assert eff.source == f"calibration:{path}"
+    assert eff.peak_flops_override == FITTED["peak_flops"]
+    assert eff.peak_bandwidth_override == FITTED["peak_bandwidth"]
+    assert eff.compute_curve("fp32").w_half == 1.2e6
+    assert eff.compute_curve("fp8").e_max == 1.0  # falls back to the main dtype's curve
+    assert eff.memory.e_max == 0.65 and eff.attention_memory == 0.5
+    assert eff.kernel_overhead_s == 3.5e-5
+
+
+def test_profile_drives_the_engine(tmp_path):
+    from planner.catalog import load_model
+    from planner.cost.api import estimate
+    from planner.specs import Hardware
+
+    hw = Hardware(**hardware_spec("cpu-test", DEVICE, FITTED, "2025-06-01T10:00:00+00:00"))
+    eff = profile_to_efficiency(make_profile(), hw)
+    m = load_model("qwen3-0.6b")
+    base = estimate(m, hw, prompt_len=128, gen_len=1, weight_dtype="fp32", act_dtype="fp32", kv_dtype="fp32",
+                    efficiency=eff)
+    slow = dict(FITTED, peak_bandwidth=FITTED["peak_bandwidth"] / 2)
+    eff2 = profile_to_efficiency(make_profile(fitted=slow), hw)
+    r2 = estimate(m, hw, prompt_len=128, gen_len=1, weight_dtype="fp32", act_dtype="fp32", kv_dtype="fp32",
+                  efficiency=eff2)
+    assert r2["decode_s"] > 1.8 * base["decode_s"]  # batch-1 decode is bandwidth bound
+
+
+def test_find_profile(tmp_path, monkeypatch):
+    d = tmp_path / "cal"
+    write_profile(d / "cpu-amd-epyc-2c.yaml", make_profile())
+    write_profile(d / "other-name.yaml", make_profile(hardware="my-box"))
+    (d / "my-box.hardware.yaml").write_text("name: my-box\n")
+    monkeypatch.setenv("PLANNER_PATH", str(d))
+    assert find_profile("cpu-amd-epyc-2c") == d / "cpu-amd-epyc-2c.yaml"
+    assert find_profile("my-box") == d / "other-name.yaml"  # by its hardware field
+    assert find_profile("nothing-like-this") is None
+
+
+def test_compare_flags_a_20_percent_slowdown():
+    old = make_profile()
+    f = copy.deepcopy(FITTED)
+    f["peak_bandwidth"] *= 0.8
+    f["kernel_overhead_s"] *= 1.05
+    rows = {r["figure"]: r for r in compare_profiles(old, make_profile(fitted=f))}
+    bw = rows["peak bandwidth"]
+    assert bw["change"] == pytest.approx(-0.2) and bw["flagged"] and bw["verdict"] == "slower"
+    assert rows["streaming B/s at 256 MiB"]["flagged"]
+    ovh = rows["kernel overhead"]
+    assert not ovh["flagged"] and ovh["verdict"] == "slower"
+    assert not rows["peak FLOP/s fp32"]["flagged"] and rows["peak FLOP/s fp32"]["verdict"] == "same"
+
+
+def test_compare_identical_flags_nothing():
+    rows = compare_profiles(make_profile(), make_profile())
+    assert rows and not any(r["flagged"] for r in rows)
+
+
+def test_hardware_spec_is_valid_and_sourced(tmp_path):
+    from planner.catalog import load_hardware
+
+    spec = hardware_spec(fingerprint_name(DEVICE), DEVICE, FITTED, "2025-06-01T10:00:00+00:00")
+    path = write_hardware_spec(tmp_path / "x.hardware.yaml", spec)
+    hw = load_hardware(str(path))
+    assert hw.name == "cpu-amd-epyc-2c" and hw.kind == "cpu"
+    assert hw.peak_flops("fp32") == pytest.approx(1.6e11)
+    assert hw.mem_bandwidth_gbps == pytest.approx(28.0)
+    assert hw.unsourced_fields() == []
+    for key in ("peak_tflops", "mem_bandwidth_gbps", "memory_gb"):
+        assert "measured by planner calibrate on 2025-06-01" in hw.sources[key]
+    for key in ("max_power_w", "price_per_hour_usd"):
+        assert hw.sources[key].startswith("assumption:")
+
+
+def test_fingerprint_names():
+    assert fingerprint_name(DEVICE) == "cpu-amd-epyc-2c"
+    assert fingerprint_name({"type": "cuda", "gpu_name": "NVIDIA H100 80GB HBM3"}) == "cuda-nvidia-h100-80gb-hbm3"
