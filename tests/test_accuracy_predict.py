@@ -91,6 +91,30 @@ def test_fast_for_1e5_configurations():
     assert out.shape == (100, 100, 10) and np.all(np.isfinite(out))
 
 
+@pytest.mark.parametrize("strat", ["majority", "best-of-k"])
+def test_large_sweeps_interpolate_close_to_exact(strat, monkeypatch):
+    """Beyond _INTERP_MIN_COMBOS distinct (gen_len, kv_budget, dtype) combinations,
+    majority and best-of-k interpolate between combinations; compare with the exact path."""
+    import sys
+
+    mod = sys.modules["planner.accuracy.predict"]
+    rng = np.random.default_rng(3)
+    n = 12000
+    k = rng.choice([1, 3, 8, 32, 100, 1000], n)
+    L = np.exp(rng.uniform(np.log(1024), np.log(40000), n)).astype(int)
+    T = np.where(rng.random(n) < 0.3, 0, rng.choice([128, 256, 512, 1024, 4096], n))
+    wd = rng.choice(["bf16", "int4"], n)
+    called = []
+    real = mod._interpolated_rows
+    monkeypatch.setattr(mod, "_interpolated_rows", lambda *a: called.append(1) or real(*a))
+    approx = predict(PROF, strat, k, L, kv_budget=T, weight_dtype=wd)
+    assert called
+    monkeypatch.setattr(mod, "_INTERP_MIN_COMBOS", 10 ** 9)
+    exact = predict(PROF, strat, k, L, kv_budget=T, weight_dtype=wd)
+    err = np.abs(approx - exact)
+    assert err.max() < 2e-3 and err.mean() < 1e-4
+
+
 def _cpu(fn):
     t = time.process_time()
     fn()

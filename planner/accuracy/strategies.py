@@ -113,25 +113,49 @@ def _inner_expectations(pi: np.ndarray, K: int, h) -> np.ndarray:
 
 
 def _outer_table(s: np.ndarray, H: np.ndarray, K: int, need=None) -> np.ndarray:
-    """T[k] = E[H[N]], N ~ Bin(k, s), for k = 0..K. -> (K+1, M). Single precision for
-    large M (a convex recursion: rounding errors stay ~1e-7)."""
+    """T[k] = E[H[N]], N ~ Bin(k, s), for k = 0..K. -> (K+1, M); rows not in ``need`` are
+    left at zero. Single precision (float32 result) for large M (sums of positive terms: rounding errors
+    stay ~1e-6). Few wanted k (e.g. powers of two): each T[k] directly as
+    sum_n Bin(n; k, s) H[n], the pmf by a ratio recursion from the lighter tail
+    (min(s, 1-s), so no underflow: (1/2)^32 > 1e-10); many: the binomial recursion
+    over k, which gives every row."""
     M = s.shape[0]
     dt = np.float32 if M > 20000 else np.float64
-    H = H.astype(dt)
+    H = H.astype(dt, copy=False)
     s = s.astype(dt)
     T = np.zeros((K + 1, M), dtype=dt)
+    T[0] = H[0]
+    want = np.ones(K + 1, bool) if need is None else np.isin(np.arange(K + 1), np.asarray(need))
+    ks = np.flatnonzero(want[1:]) + 1
+    if 2 * int((ks + 1).sum()) < K * (K + 1) // 2:
+        flip = s > 0.5
+        parts = []
+        for flipped, sel in ((False, np.flatnonzero(~flip)), (True, np.flatnonzero(flip))):
+            if len(sel):
+                sl = np.minimum(s[sel], 1 - s[sel])
+                parts.append((flipped, sel, sl / (1 - sl), np.log1p(-sl), H[:, sel]))
+        for k in ks:
+            for flipped, sel, ratio, l1, Hs in parts:
+                pmf = np.exp(k * l1)
+                acc = pmf * Hs[k if flipped else 0]
+                tmp = np.empty_like(acc)
+                for n in range(1, k + 1):
+                    pmf *= ratio
+                    pmf *= dt((k - n + 1) / n)
+                    np.multiply(pmf, Hs[k - n if flipped else n], out=tmp)
+                    acc += tmp
+                T[k, sel] = acc
+        return T
     row = np.zeros((K + 1, M), dtype=dt)
     row[0] = 1.0
     q = 1.0 - s
-    T[0] = H[0]
-    want = np.ones(K + 1, bool) if need is None else np.isin(np.arange(K + 1), np.asarray(need))
     for k in range(1, K + 1):
         new = row * q
         new[1:k + 1] += row[:k] * s
         row = new
         if want[k]:
             T[k] = np.einsum("nm,nm->m", row[:k + 1], H[:k + 1])
-    return T.astype(np.float64)
+    return T
 
 
 def _h_majority(c, n):
@@ -162,8 +186,22 @@ def _inner_on_grid(kind: str, rho: float, K: int) -> np.ndarray:
 
 
 def _inner_interp(kind: str, rho: float, pi: np.ndarray, K: int) -> np.ndarray:
-    tab = _inner_on_grid(kind, float(rho), max(int(K), _N_POISSON))
-    return np.stack([np.interp(pi, _PI_GRID, tab[n]) for n in range(K + 1)])
+    """H[n](pi) for n = 0..K by linear interpolation in the cached pi-grid table; single
+    precision for many nodes (the table rows are gathered one at a time)."""
+    tab = _inner_on_grid(kind, float(rho), max(int(K), _N_POISSON))[:K + 1]
+    pi = np.asarray(pi, float)
+    big = pi.size > 20000
+    dt = np.float32 if big else np.float64
+    f = np.clip(pi * (len(_PI_GRID) - 1), 0.0, len(_PI_GRID) - 1.0)
+    i = np.minimum(f.astype(np.int64), len(_PI_GRID) - 2)
+    d = (f - i).astype(dt)
+    lo_t = tab[:, :-1].astype(dt)
+    dif_t = np.diff(tab, axis=1).astype(dt)
+    out = np.empty((K + 1, pi.size), dtype=dt)
+    for n in range(K + 1):
+        np.multiply(dif_t[n].take(i), d, out=out[n])
+        out[n] += lo_t[n].take(i)
+    return out
 
 
 @lru_cache(maxsize=64)
@@ -316,7 +354,9 @@ def best_of_k_coeffs(p, w, rho):
     ok = D1 > 0
     D1s = np.where(ok, D1, 1.0)
     f0 = np.where(ok, rho * p / D1s, 0.0)
-    c1 = np.where(ok, rho * p * w * (1.0 - rho) / D1s ** 3, 0.0)
+    # |c1| is only large where few answers are expected (the Poisson table applies there);
+    # bounded so that single precision copies stay finite
+    c1 = np.clip(np.where(ok, rho * p * w * (1.0 - rho) / D1s ** 3, 0.0), -1e30, 1e30)
     ans = np.clip(p + w, 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.log(np.clip(1.0 - p - w, 0.0, 1.0))
