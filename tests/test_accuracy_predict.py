@@ -164,6 +164,15 @@ def test_nondecreasing_in_generation_budget(prof, k, strat, wd):
 def test_nondecreasing_in_kv_budget(prof, k, L, strat):
     T = np.array([32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536])
     v = predict(prof, strat, k, L, kv_budget=T)
-    assert np.all(np.diff(v) >= -2e-3 if strat == "majority" else np.diff(v) >= -1e-6)
+    tol = 1e-6
+    if strat == "majority":
+        # Majority vote is not monotone in the number of votes on hard problems (a problem
+        # just below the vote threshold wins sometimes with few votes, never with many:
+        # Chen et al. 2024, "Are More LLM Calls All You Need?"). A smaller KV budget
+        # lengthens traces, so fewer votes arrive: allow that much slack.
+        ks = np.unique(np.round(np.geomspace(1, k, 24)))
+        m = predict(prof, strat, ks, L)
+        tol = 2e-3 + float(m.max() - m[-1])
+    assert np.all(np.diff(v) >= -tol)
     dense = float(predict(prof, strat, k, L))
     assert v[-1] == pytest.approx(dense, abs=2e-3 if strat == "majority" else 1e-9) or v[-1] <= dense + 1e-9
