@@ -250,41 +250,37 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
                             Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
             acc[mi, 0, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
-
-        def full_flat(a, dtype=None):
-            return np.broadcast_to(a, pshape).ravel() if dtype is None else \
-                np.broadcast_to(a, pshape).astype(dtype).ravel()
-
-        ok = fits & dev_ok & ctx_ok & dt_ok
         parts.append({
-            "accuracy": full_flat(acc),
-            "latency_s": full_flat(latency),
-            "energy_j": full_flat(totals["energy_j"]),
-            "cost_usd": full_flat(totals["cost_usd"]),
-            "bottleneck": full_flat(G["bottleneck"][:, :, :, ks]),
-            "_ok": full_flat(ok), "_dev": full_flat(dev_ok), "_ctx": full_flat(ctx_ok), "_dt": full_flat(dt_ok),
+            "accuracy": acc, "latency_s": latency, "energy_j": totals["energy_j"],
+            "cost_usd": totals["cost_usd"], "bottleneck": G["bottleneck"][:, :, :, ks],
+            "_ok": fits & dev_ok & ctx_ok & dt_ok,
         })
         blocks.append(Block(si, pshape, K[ks]))
     if not parts:
         raise InputError("the search space is empty (check strategies and samples)", field="strategies",
                          value=space.strategies)
-    cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    # broadcast each strategy's block into preallocated flat columns (no concatenation copies)
     sizes = [int(np.prod(b.shape)) for b in blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    total = int(sum(sizes))
+    dtypes = {"accuracy": np.float32, "latency_s": np.float32, "energy_j": np.float32, "cost_usd": np.float32,
+              "bottleneck": np.int8, "_ok": bool}
+    cols = {k: np.empty(total, dtype=dt) for k, dt in dtypes.items()}
+    counts = {"devices": 0, "context": 0, "dtype": 0}
+    for part, blk, off, n in zip(parts, blocks, offsets, sizes):
+        for k in dtypes:
+            np.copyto(cols[k][off:off + n].reshape(blk.shape), part[k], casting="unsafe")
+        counts["devices"] += int(np.broadcast_to(~dev_ok, blk.shape).sum())
+        counts["context"] += int(np.broadcast_to(dev_ok & ~ctx_ok, blk.shape).sum())
+        counts["dtype"] += int(np.broadcast_to(dev_ok & ctx_ok & ~dt_ok, blk.shape).sum())
     labels = {
         "model": [m.name for m in models], "hardware": [h.name for h in hardware],
         "strategy": list(graphs), "weight_dtype": [QUANTIZATIONS[q][0] for q in space.quantizations],
         "kv_dtype": list(space.kv_dtypes), "dtype": list(DTYPE_CODE),
     }
     axes = {"devices": D, "gen_len": Ls, "batch": Bs, "kv_budget": Ts}
-    dev, ctx, dt, ok = cols.pop("_dev"), cols.pop("_ctx"), cols.pop("_dt"), cols.pop("_ok")
-    finite = np.isfinite(cols["latency_s"]) & np.isfinite(cols["accuracy"])
-    feasible = ok & finite
-    counts = {
-        "devices": int((~dev).sum()),
-        "context": int((dev & ~ctx).sum()),
-        "dtype": int((dev & ctx & ~dt).sum()),
-    }
+    ok = cols.pop("_ok")
+    feasible = ok & np.isfinite(cols["latency_s"]) & np.isfinite(cols["accuracy"])
     counts["memory"] = int(feasible.size - feasible.sum()) - sum(counts.values())
     return Result(cols, blocks, offsets, axes, labels, act, int(feasible.size), feasible, counts, stage_rows)
 
@@ -330,15 +326,19 @@ def top_indices(score: np.ndarray, mask: np.ndarray, n: int, tiebreak: np.ndarra
 
 def pareto_frontier(cost: np.ndarray, accuracy: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Indices of rows no other row beats on both lower cost and higher accuracy,
-    in increasing cost."""
+    in increasing cost (one row per frontier point)."""
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return idx
-    order = np.lexsort((-accuracy[idx], cost[idx]))
-    idx = idx[order]
+    idx = idx[np.argsort(cost[idx], kind="quicksort")]
     acc = accuracy[idx]
     best_before = np.maximum.accumulate(np.concatenate([[-np.inf], acc[:-1]]))
-    return idx[acc > best_before]
+    cand = idx[acc > best_before]  # strictly better than everything cheaper or as cheap before it
+    c = cost[cand]
+    # among candidates of equal cost, accuracy increases along the list: keep the last one
+    keep = np.ones(cand.size, dtype=bool)
+    keep[:-1] = c[:-1] != c[1:]
+    return cand[keep]
 
 
 def nearest_to_budget(cols: dict, feasible: np.ndarray, b: Budgets, n: int) -> np.ndarray:
