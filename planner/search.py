@@ -55,7 +55,7 @@ class Space:
     gen_lens: list[int] = field(default_factory=lambda: [1024, 2048, 4096, 8192, 16384, 32768])
     quantizations: list[str] = field(default_factory=lambda: ["bf16", "fp8", "int8", "int4"])
     kv_dtypes: list[str] = field(default_factory=lambda: ["bf16", "fp8"])
-    batches: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 256])
+    batches: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 128, 256])
     kv_budgets: list[int] = field(default_factory=lambda: [0, 256, 512, 1024, 2048, 4096])
     prompt_len: int = 150
 
