@@ -39,7 +39,7 @@ def dumps_json(obj: Any) -> str:
 
 
 def console():
-    """A rich console; when output is not a terminal use a fixed 120 columns so tables in
+    """A rich console; when output is not a terminal use a fixed 150 columns so tables in
     logs and the README are readable and the output is deterministic."""
     import sys
 
@@ -47,7 +47,7 @@ def console():
 
     if sys.stdout.isatty():
         return Console()
-    return Console(width=120, color_system=None)
+    return Console(width=150, color_system=None)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

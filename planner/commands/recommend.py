@@ -80,34 +80,59 @@ def recommend_cmd(
     print_answer(answer)
 
 
+def quant_label(weight: str, act: str) -> str:
+    """W4A16, W8A8-fp8, W8A16-fp8 (weight-only), bf16."""
+    bits = {"int4": 4, "fp4": 4, "int8": 8, "fp8": 8}
+    if weight not in bits:
+        return weight
+    a = 8 if act == weight else 16
+    tag = f"W{bits[weight]}A{a}"
+    return f"{tag}-{weight}" if bits[weight] == 8 else tag
+
+
+def tokens_label(n: int) -> str:
+    return f"{n // 1024}k" if n >= 1024 and n % 1024 == 0 else str(n)
+
+
 def _row_cells(r: dict) -> list[str]:
     from planner.commands.output import fmt_si
 
-    quant = r["weight_dtype"] if r["act_dtype"] in ("bf16", "fp16", "fp32") or r["act_dtype"] == r["weight_dtype"] \
-        else f"{r['weight_dtype']}/a{r['act_dtype']}"
-    if r["act_dtype"] == r["weight_dtype"] and r["weight_dtype"] in ("fp8", "int8"):
-        quant = f"W8A8-{r['weight_dtype']}"
-    return [r["model"], f"{r['devices']}x {r['hardware']}", r["strategy"], str(r["samples"]), str(r["gen_len"]),
-            quant, r["kv_dtype"], str(r["batch"]), str(r["kv_budget"] or "dense"),
+    strategy = r["strategy"] if r["strategy"] == "single" else f"{r['strategy']} x{r['samples']}"
+    return [r["model"], f"{r['devices']}x {r['hardware']}", strategy, tokens_label(r["gen_len"]),
+            quant_label(r["weight_dtype"], r["act_dtype"]), r["kv_dtype"], str(r["batch"]),
+            tokens_label(r["kv_budget"]) if r["kv_budget"] else "dense",
             f"{r['accuracy']:.1%}", fmt_si(r["latency_s"], "s"), fmt_si(r["energy_j"], "J"),
-            f"${r['cost_usd']:.3g}", r["bottleneck"]]
+            f"${r['cost_usd']:.2g}", r["bottleneck"]]
 
 
-COLUMNS = ("model", "devices", "strategy", "k", "gen", "weights", "KV", "batch", "KV budget", "accuracy",
+COLUMNS = ("model", "devices", "strategy", "gen", "quant", "KV", "batch", "KV budget", "accuracy",
            "latency", "energy", "$/req", "bound")
+LEFT = ("model", "devices", "strategy", "quant", "KV", "bound")
+FRONTIER_SHOWN = 12
+
+
+def _table(title: str, rows: list[dict]):
+    from rich import box
+    from rich.table import Table
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in COLUMNS:
+        t.add_column(c, justify="left" if c in LEFT else "right", no_wrap=True)
+    for r in rows:
+        t.add_row(*_row_cells(r))
+    return t
 
 
 def print_answer(a: dict) -> None:
-    from rich.table import Table
-
     from planner.commands.output import console
 
     con = console()
     budgets = ", ".join(f"{k}={v:g}" for k, v in a["budgets"].items()) or "none"
     inf = a["infeasible"]
-    con.print(f"task {a['task']} | objective {a['objective']} | budgets per request: {budgets} | prompt {a['prompt_len']} tokens")
+    con.print(f"task {a['task']} | objective {a['objective']} | budgets per request: {budgets} | "
+              f"prompt {a['prompt_len']} tokens")
     con.print(f"evaluated {a['evaluated']:,} configurations ({a['stage_evaluations']:,} stage costings); "
-              f"feasible {a['feasible']:,}; within budgets {a['within_budgets']:,}; dropped: "
+              f"feasible {a['feasible']:,}; within budgets {a['within_budgets']:,}; infeasible: "
               + ", ".join(f"{v:,} {k}" for k, v in inf.items()))
     for hw, label in a["efficiency"].items():
         con.print(f"efficiency for {hw}: {label}")
@@ -115,18 +140,13 @@ def print_answer(a: dict) -> None:
     if a["status"] != "ok":
         con.print(f"[bold]{a['status']}[/]: the nearest configurations follow (they miss a budget).")
         rows = a.get("nearest", [])
-    t = Table(title="recommended configurations" if a["status"] == "ok" else "nearest configurations")
-    for c in COLUMNS:
-        t.add_column(c, justify="left" if c in ("model", "devices", "strategy", "weights", "KV", "bound") else "right")
-    for r in rows:
-        t.add_row(*_row_cells(r))
-    con.print(t)
-    f = Table(title=f"Pareto frontier: accuracy vs {a['frontier_axis']}")
-    for c in COLUMNS:
-        f.add_column(c, justify="left" if c in ("model", "devices", "strategy", "weights", "KV", "bound") else "right")
-    for r in a["frontier"]:
-        f.add_row(*_row_cells(r))
-    con.print(f)
+    con.print(_table("recommended configurations" if a["status"] == "ok" else "nearest configurations", rows))
+    front = a["frontier"]
+    if len(front) > FRONTIER_SHOWN:
+        pick = sorted({round(i * (len(front) - 1) / (FRONTIER_SHOWN - 1)) for i in range(FRONTIER_SHOWN)})
+        front = [front[i] for i in pick]
+    con.print(_table(f"Pareto frontier: accuracy vs {a['frontier_axis']} ({len(front)} of "
+                     f"{len(a['frontier'])} points; --json has all)", front))
 
 
 def register(app: typer.Typer) -> None:
