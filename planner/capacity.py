@@ -25,6 +25,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from planner.errors import InputError
+from planner.specs import known_dtypes, known_quantizations, positive_list
 
 GIVEN_PERCENTILES = (50.0, 90.0, 99.0)
 DEFAULT_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -183,40 +184,9 @@ class Search(_Strict):
     kv_dtypes: list[str] = Field(default_factory=lambda: ["bf16", "fp8"])
     concurrency: list[int] = Field(default_factory=lambda: list(DEFAULT_CONCURRENCY))
 
-    @field_validator("devices", "concurrency")
-    @classmethod
-    def _positive(cls, v):
-        if v is not None:
-            if not v:
-                raise ValueError("must not be empty")
-            bad = [x for x in v if x < 1]
-            if bad:
-                raise ValueError(f"values must be >= 1, got {bad[0]}")
-        return v
-
-    @field_validator("quantizations")
-    @classmethod
-    def _quant(cls, v):
-        from planner.search import QUANTIZATIONS
-
-        if not v:
-            raise ValueError("must not be empty")
-        for q in v:
-            if q not in QUANTIZATIONS:
-                raise ValueError(f"unknown quantization '{q}' (choose from {', '.join(QUANTIZATIONS)})")
-        return v
-
-    @field_validator("kv_dtypes")
-    @classmethod
-    def _kv(cls, v):
-        from planner.dtypes import DTYPES
-
-        if not v:
-            raise ValueError("must not be empty")
-        for d in v:
-            if d not in DTYPES:
-                raise ValueError(f"unknown dtype '{d}' (choose from {', '.join(DTYPES)})")
-        return v
+    _positive = field_validator("devices", "concurrency")(positive_list)
+    _quant = field_validator("quantizations")(known_quantizations)
+    _kv = field_validator("kv_dtypes")(known_dtypes)
 
 
 class Sensitivity(_Strict):

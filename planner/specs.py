@@ -199,6 +199,41 @@ class Model(_Spec):
         return "gqa"
 
 
+def positive_list(v):
+    """Validator body: a non-empty list of values >= 1 (or None)."""
+    if v is not None:
+        if not v:
+            raise ValueError("must not be empty")
+        bad = [x for x in v if x < 1]
+        if bad:
+            raise ValueError(f"values must be >= 1, got {bad[0]}")
+    return v
+
+
+def known_quantizations(v):
+    """Validator body: quantization preset names of the search (or None)."""
+    if v is not None:
+        from planner.search import QUANTIZATIONS
+
+        if not v:
+            raise ValueError("must not be empty")
+        for q in v:
+            if q not in QUANTIZATIONS:
+                raise ValueError(f"unknown quantization '{q}' (choose from {', '.join(QUANTIZATIONS)})")
+    return v
+
+
+def known_dtypes(v):
+    """Validator body: storage dtype names (or None)."""
+    if v is not None:
+        if not v:
+            raise ValueError("must not be empty")
+        for d in v:
+            if d not in DTYPES:
+                raise ValueError(f"unknown dtype '{d}' (choose from {', '.join(DTYPES)})")
+    return v
+
+
 class RecommendScenario(_Spec):
     """What `planner recommend` searches (flags or a --scenario YAML with these fields).
 
@@ -225,16 +260,9 @@ class RecommendScenario(_Spec):
     prompt_len: Optional[int] = Field(None, ge=1)
     calibration: Optional[dict[str, str]] = Field(None, description="hardware name -> calibration profile path")
 
-    @field_validator("devices", "samples", "gen_lens", "batches")
-    @classmethod
-    def _positive(cls, v):
-        if v is not None:
-            if not v:
-                raise ValueError("must not be empty")
-            bad = [x for x in v if x < 1]
-            if bad:
-                raise ValueError(f"values must be >= 1, got {bad[0]}")
-        return v
+    _positive = field_validator("devices", "samples", "gen_lens", "batches")(positive_list)
+    _quant = field_validator("quantizations")(known_quantizations)
+    _kv = field_validator("kv_dtypes")(known_dtypes)
 
     @field_validator("kv_budgets")
     @classmethod
