@@ -105,7 +105,8 @@ def find_file(kind: str, name: str) -> Path:
                 return p
     known = ", ".join(list_names(kind)[:40])
     label = {"hardware": "device", "models": "model", "tasks": "task profile"}.get(kind, kind)
-    raise InputError(f"unknown {label} (known: {known})", field=kind, value=name)
+    field = {"models": "model", "tasks": "task"}.get(kind, kind)
+    raise InputError(f"unknown {label} (known: {known})", field=field, value=name)
 
 
 def list_names(kind: str) -> list[str]:
