@@ -10,7 +10,7 @@ scalar reference implementation.
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+from planner.accuracy import special
 
 
 def pass_at_k_unbiased(n, c, k) -> np.ndarray:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special
+from planner.accuracy import special
 
 # Cell edges in logit space: [-LOGIT_MAX_LEFT, LOGIT_MAX_RIGHT] in steps of LOGIT_STEP.
 LOGIT_MAX_LEFT = 20.0
@@ -54,22 +54,119 @@ def _edges() -> np.ndarray:
     return special.expit(x)
 
 
-def _cell_moments(a: np.ndarray, b: np.ndarray, lo: np.ndarray, hi: np.ndarray, r: int) -> np.ndarray:
-    """E[p^r ; lo < p <= hi] for p ~ Beta(a, b), shape (components, cells).
+_EDGE_LO, _EDGE_HI = float(special.expit(-LOGIT_MAX_LEFT)), float(special.expit(LOGIT_MAX_RIGHT))
 
-    Uses E[p^r 1{p in A}] = B(a+r, b)/B(a, b) * P_{Beta(a+r, b)}(A); the probability of a
-    cell is taken from the CDF below p = 1/2 and from the survival function above it, so
-    cells near p = 1 keep their relative precision."""
-    ar = a[:, None] + r
-    bb = b[:, None]
-    scale = np.exp(special.betaln(a + r, b) - special.betaln(a, b))[:, None]
-    lo_ = lo[None, :]
-    hi_ = hi[None, :]
-    lower = special.betainc(ar, bb, hi_) - special.betainc(ar, bb, lo_)
-    upper = special.betainc(bb, ar, 1.0 - lo_) - special.betainc(bb, ar, 1.0 - hi_)
-    use_upper = (lo_ >= 0.5)
-    mass = np.where(use_upper, upper, lower)
-    return scale * np.clip(mass, 0.0, None)
+
+# Cell moments by Gauss-Legendre quadrature in x = logit p: the Beta(a, b) measure is
+# p^a (1-p)^b / B(a, b) dx there, log-concave and analytic within pi of the real axis.
+# Each cell is cut into panels of _GL_POINTS nodes, as many as keep the log-density's
+# slope (a + r) sigmoid(-x) - b sigmoid(x) (monotone, so bounded by its values at the
+# cell's ends) below _MAX_SLOPE per panel half-width and the panel within a few standard
+# deviations of the Beta's logit-normal width ((a + b) / 4 curvature); for the shipped
+# profiles (a, b < 1) that is one panel per cell. The logit width of a cell is formed
+# from hi - lo with log1p, so tiny sub-cells (split_at) keep their relative precision. The
+# two tail cells (p below sigmoid(-LOGIT_MAX_LEFT), above sigmoid(LOGIT_MAX_RIGHT)) use
+# the series of (1-p)^(b-1) (resp. p^(a-1)) integrated term by term, valid while
+# b p (a (1-p)) << 1 there, i.e. for a, b up to ~1e6. Error against mpmath (and scipy's
+# incomplete Beta where that is accurate; tests/test_accuracy_special.py): ~1e-13
+# relative.
+_GL_POINTS = 16
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_POINTS)
+_MAX_SLOPE = 6.0      # |d/dx log density| * panel half-width
+_MAX_SD = 1.5         # sqrt(curvature) * panel half-width
+_TAIL_TERMS = 14
+
+
+def _log_sigmoid(x):
+    """(ln sigmoid(x), ln sigmoid(-x)), stable for any x."""
+    lp = np.where(x >= 0, 0.0, x) - np.log1p(np.exp(-np.abs(x)))
+    return lp, lp - x
+
+
+def _logit_interior(wts, a, b, lbeta, lo, hi) -> np.ndarray:
+    """Moments r = 0..3 of the mixture on interior cells [lo, hi] (0 < lo < hi < 1)."""
+    xl = special.logit(lo)
+    d = hi - lo
+    width = np.log1p(d / lo) - np.log1p(-d / (1.0 - lo))
+    xh = xl + width
+    sl, sh = special.expit(xl), special.expit(xh)
+    # largest |slope| of the log density over the cell and r = 0..3, over components
+    slope = np.zeros(len(lo))
+    for r in (0.0, 3.0):
+        for s in (sl, sh):
+            slope = np.maximum(slope, np.max(np.abs((a[:, None] + r) * (1.0 - s)[None, :]
+                                                    - b[:, None] * s[None, :]), axis=0))
+    curv = float(np.max(a + b)) / 4.0 + 1.0
+    n_pan = np.maximum(1, np.ceil(width * np.maximum(slope / (2 * _MAX_SLOPE),
+                                                     np.sqrt(curv) / (2 * _MAX_SD)))).astype(np.int64)
+    cell = np.repeat(np.arange(len(lo)), n_pan)
+    first = np.concatenate([[0], np.cumsum(n_pan)[:-1]])
+    j = np.arange(len(cell)) - first[cell]
+    h = 0.5 * width[cell] / n_pan[cell]
+    centre = xl[cell] + (2 * j + 1) * h
+    x = centre[:, None] + h[:, None] * _GL_X[None, :]           # (panels, GL)
+    gw = h[:, None] * _GL_W[None, :]
+    lp, lq = _log_sigmoid(x)
+    if len(a) == 1:
+        f = np.exp(lp * a[0] + lq * b[0] - lbeta[0]) * (wts[0] * gw)
+    else:
+        f = (np.exp(lp[..., None] * a + lq[..., None] * b - lbeta) @ wts) * gw
+    p = np.exp(lp)
+    out = np.empty((4, len(lo)))
+    for r in range(4):
+        out[r] = np.bincount(cell, weights=f.sum(axis=1), minlength=len(lo))
+        if r < 3:
+            f = f * p
+    return out
+
+
+def _tail_series(alpha, beta, lo, hi, lbeta):
+    """Int_lo^hi p^(alpha-1) (1-p)^(beta-1) dp / exp(lbeta) for small p (hi << 1/beta):
+    sum_j c_j (hi^(alpha+j) - lo^(alpha+j)) / (alpha + j), c_j = prod_i (i - beta) / i.
+    alpha, beta, lbeta: (M, 1); lo, hi: (C,). -> (M, C)."""
+    pos = hi > 0
+    with np.errstate(divide="ignore"):
+        lhi = np.log(np.where(pos, hi, 1.0))[None, :]
+        lratio = np.log(np.where(pos, lo / np.where(pos, hi, 1.0), 1.0))[None, :]  # -inf: lo = 0
+    acc = np.zeros(np.broadcast_shapes(alpha.shape, lhi.shape))
+    c = np.ones_like(beta)
+    hij = np.ones_like(lhi)
+    for j in range(_TAIL_TERMS):
+        if j:
+            c = c * (j - beta) / j
+            hij = hij * hi[None, :]
+        with np.errstate(over="ignore", invalid="ignore"):
+            frac = np.where(np.isneginf(lratio), 1.0, -np.expm1((alpha + j) * lratio))
+        acc = acc + c * hij * frac / (alpha + j)
+    return np.where(pos[None, :], np.exp(alpha * lhi - lbeta) * acc, 0.0)
+
+
+def _mixture_cell_moments(wts, a, b, lo, hi) -> np.ndarray:
+    """E[p^r ; lo < p <= hi], r = 0..3, for the Beta mixture sum_m wts[m] Beta(a[m], b[m]).
+    lo, hi: (C,) cell bounds. -> (4, C)."""
+    lo = np.asarray(lo, float)
+    hi = np.asarray(hi, float)
+    wts = np.asarray(wts, float)
+    a = np.asarray(a, float)
+    b = np.asarray(b, float)
+    lbeta = special.betaln(a, b)
+    out = np.zeros((4, lo.size))
+    left = hi <= _EDGE_LO * (1.0 + 1e-12)
+    right = lo >= _EDGE_HI * (1.0 - 1e-15)
+    mid = ~(left | right) & (hi > lo)
+    if mid.any():
+        out[:, mid] = _logit_interior(wts, a, b, lbeta, lo[mid], hi[mid])
+    for side, sel in (("left", left), ("right", right)):
+        if not sel.any():
+            continue
+        for r in range(4):
+            if side == "left":    # p^(a+r-1) (1-p)^(b-1)
+                t = _tail_series((a + r)[:, None], b[:, None], lo[sel], hi[sel], lbeta[:, None])
+            else:                 # q = 1 - p: q^(b-1) (1-q)^(a+r-1)
+                t = _tail_series(b[:, None], (a + r)[:, None], 1.0 - hi[sel], 1.0 - lo[sel],
+                                 lbeta[:, None])
+            out[r, sel] = wts @ np.clip(t, 0.0, None)
+    return out
 
 
 def _gauss2(m0, m1, m2, m3, lo, hi):
@@ -107,7 +204,7 @@ def beta_mixture_grid(weights, a, b) -> Grid:
     inner = _edges()
     edges = np.concatenate([[0.0], inner, [1.0]])
     lo, hi = edges[:-1], edges[1:]
-    m = [np.einsum("m,mc->c", wts, _cell_moments(a, b, lo, hi, r)) for r in range(4)]
+    m = list(_mixture_cell_moments(wts, a, b, lo, hi))
     nodes, wout = _gauss2(*m, lo, hi)
     n_cells = len(lo)
     # tails: a single node at the cell mean
@@ -145,10 +242,11 @@ def split_at(grid: Grid, x_split) -> tuple[np.ndarray, np.ndarray]:
     right_b = xin[:, None] + (hi - xin)[:, None] * fr[::-1][None, :]   # x* ... hi
     bounds = [(left_b[:, i], left_b[:, i + 1]) for i in range(len(fr) - 1)]
     bounds += [(right_b[:, i], right_b[:, i + 1]) for i in range(len(fr) - 1)]
-    parts = []
-    for left, right in bounds:
-        mm = [np.einsum("m,mc->c", wts, _cell_moments(a, b, left, right, r)) for r in range(4)]
-        parts.append(_gauss2(*mm, left, right))
+    lefts = np.concatenate([bl for bl, _ in bounds])
+    rights = np.concatenate([br for _, br in bounds])
+    mm = _mixture_cell_moments(wts, a, b, lefts, rights)
+    n = len(xs)
+    parts = [_gauss2(*mm[:, i * n:(i + 1) * n], bl, br) for i, (bl, br) in enumerate(bounds)]
     n_nodes = np.concatenate([pn for pn, _ in parts], axis=1)
     n_wts = np.concatenate([pw for _, pw in parts], axis=1) / grid.weights_total
     base_n = np.broadcast_to(grid.nodes, (len(xs), len(grid.nodes)))
