@@ -129,3 +129,21 @@ def test_fit_measurements_end_to_end():
     assert f["peak_flops"]["fp32"] == pytest.approx(peak, rel=0.05)
     assert f["attention_memory"] == pytest.approx(att, rel=0.05)
     assert f["kernel_overhead_s"] == pytest.approx(30e-6, rel=1e-6)
+
+
+def test_fit_compute_tokens_recovers_rows_half():
+    from planner.calibrate.fit import fit_compute_tokens
+
+    M, F, B = [], [], []
+    for k, n in [(1024, 4096), (2048, 8192), (1024, 32768)]:
+        for m in [1, 2, 4, 8, 16, 32, 64, 128, 512]:
+            M.append(m)
+            F.append(2.0 * m * k * n)
+            B.append(4.0 * k * n)
+    M, F, B = map(np.array, (M, F, B))
+    tc = F * (M + 12.0) / M / 150e9
+    tm = B / (30e9 * 0.6)
+    peak, e_max, m_half, rms = fit_compute_tokens(M, F, B, noisy(np.maximum(tc, tm), 0.02), peak_flops=None,
+                                                  peak_bw=30e9, memory=(0.6, 0.0))
+    assert peak == pytest.approx(150e9, rel=0.05) and e_max == 1.0
+    assert m_half == pytest.approx(12.0, rel=0.15) and rms < 0.05

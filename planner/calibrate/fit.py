@@ -187,6 +187,37 @@ def fit_compute(flops, nbytes, seconds, *, peak_flops: float | None, peak_bw: fl
     return p_ref, CurveFit(e_max, w_half, rms, int(F.size))
 
 
+def fit_compute_tokens(rows_m, flops, nbytes, seconds, *, peak_flops: float | None, peak_bw: float,
+                       memory: tuple[float, float], fixed_s: float = 0.0) -> tuple[float, float, float, float]:
+    """Alternative GEMM model (not used by the engine yet): compute efficiency as a
+    function of the rows M of the GEMM (tokens in the pass), ``e_max * M / (M + m_half)``,
+    through the same roofline max. On CPUs the efficiency of an LLM-sized GEMM depends
+    on M, hardly on K x N, which a curve in FLOPs per kernel cannot express.
+    Returns ``(peak, e_max, m_half, rms_log_error)``."""
+    M = np.asarray(rows_m, dtype=float)
+    F = np.asarray(flops, dtype=float)
+    B = np.asarray(nbytes, dtype=float)
+    t = _left(seconds, fixed_s)
+    measured_ref = peak_flops is None
+    p_ref = float((F / t).max()) if measured_ref else float(peak_flops)
+    tm = (B + memory[1]) / (peak_bw * memory[0])
+    lt, lM = np.log(t), np.log(M)
+
+    def residual(x):
+        tc = F * np.exp(np.logaddexp(lM, x[1]) - lM - x[0]) / p_ref
+        return np.log(np.maximum(tc, tm)) - lt
+
+    lo, hi = np.array([math.log(1e-6), math.log(1e-3)]), np.array([math.log(100.0), math.log(1e5)])
+    x0 = math.log(max((F / t / p_ref).max(), 1e-6))
+    grid = (x0 + np.linspace(-1.0, 1.0, 21), np.linspace(math.log(0.01), math.log(1e4), 41))
+    r = _least_squares(residual, [(x0, math.log(8.0))], (lo, hi), grid)
+    e_max, m_half = math.exp(r.x[0]), math.exp(r.x[1])
+    rms = _rms(residual(r.x))
+    if measured_ref:
+        return p_ref * e_max, 1.0, m_half, rms
+    return p_ref, e_max, m_half, rms
+
+
 def fit_attention_factor(flops, nbytes, seconds, *, peak_flops: float, compute: tuple[float, float],
                          peak_bw: float, memory: tuple[float, float], fixed_s: float = 0.0) -> tuple[float, float]:
     """Scalar on the memory side of decode attention (KV reads vs weight streaming).
@@ -279,6 +310,7 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
     # compute curves per dtype: all GEMMs (the batch-1 weight streams included)
     compute: dict[str, dict] = {}
     peaks: dict[str, float] = {}
+    gemm_tokens: dict[str, dict] = {}
     for dt in sorted({r["dtype"] for r in rows if r["kind"] in ("gemm", "gemv")}):
         g = [r for r in rows if r["kind"] in ("gemm", "gemv") and r["dtype"] == dt]
         if len(g) < 2:
@@ -291,6 +323,11 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
         peaks[dt] = peak
         compute[dt] = {"e_max": curve.e_max, "w_half": curve.w_half}
         rms[f"compute.{dt}"] = curve.rms_log_error
+        rows_m = [r.get("m") for r in g]
+        if all(isinstance(x, (int, float)) and x > 0 for x in rows_m):
+            pk, em, mh, trms = fit_compute_tokens(rows_m, F, B, t, peak_flops=ref, peak_bw=bw, memory=mem_t,
+                                                  fixed_s=op_s)
+            gemm_tokens[dt] = {"peak_flops": pk, "e_max": em, "m_half": mh, "rms_log_error": trms}
         try:  # the same GEMMs under "compute + memory" (no overlap), for comparison
             _, alt = fit_compute(F, B, t, peak_flops=ref, peak_bw=bw, memory=mem_t, fixed_s=op_s, overlap=False)
             info[f"gemm_no_overlap_rms.{dt}"] = alt.rms_log_error
@@ -324,5 +361,6 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
         "kernel_overhead_s": ovh,
         "kernels_per_layer": kernels_per_layer,
         "fit_rms_log_error": rms,
+        "gemm_tokens": gemm_tokens,
         "info": info,
     }

@@ -177,7 +177,7 @@ def _compare(old: str, new: str, json_out: bool) -> None:
     for col in ("figure", "old", "new", "change", ""):
         t.add_column(col, justify="left" if col in ("figure", "") else "right")
     for r in rows:
-        fmt = (lambda v: fmt_si(v, r["unit"]) if v is not None else "-")
+        fmt = (lambda v: "-" if v is None else (fmt_si(v, r["unit"]) if r["unit"] else f"{v:.3g}"))
         change = f"{r['change']:+.1%}" if r["change"] is not None else "-"
         flag = f"<- {r['verdict']}" if r["flagged"] else ""
         t.add_row(r["figure"], fmt(r["old"]), fmt(r["new"]), change, flag)
@@ -235,8 +235,11 @@ def validate_cmd(
         total = len(models) * len(cases) * V.PASSES
         task = bar.add_task("validating", total=total + 1)
 
+        seen = [0]
+
         def progress(label):
-            bar.update(task, advance=1, description=label)
+            seen[0] += 1
+            bar.update(task, completed=min(seen[0], total), description=label)
 
         report = V.validate(models, hw, eff, device=device, layers=n_layers, cases=cases, threads=threads,
                             progress=progress)
