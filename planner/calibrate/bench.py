@@ -222,8 +222,11 @@ def plan(device_type: str, scale: str, dtypes: list[str] | None = None, mem_limi
         sub = dt != main
         if sub and scale == "quick":  # secondary dtypes: a few shapes
             shapes = [(m, 2048, 2048) for m in (1, 16)] + [(512, 512, 512)]
-        elif sub and scale != "full":
+        elif sub and scale == "tiny":
             shapes = [(m, k, n) for (k, n) in kn[:1] for m in (skinny[0], wide[0])]
+        elif sub:  # full: a lighter sweep of the secondary dtypes
+            shapes = [(m, k, n) for (k, n) in kn[:3] for m in (1, 4, 16, 64, 256)]
+            shapes += [(s, s, s) for s in squares[:3]]
         else:
             shapes = [(m, k, n) for (k, n) in kn for m in skinny + wide]
             shapes += [(s, s, s) for s in squares]
@@ -256,8 +259,8 @@ def plan(device_type: str, scale: str, dtypes: list[str] | None = None, mem_limi
     elif scale == "quick":
         layouts, batches, contexts = [(16, 8, 128), (32, 8, 64)], [1, 4, 16], [256, 1024, 4096]
     else:
-        layouts = [(16, 8, 128), (32, 8, 64), (32, 4, 128), (16, 16, 64), (64, 8, 128)]
-        batches, contexts = [1, 2, 4, 8, 16, 32], [128, 512, 1024, 2048, 4096, 8192]
+        layouts = [(16, 8, 128), (32, 8, 64), (32, 4, 128), (16, 16, 64)]
+        batches, contexts = [1, 2, 4, 8, 16], [128, 512, 1024, 2048, 4096, 8192]
     for H, Hkv, d in layouts:
         for b in batches:
             for c in contexts:
