@@ -248,7 +248,7 @@ def find_profile(hardware_name: str) -> Path | None:
             if p.name.endswith(HARDWARE_SUFFIX):
                 continue
             try:
-                head = yaml.safe_load(p.read_text(encoding="utf-8"))
+                head = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
             except (OSError, yaml.YAMLError, UnicodeDecodeError):
                 continue
             if isinstance(head, dict) and head.get("format") == FORMAT and head.get("hardware") == hardware_name:
