@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from planner.cost.sums import NO_CAP, piecewise_max_sum, sum_linear, sum_min
+from planner.cost.sums import NO_CAP, piecewise_max_sum, sum_linear, sum_max_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
 
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics)
@@ -175,16 +175,15 @@ def _decode_static(x: _Ctx, S, n_req, share, P, G):
     f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, n_req, share)
     L = M["layers"]
     f0 = L * x.whalf_c * x.fx
-    g0 = (P * (g0_share + g0_sel) + L * x.H["mem_whalf"]) * x.bx_att
+    g0 = (P * g0_share + L * x.H["mem_whalf"]) * x.bx_att
     fx, bx = x.fx, x.bx_att
-    # fold the uncapped selection slope into the "c" term: min(c, inf) = c
     lo, hi = P, P + G
     sf1, sg1 = piecewise_max_sum(f0, f_g * fx, f_s * fx, g0, g_g * bx, g_s * bx, lo, hi, x.cap_g, x.cap_s)
-    # selection terms: linear in c for all steps; add to whichever side dominates per step is
-    # approximated by adding them to their own side (they are small: 1/32 of dense traffic)
+    # block top-k selection is a kernel of its own (scoring one key summary per block):
+    # its own roofline, max of two lines in c, summed in closed form
+    sel_c, sel_m = sum_max_linear(0.0, f_u * fx, P * g0_sel * bx, g_u * bx, lo, hi)
     sum_c, sum_g, sum_s = x.decode_sums(P, G)
-    sel_t = np.maximum(f_u * fx, g_u * bx) * sum_c
-    att_c, att_m = sf1, sg1 + sel_t
+    att_c, att_m = sf1 + sel_c, sg1 + sel_m
     F_att = f_g * sum_g + f_s * sum_s
     F_sel = f_u * sum_c
     B_kv = g_g * sum_g + g_s * sum_s + G * P * g0_share
@@ -304,9 +303,9 @@ def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str
 
 def _evaluate_modes(out, x, B, C, P, G, k, share, serving):
     if (~serving).any():
-        _static_into(out, x, B, k, P, G, share, serving)
+        _static_into(out, x, B, k, P, G, share)
     if serving.any():
-        _serving_into(out, x, C, k, P, G, share, serving)
+        _serving_into(out, x, C, k, P, G, share)
     if serving.any() and (~serving).any():  # both modes present: merge by row
         st, sv = out.pop("_static"), out.pop("_serving")
         for key in st:
@@ -347,7 +346,7 @@ def _assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     }
 
 
-def _static_into(out, x, B, k, P, G, share, serving):
+def _static_into(out, x, B, k, P, G, share):
     """A static batch: B requests (k samples each) prefilled together, then decoded together."""
     S = B * k
     n_prompts = np.where(share, B, S)
@@ -360,7 +359,7 @@ def _static_into(out, x, B, k, P, G, share, serving):
                                dec["time"] / np.maximum(G, 1.0), S * G / latency, mem)
 
 
-def _serving_into(out, x, C, k, P, G, share, serving):
+def _serving_into(out, x, C, k, P, G, share):
     """Continuous batching in steady state at concurrency C (requests in flight)."""
     C1 = np.maximum(C, 1.0)
     S = C1 * k
