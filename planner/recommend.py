@@ -100,7 +100,8 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     profiles = [p for _, p in pairs]
     effs, eff_labels = _efficiencies(hardware, scn.calibration)
     space = build_space(scn, profiles, [m.name for m in models], [h.name for h in hardware])
-    res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search)
+    verifier = load_model(scn.verifier) if scn.verifier else None
+    res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search, verifier)
 
     budgets = Budgets(scn.max_latency_s, scn.max_usd, scn.max_energy_j, scn.min_accuracy)
     ok = res.feasible & within_budgets(res.cols, budgets)
@@ -117,6 +118,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
         "infeasible": res.infeasible_counts,
         "stage_evaluations": res.stage_rows,
         "prompt_len": space.prompt_len,
+        "verifier": scn.verifier or "the policy model",
         "efficiency": eff_labels,
         "recommendations": [res.row(i) for i in top],
         "frontier_axis": cost_axis,

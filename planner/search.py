@@ -125,14 +125,15 @@ def _grid(*sizes):
     return [np.arange(s).reshape([s if j == i else 1 for j in range(n)]) for i, s in enumerate(sizes)]
 
 
-def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accuracy_fn) -> Result:
+def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accuracy_fn, verifier=None) -> Result:
     """Cost and accuracy of every configuration in ``space``.
 
     ``profiles[i]`` is the accuracy profile of ``models[i]``; ``accuracy_fn(profile,
     strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget)`` returns
-    accuracies broadcast over its array arguments.
+    accuracies broadcast over its array arguments. ``verifier`` (a Model) runs the verify
+    stages; by default each policy model verifies its own answers.
     """
-    mt = ModelTable.build(models)
+    mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
     D = np.array(space.devices, dtype=float)
     K = np.array(space.samples, dtype=float)
@@ -192,7 +193,8 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
         nv_rows = int(np.prod(vfull))
         for vl in verify_lens:
             vc = {
-                "model": vflat(im), "hardware": vflat(ih), "devices": vflat(D[idv]),
+                "model": vflat(im) if verifier is None else np.full(1, nM), "hardware": vflat(ih),
+                "devices": vflat(D[idv]),
                 # each of the k answers is one verifier request: batch * k requests
                 "batch": vflat(Bs[ib] * K[ik]), "concurrency": np.zeros(1),
                 "prompt_len": vflat(P + Ls[il]), "gen_len": np.full(1, float(vl)), "samples": np.ones(1),

@@ -250,6 +250,7 @@ class RecommendScenario(_Spec):
     sparse: bool = True
     top: int = Field(10, ge=1, le=1000)
     strategies: Optional[list[str]] = None
+    verifier: Optional[str] = Field(None, description="model for verify / reward stages (default: the policy)")
     devices: Optional[list[int]] = None
     samples: Optional[list[int]] = None
     gen_lens: Optional[list[int]] = None

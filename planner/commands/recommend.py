@@ -33,6 +33,8 @@ def recommend_cmd(
     max_usd: Optional[float] = typer.Option(None, "--max-usd", help="Per-request dollar budget."),
     max_energy_j: Optional[float] = typer.Option(None, "--max-energy-j", help="Per-request energy budget."),
     min_accuracy: Optional[float] = typer.Option(None, "--min-accuracy", help="Accuracy floor in [0, 1]."),
+    verifier: Optional[str] = typer.Option(None, "--verifier",
+                                           help="Model that runs verify / reward stages (default: the policy)."),
     no_sparse: bool = typer.Option(False, "--no-sparse", help="Dense attention only."),
     top: Optional[int] = typer.Option(None, "--top", help="How many configurations to show."),
     scenario: Optional[str] = typer.Option(None, "--scenario", help="Scenario YAML (flags override it)."),
@@ -51,7 +53,7 @@ def recommend_cmd(
         "task": task, "hardware": list(hardware) if hardware else None,
         "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
         "objective": objective, "max_latency_s": max_latency_s, "max_usd": max_usd,
-        "max_energy_j": max_energy_j, "min_accuracy": min_accuracy, "top": top,
+        "max_energy_j": max_energy_j, "min_accuracy": min_accuracy, "top": top, "verifier": verifier,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     search_flags = {k for k in given if k != "top"}

@@ -1,0 +1,89 @@
+"""`planner recommend` end to end: JSON contract, budgets, objectives, default scenario,
+verifier models, infeasibility accounting."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planner.cli import main
+from planner.recommend import run
+from planner.specs import RecommendScenario
+
+KEYS = {"model", "hardware", "devices", "strategy", "samples", "gen_len", "weight_dtype", "kv_dtype", "batch",
+        "kv_budget", "accuracy", "latency_s", "energy_j", "cost_usd", "bottleneck"}
+
+
+def recommend_json(capsys, *args) -> dict:
+    assert main(["recommend", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_acceptance_command_evaluates_a_million_configurations(capsys):
+    d = recommend_json(capsys, "--task", "aime24", "--hardware", "h100-sxm")
+    assert d["evaluated"] >= 1_000_000
+    assert 0 < d["feasible"] <= d["evaluated"]
+    assert d["feasible"] + sum(d["infeasible"].values()) == d["evaluated"]
+    assert d["recommendations"] and KEYS <= set(d["recommendations"][0])
+    assert d["frontier"] and KEYS <= set(d["frontier"][0])
+
+
+def test_budgets_hold_and_frontier_is_monotone(capsys):
+    d = recommend_json(capsys, "--task", "aime24", "--hardware", "h100-sxm", "--models", "qwen3-8b,qwen3-14b",
+                       "--max-latency-s", "60", "--max-usd", "0.005", "--top", "5")
+    assert d["status"] == "ok" and len(d["recommendations"]) == 5
+    for r in d["recommendations"]:
+        assert r["latency_s"] <= 60 and r["cost_usd"] <= 0.005
+    accs = [r["accuracy"] for r in d["recommendations"]]
+    assert accs == sorted(accs, reverse=True)
+    front = d["frontier"]
+    assert all(a["cost_usd"] < b["cost_usd"] and a["accuracy"] < b["accuracy"] for a, b in zip(front, front[1:]))
+    # the best recommendation is on (or dominated by nothing in) the frontier
+    assert max(r["accuracy"] for r in front) == pytest.approx(accs[0], abs=1e-6)
+
+
+def test_min_cost_objective_meets_accuracy_floor():
+    a = run(RecommendScenario(task="aime24", models=["qwen3-8b", "qwen3-14b"], objective="min-cost",
+                              min_accuracy=0.7, top=3))
+    costs = [r["cost_usd"] for r in a["recommendations"]]
+    assert costs == sorted(costs) and all(r["accuracy"] >= 0.7 for r in a["recommendations"])
+
+
+def test_no_sparse_keeps_dense_attention():
+    a = run(RecommendScenario(task="aime24", models=["qwen3-8b"], sparse=False, top=5))
+    assert all(r["kv_budget"] == 0 for r in a["recommendations"] + a["frontier"])
+
+
+def test_nothing_meets_the_budget_exits_0_with_nearest(capsys):
+    d = recommend_json(capsys, "--task", "aime24", "--models", "qwen3-8b", "--max-usd", "1e-9", "--top", "3")
+    assert d["status"] == "no configuration meets the budgets"
+    assert d["recommendations"] == [] and len(d["nearest"]) == 3
+
+
+def test_a_cheaper_verifier_lowers_cost_not_accuracy():
+    kw = dict(task="aime24", models=["qwen3-8b"], strategies=["best-of-k"], samples=[8], gen_lens=[8192],
+              batches=[1], kv_budgets=[0], quantizations=["bf16"], kv_dtypes=["bf16"], devices=[1], top=1)
+    self_v = run(RecommendScenario(**kw))["recommendations"][0]
+    small_v = run(RecommendScenario(verifier="qwen3-0.6b", **kw))["recommendations"][0]
+    assert small_v["cost_usd"] < self_v["cost_usd"]
+    assert small_v["accuracy"] == self_v["accuracy"]
+
+
+def test_default_scenario_runs_without_flags(capsys):
+    assert main(["recommend"]) == 0
+    out = capsys.readouterr().out
+    assert "recommended configurations" in out and "Pareto frontier" in out
+    assert "max_latency_s=120" in out
+
+
+def test_scenario_file_and_bad_values(tmp_path, capsys):
+    f = tmp_path / "s.yaml"
+    f.write_text("task: aime24\nmodels: [qwen3-4b]\nhardware: [b200]\nbatches: [1, 16]\nsamples: [1, 4]\n")
+    d = recommend_json(capsys, "--scenario", str(f))
+    assert {r["hardware"] for r in d["recommendations"]} == {"b200"}
+    assert {r["batch"] for r in d["frontier"]} <= {1, 16}
+    f.write_text("task: aime24\nbatches: [0]\n")
+    assert main(["recommend", "--scenario", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert str(f) in err and "batches" in err and len(err.strip().splitlines()) == 1
