@@ -84,8 +84,8 @@ def node_probabilities(profile, u, log_q, delta, nodes=None):
     if x.ndim == 1:
         x = x[None, :]
     delta = np.asarray(delta, float)[:, None]
-    with np.errstate(divide="ignore", over="ignore"):
-        xq = np.where(delta > 0, special.expit(special.logit(x) - delta), x)
+    # quantization: expit(logit(x) - delta) = x / (x + (1 - x) e^delta)
+    xq = np.where(delta > 0, x / (x + (1.0 - x) * np.exp(delta)), x)
     z = (np.asarray(u, float)[:, None] - trace.log_median(x)) / trace.sigma
     r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), x), 1e-300)
     p = np.minimum(1.0, xq * np.exp(np.asarray(log_q, float))[:, None] * r)
@@ -197,7 +197,115 @@ _SEARCH_POINTS = 15    # trial points per step of the x* search (a 16-fold narro
 _SEARCH_STEPS = 13     # 16^-13 = 2^-52, as 52 bisection steps
 
 
-def _majority_rows(eff, grid, u, k, eta):
+def _majority_roots(prof, u, log_q, delta, eta):
+    """Candidates for x*, the first x with p > eta w, per pair (checked by _split_points).
+
+    Where the budget's traces finish less often than the reference budget's
+    (u < ln L_ref) every problem's finishing ratio r < 1, so the answered share is r,
+    p = xq q r and p > eta w  <=>  xq q (1 + eta) > eta (r > 0), with xq the quantized x,
+    increasing: x* = expit(logit(eta / ((1 + eta) q)) + delta), or 1 (never) where that
+    ratio is >= 1. Elsewhere r >= 1, everything answers and p > eta w  <=>
+    xq q r > eta / (1 + eta); r(x) = Phi(z) / Phi(z_ref) is smooth, so Newton's method on
+    the log from the first formula's x (an upper bound: r >= 1) finds it; NaN where it
+    does not settle (searched numerically)."""
+    trace = prof.trace
+    lref = np.log(float(prof.spec.reference_gen_len))
+    c = eta / ((1.0 + eta) * np.exp(log_q))
+    with np.errstate(divide="ignore"):
+        x = special.expit(special.logit(np.minimum(c, 1.0)) + delta)
+    x = np.where(c >= 1.0, 1.0, x)
+    out = np.where(u < lref, x, np.nan)
+    b = np.flatnonzero((u >= lref) & (c < 1.0) & (c > 0.0))
+    if len(b):
+        E = np.exp(delta[b])
+        lc = np.log(c[b])
+        ub = u[b]
+        slope = trace.difficulty_slope / trace.sigma
+        xn = x[b]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for _ in range(8):
+                m = trace.log_median(xn)
+                z = (ub - m) / trace.sigma
+                zr = (lref - m) / trace.sigma
+                Fz, Fr = special.ndtr(z), special.ndtr(zr)
+                lxq = np.log(xn) - np.log(xn + (1.0 - xn) * E)
+                g = lxq + np.log(Fz) - np.log(Fr) - lc
+                mills = (np.exp(-0.5 * z * z) / Fz - np.exp(-0.5 * zr * zr) / Fr) * 0.3989422804014327
+                dg = E / (xn * (xn + (1.0 - xn) * E)) - slope * mills
+                xn = np.clip(xn - g / dg, 0.5 * xn, np.minimum(1.0, 2.0 * xn))
+        out[b] = np.where(np.isfinite(xn) & (np.abs(g) < 1e-12), xn, np.nan)
+    return out
+
+
+def _split_points(eff, pu, pe, roots=None):
+    """x* per (combination pu, eta pe): the first x with p > eta w (1 where none), from
+    the closed form (roots, checked) where it applies, else searched: _SEARCH_STEPS times
+    the bracket is cut at _SEARCH_POINTS points at once."""
+    def h(x, sel):
+        p, w = eff(x, pu[sel])
+        return (1.0 + pe[sel, None]) * p - pe[sel, None] * (p + w)
+
+    n = len(pu)
+    x_star = np.full(n, np.nan)
+    if roots is not None:
+        # closed form where it applies, checked: h > 0 just above x* (r > 0 there)
+        xa = roots(pu, pe)
+        cand = np.flatnonzero(np.isfinite(xa))
+        if len(cand):
+            xa = xa[cand]
+            up = np.minimum(1.0, xa + np.maximum(1e-13, 1e-12 * xa))
+            down = np.maximum(0.0, xa - np.maximum(1e-13, 1e-12 * xa))
+            hv = h(np.stack([up, down], axis=1), cand)
+            good = (xa >= 1.0) | ((hv[:, 0] > 0) & ((hv[:, 1] <= 0) | (xa <= 0.0)))
+            x_star[cand[good]] = xa[good]
+    todo = np.flatnonzero(np.isnan(x_star))
+    if len(todo):
+        m = len(todo)
+        rows = np.arange(m)
+        lo = np.zeros(m)
+        hi = np.ones(m)
+        ok = h(hi[:, None], todo)[:, 0] > 0
+        frac = np.arange(1, _SEARCH_POINTS + 1) / (_SEARCH_POINTS + 1)
+        for _ in range(_SEARCH_STEPS):
+            pts = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
+            pos = h(pts, todo) > 0
+            first = np.argmax(pos, axis=1)
+            found = pos[rows, first]
+            new_hi = np.where(found, pts[rows, first], hi)
+            lo = np.where(found, np.where(first > 0, pts[rows, first - 1], lo), pts[:, -1])
+            hi = new_hi
+        x_star[todo] = np.where(ok, hi, 1.0)
+    return x_star
+
+
+def _merge_tails(nodes, wts, n_base, x_split, kmax):
+    """_reduce_grid for split grids (rows: split points x_split; the first n_base columns
+    are the profile grid's nodes, shared by every row): per row, the grid nodes below
+    1e-4 / kmax and above 1 - 1e-5 are merged into one node each, keeping mass and mean
+    (majority is linear in x there to first order: error ~ k^2 x^2 < 1e-8 of the merged
+    mass). A side is left alone where some row's split point lies in it (a jump there)."""
+    base = nodes[0, :n_base]
+    inner = (x_split > 0.0) & (x_split < 1.0)
+    lo_thr, hi_thr = 1e-4 / max(kmax, 1.0), 1.0 - 1e-5
+    keep = np.ones(nodes.shape[1], bool)
+    new_n, new_w = [], []
+    for side, blocked in ((base < lo_thr, np.any(inner & (x_split <= lo_thr))),
+                          (base > hi_thr, np.any(inner & (x_split >= hi_thr)))):
+        cols = np.flatnonzero(side)
+        if blocked or len(cols) < 2:
+            continue
+        mass = wts[:, cols].sum(axis=1)
+        mean = (wts[:, cols] * nodes[:, cols]).sum(axis=1) / np.where(mass > 0, mass, 1.0)
+        keep[cols] = False
+        new_n.append(np.where(mass > 0, mean, base[cols[0]]))
+        new_w.append(mass)
+    if not new_n:
+        return nodes, wts
+    return (np.concatenate([nodes[:, keep], np.stack(new_n, axis=1)], axis=1),
+            np.concatenate([wts[:, keep], np.stack(new_w, axis=1)], axis=1))
+
+
+def _majority_rows(eff, grid, u, k, eta, roots=None):
     """Majority vote for distinct rows. In the limit of many samples a problem is won iff
     p > eta w, a jump in the problem's reference success x at a point x*; the quadrature
     cell containing x* is split there (quadrature.split_at), once per (combination, eta),
@@ -212,27 +320,10 @@ def _majority_rows(eff, grid, u, k, eta):
     pu = upairs // len(vals)
     pe = vals[upairs % len(vals)]
 
-    def h(x):
-        p, w = eff(x, pu)
-        return (1.0 + pe[:, None]) * p - pe[:, None] * (p + w)
-
-    n = len(pu)
-    rows = np.arange(n)
-    lo = np.zeros(n)
-    hi = np.ones(n)
-    ok = h(hi[:, None])[:, 0] > 0
-    frac = np.arange(1, _SEARCH_POINTS + 1) / (_SEARCH_POINTS + 1)
-    for _ in range(_SEARCH_STEPS):
-        pts = lo[:, None] + (hi - lo)[:, None] * frac[None, :]
-        pos = h(pts) > 0
-        first = np.argmax(pos, axis=1)
-        found = pos[rows, first]
-        new_hi = np.where(found, pts[rows, first], hi)
-        lo = np.where(found, np.where(first > 0, pts[rows, first - 1], lo), pts[:, -1])
-        hi = new_hi
-    x_star = np.where(ok, hi, 1.0)
+    x_star = _split_points(eff, pu, pe, roots)
     xs_u, xs_inv = np.unique(np.round(x_star, 12), return_inverse=True)
     nodes_u, wts_u = split_at(grid, xs_u)
+    nodes_u, wts_u = _merge_tails(nodes_u, wts_u, len(grid.nodes), xs_u, float(k.max()))
     nodes, wts = nodes_u[xs_inv.ravel()], wts_u[xs_inv.ravel()]
     p_tab, w_tab = eff(nodes, pu)
     out = np.empty(len(k))
@@ -383,7 +474,10 @@ def predict(profile, strategy: str, samples, gen_len=None, *, weight_dtype="bf16
             def eff(x2d, sub):
                 return node_probabilities(prof, cu[sub], clq[sub], cdl[sub], nodes=x2d)
 
-            return _majority_rows(eff, grid, rc, rk, reta)
+            def roots(sub, eta_):
+                return _majority_roots(prof, cu[sub], clq[sub], cdl[sub], eta_)
+
+            return _majority_rows(eff, grid, rc, rk, reta, roots)
         p_tab, w_tab = node_probabilities(prof, cu, clq, cdl, nodes=nodes)
         return _evaluate_rows(strat, p_tab, w_tab, weights, rc, rk, rc_, rs_, reta, rauc)
 

@@ -122,23 +122,22 @@ def _logit_interior(wts, a, b, lbeta, lo, hi) -> np.ndarray:
 
 def _tail_series(alpha, beta, lo, hi, lbeta):
     """Int_lo^hi p^(alpha-1) (1-p)^(beta-1) dp / exp(lbeta) for small p (hi << 1/beta):
-    sum_j c_j (hi^(alpha+j) - lo^(alpha+j)) / (alpha + j), c_j = prod_i (i - beta) / i.
-    alpha, beta, lbeta: (M, 1); lo, hi: (C,). -> (M, C)."""
+    sum_j c_j (hi^(alpha+j) - lo^(alpha+j)) / (alpha + j), c_j = prod_{i<=j} (i - beta) / i,
+    all _TAIL_TERMS terms at once. alpha, beta, lbeta broadcast to (..., M, 1); lo, hi:
+    (C,). -> (..., M, C)."""
     pos = hi > 0
     with np.errstate(divide="ignore"):
-        lhi = np.log(np.where(pos, hi, 1.0))[None, :]
-        lratio = np.log(np.where(pos, lo / np.where(pos, hi, 1.0), 1.0))[None, :]  # -inf: lo = 0
-    acc = np.zeros(np.broadcast_shapes(alpha.shape, lhi.shape))
-    c = np.ones_like(beta)
-    hij = np.ones_like(lhi)
-    for j in range(_TAIL_TERMS):
-        if j:
-            c = c * (j - beta) / j
-            hij = hij * hi[None, :]
-        with np.errstate(over="ignore", invalid="ignore"):
-            frac = np.where(np.isneginf(lratio), 1.0, -np.expm1((alpha + j) * lratio))
-        acc = acc + c * hij * frac / (alpha + j)
-    return np.where(pos[None, :], np.exp(alpha * lhi - lbeta) * acc, 0.0)
+        lhi = np.log(np.where(pos, hi, 1.0))
+        lratio = np.log(np.where(pos, lo / np.where(pos, hi, 1.0), 1.0))  # -inf where lo = 0
+    j = np.arange(_TAIL_TERMS, dtype=float).reshape((-1,) + (1,) * np.ndim(alpha))
+    alpha = np.asarray(alpha, float)
+    beta = np.asarray(beta, float)
+    c = np.cumprod(np.where(j == 0, 1.0, (j - beta) / np.maximum(j, 1.0)), axis=0)   # (J, ..., M, 1)
+    hij = np.exp(j * lhi)                                                           # (J, ..., C)
+    with np.errstate(over="ignore", invalid="ignore"):
+        frac = np.where(np.isneginf(lratio), 1.0, -np.expm1((alpha + j) * lratio))
+    acc = (c * hij * frac / (alpha + j)).sum(axis=0)
+    return np.where(pos, np.exp(alpha * lhi - lbeta) * acc, 0.0)
 
 
 def _mixture_cell_moments(wts, a, b, lo, hi) -> np.ndarray:
@@ -156,16 +155,14 @@ def _mixture_cell_moments(wts, a, b, lo, hi) -> np.ndarray:
     mid = ~(left | right) & (hi > lo)
     if mid.any():
         out[:, mid] = _logit_interior(wts, a, b, lbeta, lo[mid], hi[mid])
-    for side, sel in (("left", left), ("right", right)):
-        if not sel.any():
-            continue
-        for r in range(4):
-            if side == "left":    # p^(a+r-1) (1-p)^(b-1)
-                t = _tail_series((a + r)[:, None], b[:, None], lo[sel], hi[sel], lbeta[:, None])
-            else:                 # q = 1 - p: q^(b-1) (1-q)^(a+r-1)
-                t = _tail_series(b[:, None], (a + r)[:, None], 1.0 - hi[sel], 1.0 - lo[sel],
-                                 lbeta[:, None])
-            out[r, sel] = wts @ np.clip(t, 0.0, None)
+    r = np.arange(4.0)[:, None, None]
+    A, B, LB = a[None, :, None], b[None, :, None], lbeta[None, :, None]
+    if left.any():       # p^(a+r-1) (1-p)^(b-1)
+        t = _tail_series(A + r, B, lo[left], hi[left], LB)
+        out[:, left] = np.einsum("m,rmc->rc", wts, np.clip(t, 0.0, None))
+    if right.any():      # q = 1 - p: q^(b-1) (1-q)^(a+r-1)
+        t = _tail_series(B, A + r, 1.0 - hi[right], 1.0 - lo[right], LB)
+        out[:, right] = np.einsum("m,rmc->rc", wts, np.clip(t, 0.0, None))
     return out
 
 
@@ -246,9 +243,10 @@ def split_at(grid: Grid, x_split) -> tuple[np.ndarray, np.ndarray]:
     rights = np.concatenate([br for _, br in bounds])
     mm = _mixture_cell_moments(wts, a, b, lefts, rights)
     n = len(xs)
-    parts = [_gauss2(*mm[:, i * n:(i + 1) * n], bl, br) for i, (bl, br) in enumerate(bounds)]
-    n_nodes = np.concatenate([pn for pn, _ in parts], axis=1)
-    n_wts = np.concatenate([pw for _, pw in parts], axis=1) / grid.weights_total
+    n_part = len(bounds)
+    pn, pw = _gauss2(*mm, lefts, rights)                    # (n_part * n, 2), part-major
+    n_nodes = pn.reshape(n_part, n, 2).transpose(1, 0, 2).reshape(n, 2 * n_part)
+    n_wts = pw.reshape(n_part, n, 2).transpose(1, 0, 2).reshape(n, 2 * n_part) / grid.weights_total
     base_n = np.broadcast_to(grid.nodes, (len(xs), len(grid.nodes)))
     base_w = np.where(grid.cell[None, :] == c[:, None], 0.0, grid.weights[None, :])
     # where x* sits on an edge nothing is replaced

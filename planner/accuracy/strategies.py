@@ -202,20 +202,44 @@ def _bernstein_table(A: np.ndarray, pi: np.ndarray) -> np.ndarray:
         if not x.size:
             continue
         small = np.minimum(x, 1.0 - x)
-        t = small / (1.0 - small)                              # <= 1
-        powers = np.cumprod(np.concatenate([np.ones((x.size, 1)), np.repeat(t[:, None], K, 1)], 1), 1)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", over="ignore"):
+            lt = np.maximum(np.log(small) - np.log1p(-small), -1e300)   # ln t, t <= 1
+            e = n[:, None] * lt[None, :]
+            # t^n, below 1e-300 set to 0 (no subnormal numbers in the product)
+            powers = np.exp(np.where(e < -690.0, -np.inf, e))
             scale = np.exp(n[:, None] * np.log1p(-small)[None, :])  # (1 - small)^n
-        out[:, sel] = (coef @ powers.T) * scale
+        out[:, sel] = (coef @ powers) * scale
     return out
+
+
+def _majority_inner(pi: np.ndarray, K: int) -> np.ndarray:
+    """H[n](pi) = P(C > n/2) + P(C = n/2) / 2, C ~ Bin(n, pi), n = 0..K, in closed form:
+    H[0] = 0, H[1] = pi, H[2m] = H[2m-1] (a fair tie-break makes an even vote worth the
+    odd one before it) and H[2m+1] = H[2m-1] + C(2m, m)/2 (pi (1-pi))^m (2 pi - 1).
+    Increments have one sign, so the sums keep full precision. -> (K+1, M)."""
+    H = np.zeros((K + 1, pi.size))
+    if K >= 1:
+        H[1] = pi
+    pq = pi * (1.0 - pi)
+    d = 2.0 * pi - 1.0
+    term = np.ones_like(pi)
+    for m in range(1, K // 2 + 1):
+        term = term * pq
+        H[2 * m] = H[2 * m - 1]
+        if 2 * m + 1 <= K:
+            H[2 * m + 1] = H[2 * m - 1] + (math.comb(2 * m, m) / 2.0) * term * d
+    return H
 
 
 @lru_cache(maxsize=64)
 def _inner_on_grid(kind: str, rho: float, K: int) -> np.ndarray:
     """H[n](pi) on a fixed grid of pi for n <= K (cached). H[n] is a polynomial of degree
     n in pi, so linear interpolation on 4097 points is accurate to ~1e-6 for n <= 16.
-    Built as Bernstein sums by matrix products (_bernstein_table; the same values as the
-    binomial recursion _inner_expectations, to ~1e-15, in a few ms instead of 0.25 s)."""
+    Majority in closed form (_majority_inner), best-of-k as Bernstein sums by a matrix
+    product (_bernstein_table); both equal the binomial recursion _inner_expectations
+    to ~1e-14, in a few ms instead of 0.05 s and 0.45 s."""
+    if kind == "majority":
+        return _majority_inner(_PI_GRID, K)
     return _bernstein_table(_h_vectors(kind, float(rho), K), _PI_GRID)
 
 
