@@ -337,14 +337,12 @@ def _majority_rows(eff, grid, u, k, eta, roots=None):
         out[small] = exp_tab[np.searchsorted(need, k[small]), pair_of_row[small]]
     big = np.flatnonzero(~small)
     if len(big):
-        coeffs = [np.asarray(x) for x in S.majority_coeffs(p_tab, pe[:, None] * w_tab)]
-        coeffs = [x.astype(np.float32) if x.dtype != bool else x for x in coeffs]
-        w32 = wts.astype(np.float32)
+        t_tab = pe[:, None] * w_tab
         for lo_ in range(0, len(big), _CHUNK):
             rows = big[lo_:lo_ + _CHUNK]
             pr = pair_of_row[rows]
-            vals_ = S.majority_from_coeffs([x[pr] for x in coeffs], k[rows, None].astype(np.float32))
-            out[rows] = (vals_ * w32[pr]).sum(axis=1, dtype=np.float64)
+            vals_ = S.majority_large_k(p_tab[pr], t_tab[pr], k[rows, None])
+            out[rows] = np.einsum("rg,rg->r", vals_, wts[pr])
     return out
 
 

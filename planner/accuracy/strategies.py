@@ -249,24 +249,28 @@ def _inner_interp(kind: str, rho: float, pi: np.ndarray, K: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _interp_table(kind: str, rho: float, K: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pi-grid table of H[n], n <= K, as (grid point, n) rows: values and forward
-    differences (cached)."""
+def _interp_table(kind: str, rho: float, K: int) -> np.ndarray:
+    """The pi-grid table of H[n], n <= K, for linear interpolation: (grid interval, 2,
+    K+1), the values at the interval's left end and the differences across it (cached;
+    one row gather per node)."""
     tab = _inner_on_grid(kind, float(rho), max(int(K), _N_POISSON))[:K + 1]
-    return np.ascontiguousarray(tab[:, :-1].T), np.ascontiguousarray(np.diff(tab, axis=1).T)
+    return np.ascontiguousarray(np.stack([tab[:, :-1].T, np.diff(tab, axis=1).T], axis=1))
+
+
+def _interp_rows(tab2: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    n_grid = len(_PI_GRID) - 1
+    f = np.clip(pi * n_grid, 0.0, float(n_grid))
+    i = np.minimum(f.astype(np.int64), n_grid - 1)
+    g = tab2[i]                                                      # (M, 2, K+1)
+    out = g[:, 1]
+    out *= (f - i)[:, None]
+    out += g[:, 0]
+    return out
 
 
 def _inner_interp_rows(kind: str, rho: float, pi: np.ndarray, K: int) -> np.ndarray:
     """H[n](pi) for n = 0..K, linear interpolation in the pi-grid table: (M, K+1)."""
-    lo_t, dif_t = _interp_table(kind, float(rho), int(K))
-    pi = np.asarray(pi, float)
-    f = np.clip(pi * (len(_PI_GRID) - 1), 0.0, len(_PI_GRID) - 1.0)
-    i = np.minimum(f.astype(np.int64), len(_PI_GRID) - 2)
-    d = f - i
-    out = dif_t[i]
-    out *= d[:, None]
-    out += lo_t[i]
-    return out
+    return _interp_rows(_interp_table(kind, float(rho), int(K)), np.asarray(pi, float))
 
 
 @lru_cache(maxsize=256)
@@ -283,20 +287,20 @@ _S_ONE = 1e-9     # 1 - s below this: two-term expansion at s = 1
 
 
 def _powers(x: np.ndarray, K: int) -> np.ndarray:
-    """x^n for n = 0..K as a (K+1, m) array, by doubling: rows [n, 2n) are rows [0, n)
-    times x^n. Powers n >= 2 of x < 1e-9 are set to 0 (below 1e-18, and no subnormal
-    numbers in later products)."""
-    pw = np.empty((K + 1, x.size))
-    pw[0] = 1.0
+    """x^n for n = 0..K as an (m, K+1) array, by doubling: columns [n, 2n) are columns
+    [0, n) times x^n. Powers n >= 2 of x < 1e-9 are set to 0 (below 1e-18, and no
+    subnormal numbers in later products)."""
+    pw = np.empty((x.size, K + 1))
+    pw[:, 0] = 1.0
     if K == 0:
         return pw
-    pw[1] = x
+    pw[:, 1] = x
     step = np.where(x < 1e-9, 0.0, x)
     n = 2
     while n <= K:
         step = step * step                                          # x^n
         m = min(n, K + 1 - n)
-        np.multiply(pw[:m], step, out=pw[n:n + m])
+        np.multiply(pw[:, :m], step[:, None], out=pw[:, n:n + m])
         n += m
     return pw
 
@@ -319,28 +323,21 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
     K = max(need)
     s = np.clip(np.asarray(s, float).ravel(), 0.0, 1.0)
     pi = np.asarray(pi, float).ravel()
-    lo_t, dif_t = _interp_table(kind, float(rho), K)
+    tab2 = _interp_table(kind, float(rho), K)
     C_all = _binomials(need, K)
-    kv = np.asarray(need, float)
-    n_grid = len(_PI_GRID) - 1
-    f = np.clip(pi * n_grid, 0.0, float(n_grid))
-    idx = np.minimum(f.astype(np.int64), n_grid - 1)
-    frac = f - idx
     r = 1.0 - s
     near_one = r < _S_ONE
     x = s / np.where(near_one, 1.0, r)
-    scale = np.power(r[None, :], kv[:, None])                        # (1-s)^k
+    with np.errstate(divide="ignore"):
+        lr = np.log(r)
     out = np.empty((len(need), s.size))
+    for j, k in enumerate(need):                                     # (1-s)^k
+        out[j] = np.exp(k * lr) if k else 1.0
     for start in range(0, s.size, _CHUNK_NODES):
         sl = slice(start, start + _CHUNK_NODES)
-        i = idx[sl]
-        H = dif_t[i]
-        H *= frac[sl, None]
-        H += lo_t[i]                                                 # (m, K+1)
-        pw = _powers(x[sl], K)
-        H *= pw.T
-        out[:, sl] = (H @ C_all).T
-    out *= scale
+        H = _interp_rows(tab2, pi[sl])                               # (m, K+1)
+        H *= _powers(x[sl], K)
+        out[:, sl] *= (H @ C_all).T
     if near_one.any():
         j = np.flatnonzero(near_one)
         Hn = _inner_interp_rows(kind, float(rho), pi[j], K)
@@ -444,6 +441,33 @@ def majority_from_coeffs(coeffs, k):
         lam_b, pi_b = np.broadcast_to(lam, out.shape), np.broadcast_to(pi, out.shape)
         out = np.array(out, copy=True)
         out[few] = _poisson_lookup(tab, lam_b[few], pi_b[few])
+    return out
+
+
+def majority_large_k(p, t, k) -> np.ndarray:
+    """majority_from_coeffs(majority_coeffs(p, t), k) in double precision, each node
+    evaluated by one of the two approximations only: the Poisson table where
+    k (p + t) < LAMBDA_POISSON, the Edgeworth expansion elsewhere."""
+    p, t, k = np.broadcast_arrays(np.asarray(p, float), np.asarray(t, float), np.asarray(k, float))
+    s = p + t
+    out = np.zeros(p.shape)
+    lam = k * s
+    few = lam < LAMBDA_POISSON
+    if few.any():
+        pf, sf = p[few], s[few]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pif = np.where(sf > 0, pf / np.where(sf > 0, sf, 1.0), 0.0)
+        out[few] = _poisson_lookup(_poisson_table("majority", 0.0), lam[few], pif)
+    many = ~few & (s > 0)
+    if many.any():
+        pm, tm, km = p[many], t[many], k[many]
+        a, b, lr, _, _ = majority_coeffs(pm, tm)
+        sk = np.sqrt(km)
+        y = np.clip(sk * a, -40.0, 40.0)
+        phi = np.exp(-0.5 * y * y) * 0.3989422804014327
+        with np.errstate(under="ignore"):
+            v = special.ndtr(y) + phi * b * (y * y - 1.0) / sk - 0.5 * np.exp(km * lr)
+        out[many] = np.clip(v, 0.0, 1.0)
     return out
 
 
