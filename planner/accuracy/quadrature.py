@@ -63,7 +63,9 @@ _EDGE_LO, _EDGE_HI = float(special.expit(-LOGIT_MAX_LEFT)), float(special.expit(
 # slope (a + r) sigmoid(-x) - b sigmoid(x) (monotone, so bounded by its values at the
 # cell's ends) below _MAX_SLOPE per panel half-width and the panel within a few standard
 # deviations of the Beta's logit-normal width ((a + b) / 4 curvature); for the shipped
-# profiles (a, b < 1) that is one panel per cell. The logit width of a cell is formed
+# profiles (a, b < 1) that is one panel per cell. Narrow, smooth cells (slope and
+# sqrt(curvature) times the half-width <= _SMOOTH: most of split_at's sub-cells) take one
+# 8-point panel. The logit width of a cell is formed
 # from hi - lo with log1p, so tiny sub-cells (split_at) keep their relative precision. The
 # two tail cells (p below sigmoid(-LOGIT_MAX_LEFT), above sigmoid(LOGIT_MAX_RIGHT)) use
 # the series of (1-p)^(b-1) (resp. p^(a-1)) integrated term by term, valid while
@@ -72,8 +74,10 @@ _EDGE_LO, _EDGE_HI = float(special.expit(-LOGIT_MAX_LEFT)), float(special.expit(
 # relative.
 _GL_POINTS = 16
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(_GL_POINTS)
+_GL8_X, _GL8_W = np.polynomial.legendre.leggauss(8)
 _MAX_SLOPE = 6.0      # |d/dx log density| * panel half-width
 _MAX_SD = 1.5         # sqrt(curvature) * panel half-width
+_SMOOTH = 0.5         # ... below which (and half-width <= 1/2) 8 nodes suffice
 _TAIL_TERMS = 14
 
 
@@ -97,24 +101,41 @@ def _logit_interior(wts, a, b, lbeta, lo, hi) -> np.ndarray:
             slope = np.maximum(slope, np.max(np.abs((a[:, None] + r) * (1.0 - s)[None, :]
                                                     - b[:, None] * s[None, :]), axis=0))
     curv = float(np.max(a + b)) / 4.0 + 1.0
+    rate = np.maximum(slope, np.sqrt(curv))
     n_pan = np.maximum(1, np.ceil(width * np.maximum(slope / (2 * _MAX_SLOPE),
                                                      np.sqrt(curv) / (2 * _MAX_SD)))).astype(np.int64)
-    cell = np.repeat(np.arange(len(lo)), n_pan)
+    # narrow, smooth cells (most of split_at's sub-cells): one 8-point panel is exact to
+    # ~1e-20 there (|slope| and sqrt(curvature) times the half-width <= 1/2)
+    small = (0.5 * width * rate <= _SMOOTH) & (width <= 1.0)
+    out = np.empty((4, len(lo)))
+    sel = np.flatnonzero(small)
+    if len(sel):
+        out[:, sel] = _panels(wts, a, b, lbeta, xl[sel], width[sel], np.ones(len(sel), np.int64), _GL8_X, _GL8_W)
+    sel = np.flatnonzero(~small)
+    if len(sel):
+        out[:, sel] = _panels(wts, a, b, lbeta, xl[sel], width[sel], n_pan[sel], _GL_X, _GL_W)
+    return out
+
+
+def _panels(wts, a, b, lbeta, xl, width, n_pan, gl_x, gl_w) -> np.ndarray:
+    """Moments r = 0..3 over cells [xl, xl + width] (logit), each cut into n_pan equal
+    panels with the Gauss-Legendre rule (gl_x, gl_w)."""
+    cell = np.repeat(np.arange(len(xl)), n_pan)
     first = np.concatenate([[0], np.cumsum(n_pan)[:-1]])
     j = np.arange(len(cell)) - first[cell]
     h = 0.5 * width[cell] / n_pan[cell]
     centre = xl[cell] + (2 * j + 1) * h
-    x = centre[:, None] + h[:, None] * _GL_X[None, :]           # (panels, GL)
-    gw = h[:, None] * _GL_W[None, :]
+    x = centre[:, None] + h[:, None] * gl_x[None, :]             # (panels, GL)
+    gw = h[:, None] * gl_w[None, :]
     lp, lq = _log_sigmoid(x)
     if len(a) == 1:
         f = np.exp(lp * a[0] + lq * b[0] - lbeta[0]) * (wts[0] * gw)
     else:
         f = (np.exp(lp[..., None] * a + lq[..., None] * b - lbeta) @ wts) * gw
     p = np.exp(lp)
-    out = np.empty((4, len(lo)))
+    out = np.empty((4, len(xl)))
     for r in range(4):
-        out[r] = np.bincount(cell, weights=f.sum(axis=1), minlength=len(lo))
+        out[r] = np.bincount(cell, weights=f.sum(axis=1), minlength=len(xl))
         if r < 3:
             f = f * p
     return out

@@ -273,6 +273,19 @@ def _inner_interp_rows(kind: str, rho: float, pi: np.ndarray, K: int) -> np.ndar
     return _interp_rows(_interp_table(kind, float(rho), int(K)), np.asarray(pi, float))
 
 
+@lru_cache(maxsize=64)
+def _odd_table(K: int) -> np.ndarray:
+    """_interp_table("majority", 0, K) restricted to the odd n = 1, 3, ..., (cached)."""
+    return np.ascontiguousarray(_interp_table("majority", 0.0, K)[:, :, 1::2])
+
+
+@lru_cache(maxsize=256)
+def _majority_binomials(ks: tuple, K: int) -> np.ndarray:
+    """[C(k, 2m-1) | C(k, 2m)] for m = 1..ceil(K/2) (rows), k in ks: (m, 2 len(ks))."""
+    C = _binomials(ks, K + 1)
+    return np.concatenate([C[1::2][: (K + 1) // 2], C[2::2][: (K + 1) // 2]], axis=1)
+
+
 @lru_cache(maxsize=256)
 def _binomials(ks: tuple, K: int) -> np.ndarray:
     """C(k, n) for n = 0..K (rows) and k in ks (columns), zero for n > k."""
@@ -333,11 +346,26 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
     out = np.empty((len(need), s.size))
     for j, k in enumerate(need):                                     # (1-s)^k
         out[j] = np.exp(k * lr) if k else 1.0
-    for start in range(0, s.size, _CHUNK_NODES):
-        sl = slice(start, start + _CHUNK_NODES)
-        H = _interp_rows(tab2, pi[sl])                               # (m, K+1)
-        H *= _powers(x[sl], K)
-        out[:, sl] *= (H @ C_all).T
+    if kind == "majority" and K >= 1:
+        # H[2m] = H[2m-1] (_majority_inner): sum_n C(k, n) x^n H[n] =
+        # sum_m x^(2m-1) H[2m-1] (C(k, 2m-1) + C(k, 2m) x), half the columns
+        tab_odd = _odd_table(K)
+        C2 = _majority_binomials(need, K)
+        nk = len(need)
+        for start in range(0, s.size, _CHUNK_NODES):
+            sl = slice(start, start + _CHUNK_NODES)
+            xs = x[sl]
+            H = _interp_rows(tab_odd, pi[sl])                        # (m, ceil(K/2))
+            H *= _powers(xs * xs, H.shape[1] - 1)
+            H *= xs[:, None]
+            R = H @ C2
+            out[:, sl] *= (R[:, :nk] + xs[:, None] * R[:, nk:]).T
+    else:
+        for start in range(0, s.size, _CHUNK_NODES):
+            sl = slice(start, start + _CHUNK_NODES)
+            H = _interp_rows(tab2, pi[sl])                           # (m, K+1)
+            H *= _powers(x[sl], K)
+            out[:, sl] *= (H @ C_all).T
     if near_one.any():
         j = np.flatnonzero(near_one)
         Hn = _inner_interp_rows(kind, float(rho), pi[j], K)
