@@ -204,3 +204,62 @@ def test_never_faster_than_roofline(cfg):
     bound = max(flops_dev / H100.peak_flops("bf16"), bytes_dev / (H100.mem_bandwidth_gbps * 1e9))
     assert per_request_s >= bound * (1 - 1e-9)
     assert np.isfinite(r["latency_s"]) and r["latency_s"] > 0
+
+
+CALIBRATED = None
+
+
+def calibrated_efficiency():
+    from planner.cost.efficiency import Curve, Efficiency
+
+    return Efficiency(compute={"*": Curve(0.8, 2e8)}, memory=Curve(0.85, 4e5), interconnect=0.7,
+                      kernel_overhead_s=3e-6, attention_memory=0.7, gemm_rows_half=12.0,
+                      attention_compute=Curve(0.6, 1e6), overlap=0.3, source="test")
+
+
+@pytest.mark.parametrize("name,budget", [("qwen3-8b", 0), ("gpt-oss-20b", 200), ("qwen3-30b-a3b", 64)])
+def test_closed_form_with_calibration_curves_and_partial_overlap(name, budget):
+    m = load_model(name)
+    eff = calibrated_efficiency()
+    P, G = 64, 200
+    whole = estimate(m, H100, prompt_len=P, gen_len=G, batch=2, kv_budget=budget, efficiency=eff)["decode_s"]
+    mt, ht = ModelTable.build([m]), HardwareTable.build([H100], [eff])
+    cols = columns(G, model=0, hardware=0, devices=1, batch=2, concurrency=0, prompt_len=P + np.arange(G),
+                   gen_len=1, samples=1, weight_dtype="bf16", act_dtype="bf16", kv_dtype="bf16",
+                   kv_budget=budget, prefix_sharing=True)
+    assert whole == pytest.approx(evaluate(cols, mt, ht)["decode_s"].sum(), rel=1e-9)
+
+
+def test_serialized_compute_and_memory_is_slower_than_overlapped():
+    from dataclasses import replace
+
+    m = load_model("llama-3.2-1b")
+    eff = calibrated_efficiency()
+    over = estimate(m, H100, prompt_len=512, gen_len=64, batch=8, efficiency=replace(eff, overlap=1.0))
+    serial = estimate(m, H100, prompt_len=512, gen_len=64, batch=8, efficiency=replace(eff, overlap=0.0))
+    assert serial["latency_s"] > over["latency_s"]
+    tb = serial["time_by_bound_s"]
+    parts = tb["compute"] + tb["memory"] + tb["interconnect"] + tb["overhead"]
+    assert parts == pytest.approx(serial["latency_s"], rel=1e-9)
+
+
+def test_skinny_gemms_run_below_the_curve():
+    from dataclasses import replace
+
+    m = load_model("qwen3-0.6b")
+    eff = calibrated_efficiency()
+    a = estimate(m, H100, prompt_len=16, gen_len=8, efficiency=replace(eff, gemm_rows_half=0.0))
+    b = estimate(m, H100, prompt_len=16, gen_len=8, efficiency=eff)
+    assert b["prefill_s"] > a["prefill_s"]
+
+
+def test_prefill_computes_logits_for_the_last_position_only():
+    m = load_model("qwen3-8b")
+    r = estimate(m, H100, prompt_len=1000, gen_len=1, batch=2)
+    lm_head = m.vocab_size * m.hidden_size
+    from planner.params import count
+
+    body = count(m).matmul_params_active - lm_head
+    # prefill of 2 x 1000 tokens + one decode step of 2 tokens
+    expected = 2 * body * 2000 + 2 * lm_head * 2 + 2 * (body + lm_head) * 2
+    assert r["flops"]["linear"] * 2 == pytest.approx(expected, rel=1e-9)

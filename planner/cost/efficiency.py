@@ -28,9 +28,14 @@ class Curve:
 class Efficiency:
     """How close a device gets to its peaks, and what a kernel launch costs.
 
-    ``compute`` maps a compute dtype to its curve (``"*"`` is the fallback);
-    ``attention_memory`` scales the memory curve for decode attention (KV reads are
-    strided and less efficient than weight streaming on many devices).
+    ``compute`` maps a compute dtype to its GEMM curve (``"*"`` is the fallback);
+    ``gemm_rows_half``: GEMMs with few rows (tokens per pass) run below the curve, by the
+    factor rows / (rows + gemm_rows_half) (skinny decode GEMMs); ``attention_compute``:
+    the curve of attention kernels (None: the GEMM curve's e_max, no offset);
+    ``attention_memory`` scales the memory curve for attention (KV reads are strided and
+    less efficient than weight streaming on many devices); ``overlap``: 1 = compute and
+    memory traffic overlap perfectly (the roofline's max), 0 = they serialize (their sum),
+    as on CPUs without enough outstanding loads.
     """
 
     compute: dict[str, Curve]
@@ -38,6 +43,9 @@ class Efficiency:
     interconnect: float
     kernel_overhead_s: float
     attention_memory: float = 1.0
+    gemm_rows_half: float = 0.0
+    attention_compute: Curve | None = None
+    overlap: float = 1.0
     peak_flops_override: dict[str, float] = field(default_factory=dict)  # FLOP/s, measured
     peak_bandwidth_override: float | None = None  # bytes/s, measured
     source: str = "defaults"

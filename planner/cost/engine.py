@@ -81,7 +81,9 @@ class _Ctx:
         self.kvb_val = nbytes.take(np.asarray(c["kv_dtype"], dtype=np.intp))
         self.kvb = M["kv_elems"] * self.kvb_val  # bytes per token per layer
         self.kv_shard = np.where(M["is_mla"] > 0, 1.0, np.minimum(self.t, M["kv_heads"]))
-        self.fx = 1.0 / (self.peak * self.emax_c)              # seconds per FLOP
+        self.fx = 1.0 / (self.peak * self.emax_c)              # seconds per GEMM FLOP
+        self.ax = 1.0 / (self.peak * ht.att_emax.ravel().take(flat))  # per attention FLOP
+        self.awhalf = ht.att_whalf.ravel().take(flat)
         self.bx = 1.0 / (H["bandwidth"] * H["mem_emax"])       # seconds per byte
         self.bx_att = self.bx / H["att_mem"]
         L = M["layers"]
@@ -100,16 +102,30 @@ class _Ctx:
         return self._sums
 
 
-def _linear(x: _Ctx, n_tok, passes):
-    """Time of the GEMM class for ``n_tok`` tokens in ``passes`` forward passes."""
+def _roof(x: _Ctx, tc, tm):
+    """Time of a kernel class from its compute and memory times: the roofline's max when
+    they overlap (overlap = 1), their sum when they serialize (overlap = 0). Returns the
+    time and its compute and memory parts (they add up to the time)."""
+    ov = x.H["overlap"]
+    top = np.maximum(tc, tm)
+    c_part = ov * np.where(tc >= tm, tc, 0.0) + (1.0 - ov) * tc
+    m_part = ov * np.where(tc >= tm, 0.0, tm) + (1.0 - ov) * tm
+    return ov * top + (1.0 - ov) * (tc + tm), c_part, m_part
+
+
+def _linear(x: _Ctx, n_tok, passes, logit_tokens):
+    """Time of the GEMM class for ``n_tok`` tokens in ``passes`` forward passes; the LM
+    head runs only for the ``logit_tokens`` positions that need logits."""
     M, t = x.M, x.t
-    F = 2.0 * M["matmul_active"] * n_tok / t
-    w_params = M["read_fixed"] + _touched_experts(n_tok / passes, M["num_experts"], M["log_miss"]) * M["expert_params_per"]
+    F = 2.0 * ((M["matmul_active"] - M["lm_head"]) * n_tok + M["lm_head"] * logit_tokens) / t
+    rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
+    w_params = M["read_fixed"] + _touched_experts(rows, M["num_experts"], M["log_miss"]) * M["expert_params_per"]
     Bw = w_params * x.wb * passes / t
     Ba = M["act_elems"] * n_tok * x.ab / t
-    tc = (F + passes * x.n_gemm * x.whalf_c) * x.fx
+    tc = (F * (1.0 + x.H["rows_half"] / rows) + passes * x.n_gemm * x.whalf_c) * x.fx
     tm = (Bw + Ba + passes * x.n_gemm * x.H["mem_whalf"]) * x.bx
-    return np.maximum(tc, tm), tc >= tm, F, Bw, Ba
+    time, c_part, m_part = _roof(x, tc, tm)
+    return time, c_part, m_part, F, Bw, Ba
 
 
 def _allreduce(x: _Ctx, n_tok, passes):
@@ -127,22 +143,20 @@ def _prefill(x: _Ctx, n_prompts, P):
     M = x.M
     n_tok = n_prompts * P
     passes = np.maximum(np.ceil(n_tok / PREFILL_CHUNK_TOKENS), 1.0)
-    t_lin, lin_c, F_lin, Bw, Ba = _linear(x, n_tok, passes)
+    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, passes, n_prompts)
     # causal attention: sum over positions of min(position, window) per layer
     ctx = M["global_layers"] * P * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"])
     F_att = n_prompts * M["attn_pre"] * ctx / x.t
     B_att = 2.0 * n_tok * x.kvb * M["layers"] / x.kv_shard  # KV written, then read by the kernel
-    ta_c = (F_att + passes * M["layers"] * x.whalf_c) * x.fx
+    ta_c = (F_att + passes * M["layers"] * x.awhalf) * x.ax
     ta_m = (B_att + passes * M["layers"] * x.H["mem_whalf"]) * x.bx
-    t_att = np.maximum(ta_c, ta_m)
+    t_att, att_c, att_m = _roof(x, ta_c, ta_m)
     t_comm = _allreduce(x, n_tok, passes)
     t_ovh = passes * x.n_kern * x.H["overhead_s"]
     total = t_lin + t_att + t_comm + t_ovh
     return {
         "time": total, "F_lin": F_lin, "F_att": F_att, "B_w": Bw, "B_a": Ba, "B_kv": B_att,
-        "t_compute": np.where(lin_c, t_lin, 0.0) + np.where(ta_c >= ta_m, t_att, 0.0),
-        "t_memory": np.where(lin_c, 0.0, t_lin) + np.where(ta_c >= ta_m, 0.0, t_att),
-        "t_comm": t_comm, "t_ovh": t_ovh,
+        "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
     }
 
 
@@ -171,32 +185,35 @@ def _attention_coeffs(x: _Ctx, S, n_req, share):
 def _decode_static(x: _Ctx, S, n_req, share, P, G):
     """Sum of G decode steps at contexts P..P+G-1 for S sequences (closed form)."""
     M = x.M
-    t_lin, lin_c, F_lin, Bw, Ba = _linear(x, S, 1.0)
+    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, S, 1.0, S)
     f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, n_req, share)
     L = M["layers"]
-    f0 = L * x.whalf_c * x.fx
-    g0 = (P * g0_share + L * x.H["mem_whalf"]) * x.bx_att
-    fx, bx = x.fx, x.bx_att
+    fx, bx = x.ax, x.bx_att
+    f0 = L * x.awhalf * fx
+    g0 = (P * g0_share + L * x.H["mem_whalf"]) * bx
     lo, hi = P, P + G
     sf1, sg1 = piecewise_max_sum(f0, f_g * fx, f_s * fx, g0, g_g * bx, g_s * bx, lo, hi, x.cap_g, x.cap_s)
     # block top-k selection is a kernel of its own (scoring one key summary per block):
     # its own roofline, max of two lines in c, summed in closed form
     sel_c, sel_m = sum_max_linear(0.0, f_u * fx, P * g0_sel * bx, g_u * bx, lo, hi)
     sum_c, sum_g, sum_s = x.decode_sums(P, G)
-    att_c, att_m = sf1 + sel_c, sg1 + sel_m
     F_att = f_g * sum_g + f_s * sum_s
     F_sel = f_u * sum_c
     B_kv = g_g * sum_g + g_s * sum_s + G * P * g0_share
     B_sel = g_u * sum_c + G * P * g0_sel
+    # overlap < 1: part of the max becomes the sum of compute and memory times
+    ov = x.H["overlap"]
+    sum_f = G * f0 + F_att * fx + F_sel * fx
+    sum_m = G * g0 + (B_kv - G * P * g0_share) * bx + B_sel * bx
+    att_c = ov * (sf1 + sel_c) + (1.0 - ov) * sum_f
+    att_m = ov * (sg1 + sel_m) + (1.0 - ov) * sum_m
     t_comm = G * _allreduce(x, S, 1.0)
     t_ovh = G * x.n_kern * x.H["overhead_s"]
-    t_att = att_c + att_m
-    total = G * t_lin + t_att + t_comm + t_ovh
+    total = G * t_lin + att_c + att_m + t_comm + t_ovh
     return {
         "time": total, "F_lin": G * F_lin, "F_att": F_att, "F_sel": F_sel,
         "B_w": G * Bw, "B_a": G * Ba, "B_kv": B_kv, "B_sel": B_sel,
-        "t_compute": np.where(lin_c, G * t_lin, 0.0) + att_c,
-        "t_memory": np.where(lin_c, 0.0, G * t_lin) + att_m,
+        "t_compute": G * lin_c + att_c, "t_memory": G * lin_m + att_m,
         "t_comm": t_comm, "t_ovh": t_ovh,
     }
 
@@ -206,7 +223,7 @@ def _serving_step(x: _Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_t
     ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
     M = x.M
     n_tok = S + prefill_tokens
-    t_lin, lin_c, F_lin, Bw, Ba = _linear(x, n_tok, 1.0)
+    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, 1.0, S + prefill_tokens / np.maximum(P, 1.0))
     f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, share_req, share_req > 0)
     sum_c, sum_g, sum_s = x.decode_sums(P, G)
     mean_g, mean_s, mean_c = sum_g / G, sum_s / G, sum_c / G
@@ -217,18 +234,16 @@ def _serving_step(x: _Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_t
     F_pre = prefill_tokens * M["attn_pre"] * ctx_pre / x.t
     B_pre = 2.0 * prefill_tokens * x.kvb * M["layers"] / x.kv_shard
     L = M["layers"]
-    ta_c = (F_dec + F_pre + L * x.whalf_c) * x.fx
+    ta_c = (F_dec + F_pre + L * x.awhalf) * x.ax
     ta_m = (B_dec + L * x.H["mem_whalf"]) * x.bx_att + B_pre * x.bx
-    t_att = np.maximum(ta_c, ta_m)
+    t_att, att_c, att_m = _roof(x, ta_c, ta_m)
     t_comm = _allreduce(x, n_tok, 1.0)
     t_ovh = x.n_kern * x.H["overhead_s"]
     total = t_lin + t_att + t_comm + t_ovh
     return {
         "time": total, "F_lin": F_lin, "F_att": F_dec - f_u * mean_c + F_pre, "F_sel": f_u * mean_c,
         "B_w": Bw, "B_a": Ba, "B_kv": B_dec - g_u * mean_c + B_pre, "B_sel": g_u * mean_c,
-        "t_compute": np.where(lin_c, t_lin, 0.0) + np.where(ta_c >= ta_m, t_att, 0.0),
-        "t_memory": np.where(lin_c, 0.0, t_lin) + np.where(ta_c >= ta_m, 0.0, t_att),
-        "t_comm": t_comm, "t_ovh": t_ovh,
+        "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
     }
 
 

@@ -20,7 +20,8 @@ def _cast(table, dt):
     cache = table.__dict__.setdefault("_casts", {})
     if dt not in cache:
         conv = {k: v.astype(dt) for k, v in table.cols.items()}
-        extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf")
+        extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf",
+                                                           "att_emax", "att_whalf")
                  if hasattr(table, f)}
         cache[dt] = table if dt is np.float64 else replace(table, cols=conv, **extra)
     return cache[dt]
@@ -73,6 +74,7 @@ class ModelTable:
             "kv_heads": col(lambda c, m: c.num_kv_heads),
             "is_mla": col(lambda c, m: 1.0 if m.mla is not None else 0.0),
             "vocab": col(lambda c, m: m.vocab_size),
+            "lm_head": col(lambda c, m: m.vocab_size * m.hidden_size),
             # activation values moved per token (norm in/out, qkv, attention out, residuals,
             # MLP gate/up/act): ~10 h + 3 I per layer
             "act_elems": col(lambda c, m: 10.0 * m.hidden_size * m.num_layers + 3.0 * active_inter(c, m)),
@@ -90,6 +92,8 @@ class HardwareTable:
     peak_flops: np.ndarray      # [device, dtype code] FLOP/s, nan where the device lacks it
     compute_emax: np.ndarray    # [device, dtype code]
     compute_whalf: np.ndarray   # [device, dtype code]
+    att_emax: np.ndarray        # [device, dtype code] attention-kernel compute curve
+    att_whalf: np.ndarray
     efficiency_sources: tuple[str, ...]
 
     def cast(self, dt) -> "HardwareTable":
@@ -103,6 +107,8 @@ class HardwareTable:
         peak = np.full((len(hardware), nd), np.nan)
         emax = np.ones((len(hardware), nd))
         whalf = np.zeros((len(hardware), nd))
+        a_emax = np.ones((len(hardware), nd))
+        a_whalf = np.zeros((len(hardware), nd))
         for i, (h, e) in enumerate(zip(hardware, effs)):
             for j, d in enumerate(DTYPES):
                 if d in e.peak_flops_override:
@@ -112,6 +118,9 @@ class HardwareTable:
                 curve = e.compute_curve(d)
                 emax[i, j] = curve.e_max
                 whalf[i, j] = curve.w_half
+                att = e.attention_compute or type(curve)(curve.e_max)
+                a_emax[i, j] = att.e_max
+                a_whalf[i, j] = att.w_half
 
         def col(f):
             return np.array([f(h, e) for h, e in zip(hardware, effs)], dtype=float)
@@ -129,7 +138,9 @@ class HardwareTable:
             "mem_emax": col(lambda h, e: e.memory.e_max),
             "mem_whalf": col(lambda h, e: e.memory.w_half),
             "att_mem": col(lambda h, e: e.attention_memory),
+            "rows_half": col(lambda h, e: e.gemm_rows_half),
+            "overlap": col(lambda h, e: e.overlap),
             "overhead_s": col(lambda h, e: e.kernel_overhead_s),
         }
-        return cls(tuple(h.name for h in hardware), cols, peak, emax, whalf,
+        return cls(tuple(h.name for h in hardware), cols, peak, emax, whalf, a_emax, a_whalf,
                    tuple(e.source for e in effs))
