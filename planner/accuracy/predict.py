@@ -214,7 +214,7 @@ def _majority_roots(prof, u, log_q, delta, eta):
     with np.errstate(divide="ignore"):
         x = special.expit(special.logit(np.minimum(c, 1.0)) + delta)
     x = np.where(c >= 1.0, 1.0, x)
-    out = np.where(u < lref, x, np.nan)
+    out = np.where((u < lref) | (c <= 0.0), x, np.nan)      # eta = 0: x* = 0 everywhere
     b = np.flatnonzero((u >= lref) & (c < 1.0) & (c > 0.0))
     if len(b):
         E = np.exp(delta[b])
