@@ -212,7 +212,23 @@ def profile_to_efficiency(profile: Profile, hardware=None):
 
     f = profile.fitted
     compute = {dt: Curve(float(c["e_max"]), float(c["w_half"])) for dt, c in f["compute"].items()}
+    peaks = {dt: float(v) for dt, v in f["peak_flops"].items()}
     main = f.get("main_dtype") or next(iter(f["compute"]))
+    info = f.get("info") or {}
+    rows_half, attention = 0.0, None
+    tokens = (f.get("gemm_tokens") or {}).get(main)
+    if tokens:
+        # GEMM efficiency as a function of rows per pass (the better fit on CPUs): the GEMM
+        # curve becomes flat at the row-fit's peak; attention kernels keep the curve in FLOPs
+        # measured against the old peak, scaled by how prefill attention compares with it.
+        old_peak = peaks[main]
+        new_peak = float(tokens["peak_flops"]) * float(tokens["e_max"])
+        rows_half = float(tokens["m_half"])
+        c = f["compute"][main]
+        ratio = float(info.get("prefill_attention_vs_gemm_curve", 1.0))
+        attention = Curve(min(1.0, float(c["e_max"]) * old_peak / new_peak * ratio), float(c["w_half"]))
+        compute[main] = Curve(1.0, 0.0)
+        peaks[main] = new_peak
     if main in compute:
         compute.setdefault("*", compute[main])
     interconnect = hardware.interconnect_efficiency if hardware is not None else 0.7
@@ -222,7 +238,10 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         interconnect=interconnect,
         kernel_overhead_s=float(f["kernel_overhead_s"]),
         attention_memory=float(f["attention_memory"]),
-        peak_flops_override={dt: float(v) for dt, v in f["peak_flops"].items()},
+        gemm_rows_half=rows_half,
+        attention_compute=attention,
+        overlap=float(f.get("overlap", 1.0)),
+        peak_flops_override=peaks,
         peak_bandwidth_override=float(f["peak_bandwidth"]),
         source=f"calibration:{profile.path or profile.hardware}",
     )

@@ -86,7 +86,7 @@ def _time(fn: Callable[[], object], sync, repeats: int, warmup: int = 1) -> floa
 
 
 def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", repeats: int = 3, passes: int = PASSES,
-                  progress: Callable[[str], None] | None = None, logits: str = "all") -> list[tuple[float, float]]:
+                  progress: Callable[[str], None] | None = None, logits: str = "last") -> list[tuple[float, float]]:
     """Seconds per case for a torch decoder built from ``model`` (already reduced): the
     median of ``repeats`` timed runs after a warm-up (decode steps: at least 7), the
     fastest of ``passes`` passes; a case during which other processes took more than
@@ -138,7 +138,7 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
 def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | None = None,
              layers: int | None = DEFAULT_LAYERS, cases=None, repeats: int = 3, passes: int = PASSES,
              threads: int | None = None,
-             progress: Callable[[str], None] | None = None, logits: str = "all") -> dict:
+             progress: Callable[[str], None] | None = None, logits: str = "last") -> dict:
     """Measure and predict every case for every model; returns the JSON-ready report."""
     torch = require_torch()
     from planner.calibrate.bench import set_threads
