@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-from planner.accuracy import special
 
+from planner.accuracy import special
 from planner.accuracy.estimators import pass_at_k_unbiased
 from planner.accuracy.quadrature import Grid, beta_mixture_grid
 

@@ -10,6 +10,7 @@ scalar reference implementation.
 from __future__ import annotations
 
 import numpy as np
+
 from planner.accuracy import special
 
 

@@ -15,21 +15,26 @@ How one configuration is evaluated (all steps are array expressions):
    samples are truncated and give no answer).
 3. The strategy maps (p, w, k) to the problem's accuracy (strategies.py) and the
    weights take the expectation over problems.
-Step 2 depends only on (gen_len, kv_budget, dtypes), so it runs once per distinct
-combination; step 3 runs once per distinct (combination, k, strategy parameters), in
-chunks and in single precision. Timings (2 shared cores) for 1e5 configurations =
+Step 2 depends only on (gen_len, kv_budget, dtypes), and only through (u, log q, delta)
+(combination_parameters), so it runs once per distinct triple; step 3 runs once per
+distinct (combination, k, strategy parameters), in chunks. Majority and best-of-k for
+k <= 32 are exact binomial sums (strategies.small_k_values: one matrix product per block
+of nodes, double precision); beyond, Poisson tables and the Edgeworth / delta-method
+expansions; beyond 2000 distinct combinations interpolation between them, see
+_interpolated_rows. Timings (2 shared cores, one BLAS thread) for 1e5 configurations =
 10 k x 100 gen_len x 100 kv_budget (1e4 distinct combinations): single, pass@k, verify
-50-70 ms; best-of-k ~0.3 s and majority ~0.5 s (exact tables for k <= 32, and beyond
-2000 distinct combinations interpolation between them, see _interpolated_rows). A search
-block (7 k x 8 gen_len x 6 kv_budget): pass@k < 1 ms, best-of-k 3 ms, majority 15 ms.
+50-85 ms; best-of-k ~0.2 s and majority ~0.3 s. The search's block (6 k x 6 gen_len x
+4 quantizations x 2 KV dtypes x 6 kv_budget): pass@k, verify ~2 ms, best-of-k ~7 ms,
+majority ~14 ms (benchmarks/accuracy_speed.py); the first call in a process also builds
+the cached strategy tables (~30 ms each).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from planner.accuracy import special
 
 from planner.accuracy import penalties as P
+from planner.accuracy import special
 from planner.accuracy import strategies as S
 from planner.accuracy.quadrature import split_at
 from planner.errors import InputError
@@ -310,9 +315,9 @@ def _majority_rows(eff, grid, u, k, eta, roots=None):
     p > eta w, a jump in the problem's reference success x at a point x*; the quadrature
     cell containing x* is split there (quadrature.split_at), once per (combination, eta),
     so the jump and the steep finite-k transition around it are integrated accurately.
-    x* (the first x with p > eta w) is bracketed by evaluating _SEARCH_POINTS points of the
-    bracket at once, _SEARCH_STEPS times (the precision of 52 bisection steps in a
-    quarter of the calls)."""
+    x* (the first x with p > eta w) comes from _majority_roots (closed form or Newton,
+    checked) or else a search (_split_points); the split grids' tails are merged
+    (_merge_tails), and k <= K_EXACT is summed exactly (strategies.small_k_values)."""
     vals, pinv = np.unique(eta, return_inverse=True)
     key = u.astype(np.int64) * len(vals) + pinv.ravel()
     upairs, pair_of_row = np.unique(key, return_inverse=True)
@@ -458,11 +463,15 @@ def predict(profile, strategy: str, samples, gen_len=None, *, weight_dtype="bf16
     cu, clq, cdl = combination_parameters(prof, uL, uT, uw, ua, ukv)
     # combinations act only through (u, log q, delta): merge those that coincide (e.g. KV
     # budgets at or above the generation length, dtype mixes with the same penalty)
-    _, cfirst, cinv = np.unique(np.stack([cu, clq, cdl], axis=1), axis=0, return_index=True,
-                                return_inverse=True)
-    if len(cfirst) < len(cu):
+    order = np.lexsort((cdl, clq, cu))
+    new = np.ones(len(cu), bool)
+    new[1:] = (np.diff(cu[order]) != 0) | (np.diff(clq[order]) != 0) | (np.diff(cdl[order]) != 0)
+    if not new.all():
+        cinv = np.empty(len(cu), np.int64)
+        cinv[order] = np.cumsum(new) - 1
+        cfirst = order[new]
         cu, clq, cdl = cu[cfirst], clq[cfirst], cdl[cfirst]
-        u_idx = cinv.ravel()[u_idx]
+        u_idx = cinv[u_idx]
     first, inv = _row_keys(u_idx, k, [v for v, var in zip((c, s, eta, auc), varying) if var])
 
     def evaluate(cu, clq, cdl, rc, rk, rparams):

@@ -86,22 +86,27 @@ def logit(p):
     return _out(r, x=p)
 
 
-def _erfc_nonneg(y):
-    """erfc(y) for y >= 0 (array), Cody's three intervals."""
-    out = np.empty_like(y)
+_CHUNK = 16384   # elements per block: the rational evaluations stay in cache
+
+
+def _erfc_block(y, out):
+    """erfc(y) for a block of y >= 0 into out, Cody's three intervals."""
     r1 = y <= 0.46875
-    r2 = (y > 0.46875) & (y <= 4.0)
-    r3 = (y > 4.0) & (y < _XBIG)
-    out[y >= _XBIG] = 0.0
-    out[np.isnan(y)] = np.nan
+    r3 = y > 4.0
+    r2 = ~(r1 | r3)                    # (NaN lands here and stays NaN)
     if r1.any():
         x = y[r1]
         z = x * x
         num = _A[4] * z
-        den = z
-        for i in range(3):
-            num = (num + _A[i]) * z
-            den = (den + _B[i]) * z
+        den = z + _B[0]
+        num += _A[0]
+        num *= z
+        den *= z
+        for i in (1, 2):
+            num += _A[i]
+            num *= z
+            den += _B[i]
+            den *= z
         out[r1] = 1.0 - x * (num + _A[3]) / (den + _B[3])
     for sel, region in ((r2, 2), (r3, 3)):
         if not sel.any():
@@ -109,41 +114,81 @@ def _erfc_nonneg(y):
         x = y[sel]
         if region == 2:
             num = _C[8] * x
-            den = x
-            for i in range(7):
-                num = (num + _C[i]) * x
-                den = (den + _D[i]) * x
-            res = (num + _C[7]) / (den + _D[7])
+            den = x + _D[0]
+            num += _C[0]
+            num *= x
+            den *= x
+            for i in range(1, 7):
+                num += _C[i]
+                num *= x
+                den += _D[i]
+                den *= x
+            num += _C[7]
+            den += _D[7]
+            res = num / den
         else:
             z = 1.0 / (x * x)
             num = _P[5] * z
-            den = z
-            for i in range(4):
-                num = (num + _P[i]) * z
-                den = (den + _Q[i]) * z
-            res = (_SQRPI - z * (num + _P[4]) / (den + _Q[4])) / x
+            den = z + _Q[0]
+            num += _P[0]
+            num *= z
+            den *= z
+            for i in range(1, 4):
+                num += _P[i]
+                num *= z
+                den += _Q[i]
+                den *= z
+            num += _P[4]
+            den += _Q[4]
+            res = (_SQRPI - z * num / den) / x
         # exp(-x^2) = exp(-xs^2) exp(-(x - xs)(x + xs)), xs = x rounded down to 1/16
-        xs = np.trunc(x * 16.0) / 16.0
-        out[sel] = np.exp(-xs * xs) * np.exp(-(x - xs) * (x + xs)) * res
+        xs = np.trunc(x * 16.0)
+        xs *= 0.0625
+        d = (x - xs) * (x + xs)
+        xs *= xs
+        np.negative(xs, out=xs)
+        np.exp(xs, out=xs)
+        np.negative(d, out=d)
+        np.exp(d, out=d)
+        res *= xs
+        res *= d
+        out[sel] = np.where(x < _XBIG, res, 0.0) if region == 3 else res
     return out
+
+
+def _erfc_blocks(x, scale, lower):
+    """Block by block over the flat x: erfc(scale |x|), then for negative x either
+    2 - erfc (lower=False: erfc(x) itself) or, with lower=True, the normal CDF
+    (erfc(|x| / sqrt 2) / 2 below 0, 1 - that above)."""
+    flat = np.ascontiguousarray(x, dtype=float).ravel()
+    out = np.empty_like(flat)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for s in range(0, flat.size, _CHUNK):
+            xb = flat[s:s + _CHUNK]
+            ob = out[s:s + _CHUNK]
+            y = np.abs(xb)
+            if scale != 1.0:
+                y *= scale
+            _erfc_block(y, ob)
+            neg = xb < 0
+            if lower:
+                ob *= 0.5
+                np.subtract(1.0, ob, out=ob, where=~neg)
+            else:
+                np.subtract(2.0, ob, out=ob, where=neg)
+    return out.reshape(np.shape(x))
 
 
 def erfc(x):
     """Complementary error function (Cody 1969)."""
     x = _f(x)
-    xa = np.atleast_1d(x)
-    y = _erfc_nonneg(np.abs(xa))
-    r = np.where(xa < 0, 2.0 - y, y)
-    return _out(r.reshape(x.shape), x)
+    return _out(_erfc_blocks(x, 1.0, lower=False), x)
 
 
 def ndtr(x):
     """Standard normal CDF: erfc(-x / sqrt 2) / 2."""
     x = _f(x)
-    xa = np.atleast_1d(x)
-    y = _erfc_nonneg(np.abs(xa) * _SQRT1_2)
-    r = np.where(xa < 0, 0.5 * y, 1.0 - 0.5 * y)
-    return _out(r.reshape(x.shape), x)
+    return _out(_erfc_blocks(x, _SQRT1_2, lower=True), x)
 
 
 def _stirling_corr(x):

@@ -36,6 +36,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+
 from planner.accuracy import special
 
 K_EXACT = 32
@@ -258,6 +259,7 @@ def _interp_table(kind: str, rho: float, K: int) -> np.ndarray:
 
 
 def _interp_rows(tab2: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """Rows of an _interp_table at pi (linear interpolation): (M, columns)."""
     n_grid = len(_PI_GRID) - 1
     f = np.clip(pi * n_grid, 0.0, float(n_grid))
     i = np.minimum(f.astype(np.int64), n_grid - 1)
