@@ -192,7 +192,6 @@ def _bernstein_table(A: np.ndarray, pi: np.ndarray) -> np.ndarray:
     coefficients reversed. Every term is positive, so the sums keep full relative
     precision (like the binomial recursion they replace, ~K eps)."""
     K = A.shape[0] - 1
-    n = np.arange(K + 1, dtype=float)
     out = np.empty((K + 1, pi.size))
     lowh = pi <= 0.5
     rev = np.zeros_like(A)
@@ -203,13 +202,23 @@ def _bernstein_table(A: np.ndarray, pi: np.ndarray) -> np.ndarray:
         if not x.size:
             continue
         small = np.minimum(x, 1.0 - x)
-        with np.errstate(divide="ignore", over="ignore"):
-            lt = np.maximum(np.log(small) - np.log1p(-small), -1e300)   # ln t, t <= 1
-            e = n[:, None] * lt[None, :]
-            # t^n, below 1e-300 set to 0 (no subnormal numbers in the product)
-            powers = np.exp(np.where(e < -690.0, -np.inf, e))
-            scale = np.exp(n[:, None] * np.log1p(-small)[None, :])  # (1 - small)^n
-        out[:, sel] = (coef @ powers) * scale
+        t = small / (1.0 - small)                                    # <= 1
+        # t^n by doubling; factors below 1e-150 dropped first, so no product is subnormal
+        pw = np.empty((x.size, K + 1))
+        pw[:, 0] = 1.0
+        if K:
+            pw[:, 1] = t
+            step = np.where(t < 1e-150, 0.0, t)
+            m = 2
+            while m <= K:
+                step = step * step
+                step[step < 1e-150] = 0.0
+                j = min(m, K + 1 - m)
+                lo_ = np.where(pw[:, :j] < 1e-150, 0.0, pw[:, :j])
+                np.multiply(lo_, step[:, None], out=pw[:, m:m + j])
+                m += j
+        scale = _powers(1.0 - small, K)                              # (1 - small)^n >= 2^-K
+        out[:, sel] = ((pw @ coef.T) * scale).T
     return out
 
 
