@@ -13,7 +13,7 @@ Public API (what the search calls):
     list_tasks() -> list[str];  list_profiles() -> list[(task, model)]
     STRATEGIES = ("pass@k", "verify", "majority", "best-of-k", "single")
 
-See docs/readme/accuracy.md for the model, its assumptions and the shipped profiles.
+See the README section "How the accuracy model works" for the model, its assumptions and the shipped profiles.
 """
 
 from planner.accuracy.predict import explain, normalize_strategy, predict

@@ -3,7 +3,7 @@
 Files live in ``tasks/`` (the built-in catalog, ``builtin_dir("tasks")``) or in a
 ``tasks/`` folder of a ``$PLANNER_PATH`` entry, named ``<task>--<model>.yaml``. Look-ups:
 ``load_profile("qwen3-8b/aime24")`` (model/task, or task/model), ``"aime24--qwen3-8b"``,
-or a YAML path. Schema: see ``TaskProfile`` (and docs/readme/accuracy.md).
+or a YAML path. Schema: see ``TaskProfile`` (and the README, "How the accuracy model works").
 """
 
 from __future__ import annotations
