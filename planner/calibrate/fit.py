@@ -323,9 +323,13 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
         peaks[dt] = peak
         compute[dt] = {"e_max": curve.e_max, "w_half": curve.w_half}
         rms[f"compute.{dt}"] = curve.rms_log_error
-        rows_m = [r.get("m") for r in g]
-        if all(isinstance(x, (int, float)) and x > 0 for x in rows_m):
-            pk, em, mh, trms = fit_compute_tokens(rows_m, F, B, t, peak_flops=ref, peak_bw=bw, memory=mem_t,
+        # the row-based fit uses weight-shaped GEMMs only (a decoder never runs the square
+        # ones, which reach a higher peak and would inflate it)
+        gt = [r for r in g if not (r.get("m") == r.get("k") == r.get("n"))]
+        rows_m = [r.get("m") for r in gt]
+        if len(gt) >= 2 and all(isinstance(x, (int, float)) and x > 0 for x in rows_m):
+            Ft, Bt, tt = _cols(gt, "flops", "bytes", "seconds")
+            pk, em, mh, trms = fit_compute_tokens(rows_m, Ft, Bt, tt, peak_flops=ref, peak_bw=bw, memory=mem_t,
                                                   fixed_s=op_s)
             gemm_tokens[dt] = {"peak_flops": pk, "e_max": em, "m_half": mh, "rms_log_error": trms}
         try:  # the same GEMMs under "compute + memory" (no overlap), for comparison
