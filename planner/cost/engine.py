@@ -328,6 +328,8 @@ def _evaluate_modes(out, x, B, C, P, G, k, share, serving):
     else:
         out.update(out.pop("_static", {}) or out.pop("_serving"))
     # kinetics figure (the paper's counting conventions)
+    from planner.cost.kinetics import kinetics
+
     out.update(kinetics(x, P, G, k, share))
 
 
@@ -395,26 +397,3 @@ def _serving_into(out, x, C, k, P, G, share):
     res = _assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
     res["decode_s"] = G * tpot
     out["_serving"] = res
-
-
-def kinetics(x: _Ctx, P, G, k, share):
-    """Kinetics eFLOPs per request with the paper's conventions: P = total parameters,
-    no weight reads, no prefill; the prompt's KV is shared by the k samples (dense),
-    block top-k sparse attention with a KV budget T reads min(c, T) tokens per sample."""
-    M = x.M
-    ng, ns = M["global_layers"], M["sliding_layers"]
-    sum_c, sum_g, sum_s = x.decode_sums(P, G)
-    kvb = x.kvb
-    compute = k * (2.0 * M["total_params"] * G + M["attn_dec"] * (ng * sum_g + ns * sum_s))
-    dense_mem = kvb * (ng * (G * P + k * (sum_c - G * P)) + ns * k * sum_s)
-    sparse_mem = kvb * k * (ng * sum_g + ns * sum_s)
-    shared_ctx = G * P + k * (sum_c - G * P)
-    sel_flops = np.where(x.sparse, k * 0.5 * M["attn_dec"] * ng * sum_c / SPARSE_BLOCK_TOKENS, 0.0)
-    sel_mem = np.where(x.sparse, 0.5 * kvb * ng * shared_ctx / SPARSE_BLOCK_TOKENS, 0.0)
-    memory = np.where(x.sparse, sparse_mem, np.where(share, dense_mem, kvb * k * (ng * sum_c + ns * sum_s))) + sel_mem
-    compute = compute + sel_flops
-    return {
-        "kinetics_compute_flops": compute,
-        "kinetics_memory_bytes": memory,
-        "kinetics_eflops": compute + KINETICS_INTENSITY * memory,
-    }
