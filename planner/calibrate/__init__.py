@@ -1,8 +1,9 @@
 """Calibration: torch microbenchmarks (bench), curve fitting (fit), profiles (profile),
 and validation against a real torch decoder (validate).
 
-Only ``bench``, ``torch_model`` and ``validate`` import torch, and only when called
-through :func:`require_torch`; ``fit`` and ``profile`` are torch-free.
+Only the modules that run kernels (``bench``, ``kernels``, ``device``, ``torch_model``,
+``validate``) import torch, and only when called through :func:`require_torch`;
+``fit``, ``profile``, ``timing`` and ``bench_plan`` are torch-free.
 """
 
 from __future__ import annotations
