@@ -1,0 +1,110 @@
+"""Per-configuration inputs of the accuracy model (predict.py): the distinct
+(gen_len, kv_budget, dtypes) combinations of a call, what each does to every problem
+(combination_parameters: u, log q, delta), the per-node probabilities of a correct and of
+a wrong answer that follow (node_probabilities), and the bookkeeping that reduces a call
+to distinct combinations, distinct rows and a reduced quadrature grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.accuracy import penalties as P
+from planner.accuracy import special
+
+
+def combination_parameters(profile, gen_len, kv_budget, wcodes, acodes, kvcodes):
+    """What a (gen_len, kv_budget, dtypes) combination does to every problem, as three
+    arrays over combinations: u = ln(gen_len) - (sparse log-median shift of the traces),
+    log_q (sparse quality factor) and the quantization logit penalty."""
+    spec = profile.spec
+    L = np.asarray(gen_len, float)
+    shift, _extra, log_q = P.sparse_effect(np.asarray(kv_budget, float), L, profile.trace.median_tokens)
+    delta = P.quant_logit_penalty(wcodes, acodes, kvcodes) * spec.quant_sensitivity
+    with np.errstate(divide="ignore"):
+        u = np.log(L) - shift
+    return u, np.asarray(log_q, float), np.broadcast_to(np.asarray(delta, float), u.shape)
+
+
+def node_probabilities(profile, u, log_q, delta, nodes=None):
+    """Per-node (p, w) for combinations given by combination_parameters: (U,) arrays ->
+    two (U, G) arrays, the probability that a sample is correct and that it gives a wrong
+    answer (the rest are truncated: no answer)."""
+    spec = profile.spec
+    trace = profile.trace
+    x = profile.grid().nodes if nodes is None else np.asarray(nodes, float)
+    if x.ndim == 1:
+        x = x[None, :]
+    delta = np.asarray(delta, float)[:, None]
+    # quantization: expit(logit(x) - delta) = x / (x + (1 - x) e^delta)
+    xq = np.where(delta > 0, x / (x + (1.0 - x) * np.exp(delta)), x)
+    z = (np.asarray(u, float)[:, None] - trace.log_median(x)) / trace.sigma
+    r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), x), 1e-300)
+    p = np.minimum(1.0, xq * np.exp(np.asarray(log_q, float))[:, None] * r)
+    answered = np.minimum(1.0, np.maximum(p, r))
+    return p, answered - p
+
+
+def effective_probabilities(profile, gen_len, kv_budget, wcodes, acodes, kvcodes, nodes=None):
+    """Per-node (p, w) after penalties and the thinking budget.
+
+    Inputs are 1-D arrays over U distinct combinations; returns two (U, G) arrays: the
+    probability that a sample is correct and that it gives a wrong answer."""
+    cp = combination_parameters(profile, gen_len, kv_budget, wcodes, acodes, kvcodes)
+    return node_probabilities(profile, *cp, nodes=nodes)
+
+
+def _broadcast_inputs(samples, gen_len, kv_budget, wcodes, acodes, kvcodes, params):
+    arrays = [np.asarray(samples), np.asarray(gen_len), np.asarray(kv_budget), wcodes, acodes, kvcodes]
+    arrays += [np.asarray(v) for v in params]
+    shape = np.broadcast_shapes(*[a.shape for a in arrays])
+    return shape, [np.broadcast_to(a, shape).ravel() for a in arrays]
+
+
+def _combo_index(L, T, w, a, kv):
+    """Index of each row's (gen_len, kv_budget, dtypes) combination, and the combos."""
+    Li = np.rint(L).astype(np.int64)
+    Ti = np.rint(T).astype(np.int64)
+    if Li.max(initial=0) < (1 << 27) and Ti.max(initial=0) < (1 << 24):
+        key = (((Li << 24) | Ti) << 12) | (w << 8) | (a << 4) | kv
+        uniq, inv = np.unique(key, return_inverse=True)
+        ukv = uniq & 15
+        ua = (uniq >> 4) & 15
+        uw = (uniq >> 8) & 15
+        uT = (uniq >> 12) & ((1 << 24) - 1)
+        uL = uniq >> 36
+        return inv, uL, uT, uw, ua, ukv
+    stacked = np.stack([Li, Ti, w, a, kv], axis=1)
+    uniq, inv = np.unique(stacked, axis=0, return_inverse=True)
+    return inv.ravel(), uniq[:, 0], uniq[:, 1], uniq[:, 2], uniq[:, 3], uniq[:, 4]
+
+
+def _reduce_grid(nodes, weights, kmax):
+    """Merge nodes where every strategy is linear in p to first order: p < 1e-4 / kmax
+    (k p < 1e-4, so (1-p)^k = 1 - k p to 5e-9) and p > 1 - 1e-5. Each merged group keeps
+    its mass and mean, so the result stays exact to first order. Returns (nodes, weights)."""
+    lo = nodes < 1e-4 / max(kmax, 1.0)
+    hi = nodes > 1.0 - 1e-5
+    mid = ~(lo | hi)
+    xs, ws = [nodes[mid]], [weights[mid]]
+    for m in (lo, hi):
+        if np.any(m):
+            wm = weights[m].sum()
+            xs.append(np.array([np.dot(nodes[m], weights[m]) / wm]))
+            ws.append(np.array([wm]))
+    return np.concatenate(xs), np.concatenate(ws)
+
+
+def _row_keys(u_idx, k, params):
+    """Distinct (combination, samples, strategy parameters) rows: index and inverse."""
+    cols = [u_idx.astype(np.int64), k.astype(np.int64)]
+    for prm in params:
+        cols.append(np.unique(prm, return_inverse=True)[1].astype(np.int64))
+    if k.max(initial=0) < (1 << 30) and u_idx.max(initial=0) < (1 << 20) and all(c.max(initial=0) < 64 for c in cols[2:]):
+        key = (cols[0] << 30) | cols[1]
+        for c in cols[2:]:
+            key = (key << 6) | c
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        return first, inv.ravel()
+    _, first, inv = np.unique(np.stack(cols, axis=1), axis=0, return_index=True, return_inverse=True)
+    return first, inv.ravel()
