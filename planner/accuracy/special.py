@@ -89,6 +89,17 @@ def logit(p):
 _CHUNK = 16384   # elements per block: the rational evaluations stay in cache
 
 
+def _horner(x, lead, coeffs):
+    """((lead x + c0) x + c1) x ... + c_last: Cody's rational-function numerators and
+    denominators, evaluated in his operation order."""
+    acc = lead * x
+    for c in coeffs[:-1]:
+        acc += c
+        acc *= x
+    acc += coeffs[-1]
+    return acc
+
+
 def _erfc_block(y, out):
     """erfc(y) for a block of y >= 0 into out, Cody's three intervals."""
     r1 = y <= 0.46875
@@ -113,34 +124,10 @@ def _erfc_block(y, out):
             continue
         x = y[sel]
         if region == 2:
-            num = _C[8] * x
-            den = x + _D[0]
-            num += _C[0]
-            num *= x
-            den *= x
-            for i in range(1, 7):
-                num += _C[i]
-                num *= x
-                den += _D[i]
-                den *= x
-            num += _C[7]
-            den += _D[7]
-            res = num / den
+            res = _horner(x, _C[8], _C[:8]) / _horner(x, 1.0, _D[:8])
         else:
             z = 1.0 / (x * x)
-            num = _P[5] * z
-            den = z + _Q[0]
-            num += _P[0]
-            num *= z
-            den *= z
-            for i in range(1, 4):
-                num += _P[i]
-                num *= z
-                den += _Q[i]
-                den *= z
-            num += _P[4]
-            den += _Q[4]
-            res = (_SQRPI - z * num / den) / x
+            res = (_SQRPI - z * _horner(z, _P[5], _P[:5]) / _horner(z, 1.0, _Q[:5])) / x
         # exp(-x^2) = exp(-xs^2) exp(-(x - xs)(x + xs)), xs = x rounded down to 1/16
         xs = np.trunc(x * 16.0)
         xs *= 0.0625

@@ -123,6 +123,17 @@ def auc_from_dprime(dprime) -> np.ndarray:
     return special.ndtr(np.asarray(dprime, float) / np.sqrt(2.0))
 
 
+def _exact_small_k(table, p, w, param, k, out) -> np.ndarray:
+    """Fill ``out`` where k <= K_EXACT from an exact table (majority or best-of-k);
+    returns that mask."""
+    small = k <= K_EXACT
+    if np.any(small):
+        kk = k[small].astype(int)
+        tab = table(p[small], w[small], param[small], int(kk.max()))
+        out[small] = tab[kk, np.arange(kk.size)]
+    return small
+
+
 def majority(p, k, eta, w=None) -> np.ndarray:
     """Majority-vote accuracy per problem (see module doc)."""
     p = np.asarray(p, float)
@@ -131,11 +142,7 @@ def majority(p, k, eta, w=None) -> np.ndarray:
     shape = p.shape
     p, w, k, eta = (x.ravel() for x in (p, w, k, eta))
     out = np.empty(p.shape, float)
-    small = k <= K_EXACT
-    if np.any(small):
-        kk = k[small].astype(int)
-        tab = majority_table(p[small], w[small], eta[small], int(kk.max()))
-        out[small] = tab[kk, np.arange(kk.size)]
+    small = _exact_small_k(majority_table, p, w, eta, k, out)
     if np.any(~small):
         out[~small] = _majority_normal(p[~small], eta[~small] * w[~small], k[~small].astype(float))
     return out.reshape(shape)
@@ -155,11 +162,7 @@ def best_of_k(p, k, auc, w=None) -> np.ndarray:
     shape = p.shape
     p, w, k, auc = (x.ravel() for x in (p, w, k, auc))
     out = np.empty(p.shape, float)
-    small = k <= K_EXACT
-    if np.any(small):
-        kk = k[small].astype(int)
-        tab = best_of_k_table(p[small], w[small], auc[small], int(kk.max()))
-        out[small] = tab[kk, np.arange(kk.size)]
+    small = _exact_small_k(best_of_k_table, p, w, auc, k, out)
     big = np.flatnonzero(~small)
     for v in np.unique(auc[big]):
         sel = big[auc[big] == v]
