@@ -263,3 +263,20 @@ def test_prefill_computes_logits_for_the_last_position_only():
     # prefill of 2 x 1000 tokens + one decode step of 2 tokens
     expected = 2 * body * 2000 + 2 * lm_head * 2 + 2 * (body + lm_head) * 2
     assert r["flops"]["linear"] * 2 == pytest.approx(expected, rel=1e-9)
+
+
+def test_prefill_lm_head_read_is_not_hidden_by_the_layers_compute():
+    """The LM head is a kernel of its own: in a compute-bound prefill its weight read adds
+    to the layers' time (a single roofline over both would hide it under their compute)."""
+    from dataclasses import replace
+
+    m = load_model("qwen3-0.6b")
+    eff = replace(calibrated_efficiency(), overlap=1.0, gemm_rows_half=0.0, kernel_overhead_s=0.0)
+    lm_head = m.vocab_size * m.hidden_size
+    big_vocab = m.model_copy(update={"vocab_size": 2 * m.vocab_size})
+    P = 2048
+    a = estimate(m, H100, prompt_len=P, gen_len=1, efficiency=eff)["prefill_s"]
+    b = estimate(big_vocab, H100, prompt_len=P, gen_len=1, efficiency=eff)["prefill_s"]
+    extra_read_s = lm_head * 2 / (H100.mem_bandwidth_gbps * 1e9 * eff.memory.e_max)
+    # doubling the vocabulary adds one more head's weight read (and one position's FLOPs)
+    assert b - a >= extra_read_s * 0.99

@@ -3,8 +3,10 @@
 Per pass (a prefill, or one decode step) the work splits into kernel classes, each timed
 by its own roofline (README "Cost model"):
 
-* **linear** (the GEMMs and the LM head): ``max(F / (peak * e_c), B / (bw * e_m))``
-  with ``B`` = weights read (MoE: the experts the tokens actually touch) + activations;
+* **linear** (the layers' GEMMs): ``max(F / (peak * e_c), B / (bw * e_m))`` with ``B`` =
+  weights read (MoE: the experts the tokens actually touch) + activations;
+* **LM head**: the same roofline on its own (it runs only where logits are needed, so in
+  a prefill it is a memory-bound GEMV that the layers' compute does not hide);
 * **attention**: the same with KV-cache bytes, and for a sparse KV budget the selection
   cost (block top-k reads one key summary per block);
 * **interconnect**: two ring all-reduces per layer under tensor parallelism;
@@ -22,16 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from planner.cost.footprint import PREFILL_CHUNK_TOKENS, energy_cost, memory_footprint
 from planner.cost.sums import NO_CAP, piecewise_max_sum, sum_linear, sum_max_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
 
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics)
-PREFILL_CHUNK_TOKENS = 8192     # prefill runs in chunks; weights are re-read per chunk
 GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
 KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
-RESERVE_FRACTION = 0.08         # runtime reserve: context, allocator, fragmentation
-ELECTRICITY_USD_PER_KWH = 0.12  # owned hardware only (US average commercial rate, EIA 2024)
-MEMORY_POWER_SHARE = 0.6        # dynamic power at full memory streaming / at full compute
 KINETICS_INTENSITY = 562.5      # FLOP per byte: B200 4.5 PFLOP/s / 8 TB/s (Kinetics)
 
 BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
@@ -113,19 +112,30 @@ def _roof(x: _Ctx, tc, tm):
     return ov * top + (1.0 - ov) * (tc + tm), c_part, m_part
 
 
-def _linear(x: _Ctx, n_tok, passes, logit_tokens):
-    """Time of the GEMM class for ``n_tok`` tokens in ``passes`` forward passes; the LM
-    head runs only for the ``logit_tokens`` positions that need logits."""
+def _linear(x: _Ctx, n_tok, passes, logit_tokens, head_passes=1.0):
+    """Time of the GEMM classes for ``n_tok`` tokens in ``passes`` forward passes.
+
+    The decoder layers' GEMMs and the LM head are two rooflines: the head runs only for
+    the ``logit_tokens`` positions that need logits, in ``head_passes`` calls, so in a
+    prefill it is a memory-bound GEMV that the layers' compute cannot hide."""
     M, t = x.M, x.t
-    F = 2.0 * ((M["matmul_active"] - M["lm_head"]) * n_tok + M["lm_head"] * logit_tokens) / t
+    head = M["lm_head"]
     rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
-    w_params = M["read_fixed"] + _touched_experts(rows, M["num_experts"], M["log_miss"]) * M["expert_params_per"]
-    Bw = w_params * x.wb * passes / t
+    F_body = 2.0 * (M["matmul_active"] - head) * n_tok / t
+    w_params = (M["read_fixed"] - head
+                + _touched_experts(rows, M["num_experts"], M["log_miss"]) * M["expert_params_per"])
+    Bw_body = w_params * x.wb * passes / t
     Ba = M["act_elems"] * n_tok * x.ab / t
-    tc = (F * (1.0 + x.H["rows_half"] / rows) + passes * x.n_gemm * x.whalf_c) * x.fx
-    tm = (Bw + Ba + passes * x.n_gemm * x.H["mem_whalf"]) * x.bx
-    time, c_part, m_part = _roof(x, tc, tm)
-    return time, c_part, m_part, F, Bw, Ba
+    n_body = x.n_gemm - 1.0
+    tc = (F_body * (1.0 + x.H["rows_half"] / rows) + passes * n_body * x.whalf_c) * x.fx
+    tm = (Bw_body + Ba + passes * n_body * x.H["mem_whalf"]) * x.bx
+    t_body, c_body, m_body = _roof(x, tc, tm)
+    F_head = 2.0 * head * logit_tokens / t
+    Bw_head = head * x.wb * head_passes / t
+    tc = (F_head * (1.0 + x.H["rows_half"] * head_passes / logit_tokens) + head_passes * x.whalf_c) * x.fx
+    tm = (Bw_head + head_passes * x.H["mem_whalf"]) * x.bx
+    t_head, c_head, m_head = _roof(x, tc, tm)
+    return t_body + t_head, c_body + c_head, m_body + m_head, F_body + F_head, Bw_body + Bw_head, Ba
 
 
 def _allreduce(x: _Ctx, n_tok, passes):
@@ -143,7 +153,7 @@ def _prefill(x: _Ctx, n_prompts, P):
     M = x.M
     n_tok = n_prompts * P
     passes = np.maximum(np.ceil(n_tok / PREFILL_CHUNK_TOKENS), 1.0)
-    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, passes, n_prompts)
+    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, passes, n_prompts, np.minimum(passes, n_prompts))
     # causal attention: sum over positions of min(position, window) per layer
     ctx = M["global_layers"] * P * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"])
     F_att = n_prompts * M["attn_pre"] * ctx / x.t
@@ -247,34 +257,6 @@ def _serving_step(x: _Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_t
     }
 
 
-def _memory(x: _Ctx, n_seq_req, k, P, G, share, act_tokens):
-    """Per-device memory: weights, KV cache, activations, runtime reserve."""
-    M, t = x.M, x.t
-    weights = M["total_params"] * x.wb / t
-    full = P + G
-    ng, ns = M["global_layers"], M["sliding_layers"]
-    win = np.minimum(full, M["window"])
-    per_req_tokens_g = np.where(share, P + k * G, k * full)
-    kv = n_seq_req * x.kvb * (ng * per_req_tokens_g + ns * k * win) / x.kv_shard
-    chunk = np.minimum(act_tokens, PREFILL_CHUNK_TOKENS)
-    acts = (chunk * M["act_elems"] / M["layers"] * x.ab + n_seq_req * k * M["vocab"] * 4.0) / t
-    capacity = x.H["capacity"]
-    reserve = RESERVE_FRACTION * capacity
-    total = weights + kv + acts + reserve
-    return weights, kv, acts, reserve, total, capacity
-
-
-def _energy_cost(x: _Ctx, seconds, F_dev, B_dev):
-    """Energy (J) and dollars for ``seconds`` of t devices doing F_dev FLOPs and B_dev bytes
-    each: idle power + dynamic power proportional to the work, capped at max power."""
-    H, t = x.H, x.t
-    busy = np.minimum(seconds, F_dev * x.fx + MEMORY_POWER_SHARE * B_dev * x.bx)
-    e_dev = H["idle_w"] * seconds + (H["max_w"] - H["idle_w"]) * busy
-    energy = t * e_dev
-    usd = t * H["hourly_usd"] * seconds / 3600.0 + H["owned"] * energy / 3.6e6 * ELECTRICITY_USD_PER_KWH
-    return energy, usd
-
-
 CHUNK_ROWS = 1 << 14  # rows per block: keeps the temporaries in cache
 
 
@@ -345,7 +327,7 @@ def _assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     Bk = pre["B_kv"] + dec["B_kv"]
     Ba = pre["B_a"] + dec["B_a"]
     Bs = dec["B_sel"]
-    energy, usd = _energy_cost(x, seconds, Fl + Fa + Fs, Bw + Bk + Ba + Bs)
+    energy, usd = energy_cost(x, seconds, Fl + Fa + Fs, Bw + Bk + Ba + Bs)
     times = np.stack([pre["t_compute"] + dec["t_compute"], pre["t_memory"] + dec["t_memory"],
                       pre["t_comm"] + dec["t_comm"], pre["t_ovh"] + dec["t_ovh"]])
     tp = t / per  # per-device work -> per-request work across the device group
@@ -371,7 +353,7 @@ def _static_into(out, x, B, k, P, G, share):
     dec = _decode_static(x, S, B, share, P, G)
     pre["F_sel"] = pre["B_sel"] = 0.0
     latency = pre["time"] + dec["time"]
-    mem = _memory(x, B, k, P, G, share, n_prompts * P)
+    mem = memory_footprint(x, B, k, P, G, share, n_prompts * P)
     out["_static"] = _assemble(x, B, latency, pre, dec, latency, pre["time"],
                                dec["time"] / np.maximum(G, 1.0), S * G / latency, mem)
 
@@ -393,7 +375,7 @@ def _serving_into(out, x, C, k, P, G, share):
     zero = np.zeros_like(tpot)
     pre = {key: zero for key in ("F_lin", "F_att", "B_w", "B_kv", "B_a", "t_compute", "t_memory", "t_comm", "t_ovh")}
     pre["time"] = first["time"]
-    mem = _memory(x, C1, k, P, G, share, C1 / np.maximum(G, 1.0) * per_prompt * P + S)
+    mem = memory_footprint(x, C1, k, P, G, share, C1 / np.maximum(G, 1.0) * per_prompt * P + S)
     res = _assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
     res["decode_s"] = G * tpot
     out["_serving"] = res
