@@ -73,3 +73,31 @@ def test_compare_rejects_a_foreign_file(tmp_path, capsys):
     (tmp_path / "a.yaml").write_text("name: x\n")
     assert main(["calibrate", "--compare", str(tmp_path / "a.yaml"), str(tmp_path / "a.yaml")]) == 2
     assert "format" in capsys.readouterr().err
+
+
+def test_refit_needs_no_torch_and_is_reproducible(no_torch, tmp_path, capsys):
+    """Refitting the shipped profile's stored measurements: no torch, the measurements are
+    kept, and refitting the refit gives the same figures (the fit is deterministic)."""
+    from pathlib import Path
+
+    from planner.calibrate.profile import load_profile
+
+    shipped = Path(__file__).parents[1] / "calibration" / "cpu-amd-epyc-2c.yaml"
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert main(["calibrate", "--refit", str(shipped), "-o", str(a)]) == 0
+    assert main(["calibrate", "--refit", str(a), "-o", str(b), "--json"]) == 0
+    capsys.readouterr()
+    pa, pb, ps = load_profile(a), load_profile(b), load_profile(shipped)
+    assert pa.measurements == ps.measurements and pa.date == ps.date
+    fa, fb = dict(pa.fitted), dict(pb.fitted)
+    fa["info"], fb["info"] = dict(fa["info"]), dict(fb["info"])
+    assert "refit" in fa["info"]
+    fa["info"].pop("refit"), fb["info"].pop("refit")
+    assert fa == fb
+    assert fa["gemm_tokens"]["fp32"]["rows_correction"]  # the shipped sweep measures several shapes per row count
+
+
+def test_refit_rejects_a_foreign_file(tmp_path, capsys):
+    (tmp_path / "a.yaml").write_text("name: x\n")
+    assert main(["calibrate", "--refit", str(tmp_path / "a.yaml")]) == 2
+    assert "format" in capsys.readouterr().err

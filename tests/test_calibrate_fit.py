@@ -147,3 +147,25 @@ def test_fit_compute_tokens_recovers_rows_half():
                                                   peak_bw=30e9, memory=(0.6, 0.0))
     assert peak == pytest.approx(150e9, rel=0.05) and e_max == 1.0
     assert m_half == pytest.approx(12.0, rel=0.15) and rms < 0.05
+
+
+def test_rows_correction_recovers_a_kernel_switch():
+    """A BLAS that runs 8-row GEMMs 1.6x slower than the hyperbola says: the correction
+    table finds 1.6 at 8 rows and ~1 elsewhere (only rows measured on >= 2 shapes)."""
+    from planner.calibrate.fit import rows_correction
+
+    M, F, t = [], [], []
+    truth = {1: 1.0, 2: 1.0, 4: 1.0, 8: 1.6, 16: 1.0, 64: 1.0}
+    for k, n in [(1024, 4096), (2048, 8192), (1024, 32768)]:
+        for m, c in truth.items():
+            f = 2.0 * m * k * n
+            M.append(m)
+            F.append(f)
+            t.append(f * (1 + 12.0 / m) / 150e9 * c)
+    M.append(3)  # measured on one shape only: left to the interpolation
+    F.append(1e9)
+    t.append(1.0)
+    corr = rows_correction(M, F, noisy(np.array(t), 0.01), peak=150e9, m_half=12.0)
+    assert set(corr) == set(truth)
+    for m, c in truth.items():
+        assert corr[m] == pytest.approx(c, rel=0.03)

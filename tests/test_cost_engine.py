@@ -280,3 +280,34 @@ def test_prefill_lm_head_read_is_not_hidden_by_the_layers_compute():
     extra_read_s = lm_head * 2 / (H100.mem_bandwidth_gbps * 1e9 * eff.memory.e_max)
     # doubling the vocabulary adds one more head's weight read (and one position's FLOPs)
     assert b - a >= extra_read_s * 0.99
+
+
+def test_rows_correction_interpolates_like_the_efficiency():
+    """The engine's vectorized table lookup equals Efficiency.rows_factor (np.interp in
+    log2 rows) at and between the measured points, and beyond them (held flat)."""
+    from dataclasses import replace
+
+    from planner.cost.engine import _Ctx
+
+    eff = replace(calibrated_efficiency(), gemm_rows_correction=((1.0, 0.9), (4.0, 1.1), (8.0, 1.5), (64.0, 1.0)))
+    m = load_model("qwen3-0.6b")
+    rows = np.array([1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 20.0, 64.0, 100.0, 5000.0, 1e6])
+    cols = columns(rows.size, model=0, hardware=0, devices=1, batch=1, concurrency=0, prompt_len=16, gen_len=1,
+                   samples=1, weight_dtype="bf16", act_dtype="bf16", kv_dtype="bf16", kv_budget=0,
+                   prefix_sharing=True)
+    x = _Ctx(cols, ModelTable.build([m]), HardwareTable.build([H100], [eff]))
+    assert x.rows_factor(rows) == pytest.approx(eff.rows_factor(rows), rel=1e-12)
+    assert eff.rows_factor(8.0) == pytest.approx(1.5 * (1 + 12.0 / 8))
+
+
+def test_a_slower_row_count_makes_decode_slower():
+    from dataclasses import replace
+
+    m = load_model("llama-3.2-1b")
+    base = replace(calibrated_efficiency(), overlap=0.0)
+    slow8 = replace(base, gemm_rows_correction=((4.0, 1.0), (8.0, 2.0), (16.0, 1.0)))
+    kw = dict(prompt_len=64, gen_len=16, efficiency=None)
+    for batch, slower in ((4, False), (8, True), (16, False)):
+        a = estimate(m, H100, batch=batch, **{**kw, "efficiency": base})["decode_s"]
+        b = estimate(m, H100, batch=batch, **{**kw, "efficiency": slow8})["decode_s"]
+        assert (b > a * 1.01) is slower and b >= a * (1 - 1e-12)

@@ -218,6 +218,21 @@ def fit_compute_tokens(rows_m, flops, nbytes, seconds, *, peak_flops: float | No
     return p_ref, e_max, m_half, rms
 
 
+def rows_correction(rows_m, flops, seconds, *, peak: float, m_half: float, fixed_s: float = 0.0) -> dict[int, float]:
+    """Where the row hyperbola misses: for each row count measured on at least two shapes,
+    the median of measured time / ``F * (1 + m_half / M) / peak`` (BLAS libraries switch
+    kernels at some row counts, e.g. a flat cost up to 4 rows and a jump at 8)."""
+    M = np.asarray(rows_m, dtype=float)
+    t = _left(seconds, fixed_s)
+    ratio = t / (np.asarray(flops, dtype=float) * (1.0 + m_half / M) / peak)
+    out = {}
+    for m in np.unique(M):
+        r = ratio[M == m]
+        if r.size >= 2:
+            out[int(m)] = float(np.median(r))
+    return out
+
+
 def fit_attention_factor(flops, nbytes, seconds, *, peak_flops: float, compute: tuple[float, float],
                          peak_bw: float, memory: tuple[float, float], fixed_s: float = 0.0) -> tuple[float, float]:
     """Scalar on the memory side of decode attention (KV reads vs weight streaming).
@@ -331,7 +346,9 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
             Ft, Bt, tt = _cols(gt, "flops", "bytes", "seconds")
             pk, em, mh, trms = fit_compute_tokens(rows_m, Ft, Bt, tt, peak_flops=ref, peak_bw=bw, memory=mem_t,
                                                   fixed_s=op_s)
-            gemm_tokens[dt] = {"peak_flops": pk, "e_max": em, "m_half": mh, "rms_log_error": trms}
+            corr = rows_correction(rows_m, Ft, tt, peak=pk * em, m_half=mh, fixed_s=op_s)
+            gemm_tokens[dt] = {"peak_flops": pk, "e_max": em, "m_half": mh, "rms_log_error": trms,
+                               "rows_correction": corr}
         try:  # the same GEMMs under "compute + memory" (no overlap), for comparison
             _, alt = fit_compute(F, B, t, peak_flops=ref, peak_bw=bw, memory=mem_t, fixed_s=op_s, overlap=False)
             info[f"gemm_no_overlap_rms.{dt}"] = alt.rms_log_error

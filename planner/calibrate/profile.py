@@ -215,7 +215,7 @@ def profile_to_efficiency(profile: Profile, hardware=None):
     peaks = {dt: float(v) for dt, v in f["peak_flops"].items()}
     main = f.get("main_dtype") or next(iter(f["compute"]))
     info = f.get("info") or {}
-    rows_half, attention = 0.0, None
+    rows_half, attention, correction = 0.0, None, ()
     tokens = (f.get("gemm_tokens") or {}).get(main)
     if tokens:
         # GEMM efficiency as a function of rows per pass (the better fit on CPUs): the GEMM
@@ -224,6 +224,7 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         old_peak = peaks[main]
         new_peak = float(tokens["peak_flops"]) * float(tokens["e_max"])
         rows_half = float(tokens["m_half"])
+        correction = tuple(sorted((float(m), float(v)) for m, v in (tokens.get("rows_correction") or {}).items()))
         c = f["compute"][main]
         ratio = float(info.get("prefill_attention_vs_gemm_curve", 1.0))
         attention = Curve(min(1.0, float(c["e_max"]) * old_peak / new_peak * ratio), float(c["w_half"]))
@@ -239,6 +240,7 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         kernel_overhead_s=float(f["kernel_overhead_s"]),
         attention_memory=float(f["attention_memory"]),
         gemm_rows_half=rows_half,
+        gemm_rows_correction=correction,
         attention_compute=attention,
         overlap=float(f.get("overlap", 1.0)),
         peak_flops_override=peaks,

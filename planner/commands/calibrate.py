@@ -50,16 +50,66 @@ def calibrate_cmd(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: all usable CPUs)."),
     compare: Optional[Tuple[str, str]] = typer.Option(
         None, "--compare", help="Compare two profiles: --compare OLD.yaml NEW.yaml.", show_default=False),
+    refit: Optional[str] = typer.Option(
+        None, "--refit", help="Refit a profile's stored measurements with this version's fits (no torch, "
+                              "no measuring); writes -o or the profile in place."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Measure the device with torch microbenchmarks and write a calibration profile."""
     from planner.errors import InputError
 
+    if refit:
+        _refit(refit, output, json_out)
+        return
     if compare:
         return _compare(compare[0], compare[1], json_out)
     if device is None:
         raise InputError("give --device cpu|cuda|mps (or --compare OLD.yaml NEW.yaml)", field="device")
     _calibrate(device, hardware, quick, output, threads, json_out)
+
+
+def _fit(measurements: list, main: str, hw, dtypes) -> dict:
+    """Fit measurements (curves as fractions of a catalog device's datasheet peaks when
+    ``hw`` is given, else of the measured peaks)."""
+    from planner.calibrate.fit import fit_measurements
+    from planner.cost.engine import KERNELS_PER_LAYER
+    from planner.errors import InputError
+
+    peaks = bw = None
+    if hw is not None:
+        peaks = {dt: hw.peak_flops(dt) for dt in dtypes if hw.has_dtype(dt)}
+        bw = hw.mem_bandwidth_gbps * 1e9
+    try:
+        return fit_measurements(measurements, main_dtype=main, kernels_per_layer=KERNELS_PER_LAYER,
+                                peak_flops=peaks, peak_bandwidth=bw)
+    except ValueError as exc:
+        raise InputError(f"the measurements could not be fitted: {exc}") from None
+
+
+def _refit(path: str, output: Optional[str], json_out: bool) -> None:
+    """Refit a stored profile's raw measurements (e.g. after an upgrade of the fits)."""
+    from dataclasses import replace
+
+    from planner.calibrate.profile import dumps, load_profile, now_iso
+    from planner.commands.output import atomic_write_text, print_json
+
+    old = load_profile(path)
+    hw = None
+    if old.fitted.get("peaks_from") == "spec":
+        from planner.catalog import load_hardware
+
+        hw = load_hardware(old.hardware)
+    dtypes = sorted({r["dtype"] for r in old.measurements if "dtype" in r})
+    fitted = _fit(old.measurements, old.fitted["main_dtype"], hw, dtypes)
+    fitted["conditions"] = old.fitted.get("conditions")
+    fitted["info"]["refit"] = f"refit from the stored measurements on {now_iso()} (measured {old.date})"
+    out = output or path
+    atomic_write_text(out, dumps(replace(old, fitted=fitted, path=None)))
+    if json_out:
+        print_json({"profile": str(out), "hardware": old.hardware, "fitted": fitted})
+        return
+    _print_fitted(fitted, old.hardware)
+    print(f"wrote profile {out}")
 
 
 def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Optional[str], threads: Optional[int],
@@ -75,11 +125,9 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
         raise InputError("must be >= 1", field="threads", value=threads)
     torch = require_torch()
     from planner.calibrate import bench
-    from planner.calibrate.fit import fit_measurements
     from planner.calibrate.profile import (HARDWARE_SUFFIX, Profile, dumps, fingerprint_name, hardware_spec,
                                            hardware_spec_text, now_iso)
     from planner.commands.output import atomic_write_text, print_json
-    from planner.cost.engine import KERNELS_PER_LAYER
 
     bench.check_device(device)
     hw = None
@@ -100,16 +148,7 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
 
         result = bench.run(device, scale, threads=threads, progress=progress)
 
-    main = result["dtypes"][0]
-    peaks = bw = None
-    if hw is not None:
-        peaks = {dt: hw.peak_flops(dt) for dt in result["dtypes"] if hw.has_dtype(dt)}
-        bw = hw.mem_bandwidth_gbps * 1e9
-    try:
-        fitted = fit_measurements(result["measurements"], main_dtype=main, kernels_per_layer=KERNELS_PER_LAYER,
-                                  peak_flops=peaks, peak_bandwidth=bw)
-    except ValueError as exc:
-        raise InputError(f"the measurements could not be fitted: {exc}") from None
+    fitted = _fit(result["measurements"], result["dtypes"][0], hw, result["dtypes"])
     fitted["conditions"] = {"other_cpu_fraction": result.get("other_cpu_fraction"), "passes": result["passes"],
                             "llc_bytes": result["llc_bytes"]}
     date = now_iso()

@@ -30,7 +30,10 @@ class Efficiency:
 
     ``compute`` maps a compute dtype to its GEMM curve (``"*"`` is the fallback);
     ``gemm_rows_half``: GEMMs with few rows (tokens per pass) run below the curve, by the
-    factor rows / (rows + gemm_rows_half) (skinny decode GEMMs); ``attention_compute``:
+    factor rows / (rows + gemm_rows_half) (skinny decode GEMMs); ``gemm_rows_correction``:
+    measured ``(rows, factor)`` pairs multiplying that GEMM time where the hyperbola misses
+    (kernel switches in the BLAS; interpolated in log rows, held flat past the ends);
+    ``attention_compute``:
     the curve of attention kernels (None: the GEMM curve's e_max, no offset);
     ``attention_memory`` scales the memory curve for attention (KV reads are strided and
     less efficient than weight streaming on many devices); ``overlap``: 1 = compute and
@@ -44,11 +47,25 @@ class Efficiency:
     kernel_overhead_s: float
     attention_memory: float = 1.0
     gemm_rows_half: float = 0.0
+    gemm_rows_correction: tuple[tuple[float, float], ...] = ()
     attention_compute: Curve | None = None
     overlap: float = 1.0
     peak_flops_override: dict[str, float] = field(default_factory=dict)  # FLOP/s, measured
     peak_bandwidth_override: float | None = None  # bytes/s, measured
     source: str = "defaults"
+
+    def rows_correction(self, rows):
+        """The measured correction at ``rows`` rows per pass (1 without measurements)."""
+        r = np.asarray(rows, dtype=float)
+        if not self.gemm_rows_correction:
+            return np.ones_like(r)
+        pts = sorted(self.gemm_rows_correction)
+        return np.interp(np.log2(r), [np.log2(m) for m, _ in pts], [f for _, f in pts])
+
+    def rows_factor(self, rows):
+        """GEMM time multiplier at ``rows`` rows per pass (relative to the flat curve)."""
+        r = np.asarray(rows, dtype=float)
+        return (1.0 + self.gemm_rows_half / r) * self.rows_correction(r)
 
     def compute_curve(self, dtype: str) -> Curve:
         if dtype in self.compute:

@@ -4,9 +4,10 @@ Per pass (a prefill, or one decode step) the work splits into kernel classes, ea
 by its own roofline (README "Cost model"):
 
 * **linear** (the layers' GEMMs): ``max(F / (peak * e_c), B / (bw * e_m))`` with ``B`` =
-  weights read (MoE: the experts the tokens actually touch) + activations;
+  weights read (MoE: the experts the tokens actually touch);
 * **LM head**: the same roofline on its own (it runs only where logits are needed, so in
   a prefill it is a memory-bound GEMV that the layers' compute does not hide);
+* **elementwise** (norms, residual adds, activation): their activation bytes / bandwidth;
 * **attention**: the same with KV-cache bytes, and for a sparse KV budget the selection
   cost (block top-k reads one key summary per block);
 * **interconnect**: two ring all-reduces per layer under tensor parallelism;
@@ -69,6 +70,8 @@ class _Ctx:
         M = _Gather(mt.cols, m)
         H = _Gather(ht.cols, h)
         self.M, self.H = M, H
+        self.h = h
+        self.rows_corr = ht.rows_corr if (ht.rows_corr != 1.0).any() else None
         self.t = np.asarray(c["devices"], dtype=dt)
         flat = h * ht.peak_flops.shape[1] + act
         self.peak = ht.peak_flops.ravel().take(flat)
@@ -86,12 +89,25 @@ class _Ctx:
         self.bx = 1.0 / (H["bandwidth"] * H["mem_emax"])       # seconds per byte
         self.bx_att = self.bx / H["att_mem"]
         L = M["layers"]
-        self.n_gemm = GEMMS_PER_LAYER * L + 1
         self.n_kern = KERNELS_PER_LAYER * L + 2
         T = np.asarray(c["kv_budget"], dtype=dt)
         self.sparse = T > 0
         self.cap_g = np.where(self.sparse, T, NO_CAP)
         self.cap_s = np.minimum(M["window"], self.cap_g)
+
+    def rows_factor(self, rows):
+        """GEMM time multiplier at ``rows`` rows per pass: ``1 + rows_half / rows`` times
+        the measured correction (interpolated in log2 rows on the table's grid)."""
+        base = 1.0 + self.H["rows_half"] / rows
+        if self.rows_corr is None:
+            return base
+        n = self.rows_corr.shape[1]
+        lg = np.clip(np.log2(rows), 0.0, n - 1.0)
+        i = np.minimum(np.floor(lg), n - 2.0).astype(np.intp)
+        frac = lg - i
+        flat = self.h * n + i
+        tab = self.rows_corr.ravel()
+        return base * (tab.take(flat) * (1.0 - frac) + tab.take(flat + 1) * frac)
 
     def decode_sums(self, P, G):
         """Sums over decode contexts c = P .. P+G-1 of c, min(c, cap_g), min(c, cap_s)."""
@@ -113,11 +129,13 @@ def _roof(x: _Ctx, tc, tm):
 
 
 def _linear(x: _Ctx, n_tok, passes, logit_tokens, head_passes=1.0):
-    """Time of the GEMM classes for ``n_tok`` tokens in ``passes`` forward passes.
+    """Time of the dense kernels for ``n_tok`` tokens in ``passes`` forward passes.
 
-    The decoder layers' GEMMs and the LM head are two rooflines: the head runs only for
-    the ``logit_tokens`` positions that need logits, in ``head_passes`` calls, so in a
-    prefill it is a memory-bound GEMV that the layers' compute cannot hide."""
+    Three rooflines, since these kernels run one after another and do not hide each
+    other: the layers' GEMMs; the LM head, only for the ``logit_tokens`` positions that
+    need logits, in ``head_passes`` calls (in a prefill a memory-bound GEMV); and the
+    elementwise kernels (norms, residuals, activation), whose activation traffic is pure
+    memory time."""
     M, t = x.M, x.t
     head = M["lm_head"]
     rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
@@ -125,17 +143,19 @@ def _linear(x: _Ctx, n_tok, passes, logit_tokens, head_passes=1.0):
     w_params = (M["read_fixed"] - head
                 + _touched_experts(rows, M["num_experts"], M["log_miss"]) * M["expert_params_per"])
     Bw_body = w_params * x.wb * passes / t
-    Ba = M["act_elems"] * n_tok * x.ab / t
-    n_body = x.n_gemm - 1.0
-    tc = (F_body * (1.0 + x.H["rows_half"] / rows) + passes * n_body * x.whalf_c) * x.fx
-    tm = (Bw_body + Ba + passes * n_body * x.H["mem_whalf"]) * x.bx
+    n_body = GEMMS_PER_LAYER * M["layers"]
+    tc = (F_body * x.rows_factor(rows) + passes * n_body * x.whalf_c) * x.fx
+    tm = (Bw_body + passes * n_body * x.H["mem_whalf"]) * x.bx
     t_body, c_body, m_body = _roof(x, tc, tm)
     F_head = 2.0 * head * logit_tokens / t
     Bw_head = head * x.wb * head_passes / t
-    tc = (F_head * (1.0 + x.H["rows_half"] * head_passes / logit_tokens) + head_passes * x.whalf_c) * x.fx
+    tc = (F_head * x.rows_factor(logit_tokens / head_passes) + head_passes * x.whalf_c) * x.fx
     tm = (Bw_head + head_passes * x.H["mem_whalf"]) * x.bx
     t_head, c_head, m_head = _roof(x, tc, tm)
-    return t_body + t_head, c_body + c_head, m_body + m_head, F_body + F_head, Bw_body + Bw_head, Ba
+    Ba = M["act_elems"] * n_tok * x.ab / t
+    t_act = (Ba + passes * (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"] * x.H["mem_whalf"]) * x.bx
+    return (t_body + t_head + t_act, c_body + c_head, m_body + m_head + t_act, F_body + F_head,
+            Bw_body + Bw_head, Ba)
 
 
 def _allreduce(x: _Ctx, n_tok, passes):

@@ -13,6 +13,7 @@ from planner.params import count
 
 DTYPE_CODE = {d: i for i, d in enumerate(DTYPES)}
 BYTES_BY_CODE = np.array([BITS[d] / 8.0 for d in DTYPES])
+ROWS_GRID = 2.0 ** np.arange(17)  # 1 .. 65536 rows per pass: where GEMM row corrections are tabulated
 
 
 def _cast(table, dt):
@@ -21,7 +22,7 @@ def _cast(table, dt):
     if dt not in cache:
         conv = {k: v.astype(dt) for k, v in table.cols.items()}
         extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf",
-                                                           "att_emax", "att_whalf")
+                                                           "att_emax", "att_whalf", "rows_corr")
                  if hasattr(table, f)}
         cache[dt] = table if dt is np.float64 else replace(table, cols=conv, **extra)
     return cache[dt]
@@ -94,6 +95,7 @@ class HardwareTable:
     compute_whalf: np.ndarray   # [device, dtype code]
     att_emax: np.ndarray        # [device, dtype code] attention-kernel compute curve
     att_whalf: np.ndarray
+    rows_corr: np.ndarray       # [device, ROWS_GRID] measured GEMM-time correction at 2^i rows
     efficiency_sources: tuple[str, ...]
 
     def cast(self, dt) -> "HardwareTable":
@@ -142,5 +144,6 @@ class HardwareTable:
             "overlap": col(lambda h, e: e.overlap),
             "overhead_s": col(lambda h, e: e.kernel_overhead_s),
         }
-        return cls(tuple(h.name for h in hardware), cols, peak, emax, whalf, a_emax, a_whalf,
+        rows = np.stack([e.rows_correction(ROWS_GRID) for e in effs]) if effs else np.ones((0, ROWS_GRID.size))
+        return cls(tuple(h.name for h in hardware), cols, peak, emax, whalf, a_emax, a_whalf, rows,
                    tuple(e.source for e in effs))
