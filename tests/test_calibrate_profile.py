@@ -199,3 +199,14 @@ def test_hardware_spec_is_valid_and_sourced(tmp_path):
 def test_fingerprint_names():
     assert fingerprint_name(DEVICE) == "cpu-amd-epyc-2c"
     assert fingerprint_name({"type": "cuda", "gpu_name": "NVIDIA H100 80GB HBM3"}) == "cuda-nvidia-h100-80gb-hbm3"
+
+
+def test_a_fresh_profile_in_the_working_folder_wins_over_the_shipped_one(tmp_path, monkeypatch):
+    """`planner calibrate` writes ./calibration/<name>.yaml by default; the next command run
+    from that folder must use it, not the profile shipped with the package."""
+    monkeypatch.delenv("PLANNER_PATH", raising=False)
+    shipped = find_profile("cpu-amd-epyc-2c")
+    assert shipped is not None and shipped.parent.name == "calibration"
+    monkeypatch.chdir(tmp_path)
+    write_profile(tmp_path / "calibration" / "cpu-amd-epyc-2c.yaml", make_profile())
+    assert find_profile("cpu-amd-epyc-2c").resolve() == (tmp_path / "calibration" / "cpu-amd-epyc-2c.yaml").resolve()

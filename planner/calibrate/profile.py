@@ -249,12 +249,25 @@ def profile_to_efficiency(profile: Profile, hardware=None):
     )
 
 
-def find_profile(hardware_name: str) -> Path | None:
-    """A profile for ``hardware_name`` in $PLANNER_PATH dirs, then the built-in
-    calibration dir: ``<name>.yaml``, else any profile whose ``hardware`` field matches."""
-    from planner.catalog import search_dirs
+def profile_dirs() -> list[Path]:
+    """Where profiles are looked up: $PLANNER_PATH dirs, then ``./calibration`` (where
+    ``planner calibrate`` writes by default, so a fresh profile is found by the next
+    command run from the same folder), then the shipped calibration dir."""
+    from planner.catalog import builtin_dir, search_dirs
 
     dirs = search_dirs("calibration")
+    dirs.insert(len(dirs) - 1, Path("calibration"))
+    out: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and all(not d.samefile(o) for o in out):
+            out.append(d)
+    return out or [builtin_dir("calibration")]
+
+
+def find_profile(hardware_name: str) -> Path | None:
+    """A profile for ``hardware_name`` in :func:`profile_dirs`: ``<name>.yaml``, else any
+    profile whose ``hardware`` field matches."""
+    dirs = profile_dirs()
     for d in dirs:
         for ext in (".yaml", ".yml"):
             p = d / f"{hardware_name}{ext}"
