@@ -118,3 +118,19 @@ def test_decoder_runs_moe_and_sliding():
     with torch.inference_mode():
         assert dec(torch.zeros(2, 8, dtype=torch.long), 0).shape == (2, 8, 64)
         assert dec(torch.zeros(2, 1, dtype=torch.long), 8).shape == (2, 1, 64)
+
+
+def test_keep_freed_memory_on_glibc():
+    """On glibc Linux the allocator is told to keep freed memory (validate and calibrate
+    record it); elsewhere nothing is set and None says so."""
+    import platform
+
+    from planner.calibrate.device import keep_freed_memory
+
+    got = keep_freed_memory()
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert got == "glibc malloc: no mmap, no trim"
+    else:
+        assert got is None
+    big = torch.ones(8 << 20)  # allocations still work (from the heap now)
+    assert float(big.sum()) == 8 << 20

@@ -24,14 +24,14 @@ from typing import Callable
 from planner.calibrate import require_torch
 from planner.calibrate.bench_plan import SCALES, Job, Plan, default_dtypes, plan
 from planner.calibrate.device import (check_device, cpu_count, cpu_model_name, device_fingerprint,
-                                      device_memory_bytes, last_level_cache_bytes, set_threads,
-                                      synchronizer)
+                                      device_memory_bytes, keep_freed_memory, last_level_cache_bytes,
+                                      set_threads, synchronizer)
 from planner.calibrate.kernels import BENCHES, tiny_model
 from planner.calibrate.timing import CONTENDED, LoadMonitor, Rotating, Timing, measure, wait_for_quiet
 
 __all__ = [
     "BENCHES", "CONTENDED", "SCALES", "Job", "LoadMonitor", "Plan", "Rotating", "Timing", "check_device",
-    "cpu_count", "cpu_model_name", "default_dtypes", "device_fingerprint", "device_memory_bytes",
+    "cpu_count", "cpu_model_name", "default_dtypes", "device_fingerprint", "device_memory_bytes", "keep_freed_memory",
     "last_level_cache_bytes", "measure", "plan", "run", "set_threads", "synchronizer", "tiny_model",
     "wait_for_quiet",
 ]
@@ -45,6 +45,7 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
     torch = require_torch()
     dev = check_device(device)
     n_threads = set_threads(threads)
+    allocator = keep_freed_memory() if dev.type == "cpu" else None
     sync = synchronizer(dev)
     mem = device_memory_bytes(dev)
     mem_limit = min(1 << 30 if scale != "full" else 1 << 32, mem // 16)
@@ -106,4 +107,4 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
         progress(total, total, "done")
     other = monitor.other_fraction()
     return {"measurements": rows, "threads": n_threads, "llc_bytes": llc, "scale": scale, "passes": passes,
-            "dtypes": p.dtypes, "device_type": dev.type, "other_cpu_fraction": other}
+            "dtypes": p.dtypes, "device_type": dev.type, "other_cpu_fraction": other, "allocator": allocator}

@@ -45,6 +45,29 @@ def set_threads(threads: int | None) -> int:
     return torch.get_num_threads()
 
 
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> str | None:
+    """Have glibc's allocator keep freed memory for reuse instead of returning it to the
+    OS, as a tuned CPU deployment does (jemalloc / tcmalloc, as PyTorch's CPU tuning
+    guide recommends). Otherwise every large activation tensor comes from fresh pages,
+    and on a VM the page faults cost more than the op: ``silu(gate) * up`` on 512 x 8192
+    fp32 took 17 ms against 4 ms with memory kept. Returns what was set (None: not glibc)."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = libc.mallopt(M_MMAP_MAX, 0) == 1 and libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1) == 1
+    except (OSError, AttributeError):
+        return None
+    return "glibc malloc: no mmap, no trim" if ok else None
+
+
 def cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -142,11 +142,10 @@ def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | 
              progress: Callable[[str], None] | None = None, logits: str = "last") -> dict:
     """Measure and predict every case for every model; returns the JSON-ready report."""
     torch = require_torch()
-    from planner.calibrate.bench import set_threads
-
-    from planner.calibrate.bench import LoadMonitor
+    from planner.calibrate.bench import LoadMonitor, keep_freed_memory, set_threads
 
     n_threads = set_threads(threads)
+    allocator = keep_freed_memory() if device == "cpu" else None
     monitor = LoadMonitor()
     dtype = dtype or ("fp32" if device == "cpu" else "bf16")
     cases = tuple(cases or STANDARD_CASES)
@@ -171,6 +170,7 @@ def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | 
         "device": device,
         "dtype": dtype,
         "threads": n_threads,
+        "allocator": allocator,
         "torch_version": str(torch.__version__),
         "hardware": hardware.name,
         "efficiency": getattr(efficiency, "source", "defaults") if efficiency is not None else "defaults",

@@ -150,7 +150,7 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
 
     fitted = _fit(result["measurements"], result["dtypes"][0], hw, result["dtypes"])
     fitted["conditions"] = {"other_cpu_fraction": result.get("other_cpu_fraction"), "passes": result["passes"],
-                            "llc_bytes": result["llc_bytes"]}
+                            "llc_bytes": result["llc_bytes"], "allocator": result.get("allocator")}
     date = now_iso()
     fp["threads"] = result["threads"]
     fp["torch_version"] = str(torch.__version__)
