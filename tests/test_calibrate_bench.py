@@ -134,3 +134,17 @@ def test_keep_freed_memory_on_glibc():
         assert got is None
     big = torch.ones(8 << 20)  # allocations still work (from the heap now)
     assert float(big.sum()) == 8 << 20
+
+
+def test_tiny_run_fits_an_end_to_end_scale(tiny_run):
+    from planner.calibrate.end_to_end import fit_time_scale
+    from planner.calibrate.fit import fit_measurements
+    from planner.calibrate.profile import hardware_spec, now_iso
+    from planner.specs import Hardware
+
+    rows = tiny_run["measurements"]
+    assert {r["phase"] for r in rows if r["kind"] == "decoder"} == {"prefill", "decode"}
+    fitted = fit_measurements(rows, main_dtype="fp32", kernels_per_layer=8)
+    hw = Hardware(**hardware_spec("tiny-box", {"type": "cpu", "cores": 1, "memory_gb": 4.0}, fitted, now_iso()))
+    scale, rms = fit_time_scale(fitted, rows, hw)
+    assert 0.05 < scale < 20 and rms >= 0

@@ -210,3 +210,39 @@ def test_a_fresh_profile_in_the_working_folder_wins_over_the_shipped_one(tmp_pat
     monkeypatch.chdir(tmp_path)
     write_profile(tmp_path / "calibration" / "cpu-amd-epyc-2c.yaml", make_profile())
     assert find_profile("cpu-amd-epyc-2c").resolve() == (tmp_path / "calibration" / "cpu-amd-epyc-2c.yaml").resolve()
+
+
+def test_time_scale_is_recovered_from_reference_decoder_passes():
+    """Measurements made 1.25x the profile's own prediction give a scale of 1.25, and a
+    profile carrying it predicts exactly 1.25x the unscaled times."""
+    from planner.calibrate.end_to_end import fit_time_scale, reference_model
+    from planner.cost.api import estimate
+    from planner.specs import Hardware
+
+    hw = Hardware(**hardware_spec("box", DEVICE, FITTED, "2025-06-01T10:00:00+00:00"))
+    eff = profile_to_efficiency(make_profile(), hw)
+    m = reference_model()
+    rows = []
+    for phase, b, c in [("prefill", 1, 256), ("decode", 4, 1024), ("decode", 16, 256)]:
+        r = estimate(m, hw, batch=b, prompt_len=c, gen_len=1, weight_dtype="fp32", act_dtype="fp32",
+                     kv_dtype="fp32", efficiency=eff)
+        t = r["prefill_s"] if phase == "prefill" else r["decode_s"]
+        rows.append({"kind": "decoder", "dtype": "fp32", "phase": phase, "batch": b, "context": c, "seconds": 1.25 * t})
+    scale, rms = fit_time_scale(FITTED, rows, hw)
+    assert scale == pytest.approx(1.25, rel=1e-9) and rms == pytest.approx(0.0, abs=1e-9)
+    f = copy.deepcopy(FITTED)
+    f["time_scale"] = scale
+    eff2 = profile_to_efficiency(make_profile(fitted=f), hw)
+    for kw in (dict(batch=2, prompt_len=300, gen_len=40), dict(concurrency=8, prompt_len=300, gen_len=40)):
+        a = estimate(m, hw, efficiency=eff, weight_dtype="fp32", act_dtype="fp32", kv_dtype="fp32", **kw)
+        b = estimate(m, hw, efficiency=eff2, weight_dtype="fp32", act_dtype="fp32", kv_dtype="fp32", **kw)
+        for key in ("prefill_s", "decode_s", "ttft_s", "tpot_s", "latency_s"):
+            assert b[key] == pytest.approx(1.25 * a[key], rel=1e-9)
+
+
+def test_bad_time_scale_rejected():
+    d = make_profile().to_dict()
+    d["fitted"]["time_scale"] = -1.0
+    with pytest.raises(InputError) as e:
+        profile_from_dict(d, "p.yaml")
+    assert "fitted.time_scale" in str(e.value)

@@ -55,7 +55,9 @@ def plan(device_type: str, scale: str, dtypes: list[str] | None = None, mem_limi
         skinny, wide, squares = [1, 4], [32], [64]
         lm = []
     elif scale == "quick":
-        kn = [(1024, 4096), (2048, 2048), (4096, 1024), (2048, 8192)]
+        # layer matrices of 0.5-3B models, from 4M to 32M weights (an MLP up/down projection
+        # is the largest: GEMM speed at a given row count varies by ~20% with the shape)
+        kn = [(1024, 4096), (2048, 2048), (4096, 1024), (2048, 8192), (2048, 16384), (8192, 2048)]
         skinny, wide, squares = [1, 2, 4, 8, 16, 32, 64], [128, 512], [512, 1024, 2048]
         lm = [(1024, 32768), (2048, 32768)]
     else:
@@ -122,6 +124,18 @@ def plan(device_type: str, scale: str, dtypes: list[str] | None = None, mem_limi
         H, Hkv, d = (4, 2, 16) if scale == "tiny" else (16, 8, 128)
         add(Job("prefill_attention", {"dtype": main, "batch": 1, "context": P, "heads": H, "kv_heads": Hkv,
                                       "head_dim": d}, f"prefill attention {P}", weight=1.0 + P * P / 2e6))
+
+    # end-to-end passes of the reference decoder (planner.calibrate.end_to_end)
+    if scale == "tiny":
+        passes = [("prefill", 1, 8), ("decode", 1, 16)]
+    else:
+        passes = [("prefill", 1, 256), ("prefill", 4, 128), ("decode", 1, 512), ("decode", 4, 1024),
+                  ("decode", 16, 256)]
+    for phase, b, c in passes:
+        params = {"dtype": main, "phase": phase, "batch": b, "context": c}
+        if scale == "tiny":
+            params["tiny"] = True
+        add(Job("decoder", params, f"reference decoder {phase} b{b} c{c}", weight=3.0 if scale != "tiny" else 1.0))
 
     # overheads: a tiny op, and decoder layers with negligible work (decode step)
     add(Job("tiny_op", {"dtype": main}, "tiny op"))

@@ -104,6 +104,24 @@ def _bench_tiny_decoder(torch, dev, P, cold, opts):
     return t, 0.0, 0.0
 
 
+def _bench_decoder(torch, dev, P, cold, opts):
+    """One prefill or decode pass of the reference decoder (planner.calibrate.end_to_end)."""
+    from planner.calibrate.end_to_end import reference_model
+    from planner.calibrate.torch_model import TorchDecoder
+
+    b, c = P["batch"], P["context"]
+    dec = TorchDecoder(reference_model(tiny=bool(P.get("tiny"))), device=dev, dtype=P["dtype"], max_batch=b,
+                       max_context=c + 1, logits="last")
+    if P["phase"] == "prefill":
+        tok = torch.zeros(b, c, dtype=torch.long, device=dev)
+        t = measure(lambda: dec(tok, 0), opts["sync"], **opts["timing"])
+    else:
+        dec.fill_cache(b, c)
+        tok = torch.zeros(b, 1, dtype=torch.long, device=dev)
+        t = measure(lambda: dec(tok, c), opts["sync"], **opts["timing"])
+    return t, 0.0, 0.0
+
+
 BENCHES = {
     "gemm": _bench_gemm,
     "gemv": _bench_gemm,
@@ -113,4 +131,5 @@ BENCHES = {
     "prefill_attention": _bench_prefill_attention,
     "tiny_op": _bench_tiny_op,
     "tiny_decoder": _bench_tiny_decoder,
+    "decoder": _bench_decoder,
 }

@@ -180,6 +180,9 @@ def profile_from_dict(data: Any, file: str) -> Profile:
     _curve(f["memory"], file, "fitted.memory")
     _num(f, "attention_memory", file, "fitted.")
     _num(f, "kernel_overhead_s", file, "fitted.", allow_zero=True)
+    for key in ("time_scale", "overlap"):
+        if key in f:
+            _num(f, key, file, "fitted.")
     meas = data.get("measurements") or []
     if not isinstance(meas, list):
         raise InputError("must be a list", file=file, field="measurements", value=type(meas).__name__)
@@ -243,6 +246,7 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         gemm_rows_correction=correction,
         attention_compute=attention,
         overlap=float(f.get("overlap", 1.0)),
+        time_scale=float(f.get("time_scale", 1.0)),
         peak_flops_override=peaks,
         peak_bandwidth_override=float(f["peak_bandwidth"]),
         source=f"calibration:{profile.path or profile.hardware}",

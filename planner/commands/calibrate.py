@@ -68,22 +68,31 @@ def calibrate_cmd(
     _calibrate(device, hardware, quick, output, threads, json_out)
 
 
-def _fit(measurements: list, main: str, hw, dtypes) -> dict:
+def _fit(measurements: list, main: str, hw, dtypes, device: dict, name: str) -> dict:
     """Fit measurements (curves as fractions of a catalog device's datasheet peaks when
-    ``hw`` is given, else of the measured peaks)."""
+    ``hw`` is given, else of the measured peaks), then the end-to-end time scale on the
+    reference-decoder passes, predicted with those curves."""
+    from planner.calibrate.end_to_end import fit_time_scale
     from planner.calibrate.fit import fit_measurements
+    from planner.calibrate.profile import hardware_spec, now_iso
     from planner.cost.engine import KERNELS_PER_LAYER
     from planner.errors import InputError
+    from planner.specs import Hardware
 
     peaks = bw = None
     if hw is not None:
         peaks = {dt: hw.peak_flops(dt) for dt in dtypes if hw.has_dtype(dt)}
         bw = hw.mem_bandwidth_gbps * 1e9
     try:
-        return fit_measurements(measurements, main_dtype=main, kernels_per_layer=KERNELS_PER_LAYER,
-                                peak_flops=peaks, peak_bandwidth=bw)
+        fitted = fit_measurements(measurements, main_dtype=main, kernels_per_layer=KERNELS_PER_LAYER,
+                                  peak_flops=peaks, peak_bandwidth=bw)
     except ValueError as exc:
         raise InputError(f"the measurements could not be fitted: {exc}") from None
+    spec = hw if hw is not None else Hardware(**hardware_spec(name, device, fitted, now_iso()))
+    scale = fit_time_scale(fitted, measurements, spec)
+    if scale is not None:
+        fitted["time_scale"], fitted["fit_rms_log_error"]["time_scale"] = scale
+    return fitted
 
 
 def _refit(path: str, output: Optional[str], json_out: bool) -> None:
@@ -100,7 +109,7 @@ def _refit(path: str, output: Optional[str], json_out: bool) -> None:
 
         hw = load_hardware(old.hardware)
     dtypes = sorted({r["dtype"] for r in old.measurements if "dtype" in r})
-    fitted = _fit(old.measurements, old.fitted["main_dtype"], hw, dtypes)
+    fitted = _fit(old.measurements, old.fitted["main_dtype"], hw, dtypes, old.device, old.hardware)
     fitted["conditions"] = old.fitted.get("conditions")
     fitted["info"]["refit"] = f"refit from the stored measurements on {now_iso()} (measured {old.date})"
     out = output or path
@@ -148,7 +157,7 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
 
         result = bench.run(device, scale, threads=threads, progress=progress)
 
-    fitted = _fit(result["measurements"], result["dtypes"][0], hw, result["dtypes"])
+    fitted = _fit(result["measurements"], result["dtypes"][0], hw, result["dtypes"], fp, name)
     fitted["conditions"] = {"other_cpu_fraction": result.get("other_cpu_fraction"), "passes": result["passes"],
                             "llc_bytes": result["llc_bytes"], "allocator": result.get("allocator")}
     date = now_iso()
@@ -197,6 +206,13 @@ def _print_fitted(f: dict, name: str) -> None:
               f"{rms.get('memory', float('nan')):.3f}")
     t.add_row("decode attention memory factor", f"{f['attention_memory']:.3f}", f"{rms.get('attention', float('nan')):.3f}")
     t.add_row("kernel overhead", fmt_si(f["kernel_overhead_s"], "s"), "")
+    tok = (f.get("gemm_tokens") or {}).get(f.get("main_dtype"))
+    if tok:
+        t.add_row(f"GEMM {f['main_dtype']} by rows: peak, m_half",
+                  f"{fmt_si(tok['peak_flops'] * tok['e_max'], 'FLOP/s')}, {tok['m_half']:.1f}",
+                  f"{tok['rms_log_error']:.3f}")
+    if "time_scale" in f:
+        t.add_row("end-to-end time scale", f"{f['time_scale']:.3f}", f"{rms.get('time_scale', float('nan')):.3f}")
     console().print(t)
 
 

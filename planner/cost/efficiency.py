@@ -38,7 +38,9 @@ class Efficiency:
     ``attention_memory`` scales the memory curve for attention (KV reads are strided and
     less efficient than weight streaming on many devices); ``overlap``: 1 = compute and
     memory traffic overlap perfectly (the roofline's max), 0 = they serialize (their sum),
-    as on CPUs without enough outstanding loads.
+    as on CPUs without enough outstanding loads; ``time_scale`` multiplies every pass: the
+    end-to-end factor calibration measures on a reference decoder (what kernel
+    microbenchmarks miss inside a real forward pass).
     """
 
     compute: dict[str, Curve]
@@ -50,6 +52,7 @@ class Efficiency:
     gemm_rows_correction: tuple[tuple[float, float], ...] = ()
     attention_compute: Curve | None = None
     overlap: float = 1.0
+    time_scale: float = 1.0
     peak_flops_override: dict[str, float] = field(default_factory=dict)  # FLOP/s, measured
     peak_bandwidth_override: float | None = None  # bytes/s, measured
     source: str = "defaults"

@@ -158,6 +158,14 @@ def _linear(x: _Ctx, n_tok, passes, logit_tokens, head_passes=1.0):
             Bw_body + Bw_head, Ba)
 
 
+def _scaled(x: _Ctx, phase: dict) -> dict:
+    """A phase's times times the calibrated end-to-end scale (1 without calibration)."""
+    s = x.H["time_scale"]
+    for key in ("time", "t_compute", "t_memory", "t_comm", "t_ovh"):
+        phase[key] = phase[key] * s
+    return phase
+
+
 def _allreduce(x: _Ctx, n_tok, passes):
     """Two ring all-reduces per layer of the hidden states, per pass."""
     t = x.t
@@ -184,10 +192,10 @@ def _prefill(x: _Ctx, n_prompts, P):
     t_comm = _allreduce(x, n_tok, passes)
     t_ovh = passes * x.n_kern * x.H["overhead_s"]
     total = t_lin + t_att + t_comm + t_ovh
-    return {
+    return _scaled(x, {
         "time": total, "F_lin": F_lin, "F_att": F_att, "B_w": Bw, "B_a": Ba, "B_kv": B_att,
         "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
-    }
+    })
 
 
 def _attention_coeffs(x: _Ctx, S, n_req, share):
@@ -240,12 +248,12 @@ def _decode_static(x: _Ctx, S, n_req, share, P, G):
     t_comm = G * _allreduce(x, S, 1.0)
     t_ovh = G * x.n_kern * x.H["overhead_s"]
     total = G * t_lin + att_c + att_m + t_comm + t_ovh
-    return {
+    return _scaled(x, {
         "time": total, "F_lin": G * F_lin, "F_att": F_att, "F_sel": F_sel,
         "B_w": G * Bw, "B_a": G * Ba, "B_kv": B_kv, "B_sel": B_sel,
         "t_compute": G * lin_c + att_c, "t_memory": G * lin_m + att_m,
         "t_comm": t_comm, "t_ovh": t_ovh,
-    }
+    })
 
 
 def _serving_step(x: _Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
@@ -270,11 +278,11 @@ def _serving_step(x: _Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_t
     t_comm = _allreduce(x, n_tok, 1.0)
     t_ovh = x.n_kern * x.H["overhead_s"]
     total = t_lin + t_att + t_comm + t_ovh
-    return {
+    return _scaled(x, {
         "time": total, "F_lin": F_lin, "F_att": F_dec - f_u * mean_c + F_pre, "F_sel": f_u * mean_c,
         "B_w": Bw, "B_a": Ba, "B_kv": B_dec - g_u * mean_c + B_pre, "B_sel": g_u * mean_c,
         "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
-    }
+    })
 
 
 CHUNK_ROWS = 1 << 14  # rows per block: keeps the temporaries in cache

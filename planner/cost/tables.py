@@ -142,6 +142,7 @@ class HardwareTable:
             "att_mem": col(lambda h, e: e.attention_memory),
             "rows_half": col(lambda h, e: e.gemm_rows_half),
             "overlap": col(lambda h, e: e.overlap),
+            "time_scale": col(lambda h, e: e.time_scale),
             "overhead_s": col(lambda h, e: e.kernel_overhead_s),
         }
         rows = np.stack([e.rows_correction(ROWS_GRID) for e in effs]) if effs else np.ones((0, ROWS_GRID.size))
