@@ -58,7 +58,7 @@ def _s(x: float) -> str:
 def blocks(data: dict) -> list:
     """The report's content, format-neutral."""
     scn, plan = data["scenario"], data["plan"]
-    tr, slo = scn["traffic"], scn["slo"]
+    tr = scn["traffic"]
     from planner.capacity import CapacityScenario
 
     model = CapacityScenario.model_validate(scn)

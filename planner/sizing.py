@@ -150,7 +150,6 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
     grid = sub["tpot_s"].shape[:4]  # (D, Q, V, C)
     mean = {k: v[..., 0] for k, v in sub.items()}
     dev = np.broadcast_to(D.reshape(-1, 1, 1, 1), grid)
-    conc = np.broadcast_to(C.reshape(1, 1, 1, -1), grid)
     acc_arr = np.array([[acc[qi, vi][0] if acc[qi, vi][0] is not None else np.nan for vi in range(len(kvs))]
                         for qi in range(len(quants))]).reshape(1, len(quants), len(kvs), 1)
     acc_arr = np.broadcast_to(acc_arr, grid)

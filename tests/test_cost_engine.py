@@ -287,7 +287,7 @@ def test_rows_correction_interpolates_like_the_efficiency():
     log2 rows) at and between the measured points, and beyond them (held flat)."""
     from dataclasses import replace
 
-    from planner.cost.engine import _Ctx
+    from planner.cost.context import Ctx
 
     eff = replace(calibrated_efficiency(), gemm_rows_correction=((1.0, 0.9), (4.0, 1.1), (8.0, 1.5), (64.0, 1.0)))
     m = load_model("qwen3-0.6b")
@@ -295,7 +295,7 @@ def test_rows_correction_interpolates_like_the_efficiency():
     cols = columns(rows.size, model=0, hardware=0, devices=1, batch=1, concurrency=0, prompt_len=16, gen_len=1,
                    samples=1, weight_dtype="bf16", act_dtype="bf16", kv_dtype="bf16", kv_budget=0,
                    prefix_sharing=True)
-    x = _Ctx(cols, ModelTable.build([m]), HardwareTable.build([H100], [eff]))
+    x = Ctx(cols, ModelTable.build([m]), HardwareTable.build([H100], [eff]))
     assert x.rows_factor(rows) == pytest.approx(eff.rows_factor(rows), rel=1e-12)
     assert eff.rows_factor(8.0) == pytest.approx(1.5 * (1 + 12.0 / 8))
 

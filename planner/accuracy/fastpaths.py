@@ -143,7 +143,6 @@ def _evaluate_rows(strat, p_tab, w_tab, weights, u, k, c, s, eta, auc):
     if strat == "single":
         return (p_tab @ weights)[u]
     scalar = all(v.min() == v.max() for v in (c, s, eta, auc))
-    w32 = weights.astype(np.float32)
     if strat in ("pass@k", "verify") and scalar:
         l_tab, amp, _ = _per_node_tables(strat, p_tab, w_tab, float(c[0]), float(s[0]), None)
         l32 = l_tab.astype(np.float32)

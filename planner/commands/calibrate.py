@@ -275,7 +275,7 @@ def validate_cmd(
     require_torch()
     from planner.calibrate import bench
     from planner.calibrate import validate as V
-    from planner.catalog import load_hardware, load_model
+    from planner.catalog import load_model
     from planner.commands.output import print_json
 
     bench.check_device(device)

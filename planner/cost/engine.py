@@ -25,13 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, Ctx
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, energy_cost, memory_footprint
-from planner.cost.sums import NO_CAP, piecewise_max_sum, sum_linear, sum_max_linear, sum_min
-from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
+from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
+from planner.cost.tables import HardwareTable, ModelTable
 
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics)
-GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
-KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
 KINETICS_INTENSITY = 562.5      # FLOP per byte: B200 4.5 PFLOP/s / 8 TB/s (Kinetics)
 
 BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
@@ -46,78 +45,7 @@ def _touched_experts(n_tokens, E, log_miss):
     return E * (1.0 - np.exp(n_tokens * log_miss))
 
 
-class _Gather(dict):
-    """Table columns gathered per row on first use (only what the phases need)."""
-
-    def __init__(self, table: dict, index: np.ndarray):
-        super().__init__()
-        self._table, self._index = table, index
-
-    def __missing__(self, key):
-        v = self[key] = self._table[key].take(self._index)
-        return v
-
-
-class _Ctx:
-    """Per-row gathered constants shared by the phase functions."""
-
-    def __init__(self, c, mt: ModelTable, ht: HardwareTable, dt=np.float64):
-        mt, ht = mt.cast(dt), ht.cast(dt)
-        self.dt = dt
-        m = np.asarray(c["model"], dtype=np.intp)
-        h = np.asarray(c["hardware"], dtype=np.intp)
-        act = np.asarray(c["act_dtype"], dtype=np.intp)
-        M = _Gather(mt.cols, m)
-        H = _Gather(ht.cols, h)
-        self.M, self.H = M, H
-        self.h = h
-        self.rows_corr = ht.rows_corr if (ht.rows_corr != 1.0).any() else None
-        self.t = np.asarray(c["devices"], dtype=dt)
-        flat = h * ht.peak_flops.shape[1] + act
-        self.peak = ht.peak_flops.ravel().take(flat)
-        self.emax_c = ht.compute_emax.ravel().take(flat)
-        self.whalf_c = ht.compute_whalf.ravel().take(flat)
-        nbytes = BYTES_BY_CODE.astype(dt)
-        self.wb = nbytes.take(np.asarray(c["weight_dtype"], dtype=np.intp))
-        self.ab = nbytes.take(act)
-        self.kvb_val = nbytes.take(np.asarray(c["kv_dtype"], dtype=np.intp))
-        self.kvb = M["kv_elems"] * self.kvb_val  # bytes per token per layer
-        self.kv_shard = np.where(M["is_mla"] > 0, 1.0, np.minimum(self.t, M["kv_heads"]))
-        self.fx = 1.0 / (self.peak * self.emax_c)              # seconds per GEMM FLOP
-        self.ax = 1.0 / (self.peak * ht.att_emax.ravel().take(flat))  # per attention FLOP
-        self.awhalf = ht.att_whalf.ravel().take(flat)
-        self.bx = 1.0 / (H["bandwidth"] * H["mem_emax"])       # seconds per byte
-        self.bx_att = self.bx / H["att_mem"]
-        L = M["layers"]
-        self.n_kern = KERNELS_PER_LAYER * L + 2
-        T = np.asarray(c["kv_budget"], dtype=dt)
-        self.sparse = T > 0
-        self.cap_g = np.where(self.sparse, T, NO_CAP)
-        self.cap_s = np.minimum(M["window"], self.cap_g)
-
-    def rows_factor(self, rows):
-        """GEMM time multiplier at ``rows`` rows per pass: ``1 + rows_half / rows`` times
-        the measured correction (interpolated in log2 rows on the table's grid)."""
-        base = 1.0 + self.H["rows_half"] / rows
-        if self.rows_corr is None:
-            return base
-        n = self.rows_corr.shape[1]
-        lg = np.clip(np.log2(rows), 0.0, n - 1.0)
-        i = np.minimum(np.floor(lg), n - 2.0).astype(np.intp)
-        frac = lg - i
-        flat = self.h * n + i
-        tab = self.rows_corr.ravel()
-        return base * (tab.take(flat) * (1.0 - frac) + tab.take(flat + 1) * frac)
-
-    def decode_sums(self, P, G):
-        """Sums over decode contexts c = P .. P+G-1 of c, min(c, cap_g), min(c, cap_s)."""
-        if not hasattr(self, "_sums"):
-            lo, hi = P, P + G
-            self._sums = (sum_linear(0.0, 1.0, lo, hi), sum_min(lo, hi, self.cap_g), sum_min(lo, hi, self.cap_s))
-        return self._sums
-
-
-def _roof(x: _Ctx, tc, tm):
+def _roof(x: Ctx, tc, tm):
     """Time of a kernel class from its compute and memory times: the roofline's max when
     they overlap (overlap = 1), their sum when they serialize (overlap = 0). Returns the
     time and its compute and memory parts (they add up to the time)."""
@@ -128,7 +56,7 @@ def _roof(x: _Ctx, tc, tm):
     return ov * top + (1.0 - ov) * (tc + tm), c_part, m_part
 
 
-def _linear(x: _Ctx, n_tok, passes, logit_tokens, head_passes=1.0):
+def _linear(x: Ctx, n_tok, passes, logit_tokens, head_passes=1.0):
     """Time of the dense kernels for ``n_tok`` tokens in ``passes`` forward passes.
 
     Three rooflines, since these kernels run one after another and do not hide each
@@ -158,7 +86,7 @@ def _linear(x: _Ctx, n_tok, passes, logit_tokens, head_passes=1.0):
             Bw_body + Bw_head, Ba)
 
 
-def _scaled(x: _Ctx, phase: dict) -> dict:
+def _scaled(x: Ctx, phase: dict) -> dict:
     """A phase's times times the calibrated end-to-end scale (1 without calibration)."""
     s = x.H["time_scale"]
     for key in ("time", "t_compute", "t_memory", "t_comm", "t_ovh"):
@@ -166,7 +94,7 @@ def _scaled(x: _Ctx, phase: dict) -> dict:
     return phase
 
 
-def _allreduce(x: _Ctx, n_tok, passes):
+def _allreduce(x: Ctx, n_tok, passes):
     """Two ring all-reduces per layer of the hidden states, per pass."""
     t = x.t
     bytes_per = n_tok / passes * x.M["hidden"] * x.ab
@@ -176,7 +104,7 @@ def _allreduce(x: _Ctx, n_tok, passes):
     return 2.0 * x.M["layers"] * passes * per
 
 
-def _prefill(x: _Ctx, n_prompts, P):
+def _prefill(x: Ctx, n_prompts, P):
     """Static prefill of ``n_prompts`` prompts of ``P`` tokens (chunked)."""
     M = x.M
     n_tok = n_prompts * P
@@ -198,7 +126,7 @@ def _prefill(x: _Ctx, n_prompts, P):
     })
 
 
-def _attention_coeffs(x: _Ctx, S, n_req, share):
+def _attention_coeffs(x: Ctx, S, n_req, share):
     """Per-step decode attention as f0 + f_g*min(c,cap_g) + f_s*min(c,cap_s) + f_u*c
     for FLOPs (f) and bytes (g), per device; prompt KV shared across samples if ``share``."""
     M, t = x.M, x.t
@@ -220,7 +148,7 @@ def _attention_coeffs(x: _Ctx, S, n_req, share):
     return f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel
 
 
-def _decode_static(x: _Ctx, S, n_req, share, P, G):
+def _decode_static(x: Ctx, S, n_req, share, P, G):
     """Sum of G decode steps at contexts P..P+G-1 for S sequences (closed form)."""
     M = x.M
     t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, S, 1.0, S)
@@ -256,7 +184,7 @@ def _decode_static(x: _Ctx, S, n_req, share, P, G):
     })
 
 
-def _serving_step(x: _Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
+def _serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
     """One steady-state continuous-batching step: S decoding sequences at uniformly mixed
     ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
     M = x.M
@@ -315,7 +243,7 @@ def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str
     Returns a dict of arrays; times in s, bytes per device, FLOPs/bytes by kind for the
     whole run across devices, energy and dollars per request."""
     dt = np.dtype(precision).type
-    x = _Ctx(cols, mt, ht, dt)
+    x = Ctx(cols, mt, ht, dt)
     f = lambda k: np.asarray(cols[k], dtype=dt)  # noqa: E731
     B, C, P, G, k = f("batch"), f("concurrency"), f("prompt_len"), f("gen_len"), f("samples")
     share = np.asarray(cols["prefix_sharing"], dtype=bool)

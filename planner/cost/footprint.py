@@ -1,6 +1,6 @@
 """Per-device memory footprint and the energy / dollar cost of a run.
 
-Both take the engine's per-row context (``planner.cost.engine._Ctx``): gathered model and
+Both take the engine's per-row context (``planner.cost.context.Ctx``): gathered model and
 hardware columns, dtype byte sizes and the seconds per FLOP / per byte.
 """
 
