@@ -12,10 +12,15 @@ the fit):
   asymptote of a plain streaming read (or the spec's bandwidth for a catalog device);
 * compute curve per dtype: every GEMM (skinny decode-like and prefill-like) through the
   roofline max with the memory curve fixed;
+* GEMM rows model (what the engine uses): efficiency ``e_max * M / (M + m_half)`` in the
+  rows M per pass, on weight-shaped GEMMs, and a measured correction per row count;
 * attention memory factor: decode attention through the same roofline, one scalar on
   the memory side;
 * kernel overhead: the step time of a decoder whose kernels do negligible work, per
   layer, divided by the kernels the engine counts per layer.
+
+The end-to-end time scale is fitted afterwards, with the engine itself
+(:mod:`planner.calibrate.end_to_end`).
 
 When the reference peak is measured (a device without a spec), the fitted ``e_max`` is
 folded into the peak: the curve then reads as a fraction of the measured asymptote.
@@ -189,9 +194,9 @@ def fit_compute(flops, nbytes, seconds, *, peak_flops: float | None, peak_bw: fl
 
 def fit_compute_tokens(rows_m, flops, nbytes, seconds, *, peak_flops: float | None, peak_bw: float,
                        memory: tuple[float, float], fixed_s: float = 0.0) -> tuple[float, float, float, float]:
-    """Alternative GEMM model (not used by the engine yet): compute efficiency as a
-    function of the rows M of the GEMM (tokens in the pass), ``e_max * M / (M + m_half)``,
-    through the same roofline max. On CPUs the efficiency of an LLM-sized GEMM depends
+    """The GEMM model the engine uses with a profile (``gemm_rows_half``): compute
+    efficiency as a function of the rows M of the GEMM (tokens in the pass),
+    ``e_max * M / (M + m_half)``, through the same roofline max. On CPUs the efficiency of an LLM-sized GEMM depends
     on M, hardly on K x N, which a curve in FLOPs per kernel cannot express.
     Returns ``(peak, e_max, m_half, rms_log_error)``."""
     M = np.asarray(rows_m, dtype=float)
