@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from planner.errors import CheckFailed, InputError
 
+    # the vendored click has no Exit/Abort of its own (typer's are the ones raised then)
+    exit_types = (typer.Exit, getattr(click.exceptions, "Exit", typer.Exit))
+    abort_types = (typer.Abort, getattr(click.exceptions, "Abort", typer.Abort))
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="planner",
@@ -56,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(exc.format_message().split())
         print(f"planner: error: {msg}", file=sys.stderr)
         rc = 2
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    except exit_types as exc:
         rc = getattr(exc, "exit_code", 0)
-    except (click.exceptions.Abort, typer.Abort):
+    except abort_types:
         print("planner: aborted", file=sys.stderr)
         rc = 130
     except KeyboardInterrupt:

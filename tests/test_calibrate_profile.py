@@ -246,3 +246,32 @@ def test_bad_time_scale_rejected():
     with pytest.raises(InputError) as e:
         profile_from_dict(d, "p.yaml")
     assert "fitted.time_scale" in str(e.value)
+
+
+@pytest.mark.parametrize("tokens,field", [
+    ({"fp32": {"peak_flops": 1.5e11, "e_max": 1.0, "m_half": -3.0}}, "fitted.gemm_tokens.fp32.m_half"),
+    ({"fp32": {"peak_flops": 1.5e11, "e_max": 1.0, "m_half": 14.0, "rows_correction": {"8": "abc"}}},
+     "fitted.gemm_tokens.fp32.rows_correction.8"),
+    ({"fp32": {"peak_flops": 1.5e11, "e_max": 1.0, "m_half": 14.0, "rows_correction": {"0": 1.2}}},
+     "fitted.gemm_tokens.fp32.rows_correction"),
+    ({"fp32": "fast"}, "fitted.gemm_tokens.fp32"),
+])
+def test_bad_gemm_rows_model_rejected(tokens, field):
+    d = make_profile().to_dict()
+    d["fitted"]["gemm_tokens"] = tokens
+    with pytest.raises(InputError) as e:
+        profile_from_dict(d, "p.yaml")
+    assert field in str(e.value)
+
+
+def test_cli_reports_a_bad_profile_in_one_line(tmp_path, capsys):
+    from planner.cli import main
+
+    d = make_profile().to_dict()
+    d["fitted"]["gemm_tokens"] = {"fp32": {"peak_flops": 1.5e11, "e_max": 1.0, "m_half": 14.0,
+                                           "rows_correction": {"8": "abc"}}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(d))
+    rc = main(["estimate", "--model", "qwen3-0.6b", "--hardware", "h100-sxm", "--prompt-len", "10", "--gen-len", "10",
+               "--calibration", str(tmp_path / "p.yaml")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "rows_correction.8" in err

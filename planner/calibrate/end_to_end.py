@@ -23,9 +23,9 @@ def reference_model(tiny: bool = False):
     from planner.specs import Model
 
     if tiny:
-        return Model(name="reference-decoder-tiny", hidden_size=64, num_layers=1, num_heads=4, num_kv_heads=2,
-                     head_dim=16, intermediate_size=128, vocab_size=256, tie_embeddings=True,
-                     published_total_params=1e5, sources={})
+        from planner.calibrate.kernels import tiny_model
+
+        return tiny_model(1)
     return Model(name="reference-decoder", hidden_size=1536, num_layers=2, num_heads=12, num_kv_heads=4,
                  head_dim=128, intermediate_size=4096, vocab_size=32768, tie_embeddings=False,
                  published_total_params=1.5e8, sources={})

@@ -142,6 +142,34 @@ def _curve(d: Any, file: str, name: str) -> dict:
             "w_half": _num(d, "w_half", file, f"{name}.", allow_zero=True)}
 
 
+def _gemm_tokens(tokens: Any, file: str) -> None:
+    """Check the GEMM rows model per dtype: peak and e_max > 0, m_half >= 0, and the row
+    corrections a mapping of row counts >= 1 to factors > 0."""
+    if tokens is None:
+        return
+    if not isinstance(tokens, dict):
+        raise InputError("must map a dtype to the GEMM rows model", file=file, field="fitted.gemm_tokens", value=tokens)
+    for dt, t in tokens.items():
+        prefix = f"fitted.gemm_tokens.{dt}."
+        if not isinstance(t, dict):
+            raise InputError("must be a mapping", file=file, field=prefix[:-1], value=t)
+        _num(t, "peak_flops", file, prefix)
+        _num(t, "e_max", file, prefix)
+        _num(t, "m_half", file, prefix, allow_zero=True)
+        corr = t.get("rows_correction") or {}
+        if not isinstance(corr, dict):
+            raise InputError("must map a row count to a factor", file=file, field=prefix + "rows_correction", value=corr)
+        for rows, factor in corr.items():
+            try:
+                ok = float(rows) >= 1
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise InputError("row counts must be numbers >= 1", file=file, field=prefix + "rows_correction",
+                                 value=rows)
+            _num(corr, rows, file, prefix + "rows_correction.")
+
+
 def profile_from_dict(data: Any, file: str) -> Profile:
     """Validate a parsed profile; every problem is an InputError naming file, field, value."""
     if not isinstance(data, dict):
@@ -183,6 +211,7 @@ def profile_from_dict(data: Any, file: str) -> Profile:
     for key in ("time_scale", "overlap"):
         if key in f:
             _num(f, key, file, "fitted.")
+    _gemm_tokens(f.get("gemm_tokens"), file)
     meas = data.get("measurements") or []
     if not isinstance(meas, list):
         raise InputError("must be a list", file=file, field="measurements", value=type(meas).__name__)
