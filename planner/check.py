@@ -140,7 +140,7 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
     recommendation meets the budgets)."""
     if spec.kind == "estimate":
         from planner.catalog import load_hardware, load_model
-        from planner.commands.estimate import resolve_efficiency
+        from planner.calibrate.lookup import resolve_efficiency
         from planner.cost.api import estimate
 
         e = spec.estimate

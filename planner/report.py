@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from planner.errors import InputError
+from planner.units import HOURS_PER_MONTH
 
 FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md"}
 
@@ -44,13 +45,13 @@ def fmt_usd(x: float) -> str:
 
 
 def fmt_num(x: float, digits: int = 3) -> str:
-    from planner.commands.output import fmt_si
+    from planner.units import fmt_si
 
     return fmt_si(x, "", digits)
 
 
 def _s(x: float) -> str:
-    from planner.commands.output import fmt_si
+    from planner.units import fmt_si
 
     return fmt_si(x, "s")
 
@@ -115,7 +116,7 @@ def blocks(data: dict) -> list:
     b.append(("table", head, rows,
               f"replicas = ceil(rps x (1 + {scn['headroom']:g}) / requests/s per replica); in flight = rps x mean "
               "latency (Little's law); owned devices cost their purchase price over their lifetime plus electricity "
-              f"at ${scn['electricity_usd_per_kwh']:g}/kWh; 730.5 hours per month."))
+              f"at ${scn['electricity_usd_per_kwh']:g}/kWh; {HOURS_PER_MONTH:g} hours per month."))
     b.append(("h2", "Accuracy vs cost"))
     b.append(("figure", "pareto", "Pareto plot: " + _pareto_axis(ok) + " vs USD per 1,000 requests. Large markers: "
               "the chosen configuration per candidate; small: the cheapest SLO-meeting configuration per "
@@ -218,7 +219,7 @@ def figures(data: dict) -> tuple[dict[str, str | None], dict[str, str]]:
 
 def _save(path: Path, text: str) -> None:
     """Atomic write, then the usual permissions (the temporary file is private)."""
-    from planner.commands.output import atomic_write_text
+    from planner.files import atomic_write_text
 
     atomic_write_text(path, text)
     mask = os.umask(0)

@@ -9,7 +9,8 @@ import os
 import pytest
 import yaml
 
-from planner.calibrate.profile import (FORMAT, Profile, compare_profiles, find_profile, fingerprint_name,
+from planner.calibrate.lookup import find_profile
+from planner.calibrate.profile import (FORMAT, Profile, compare_profiles, fingerprint_name,
                                        hardware_spec, load_profile, profile_from_dict, profile_to_efficiency,
                                        write_hardware_spec, write_profile)
 from planner.errors import InputError
@@ -94,7 +95,7 @@ def test_bad_value_named():
 
 
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
-    import planner.commands.output as out
+    import planner.files as out
 
     def boom(fd):
         raise KeyboardInterrupt("interrupted mid-write")
@@ -108,7 +109,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
 
 
 def test_interrupted_write_keeps_the_old_profile(tmp_path, monkeypatch):
-    import planner.commands.output as out
+    import planner.files as out
 
     path = tmp_path / "p.yaml"
     write_profile(path, make_profile())

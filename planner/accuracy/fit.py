@@ -387,6 +387,6 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
 
 def write_profile(spec, out_path) -> None:
     from planner.accuracy.profile import profile_to_yaml
-    from planner.commands.output import atomic_write_text
+    from planner.files import atomic_write_text
 
     atomic_write_text(out_path, profile_to_yaml(spec))

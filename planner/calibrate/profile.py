@@ -116,7 +116,7 @@ def dumps(profile: Profile) -> str:
 def write_profile(path: str | Path, profile: Profile) -> Path:
     """Write atomically: a temporary file beside ``path`` renamed into place, so an
     interrupted calibration leaves no partial profile."""
-    from planner.commands.output import atomic_write_text
+    from planner.files import atomic_write_text
 
     text = dumps(profile)
     atomic_write_text(path, text)
@@ -241,6 +241,7 @@ def profile_to_efficiency(profile: Profile, hardware=None):
     passed as overrides (for a catalog device they are the spec's own figures). Dtypes
     the profile did not measure fall back to the main curve on the spec's peak."""
     from planner.cost.efficiency import Curve, Efficiency
+    from planner.specs import DEFAULT_INTERCONNECT_EFFICIENCY
 
     f = profile.fitted
     compute = {dt: Curve(float(c["e_max"]), float(c["w_half"])) for dt, c in f["compute"].items()}
@@ -264,7 +265,7 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         peaks[main] = new_peak
     if main in compute:
         compute.setdefault("*", compute[main])
-    interconnect = hardware.interconnect_efficiency if hardware is not None else 0.7
+    interconnect = hardware.interconnect_efficiency if hardware is not None else DEFAULT_INTERCONNECT_EFFICIENCY
     return Efficiency(
         compute=compute,
         memory=Curve(float(f["memory"]["e_max"]), float(f["memory"]["w_half"])),
@@ -280,47 +281,6 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         peak_bandwidth_override=float(f["peak_bandwidth"]),
         source=f"calibration:{profile.path or profile.hardware}",
     )
-
-
-def profile_dirs() -> list[Path]:
-    """Where profiles are looked up: $PLANNER_PATH dirs, then ``./calibration`` (where
-    ``planner calibrate`` writes by default, so a fresh profile is found by the next
-    command run from the same folder), then the shipped calibration dir."""
-    from planner.catalog import builtin_dir, search_dirs
-
-    dirs = search_dirs("calibration")
-    dirs.insert(len(dirs) - 1, Path("calibration"))
-    out: list[Path] = []
-    for d in dirs:
-        if d.is_dir() and all(not d.samefile(o) for o in out):
-            out.append(d)
-    return out or [builtin_dir("calibration")]
-
-
-def find_profile(hardware_name: str) -> Path | None:
-    """A profile for ``hardware_name`` in :func:`profile_dirs`: ``<name>.yaml``, else any
-    profile whose ``hardware`` field matches."""
-    dirs = profile_dirs()
-    for d in dirs:
-        for ext in (".yaml", ".yml"):
-            p = d / f"{hardware_name}{ext}"
-            if p.is_file():
-                return p
-    import yaml
-
-    for d in dirs:
-        if not d.is_dir():
-            continue
-        for p in sorted(d.glob("*.y*ml")):
-            if p.name.endswith(HARDWARE_SUFFIX):
-                continue
-            try:
-                head = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            except (OSError, yaml.YAMLError, UnicodeDecodeError):
-                continue
-            if isinstance(head, dict) and head.get("format") == FORMAT and head.get("hardware") == hardware_name:
-                return p
-    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -450,7 +410,7 @@ def hardware_spec_text(spec: dict, path: str | Path = "<hardware spec>") -> str:
 
 def write_hardware_spec(path: str | Path, spec: dict) -> Path:
     """Validate against planner.specs.Hardware, then write atomically."""
-    from planner.commands.output import atomic_write_text
+    from planner.files import atomic_write_text
 
     atomic_write_text(path, hardware_spec_text(spec, path))
     return Path(path)

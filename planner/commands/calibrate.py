@@ -30,7 +30,7 @@ def _warn_busy(fraction) -> None:
 
 
 def _fmt(x: float, unit: str) -> str:
-    from planner.commands.output import fmt_si
+    from planner.units import fmt_si
 
     return fmt_si(x, unit) if unit else f"{x:.3g}"
 
@@ -100,7 +100,8 @@ def _refit(path: str, output: Optional[str], json_out: bool) -> None:
     from dataclasses import replace
 
     from planner.calibrate.profile import dumps, load_profile, now_iso
-    from planner.commands.output import atomic_write_text, print_json
+    from planner.commands.output import print_json
+    from planner.files import atomic_write_text
 
     old = load_profile(path)
     hw = None
@@ -136,7 +137,8 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
     from planner.calibrate import bench
     from planner.calibrate.profile import (HARDWARE_SUFFIX, Profile, dumps, fingerprint_name, hardware_spec,
                                            hardware_spec_text, now_iso)
-    from planner.commands.output import atomic_write_text, print_json
+    from planner.commands.output import print_json
+    from planner.files import atomic_write_text
 
     bench.check_device(device)
     hw = None
@@ -190,7 +192,8 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
 def _print_fitted(f: dict, name: str) -> None:
     from rich.table import Table
 
-    from planner.commands.output import console, fmt_si
+    from planner.commands.output import console
+    from planner.units import fmt_si
 
     t = Table(title=f"calibration of {name} (peaks {f['peaks_from']})")
     t.add_column("figure")
@@ -220,7 +223,8 @@ def _compare(old: str, new: str, json_out: bool) -> None:
     from rich.table import Table
 
     from planner.calibrate.profile import FLAG_THRESHOLD, compare_profiles, load_profile
-    from planner.commands.output import console, fmt_si, print_json
+    from planner.commands.output import console, print_json
+    from planner.units import fmt_si
 
     a, b = load_profile(old), load_profile(new)
     rows = compare_profiles(a, b)
@@ -312,8 +316,8 @@ def _resolve(device: str, calibration, no_calibration: bool, hardware):
     from pathlib import Path
 
     from planner.calibrate import bench
-    from planner.calibrate.profile import (HARDWARE_SUFFIX, fingerprint_name, find_profile, load_profile,
-                                           profile_to_efficiency)
+    from planner.calibrate.lookup import find_profile
+    from planner.calibrate.profile import HARDWARE_SUFFIX, fingerprint_name, load_profile, profile_to_efficiency
     from planner.catalog import load_hardware, search_dirs
     from planner.errors import InputError
 
@@ -351,7 +355,8 @@ def _resolve(device: str, calibration, no_calibration: bool, hardware):
 def _print_report(r: dict) -> None:
     from rich.table import Table
 
-    from planner.commands.output import console, fmt_si
+    from planner.commands.output import console
+    from planner.units import fmt_si
 
     con = console()
     t = Table(title=f"validate on {r['device']} ({r['dtype']}, {r['threads']} threads): {r['hardware']}, "

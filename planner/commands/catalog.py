@@ -129,7 +129,7 @@ def models_import(config: str = typer.Argument(..., help="A Hugging Face config.
                       None, "--published-params", help="Published total parameter count, if known.")) -> None:
     """Turn a local Hugging Face config.json into a model descriptor (YAML)."""
     from planner.hf_import import import_config_file, to_yaml
-    from planner.commands.output import atomic_write_text
+    from planner.files import atomic_write_text
 
     data = import_config_file(config, name=name, published_total_params=published_params)
     text = to_yaml(data)

@@ -7,25 +7,6 @@ from typing import Optional
 import typer
 
 
-def resolve_efficiency(hardware, calibration: Optional[str]):
-    """The efficiency to use and a label saying where it came from: an explicit
-    ``--calibration`` profile, else one found in calibration/ for this hardware, else the
-    documented defaults."""
-    if calibration is None:
-        try:
-            from planner.calibrate.profile import find_profile
-        except ImportError:  # pragma: no cover - calibration package absent
-            return None, "defaults (no calibration profile)"
-        found = find_profile(hardware.name)
-        if found is None:
-            return None, "defaults (no calibration profile)"
-        calibration = str(found)
-    from planner.calibrate.profile import load_profile, profile_to_efficiency
-
-    eff = profile_to_efficiency(load_profile(calibration), hardware)
-    return eff, f"calibration profile {calibration}"
-
-
 def estimate_cmd(
     model: str = typer.Option("qwen3-8b", "--model", "-m", help="Model name or YAML path."),
     hardware: str = typer.Option("h100-sxm", "--hardware", "-H", help="Device name or YAML path."),
@@ -46,6 +27,7 @@ def estimate_cmd(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""
+    from planner.calibrate.lookup import resolve_efficiency
     from planner.catalog import load_hardware, load_model
     from planner.commands.output import print_json
     from planner.cost.api import estimate
@@ -66,7 +48,8 @@ def estimate_cmd(
 def print_estimate(r: dict) -> None:
     from rich.table import Table
 
-    from planner.commands.output import console, fmt_si
+    from planner.commands.output import console
+    from planner.units import fmt_si
 
     con = console()
     c = r["config"]

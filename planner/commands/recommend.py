@@ -97,7 +97,7 @@ def tokens_label(n: int) -> str:
 
 
 def _row_cells(r: dict) -> list[str]:
-    from planner.commands.output import fmt_si
+    from planner.units import fmt_si
 
     strategy = r["strategy"] if r["strategy"] == "single" else f"{r['strategy']} x{r['samples']}"
     return [r["model"], f"{r['devices']}x {r['hardware']}", strategy, tokens_label(r["gen_len"]),
