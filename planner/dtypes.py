@@ -21,14 +21,19 @@ BITS = {
     "fp4": 4.0 + 8.0 / 32.0,
 }
 
-# What each storage format is usually computed in when the device has no native unit
-# for it: W4A16 math runs in 16-bit, so the compute dtype is the activation dtype.
-NOMINAL_BITS = {"fp32": 32, "tf32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4}
+# fp16 and bf16 run on the same 16-bit tensor units at the same dense peak on every
+# device in the catalog (NVIDIA, AMD and Intel datasheets list one figure for both), so a
+# spec or a calibration curve given for one stands for the other.
+COMPUTE_ALIASES = {"fp16": "bf16", "bf16": "fp16"}
 
 
-def bytes_per_value(dtype: str) -> float:
-    """Storage bytes per value, quantization scales included."""
-    return BITS[dtype] / 8.0
+def compute_key(table, dtype: str):
+    """The key of ``table`` (peaks or curves by compute dtype) that ``dtype`` uses: itself,
+    else its 16-bit alias; None if neither is there."""
+    if dtype in table:
+        return dtype
+    alias = COMPUTE_ALIASES.get(dtype)
+    return alias if alias in table else None
 
 
 def check_dtype(dtype: str, field: str = "dtype") -> str:

@@ -9,7 +9,6 @@ import numpy as np
 from planner.errors import InputError
 from planner.search import (
     OBJECTIVES,
-    QUANTIZATIONS,
     Budgets,
     Space,
     evaluate_space,
@@ -26,7 +25,7 @@ FRONTIER_POINTS = 40
 
 
 def _efficiencies(hardware, calibration: dict[str, str] | None):
-    from planner.commands.estimate import resolve_efficiency
+    from planner.calibrate.lookup import resolve_efficiency
 
     effs, labels = [], {}
     for h in hardware:
@@ -46,10 +45,6 @@ def build_space(scn: RecommendScenario, profiles: list, model_names: list[str], 
         v = getattr(scn, name)
         if v is not None:
             setattr(space, name, list(v))
-    for q in space.quantizations:
-        if q not in QUANTIZATIONS:
-            raise InputError(f"unknown quantization (choose from {', '.join(QUANTIZATIONS)})", field="quantizations",
-                             value=q)
     if not scn.sparse:
         space.kv_budgets = [0]
     space.prompt_len = scn.prompt_len or PROMPT_TOKENS.get(scn.task, DEFAULT_PROMPT_TOKENS)

@@ -20,15 +20,7 @@ from planner import strategies as strat
 from planner.cost.engine import BOTTLENECKS, evaluate
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.errors import InputError
-
-# Quantization presets: (weight dtype, activation dtype wanted). W8A8 runs its math in the
-# 8-bit format where the device has it, else it falls back to weight-only (W8A16).
-QUANTIZATIONS = {
-    "bf16": ("bf16", "bf16"),
-    "fp8": ("fp8", "fp8"),
-    "int8": ("int8", "int8"),
-    "int4": ("int4", "bf16"),
-}
+from planner.quantization import QUANTIZATIONS, act_dtype_for
 
 OBJECTIVES = {
     # name: (score to maximize, cost axis of the frontier)
@@ -143,19 +135,12 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     nq, nv = len(space.quantizations), len(space.kv_dtypes)
     nM, nH = len(models), len(hardware)
 
-    # per (hardware, quantization): the weight and activation dtype codes
+    # per (hardware, quantization): the weight and activation dtypes (planner.quantization)
     w_code = np.array([DTYPE_CODE[QUANTIZATIONS[q][0]] for q in space.quantizations])
-    act = np.zeros((nH, nq), dtype=np.int64)
-    dtype_ok = np.ones((nH, nq), dtype=bool)
-    for i, h in enumerate(hardware):
-        sixteen = "bf16" if h.has_dtype("bf16") else ("fp32" if h.has_dtype("fp32") else None)
-        for j, q in enumerate(space.quantizations):
-            want = QUANTIZATIONS[q][1]
-            a = want if h.has_dtype(want) else sixteen
-            if want in ("fp8", "int8") and not h.has_dtype(want):
-                a = sixteen  # weight-only 8-bit
-            dtype_ok[i, j] = a is not None
-            act[i, j] = DTYPE_CODE[a or "bf16"]
+    act_names = [[act_dtype_for(h, q) for q in space.quantizations] for h in hardware]
+    dtype_ok = np.array([[a is not None for a in row] for row in act_names], dtype=bool).reshape(nH, nq)
+    act_names = [[a or "bf16" for a in row] for row in act_names]
+    act = np.array([[DTYPE_CODE[a] for a in row] for row in act_names], dtype=np.int64).reshape(nH, nq)
     kv_code = np.array([DTYPE_CODE[v] for v in space.kv_dtypes])
 
     P = float(space.prompt_len)
@@ -234,23 +219,25 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             call = strat.stage_call(attrs)
             if call is None:
                 continue
-            src = G if call.op == "generate" else V[call.verify_len] if call.op == "verify" else G
-            if call.op == "revise":  # a revision costs about one more single generation
-                src = G
+            # generate and revise (about one more single generation) read the generate stage
+            src = V[call.verify_len] if call.op == "verify" else G
             lat_nodes[node] = src["latency_s"][:, :, :, ks]
             sums["energy_j"][node] = src["energy_j"][:, :, :, ks]
             sums["cost_usd"][node] = src["cost_usd"][:, :, :, ks]
             fits = fits & src["fits"][:, :, :, ks]
         latency, totals = strat.combine(graph, lat_nodes, sums)
-        # accuracy on (M, 1, 1, K', L, Q, V, 1, T): one call per model, dtypes as arrays
-        acc = np.zeros((nM, 1, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
+        # accuracy on (M, H, 1, K', L, Q, V, 1, T): one call per model and distinct row of
+        # activation dtypes (the ones the cost uses), dtypes as arrays
+        acc = np.zeros((nM, nH, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
         wq = np.array([QUANTIZATIONS[q][0] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
-        aq = np.array([QUANTIZATIONS[q][1] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
         kvq = np.array(space.kv_dtypes).reshape(1, 1, 1, -1, 1)
-        for mi in range(nM):
-            a = accuracy_fn(profiles[mi], graph.graph["accuracy"], K[ks].reshape(-1, 1, 1, 1, 1),
-                            Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
-            acc[mi, 0, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
+        for row in dict.fromkeys(tuple(r) for r in act_names):
+            hs = [i for i, r in enumerate(act_names) if tuple(r) == row]
+            aq = np.array(row).reshape(1, 1, -1, 1, 1)
+            for mi in range(nM):
+                a = accuracy_fn(profiles[mi], graph.graph["accuracy"], K[ks].reshape(-1, 1, 1, 1, 1),
+                                Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
+                acc[mi, hs, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
         parts.append({
             "accuracy": acc, "latency_s": latency, "energy_j": totals["energy_j"],

@@ -25,9 +25,10 @@ from typing import Any, Optional
 import numpy as np
 
 from planner.errors import InputError
+from planner.quantization import QUANTIZATIONS, act_dtype_for
+from planner.units import HOURS_PER_MONTH, SECONDS_PER_HOUR
 
-HOURS_PER_MONTH = 8766.0 / 12.0
-SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600.0
+SECONDS_PER_MONTH = HOURS_PER_MONTH * SECONDS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,6 @@ class Variant:
     traffic_scale: float = 1.0
     price_scale: float = 1.0
     throughput_scale: float = 1.0
-
-
-def act_dtype_for(hw, quant: str) -> Optional[str]:
-    """The compute dtype a quantization preset runs in on ``hw`` (as planner.search does):
-    the 8-bit math where the device has it, else 16-bit (weight-only); None if neither."""
-    from planner.search import QUANTIZATIONS
-
-    sixteen = "bf16" if hw.has_dtype("bf16") else ("fp32" if hw.has_dtype("fp32") else None)
-    want = QUANTIZATIONS[quant][1]
-    return want if hw.has_dtype(want) else sixteen
 
 
 def candidate_accuracy(model_name: str, task: Optional[str], weight_dtype: str, act_dtype: str, kv_dtype: str,
@@ -92,8 +83,6 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     from planner.cost.api import columns
     from planner.cost.engine import BOTTLENECKS, evaluate
     from planner.cost.tables import HardwareTable, ModelTable
-    from planner.search import QUANTIZATIONS
-
     if efficiencies is None:
         efficiencies = resolve_efficiencies(scn, hardware)
     effs = [e for e, _ in efficiencies]
@@ -139,14 +128,12 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
 
 
 def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str]]:
-    from planner.commands.estimate import resolve_efficiency
+    from planner.calibrate.lookup import resolve_efficiency
 
     return [resolve_efficiency(h, (scn.calibration or {}).get(h.name)) for h in hardware]
 
 
 def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant, eff_label, BOTTLENECKS):
-    from planner.search import QUANTIZATIONS
-
     grid = sub["tpot_s"].shape[:4]  # (D, Q, V, C)
     mean = {k: v[..., 0] for k, v in sub.items()}
     dev = np.broadcast_to(D.reshape(-1, 1, 1, 1), grid)

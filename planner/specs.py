@@ -13,7 +13,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from planner.dtypes import DTYPES
+from planner.dtypes import DTYPES, compute_key
+from planner.quantization import quantization_error
+from planner.units import HOURS_PER_YEAR
 
 # Documented defaults (README "Cost model"): achieved fraction of peak when no calibration
 # profile exists. Large GEMMs reach ~70% of dense peak on H100-class parts and decode
@@ -23,7 +25,6 @@ DEFAULT_MEMORY_EFFICIENCY = 0.80
 DEFAULT_INTERCONNECT_EFFICIENCY = 0.70
 DEFAULT_KERNEL_OVERHEAD_US = 4.0
 DEFAULT_LIFETIME_YEARS = 4.0
-DEFAULT_RUNTIME_RESERVE_FRACTION = 0.08
 
 
 class _Spec(BaseModel):
@@ -88,12 +89,10 @@ class Hardware(_Spec):
 
     def peak_flops(self, dtype: str) -> float:
         """Dense peak in FLOP/s for a compute dtype (fp16 and bf16 stand for each other)."""
-        alias = {"fp16": "bf16", "bf16": "fp16"}
-        if dtype in self.peak_tflops:
-            return self.peak_tflops[dtype] * 1e12
-        if dtype in alias and alias[dtype] in self.peak_tflops:
-            return self.peak_tflops[alias[dtype]] * 1e12
-        raise KeyError(dtype)
+        key = compute_key(self.peak_tflops, dtype)
+        if key is None:
+            raise KeyError(dtype)
+        return self.peak_tflops[key] * 1e12
 
     def has_dtype(self, dtype: str) -> bool:
         try:
@@ -107,7 +106,7 @@ class Hardware(_Spec):
         """Cost of one device-hour: the rental price, else purchase over its lifetime."""
         if self.price_per_hour_usd is not None:
             return self.price_per_hour_usd
-        return self.purchase_price_usd / (self.lifetime_years * 8766.0)
+        return self.purchase_price_usd / (self.lifetime_years * HOURS_PER_YEAR)
 
 
 class MLA(_Spec):
@@ -213,13 +212,12 @@ def positive_list(v):
 def known_quantizations(v):
     """Validator body: quantization preset names of the search (or None)."""
     if v is not None:
-        from planner.search import QUANTIZATIONS
-
         if not v:
             raise ValueError("must not be empty")
         for q in v:
-            if q not in QUANTIZATIONS:
-                raise ValueError(f"unknown quantization '{q}' (choose from {', '.join(QUANTIZATIONS)})")
+            why = quantization_error(q)
+            if why:
+                raise ValueError(why)
     return v
 
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.dtypes import compute_key
+from planner.specs import DEFAULT_COMPUTE_EFFICIENCY
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -71,12 +74,10 @@ class Efficiency:
         return (1.0 + self.gemm_rows_half / r) * self.rows_correction(r)
 
     def compute_curve(self, dtype: str) -> Curve:
-        if dtype in self.compute:
-            return self.compute[dtype]
-        alias = {"fp16": "bf16", "bf16": "fp16"}.get(dtype)
-        if alias in self.compute:
-            return self.compute[alias]
-        return self.compute.get("*", Curve(0.7))
+        key = compute_key(self.compute, dtype)
+        if key is not None:
+            return self.compute[key]
+        return self.compute.get("*", Curve(DEFAULT_COMPUTE_EFFICIENCY))
 
 
 def default_efficiency(hw) -> Efficiency:
