@@ -26,7 +26,8 @@ from planner.calibrate.bench_plan import SCALES, Job, Plan, default_dtypes, plan
 from planner.calibrate.device import (check_device, cpu_count, cpu_model_name, device_fingerprint,
                                       device_memory_bytes, keep_freed_memory, last_level_cache_bytes,
                                       set_threads, synchronizer)
-from planner.calibrate.kernels import BENCHES, tiny_model
+from planner.calibrate.end_to_end import tiny_model
+from planner.calibrate.kernels import BENCHES
 from planner.calibrate.timing import CONTENDED, LoadMonitor, Rotating, Timing, measure, wait_for_quiet
 
 __all__ = [

@@ -9,7 +9,9 @@ predicts them with the profile's own fitted curves, and stores the median ratio
 measured / predicted as ``fitted.time_scale``; the engine multiplies every pass by it.
 ``planner validate`` then checks other models' shapes against it.
 
-torch-free (the measurements come from :mod:`planner.calibrate.kernels`).
+Both synthetic decoders (the reference one and the tiny one whose step time is fixed
+costs only) live here. torch-free (the measurements come from
+:mod:`planner.calibrate.kernels`, which imports this module, never the other way).
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ import math
 import statistics
 
 
+def tiny_model(layers: int):
+    """A decoder with negligible work per kernel: its step time is fixed costs only."""
+    from planner.specs import Model
+
+    return Model(name="tiny", hidden_size=64, num_layers=layers, num_heads=4, num_kv_heads=2, head_dim=16,
+                 intermediate_size=128, vocab_size=256, tie_embeddings=True, qk_norm=True,
+                 published_total_params=1e5, sources={})
+
+
 def reference_model(tiny: bool = False):
     """The synthetic decoder the end-to-end passes run (``tiny``: negligible work, tests)."""
     from planner.specs import Model
 
     if tiny:
-        from planner.calibrate.kernels import tiny_model
-
         return tiny_model(1)
     return Model(name="reference-decoder", hidden_size=1536, num_layers=2, num_heads=12, num_kv_heads=4,
                  head_dim=128, intermediate_size=4096, vocab_size=32768, tie_embeddings=False,

@@ -85,16 +85,8 @@ def _bench_tiny_op(torch, dev, P, cold, opts):
     return t, 16.0, 128.0
 
 
-def tiny_model(layers: int):
-    """A decoder with negligible work per kernel: its step time is fixed costs only."""
-    from planner.specs import Model
-
-    return Model(name="tiny", hidden_size=64, num_layers=layers, num_heads=4, num_kv_heads=2, head_dim=16,
-                 intermediate_size=128, vocab_size=256, tie_embeddings=True, qk_norm=True,
-                 published_total_params=1e5, sources={})
-
-
 def _bench_tiny_decoder(torch, dev, P, cold, opts):
+    from planner.calibrate.end_to_end import tiny_model
     from planner.calibrate.torch_model import TorchDecoder
 
     dec = TorchDecoder(tiny_model(P["layers"]), device=dev, dtype=P["dtype"], max_batch=1, max_context=32)
