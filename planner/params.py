@@ -19,7 +19,6 @@ class ModelCounts:
     active_params: float         # weights used per token (top-k experts only)
     embedding_params: float      # the input embedding table
     matmul_params_active: float  # weights in matmuls per token, LM head included even if tied
-    matmul_params_total: float   # all matmul weights incl. LM head (for FLOPs with every expert)
     read_params_fixed: float     # weights read every decode step whatever the routing
     expert_params: float         # one routed expert in one layer
     num_moe_layers: int
@@ -118,7 +117,6 @@ def count(m: Model) -> ModelCounts:
         active_params=active,
         embedding_params=embed,
         matmul_params_active=matmul_fixed + experts_active + lm_head,
-        matmul_params_total=matmul_fixed + experts_all + lm_head,
         read_params_fixed=fixed_layers + lm_head + final_norm,
         expert_params=expert,
         num_moe_layers=moe_layers,

@@ -11,6 +11,7 @@ from planner.search import (
     OBJECTIVES,
     Budgets,
     Space,
+    check_objective,
     evaluate_space,
     nearest_to_budget,
     objective_score,
@@ -35,12 +36,12 @@ def _efficiencies(hardware, calibration: dict[str, str] | None):
     return effs, labels
 
 
-def build_space(scn: RecommendScenario, profiles: list, model_names: list[str], hardware_names: list[str]) -> Space:
+def build_space(scn: RecommendScenario, profiles: list) -> Space:
     """The search grid for a scenario: its own lists where given, else the defaults."""
     strategies = scn.strategies or list(DEFAULT_STRATEGIES)
     if scn.strategies is None and all(p.spec.perfect_checker for p in profiles):
         strategies.append("pass@k")
-    space = Space(task=scn.task, models=model_names, hardware=hardware_names, strategies=strategies)
+    space = Space(strategies=strategies)
     for name in ("devices", "samples", "gen_lens", "quantizations", "kv_dtypes", "batches", "kv_budgets"):
         v = getattr(scn, name)
         if v is not None:
@@ -72,9 +73,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     from planner import accuracy
     from planner.catalog import load_hardware, load_model
 
-    if scn.objective not in OBJECTIVES:
-        raise InputError(f"unknown objective (choose from {', '.join(OBJECTIVES)})", field="objective",
-                         value=scn.objective)
+    check_objective(scn.objective)  # before the search runs
     hardware = [load_hardware(h) for h in scn.hardware]
     if not hardware:
         raise InputError("give at least one device", field="hardware", value=[])
@@ -94,7 +93,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     models = [m for m, _ in pairs]
     profiles = [p for _, p in pairs]
     effs, eff_labels = _efficiencies(hardware, scn.calibration)
-    space = build_space(scn, profiles, [m.name for m in models], [h.name for h in hardware])
+    space = build_space(scn, profiles)
     verifier = load_model(scn.verifier) if scn.verifier else None
     res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search, verifier)
 

@@ -38,9 +38,8 @@ INFEASIBLE_REASONS = ("memory", "dtype", "devices", "context")
 
 @dataclass
 class Space:
-    task: str
-    models: list[str]
-    hardware: list[str]
+    """The grid axes the search spans (the models and devices are passed as specs)."""
+
     strategies: list[str]
     devices: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     samples: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
@@ -274,11 +273,16 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     return Result(cols, blocks, offsets, axes, labels, act, int(feasible.size), feasible, counts, stage_rows)
 
 
-def objective_score(cols: dict, objective: str) -> np.ndarray:
+def check_objective(objective: str) -> str:
+    """``objective`` if it is one of :data:`OBJECTIVES`, else the one-line InputError."""
     if objective not in OBJECTIVES:
         raise InputError(f"unknown objective (choose from {', '.join(OBJECTIVES)})", field="objective",
                          value=objective)
-    expr = OBJECTIVES[objective][0]
+    return objective
+
+
+def objective_score(cols: dict, objective: str) -> np.ndarray:
+    expr = OBJECTIVES[check_objective(objective)][0]
     if expr.startswith("-"):
         return -cols[expr[1:]]
     if "/" in expr:
