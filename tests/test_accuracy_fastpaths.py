@@ -2,12 +2,11 @@
 replace: closed-form / Bernstein pi tables against the binomial recursion, the matrix
 product binomial sums against the recursion over k, the closed-form / Newton majority
 split points against bisection, merged tail nodes and combinations, the large-k
-majority evaluation, and the time of the search's block."""
+majority evaluation, and the shape of the search's block (its time: benchmarks/accuracy_speed.py)."""
 
 from __future__ import annotations
 
 import importlib
-import time
 from pathlib import Path
 
 import numpy as np
@@ -167,10 +166,10 @@ def test_coinciding_combinations_merge_exactly():
         assert np.allclose(both[..., 0], alone, rtol=0, atol=1e-15)
 
 
-def test_search_block_is_fast():
+def test_search_block_shape():
     """One model's majority and best-of-k on the search's block (6 k x 6 gen_len x 4
-    quantizations x 2 KV dtypes x 6 KV budgets): ~17 and ~7 ms on the reference machine;
-    a generous bound for loaded runners."""
+    quantizations x 2 KV dtypes x 6 KV budgets): one accuracy per configuration, each a
+    probability and nondecreasing in k (its CPU time: benchmarks/accuracy_speed.py)."""
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
@@ -178,12 +177,7 @@ def test_search_block_is_fast():
 
     many, _one, L, wq, aq, kvq, T = block_arguments()
     prof = find_profile("qwen3-8b", "aime24")
-    for strat, bound in (("majority", 0.15), ("best-of-k", 0.08)):
-        predict(prof, strat, many, L, weight_dtype=wq, act_dtype=aq, kv_dtype=kvq, kv_budget=T)   # tables
-        best = float("inf")
-        for _ in range(3):
-            t = time.process_time()
-            out = predict(prof, strat, many, L, weight_dtype=wq, act_dtype=aq, kv_dtype=kvq, kv_budget=T)
-            best = min(best, time.process_time() - t)
+    for strat in ("majority", "best-of-k"):
+        out = predict(prof, strat, many, L, weight_dtype=wq, act_dtype=aq, kv_dtype=kvq, kv_budget=T)
         assert out.shape == (6, 6, 4, 2, 6) and np.all((out >= 0) & (out <= 1))
-        assert best < bound, (strat, best)
+        assert np.all(np.diff(out, axis=0) >= -1e-9)

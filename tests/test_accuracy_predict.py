@@ -1,8 +1,6 @@
-"""The vectorized predict() API: broadcasting, input errors, speed, and properties
+"""The vectorized predict() API: broadcasting, input errors, and properties
 (hypothesis): accuracies in [0, 1], pass@k nondecreasing in k and in the generation
 budget, every strategy nondecreasing in the KV budget."""
-
-import time
 
 import numpy as np
 import pytest
@@ -78,17 +76,19 @@ def test_bad_inputs_are_input_errors(kwargs, field):
     assert "\n" not in str(e.value)
 
 
-def test_fast_for_1e5_configurations():
-    # 1e5 (k, L, budget) combinations, all distinct: 100 k x 100 L x 10 budgets
+def test_1e5_configurations_match_one_at_a_time():
+    """1e5 distinct (k, L, budget) combinations in one call (100 k x 100 L x 10 budgets)
+    agree with the same configurations evaluated one by one (its CPU time:
+    benchmarks/accuracy_speed.py)."""
     k = np.arange(1, 101)[:, None, None]
     L = np.linspace(1000, 40000, 100).astype(int)[None, :, None]
     T = np.array([0, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384])[None, None, :]
-    predict(PROF, "pass@k", 1, 1000)  # warm caches
-    best = min(_cpu(lambda: predict(PROF, "pass@k", k, L, kv_budget=T)) for _ in range(3))
-    # ~25 ms of CPU on the reference machine; generous bound for loaded CI runners
-    assert best < 0.25
     out = predict(PROF, "pass@k", k, L, kv_budget=T)
     assert out.shape == (100, 100, 10) and np.all(np.isfinite(out))
+    rng = np.random.default_rng(11)
+    for i, j, t in zip(rng.integers(0, 100, 25), rng.integers(0, 100, 25), rng.integers(0, 10, 25)):
+        one = float(predict(PROF, "pass@k", int(k[i, 0, 0]), int(L[0, j, 0]), kv_budget=int(T[0, 0, t])))
+        assert out[i, j, t] == pytest.approx(one, abs=2e-3)  # the sweep may interpolate (< 2e-3, tested below)
 
 
 @pytest.mark.parametrize("strat", ["majority", "best-of-k"])
@@ -113,12 +113,6 @@ def test_large_sweeps_interpolate_close_to_exact(strat, monkeypatch):
     exact = predict(PROF, strat, k, L, kv_budget=T, weight_dtype=wd)
     err = np.abs(approx - exact)
     assert err.max() < 2e-3 and err.mean() < 1e-4
-
-
-def _cpu(fn):
-    t = time.process_time()
-    fn()
-    return time.process_time() - t
 
 
 def test_explain_reports_inputs():

@@ -61,13 +61,30 @@ def test_nothing_meets_the_budget_exits_0_with_nearest(capsys):
     assert d["recommendations"] == [] and len(d["nearest"]) == 3
 
 
-def test_a_cheaper_verifier_lowers_cost_not_accuracy():
-    kw = dict(task="aime24", models=["qwen3-8b"], strategies=["best-of-k"], samples=[8], gen_lens=[8192],
+def test_a_cheaper_verifier_saves_what_its_stage_costs():
+    """Brute force through the one-configuration API: swapping the 8B reward model for the
+    0.6B one saves, per request, k reward-model requests (prompt + answer in, the reward
+    tokens out, the k answers batched) priced by each model, and the stage's latency."""
+    from planner import strategies as strat
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.api import estimate
+
+    k, gen = 8, 8192
+    kw = dict(task="aime24", models=["qwen3-8b"], strategies=["best-of-k"], samples=[k], gen_lens=[gen],
               batches=[1], kv_budgets=[0], quantizations=["bf16"], kv_dtypes=["bf16"], devices=[1], top=1)
-    self_v = run(RecommendScenario(**kw))["recommendations"][0]
-    small_v = run(RecommendScenario(verifier="qwen3-0.6b", **kw))["recommendations"][0]
-    assert small_v["cost_usd"] < self_v["cost_usd"]
-    assert small_v["accuracy"] == self_v["accuracy"]
+    self_v = run(RecommendScenario(**kw))
+    small_v = run(RecommendScenario(verifier="qwen3-0.6b", **kw))
+    (verify_len,) = [a["verify_len"] for _, a in strat.get("best-of-k").nodes(data=True) if a["op"] == "verify"]
+    h100 = load_hardware("h100-sxm")
+
+    def stage(model):
+        return estimate(load_model(model), h100, batch=k, prompt_len=self_v["prompt_len"] + gen, gen_len=verify_len)
+
+    big, small = stage("qwen3-8b"), stage("qwen3-0.6b")
+    a, b = self_v["recommendations"][0], small_v["recommendations"][0]
+    assert a["cost_usd"] - b["cost_usd"] == pytest.approx(k * (big["cost_usd"] - small["cost_usd"]), rel=1e-4)
+    assert a["energy_j"] - b["energy_j"] == pytest.approx(k * (big["energy_j"] - small["energy_j"]), rel=1e-4)
+    assert a["latency_s"] - b["latency_s"] == pytest.approx(big["latency_s"] - small["latency_s"], rel=1e-4)
 
 
 def test_default_scenario_runs_without_flags(capsys):
