@@ -32,6 +32,13 @@ def weight_dtype(name: str) -> str:
     return QUANTIZATIONS[name][0]
 
 
+def default_act_dtype(weight_dtype: str) -> str:
+    """The activation dtype wanted with weights stored in ``weight_dtype`` when none is
+    given: the preset's (W8A8 for 8-bit weights), else 16-bit (weight-only quantization)."""
+    wanted = {w: a for w, a in QUANTIZATIONS.values()}
+    return wanted.get(weight_dtype, "bf16")
+
+
 def act_dtype_for(hardware, name: str) -> Optional[str]:
     """The compute dtype preset ``name`` runs in on ``hardware``: the wanted activation
     dtype where the device has it, else 16-bit (bf16, or fp32 on parts without bf16),

@@ -103,12 +103,12 @@ def dtype_codes(values, field: str) -> np.ndarray:
 
 
 def default_act_codes(weight_codes: np.ndarray) -> np.ndarray:
-    """Activation format when not given: W8A8 for 8-bit weights (fp8, int8), else bf16
-    (weight-only quantization computes in 16-bit)."""
-    out = np.full(weight_codes.shape, _CODE["bf16"], dtype=np.int64)
-    for d in ("fp8", "int8"):
-        out[weight_codes == _CODE[d]] = _CODE[d]
-    return out
+    """Activation format when not given (:func:`planner.quantization.default_act_dtype`:
+    W8A8 for 8-bit weights, else bf16)."""
+    from planner.quantization import default_act_dtype
+
+    by_weight = np.array([_CODE[default_act_dtype(d)] for d in FORMATS], dtype=np.int64)
+    return by_weight[weight_codes]
 
 
 def quant_logit_penalty(weight_codes, act_codes, kv_codes) -> np.ndarray:
