@@ -73,9 +73,12 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
         if len(front) > 1:
             ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="black", linewidth=0.8,
                     linestyle="--", zorder=1)
-        for p in front if len(points) > 12 else [p for p in points if p["chosen"]]:
-            if p["chosen"] or len(points) <= 12:
-                ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        labelled = {id(p) for p in points if p["chosen"]} | {id(p) for p in front}
+        for p in points:
+            if id(p) in labelled and p["label"]:
+                ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4),
+                            fontsize=7 if p["chosen"] else 6)
+        _sane_limits(ax, points, better)
         ax.set_xscale("log")
         ax.set_xlabel("USD per 1,000 requests (fleet, with headroom)")
         ax.set_ylabel(y_label)
@@ -87,6 +90,20 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
         else:
             ax.text(0.5, 0.5, "no configuration meets the SLOs", transform=ax.transAxes, ha="center")
         return _svg(fig)
+
+
+def _sane_limits(ax, points: list[dict], accuracy_axis: bool) -> None:
+    """Axes that do not exaggerate: accuracy spans 0 to 1 (a 0.32-0.40 axis makes 8 points
+    look like a cliff); latency starts at 0; cost (log) gets half a decade of margin."""
+    if not points:
+        return
+    xs = [p["x"] for p in points if p["x"] > 0]
+    if xs:
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+    if accuracy_axis:
+        ax.set_ylim(0.0, 1.0)
+    else:
+        ax.set_ylim(0.0, max(p["y"] for p in points) * 1.15 or 1.0)
 
 
 def frontier(points: list[dict], higher_is_better: bool = True) -> list[dict]:
