@@ -25,6 +25,7 @@ from typing import Optional
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from planner.errors import InputError
+from planner.fleet import DEFAULT_PUE, DEFAULT_REDUNDANCY
 from planner.specs import known_dtypes, known_quantizations, positive_list
 
 GIVEN_PERCENTILES = (50.0, 90.0, 99.0)
@@ -207,6 +208,10 @@ class CapacityScenario(_Strict):
     electricity_usd_per_kwh: float = Field(0.12, ge=0)
     horizon_months: float = Field(12.0, gt=0, le=600)
     headroom: float = Field(0.3, ge=0, le=10)
+    redundancy: int = Field(DEFAULT_REDUNDANCY, ge=0, le=1000, description="spare replicas (N+k)")
+    pue: float = Field(DEFAULT_PUE, ge=1.0, le=3.0, description="facility power over IT power")
+    host_power_w_per_device: float = Field(0.0, ge=0, le=100_000,
+                                           description="host CPUs, NICs and fans per device, watts")
     sensitivity: Sensitivity = Field(default_factory=Sensitivity)
     calibration: Optional[dict[str, str]] = Field(None, description="device name -> calibration profile path")
 

@@ -73,9 +73,12 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
         if len(front) > 1:
             ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="black", linewidth=0.8,
                     linestyle="--", zorder=1)
-        for p in front if len(points) > 12 else [p for p in points if p["chosen"]]:
-            if p["chosen"] or len(points) <= 12:
-                ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+        labelled = {id(p) for p in points if p["chosen"]} | {id(p) for p in front}
+        for p, dy in _staggered([p for p in points if id(p) in labelled and p["label"]], better):
+            ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(4, dy),
+                        fontsize=7 if p["chosen"] else 6, arrowprops={"arrowstyle": "-", "linewidth": 0.4,
+                                                                       "color": "#888888"})
+        _sane_limits(ax, points, better)
         ax.set_xscale("log")
         ax.set_xlabel("USD per 1,000 requests (fleet, with headroom)")
         ax.set_ylabel(y_label)
@@ -87,6 +90,35 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
         else:
             ax.text(0.5, 0.5, "no configuration meets the SLOs", transform=ax.transAxes, ha="center")
         return _svg(fig)
+
+
+LABEL_OFFSETS_PT = (8, -14, 22, -28, 36, -42)
+
+
+def _staggered(points: list[dict], accuracy_axis: bool) -> list[tuple[dict, int]]:
+    """Vertical label offsets (points) so that labels of points at about the same height
+    (within 2% of the axis) alternate above and below instead of printing over each other."""
+    span = 1.0 if accuracy_axis else max((p["y"] for p in points), default=1.0) or 1.0
+    out, rows = [], {}
+    for p in sorted(points, key=lambda p: (p["y"], p["x"])):
+        key = round(p["y"] / (0.02 * span))
+        i = rows[key] = rows.get(key, -1) + 1
+        out.append((p, LABEL_OFFSETS_PT[i % len(LABEL_OFFSETS_PT)]))
+    return out
+
+
+def _sane_limits(ax, points: list[dict], accuracy_axis: bool) -> None:
+    """Axes that do not exaggerate: accuracy spans 0 to 1 (a 0.32-0.40 axis makes 8 points
+    look like a cliff); latency starts at 0; cost (log) gets half a decade of margin."""
+    if not points:
+        return
+    xs = [p["x"] for p in points if p["x"] > 0]
+    if xs:
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+    if accuracy_axis:
+        ax.set_ylim(0.0, 1.0)
+    else:
+        ax.set_ylim(0.0, max(p["y"] for p in points) * 1.15 or 1.0)
 
 
 def frontier(points: list[dict], higher_is_better: bool = True) -> list[dict]:

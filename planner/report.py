@@ -108,19 +108,45 @@ def blocks(data: dict) -> list:
     b.append(("h2", "Fleet and cost"))
     head = ["model", "hardware", "replicas", "devices", "in flight", "utilization", "$ / device-hour", "$ / month",
             "kWh / month", f"$ / {scn['horizon_months']:g} months", "$ / 1k requests"]
-    rows = [{"cells": [c["model"], c["hardware"], f["replicas"], f["devices"], f"{f['in_flight']:,.1f}",
+    rows = [{"cells": [c["model"], c["hardware"], _replicas(f), f["devices"], f"{f['in_flight']:,.1f}",
                        f"{f['utilization']:.0%}", f"{f['price_per_device_hour']:.3g}" + (" (owned)" if f["owned"] else ""),
                        fmt_usd(f["monthly_usd"]), f"{f['monthly_kwh']:,.0f}", fmt_usd(f["horizon_usd"]),
                        f"${f['usd_per_1k_requests']:.3g}"]}
             for c in ok for f in [c["fleet"]]]
     b.append(("table", head, rows,
-              f"replicas = ceil(rps x (1 + {scn['headroom']:g}) / requests/s per replica); in flight = rps x mean "
+              f"replicas = ceil(rps x (1 + {scn['headroom']:g}) / requests/s per replica) + {scn['redundancy']} spare "
+              f"(N+{scn['redundancy']}; all replicas serve, so utilization counts the spares); in flight = rps x mean "
               "latency (Little's law); owned devices cost their purchase price over their lifetime plus electricity "
-              f"at ${scn['electricity_usd_per_kwh']:g}/kWh; {HOURS_PER_MONTH:g} hours per month."))
-    b.append(("h2", "Accuracy vs cost"))
-    b.append(("figure", "pareto", "Pareto plot: " + _pareto_axis(ok) + " vs USD per 1,000 requests. Large markers: "
+              f"at ${scn['electricity_usd_per_kwh']:g}/kWh; kWh are the facility's (IT power x PUE {scn['pue']:g}); "
+              f"{HOURS_PER_MONTH:g} hours per month."))
+    b.append(("h2", "Prices used"))
+    b.append(("table", ["hardware", "$ / device-hour", "kind", "date", "source"], _price_rows(ok),
+              "Rental prices are all-in per device-hour; an owned device's hourly figure is its purchase price over its "
+              "lifetime. Prices from the scenario file are marked as overrides. Snapshots come from different providers "
+              "and dates: re-check them before you buy."))
+    b.append(("h2", f"Rent or buy over {scn['horizon_months']:g} months"))
+    head = ["model", "hardware", "devices", "rent", "buy (purchase + electricity)", "buy, amortized", "break-even"]
+    b.append(("table", head, [{"cells": [c["model"], c["hardware"], c["fleet"]["devices"], *_rvb(c["fleet"])]}
+                              for c in ok],
+              "Rent: device-hours x rental price. Buy: every device's purchase price up front plus the facility's "
+              f"electricity (IT power x PUE {scn['pue']:g} at ${scn['electricity_usd_per_kwh']:g}/kWh); amortized: "
+              "purchase x horizon / lifetime plus electricity. Break-even: months until cumulative rent exceeds the "
+              "purchase plus electricity. Hosting (space, staff, network) is not included."))
+    b.append(("h2", "Power"))
+    head = ["model", "hardware", "devices", "peak IT kW", "peak facility kW", "average facility kW", "kWh / month"]
+    b.append(("table", head, [{"cells": [c["model"], c["hardware"], f["devices"], f"{f['peak_it_kw']:,.1f}",
+                                         f"{f['peak_facility_kw']:,.1f}", f"{f['average_facility_kw']:,.1f}",
+                                         f"{f['monthly_kwh']:,.0f}"]} for c in ok for f in [c["fleet"]]],
+              "Peak: every device at its rated maximum power"
+              + (f" plus {scn['host_power_w_per_device']:g} W of host per device" if scn["host_power_w_per_device"]
+                 else " (devices only: set host_power_w_per_device for CPUs, NICs and fans, e.g. 575 W for a DGX "
+                      "H100, rated 10.2 kW for 8 x 700 W GPUs)")
+              + f"; facility = IT x PUE {scn['pue']:g}. This is the power the racks and the site must supply."))
+    axis = _pareto_axis(ok)
+    b.append(("h2", f"{axis[0].upper()}{axis[1:]} vs cost"))
+    b.append(("figure", "pareto", "Pareto plot: " + axis + " vs USD per 1,000 requests. Large markers: "
               "the chosen configuration per candidate; small: the cheapest SLO-meeting configuration per "
-              "(quantization, KV dtype)."))
+              "(quantization, KV dtype). Points on the frontier are labelled."))
     b.append(("h2", "Roofline of the chosen configurations"))
     b.append(("figure", "roofline", "Roofline: arithmetic intensity vs achieved FLOP/s per device at full load, "
               "against each device's roof (peak of the compute dtype, memory bandwidth)."))
@@ -136,6 +162,34 @@ def blocks(data: dict) -> list:
     b.append(("h2", "Assumptions and known model error"))
     b.append(("ul", assumptions(data, model)))
     return b
+
+
+def _replicas(f: dict) -> str:
+    return f"{f['replicas_needed']} + {f['spare_replicas']}" if f["spare_replicas"] else str(f["replicas"])
+
+
+def _price_rows(ok: list) -> list:
+    seen, rows = set(), []
+    for c in ok:
+        f = c["fleet"]
+        if c["hardware"] in seen:
+            continue
+        seen.add(c["hardware"])
+        kind = "override (scenario)" if f["price_override"] else ("owned" if f["owned"] else "rental")
+        rows.append({"cells": [c["hardware"], f"{f['price_per_device_hour']:.3g}", kind, f["price_date"] or "not dated",
+                               f["price_source"]]})
+    return rows
+
+
+def _rvb(f: dict) -> list[str]:
+    r = f["rent_vs_buy"]
+    money = lambda x: "no price" if x is None else fmt_usd(x)  # noqa: E731
+    be = r["breakeven_months"]
+    if r["rent_usd"] is None or r["buy_usd"] is None:
+        be_txt = "n/a (one price missing)"
+    else:
+        be_txt = "never" if be is None else f"{be:,.1f} months"
+    return [money(r["rent_usd"]), money(r["buy_usd"]), money(r["buy_amortized_usd"]), be_txt]
 
 
 def _acc(c: dict) -> str:
@@ -167,8 +221,11 @@ def assumptions(data: dict, model) -> list[str]:
         "Accuracy is one sample at the generation cap from the accuracy model's profile for the task (quantization "
         "penalties included); \"n/a\" where no profile exists. Strategies with several samples are not sized here.",
         "Energy: the cost engine's power model (idle power plus dynamic power up to the device's maximum) per "
-        "device; a fleet at utilization u draws u x full-load + (1 - u) x idle power. No cooling (PUE), host "
-        "CPUs or network.",
+        "device; a fleet at utilization u draws u x full-load + (1 - u) x idle power, plus the host power per "
+        f"device given in the scenario ({data['scenario']['host_power_w_per_device']:g} W), times the PUE "
+        f"({data['scenario']['pue']:g}; default: the Uptime Institute 2023 industry average, 1.58).",
+        f"Redundancy: N+{data['scenario']['redundancy']}: the fleet keeps serving the traffic (with its headroom) "
+        "after that many replica failures.",
         "Prices: scenario prices are all-in per device-hour; catalog rental prices otherwise; a device with only a "
         "purchase price is owned (amortized over its lifetime, plus electricity).",
         "Efficiency: " + "; ".join(effs) + ".",
@@ -193,7 +250,8 @@ def figures(data: dict) -> tuple[dict[str, str | None], dict[str, str]]:
         g = {"model": c["model"], "hardware": c["hardware"]}
         label = f"{c['model']} @ {c['hardware']} ({c['config']['weight_dtype']})"
         if has_acc:
-            pts += [{**g, "label": "", "x": o["usd_per_1k_requests"], "y": o["accuracy"], "chosen": False}
+            pts += [{**g, "label": f"{c['model']} @ {c['hardware']} ({o['quantization']}, KV {o['kv_dtype']})",
+                     "x": o["usd_per_1k_requests"], "y": o["accuracy"], "chosen": False}
                     for o in c["options"] if o["accuracy"] is not None]
             if c["accuracy"] is not None:
                 pts.append({**g, "label": label, "x": c["fleet"]["usd_per_1k_requests"], "y": c["accuracy"],

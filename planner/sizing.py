@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from planner import fleet
 from planner.errors import InputError
 from planner.quantization import QUANTIZATIONS, act_dtype_for
 from planner.units import HOURS_PER_MONTH, SECONDS_PER_HOUR
@@ -161,16 +162,16 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
     G_mean = sets[0][3]
     rate = mean["throughput_tok_s"] / G_mean  # requests/s of one replica at full load
     eff_rate = rate * variant.throughput_scale
-    with np.errstate(all="ignore"):
-        replicas = np.ceil(rps * (1.0 + scn.headroom) / eff_rate)
-        util = rps / (replicas * eff_rate)
-    price, owned = _price(scn, h, variant)
+    need, replicas = fleet.replicas(rps, scn.headroom, eff_rate, scn.redundancy)
+    util = fleet.utilization(rps, replicas, eff_rate)
+    price = _price(scn, h, variant)
     with np.errstate(all="ignore"):  # rows that do not run give NaN; they are never chosen
         p_full = mean["energy_j"] * rate  # W of one replica at full load
         p_idle = dev * h.idle_power_w
-        kwh = replicas * (util * p_full + (1.0 - util) * p_idle) * HOURS_PER_MONTH / 1000.0
-        usd = replicas * dev * HOURS_PER_MONTH * price + (scn.electricity_usd_per_kwh * variant.price_scale * kwh
-                                                          if owned else 0.0)
+        kwh = fleet.monthly_kwh(fleet.average_it_power_w(replicas, util, p_full, p_idle, dev,
+                                                         scn.host_power_w_per_device), scn.pue)
+        usd = replicas * dev * HOURS_PER_MONTH * price["usd_per_device_hour"] + (
+            scn.electricity_usd_per_kwh * variant.price_scale * kwh if price["owned"] else 0.0)
         per_1k = usd / (rps * SECONDS_PER_MONTH) * 1000.0
     base = {"model": m.name, "hardware": h.name, "efficiency": eff_label}
     if not good.any():
@@ -212,22 +213,44 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
                         "capacity_bytes_per_device": pick(mean["capacity_bytes"])},
         "slo": [{"metric": mt, "percentile": q, "max": bound, "value": float(slo_vals[(mt, q)][b]),
                  "ok": bool(slo_vals[(mt, q)][b] <= bound)} for mt, bound, q in scn.slo.bounds()],
-        "fleet": {"replicas": n_rep, "devices": n_rep * int(D[di]), "in_flight": rps * pick(mean["latency_s"]),
-                  "utilization": pick(util), "price_per_device_hour": price, "owned": owned,
-                  "monthly_device_hours": n_rep * int(D[di]) * HOURS_PER_MONTH, "monthly_usd": monthly_usd,
-                  "monthly_kwh": pick(kwh), "horizon_usd": monthly_usd * scn.horizon_months,
-                  "usd_per_1k_requests": monthly_usd / (rps * SECONDS_PER_MONTH) * 1000.0},
+        "fleet": _fleet(scn, h, price, n_rep, int(pick(need)), int(D[di]), rps, pick(util), pick(kwh), monthly_usd,
+                        pick(mean["latency_s"]), variant),
         "accuracy": a, "accuracy_source": a_src, "options": options,
         "peak_flops_per_device": h.peak_flops(acts[qi]), "bandwidth_bytes_per_device": h.mem_bandwidth_gbps * 1e9,
     }
 
 
-def _price(scn, h, variant: Variant) -> tuple[float, bool]:
-    """(USD per device-hour, owned?). A scenario price is all-in (rental); a device with no
-    rental price is owned: purchase over lifetime, plus electricity."""
+def _price(scn, h, variant: Variant) -> dict:
+    """The device-hour price used, with where it comes from. A scenario price is all-in
+    (rental, marked as an override); else the catalog's rental price; a device with no rental
+    price is owned: purchase over its lifetime, plus electricity."""
     if h.name in scn.prices:
-        return scn.prices[h.name] * variant.price_scale, False
-    return h.hourly_usd * variant.price_scale, h.price_per_hour_usd is None
+        return {"usd_per_device_hour": scn.prices[h.name] * variant.price_scale, "owned": False,
+                "source": "scenario file (override)", "date": None, "override": True}
+    owned = h.price_per_hour_usd is None
+    key = "purchase_price_usd" if owned else "price_per_hour_usd"
+    return {"usd_per_device_hour": h.hourly_usd * variant.price_scale, "owned": owned,
+            "source": h.sources.get(key, "not given"), "date": h.purchase_price_date if owned else h.price_date,
+            "override": False}
+
+
+def _fleet(scn, h, price, n_rep, n_need, devices, rps, util, kwh, monthly_usd, latency_s, variant) -> dict:
+    """The chosen configuration's fleet: replicas (N+k), power, dollars, rent versus buy."""
+    n_dev = n_rep * devices
+    peak_w = fleet.peak_it_power_w(n_dev, h.max_power_w, scn.host_power_w_per_device)
+    rent = h.price_per_hour_usd if h.name not in scn.prices else scn.prices[h.name]
+    rvb = fleet.rent_vs_buy(n_dev, None if rent is None else rent * variant.price_scale,
+                            None if h.purchase_price_usd is None else h.purchase_price_usd * variant.price_scale,
+                            h.lifetime_years, kwh, scn.electricity_usd_per_kwh * variant.price_scale,
+                            scn.horizon_months)
+    return {"replicas": n_rep, "replicas_needed": n_need, "spare_replicas": n_rep - n_need, "devices": n_dev,
+            "in_flight": rps * latency_s, "utilization": util,
+            "price_per_device_hour": price["usd_per_device_hour"], "owned": price["owned"],
+            "price_source": price["source"], "price_date": price["date"], "price_override": price["override"],
+            "monthly_device_hours": n_dev * HOURS_PER_MONTH, "monthly_usd": monthly_usd, "monthly_kwh": kwh,
+            "peak_it_kw": peak_w / 1000.0, "peak_facility_kw": peak_w * scn.pue / 1000.0,
+            "average_facility_kw": kwh / HOURS_PER_MONTH, "horizon_usd": monthly_usd * scn.horizon_months,
+            "usd_per_1k_requests": monthly_usd / (rps * SECONDS_PER_MONTH) * 1000.0, "rent_vs_buy": rvb}
 
 
 def _why_not(scn, ok, fits_any, ctx_ok, ctx_need, m, slo_vals, acc_arr, slo_ok) -> str:

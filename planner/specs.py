@@ -25,6 +25,7 @@ DEFAULT_MEMORY_EFFICIENCY = 0.80
 DEFAULT_INTERCONNECT_EFFICIENCY = 0.70
 DEFAULT_KERNEL_OVERHEAD_US = 4.0
 DEFAULT_LIFETIME_YEARS = 4.0
+PRICE_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"  # YYYY, YYYY-MM or YYYY-MM-DD
 
 
 class _Spec(BaseModel):
@@ -59,7 +60,9 @@ class Hardware(_Spec):
     idle_power_w: float = Field(ge=0)
     max_power_w: float = Field(gt=0)
     price_per_hour_usd: Optional[float] = Field(None, gt=0)
+    price_date: Optional[str] = Field(None, pattern=PRICE_DATE, description="date of the rental price snapshot")
     purchase_price_usd: Optional[float] = Field(None, gt=0)
+    purchase_price_date: Optional[str] = Field(None, pattern=PRICE_DATE, description="date of the purchase price")
     lifetime_years: float = Field(DEFAULT_LIFETIME_YEARS, gt=0)
     compute_efficiency: float = Field(DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1)
     memory_efficiency: float = Field(DEFAULT_MEMORY_EFFICIENCY, gt=0, le=1)

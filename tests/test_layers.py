@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "planner.specs", "planner.params", "planner.catalog", "planner.hf_arch", "planner.hf_import")),
     ("models", ("planner.cost", "planner.accuracy", "planner.calibrate")),
     ("planning", ("planner.strategies", "planner.search")),
-    ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing",
+    ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.fleet",
                    "planner.check", "planner.report", "planner.report_render", "planner.plots")),
     # the front ends: the CLI, and the package itself (its top-level Python API)
     ("front ends", ("planner", "planner.__main__", "planner.cli", "planner.commands")),

@@ -90,7 +90,10 @@ def test_fleet_sizing_consistent_with_estimate(built, capsys):
         rate = est["throughput_tok_s"] / cf["gen_len"]
         f = c["fleet"]
         assert pr["requests_per_s"] == pytest.approx(rate, rel=1e-9)
-        assert f["replicas"] == math.ceil(scn["traffic"]["requests_per_s"] * (1 + scn["headroom"]) / rate - 1e-9)
+        need = math.ceil(scn["traffic"]["requests_per_s"] * (1 + scn["headroom"]) / rate - 1e-9)
+        assert f["replicas"] == need + scn["redundancy"] and f["replicas_needed"] == need
+        # N+k: after losing the spares the rest still carries the traffic with its headroom
+        assert (f["replicas"] - scn["redundancy"]) * rate >= scn["traffic"]["requests_per_s"] * (1 + scn["headroom"])
         assert f["devices"] == f["replicas"] * cf["devices"]
         assert f["utilization"] == pytest.approx(scn["traffic"]["requests_per_s"] / (f["replicas"] * rate))
         assert f["in_flight"] == pytest.approx(scn["traffic"]["requests_per_s"] * est["latency_s"], rel=1e-9)
@@ -182,12 +185,12 @@ def test_html_renders_in_headless_chromium(html_report, tmp_path):
     png = tmp_path / "shot.png"
     flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'prof'}"]
-    r = subprocess.run(flags + ["--enable-logging=stderr", "--v=0", f"--screenshot={png}", "--window-size=1200,2000",
+    r = subprocess.run(flags + ["--enable-logging=stderr", "--v=0", f"--screenshot={png}", "--window-size=1200,5000",
                                 html_report.as_uri()], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "CONSOLE" not in r.stderr and "Uncaught" not in r.stderr
     img = Image.open(png).convert("RGB")
-    assert img.size == (1200, 2000)
+    assert img.size == (1200, 5000)
     # the Pareto plot decoded and painted: its first marker colour (#1f77b4) is on screen
     colors = {c for _, c in img.getcolors(maxcolors=1 << 20)}
     assert (31, 119, 180) in colors
@@ -220,3 +223,96 @@ def test_report_without_matplotlib_omits_plots(tmp_path, monkeypatch):
         text = out.read_text()
         assert text.count("Plot omitted (matplotlib is not installed") == 2 and "Fleet and cost" in text
     assert not list(tmp_path.glob("*.svg"))
+
+
+def test_rent_vs_buy_breakeven_matches_a_month_by_month_ledger():
+    """The closed-form break-even equals the month where a cumulative ledger of rent
+    overtakes purchase + electricity (brute force, by the day)."""
+    from planner.fleet import rent_vs_buy
+    from planner.units import HOURS_PER_MONTH
+
+    for devices, rent, buy, kwh, usd_kwh in [(8, 2.99, 30000.0, 4000.0, 0.12), (1, 1.86, 8000.0, 500.0, 0.30),
+                                            (3, 0.5, 20000.0, 9000.0, 0.2)]:
+        r = rent_vs_buy(devices, rent, buy, 4.0, kwh, usd_kwh, horizon_months=12)
+        assert r["rent_usd"] == pytest.approx(devices * rent * HOURS_PER_MONTH * 12)
+        assert r["buy_usd"] == pytest.approx(devices * buy + kwh * usd_kwh * 12)
+        day = 0
+        while day < 365 * 50:
+            months = day / (365.25 / 12)
+            if devices * rent * HOURS_PER_MONTH * months >= devices * buy + kwh * usd_kwh * months:
+                break
+            day += 1
+        if r["breakeven_months"] is None:
+            assert day == 365 * 50  # never pays off: electricity alone costs more than the rent
+        else:
+            assert r["breakeven_months"] == pytest.approx(day / (365.25 / 12), abs=1 / 30)
+
+
+def test_redundancy_pue_and_host_power_move_the_fleet_the_right_way(tmp_path):
+    """More spares -> more devices and dollars; a higher PUE or host power -> more kWh and
+    peak kW, same devices; power figures follow the datasheet maximum."""
+    import yaml
+
+    from planner.catalog import load_hardware
+    from planner.report import build
+
+    scn = yaml.safe_load(Path(SCENARIO).read_text())
+    out = {}
+    for label, change in [("base", {}), ("n+3", {"redundancy": 3}), ("pue", {"pue": 2.0}),
+                          ("host", {"host_power_w_per_device": 575})]:
+        f = tmp_path / f"{label}.yaml"
+        f.write_text(yaml.safe_dump({**scn, **change}))
+        out[label] = {(c["model"], c["hardware"]): c for c in build(str(f))["plan"]["candidates"] if c["status"] == "ok"}
+    for key, c in out["base"].items():
+        fb = c["fleet"]
+        hw = load_hardware(c["hardware"])
+        assert fb["peak_it_kw"] == pytest.approx(fb["devices"] * hw.max_power_w / 1000)
+        assert fb["peak_facility_kw"] == pytest.approx(fb["peak_it_kw"] * scn.get("pue", 1.58))
+        if key in out["n+3"]:
+            f3 = out["n+3"][key]["fleet"]
+            assert f3["spare_replicas"] == 3 and f3["monthly_usd"] >= fb["monthly_usd"]
+        fp, fh = out["pue"][key]["fleet"], out["host"][key]["fleet"]
+        if fp["devices"] == fb["devices"]:
+            assert fp["monthly_kwh"] > fb["monthly_kwh"] and fp["peak_facility_kw"] > fb["peak_facility_kw"]
+        if fh["devices"] == fb["devices"]:
+            assert fh["peak_it_kw"] == pytest.approx(fb["peak_it_kw"] + fb["devices"] * 0.575)
+
+
+def test_report_shows_price_sources_dates_and_overrides(tmp_path):
+    out = tmp_path / "r.md"
+    assert main(["report", SCENARIO, "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "## Prices used" in text and "override (scenario)" in text
+    assert "AWS EC2 on-demand g6e.xlarge" in text  # the l40s catalog price, with its source
+    assert "| l40s | 1.86 | rental | 2025 |" in text
+    assert "## Rent or buy over 12 months" in text and "## Power" in text
+
+
+def test_pareto_heading_follows_its_axis(tmp_path):
+    """Without a task the Pareto plot's y-axis is latency, and its heading says so."""
+    import yaml
+
+    scn = yaml.safe_load(Path(SCENARIO).read_text())
+    scn.pop("task"), scn.pop("min_accuracy")
+    f = tmp_path / "s.yaml"
+    f.write_text(yaml.safe_dump(scn))
+    out = tmp_path / "r.md"
+    assert main(["report", str(f), "-o", str(out)]) == 0
+    text = out.read_text()
+    assert "## Mean end-to-end latency (no accuracy profile) vs cost" in text and "Accuracy vs cost" not in text
+
+
+@needs_mpl
+def test_pareto_plot_labels_frontier_points_and_keeps_the_accuracy_axis_whole():
+    """Points between 0.32 and 0.40 accuracy: the axis still spans 0 to 1 (ticks 0.0 and
+    1.0 drawn), and every frontier point carries its label as SVG text."""
+    from planner.plots import frontier, pareto_svg
+
+    pts = [{"model": "m", "hardware": "h", "label": f"cfg{i}", "x": 0.1 * (i + 1), "y": 0.32 + 0.01 * i,
+            "chosen": i == 0} for i in range(9)]
+    pts.append({"model": "m", "hardware": "h", "label": "dominated", "x": 5.0, "y": 0.33, "chosen": False})
+    svg = pareto_svg(pts, "accuracy")
+    assert ">0.0<" in svg and ">1.0<" in svg
+    for p in frontier(pts):
+        assert f">{p['label']}<" in svg
+    assert ">dominated<" not in svg
