@@ -28,7 +28,7 @@ STRATEGIES = ("single", "pass@k", "verify", "majority", "best-of-k")
 def block_arguments():
     from planner.search import QUANTIZATIONS, Space
 
-    space = Space(task="aime24", models=[], hardware=[], strategies=[])
+    space = Space(strategies=[])
     K = np.array(space.samples, dtype=float)
     Ls = np.array(space.gen_lens, dtype=float)
     Ts = np.array(space.kv_budgets, dtype=float)

@@ -43,7 +43,7 @@ def run(hardware: str = "b200", task: str = "aime24") -> Findings:
     models = [load_model(m) for m in QWEN3]
     profiles = [find_profile(m, task) for m in QWEN3]
     hw = [load_hardware(hardware)]
-    space = Space(task=task, models=QWEN3, hardware=[hardware], strategies=["single", "majority"],
+    space = Space(strategies=["single", "majority"],
                   devices=[1], samples=[1, 2, 4, 8, 16, 32, 64],
                   gen_lens=[1024, 2048, 4096, 8192, 12288, 16384, 24576, 32768],
                   quantizations=["bf16"], kv_dtypes=["bf16"], batches=[1, 4, 16, 64, 256],

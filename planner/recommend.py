@@ -41,7 +41,7 @@ def build_space(scn: RecommendScenario, profiles: list, model_names: list[str], 
     strategies = scn.strategies or list(DEFAULT_STRATEGIES)
     if scn.strategies is None and all(p.spec.perfect_checker for p in profiles):
         strategies.append("pass@k")
-    space = Space(task=scn.task, models=model_names, hardware=hardware_names, strategies=strategies)
+    space = Space(strategies=strategies)
     for name in ("devices", "samples", "gen_lens", "quantizations", "kv_dtypes", "batches", "kv_budgets"):
         v = getattr(scn, name)
         if v is not None:
