@@ -312,16 +312,20 @@ def within_budgets(cols: dict, b: Budgets) -> np.ndarray:
     return ok
 
 
-def top_indices(score: np.ndarray, mask: np.ndarray, n: int, tiebreak: np.ndarray) -> np.ndarray:
-    """Indices of the n best rows by score (ties: lower ``tiebreak`` first)."""
+def top_indices(score: np.ndarray, mask: np.ndarray, n: int, tiebreak) -> np.ndarray:
+    """Indices of the n best rows by score; ties broken by ``tiebreak`` (one array, or a
+    sequence of arrays applied in order: lower first). Every row tied with the n-th best
+    takes part in the tie-break (a partial sort never cuts a tie arbitrarily)."""
+    keys = [tiebreak] if isinstance(tiebreak, np.ndarray) else list(tiebreak)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return idx
     s = score[idx]
-    if idx.size > 4 * n:
-        keep = np.argpartition(-s, min(4 * n, idx.size - 1))[: 4 * n]
+    if idx.size > n:
+        nth = np.partition(s, idx.size - n)[idx.size - n]  # the n-th largest score
+        keep = s >= nth
         idx, s = idx[keep], s[keep]
-    order = np.lexsort((tiebreak[idx], -s))
+    order = np.lexsort(tuple(k[idx] for k in reversed(keys)) + (-s,))
     return idx[order[:n]]
 
 
@@ -344,19 +348,25 @@ def pareto_frontier(cost: np.ndarray, accuracy: np.ndarray, mask: np.ndarray) ->
 
 def nearest_to_budget(cols: dict, feasible: np.ndarray, b: Budgets, n: int) -> np.ndarray:
     """When nothing meets the budgets: the feasible rows that miss them by the least
-    (largest relative overshoot over all budgets, smallest first)."""
+    (largest relative overshoot over the latency, dollar and energy budgets, smallest
+    first). The accuracy floor is respected, not traded: only rows that reach it are
+    candidates (none, if nothing reaches it: see :func:`best_accuracy`)."""
     miss = np.zeros(cols["latency_s"].shape, dtype=np.float64)
-    for key, limit, upper in (("latency_s", b.max_latency_s, True), ("cost_usd", b.max_usd, True),
-                              ("energy_j", b.max_energy_j, True), ("accuracy", b.min_accuracy, False)):
+    for key, limit in (("latency_s", b.max_latency_s), ("cost_usd", b.max_usd), ("energy_j", b.max_energy_j)):
         if limit is None:
             continue
         v = cols[key].astype(np.float64)
-        over = (v - limit) / max(abs(limit), 1e-30) if upper else (limit - v) / max(abs(limit), 1e-30)
-        miss = np.maximum(miss, over)
-    idx = np.flatnonzero(feasible)
+        miss = np.maximum(miss, (v - limit) / max(abs(limit), 1e-30))
+    reach = feasible if b.min_accuracy is None else feasible & (cols["accuracy"] >= b.min_accuracy)
+    idx = np.flatnonzero(reach)
     if idx.size == 0:
         return idx
     m = miss[idx]
     k = min(n, idx.size)
     part = np.argpartition(m, k - 1)[:k]
-    return idx[part[np.argsort(m[part])]]
+    return idx[part[np.lexsort((cols["cost_usd"][idx[part]], m[part]))]]
+
+
+def best_accuracy(cols: dict, feasible: np.ndarray) -> float:
+    """The highest accuracy any feasible row reaches (NaN if none is feasible)."""
+    return float(cols["accuracy"][feasible].max()) if feasible.any() else float("nan")
