@@ -9,6 +9,7 @@ import numpy as np
 from planner.errors import InputError
 from planner.search import (
     OBJECTIVES,
+    best_accuracy,
     Budgets,
     Space,
     check_objective,
@@ -23,6 +24,7 @@ from planner.specs import RecommendScenario
 
 DEFAULT_STRATEGIES = ["single", "majority", "best-of-k", "verify"]
 FRONTIER_POINTS = 40
+MIN_FRONTIER_ACCURACY = 0.001  # frontier rows below 0.1% (shown as 0.0%) only with show_zero_accuracy
 
 
 def _efficiencies(hardware, calibration: dict[str, str] | None):
@@ -101,7 +103,8 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     ok = res.feasible & within_budgets(res.cols, budgets)
     score = objective_score(res.cols, scn.objective)
     cost_axis = OBJECTIVES[scn.objective][1]
-    top = top_indices(score, ok, scn.top, res.cols[cost_axis])
+    # ties in the objective: the cheaper row first, then the faster one
+    top = top_indices(score, ok, scn.top, (res.cols["cost_usd"], res.cols["latency_s"]))
     answer: dict[str, Any] = {
         "task": scn.task,
         "objective": scn.objective,
@@ -118,14 +121,22 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
         "frontier_axis": cost_axis,
         "frontier": [],
     }
-    front = pareto_frontier(res.cols[cost_axis], res.cols["accuracy"], ok if ok.any() else res.feasible)
+    shown = ok if ok.any() else res.feasible
+    if not scn.show_zero_accuracy:  # a configuration that solves nothing is no point of a trade-off
+        shown = shown & (res.cols["accuracy"] >= MIN_FRONTIER_ACCURACY)
+    front = pareto_frontier(res.cols[cost_axis], res.cols["accuracy"], shown)
     answer["frontier"] = [res.row(i) for i in thin_frontier(res.cols[cost_axis][front], front)]
-    if not top.size:
-        near = nearest_to_budget(res.cols, res.feasible, budgets, scn.top)
-        answer["status"] = "no configuration meets the budgets"
-        answer["nearest"] = [res.row(i) for i in near]
-    else:
+    if top.size:
         answer["status"] = "ok"
+        return answer
+    near = nearest_to_budget(res.cols, res.feasible, budgets, scn.top)
+    answer["nearest"] = [res.row(i) for i in near]
+    best = best_accuracy(res.cols, res.feasible)
+    if budgets.min_accuracy is not None and not best >= budgets.min_accuracy:
+        answer["status"] = (f"no configuration reaches the accuracy floor {budgets.min_accuracy:g} "
+                            f"(the most accurate feasible one reaches {best:.3f})")
+    else:
+        answer["status"] = "no configuration meets the budgets"
     return answer
 
 

@@ -116,7 +116,19 @@ def _grid(*sizes):
     return [np.arange(s).reshape([s if j == i else 1 for j in range(n)]) for i, s in enumerate(sizes)]
 
 
-def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accuracy_fn, verifier=None) -> Result:
+def _attrs(graph):
+    return (a for _, a in graph.nodes(data=True))
+
+
+def _as_k_call(call: "strat.StageCall") -> "strat.StageCall":
+    """A one-sample, one-request call is the same engine work as its k-sample twin at k = 1."""
+    from dataclasses import replace
+
+    return replace(call, samples="k") if call.samples == "one" and call.requests == "one" else call
+
+
+def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accuracy_fn, verifier=None,
+                   precision: str = "float32") -> Result:
     """Cost and accuracy of every configuration in ``space``.
 
     ``profiles[i]`` is the accuracy profile of ``models[i]``; ``accuracy_fn(profile,
@@ -127,7 +139,6 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
     D = np.array(space.devices, dtype=float)
-    K = np.array(space.samples, dtype=float)
     Ls = np.array(space.gen_lens, dtype=float)
     Bs = np.array(space.batches, dtype=float)
     Ts = np.array(space.kv_budgets, dtype=float)
@@ -143,87 +154,82 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     kv_code = np.array([DTYPE_CODE[v] for v in space.kv_dtypes])
 
     P = float(space.prompt_len)
-    # ---- generate stage: (M, H, D, K, L, Q, V, B, T) ------------------------------------
-    shape = (nM, nH, len(D), len(K), len(Ls), nq, nv, len(Bs), len(Ts))
-    im, ih, idv, ik, il, iq, iv, ib, it = _grid(*shape)
-    full = np.broadcast_shapes(*(a.shape for a in (im, ih, idv, ik, il, iq, iv, ib, it)))
-
-    def flat(a):
-        return np.broadcast_to(a, full).ravel()
-
-    gen_cols = {
-        "model": flat(im), "hardware": flat(ih), "devices": flat(D[idv]), "batch": flat(Bs[ib]),
-        "concurrency": np.zeros(1), "prompt_len": np.full(1, P), "gen_len": flat(Ls[il]),
-        "samples": flat(K[ik]), "weight_dtype": flat(w_code[iq]), "act_dtype": flat(act[ih, iq]),
-        "kv_dtype": flat(kv_code[iv]), "kv_budget": flat(Ts[it]), "prefix_sharing": np.ones(1, dtype=bool),
-    }
-    n_gen = int(np.prod(full))
-    gen_cols = {k: np.broadcast_to(v, (n_gen,)) for k, v in gen_cols.items()}
-    gen = evaluate(gen_cols, mt, ht, precision="float32")
-    G = {k: gen[k].reshape(full) for k in ("latency_s", "energy_j", "cost_usd", "fits", "bottleneck")}
-    stage_rows = n_gen
-
-    # ---- verify stages: (M, H, D, K, L, Q, V, B, 1), one per distinct verifier length ------
     graphs = {s: strat.get(s) for s in space.strategies}
-    verify_lens = sorted({a["verify_len"] for g in graphs.values() for _, a in g.nodes(data=True)
-                          if a["op"] == "verify"})
-    V: dict[int, dict] = {}
-    if verify_lens:
-        vfull = shape[:-1] + (1,)  # the verifier reads dense: no KV-budget axis
+    # the samples axis of the stage evaluations: the grid's k plus k = 1 (one-sample strategies)
+    K_all = np.array(sorted(set(space.samples) | {1}), dtype=float)
+    one_k = int(np.searchsorted(K_all, 1.0))
+    max_ctx = np.array([m.max_context for m in models], dtype=float)
+    shape = (nM, nH, len(D), len(K_all), len(Ls), nq, nv, len(Bs), len(Ts))
+    im, ih, idv, ik, il, iq, iv, ib, it = _grid(*shape)
+    calls = list(dict.fromkeys(c for g in graphs.values() for c in map(strat.stage_call, _attrs(g)) if c is not None))
 
-        def vflat(a):
-            return np.broadcast_to(a, vfull).ravel()
+    def key_of(call):
+        """A one-sample call whose k-sample twin is costed anyway is that twin at k = 1."""
+        twin = _as_k_call(call)
+        return twin if twin in calls else call
 
-        nv_rows = int(np.prod(vfull))
-        for vl in verify_lens:
-            vc = {
-                "model": vflat(im) if verifier is None else np.full(1, nM), "hardware": vflat(ih),
-                "devices": vflat(D[idv]),
-                # each of the k answers is one verifier request: batch * k requests
-                "batch": vflat(Bs[ib] * K[ik]), "concurrency": np.zeros(1),
-                "prompt_len": vflat(P + Ls[il]), "gen_len": np.full(1, float(vl)), "samples": np.ones(1),
-                "weight_dtype": vflat(w_code[iq]), "act_dtype": vflat(act[ih, iq]), "kv_dtype": vflat(kv_code[iv]),
-                "kv_budget": np.zeros(1), "prefix_sharing": np.ones(1, dtype=bool),
-            }
-            vc = {k: np.broadcast_to(v, (nv_rows,)) for k, v in vc.items()}
-            out = evaluate(vc, mt, ht, precision="float32")
-            kk = K.reshape(1, 1, 1, -1, 1, 1, 1, 1, 1)
-            V[vl] = {
-                "latency_s": out["latency_s"].reshape(vfull),
-                # per original request: its k verifier requests
-                "energy_j": out["energy_j"].reshape(vfull) * kk,
-                "cost_usd": out["cost_usd"].reshape(vfull) * kk,
-                "fits": out["fits"].reshape(vfull),
-            }
-            stage_rows += nv_rows
+    stages: dict = {}
+    stage_rows = 0
+    for call in dict.fromkeys(map(key_of, calls)):
+        policy = call.role == "policy" or verifier is None
+        k_ax = ik if call.uses_k else np.zeros((1,) * 9, dtype=np.intp)
+        k = K_all[k_ax]
+        cols = {
+            "model": im if policy else np.full((1,) * 9, nM), "hardware": ih, "devices": D[idv],
+            "batch": Bs[ib] * (k if call.requests == "k" else 1.0), "concurrency": np.zeros((1,) * 9),
+            "prompt_len": P + (Ls[il] if call.prompt_extra == "answer" else 0.0),
+            "gen_len": Ls[il] if call.gen == "gen_len" else np.full((1,) * 9, float(call.verify_len)),
+            "samples": k if call.samples == "k" else np.ones((1,) * 9), "weight_dtype": w_code[iq],
+            "act_dtype": act[ih, iq], "kv_dtype": kv_code[iv],
+            "kv_budget": Ts[it] if call.role == "policy" else np.zeros((1,) * 9),
+            "prefix_sharing": np.ones((1,) * 9, dtype=bool),
+        }
+        sub = shape[:3] + (shape[3] if call.uses_k else 1,) + shape[4:8] + (shape[8] if call.role == "policy" else 1,)
+        n = int(np.prod(sub))
+        out = evaluate({key: np.broadcast_to(v, sub).ravel() for key, v in cols.items()}, mt, ht, precision=precision)
+        per_request = k if call.requests == "k" else 1.0  # B x k requests: each original request pays for k
+        # the stage's context (what it reads plus what it writes) within its model's window
+        window = max_ctx[im] if policy else float(verifier.max_context)
+        stage_ctx_ok = np.broadcast_to(cols["prompt_len"] + cols["gen_len"] <= window, sub)
+        stages[call] = {"latency_s": out["latency_s"].reshape(sub), "energy_j": out["energy_j"].reshape(sub) * per_request,
+                        "cost_usd": out["cost_usd"].reshape(sub) * per_request, "fits": out["fits"].reshape(sub),
+                        "bottleneck": out["bottleneck"].reshape(sub), "ctx_ok": stage_ctx_ok}
+        stage_rows += n
 
     # ---- feasibility shared by all strategies -----------------------------------------------
     max_dev = np.array([h.max_devices for h in hardware], dtype=float)
     dev_ok = (D[idv] <= max_dev[ih])
-    max_ctx = np.array([m.max_context for m in models], dtype=float)
-    ctx_ok = (P + Ls[il]) <= max_ctx[im]
     dt_ok = dtype_ok[ih, iq]
 
     # ---- per strategy: combine stages over its graph, then accuracy --------------------------
     parts: list[dict] = []
     blocks: list[Block] = []
     for si, (sname, graph) in enumerate(graphs.items()):
-        k_sel = [0] if sname == "single" else [i for i, k in enumerate(space.samples) if k > 1]
+        if strat.uses_samples(graph):
+            k_sel = [i for i, k in enumerate(K_all) if k > 1 and k in space.samples]
+        else:
+            k_sel = [one_k]  # a one-sample strategy costs one sample, whatever the samples grid
         if not k_sel:
             continue
         ks = np.array(k_sel)
         lat_nodes, sums = {}, {"energy_j": {}, "cost_usd": {}}
         fits = np.ones(1, dtype=bool)
+        ctx_ok = np.ones((1,) * 9, dtype=bool)
+        bottleneck = None
         for node, attrs in graph.nodes(data=True):
             call = strat.stage_call(attrs)
             if call is None:
                 continue
-            # generate and revise (about one more single generation) read the generate stage
-            src = V[call.verify_len] if call.op == "verify" else G
-            lat_nodes[node] = src["latency_s"][:, :, :, ks]
-            sums["energy_j"][node] = src["energy_j"][:, :, :, ks]
-            sums["cost_usd"][node] = src["cost_usd"][:, :, :, ks]
-            fits = fits & src["fits"][:, :, :, ks]
+            key = key_of(call)
+            pick = np.array([one_k]) if key != call else (ks if call.uses_k else slice(None))
+            src = {name: v[:, :, :, pick] for name, v in stages[key].items()}
+            lat_nodes[node] = src["latency_s"]
+            sums["energy_j"][node] = src["energy_j"]
+            sums["cost_usd"][node] = src["cost_usd"]
+            fits = fits & src["fits"]
+            ctx_ok = ctx_ok & src["ctx_ok"]
+            if bottleneck is None and call.op == "generate":
+                bottleneck = src["bottleneck"]
         latency, totals = strat.combine(graph, lat_nodes, sums)
         # accuracy on (M, H, 1, K', L, Q, V, 1, T): one call per model and distinct row of
         # activation dtypes (the ones the cost uses), dtypes as arrays
@@ -234,16 +240,16 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             hs = [i for i, r in enumerate(act_names) if tuple(r) == row]
             aq = np.array(row).reshape(1, 1, -1, 1, 1)
             for mi in range(nM):
-                a = accuracy_fn(profiles[mi], graph.graph["accuracy"], K[ks].reshape(-1, 1, 1, 1, 1),
+                a = accuracy_fn(profiles[mi], graph.graph["accuracy"], K_all[ks].reshape(-1, 1, 1, 1, 1),
                                 Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
                 acc[mi, hs, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
         parts.append({
             "accuracy": acc, "latency_s": latency, "energy_j": totals["energy_j"],
-            "cost_usd": totals["cost_usd"], "bottleneck": G["bottleneck"][:, :, :, ks],
-            "_ok": fits & dev_ok & ctx_ok & dt_ok,
+            "cost_usd": totals["cost_usd"], "bottleneck": bottleneck,
+            "_ok": fits & dev_ok & ctx_ok & dt_ok, "_ctx_ok": ctx_ok,
         })
-        blocks.append(Block(si, pshape, K[ks]))
+        blocks.append(Block(si, pshape, K_all[ks]))
     if not parts:
         raise InputError("the search space is empty (check strategies and samples)", field="strategies",
                          value=space.strategies)
@@ -251,11 +257,13 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     sizes = [int(np.prod(b.shape)) for b in blocks]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     total = int(sum(sizes))
-    dtypes = {"accuracy": np.float32, "latency_s": np.float32, "energy_j": np.float32, "cost_usd": np.float32,
+    real = np.dtype(precision).type
+    dtypes = {"accuracy": np.float32, "latency_s": real, "energy_j": real, "cost_usd": real,
               "bottleneck": np.int8, "_ok": bool}
     cols = {k: np.empty(total, dtype=dt) for k, dt in dtypes.items()}
     counts = {"devices": 0, "context": 0, "dtype": 0}
     for part, blk, off, n in zip(parts, blocks, offsets, sizes):
+        ctx_ok = part.pop("_ctx_ok")
         for k in dtypes:
             np.copyto(cols[k][off:off + n].reshape(blk.shape), part[k], casting="unsafe")
         counts["devices"] += int(np.broadcast_to(~dev_ok, blk.shape).sum())
@@ -304,16 +312,20 @@ def within_budgets(cols: dict, b: Budgets) -> np.ndarray:
     return ok
 
 
-def top_indices(score: np.ndarray, mask: np.ndarray, n: int, tiebreak: np.ndarray) -> np.ndarray:
-    """Indices of the n best rows by score (ties: lower ``tiebreak`` first)."""
+def top_indices(score: np.ndarray, mask: np.ndarray, n: int, tiebreak) -> np.ndarray:
+    """Indices of the n best rows by score; ties broken by ``tiebreak`` (one array, or a
+    sequence of arrays applied in order: lower first). Every row tied with the n-th best
+    takes part in the tie-break (a partial sort never cuts a tie arbitrarily)."""
+    keys = [tiebreak] if isinstance(tiebreak, np.ndarray) else list(tiebreak)
     idx = np.flatnonzero(mask)
     if idx.size == 0:
         return idx
     s = score[idx]
-    if idx.size > 4 * n:
-        keep = np.argpartition(-s, min(4 * n, idx.size - 1))[: 4 * n]
+    if idx.size > n:
+        nth = np.partition(s, idx.size - n)[idx.size - n]  # the n-th largest score
+        keep = s >= nth
         idx, s = idx[keep], s[keep]
-    order = np.lexsort((tiebreak[idx], -s))
+    order = np.lexsort(tuple(k[idx] for k in reversed(keys)) + (-s,))
     return idx[order[:n]]
 
 
@@ -336,19 +348,25 @@ def pareto_frontier(cost: np.ndarray, accuracy: np.ndarray, mask: np.ndarray) ->
 
 def nearest_to_budget(cols: dict, feasible: np.ndarray, b: Budgets, n: int) -> np.ndarray:
     """When nothing meets the budgets: the feasible rows that miss them by the least
-    (largest relative overshoot over all budgets, smallest first)."""
+    (largest relative overshoot over the latency, dollar and energy budgets, smallest
+    first). The accuracy floor is respected, not traded: only rows that reach it are
+    candidates (none, if nothing reaches it: see :func:`best_accuracy`)."""
     miss = np.zeros(cols["latency_s"].shape, dtype=np.float64)
-    for key, limit, upper in (("latency_s", b.max_latency_s, True), ("cost_usd", b.max_usd, True),
-                              ("energy_j", b.max_energy_j, True), ("accuracy", b.min_accuracy, False)):
+    for key, limit in (("latency_s", b.max_latency_s), ("cost_usd", b.max_usd), ("energy_j", b.max_energy_j)):
         if limit is None:
             continue
         v = cols[key].astype(np.float64)
-        over = (v - limit) / max(abs(limit), 1e-30) if upper else (limit - v) / max(abs(limit), 1e-30)
-        miss = np.maximum(miss, over)
-    idx = np.flatnonzero(feasible)
+        miss = np.maximum(miss, (v - limit) / max(abs(limit), 1e-30))
+    reach = feasible if b.min_accuracy is None else feasible & (cols["accuracy"] >= b.min_accuracy)
+    idx = np.flatnonzero(reach)
     if idx.size == 0:
         return idx
     m = miss[idx]
     k = min(n, idx.size)
     part = np.argpartition(m, k - 1)[:k]
-    return idx[part[np.argsort(m[part])]]
+    return idx[part[np.lexsort((cols["cost_usd"][idx[part]], m[part]))]]
+
+
+def best_accuracy(cols: dict, feasible: np.ndarray) -> float:
+    """The highest accuracy any feasible row reaches (NaN if none is feasible)."""
+    return float(cols["accuracy"][feasible].max()) if feasible.any() else float("nan")

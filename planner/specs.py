@@ -261,6 +261,7 @@ class RecommendScenario(_Spec):
     kv_budgets: Optional[list[int]] = None
     prompt_len: Optional[int] = Field(None, ge=1)
     calibration: Optional[dict[str, str]] = Field(None, description="hardware name -> calibration profile path")
+    show_zero_accuracy: bool = Field(False, description="keep rows below 0.1% accuracy on the Pareto frontier")
 
     _positive = field_validator("devices", "samples", "gen_lens", "batches")(positive_list)
     _quant = field_validator("quantizations")(known_quantizations)

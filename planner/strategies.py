@@ -2,16 +2,22 @@
 
 A stage is a node with an ``op``:
 
-* ``generate``: the policy model writes ``samples`` answers of ``gen_len`` tokens;
+* ``generate``: the policy model writes ``k`` answers of ``gen_len`` tokens to one prompt
+  (the prompt is prefilled once and shared);
 * ``verify``: a verifier reads each answer (prompt + answer) and writes ``verify_len``
-  tokens (1 for a reward model's score; a few hundred for a generative verifier);
+  tokens (1 for a reward model's score; a few hundred for a generative verifier): ``k``
+  requests of one sample each;
 * ``select``: vote / best / first accepted (no model call; negligible cost);
-* ``revise``: the policy reads its answer and writes a revision of ``gen_len`` tokens.
+* ``revise``: the policy reads the prompt plus its previous answer and writes a revision of
+  ``gen_len`` tokens: one request of one sample, or one per answer (``per_answer``).
 
-Each stage is costed by the engine; a strategy's latency is the longest path through
-its graph, its energy and dollars the sum over stages. The accuracy rule that fits the
-graph's shape is a graph attribute (``accuracy``) naming a strategy of the accuracy
-model. A new strategy is a new graph: the costing code never changes.
+Each stage is costed by the engine from its :class:`StageCall` (what it reads, writes,
+how many samples and requests, which model); a strategy's latency is the longest path
+through its graph, its energy and dollars the sum over stages. The accuracy rule that
+fits the graph's shape is a graph attribute (``accuracy``) naming a strategy of the
+accuracy model. A graph whose stages never mention ``k`` is a one-sample strategy: it is
+searched at k = 1 only, whatever the samples grid. A new strategy is a new graph: the
+costing code never changes (``revise_then_vote`` below is one, added that way).
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ def _chain(name: str, accuracy: str, *stages: tuple[str, dict]) -> nx.DiGraph:
 
 
 def single() -> nx.DiGraph:
-    return _chain("single", "single", ("generate", {}))
+    return _chain("single", "single", ("generate", {"samples": "one"}))
 
 
 def pass_at_k() -> nx.DiGraph:
@@ -68,9 +74,17 @@ def verify() -> nx.DiGraph:
 
 
 def revise(rounds: int = 1) -> nx.DiGraph:
-    """A chain of self-revisions after one answer (costed; accuracy as a single sample)."""
-    stages = [("generate", {})] + [("revise", {}) for _ in range(rounds)]
+    """A chain of self-revisions after one answer (self-refine): one sample, each round
+    reading the prompt plus the previous answer (accuracy as a single sample)."""
+    stages = [("generate", {"samples": "one"})] + [("revise", {}) for _ in range(rounds)]
     return _chain(f"revise-{rounds}", "single", *stages)
+
+
+def revise_then_vote() -> nx.DiGraph:
+    """k answers, each revised once (k revision requests in one batch), then a majority
+    vote over the revisions: a tree of revisions, defined by its graph alone."""
+    return _chain("revise-vote", "majority", ("generate", {}), ("revise", {"per_answer": True}),
+                  ("select", {"rule": "vote"}))
 
 
 STRATEGIES = {
@@ -79,6 +93,7 @@ STRATEGIES = {
     "majority": majority,
     "best-of-k": best_of_k,
     "verify": verify,
+    "revise-vote": revise_then_vote,
 }
 
 
@@ -93,27 +108,48 @@ def get(name: str) -> nx.DiGraph:
 
 @dataclass(frozen=True)
 class StageCall:
-    """What the engine must cost for one stage, relative to the configuration."""
+    """What the engine must cost for one stage, relative to the configuration (prompt P,
+    generation budget L, samples k, batch B, KV budget T).
+
+    * ``prompt_extra``: "none" (the stage reads the prompt, P tokens) or "answer" (prompt
+      plus an answer: P + L tokens);
+    * ``gen``: "gen_len" (writes L tokens) or "verify_len" (writes ``verify_len`` tokens);
+    * ``samples``: "k" (k samples of one prompt, the prompt's KV shared) or "one";
+    * ``requests``: "one", or "k" (one request per answer: B x k requests in the batch);
+    * ``role``: "policy" (the configuration's model, under its KV budget T) or "verifier"
+      (the verifier model when one is given, else the policy; reads densely).
+    """
 
     op: str
-    prompt_extra: str       # "none" or "answer": the stage reads the answer too
-    gen: str                # "gen_len" or "verify_len"
-    samples: str            # "k" or "one"
+    prompt_extra: str
+    gen: str
+    samples: str
+    requests: str = "one"
+    role: str = "policy"
     verify_len: int = 0
+
+    @property
+    def uses_k(self) -> bool:
+        return self.samples == "k" or self.requests == "k"
 
 
 def stage_call(attrs: dict) -> StageCall | None:
     """How a node is costed; None for free stages (select)."""
     op = attrs["op"]
     if op == "generate":
-        return StageCall("generate", "none", "gen_len", "k")
+        return StageCall("generate", "none", "gen_len", attrs.get("samples", "k"))
     if op == "verify":
-        return StageCall("verify", "answer", "verify_len", "k", int(attrs.get("verify_len", 1)))
+        return StageCall("verify", "answer", "verify_len", "one", "k", "verifier", int(attrs.get("verify_len", 1)))
     if op == "revise":
-        return StageCall("revise", "answer", "gen_len", "one")
+        return StageCall("revise", "answer", "gen_len", "one", "k" if attrs.get("per_answer") else "one")
     if op == "select":
         return None
     raise InputError("unknown stage op", field="op", value=op)
+
+
+def uses_samples(graph: nx.DiGraph) -> bool:
+    """Whether any stage of the graph depends on k (else: a one-sample strategy)."""
+    return any(c is not None and c.uses_k for c in (stage_call(a) for _, a in graph.nodes(data=True)))
 
 
 def combine(graph: nx.DiGraph, stage_latency: dict, stage_sum: dict[str, dict]) -> tuple[np.ndarray, dict]:

@@ -104,3 +104,40 @@ def test_scenario_file_and_bad_values(tmp_path, capsys):
     assert main(["recommend", "--scenario", str(f)]) == 2
     err = capsys.readouterr().err
     assert str(f) in err and "batches" in err and len(err.strip().splitlines()) == 1
+
+
+def test_frontier_has_no_zero_accuracy_rows_unless_asked():
+    kw = dict(task="aime24", models=["qwen3-0.6b", "qwen3-8b"], top=3)
+    a = run(RecommendScenario(**kw))
+    assert a["frontier"] and all(r["accuracy"] >= 0.001 for r in a["frontier"])
+    b = run(RecommendScenario(show_zero_accuracy=True, **kw))
+    assert any(r["accuracy"] < 0.001 for r in b["frontier"])  # qwen3-0.6b at short budgets solves nothing
+
+
+def test_nearest_rows_keep_the_accuracy_floor_or_say_none_reaches_it():
+    a = run(RecommendScenario(task="aime24", models=["qwen3-8b"], min_accuracy=0.6, max_usd=1e-7, top=4))
+    assert a["status"] == "no configuration meets the budgets"
+    assert a["nearest"] and all(r["accuracy"] >= 0.6 for r in a["nearest"])
+    b = run(RecommendScenario(task="aime24", models=["qwen3-0.6b"], min_accuracy=0.99, top=4))
+    assert b["status"].startswith("no configuration reaches the accuracy floor 0.99") and b["nearest"] == []
+
+
+def test_ties_in_accuracy_go_to_the_cheaper_configuration():
+    """max-accuracy ties (same model, strategy and budget under several batches) rank
+    the cheapest first, then the fastest."""
+    a = run(RecommendScenario(task="aime24", models=["qwen3-8b"], strategies=["single"], gen_lens=[8192],
+                              quantizations=["bf16"], kv_dtypes=["bf16"], kv_budgets=[0], top=6))
+    recs = a["recommendations"]
+    assert len({r["accuracy"] for r in recs}) == 1
+    keys = [(r["cost_usd"], r["latency_s"]) for r in recs]
+    assert keys == sorted(keys)
+
+
+def test_default_scenario_budgets_stay_under_other_flags(capsys):
+    d = recommend_json(capsys, "--task", "math500", "--max-usd", "0.02", "--top", "2")
+    assert d["budgets"] == {"max_latency_s": 120, "max_usd": 0.02}
+    assert d["budget_sources"] == {"max_latency_s": "default scenario", "max_usd": "--max-usd"}
+    d = recommend_json(capsys, "--task", "math500", "--no-budgets", "--top", "2")
+    assert d["budgets"] == {} and d["budget_sources"] == {}
+    assert main(["recommend", "--task", "math500", "--top", "1"]) == 0
+    assert "max_latency_s=120 (default scenario), max_usd=0.01 (default scenario)" in capsys.readouterr().out

@@ -75,11 +75,26 @@ def test_top_indices_orders_by_score_then_tiebreak():
     assert list(top_indices(score, mask, 3, tie)) == [2, 1, 0]
 
 
-def test_budgets_and_nearest():
-    cols = {"latency_s": np.array([1.0, 5.0, 10.0]), "cost_usd": np.array([0.1, 0.01, 0.5]),
-            "energy_j": np.array([1.0, 1.0, 1.0]), "accuracy": np.array([0.5, 0.6, 0.9])}
+def test_budgets_and_nearest_respect_the_accuracy_floor():
+    cols = {"latency_s": np.array([1.0, 5.0, 10.0, 4.5]), "cost_usd": np.array([0.1, 0.01, 0.5, 0.2]),
+            "energy_j": np.array([1.0, 1.0, 1.0, 1.0]), "accuracy": np.array([0.5, 0.6, 0.9, 0.85])}
     b = Budgets(max_latency_s=4.0, min_accuracy=0.8)
     assert not within_budgets(cols, b).any()
-    near = nearest_to_budget(cols, np.ones(3, dtype=bool), b, 2)
-    # row 0 misses accuracy by 37.5%, row 1 latency by 25% and accuracy by 25%, row 2 latency by 150%
-    assert list(near) == [1, 0]
+    near = nearest_to_budget(cols, np.ones(4, dtype=bool), b, 3)
+    # only rows 2 and 3 reach the floor; row 3 misses the latency budget by 12.5%, row 2 by 150%
+    assert list(near) == [3, 2]
+    assert nearest_to_budget(cols, np.ones(4, dtype=bool), Budgets(min_accuracy=0.95), 3).size == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 3), st.booleans()),
+                min_size=1, max_size=60), st.integers(1, 8))
+def test_top_indices_matches_a_full_sort_with_cost_then_latency_tiebreak(rows, n):
+    """Brute force: sort every masked row by (-score, cost, latency); many exact ties."""
+    score = np.array([r[0] for r in rows], dtype=float)
+    cost = np.array([r[1] for r in rows], dtype=float)
+    lat = np.array([r[2] for r in rows], dtype=float)
+    mask = np.array([r[3] for r in rows])
+    got = top_indices(score, mask, n, (cost, lat))
+    expect = sorted(np.flatnonzero(mask), key=lambda i: (-score[i], cost[i], lat[i]))[:n]
+    assert [(score[i], cost[i], lat[i]) for i in got] == [(score[i], cost[i], lat[i]) for i in expect]

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 DEFAULT_SCENARIO = "default_scenario.yaml"
+BUDGETS = ("max_latency_s", "max_usd", "max_energy_j", "min_accuracy")
 
 
 def load_scenario(path: str):
@@ -36,6 +37,10 @@ def recommend_cmd(
     verifier: Optional[str] = typer.Option(None, "--verifier",
                                            help="Model that runs verify / reward stages (default: the policy)."),
     no_sparse: bool = typer.Option(False, "--no-sparse", help="Dense attention only."),
+    no_budgets: bool = typer.Option(False, "--no-budgets",
+                                    help="Drop the scenario's budgets (those not given as flags)."),
+    show_zero_accuracy: bool = typer.Option(False, "--show-zero-accuracy",
+                                            help="Keep configurations below 0.1% accuracy on the frontier."),
     top: Optional[int] = typer.Option(None, "--top", help="How many configurations to show."),
     scenario: Optional[str] = typer.Option(None, "--scenario", help="Scenario YAML (flags override it)."),
     calibration: Optional[str] = typer.Option(None, "--calibration",
@@ -56,13 +61,19 @@ def recommend_cmd(
         "max_energy_j": max_energy_j, "min_accuracy": min_accuracy, "top": top, "verifier": verifier,
     }
     given = {k: v for k, v in flags.items() if v is not None}
-    search_flags = {k for k in given if k != "top"}
-    if scenario is None and not search_flags and not no_sparse and calibration is None:
-        scenario = default_scenario_path()  # no search flags: the built-in default scenario
-    base = load_scenario(scenario).model_dump(exclude_unset=True) if scenario else {}
+    # flags refine a scenario: --scenario FILE, else the built-in default one (its budgets
+    # stay unless a flag overrides that budget or --no-budgets drops them)
+    source = f"scenario {scenario}" if scenario else "default scenario"
+    base = load_scenario(scenario or default_scenario_path()).model_dump(exclude_unset=True)
+    if no_budgets:
+        for k in BUDGETS:
+            base.pop(k, None)
+    origin = {k: ("--" + k.replace("_", "-") if k in given else source) for k in BUDGETS if k in given or k in base}
     base.update(given)
     if no_sparse:
         base["sparse"] = False
+    if show_zero_accuracy:
+        base["show_zero_accuracy"] = True
     if calibration:
         hw = base.get("hardware") or ["h100-sxm"]
         if len(hw) != 1:
@@ -72,8 +83,8 @@ def recommend_cmd(
 
     scn = parse_spec(RecommendScenario, base, scenario or "command line")
     answer = run(scn)
-    if scenario:
-        answer["scenario"] = scenario
+    answer["scenario"] = scenario or "default scenario"
+    answer["budget_sources"] = origin
     if json_out:
         from planner.commands.output import print_json
 
@@ -129,7 +140,9 @@ def print_answer(a: dict) -> None:
     from planner.commands.output import console
 
     con = console()
-    budgets = ", ".join(f"{k}={v:g}" for k, v in a["budgets"].items()) or "none"
+    origin = a.get("budget_sources", {})
+    budgets = ", ".join(f"{k}={v:g}" + (f" ({origin[k]})" if k in origin else "")
+                        for k, v in a["budgets"].items()) or "none"
     inf = a["infeasible"]
     con.print(f"task {a['task']} | objective {a['objective']} | budgets per request: {budgets} | "
               f"prompt {a['prompt_len']} tokens")
@@ -140,7 +153,9 @@ def print_answer(a: dict) -> None:
         con.print(f"efficiency for {hw}: {label}")
     rows = a["recommendations"]
     if a["status"] != "ok":
-        con.print(f"[bold]{a['status']}[/]: the nearest configurations follow (they miss a budget).")
+        near = "the nearest configurations follow (they miss a budget)" if rows or a.get("nearest") else \
+            "no configuration to show"
+        con.print(f"[bold]{a['status']}[/]: {near}.")
         rows = a.get("nearest", [])
     con.print(_table("recommended configurations" if a["status"] == "ok" else "nearest configurations", rows))
     front = a["frontier"]
