@@ -259,10 +259,19 @@ def validate_cmd(
     quick: bool = typer.Option(False, "--quick", help="Fewer cases."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: the profile's)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    measured: Optional[str] = typer.Option(
+        None, "--measured", help="Replay measured serving runs (CSV, README 'Measured serving runs') instead: "
+                                 "predict every row and report the error by slice. No torch."),
 ) -> None:
-    """Time a real torch decoder (random weights) and compare with the engine's prediction."""
+    """Time a real torch decoder (random weights) and compare with the engine's prediction,
+    or (--measured FILE.csv) replay measured serving runs."""
     from planner.calibrate import DEVICES, require_torch
     from planner.errors import InputError
+
+    if measured:
+        from planner.commands.measured import validate_measured
+
+        return validate_measured(measured, calibration, no_calibration, json_out)
 
     if device not in DEVICES:
         raise InputError(f"unknown device (choose from {', '.join(DEVICES)})", field="device", value=device)

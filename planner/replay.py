@@ -1,0 +1,237 @@
+"""Replay measured serving runs: predict each row's TTFT and TPOT and score the error.
+
+The predictor is one function, :func:`predict`: measured runs (column arrays, see
+:mod:`planner.measured`) and the parameter sets per (device, engine) in, arrays of
+predicted TTFT and TPOT, a status per row and the profile name per row out. It makes ONE
+call of the vectorized engine :func:`planner.cost.engine.evaluate` over all predictable
+rows (no Python loop over rows), in the engine's serving mode: concurrency =
+``batch_size``, devices = ``tp_size``. Each (device, engine) pair is one row of the
+hardware table, with its own efficiencies, so fitted parameters apply per pair.
+
+On top of the engine (names in :mod:`planner.serving_params`):
+``TPOT = engine TPOT + step_host_s`` and
+``TTFT = engine TTFT + prefill_wait_share * (C - 1) * t_prompt + step_host_s``, where
+``t_prompt`` = engine step carrying one prompt - plain decode step (the marginal time of
+one prompt's prefill): the closed-loop benchmark's wait behind the other prompts of a
+wave. With ``prefill_wait_share = 0`` and no host time this is today's engine exactly.
+
+Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
+disaggregated prefill/decode, a tensor-parallel group beyond one NVLink domain) are
+``unsupported: <reason>``; their layout fields are carried so a later model can predict them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner import serving_params as SP
+from planner.errors import InputError
+from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for
+
+DATASHEET = "datasheet"
+TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
+BANDS = ((1, 8), (9, 32), (33, 64), (65, 128), (129, 10**9))
+
+
+def band(c: float) -> str:
+    for lo, hi in BANDS:
+        if lo <= c <= hi:
+            return f"{lo}-{hi}" if hi < 10**9 else f">{lo - 1}"
+    return "n/a"
+
+
+@dataclass
+class Prediction:
+    ttft_s: np.ndarray      # NaN where not predicted
+    tpot_s: np.ndarray
+    status: np.ndarray      # "ok" or "unsupported: <reason>"
+    profile: np.ndarray     # parameter set used per row ("" where not predicted)
+    group: np.ndarray       # "device/engine" per row ("" where the device is unknown)
+    device: np.ndarray      # catalog device name ("" where unknown)
+    model: np.ndarray       # catalog model name (the CSV's name where unknown)
+
+
+def _resolve(names, loader, label):
+    """Catalog specs for the unique names; unknown names -> None."""
+    out = {}
+    for n in sorted(set(names.tolist())):
+        try:
+            out[n] = loader(n)
+        except InputError:
+            out[n] = None
+    return out
+
+
+def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
+    """Predict every row. ``params`` maps "device/engine" (catalog device name) to
+    ``(profile name, {parameter: value})``; pairs not in it take the datasheet defaults
+    (or, with ``today=True``, the engine exactly as it is)."""
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.api import columns
+    from planner.cost.efficiency import Curve, Efficiency
+    from planner.cost.engine import evaluate
+    from planner.cost.tables import HardwareTable, ModelTable
+
+    params = params or {}
+    n = len(runs)
+    models = _resolve(runs.model, load_model, "model")
+    hws = _resolve(runs.system, load_hardware, "device")
+    status = np.full(n, "ok", dtype=object)
+    dev = np.array([hws[s].name if hws[s] is not None else "" for s in runs.system], dtype=object)
+    mname = np.array([models[m].name if models[m] is not None else m for m in runs.model], dtype=object)
+    group = np.where(dev != "", dev + "/" + runs.engine.astype(object), "")
+    wdt = np.empty(n, dtype=object)
+    adt = np.empty(n, dtype=object)
+    kdt = np.empty(n, dtype=object)
+    for q in set(runs.quant.tolist()):
+        sel = runs.quant == q
+        d = dtypes_for(q) or (None, None, None)
+        wdt[sel], adt[sel], kdt[sel] = d
+    for i in range(n):  # per-row status: cheap string checks, the prediction itself is vectorized
+        m, h = models[runs.model[i]], hws[runs.system[i]]
+        reason = None
+        if m is None:
+            reason = f"unknown model '{runs.model[i]}'"
+        elif h is None:
+            reason = f"unknown system '{runs.system[i]}'"
+        elif runs.mode[i] == "disagg":
+            reason = "disaggregated prefill/decode"
+        elif runs.pp[i] > 1:
+            reason = "pipeline parallel (pp > 1)"
+        elif runs.ep[i] > 1:
+            reason = "expert parallel (moe_ep > 1)"
+        elif runs.dp[i] > 1:
+            reason = "attention data parallel (dp > 1)"
+        elif wdt[i] is None:
+            reason = f"unknown precision '{runs.quant[i]}'"
+        elif runs.tp[i] > h.max_devices:
+            reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
+        elif runs.concurrency[i] < 1:
+            reason = "no requests in flight (batch_size 0)"
+        if reason is None and adt[i] == FP4_OR_BF16:
+            adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
+        if reason is None and not h.has_dtype(adt[i]):
+            reason = f"no {adt[i]} compute on {h.name}"
+        if reason is not None:
+            status[i] = f"unsupported: {reason}"
+    ok = status == "ok"
+    ttft = np.full(n, np.nan)
+    tpot = np.full(n, np.nan)
+    profile = np.full(n, "", dtype=object)
+    if ok.any():
+        idx = np.flatnonzero(ok)
+        mnames = sorted(set(mname[idx].tolist()))
+        gnames = sorted(set(group[idx].tolist()))
+        mt = ModelTable.build([load_model(m) for m in mnames])
+        hw_of = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in gnames}
+        sets = []
+        for g in gnames:
+            hw = hw_of[g]
+            name, vals = params.get(g, (DATASHEET, SP.defaults(hw)))
+            if today and g not in params:
+                name, vals = TODAY, {**SP.defaults(hw), "prefill_wait_share": 0.0}
+            sets.append((name, vals))
+        effs = [Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))},
+                           memory=Curve(float(v["memory_efficiency"])), interconnect=hw_of[g].interconnect_efficiency,
+                           kernel_overhead_s=hw_of[g].kernel_overhead_us * 1e-6, source=name)
+                for g, (name, v) in zip(gnames, sets)]
+        ht = HardwareTable.build([hw_of[g] for g in gnames], effs)
+        m_idx = np.searchsorted(np.array(mnames, dtype=object), mname[idx])
+        g_idx = np.searchsorted(np.array(gnames, dtype=object), group[idx])
+        C = runs.concurrency[idx]
+        cols = columns(len(idx), model=m_idx, hardware=g_idx, devices=runs.tp[idx].astype(np.int64), batch=1,
+                       concurrency=C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
+                       gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
+                       act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
+                       prefix_sharing=False)
+        r = evaluate(cols, mt, ht)
+        host = np.array([v["step_host_s"] for _, v in sets])[g_idx]
+        share = np.array([v["prefill_wait_share"] for _, v in sets])[g_idx]
+        t_prompt = np.maximum(r["prefill_s"] - r["tpot_s"], 0.0)
+        tpot[idx] = r["tpot_s"] + host
+        ttft[idx] = r["ttft_s"] + share * (C - 1.0) * t_prompt + host
+        profile[idx] = np.array([name for name, _ in sets], dtype=object)[g_idx]
+        bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
+        if bad.any():
+            status[idx[bad]] = "unsupported: the engine gave no finite time"
+            ttft[idx[bad]] = tpot[idx[bad]] = np.nan
+            profile[idx[bad]] = ""
+    return Prediction(ttft, tpot, status, profile, group, dev, mname)
+
+
+# --------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------
+def errors(pred: Prediction, runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarray]:
+    """predicted / measured - 1 for TTFT and TPOT (NaN where either is missing)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e_ttft = pred.ttft_s / runs.measured_ttft_s - 1.0
+        e_tpot = pred.tpot_s / runs.measured_tpot_s - 1.0
+    bad_t = ~(runs.measured_ttft_s > 0)
+    bad_p = ~(runs.measured_tpot_s > 0)
+    e_ttft[bad_t] = np.nan
+    e_tpot[bad_p] = np.nan
+    return e_ttft, e_tpot
+
+
+def _stats(e: np.ndarray) -> dict:
+    a = np.abs(e[np.isfinite(e)])
+    if a.size == 0:
+        return {"n": 0, "median_abs": None, "p90_abs": None, "median_signed": None}
+    return {"n": int(a.size), "median_abs": float(np.median(a)), "p90_abs": float(np.percentile(a, 90)),
+            "median_signed": float(np.median(e[np.isfinite(e)]))}
+
+
+SLICES = ("engine", "model", "device", "precision", "concurrency")
+
+
+def slice_keys(pred: Prediction, runs: MeasuredRuns) -> dict[str, np.ndarray]:
+    return {
+        "engine": runs.engine.astype(object),
+        "model": pred.model,
+        "device": np.where(pred.device != "", pred.device, runs.system.astype(object)),
+        "precision": runs.quant.astype(object),
+        "concurrency": np.array([band(c) for c in runs.concurrency], dtype=object),
+    }
+
+
+def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
+    """Overall and per-slice median / p90 of |error| for TTFT and TPOT, and the rows not
+    predicted counted by reason."""
+    e_ttft, e_tpot = errors(pred, runs)
+    ok = pred.status == "ok"
+    keys = slice_keys(pred, runs)
+    by_slice = {}
+    for name in SLICES:
+        col = keys[name]
+        values = sorted(set(col[ok].tolist()), key=lambda v: (_band_order(v) if name == "concurrency" else v))
+        by_slice[name] = [{"value": v, "ttft": _stats(e_ttft[ok & (col == v)]), "tpot": _stats(e_tpot[ok & (col == v)])}
+                          for v in values]
+    reasons: dict[str, int] = {}
+    for s in pred.status[~ok]:
+        reason = s.split(": ", 1)[1] if ": " in s else s
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {"rows": len(runs), "predicted": int(ok.sum()),
+            "measured": int((ok & np.isfinite(e_ttft) & np.isfinite(e_tpot)).sum()),
+            "ttft": _stats(e_ttft[ok]), "tpot": _stats(e_tpot[ok]), "by_slice": by_slice,
+            "unsupported": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+            "profiles": sorted(set(pred.profile[ok].tolist()))}
+
+
+def _band_order(v: str) -> int:
+    return int(v.lstrip(">").split("-")[0])
+
+
+def rows_json(pred: Prediction, runs: MeasuredRuns) -> list[dict]:
+    e_ttft, e_tpot = errors(pred, runs)
+
+    def num(x, scale=1.0):
+        return float(x) * scale if np.isfinite(x) else None
+
+    return [{"id": str(runs.ids[i]), "status": str(pred.status[i]),
+             "predicted_ttft_ms": num(pred.ttft_s[i], 1e3), "predicted_tpot_ms": num(pred.tpot_s[i], 1e3),
+             "measured_ttft_ms": num(runs.measured_ttft_s[i], 1e3), "measured_tpot_ms": num(runs.measured_tpot_s[i], 1e3),
+             "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None}
+            for i in range(len(runs))]
