@@ -8,12 +8,12 @@ rows (no Python loop over rows), in the engine's serving mode: concurrency =
 ``batch_size``, devices = ``tp_size``. Each (device, engine) pair is one row of the
 hardware table, with its own efficiencies, so fitted parameters apply per pair.
 
-On top of the engine (names in :mod:`planner.serving_params`):
-``TPOT = engine TPOT + step_host_s`` and
-``TTFT = engine TTFT + prefill_wait_share * (C - 1) * t_prompt + step_host_s``, where
-``t_prompt`` = engine step carrying one prompt - plain decode step (the marginal time of
-one prompt's prefill): the closed-loop benchmark's wait behind the other prompts of a
-wave. With ``prefill_wait_share = 0`` and no host time this is today's engine exactly.
+On top of the engine (names in :mod:`planner.serving_params`), with ``s`` = wave_sync,
+the same rows also evaluated as a static batch of C (one engine call over both):
+``TPOT = (1 - s) * serving TPOT + s * static decode step + step_host_s`` and
+``TTFT = (1 - s) * serving TTFT + s * static prefill of C prompts * (C + 1) / (2C)
++ step_host_s + request_overhead_s``. With s = 0 and no host time this is today's
+engine exactly (``today=True``).
 
 Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
 disaggregated prefill/decode, a tensor-parallel group beyond one NVLink domain) are
@@ -68,97 +68,130 @@ def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = Fal
     """Predict every row. ``params`` maps "device/engine" (catalog device name) to
     ``(profile name, {parameter: value})``; pairs not in it take the datasheet defaults
     (or, with ``today=True``, the engine exactly as it is)."""
-    from planner.catalog import load_hardware, load_model
-    from planner.cost.api import columns
-    from planner.cost.efficiency import Curve, Efficiency
-    from planner.cost.engine import evaluate
-    from planner.cost.tables import HardwareTable, ModelTable
+    return Prepared(runs).run(params, today=today)
 
-    params = params or {}
-    n = len(runs)
-    models = _resolve(runs.model, load_model, "model")
-    hws = _resolve(runs.system, load_hardware, "device")
-    status = np.full(n, "ok", dtype=object)
-    dev = np.array([hws[s].name if hws[s] is not None else "" for s in runs.system], dtype=object)
-    mname = np.array([models[m].name if models[m] is not None else m for m in runs.model], dtype=object)
-    group = np.where(dev != "", dev + "/" + runs.engine.astype(object), "")
-    wdt = np.empty(n, dtype=object)
-    adt = np.empty(n, dtype=object)
-    kdt = np.empty(n, dtype=object)
-    for q in set(runs.quant.tolist()):
-        sel = runs.quant == q
-        d = dtypes_for(q) or (None, None, None)
-        wdt[sel], adt[sel], kdt[sel] = d
-    for i in range(n):  # per-row status: cheap string checks, the prediction itself is vectorized
-        m, h = models[runs.model[i]], hws[runs.system[i]]
-        reason = None
-        if m is None:
-            reason = f"unknown model '{runs.model[i]}'"
-        elif h is None:
-            reason = f"unknown system '{runs.system[i]}'"
-        elif runs.mode[i] == "disagg":
-            reason = "disaggregated prefill/decode"
-        elif runs.pp[i] > 1:
-            reason = "pipeline parallel (pp > 1)"
-        elif runs.ep[i] > 1:
-            reason = "expert parallel (moe_ep > 1)"
-        elif runs.dp[i] > 1:
-            reason = "attention data parallel (dp > 1)"
-        elif wdt[i] is None:
-            reason = f"unknown precision '{runs.quant[i]}'"
-        elif runs.tp[i] > h.max_devices:
-            reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
-        elif runs.concurrency[i] < 1:
-            reason = "no requests in flight (batch_size 0)"
-        if reason is None and adt[i] == FP4_OR_BF16:
-            adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
-        if reason is None and not h.has_dtype(adt[i]):
-            reason = f"no {adt[i]} compute on {h.name}"
-        if reason is not None:
-            status[i] = f"unsupported: {reason}"
-    ok = status == "ok"
-    ttft = np.full(n, np.nan)
-    tpot = np.full(n, np.nan)
-    profile = np.full(n, "", dtype=object)
-    if ok.any():
-        idx = np.flatnonzero(ok)
-        mnames = sorted(set(mname[idx].tolist()))
-        gnames = sorted(set(group[idx].tolist()))
-        mt = ModelTable.build([load_model(m) for m in mnames])
-        hw_of = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in gnames}
+
+class Prepared:
+    """The parameter-free part of a replay, done once: names resolved, per-row status,
+    dtypes and the engine's input columns. :meth:`run` evaluates it under a parameter set
+    (one engine call), so a fit calls only that."""
+
+    def __init__(self, runs: MeasuredRuns):
+        from planner.catalog import load_hardware, load_model
+        from planner.cost.api import columns
+        from planner.cost.tables import ModelTable
+
+        self.runs = runs
+        n = len(runs)
+        models = _resolve(runs.model, load_model, "model")
+        hws = _resolve(runs.system, load_hardware, "device")
+        status = np.full(n, "ok", dtype=object)
+        dev = np.array([hws[s].name if hws[s] is not None else "" for s in runs.system], dtype=object)
+        mname = np.array([models[m].name if models[m] is not None else m for m in runs.model], dtype=object)
+        group = np.where(dev != "", dev + "/" + runs.engine.astype(object), "")
+        wdt = np.empty(n, dtype=object)
+        adt = np.empty(n, dtype=object)
+        kdt = np.empty(n, dtype=object)
+        for q in set(runs.quant.tolist()):
+            sel = runs.quant == q
+            d = dtypes_for(q) or (None, None, None)
+            wdt[sel], adt[sel], kdt[sel] = d
+        for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
+            m, h = models[runs.model[i]], hws[runs.system[i]]
+            reason = None
+            if m is None:
+                reason = f"unknown model '{runs.model[i]}'"
+            elif h is None:
+                reason = f"unknown system '{runs.system[i]}'"
+            elif runs.mode[i] == "disagg":
+                reason = "disaggregated prefill/decode"
+            elif runs.pp[i] > 1:
+                reason = "pipeline parallel (pp > 1)"
+            elif runs.ep[i] > 1:
+                reason = "expert parallel (moe_ep > 1)"
+            elif runs.dp[i] > 1:
+                reason = "attention data parallel (dp > 1)"
+            elif wdt[i] is None:
+                reason = f"unknown precision '{runs.quant[i]}'"
+            elif runs.tp[i] > h.max_devices:
+                reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
+            elif runs.concurrency[i] < 1:
+                reason = "no requests in flight (batch_size 0)"
+            if reason is None and adt[i] == FP4_OR_BF16:
+                adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
+            if reason is None and not h.has_dtype(adt[i]):
+                reason = f"no {adt[i]} compute on {h.name}"
+            if reason is not None:
+                status[i] = f"unsupported: {reason}"
+        self.status, self.device, self.model, self.group = status, dev, mname, group
+        self.idx = idx = np.flatnonzero(status == "ok")
+        self.gnames = sorted(set(group[idx].tolist()))
+        self.hw = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in self.gnames}
+        if idx.size:
+            mnames = sorted(set(mname[idx].tolist()))
+            self.mt = ModelTable.build([models[runs.model[idx[mname[idx] == m][0]]] for m in mnames])
+            m_idx = np.searchsorted(np.array(mnames, dtype=object), mname[idx])
+            self.g_idx = np.searchsorted(np.array(self.gnames, dtype=object), group[idx])
+            self.C = runs.concurrency[idx]
+            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=runs.tp[idx].astype(np.int64),
+                                batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
+                                gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
+                                act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
+                                prefix_sharing=False)
+            self.G = runs.osl[idx]
+            # the same rows as a static batch of C (concurrency 0): the waves' view
+            static = {**self.cols, "batch": self.cols["concurrency"], "concurrency": np.zeros(len(idx), np.int64)}
+            self.cols2 = {key: np.concatenate([self.cols[key], static[key]]) for key in self.cols}
+
+    def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
+        """(profile name, values) per group, in :attr:`gnames` order."""
+        params = params or {}
         sets = []
-        for g in gnames:
-            hw = hw_of[g]
-            name, vals = params.get(g, (DATASHEET, SP.defaults(hw)))
-            if today and g not in params:
-                name, vals = TODAY, {**SP.defaults(hw), "prefill_wait_share": 0.0}
-            sets.append((name, vals))
-        effs = [Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))},
-                           memory=Curve(float(v["memory_efficiency"])), interconnect=hw_of[g].interconnect_efficiency,
-                           kernel_overhead_s=hw_of[g].kernel_overhead_us * 1e-6, source=name)
-                for g, (name, v) in zip(gnames, sets)]
-        ht = HardwareTable.build([hw_of[g] for g in gnames], effs)
-        m_idx = np.searchsorted(np.array(mnames, dtype=object), mname[idx])
-        g_idx = np.searchsorted(np.array(gnames, dtype=object), group[idx])
-        C = runs.concurrency[idx]
-        cols = columns(len(idx), model=m_idx, hardware=g_idx, devices=runs.tp[idx].astype(np.int64), batch=1,
-                       concurrency=C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
-                       gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
-                       act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
-                       prefix_sharing=False)
-        r = evaluate(cols, mt, ht)
-        host = np.array([v["step_host_s"] for _, v in sets])[g_idx]
-        share = np.array([v["prefill_wait_share"] for _, v in sets])[g_idx]
-        t_prompt = np.maximum(r["prefill_s"] - r["tpot_s"], 0.0)
-        tpot[idx] = r["tpot_s"] + host
-        ttft[idx] = r["ttft_s"] + share * (C - 1.0) * t_prompt + host
-        profile[idx] = np.array([name for name, _ in sets], dtype=object)[g_idx]
-        bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
-        if bad.any():
-            status[idx[bad]] = "unsupported: the engine gave no finite time"
-            ttft[idx[bad]] = tpot[idx[bad]] = np.nan
-            profile[idx[bad]] = ""
-    return Prediction(ttft, tpot, status, profile, group, dev, mname)
+        for g in self.gnames:
+            hw = self.hw[g]
+            if g in params:
+                sets.append(params[g])
+            elif today:
+                sets.append((TODAY, {**SP.defaults(hw), "wave_sync": 0.0}))
+            else:
+                sets.append((DATASHEET, SP.defaults(hw)))
+        return sets
+
+    def run(self, params: dict | None = None, *, today: bool = False) -> Prediction:
+        from planner.cost.efficiency import Curve, Efficiency
+        from planner.cost.engine import evaluate
+        from planner.cost.tables import HardwareTable
+
+        n = len(self.runs)
+        ttft = np.full(n, np.nan)
+        tpot = np.full(n, np.nan)
+        status = self.status.copy()
+        profile = np.full(n, "", dtype=object)
+        idx = self.idx
+        if idx.size:
+            sets = self.parameter_sets(params, today)
+            effs = [Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))},
+                               memory=Curve(float(v["memory_efficiency"])),
+                               interconnect=self.hw[g].interconnect_efficiency,
+                               kernel_overhead_s=self.hw[g].kernel_overhead_us * 1e-6, source=name)
+                    for g, (name, v) in zip(self.gnames, sets)]
+            ht = HardwareTable.build([self.hw[g] for g in self.gnames], effs)
+            r = evaluate(self.cols2, self.mt, ht)
+            k = idx.size
+            serve = {key: r[key][:k] for key in ("ttft_s", "tpot_s")}
+            static_prefill, static_step = r["prefill_s"][k:], r["decode_s"][k:] / self.G
+            pick = lambda key: np.array([v[key] for _, v in sets])[self.g_idx]  # noqa: E731
+            host, s = pick("step_host_s"), pick("wave_sync")
+            wave_ttft = static_prefill * (self.C + 1.0) / (2.0 * self.C)
+            tpot[idx] = (1.0 - s) * serve["tpot_s"] + s * static_step + host
+            ttft[idx] = (1.0 - s) * serve["ttft_s"] + s * wave_ttft + host + pick("request_overhead_s")
+            profile[idx] = np.array([name for name, _ in sets], dtype=object)[self.g_idx]
+            bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
+            if bad.any():
+                status[idx[bad]] = "unsupported: the engine gave no finite time"
+                ttft[idx[bad]] = tpot[idx[bad]] = np.nan
+                profile[idx[bad]] = ""
+        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model)
 
 
 # --------------------------------------------------------------------------------------

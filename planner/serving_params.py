@@ -13,11 +13,17 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 * ``step_host_s``: host time per engine step that the GPU does not hide (scheduling,
   sampling, detokenization, Python; CUDA graphs make it small): added once per decode
   step to TPOT and once to TTFT. Cannot be negative.
-* ``prefill_wait_share``: in a closed loop at concurrency C with fixed lengths, the
-  requests of a wave arrive together and a new request waits behind the prefills of the
-  others in its wave: the mean wait is ``share * (C - 1)`` prompt prefills, 1/2 when the
-  prompts are prefilled one after another in arrival order (the mean position of C
-  requests is (C - 1)/2), 0 when every request arrives alone. Range [0, 1].
+* ``wave_sync``: how far the closed-loop benchmark's requests move in waves. At a fixed
+  concurrency C with fixed lengths, all requests start together and a finished one is
+  replaced at once, so the waves stay in step (1): each wave's C prompts are prefilled
+  together first (request j of the wave gets its first token after j/C of that batched
+  prefill, a mean of (C + 1) / (2C) of it) and the decode steps that follow carry no
+  prompt. At 0 the arrivals are spread out and every step carries its share of prompt
+  tokens (the engine's steady state). Between the two the predictions mix linearly.
+  Range [0, 1].
+* ``request_overhead_s``: time a request spends outside the GPU steps before its first
+  token (HTTP, tokenization, admission into the running batch, the first detokenization):
+  added once to TTFT. Cannot be negative.
 """
 
 from __future__ import annotations
@@ -44,19 +50,21 @@ PARAMS = (
           "an achieved FLOP/s above the datasheet's dense peak is not physical (efficiency > 1)"),
     Param("step_host_s", "s", 0.0, 0.1, "a host time cannot be negative",
           "more than 100 ms of host time per step is not a serving engine (check the data)"),
-    Param("prefill_wait_share", "", 0.0, 1.0, "a request cannot wait behind a negative number of prefills",
-          "a request cannot wait behind more prefills than there are other requests in flight"),
+    Param("wave_sync", "", 0.0, 1.0, "a share of requests cannot be negative",
+          "a share of requests cannot exceed 1"),
+    Param("request_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
+          "more than 1 s per request outside the GPU is not a serving engine (check the data)"),
 )
 NAMES = tuple(p.name for p in PARAMS)
 BY_NAME = {p.name: p for p in PARAMS}
-CLOSED_LOOP_WAIT_SHARE = 0.5  # prompts of a wave prefilled in turn (see the module docstring)
+CLOSED_LOOP_WAVES = 1.0  # fixed lengths, closed loop: the waves stay in step (module docstring)
 
 
 def defaults(hw) -> dict[str, float]:
     """The datasheet defaults: the spec's documented efficiencies, no host time, the
-    closed-loop wave wait."""
+    closed-loop waves in step."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
-            "step_host_s": 0.0, "prefill_wait_share": CLOSED_LOOP_WAIT_SHARE}
+            "step_host_s": 0.0, "wave_sync": CLOSED_LOOP_WAVES, "request_overhead_s": 0.0}
 
 
 def check(values: dict[str, float], where: str = "") -> list[str]:

@@ -31,7 +31,8 @@ SUBDIR = "serving"
 def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date: str):
     from planner.calibrate.profile import Profile
 
-    ce, me = float(values["compute_efficiency"]), float(values["memory_efficiency"])
+    values = {k: float(f"{float(v):.4g}") for k, v in values.items()}  # 4 digits: the fit is not better
+    ce, me = values["compute_efficiency"], values["memory_efficiency"]
     fitted = {
         "peak_flops": {dt: hw.peak_flops(dt) for dt in hw.peak_tflops},
         "peak_bandwidth": hw.mem_bandwidth_gbps * 1e9,
