@@ -69,12 +69,15 @@ def _box(k: str, physical: bool) -> tuple[float, float]:
     return max(p.lo, BOX[k][0]), min(p.hi, BOX[k][1])
 
 
-def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: bool = False) -> GroupFit:
+def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: bool = False,
+              use: np.ndarray | None = None) -> GroupFit:
     """Fit one "device/engine" pair on the prepared rows of that pair, stage by stage
     (:data:`STAGES`), from ``start`` (default: the datasheet defaults)."""
     from scipy.optimize import least_squares
 
     ok = (prep.status == "ok") & (prep.group == group)
+    if use is not None:
+        ok &= use
     masks = {"ttft": ok & (prep.runs.measured_ttft_s > 0), "tpot": ok & (prep.runs.measured_tpot_s > 0)}
     masks["both"] = masks["ttft"] & masks["tpot"]
     n = int((masks["ttft"] | masks["tpot"]).sum())
@@ -105,16 +108,19 @@ def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: b
 
 
 def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: bool = False,
-            prep: Prepared | None = None) -> dict[str, GroupFit]:
-    """Fit every (device, engine) pair with enough rows. With ``strict`` a result outside
-    the physical ranges raises InputError naming the pair, the parameter and why."""
+            prep: Prepared | None = None, use: np.ndarray | None = None) -> dict[str, GroupFit]:
+    """Fit every (device, engine) pair with enough rows (only the rows in the mask
+    ``use``, if given: cross-validation). With ``strict`` a result outside the physical
+    ranges raises InputError naming the pair, the parameter and why."""
     prep = prep or Prepared(runs)
     out = {}
     for g in (groups or prep.gnames):
         ok = (prep.status == "ok") & (prep.group == g) & (runs.measured_tpot_s > 0)
+        if use is not None:
+            ok &= use
         if ok.sum() < MIN_ROWS:
             continue
-        f = fit_group(prep, g, physical=physical)
+        f = fit_group(prep, g, physical=physical, use=use)
         if strict and f.problems:
             raise InputError("refusing the fit: " + f.problems[0] + " (a physical effect is missing from the model "
                              "for these rows)", file=runs.file)
