@@ -164,7 +164,7 @@ def _load_cached(kind: str, path: str, mtime: float):
 def _load(kind: str, ref: str):
     path = Path(ref) if looks_like_path(ref) else find_file(kind, ref)
     if not path.is_file() and not ref.endswith((".yaml", ".yml", ".json")):
-        path = find_alias(kind, ref) or path  # a Hugging Face id such as 'meta-llama/Llama-3.1-8B'
+        path = find_file(kind, ref)  # a Hugging Face id such as 'meta-llama/Llama-3.1-8B' (an alias), else unknown
     if not path.is_file():
         raise InputError("file not found", file=str(path))
     spec, _ = _load_cached(kind, str(path), path.stat().st_mtime)
