@@ -144,7 +144,9 @@ class Prepared:
             self.cols2 = {key: np.concatenate([self.cols[key], static[key]]) for key in self.cols}
 
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
-        """(profile name, values) per group, in :attr:`gnames` order."""
+        """(profile name, values) per group, in :attr:`gnames` order. A pair without
+        parameters takes its device's datasheet plus, when other devices of its engine
+        are fitted, the engine's carried parameters (serving_params.carried_over)."""
         params = params or {}
         sets = []
         for g in self.gnames:
@@ -154,7 +156,11 @@ class Prepared:
             elif today:
                 sets.append((TODAY, {**SP.defaults(hw), "wave_sync": 0.0}))
             else:
-                sets.append((DATASHEET, SP.defaults(hw)))
+                carried = SP.carried_over(g.split("/", 1)[1], params)
+                if carried is None:
+                    sets.append((DATASHEET, SP.defaults(hw)))
+                else:
+                    sets.append((carried[0], {**SP.defaults(hw), **carried[1]}))
         return sets
 
     def run(self, params: dict | None = None, *, today: bool = False) -> Prediction:

@@ -41,6 +41,7 @@ class Param:
     hi: float
     why_lo: str
     why_hi: str
+    carries: bool = False  # a property of the engine, not the device: carried to unmeasured devices
 
 
 PARAMS = (
@@ -49,13 +50,14 @@ PARAMS = (
     Param("compute_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the datasheet peak, > 0",
           "an achieved FLOP/s above the datasheet's dense peak is not physical (efficiency > 1)"),
     Param("step_host_s", "s", 0.0, 0.1, "a host time cannot be negative",
-          "more than 100 ms of host time per step is not a serving engine (check the data)"),
+          "more than 100 ms of host time per step is not a serving engine (check the data)", carries=True),
     Param("wave_sync", "", 0.0, 1.0, "a share of requests cannot be negative",
-          "a share of requests cannot exceed 1"),
+          "a share of requests cannot exceed 1", carries=True),
     Param("request_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
-          "more than 1 s per request outside the GPU is not a serving engine (check the data)"),
+          "more than 1 s per request outside the GPU is not a serving engine (check the data)", carries=True),
 )
 NAMES = tuple(p.name for p in PARAMS)
+CARRIED = tuple(p.name for p in PARAMS if p.carries)
 BY_NAME = {p.name: p for p in PARAMS}
 CLOSED_LOOP_WAVES = 1.0  # fixed lengths, closed loop: the waves stay in step (module docstring)
 
@@ -65,6 +67,17 @@ def defaults(hw) -> dict[str, float]:
     closed-loop waves in step."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": 0.0, "wave_sync": CLOSED_LOOP_WAVES, "request_overhead_s": 0.0}
+
+
+def carried_over(engine: str, params: dict) -> tuple[str, dict] | None:
+    """For a device without a fit: the engine's parameters that carry between devices
+    (host time, scheduler behaviour), the median over the devices fitted for that engine,
+    with a name saying where they came from; None when no device of the engine is fitted."""
+    fitted = [(g, name, v) for g, (name, v) in sorted(params.items()) if g.split("/", 1)[-1] == engine]
+    if not fitted:
+        return None
+    vals = {k: float(np.median([v[k] for _, _, v in fitted])) for k in CARRIED}
+    return f"datasheet + {engine} {', '.join(CARRIED)} of {', '.join(g for g, _, _ in fitted)}", vals
 
 
 def check(values: dict[str, float], where: str = "") -> list[str]:

@@ -114,3 +114,31 @@ def test_parameter_ranges_are_physical():
         assert SP.check({p.name: p.hi * 1.5 + 1.0})  # above the range: a problem named
         assert SP.check({p.name: -1.0})
     assert SP.check({"compute_efficiency": 1.2})[0].startswith("compute_efficiency = 1.2")
+
+
+def test_unmeasured_device_takes_datasheet_plus_the_engines_carried_parameters(tmp_path, capsys):
+    """b200 has no measurements: its efficiencies stay the datasheet's, the engine's host
+    time and scheduler behaviour come from the fitted h100-sxm, and the profile says so."""
+    import json
+
+    path = synthetic(tmp_path, TRUE)
+    out = tmp_path / "p.yaml"
+    assert main(["calibrate", "--from-measured", path, "-o", str(out)]) == 0
+    rows = tmp_path / "b200.csv"
+    rows.write_text(HEADER + "\nx,vllm,Qwen/Qwen3-32B,b200_sxm,,agg,1024,1024,16,2,,\n"
+                    "y,sglang,Qwen/Qwen3-32B,b200_sxm,,agg,1024,1024,16,2,,\n")
+    capsys.readouterr()
+    assert main(["validate", "--measured", str(rows), "--calibration", str(out), "--json"]) == 0
+    x, y = json.loads(capsys.readouterr().out)["rows"]
+    assert x["profile"].startswith("datasheet + vllm") and "h100-sxm/vllm" in x["profile"]
+    assert y["profile"] == "datasheet"  # no sglang fit anywhere
+    runs = read_measured(str(rows))
+    from planner.serving_profile import load_serving
+
+    prep = Prepared(runs)
+    sets = dict(zip(prep.gnames, prep.parameter_sets(load_serving([str(out)]))))
+    _, vals = sets["b200/vllm"]
+    for k in SP.CARRIED:
+        assert vals[k] == pytest.approx(TRUE[k], rel=0.03, abs=2e-4)
+    hw = prep.hw["b200/vllm"]
+    assert vals["memory_efficiency"] == hw.memory_efficiency and vals["compute_efficiency"] == hw.compute_efficiency
