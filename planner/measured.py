@@ -95,9 +95,9 @@ class MeasuredRuns:
         return MeasuredRuns(**kw)
 
 
-def _number(text: str, file: str, line: int, column: str, *, whole: bool, empty_ok: bool,
-            default: float = np.nan) -> float:
-    t = text.strip()
+def _number(text: str | None, file: str, line: int, column: str, *, whole: bool, empty_ok: bool,
+            default: float = np.nan, minimum: float = 0.0) -> float:
+    t = (text or "").strip()  # None: a short row (fewer cells than the header)
     if not t:
         if empty_ok:
             return default
@@ -107,8 +107,8 @@ def _number(text: str, file: str, line: int, column: str, *, whole: bool, empty_
     except ValueError:
         kind = "a whole number" if whole else "a number"
         raise InputError(f"line {line}: must be {kind}", file=file, field=column, value=text) from None
-    if not np.isfinite(v) or v < 0 or (whole and v != int(v)):
-        kind = "a whole number >= 0" if whole else "a finite number >= 0"
+    if not np.isfinite(v) or v < minimum or (whole and v != int(v)):
+        kind = f"a whole number >= {minimum:g}" if whole else f"a finite number >= {minimum:g}"
         raise InputError(f"line {line}: must be {kind}", file=file, field=column, value=text)
     return v
 
@@ -160,8 +160,8 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         s["precision"].append(prec)
         s["quant"].append(get("gemm_quant_mode").lower() or prec)
         s["mode"].append(mode)
-        num["isl"][i] = _number(r["isl"], file, line, "isl", whole=True, empty_ok=False)
-        num["osl"][i] = _number(r["osl"], file, line, "osl", whole=True, empty_ok=False)
+        num["isl"][i] = _number(r["isl"], file, line, "isl", whole=True, empty_ok=False, minimum=1)
+        num["osl"][i] = _number(r["osl"], file, line, "osl", whole=True, empty_ok=False, minimum=1)
         agg = mode == "agg"
         num["concurrency"][i] = _number(r["batch_size"], file, line, "batch_size", whole=True, empty_ok=not agg,
                                         default=0.0)

@@ -11,8 +11,9 @@ hardware table, with its own efficiencies, so fitted parameters apply per pair.
 On top of the engine (names in :mod:`planner.serving_params`), with ``s`` = wave_sync,
 the same rows also evaluated as a static batch of C (one engine call over both):
 ``TPOT = (1 - s) * serving TPOT + s * static decode step + step_host_s`` and
-``TTFT = (1 - s) * serving TTFT + s * static prefill of C prompts * (C + 1) / (2C)
-+ step_host_s + request_overhead_s``. With s = 0 and no host time this is today's
+``TTFT = (1 - s) * serving TTFT + s * static prefill of C prompts * w + step_host_s +
+request_overhead_s``, ``w`` the mean fraction of the wave's batched prefill after which
+a request has its first token (:func:`wave_first_token`). With s = 0 and no host time this is today's
 engine exactly (``today=True``).
 
 Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
@@ -40,6 +41,33 @@ def band(c: float) -> str:
         if lo <= c <= hi:
             return f"{lo}-{hi}" if hi < 10**9 else f">{lo - 1}"
     return "n/a"
+
+
+WAVE_EXACT_MAX = 4096  # waves up to this many requests are averaged exactly, larger ones in closed form
+
+
+def wave_first_token(C: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Mean over a wave of C prompts of P tokens, prefilled together in passes of
+    PREFILL_CHUNK_TOKENS (K) tokens, of the fraction of the batched prefill after which a
+    request has its first token: prompt j (1..C) completes in pass ceil(j P / K) of
+    n = ceil(C P / K). One pass: 1 (all first tokens come together); one prompt per pass
+    and many passes: -> (C + 1) / (2C). Exact up to WAVE_EXACT_MAX requests (a masked
+    array over j, no loop over rows), beyond it the mean of j P / K plus half a pass."""
+    from planner.cost.footprint import PREFILL_CHUNK_TOKENS as K
+
+    C = np.asarray(C, dtype=float)
+    P = np.asarray(P, dtype=float)
+    n = np.maximum(np.ceil(C * P / K), 1.0)
+    out = np.empty_like(C)
+    small = C <= WAVE_EXACT_MAX
+    if small.any():
+        cs, ps = C[small], P[small]
+        j = np.arange(1, int(cs.max()) + 1, dtype=float)
+        passes = np.ceil(np.outer(ps, j) / K) * (j[None, :] <= cs[:, None])
+        out[small] = passes.sum(axis=1) / cs
+    big = ~small
+    out[big] = (C[big] + 1.0) / 2.0 * P[big] / K + 0.5
+    return np.minimum(out / n, 1.0)
 
 
 @dataclass
@@ -142,6 +170,7 @@ class Prepared:
             # the same rows as a static batch of C (concurrency 0): the waves' view
             static = {**self.cols, "batch": self.cols["concurrency"], "concurrency": np.zeros(len(idx), np.int64)}
             self.cols2 = {key: np.concatenate([self.cols[key], static[key]]) for key in self.cols}
+            self.wave_first_token = wave_first_token(self.C, runs.isl[idx])
 
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
         """(profile name, values) per group, in :attr:`gnames` order. A pair without
@@ -188,7 +217,7 @@ class Prepared:
             static_prefill, static_step = r["prefill_s"][k:], r["decode_s"][k:] / self.G
             pick = lambda key: np.array([v[key] for _, v in sets])[self.g_idx]  # noqa: E731
             host, s = pick("step_host_s"), pick("wave_sync")
-            wave_ttft = static_prefill * (self.C + 1.0) / (2.0 * self.C)
+            wave_ttft = static_prefill * self.wave_first_token
             tpot[idx] = (1.0 - s) * serve["tpot_s"] + s * static_step + host
             ttft[idx] = (1.0 - s) * serve["ttft_s"] + s * wave_ttft + host + pick("request_overhead_s")
             profile[idx] = np.array([name for name, _ in sets], dtype=object)[self.g_idx]

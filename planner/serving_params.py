@@ -16,11 +16,11 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 * ``wave_sync``: how far the closed-loop benchmark's requests move in waves. At a fixed
   concurrency C with fixed lengths, all requests start together and a finished one is
   replaced at once, so the waves stay in step (1): each wave's C prompts are prefilled
-  together first (request j of the wave gets its first token after j/C of that batched
-  prefill, a mean of (C + 1) / (2C) of it) and the decode steps that follow carry no
-  prompt. At 0 the arrivals are spread out and every step carries its share of prompt
-  tokens (the engine's steady state). Between the two the predictions mix linearly.
-  Range [0, 1].
+  together first, in passes of the engine's prefill chunk, a request getting its first
+  token at the end of the pass that completes its prompt, and the decode steps that
+  follow carry no prompt. At 0 the arrivals are spread out and every step carries its
+  share of prompt tokens (the engine's steady state). Between the two the predictions
+  mix linearly. Range [0, 1].
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first
   token (HTTP, tokenization, admission into the running batch, the first detokenization):
   added once to TTFT. Cannot be negative.

@@ -75,6 +75,10 @@ def test_table_view_names_slices_and_reasons(tmp_path, capsys):
     (lambda h, r: (h, [r[0], r[1].replace(",512,", ",5.5,"), *r[2:]]), "field 'osl', value '5.5': line 3"),
     (lambda h, r: (h, [r[0].replace(",agg,", ",mixed,"), *r[1:]]), "field 'mode', value 'mixed': line 2"),
     (lambda h, r: (h, [r[0].replace(",40.0,8.0,", ",fast,8.0,"), *r[1:]]), "field 'silicon_ttft_ms'"),
+    (lambda h, r: (h, [r[0].replace(",1024,256,", ",0,256,"), *r[1:]]), "field 'isl', value '0': line 2: must be a whole number >= 1"),
+    (lambda h, r: (h, [r[0].replace(",8,1,1,1,1,", ",-8,1,1,1,1,"), *r[1:]]), "field 'batch_size', value '-8'"),
+    (lambda h, r: (h, [",".join(r[0].split(",")[:7]), *r[1:]]), "field 'osl': line 2: a value is required"),
+    (lambda h, r: (h, [r[0] + ",extra,cells", *r[1:]]), "line 2: more cells than the header"),
 ])
 def test_bad_input_is_one_line_exit_2(tmp_path, capsys, mutate, needle):
     header, rows = mutate(HEADER, list(ROWS))
@@ -143,3 +147,59 @@ def test_dev_file_replays_fast_and_counts_add_up(capsys):
     assert s["predicted"] + sum(s["unsupported"].values()) == s["rows"]
     assert s["unsupported"]["disaggregated prefill/decode"] == 206
     assert elapsed < 10.0
+
+
+def _grid_runs(tmp_path_factory):
+    rows = [f"r{c}-{m[:4]},vllm,{m},h100_sxm,fp8,agg,2048,512,fp8,{c},2,1,1,1,,,"
+            for m in ("Qwen/Qwen3-32B", "openai/gpt-oss-120b") for c in (1, 2, 4, 8, 16, 32, 64, 128)]
+    d = tmp_path_factory.mktemp("grid")
+    return Prepared(read_measured(write_csv(d, rows)))
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    return _grid_runs(tmp_path_factory)
+
+
+def test_monotone_in_concurrency_and_efficiency_for_any_physical_parameters(grid):
+    """Hypothesis over the physical parameter box: more requests in flight never make a
+    token faster, a higher achieved bandwidth never makes one slower."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from planner import serving_params as SP
+
+    @settings(max_examples=25, deadline=None)
+    @given(me=st.floats(0.2, 1.0), ce=st.floats(0.2, 1.0), host=st.floats(0.0, 0.01), s=st.floats(0.0, 1.0),
+           req=st.floats(0.0, 0.5), gain=st.floats(1.01, 2.0))
+    def check(me, ce, host, s, req, gain):
+        vals = {"memory_efficiency": me, "compute_efficiency": ce, "step_host_s": host, "wave_sync": s,
+                "request_overhead_s": req}
+        assert SP.check(vals) == []
+        p = grid.run({"h100-sxm/vllm": ("h", vals)})
+        faster = grid.run({"h100-sxm/vllm": ("h", {**vals, "memory_efficiency": min(1.0, me * gain)})})
+        for half in (slice(0, 8), slice(8, 16)):  # each model: concurrency 1 .. 128
+            assert np.all(np.diff(p.tpot_s[half]) >= -1e-12)
+            assert np.all(np.diff(p.ttft_s[half]) >= -1e-12)
+        assert np.all(faster.tpot_s <= p.tpot_s + 1e-12)
+
+    check()
+
+
+def test_wave_first_token_against_brute_force():
+    """The mean first-token fraction of a wave, against a direct simulation of the passes."""
+    from planner.cost.footprint import PREFILL_CHUNK_TOKENS as K
+    from planner.replay import wave_first_token
+
+    rng = np.random.default_rng(0)
+    C = rng.integers(1, 300, 200).astype(float)
+    P = rng.integers(1, 20000, 200).astype(float)
+    got = wave_first_token(C, P)
+    for c, p, g in zip(C, P, got):
+        done = np.ceil(np.arange(1, int(c) + 1) * p / K)  # pass in which each prompt completes
+        n = max(np.ceil(c * p / K), 1.0)
+        assert g == pytest.approx(done.mean() / n, rel=1e-12)
+    assert wave_first_token(np.array([1.0]), np.array([100.0]))[0] == 1.0
+    # beyond the exact range the closed form is within half a pass of it
+    big = wave_first_token(np.array([5000.0, 4096.0]), np.array([1000.0, 1000.0]))
+    assert big[0] == pytest.approx(big[1], rel=0.03)
