@@ -97,12 +97,46 @@ def looks_like_path(ref: str) -> bool:
     return ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref or Path(ref).is_file()
 
 
+def _alias_key(name: str) -> str:
+    """Aliases match case-insensitively, with '_' and '-' alike (``h100_sxm`` = ``H100-SXM``)."""
+    return name.strip().lower().replace("_", "-")
+
+
+@lru_cache(maxsize=None)
+def _alias_index(kind: str, dirs: tuple[str, ...]) -> dict[str, Path]:
+    """Alias -> file for every spec in ``dirs`` (earlier directories win), read from each
+    file's ``aliases:`` list. Built only when a name is not a file name."""
+    index: dict[str, Path] = {}
+    for d in reversed(dirs):
+        for p in sorted(Path(d).glob("*.y*ml")) if Path(d).is_dir() else ():
+            try:
+                data = read_yaml(p)
+            except InputError:
+                continue
+            if not isinstance(data, dict):
+                continue
+            names = [p.stem] + [a for a in (data.get("aliases") or []) if isinstance(a, str)]
+            for a in names:
+                index[_alias_key(a)] = p
+    return index
+
+
+def find_alias(kind: str, name: str) -> Path | None:
+    """The spec file whose ``aliases:`` list (or file name) matches ``name``, else None."""
+    dirs = tuple(str(d) for d in search_dirs(kind))
+    return _alias_index(kind, dirs).get(_alias_key(name))
+
+
 def find_file(kind: str, name: str) -> Path:
     for d in search_dirs(kind):
         for ext in (".yaml", ".yml"):
             p = d / f"{name}{ext}"
             if p.is_file():
                 return p
+    if kind in ("hardware", "models"):
+        found = find_alias(kind, name)
+        if found is not None:
+            return found
     known = ", ".join(list_names(kind)[:40])
     label = {"hardware": "device", "models": "model", "tasks": "task profile"}.get(kind, kind)
     field = {"models": "model", "tasks": "task"}.get(kind, kind)
@@ -129,6 +163,8 @@ def _load_cached(kind: str, path: str, mtime: float):
 
 def _load(kind: str, ref: str):
     path = Path(ref) if looks_like_path(ref) else find_file(kind, ref)
+    if not path.is_file() and not ref.endswith((".yaml", ".yml", ".json")):
+        path = find_file(kind, ref)  # a Hugging Face id such as 'meta-llama/Llama-3.1-8B' (an alias), else unknown
     if not path.is_file():
         raise InputError("file not found", file=str(path))
     spec, _ = _load_cached(kind, str(path), path.stat().st_mtime)

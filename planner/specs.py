@@ -48,6 +48,7 @@ class Hardware(_Spec):
     """One accelerator, CPU or edge device (a single chip / package)."""
 
     name: str
+    aliases: list[str] = Field(default_factory=list, description="other names that resolve to this device")
     kind: Literal["gpu", "npu", "edge", "cpu"]
     vendor: str
     description: str = ""
@@ -145,6 +146,7 @@ class Model(_Spec):
     """A decoder-only transformer descriptor (architecture, not weights)."""
 
     name: str
+    aliases: list[str] = Field(default_factory=list, description="other names (Hugging Face ids) of this model")
     family: str = ""
     vendor: str = ""
     description: str = ""

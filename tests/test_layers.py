@@ -24,8 +24,10 @@ PACKAGE = Path(__file__).resolve().parents[1] / "planner"
 # Entries are module names or package prefixes; the longest match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("planner.errors", "planner.dtypes", "planner.units", "planner.files", "planner.quantization",
+              "planner.measured",
               "planner.specs", "planner.params", "planner.catalog", "planner.hf_arch", "planner.hf_import")),
-    ("models", ("planner.cost", "planner.accuracy", "planner.calibrate")),
+    ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params",
+                "planner.serving_profile", "planner.replay", "planner.serving_fit")),
     ("planning", ("planner.strategies", "planner.search")),
     ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.fleet",
                    "planner.check", "planner.report", "planner.report_render", "planner.plots")),

@@ -54,9 +54,21 @@ def calibrate_cmd(
         None, "--refit", help="Refit a profile's stored measurements with this version's fits (no torch, "
                               "no measuring); writes -o or the profile in place."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    from_measured: Optional[str] = typer.Option(
+        None, "--from-measured", help="Fit serving parameters per (device, engine) on measured serving runs (CSV) "
+                                      "and write serving profiles (-o FILE.yaml; default calibration/serving/). No torch."),
+    physical_bounds: bool = typer.Option(
+        False, "--physical-bounds", help="With --from-measured: fit inside the physical ranges and report parameters "
+                                         "at a limit, instead of refusing an unphysical fit."),
 ) -> None:
-    """Measure the device with torch microbenchmarks and write a calibration profile."""
+    """Measure the device with torch microbenchmarks and write a calibration profile
+    (or, with --from-measured FILE.csv, fit serving profiles on measured runs)."""
     from planner.errors import InputError
+
+    if from_measured:
+        from planner.commands.measured import calibrate_measured
+
+        return calibrate_measured(from_measured, output, physical_bounds, json_out)
 
     if refit:
         _refit(refit, output, json_out)
@@ -263,10 +275,19 @@ def validate_cmd(
     quick: bool = typer.Option(False, "--quick", help="Fewer cases."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: the profile's)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    measured: Optional[str] = typer.Option(
+        None, "--measured", help="Replay measured serving runs (CSV, README 'Measured serving runs') instead: "
+                                 "predict every row and report the error by slice. No torch."),
 ) -> None:
-    """Time a real torch decoder (random weights) and compare with the engine's prediction."""
+    """Time a real torch decoder (random weights) and compare with the engine's prediction,
+    or (--measured FILE.csv) replay measured serving runs."""
     from planner.calibrate import DEVICES, require_torch
     from planner.errors import InputError
+
+    if measured:
+        from planner.commands.measured import validate_measured
+
+        return validate_measured(measured, calibration, no_calibration, json_out)
 
     if device not in DEVICES:
         raise InputError(f"unknown device (choose from {', '.join(DEVICES)})", field="device", value=device)

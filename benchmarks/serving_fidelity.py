@@ -1,0 +1,96 @@
+"""How right the serving predictions are on measured runs (issue 11 item 3).
+
+Prints, by slice (engine, model, device, precision, concurrency band), the median and
+p90 of |predicted / measured - 1| for TTFT and TPOT under four predictors:
+
+* ``engine-today``: the cost engine as it is (datasheet efficiencies, steady state);
+* ``datasheet``: datasheet efficiencies with the closed-loop waves in step
+  (planner.serving_params defaults): what a device without measurements gets;
+* ``in-sample``: parameters fitted per (device, engine) on all rows, scored on them;
+* ``leave-one-model-out``: for each model, parameters fitted on the other models' rows
+  of each (device, engine), scored on the left-out model's rows (the honest figure).
+
+Fits use ``--physical-bounds`` (efficiencies at most 1). Run:
+python benchmarks/serving_fidelity.py [FILE.csv] [--json]
+(default ../shared/data/serving-measured-hopper-dev.csv; ~1-2 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from planner.measured import read_measured
+from planner.replay import Prediction, Prepared, summarize
+from planner.serving_fit import as_params, fit_all
+
+DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
+
+
+def leave_one_model_out(prep: Prepared) -> Prediction:
+    """Each model's rows predicted with parameters fitted without that model."""
+    base = prep.run()
+    ttft, tpot, profile = base.ttft_s.copy(), base.tpot_s.copy(), base.profile.copy()
+    for m in sorted(set(prep.model[prep.status == "ok"].tolist())):
+        held = prep.model == m
+        fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held)
+        pred = prep.run(as_params(fits, f"fitted without {m}"))
+        ttft[held], tpot[held], profile[held] = pred.ttft_s[held], pred.tpot_s[held], pred.profile[held]
+    return Prediction(ttft, tpot, base.status, profile, base.group, base.device, base.model)
+
+
+def main(argv: list[str]) -> int:
+    json_out = "--json" in argv
+    args = [a for a in argv if a != "--json"]
+    path = args[0] if args else str(DEFAULT)
+    t0 = time.perf_counter()
+    runs = read_measured(path)
+    prep = Prepared(runs)
+    results = {
+        "engine-today": summarize(prep.run(today=True), runs),
+        "datasheet": summarize(prep.run(), runs),
+    }
+    fits = fit_all(runs, strict=False, physical=True, prep=prep)
+    results["in-sample"] = summarize(prep.run(as_params(fits)), runs)
+    results["leave-one-model-out"] = summarize(leave_one_model_out(prep), runs)
+    elapsed = time.perf_counter() - t0
+    if json_out:
+        print(json.dumps({"file": path, "seconds": elapsed, "results": results,
+                          "fits": {g: f.values for g, f in fits.items()}}, indent=2))
+        return 0
+    s0 = results["datasheet"]
+    print(f"{path}: {s0['predicted']} of {s0['rows']} rows predicted; not predicted: "
+          + "; ".join(f"{n} {r}" for r, n in s0["unsupported"].items()))
+    print("median |error| (p90) of TTFT / TPOT; error = predicted / measured - 1\n")
+    names = list(results)
+    head = f"{'slice':<12} {'value':<18} {'rows':>5} " + " ".join(f"{n:>26}" for n in names)
+    print(head)
+    print("-" * len(head))
+
+    def cell(st):
+        a, b = st["ttft"], st["tpot"]
+        if a["median_abs"] is None:
+            return f"{'-':>26}"
+        return f"{a['median_abs']:>5.0%} ({a['p90_abs']:>4.0%}) / {b['median_abs']:>3.0%} ({b['p90_abs']:>4.0%})".rjust(26)
+
+    print(f"{'all':<12} {'':<18} {s0['tpot']['n']:>5} " + " ".join(cell(results[n]) for n in names))
+    for sl in s0["by_slice"]:
+        for i, entry in enumerate(s0["by_slice"][sl]):
+            cells = [cell(results[n]["by_slice"][sl][i]) for n in names]
+            print(f"{sl:<12} {str(entry['value']):<18} {entry['tpot']['n']:>5} " + " ".join(cells))
+    print(f"\nfitted per (device, engine), all rows ({elapsed:.0f} s in all):")
+    for g, f in sorted(fits.items()):
+        vals = ", ".join(f"{k} {v:.3g}" for k, v in f.values.items())
+        limit = f" (at the physical limit: {', '.join(f.at_limit)})" if f.at_limit else ""
+        print(f"  {g}: {vals}{limit}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,186 @@
+"""Measured serving runs: the CSV schema ``planner validate --measured`` reads.
+
+The columns are those of NVIDIA aiconfigurator's public silicon sample (repository
+ai-dynamo/aiconfigurator, ``silicon_sample.csv``; see README "Measured serving runs").
+Required (the header must have them): ``model_path``, ``system``, ``backend``,
+``precision``, ``mode``, ``isl``, ``osl``, ``batch_size``, ``tp_size``,
+``silicon_ttft_ms``, ``silicon_tpot_ms``. Optional: ``id`` (default ``row-N``),
+``pp_size``, ``attention_dp_size``, ``moe_tp_size``, ``moe_ep_size`` (default 1; an empty
+or 0 value means "not used" = 1), ``gemm_quant_mode``, ``moe_quant_mode``,
+``backend_version``, and the disaggregated layout ``prefill_*`` / ``decode_*``. Extra
+columns are ignored. A row whose measured columns are empty is predicted only.
+
+Rows are held as columns (numpy arrays), never as a list of objects: the replay hands
+them to the vectorized engine as they are. Standard-library ``csv`` reads the file
+(1,300 rows in a few ms; pandas would add ~0.3 s of import to every start).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from planner.errors import InputError
+
+REQUIRED_COLUMNS = ("model_path", "system", "backend", "precision", "mode", "isl", "osl",
+                    "batch_size", "tp_size", "silicon_ttft_ms", "silicon_tpot_ms")
+LAYOUT_COLUMNS = ("pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+DISAGG_FIELDS = ("batch_size", "num_workers", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size",
+                 "moe_ep_size")
+MODES = ("agg", "disagg")
+
+# precision / gemm_quant_mode -> (weight dtype, activation (compute) dtype, KV dtype).
+# fp8 checkpoints (per-tensor or block scales) run fp8 GEMMs; weight-only int4 (int4_wo)
+# computes in bf16 (W4A16); fp4/nvfp4/mxfp4 computes in fp4 where the device has fp4
+# units (Blackwell) and in bf16 elsewhere (Hopper runs them weight-only): the replay
+# resolves "fp4-or-bf16" against the device. KV stays bf16: the engines' default
+# kv-cache dtype "auto" is the model's activation dtype (vLLM --kv-cache-dtype,
+# SGLang --kv-cache-dtype, TensorRT-LLM kv_cache_config.dtype), and the sample does not
+# say otherwise.
+FP4_OR_BF16 = "fp4-or-bf16"
+PRECISIONS = {
+    "": ("bf16", "bf16", "bf16"),
+    "bf16": ("bf16", "bf16", "bf16"),
+    "fp16": ("fp16", "fp16", "fp16"),
+    "fp8": ("fp8", "fp8", "bf16"),
+    "fp8_block": ("fp8", "fp8", "bf16"),
+    "int8": ("int8", "int8", "bf16"),
+    "int4": ("int4", "bf16", "bf16"),
+    "int4_wo": ("int4", "bf16", "bf16"),
+    "w4a16": ("int4", "bf16", "bf16"),
+    "fp4": ("fp4", FP4_OR_BF16, "bf16"),
+    "nvfp4": ("fp4", FP4_OR_BF16, "bf16"),
+    "mxfp4": ("fp4", FP4_OR_BF16, "bf16"),
+    "w4a8_mxfp4_fp8": ("fp4", "fp8", "bf16"),
+}
+
+
+@dataclass
+class MeasuredRuns:
+    """Column arrays, one entry per CSV data row (``line`` = its line in the file)."""
+
+    file: str
+    ids: np.ndarray
+    line: np.ndarray
+    model: np.ndarray
+    system: np.ndarray
+    engine: np.ndarray
+    engine_version: np.ndarray
+    precision: np.ndarray          # the precision column ('' -> 'bf16')
+    quant: np.ndarray              # gemm_quant_mode, else precision: what the dtypes follow
+    mode: np.ndarray
+    isl: np.ndarray
+    osl: np.ndarray
+    concurrency: np.ndarray        # batch_size (requests in flight per worker); 0 on disagg rows
+    tp: np.ndarray
+    pp: np.ndarray
+    dp: np.ndarray                 # attention data parallel
+    moe_tp: np.ndarray
+    ep: np.ndarray                 # expert parallel
+    measured_ttft_s: np.ndarray    # NaN where not measured
+    measured_tpot_s: np.ndarray
+    disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def take(self, index) -> "MeasuredRuns":
+        """The rows at ``index`` (a boolean mask or integer positions)."""
+        kw = {k: (v[index] if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
+              if k not in ("disagg",)}
+        kw["disagg"] = {k: v[index] for k, v in self.disagg.items()}
+        return MeasuredRuns(**kw)
+
+
+def _number(text: str | None, file: str, line: int, column: str, *, whole: bool, empty_ok: bool,
+            default: float = np.nan, minimum: float = 0.0) -> float:
+    t = (text or "").strip()  # None: a short row (fewer cells than the header)
+    if not t:
+        if empty_ok:
+            return default
+        raise InputError(f"line {line}: a value is required", file=file, field=column)
+    try:
+        v = float(t)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise InputError(f"line {line}: must be {kind}", file=file, field=column, value=text) from None
+    if not np.isfinite(v) or v < minimum or (whole and v != int(v)):
+        kind = f"a whole number >= {minimum:g}" if whole else f"a finite number >= {minimum:g}"
+        raise InputError(f"line {line}: must be {kind}", file=file, field=column, value=text)
+    return v
+
+
+def read_measured(path: str | Path) -> MeasuredRuns:
+    """Read and check a measured-runs CSV. Bad input raises one InputError naming the
+    file, the line and the column."""
+    p = Path(path)
+    file = str(p)
+    if not p.is_file():
+        raise InputError("file not found", file=file)
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = reader.fieldnames or []
+            missing = [c for c in REQUIRED_COLUMNS if c not in header]
+            if missing:
+                raise InputError(f"line 1: required column is missing (required: {', '.join(REQUIRED_COLUMNS)})",
+                                 file=file, field=missing[0])
+            rows = list(reader)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not a UTF-8 CSV file ({exc.reason})", file=file) from None
+    except csv.Error as exc:
+        raise InputError(f"malformed CSV: {exc}", file=file) from None
+    n = len(rows)
+    s = {k: [] for k in ("ids", "model", "system", "engine", "engine_version", "precision", "quant", "mode")}
+    num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
+                                    "measured_ttft_s", "measured_tpot_s")}
+    dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
+    disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
+    for i, r in enumerate(rows):
+        line = i + 2
+        if None in r:  # more cells than the header
+            raise InputError(f"line {line}: more cells than the header has columns", file=file)
+        get = lambda c: (r.get(c) or "").strip()  # noqa: E731
+        mode = get("mode").lower()
+        if mode not in MODES:
+            raise InputError(f"line {line}: must be one of {', '.join(MODES)}", file=file, field="mode",
+                             value=r.get("mode"))
+        for c in ("model_path", "system", "backend"):
+            if not get(c):
+                raise InputError(f"line {line}: a value is required", file=file, field=c)
+        s["ids"].append(get("id") or f"row-{i + 1}")
+        s["model"].append(get("model_path"))
+        s["system"].append(get("system"))
+        s["engine"].append(get("backend").lower())
+        s["engine_version"].append(get("backend_version"))
+        prec = get("precision").lower() or "bf16"
+        s["precision"].append(prec)
+        s["quant"].append(get("gemm_quant_mode").lower() or prec)
+        s["mode"].append(mode)
+        num["isl"][i] = _number(r["isl"], file, line, "isl", whole=True, empty_ok=False, minimum=1)
+        num["osl"][i] = _number(r["osl"], file, line, "osl", whole=True, empty_ok=False, minimum=1)
+        agg = mode == "agg"
+        num["concurrency"][i] = _number(r["batch_size"], file, line, "batch_size", whole=True, empty_ok=not agg,
+                                        default=0.0)
+        num["tp"][i] = _number(r["tp_size"], file, line, "tp_size", whole=True, empty_ok=not agg, default=1.0)
+        for c, key in zip(LAYOUT_COLUMNS, ("pp", "dp", "moe_tp", "ep")):
+            v = _number(r.get(c) or "", file, line, c, whole=True, empty_ok=True, default=1.0)
+            num[key][i] = max(v, 1.0)  # 0 / empty: not used
+        ms_t = _number(r["silicon_ttft_ms"], file, line, "silicon_ttft_ms", whole=False, empty_ok=True)
+        ms_p = _number(r["silicon_tpot_ms"], file, line, "silicon_tpot_ms", whole=False, empty_ok=True)
+        num["measured_ttft_s"][i] = ms_t * 1e-3
+        num["measured_tpot_s"][i] = ms_p * 1e-3
+        for c in disagg:
+            disagg[c][i] = _number(r.get(c) or "", file, line, c, whole=True, empty_ok=True)
+    arr = {k: np.array(v, dtype=object if k == "ids" else str) if v else np.array([], dtype=str)
+           for k, v in s.items()}
+    return MeasuredRuns(file=file, line=np.arange(2, n + 2), disagg=disagg, **arr, **num)
+
+
+def dtypes_for(quant: str) -> tuple[str, str, str] | None:
+    """(weight, activation, KV) dtype names for a precision / quant mode, None if unknown.
+    The activation may be :data:`FP4_OR_BF16` (resolved against the device)."""
+    return PRECISIONS.get(quant.strip().lower())

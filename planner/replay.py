@@ -1,0 +1,305 @@
+"""Replay measured serving runs: predict each row's TTFT and TPOT and score the error.
+
+The predictor is one function, :func:`predict`: measured runs (column arrays, see
+:mod:`planner.measured`) and the parameter sets per (device, engine) in, arrays of
+predicted TTFT and TPOT, a status per row and the profile name per row out. It makes ONE
+call of the vectorized engine :func:`planner.cost.engine.evaluate` over all predictable
+rows (no Python loop over rows), in the engine's serving mode: concurrency =
+``batch_size``, devices = ``tp_size``. Each (device, engine) pair is one row of the
+hardware table, with its own efficiencies, so fitted parameters apply per pair.
+
+On top of the engine (names in :mod:`planner.serving_params`), with ``s`` = wave_sync,
+the same rows also evaluated as a static batch of C (one engine call over both):
+``TPOT = (1 - s) * serving TPOT + s * static decode step + step_host_s`` and
+``TTFT = (1 - s) * serving TTFT + s * static prefill of C prompts * w + step_host_s +
+request_overhead_s``, ``w`` the mean fraction of the wave's batched prefill after which
+a request has its first token (:func:`wave_first_token`). With s = 0 and no host time this is today's
+engine exactly (``today=True``).
+
+Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
+disaggregated prefill/decode, a tensor-parallel group beyond one NVLink domain) are
+``unsupported: <reason>``; their layout fields are carried so a later model can predict them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner import serving_params as SP
+from planner.errors import InputError
+from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for
+
+DATASHEET = "datasheet"
+TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
+BANDS = ((1, 8), (9, 32), (33, 64), (65, 128), (129, 10**9))
+
+
+def band(c: float) -> str:
+    for lo, hi in BANDS:
+        if lo <= c <= hi:
+            return f"{lo}-{hi}" if hi < 10**9 else f">{lo - 1}"
+    return "n/a"
+
+
+WAVE_EXACT_MAX = 4096  # waves up to this many requests are averaged exactly, larger ones in closed form
+
+
+def wave_first_token(C: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """Mean over a wave of C prompts of P tokens, prefilled together in passes of
+    PREFILL_CHUNK_TOKENS (K) tokens, of the fraction of the batched prefill after which a
+    request has its first token: prompt j (1..C) completes in pass ceil(j P / K) of
+    n = ceil(C P / K). One pass: 1 (all first tokens come together); one prompt per pass
+    and many passes: -> (C + 1) / (2C). Exact up to WAVE_EXACT_MAX requests (a masked
+    array over j, no loop over rows), beyond it the mean of j P / K plus half a pass."""
+    from planner.cost.footprint import PREFILL_CHUNK_TOKENS as K
+
+    C = np.asarray(C, dtype=float)
+    P = np.asarray(P, dtype=float)
+    n = np.maximum(np.ceil(C * P / K), 1.0)
+    out = np.empty_like(C)
+    small = C <= WAVE_EXACT_MAX
+    if small.any():
+        cs, ps = C[small], P[small]
+        j = np.arange(1, int(cs.max()) + 1, dtype=float)
+        passes = np.ceil(np.outer(ps, j) / K) * (j[None, :] <= cs[:, None])
+        out[small] = passes.sum(axis=1) / cs
+    big = ~small
+    out[big] = (C[big] + 1.0) / 2.0 * P[big] / K + 0.5
+    return np.minimum(out / n, 1.0)
+
+
+@dataclass
+class Prediction:
+    ttft_s: np.ndarray      # NaN where not predicted
+    tpot_s: np.ndarray
+    status: np.ndarray      # "ok" or "unsupported: <reason>"
+    profile: np.ndarray     # parameter set used per row ("" where not predicted)
+    group: np.ndarray       # "device/engine" per row ("" where the device is unknown)
+    device: np.ndarray      # catalog device name ("" where unknown)
+    model: np.ndarray       # catalog model name (the CSV's name where unknown)
+
+
+def _resolve(names, loader, label):
+    """Catalog specs for the unique names; unknown names -> None."""
+    out = {}
+    for n in sorted(set(names.tolist())):
+        try:
+            out[n] = loader(n)
+        except InputError:
+            out[n] = None
+    return out
+
+
+def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
+    """Predict every row. ``params`` maps "device/engine" (catalog device name) to
+    ``(profile name, {parameter: value})``; pairs not in it take the datasheet defaults
+    (or, with ``today=True``, the engine exactly as it is)."""
+    return Prepared(runs).run(params, today=today)
+
+
+class Prepared:
+    """The parameter-free part of a replay, done once: names resolved, per-row status,
+    dtypes and the engine's input columns. :meth:`run` evaluates it under a parameter set
+    (one engine call), so a fit calls only that."""
+
+    def __init__(self, runs: MeasuredRuns):
+        from planner.catalog import load_hardware, load_model
+        from planner.cost.api import columns
+        from planner.cost.tables import ModelTable
+
+        self.runs = runs
+        n = len(runs)
+        models = _resolve(runs.model, load_model, "model")
+        hws = _resolve(runs.system, load_hardware, "device")
+        status = np.full(n, "ok", dtype=object)
+        dev = np.array([hws[s].name if hws[s] is not None else "" for s in runs.system], dtype=object)
+        mname = np.array([models[m].name if models[m] is not None else m for m in runs.model], dtype=object)
+        group = np.where(dev != "", dev + "/" + runs.engine.astype(object), "")
+        wdt = np.empty(n, dtype=object)
+        adt = np.empty(n, dtype=object)
+        kdt = np.empty(n, dtype=object)
+        for q in set(runs.quant.tolist()):
+            sel = runs.quant == q
+            d = dtypes_for(q) or (None, None, None)
+            wdt[sel], adt[sel], kdt[sel] = d
+        for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
+            m, h = models[runs.model[i]], hws[runs.system[i]]
+            reason = None
+            if m is None:
+                reason = f"unknown model '{runs.model[i]}'"
+            elif h is None:
+                reason = f"unknown system '{runs.system[i]}'"
+            elif runs.mode[i] == "disagg":
+                reason = "disaggregated prefill/decode"
+            elif runs.pp[i] > 1:
+                reason = "pipeline parallel (pp > 1)"
+            elif runs.ep[i] > 1:
+                reason = "expert parallel (moe_ep > 1)"
+            elif runs.dp[i] > 1:
+                reason = "attention data parallel (dp > 1)"
+            elif wdt[i] is None:
+                reason = f"unknown precision '{runs.quant[i]}'"
+            elif runs.tp[i] > h.max_devices:
+                reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
+            elif runs.concurrency[i] < 1:
+                reason = "no requests in flight (batch_size 0)"
+            if reason is None and adt[i] == FP4_OR_BF16:
+                adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
+            if reason is None and not h.has_dtype(adt[i]):
+                reason = f"no {adt[i]} compute on {h.name}"
+            if reason is not None:
+                status[i] = f"unsupported: {reason}"
+        self.status, self.device, self.model, self.group = status, dev, mname, group
+        self.idx = idx = np.flatnonzero(status == "ok")
+        self.gnames = sorted(set(group[idx].tolist()))
+        self.hw = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in self.gnames}
+        if idx.size:
+            mnames = sorted(set(mname[idx].tolist()))
+            self.mt = ModelTable.build([models[runs.model[idx[mname[idx] == m][0]]] for m in mnames])
+            m_idx = np.searchsorted(np.array(mnames, dtype=object), mname[idx])
+            self.g_idx = np.searchsorted(np.array(self.gnames, dtype=object), group[idx])
+            self.C = runs.concurrency[idx]
+            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=runs.tp[idx].astype(np.int64),
+                                batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
+                                gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
+                                act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
+                                prefix_sharing=False)
+            self.G = runs.osl[idx]
+            # the same rows as a static batch of C (concurrency 0): the waves' view
+            static = {**self.cols, "batch": self.cols["concurrency"], "concurrency": np.zeros(len(idx), np.int64)}
+            self.cols2 = {key: np.concatenate([self.cols[key], static[key]]) for key in self.cols}
+            self.wave_first_token = wave_first_token(self.C, runs.isl[idx])
+
+    def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
+        """(profile name, values) per group, in :attr:`gnames` order. A pair without
+        parameters takes its device's datasheet plus, when other devices of its engine
+        are fitted, the engine's carried parameters (serving_params.carried_over)."""
+        params = params or {}
+        sets = []
+        for g in self.gnames:
+            hw = self.hw[g]
+            if g in params:
+                sets.append(params[g])
+            elif today:
+                sets.append((TODAY, {**SP.defaults(hw), "wave_sync": 0.0}))
+            else:
+                carried = SP.carried_over(g.split("/", 1)[1], params)
+                if carried is None:
+                    sets.append((DATASHEET, SP.defaults(hw)))
+                else:
+                    sets.append((carried[0], {**SP.defaults(hw), **carried[1]}))
+        return sets
+
+    def run(self, params: dict | None = None, *, today: bool = False) -> Prediction:
+        from planner.cost.efficiency import Curve, Efficiency
+        from planner.cost.engine import evaluate
+        from planner.cost.tables import HardwareTable
+
+        n = len(self.runs)
+        ttft = np.full(n, np.nan)
+        tpot = np.full(n, np.nan)
+        status = self.status.copy()
+        profile = np.full(n, "", dtype=object)
+        idx = self.idx
+        if idx.size:
+            sets = self.parameter_sets(params, today)
+            effs = [Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))},
+                               memory=Curve(float(v["memory_efficiency"])),
+                               interconnect=self.hw[g].interconnect_efficiency,
+                               kernel_overhead_s=self.hw[g].kernel_overhead_us * 1e-6, source=name)
+                    for g, (name, v) in zip(self.gnames, sets)]
+            ht = HardwareTable.build([self.hw[g] for g in self.gnames], effs)
+            r = evaluate(self.cols2, self.mt, ht)
+            k = idx.size
+            serve = {key: r[key][:k] for key in ("ttft_s", "tpot_s")}
+            static_prefill, static_step = r["prefill_s"][k:], r["decode_s"][k:] / self.G
+            pick = lambda key: np.array([v[key] for _, v in sets])[self.g_idx]  # noqa: E731
+            host, s = pick("step_host_s"), pick("wave_sync")
+            wave_ttft = static_prefill * self.wave_first_token
+            tpot[idx] = (1.0 - s) * serve["tpot_s"] + s * static_step + host
+            ttft[idx] = (1.0 - s) * serve["ttft_s"] + s * wave_ttft + host + pick("request_overhead_s")
+            profile[idx] = np.array([name for name, _ in sets], dtype=object)[self.g_idx]
+            bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
+            if bad.any():
+                status[idx[bad]] = "unsupported: the engine gave no finite time"
+                ttft[idx[bad]] = tpot[idx[bad]] = np.nan
+                profile[idx[bad]] = ""
+        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model)
+
+
+# --------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------
+def errors(pred: Prediction, runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarray]:
+    """predicted / measured - 1 for TTFT and TPOT (NaN where either is missing)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        e_ttft = pred.ttft_s / runs.measured_ttft_s - 1.0
+        e_tpot = pred.tpot_s / runs.measured_tpot_s - 1.0
+    bad_t = ~(runs.measured_ttft_s > 0)
+    bad_p = ~(runs.measured_tpot_s > 0)
+    e_ttft[bad_t] = np.nan
+    e_tpot[bad_p] = np.nan
+    return e_ttft, e_tpot
+
+
+def _stats(e: np.ndarray) -> dict:
+    a = np.abs(e[np.isfinite(e)])
+    if a.size == 0:
+        return {"n": 0, "median_abs": None, "p90_abs": None, "median_signed": None}
+    return {"n": int(a.size), "median_abs": float(np.median(a)), "p90_abs": float(np.percentile(a, 90)),
+            "median_signed": float(np.median(e[np.isfinite(e)]))}
+
+
+SLICES = ("engine", "model", "device", "precision", "concurrency")
+
+
+def slice_keys(pred: Prediction, runs: MeasuredRuns) -> dict[str, np.ndarray]:
+    return {
+        "engine": runs.engine.astype(object),
+        "model": pred.model,
+        "device": np.where(pred.device != "", pred.device, runs.system.astype(object)),
+        "precision": runs.quant.astype(object),
+        "concurrency": np.array([band(c) for c in runs.concurrency], dtype=object),
+    }
+
+
+def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
+    """Overall and per-slice median / p90 of |error| for TTFT and TPOT, and the rows not
+    predicted counted by reason."""
+    e_ttft, e_tpot = errors(pred, runs)
+    ok = pred.status == "ok"
+    keys = slice_keys(pred, runs)
+    by_slice = {}
+    for name in SLICES:
+        col = keys[name]
+        values = sorted(set(col[ok].tolist()), key=lambda v: (_band_order(v) if name == "concurrency" else v))
+        by_slice[name] = [{"value": v, "ttft": _stats(e_ttft[ok & (col == v)]), "tpot": _stats(e_tpot[ok & (col == v)])}
+                          for v in values]
+    reasons: dict[str, int] = {}
+    for s in pred.status[~ok]:
+        reason = s.split(": ", 1)[1] if ": " in s else s
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return {"rows": len(runs), "predicted": int(ok.sum()),
+            "measured": int((ok & np.isfinite(e_ttft) & np.isfinite(e_tpot)).sum()),
+            "ttft": _stats(e_ttft[ok]), "tpot": _stats(e_tpot[ok]), "by_slice": by_slice,
+            "unsupported": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+            "profiles": sorted(set(pred.profile[ok].tolist()))}
+
+
+def _band_order(v: str) -> int:
+    return int(v.lstrip(">").split("-")[0])
+
+
+def rows_json(pred: Prediction, runs: MeasuredRuns) -> list[dict]:
+    e_ttft, e_tpot = errors(pred, runs)
+
+    def num(x, scale=1.0):
+        return float(x) * scale if np.isfinite(x) else None
+
+    return [{"id": str(runs.ids[i]), "status": str(pred.status[i]),
+             "predicted_ttft_ms": num(pred.ttft_s[i], 1e3), "predicted_tpot_ms": num(pred.tpot_s[i], 1e3),
+             "measured_ttft_ms": num(runs.measured_ttft_s[i], 1e3), "measured_tpot_ms": num(runs.measured_tpot_s[i], 1e3),
+             "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None}
+            for i in range(len(runs))]

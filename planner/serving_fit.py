@@ -1,0 +1,133 @@
+"""Fit the named serving parameters (planner.serving_params) of each (device, engine)
+pair on measured runs, by a robust least-squares fit of log(predicted / measured)
+(scipy.optimize.least_squares, soft-L1 loss: a row far off, e.g. a layout the engine
+models badly, pulls the fit like an absolute error, not a squared one).
+
+One stage today: all parameters on the TTFT and TPOT residuals of a pair together
+(wave_sync moves both). :data:`STAGES` allows fitting in turn (e.g. the decode physics
+on TPOT first) when a new parameter needs it.
+
+The fit runs in a box a little wider than the physical ranges, then refuses a result
+outside them (an efficiency above 1, a host time below 0, ...) with a message naming the
+parameter and why: a value at an unphysical edge means the model misses a physical
+effect, and the fit must not hide it in a constant. ``physical=True`` fits inside the
+physical ranges instead and reports the parameters that end at a limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from planner import serving_params as SP
+from planner.errors import InputError
+from planner.measured import MeasuredRuns
+from planner.replay import Prepared
+
+LOSS = "soft_l1"
+F_SCALE = 0.1            # residuals (log ratios) beyond ~10% count linearly, not squared
+MIN_ROWS = 8             # rows with both measurements a pair needs to be fitted
+FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync", "request_overhead_s")
+STAGES = (("both", FITTED),)  # (residuals, parameters) fitted in turn
+# the search box: wider than the physical range, so that an unphysical optimum is seen
+# (and refused) rather than silently clipped; lower ends keep the engine finite
+BOX = {"memory_efficiency": (0.02, 2.0), "compute_efficiency": (0.02, 2.0), "step_host_s": (0.0, 0.1),
+       "wave_sync": (0.0, 1.5), "request_overhead_s": (0.0, 2.0)}
+SCALE = {"memory_efficiency": 1.0, "compute_efficiency": 1.0, "step_host_s": 1e-3, "wave_sync": 1.0,
+         "request_overhead_s": 1e-2}
+
+
+@dataclass
+class GroupFit:
+    group: str
+    values: dict
+    rows: int
+    rms_log_ttft: float
+    rms_log_tpot: float
+    cost: float
+    problems: list
+    at_limit: list  # parameters that ended at their physical limit (physical=True)
+
+
+def _residuals(prep: Prepared, group: str, base: dict, names, x, which: str, mask):
+    vals = {**base, **{k: v * SCALE[k] for k, v in zip(names, x)}}
+    pred = prep.run({group: ("fit", vals)})
+    parts = []
+    if which in ("ttft", "both"):
+        parts.append(np.log(pred.ttft_s[mask] / prep.runs.measured_ttft_s[mask]))
+    if which in ("tpot", "both"):
+        parts.append(np.log(pred.tpot_s[mask] / prep.runs.measured_tpot_s[mask]))
+    out = np.concatenate(parts)
+    return np.where(np.isfinite(out), out, 10.0)
+
+
+def _box(k: str, physical: bool) -> tuple[float, float]:
+    if not physical:
+        return BOX[k]
+    p = SP.BY_NAME[k]
+    return max(p.lo, BOX[k][0]), min(p.hi, BOX[k][1])
+
+
+def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: bool = False,
+              use: np.ndarray | None = None) -> GroupFit:
+    """Fit one "device/engine" pair on the prepared rows of that pair, stage by stage
+    (:data:`STAGES`), from ``start`` (default: the datasheet defaults)."""
+    from scipy.optimize import least_squares
+
+    ok = (prep.status == "ok") & (prep.group == group)
+    if use is not None:
+        ok &= use
+    masks = {"ttft": ok & (prep.runs.measured_ttft_s > 0), "tpot": ok & (prep.runs.measured_tpot_s > 0)}
+    masks["both"] = masks["ttft"] & masks["tpot"]
+    n = int((masks["ttft"] | masks["tpot"]).sum())
+    if n < MIN_ROWS:
+        raise InputError(f"too few predictable rows with measurements to fit ({n} < {MIN_ROWS})", field="group",
+                         value=group)
+    vals = dict(start or SP.defaults(prep.hw[group]))
+    cost = 0.0
+    rms = {}
+    for which, names in STAGES:
+        mask = masks[which]
+        if mask.sum() < MIN_ROWS:
+            continue
+        lo = np.array([_box(k, physical)[0] / SCALE[k] for k in names])
+        hi = np.array([_box(k, physical)[1] / SCALE[k] for k in names])
+        x0 = np.clip(np.array([vals[k] / SCALE[k] for k in names]), lo, hi)
+        fun = (lambda x, names=names, which=which, mask=mask: _residuals(prep, group, vals, names, x, which, mask))
+        res = least_squares(fun, x0, bounds=(lo, hi), loss=LOSS, f_scale=F_SCALE, diff_step=1e-3, max_nfev=400)
+        vals.update({k: float(v * SCALE[k]) for k, v in zip(names, res.x)})
+        cost += float(res.cost)
+    for which in ("ttft", "tpot"):
+        r = _residuals(prep, group, vals, (), (), which, masks[which])
+        rms[which] = float(np.sqrt(np.mean(r ** 2))) if r.size else float("nan")
+    vals = {k: (0.0 if SP.BY_NAME[k].unit == "s" and abs(v) < 1e-9 else v) for k, v in vals.items()}  # solver dust
+    problems = SP.check(vals, f"{group}: ")
+    at_limit = [k for k in FITTED if physical and SP.BY_NAME[k].hi < BOX[k][1] and vals[k] >= SP.BY_NAME[k].hi - 1e-6]
+    return GroupFit(group, vals, n, rms["ttft"], rms["tpot"], cost, problems, at_limit)
+
+
+def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: bool = False,
+            prep: Prepared | None = None, use: np.ndarray | None = None) -> dict[str, GroupFit]:
+    """Fit every (device, engine) pair with enough rows (only the rows in the mask
+    ``use``, if given: cross-validation). With ``strict`` a result outside the physical
+    ranges raises InputError naming the pair, the parameter and why."""
+    prep = prep or Prepared(runs)
+    out = {}
+    for g in (groups or prep.gnames):
+        ok = (prep.status == "ok") & (prep.group == g) & (runs.measured_tpot_s > 0)
+        if use is not None:
+            ok &= use
+        if ok.sum() < MIN_ROWS:
+            continue
+        f = fit_group(prep, g, physical=physical, use=use)
+        if strict and f.problems:
+            raise InputError("refusing the fit: " + f.problems[0] + " (a physical effect is missing from the model "
+                             "for these rows)", file=runs.file)
+        out[g] = f
+    return out
+
+
+def as_params(fits: dict[str, GroupFit], name: str = "fitted") -> dict:
+    """The replay's parameter mapping from fits."""
+    return {g: (name, f.values) for g, f in fits.items()}

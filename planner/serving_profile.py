@@ -1,0 +1,101 @@
+"""Serving profiles: the parameters of one (device, engine) pair fitted on measured
+serving runs, written in the calibration-profile format (planner.calibrate.profile).
+
+The file is an ordinary profile (``format: planner-calibration``) whose curves are flat
+efficiencies on the catalog device's datasheet peaks, so ``planner estimate
+--calibration FILE`` reads it like any other, plus a ``fitted.serving`` section::
+
+    fitted:
+      ...
+      serving:
+        engine: vllm
+        parameters: {memory_efficiency: 0.71, compute_efficiency: 0.55, step_host_s: 0.0004, ...}
+        provenance: {file: serving-measured-hopper-dev.csv, sha256: ..., rows: 312, date: ...}
+        fit: {loss: soft_l1, ttft_median_abs_error: ..., tpot_median_abs_error: ...}
+
+Shipped and default profiles live in ``calibration/serving/`` (a sub-folder, so the
+per-device lookup of ``planner estimate`` does not take an engine-specific fit for a
+device-wide one).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from planner import serving_params as SP
+from planner.errors import InputError
+
+SUBDIR = "serving"
+
+
+def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date: str):
+    from planner.calibrate.profile import Profile
+
+    values = {k: float(f"{float(v):.4g}") for k, v in values.items()}  # 4 digits: the fit is not better
+    ce, me = values["compute_efficiency"], values["memory_efficiency"]
+    fitted = {
+        "peak_flops": {dt: hw.peak_flops(dt) for dt in hw.peak_tflops},
+        "peak_bandwidth": hw.mem_bandwidth_gbps * 1e9,
+        "peaks_from": "spec",
+        "main_dtype": "bf16" if hw.has_dtype("bf16") else next(iter(hw.peak_tflops)),
+        "compute": {dt: {"e_max": ce, "w_half": 0.0} for dt in hw.peak_tflops},
+        "memory": {"e_max": me, "w_half": 0.0},
+        "attention_memory": 1.0,
+        "kernel_overhead_s": hw.kernel_overhead_us * 1e-6,
+        "serving": {"engine": engine, "parameters": {k: float(values[k]) for k in SP.NAMES},
+                    "provenance": provenance, "fit": fit},
+    }
+    return Profile(hardware=hw.name, device={"type": "cuda", "name": hw.name}, torch_version="none (fitted on "
+                   "measured serving runs)", threads=1, date=date, fitted=fitted, scale="measured-serving")
+
+
+def serving_of(profile) -> tuple[str, str, dict]:
+    """(device, engine, parameters) of a serving profile; InputError naming the field."""
+    file = profile.path or profile.hardware
+    s = profile.fitted.get("serving")
+    if not isinstance(s, dict):
+        raise InputError("not a serving profile (no fitted.serving section; write one with planner calibrate "
+                         "--from-measured)", file=file, field="fitted.serving")
+    engine = s.get("engine")
+    if not isinstance(engine, str) or not engine:
+        raise InputError("must name the serving engine", file=file, field="fitted.serving.engine", value=engine)
+    vals = s.get("parameters")
+    if not isinstance(vals, dict):
+        raise InputError("must map parameter names to values", file=file, field="fitted.serving.parameters",
+                         value=vals)
+    out = {}
+    for name in SP.NAMES:
+        v = vals.get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise InputError("must be a number", file=file, field=f"fitted.serving.parameters.{name}", value=v,
+                             has_value=True)
+        out[name] = float(v)
+    problems = SP.check(out)
+    if problems:
+        name = problems[0].split(" =", 1)[0]
+        raise InputError(problems[0].split(": ", 1)[1], file=file, field=f"fitted.serving.parameters.{name}",
+                         value=out[name])
+    return profile.hardware, engine.lower(), out
+
+
+def serving_dirs() -> list[Path]:
+    from planner.calibrate.lookup import profile_dirs
+
+    return [d / SUBDIR for d in profile_dirs() if (d / SUBDIR).is_dir()]
+
+
+def load_serving(paths: list[str] | None = None) -> dict[str, tuple[str, dict]]:
+    """"device/engine" -> (profile name, parameters) from ``paths``, else from every
+    profile in the serving folders (earlier folders win)."""
+    from planner.calibrate.profile import load_profile
+
+    files = [Path(p) for p in paths] if paths else [p for d in reversed(serving_dirs()) for p in sorted(d.glob("*.yaml"))]
+    out: dict[str, tuple[str, dict]] = {}
+    for f in files:
+        prof = load_profile(f)
+        device, engine, vals = serving_of(prof)
+        from planner.catalog import load_hardware
+
+        device = load_hardware(device).name  # aliases resolve too
+        out[f"{device}/{engine}"] = (f"calibration:{f.name}" if not paths else str(f), vals)
+    return out

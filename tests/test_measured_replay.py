@@ -1,0 +1,205 @@
+"""planner validate --measured: the CSV reader, the vectorized replay and its scoring.
+
+Oracles: the single-configuration API (planner.cost.api.estimate) for the replay's
+numbers, hand-made CSVs for the schema rules, and the dev file's own row counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.cli import main
+from planner.measured import read_measured
+from planner.replay import Prepared, predict, rows_json, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+DEV = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
+HEADER = ("id,backend,model_path,system,precision,mode,isl,osl,gemm_quant_mode,batch_size,tp_size,pp_size,"
+          "attention_dp_size,moe_ep_size,silicon_ttft_ms,silicon_tpot_ms,extra_column")
+ROWS = [
+    "a,vllm,meta-llama/Llama-3.1-8B-Instruct,h100_sxm,,agg,1024,256,,8,1,1,1,1,40.0,8.0,x",
+    "b,trtllm,Qwen/Qwen3-32B,h200_sxm,fp8,agg,2048,512,fp8,32,2,1,1,1,300.0,20.0,y",
+    "c,sglang,nobody/NoSuchModel-7B,h100_sxm,,agg,1024,256,,8,1,1,1,1,40.0,8.0,z",
+    "d,vllm,meta-llama/Llama-3.1-70B,h100_sxm,fp8,agg,1024,256,fp8,4,4,1,1,1,,,",
+    "e,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,agg,1024,256,fp8,16,8,1,1,8,100,10,",
+    "f,trtllm,Qwen/Qwen3-32B,h200_sxm,fp8,disagg,1024,256,fp8,,,,,,100,10,",
+    "g,vllm,Qwen/Qwen3-32B,b300_sxm,fp4,agg,1024,256,nvfp4,8,1,1,1,1,,,",
+]
+
+
+def write_csv(tmp_path, rows=ROWS, header=HEADER, name="runs.csv") -> str:
+    p = tmp_path / name
+    p.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return str(p)
+
+
+def test_rows_statuses_and_predict_only_rows(tmp_path, capsys):
+    path = write_csv(tmp_path)
+    assert main(["validate", "--measured", path, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    rows = {r["id"]: r for r in out["rows"]}
+    assert set(rows["a"]) == {"id", "status", "predicted_ttft_ms", "predicted_tpot_ms", "measured_ttft_ms",
+                              "measured_tpot_ms", "ttft_error", "tpot_error", "profile"}
+    assert rows["a"]["status"] == rows["b"]["status"] == "ok"
+    assert rows["c"]["status"] == "unsupported: unknown model 'nobody/NoSuchModel-7B'"
+    assert rows["e"]["status"].startswith("unsupported: expert parallel")
+    assert rows["f"]["status"].startswith("unsupported: disaggregated")
+    # measured columns empty: predicted only, errors null
+    assert rows["d"]["status"] == "ok" and rows["d"]["predicted_tpot_ms"] > 0
+    assert rows["d"]["ttft_error"] is None and rows["d"]["measured_tpot_ms"] is None
+    # Blackwell (no measurement anywhere): fp4 computes in fp4 there, and it is predicted
+    assert rows["g"]["status"] == "ok"
+    a = rows["a"]
+    assert a["tpot_error"] == pytest.approx(a["predicted_tpot_ms"] / a["measured_tpot_ms"] - 1.0)
+    assert a["ttft_error"] == pytest.approx(a["predicted_ttft_ms"] / a["measured_ttft_ms"] - 1.0)
+    s = out["summary"]
+    assert s["rows"] == 7 and s["predicted"] == 4 and s["measured"] == 2
+    assert s["unsupported"] == {"unknown model 'nobody/NoSuchModel-7B'": 1, "expert parallel (moe_ep > 1)": 1,
+                                "disaggregated prefill/decode": 1}
+
+
+def test_table_view_names_slices_and_reasons(tmp_path, capsys):
+    assert main(["validate", "--measured", write_csv(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for needle in ("engine", "model", "device", "precision", "concurrency", "TTFT med |err|", "TPOT p90",
+                   "llama-3.1-8b", "h100-sxm", "1 unknown model 'nobody/NoSuchModel-7B'"):
+        assert needle in out
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda h, r: (h.replace(",isl,", ",input_len,"), r), "field 'isl': line 1: required column is missing"),
+    (lambda h, r: (h, [r[0].replace(",1024,256,", ",1k,256,"), *r[1:]]), "field 'isl', value '1k': line 2: must be"),
+    (lambda h, r: (h, [r[0], r[1].replace(",512,", ",5.5,"), *r[2:]]), "field 'osl', value '5.5': line 3"),
+    (lambda h, r: (h, [r[0].replace(",agg,", ",mixed,"), *r[1:]]), "field 'mode', value 'mixed': line 2"),
+    (lambda h, r: (h, [r[0].replace(",40.0,8.0,", ",fast,8.0,"), *r[1:]]), "field 'silicon_ttft_ms'"),
+    (lambda h, r: (h, [r[0].replace(",1024,256,", ",0,256,"), *r[1:]]), "field 'isl', value '0': line 2: must be a whole number >= 1"),
+    (lambda h, r: (h, [r[0].replace(",8,1,1,1,1,", ",-8,1,1,1,1,"), *r[1:]]), "field 'batch_size', value '-8'"),
+    (lambda h, r: (h, [",".join(r[0].split(",")[:7]), *r[1:]]), "field 'osl': line 2: a value is required"),
+    (lambda h, r: (h, [r[0] + ",extra,cells", *r[1:]]), "line 2: more cells than the header"),
+])
+def test_bad_input_is_one_line_exit_2(tmp_path, capsys, mutate, needle):
+    header, rows = mutate(HEADER, list(ROWS))
+    path = write_csv(tmp_path, rows, header)
+    assert main(["validate", "--measured", path]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert path in err and needle in err
+
+
+def test_missing_file_exit_2(tmp_path, capsys):
+    assert main(["validate", "--measured", str(tmp_path / "nope.csv")]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_replay_equals_the_single_configuration_api(tmp_path):
+    """Vectorized replay (engine as it is) == planner.cost.api.estimate per row."""
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.api import estimate
+
+    runs = read_measured(write_csv(tmp_path))
+    pred = predict(runs, today=True)
+    cases = {"a": ("llama-3.1-8b", "h100-sxm", "bf16", "bf16"), "b": ("qwen3-32b", "h200", "fp8", "fp8")}
+    for i, rid in enumerate(runs.ids):
+        if rid not in cases:
+            continue
+        m, h, w, act = cases[rid]
+        r = estimate(load_model(m), load_hardware(h), devices=int(runs.tp[i]), concurrency=int(runs.concurrency[i]),
+                     prompt_len=int(runs.isl[i]), gen_len=int(runs.osl[i]), weight_dtype=w, act_dtype=act,
+                     kv_dtype="bf16", prefix_sharing=False)
+        assert pred.ttft_s[i] == pytest.approx(r["ttft_s"], rel=1e-9)
+        assert pred.tpot_s[i] == pytest.approx(r["tpot_s"], rel=1e-9)
+
+
+def test_waves_in_step_take_prefill_out_of_tpot(tmp_path):
+    """wave_sync = 1 (closed loop, fixed lengths): TPOT is the pure decode step (below
+    the steady state that carries prompt tokens) and TTFT grows with the number in flight."""
+    rows = [f"r{c},vllm,Qwen/Qwen3-32B,h100_sxm,fp8,agg,2048,256,fp8,{c},2,1,1,1,,," for c in (1, 4, 16, 64)]
+    runs = read_measured(write_csv(tmp_path, rows))
+    prep = Prepared(runs)
+    today, waves = prep.run(today=True), prep.run()
+    assert np.all(waves.tpot_s <= today.tpot_s + 1e-15)
+    assert np.all(np.diff(waves.ttft_s) > 0)
+    assert waves.ttft_s[0] == pytest.approx(today.ttft_s[0] - 0.5 * today.tpot_s[0], rel=0.2)  # C=1: one prefill
+
+
+def test_rows_json_is_one_entry_per_row_in_order(tmp_path):
+    runs = read_measured(write_csv(tmp_path))
+    pred = predict(runs)
+    js = rows_json(pred, runs)
+    assert [r["id"] for r in js] == list(runs.ids)
+    s = summarize(pred, runs)
+    assert s["predicted"] == sum(r["status"] == "ok" for r in js)
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_dev_file_replays_fast_and_counts_add_up(capsys):
+    import time
+
+    t0 = time.perf_counter()
+    assert main(["validate", "--measured", str(DEV), "--json"]) == 0
+    elapsed = time.perf_counter() - t0
+    out = json.loads(capsys.readouterr().out)
+    s = out["summary"]
+    assert len(out["rows"]) == s["rows"] == 1294
+    assert s["predicted"] + sum(s["unsupported"].values()) == s["rows"]
+    assert s["unsupported"]["disaggregated prefill/decode"] == 206
+    assert elapsed < 10.0
+
+
+def _grid_runs(tmp_path_factory):
+    rows = [f"r{c}-{m[:4]},vllm,{m},h100_sxm,fp8,agg,2048,512,fp8,{c},2,1,1,1,,,"
+            for m in ("Qwen/Qwen3-32B", "openai/gpt-oss-120b") for c in (1, 2, 4, 8, 16, 32, 64, 128)]
+    d = tmp_path_factory.mktemp("grid")
+    return Prepared(read_measured(write_csv(d, rows)))
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    return _grid_runs(tmp_path_factory)
+
+
+def test_monotone_in_concurrency_and_efficiency_for_any_physical_parameters(grid):
+    """Hypothesis over the physical parameter box: more requests in flight never make a
+    token faster, a higher achieved bandwidth never makes one slower."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from planner import serving_params as SP
+
+    @settings(max_examples=25, deadline=None)
+    @given(me=st.floats(0.2, 1.0), ce=st.floats(0.2, 1.0), host=st.floats(0.0, 0.01), s=st.floats(0.0, 1.0),
+           req=st.floats(0.0, 0.5), gain=st.floats(1.01, 2.0))
+    def check(me, ce, host, s, req, gain):
+        vals = {"memory_efficiency": me, "compute_efficiency": ce, "step_host_s": host, "wave_sync": s,
+                "request_overhead_s": req}
+        assert SP.check(vals) == []
+        p = grid.run({"h100-sxm/vllm": ("h", vals)})
+        faster = grid.run({"h100-sxm/vllm": ("h", {**vals, "memory_efficiency": min(1.0, me * gain)})})
+        for half in (slice(0, 8), slice(8, 16)):  # each model: concurrency 1 .. 128
+            assert np.all(np.diff(p.tpot_s[half]) >= -1e-12)
+            assert np.all(np.diff(p.ttft_s[half]) >= -1e-12)
+        assert np.all(faster.tpot_s <= p.tpot_s + 1e-12)
+
+    check()
+
+
+def test_wave_first_token_against_brute_force():
+    """The mean first-token fraction of a wave, against a direct simulation of the passes."""
+    from planner.cost.footprint import PREFILL_CHUNK_TOKENS as K
+    from planner.replay import wave_first_token
+
+    rng = np.random.default_rng(0)
+    C = rng.integers(1, 300, 200).astype(float)
+    P = rng.integers(1, 20000, 200).astype(float)
+    got = wave_first_token(C, P)
+    for c, p, g in zip(C, P, got):
+        done = np.ceil(np.arange(1, int(c) + 1) * p / K)  # pass in which each prompt completes
+        n = max(np.ceil(c * p / K), 1.0)
+        assert g == pytest.approx(done.mean() / n, rel=1e-12)
+    assert wave_first_token(np.array([1.0]), np.array([100.0]))[0] == 1.0
+    # beyond the exact range the closed form is within half a pass of it
+    big = wave_first_token(np.array([5000.0, 4096.0]), np.array([1000.0, 1000.0]))
+    assert big[0] == pytest.approx(big[1], rel=0.03)
