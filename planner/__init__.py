@@ -15,6 +15,8 @@ raises :class:`planner.errors.InputError` (a ValueError) naming the field and th
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -103,3 +105,18 @@ def fit(eval_log: Union[str, "Path"], *, model: str, task: str, task_kind: str =
 
     return fit_eval_log(eval_log, model, task, task_kind=task_kind, difficulty=difficulty, gen_len=gen_len,
                         seed=seed)
+
+
+class _Package(types.ModuleType):
+    """The package module, keeping its API functions when a same-named submodule is
+    imported (``planner.recommend`` the function vs ``planner/recommend.py``: the import
+    system would otherwise rebind the package attribute to the submodule). The submodule
+    stays reachable as ``sys.modules["planner.recommend"]`` and by ``from ... import``."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in __all__ and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

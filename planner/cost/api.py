@@ -7,6 +7,7 @@ tables built once per (model, hardware, efficiency) and kept in a small cache.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from typing import Any, Optional, Union
 
@@ -62,22 +63,34 @@ def columns(n: int, **values) -> dict[str, np.ndarray]:
     return cols
 
 
+_BY_NAME: dict = {}
+
+
+def _resolve(kind: str, ref):
+    """A spec from a spec object, a catalog name or a YAML path. Names are remembered
+    per process (and $PLANNER_PATH); paths are re-read when the file changes."""
+    if not isinstance(ref, str):
+        return ref
+    key = (kind, ref, os.environ.get("PLANNER_PATH", ""))
+    spec = _BY_NAME.get(key)
+    if spec is not None:
+        return spec
+    from planner import catalog
+
+    spec = catalog.load_model(ref) if kind == "models" else catalog.load_hardware(ref)
+    if not catalog.looks_like_path(ref):
+        _BY_NAME[key] = spec
+    return spec
+
+
 def resolve_model(model):
     """A Model spec from a spec, a catalog name or a YAML path."""
-    if isinstance(model, str):
-        from planner.catalog import load_model
-
-        return load_model(model)
-    return model
+    return _resolve("models", model)
 
 
 def resolve_hardware(hardware):
     """A Hardware spec from a spec, a catalog name or a YAML path."""
-    if isinstance(hardware, str):
-        from planner.catalog import load_hardware
-
-        return load_hardware(hardware)
-    return hardware
+    return _resolve("hardware", hardware)
 
 
 _TABLES: "OrderedDict[tuple, tuple]" = OrderedDict()

@@ -43,6 +43,8 @@ BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
 INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt_len", "gen_len",
                  "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing")
 
+ALLREDUCE_STEP_S = 0.6e-6  # one ring step of a small all-reduce on NVLink (NCCL src/graph/tuning.cc, hwLat, LL protocol)
+
 TIME_KEYS = ("time", "t_compute", "t_memory", "t_comm", "t_ovh")
 
 
@@ -51,33 +53,60 @@ TIME_KEYS = ("time", "t_compute", "t_memory", "t_comm", "t_ovh")
 def touched_experts(x, tokens):
     """Expected distinct experts one MoE layer runs for ``tokens`` tokens each routing
     top-k of E uniformly: ``E (1 - (1 - k/E)^n)`` (the occupancy of E bins after n k
-    draws; Kinetics / MoE-Lightning count expert reads the same way). Dense models
+    draws). Dense models
     (E = 0) touch none."""
     M = x.model
     return M["num_experts"] * (1.0 - x.xp.exp(tokens * M["log_miss"]))
 
 
-def body_params_read(x, tokens_per_pass):
-    """Weights one forward pass reads, LM head excluded: the always-read part (attention,
-    dense MLPs, shared experts, routers, norms) plus every touched routed expert in every
-    MoE layer."""
+def fixed_params_read(x):
+    """Weights every forward pass reads whatever the routing, LM head excluded:
+    attention, dense MLPs, shared experts, routers, norms."""
     M = x.model
-    return (M["read_fixed"] - M["lm_head"]
-            + touched_experts(x, tokens_per_pass) * M["expert_params_per"])
+    return M["read_fixed"] - M["lm_head"]
+
+
+def expert_params_read(x, tokens_per_pass):
+    """Routed-expert weights one forward pass reads: every touched expert in every MoE
+    layer, whole (a grouped GEMM streams an expert's matrices once however few tokens
+    it serves)."""
+    return touched_experts(x, tokens_per_pass) * x.model["expert_params_per"]
+
+
+def tokens_per_expert(x, tokens_per_pass):
+    """Rows of each expert's GEMM: the pass's ``n k`` routed token slots over the
+    experts they touch (``n k / touched``; ~1 at small batch, where grouped GEMMs run
+    far below peak; vLLM tunes its fused_moe kernel configs per M for that reason).
+    Dense models: the pass's tokens."""
+    xp = x.xp
+    touched = touched_experts(x, tokens_per_pass)
+    slots = tokens_per_pass * x.model["experts_per_token"]
+    return xp.where(touched > 0, slots / xp.maximum(touched, 1e-30), tokens_per_pass)
+
+
+def allreduce_latency_s(x):
+    """Latency of one small-message all-reduce across the t devices: the device's
+    measured figure for two devices (``interconnect_latency_us``) plus one link step per
+    further hop of the ring, ``L(t) = L_2 + 2 (t - 2) * step`` (NCCL's own latency model,
+    src/graph/tuning.cc: a base latency plus ``2 (n-1)`` steps of ``hwLat`` = 0.6 us on
+    NVLink for the LL protocol). Zero on one device."""
+    t = x.devices
+    return x.xp.where(t > 1, x.hw["allreduce_latency_s"] + 2.0 * (t - 2.0) * ALLREDUCE_STEP_S, 0.0)
 
 
 def allreduce_s(x, tokens_per_pass, passes):
     """Interconnect time of the all-reduces of ``passes`` passes: two per layer (after
-    attention and after the MLP, Megatron-LM tensor parallelism, Shoeybi et al. 2019),
-    each a ring all-reduce of the pass's hidden states: ``2 (t-1) / t * bytes / bw``
-    plus ``2 (t-1)`` hops of the link latency."""
+    attention and after the MLP; Megatron-LM tensor parallelism, Shoeybi et al. 2019),
+    each the small-message latency :func:`allreduce_latency_s` plus the ring's bandwidth
+    term ``2 (t-1) / t * bytes / bw`` (Patarasuk & Yuan 2009) for the pass's hidden
+    states."""
     xp, t = x.xp, x.devices
     message_bytes = tokens_per_pass * x.model["hidden"] * x.act_bytes_per_value
     ring = 2.0 * (t - 1.0) / t
     bw = x.hw["link_bytes_per_s"]
     # no link (bw = 0): a group of several devices cannot all-reduce at all
     bandwidth_s = xp.where(bw > 0, ring * message_bytes / xp.where(bw > 0, bw, 1.0), float("inf"))
-    per = xp.where(t > 1, bandwidth_s + 2.0 * (t - 1.0) * x.hw["allreduce_latency_s"], 0.0)
+    per = xp.where(t > 1, bandwidth_s + allreduce_latency_s(x), 0.0)
     return 2.0 * x.model["layers"] * passes * per
 
 
@@ -120,12 +149,19 @@ def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
     M, H, t = x.model, x.hw, x.devices
     head_params = M["lm_head"]
     rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
-    body_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / t
-    body_bytes = body_params_read(x, rows) * x.weight_bytes_per_param * passes / t
+    expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / t
+    dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / t - expert_flops
+    dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / t
+    expert_bytes = expert_params_read(x, rows) * x.weight_bytes_per_param * passes / t
     n_body = GEMMS_PER_LAYER * M["layers"]
-    tc = (body_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
-    tm = (body_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
-    t_body, c_body, m_body = roofline_s(x, tc, tm)
+    tc = (dense_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
+    tm = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
+    t_dense, c_dense, m_dense = roofline_s(x, tc, tm)
+    # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
+    tc = expert_flops * x.rows_factor(tokens_per_expert(x, rows)) * x.s_per_gemm_flop
+    t_exp, c_exp, m_exp = roofline_s(x, tc, expert_bytes * x.s_per_byte)
+    t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
+    body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
     head_flops = 2.0 * head_params * logit_tokens / t
     head_bytes = head_params * x.head_bytes_per_param * head_passes / t
     tc = (head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops) * x.s_per_gemm_flop
