@@ -66,20 +66,19 @@ def fixed_params_read(x):
     return M["read_fixed"] - M["lm_head"]
 
 
-def expert_params_read(x, tokens_per_pass):
-    """Routed-expert weights one forward pass reads: every touched expert in every MoE
-    layer, whole (a grouped GEMM streams an expert's matrices once however few tokens
-    it serves)."""
-    return touched_experts(x, tokens_per_pass) * x.model["expert_params_per"]
+def expert_params_read(x, touched):
+    """Routed-expert weights one forward pass reads: every touched expert (``touched``
+    per layer, :func:`touched_experts`) in every MoE layer, whole (a grouped GEMM streams
+    an expert's matrices once however few tokens it serves)."""
+    return touched * x.model["expert_params_per"]
 
 
-def tokens_per_expert(x, tokens_per_pass):
+def tokens_per_expert(x, tokens_per_pass, touched):
     """Rows of each expert's GEMM: the pass's ``n k`` routed token slots over the
     experts they touch (``n k / touched``; ~1 at small batch, where grouped GEMMs run
     far below peak; vLLM tunes its fused_moe kernel configs per M for that reason).
     Dense models: the pass's tokens."""
     xp = x.xp
-    touched = touched_experts(x, tokens_per_pass)
     slots = tokens_per_pass * x.model["experts_per_token"]
     return xp.where(touched > 0, slots / xp.maximum(touched, 1e-30), tokens_per_pass)
 
@@ -152,13 +151,14 @@ def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
     expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / t
     dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / t - expert_flops
     dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / t
-    expert_bytes = expert_params_read(x, rows) * x.weight_bytes_per_param * passes / t
+    touched = touched_experts(x, rows)
+    expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / t
     n_body = GEMMS_PER_LAYER * M["layers"]
     tc = (dense_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
     tm = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, tc, tm)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
-    tc = expert_flops * x.rows_factor(tokens_per_expert(x, rows)) * x.s_per_gemm_flop
+    tc = expert_flops * x.rows_factor(tokens_per_expert(x, rows, touched)) * x.s_per_gemm_flop
     t_exp, c_exp, m_exp = roofline_s(x, tc, expert_bytes * x.s_per_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
@@ -233,7 +233,10 @@ def _decode_static(x, S, n_req, share, P, G):
                                  x.kv_cap_global, x.kv_cap_sliding, xp)
     # block top-k selection is a kernel of its own (scoring one key summary per block):
     # its own roofline, max of two lines in c, summed in closed form
-    sel_c, sel_m = sum_max_linear(0.0, f_u * s_flop, P * g0_sel * s_byte, g_u * s_byte, lo, hi, xp)
+    if xp.any(x.sparse):
+        sel_c, sel_m = sum_max_linear(0.0, f_u * s_flop, P * g0_sel * s_byte, g_u * s_byte, lo, hi, xp)
+    else:  # dense attention everywhere: no selection kernel
+        sel_c = sel_m = 0.0
     sum_c, sum_g, sum_s = x.decode_sums(P, G)
     F_att = f_g * sum_g + f_s * sum_s
     F_sel = f_u * sum_c

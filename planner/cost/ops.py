@@ -60,12 +60,15 @@ def _s_clip(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
 
+_EXACT = 2.0 ** 52  # floats this large are integers already (and math.floor would build a bignum)
+
+
 def _s_floor(v):
-    return float(math.floor(v)) if math.isfinite(v) else v
+    return float(math.floor(v)) if -_EXACT < v < _EXACT else v
 
 
 def _s_ceil(v):
-    return float(math.ceil(v)) if math.isfinite(v) else v
+    return float(math.ceil(v)) if -_EXACT < v < _EXACT else v
 
 
 def _s_argmax_of(parts):

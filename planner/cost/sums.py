@@ -67,6 +67,8 @@ def piecewise_max_sum(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s, xp=VECTO
     s_g = 0.0
     for k in range(3):  # three segments between the two caps: a fixed, tiny loop
         s_lo, s_hi = edges[k], edges[k + 1]
+        if not xp.any(s_hi > s_lo):
+            continue  # an empty segment in every row adds nothing (no cap: one segment)
         # inside the segment, min(c, cap) is c where cap >= s_hi, else the constant cap
         in_g = cap_g >= s_hi
         in_s = cap_s >= s_hi
