@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.cost.interconnect import allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
-from planner.cost.tables import BYTES_BY_CODE, DTYPE_CODE, HardwareTable, ModelTable
+from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
 
 GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
 KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
-# weight-only int4/fp4 checkpoints keep the embeddings and LM head in 16-bit (GPTQ/AWQ
-# leave them unquantized; gpt-oss's MXFP4 covers the MoE weights only, its model card)
-EMBED_HEAD_BYTES_PER_PARAM = 2.0
-WEIGHT_ONLY_4BIT = (DTYPE_CODE["int4"], DTYPE_CODE["fp4"])
 _BYTES_LIST = BYTES_BY_CODE.tolist()
 _HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr")
 
@@ -53,12 +50,14 @@ class Ctx:
         w_code = xp.index(c["weight_dtype"])
         if xp is SCALAR:  # one row: the table's row as a dict of floats
             htab = ht.lists()
+            head_bytes = mt.lists()["head_bytes"]
             nbytes = _BYTES_LIST
             M = self.model = mt.row(m)
             H = self.hw = ht.row(h)
         else:
             mt, ht = mt.cast(dt), ht.cast(dt)
             htab = {f: getattr(ht, f) for f in _HW_TABLES}
+            head_bytes = mt.head_bytes
             nbytes = BYTES_BY_CODE.astype(dt)
             M = self.model = Gather(mt.cols, m, xp)
             H = self.hw = Gather(ht.cols, h, xp)
@@ -71,10 +70,8 @@ class Ctx:
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         self.act_bytes_per_value = xp.gather(nbytes, act)
         self.kv_bytes_per_value = xp.gather(nbytes, xp.index(c["kv_dtype"]))
-        four_bit = (w_code == WEIGHT_ONLY_4BIT[0]) | (w_code == WEIGHT_ONLY_4BIT[1])
-        self.head_bytes_per_param = xp.where(four_bit & (M["embed_head_quantized"] == 0.0),
-                                             xp.maximum(self.weight_bytes_per_param, EMBED_HEAD_BYTES_PER_PARAM),
-                                             self.weight_bytes_per_param)
+        # embeddings and LM head: 16-bit beside weight-only int4/fp4 (tables.embed_head_bytes_per_param)
+        self.head_bytes_per_param = lookup(head_bytes, m, w_code)
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
         self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
@@ -88,11 +85,18 @@ class Ctx:
         self.sparse = budget > 0
         self.kv_cap_global = xp.where(self.sparse, budget, NO_CAP)
         self.kv_cap_sliding = xp.minimum(M["window"], self.kv_cap_global)
+        # no skinny-GEMM curve anywhere (the documented defaults): every row factor is 1
+        self.flat_rows = self.rows_corr is None and not xp.any(H["gemm_rows_half"] != 0.0)
+        self.full_overlap = not xp.any(H["overlap"] != 1.0)
+        self.ring_s_per_byte = ring_s_per_byte(self)
+        self.allreduce_latency_s = allreduce_latency_s(self)
         self._sums: dict = {}
 
     def rows_factor(self, rows):
         """GEMM time multiplier at ``rows`` rows per pass: ``1 + rows_half / rows`` times
         the measured correction (interpolated in log2 rows on the table's grid)."""
+        if self.flat_rows:
+            return 1.0
         base = 1.0 + self.hw["gemm_rows_half"] / rows
         if self.rows_corr is None:
             return base

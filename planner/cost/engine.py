@@ -43,8 +43,6 @@ BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
 INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt_len", "gen_len",
                  "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing")
 
-ALLREDUCE_STEP_S = 0.6e-6  # one ring step of a small all-reduce on NVLink (NCCL src/graph/tuning.cc, hwLat, LL protocol)
-
 TIME_KEYS = ("time", "t_compute", "t_memory", "t_comm", "t_ovh")
 
 
@@ -83,29 +81,15 @@ def tokens_per_expert(x, tokens_per_pass, touched):
     return xp.where(touched > 0, slots / xp.maximum(touched, 1e-30), tokens_per_pass)
 
 
-def allreduce_latency_s(x):
-    """Latency of one small-message all-reduce across the t devices: the device's
-    measured figure for two devices (``interconnect_latency_us``) plus one link step per
-    further hop of the ring, ``L(t) = L_2 + 2 (t - 2) * step`` (NCCL's own latency model,
-    src/graph/tuning.cc: a base latency plus ``2 (n-1)`` steps of ``hwLat`` = 0.6 us on
-    NVLink for the LL protocol). Zero on one device."""
-    t = x.devices
-    return x.xp.where(t > 1, x.hw["allreduce_latency_s"] + 2.0 * (t - 2.0) * ALLREDUCE_STEP_S, 0.0)
-
-
 def allreduce_s(x, tokens_per_pass, passes):
     """Interconnect time of the all-reduces of ``passes`` passes: two per layer (after
     attention and after the MLP; Megatron-LM tensor parallelism, Shoeybi et al. 2019),
     each the small-message latency :func:`allreduce_latency_s` plus the ring's bandwidth
     term ``2 (t-1) / t * bytes / bw`` (Patarasuk & Yuan 2009) for the pass's hidden
-    states."""
-    xp, t = x.xp, x.devices
+    states. The per-row factors are the context's (``x.ring_s_per_byte``,
+    ``x.allreduce_latency_s``); zero on one device."""
     message_bytes = tokens_per_pass * x.model["hidden"] * x.act_bytes_per_value
-    ring = 2.0 * (t - 1.0) / t
-    bw = x.hw["link_bytes_per_s"]
-    # no link (bw = 0): a group of several devices cannot all-reduce at all
-    bandwidth_s = xp.where(bw > 0, ring * message_bytes / xp.where(bw > 0, bw, 1.0), float("inf"))
-    per = xp.where(t > 1, bandwidth_s + allreduce_latency_s(x), 0.0)
+    per = x.xp.where(x.devices > 1, message_bytes * x.ring_s_per_byte + x.allreduce_latency_s, 0.0)
     return 2.0 * x.model["layers"] * passes * per
 
 
@@ -119,8 +103,11 @@ def roofline_s(x, compute_s, memory_s):
     they overlap (overlap = 1), their sum when they serialize (overlap = 0). Returns the
     time and its compute and memory parts (they add up to the time)."""
     xp = x.xp
-    ov = x.hw["overlap"]
     compute_wins = compute_s >= memory_s
+    if x.full_overlap:  # every row overlaps fully (GPUs by default): the plain roofline
+        return (xp.maximum(compute_s, memory_s), xp.where(compute_wins, compute_s, 0.0),
+                xp.where(compute_wins, 0.0, memory_s))
+    ov = x.hw["overlap"]
     c_part = ov * xp.where(compute_wins, compute_s, 0.0) + (1.0 - ov) * compute_s
     m_part = ov * xp.where(compute_wins, 0.0, memory_s) + (1.0 - ov) * memory_s
     return ov * xp.maximum(compute_s, memory_s) + (1.0 - ov) * (compute_s + memory_s), c_part, m_part
@@ -158,7 +145,9 @@ def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
     tm = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, tc, tm)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
-    tc = expert_flops * x.rows_factor(tokens_per_expert(x, rows, touched)) * x.s_per_gemm_flop
+    tc = expert_flops * x.s_per_gemm_flop
+    if not x.flat_rows:
+        tc = tc * x.rows_factor(tokens_per_expert(x, rows, touched))
     t_exp, c_exp, m_exp = roofline_s(x, tc, expert_bytes * x.s_per_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
@@ -242,12 +231,14 @@ def _decode_static(x, S, n_req, share, P, G):
     F_sel = f_u * sum_c
     B_kv = g_g * sum_g + g_s * sum_s + G * P * g0_share
     B_sel = g_u * sum_c + G * P * g0_sel
-    # overlap < 1: part of the max becomes the sum of compute and memory times
-    ov = H["overlap"]
-    sum_f = G * f0 + F_att * s_flop + F_sel * s_flop
-    sum_m = G * g0 + (B_kv - G * P * g0_share) * s_byte + B_sel * s_byte
-    att_c = ov * (sf1 + sel_c) + (1.0 - ov) * sum_f
-    att_m = ov * (sg1 + sel_m) + (1.0 - ov) * sum_m
+    if x.full_overlap:
+        att_c, att_m = sf1 + sel_c, sg1 + sel_m
+    else:  # overlap < 1: part of the max becomes the sum of compute and memory times
+        ov = H["overlap"]
+        sum_f = G * f0 + F_att * s_flop + F_sel * s_flop
+        sum_m = G * g0 + (B_kv - G * P * g0_share) * s_byte + B_sel * s_byte
+        att_c = ov * (sf1 + sel_c) + (1.0 - ov) * sum_f
+        att_m = ov * (sg1 + sel_m) + (1.0 - ov) * sum_m
     t_comm = G * allreduce_s(x, S, 1.0)
     t_ovh = G * launch_overhead_s(x, 1.0)
     total = G * t_lin + att_c + att_m + t_comm + t_ovh

@@ -20,11 +20,28 @@ ROWS_GRID = 2.0 ** np.arange(17)  # 1 .. 65536 rows per pass: where GEMM row cor
 
 
 def _lists(table) -> dict:
-    """The table's columns as Python lists (float64), for the scalar path (cached)."""
+    """The table's columns (and its 2-D tables) as Python lists, for the scalar path (cached)."""
     cache = table.__dict__.setdefault("_casts", {})
     if "lists" not in cache:
-        cache["lists"] = {k: v.tolist() for k, v in table.cols.items()}
+        d = {k: v.tolist() for k, v in table.cols.items()}
+        d["head_bytes"] = table.head_bytes.tolist()
+        cache["lists"] = d
     return cache["lists"]
+
+
+EMBED_HEAD_BYTES_PER_PARAM = 2.0  # 16-bit embeddings / LM head beside int4/fp4 weights
+WEIGHT_ONLY_4BIT = ("int4", "fp4")
+
+
+def embed_head_bytes_per_param(model, weight_dtype: str) -> float:
+    """Bytes per value of the embedding table and LM head: weight-only int4/fp4
+    checkpoints keep them in 16-bit (GPTQ and AWQ leave them unquantized; gpt-oss's
+    MXFP4 covers the MoE weights only, per its model card) unless the model says
+    ``quantized_embeddings``; other formats store them like the other weights."""
+    b = BITS[weight_dtype] / 8.0
+    if weight_dtype in WEIGHT_ONLY_4BIT and not model.quantized_embeddings:
+        return max(b, EMBED_HEAD_BYTES_PER_PARAM)
+    return b
 
 
 def _row(table, i: int) -> dict:
@@ -42,7 +59,7 @@ def _cast(table, dt):
     if dt not in cache:
         conv = {k: v.astype(dt) for k, v in table.cols.items()}
         extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf",
-                                                           "att_emax", "att_whalf", "rows_corr")
+                                                           "att_emax", "att_whalf", "rows_corr", "head_bytes")
                  if hasattr(table, f)}
         cache[dt] = table if dt is np.float64 else replace(table, cols=conv, **extra)
     return cache[dt]
@@ -54,6 +71,7 @@ class ModelTable:
 
     names: tuple[str, ...]
     cols: dict[str, np.ndarray]
+    head_bytes: np.ndarray      # [model, weight dtype code] bytes per embedding / LM-head value
 
     def cast(self, dt) -> "ModelTable":
         return _cast(self, dt)
@@ -83,7 +101,6 @@ class ModelTable:
             # the input embedding and a stored (untied) LM head: kept in 16-bit under
             # weight-only 4-bit quantization unless the model says they are quantized too
             "embed_head_params": col(lambda c, m: c.embedding_params + (0.0 if m.tie_embeddings else m.vocab_size * m.hidden_size)),
-            "embed_head_quantized": col(lambda c, m: 1.0 if m.quantized_embeddings else 0.0),
             "matmul_active": col(lambda c, m: c.matmul_params_active),
             "read_fixed": col(lambda c, m: c.read_params_fixed),
             "expert_params_per": col(lambda c, m: c.expert_params * c.num_moe_layers),  # one expert, all MoE layers
@@ -109,7 +126,8 @@ class ModelTable:
             # MLP gate/up/act): ~10 h + 3 I per layer
             "act_elems": col(lambda c, m: 10.0 * m.hidden_size * m.num_layers + 3.0 * active_inter(c, m)),
         }
-        return cls(tuple(m.name for m in models), cols)
+        head = np.array([[embed_head_bytes_per_param(m, d) for d in DTYPES] for m in models]).reshape(len(models), len(DTYPES))
+        return cls(tuple(m.name for m in models), cols, head)
 
 
 @dataclass(frozen=True)
