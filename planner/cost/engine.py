@@ -33,10 +33,12 @@ import numpy as np
 
 from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, Ctx
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j, memory_footprint
+from planner.cost.interconnect import allreduce_s
 from planner.cost.kinetics import kinetics
 from planner.cost.ops import SCALAR
 from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
 from planner.cost.tables import HardwareTable, ModelTable
+from planner.cost.weights import expert_params_read, fixed_params_read, tokens_per_expert, touched_experts
 
 BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
 
@@ -46,52 +48,7 @@ INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt
 TIME_KEYS = ("time", "t_compute", "t_memory", "t_comm", "t_ovh")
 
 
-# --- physical quantities -------------------------------------------------------------
-
-def touched_experts(x, tokens):
-    """Expected distinct experts one MoE layer runs for ``tokens`` tokens each routing
-    top-k of E uniformly: ``E (1 - (1 - k/E)^n)`` (the occupancy of E bins after n k
-    draws). Dense models
-    (E = 0) touch none."""
-    M = x.model
-    return M["num_experts"] * (1.0 - x.xp.exp(tokens * M["log_miss"]))
-
-
-def fixed_params_read(x):
-    """Weights every forward pass reads whatever the routing, LM head excluded:
-    attention, dense MLPs, shared experts, routers, norms."""
-    M = x.model
-    return M["read_fixed"] - M["lm_head"]
-
-
-def expert_params_read(x, touched):
-    """Routed-expert weights one forward pass reads: every touched expert (``touched``
-    per layer, :func:`touched_experts`) in every MoE layer, whole (a grouped GEMM streams
-    an expert's matrices once however few tokens it serves)."""
-    return touched * x.model["expert_params_per"]
-
-
-def tokens_per_expert(x, tokens_per_pass, touched):
-    """Rows of each expert's GEMM: the pass's ``n k`` routed token slots over the
-    experts they touch (``n k / touched``; ~1 at small batch, where grouped GEMMs run
-    far below peak; vLLM tunes its fused_moe kernel configs per M for that reason).
-    Dense models: the pass's tokens."""
-    xp = x.xp
-    slots = tokens_per_pass * x.model["experts_per_token"]
-    return xp.where(touched > 0, slots / xp.maximum(touched, 1e-30), tokens_per_pass)
-
-
-def allreduce_s(x, tokens_per_pass, passes):
-    """Interconnect time of the all-reduces of ``passes`` passes: two per layer (after
-    attention and after the MLP; Megatron-LM tensor parallelism, Shoeybi et al. 2019),
-    each the small-message latency :func:`allreduce_latency_s` plus the ring's bandwidth
-    term ``2 (t-1) / t * bytes / bw`` (Patarasuk & Yuan 2009) for the pass's hidden
-    states. The per-row factors are the context's (``x.ring_s_per_byte``,
-    ``x.allreduce_latency_s``); zero on one device."""
-    message_bytes = tokens_per_pass * x.model["hidden"] * x.act_bytes_per_value
-    per = x.xp.where(x.devices > 1, message_bytes * x.ring_s_per_byte + x.allreduce_latency_s, 0.0)
-    return 2.0 * x.model["layers"] * passes * per
-
+# --- physical quantities (more in cost/weights.py, cost/interconnect.py, cost/footprint.py)
 
 def launch_overhead_s(x, passes):
     """Kernel launches: ``kernels per pass x overhead per kernel`` for each pass."""
@@ -114,7 +71,12 @@ def roofline_s(x, compute_s, memory_s):
 
 
 def _scaled(x, phase: dict) -> dict:
-    """A phase's times times the calibrated end-to-end scale (1 without calibration)."""
+    """A phase's times times the calibrated end-to-end scale (1 without calibration).
+
+    A phase is a dict: ``time`` and its parts ``t_compute``, ``t_memory``, ``t_comm``,
+    ``t_ovh`` (seconds); ``F_lin``, ``F_att``, ``F_sel`` (FLOPs) and ``B_w``, ``B_a``,
+    ``B_kv``, ``B_sel`` (bytes: weights, activations, KV cache, sparse selection), per
+    device."""
     s = x.hw["time_scale"]
     for key in TIME_KEYS:
         phase[key] = phase[key] * s
@@ -132,14 +94,14 @@ def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
     elementwise kernels (norms, residuals, activation), whose activation traffic is pure
     memory time. Returns (time, compute part, memory part, FLOPs, weight bytes,
     activation bytes), per device."""
-    M, H, t = x.model, x.hw, x.devices
+    M, H, n_dev = x.model, x.hw, x.devices
     head_params = M["lm_head"]
     rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
-    expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / t
-    dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / t - expert_flops
-    dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / t
+    expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / n_dev
+    dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / n_dev - expert_flops
+    dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
     touched = touched_experts(x, rows)
-    expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / t
+    expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
     n_body = GEMMS_PER_LAYER * M["layers"]
     tc = (dense_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
     tm = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
@@ -151,12 +113,12 @@ def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
     t_exp, c_exp, m_exp = roofline_s(x, tc, expert_bytes * x.s_per_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
-    head_flops = 2.0 * head_params * logit_tokens / t
-    head_bytes = head_params * x.head_bytes_per_param * head_passes / t
+    head_flops = 2.0 * head_params * logit_tokens / n_dev
+    head_bytes = head_params * x.head_bytes_per_param * head_passes / n_dev
     tc = (head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops) * x.s_per_gemm_flop
     tm = (head_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, tc, tm)
-    act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / t
+    act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / n_dev
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
     t_act = (act_bytes + passes * n_elementwise * H["mem_offset_bytes"]) * x.s_per_byte
     return (t_body + t_head + t_act, c_body + c_head, m_body + m_head + t_act, body_flops + head_flops,
@@ -168,21 +130,22 @@ def _prefill(x, n_prompts, P):
     xp, M, H = x.xp, x.model, x.hw
     n_tok = n_prompts * P
     passes = xp.maximum(xp.ceil(n_tok / PREFILL_CHUNK_TOKENS), 1.0)
-    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, passes, n_prompts, xp.minimum(passes, n_prompts))
+    t_lin, lin_c, lin_m, lin_flops, weight_bytes, act_bytes = _linear(x, n_tok, passes, n_prompts,
+                                                                       xp.minimum(passes, n_prompts))
     # causal attention: sum over positions of min(position, window) per layer
     ctx_tokens = (M["global_layers"] * P * (P + 1.0) * 0.5
                   + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp))
-    F_att = n_prompts * M["attn_pre"] * ctx_tokens / x.devices
-    B_att = 2.0 * n_tok * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard  # KV written, then read
-    ta_c = (F_att + passes * M["layers"] * x.attn_offset_flops) * x.s_per_attn_flop
-    ta_m = (B_att + passes * M["layers"] * H["mem_offset_bytes"]) * x.s_per_byte
-    t_att, att_c, att_m = roofline_s(x, ta_c, ta_m)
+    attn_flops = n_prompts * M["attn_pre"] * ctx_tokens / x.devices
+    kv_bytes = 2.0 * n_tok * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard  # KV written, then read
+    attn_compute_s = (attn_flops + passes * M["layers"] * x.attn_offset_flops) * x.s_per_attn_flop
+    attn_memory_s = (kv_bytes + passes * M["layers"] * H["mem_offset_bytes"]) * x.s_per_byte
+    t_att, att_c, att_m = roofline_s(x, attn_compute_s, attn_memory_s)
     t_comm = allreduce_s(x, n_tok / passes, passes)
     t_ovh = launch_overhead_s(x, passes)
     total = t_lin + t_att + t_comm + t_ovh
     return _scaled(x, {
-        "time": total, "F_lin": F_lin, "F_att": F_att, "B_w": Bw, "B_a": Ba, "B_kv": B_att,
-        "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
+        "time": total, "F_lin": lin_flops, "F_att": attn_flops, "B_w": weight_bytes, "B_a": act_bytes,
+        "B_kv": kv_bytes, "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
     })
 
 
@@ -211,7 +174,7 @@ def _attention_coeffs(x, S, n_req, share):
 def _decode_static(x, S, n_req, share, P, G):
     """Sum of G decode steps at contexts P..P+G-1 for S sequences (closed form)."""
     xp, M, H = x.xp, x.model, x.hw
-    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, S, 1.0, S)
+    t_lin, lin_c, lin_m, lin_flops, weight_bytes, act_bytes = _linear(x, S, 1.0, S)
     f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, n_req, share)
     L = M["layers"]
     s_flop, s_byte = x.s_per_attn_flop, x.s_per_kv_byte
@@ -227,24 +190,24 @@ def _decode_static(x, S, n_req, share, P, G):
     else:  # dense attention everywhere: no selection kernel
         sel_c = sel_m = 0.0
     sum_c, sum_g, sum_s = x.decode_sums(P, G)
-    F_att = f_g * sum_g + f_s * sum_s
-    F_sel = f_u * sum_c
-    B_kv = g_g * sum_g + g_s * sum_s + G * P * g0_share
-    B_sel = g_u * sum_c + G * P * g0_sel
+    attn_flops = f_g * sum_g + f_s * sum_s
+    sel_flops = f_u * sum_c
+    kv_bytes = g_g * sum_g + g_s * sum_s + G * P * g0_share
+    sel_bytes = g_u * sum_c + G * P * g0_sel
     if x.full_overlap:
         att_c, att_m = sf1 + sel_c, sg1 + sel_m
     else:  # overlap < 1: part of the max becomes the sum of compute and memory times
         ov = H["overlap"]
-        sum_f = G * f0 + F_att * s_flop + F_sel * s_flop
-        sum_m = G * g0 + (B_kv - G * P * g0_share) * s_byte + B_sel * s_byte
+        sum_f = G * f0 + attn_flops * s_flop + sel_flops * s_flop
+        sum_m = G * g0 + (kv_bytes - G * P * g0_share) * s_byte + sel_bytes * s_byte
         att_c = ov * (sf1 + sel_c) + (1.0 - ov) * sum_f
         att_m = ov * (sg1 + sel_m) + (1.0 - ov) * sum_m
     t_comm = G * allreduce_s(x, S, 1.0)
     t_ovh = G * launch_overhead_s(x, 1.0)
     total = G * t_lin + att_c + att_m + t_comm + t_ovh
     return _scaled(x, {
-        "time": total, "F_lin": G * F_lin, "F_att": F_att, "F_sel": F_sel,
-        "B_w": G * Bw, "B_a": G * Ba, "B_kv": B_kv, "B_sel": B_sel,
+        "time": total, "F_lin": G * lin_flops, "F_att": attn_flops, "F_sel": sel_flops,
+        "B_w": G * weight_bytes, "B_a": G * act_bytes, "B_kv": kv_bytes, "B_sel": sel_bytes,
         "t_compute": G * lin_c + att_c, "t_memory": G * lin_m + att_m,
         "t_comm": t_comm, "t_ovh": t_ovh,
     })
@@ -311,12 +274,12 @@ def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str
     dt = np.dtype(precision).type
     x = Ctx(cols, mt, ht, dt)
     f = lambda k: np.asarray(cols[k], dtype=dt)  # noqa: E731
-    B, C, P, G, k = f("batch"), f("concurrency"), f("prompt_len"), f("gen_len"), f("samples")
+    batch, C, P, G, k = f("batch"), f("concurrency"), f("prompt_len"), f("gen_len"), f("samples")
     share = np.asarray(cols["prefix_sharing"], dtype=bool)
     serving = C > 0
     out: dict[str, np.ndarray] = {}
     with np.errstate(all="ignore"):  # rows a device cannot run give NaN and fits=False
-        _evaluate_modes(out, x, B, C, P, G, k, share, serving)
+        _evaluate_modes(out, x, batch, C, P, G, k, share, serving)
     return out
 
 
@@ -332,11 +295,13 @@ def evaluate_one(config: dict, mt: ModelTable, ht: HardwareTable) -> dict:
     return out
 
 
-def _evaluate_modes(out, x, B, C, P, G, k, share, serving):
+def _evaluate_modes(out, x, batch, C, P, G, k, share, serving):
+    """Static-batch rows (C = 0) and serving rows (C > 0, continuous batching at
+    concurrency C), merged by row; then the Kinetics figure."""
     xp = x.xp
     static = xp.logical_not(serving)
     if xp.any(static):
-        _static_into(out, x, B, k, P, G, share)
+        _static_into(out, x, batch, k, P, G, share)
     if xp.any(serving):
         _serving_into(out, x, C, k, P, G, share)
     if xp.any(serving) and xp.any(static):  # both modes present: merge by row
@@ -352,7 +317,7 @@ def _assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     """Collect outputs. ``seconds`` is the wall time the device group spends, ``pre``/``dec``
     hold per-device work over that time, and ``per`` requests share it."""
     weights, kv, acts, reserve, total, capacity = mem
-    t, xp = x.devices, x.xp
+    n_dev, xp = x.devices, x.xp
     Fl = pre["F_lin"] + dec["F_lin"]
     Fa = pre["F_att"] + dec["F_att"]
     Fs = dec["F_sel"]
@@ -364,11 +329,11 @@ def _assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     usd = cost_usd(x, seconds, energy)
     times = [pre["t_compute"] + dec["t_compute"], pre["t_memory"] + dec["t_memory"],
              pre["t_comm"] + dec["t_comm"], pre["t_ovh"] + dec["t_ovh"]]
-    tp = t / per  # per-device work -> per-request work across the device group
+    tp = n_dev / per  # per-device work -> per-request work across the device group
     return {
         "prefill_s": pre["time"], "decode_s": dec["time"], "ttft_s": ttft, "tpot_s": tpot,
         "latency_s": latency, "throughput_tok_s": throughput,
-        "energy_j": energy / per, "cost_usd": usd / per, "device_seconds": t * seconds / per,
+        "energy_j": energy / per, "cost_usd": usd / per, "device_seconds": n_dev * seconds / per,
         "flops_linear": Fl * tp, "flops_attention": Fa * tp, "flops_selection": Fs * tp,
         "bytes_weights": Bw * tp, "bytes_kv": Bk * tp, "bytes_activations": Ba * tp, "bytes_selection": Bs * tp,
         "t_compute": times[0], "t_memory": times[1], "t_interconnect": times[2], "t_overhead": times[3],
@@ -379,17 +344,18 @@ def _assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     }
 
 
-def _static_into(out, x, B, k, P, G, share):
-    """A static batch: B requests (k samples each) prefilled together, then decoded together."""
+def _static_into(out, x, batch, k, P, G, share):
+    """A static batch: ``batch`` requests (k samples each) prefilled together, then
+    decoded together."""
     xp = x.xp
-    S = B * k
-    n_prompts = xp.where(share, B, S)
+    S = batch * k
+    n_prompts = xp.where(share, batch, S)
     pre = _prefill(x, n_prompts, P)
-    dec = _decode_static(x, S, B, share, P, G)
+    dec = _decode_static(x, S, batch, share, P, G)
     pre["F_sel"] = pre["B_sel"] = 0.0
     latency = pre["time"] + dec["time"]
-    mem = memory_footprint(x, B, k, P, G, share, n_prompts * P)
-    out["_static"] = _assemble(x, B, latency, pre, dec, latency, pre["time"],
+    mem = memory_footprint(x, batch, k, P, G, share, n_prompts * P)
+    out["_static"] = _assemble(x, batch, latency, pre, dec, latency, pre["time"],
                                dec["time"] / xp.maximum(G, 1.0), S * G / latency, mem)
 
 

@@ -1,6 +1,5 @@
-"""Tensor-parallel collectives: the per-row factors of an all-reduce's time, computed
-once per evaluation by the context (planner.cost.context.Ctx) and used by
-:func:`planner.cost.engine.allreduce_s`."""
+"""Tensor-parallel collectives: the all-reduces of a pass, and the per-row factors of
+their time (computed once per evaluation by the context, planner.cost.context.Ctx)."""
 
 from __future__ import annotations
 
@@ -23,3 +22,15 @@ def ring_s_per_byte(x):
     xp, t = x.xp, x.devices
     bw = x.hw["link_bytes_per_s"]
     return xp.where(bw > 0, 2.0 * (t - 1.0) / t / xp.where(bw > 0, bw, 1.0), float("inf"))
+
+
+def allreduce_s(x, tokens_per_pass, passes):
+    """Interconnect time of the all-reduces of ``passes`` passes: two per layer (after
+    attention and after the MLP; Megatron-LM tensor parallelism, Shoeybi et al. 2019),
+    each the small-message latency :func:`allreduce_latency_s` plus the ring's bandwidth
+    term ``2 (t-1) / t * bytes / bw`` (Patarasuk & Yuan 2009) for the pass's hidden
+    states. The per-row factors are the context's (``x.ring_s_per_byte``,
+    ``x.allreduce_latency_s``); zero on one device."""
+    message_bytes = tokens_per_pass * x.model["hidden"] * x.act_bytes_per_value
+    per = x.xp.where(x.devices > 1, message_bytes * x.ring_s_per_byte + x.allreduce_latency_s, 0.0)
+    return 2.0 * x.model["layers"] * passes * per
