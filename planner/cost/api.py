@@ -37,19 +37,36 @@ def validate_config(model, hardware, *, devices: int, batch: int, concurrency: i
         value = values[field]
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
             raise InputError(f"must be an integer >= {lo}", field=field.replace("_", "-"), value=value)
-    w = check_dtype(weight_dtype, "weight-dtype")
-    a = check_dtype(act_dtype, "act-dtype")
-    kv = check_dtype(kv_dtype, "kv-dtype")
-    if not hardware.has_dtype(a):
-        raise InputError(f"device '{hardware.name}' has no {a} compute (it has: {', '.join(hardware.peak_tflops)})",
-                         field="act-dtype", value=a)
+    dtypes = _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype)
     if devices > hardware.max_devices:
         raise InputError(f"device '{hardware.name}' allows at most {hardware.max_devices} in one tensor-parallel group",
                          field="devices", value=devices)
     if prompt_len + gen_len > model.max_context:
         raise InputError(f"prompt-len {prompt_len} + gen-len {gen_len} = {prompt_len + gen_len} tokens exceeds "
                          f"the context of '{model.name}' ({model.max_context})", field="gen-len", value=gen_len)
-    return {"weight_dtype": w, "act_dtype": a, "kv_dtype": kv}
+    return dict(dtypes)
+
+
+_DTYPES_OK: dict = {}
+
+
+def _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype) -> dict:
+    """The normalized dtype names, once checked for this device (remembered)."""
+    key = (id(hardware), weight_dtype, act_dtype, kv_dtype)
+    hit = _DTYPES_OK.get(key)
+    if hit is not None and hit[0] is hardware:
+        return hit[1]
+    w = check_dtype(weight_dtype, "weight-dtype")
+    a = check_dtype(act_dtype, "act-dtype")
+    kv = check_dtype(kv_dtype, "kv-dtype")
+    if not hardware.has_dtype(a):
+        raise InputError(f"device '{hardware.name}' has no {a} compute (it has: {', '.join(hardware.peak_tflops)})",
+                         field="act-dtype", value=a)
+    out = {"weight_dtype": w, "act_dtype": a, "kv_dtype": kv}
+    if len(_DTYPES_OK) > 4096:
+        _DTYPES_OK.clear()
+    _DTYPES_OK[key] = (hardware, out)
+    return out
 
 
 def columns(n: int, **values) -> dict[str, np.ndarray]:

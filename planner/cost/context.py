@@ -42,6 +42,25 @@ class Ctx:
     adds under the efficiency curve ``e(w) = e_max w / (w + w_half)``; ``model`` and
     ``hw`` hold the gathered table columns (planner.cost.tables)."""
 
+    @classmethod
+    def one(cls, c, mt: ModelTable, ht: HardwareTable) -> "Ctx":
+        """The context of one configuration on Python floats (the API's path). Everything
+        but the decode-sum cache depends only on the model / device rows, the dtypes, the
+        device count and the KV budget: built once per such key and copied."""
+        cache = ht.__dict__.setdefault("_casts", {}).setdefault("scalar_ctx", {})
+        key = (id(mt), c["model"], c["hardware"], c["act_dtype"], c["weight_dtype"], c["kv_dtype"],
+               c["devices"], c["kv_budget"])
+        hit = cache.get(key)
+        if hit is None or hit[0] is not mt:
+            if len(cache) > 4096:
+                cache.clear()
+            proto = cls(c, mt, ht, xp=SCALAR)
+            hit = cache[key] = (mt, proto.__dict__)
+        x = cls.__new__(cls)
+        x.__dict__.update(hit[1])
+        x._sums = {}
+        return x
+
     def __init__(self, c, mt: ModelTable, ht: HardwareTable, dt=np.float64, xp=VECTOR):
         self.xp, self.dt = xp, dt
         m = xp.index(c["model"])

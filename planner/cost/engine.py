@@ -35,7 +35,6 @@ from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOC
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j, memory_footprint
 from planner.cost.interconnect import allreduce_s
 from planner.cost.kinetics import kinetics
-from planner.cost.ops import SCALAR
 from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
 from planner.cost.tables import HardwareTable, ModelTable
 from planner.cost.weights import expert_params_read, fixed_params_read, tokens_per_expert, touched_experts
@@ -287,7 +286,7 @@ def evaluate_one(config: dict, mt: ModelTable, ht: HardwareTable) -> dict:
     """One configuration on Python floats (the API's fast path): the same functions as
     :func:`evaluate_block` through the scalar namespace; ``config`` holds the
     INPUT_COLUMNS as scalars (dtype codes, table indices). Assumes a validated row."""
-    x = Ctx(config, mt, ht, xp=SCALAR)
+    x = Ctx.one(config, mt, ht)
     C = float(config["concurrency"])
     out: dict = {}
     _evaluate_modes(out, x, float(config["batch"]), C, float(config["prompt_len"]), float(config["gen_len"]),
