@@ -87,8 +87,9 @@ def _scaled(x, phase: dict) -> dict:
 def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
     """Time of the dense kernels for ``n_tok`` tokens in ``passes`` forward passes.
 
-    Three rooflines, since these kernels run one after another and do not hide each
-    other: the layers' GEMMs; the LM head, only for the ``logit_tokens`` positions that
+    Four rooflines, since these kernels run one after another and do not hide each
+    other: the layers' dense GEMMs; the routed experts' grouped GEMMs (MoE), whose rows
+    are the tokens per expert; the LM head, only for the ``logit_tokens`` positions that
     need logits, in ``head_passes`` calls (in a prefill a memory-bound GEMV); and the
     elementwise kernels (norms, residuals, activation), whose activation traffic is pure
     memory time. Returns (time, compute part, memory part, FLOPs, weight bytes,
@@ -102,21 +103,22 @@ def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
     touched = touched_experts(x, rows)
     expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
     n_body = GEMMS_PER_LAYER * M["layers"]
-    tc = (dense_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
-    tm = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
-    t_dense, c_dense, m_dense = roofline_s(x, tc, tm)
+    compute_s = (dense_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
+    memory_s = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
+    t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
-    tc = expert_flops * x.s_per_gemm_flop
+    compute_s = expert_flops * x.s_per_gemm_flop
     if not x.flat_rows:
-        tc = tc * x.rows_factor(tokens_per_expert(x, rows, touched))
-    t_exp, c_exp, m_exp = roofline_s(x, tc, expert_bytes * x.s_per_byte)
+        compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched))
+    t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
     head_flops = 2.0 * head_params * logit_tokens / n_dev
     head_bytes = head_params * x.head_bytes_per_param * head_passes / n_dev
-    tc = (head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops) * x.s_per_gemm_flop
-    tm = (head_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
-    t_head, c_head, m_head = roofline_s(x, tc, tm)
+    compute_s = ((head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops)
+                 * x.s_per_gemm_flop)
+    memory_s = (head_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
+    t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
     act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / n_dev
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
     t_act = (act_bytes + passes * n_elementwise * H["mem_offset_bytes"]) * x.s_per_byte

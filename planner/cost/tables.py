@@ -100,7 +100,8 @@ class ModelTable:
             "total_params": col(lambda c, m: c.total_params),
             # the input embedding and a stored (untied) LM head: kept in 16-bit under
             # weight-only 4-bit quantization unless the model says they are quantized too
-            "embed_head_params": col(lambda c, m: c.embedding_params + (0.0 if m.tie_embeddings else m.vocab_size * m.hidden_size)),
+            "embed_head_params": col(lambda c, m: c.embedding_params
+                                     + (0.0 if m.tie_embeddings else m.vocab_size * m.hidden_size)),
             "matmul_active": col(lambda c, m: c.matmul_params_active),
             "read_fixed": col(lambda c, m: c.read_params_fixed),
             "expert_params_per": col(lambda c, m: c.expert_params * c.num_moe_layers),  # one expert, all MoE layers
@@ -126,7 +127,8 @@ class ModelTable:
             # MLP gate/up/act): ~10 h + 3 I per layer
             "act_elems": col(lambda c, m: 10.0 * m.hidden_size * m.num_layers + 3.0 * active_inter(c, m)),
         }
-        head = np.array([[embed_head_bytes_per_param(m, d) for d in DTYPES] for m in models]).reshape(len(models), len(DTYPES))
+        head = np.array([[embed_head_bytes_per_param(m, d) for d in DTYPES] for m in models])
+        head = head.reshape(len(models), len(DTYPES))
         return cls(tuple(m.name for m in models), cols, head)
 
 
