@@ -136,3 +136,21 @@ def test_decode_sums_follow_their_arguments():
         got = [float(np.asarray(s).ravel()[0]) for s in x.decode_sums(np.array([P]), np.array([G]))]
         want = [c.sum(), np.minimum(c, 300).sum(), np.minimum(c, min(w, 300)).sum()]
         assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_moe_layers_launch_the_router_sort_and_combine_kernels():
+    """An MoE MLP runs the router GEMM, top-k softmax, the token sort by expert, two
+    grouped GEMMs, the activation and the weighted sum of the k outputs (vLLM's
+    fused_experts): 4 kernels more than a dense MLP. DeepSeek-R1 has 61 layers, the
+    first 3 dense (config.json first_k_dense_replace = 3): launch overhead per decode
+    step = (8 * 61 + 4 * 58 + 2) launches."""
+    m = load_model("deepseek-r1")
+    assert (m.num_layers, m.moe.first_dense_layers) == (61, 3)
+    eff = Efficiency(compute={"*": Curve(0.7)}, memory=Curve(0.8), interconnect=0.7, kernel_overhead_s=4e-6)
+    G = 16
+    r = estimate(m, H200, devices=8, prompt_len=64, gen_len=G, weight_dtype="fp8", act_dtype="fp8", efficiency=eff)
+    dense = estimate(load_model("llama-3.1-70b"), H200, devices=8, prompt_len=64, gen_len=G, weight_dtype="fp8",
+                     act_dtype="fp8", efficiency=eff)
+    prefill_launches = 8 * 61 + 4 * 58 + 2  # one prefill pass
+    assert r["time_by_bound_s"]["overhead"] == pytest.approx((G + 1) * prefill_launches * 4e-6, rel=1e-9)
+    assert dense["time_by_bound_s"]["overhead"] == pytest.approx((G + 1) * (8 * 80 + 2) * 4e-6, rel=1e-9)

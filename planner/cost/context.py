@@ -17,6 +17,10 @@ from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
 
 GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
 KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
+# an MoE layer launches more than a dense MLP's gate/up, activation, down: the router
+# GEMM, top-k softmax, the token sort by expert (moe_align_block_size) and the weighted
+# sum of the k expert outputs (moe_sum) -- vLLM's fused_experts path, fused_moe.py
+MOE_EXTRA_KERNELS_PER_LAYER = 4
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
 _BYTES_LIST = BYTES_BY_CODE.tolist()
 _HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr")
@@ -99,7 +103,8 @@ class Ctx:
         self.attn_offset_flops = lookup(htab["att_whalf"], h, act)
         self.s_per_byte = 1.0 / (H["bandwidth"] * H["mem_emax"])
         self.s_per_kv_byte = self.s_per_byte / H["kv_mem_factor"]
-        self.kernels_per_pass = KERNELS_PER_LAYER * M["layers"] + 2
+        self.kernels_per_pass = (KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"]
+                                 + 2)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0
         self.kv_cap_global = xp.where(self.sparse, budget, NO_CAP)

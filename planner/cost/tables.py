@@ -111,6 +111,7 @@ class ModelTable:
                 float(np.log1p(-c.experts_per_token / c.num_experts))
                 if c.experts_per_token < c.num_experts else -1e30)),
             "experts_per_token": col(lambda c, m: c.experts_per_token),
+            "moe_layers": col(lambda c, m: c.num_moe_layers),
             "layers": col(lambda c, m: c.num_layers),
             "global_layers": col(lambda c, m: c.num_global_layers),
             "sliding_layers": col(lambda c, m: c.num_sliding_layers),
