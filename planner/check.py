@@ -26,6 +26,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.errors import InputError
 
 OPS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": operator.gt, "==": operator.eq}
@@ -46,17 +47,17 @@ class _Strict(BaseModel):
 class EstimateSpec(_Strict):
     model: str
     hardware: str
-    devices: int = 1
-    batch: int = 1
-    concurrency: int = 0
-    prompt_len: int = 1024
-    gen_len: int = 256
-    samples: int = 1
-    weight_dtype: str = "bf16"
-    act_dtype: str = "bf16"
-    kv_dtype: str = "bf16"
-    kv_budget: int = 0
-    prefix_sharing: bool = True
+    devices: int = ESTIMATE_DEFAULTS["devices"]
+    batch: int = ESTIMATE_DEFAULTS["batch"]
+    concurrency: int = ESTIMATE_DEFAULTS["concurrency"]
+    prompt_len: int = ESTIMATE_DEFAULTS["prompt_len"]
+    gen_len: int = ESTIMATE_DEFAULTS["gen_len"]
+    samples: int = ESTIMATE_DEFAULTS["samples"]
+    weight_dtype: str = ESTIMATE_DEFAULTS["weight_dtype"]
+    act_dtype: str = ESTIMATE_DEFAULTS["act_dtype"]
+    kv_dtype: str = ESTIMATE_DEFAULTS["kv_dtype"]
+    kv_budget: int = ESTIMATE_DEFAULTS["kv_budget"]
+    prefix_sharing: bool = ESTIMATE_DEFAULTS["prefix_sharing"]
     calibration: Optional[str] = None
 
 

@@ -168,6 +168,9 @@ class Model(_Spec):
     mla: Optional[MLA] = None
     moe: Optional[MoE] = None
     max_context: int = Field(32768, ge=1)
+    quantized_embeddings: bool = Field(
+        False, description="int4/fp4 weight-only checkpoints quantize the embeddings and LM head too "
+                           "(default: they stay 16-bit, as GPTQ/AWQ/MXFP4 checkpoints ship them)")
     published_total_params: float = Field(gt=0)
     published_active_params: Optional[float] = Field(None, gt=0)
     published_active_excludes_embedding: bool = Field(

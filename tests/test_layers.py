@@ -37,10 +37,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 
 # Known import circles being removed on another branch: each entry is one edge that the
 # circle check leaves out. Remove an entry once its circle is gone (the test says so).
-KNOWN_CIRCLE_EDGES: set[tuple[str, str]] = {
-    # engineer H2 breaks cost/engine <-> cost/kinetics on branch h2 (issue 9)
-    ("planner.cost.kinetics", "planner.cost.engine"),
-}
+KNOWN_CIRCLE_EDGES: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, root: Path = PACKAGE) -> str:

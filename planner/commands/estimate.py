@@ -6,22 +6,24 @@ from typing import Optional
 
 import typer
 
+from planner.cost.defaults import ESTIMATE_DEFAULTS as D
+
 
 def estimate_cmd(
-    model: str = typer.Option("qwen3-8b", "--model", "-m", help="Model name or YAML path."),
-    hardware: str = typer.Option("h100-sxm", "--hardware", "-H", help="Device name or YAML path."),
-    devices: int = typer.Option(1, "--devices", help="Tensor-parallel degree."),
-    batch: int = typer.Option(1, "--batch", help="Requests decoded together (static batch)."),
-    concurrency: int = typer.Option(0, "--concurrency",
+    model: str = typer.Option(D["model"], "--model", "-m", help="Model name or YAML path."),
+    hardware: str = typer.Option(D["hardware"], "--hardware", "-H", help="Device name or YAML path."),
+    devices: int = typer.Option(D["devices"], "--devices", help="Tensor-parallel degree."),
+    batch: int = typer.Option(D["batch"], "--batch", help="Requests decoded together (static batch)."),
+    concurrency: int = typer.Option(D["concurrency"], "--concurrency",
                                     help="Requests in flight under continuous batching (0: static batch)."),
-    prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens."),
-    gen_len: int = typer.Option(256, "--gen-len", help="Generated tokens per sample."),
-    samples: int = typer.Option(1, "--samples", help="Samples per prompt (Best-of-N, voting)."),
-    weight_dtype: str = typer.Option("bf16", "--weight-dtype", help="Weight storage dtype."),
-    act_dtype: str = typer.Option("bf16", "--act-dtype", help="Activation / compute dtype."),
-    kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV-cache dtype."),
-    kv_budget: int = typer.Option(0, "--kv-budget", help="Sparse attention KV budget in tokens (0: dense)."),
-    prefix_sharing: bool = typer.Option(True, "--prefix-sharing/--no-prefix-sharing",
+    prompt_len: int = typer.Option(D["prompt_len"], "--prompt-len", help="Prompt tokens."),
+    gen_len: int = typer.Option(D["gen_len"], "--gen-len", help="Generated tokens per sample."),
+    samples: int = typer.Option(D["samples"], "--samples", help="Samples per prompt (Best-of-N, voting)."),
+    weight_dtype: str = typer.Option(D["weight_dtype"], "--weight-dtype", help="Weight storage dtype."),
+    act_dtype: str = typer.Option(D["act_dtype"], "--act-dtype", help="Activation / compute dtype."),
+    kv_dtype: str = typer.Option(D["kv_dtype"], "--kv-dtype", help="KV-cache dtype."),
+    kv_budget: int = typer.Option(D["kv_budget"], "--kv-budget", help="Sparse attention KV budget in tokens (0: dense)."),
+    prefix_sharing: bool = typer.Option(D["prefix_sharing"], "--prefix-sharing/--no-prefix-sharing",
                                         help="Share the prompt's KV across samples."),
     calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration profile YAML."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),

@@ -1,37 +1,72 @@
-"""Friendly entry points over the vectorized engine: one configuration in, a dict out."""
+"""Friendly entry points over the engine: one configuration in, a dict out.
+
+:func:`estimate` runs the engine's functions on Python floats (the scalar namespace of
+:mod:`planner.cost.ops`, tens of microseconds per call) with the model and hardware
+tables built once per (model, hardware, efficiency) and kept in a small cache.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections import OrderedDict
+from typing import Any, Optional, Union
 
 import numpy as np
 
+from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
-from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, evaluate
+from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, evaluate_one
+from planner.cost.kinetics import KINETICS_INTENSITY, b200_seconds
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.dtypes import check_dtype
 from planner.errors import InputError
+
+D = ESTIMATE_DEFAULTS
+_INT_FIELDS = (("devices", 1), ("batch", 1), ("concurrency", 0), ("prompt_len", 1), ("gen_len", 1),
+               ("samples", 1), ("kv_budget", 0))
 
 
 def validate_config(model, hardware, *, devices: int, batch: int, concurrency: int, prompt_len: int,
                     gen_len: int, samples: int, weight_dtype: str, act_dtype: str, kv_dtype: str,
                     kv_budget: int) -> dict[str, Any]:
-    """Check one configuration's values; InputError names the field and the value."""
-    for field, value, lo in (("devices", devices, 1), ("batch", batch, 1), ("concurrency", concurrency, 0),
-                             ("prompt_len", prompt_len, 1), ("gen_len", gen_len, 1), ("samples", samples, 1),
-                             ("kv_budget", kv_budget, 0)):
+    """Check one configuration's values; InputError names the field and the value.
+    Returns the normalized dtype names."""
+    values = {"devices": devices, "batch": batch, "concurrency": concurrency, "prompt_len": prompt_len,
+              "gen_len": gen_len, "samples": samples, "kv_budget": kv_budget}
+    for field, lo in _INT_FIELDS:
+        value = values[field]
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
             raise InputError(f"must be an integer >= {lo}", field=field.replace("_", "-"), value=value)
+    dtypes = _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype)
+    if devices > hardware.max_devices:
+        raise InputError(f"device '{hardware.name}' allows at most {hardware.max_devices} in one tensor-parallel group",
+                         field="devices", value=devices)
+    if prompt_len + gen_len > model.max_context:
+        raise InputError(f"prompt-len {prompt_len} + gen-len {gen_len} = {prompt_len + gen_len} tokens exceeds "
+                         f"the context of '{model.name}' ({model.max_context})", field="gen-len", value=gen_len)
+    return dict(dtypes)
+
+
+_DTYPES_OK: dict = {}
+
+
+def _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype) -> dict:
+    """The normalized dtype names, once checked for this device (remembered)."""
+    key = (id(hardware), weight_dtype, act_dtype, kv_dtype)
+    hit = _DTYPES_OK.get(key)
+    if hit is not None and hit[0] is hardware:
+        return hit[1]
     w = check_dtype(weight_dtype, "weight-dtype")
     a = check_dtype(act_dtype, "act-dtype")
     kv = check_dtype(kv_dtype, "kv-dtype")
     if not hardware.has_dtype(a):
         raise InputError(f"device '{hardware.name}' has no {a} compute (it has: {', '.join(hardware.peak_tflops)})",
                          field="act-dtype", value=a)
-    if devices > hardware.max_devices:
-        raise InputError(f"device '{hardware.name}' allows at most {hardware.max_devices} in one tensor-parallel group",
-                         field="devices", value=devices)
-    return {"weight_dtype": w, "act_dtype": a, "kv_dtype": kv}
+    out = {"weight_dtype": w, "act_dtype": a, "kv_dtype": kv}
+    if len(_DTYPES_OK) > 4096:
+        _DTYPES_OK.clear()
+    _DTYPES_OK[key] = (hardware, out)
+    return out
 
 
 def columns(n: int, **values) -> dict[str, np.ndarray]:
@@ -45,24 +80,79 @@ def columns(n: int, **values) -> dict[str, np.ndarray]:
     return cols
 
 
-def estimate(model, hardware, *, devices: int = 1, batch: int = 1, concurrency: int = 0, prompt_len: int,
-             gen_len: int, samples: int = 1, weight_dtype: str = "bf16", act_dtype: str = "bf16",
-             kv_dtype: str = "bf16", kv_budget: int = 0, prefix_sharing: bool = True,
-             efficiency: Efficiency | None = None) -> dict[str, Any]:
-    """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD).
+_BY_NAME: dict = {}
 
-    ``decode_s`` is the sum of ``gen_len`` decode steps at contexts prompt_len .. prompt_len
-    + gen_len - 1 (with gen_len = 1: one step at context prompt_len).
-    """
+
+def _resolve(kind: str, ref):
+    """A spec from a spec object, a catalog name or a YAML path. Names are remembered
+    per process (and $PLANNER_PATH); paths are re-read when the file changes."""
+    if not isinstance(ref, str):
+        return ref
+    key = (kind, ref, os.environ.get("PLANNER_PATH", ""))
+    spec = _BY_NAME.get(key)
+    if spec is not None:
+        return spec
+    from planner import catalog
+
+    spec = catalog.load_model(ref) if kind == "models" else catalog.load_hardware(ref)
+    if not catalog.looks_like_path(ref):
+        _BY_NAME[key] = spec
+    return spec
+
+
+def resolve_model(model):
+    """A Model spec from a spec, a catalog name or a YAML path."""
+    return _resolve("models", model)
+
+
+def resolve_hardware(hardware):
+    """A Hardware spec from a spec, a catalog name or a YAML path."""
+    return _resolve("hardware", hardware)
+
+
+_TABLES: "OrderedDict[tuple, tuple]" = OrderedDict()
+_TABLES_MAX = 64
+
+
+def tables_for(model, hardware, efficiency: Optional[Efficiency]) -> tuple[ModelTable, HardwareTable]:
+    """The one-row model and hardware tables, built once per (model, hardware,
+    efficiency) objects (specs are frozen; the cache keeps them alive, so ids stay
+    theirs) and kept for the last 64 combinations."""
+    key = (id(model), id(hardware), id(efficiency))
+    hit = _TABLES.get(key)
+    if hit is not None and hit[0] is model and hit[1] is hardware and hit[2] is efficiency:
+        _TABLES.move_to_end(key)
+        return hit[3], hit[4]
+    mt = ModelTable.build([model])
+    ht = HardwareTable.build([hardware], [efficiency])
+    _TABLES[key] = (model, hardware, efficiency, mt, ht)
+    while len(_TABLES) > _TABLES_MAX:
+        _TABLES.popitem(last=False)
+    return mt, ht
+
+
+def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int = D["devices"],
+             batch: int = D["batch"], concurrency: int = D["concurrency"], prompt_len: int = D["prompt_len"],
+             gen_len: int = D["gen_len"], samples: int = D["samples"], weight_dtype: str = D["weight_dtype"],
+             act_dtype: str = D["act_dtype"], kv_dtype: str = D["kv_dtype"], kv_budget: int = D["kv_budget"],
+             prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None) -> dict[str, Any]:
+    """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD):
+    the documented ``planner estimate --json`` object.
+
+    ``model`` / ``hardware``: a spec, a catalog name or a YAML path. ``decode_s`` is the
+    sum of ``gen_len`` decode steps at contexts prompt_len .. prompt_len + gen_len - 1
+    (with gen_len = 1: one step at context prompt_len). Bad values raise InputError."""
+    model = resolve_model(model)
+    hardware = resolve_hardware(hardware)
     dt = validate_config(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget)
-    mt = ModelTable.build([model])
-    ht = HardwareTable.build([hardware], [efficiency])
-    cols = columns(1, model=0, hardware=0, devices=devices, batch=batch, concurrency=concurrency,
-                   prompt_len=prompt_len, gen_len=gen_len, samples=samples, kv_budget=kv_budget,
-                   prefix_sharing=prefix_sharing, **dt)
-    r = {k: (v[0].item() if isinstance(v, np.ndarray) else v) for k, v in evaluate(cols, mt, ht).items()}
+    mt, ht = tables_for(model, hardware, efficiency)
+    row = {"model": 0, "hardware": 0, "devices": devices, "batch": batch, "concurrency": concurrency,
+           "prompt_len": prompt_len, "gen_len": gen_len, "samples": samples, "kv_budget": kv_budget,
+           "prefix_sharing": prefix_sharing, "weight_dtype": DTYPE_CODE[dt["weight_dtype"]],
+           "act_dtype": DTYPE_CODE[dt["act_dtype"]], "kv_dtype": DTYPE_CODE[dt["kv_dtype"]]}
+    r = evaluate_one(row, mt, ht)
     return to_report(r, model, hardware, ht.efficiency_sources[0], dict(
         devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
         samples=samples, kv_budget=kv_budget, prefix_sharing=prefix_sharing, **dt))
@@ -75,9 +165,6 @@ def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) ->
     nbytes = {"weights": r["bytes_weights"], "kv_cache": r["bytes_kv"], "activations": r["bytes_activations"],
               "sparse_selection": r["bytes_selection"]}
     nbytes["total"] = sum(nbytes.values())
-    kin_c, kin_m = r["kinetics_compute_flops"], r["kinetics_memory_bytes"]
-    from planner.cost.engine import KINETICS_INTENSITY
-
     return {
         "model": model.name,
         "hardware": hardware.name,
@@ -108,10 +195,10 @@ def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) ->
         "flops": flops,
         "bytes": nbytes,
         "kinetics": {
-            "compute_flops": kin_c,
-            "memory_bytes": kin_m,
+            "compute_flops": r["kinetics_compute_flops"],
+            "memory_bytes": r["kinetics_memory_bytes"],
             "intensity": KINETICS_INTENSITY,
             "eflops": r["kinetics_eflops"],
-            "b200_seconds": r["kinetics_eflops"] / 4.5e15,
+            "b200_seconds": b200_seconds(r["kinetics_eflops"]),
         },
     }

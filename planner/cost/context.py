@@ -1,84 +1,148 @@
 """The engine's per-row context: model and hardware columns gathered for each
-configuration row, dtype byte sizes, seconds per FLOP and per byte, and the GEMM row
-factor, shared by the phase functions of :mod:`planner.cost.engine`."""
+configuration row, bytes per value of each tensor kind, seconds per FLOP and per byte,
+and the GEMM row factor, shared by the phase functions of :mod:`planner.cost.engine`.
+
+The same class serves both array namespaces (:mod:`planner.cost.ops`): numpy columns for
+the vectorized search, Python floats for one configuration through the API.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from planner.cost.interconnect import allreduce_latency_s, ring_s_per_byte
+from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
 
 GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
 KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
+# an MoE layer launches more than a dense MLP's gate/up, activation, down: the router
+# GEMM, top-k softmax, the token sort by expert (moe_align_block_size) and the weighted
+# sum of the k expert outputs (moe_sum) -- vLLM's fused_experts path, fused_moe.py
+MOE_EXTRA_KERNELS_PER_LAYER = 4
+SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
+_BYTES_LIST = BYTES_BY_CODE.tolist()
+_HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr")
 
 
 class Gather(dict):
     """Table columns gathered per row on first use (only what the phases need)."""
 
-    def __init__(self, table: dict, index: np.ndarray):
+    def __init__(self, table: dict, index, xp=VECTOR):
         super().__init__()
-        self._table, self._index = table, index
+        self._table, self._index, self._gather = table, index, xp.gather
 
     def __missing__(self, key):
-        v = self[key] = self._table[key].take(self._index)
+        v = self[key] = self._gather(self._table[key], self._index)
         return v
 
 
 class Ctx:
-    """Per-row gathered constants shared by the phase functions."""
+    """Per-row gathered constants shared by the phase functions.
 
-    def __init__(self, c, mt: ModelTable, ht: HardwareTable, dt=np.float64):
-        mt, ht = mt.cast(dt), ht.cast(dt)
-        self.dt = dt
-        m = np.asarray(c["model"], dtype=np.intp)
-        h = np.asarray(c["hardware"], dtype=np.intp)
-        act = np.asarray(c["act_dtype"], dtype=np.intp)
-        M = Gather(mt.cols, m)
-        H = Gather(ht.cols, h)
-        self.M, self.H = M, H
+    Attribute names carry units: ``*_bytes_per_*`` sizes, ``s_per_*`` inverse
+    throughputs (achieved, i.e. peak x efficiency), ``*_offset_*`` the work a kernel
+    adds under the efficiency curve ``e(w) = e_max w / (w + w_half)``; ``model`` and
+    ``hw`` hold the gathered table columns (planner.cost.tables)."""
+
+    @classmethod
+    def one(cls, c, mt: ModelTable, ht: HardwareTable) -> "Ctx":
+        """The context of one configuration on Python floats (the API's path). Everything
+        but the decode-sum cache depends only on the model / device rows, the dtypes, the
+        device count and the KV budget: built once per such key and copied."""
+        cache = ht.__dict__.setdefault("_casts", {}).setdefault("scalar_ctx", {})
+        key = (id(mt), c["model"], c["hardware"], c["act_dtype"], c["weight_dtype"], c["kv_dtype"],
+               c["devices"], c["kv_budget"])
+        hit = cache.get(key)
+        if hit is None or hit[0] is not mt:
+            if len(cache) > 4096:
+                cache.clear()
+            proto = cls(c, mt, ht, xp=SCALAR)
+            hit = cache[key] = (mt, proto.__dict__)
+        x = cls.__new__(cls)
+        x.__dict__.update(hit[1])
+        x._sums = {}
+        return x
+
+    def __init__(self, c, mt: ModelTable, ht: HardwareTable, dt=np.float64, xp=VECTOR):
+        self.xp, self.dt = xp, dt
+        m = xp.index(c["model"])
+        h = xp.index(c["hardware"])
+        act = xp.index(c["act_dtype"])
+        w_code = xp.index(c["weight_dtype"])
+        if xp is SCALAR:  # one row: the table's row as a dict of floats
+            htab = ht.lists()
+            head_bytes = mt.lists()["head_bytes"]
+            nbytes = _BYTES_LIST
+            M = self.model = mt.row(m)
+            H = self.hw = ht.row(h)
+        else:
+            mt, ht = mt.cast(dt), ht.cast(dt)
+            htab = {f: getattr(ht, f) for f in _HW_TABLES}
+            head_bytes = mt.head_bytes
+            nbytes = BYTES_BY_CODE.astype(dt)
+            M = self.model = Gather(mt.cols, m, xp)
+            H = self.hw = Gather(ht.cols, h, xp)
         self.h = h
-        self.rows_corr = ht.rows_corr if (ht.rows_corr != 1.0).any() else None
-        self.t = np.asarray(c["devices"], dtype=dt)
-        flat = h * ht.peak_flops.shape[1] + act
-        self.peak = ht.peak_flops.ravel().take(flat)
-        self.emax_c = ht.compute_emax.ravel().take(flat)
-        self.whalf_c = ht.compute_whalf.ravel().take(flat)
-        nbytes = BYTES_BY_CODE.astype(dt)
-        self.wb = nbytes.take(np.asarray(c["weight_dtype"], dtype=np.intp))
-        self.ab = nbytes.take(act)
-        self.kvb_val = nbytes.take(np.asarray(c["kv_dtype"], dtype=np.intp))
-        self.kvb = M["kv_elems"] * self.kvb_val  # bytes per token per layer
-        self.kv_shard = np.where(M["is_mla"] > 0, 1.0, np.minimum(self.t, M["kv_heads"]))
-        self.fx = 1.0 / (self.peak * self.emax_c)              # seconds per GEMM FLOP
-        self.ax = 1.0 / (self.peak * ht.att_emax.ravel().take(flat))  # per attention FLOP
-        self.awhalf = ht.att_whalf.ravel().take(flat)
-        self.bx = 1.0 / (H["bandwidth"] * H["mem_emax"])       # seconds per byte
-        self.bx_att = self.bx / H["att_mem"]
-        L = M["layers"]
-        self.n_kern = KERNELS_PER_LAYER * L + 2
-        T = np.asarray(c["kv_budget"], dtype=dt)
-        self.sparse = T > 0
-        self.cap_g = np.where(self.sparse, T, NO_CAP)
-        self.cap_s = np.minimum(M["window"], self.cap_g)
+        self.rows_corr = htab["rows_corr"] if ht.has_rows_correction() else None
+        self.devices = xp.values(c["devices"], dt)
+        lookup = xp.lookup
+        self.peak_flops_per_s = lookup(htab["peak_flops"], h, act)
+        self.gemm_offset_flops = lookup(htab["compute_whalf"], h, act)
+        self.weight_bytes_per_param = xp.gather(nbytes, w_code)
+        self.act_bytes_per_value = xp.gather(nbytes, act)
+        self.kv_bytes_per_value = xp.gather(nbytes, xp.index(c["kv_dtype"]))
+        # embeddings and LM head: 16-bit beside weight-only int4/fp4 (tables.embed_head_bytes_per_param)
+        self.head_bytes_per_param = lookup(head_bytes, m, w_code)
+        self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
+        # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
+        self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
+        self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["compute_emax"], h, act))
+        self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["att_emax"], h, act))
+        self.attn_offset_flops = lookup(htab["att_whalf"], h, act)
+        self.s_per_byte = 1.0 / (H["bandwidth"] * H["mem_emax"])
+        self.s_per_kv_byte = self.s_per_byte / H["kv_mem_factor"]
+        self.kernels_per_pass = (KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"]
+                                 + 2)
+        budget = xp.values(c["kv_budget"], dt)
+        self.sparse = budget > 0
+        self.kv_cap_global = xp.where(self.sparse, budget, NO_CAP)
+        self.kv_cap_sliding = xp.minimum(M["window"], self.kv_cap_global)
+        # no skinny-GEMM curve anywhere (the documented defaults): every row factor is 1
+        self.flat_rows = self.rows_corr is None and not xp.any(H["gemm_rows_half"] != 0.0)
+        self.full_overlap = not xp.any(H["overlap"] != 1.0)
+        self.ring_s_per_byte = ring_s_per_byte(self)
+        self.allreduce_latency_s = allreduce_latency_s(self)
+        self._sums: dict = {}
 
     def rows_factor(self, rows):
         """GEMM time multiplier at ``rows`` rows per pass: ``1 + rows_half / rows`` times
         the measured correction (interpolated in log2 rows on the table's grid)."""
-        base = 1.0 + self.H["rows_half"] / rows
+        if self.flat_rows:
+            return 1.0
+        base = 1.0 + self.hw["gemm_rows_half"] / rows
         if self.rows_corr is None:
             return base
-        n = self.rows_corr.shape[1]
-        lg = np.clip(np.log2(rows), 0.0, n - 1.0)
-        i = np.minimum(np.floor(lg), n - 2.0).astype(np.intp)
+        xp = self.xp
+        n = len(self.rows_corr[0])
+        lg = xp.clip(xp.log2(rows), 0.0, n - 1.0)
+        i = xp.minimum(xp.floor(lg), n - 2.0)
         frac = lg - i
-        flat = self.h * n + i
-        tab = self.rows_corr.ravel()
-        return base * (tab.take(flat) * (1.0 - frac) + tab.take(flat + 1) * frac)
+        i = xp.index(i)
+        tab = self.rows_corr
+        return base * (xp.lookup(tab, self.h, i) * (1.0 - frac) + xp.lookup(tab, self.h, i + 1) * frac)
 
     def decode_sums(self, P, G):
-        """Sums over decode contexts c = P .. P+G-1 of c, min(c, cap_g), min(c, cap_s)."""
-        if not hasattr(self, "_sums"):
+        """Sums over decode contexts c = P .. P+G-1 of c, min(c, cap_global) and
+        min(c, cap_sliding). Cached per (P, G) pair of objects: a later call with other
+        arguments computes its own sums."""
+        key = (id(P), id(G))
+        hit = self._sums.get(key)
+        if hit is None:
             lo, hi = P, P + G
-            self._sums = (sum_linear(0.0, 1.0, lo, hi), sum_min(lo, hi, self.cap_g), sum_min(lo, hi, self.cap_s))
-        return self._sums
+            xp = self.xp
+            hit = (P, G, (sum_linear(0.0, 1.0, lo, hi, xp), sum_min(lo, hi, self.kv_cap_global, xp),
+                          sum_min(lo, hi, self.kv_cap_sliding, xp)))
+            self._sums[key] = hit  # holds P and G, so their ids stay theirs
+        return hit[2]

@@ -1,42 +1,69 @@
 """Per-device memory footprint and the energy / dollar cost of a run.
 
 Both take the engine's per-row context (``planner.cost.context.Ctx``): gathered model and
-hardware columns, dtype byte sizes and the seconds per FLOP / per byte.
+hardware columns, bytes per value and the seconds per FLOP / per byte. They run on
+either array namespace (``x.xp``).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-PREFILL_CHUNK_TOKENS = 8192     # prefill runs in chunks; weights are re-read per chunk
-RESERVE_FRACTION = 0.08         # runtime reserve: context, allocator, fragmentation
+PREFILL_CHUNK_TOKENS = 8192     # prefill runs in chunks; weights are re-read per chunk (vLLM V1's max_num_batched_tokens default)
+RESERVE_FRACTION = 0.08         # runtime reserve: context, allocator, fragmentation (assumption, README "Cost model")
 ELECTRICITY_USD_PER_KWH = 0.12  # owned hardware only (US average commercial rate, EIA 2024)
-MEMORY_POWER_SHARE = 0.6        # dynamic power at full memory streaming / at full compute
+MEMORY_POWER_SHARE = 0.6        # dynamic power at full memory streaming / at full compute (assumption, README "Cost model")
+SECONDS_PER_HOUR = 3600.0
+JOULES_PER_KWH = 3.6e6
+
+
+def weight_bytes_per_device(x):
+    """Stored weights per device: ``(P - P_eh) * b_w + P_eh * b_head`` over t devices,
+    with P_eh the embedding and untied LM head (16-bit beside int4/fp4 weights)."""
+    M = x.model
+    eh = M["embed_head_params"]
+    return (M["total_params"] * x.weight_bytes_per_param
+            + eh * (x.head_bytes_per_param - x.weight_bytes_per_param)) / x.devices
+
+
+def kv_cache_bytes_per_device(x, n_seq_req, k, P, G, share):
+    """KV cache per device: per layer and token ``kv_bytes_per_token_layer``; global
+    layers hold the prompt once per request when it is shared (else once per sample)
+    plus every sample's generation, sliding layers at most the window per sample;
+    sharded over min(t, kv_heads) devices (MLA's latent is replicated)."""
+    xp, M = x.xp, x.model
+    full = P + G
+    win = xp.minimum(full, M["window"])
+    per_req_tokens_global = xp.where(share, P + k * G, k * full)
+    per_req = M["global_layers"] * per_req_tokens_global + M["sliding_layers"] * k * win
+    return n_seq_req * x.kv_bytes_per_token_layer * per_req / x.kv_shard
 
 
 def memory_footprint(x, n_seq_req, k, P, G, share, act_tokens):
-    """Per-device memory: weights, KV cache, activations, runtime reserve."""
-    M, t = x.M, x.t
-    weights = M["total_params"] * x.wb / t
-    full = P + G
-    ng, ns = M["global_layers"], M["sliding_layers"]
-    win = np.minimum(full, M["window"])
-    per_req_tokens_g = np.where(share, P + k * G, k * full)
-    kv = n_seq_req * x.kvb * (ng * per_req_tokens_g + ns * k * win) / x.kv_shard
-    chunk = np.minimum(act_tokens, PREFILL_CHUNK_TOKENS)
-    acts = (chunk * M["act_elems"] / M["layers"] * x.ab + n_seq_req * k * M["vocab"] * 4.0) / t
-    capacity = x.H["capacity"]
+    """Per-device memory: weights, KV cache, activations, runtime reserve, their total
+    and the capacity. Activations: one prefill chunk's per-layer values plus fp32 logits
+    per sequence."""
+    M = x.model
+    weights = weight_bytes_per_device(x)
+    kv = kv_cache_bytes_per_device(x, n_seq_req, k, P, G, share)
+    chunk = x.xp.minimum(act_tokens, PREFILL_CHUNK_TOKENS)
+    acts = (chunk * M["act_elems"] / M["layers"] * x.act_bytes_per_value + n_seq_req * k * M["vocab"] * 4.0) / x.devices
+    capacity = x.hw["capacity"]
     reserve = RESERVE_FRACTION * capacity
     total = weights + kv + acts + reserve
     return weights, kv, acts, reserve, total, capacity
 
 
-def energy_cost(x, seconds, F_dev, B_dev):
-    """Energy (J) and dollars for ``seconds`` of t devices doing F_dev FLOPs and B_dev bytes
-    each: idle power + dynamic power proportional to the work, capped at max power."""
-    H, t = x.H, x.t
-    busy = np.minimum(seconds, F_dev * x.fx + MEMORY_POWER_SHARE * B_dev * x.bx)
-    e_dev = H["idle_w"] * seconds + (H["max_w"] - H["idle_w"]) * busy
-    energy = t * e_dev
-    usd = t * H["hourly_usd"] * seconds / 3600.0 + H["owned"] * energy / 3.6e6 * ELECTRICITY_USD_PER_KWH
-    return energy, usd
+def energy_j(x, seconds, flops_per_device, bytes_per_device):
+    """Energy of t devices for ``seconds``: ``t (P_idle s + (P_max - P_idle) s_busy)``
+    with the busy time ``min(s, F s_per_flop + share_mem B s_per_byte)`` (dynamic power
+    proportional to the work, capped at max power)."""
+    H = x.hw
+    busy = x.xp.minimum(seconds, flops_per_device * x.s_per_gemm_flop
+                        + MEMORY_POWER_SHARE * bytes_per_device * x.s_per_byte)
+    return x.devices * (H["idle_w"] * seconds + (H["max_w"] - H["idle_w"]) * busy)
+
+
+def cost_usd(x, seconds, joules):
+    """Dollars: device-hours at the hourly price, plus electricity for owned hardware."""
+    H = x.hw
+    return (x.devices * H["hourly_usd"] * seconds / SECONDS_PER_HOUR
+            + H["owned"] * joules / JOULES_PER_KWH * ELECTRICITY_USD_PER_KWH)

@@ -10,23 +10,23 @@ segments between breakpoints, each an array expression over every configuration.
 
 from __future__ import annotations
 
-import numpy as np
+from planner.cost.ops import VECTOR
 
 
-def sum_linear(a, b, lo, hi):
+def sum_linear(a, b, lo, hi, xp=VECTOR):
     """sum_{c=lo}^{hi-1} (a + b*c) for integer c; zero when hi <= lo."""
-    n = np.maximum(hi - lo, 0.0)
+    n = xp.maximum(hi - lo, 0.0)
     return n * a + b * n * (lo + hi - 1.0) * 0.5
 
 
-def sum_min(lo, hi, cap):
+def sum_min(lo, hi, cap, xp=VECTOR):
     """sum_{c=lo}^{hi-1} min(c, cap) for integer c (cap may be inf)."""
-    split = np.clip(cap, lo, hi)  # c < split: c itself; c >= split: cap
+    split = xp.clip(cap, lo, hi)  # c < split: c itself; c >= split: cap
     n_above = hi - split  # >= 0; zero whenever cap >= hi (also for an infinite cap)
-    return sum_linear(0.0, 1.0, lo, split) + n_above * np.where(n_above > 0, cap, 0.0)
+    return sum_linear(0.0, 1.0, lo, split, xp) + n_above * xp.where(n_above > 0, cap, 0.0)
 
 
-def sum_max_linear(a1, b1, a2, b2, lo, hi):
+def sum_max_linear(a1, b1, a2, b2, lo, hi, xp=VECTOR):
     """sum_{c=lo}^{hi-1} max(a1 + b1 c, a2 + b2 c), split into the part where the first
     function dominates (``s1``) and the part where the second does (``s2``).
 
@@ -34,23 +34,23 @@ def sum_max_linear(a1, b1, a2, b2, lo, hi):
     [lo1, hi1) since d is linear."""
     da = a1 - a2
     db = b1 - b2
-    safe = np.where(db == 0, 1.0, db)
+    safe = xp.where(db == 0, 1.0, db)
     root = -da / safe
     up = db > 0
     flat = db == 0
-    lo1 = np.where(up, np.clip(np.ceil(root), lo, hi), lo)
-    hi1 = np.where(up, hi, np.clip(np.floor(root) + 1.0, lo, hi))
-    hi1 = np.where(flat, np.where(da >= 0, hi, lo), hi1)
-    lo1 = np.where(flat, lo, lo1)
-    s1 = sum_linear(a1, b1, lo1, hi1)
-    s2 = sum_linear(a2, b2, lo, hi) - sum_linear(a2, b2, lo1, hi1)
+    lo1 = xp.where(up, xp.clip(xp.ceil(root), lo, hi), lo)
+    hi1 = xp.where(up, hi, xp.clip(xp.floor(root) + 1.0, lo, hi))
+    hi1 = xp.where(flat, xp.where(da >= 0, hi, lo), hi1)
+    lo1 = xp.where(flat, lo, lo1)
+    s1 = sum_linear(a1, b1, lo1, hi1, xp)
+    s2 = sum_linear(a2, b2, lo, hi, xp) - sum_linear(a2, b2, lo1, hi1, xp)
     return s1, s2
 
 
 NO_CAP = 1e30  # "no cap": a finite stand-in for infinity keeps 0 * cap = 0
 
 
-def piecewise_max_sum(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s):
+def piecewise_max_sum(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s, xp=VECTOR):
     """sum over integer c in [lo, hi) of max(f(c), g(c)) where
     ``f(c) = f0 + f_g * min(c, cap_g) + f_s * min(c, cap_s)`` and likewise ``g``
     (caps >= NO_CAP mean no cap).
@@ -58,27 +58,27 @@ def piecewise_max_sum(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s):
     Returns ``(sum_f_dominant, sum_g_dominant)``: the parts of the total where ``f`` resp.
     ``g`` was the larger (used to name the bottleneck).
     """
-    lo = np.asarray(lo)
-    hi = np.asarray(hi)
-    cap_g = np.minimum(cap_g, NO_CAP)
-    cap_s = np.minimum(cap_s, NO_CAP)
-    b1 = np.clip(np.minimum(cap_g, cap_s), lo, hi)
-    b2 = np.clip(np.maximum(cap_g, cap_s), lo, hi)
+    cap_g = xp.minimum(cap_g, NO_CAP)
+    cap_s = xp.minimum(cap_s, NO_CAP)
+    b1 = xp.clip(xp.minimum(cap_g, cap_s), lo, hi)
+    b2 = xp.clip(xp.maximum(cap_g, cap_s), lo, hi)
     edges = (lo, b1, b2, hi)
     s_f = 0.0
     s_g = 0.0
     for k in range(3):  # three segments between the two caps: a fixed, tiny loop
         s_lo, s_hi = edges[k], edges[k + 1]
+        if not xp.any(s_hi > s_lo):
+            continue  # an empty segment in every row adds nothing (no cap: one segment)
         # inside the segment, min(c, cap) is c where cap >= s_hi, else the constant cap
         in_g = cap_g >= s_hi
         in_s = cap_s >= s_hi
-        cg = np.where(in_g, 0.0, cap_g)
-        cs = np.where(in_s, 0.0, cap_s)
-        fg = np.where(in_g, f_g, 0.0)
-        fs = np.where(in_s, f_s, 0.0)
-        gg = np.where(in_g, g_g, 0.0)
-        gs = np.where(in_s, g_s, 0.0)
-        x1, x2 = sum_max_linear(f0 + f_g * cg + f_s * cs, fg + fs, g0 + g_g * cg + g_s * cs, gg + gs, s_lo, s_hi)
+        cg = xp.where(in_g, 0.0, cap_g)
+        cs = xp.where(in_s, 0.0, cap_s)
+        fg = xp.where(in_g, f_g, 0.0)
+        fs = xp.where(in_s, f_s, 0.0)
+        gg = xp.where(in_g, g_g, 0.0)
+        gs = xp.where(in_s, g_s, 0.0)
+        x1, x2 = sum_max_linear(f0 + f_g * cg + f_s * cs, fg + fs, g0 + g_g * cg + g_s * cs, gg + gs, s_lo, s_hi, xp)
         s_f = s_f + x1
         s_g = s_g + x2
     return s_f, s_g

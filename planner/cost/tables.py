@@ -1,4 +1,7 @@
-"""Specs turned into arrays once: one row per model / device, gathered per configuration."""
+"""Specs turned into arrays once: one row per model / device, gathered per configuration.
+
+Column names carry their units (``_bytes``, ``_per_s``, ``_s``, ``_params``); counts of
+weights are numbers of values, not bytes (planner.params)."""
 
 from __future__ import annotations
 
@@ -16,13 +19,47 @@ BYTES_BY_CODE = np.array([BITS[d] / 8.0 for d in DTYPES])
 ROWS_GRID = 2.0 ** np.arange(17)  # 1 .. 65536 rows per pass: where GEMM row corrections are tabulated
 
 
+def _lists(table) -> dict:
+    """The table's columns (and its 2-D tables) as Python lists, for the scalar path (cached)."""
+    cache = table.__dict__.setdefault("_casts", {})
+    if "lists" not in cache:
+        d = {k: v.tolist() for k, v in table.cols.items()}
+        d["head_bytes"] = table.head_bytes.tolist()
+        cache["lists"] = d
+    return cache["lists"]
+
+
+EMBED_HEAD_BYTES_PER_PARAM = 2.0  # 16-bit embeddings / LM head beside int4/fp4 weights
+WEIGHT_ONLY_4BIT = ("int4", "fp4")
+
+
+def embed_head_bytes_per_param(model, weight_dtype: str) -> float:
+    """Bytes per value of the embedding table and LM head: weight-only int4/fp4
+    checkpoints keep them in 16-bit (GPTQ and AWQ leave them unquantized; gpt-oss's
+    MXFP4 covers the MoE weights only, per its model card) unless the model says
+    ``quantized_embeddings``; other formats store them like the other weights."""
+    b = BITS[weight_dtype] / 8.0
+    if weight_dtype in WEIGHT_ONLY_4BIT and not model.quantized_embeddings:
+        return max(b, EMBED_HEAD_BYTES_PER_PARAM)
+    return b
+
+
+def _row(table, i: int) -> dict:
+    """Row ``i`` of the table as a dict of Python floats (scalar path; cached)."""
+    cache = table.__dict__.setdefault("_casts", {})
+    key = ("row", i)
+    if key not in cache:
+        cache[key] = {k: v[i] for k, v in table.lists().items()}
+    return cache[key]
+
+
 def _cast(table, dt):
     """The table with float columns in dtype ``dt`` (cached on the table)."""
     cache = table.__dict__.setdefault("_casts", {})
     if dt not in cache:
         conv = {k: v.astype(dt) for k, v in table.cols.items()}
         extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf",
-                                                           "att_emax", "att_whalf", "rows_corr")
+                                                           "att_emax", "att_whalf", "rows_corr", "head_bytes")
                  if hasattr(table, f)}
         cache[dt] = table if dt is np.float64 else replace(table, cols=conv, **extra)
     return cache[dt]
@@ -34,9 +71,16 @@ class ModelTable:
 
     names: tuple[str, ...]
     cols: dict[str, np.ndarray]
+    head_bytes: np.ndarray      # [model, weight dtype code] bytes per embedding / LM-head value
 
     def cast(self, dt) -> "ModelTable":
         return _cast(self, dt)
+
+    def lists(self) -> dict:
+        return _lists(self)
+
+    def row(self, i: int) -> dict:
+        return _row(self, i)
 
     @classmethod
     def build(cls, models: Sequence) -> "ModelTable":
@@ -54,7 +98,10 @@ class ModelTable:
 
         cols = {
             "total_params": col(lambda c, m: c.total_params),
-            "active_params": col(lambda c, m: c.active_params),
+            # the input embedding and a stored (untied) LM head: kept in 16-bit under
+            # weight-only 4-bit quantization unless the model says they are quantized too
+            "embed_head_params": col(lambda c, m: c.embedding_params
+                                     + (0.0 if m.tie_embeddings else m.vocab_size * m.hidden_size)),
             "matmul_active": col(lambda c, m: c.matmul_params_active),
             "read_fixed": col(lambda c, m: c.read_params_fixed),
             "expert_params_per": col(lambda c, m: c.expert_params * c.num_moe_layers),  # one expert, all MoE layers
@@ -64,6 +111,7 @@ class ModelTable:
                 float(np.log1p(-c.experts_per_token / c.num_experts))
                 if c.experts_per_token < c.num_experts else -1e30)),
             "experts_per_token": col(lambda c, m: c.experts_per_token),
+            "moe_layers": col(lambda c, m: c.num_moe_layers),
             "layers": col(lambda c, m: c.num_layers),
             "global_layers": col(lambda c, m: c.num_global_layers),
             "sliding_layers": col(lambda c, m: c.num_sliding_layers),
@@ -79,9 +127,10 @@ class ModelTable:
             # activation values moved per token (norm in/out, qkv, attention out, residuals,
             # MLP gate/up/act): ~10 h + 3 I per layer
             "act_elems": col(lambda c, m: 10.0 * m.hidden_size * m.num_layers + 3.0 * active_inter(c, m)),
-            "max_context": col(lambda c, m: m.max_context),
         }
-        return cls(tuple(m.name for m in models), cols)
+        head = np.array([[embed_head_bytes_per_param(m, d) for d in DTYPES] for m in models])
+        head = head.reshape(len(models), len(DTYPES))
+        return cls(tuple(m.name for m in models), cols, head)
 
 
 @dataclass(frozen=True)
@@ -100,6 +149,26 @@ class HardwareTable:
 
     def cast(self, dt) -> "HardwareTable":
         return _cast(self, dt)
+
+    def has_rows_correction(self) -> bool:
+        """Whether any device has a measured GEMM row correction (cached)."""
+        cache = self.__dict__.setdefault("_casts", {})
+        if "has_rows" not in cache:
+            cache["has_rows"] = bool((self.rows_corr != 1.0).any())
+        return cache["has_rows"]
+
+    def lists(self) -> dict:
+        """Columns and the [device, dtype] tables as Python lists (scalar path; cached)."""
+        cache = self.__dict__.setdefault("_casts", {})
+        if "lists" not in cache:
+            d = {k: v.tolist() for k, v in self.cols.items()}
+            for f in ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr"):
+                d[f] = getattr(self, f).tolist()
+            cache["lists"] = d
+        return cache["lists"]
+
+    def row(self, i: int) -> dict:
+        return _row(self, i)
 
     @classmethod
     def build(cls, hardware: Sequence, efficiencies: Sequence[Efficiency | None] | None = None) -> "HardwareTable":
@@ -130,17 +199,16 @@ class HardwareTable:
         cols = {
             "bandwidth": col(lambda h, e: e.peak_bandwidth_override or h.mem_bandwidth_gbps * 1e9),
             "capacity": col(lambda h, e: h.memory_gb * 1e9),
-            "link_bw": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
-            "link_lat": col(lambda h, e: h.interconnect_latency_us * 1e-6),
-            "max_devices": col(lambda h, e: h.max_devices),
+            "link_bytes_per_s": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
+            "allreduce_latency_s": col(lambda h, e: h.interconnect_latency_us * 1e-6),
             "idle_w": col(lambda h, e: h.idle_power_w),
             "max_w": col(lambda h, e: h.max_power_w),
             "hourly_usd": col(lambda h, e: h.hourly_usd),
             "owned": col(lambda h, e: 1.0 if h.price_per_hour_usd is None else 0.0),
             "mem_emax": col(lambda h, e: e.memory.e_max),
-            "mem_whalf": col(lambda h, e: e.memory.w_half),
-            "att_mem": col(lambda h, e: e.attention_memory),
-            "rows_half": col(lambda h, e: e.gemm_rows_half),
+            "mem_offset_bytes": col(lambda h, e: e.memory.w_half),
+            "kv_mem_factor": col(lambda h, e: e.attention_memory),
+            "gemm_rows_half": col(lambda h, e: e.gemm_rows_half),
             "overlap": col(lambda h, e: e.overlap),
             "time_scale": col(lambda h, e: e.time_scale),
             "overhead_s": col(lambda h, e: e.kernel_overhead_s),
