@@ -1,0 +1,189 @@
+"""Continuous batching with chunked prefill, as the engines schedule it: the analytic
+(mean-field) scheduler model, vectorized over configurations.
+
+Three arrival patterns (``ARRIVALS``):
+
+* ``steady``: today's steady state: every step carries the decodes of ``C`` requests at
+  uniformly mixed ages plus ``C / G`` prompts; TTFT is a step carrying one prompt plus
+  half a step (:func:`serving_steady`, moved here from planner.cost.engine);
+* ``closed``: a closed loop at concurrency ``C`` as ``vllm bench serve --max-concurrency``,
+  genai-perf and AIPerf run it (how the measured data was taken): all requests start
+  together, a finished request is replaced at once (:func:`closed_loop`);
+* ``poisson``: an open loop, Poisson arrivals at ``rate`` requests/s (:func:`poisson`).
+
+Scheduler facts come from an engine profile (planner.engine_profiles): the token budget
+``B`` per step shared by decodes and prefill chunks, whether prefill chunks ride on decode
+steps (``mixed``), the host time per step. Step times are :func:`planner.cost.steps.step_time`,
+the same function the discrete-event simulator (planner.cost.simulate) uses; tests check
+the two agree.
+
+Closed loop, mixed batches (vLLM V1, TensorRT-LLM; derivation in the README):
+
+* first wave: ``C`` prompts arrive at t=0 and are prefilled ``room = B - C/2`` tokens per
+  step (about half the wave is already decoding); request i completes its prompt in step
+  ``ceil((i+1) P / room)``, so the wave's mean TTFT is ``t_mix1 * max(1, a (C+1)/2 + 1/2)``
+  with ``a = P / room``;
+* later waves: a request finishes ``G - 1`` steps after its prompt completed, so the
+  groups that completed together in the first wave return together: ``g`` requests whose
+  prompts fill one step (``g P = B - (C - g)``), ``K = C / g`` groups; each later request
+  waits one step carrying its group (``max(1, 1/g)`` steps when a prompt exceeds a step);
+  its ``G - 1`` decode steps include the other ``K - 1`` groups' prefill steps, so
+  ``TPOT = ((K-1) t_mix + (G-K) t_dec) / (G-1)``; when ``K > G`` prefill is the
+  bottleneck and every step is a mixed one, TTFT grows by the ``K - G`` steps of waiting;
+* the benchmark's mean is over ``n`` requests (``REQUESTS_PER_CONCURRENCY x C``), the first
+  ``C`` of which are the first wave.
+
+Without mixed batches (SGLang's default) prefill steps carry no decodes: the decodes
+wait, so each group's prefill step adds to every other request's decode time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.cost.context import Ctx
+from planner.cost.steps import step_time
+
+ARRIVALS = ("steady", "closed", "poisson")
+ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
+# genai-perf / AIPerf convention in NVIDIA's published benchmark scripts: request count =
+# 10 x concurrency (e.g. --request-count $((concurrency*10))); the mean is over all of them
+REQUESTS_PER_CONCURRENCY = 10
+FIXED_POINT_ITERATIONS = 40
+
+
+def effective_budget(token_budget, prompt_len, concurrency, chunked):
+    """Tokens per step. Without chunked prefill a whole prompt must fit in a step next to
+    the decodes; a deployment that runs such prompts at all is configured for that
+    (TensorRT-LLM requires max_num_tokens >= the prompt), so the budget is at least
+    ``P + C`` (assumption, README "Serving")."""
+    need = np.asarray(prompt_len, dtype=float) + np.asarray(concurrency, dtype=float)
+    return np.where(np.asarray(chunked, dtype=bool), token_budget, np.maximum(token_budget, need))
+
+
+EXACT_TERMS = 8  # the first terms of a sum of ceilings are summed exactly, the rest in the mean
+
+
+def _ceil_mean(a, C):
+    """Mean over i = 1..C of ceil(i a): the first EXACT_TERMS terms exactly, the rest as
+    i a + 1/2 (their fractional parts spread evenly)."""
+    total = np.zeros(np.broadcast(a, C).shape)
+    for i in range(1, EXACT_TERMS + 1):
+        total = total + np.where(C >= i, np.ceil(i * a - 1e-9), 0.0)
+    lo = EXACT_TERMS + 1.0
+    n = np.maximum(C - EXACT_TERMS, 0.0)
+    total = total + a * n * (lo + C) * 0.5 + 0.5 * n
+    return total / C
+
+
+def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
+                n_requests=None, chunked=True) -> dict:
+    """Mean TTFT, TPOT and end-to-end latency (s) of a closed loop at concurrency ``C``
+    with fixed prompt ``P`` and output ``G`` tokens (arrays over configurations)."""
+    C_all = np.maximum(np.asarray(C, dtype=float), 1.0)
+    C = np.minimum(C_all, max_running)
+    P = np.asarray(P, dtype=float)
+    G = np.maximum(np.asarray(G, dtype=float), 1.0)
+    B = np.asarray(budget, dtype=float)
+    mixed = np.asarray(mixed, dtype=bool)
+    chunked = np.asarray(chunked, dtype=bool)
+    N = C_all * REQUESTS_PER_CONCURRENCY if n_requests is None else np.asarray(n_requests, dtype=float)
+    dec_ctx = P + 1.0 + 0.5 * (G - 1.0)
+    Gm1 = np.maximum(G - 1.0, 1.0)
+
+    def T(d, p, logits, ctx):
+        return step_time(x, d, p, logits, ctx, 0.5 * (P + 1.0), host_s)
+
+    # first wave: C prompts at t=0, prefilled `room` tokens per step (whole prompts only
+    # without chunking); without mixed batches every wave is the first wave
+    d1 = np.where(mixed, 0.5 * C, 0.0)
+    room1 = np.maximum(B - d1, 1.0)
+    per_step1 = np.where(chunked, room1, np.maximum(np.floor(room1 / P), 1.0) * P)
+    p1 = np.minimum(per_step1, C * P)
+    k1 = np.ceil(C * P / per_step1 - 1e-9)  # prefill steps of the wave
+    t1 = T(d1, p1, d1 + p1 / P, P + 1.0 + 0.5 * k1)
+    steps1 = _ceil_mean(P / per_step1, C)
+    ttft1 = t1 * steps1
+    t_dec = T(C, 0.0, C, dec_ctx)
+    # non-mixed: the decodes wait for the whole wave's prefill (its last step partial)
+    rem1 = C * P - (k1 - 1.0) * per_step1
+    wave_pf = (k1 - 1.0) * t1 + T(d1, rem1, d1 + rem1 / P, P + 1.0 + 0.5 * k1)
+    tpot_sync = (wave_pf - ttft1 + (G - 1.0) * t_dec) / Gm1
+    # later waves (mixed): groups of g requests return together and fill one step
+    g = np.where(chunked, (B - C) / np.maximum(P - 1.0, 1.0), np.floor(room1 / P))
+    g = np.clip(g, 1e-9, C)
+    K = C / g
+    d_mix = C - np.maximum(g, 1.0)
+    room2 = np.maximum(B - d_mix, 1.0)
+    p_mix = np.minimum(np.maximum(g, 1.0) * P, room2)
+    t_mix = T(d_mix, p_mix, d_mix + p_mix / P, dec_ctx)
+    # a prompt longer than a step: full steps, then the remainder
+    n_full = np.ceil(P / room2 - 1e-9) - 1.0
+    t_rem = T(d_mix, P - n_full * room2, d_mix + 1.0, dec_ctx)
+    alone = np.where(g >= 1.0, t_mix, n_full * t_mix + t_rem)  # starts at a step boundary
+    # when prefill is busy (u = share of steps carrying prefill near 1) prompts queue back
+    # to back across step boundaries: a prompt touches P/room + 1 steps on average
+    u = np.clip(K / Gm1, 0.0, 1.0)
+    steps_pf = u * (P / room2 + 1.0) * t_mix + (1.0 - u) * alone
+    others = np.minimum(K - 1.0, G - 1.0)
+    tpot_mix = (others * t_mix + (G - 1.0 - others) * t_dec) / Gm1
+    bound = np.maximum(K - G, 0.0) * t_mix  # prefill-bound: the wait for the other groups
+    ttft2 = np.where(mixed, steps_pf + bound, ttft1)
+    tpot = np.where(G > 1.0, np.where(mixed, tpot_mix, tpot_sync), 0.0)
+    ttft = (C * ttft1 + np.maximum(N - C, 0.0) * ttft2) / np.maximum(N, C)
+    e2e = ttft + (G - 1.0) * tpot
+    # requests beyond the running limit wait for a slot (Little's law)
+    wait = (C_all - C) * e2e / C
+    ttft = ttft + wait
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e + wait, "throughput_req_s": C / e2e,
+            "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2}
+
+
+def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
+    """Mean-field open loop: Poisson arrivals at ``rate`` requests/s (arrays over rows).
+
+    Steps are of two kinds: ``carrying`` steps, with ``m`` new prompts (``m = max(1,
+    rate t_c)``) besides the decodes, taking ``t_c``, and decode-only steps taking
+    ``t_d``. Prompts arrive at ``rate``, so ``rate / m`` carrying steps run per second,
+    busy for a share ``rho = rate t_c / m`` of the time; the mean step is
+    ``tau = 1 / (rate/m + (1 - rho)/t_d)`` and ``d = rate (G-1) tau`` decodes are in flight
+    (Little's law): a fixed point, iterated. TTFT = half a step (arrival during a step) +
+    the M/D/1 wait of the carrying lane ``rho / (2 (1 - rho)) t_c`` + the carrying step.
+    Above capacity (no fixed point, the step budget or the running limit exceeded) the
+    queue grows without bound: ``unbounded`` is True and the latencies are +inf, never a
+    number."""
+    lam = np.asarray(rate, dtype=float)
+    P = np.asarray(P, dtype=float)
+    G = np.maximum(np.asarray(G, dtype=float), 1.0)
+    B = np.asarray(budget, dtype=float)
+    ctx = P + 1.0 + 0.5 * (G - 1.0)
+
+    def carry(d, m):
+        return step_time(x, d, m * P, d + m, ctx, 0.5 * (P + 1.0), host_s)
+
+    def dec(d):
+        return step_time(x, d, 0.0, np.maximum(d, 1.0), ctx, 0.0, host_s)
+
+    t_d = dec(0.0) * np.ones_like(lam)
+    t_c = carry(0.0, 1.0) * np.ones_like(lam)
+    tau = t_d
+    for _ in range(FIXED_POINT_ITERATIONS):
+        d = lam * (G - 1.0) * tau
+        m = np.maximum(1.0, lam * t_c)
+        t_c, t_d = carry(d, m), dec(d)
+        busy = lam * t_c / m
+        tau = np.where(busy < 1.0, 1.0 / (lam / m + np.maximum(1.0 - busy, 0.0) / t_d), t_c)
+        tau = np.where(np.isfinite(tau), tau, np.inf)
+    d = lam * (G - 1.0) * tau
+    m = np.maximum(1.0, lam * t_c)
+    busy = lam * carry(d, m) / m
+    rho = lam * t_c / m
+    unbounded = (~np.isfinite(tau) | (busy >= 1.0) | (np.abs(busy - rho) > 1e-3) | (m * P + d > B)
+                 | (d + m > max_running))
+    wait = t_c * rho / (2.0 * np.maximum(1.0 - rho, 1e-9))
+    own = np.maximum(1.0, P / np.maximum(B - d, 1.0)) * t_c
+    inf = np.full_like(tau, np.inf)
+    ttft = np.where(unbounded, inf, 0.5 * tau + wait + own)
+    tpot = np.where(unbounded, inf, tau)
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (G - 1.0) * tpot,
+            "throughput_req_s": np.where(unbounded, np.nan, lam), "unbounded": unbounded}
