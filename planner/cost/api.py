@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from planner.cost.efficiency import Efficiency
-from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, evaluate
+from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, INPUT_DEFAULTS, evaluate
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.dtypes import check_dtype
 from planner.errors import InputError
@@ -38,22 +38,47 @@ def columns(n: int, **values) -> dict[str, np.ndarray]:
     """Broadcast scalars / arrays into the engine's input columns (dtype names -> codes)."""
     cols = {}
     for key in INPUT_COLUMNS:
-        v = values[key]
+        v = values[key] if key in values or key not in INPUT_DEFAULTS else INPUT_DEFAULTS[key]
         if key.endswith("_dtype"):
             v = np.vectorize(DTYPE_CODE.__getitem__, otypes=[np.int64])(np.asarray(v)) if np.ndim(v) else DTYPE_CODE[v]
         cols[key] = np.broadcast_to(np.asarray(v), (n,))
     return cols
 
 
+def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[str, Any]:
+    """The engine's serving columns for one configuration: an engine profile
+    (planner.engine_profiles; None: the generic one), an arrival pattern of
+    planner.cost.serving.ARRIVALS and a Poisson rate (requests/s, > 0 for ``poisson``)."""
+    from planner.cost.serving import ARRIVAL_CODE, ARRIVALS
+
+    if arrival not in ARRIVAL_CODE:
+        raise InputError(f"unknown arrival pattern (choose from {', '.join(ARRIVALS)})", field="arrival", value=arrival)
+    if arrival == "poisson" and not (isinstance(rate, (int, float)) and np.isfinite(rate) and rate > 0):
+        raise InputError("must be a request rate > 0 (requests/s)", field="rate", value=rate)
+    if engine is None:
+        from planner.engine_profiles import load_engine
+
+        engine = load_engine(None)
+    return {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
+            "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
+            "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s}
+
+
 def estimate(model, hardware, *, devices: int = 1, batch: int = 1, concurrency: int = 0, prompt_len: int,
              gen_len: int, samples: int = 1, weight_dtype: str = "bf16", act_dtype: str = "bf16",
              kv_dtype: str = "bf16", kv_budget: int = 0, prefix_sharing: bool = True,
-             efficiency: Efficiency | None = None) -> dict[str, Any]:
+             efficiency: Efficiency | None = None, engine=None, arrival: str = "steady",
+             rate: float = 0.0) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD).
 
     ``decode_s`` is the sum of ``gen_len`` decode steps at contexts prompt_len .. prompt_len
-    + gen_len - 1 (with gen_len = 1: one step at context prompt_len).
+    + gen_len - 1 (with gen_len = 1: one step at context prompt_len). Serving (concurrency
+    > 0, or a Poisson ``rate``) follows the ``engine`` profile's scheduler and the
+    ``arrival`` pattern (planner.cost.serving); ``unbounded`` says a rate above capacity.
     """
+    if arrival == "poisson" and concurrency == 0:
+        concurrency = 1  # serving mode; the in-flight count follows from the rate
+    serve = serving_columns(engine, arrival, rate)
     dt = validate_config(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget)
@@ -61,11 +86,51 @@ def estimate(model, hardware, *, devices: int = 1, batch: int = 1, concurrency: 
     ht = HardwareTable.build([hardware], [efficiency])
     cols = columns(1, model=0, hardware=0, devices=devices, batch=batch, concurrency=concurrency,
                    prompt_len=prompt_len, gen_len=gen_len, samples=samples, kv_budget=kv_budget,
-                   prefix_sharing=prefix_sharing, **dt)
+                   prefix_sharing=prefix_sharing, **dt, **serve)
     r = {k: (v[0].item() if isinstance(v, np.ndarray) else v) for k, v in evaluate(cols, mt, ht).items()}
     return to_report(r, model, hardware, ht.efficiency_sources[0], dict(
         devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
-        samples=samples, kv_budget=kv_budget, prefix_sharing=prefix_sharing, **dt))
+        samples=samples, kv_budget=kv_budget, prefix_sharing=prefix_sharing, **dt,
+        engine=engine.name if engine is not None else "generic", arrival=arrival, rate=rate))
+
+
+def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1, prompt_len: int,
+                      gen_len: int, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
+                      efficiency: Efficiency | None = None, engine=None, arrival: str = "closed",
+                      rate: float = 0.0, n_requests: int | None = None, slo_ttft_s: float | None = None,
+                      slo_tpot_s: float | None = None, seed: int = 0) -> dict[str, Any]:
+    """Run the discrete-event simulator (planner.cost.simulate) on one configuration:
+    per-request TTFT / TPOT / end-to-end distributions, throughput, goodput, SLO
+    attainment. ``n_requests`` defaults to the benchmark convention (10 x concurrency for
+    a closed loop, at least 1,000 for Poisson arrivals)."""
+    from planner.cost.context import Ctx
+    from planner.cost.serving import REQUESTS_PER_CONCURRENCY
+    from planner.cost.simulate import simulate_config, summarize
+
+    dt = validate_config(model, hardware, devices=devices, batch=1, concurrency=concurrency,
+                         prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
+                         act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
+    serve = serving_columns(engine, arrival, rate)
+    if engine is None:
+        from planner.engine_profiles import load_engine
+
+        engine = load_engine(None)
+    if n_requests is None:
+        n_requests = max(concurrency, 1) * REQUESTS_PER_CONCURRENCY if arrival != "poisson" else 1000
+    if not isinstance(n_requests, int) or n_requests < 1:
+        raise InputError("must be an integer >= 1", field="requests", value=n_requests)
+    mt = ModelTable.build([model])
+    ht = HardwareTable.build([hardware], [efficiency])
+    cols = columns(1, model=0, hardware=0, devices=devices, batch=1, concurrency=max(concurrency, 1),
+                   prompt_len=prompt_len, gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
+                   **dt, **serve)
+    x = Ctx(cols, mt, ht)
+    sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=gen_len, arrival=arrival,
+                          concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
+    out = summarize(sim, gen_len, slo_ttft_s, slo_tpot_s)
+    out["engine"] = engine.name
+    out["arrival"] = arrival
+    return out
 
 
 def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) -> dict[str, Any]:
@@ -82,7 +147,10 @@ def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) ->
         "model": model.name,
         "hardware": hardware.name,
         "config": config,
-        "mode": "serving" if config.get("concurrency", 0) > 0 else "static batch",
+        "mode": ("static batch" if config.get("concurrency", 0) <= 0 else
+                 {"closed": "serving, closed loop", "poisson": "serving, Poisson arrivals"}.get(
+                     config.get("arrival", "steady"), "serving")),
+        "unbounded": bool(r.get("unbounded", False)),
         "efficiency": efficiency_source,
         "ttft_s": r["ttft_s"],
         "tpot_s": r["tpot_s"],

@@ -36,7 +36,12 @@ KINETICS_INTENSITY = 562.5      # FLOP per byte: B200 4.5 PFLOP/s / 8 TB/s (Kine
 BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
 
 INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt_len", "gen_len",
-                 "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing")
+                 "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing",
+                 "arrival", "rate", "token_budget", "max_running", "chunked", "mixed", "host_step_s")
+# serving columns (planner.cost.serving): their defaults keep the steady-state serving model
+# (arrival 0 = steady; the engine profile's facts only matter for closed / poisson arrivals)
+INPUT_DEFAULTS = {"arrival": 0, "rate": 0.0, "token_budget": 8192, "max_running": 1 << 30, "chunked": 1,
+                  "mixed": 1, "host_step_s": 0.0}
 
 
 def _touched_experts(n_tokens, E, log_miss):
@@ -184,35 +189,6 @@ def _decode_static(x: Ctx, S, n_req, share, P, G):
     })
 
 
-def _serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
-    """One steady-state continuous-batching step: S decoding sequences at uniformly mixed
-    ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
-    M = x.M
-    n_tok = S + prefill_tokens
-    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, 1.0, S + prefill_tokens / np.maximum(P, 1.0))
-    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, share_req, share_req > 0)
-    sum_c, sum_g, sum_s = x.decode_sums(P, G)
-    mean_g, mean_s, mean_c = sum_g / G, sum_s / G, sum_c / G
-    F_dec = f_g * mean_g + f_s * mean_s + f_u * mean_c
-    B_dec = g_g * mean_g + g_s * mean_s + g_u * mean_c + P * (g0_share + g0_sel)
-    # prefill attention of the riding prompt tokens (average causal context P/2)
-    ctx_pre = M["global_layers"] * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"]) / np.maximum(P, 1.0)
-    F_pre = prefill_tokens * M["attn_pre"] * ctx_pre / x.t
-    B_pre = 2.0 * prefill_tokens * x.kvb * M["layers"] / x.kv_shard
-    L = M["layers"]
-    ta_c = (F_dec + F_pre + L * x.awhalf) * x.ax
-    ta_m = (B_dec + L * x.H["mem_whalf"]) * x.bx_att + B_pre * x.bx
-    t_att, att_c, att_m = _roof(x, ta_c, ta_m)
-    t_comm = _allreduce(x, n_tok, 1.0)
-    t_ovh = x.n_kern * x.H["overhead_s"]
-    total = t_lin + t_att + t_comm + t_ovh
-    return _scaled(x, {
-        "time": total, "F_lin": F_lin, "F_att": F_dec - f_u * mean_c + F_pre, "F_sel": f_u * mean_c,
-        "B_w": Bw, "B_a": Ba, "B_kv": B_dec - g_u * mean_c + B_pre, "B_sel": g_u * mean_c,
-        "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
-    })
-
-
 CHUNK_ROWS = 1 << 14  # rows per block: keeps the temporaries in cache
 
 
@@ -244,6 +220,7 @@ def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str
     whole run across devices, energy and dollars per request."""
     dt = np.dtype(precision).type
     x = Ctx(cols, mt, ht, dt)
+    x.cols = cols  # the serving columns, read by planner.cost.serving
     f = lambda k: np.asarray(cols[k], dtype=dt)  # noqa: E731
     B, C, P, G, k = f("batch"), f("concurrency"), f("prompt_len"), f("gen_len"), f("samples")
     share = np.asarray(cols["prefix_sharing"], dtype=bool)
@@ -258,13 +235,17 @@ def _evaluate_modes(out, x, B, C, P, G, k, share, serving):
     if (~serving).any():
         _static_into(out, x, B, k, P, G, share)
     if serving.any():
-        _serving_into(out, x, C, k, P, G, share)
+        from planner.cost.serving import serving_into
+
+        serving_into(out, x, C, k, P, G, share)
     if serving.any() and (~serving).any():  # both modes present: merge by row
         st, sv = out.pop("_static"), out.pop("_serving")
+        out["unbounded"] = serving & sv.pop("unbounded")
         for key in st:
             out[key] = np.where(serving, sv[key], st[key])
     else:
         out.update(out.pop("_static", {}) or out.pop("_serving"))
+        out.setdefault("unbounded", np.zeros(len(C), dtype=bool))
     # kinetics figure (the paper's counting conventions)
     from planner.cost.kinetics import kinetics
 
@@ -312,26 +293,3 @@ def _static_into(out, x, B, k, P, G, share):
     mem = memory_footprint(x, B, k, P, G, share, n_prompts * P)
     out["_static"] = _assemble(x, B, latency, pre, dec, latency, pre["time"],
                                dec["time"] / np.maximum(G, 1.0), S * G / latency, mem)
-
-
-def _serving_into(out, x, C, k, P, G, share):
-    """Continuous batching in steady state at concurrency C (requests in flight)."""
-    C1 = np.maximum(C, 1.0)
-    S = C1 * k
-    n_req = np.where(share, C1, S)
-    per_prompt = np.where(share, 1.0, k)
-    step = _serving_step(x, S, C1, n_req, P, G, C1 / np.maximum(G, 1.0) * per_prompt * P)
-    # TTFT: the step that carries one whole new prompt, plus on average half a step of waiting
-    first = _serving_step(x, S, C1, n_req, P, G, per_prompt * P)
-    tpot = step["time"]
-    ttft = first["time"] + 0.5 * tpot
-    latency = ttft + (G - 1.0) * tpot
-    # one request's share: G steps of the device group, shared by the C requests in flight
-    dec = {key: v * G for key, v in step.items()}
-    zero = np.zeros_like(tpot)
-    pre = {key: zero for key in ("F_lin", "F_att", "B_w", "B_kv", "B_a", "t_compute", "t_memory", "t_comm", "t_ovh")}
-    pre["time"] = first["time"]
-    mem = memory_footprint(x, C1, k, P, G, share, C1 / np.maximum(G, 1.0) * per_prompt * P + S)
-    res = _assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
-    res["decode_s"] = G * tpot
-    out["_serving"] = res

@@ -42,7 +42,10 @@ from __future__ import annotations
 import numpy as np
 
 from planner.cost.context import Ctx
+from planner.cost.engine import _allreduce, _assemble, _attention_coeffs, _linear, _roof, _scaled
+from planner.cost.footprint import memory_footprint
 from planner.cost.steps import step_time
+from planner.cost.sums import sum_min
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
@@ -187,3 +190,86 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
     tpot = np.where(unbounded, inf, tau)
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (G - 1.0) * tpot,
             "throughput_req_s": np.where(unbounded, np.nan, lam), "unbounded": unbounded}
+
+
+def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
+    """One steady-state continuous-batching step: S decoding sequences at uniformly mixed
+    ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
+    M = x.M
+    n_tok = S + prefill_tokens
+    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, 1.0, S + prefill_tokens / np.maximum(P, 1.0))
+    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, share_req, share_req > 0)
+    sum_c, sum_g, sum_s = x.decode_sums(P, G)
+    mean_g, mean_s, mean_c = sum_g / G, sum_s / G, sum_c / G
+    F_dec = f_g * mean_g + f_s * mean_s + f_u * mean_c
+    B_dec = g_g * mean_g + g_s * mean_s + g_u * mean_c + P * (g0_share + g0_sel)
+    # prefill attention of the riding prompt tokens (average causal context P/2)
+    ctx_pre = M["global_layers"] * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"]) / np.maximum(P, 1.0)
+    F_pre = prefill_tokens * M["attn_pre"] * ctx_pre / x.t
+    B_pre = 2.0 * prefill_tokens * x.kvb * M["layers"] / x.kv_shard
+    L = M["layers"]
+    ta_c = (F_dec + F_pre + L * x.awhalf) * x.ax
+    ta_m = (B_dec + L * x.H["mem_whalf"]) * x.bx_att + B_pre * x.bx
+    t_att, att_c, att_m = _roof(x, ta_c, ta_m)
+    t_comm = _allreduce(x, n_tok, 1.0)
+    t_ovh = x.n_kern * x.H["overhead_s"]
+    total = t_lin + t_att + t_comm + t_ovh
+    return _scaled(x, {
+        "time": total, "F_lin": F_lin, "F_att": F_dec - f_u * mean_c + F_pre, "F_sel": f_u * mean_c,
+        "B_w": Bw, "B_a": Ba, "B_kv": B_dec - g_u * mean_c + B_pre, "B_sel": g_u * mean_c,
+        "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
+    })
+
+
+
+
+def serving_steady(out, x, C, k, P, G, share):
+    """Continuous batching in steady state at concurrency C (requests in flight)."""
+    C1 = np.maximum(C, 1.0)
+    S = C1 * k
+    n_req = np.where(share, C1, S)
+    per_prompt = np.where(share, 1.0, k)
+    step = serving_step(x, S, C1, n_req, P, G, C1 / np.maximum(G, 1.0) * per_prompt * P)
+    # TTFT: the step that carries one whole new prompt, plus on average half a step of waiting
+    first = serving_step(x, S, C1, n_req, P, G, per_prompt * P)
+    tpot = step["time"]
+    ttft = first["time"] + 0.5 * tpot
+    latency = ttft + (G - 1.0) * tpot
+    # one request's share: G steps of the device group, shared by the C requests in flight
+    dec = {key: v * G for key, v in step.items()}
+    zero = np.zeros_like(tpot)
+    pre = {key: zero for key in ("F_lin", "F_att", "B_w", "B_kv", "B_a", "t_compute", "t_memory", "t_comm", "t_ovh")}
+    pre["time"] = first["time"]
+    mem = memory_footprint(x, C1, k, P, G, share, C1 / np.maximum(G, 1.0) * per_prompt * P + S)
+    res = _assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
+    res["decode_s"] = G * tpot
+    out["_serving"] = res
+
+
+def serving_into(out, x: Ctx, C, k, P, G, share):
+    """Serving rows (concurrency > 0): the steady state for every row, then the closed
+    loop or the Poisson model where the ``arrival`` column asks for it (TTFT, TPOT,
+    latency and throughput replaced; work, memory and energy stay the steady state's).
+    ``k`` samples of a request are ``k`` sequences in flight."""
+    serving_steady(out, x, C, k, P, G, share)
+    cols = getattr(x, "cols", {})
+    arrival = np.asarray(cols.get("arrival", 0))
+    if not np.any(arrival):
+        out["_serving"]["unbounded"] = np.zeros(np.shape(C), dtype=bool)
+        return
+    res = out["_serving"]
+    get = lambda key: np.asarray(cols[key], dtype=x.dt)  # noqa: E731
+    B, chunked = get("token_budget"), get("chunked") > 0
+    host, mixed, max_run = get("host_step_s"), get("mixed") > 0, get("max_running")
+    S = np.maximum(C, 1.0) * k
+    budget = effective_budget(B, P, S, chunked)
+    closed = closed_loop(x, S, P, G, budget, mixed, host, max_run, chunked=chunked)
+    rate = np.where(arrival == ARRIVAL_CODE["poisson"], get("rate"), 1.0)
+    open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)
+    pick = arrival == ARRIVAL_CODE["closed"]
+    pois = arrival == ARRIVAL_CODE["poisson"]
+    for key in ("ttft_s", "tpot_s", "latency_s"):
+        res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
+    req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
+    res["throughput_tok_s"] = np.where(pick | pois, req_s * G * k, res["throughput_tok_s"])
+    res["unbounded"] = pois & open_["unbounded"]

@@ -143,3 +143,43 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     tpot = (finish - first) / max(G - 1, 1)
     return {"arrival": arrive, "first": first, "finish": finish, "ttft": ttft, "tpot": tpot,
             "e2e": finish - arrive, "steps": steps}
+
+
+def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None) -> dict:
+    """Mean, p50, p90, p99 of TTFT, TPOT and end-to-end latency; throughput over the run
+    (requests and output tokens per second, first arrival to last finish); SLO attainment
+    (share of requests within both SLOs given) and goodput (requests/s within them,
+    DistServe's definition)."""
+    out: dict = {}
+    for key in ("ttft", "tpot", "e2e"):
+        v = sim[key]
+        out[key] = {"mean_s": float(np.mean(v)), "p50_s": float(np.percentile(v, 50)),
+                    "p90_s": float(np.percentile(v, 90)), "p99_s": float(np.percentile(v, 99))}
+    span = float(np.max(sim["finish"]) - np.min(sim["arrival"]))
+    n = len(sim["finish"])
+    out["throughput_req_s"] = n / span if span > 0 else float("inf")
+    out["throughput_tok_s"] = out["throughput_req_s"] * gen_len
+    ok = np.ones(n, dtype=bool)
+    if slo_ttft_s is not None:
+        ok &= sim["ttft"] <= slo_ttft_s
+    if slo_tpot_s is not None:
+        ok &= sim["tpot"] <= slo_tpot_s
+    out["slo_attainment"] = float(ok.mean())
+    out["goodput_req_s"] = out["throughput_req_s"] * out["slo_attainment"]
+    out["requests"] = n
+    out["steps"] = int(sim["steps"])
+    return out
+
+
+def simulate_config(x, *, engine, prompt_len: int, gen_len: int, arrival: str, concurrency: int,
+                    rate: float, n_requests: int, seed: int = 0) -> dict:
+    """Simulate one configuration (row 0 of the engine context ``x``) under an engine
+    profile (planner.engine_profiles.EngineProfile)."""
+    from planner.cost.serving import effective_budget
+
+    budget = int(effective_budget(engine.token_budget, prompt_len, concurrency, engine.chunked_prefill))
+    table = StepTable(x, max(budget, int(concurrency), engine.max_running if arrival == "poisson" else 0) + 1,
+                      engine.host_step_s)
+    return simulate(table, prompt_len=prompt_len, gen_len=gen_len, token_budget=budget,
+                    max_running=engine.max_running, chunked=engine.chunked_prefill, mixed=engine.mixed_batches,
+                    arrival=arrival, concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
