@@ -217,3 +217,23 @@ def test_bad_serving_input_exits_2_naming_the_field(argv, field, capsys):
     assert main(["estimate", "--concurrency", "4"] + argv) == 2
     err = capsys.readouterr().err.strip()
     assert field in err and "\n" not in err and "Traceback" not in err
+
+
+def test_capacity_scenario_engine_field(tmp_path):
+    import yaml
+
+    from planner.capacity import load_scenario
+    from planner.sizing import _serving
+
+    from pathlib import Path
+
+    base = yaml.safe_load(open(Path(__file__).resolve().parent.parent / "examples" / "capacity.yaml"))
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text(yaml.safe_dump({**base, "engine": "trtllm"}))
+    bad.write_text(yaml.safe_dump({**base, "engine": "tgi"}))
+    scn, _, _ = load_scenario(str(good))
+    cols = _serving(scn)
+    assert cols["arrival"] == 1 and cols["chunked"] == 0  # closed loop, TensorRT-LLM's whole prompts
+    with pytest.raises(InputError) as err:
+        load_scenario(str(bad))
+    assert err.value.field == "engine" and err.value.value == "tgi" and str(bad) in str(err.value)
