@@ -237,3 +237,24 @@ def test_capacity_scenario_engine_field(tmp_path):
     with pytest.raises(InputError) as err:
         load_scenario(str(bad))
     assert err.value.field == "engine" and err.value.value == "tgi" and str(bad) in str(err.value)
+
+
+def test_pipeline_bubble_and_gain():
+    """Pipeline stages: one request in flight leaves pp-1 stages idle (the bubble: no
+    more throughput, pp x the dollars per request); with at least pp microbatches the
+    stages work at once (more throughput than the tensor-parallel group alone), and each
+    device holds 1/pp of the weights."""
+    m, h = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    kw = dict(devices=2, prompt_len=1024, gen_len=256, weight_dtype="fp8", act_dtype="fp8",
+              engine=load_engine("vllm"), arrival="closed")
+    one = estimate(m, h, concurrency=1, **kw)
+    one_pp = estimate(m, h, concurrency=1, pp=4, **kw)
+    assert one_pp["pipeline"]["bubble"] == pytest.approx(0.75)
+    assert one_pp["throughput_tok_s"] <= one["throughput_tok_s"]
+    assert one_pp["tpot_s"] >= one["tpot_s"]
+    assert one_pp["cost_usd"] == pytest.approx(4 * one["cost_usd"], rel=1e-9)
+    base = estimate(m, h, concurrency=32, **kw)
+    piped = estimate(m, h, concurrency=32, pp=2, **kw)
+    assert piped["pipeline"]["bubble"] == 0.0
+    assert piped["throughput_tok_s"] > base["throughput_tok_s"]
+    assert piped["memory"]["weights_bytes"] == pytest.approx(base["memory"]["weights_bytes"] / 2)

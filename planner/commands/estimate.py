@@ -86,9 +86,11 @@ def estimate_cmd(
     r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
-                 engine=prof, arrival=arrival, rate=rate or 0.0)
+                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp)
     r["efficiency"] = eff_label
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
+        if pp > 1:
+            raise InputError("the simulator runs tensor-parallel layouts only", field="pp", value=pp)
         if arrival == "steady":
             raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
         r["simulation"] = simulate_estimate(
@@ -109,7 +111,8 @@ def print_estimate(r: dict) -> None:
 
     con = console()
     c = r["config"]
-    head = (f"{r['model']} on {c['devices']}x {r['hardware']} | {r['mode']}"
+    head = (f"{r['model']} on {c['devices']}x {r['hardware']}" + (f" x {c['pp']} stages" if c.get("pp", 1) > 1 else "")
+            + f" | {r['mode']}"
             + (f" | engine {c['engine']}" if c["concurrency"] else "")
             + (f" | rate {c['rate']:g}/s" if c.get("arrival") == "poisson" else
                f" | batch {c['batch']}" + (f", concurrency {c['concurrency']}" if c["concurrency"] else ""))
@@ -126,6 +129,10 @@ def print_estimate(r: dict) -> None:
               u or f"{r['throughput_tok_s']:.4g} tok/s", fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}",
               r["bottleneck"])
     con.print(t)
+    if "pipeline" in r:
+        pl = r["pipeline"]
+        con.print(f"pipeline: {pl['stages']} stages, {pl['microbatches']} microbatches of {pl['microbatch']} in flight "
+                  f"(bubble {pl['bubble']:.0%}), stage sends {fmt_si(pl['send_per_step_s'], 's')} per step")
     if r.get("unbounded"):
         con.print(f"[bold red]unbounded queueing[/]: {c.get('rate')} requests/s is above this configuration's "
                   "capacity; the queue and TTFT grow without limit")

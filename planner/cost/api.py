@@ -68,7 +68,7 @@ def estimate(model, hardware, *, devices: int = 1, batch: int = 1, concurrency: 
              gen_len: int, samples: int = 1, weight_dtype: str = "bf16", act_dtype: str = "bf16",
              kv_dtype: str = "bf16", kv_budget: int = 0, prefix_sharing: bool = True,
              efficiency: Efficiency | None = None, engine=None, arrival: str = "steady",
-             rate: float = 0.0) -> dict[str, Any]:
+             rate: float = 0.0, pp: int = 1) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD).
 
     ``decode_s`` is the sum of ``gen_len`` decode steps at contexts prompt_len .. prompt_len
@@ -78,6 +78,24 @@ def estimate(model, hardware, *, devices: int = 1, batch: int = 1, concurrency: 
     """
     if arrival == "poisson" and concurrency == 0:
         concurrency = 1  # serving mode; the in-flight count follows from the rate
+    if pp > 1:  # pipeline stages: cost one microbatch on the TP group, then the pipeline
+        from planner.cost.layout import pipeline
+        from planner.dtypes import bytes_per_value
+
+        if arrival == "poisson":
+            raise InputError("pipeline parallelism is costed for closed-loop, steady or static runs",
+                             field="pp", value=pp)
+        in_flight = concurrency if concurrency > 0 else batch
+        micro = -(-in_flight // pp)
+        r = estimate(model, hardware, devices=devices, batch=micro if concurrency <= 0 else batch,
+                     concurrency=micro if concurrency > 0 else 0, prompt_len=prompt_len, gen_len=gen_len,
+                     samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                     kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine,
+                     arrival=arrival, rate=rate)
+        out = pipeline(r, pp=pp, in_flight=in_flight, micro=micro, hardware=hardware, hidden=model.hidden_size,
+                       act_bytes=bytes_per_value(r["config"]["act_dtype"]), prompt_len=prompt_len)
+        out["config"] = {**r["config"], "batch": batch, "concurrency": concurrency, "pp": pp}
+        return out
     serve = serving_columns(engine, arrival, rate)
     dt = validate_config(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,

@@ -33,8 +33,59 @@ def check_layout(model, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, num_d
         if (tp * dp) % ep:
             raise InputError(f"does not divide the tp x dp = {tp * dp} devices the experts are spread over",
                              field="ep", value=ep)
-    if pp > 1 or ep > 1 or dp > 1:
-        raise InputError("pipeline, expert and attention data parallelism are validated but not yet costed "
-                         "(README 'Serving'); use tensor parallelism (--devices)", field="pp" if pp > 1 else
-                         ("ep" if ep > 1 else "dp"), value=pp if pp > 1 else (ep if ep > 1 else dp))
+    if ep > 1 or dp > 1:
+        raise InputError("expert and attention data parallelism are validated but not yet costed "
+                         "(README 'Serving'); use tensor and pipeline parallelism (--devices, --pp)",
+                         field="ep" if ep > 1 else "dp", value=ep if ep > 1 else dp)
     return used
+
+
+def p2p_s(hardware, tokens: float, hidden: int, act_bytes: float) -> float:
+    """One stage-to-stage send of ``tokens`` hidden states: latency + bytes / link bandwidth
+    (the device's interconnect at the efficiency the spec gives)."""
+    bw = hardware.interconnect_gbps * 1e9 * hardware.interconnect_efficiency
+    if bw <= 0:
+        return float("inf")
+    return hardware.interconnect_latency_us * 1e-6 + tokens * hidden * act_bytes / bw
+
+
+def pipeline(r: dict, *, pp: int, in_flight: int, micro: int, hardware, hidden: int, act_bytes: float,
+             prompt_len: int) -> dict:
+    """Turn the estimate of ONE microbatch (``micro`` requests on the tensor-parallel group,
+    the whole model) into the estimate of ``pp`` pipeline stages, each holding 1/pp of the
+    layers, running ``n_mb = min(pp, ceil(in_flight / micro))`` microbatches at once:
+
+    * a microbatch's step still crosses every layer, so TTFT and TPOT are the microbatch's
+      plus ``pp - 1`` stage-to-stage sends per step (vLLM / TensorRT-LLM pipeline: one
+      virtual engine per stage, each scheduling its own microbatch); microbatches enter
+      the first stage one stage-time apart, adding ``(n_mb - 1)/2`` stage-times to TTFT;
+    * the stages work on ``n_mb`` microbatches at once, so throughput is ``n_mb`` times the
+      microbatch's; with fewer microbatches than stages the rest is the bubble: devices
+      idle ``1 - n_mb/pp`` of the time, and dollars and energy per request grow by
+      ``pp / n_mb``;
+    * weights and KV per device divide by ``pp`` (each device holds its stage's layers).
+    """
+    out = dict(r)
+    n_mb = min(pp, -(-in_flight // micro))
+    dec_send = (pp - 1) * p2p_s(hardware, micro, hidden, act_bytes)
+    pre_send = (pp - 1) * p2p_s(hardware, micro * prompt_len, hidden, act_bytes)
+    # microbatches enter the first stage one stage-time apart: the mean one waits
+    # (n_mb - 1)/2 stage-times (a stage-time ~ the microbatch's TTFT / pp)
+    out["ttft_s"] = r["ttft_s"] * (1.0 + 0.5 * (n_mb - 1) / pp) + pre_send
+    out["tpot_s"] = r["tpot_s"] + dec_send
+    gen = r["decode_s"] / r["tpot_s"] if r["tpot_s"] else 0.0
+    out["latency_s"] = out["ttft_s"] + max(gen - 1.0, 0.0) * out["tpot_s"]
+    out["throughput_tok_s"] = r["throughput_tok_s"] * n_mb * r["tpot_s"] / out["tpot_s"]
+    waste = pp / n_mb
+    for key in ("energy_j", "cost_usd", "device_seconds"):
+        out[key] = r[key] * waste
+    mem = dict(r["memory"])
+    mem["weights_bytes"] = r["memory"]["weights_bytes"] / pp
+    mem["kv_cache_bytes"] = r["memory"]["kv_cache_bytes"] * n_mb / pp
+    mem["total_bytes"] = (mem["weights_bytes"] + mem["kv_cache_bytes"] + mem["activations_bytes"]
+                          + mem["reserve_bytes"])
+    mem["fits"] = bool(mem["total_bytes"] <= mem["capacity_bytes"])
+    out["memory"] = mem
+    out["pipeline"] = {"stages": pp, "microbatches": n_mb, "microbatch": micro, "bubble": 1.0 - n_mb / pp,
+                       "send_per_step_s": dec_send}
+    return out
