@@ -258,3 +258,30 @@ def test_pipeline_bubble_and_gain():
     assert piped["pipeline"]["bubble"] == 0.0
     assert piped["throughput_tok_s"] > base["throughput_tok_s"]
     assert piped["memory"]["weights_bytes"] == pytest.approx(base["memory"]["weights_bytes"] / 2)
+
+
+def test_disaggregated_prefill_decode():
+    """Separate prefill and decode workers: decode steps carry no prefill, so TPOT is a
+    pure decode step of C/Y sequences (brute force: the step timed on its own) and falls
+    with more decode workers; TTFT falls with more prefill workers; the KV transfer over
+    NVLink inside one 8-device domain is cheaper than over the network beyond it."""
+    from planner.cost.api import disaggregated_estimate
+    from planner.cost.layout import kv_transfer_s
+
+    m, h = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    kw = dict(prefill_devices=2, decode_devices=2, concurrency=64, prompt_len=4096, gen_len=512,
+              weight_dtype="fp8", act_dtype="fp8", engine=load_engine("trtllm"))
+    base = disaggregated_estimate(m, h, prefill_workers=1, decode_workers=1, **kw)
+    more_dec = disaggregated_estimate(m, h, prefill_workers=1, decode_workers=2, **kw)
+    more_pre = disaggregated_estimate(m, h, prefill_workers=2, decode_workers=1, **kw)
+    assert more_dec["tpot_s"] < base["tpot_s"] and more_pre["ttft_s"] < base["ttft_s"]
+    x = ctx("llama-3.1-70b", tp=2, w="fp8")
+    ref = float(step_time(x, 64, 0, 64, 4096 + 1 + 255.5, 0.0, load_engine("trtllm").host_step_s)[0])
+    assert base["tpot_s"] == pytest.approx(ref, rel=1e-9)
+    assert base["disaggregated"]["devices"] == 4
+    assert kv_transfer_s(1e5, 4096, h, 8, 2) < kv_transfer_s(1e5, 4096, h, 16, 2)
+
+
+def test_disaggregated_needs_both_sides(capsys):
+    assert main(["estimate", "--concurrency", "8", "--prefill-workers", "2"]) == 2
+    assert "'decode-workers'" in capsys.readouterr().err

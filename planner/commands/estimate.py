@@ -58,6 +58,10 @@ def estimate_cmd(
     ep: int = typer.Option(1, "--ep", help="Expert-parallel degree (MoE)."),
     dp: int = typer.Option(1, "--dp", help="Attention data-parallel degree (with EP MoE, DeepSeek-style)."),
     num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices available (default: tp x pp x dp)."),
+    prefill_workers: int = typer.Option(0, "--prefill-workers", help="Disaggregated serving: prefill workers."),
+    decode_workers: int = typer.Option(0, "--decode-workers", help="Disaggregated serving: decode workers."),
+    prefill_devices: Optional[int] = typer.Option(None, "--prefill-devices", help="TP of a prefill worker (default --devices)."),
+    decode_devices: Optional[int] = typer.Option(None, "--decode-devices", help="TP of a decode worker (default --devices)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""
@@ -83,6 +87,23 @@ def estimate_cmd(
     if arrival in ("closed", "steady") and concurrency < 1 and arrival == "closed":
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     eff, eff_label = resolve_efficiency(h, calibration)
+    if prefill_workers or decode_workers:
+        from planner.cost.api import disaggregated_estimate
+
+        if pp > 1 or rate is not None or simulate or arrival == "poisson":
+            raise InputError("disaggregated serving is costed as a closed loop, tensor parallel only",
+                             field="prefill-workers", value=prefill_workers)
+        r = disaggregated_estimate(m, h, prefill_workers=prefill_workers, decode_workers=decode_workers,
+                                   prefill_devices=prefill_devices or devices, decode_devices=decode_devices or devices,
+                                   concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
+                                   weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                                   efficiency=eff, engine=prof)
+        r["efficiency"] = eff_label
+        if json_out:
+            print_json(r)
+        else:
+            print_estimate(r)
+        return
     r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
@@ -129,6 +150,11 @@ def print_estimate(r: dict) -> None:
               u or f"{r['throughput_tok_s']:.4g} tok/s", fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}",
               r["bottleneck"])
     con.print(t)
+    if "disaggregated" in r:
+        dg = r["disaggregated"]
+        con.print(f"disaggregated: {dg['prefill_workers']} prefill x TP{dg['prefill_devices']}, {dg['decode_workers']} "
+                  f"decode x TP{dg['decode_devices']} ({dg['devices']} devices), KV transfer "
+                  f"{fmt_si(dg['kv_transfer_s'], 's')} per request; work and memory below are one decode worker's")
     if "pipeline" in r:
         pl = r["pipeline"]
         con.print(f"pipeline: {pl['stages']} stages, {pl['microbatches']} microbatches of {pl['microbatch']} in flight "

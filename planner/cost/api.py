@@ -151,6 +151,65 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     return out
 
 
+def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_workers: int, prefill_devices: int,
+                           decode_devices: int, concurrency: int, prompt_len: int, gen_len: int,
+                           weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
+                           efficiency: Efficiency | None = None, engine=None) -> dict[str, Any]:
+    """Disaggregated prefill / decode (planner.cost.serving.disaggregated) in a closed loop
+    at ``concurrency``: the decode side's estimate (work, memory per decode device) with
+    TTFT, TPOT, latency and throughput of the whole deployment, dollars per request for
+    all its devices, and the KV transfer time."""
+    from planner.cost.context import Ctx
+    from planner.cost.layout import kv_transfer_s
+    from planner.cost.serving import disaggregated, effective_budget
+
+    for field, v in (("prefill-workers", prefill_workers), ("decode-workers", decode_workers),
+                     ("prefill-devices", prefill_devices), ("decode-devices", decode_devices),
+                     ("concurrency", concurrency)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise InputError("must be an integer >= 1 for disaggregated serving", field=field, value=v)
+    if engine is None:
+        from planner.engine_profiles import load_engine
+
+        engine = load_engine(None)
+    per_decode = -(-concurrency // decode_workers)
+    base = estimate(model, hardware, devices=decode_devices, concurrency=per_decode, prompt_len=prompt_len,
+                    gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                    efficiency=efficiency, engine=engine)
+    validate_config(model, hardware, devices=prefill_devices, batch=1, concurrency=concurrency,
+                    prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
+                    act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
+    mt = ModelTable.build([model])
+    ht = HardwareTable.build([hardware], [efficiency])
+    dt = base["config"]
+
+    def ctx(tp):
+        cols = columns(1, model=0, hardware=0, devices=tp, batch=1, concurrency=1, prompt_len=prompt_len,
+                       gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
+                       weight_dtype=dt["weight_dtype"], act_dtype=dt["act_dtype"], kv_dtype=dt["kv_dtype"])
+        return Ctx(cols, mt, ht)
+
+    x_pre, x_dec = ctx(prefill_devices), ctx(decode_devices)
+    kv_per_token = float(np.asarray(x_pre.kvb * x_pre.M["layers"]).ravel()[0])
+    total = prefill_workers * prefill_devices + decode_workers * decode_devices
+    transfer = kv_transfer_s(kv_per_token, prompt_len, hardware, total, min(prefill_devices, decode_devices))
+    budget = effective_budget(engine.token_budget, prompt_len, 0, engine.chunked_prefill)
+    d = {k: float(np.asarray(v).ravel()[0]) for k, v in disaggregated(
+        x_pre, x_dec, concurrency, prompt_len, gen_len, budget, engine.host_step_s, prefill_workers,
+        decode_workers, transfer).items()}
+    out = dict(base)
+    out.update(ttft_s=d["ttft_s"], tpot_s=d["tpot_s"], latency_s=d["latency_s"],
+               throughput_tok_s=d["throughput_req_s"] * gen_len,
+               cost_usd=total * hardware.hourly_usd / 3600.0 / d["throughput_req_s"],
+               device_seconds=total / d["throughput_req_s"])
+    out["mode"] = "serving, disaggregated prefill/decode (closed loop)"
+    out["config"] = {**base["config"], "concurrency": concurrency, "arrival": "closed"}
+    out["disaggregated"] = {"prefill_workers": prefill_workers, "prefill_devices": prefill_devices,
+                            "decode_workers": decode_workers, "decode_devices": decode_devices,
+                            "devices": total, "kv_transfer_s": transfer}
+    return out
+
+
 def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) -> dict[str, Any]:
     """Shape one engine row into the documented ``planner estimate --json`` object."""
     flops = {"linear": r["flops_linear"], "attention": r["flops_attention"], "sparse_selection": r["flops_selection"]}

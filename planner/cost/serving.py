@@ -273,3 +273,41 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
     res["throughput_tok_s"] = np.where(pick | pois, req_s * G * k, res["throughput_tok_s"])
     res["unbounded"] = pois & open_["unbounded"]
+
+
+def disaggregated(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, prefill_workers, decode_workers,
+                  transfer_s, n_requests=None) -> dict:
+    """Disaggregated prefill / decode in a closed loop at concurrency ``C``: ``X`` prefill
+    workers (context ``x_pre``) run prefill-only steps, ``Y`` decode workers (``x_dec``)
+    run decode-only steps, the KV cache crosses in ``transfer_s``.
+
+    Prefill side, per worker ``C/X`` prompts a wave: the first wave waits behind earlier
+    prompts as in :func:`closed_loop` (``ceil((i+1) P / B)`` steps); later requests
+    return in the groups that completed together, ``g = min(B/P, C/X)`` prompts a step,
+    and wait one step (``ceil(P/B)`` when a prompt exceeds a step); when the worker's
+    prefill work per cycle exceeds the cycle, the excess is waiting. Decode side: pure
+    decode steps of ``C/Y`` sequences, no prefill interference: TPOT = that step."""
+    C = np.maximum(np.asarray(C, dtype=float), 1.0)
+    P = np.asarray(P, dtype=float)
+    G = np.maximum(np.asarray(G, dtype=float), 1.0)
+    B = np.asarray(budget, dtype=float)
+    X, Y = np.asarray(prefill_workers, dtype=float), np.asarray(decode_workers, dtype=float)
+    N = C * REQUESTS_PER_CONCURRENCY if n_requests is None else np.asarray(n_requests, dtype=float)
+    Cp, Cd = C / X, C / Y
+    pre_ctx = 0.5 * (P + 1.0)
+
+    def T_pre(p):
+        return step_time(x_pre, 0.0, p, np.maximum(p / P, 1.0), 0.0, pre_ctx, host_s)
+
+    t_full = T_pre(np.minimum(B, Cp * P))
+    ttft1 = t_full * _ceil_mean(P / B, Cp)
+    g = np.minimum(B / P, Cp)
+    n_full = np.ceil(P / B - 1e-9) - 1.0
+    ttft2 = np.where(g >= 1.0, T_pre(np.floor(g) * P), n_full * T_pre(B) + T_pre(P - n_full * B))
+    tpot = step_time(x_dec, Cd, 0.0, Cd, P + 1.0 + 0.5 * (G - 1.0), 0.0, host_s)
+    cycle = ttft2 + transfer_s + (G - 1.0) * tpot
+    busy = np.ceil(Cp * P / B - 1e-9) * T_pre(np.minimum(B, Cp * P))  # a worker's prefill per cycle
+    ttft2 = ttft2 + np.maximum(busy - cycle, 0.0)
+    ttft = (C * ttft1 + np.maximum(N - C, 0.0) * ttft2) / np.maximum(N, C) + transfer_s
+    e2e = ttft + (G - 1.0) * tpot
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e, "throughput_req_s": C / e2e}
