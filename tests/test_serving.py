@@ -332,3 +332,15 @@ if given is not None:
             assert np.all(s["tpot"] >= lone * (1 - 1e-9))
         assert np.all(s["ttft"] >= tab.time(0, min(P, budget), 1, 0.0, 0.5 * (min(P, budget) + 1)) * (1 - 1e-9)
                       - 1e-12) or not chunked
+
+
+def test_checks_file_engine_field(tmp_path, capsys):
+    good = tmp_path / "checks.yaml"
+    good.write_text("checks:\n  - name: closed\n    estimate: {model: llama-3.1-8b, hardware: h100-sxm, concurrency: 32,"
+                    " engine: vllm, arrival: closed}\n    assert: ['ttft_s <= 5']\n")
+    assert main(["check", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(good.read_text().replace("engine: vllm", "engine: tgi"))
+    assert main(["check", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "'closed.estimate.engine'" in err and "'tgi'" in err
