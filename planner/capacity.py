@@ -214,6 +214,8 @@ class CapacityScenario(_Strict):
                                            description="host CPUs, NICs and fans per device, watts")
     sensitivity: Sensitivity = Field(default_factory=Sensitivity)
     calibration: Optional[dict[str, str]] = Field(None, description="device name -> calibration profile path")
+    engine: Optional[str] = Field(None, description="serving engine profile (vllm, sglang, trtllm, generic): "
+                                                    "sizes each replica as a closed loop under its scheduler")
 
     @field_validator("min_accuracy")
     @classmethod
@@ -240,6 +242,13 @@ def load_scenario(path: str) -> tuple[CapacityScenario, list, list]:
     from planner.catalog import parse_spec, read_yaml
 
     scn = parse_spec(CapacityScenario, read_yaml(path), path)
+    if scn.engine is not None:  # an unknown engine: exit 2 naming the file, the field and the value
+        from planner.engine_profiles import load_engine
+
+        try:
+            load_engine(scn.engine)
+        except InputError as exc:
+            raise InputError(exc.reason, file=path, field="engine", value=scn.engine) from None
     if scn.calibration:  # profile paths are relative to the scenario file
         base = Path(path).resolve().parent
         for name in scn.calibration:

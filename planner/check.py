@@ -59,6 +59,10 @@ class EstimateSpec(_Strict):
     kv_budget: int = ESTIMATE_DEFAULTS["kv_budget"]
     prefix_sharing: bool = ESTIMATE_DEFAULTS["prefix_sharing"]
     calibration: Optional[str] = None
+    engine: Optional[str] = None       # serving engine profile (planner.engine_profiles)
+    arrival: str = "steady"            # steady | closed | poisson (planner.cost.serving)
+    rate: float = 0.0                  # Poisson requests/s
+    pp: int = 1                        # pipeline stages
 
 
 class CheckSpec(_Strict):
@@ -148,8 +152,16 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
         h = load_hardware(e.hardware)
         cal = str(_rel(base_dir, e.calibration)) if e.calibration else None
         eff, _ = resolve_efficiency(h, cal)
-        kw = e.model_dump(exclude={"model", "hardware", "calibration"})
-        return _flatten(estimate(load_model(e.model), h, efficiency=eff, **kw)), None
+        kw = e.model_dump(exclude={"model", "hardware", "calibration", "engine"})
+        engine = None
+        if e.engine is not None:
+            from planner.engine_profiles import load_engine
+
+            try:
+                engine = load_engine(e.engine)
+            except InputError as exc:
+                raise InputError(exc.reason, file=file, field=f"{spec.name}.estimate.engine", value=e.engine) from None
+        return _flatten(estimate(load_model(e.model), h, efficiency=eff, engine=engine, **kw)), None
     if spec.kind == "recommend":
         from planner.catalog import parse_spec, read_yaml
         from planner.recommend import run

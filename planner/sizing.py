@@ -79,6 +79,17 @@ def length_sets(scn, variant: Variant) -> list[tuple[str, float, int, int]]:
     return sets
 
 
+def _serving(scn) -> dict:
+    """The engine columns: with an ``engine:`` the replicas are costed as a closed loop
+    under that engine's scheduler (planner.cost.serving), else the steady state."""
+    if getattr(scn, "engine", None) is None:
+        return {}
+    from planner.cost.api import serving_columns
+    from planner.engine_profiles import load_engine
+
+    return serving_columns(load_engine(scn.engine), "closed")
+
+
 def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None) -> dict[str, Any]:
     """Size a fleet for every candidate. Returns a JSON-ready dict."""
     from planner.cost.api import columns
@@ -103,7 +114,7 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     n = im.size
     cols = columns(n, model=im, hardware=ih, devices=D[idv], batch=1, concurrency=C[ic], prompt_len=P[isx],
                    gen_len=G[isx], samples=1, weight_dtype=w_name[iq], act_dtype=act_name[ih, iq],
-                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True)
+                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **_serving(scn))
     out = evaluate(cols, ModelTable.build(models), HardwareTable.build(hardware, effs), threads=1)
     R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
 

@@ -87,7 +87,7 @@ def _fit(measurements: list, main: str, hw, dtypes, device: dict, name: str) -> 
     from planner.calibrate.end_to_end import fit_time_scale
     from planner.calibrate.fit import fit_measurements
     from planner.calibrate.profile import hardware_spec, now_iso
-    from planner.cost.engine import KERNELS_PER_LAYER
+    from planner.cost.context import KERNELS_PER_LAYER
     from planner.errors import InputError
     from planner.specs import Hardware
 

@@ -26,6 +26,25 @@ def estimate_cmd(
     prefix_sharing: bool = typer.Option(D["prefix_sharing"], "--prefix-sharing/--no-prefix-sharing",
                                         help="Share the prompt's KV across samples."),
     calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration profile YAML."),
+    engine: str = typer.Option("generic", "--engine", help="Serving engine profile: vllm | sglang | trtllm | generic "
+                                                           "(or a YAML path)."),
+    arrival: Optional[str] = typer.Option(None, "--arrival",
+                                          help="Serving arrivals: closed (fixed concurrency, as benchmarks run) | "
+                                               "poisson (at --rate) | steady (steady state; the default)."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Poisson arrival rate, requests/s (implies --arrival poisson)."),
+    simulate: bool = typer.Option(False, "--simulate", help="Also run the discrete-event simulator: percentiles, goodput."),
+    requests: Optional[int] = typer.Option(None, "--requests", help="Requests simulated (default: 10 x concurrency, "
+                                                                     "1,000 for Poisson)."),
+    slo_ttft_s: Optional[float] = typer.Option(None, "--slo-ttft-s", help="TTFT SLO for goodput / attainment (implies --simulate)."),
+    slo_tpot_s: Optional[float] = typer.Option(None, "--slo-tpot-s", help="TPOT SLO for goodput / attainment (implies --simulate)."),
+    pp: int = typer.Option(1, "--pp", help="Pipeline-parallel stages."),
+    ep: int = typer.Option(1, "--ep", help="Expert-parallel degree (MoE)."),
+    dp: int = typer.Option(1, "--dp", help="Attention data-parallel degree (with EP MoE, DeepSeek-style)."),
+    num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices available (default: tp x pp x dp)."),
+    prefill_workers: int = typer.Option(0, "--prefill-workers", help="Disaggregated serving: prefill workers."),
+    decode_workers: int = typer.Option(0, "--decode-workers", help="Disaggregated serving: decode workers."),
+    prefill_devices: Optional[int] = typer.Option(None, "--prefill-devices", help="TP of a prefill worker (default --devices)."),
+    decode_devices: Optional[int] = typer.Option(None, "--decode-devices", help="TP of a decode worker (default --devices)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""
@@ -33,14 +52,58 @@ def estimate_cmd(
     from planner.catalog import load_hardware, load_model
     from planner.commands.output import print_json
     from planner.cost.api import estimate
+    from planner.cost.serving_api import simulate_estimate
+    from planner.cost.layout import check_layout
+    from planner.engine_profiles import load_engine
+    from planner.errors import InputError
 
     m = load_model(model)
     h = load_hardware(hardware)
+    prof = load_engine(engine)
+    check_layout(m, tp=devices, pp=pp, ep=ep, dp=dp, num_devices=num_devices)
+    if rate is not None:
+        if arrival not in (None, "poisson"):
+            raise InputError("a --rate needs Poisson arrivals", field="arrival", value=arrival)
+        arrival = "poisson"
+    arrival = arrival or ("closed" if simulate or slo_ttft_s is not None or slo_tpot_s is not None else "steady")
+    for field, v in (("slo-ttft-s", slo_ttft_s), ("slo-tpot-s", slo_tpot_s)):
+        if v is not None and not v > 0:
+            raise InputError("must be > 0 seconds", field=field, value=v)
+    if arrival in ("closed", "steady") and concurrency < 1 and arrival == "closed":
+        concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     eff, eff_label = resolve_efficiency(h, calibration)
+    if prefill_workers or decode_workers:
+        from planner.cost.serving_api import disaggregated_estimate
+
+        if pp > 1 or rate is not None or simulate or arrival == "poisson":
+            raise InputError("disaggregated serving is costed as a closed loop, tensor parallel only",
+                             field="prefill-workers", value=prefill_workers)
+        r = disaggregated_estimate(m, h, prefill_workers=prefill_workers, decode_workers=decode_workers,
+                                   prefill_devices=prefill_devices or devices, decode_devices=decode_devices or devices,
+                                   concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
+                                   weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                                   efficiency=eff, engine=prof)
+        r["efficiency"] = eff_label
+        if json_out:
+            print_json(r)
+        else:
+            print_estimate(r)
+        return
     r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
-                 kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff)
+                 kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
+                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp)
     r["efficiency"] = eff_label
+    if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
+        if pp > 1:
+            raise InputError("the simulator runs tensor-parallel layouts only", field="pp", value=pp)
+        if arrival == "steady":
+            raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
+        r["simulation"] = simulate_estimate(
+            m, h, devices=devices, concurrency=max(concurrency, 1) if arrival == "closed" else 0,
+            prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
+            kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
+            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
     if json_out:
         print_json(r)
         return
@@ -55,8 +118,11 @@ def print_estimate(r: dict) -> None:
 
     con = console()
     c = r["config"]
-    head = (f"{r['model']} on {c['devices']}x {r['hardware']} | {r['mode']} | batch {c['batch']}"
-            + (f", concurrency {c['concurrency']}" if c["concurrency"] else "")
+    head = (f"{r['model']} on {c['devices']}x {r['hardware']}" + (f" x {c['pp']} stages" if c.get("pp", 1) > 1 else "")
+            + f" | {r['mode']}"
+            + (f" | engine {c['engine']}" if c["concurrency"] else "")
+            + (f" | rate {c['rate']:g}/s" if c.get("arrival") == "poisson" else
+               f" | batch {c['batch']}" + (f", concurrency {c['concurrency']}" if c["concurrency"] else ""))
             + f" | prompt {c['prompt_len']}, gen {c['gen_len']}, samples {c['samples']}"
             + f" | W {c['weight_dtype']} A {c['act_dtype']} KV {c['kv_dtype']}"
             + (f" | KV budget {c['kv_budget']}" if c["kv_budget"] else ""))
@@ -65,10 +131,25 @@ def print_estimate(r: dict) -> None:
     t = Table(title="summary")
     for col in ("TTFT", "TPOT", "latency", "throughput", "energy/request", "$/request", "bottleneck"):
         t.add_column(col, justify="right")
-    t.add_row(fmt_si(r["ttft_s"], "s"), fmt_si(r["tpot_s"], "s"), fmt_si(r["latency_s"], "s"),
-              f"{r['throughput_tok_s']:.4g} tok/s", fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}",
+    u = "unbounded" if r.get("unbounded") else None
+    t.add_row(u or fmt_si(r["ttft_s"], "s"), u or fmt_si(r["tpot_s"], "s"), u or fmt_si(r["latency_s"], "s"),
+              u or f"{r['throughput_tok_s']:.4g} tok/s", fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}",
               r["bottleneck"])
     con.print(t)
+    if "disaggregated" in r:
+        dg = r["disaggregated"]
+        con.print(f"disaggregated: {dg['prefill_workers']} prefill x TP{dg['prefill_devices']}, {dg['decode_workers']} "
+                  f"decode x TP{dg['decode_devices']} ({dg['devices']} devices), KV transfer "
+                  f"{fmt_si(dg['kv_transfer_s'], 's')} per request; work and memory below are one decode worker's")
+    if "pipeline" in r:
+        pl = r["pipeline"]
+        con.print(f"pipeline: {pl['stages']} stages, {pl['microbatches']} microbatches of {pl['microbatch']} in flight "
+                  f"(bubble {pl['bubble']:.0%}), stage sends {fmt_si(pl['send_per_step_s'], 's')} per step")
+    if r.get("unbounded"):
+        con.print(f"[bold red]unbounded queueing[/]: {c.get('rate')} requests/s is above this configuration's "
+                  "capacity; the queue and TTFT grow without limit")
+    if "simulation" in r:
+        print_simulation(con, r["simulation"])
 
     tb = r["time_by_bound_s"]
     total = sum(tb.values()) or 1.0
@@ -109,6 +190,22 @@ def print_estimate(r: dict) -> None:
               f"{k['intensity']} x memory {k['memory_bytes']:.4g} B) = {k['b200_seconds']:.3g} B200-seconds")
     if not mem["fits"]:
         con.print("[bold red]does not fit in device memory[/]: add devices, quantize, or shrink batch/context")
+
+
+def print_simulation(con, s: dict) -> None:
+    from rich.table import Table
+
+    from planner.commands.output import fmt_si
+
+    t = Table(title=f"simulated: {s['requests']:,} requests, {s['steps']:,} steps ({s['engine']}, {s['arrival']})")
+    for col in ("", "mean", "p50", "p90", "p99"):
+        t.add_column(col, justify="right")
+    for key, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "end-to-end")):
+        v = s[key]
+        t.add_row(label, *(fmt_si(v[q], "s") for q in ("mean_s", "p50_s", "p90_s", "p99_s")))
+    con.print(t)
+    con.print(f"throughput {s['throughput_req_s']:.4g} req/s, {s['throughput_tok_s']:.4g} tok/s | "
+              f"SLO attainment {s['slo_attainment']:.1%} | goodput {s['goodput_req_s']:.4g} req/s")
 
 
 def register(app: typer.Typer) -> None:

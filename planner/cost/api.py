@@ -15,7 +15,7 @@ import numpy as np
 
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
-from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, evaluate_one
+from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
 from planner.cost.kinetics import KINETICS_INTENSITY, b200_seconds
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.dtypes import check_dtype
@@ -73,11 +73,30 @@ def columns(n: int, **values) -> dict[str, np.ndarray]:
     """Broadcast scalars / arrays into the engine's input columns (dtype names -> codes)."""
     cols = {}
     for key in INPUT_COLUMNS:
-        v = values[key]
+        v = values[key] if key in values or key not in INPUT_DEFAULTS else INPUT_DEFAULTS[key]
         if key.endswith("_dtype"):
             v = np.vectorize(DTYPE_CODE.__getitem__, otypes=[np.int64])(np.asarray(v)) if np.ndim(v) else DTYPE_CODE[v]
         cols[key] = np.broadcast_to(np.asarray(v), (n,))
     return cols
+
+
+def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[str, Any]:
+    """The engine's serving columns for one configuration: an engine profile
+    (planner.engine_profiles; None: the generic one), an arrival pattern of
+    planner.cost.serving.ARRIVALS and a Poisson rate (requests/s, > 0 for ``poisson``)."""
+    from planner.cost.serving import ARRIVAL_CODE, ARRIVALS
+
+    if arrival not in ARRIVAL_CODE:
+        raise InputError(f"unknown arrival pattern (choose from {', '.join(ARRIVALS)})", field="arrival", value=arrival)
+    if arrival == "poisson" and not (isinstance(rate, (int, float)) and np.isfinite(rate) and rate > 0):
+        raise InputError("must be a request rate > 0 (requests/s)", field="rate", value=rate)
+    if engine is None:
+        from planner.engine_profiles import load_engine
+
+        engine = load_engine(None)
+    return {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
+            "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
+            "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s}
 
 
 _BY_NAME: dict = {}
@@ -135,15 +154,32 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
              batch: int = D["batch"], concurrency: int = D["concurrency"], prompt_len: int = D["prompt_len"],
              gen_len: int = D["gen_len"], samples: int = D["samples"], weight_dtype: str = D["weight_dtype"],
              act_dtype: str = D["act_dtype"], kv_dtype: str = D["kv_dtype"], kv_budget: int = D["kv_budget"],
-             prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None) -> dict[str, Any]:
+             prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None,
+             engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD):
     the documented ``planner estimate --json`` object.
 
     ``model`` / ``hardware``: a spec, a catalog name or a YAML path. ``decode_s`` is the
     sum of ``gen_len`` decode steps at contexts prompt_len .. prompt_len + gen_len - 1
-    (with gen_len = 1: one step at context prompt_len). Bad values raise InputError."""
+    (with gen_len = 1: one step at context prompt_len). Serving (concurrency > 0, or a
+    Poisson ``rate``) follows the ``engine`` profile's scheduler (planner.engine_profiles;
+    None: the generic one) and the ``arrival`` pattern (planner.cost.serving);
+    ``unbounded`` says a rate above capacity. ``pp`` > 1 costs pipeline stages
+    (planner.cost.layout). Bad values raise InputError.
+
+    The steady state and static batches run on Python floats (the scalar fast path);
+    closed-loop and Poisson rows through the vectorized engine on one row."""
     model = resolve_model(model)
     hardware = resolve_hardware(hardware)
+    if arrival == "poisson" and concurrency == 0:
+        concurrency = 1  # serving mode; the in-flight count follows from the rate
+    if pp > 1:
+        return _pipelined(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
+                          prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
+                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
+                          prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
+                          rate=rate, pp=pp)
+    serve = serving_columns(engine, arrival, rate)
     dt = validate_config(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget)
@@ -152,10 +188,33 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
            "prompt_len": prompt_len, "gen_len": gen_len, "samples": samples, "kv_budget": kv_budget,
            "prefix_sharing": prefix_sharing, "weight_dtype": DTYPE_CODE[dt["weight_dtype"]],
            "act_dtype": DTYPE_CODE[dt["act_dtype"]], "kv_dtype": DTYPE_CODE[dt["kv_dtype"]]}
-    r = evaluate_one(row, mt, ht)
+    if arrival == "steady":
+        r = evaluate_one(row, mt, ht)
+    else:
+        cols = {key: np.full(1, v) for key, v in {**INPUT_DEFAULTS, **row, **serve}.items()}
+        r = {k: (v[0].item() if isinstance(v, np.ndarray) else v) for k, v in evaluate(cols, mt, ht).items()}
     return to_report(r, model, hardware, ht.efficiency_sources[0], dict(
         devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
-        samples=samples, kv_budget=kv_budget, prefix_sharing=prefix_sharing, **dt))
+        samples=samples, kv_budget=kv_budget, prefix_sharing=prefix_sharing, **dt,
+        engine=engine.name if engine is not None else "generic", arrival=arrival, rate=rate))
+
+
+def _pipelined(model, hardware, *, batch, concurrency, pp, arrival, **kw) -> dict[str, Any]:
+    """Pipeline stages: one microbatch costed on the tensor-parallel group, then the
+    pipeline (planner.cost.layout.pipeline: bubble and stage hand-offs)."""
+    from planner.cost.layout import pipeline
+    from planner.dtypes import BITS
+
+    if arrival == "poisson":
+        raise InputError("pipeline parallelism is costed for closed-loop, steady or static runs", field="pp", value=pp)
+    in_flight = concurrency if concurrency > 0 else batch
+    micro = -(-in_flight // pp)
+    r = estimate(model, hardware, batch=micro if concurrency <= 0 else batch,
+                 concurrency=micro if concurrency > 0 else 0, arrival=arrival, **kw)
+    out = pipeline(r, pp=pp, in_flight=in_flight, micro=micro, hardware=hardware, hidden=model.hidden_size,
+                   act_bytes=BITS[r["config"]["act_dtype"]] / 8.0, prompt_len=kw["prompt_len"])
+    out["config"] = {**r["config"], "batch": batch, "concurrency": concurrency, "pp": pp}
+    return out
 
 
 def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) -> dict[str, Any]:
@@ -169,7 +228,10 @@ def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) ->
         "model": model.name,
         "hardware": hardware.name,
         "config": config,
-        "mode": "serving" if config.get("concurrency", 0) > 0 else "static batch",
+        "mode": ("static batch" if config.get("concurrency", 0) <= 0 else
+                 {"closed": "serving, closed loop", "poisson": "serving, Poisson arrivals"}.get(
+                     config.get("arrival", "steady"), "serving")),
+        "unbounded": bool(r.get("unbounded", False)),
         "efficiency": efficiency_source,
         "ttft_s": r["ttft_s"],
         "tpot_s": r["tpot_s"],

@@ -1,27 +1,11 @@
 """The cost engine: one row per configuration, every quantity an array (or, for one
 configuration through the API, a Python float: :mod:`planner.cost.ops`).
 
-Per pass (a prefill, or one decode step) the work splits into kernel classes, each timed
-by its own roofline (README "Cost model"):
-
-* **linear** (the layers' GEMMs): ``max(F / (peak * e_c), B / (bw * e_m))`` with ``B`` =
-  weights read (MoE: the experts the tokens actually touch);
-* **LM head**: the same roofline on its own (it runs only where logits are needed, so in
-  a prefill it is a memory-bound GEMV that the layers' compute does not hide);
-* **elementwise** (norms, residual adds, activation): their activation bytes / bandwidth;
-* **attention**: the same with KV-cache bytes, and for a sparse KV budget the selection
-  cost (block top-k reads one key summary per block);
-* **interconnect**: two all-reduces per layer under tensor parallelism;
-* **overhead**: a fixed cost per kernel launch.
-
-An efficiency curve ``e(w) = e_max * w / (w + w_half)`` on the work ``w`` per kernel makes
-``F / e(F / n) = (F + n * w_half) / e_max``: calibration adds a work offset per kernel.
-Decode steps are summed in closed form (planner.cost.sums). Nothing loops over rows.
-
-Names carry units: ``_s`` seconds, ``_flops``, ``_bytes``, ``_params`` (numbers of
-weights), ``_tokens``. ``x`` is the per-row context (planner.cost.context.Ctx), ``P`` the
-prompt length, ``G`` the generation length, ``k`` samples per prompt, ``S`` sequences
-decoded together.
+A row is a static batch (``concurrency`` 0: ``batch`` requests prefilled together, then
+decoded together) or a serving row (``concurrency`` C > 0: continuous batching with C
+requests in flight, under an arrival pattern: :mod:`planner.cost.serving`). The kernel
+classes and phases of a forward pass live in :mod:`planner.cost.passes`; the Kinetics
+figure in :mod:`planner.cost.kinetics`. Nothing loops over rows.
 """
 
 from __future__ import annotations
@@ -31,217 +15,20 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, Ctx
-from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j, memory_footprint
-from planner.cost.interconnect import allreduce_s
+from planner.cost.context import Ctx
+from planner.cost.footprint import memory_footprint
 from planner.cost.kinetics import kinetics
-from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
+from planner.cost.passes import BOTTLENECKS, assemble, decode_phase, prefill_phase  # noqa: F401 (re-exported)
+from planner.cost.serving import serving_into
 from planner.cost.tables import HardwareTable, ModelTable
-from planner.cost.weights import expert_params_read, fixed_params_read, tokens_per_expert, touched_experts
-
-BOTTLENECKS = ("compute", "memory", "interconnect", "overhead")
 
 INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt_len", "gen_len",
-                 "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing")
-
-TIME_KEYS = ("time", "t_compute", "t_memory", "t_comm", "t_ovh")
-
-
-# --- physical quantities (more in cost/weights.py, cost/interconnect.py, cost/footprint.py)
-
-def launch_overhead_s(x, passes):
-    """Kernel launches: ``kernels per pass x overhead per kernel`` for each pass."""
-    return passes * x.kernels_per_pass * x.hw["overhead_s"]
-
-
-def roofline_s(x, compute_s, memory_s):
-    """Time of a kernel class from its compute and memory times: the roofline's max when
-    they overlap (overlap = 1), their sum when they serialize (overlap = 0). Returns the
-    time and its compute and memory parts (they add up to the time)."""
-    xp = x.xp
-    compute_wins = compute_s >= memory_s
-    if x.full_overlap:  # every row overlaps fully (GPUs by default): the plain roofline
-        return (xp.maximum(compute_s, memory_s), xp.where(compute_wins, compute_s, 0.0),
-                xp.where(compute_wins, 0.0, memory_s))
-    ov = x.hw["overlap"]
-    c_part = ov * xp.where(compute_wins, compute_s, 0.0) + (1.0 - ov) * compute_s
-    m_part = ov * xp.where(compute_wins, 0.0, memory_s) + (1.0 - ov) * memory_s
-    return ov * xp.maximum(compute_s, memory_s) + (1.0 - ov) * (compute_s + memory_s), c_part, m_part
-
-
-def _scaled(x, phase: dict) -> dict:
-    """A phase's times times the calibrated end-to-end scale (1 without calibration).
-
-    A phase is a dict: ``time`` and its parts ``t_compute``, ``t_memory``, ``t_comm``,
-    ``t_ovh`` (seconds); ``F_lin``, ``F_att``, ``F_sel`` (FLOPs) and ``B_w``, ``B_a``,
-    ``B_kv``, ``B_sel`` (bytes: weights, activations, KV cache, sparse selection), per
-    device."""
-    s = x.hw["time_scale"]
-    for key in TIME_KEYS:
-        phase[key] = phase[key] * s
-    return phase
-
-
-# --- kernel classes ------------------------------------------------------------------
-
-def _linear(x, n_tok, passes, logit_tokens, head_passes=1.0):
-    """Time of the dense kernels for ``n_tok`` tokens in ``passes`` forward passes.
-
-    Four rooflines, since these kernels run one after another and do not hide each
-    other: the layers' dense GEMMs; the routed experts' grouped GEMMs (MoE), whose rows
-    are the tokens per expert; the LM head, only for the ``logit_tokens`` positions that
-    need logits, in ``head_passes`` calls (in a prefill a memory-bound GEMV); and the
-    elementwise kernels (norms, residuals, activation), whose activation traffic is pure
-    memory time. Returns (time, compute part, memory part, FLOPs, weight bytes,
-    activation bytes), per device."""
-    M, H, n_dev = x.model, x.hw, x.devices
-    head_params = M["lm_head"]
-    rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
-    expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / n_dev
-    dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / n_dev - expert_flops
-    dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
-    touched = touched_experts(x, rows)
-    expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
-    n_body = GEMMS_PER_LAYER * M["layers"]
-    compute_s = (dense_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
-    memory_s = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
-    t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
-    # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
-    compute_s = expert_flops * x.s_per_gemm_flop
-    if not x.flat_rows:
-        compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched))
-    t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_byte)
-    t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
-    body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
-    head_flops = 2.0 * head_params * logit_tokens / n_dev
-    head_bytes = head_params * x.head_bytes_per_param * head_passes / n_dev
-    compute_s = ((head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops)
-                 * x.s_per_gemm_flop)
-    memory_s = (head_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
-    t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
-    act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / n_dev
-    n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
-    t_act = (act_bytes + passes * n_elementwise * H["mem_offset_bytes"]) * x.s_per_byte
-    return (t_body + t_head + t_act, c_body + c_head, m_body + m_head + t_act, body_flops + head_flops,
-            body_bytes + head_bytes, act_bytes)
-
-
-def _prefill(x, n_prompts, P):
-    """Static prefill of ``n_prompts`` prompts of ``P`` tokens (chunked)."""
-    xp, M, H = x.xp, x.model, x.hw
-    n_tok = n_prompts * P
-    passes = xp.maximum(xp.ceil(n_tok / PREFILL_CHUNK_TOKENS), 1.0)
-    t_lin, lin_c, lin_m, lin_flops, weight_bytes, act_bytes = _linear(x, n_tok, passes, n_prompts,
-                                                                       xp.minimum(passes, n_prompts))
-    # causal attention: sum over positions of min(position, window) per layer
-    ctx_tokens = (M["global_layers"] * P * (P + 1.0) * 0.5
-                  + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp))
-    attn_flops = n_prompts * M["attn_pre"] * ctx_tokens / x.devices
-    kv_bytes = 2.0 * n_tok * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard  # KV written, then read
-    attn_compute_s = (attn_flops + passes * M["layers"] * x.attn_offset_flops) * x.s_per_attn_flop
-    attn_memory_s = (kv_bytes + passes * M["layers"] * H["mem_offset_bytes"]) * x.s_per_byte
-    t_att, att_c, att_m = roofline_s(x, attn_compute_s, attn_memory_s)
-    t_comm = allreduce_s(x, n_tok / passes, passes)
-    t_ovh = launch_overhead_s(x, passes)
-    total = t_lin + t_att + t_comm + t_ovh
-    return _scaled(x, {
-        "time": total, "F_lin": lin_flops, "F_att": attn_flops, "B_w": weight_bytes, "B_a": act_bytes,
-        "B_kv": kv_bytes, "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
-    })
-
-
-def _attention_coeffs(x, S, n_req, share):
-    """Per-step decode attention as f0 + f_g*min(c,cap_g) + f_s*min(c,cap_s) + f_u*c
-    for FLOPs (f) and bytes (g), per device; prompt KV shared across samples if ``share``."""
-    xp, M = x.xp, x.model
-    ng, ns = M["global_layers"], M["sliding_layers"]
-    per_seq_flop = M["attn_dec"] / x.devices
-    f_g = S * ng * per_seq_flop
-    f_s = S * ns * per_seq_flop
-    kv_bytes = x.kv_bytes_per_token_layer / x.kv_shard
-    dense_share = xp.logical_and(share, xp.logical_not(x.sparse))
-    # shared prompt (dense, global layers): the prompt's P tokens are read once per request
-    g_g = S * ng * kv_bytes
-    g_s = S * ns * kv_bytes
-    g0_share = xp.where(dense_share, (n_req - S) * ng * kv_bytes, 0.0)  # times P, added by caller
-    # block top-k selection (sparse only): key summaries, one per block, half of K+V
-    sel = xp.where(x.sparse, 1.0, 0.0) / SPARSE_BLOCK_TOKENS
-    f_u = sel * S * ng * 0.5 * per_seq_flop
-    g_u = sel * S * ng * 0.5 * kv_bytes
-    g0_sel = xp.where(share, (n_req - S), 0.0) * sel * ng * 0.5 * kv_bytes  # times P
-    return f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel
-
-
-def _decode_static(x, S, n_req, share, P, G):
-    """Sum of G decode steps at contexts P..P+G-1 for S sequences (closed form)."""
-    xp, M, H = x.xp, x.model, x.hw
-    t_lin, lin_c, lin_m, lin_flops, weight_bytes, act_bytes = _linear(x, S, 1.0, S)
-    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, n_req, share)
-    L = M["layers"]
-    s_flop, s_byte = x.s_per_attn_flop, x.s_per_kv_byte
-    f0 = L * x.attn_offset_flops * s_flop
-    g0 = (P * g0_share + L * H["mem_offset_bytes"]) * s_byte
-    lo, hi = P, P + G
-    sf1, sg1 = piecewise_max_sum(f0, f_g * s_flop, f_s * s_flop, g0, g_g * s_byte, g_s * s_byte, lo, hi,
-                                 x.kv_cap_global, x.kv_cap_sliding, xp)
-    # block top-k selection is a kernel of its own (scoring one key summary per block):
-    # its own roofline, max of two lines in c, summed in closed form
-    if xp.any(x.sparse):
-        sel_c, sel_m = sum_max_linear(0.0, f_u * s_flop, P * g0_sel * s_byte, g_u * s_byte, lo, hi, xp)
-    else:  # dense attention everywhere: no selection kernel
-        sel_c = sel_m = 0.0
-    sum_c, sum_g, sum_s = x.decode_sums(P, G)
-    attn_flops = f_g * sum_g + f_s * sum_s
-    sel_flops = f_u * sum_c
-    kv_bytes = g_g * sum_g + g_s * sum_s + G * P * g0_share
-    sel_bytes = g_u * sum_c + G * P * g0_sel
-    if x.full_overlap:
-        att_c, att_m = sf1 + sel_c, sg1 + sel_m
-    else:  # overlap < 1: part of the max becomes the sum of compute and memory times
-        ov = H["overlap"]
-        sum_f = G * f0 + attn_flops * s_flop + sel_flops * s_flop
-        sum_m = G * g0 + (kv_bytes - G * P * g0_share) * s_byte + sel_bytes * s_byte
-        att_c = ov * (sf1 + sel_c) + (1.0 - ov) * sum_f
-        att_m = ov * (sg1 + sel_m) + (1.0 - ov) * sum_m
-    t_comm = G * allreduce_s(x, S, 1.0)
-    t_ovh = G * launch_overhead_s(x, 1.0)
-    total = G * t_lin + att_c + att_m + t_comm + t_ovh
-    return _scaled(x, {
-        "time": total, "F_lin": G * lin_flops, "F_att": attn_flops, "F_sel": sel_flops,
-        "B_w": G * weight_bytes, "B_a": G * act_bytes, "B_kv": kv_bytes, "B_sel": sel_bytes,
-        "t_compute": G * lin_c + att_c, "t_memory": G * lin_m + att_m,
-        "t_comm": t_comm, "t_ovh": t_ovh,
-    })
-
-
-def _serving_step(x, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
-    """One steady-state continuous-batching step: S decoding sequences at uniformly mixed
-    ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
-    xp, M = x.xp, x.model
-    n_tok = S + prefill_tokens
-    t_lin, lin_c, lin_m, F_lin, Bw, Ba = _linear(x, n_tok, 1.0, S + prefill_tokens / xp.maximum(P, 1.0))
-    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = _attention_coeffs(x, S, share_req, share_req > 0)
-    sum_c, sum_g, sum_s = x.decode_sums(P, G)
-    mean_g, mean_s, mean_c = sum_g / G, sum_s / G, sum_c / G
-    F_dec = f_g * mean_g + f_s * mean_s + f_u * mean_c
-    B_dec = g_g * mean_g + g_s * mean_s + g_u * mean_c + P * (g0_share + g0_sel)
-    # prefill attention of the riding prompt tokens (average causal context P/2)
-    ctx_pre = M["global_layers"] * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp) / xp.maximum(P, 1.0)
-    F_pre = prefill_tokens * M["attn_pre"] * ctx_pre / x.devices
-    B_pre = 2.0 * prefill_tokens * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard
-    L = M["layers"]
-    ta_c = (F_dec + F_pre + L * x.attn_offset_flops) * x.s_per_attn_flop
-    ta_m = (B_dec + L * x.hw["mem_offset_bytes"]) * x.s_per_kv_byte + B_pre * x.s_per_byte
-    t_att, att_c, att_m = roofline_s(x, ta_c, ta_m)
-    t_comm = allreduce_s(x, n_tok, 1.0)
-    t_ovh = launch_overhead_s(x, 1.0)
-    total = t_lin + t_att + t_comm + t_ovh
-    return _scaled(x, {
-        "time": total, "F_lin": F_lin, "F_att": F_dec - f_u * mean_c + F_pre, "F_sel": f_u * mean_c,
-        "B_w": Bw, "B_a": Ba, "B_kv": B_dec - g_u * mean_c + B_pre, "B_sel": g_u * mean_c,
-        "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
-    })
-
+                 "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing",
+                 "arrival", "rate", "token_budget", "max_running", "chunked", "mixed", "host_step_s")
+# serving columns (planner.cost.serving): their defaults keep the steady-state serving model
+# (arrival 0 = steady; the engine profile's facts only matter for closed / poisson arrivals)
+INPUT_DEFAULTS = {"arrival": 0, "rate": 0.0, "token_budget": 8192, "max_running": 1 << 30, "chunked": 1,
+                  "mixed": 1, "host_step_s": 0.0}
 
 CHUNK_ROWS = 1 << 14  # rows per block: keeps the temporaries in cache
 
@@ -274,6 +61,7 @@ def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str
     whole run across devices, energy and dollars per request."""
     dt = np.dtype(precision).type
     x = Ctx(cols, mt, ht, dt)
+    x.cols = cols  # the serving columns, read by planner.cost.serving
     f = lambda k: np.asarray(cols[k], dtype=dt)  # noqa: E731
     batch, C, P, G, k = f("batch"), f("concurrency"), f("prompt_len"), f("gen_len"), f("samples")
     share = np.asarray(cols["prefix_sharing"], dtype=bool)
@@ -304,45 +92,17 @@ def _evaluate_modes(out, x, batch, C, P, G, k, share, serving):
     if xp.any(static):
         _static_into(out, x, batch, k, P, G, share)
     if xp.any(serving):
-        _serving_into(out, x, C, k, P, G, share)
+        serving_into(out, x, C, k, P, G, share)
     if xp.any(serving) and xp.any(static):  # both modes present: merge by row
         st, sv = out.pop("_static"), out.pop("_serving")
+        out["unbounded"] = serving & sv.pop("unbounded")
         for key in st:
             out[key] = np.where(serving, sv[key], st[key])
     else:
         out.update(out.pop("_static", {}) or out.pop("_serving"))
+        if "unbounded" not in out:
+            out["unbounded"] = xp.logical_and(serving, False)
     out.update(kinetics(x, P, G, k, share))  # the Kinetics figure (the paper's counting conventions)
-
-
-def _assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
-    """Collect outputs. ``seconds`` is the wall time the device group spends, ``pre``/``dec``
-    hold per-device work over that time, and ``per`` requests share it."""
-    weights, kv, acts, reserve, total, capacity = mem
-    n_dev, xp = x.devices, x.xp
-    Fl = pre["F_lin"] + dec["F_lin"]
-    Fa = pre["F_att"] + dec["F_att"]
-    Fs = dec["F_sel"]
-    Bw = pre["B_w"] + dec["B_w"]
-    Bk = pre["B_kv"] + dec["B_kv"]
-    Ba = pre["B_a"] + dec["B_a"]
-    Bs = dec["B_sel"]
-    energy = energy_j(x, seconds, Fl + Fa + Fs, Bw + Bk + Ba + Bs)
-    usd = cost_usd(x, seconds, energy)
-    times = [pre["t_compute"] + dec["t_compute"], pre["t_memory"] + dec["t_memory"],
-             pre["t_comm"] + dec["t_comm"], pre["t_ovh"] + dec["t_ovh"]]
-    tp = n_dev / per  # per-device work -> per-request work across the device group
-    return {
-        "prefill_s": pre["time"], "decode_s": dec["time"], "ttft_s": ttft, "tpot_s": tpot,
-        "latency_s": latency, "throughput_tok_s": throughput,
-        "energy_j": energy / per, "cost_usd": usd / per, "device_seconds": n_dev * seconds / per,
-        "flops_linear": Fl * tp, "flops_attention": Fa * tp, "flops_selection": Fs * tp,
-        "bytes_weights": Bw * tp, "bytes_kv": Bk * tp, "bytes_activations": Ba * tp, "bytes_selection": Bs * tp,
-        "t_compute": times[0], "t_memory": times[1], "t_interconnect": times[2], "t_overhead": times[3],
-        "bottleneck": xp.argmax_of(times),
-        "weights_bytes": weights, "kv_cache_bytes": kv, "activations_bytes": acts,
-        "reserve_bytes": reserve, "total_bytes": total, "capacity_bytes": capacity,
-        "fits": xp.logical_and(total <= capacity, xp.isfinite(x.peak_flops_per_s)),
-    }
 
 
 def _static_into(out, x, batch, k, P, G, share):
@@ -351,34 +111,10 @@ def _static_into(out, x, batch, k, P, G, share):
     xp = x.xp
     S = batch * k
     n_prompts = xp.where(share, batch, S)
-    pre = _prefill(x, n_prompts, P)
-    dec = _decode_static(x, S, batch, share, P, G)
+    pre = prefill_phase(x, n_prompts, P)
+    dec = decode_phase(x, S, batch, share, P, G)
     pre["F_sel"] = pre["B_sel"] = 0.0
     latency = pre["time"] + dec["time"]
     mem = memory_footprint(x, batch, k, P, G, share, n_prompts * P)
-    out["_static"] = _assemble(x, batch, latency, pre, dec, latency, pre["time"],
+    out["_static"] = assemble(x, batch, latency, pre, dec, latency, pre["time"],
                                dec["time"] / xp.maximum(G, 1.0), S * G / latency, mem)
-
-
-def _serving_into(out, x, C, k, P, G, share):
-    """Continuous batching in steady state at concurrency C (requests in flight)."""
-    xp = x.xp
-    C1 = xp.maximum(C, 1.0)
-    S = C1 * k
-    n_req = xp.where(share, C1, S)
-    per_prompt = xp.where(share, 1.0, k)
-    step = _serving_step(x, S, C1, n_req, P, G, C1 / xp.maximum(G, 1.0) * per_prompt * P)
-    # TTFT: the step that carries one whole new prompt, plus on average half a step of waiting
-    first = _serving_step(x, S, C1, n_req, P, G, per_prompt * P)
-    tpot = step["time"]
-    ttft = first["time"] + 0.5 * tpot
-    latency = ttft + (G - 1.0) * tpot
-    # one request's share: G steps of the device group, shared by the C requests in flight
-    dec = {key: v * G for key, v in step.items()}
-    zero = xp.zeros_like(tpot)
-    pre = {key: zero for key in ("F_lin", "F_att", "B_w", "B_kv", "B_a", "t_compute", "t_memory", "t_comm", "t_ovh")}
-    pre["time"] = first["time"]
-    mem = memory_footprint(x, C1, k, P, G, share, C1 / xp.maximum(G, 1.0) * per_prompt * P + S)
-    res = _assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
-    res["decode_s"] = G * tpot
-    out["_serving"] = res

@@ -1,0 +1,112 @@
+"""Device layouts beyond tensor parallelism: pipeline (pp), expert (ep) and attention
+data parallelism (dp), checked against the model and the devices available.
+
+A layout uses ``tp x pp x dp`` devices (attention data parallelism replicates the
+attention over ``dp`` groups of ``tp`` devices; the MoE experts are spread over ``ep``
+of those ``tp x dp`` devices, DeepSeek-style). Bad layouts are InputErrors naming the
+field and the value (exit 2).
+"""
+
+from __future__ import annotations
+
+from planner.errors import InputError
+
+# KV transfer between workers beyond one NVLink domain, when the device spec gives no
+# inter-node figure: NVIDIA DGX H100 / H200 datasheets: 8x ConnectX-7 400 Gb/s, one per
+# GPU, = 50 GB/s per device; latency: assumption, a few microseconds for RDMA (5 us)
+INTER_NODE_GBPS_PER_DEVICE = 50.0
+INTER_NODE_LATENCY_US = 5.0
+
+
+def kv_transfer_s(model_table_row_kv_bytes_per_token: float, prompt_len: int, hardware, devices_total: int,
+                  senders: int) -> float:
+    """Moving a prompt's KV cache (all layers) from a prefill worker to a decode worker:
+    NVLink when every worker fits in one NVLink domain (``max_devices``), else the
+    inter-node network; ``senders`` devices send their shards in parallel."""
+    if devices_total <= hardware.max_devices and hardware.interconnect_gbps > 0:
+        bw = hardware.interconnect_gbps * 1e9 * hardware.interconnect_efficiency
+        lat = hardware.interconnect_latency_us * 1e-6
+    else:
+        bw = getattr(hardware, "inter_node_gbps", None) or INTER_NODE_GBPS_PER_DEVICE
+        bw *= 1e9
+        lat = (getattr(hardware, "inter_node_latency_us", None) or INTER_NODE_LATENCY_US) * 1e-6
+    return lat + prompt_len * model_table_row_kv_bytes_per_token / (bw * max(senders, 1))
+
+
+def check_layout(model, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, num_devices: int | None = None) -> int:
+    """Validate a layout; returns the number of devices it uses."""
+    for field, v in (("pp", pp), ("ep", ep), ("dp", dp)):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise InputError("must be an integer >= 1", field=field, value=v)
+    used = tp * pp * dp
+    if num_devices is not None and used > num_devices:
+        raise InputError(f"tp x pp x dp = {tp} x {pp} x {dp} = {used} devices, more than the {num_devices} available",
+                         field="num-devices", value=num_devices)
+    layers = model.num_layers
+    if pp > layers:
+        raise InputError(f"more pipeline stages than the model's {layers} layers", field="pp", value=pp)
+    experts = getattr(model.moe, "num_experts", 0) if getattr(model, "moe", None) is not None else 0
+    if ep > 1:
+        if not experts:
+            raise InputError(f"model '{model.name}' has no experts to spread", field="ep", value=ep)
+        if experts % ep:
+            raise InputError(f"does not divide the model's {experts} experts", field="ep", value=ep)
+        if (tp * dp) % ep:
+            raise InputError(f"does not divide the tp x dp = {tp * dp} devices the experts are spread over",
+                             field="ep", value=ep)
+    if ep > 1 or dp > 1:
+        raise InputError("expert and attention data parallelism are validated but not yet costed "
+                         "(README 'Serving'); use tensor and pipeline parallelism (--devices, --pp)",
+                         field="ep" if ep > 1 else "dp", value=ep if ep > 1 else dp)
+    return used
+
+
+def p2p_s(hardware, tokens: float, hidden: int, act_bytes: float) -> float:
+    """One stage-to-stage send of ``tokens`` hidden states: latency + bytes / link bandwidth
+    (the device's interconnect at the efficiency the spec gives)."""
+    bw = hardware.interconnect_gbps * 1e9 * hardware.interconnect_efficiency
+    if bw <= 0:
+        return float("inf")
+    return hardware.interconnect_latency_us * 1e-6 + tokens * hidden * act_bytes / bw
+
+
+def pipeline(r: dict, *, pp: int, in_flight: int, micro: int, hardware, hidden: int, act_bytes: float,
+             prompt_len: int) -> dict:
+    """Turn the estimate of ONE microbatch (``micro`` requests on the tensor-parallel group,
+    the whole model) into the estimate of ``pp`` pipeline stages, each holding 1/pp of the
+    layers, running ``n_mb = min(pp, ceil(in_flight / micro))`` microbatches at once:
+
+    * a microbatch's step still crosses every layer, so TTFT and TPOT are the microbatch's
+      plus ``pp - 1`` stage-to-stage sends per step (vLLM / TensorRT-LLM pipeline: one
+      virtual engine per stage, each scheduling its own microbatch); microbatches enter
+      the first stage one stage-time apart, adding ``(n_mb - 1)/2`` stage-times to TTFT;
+    * the stages work on ``n_mb`` microbatches at once, so throughput is ``n_mb`` times the
+      microbatch's; with fewer microbatches than stages the rest is the bubble: devices
+      idle ``1 - n_mb/pp`` of the time, and dollars and energy per request grow by
+      ``pp / n_mb``;
+    * weights and KV per device divide by ``pp`` (each device holds its stage's layers).
+    """
+    out = dict(r)
+    n_mb = min(pp, -(-in_flight // micro))
+    dec_send = (pp - 1) * p2p_s(hardware, micro, hidden, act_bytes)
+    pre_send = (pp - 1) * p2p_s(hardware, micro * prompt_len, hidden, act_bytes)
+    # microbatches enter the first stage one stage-time apart: the mean one waits
+    # (n_mb - 1)/2 stage-times (a stage-time ~ the microbatch's TTFT / pp)
+    out["ttft_s"] = r["ttft_s"] * (1.0 + 0.5 * (n_mb - 1) / pp) + pre_send
+    out["tpot_s"] = r["tpot_s"] + dec_send
+    gen = r["decode_s"] / r["tpot_s"] if r["tpot_s"] else 0.0
+    out["latency_s"] = out["ttft_s"] + max(gen - 1.0, 0.0) * out["tpot_s"]
+    out["throughput_tok_s"] = r["throughput_tok_s"] * n_mb * r["tpot_s"] / out["tpot_s"]
+    waste = pp / n_mb
+    for key in ("energy_j", "cost_usd", "device_seconds"):
+        out[key] = r[key] * waste
+    mem = dict(r["memory"])
+    mem["weights_bytes"] = r["memory"]["weights_bytes"] / pp
+    mem["kv_cache_bytes"] = r["memory"]["kv_cache_bytes"] * n_mb / pp
+    mem["total_bytes"] = (mem["weights_bytes"] + mem["kv_cache_bytes"] + mem["activations_bytes"]
+                          + mem["reserve_bytes"])
+    mem["fits"] = bool(mem["total_bytes"] <= mem["capacity_bytes"])
+    out["memory"] = mem
+    out["pipeline"] = {"stages": pp, "microbatches": n_mb, "microbatch": micro, "bubble": 1.0 - n_mb / pp,
+                       "send_per_step_s": dec_send}
+    return out

@@ -1,0 +1,313 @@
+"""Continuous batching with chunked prefill, as the engines schedule it: the analytic
+(mean-field) scheduler model, vectorized over configurations.
+
+Three arrival patterns (``ARRIVALS``):
+
+* ``steady``: today's steady state: every step carries the decodes of ``C`` requests at
+  uniformly mixed ages plus ``C / G`` prompts; TTFT is a step carrying one prompt plus
+  half a step (:func:`serving_steady`, moved here from planner.cost.engine);
+* ``closed``: a closed loop at concurrency ``C`` as ``vllm bench serve --max-concurrency``,
+  genai-perf and AIPerf run it (how the measured data was taken): all requests start
+  together, a finished request is replaced at once (:func:`closed_loop`);
+* ``poisson``: an open loop, Poisson arrivals at ``rate`` requests/s (:func:`poisson`).
+
+Scheduler facts come from an engine profile (planner.engine_profiles): the token budget
+``B`` per step shared by decodes and prefill chunks, whether prefill chunks ride on decode
+steps (``mixed``), the host time per step. Step times are :func:`planner.cost.steps.step_time`,
+the same function the discrete-event simulator (planner.cost.simulate) uses; tests check
+the two agree.
+
+Closed loop, mixed batches (vLLM V1, TensorRT-LLM; derivation in the README):
+
+* first wave: ``C`` prompts arrive at t=0 and are prefilled ``room = B - C/2`` tokens per
+  step (about half the wave is already decoding); request i completes its prompt in step
+  ``ceil((i+1) P / room)``, so the wave's mean TTFT is ``t_mix1 * max(1, a (C+1)/2 + 1/2)``
+  with ``a = P / room``;
+* later waves: a request finishes ``G - 1`` steps after its prompt completed, so the
+  groups that completed together in the first wave return together: ``g`` requests whose
+  prompts fill one step (``g P = B - (C - g)``), ``K = C / g`` groups; each later request
+  waits one step carrying its group (``max(1, 1/g)`` steps when a prompt exceeds a step);
+  its ``G - 1`` decode steps include the other ``K - 1`` groups' prefill steps, so
+  ``TPOT = ((K-1) t_mix + (G-K) t_dec) / (G-1)``; when ``K > G`` prefill is the
+  bottleneck and every step is a mixed one, TTFT grows by the ``K - G`` steps of waiting;
+* the benchmark's mean is over ``n`` requests (``REQUESTS_PER_CONCURRENCY x C``), the first
+  ``C`` of which are the first wave.
+
+Without mixed batches (SGLang's default) prefill steps carry no decodes: the decodes
+wait, so each group's prefill step adds to every other request's decode time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.cost.context import Ctx
+from planner.cost.interconnect import allreduce_s
+from planner.cost.passes import assemble, attention_coeffs, dense_kernels, launch_overhead_s, roofline_s, scaled
+from planner.cost.footprint import memory_footprint
+from planner.cost.steps import step_time
+from planner.cost.sums import sum_min
+
+ARRIVALS = ("steady", "closed", "poisson")
+ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
+# genai-perf / AIPerf convention in NVIDIA's published benchmark scripts: request count =
+# 10 x concurrency (e.g. --request-count $((concurrency*10))); the mean is over all of them
+REQUESTS_PER_CONCURRENCY = 10
+FIXED_POINT_ITERATIONS = 40
+
+
+def effective_budget(token_budget, prompt_len, concurrency, chunked):
+    """Tokens per step. Without chunked prefill a whole prompt must fit in a step next to
+    the decodes; a deployment that runs such prompts at all is configured for that
+    (TensorRT-LLM requires max_num_tokens >= the prompt), so the budget is at least
+    ``P + C`` (assumption, README "Serving")."""
+    need = np.asarray(prompt_len, dtype=float) + np.asarray(concurrency, dtype=float)
+    return np.where(np.asarray(chunked, dtype=bool), token_budget, np.maximum(token_budget, need))
+
+
+EXACT_TERMS = 8  # the first terms of a sum of ceilings are summed exactly, the rest in the mean
+
+
+def _ceil_mean(a, C):
+    """Mean over i = 1..C of ceil(i a): the first EXACT_TERMS terms exactly, the rest as
+    i a + 1/2 (their fractional parts spread evenly)."""
+    total = np.zeros(np.broadcast(a, C).shape)
+    for i in range(1, EXACT_TERMS + 1):
+        total = total + np.where(C >= i, np.ceil(i * a - 1e-9), 0.0)
+    lo = EXACT_TERMS + 1.0
+    n = np.maximum(C - EXACT_TERMS, 0.0)
+    total = total + a * n * (lo + C) * 0.5 + 0.5 * n
+    return total / C
+
+
+def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
+                n_requests=None, chunked=True) -> dict:
+    """Mean TTFT, TPOT and end-to-end latency (s) of a closed loop at concurrency ``C``
+    with fixed prompt ``P`` and output ``G`` tokens (arrays over configurations)."""
+    C_all = np.maximum(np.asarray(C, dtype=float), 1.0)
+    C = np.minimum(C_all, max_running)
+    P = np.asarray(P, dtype=float)
+    G = np.maximum(np.asarray(G, dtype=float), 1.0)
+    B = np.asarray(budget, dtype=float)
+    mixed = np.asarray(mixed, dtype=bool)
+    chunked = np.asarray(chunked, dtype=bool)
+    N = C_all * REQUESTS_PER_CONCURRENCY if n_requests is None else np.asarray(n_requests, dtype=float)
+    dec_ctx = P + 1.0 + 0.5 * (G - 1.0)
+    Gm1 = np.maximum(G - 1.0, 1.0)
+
+    def T(d, p, logits, ctx):
+        return step_time(x, d, p, logits, ctx, 0.5 * (P + 1.0), host_s)
+
+    # first wave: C prompts at t=0, prefilled `room` tokens per step (whole prompts only
+    # without chunking); without mixed batches every wave is the first wave
+    d1 = np.where(mixed, 0.5 * C, 0.0)
+    room1 = np.maximum(B - d1, 1.0)
+    per_step1 = np.where(chunked, room1, np.maximum(np.floor(room1 / P), 1.0) * P)
+    p1 = np.minimum(per_step1, C * P)
+    k1 = np.ceil(C * P / per_step1 - 1e-9)  # prefill steps of the wave
+    t1 = T(d1, p1, d1 + p1 / P, P + 1.0 + 0.5 * k1)
+    steps1 = _ceil_mean(P / per_step1, C)
+    ttft1 = t1 * steps1
+    t_dec = T(C, 0.0, C, dec_ctx)
+    # non-mixed: the decodes wait for the whole wave's prefill (its last step partial)
+    rem1 = C * P - (k1 - 1.0) * per_step1
+    wave_pf = (k1 - 1.0) * t1 + T(d1, rem1, d1 + rem1 / P, P + 1.0 + 0.5 * k1)
+    tpot_sync = (wave_pf - ttft1 + (G - 1.0) * t_dec) / Gm1
+    # later waves (mixed): groups of g requests return together and fill one step
+    g = np.where(chunked, (B - C) / np.maximum(P - 1.0, 1.0), np.floor(room1 / P))
+    g = np.clip(g, 1e-9, C)
+    K = C / g
+    d_mix = C - np.maximum(g, 1.0)
+    room2 = np.maximum(B - d_mix, 1.0)
+    p_mix = np.minimum(np.maximum(g, 1.0) * P, room2)
+    t_mix = T(d_mix, p_mix, d_mix + p_mix / P, dec_ctx)
+    # a prompt longer than a step: full steps, then the remainder
+    n_full = np.ceil(P / room2 - 1e-9) - 1.0
+    t_rem = T(d_mix, P - n_full * room2, d_mix + 1.0, dec_ctx)
+    alone = np.where(g >= 1.0, t_mix, n_full * t_mix + t_rem)  # starts at a step boundary
+    # when prefill is busy (u = share of steps carrying prefill near 1) prompts queue back
+    # to back across step boundaries: a prompt touches P/room + 1 steps on average
+    u = np.clip(K / Gm1, 0.0, 1.0)
+    steps_pf = u * (P / room2 + 1.0) * t_mix + (1.0 - u) * alone
+    others = np.minimum(K - 1.0, G - 1.0)
+    tpot_mix = (others * t_mix + (G - 1.0 - others) * t_dec) / Gm1
+    bound = np.maximum(K - G, 0.0) * t_mix  # prefill-bound: the wait for the other groups
+    ttft2 = np.where(mixed, steps_pf + bound, ttft1)
+    tpot = np.where(G > 1.0, np.where(mixed, tpot_mix, tpot_sync), 0.0)
+    ttft = (C * ttft1 + np.maximum(N - C, 0.0) * ttft2) / np.maximum(N, C)
+    e2e = ttft + (G - 1.0) * tpot
+    # requests beyond the running limit wait for a slot (Little's law)
+    wait = (C_all - C) * e2e / C
+    ttft = ttft + wait
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e + wait, "throughput_req_s": C / e2e,
+            "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2}
+
+
+def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
+    """Mean-field open loop: Poisson arrivals at ``rate`` requests/s (arrays over rows).
+
+    Steps are of two kinds: ``carrying`` steps, with ``m`` new prompts (``m = max(1,
+    rate t_c)``) besides the decodes, taking ``t_c``, and decode-only steps taking
+    ``t_d``. Prompts arrive at ``rate``, so ``rate / m`` carrying steps run per second,
+    busy for a share ``rho = rate t_c / m`` of the time; the mean step is
+    ``tau = 1 / (rate/m + (1 - rho)/t_d)`` and ``d = rate (G-1) tau`` decodes are in flight
+    (Little's law): a fixed point, iterated. TTFT = half a step (arrival during a step) +
+    the M/D/1 wait of the carrying lane ``rho / (2 (1 - rho)) t_c`` + the carrying step.
+    Above capacity (no fixed point, the step budget or the running limit exceeded) the
+    queue grows without bound: ``unbounded`` is True and the latencies are +inf, never a
+    number."""
+    lam = np.asarray(rate, dtype=float)
+    P = np.asarray(P, dtype=float)
+    G = np.maximum(np.asarray(G, dtype=float), 1.0)
+    B = np.asarray(budget, dtype=float)
+    ctx = P + 1.0 + 0.5 * (G - 1.0)
+
+    def carry(d, m):
+        return step_time(x, d, m * P, d + m, ctx, 0.5 * (P + 1.0), host_s)
+
+    def dec(d):
+        return step_time(x, d, 0.0, np.maximum(d, 1.0), ctx, 0.0, host_s)
+
+    t_d = dec(0.0) * np.ones_like(lam)
+    t_c = carry(0.0, 1.0) * np.ones_like(lam)
+    tau = t_d
+    for _ in range(FIXED_POINT_ITERATIONS):
+        d = lam * (G - 1.0) * tau
+        m = np.maximum(1.0, lam * t_c)
+        t_c, t_d = carry(d, m), dec(d)
+        busy = lam * t_c / m
+        tau = np.where(busy < 1.0, 1.0 / (lam / m + np.maximum(1.0 - busy, 0.0) / t_d), t_c)
+        tau = np.where(np.isfinite(tau), tau, np.inf)
+    d = lam * (G - 1.0) * tau
+    m = np.maximum(1.0, lam * t_c)
+    busy = lam * carry(d, m) / m
+    rho = lam * t_c / m
+    unbounded = (~np.isfinite(tau) | (busy >= 1.0) | (np.abs(busy - rho) > 1e-3) | (m * P + d > B)
+                 | (d + m > max_running))
+    wait = t_c * rho / (2.0 * np.maximum(1.0 - rho, 1e-9))
+    own = np.maximum(1.0, P / np.maximum(B - d, 1.0)) * t_c
+    inf = np.full_like(tau, np.inf)
+    ttft = np.where(unbounded, inf, 0.5 * tau + wait + own)
+    tpot = np.where(unbounded, inf, tau)
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (G - 1.0) * tpot,
+            "throughput_req_s": np.where(unbounded, np.nan, lam), "unbounded": unbounded}
+
+
+def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
+    """One steady-state continuous-batching step: S decoding sequences at uniformly mixed
+    ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
+    xp, M = x.xp, x.model
+    n_tok = S + prefill_tokens
+    t_lin, lin_c, lin_m, F_lin, Bw, Ba = dense_kernels(x, n_tok, 1.0, S + prefill_tokens / xp.maximum(P, 1.0))
+    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = attention_coeffs(x, S, share_req, share_req > 0)
+    sum_c, sum_g, sum_s = x.decode_sums(P, G)
+    mean_g, mean_s, mean_c = sum_g / G, sum_s / G, sum_c / G
+    F_dec = f_g * mean_g + f_s * mean_s + f_u * mean_c
+    B_dec = g_g * mean_g + g_s * mean_s + g_u * mean_c + P * (g0_share + g0_sel)
+    # prefill attention of the riding prompt tokens (average causal context P/2)
+    ctx_pre = M["global_layers"] * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp) / xp.maximum(P, 1.0)
+    F_pre = prefill_tokens * M["attn_pre"] * ctx_pre / x.devices
+    B_pre = 2.0 * prefill_tokens * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard
+    L = M["layers"]
+    ta_c = (F_dec + F_pre + L * x.attn_offset_flops) * x.s_per_attn_flop
+    ta_m = (B_dec + L * x.hw["mem_offset_bytes"]) * x.s_per_kv_byte + B_pre * x.s_per_byte
+    t_att, att_c, att_m = roofline_s(x, ta_c, ta_m)
+    t_comm = allreduce_s(x, n_tok, 1.0)
+    t_ovh = launch_overhead_s(x, 1.0)
+    total = t_lin + t_att + t_comm + t_ovh
+    return scaled(x, {
+        "time": total, "F_lin": F_lin, "F_att": F_dec - f_u * mean_c + F_pre, "F_sel": f_u * mean_c,
+        "B_w": Bw, "B_a": Ba, "B_kv": B_dec - g_u * mean_c + B_pre, "B_sel": g_u * mean_c,
+        "t_compute": lin_c + att_c, "t_memory": lin_m + att_m, "t_comm": t_comm, "t_ovh": t_ovh,
+    })
+
+
+def serving_steady(out, x, C, k, P, G, share):
+    """Continuous batching in steady state at concurrency C (requests in flight)."""
+    xp = x.xp
+    C1 = xp.maximum(C, 1.0)
+    S = C1 * k
+    n_req = xp.where(share, C1, S)
+    per_prompt = xp.where(share, 1.0, k)
+    step = serving_step(x, S, C1, n_req, P, G, C1 / xp.maximum(G, 1.0) * per_prompt * P)
+    # TTFT: the step that carries one whole new prompt, plus on average half a step of waiting
+    first = serving_step(x, S, C1, n_req, P, G, per_prompt * P)
+    tpot = step["time"]
+    ttft = first["time"] + 0.5 * tpot
+    latency = ttft + (G - 1.0) * tpot
+    # one request's share: G steps of the device group, shared by the C requests in flight
+    dec = {key: v * G for key, v in step.items()}
+    zero = xp.zeros_like(tpot)
+    pre = {key: zero for key in ("F_lin", "F_att", "B_w", "B_kv", "B_a", "t_compute", "t_memory", "t_comm", "t_ovh")}
+    pre["time"] = first["time"]
+    mem = memory_footprint(x, C1, k, P, G, share, C1 / xp.maximum(G, 1.0) * per_prompt * P + S)
+    res = assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
+    res["decode_s"] = G * tpot
+    out["_serving"] = res
+
+
+def serving_into(out, x: Ctx, C, k, P, G, share):
+    """Serving rows (concurrency > 0): the steady state for every row, then the closed
+    loop or the Poisson model where the ``arrival`` column asks for it (TTFT, TPOT,
+    latency and throughput replaced; work, memory and energy stay the steady state's).
+    ``k`` samples of a request are ``k`` sequences in flight."""
+    serving_steady(out, x, C, k, P, G, share)
+    cols = getattr(x, "cols", {})
+    arrival = np.asarray(cols.get("arrival", 0))
+    if not np.any(arrival):  # the steady state (and the API's scalar path) is never unbounded
+        out["_serving"]["unbounded"] = np.zeros(np.shape(C), dtype=bool) if x.xp.name == "vector" else False
+        return
+    res = out["_serving"]
+    get = lambda key: np.asarray(cols[key], dtype=x.dt)  # noqa: E731
+    B, chunked = get("token_budget"), get("chunked") > 0
+    host, mixed, max_run = get("host_step_s"), get("mixed") > 0, get("max_running")
+    S = np.maximum(C, 1.0) * k
+    budget = effective_budget(B, P, S, chunked)
+    closed = closed_loop(x, S, P, G, budget, mixed, host, max_run, chunked=chunked)
+    rate = np.where(arrival == ARRIVAL_CODE["poisson"], get("rate"), 1.0)
+    open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)
+    pick = arrival == ARRIVAL_CODE["closed"]
+    pois = arrival == ARRIVAL_CODE["poisson"]
+    for key in ("ttft_s", "tpot_s", "latency_s"):
+        res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
+    req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
+    res["throughput_tok_s"] = np.where(pick | pois, req_s * G * k, res["throughput_tok_s"])
+    res["unbounded"] = pois & open_["unbounded"]
+
+
+def disaggregated(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, prefill_workers, decode_workers,
+                  transfer_s, n_requests=None) -> dict:
+    """Disaggregated prefill / decode in a closed loop at concurrency ``C``: ``X`` prefill
+    workers (context ``x_pre``) run prefill-only steps, ``Y`` decode workers (``x_dec``)
+    run decode-only steps, the KV cache crosses in ``transfer_s``.
+
+    Prefill side, per worker ``C/X`` prompts a wave: the first wave waits behind earlier
+    prompts as in :func:`closed_loop` (``ceil((i+1) P / B)`` steps); later requests
+    return in the groups that completed together, ``g = min(B/P, C/X)`` prompts a step,
+    and wait one step (``ceil(P/B)`` when a prompt exceeds a step); when the worker's
+    prefill work per cycle exceeds the cycle, the excess is waiting. Decode side: pure
+    decode steps of ``C/Y`` sequences, no prefill interference: TPOT = that step."""
+    C = np.maximum(np.asarray(C, dtype=float), 1.0)
+    P = np.asarray(P, dtype=float)
+    G = np.maximum(np.asarray(G, dtype=float), 1.0)
+    B = np.asarray(budget, dtype=float)
+    X, Y = np.asarray(prefill_workers, dtype=float), np.asarray(decode_workers, dtype=float)
+    N = C * REQUESTS_PER_CONCURRENCY if n_requests is None else np.asarray(n_requests, dtype=float)
+    Cp, Cd = C / X, C / Y
+    pre_ctx = 0.5 * (P + 1.0)
+
+    def T_pre(p):
+        return step_time(x_pre, 0.0, p, np.maximum(p / P, 1.0), 0.0, pre_ctx, host_s)
+
+    t_full = T_pre(np.minimum(B, Cp * P))
+    ttft1 = t_full * _ceil_mean(P / B, Cp)
+    g = np.minimum(B / P, Cp)
+    n_full = np.ceil(P / B - 1e-9) - 1.0
+    ttft2 = np.where(g >= 1.0, T_pre(np.floor(g) * P), n_full * T_pre(B) + T_pre(P - n_full * B))
+    tpot = step_time(x_dec, Cd, 0.0, Cd, P + 1.0 + 0.5 * (G - 1.0), 0.0, host_s)
+    cycle = ttft2 + transfer_s + (G - 1.0) * tpot
+    busy = np.ceil(Cp * P / B - 1e-9) * T_pre(np.minimum(B, Cp * P))  # a worker's prefill per cycle
+    ttft2 = ttft2 + np.maximum(busy - cycle, 0.0)
+    ttft = (C * ttft1 + np.maximum(N - C, 0.0) * ttft2) / np.maximum(N, C) + transfer_s
+    e2e = ttft + (G - 1.0) * tpot
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e, "throughput_req_s": C / e2e}

@@ -1,0 +1,112 @@
+"""One-configuration entry points for the serving models beyond the analytic mean:
+the discrete-event simulator (:func:`simulate_estimate`, `planner estimate --simulate`)
+and disaggregated prefill / decode (:func:`disaggregated_estimate`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from planner.cost.api import columns, estimate, serving_columns, validate_config
+from planner.cost.efficiency import Efficiency
+from planner.cost.tables import HardwareTable, ModelTable
+from planner.errors import InputError
+
+
+def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1, prompt_len: int,
+                      gen_len: int, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
+                      efficiency: Efficiency | None = None, engine=None, arrival: str = "closed",
+                      rate: float = 0.0, n_requests: int | None = None, slo_ttft_s: float | None = None,
+                      slo_tpot_s: float | None = None, seed: int = 0) -> dict[str, Any]:
+    """Run the discrete-event simulator (planner.cost.simulate) on one configuration:
+    per-request TTFT / TPOT / end-to-end distributions, throughput, goodput, SLO
+    attainment. ``n_requests`` defaults to the benchmark convention (10 x concurrency for
+    a closed loop, at least 1,000 for Poisson arrivals)."""
+    from planner.cost.context import Ctx
+    from planner.cost.serving import REQUESTS_PER_CONCURRENCY
+    from planner.cost.simulate import simulate_config, summarize
+
+    dt = validate_config(model, hardware, devices=devices, batch=1, concurrency=concurrency,
+                         prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
+                         act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
+    serve = serving_columns(engine, arrival, rate)
+    if engine is None:
+        from planner.engine_profiles import load_engine
+
+        engine = load_engine(None)
+    if n_requests is None:
+        n_requests = max(concurrency, 1) * REQUESTS_PER_CONCURRENCY if arrival != "poisson" else 1000
+    if not isinstance(n_requests, int) or n_requests < 1:
+        raise InputError("must be an integer >= 1", field="requests", value=n_requests)
+    mt = ModelTable.build([model])
+    ht = HardwareTable.build([hardware], [efficiency])
+    cols = columns(1, model=0, hardware=0, devices=devices, batch=1, concurrency=max(concurrency, 1),
+                   prompt_len=prompt_len, gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
+                   **dt, **serve)
+    x = Ctx(cols, mt, ht)
+    sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=gen_len, arrival=arrival,
+                          concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
+    out = summarize(sim, gen_len, slo_ttft_s, slo_tpot_s)
+    out["engine"] = engine.name
+    out["arrival"] = arrival
+    return out
+
+
+def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_workers: int, prefill_devices: int,
+                           decode_devices: int, concurrency: int, prompt_len: int, gen_len: int,
+                           weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
+                           efficiency: Efficiency | None = None, engine=None) -> dict[str, Any]:
+    """Disaggregated prefill / decode (planner.cost.serving.disaggregated) in a closed loop
+    at ``concurrency``: the decode side's estimate (work, memory per decode device) with
+    TTFT, TPOT, latency and throughput of the whole deployment, dollars per request for
+    all its devices, and the KV transfer time."""
+    from planner.cost.context import Ctx
+    from planner.cost.layout import kv_transfer_s
+    from planner.cost.serving import disaggregated, effective_budget
+
+    for field, v in (("prefill-workers", prefill_workers), ("decode-workers", decode_workers),
+                     ("prefill-devices", prefill_devices), ("decode-devices", decode_devices),
+                     ("concurrency", concurrency)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise InputError("must be an integer >= 1 for disaggregated serving", field=field, value=v)
+    if engine is None:
+        from planner.engine_profiles import load_engine
+
+        engine = load_engine(None)
+    per_decode = -(-concurrency // decode_workers)
+    base = estimate(model, hardware, devices=decode_devices, concurrency=per_decode, prompt_len=prompt_len,
+                    gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                    efficiency=efficiency, engine=engine)
+    validate_config(model, hardware, devices=prefill_devices, batch=1, concurrency=concurrency,
+                    prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
+                    act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
+    mt = ModelTable.build([model])
+    ht = HardwareTable.build([hardware], [efficiency])
+    dt = base["config"]
+
+    def ctx(tp):
+        cols = columns(1, model=0, hardware=0, devices=tp, batch=1, concurrency=1, prompt_len=prompt_len,
+                       gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
+                       weight_dtype=dt["weight_dtype"], act_dtype=dt["act_dtype"], kv_dtype=dt["kv_dtype"])
+        return Ctx(cols, mt, ht)
+
+    x_pre, x_dec = ctx(prefill_devices), ctx(decode_devices)
+    kv_per_token = float(np.asarray(x_pre.kv_bytes_per_token_layer * x_pre.model["layers"]).ravel()[0])
+    total = prefill_workers * prefill_devices + decode_workers * decode_devices
+    transfer = kv_transfer_s(kv_per_token, prompt_len, hardware, total, min(prefill_devices, decode_devices))
+    budget = effective_budget(engine.token_budget, prompt_len, 0, engine.chunked_prefill)
+    d = {k: float(np.asarray(v).ravel()[0]) for k, v in disaggregated(
+        x_pre, x_dec, concurrency, prompt_len, gen_len, budget, engine.host_step_s, prefill_workers,
+        decode_workers, transfer).items()}
+    out = dict(base)
+    out.update(ttft_s=d["ttft_s"], tpot_s=d["tpot_s"], latency_s=d["latency_s"],
+               throughput_tok_s=d["throughput_req_s"] * gen_len,
+               cost_usd=total * hardware.hourly_usd / 3600.0 / d["throughput_req_s"],
+               device_seconds=total / d["throughput_req_s"])
+    out["mode"] = "serving, disaggregated prefill/decode (closed loop)"
+    out["config"] = {**base["config"], "concurrency": concurrency, "arrival": "closed"}
+    out["disaggregated"] = {"prefill_workers": prefill_workers, "prefill_devices": prefill_devices,
+                            "decode_workers": decode_workers, "decode_devices": decode_devices,
+                            "devices": total, "kv_transfer_s": transfer}
+    return out

@@ -1,0 +1,185 @@
+"""A discrete-event, iteration-level simulator of a continuous-batching engine with
+chunked prefill: the reference the analytic scheduler model (planner.cost.serving) is
+checked against, and what ``planner estimate --simulate`` shows.
+
+Written on numpy rather than a process-based library (SimPy): an engine advances in
+steps, not in independent processes, and most steps are decode-only stretches whose
+times are one array expression, so a step loop in Python would waste the time.
+
+The scheduler (vLLM V1 / Sarathi-Serve order, facts from planner.engine_profiles):
+
+1. admit waiting requests while fewer than ``max_running`` are in flight (FIFO);
+2. a step carries every running decode (one token each) and fills the rest of the
+   ``token_budget`` with prefill chunks taken first-come first-served; without
+   ``chunked_prefill`` only whole prompts that fit are taken (a prompt longer than the
+   budget is chunked anyway when the step is otherwise empty); without ``mixed_batches``
+   a step with prefill work carries prefill only and the decodes wait (SGLang);
+3. a request whose prompt completes emits its first token at the end of that step
+   (TTFT) and then decodes ``gen_len - 1`` more tokens, one per step it is in; when it
+   finishes, a closed loop replaces it at once, an open loop draws Poisson arrivals.
+
+Steps with no prefill work are simulated as one stretch up to the next event (a
+request finishing or arriving), their contexts growing by one token per step. Metrics
+follow the benchmarks (vllm bench serve, genai-perf): TTFT = first token - arrival,
+TPOT = (finish - first token) / (gen_len - 1), end-to-end = finish - arrival.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+
+import numpy as np
+
+from planner.cost.steps import StepTable
+
+
+def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: int, max_running: int,
+             chunked: bool, mixed: bool, arrival: str = "closed", concurrency: int = 1,
+             rate: float | None = None, n_requests: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+    """Simulate ``n_requests`` requests; returns per-request arrays (s): arrival, first
+    token and finish times, and TTFT, TPOT, end-to-end latency; plus ``steps``."""
+    P, G, N, B = int(prompt_len), int(gen_len), int(n_requests), int(token_budget)
+    arrive = np.full(N, np.inf)
+    first = np.full(N, np.nan)
+    finish = np.full(N, np.nan)
+    waiting: deque = deque()
+    if arrival == "poisson":
+        rng = np.random.default_rng(seed)
+        arrive[:] = np.cumsum(rng.exponential(1.0 / float(rate), N))
+        spawned = 0
+    else:
+        spawned = min(int(concurrency), N)
+        arrive[:spawned] = 0.0
+        waiting.extend(range(spawned))
+    prefill: deque = deque()      # [request, prompt tokens done]
+    D = 0                         # decode steps taken so far (every decoder advances in each)
+    n_dec, sum_join = 0, 0        # decoders in flight and the sum of the D at which they joined
+    finish_at: dict[int, list] = {}
+    heap: list[int] = []
+    t, done, steps = 0.0, 0, 0
+
+    def finish_group(ids, when):
+        nonlocal n_dec, sum_join, done, spawned
+        for i in ids:
+            finish[i] = when
+            done += 1
+            if arrival != "poisson" and spawned < N:
+                arrive[spawned] = when
+                waiting.append(spawned)
+                spawned += 1
+
+    def join(ids):
+        nonlocal n_dec, sum_join
+        if G == 1:
+            finish_group(ids, t)
+            return
+        key = D + G - 1
+        if key not in finish_at:
+            finish_at[key] = []
+            heapq.heappush(heap, key)
+        finish_at[key].extend(ids)
+        n_dec += len(ids)
+        sum_join += D * len(ids)
+
+    def advance_to(counter):
+        nonlocal n_dec, sum_join
+        ids = finish_at.pop(counter, None)
+        if ids is None:
+            return
+        heapq.heappop(heap)
+        n_dec -= len(ids)
+        sum_join -= (counter - G + 1) * len(ids)
+        finish_group(ids, t)
+
+    ptr = spawned if arrival != "poisson" else 0
+    while done < N:
+        if arrival == "poisson":
+            while ptr < N and arrive[ptr] <= t:
+                waiting.append(ptr)
+                ptr += 1
+        while waiting and len(prefill) + n_dec < max_running:
+            prefill.append([waiting.popleft(), 0])
+        d = n_dec if mixed else 0
+        room = B - d
+        p, ctx_sum, completed = 0, 0.0, []
+        for item in prefill:
+            free = room - p
+            if free <= 0:
+                break
+            rem = P - item[1]
+            if not chunked and rem > free and (p > 0 or d > 0):
+                break
+            take = min(rem, free)
+            a = item[1]
+            ctx_sum += (2.0 * a + take + 1.0) * take * 0.5
+            item[1] = a + take
+            p += take
+            if item[1] == P:
+                completed.append(item[0])
+        if p:
+            for _ in completed:
+                prefill.popleft()
+            mean_ctx = P + 1.0 + D - sum_join / n_dec if n_dec else 0.0
+            t += table.time(d, p, d + len(completed), mean_ctx, ctx_sum / p)
+            steps += 1
+            for i in completed:
+                first[i] = t
+            if d:
+                D += 1
+                advance_to(D)
+            join(completed)
+        elif n_dec:
+            k = heap[0] - D
+            horizon = arrive[ptr] - t if arrival == "poisson" and ptr < N else np.inf
+            k, dt = table.decode_stretch(n_dec, P + 1.0 + D - sum_join / n_dec, k, horizon)
+            t += dt
+            steps += k
+            D += k
+            advance_to(D)
+        else:
+            t = max(t, float(arrive[ptr]))
+    ttft = first - arrive
+    tpot = (finish - first) / max(G - 1, 1)
+    return {"arrival": arrive, "first": first, "finish": finish, "ttft": ttft, "tpot": tpot,
+            "e2e": finish - arrive, "steps": steps}
+
+
+def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None) -> dict:
+    """Mean, p50, p90, p99 of TTFT, TPOT and end-to-end latency; throughput over the run
+    (requests and output tokens per second, first arrival to last finish); SLO attainment
+    (share of requests within both SLOs given) and goodput (requests/s within them,
+    DistServe's definition)."""
+    out: dict = {}
+    for key in ("ttft", "tpot", "e2e"):
+        v = sim[key]
+        out[key] = {"mean_s": float(np.mean(v)), "p50_s": float(np.percentile(v, 50)),
+                    "p90_s": float(np.percentile(v, 90)), "p99_s": float(np.percentile(v, 99))}
+    span = float(np.max(sim["finish"]) - np.min(sim["arrival"]))
+    n = len(sim["finish"])
+    out["throughput_req_s"] = n / span if span > 0 else float("inf")
+    out["throughput_tok_s"] = out["throughput_req_s"] * gen_len
+    ok = np.ones(n, dtype=bool)
+    if slo_ttft_s is not None:
+        ok &= sim["ttft"] <= slo_ttft_s
+    if slo_tpot_s is not None:
+        ok &= sim["tpot"] <= slo_tpot_s
+    out["slo_attainment"] = float(ok.mean())
+    out["goodput_req_s"] = out["throughput_req_s"] * out["slo_attainment"]
+    out["requests"] = n
+    out["steps"] = int(sim["steps"])
+    return out
+
+
+def simulate_config(x, *, engine, prompt_len: int, gen_len: int, arrival: str, concurrency: int,
+                    rate: float, n_requests: int, seed: int = 0) -> dict:
+    """Simulate one configuration (row 0 of the engine context ``x``) under an engine
+    profile (planner.engine_profiles.EngineProfile)."""
+    from planner.cost.serving import effective_budget
+
+    budget = int(effective_budget(engine.token_budget, prompt_len, concurrency, engine.chunked_prefill))
+    table = StepTable(x, max(budget, int(concurrency), engine.max_running if arrival == "poisson" else 0) + 1,
+                      engine.host_step_s)
+    return simulate(table, prompt_len=prompt_len, gen_len=gen_len, token_budget=budget,
+                    max_running=engine.max_running, chunked=engine.chunked_prefill, mixed=engine.mixed_batches,
+                    arrival=arrival, concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)

@@ -1,0 +1,142 @@
+"""The time of one continuous-batching step of any composition: ``d`` decodes at a mean
+context plus ``p`` prefill-chunk tokens, from the engine's roofline classes.
+
+A step is one forward pass over ``n = d + p`` tokens (README "Cost model"):
+
+* the layers' GEMMs, the LM head (for the ``n_logit`` positions that need logits: every
+  decode and the last token of each prompt that completes) and the elementwise kernels,
+  as :func:`planner.cost.passes.dense_kernels` times them for ``n`` rows;
+* the all-reduces of tensor parallelism for ``n`` tokens and the kernel launches;
+* attention, one roofline over the decodes' KV reads (``d x context`` tokens per layer)
+  and the prefill chunks' causal attention (a chunk covering prompt positions a+1..b
+  attends ``sum(a+1..b)`` keys) and KV writes;
+* then the calibrated end-to-end scale, and the engine's host time per step
+  (scheduling, sampling, detokenization; planner.engine_profiles) on top.
+
+The same functions serve the analytic scheduler model (arrays over configurations,
+planner.cost.serving) and the discrete-event simulator (one configuration, arrays over
+steps, planner.cost.simulate), so the two can only differ in how they schedule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planner.cost.context import Ctx
+from planner.cost.interconnect import allreduce_s
+from planner.cost.passes import dense_kernels, launch_overhead_s
+
+
+def linear_time(x: Ctx, n_tok, n_logit):
+    """GEMMs + LM head + elementwise + all-reduce + launches for one pass of ``n_tok``
+    tokens of which ``n_logit`` need logits (s, before the end-to-end scale)."""
+    n = np.maximum(n_tok, 1.0)
+    return dense_kernels(x, n, 1.0, np.maximum(n_logit, 1.0))[0] + allreduce_s(x, n, 1.0) + launch_overhead_s(x, 1.0)
+
+
+def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx):
+    """Attention of ``d`` decodes at mean context ``dec_ctx`` and ``p`` prefill tokens at
+    mean causal context ``pre_ctx`` in one step: one roofline (compute vs KV traffic)."""
+    M, t = x.model, x.devices
+    ng, ns = M["global_layers"], M["sliding_layers"]
+    L = M["layers"]
+    kv_tok = x.kv_bytes_per_token_layer / x.kv_shard  # bytes per cached token per layer per device
+    dec_keys = d * (ng * np.minimum(dec_ctx, x.kv_cap_global) + ns * np.minimum(dec_ctx, x.kv_cap_sliding))
+    pre_keys = p * (ng * pre_ctx + ns * np.minimum(pre_ctx, M["window"]))
+    F = dec_keys * M["attn_dec"] / t + pre_keys * M["attn_pre"] / t
+    tc = (F + L * x.attn_offset_flops) * x.s_per_attn_flop
+    tm = (dec_keys * kv_tok + L * x.hw["mem_offset_bytes"]) * x.s_per_kv_byte + 2.0 * p * L * kv_tok * x.s_per_byte
+    ov = x.hw["overlap"]
+    return ov * np.maximum(tc, tm) + (1.0 - ov) * (tc + tm)
+
+
+def step_time(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
+    """Wall time of one step (s): device time times the calibrated scale, plus host time."""
+    dev = linear_time(x, d + p, n_logit) + attention_time(x, d, dec_ctx, p, pre_ctx)
+    return dev * x.hw["time_scale"] + host_s
+
+
+class StepTable:
+    """Step times of ONE configuration (row 0 of ``x``) for the simulator: the pass time
+    tabulated at every integer token count (the head's part by logit count, exact since
+    the engine times the LM head as a kernel of its own); attention from the same
+    coefficients as :func:`attention_time`, held as Python floats so that one step costs
+    microseconds (a test checks ``time`` against :func:`step_time`)."""
+
+    def __init__(self, x: Ctx, max_tokens: int, host_s: float):
+        n = np.arange(max_tokens + 1, dtype=float)
+        self.base = np.asarray(linear_time(x, n, 0.0), dtype=float).ravel()
+        head1 = np.asarray(linear_time(x, 1.0, n), dtype=float).ravel()
+        self.head = head1 - head1[0]
+        f = lambda v: float(np.asarray(v, dtype=float).ravel()[0])  # noqa: E731
+        M, H = x.model, x.hw
+        self.ng, self.ns, L = f(M["global_layers"]), f(M["sliding_layers"]), f(M["layers"])
+        self.cap_g, self.cap_s, self.window = f(x.kv_cap_global), f(x.kv_cap_sliding), f(M["window"])
+        kv_tok = f(x.kv_bytes_per_token_layer / x.kv_shard)
+        t = f(x.devices)
+        ax, bx_att, bx = f(x.s_per_attn_flop), f(x.s_per_kv_byte), f(x.s_per_byte)
+        self.f_dec, self.f_pre = f(M["attn_dec"]) / t * ax, f(M["attn_pre"]) / t * ax
+        self.c0 = L * f(x.attn_offset_flops) * ax
+        self.m_dec, self.m0 = kv_tok * bx_att, L * f(H["mem_offset_bytes"]) * bx_att
+        self.m_pre = 2.0 * L * kv_tok * bx
+        self.ov = f(H["overlap"])
+        self.scale = f(H["time_scale"])
+        self.host_s = host_s
+
+    def times(self, d, p, n_logit, dec_ctx, pre_ctx):
+        """Step times (s); arguments scalars or arrays, ``d``, ``p``, ``n_logit`` integer-valued."""
+        dec_keys = d * (self.ng * np.minimum(dec_ctx, self.cap_g) + self.ns * np.minimum(dec_ctx, self.cap_s))
+        pre_keys = p * (self.ng * pre_ctx + self.ns * np.minimum(pre_ctx, self.window))
+        tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0
+        tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre
+        att = self.ov * np.maximum(tc, tm) + (1.0 - self.ov) * (tc + tm)
+        lin = self.base[np.asarray(d + p).astype(np.intp)] + self.head[np.asarray(n_logit).astype(np.intp)]
+        return (lin + att) * self.scale + self.host_s
+
+    def time(self, d: int, p: int, n_logit: int, dec_ctx: float, pre_ctx: float) -> float:
+        """One step's time (s), in plain Python arithmetic."""
+        dec_keys = d * (self.ng * min(dec_ctx, self.cap_g) + self.ns * min(dec_ctx, self.cap_s))
+        pre_keys = p * (self.ng * pre_ctx + self.ns * min(pre_ctx, self.window))
+        tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0
+        tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre
+        att = self.ov * max(tc, tm) + (1.0 - self.ov) * (tc + tm)
+        return (float(self.base[d + p]) + float(self.head[n_logit]) + att) * self.scale + self.host_s
+
+    def _att_parts(self, d, c):
+        keys = d * (self.ng * min(c, self.cap_g) + self.ns * min(c, self.cap_s))
+        return keys * self.f_dec + self.c0, keys * self.m_dec + self.m0
+
+    def decode_stretch(self, d: int, c0: float, k: int, horizon: float = float("inf")):
+        """``k`` decode-only steps of ``d`` sequences at contexts c0, c0+1, ...: returns
+        (steps taken, their total time). With a finite ``horizon`` (s) it stops after the
+        step during which the horizon passes. The step time is linear in the context
+        between the caps and the roofline's switch point, so a stretch with none inside
+        is summed in closed form; others step through an array."""
+        c1 = c0 + k - 1.0
+        (tc0, tm0), (tc1, tm1) = self._att_parts(d, c0), self._att_parts(d, c1)
+        linear = ((tc0 >= tm0) == (tc1 >= tm1) and (c0 >= self.cap_g) == (c1 >= self.cap_g)
+                  and (c0 >= self.cap_s) == (c1 >= self.cap_s))
+        if not linear:
+            cum = np.cumsum(self.times(d, 0, d, c0 + np.arange(k, dtype=float), 0.0))
+            n = k if cum[-1] < horizon else int(np.searchsorted(cum, horizon)) + 1
+            return n, float(cum[n - 1])
+        t0 = self.time(d, 0, d, c0, 0.0)
+        slope = (self.time(d, 0, d, c1, 0.0) - t0) / (k - 1.0) if k > 1 else 0.0
+
+        def total(n):
+            return n * t0 + slope * n * (n - 1.0) * 0.5
+
+        if total(k) < horizon:
+            return k, total(k)
+        # smallest n with total(n) >= horizon: root of slope/2 n^2 + (t0 - slope/2) n - horizon
+        if slope > 0.0:
+            b = t0 - 0.5 * slope
+            n = int(np.ceil((-b + np.sqrt(b * b + 2.0 * slope * horizon)) / slope - 1e-12))
+        else:
+            n = int(np.ceil(horizon / t0 - 1e-12))
+        n = min(max(n, 1), k)
+        while n > 1 and total(n - 1) >= horizon:
+            n -= 1
+        while n < k and total(n) < horizon:
+            n += 1
+        return n, total(n)
