@@ -4,7 +4,8 @@ Prints, by slice (engine, model, device, precision, concurrency band), the media
 p90 of |predicted / measured - 1| for TTFT and TPOT under four predictors:
 
 * ``engine-today``: the cost engine as it is (datasheet efficiencies, steady state);
-* ``datasheet``: datasheet efficiencies with the closed-loop waves in step
+* ``datasheet``: datasheet efficiencies, the engine profiles' documented host time, the
+  closed-loop scheduler model (planner.cost.serving)
   (planner.serving_params defaults): what a device without measurements gets;
 * ``in-sample``: parameters fitted per (device, engine) on all rows, scored on them;
 * ``leave-one-model-out``: for each model, parameters fitted on the other models' rows

@@ -8,13 +8,13 @@ rows (no Python loop over rows), in the engine's serving mode: concurrency =
 ``batch_size``, devices = ``tp_size``. Each (device, engine) pair is one row of the
 hardware table, with its own efficiencies, so fitted parameters apply per pair.
 
-On top of the engine (names in :mod:`planner.serving_params`), with ``s`` = wave_sync,
-the same rows also evaluated as a static batch of C (one engine call over both):
-``TPOT = (1 - s) * serving TPOT + s * static decode step + step_host_s`` and
-``TTFT = (1 - s) * serving TTFT + s * static prefill of C prompts * w + step_host_s +
-request_overhead_s``, ``w`` the mean fraction of the wave's batched prefill after which
-a request has its first token (:func:`wave_first_token`). With s = 0 and no host time this is today's
-engine exactly (``today=True``).
+Each row runs under the closed-loop arrival pattern the benchmarks use (all requests
+start together, a finished one is replaced at once: planner.cost.serving.closed_loop),
+with the scheduler facts of its engine (engines/*.yaml: token budget, chunked prefill,
+mixed batches, running limit) and the named parameters of its (device, engine) pair
+(:mod:`planner.serving_params`): the efficiencies enter the hardware table, the host time
+per step the scheduler's steps, the request overhead TTFT. ``today=True`` gives the
+engine as it was before the scheduler model (steady state, no host time).
 
 Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
 disaggregated prefill/decode, a tensor-parallel group beyond one NVLink domain) are
@@ -29,6 +29,7 @@ import numpy as np
 
 from planner import serving_params as SP
 from planner.errors import InputError
+from planner.cost.serving import ARRIVAL_CODE
 from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for
 
 DATASHEET = "datasheet"
@@ -41,33 +42,6 @@ def band(c: float) -> str:
         if lo <= c <= hi:
             return f"{lo}-{hi}" if hi < 10**9 else f">{lo - 1}"
     return "n/a"
-
-
-WAVE_EXACT_MAX = 4096  # waves up to this many requests are averaged exactly, larger ones in closed form
-
-
-def wave_first_token(C: np.ndarray, P: np.ndarray) -> np.ndarray:
-    """Mean over a wave of C prompts of P tokens, prefilled together in passes of
-    PREFILL_CHUNK_TOKENS (K) tokens, of the fraction of the batched prefill after which a
-    request has its first token: prompt j (1..C) completes in pass ceil(j P / K) of
-    n = ceil(C P / K). One pass: 1 (all first tokens come together); one prompt per pass
-    and many passes: -> (C + 1) / (2C). Exact up to WAVE_EXACT_MAX requests (a masked
-    array over j, no loop over rows), beyond it the mean of j P / K plus half a pass."""
-    from planner.cost.footprint import PREFILL_CHUNK_TOKENS as K
-
-    C = np.asarray(C, dtype=float)
-    P = np.asarray(P, dtype=float)
-    n = np.maximum(np.ceil(C * P / K), 1.0)
-    out = np.empty_like(C)
-    small = C <= WAVE_EXACT_MAX
-    if small.any():
-        cs, ps = C[small], P[small]
-        j = np.arange(1, int(cs.max()) + 1, dtype=float)
-        passes = np.ceil(np.outer(ps, j) / K) * (j[None, :] <= cs[:, None])
-        out[small] = passes.sum(axis=1) / cs
-    big = ~small
-    out[big] = (C[big] + 1.0) / 2.0 * P[big] / K + 0.5
-    return np.minimum(out / n, 1.0)
 
 
 @dataclass
@@ -90,6 +64,12 @@ def _resolve(names, loader, label):
         except InputError:
             out[n] = None
     return out
+
+
+def _engine(name: str):
+    from planner.engine_profiles import load_engine
+
+    return load_engine(name)
 
 
 def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
@@ -167,10 +147,18 @@ class Prepared:
                                 act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
                                 prefix_sharing=False)
             self.G = runs.osl[idx]
-            # the same rows as a static batch of C (concurrency 0): the waves' view
-            static = {**self.cols, "batch": self.cols["concurrency"], "concurrency": np.zeros(len(idx), np.int64)}
-            self.cols2 = {key: np.concatenate([self.cols[key], static[key]]) for key in self.cols}
-            self.wave_first_token = wave_first_token(self.C, runs.isl[idx])
+            # the scheduler facts of each row's engine (engines/*.yaml), a closed loop at C
+            self.engines = {e: _engine(e) for e in sorted(set(runs.engine[idx].tolist()))}
+            eng = [self.engines[e] for e in runs.engine[idx]]
+            self.cols.update(
+                arrival=np.full(len(idx), ARRIVAL_CODE["closed"]),
+                rate=np.zeros(len(idx)),
+                token_budget=np.array([e.token_budget for e in eng], dtype=np.int64),
+                max_running=np.array([e.max_running for e in eng], dtype=np.int64),
+                chunked=np.array([int(e.chunked_prefill) for e in eng], dtype=np.int64),
+                mixed=np.array([int(e.mixed_batches) for e in eng], dtype=np.int64),
+                host_step_s=np.array([e.host_step_s for e in eng], dtype=float))
+
 
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
         """(profile name, values) per group, in :attr:`gnames` order. A pair without
@@ -183,16 +171,23 @@ class Prepared:
             if g in params:
                 sets.append(params[g])
             elif today:
-                sets.append((TODAY, {**SP.defaults(hw), "wave_sync": 0.0}))
+                sets.append((TODAY, {**SP.defaults(hw), "step_host_s": 0.0}))
             else:
+                base = SP.defaults(hw, self.engine_of(g))
                 carried = SP.carried_over(g.split("/", 1)[1], params)
                 if carried is None:
-                    sets.append((DATASHEET, SP.defaults(hw)))
+                    sets.append((DATASHEET, base))
                 else:
-                    sets.append((carried[0], {**SP.defaults(hw), **carried[1]}))
+                    sets.append((carried[0], {**base, **carried[1]}))
         return sets
 
-    def run(self, params: dict | None = None, *, today: bool = False) -> Prediction:
+    def engine_of(self, group: str):
+        """The engine profile of a "device/engine" pair."""
+        return self.engines[group.split("/", 1)[1]]
+
+    def run(self, params: dict | None = None, *, today: bool = False, only: str | None = None) -> Prediction:
+        """Predict under a parameter set: one engine call over the predictable rows (only
+        the rows of the pair ``only``, when given: what a fit of that pair needs)."""
         from planner.cost.efficiency import Curve, Efficiency
         from planner.cost.engine import evaluate
         from planner.cost.tables import HardwareTable
@@ -202,7 +197,8 @@ class Prepared:
         tpot = np.full(n, np.nan)
         status = self.status.copy()
         profile = np.full(n, "", dtype=object)
-        idx = self.idx
+        sel = np.ones(self.idx.size, dtype=bool) if only is None else self.group[self.idx] == only
+        idx = self.idx[sel]
         if idx.size:
             sets = self.parameter_sets(params, today)
             effs = [Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))},
@@ -211,16 +207,27 @@ class Prepared:
                                kernel_overhead_s=self.hw[g].kernel_overhead_us * 1e-6, source=name)
                     for g, (name, v) in zip(self.gnames, sets)]
             ht = HardwareTable.build([self.hw[g] for g in self.gnames], effs)
-            r = evaluate(self.cols2, self.mt, ht)
+            g_idx = self.g_idx[sel]
+            pick = lambda key: np.array([v[key] for _, v in sets])[g_idx]  # noqa: E731
+            cols = {key: v[sel] for key, v in self.cols.items()}
+            cols["host_step_s"] = pick("step_host_s")
             k = idx.size
-            serve = {key: r[key][:k] for key in ("ttft_s", "tpot_s")}
-            static_prefill, static_step = r["prefill_s"][k:], r["decode_s"][k:] / self.G
-            pick = lambda key: np.array([v[key] for _, v in sets])[self.g_idx]  # noqa: E731
-            host, s = pick("step_host_s"), pick("wave_sync")
-            wave_ttft = static_prefill * self.wave_first_token
-            tpot[idx] = (1.0 - s) * serve["tpot_s"] + s * static_step + host
-            ttft[idx] = (1.0 - s) * serve["ttft_s"] + s * wave_ttft + host + pick("request_overhead_s")
-            profile[idx] = np.array([name for name, _ in sets], dtype=object)[self.g_idx]
+            if today:  # the engine as it was: steady-state serving, no host time
+                cols["arrival"] = np.full(k, ARRIVAL_CODE["steady"])
+                s = np.zeros(k)
+            else:  # the same rows twice: closed loop in waves, and arrivals spread out
+                cols = {key: np.concatenate([v, v]) for key, v in cols.items()}
+                cols["arrival"][k:] = ARRIVAL_CODE["steady"]
+                s = pick("wave_sync")
+            r = evaluate(cols, self.mt, ht)
+            waves = {key: r[key][:k] for key in ("ttft_s", "tpot_s")}
+            spread = {key: r[key][k:] if not today else r[key] for key in ("ttft_s", "tpot_s")}
+            if not today:  # the steady state carries no host time of its own: add it per step
+                spread["tpot_s"] = spread["tpot_s"] + pick("step_host_s")
+                spread["ttft_s"] = spread["ttft_s"] + pick("step_host_s")
+            tpot[idx] = s * waves["tpot_s"] + (1.0 - s) * spread["tpot_s"]
+            ttft[idx] = s * waves["ttft_s"] + (1.0 - s) * spread["ttft_s"] + pick("request_overhead_s")
+            profile[idx] = np.array([name for name, _ in sets], dtype=object)[g_idx]
             bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
             if bad.any():
                 status[idx[bad]] = "unsupported: the engine gave no finite time"

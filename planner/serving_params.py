@@ -11,16 +11,17 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 * ``compute_efficiency``: achieved fraction of the datasheet dense tensor peak in the
   GEMMs and attention. Cannot exceed 1.
 * ``step_host_s``: host time per engine step that the GPU does not hide (scheduling,
-  sampling, detokenization, Python; CUDA graphs make it small): added once per decode
-  step to TPOT and once to TTFT. Cannot be negative.
-* ``wave_sync``: how far the closed-loop benchmark's requests move in waves. At a fixed
-  concurrency C with fixed lengths, all requests start together and a finished one is
-  replaced at once, so the waves stay in step (1): each wave's C prompts are prefilled
-  together first, in passes of the engine's prefill chunk, a request getting its first
-  token at the end of the pass that completes its prompt, and the decode steps that
-  follow carry no prompt. At 0 the arrivals are spread out and every step carries its
-  share of prompt tokens (the engine's steady state). Between the two the predictions
-  mix linearly. Range [0, 1].
+  sampling, detokenization, Python; CUDA graphs make it small): added to every step of
+  the scheduler model (planner.cost.serving), so to TPOT and to the steps a request waits
+  before its first token. Cannot be negative. Default: the engine profile's documented
+  value (engines/*.yaml).
+* ``wave_sync``: how far the closed-loop benchmark's requests stay in waves. The
+  benchmark starts all C requests together and replaces a finished one at once; with
+  fixed lengths the waves would stay in step (1: the scheduler model's closed loop,
+  planner.cost.serving.closed_loop). Real first tokens come at different times, so the
+  waves smear out towards arrivals spread over the steps (0: the steady state, where
+  every step carries its share of prompt tokens). The prediction mixes the two linearly.
+  Range [0, 1]; a property of the engine's scheduler (carried between devices).
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first
   token (HTTP, tokenization, admission into the running batch, the first detokenization):
   added once to TTFT. Cannot be negative.
@@ -43,6 +44,13 @@ class Param:
     why_hi: str
     carries: bool = False  # a property of the engine, not the device: carried to unmeasured devices
 
+    @property
+    def scope(self) -> str:
+        """What the parameter belongs to: "engine" (the scheduler: shared by every device an
+        engine runs on, carried to unmeasured devices) or "device" (achieved efficiencies:
+        shared by every engine on the device)."""
+        return "engine" if self.carries else "device"
+
 
 PARAMS = (
     Param("memory_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the datasheet bandwidth, > 0",
@@ -59,14 +67,14 @@ PARAMS = (
 NAMES = tuple(p.name for p in PARAMS)
 CARRIED = tuple(p.name for p in PARAMS if p.carries)
 BY_NAME = {p.name: p for p in PARAMS}
-CLOSED_LOOP_WAVES = 1.0  # fixed lengths, closed loop: the waves stay in step (module docstring)
 
 
-def defaults(hw) -> dict[str, float]:
-    """The datasheet defaults: the spec's documented efficiencies, no host time, the
-    closed-loop waves in step."""
+def defaults(hw, engine=None) -> dict[str, float]:
+    """The datasheet defaults: the spec's documented efficiencies, the engine profile's
+    documented host time per step (0 without a profile), no request overhead."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
-            "step_host_s": 0.0, "wave_sync": CLOSED_LOOP_WAVES, "request_overhead_s": 0.0}
+            "step_host_s": float(engine.host_step_s) if engine is not None else 0.0, "wave_sync": 0.5,
+            "request_overhead_s": 0.0}
 
 
 def carried_over(engine: str, params: dict) -> tuple[str, dict] | None:

@@ -113,16 +113,34 @@ def test_replay_equals_the_single_configuration_api(tmp_path):
         assert pred.tpot_s[i] == pytest.approx(r["tpot_s"], rel=1e-9)
 
 
-def test_waves_in_step_take_prefill_out_of_tpot(tmp_path):
-    """wave_sync = 1 (closed loop, fixed lengths): TPOT is the pure decode step (below
-    the steady state that carries prompt tokens) and TTFT grows with the number in flight."""
+def test_replay_mixes_the_closed_loop_and_the_steady_state_as_the_api_computes_them(tmp_path):
+    """wave_sync = 1: each row is the scheduler model's closed loop with its engine's
+    facts (the single-configuration API, arrival="closed"); wave_sync = 0: the steady
+    state plus the host time per step; in between, the linear mix. TTFT of the closed
+    loop grows with the number in flight."""
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.api import estimate
+    from planner.engine_profiles import load_engine
+
     rows = [f"r{c},vllm,Qwen/Qwen3-32B,h100_sxm,fp8,agg,2048,256,fp8,{c},2,1,1,1,,," for c in (1, 4, 16, 64)]
     runs = read_measured(write_csv(tmp_path, rows))
     prep = Prepared(runs)
-    today, waves = prep.run(today=True), prep.run()
-    assert np.all(waves.tpot_s <= today.tpot_s + 1e-15)
+    m, h, eng = load_model("qwen3-32b"), load_hardware("h100-sxm"), load_engine("vllm")
+    params = {"memory_efficiency": h.memory_efficiency, "compute_efficiency": h.compute_efficiency,
+              "step_host_s": 0.002, "request_overhead_s": 0.0}
+    waves = prep.run({"h100-sxm/vllm": ("t", {**params, "wave_sync": 1.0})})
+    spread = prep.run({"h100-sxm/vllm": ("t", {**params, "wave_sync": 0.0})})
+    half = prep.run({"h100-sxm/vllm": ("t", {**params, "wave_sync": 0.5})})
+    eng = eng.model_copy(update={"host_step_us": 2000.0})
+    for i, c in enumerate((1, 4, 16, 64)):
+        kw = dict(devices=2, concurrency=c, prompt_len=2048, gen_len=256, weight_dtype="fp8", act_dtype="fp8",
+                  kv_dtype="bf16", prefix_sharing=False, engine=eng)  # fp8 rows keep a 16-bit KV cache
+        closed, steady = estimate(m, h, arrival="closed", **kw), estimate(m, h, arrival="steady", **kw)
+        assert waves.ttft_s[i] == pytest.approx(closed["ttft_s"], rel=1e-6)
+        assert waves.tpot_s[i] == pytest.approx(closed["tpot_s"], rel=1e-6)
+        assert spread.tpot_s[i] == pytest.approx(steady["tpot_s"] + 0.002, rel=1e-6)
+        assert half.tpot_s[i] == pytest.approx(0.5 * (waves.tpot_s[i] + spread.tpot_s[i]), rel=1e-9)
     assert np.all(np.diff(waves.ttft_s) > 0)
-    assert waves.ttft_s[0] == pytest.approx(today.ttft_s[0] - 0.5 * today.tpot_s[0], rel=0.2)  # C=1: one prefill
 
 
 def test_rows_json_is_one_entry_per_row_in_order(tmp_path):
@@ -184,22 +202,3 @@ def test_monotone_in_concurrency_and_efficiency_for_any_physical_parameters(grid
         assert np.all(faster.tpot_s <= p.tpot_s + 1e-12)
 
     check()
-
-
-def test_wave_first_token_against_brute_force():
-    """The mean first-token fraction of a wave, against a direct simulation of the passes."""
-    from planner.cost.footprint import PREFILL_CHUNK_TOKENS as K
-    from planner.replay import wave_first_token
-
-    rng = np.random.default_rng(0)
-    C = rng.integers(1, 300, 200).astype(float)
-    P = rng.integers(1, 20000, 200).astype(float)
-    got = wave_first_token(C, P)
-    for c, p, g in zip(C, P, got):
-        done = np.ceil(np.arange(1, int(c) + 1) * p / K)  # pass in which each prompt completes
-        n = max(np.ceil(c * p / K), 1.0)
-        assert g == pytest.approx(done.mean() / n, rel=1e-12)
-    assert wave_first_token(np.array([1.0]), np.array([100.0]))[0] == 1.0
-    # beyond the exact range the closed form is within half a pass of it
-    big = wave_first_token(np.array([5000.0, 4096.0]), np.array([1000.0, 1000.0]))
-    assert big[0] == pytest.approx(big[1], rel=0.03)
