@@ -13,7 +13,8 @@ start together, a finished one is replaced at once: planner.cost.serving.closed_
 with the scheduler facts of its engine (engines/*.yaml: token budget, chunked prefill,
 mixed batches, running limit) and the named parameters of its (device, engine) pair
 (:mod:`planner.serving_params`): the efficiencies enter the hardware table, the host time
-per step the scheduler's steps, the request overhead TTFT. ``today=True`` gives the
+per step the scheduler's steps, the wave synchrony and the request overhead the closed
+loop (planner.cost.serving.smeared_waves). ``today=True`` gives the
 engine as it was before the scheduler model (steady state, no host time).
 
 Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
@@ -211,22 +212,14 @@ class Prepared:
             pick = lambda key: np.array([v[key] for _, v in sets])[g_idx]  # noqa: E731
             cols = {key: v[sel] for key, v in self.cols.items()}
             cols["host_step_s"] = pick("step_host_s")
-            k = idx.size
             if today:  # the engine as it was: steady-state serving, no host time
-                cols["arrival"] = np.full(k, ARRIVAL_CODE["steady"])
-                s = np.zeros(k)
-            else:  # the same rows twice: closed loop in waves, and arrivals spread out
-                cols = {key: np.concatenate([v, v]) for key, v in cols.items()}
-                cols["arrival"][k:] = ARRIVAL_CODE["steady"]
-                s = pick("wave_sync")
+                cols["arrival"] = np.full(idx.size, ARRIVAL_CODE["steady"])
+            else:  # the closed loop, its waves smeared by the fitted synchrony
+                cols["wave_sync"] = pick("wave_sync")
+                cols["request_overhead_s"] = pick("request_overhead_s")
             r = evaluate(cols, self.mt, ht)
-            waves = {key: r[key][:k] for key in ("ttft_s", "tpot_s")}
-            spread = {key: r[key][k:] if not today else r[key] for key in ("ttft_s", "tpot_s")}
-            if not today:  # the steady state carries no host time of its own: add it per step
-                spread["tpot_s"] = spread["tpot_s"] + pick("step_host_s")
-                spread["ttft_s"] = spread["ttft_s"] + pick("step_host_s")
-            tpot[idx] = s * waves["tpot_s"] + (1.0 - s) * spread["tpot_s"]
-            ttft[idx] = s * waves["ttft_s"] + (1.0 - s) * spread["ttft_s"] + pick("request_overhead_s")
+            tpot[idx] = r["tpot_s"]
+            ttft[idx] = r["ttft_s"]
             profile[idx] = np.array([name for name, _ in sets], dtype=object)[g_idx]
             bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
             if bad.any():

@@ -99,3 +99,16 @@ def load_serving(paths: list[str] | None = None) -> dict[str, tuple[str, dict]]:
         device = load_hardware(device).name  # aliases resolve too
         out[f"{device}/{engine}"] = (f"calibration:{f.name}" if not paths else str(f), vals)
     return out
+
+
+def find_serving(device: str, engine: str) -> tuple[str, dict] | None:
+    """The shipped (or user) serving profile of a (device, engine) pair: (its path, its
+    parameters), or None when that pair was never fitted."""
+    for d in serving_dirs():
+        for f in sorted(d.glob("*.yaml")):
+            if f.name == f"{device}.{engine}.yaml":
+                from planner.calibrate.profile import load_profile
+
+                dev, eng, vals = serving_of(load_profile(f))
+                return str(f), vals
+    return None

@@ -72,6 +72,25 @@ def estimate_cmd(
     if arrival in ("closed", "steady") and concurrency < 1 and arrival == "closed":
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     eff, eff_label = resolve_efficiency(h, calibration)
+    serving = None
+    if calibration is None and prof.name != "generic" and concurrency > 0:
+        # a serving profile fitted on measured runs of this device and engine: used by default
+        from planner.serving_profile import find_serving
+
+        found = find_serving(h.name, prof.name)
+        if found is not None:
+            eff, _ = resolve_efficiency(h, found[0])
+            serving = found[1]
+            eff_label = (f"serving profile {found[0]} (fitted on measured {prof.name} runs; "
+                         f"host {serving['step_host_s'] * 1e3:.2f} ms/step, wave sync {serving['wave_sync']:.2f})")
+        else:  # no fit for this device: its datasheet plus what carries over between devices of the engine
+            from planner import serving_params as SP
+            from planner.serving_profile import load_serving
+
+            carried = SP.carried_over(prof.name, load_serving())
+            if carried is not None:
+                serving = carried[1]
+                eff_label = f"{eff_label}; {carried[0]}"
     if prefill_workers or decode_workers:
         from planner.cost.serving_api import disaggregated_estimate
 
@@ -92,7 +111,7 @@ def estimate_cmd(
     r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
-                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp)
+                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, serving=serving)
     r["efficiency"] = eff_label
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
         if pp > 1:

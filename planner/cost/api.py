@@ -155,7 +155,8 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
              gen_len: int = D["gen_len"], samples: int = D["samples"], weight_dtype: str = D["weight_dtype"],
              act_dtype: str = D["act_dtype"], kv_dtype: str = D["kv_dtype"], kv_budget: int = D["kv_budget"],
              prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None,
-             engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1) -> dict[str, Any]:
+             engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1,
+             serving: Optional[dict] = None) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD):
     the documented ``planner estimate --json`` object.
 
@@ -165,7 +166,10 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     Poisson ``rate``) follows the ``engine`` profile's scheduler (planner.engine_profiles;
     None: the generic one) and the ``arrival`` pattern (planner.cost.serving);
     ``unbounded`` says a rate above capacity. ``pp`` > 1 costs pipeline stages
-    (planner.cost.layout). Bad values raise InputError.
+    (planner.cost.layout). ``serving``: the fitted parameters of a serving profile
+    (planner.serving_profile: ``step_host_s`` replaces the engine's host time,
+    ``wave_sync`` and ``request_overhead_s`` shape the closed loop); pass its efficiency
+    as ``efficiency``. Bad values raise InputError.
 
     The steady state and static batches run on Python floats (the scalar fast path);
     closed-loop and Poisson rows through the vectorized engine on one row."""
@@ -178,8 +182,11 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
                           prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                           act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
                           prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
-                          rate=rate, pp=pp)
+                          rate=rate, pp=pp, serving=serving)
     serve = serving_columns(engine, arrival, rate)
+    if serving:
+        serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
+                     request_overhead_s=float(serving["request_overhead_s"]))
     dt = validate_config(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget)
@@ -188,7 +195,7 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
            "prompt_len": prompt_len, "gen_len": gen_len, "samples": samples, "kv_budget": kv_budget,
            "prefix_sharing": prefix_sharing, "weight_dtype": DTYPE_CODE[dt["weight_dtype"]],
            "act_dtype": DTYPE_CODE[dt["act_dtype"]], "kv_dtype": DTYPE_CODE[dt["kv_dtype"]]}
-    if arrival == "steady":
+    if arrival == "steady" and not serving:
         r = evaluate_one(row, mt, ht)
     else:
         cols = {key: np.full(1, v) for key, v in {**INPUT_DEFAULTS, **row, **serve}.items()}

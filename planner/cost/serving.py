@@ -246,6 +246,24 @@ def serving_steady(out, x, C, k, P, G, share):
     out["_serving"] = res
 
 
+def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G) -> dict:
+    """A closed-loop benchmark between its two idealizations: ``wave_sync`` s = 1 keeps the
+    waves in step (:func:`closed_loop`), s = 0 spreads arrivals over the steps (the steady
+    state, plus the host time per step). Real first tokens come at different times, so the
+    waves smear: TPOT = s x closed + (1 - s) x (steady + host), TTFT likewise plus the
+    request's time outside the GPU steps (``overhead_s``: HTTP, tokenization, admission).
+    Throughput follows from Little's law in a closed loop: S requests in flight / latency.
+    s = 1 and no overhead (the column defaults) give :func:`closed_loop` exactly. The
+    parameters are fitted on measured runs (planner.serving_params)."""
+    s = wave_sync
+    tpot = s * closed["tpot_s"] + (1.0 - s) * (steady["tpot_s"] + host_s)
+    ttft = s * closed["ttft_s"] + (1.0 - s) * (steady["ttft_s"] + host_s) + overhead_s
+    latency = ttft + (G - 1.0) * tpot
+    exact = (s == 1.0) & (overhead_s == 0.0)
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": np.where(exact, closed["latency_s"], latency),
+            "throughput_req_s": np.where(exact, closed["throughput_req_s"], S / latency)}
+
+
 def serving_into(out, x: Ctx, C, k, P, G, share):
     """Serving rows (concurrency > 0): the steady state for every row, then the closed
     loop or the Poisson model where the ``arrival`` column asks for it (TTFT, TPOT,
@@ -268,6 +286,7 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)
     pick = arrival == ARRIVAL_CODE["closed"]
     pois = arrival == ARRIVAL_CODE["poisson"]
+    closed = smeared_waves(closed, res, host, get("wave_sync"), get("request_overhead_s"), S, G)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
     req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])

@@ -1,0 +1,48 @@
+"""Shipped serving profiles are used by `planner estimate` when the device and engine
+match, and give the same numbers as the replay of a measured row (the replay is the
+oracle: it is what the profiles were fitted on); an unmeasured device says it takes its
+datasheet plus the engine's carried parameters."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from planner.cli import main
+
+HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
+
+
+def _estimate(capsys, *args) -> dict:
+    assert main(["estimate", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("engine,hw,tp,c", [("vllm", "h100-sxm", 1, 32), ("trtllm", "h200", 2, 8),
+                                            ("sglang", "h100-sxm", 4, 64)])
+def test_estimate_uses_the_fitted_profile_like_the_replay(tmp_path, capsys, engine, hw, tp, c):
+    from planner.measured import read_measured
+    from planner.replay import Prepared
+    from planner.serving_profile import load_serving
+
+    system = {"h100-sxm": "h100_sxm", "h200": "h200_sxm"}[hw]
+    f = tmp_path / "runs.csv"
+    f.write_text(f"{HEADER}\nr1,{engine},meta-llama/Llama-3.1-8B-Instruct,{system},bf16,agg,1024,256,{c},{tp},,\n")
+    pred = Prepared(read_measured(str(f))).run(load_serving())
+    r = _estimate(capsys, "-m", "llama-3.1-8b", "-H", hw, "--engine", engine, "--arrival", "closed",
+                  "--concurrency", str(c), "--devices", str(tp), "--prompt-len", "1024", "--gen-len", "256",
+                  "--no-prefix-sharing")
+    assert r["efficiency"].startswith(f"serving profile ") and f"{hw}.{engine}.yaml" in r["efficiency"]
+    assert r["ttft_s"] == pytest.approx(pred.ttft_s[0], rel=1e-6)
+    assert r["tpot_s"] == pytest.approx(pred.tpot_s[0], rel=1e-6)
+
+
+def test_unmeasured_device_takes_datasheet_plus_carried_engine_parameters(capsys):
+    r = _estimate(capsys, "-m", "llama-3.1-8b", "-H", "b200", "--engine", "vllm", "--arrival", "closed",
+                  "--concurrency", "16", "--prompt-len", "1024", "--gen-len", "256")
+    assert "datasheet + vllm" in r["efficiency"] and "h100-sxm/vllm" in r["efficiency"]
+    generic = _estimate(capsys, "-m", "llama-3.1-8b", "-H", "b200", "--arrival", "closed", "--concurrency", "16",
+                        "--prompt-len", "1024", "--gen-len", "256")
+    assert "datasheet +" not in generic["efficiency"]
+    assert r["ttft_s"] > generic["ttft_s"]  # the measured request overhead and host time carry over
