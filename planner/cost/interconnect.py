@@ -14,8 +14,10 @@ INTER_NODE_LATENCY_US = 5.0
 
 def link_bytes_per_s(x, n):
     """Per-device link bandwidth of a group of ``n`` devices: NVLink (the spec's figure)
-    within one NVLink domain (``max_devices``), the inter-node network beyond it."""
-    return x.xp.where(n > x.hw["domain_devices"], INTER_NODE_GBPS_PER_DEVICE * 1e9, x.hw["link_bytes_per_s"])
+    within one NVLink domain (``max_devices``), the inter-node network beyond it; 0 for a
+    device without a link (its multi-device rows stay infinite)."""
+    link = x.hw["link_bytes_per_s"]
+    return x.xp.where(x.xp.logical_and(n > x.hw["domain_devices"], link > 0), INTER_NODE_GBPS_PER_DEVICE * 1e9, link)
 
 
 def allreduce_latency_s(x, n=None):
