@@ -4,6 +4,8 @@ all-to-alls of expert parallelism live in :mod:`planner.cost.expert_parallel`.""
 
 from __future__ import annotations
 
+from planner.cost.expert_parallel import a2a_s
+
 ALLREDUCE_STEP_S = 0.6e-6  # one ring step of a small all-reduce on NVLink (NCCL src/graph/tuning.cc, hwLat, LL protocol)
 # between NVLink domains, when the device spec gives no inter-node figure: NVIDIA DGX
 # H100 / H200 datasheets: 8x ConnectX-7 400 Gb/s, one per GPU, = 50 GB/s per device;
@@ -60,8 +62,6 @@ def allreduce_s(x, tokens_per_pass, passes):
     tp = x.xp.where(x.devices > 1, message_bytes * x.ring_s_per_byte + x.allreduce_latency_s, 0.0)
     if not x.layout_beyond_tp:
         return 2.0 * M["layers"] * passes * tp
-    from planner.cost.expert_parallel import a2a_s
-
     group = x.xp.where(x.group_devices > 1, tokens_per_pass * M["hidden"] * x.act_bytes_per_value
                        * x.group_ring_s_per_byte
                        + x.group_allreduce_latency_s, 0.0)
