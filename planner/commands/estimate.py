@@ -94,6 +94,10 @@ def estimate_cmd(
     if prefill_workers or decode_workers:
         from planner.cost.serving_api import disaggregated_estimate
 
+        if ep > 1 or dp > 1:
+            raise InputError("disaggregated serving from the command line is tensor parallel only (the Python API "
+                             "planner.cost.disagg.disaggregated_rows takes each side's ep and attention dp)",
+                             field="ep" if ep > 1 else "dp", value=ep if ep > 1 else dp)
         if pp > 1 or rate is not None or simulate or arrival == "poisson":
             raise InputError("disaggregated serving is costed as a closed loop, tensor parallel only",
                              field="prefill-workers", value=prefill_workers)
@@ -111,11 +115,12 @@ def estimate_cmd(
     r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
-                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, serving=serving)
+                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving)
     r["efficiency"] = eff_label
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
-        if pp > 1:
-            raise InputError("the simulator runs tensor-parallel layouts only", field="pp", value=pp)
+        for field, v in (("pp", pp), ("ep", ep), ("dp", dp)):
+            if v > 1:
+                raise InputError("the simulator runs tensor-parallel layouts only", field=field, value=v)
         if arrival == "steady":
             raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
         r["simulation"] = simulate_estimate(
@@ -138,6 +143,8 @@ def print_estimate(r: dict) -> None:
     con = console()
     c = r["config"]
     head = (f"{r['model']} on {c['devices']}x {r['hardware']}" + (f" x {c['pp']} stages" if c.get("pp", 1) > 1 else "")
+            + (f" x {c['attn_dp']} attention-dp groups" if c.get("attn_dp", 1) > 1 else "")
+            + (f", experts over {c['ep']} ep groups" if c.get("ep", 1) > 1 else "")
             + f" | {r['mode']}"
             + (f" | engine {c['engine']}" if c["concurrency"] else "")
             + (f" | rate {c['rate']:g}/s" if c.get("arrival") == "poisson" else

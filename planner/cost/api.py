@@ -155,8 +155,8 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
              gen_len: int = D["gen_len"], samples: int = D["samples"], weight_dtype: str = D["weight_dtype"],
              act_dtype: str = D["act_dtype"], kv_dtype: str = D["kv_dtype"], kv_budget: int = D["kv_budget"],
              prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None,
-             engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1,
-             serving: Optional[dict] = None) -> dict[str, Any]:
+             engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1, ep: int = 1,
+             dp: int = 1, serving: Optional[dict] = None) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD):
     the documented ``planner estimate --json`` object.
 
@@ -166,10 +166,12 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     Poisson ``rate``) follows the ``engine`` profile's scheduler (planner.engine_profiles;
     None: the generic one) and the ``arrival`` pattern (planner.cost.serving);
     ``unbounded`` says a rate above capacity. ``pp`` > 1 costs pipeline stages
-    (planner.cost.layout). ``serving``: the fitted parameters of a serving profile
-    (planner.serving_profile: ``step_host_s`` replaces the engine's host time,
-    ``wave_sync`` and ``request_overhead_s`` shape the closed loop); pass its efficiency
-    as ``efficiency``. Bad values raise InputError.
+    (planner.cost.layout); ``ep`` > 1 spreads whole experts over ``ep`` groups and
+    ``dp`` > 1 runs attention data parallel over ``dp`` groups of ``devices`` devices, the
+    experts over all ``devices x dp`` (planner.cost.expert_parallel). ``serving``: the
+    fitted parameters of a serving profile (planner.serving_profile: ``step_host_s``
+    replaces the engine's host time, ``wave_sync`` and ``request_overhead_s`` shape the
+    closed loop); pass its efficiency as ``efficiency``. Bad values raise InputError.
 
     The steady state and static batches run on Python floats (the scalar fast path);
     closed-loop and Poisson rows through the vectorized engine on one row."""
@@ -177,12 +179,18 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     hardware = resolve_hardware(hardware)
     if arrival == "poisson" and concurrency == 0:
         concurrency = 1  # serving mode; the in-flight count follows from the rate
+    layout = {}
+    if ep != 1 or dp != 1:
+        from planner.cost.layout import check_layout
+
+        check_layout(model, tp=devices, pp=pp, ep=ep, dp=dp)
+        layout = {"ep": ep, "attn_dp": dp}
     if pp > 1:
         return _pipelined(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                           prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                           act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
                           prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
-                          rate=rate, pp=pp, serving=serving)
+                          rate=rate, pp=pp, ep=ep, dp=dp, serving=serving)
     serve = serving_columns(engine, arrival, rate)
     if serving:
         serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
@@ -194,7 +202,7 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     row = {"model": 0, "hardware": 0, "devices": devices, "batch": batch, "concurrency": concurrency,
            "prompt_len": prompt_len, "gen_len": gen_len, "samples": samples, "kv_budget": kv_budget,
            "prefix_sharing": prefix_sharing, "weight_dtype": DTYPE_CODE[dt["weight_dtype"]],
-           "act_dtype": DTYPE_CODE[dt["act_dtype"]], "kv_dtype": DTYPE_CODE[dt["kv_dtype"]]}
+           "act_dtype": DTYPE_CODE[dt["act_dtype"]], "kv_dtype": DTYPE_CODE[dt["kv_dtype"]], **layout}
     if arrival == "steady" and not serving:
         r = evaluate_one(row, mt, ht)
     else:
@@ -203,7 +211,7 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     return to_report(r, model, hardware, ht.efficiency_sources[0], dict(
         devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
         samples=samples, kv_budget=kv_budget, prefix_sharing=prefix_sharing, **dt,
-        engine=engine.name if engine is not None else "generic", arrival=arrival, rate=rate))
+        engine=engine.name if engine is not None else "generic", arrival=arrival, rate=rate, **layout))
 
 
 def _pipelined(model, hardware, *, batch, concurrency, pp, arrival, **kw) -> dict[str, Any]:

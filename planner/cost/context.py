@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.cost.interconnect import allreduce_latency_s, ring_s_per_byte
+from planner.cost.expert_parallel import normal_max_z
+from planner.cost.interconnect import INTER_NODE_LATENCY_US, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
@@ -53,7 +54,7 @@ class Ctx:
         device count and the KV budget: built once per such key and copied."""
         cache = ht.__dict__.setdefault("_casts", {}).setdefault("scalar_ctx", {})
         key = (id(mt), c["model"], c["hardware"], c["act_dtype"], c["weight_dtype"], c["kv_dtype"],
-               c["devices"], c["kv_budget"])
+               c["devices"], c["kv_budget"], c.get("ep", 1), c.get("attn_dp", 1))
         hit = cache.get(key)
         if hit is None or hit[0] is not mt:
             if len(cache) > 4096:
@@ -112,9 +113,34 @@ class Ctx:
         # no skinny-GEMM curve anywhere (the documented defaults): every row factor is 1
         self.flat_rows = self.rows_corr is None and not xp.any(H["gemm_rows_half"] != 0.0)
         self.full_overlap = not xp.any(H["overlap"] != 1.0)
+        self._layout(c, xp, dt)
         self.ring_s_per_byte = ring_s_per_byte(self)
         self.allreduce_latency_s = allreduce_latency_s(self)
+        if self.layout_beyond_tp:
+            self.group_ring_s_per_byte = ring_s_per_byte(self, self.group_devices)
+            self.group_allreduce_latency_s = allreduce_latency_s(self, self.group_devices)
         self._sums: dict = {}
+
+    def _layout(self, c, xp, dt):
+        """Expert parallelism and attention data parallelism (planner.cost.expert_parallel):
+        ``ep`` expert groups and ``attn_dp`` attention groups of ``devices`` devices each
+        (columns optional: 1 = tensor parallelism alone)."""
+        ep = c["ep"] if "ep" in c else 1
+        a = c["attn_dp"] if "attn_dp" in c else 1
+        self.ep, self.attn_dp = xp.values(ep, dt), xp.values(a, dt)
+        self.group_devices = self.devices * self.attn_dp
+        self.moe_shard = self.group_devices / self.ep  # devices splitting one expert
+        self.layout_beyond_tp = xp.any(self.ep != 1.0) or xp.any(self.attn_dp != 1.0)
+        self.expert_parallel = xp.any(self.ep != 1.0)
+        if self.expert_parallel:
+            z = normal_max_z(self.ep)
+            self.ep_max_z = z if xp is SCALAR else np.asarray(z, dtype=dt)
+            from planner.cost.interconnect import link_bytes_per_s
+
+            bw = link_bytes_per_s(self, self.group_devices)
+            self.a2a_s_per_byte = xp.where(bw > 0, 1.0 / xp.where(bw > 0, bw, 1.0), float("inf"))
+            self.a2a_latency_s = xp.where(self.group_devices > self.hw["domain_devices"],
+                                          INTER_NODE_LATENCY_US * 1e-6, self.hw["allreduce_latency_s"])
 
     def rows_factor(self, rows):
         """GEMM time multiplier at ``rows`` rows per pass: ``1 + rows_half / rows`` times

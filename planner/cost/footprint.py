@@ -20,8 +20,15 @@ def weight_bytes_per_device(x):
     with P_eh the embedding and untied LM head (16-bit beside int4/fp4 weights)."""
     M = x.model
     eh = M["embed_head_params"]
-    return (M["total_params"] * x.weight_bytes_per_param
-            + eh * (x.head_bytes_per_param - x.weight_bytes_per_param)) / x.devices
+    per = (M["total_params"] * x.weight_bytes_per_param
+           + eh * (x.head_bytes_per_param - x.weight_bytes_per_param)) / x.devices
+    if not x.layout_beyond_tp:
+        return per
+    # attention data parallel: the routed experts are spread over all t x attn_dp
+    # devices (whole experts over ep groups, each split over t x attn_dp / ep), the
+    # rest is replicated per attention group and split over its t devices
+    routed = M["num_experts"] * M["expert_params_per"] * x.weight_bytes_per_param
+    return per - routed / x.devices + routed / x.group_devices
 
 
 def kv_cache_bytes_per_device(x, n_seq_req, k, P, G, share):
@@ -34,7 +41,8 @@ def kv_cache_bytes_per_device(x, n_seq_req, k, P, G, share):
     win = xp.minimum(full, M["window"])
     per_req_tokens_global = xp.where(share, P + k * G, k * full)
     per_req = M["global_layers"] * per_req_tokens_global + M["sliding_layers"] * k * win
-    return n_seq_req * x.kv_bytes_per_token_layer * per_req / x.kv_shard
+    # attention data parallel: a group caches its own 1/attn_dp of the requests
+    return n_seq_req / x.attn_dp * x.kv_bytes_per_token_layer * per_req / x.kv_shard
 
 
 def memory_footprint(x, n_seq_req, k, P, G, share, act_tokens):
@@ -45,7 +53,8 @@ def memory_footprint(x, n_seq_req, k, P, G, share, act_tokens):
     weights = weight_bytes_per_device(x)
     kv = kv_cache_bytes_per_device(x, n_seq_req, k, P, G, share)
     chunk = x.xp.minimum(act_tokens, PREFILL_CHUNK_TOKENS)
-    acts = (chunk * M["act_elems"] / M["layers"] * x.act_bytes_per_value + n_seq_req * k * M["vocab"] * 4.0) / x.devices
+    acts = ((chunk * M["act_elems"] / M["layers"] * x.act_bytes_per_value + n_seq_req * k * M["vocab"] * 4.0)
+            / x.group_devices)
     capacity = x.hw["capacity"]
     reserve = RESERVE_FRACTION * capacity
     total = weights + kv + acts + reserve
@@ -59,11 +68,11 @@ def energy_j(x, seconds, flops_per_device, bytes_per_device):
     H = x.hw
     busy = x.xp.minimum(seconds, flops_per_device * x.s_per_gemm_flop
                         + MEMORY_POWER_SHARE * bytes_per_device * x.s_per_byte)
-    return x.devices * (H["idle_w"] * seconds + (H["max_w"] - H["idle_w"]) * busy)
+    return x.group_devices * (H["idle_w"] * seconds + (H["max_w"] - H["idle_w"]) * busy)
 
 
 def cost_usd(x, seconds, joules):
     """Dollars: device-hours at the hourly price, plus electricity for owned hardware."""
     H = x.hw
-    return (x.devices * H["hourly_usd"] * seconds / SECONDS_PER_HOUR
+    return (x.group_devices * H["hourly_usd"] * seconds / SECONDS_PER_HOUR
             + H["owned"] * joules / JOULES_PER_KWH * ELECTRICITY_USD_PER_KWH)

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 from planner.errors import InputError
 
-# KV transfer between workers beyond one NVLink domain, when the device spec gives no
-# inter-node figure: NVIDIA DGX H100 / H200 datasheets: 8x ConnectX-7 400 Gb/s, one per
-# GPU, = 50 GB/s per device; latency: assumption, a few microseconds for RDMA (5 us)
-INTER_NODE_GBPS_PER_DEVICE = 50.0
-INTER_NODE_LATENCY_US = 5.0
+# KV transfer between workers beyond one NVLink domain: the inter-node figures of
+# planner.cost.interconnect (their one home)
+from planner.cost.interconnect import INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US  # noqa: E402
 
 
 def kv_transfer_s(model_table_row_kv_bytes_per_token: float, prompt_len: int, hardware, devices_total: int,
@@ -54,10 +52,6 @@ def check_layout(model, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, num_d
         if (tp * dp) % ep:
             raise InputError(f"does not divide the tp x dp = {tp * dp} devices the experts are spread over",
                              field="ep", value=ep)
-    if ep > 1 or dp > 1:
-        raise InputError("expert and attention data parallelism are validated but not yet costed "
-                         "(README 'Serving'); use tensor and pipeline parallelism (--devices, --pp)",
-                         field="ep" if ep > 1 else "dp", value=ep if ep > 1 else dp)
     return used
 
 

@@ -29,6 +29,7 @@ decoded together. Every function takes its elementwise operations from ``x.xp``
 from __future__ import annotations
 
 from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS
+from planner.cost.expert_parallel import max_device_slots
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
 from planner.cost.interconnect import allreduce_s
 from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
@@ -86,19 +87,31 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     M, H, n_dev = x.model, x.hw, x.devices
     head_params = M["lm_head"]
     rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
-    expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / n_dev
-    dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / n_dev - expert_flops
+    if x.layout_beyond_tp:  # attention data / expert parallel (planner.cost.expert_parallel)
+        a = x.attn_dp
+        slots = max_device_slots(x, rows)  # the busiest expert group's token slots per pass
+        n_eff = rows * slots / x.xp.maximum(rows * M["experts_per_token"] / x.ep, 1e-30)
+        touched = touched_experts(x, n_eff) / x.ep  # its local experts touched
+        expert_flops = 2.0 * M["expert_params_per"] * slots * passes / x.moe_shard
+        dense_flops = 2.0 * (M["matmul_active"] - head_params
+                             - M["experts_per_token"] * M["expert_params_per"]) * n_tok / (n_dev * a)
+        expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / x.moe_shard
+        dense_rows, logit_tokens = rows / a, logit_tokens / a
+    else:
+        expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / n_dev
+        dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / n_dev - expert_flops
+        touched = touched_experts(x, rows)
+        expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
+        slots, dense_rows = rows * M["experts_per_token"], rows
     dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
-    touched = touched_experts(x, rows)
-    expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
     n_body = GEMMS_PER_LAYER * M["layers"]
-    compute_s = (dense_flops * x.rows_factor(rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
+    compute_s = (dense_flops * x.rows_factor(dense_rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
     memory_s = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
     compute_s = expert_flops * x.s_per_gemm_flop
     if not x.flat_rows:
-        compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched))
+        compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched, slots))
     t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
@@ -108,7 +121,7 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
                  * x.s_per_gemm_flop)
     memory_s = (head_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
-    act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / n_dev
+    act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / x.group_devices
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
     t_act = (act_bytes + passes * n_elementwise * H["mem_offset_bytes"]) * x.s_per_byte
     return (t_body + t_head + t_act, c_body + c_head, m_body + m_head + t_act, body_flops + head_flops,
@@ -125,8 +138,9 @@ def prefill_phase(x, n_prompts, P):
     # causal attention: sum over positions of min(position, window) per layer
     ctx_tokens = (M["global_layers"] * P * (P + 1.0) * 0.5
                   + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp))
-    attn_flops = n_prompts * M["attn_pre"] * ctx_tokens / x.devices
-    kv_bytes = 2.0 * n_tok * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard  # KV written, then read
+    # attention data parallel: each group attends its own 1/attn_dp of the prompts
+    attn_flops = n_prompts / x.attn_dp * M["attn_pre"] * ctx_tokens / x.devices
+    kv_bytes = 2.0 * n_tok / x.attn_dp * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard  # KV written, then read
     attn_compute_s = (attn_flops + passes * M["layers"] * x.attn_offset_flops) * x.s_per_attn_flop
     attn_memory_s = (kv_bytes + passes * M["layers"] * H["mem_offset_bytes"]) * x.s_per_byte
     t_att, att_c, att_m = roofline_s(x, attn_compute_s, attn_memory_s)
@@ -143,6 +157,7 @@ def attention_coeffs(x, S, n_req, share):
     """Per-step decode attention as f0 + f_g*min(c,cap_g) + f_s*min(c,cap_s) + f_u*c
     for FLOPs (f) and bytes (g), per device; prompt KV shared across samples if ``share``."""
     xp, M = x.xp, x.model
+    S, n_req = S / x.attn_dp, n_req / x.attn_dp  # attention data parallel: a group's own requests
     ng, ns = M["global_layers"], M["sliding_layers"]
     per_seq_flop = M["attn_dec"] / x.devices
     f_g = S * ng * per_seq_flop
@@ -207,7 +222,7 @@ def assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     """Collect outputs. ``seconds`` is the wall time the device group spends, ``pre``/``dec``
     hold per-device work over that time, and ``per`` requests share it."""
     weights, kv, acts, reserve, total, capacity = mem
-    n_dev, xp = x.devices, x.xp
+    n_dev, xp = x.group_devices, x.xp
     Fl = pre["F_lin"] + dec["F_lin"]
     Fa = pre["F_att"] + dec["F_att"]
     Fs = dec["F_sel"]

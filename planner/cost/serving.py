@@ -206,8 +206,8 @@ def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tok
     B_dec = g_g * mean_g + g_s * mean_s + g_u * mean_c + P * (g0_share + g0_sel)
     # prefill attention of the riding prompt tokens (average causal context P/2)
     ctx_pre = M["global_layers"] * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp) / xp.maximum(P, 1.0)
-    F_pre = prefill_tokens * M["attn_pre"] * ctx_pre / x.devices
-    B_pre = 2.0 * prefill_tokens * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard
+    F_pre = prefill_tokens / x.attn_dp * M["attn_pre"] * ctx_pre / x.devices
+    B_pre = 2.0 * prefill_tokens / x.attn_dp * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard
     L = M["layers"]
     ta_c = (F_dec + F_pre + L * x.attn_offset_flops) * x.s_per_attn_flop
     ta_m = (B_dec + L * x.hw["mem_offset_bytes"]) * x.s_per_kv_byte + B_pre * x.s_per_byte

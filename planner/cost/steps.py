@@ -38,6 +38,7 @@ def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx):
     """Attention of ``d`` decodes at mean context ``dec_ctx`` and ``p`` prefill tokens at
     mean causal context ``pre_ctx`` in one step: one roofline (compute vs KV traffic)."""
     M, t = x.model, x.devices
+    d, p = d / x.attn_dp, p / x.attn_dp  # attention data parallel: a group's own share
     ng, ns = M["global_layers"], M["sliding_layers"]
     L = M["layers"]
     kv_tok = x.kv_bytes_per_token_layer / x.kv_shard  # bytes per cached token per layer per device
@@ -73,12 +74,12 @@ class StepTable:
         self.ng, self.ns, L = f(M["global_layers"]), f(M["sliding_layers"]), f(M["layers"])
         self.cap_g, self.cap_s, self.window = f(x.kv_cap_global), f(x.kv_cap_sliding), f(M["window"])
         kv_tok = f(x.kv_bytes_per_token_layer / x.kv_shard)
-        t = f(x.devices)
+        t, a = f(x.devices), f(x.attn_dp)  # a: attention data parallel groups (their own share each)
         ax, bx_att, bx = f(x.s_per_attn_flop), f(x.s_per_kv_byte), f(x.s_per_byte)
-        self.f_dec, self.f_pre = f(M["attn_dec"]) / t * ax, f(M["attn_pre"]) / t * ax
+        self.f_dec, self.f_pre = f(M["attn_dec"]) / t * ax / a, f(M["attn_pre"]) / t * ax / a
         self.c0 = L * f(x.attn_offset_flops) * ax
-        self.m_dec, self.m0 = kv_tok * bx_att, L * f(H["mem_offset_bytes"]) * bx_att
-        self.m_pre = 2.0 * L * kv_tok * bx
+        self.m_dec, self.m0 = kv_tok * bx_att / a, L * f(H["mem_offset_bytes"]) * bx_att
+        self.m_pre = 2.0 * L * kv_tok * bx / a
         self.ov = f(H["overlap"])
         self.scale = f(H["time_scale"])
         self.host_s = host_s

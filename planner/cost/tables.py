@@ -201,6 +201,7 @@ class HardwareTable:
             "capacity": col(lambda h, e: h.memory_gb * 1e9),
             "link_bytes_per_s": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
             "allreduce_latency_s": col(lambda h, e: h.interconnect_latency_us * 1e-6),
+            "domain_devices": col(lambda h, e: h.max_devices),
             "idle_w": col(lambda h, e: h.idle_power_w),
             "max_w": col(lambda h, e: h.max_power_w),
             "hourly_usd": col(lambda h, e: h.hourly_usd),

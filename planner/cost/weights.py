@@ -26,11 +26,13 @@ def expert_params_read(x, touched):
     return touched * x.model["expert_params_per"]
 
 
-def tokens_per_expert(x, tokens_per_pass, touched):
-    """Rows of each expert's GEMM: the pass's ``n k`` routed token slots over the
-    experts they touch (``n k / touched``; ~1 at small batch, where grouped GEMMs run
-    far below peak; vLLM tunes its fused_moe kernel configs per M for that reason).
-    Dense models: the pass's tokens."""
+def tokens_per_expert(x, tokens_per_pass, touched, slots=None):
+    """Rows of each expert's GEMM: the pass's routed token slots (``n k``, or under
+    expert parallelism the busiest device's ``slots``) over the experts they touch
+    (``slots / touched``; ~1 at small batch, where grouped GEMMs run far below peak;
+    vLLM tunes its fused_moe kernel configs per M for that reason). Dense models: the
+    pass's tokens."""
     xp = x.xp
-    slots = tokens_per_pass * x.model["experts_per_token"]
+    if slots is None:
+        slots = tokens_per_pass * x.model["experts_per_token"]
     return xp.where(touched > 0, slots / xp.maximum(touched, 1e-30), tokens_per_pass)

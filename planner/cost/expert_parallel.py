@@ -1,0 +1,69 @@
+"""Expert parallelism (``ep``) and attention data parallelism (``attn_dp``) of one
+worker, DeepSeek / SGLang / TensorRT-LLM wide-EP style.
+
+A worker has ``t x a`` devices (``t`` = the ``devices`` column, the attention's
+tensor-parallel group; ``a`` = ``attn_dp`` groups, each running attention and the dense
+layers for its own ``1/a`` of the requests with replicated weights). The routed experts
+run over all ``t a`` devices: ``ep`` groups of whole experts (``E / ep`` local experts
+per device group), each expert split tensor-wise over ``t a / ep`` devices.
+
+Per step and device (the slowest device sets the pace):
+
+* routed token slots on a device: ``n k`` slots spread over ``ep`` groups; a token's
+  ``k`` distinct experts fall on a given group's ``E/ep`` experts hypergeometrically
+  (mean ``k/ep``, variance ``k (1/ep)(1 - 1/ep)(E-k)/(E-1)``), independent across
+  tokens; the busiest of ``ep`` groups carries about ``mu + z(ep) sigma`` slots
+  (normal approximation of the load, Raab & Steger 1998 "Balls into bins -- a simple
+  and tight analysis" for the ``sqrt(m ln n)`` order; ``z(n)`` = the expected maximum of
+  n standard normals, Tippett 1925 / Harter 1961 tables, :data:`NORMAL_MAX_Z`), capped at
+  ``n min(k, E/ep)``;
+* expert weights read: the local experts those slots touch (the occupancy of
+  :func:`planner.cost.weights.touched_experts` with the busiest group's tokens);
+* dispatch and combine: one all-to-all each per MoE layer, ``tokens x k x hidden x
+  act bytes x (ep-1)/ep`` bytes per device (each token's hidden state goes to the
+  devices of its k experts, the share on other devices crosses the link) over the link
+  bandwidth plus the small-message latency, instead of the MoE's all-reduce.
+
+With ``ep = attn_dp = 1`` every quantity is today's tensor-parallel one exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# expected maximum of n iid standard normals, n = 2^0 .. 2^10 (numerical integration of
+# x n phi(x) Phi(x)^(n-1); matches Harter 1961 "Expected values of normal order statistics")
+NORMAL_MAX_Z = np.array([0.0, 0.5642, 1.0294, 1.4236, 1.7660, 2.0697, 2.3437, 2.5946, 2.8269, 3.0439, 3.2482])
+
+
+def normal_max_z(n):
+    """``z(n)``: expected maximum of ``n`` standard normals (interpolated in log2 n;
+    0 at n = 1). Numpy or float in, same out."""
+    z = np.interp(np.log2(np.maximum(np.asarray(n, dtype=float), 1.0)), np.arange(NORMAL_MAX_Z.size), NORMAL_MAX_Z)
+    return float(z) if np.ndim(z) == 0 else z
+
+
+def max_device_slots(x, tokens):
+    """Routed token slots (token x expert pairs) on the busiest expert-parallel group for
+    ``tokens`` tokens routed top-k of E (``tokens k`` on one group when ep = 1)."""
+    xp, M = x.xp, x.model
+    k, E, ep = M["experts_per_token"], M["num_experts"], x.ep
+    mean = tokens * k / ep
+    if not x.expert_parallel:
+        return mean
+    var = tokens * k / ep * (1.0 - 1.0 / ep) * (E - k) / xp.maximum(E - 1.0, 1.0)
+    local = E / ep
+    return xp.minimum(mean + x.ep_max_z * var ** 0.5, tokens * xp.minimum(k, local))
+
+
+def a2a_s(x, tokens_per_pass, passes):
+    """Dispatch and combine of ``passes`` passes: two all-to-alls per MoE layer, each
+    ``(tokens / (t a)) k hidden act_bytes (ep-1)/ep`` bytes per device over the link,
+    plus the small-message latency. Zero where ep = 1."""
+    xp, M = x.xp, x.model
+    if not x.expert_parallel:
+        return 0.0
+    per_device_tokens = tokens_per_pass / x.group_devices
+    nbytes = per_device_tokens * M["experts_per_token"] * M["hidden"] * x.act_bytes_per_value * (x.ep - 1.0) / x.ep
+    one = xp.where(x.ep > 1.0, nbytes * x.a2a_s_per_byte + x.a2a_latency_s, 0.0)
+    return 2.0 * M["moe_layers"] * passes * one
