@@ -67,6 +67,38 @@ def _resolve(names, loader, label):
     return out
 
 
+DISAGG_NEEDS = ("prefill_num_workers", "decode_num_workers", "decode_batch_size", "prefill_tp_size",
+                "decode_tp_size")
+LAYOUT_KEYS = ("tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
+
+
+def in_flight(runs: MeasuredRuns) -> np.ndarray:
+    """Requests in flight per row: ``batch_size`` (per worker) on aggregated rows, the decode
+    batch times the decode workers on disaggregated ones."""
+    n = len(runs)
+    dis = np.array([_d(runs, "decode_batch_size", i) * _d(runs, "decode_num_workers", i) for i in range(n)])
+    return np.where(runs.mode == "disagg", dis, runs.concurrency)
+
+
+def _d(runs: MeasuredRuns, column: str, i: int) -> float:
+    """A disaggregated layout value of row ``i`` (empty or 0 = 1)."""
+    v = runs.disagg.get(column)
+    x = np.nan if v is None else v[i]
+    return float(x) if np.isfinite(x) and x > 0 else 1.0
+
+
+def moe_layout(tp, attention_dp, moe_tp, moe_ep):
+    """(ep, attn_dp) engine columns from the measured layout columns (README "Layouts of
+    the measured data"): experts in ``moe_ep`` groups; attention data parallel over
+    ``attention_dp`` groups of ``tp`` devices, or, where the MoE spans more devices than
+    tp x attention_dp records (vLLM rows leave attention DP empty), over
+    ``moe_tp x moe_ep / tp`` groups."""
+    tp, a = np.asarray(tp, dtype=float), np.maximum(np.asarray(attention_dp, dtype=float), 1.0)
+    moe = np.maximum(moe_tp, 1.0) * np.maximum(moe_ep, 1.0)
+    a = np.where((moe > tp * a) & (np.mod(moe, tp) == 0), moe / tp, a)
+    return np.maximum(moe_ep, 1.0).astype(np.int64), a.astype(np.int64)
+
+
 def _engine(name: str):
     from planner.engine_profiles import load_engine
 
@@ -112,19 +144,23 @@ class Prepared:
                 reason = f"unknown model '{runs.model[i]}'"
             elif h is None:
                 reason = f"unknown system '{runs.system[i]}'"
-            elif runs.mode[i] == "disagg":
-                reason = "disaggregated prefill/decode"
-            elif runs.pp[i] > 1:
+            elif runs.mode[i] == "disagg" and not all(np.isfinite(runs.disagg.get(c, [np.nan] * n)[i])
+                                                      for c in DISAGG_NEEDS):
+                reason = "disaggregated row without worker counts or decode batch size"
+            elif runs.mode[i] == "disagg" and max(_d(runs, "prefill_tp_size", i), _d(runs, "decode_tp_size", i)) \
+                    > h.max_devices:
+                reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
+            elif runs.pp[i] > 1 or (runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i),
+                                                                       _d(runs, "decode_pp_size", i)) > 1):
                 reason = "pipeline parallel (pp > 1)"
-            elif runs.ep[i] > 1:
-                reason = "expert parallel (moe_ep > 1)"
-            elif runs.dp[i] > 1:
-                reason = "attention data parallel (dp > 1)"
+                reason = "pipeline parallel (pp > 1)"
+            elif (runs.ep[i] > 1 or runs.dp[i] > 1 or runs.moe_tp[i] * runs.ep[i] > runs.tp[i]) and m.moe is None:
+                reason = "expert or attention data parallelism on a dense model"
             elif wdt[i] is None:
                 reason = f"unknown precision '{runs.quant[i]}'"
             elif runs.tp[i] > h.max_devices:
                 reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
-            elif runs.concurrency[i] < 1:
+            elif runs.concurrency[i] < 1 and runs.mode[i] != "disagg":
                 reason = "no requests in flight (batch_size 0)"
             if reason is None and adt[i] == FP4_OR_BF16:
                 adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
@@ -141,12 +177,24 @@ class Prepared:
             self.mt = ModelTable.build([models[runs.model[idx[mname[idx] == m][0]]] for m in mnames])
             m_idx = np.searchsorted(np.array(mnames, dtype=object), mname[idx])
             self.g_idx = np.searchsorted(np.array(self.gnames, dtype=object), group[idx])
-            self.C = runs.concurrency[idx]
-            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=runs.tp[idx].astype(np.int64),
+            self.dis = runs.mode[idx] == "disagg"
+            side = {sd: {k: np.array([_d(runs, f"{sd}_{k}", i) for i in idx]) for k in LAYOUT_KEYS}
+                    for sd in ("prefill", "decode")}
+            for sd, layout in side.items():  # each side's (tp, ep, attn_dp), read as the aggregated columns are
+                layout["ep"], layout["attn_dp"] = moe_layout(layout["tp_size"], layout["attention_dp_size"],
+                                                             layout["moe_tp_size"], layout["moe_ep_size"])
+            self.sides = {sd: {"devices": v["tp_size"][self.dis].astype(np.int64), "ep": v["ep"][self.dis],
+                               "attn_dp": v["attn_dp"][self.dis]} for sd, v in side.items()}
+            self.workers = {sd: np.array([_d(runs, f"{sd}_num_workers", i) for i in idx[self.dis]])
+                            for sd in ("prefill", "decode")}
+            # a disaggregated row's requests in flight: the decode batch on every decode worker
+            self.C = in_flight(runs)[idx]
+            ep, attn_dp = moe_layout(runs.tp[idx], runs.dp[idx], runs.moe_tp[idx], runs.ep[idx])
+            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(runs.tp[idx], 1).astype(np.int64),
                                 batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
                                 gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
                                 act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
-                                prefix_sharing=False)
+                                prefix_sharing=False, ep=ep, attn_dp=attn_dp)
             self.G = runs.osl[idx]
             # the scheduler facts of each row's engine (engines/*.yaml), a closed loop at C
             self.engines = {e: _engine(e) for e in sorted(set(runs.engine[idx].tolist()))}
@@ -217,9 +265,22 @@ class Prepared:
             else:  # the closed loop, its waves smeared by the fitted synchrony
                 cols["wave_sync"] = pick("wave_sync")
                 cols["request_overhead_s"] = pick("request_overhead_s")
-            r = evaluate(cols, self.mt, ht)
-            tpot[idx] = r["tpot_s"]
-            ttft[idx] = r["ttft_s"]
+            dis = self.dis[sel]
+            agg = {key: v[~dis] for key, v in cols.items()}
+            r = evaluate(agg, self.mt, ht) if (~dis).any() else {"tpot_s": [], "ttft_s": []}
+            tpot[idx[~dis]] = r["tpot_s"]
+            ttft[idx[~dis]] = r["ttft_s"]
+            if dis.any():  # prefill and decode workers apart (planner.cost.disagg), no waves to smear
+                from planner.cost.disagg import disaggregated_rows
+
+                d_sel = sel[self.dis]
+                side = {sd: {k: v[d_sel] for k, v in self.sides[sd].items()} for sd in self.sides}
+                d = disaggregated_rows({key: v[dis] for key, v in cols.items()}, self.mt, ht, prefill=side["prefill"],
+                                       decode=side["decode"], concurrency=self.C[sel][dis],
+                                       prefill_workers=self.workers["prefill"][d_sel],
+                                       decode_workers=self.workers["decode"][d_sel])
+                tpot[idx[dis]] = d["tpot_s"]
+                ttft[idx[dis]] = d["ttft_s"] + cols["request_overhead_s"][dis]
             profile[idx] = np.array([name for name, _ in sets], dtype=object)[g_idx]
             bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
             if bad.any():
@@ -261,7 +322,7 @@ def slice_keys(pred: Prediction, runs: MeasuredRuns) -> dict[str, np.ndarray]:
         "model": pred.model,
         "device": np.where(pred.device != "", pred.device, runs.system.astype(object)),
         "precision": runs.quant.astype(object),
-        "concurrency": np.array([band(c) for c in runs.concurrency], dtype=object),
+        "concurrency": np.array([band(c) for c in in_flight(runs)], dtype=object),
     }
 
 

@@ -45,8 +45,8 @@ def test_rows_statuses_and_predict_only_rows(tmp_path, capsys):
                               "measured_tpot_ms", "ttft_error", "tpot_error", "profile"}
     assert rows["a"]["status"] == rows["b"]["status"] == "ok"
     assert rows["c"]["status"] == "unsupported: unknown model 'nobody/NoSuchModel-7B'"
-    assert rows["e"]["status"].startswith("unsupported: expert parallel")
-    assert rows["f"]["status"].startswith("unsupported: disaggregated")
+    assert rows["e"]["status"] == "ok"  # expert parallel: costed (planner.cost.expert_parallel)
+    assert rows["f"]["status"] == "unsupported: disaggregated row without worker counts or decode batch size"
     # measured columns empty: predicted only, errors null
     assert rows["d"]["status"] == "ok" and rows["d"]["predicted_tpot_ms"] > 0
     assert rows["d"]["ttft_error"] is None and rows["d"]["measured_tpot_ms"] is None
@@ -56,9 +56,9 @@ def test_rows_statuses_and_predict_only_rows(tmp_path, capsys):
     assert a["tpot_error"] == pytest.approx(a["predicted_tpot_ms"] / a["measured_tpot_ms"] - 1.0)
     assert a["ttft_error"] == pytest.approx(a["predicted_ttft_ms"] / a["measured_ttft_ms"] - 1.0)
     s = out["summary"]
-    assert s["rows"] == 7 and s["predicted"] == 4 and s["measured"] == 2
-    assert s["unsupported"] == {"unknown model 'nobody/NoSuchModel-7B'": 1, "expert parallel (moe_ep > 1)": 1,
-                                "disaggregated prefill/decode": 1}
+    assert s["rows"] == 7 and s["predicted"] == 5 and s["measured"] == 3
+    assert s["unsupported"] == {"unknown model 'nobody/NoSuchModel-7B'": 1,
+                                "disaggregated row without worker counts or decode batch size": 1}
 
 
 def test_table_view_names_slices_and_reasons(tmp_path, capsys):
@@ -163,7 +163,12 @@ def test_dev_file_replays_fast_and_counts_add_up(capsys):
     s = out["summary"]
     assert len(out["rows"]) == s["rows"] == 1294
     assert s["predicted"] + sum(s["unsupported"].values()) == s["rows"]
-    assert s["unsupported"]["disaggregated prefill/decode"] == 206
+    # what the file itself cannot tell: disaggregated rows without worker counts, TP over 8 GPUs,
+    # a linear-attention model the descriptor cannot express
+    assert s["unsupported"] == {"disaggregated row without worker counts or decode batch size": 177,
+                                "tensor parallel beyond one NVLink domain (tp > 8)": 36,
+                                "unknown model 'Qwen/Qwen3.5-397B-A17B'": 27}
+    assert s["predicted"] == 1054
     assert elapsed < 10.0
 
 
@@ -202,3 +207,38 @@ def test_monotone_in_concurrency_and_efficiency_for_any_physical_parameters(grid
         assert np.all(faster.tpot_s <= p.tpot_s + 1e-12)
 
     check()
+
+
+def test_disaggregated_and_expert_parallel_rows_equal_the_single_configuration_paths(tmp_path):
+    """A disaggregated row with its worker counts is the vectorized disaggregated model
+    (equal to planner.cost.serving_api.disaggregated_estimate, the per-configuration
+    oracle, at wave_sync-free datasheet parameters); an EP row is the closed loop with
+    ep and attention-DP columns (equal to the API's estimate(ep=, dp=))."""
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.api import estimate
+    from planner.cost.serving_api import disaggregated_estimate
+    from planner.engine_profiles import load_engine
+
+    header = ("id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,attention_dp_size,moe_tp_size,"
+              "moe_ep_size,prefill_num_workers,prefill_tp_size,decode_num_workers,decode_tp_size,decode_batch_size,"
+              "silicon_ttft_ms,silicon_tpot_ms")
+    rows = ["d1,sglang,Qwen/Qwen3-32B,h200_sxm,fp8,disagg,1024,256,,,,,,2,2,1,4,16,,",
+            "e1,trtllm,Qwen/Qwen3-235B-A22B-FP8,h200_sxm,fp8,agg,1024,256,8,4,1,1,4,,,,,,,"]
+    runs = read_measured(write_csv(tmp_path, rows, header))
+    h = load_hardware("h200")
+    params = {"memory_efficiency": h.memory_efficiency, "compute_efficiency": h.compute_efficiency,
+              "step_host_s": 0.0, "wave_sync": 1.0, "request_overhead_s": 0.0}
+    pred = Prepared(runs).run({"h200/sglang": ("t", params), "h200/trtllm": ("t", params)})
+    assert list(pred.status) == ["ok", "ok"]
+    sg = load_engine("sglang").model_copy(update={"host_step_us": 0.0})
+    d = disaggregated_estimate(load_model("qwen3-32b"), h, prefill_workers=2, decode_workers=1, prefill_devices=2,
+                               decode_devices=4, concurrency=16, prompt_len=1024, gen_len=256, weight_dtype="fp8",
+                               act_dtype="fp8", kv_dtype="bf16", engine=sg)
+    assert pred.ttft_s[0] == pytest.approx(d["ttft_s"], rel=1e-6)
+    assert pred.tpot_s[0] == pytest.approx(d["tpot_s"], rel=1e-6)
+    tr = load_engine("trtllm").model_copy(update={"host_step_us": 0.0})
+    e = estimate(load_model("qwen3-235b-a22b"), h, devices=4, ep=4, concurrency=8, prompt_len=1024, gen_len=256,
+                 weight_dtype="fp8", act_dtype="fp8", kv_dtype="bf16", prefix_sharing=False, engine=tr,
+                 arrival="closed")
+    assert pred.tpot_s[1] == pytest.approx(e["tpot_s"], rel=1e-6)
+    assert pred.ttft_s[1] == pytest.approx(e["ttft_s"], rel=1e-6)
