@@ -36,6 +36,8 @@ from scipy import optimize, special
 from planner.accuracy.evallog import EvalData, _as_bool, _err, read_eval_log, split_half  # noqa: F401
 from planner.errors import InputError
 
+DIFFICULTY_CHOICES = ("auto", "beta", "mixture", "logit_grid", "empirical")
+BOOTSTRAP_NOTE = "each replicate refitted with a plausible model (held-out score near the best), in turn"
 MIN_WRONG_FOR_SHARE = 4
 CENSOR_FRACTION = 0.02
 
@@ -128,6 +130,20 @@ def fit_mixture(n, c, mean: Optional[float] = None, starts: int = 4, seed: int =
     return {"kind": "mixture", "components": comps, "loglik": float(-best.fun), "n_params": 5}
 
 
+def _spec_mean(diff: dict, path) -> float:
+    """Mean of a fitted difficulty mapping; an out-of-range fitted parameter is refused
+    here (file, field and value), before any profile is written."""
+    from planner.accuracy.profile import DifficultySpec
+    from planner.catalog import validation_error
+
+    try:
+        return round(float(DifficultySpec.model_validate(diff).mean()), 6)
+    except Exception as exc:
+        err = validation_error(exc, f"profile fitted from {path}")
+        raise InputError(err.reason, file=err.file, field=f"difficulty.{err.field}" if err.field else "difficulty",
+                         value=err.value, has_value=err.has_value) from None
+
+
 def _model_from(fit: dict):
     from planner.accuracy import difficulty as D
 
@@ -147,14 +163,14 @@ def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
     compare with the unbiased estimate from all samples."""
     from planner.accuracy.estimators import pass_at_k_unbiased
 
+    from planner.accuracy.profile import DifficultySpec
+    from planner.accuracy.selection import choose_difficulty
+
     n_a, c_a, _, _ = split_half(data, seed)
     keep = n_a > 0
-    m_half = float(np.mean(c_a[keep] / n_a[keep]))
-    if kind == "mixture":
-        fit = fit_mixture(n_a[keep], c_a[keep], mean=m_half)
-    else:
-        fit = fit_beta(n_a[keep], c_a[keep], mean=m_half)
-    model = _model_from(fit)
+    if kind == "empirical":
+        kind = "beta"
+    model = DifficultySpec.model_validate(choose_difficulty(n_a[keep], c_a[keep], only=kind, strict=False)["spec"]).build()
     n_min = int(data.n.min())
     ks = sorted({int(k) for k in np.unique(np.round(np.geomspace(1, n_min, num=8))) if k >= 1} | {n_min})
     rows = []
@@ -272,6 +288,7 @@ class FitResult:
     wrong_share: Optional[dict]
     reward: Optional[dict]
     profile: object   # TaskProfile
+    cv: Optional[dict] = None
 
     def summary(self) -> dict:
         d = self.data
@@ -283,6 +300,8 @@ class FitResult:
                                     "bic": bic(self.beta, len(d.problems))}},
             "heldout": self.heldout,
         }
+        if self.cv:
+            out["cv_heldout_loglik"] = self.cv
         if self.mixture is not None:
             out["difficulty"]["mixture"] = {"components": self.mixture["components"],
                                             "loglik": self.mixture["loglik"],
@@ -302,8 +321,10 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     from planner.accuracy.profile import TASK_KINDS, TaskProfile
     from planner.catalog import validation_error
 
-    if difficulty not in ("auto", "beta", "mixture", "empirical"):
-        raise InputError("unknown difficulty kind (choose from auto, beta, mixture, empirical)",
+    from planner.accuracy.selection import bootstrap_replicates, choose_difficulty
+
+    if difficulty not in DIFFICULTY_CHOICES:
+        raise InputError(f"unknown difficulty kind (choose from {', '.join(DIFFICULTY_CHOICES)})",
                          field="difficulty", value=difficulty)
     if task_kind not in TASK_KINDS:
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
@@ -314,27 +335,28 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     mixture = None
     if difficulty in ("auto", "mixture") and len(data.problems) >= 8:
         mixture = fit_mixture(data.n, data.correct, mean=m, seed=seed)
-    if difficulty == "auto":
-        chosen = "mixture" if mixture is not None and bic(mixture, len(data.problems)) < bic(beta, len(data.problems)) else "beta"
-    elif difficulty == "mixture" and mixture is None:
-        chosen = "beta"
+    choice = None
+    if difficulty == "empirical":
+        chosen = "empirical"
     else:
-        chosen = difficulty
-    held = heldout_check(data, "mixture" if chosen == "mixture" else "beta", seed=seed)
+        only = None if difficulty == "auto" else difficulty
+        if difficulty == "mixture" and mixture is None:
+            only = "beta"
+        choice = choose_difficulty(data.n, data.correct, seed=seed, only=only)
+        chosen = choice["chosen"]
+    held = heldout_check(data, chosen, seed=seed)
     trace = fit_trace_length(data)
     wrong = fit_wrong_share(data)
     reward = fit_reward_auc(data)
 
-    if chosen == "beta":
-        diff = {"kind": "beta", "a": round(beta["a"], 6), "b": round(beta["b"], 6)}
-    elif chosen == "mixture":
-        diff = {"kind": "mixture", "components": [{k: round(v, 6) for k, v in c.items()}
-                                                  for c in mixture["components"]]}
-        tot = sum(c["weight"] for c in diff["components"])
-        diff["components"][-1]["weight"] = round(diff["components"][-1]["weight"] + 1.0 - tot, 6)
-    else:
+    if chosen == "empirical":
         diff = {"kind": "empirical", "n": [int(x) for x in data.n], "correct": [int(x) for x in data.correct],
                 "prior": [0.5, 0.5]}
+        uncertainty = None
+    else:
+        diff = choice["spec"]
+        uncertainty = {"method": f"bootstrap over problems and samples, {BOOTSTRAP_NOTE}",
+                       "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed)}
     assumptions = [f"Fitted by `planner fit` from {Path(path).name}: {len(data.problems)} problems, "
                    f"{int(data.n.sum())} samples."]
     if trace is None:
@@ -359,8 +381,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     if task_kind == "code_tests":
         defaults["verifier_completeness"] = 1.0
     assumptions.append("Verifier completeness/soundness are defaults, not fitted.")
-    pass1 = float(_model_from(beta).mean()) if chosen == "beta" else (
-        float(_model_from(mixture).mean()) if chosen == "mixture" else m)
+    pass1 = _spec_mean(diff, path)
     src = f"planner fit {Path(path).name}"
     spec_data = {
         "task": task, "model": model, "task_kind": task_kind,
@@ -369,20 +390,25 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         "difficulty": diff, "trace_length": tl, "defaults": defaults, "quant_sensitivity": 1.0,
         "fit": {"problems": len(data.problems), "samples": int(data.n.sum()),
                 "observed_pass_at_1": round(m, 6), "chosen": chosen,
+                "cv_heldout_loglik": ({k: round(v, 3) for k, v in choice["cv"].items()} or None) if choice else None,
                 "beta_loglik": round(beta["loglik"], 4),
                 "mixture_loglik": round(mixture["loglik"], 4) if mixture else None,
                 "heldout_max_abs_error": round(held["max_abs_error"], 5)},
+        "uncertainty": uncertainty,
         "sources": {"pass_at_1": src, "difficulty": src, "trace_length": src if trace else "assumption",
                     "defaults": src},
         "assumptions": assumptions,
     }
     spec_data["fit"] = {k: v for k, v in spec_data["fit"].items() if v is not None}
+    if uncertainty is None:
+        del spec_data["uncertainty"]
     try:
         spec = TaskProfile.model_validate(spec_data)
-    except Exception as exc:  # pragma: no cover - defensive: our own output must validate
-        raise validation_error(exc, str(path)) from None
+    except Exception as exc:   # fitted parameters out of range: refused, never written
+        raise validation_error(exc, f"profile fitted from {path}") from None
     return FitResult(data=data, beta=beta, mixture=mixture, chosen=chosen, heldout=held, trace=trace,
-                     wrong_share=wrong, reward=reward, profile=spec)
+                     wrong_share=wrong, reward=reward, profile=spec,
+                     cv=choice["cv"] if choice else None)
 
 
 def write_profile(spec, out_path) -> None:
