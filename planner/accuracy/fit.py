@@ -321,7 +321,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     from planner.accuracy.profile import TASK_KINDS, TaskProfile
     from planner.catalog import validation_error
 
-    from planner.accuracy.selection import bootstrap_replicates, choose_difficulty
+    from planner.accuracy.selection import bootstrap_replicates, choose_difficulty, extrapolation_error
 
     if difficulty not in DIFFICULTY_CHOICES:
         raise InputError(f"unknown difficulty kind (choose from {', '.join(DIFFICULTY_CHOICES)})",
@@ -356,7 +356,10 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     else:
         diff = choice["spec"]
         uncertainty = {"method": f"bootstrap over problems and samples, {BOOTSTRAP_NOTE}",
-                       "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed)}
+                       "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed),
+                       "samples_per_problem": float(np.median(data.n)),
+                       "extrapolation_error_per_decade": round(
+                           extrapolation_error(data.n, data.correct, chosen, seed=seed), 5)}
     assumptions = [f"Fitted by `planner fit` from {Path(path).name}: {len(data.problems)} problems, "
                    f"{int(data.n.sum())} samples."]
     if trace is None:

@@ -14,7 +14,8 @@ weights w = softmax(theta). theta maximizes
 the binomial mixture likelihood of every problem's (n_i, c_i) with a first-difference
 penalty: where the data say nothing (p far below 1/n) the log-density in logit p is
 pulled toward flat, i.e. a density of p ~ 1/p there, a power law with exponent 0,
-truncated at P_0 = expit(LOGIT_MIN) ~ 1.5e-8 (a problem never solved).
+truncated at P_0 = expit(LOGIT_MIN) ~ 1.5e-8 (a problem never solved). The weights are then
+tilted (tilt_to_mean) so that the mean is the observed pass@1.
 
 Choice (cv_score): every candidate (Beta, two-Beta mixture, grid with each lam) is fitted
 on a tenth of each problem's samples (CV_FRACTION) and scored by the predictive
@@ -81,7 +82,30 @@ def fit_grid_weights(n, c, lam: float, nodes_logit: np.ndarray = None) -> np.nda
 
     res = optimize.minimize(f, np.zeros(len(x)), jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 2000})
     w = np.exp(res.x - res.x.max())
-    return w / w.sum()
+    return tilt_to_mean(w / w.sum(), p, float(np.mean(np.asarray(c, float) / np.asarray(n, float))))
+
+
+def tilt_to_mean(w: np.ndarray, p: np.ndarray, mean: float) -> np.ndarray:
+    """Exponential tilt w_j e^(t P_j), t such that the mean is ``mean`` (the observed
+    pass@1, as the Beta and mixture fits fix it). The smoothness penalty spreads a little
+    mass over the far side of the grid (p near 1 for a model that solves almost nothing),
+    which would bias pass@1; the tilt removes it and barely moves p << 1, the left tail."""
+    mean = float(np.clip(mean, p[0] * 1.0000001, p[-1] * 0.9999999))
+    lw = np.log(np.maximum(w, 1e-300))
+
+    def m(t):
+        z = lw + t * p
+        e = np.exp(z - z.max())
+        return float(e @ p / e.sum()), e / e.sum()
+
+    lo, hi = -1e6, 1e6
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if m(mid)[0] < mean:
+            lo = mid
+        else:
+            hi = mid
+    return m(0.5 * (lo + hi))[1]
 
 
 def grid_seq_loglik(n, c, weights, nodes_logit: np.ndarray = None) -> np.ndarray:
@@ -130,5 +154,9 @@ def cv_score(fit_fn, loglik_fn, n, c, seed: int = 0, repeats: int = CV_REPEATS,
         keep = (n_a > 0) & (n_b > 0)
         nf, cf = n_a[keep], c_a[keep]
         prm = fit_fn(nf, cf)
-        total += float(np.sum(loglik_fn(n[keep], c[keep], prm) - loglik_fn(nf, cf, prm)))
+        with np.errstate(invalid="ignore"):
+            d = loglik_fn(n[keep], c[keep], prm) - loglik_fn(nf, cf, prm)
+        if not np.all(np.isfinite(d)):      # a degenerate fit (e.g. a shape at 0): never chosen
+            return -np.inf
+        total += float(np.sum(d))
     return total

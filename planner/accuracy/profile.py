@@ -110,6 +110,8 @@ class UncertaintySpec(_Spec):
 
     method: str
     replicates: list[DifficultySpec] = Field(min_length=2)
+    samples_per_problem: Optional[float] = Field(None, gt=0)
+    extrapolation_error_per_decade: float = Field(0.0, ge=0, le=1)
 
 
 class StrategyDefaults(_Spec):

@@ -170,3 +170,30 @@ def bootstrap_replicates(n, c, plausible, seed: int = 0, replicates: int = BOOTS
             prm = cands[chosen][0](nb, cb)
         out.append(spec_dict(chosen, prm))
     return out
+
+
+def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REPEATS) -> float:
+    """How far the candidate ``name`` misses one decade out, measured on the log itself:
+    fitted on CV_FRACTION of each problem's samples, it predicts pass@k at k = the
+    smallest n; the observed value is the unbiased estimate from all samples. Returns the
+    root-mean-square error over the repeats (uncertainty.interval widens by it per decade
+    of k beyond the samples seen)."""
+    from planner.accuracy.estimators import pass_at_k_unbiased
+    from planner.accuracy.profile import DifficultySpec
+
+    n = np.asarray(n, float)
+    c = np.asarray(c, float)
+    k = float(n.min())
+    fit_fn = candidates(len(n))[name][0]
+    obs = float(pass_at_k_unbiased(n, c, np.full(len(n), k)).mean())
+    rng = np.random.default_rng(seed + 104729)
+    errs = []
+    for _ in range(repeats):
+        n_a, c_a, _, _ = LP.split_counts(n, c, rng, LP.CV_FRACTION)
+        keep = n_a > 0
+        prm = fit_fn(n_a[keep].astype(float), c_a[keep].astype(float))
+        if not _usable(prm, name):
+            continue
+        d = DifficultySpec.model_validate(spec_dict(name, prm)).build()
+        errs.append(float(d.pass_at_k(k)) - obs)
+    return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
