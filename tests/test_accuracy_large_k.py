@@ -61,7 +61,9 @@ def test_fit_chooses_by_held_out_samples_and_predicts_large_k(tmp_path):
     c = rng.binomial(100, p)
     res = F.fit_eval_log(_write_counts(tmp_path / "log.jsonl", np.full(300, 100), c), "m", "t")
     cv = res.summary()["cv_heldout_loglik"]
-    assert res.chosen in cv and cv[res.chosen] >= max(cv.values()) - 0.5
+    # the profile is the best candidate by held-out samples, or the average of those
+    # within PLAUSIBLE_NATS of it
+    assert (res.chosen in cv and cv[res.chosen] >= max(cv.values()) - 0.5) or res.chosen == "average of plausible"
     prof = load_profile(res.profile)
     for k in (1000, 10000):
         assert abs(float(predict(prof, "pass@k", k)) - _truth(p, k)) < 0.07

@@ -344,7 +344,8 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
             only = "beta"
         choice = choose_difficulty(data.n, data.correct, seed=seed, only=only)
         chosen = choice["chosen"]
-    held = heldout_check(data, chosen, seed=seed)
+    best = choice["plausible"][0] if choice else chosen     # a single candidate (chosen may be the average)
+    held = heldout_check(data, best, seed=seed)
     trace = fit_trace_length(data)
     wrong = fit_wrong_share(data)
     reward = fit_reward_auc(data)
@@ -359,7 +360,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
                        "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed),
                        "samples_per_problem": float(np.median(data.n)),
                        "extrapolation_error_per_decade": round(
-                           extrapolation_error(data.n, data.correct, chosen, seed=seed), 5)}
+                           extrapolation_error(data.n, data.correct, best, seed=seed), 5)}
     assumptions = [f"Fitted by `planner fit` from {Path(path).name}: {len(data.problems)} problems, "
                    f"{int(data.n.sum())} samples."]
     if trace is None:

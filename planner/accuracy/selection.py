@@ -26,6 +26,9 @@ BOOTSTRAP_REPLICATES = 24
 # fewest effective parameters first) is kept. Decides degenerate logs (nothing or
 # everything solved), where every candidate predicts the held-out half perfectly.
 TIE_NATS = 0.5
+# The profile keeps the average of the plausible candidates (below), as grid weights:
+# the held-out check cannot tell them apart, and averaging them steadies the tail.
+AVERAGE = "average of plausible"
 # Candidates within PLAUSIBLE_NATS of the best held-out score are plausible: the
 # bootstrap replicates are refitted with each of them in turn, so an interval carries the
 # uncertainty of the tail's shape as well as the sampling error.
@@ -145,8 +148,30 @@ def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True
         if strict and not _usable(full_fit(best), best):
             _refuse(best, full_fit(best))
     params = full_fit(best)
-    return {"chosen": best, "params": params, "cv": scores, "spec": spec_dict(best, params),
-            "plausible": plausible}
+    out = {"chosen": best, "params": params, "cv": scores, "spec": spec_dict(best, params),
+           "plausible": plausible}
+    if len(plausible) > 1 and only is None:
+        w = np.mean([as_grid_weights(k, full_fit(k)) for k in plausible], axis=0)
+        w = LP.tilt_to_mean(w, LP._expit(LP.logit_nodes()), float(np.mean(c / n)))
+        out.update(chosen=AVERAGE, params=w, spec=spec_dict("logit_grid", w))
+    return out
+
+
+def as_grid_weights(name: str, params) -> np.ndarray:
+    """A fitted candidate as weights on the logit grid: a Beta's (or mixture's) mass in
+    each grid node's cell (edges halfway between nodes, the end cells open)."""
+    if name.startswith("logit_grid"):
+        return np.asarray(params, float)
+    from scipy.special import betainc
+
+    x = LP.logit_nodes()
+    edges = np.concatenate([[0.0], LP._expit(x[:-1] + LP.LOGIT_STEP / 2), [1.0]])
+    comps = params["components"] if name == "mixture" else [dict(params, weight=1.0)]
+    w = np.zeros(len(x))
+    for co in comps:
+        w += co["weight"] * np.diff(betainc(co["a"], co["b"], edges))
+    w = np.maximum(w, 0.0)
+    return w / w.sum()
 
 
 def bootstrap_replicates(n, c, plausible, seed: int = 0, replicates: int = BOOTSTRAP_REPLICATES) -> list:
