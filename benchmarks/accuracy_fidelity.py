@@ -7,7 +7,7 @@ eval log `planner fit` reads, fit a profile through fit_eval_log (the CLI's path
 predict pass@1,000 and pass@10,000 with its 80% interval, and compare with the unbiased
 estimate (Chen et al. 2021) from all 10,000 samples. The truth is never seen by the fit.
 
-    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--json]
+    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--json]
 Prints, per model and k, the mean prediction, the truth, the mean |error| and the share
 of seeds whose 80% interval holds the truth; then the totals.
 """
@@ -40,12 +40,13 @@ def read_counts(path=DATA) -> dict:
     return dict(out)
 
 
-def run(seeds: int = 5) -> list:
+def run(seeds: int = 5, difficulty: str = "auto") -> list:
     from planner.accuracy.estimators import pass_at_k_unbiased
     from planner.accuracy.fit import fit_eval_log
     from planner.accuracy.predict import predict
     from planner.accuracy.profile import Profile
     from planner.accuracy.uncertainty import interval
+    from planner.errors import InputError
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -59,7 +60,11 @@ def run(seeds: int = 5) -> list:
                 log = Path(tmp) / f"{model.replace(' ', '_')}-{seed}.jsonl"
                 log.write_text("".join(json.dumps({"problem": p[0], "n": SEEN, "correct": int(c)}) + "\n"
                                        for p, c in zip(probs, c_seen)))
-                res = fit_eval_log(log, model, "math", seed=seed)
+                try:
+                    res = fit_eval_log(log, model, "math", seed=seed, difficulty=difficulty)
+                except InputError as exc:     # a forced model refused on a degenerate log
+                    print(f"# {model} seed {seed}: refused: {exc}", file=sys.stderr)
+                    continue
                 prof = Profile(spec=res.profile, path=str(log))
                 for k in KS:
                     pred = float(predict(prof, "pass@k", k))
@@ -74,9 +79,10 @@ def run(seeds: int = 5) -> list:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--difficulty", default="auto", help="planner fit --difficulty (auto, beta, logit_grid, ...)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = run(args.seeds)
+    rows = run(args.seeds, args.difficulty)
     if args.json:
         print(json.dumps(rows, indent=1))
         return

@@ -66,7 +66,8 @@ def _print_fit(s: dict, res) -> None:
     con.print(t)
     cv = s.get("cv_heldout_loglik")
     if cv:
-        con.print("held-out log-likelihood of half the samples given the other half (higher is better): "
+        con.print("held-out check (fit on a tenth of each problem's samples, log-likelihood of the rest; "
+                  "higher is better): "
                   + ", ".join(f"{k} {v:.2f}" for k, v in cv.items()))
     con.print(f"chosen difficulty model: {d['chosen']}")
     h = s["heldout"]
