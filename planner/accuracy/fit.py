@@ -342,7 +342,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         only = None if difficulty == "auto" else difficulty
         if difficulty == "mixture" and mixture is None:
             only = "beta"
-        choice = choose_difficulty(data.n, data.correct, seed=seed, only=only)
+        choice = choose_difficulty(data.n, data.correct, seed=seed, only=only, file=str(path))
         chosen = choice["chosen"]
     best = choice["plausible"][0] if choice else chosen     # a single candidate (chosen may be the average)
     held = heldout_check(data, best, seed=seed)

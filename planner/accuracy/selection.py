@@ -97,7 +97,7 @@ def _usable(params, name: str) -> bool:
                and MIN_SHAPE <= co["b"] <= MAX_SHAPE for co in comps)
 
 
-def _refuse(name: str, params) -> None:
+def _refuse(name: str, params, file: str = None) -> None:
     """A forced candidate whose fitted shape is out of range: InputError, nothing written."""
     from planner.errors import InputError
 
@@ -109,10 +109,10 @@ def _refuse(name: str, params) -> None:
                 fld = f"difficulty.components.{i}.{key}" if name == "mixture" else f"difficulty.{key}"
                 raise InputError(f"fitted {name} shape out of range [{MIN_SHAPE:g}, {MAX_SHAPE:g}] (the log "
                                  "is degenerate for this model; use --difficulty auto or logit_grid)",
-                                 field=fld, value=float(v))
+                                 file=file, field=fld, value=float(v))
 
 
-def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True) -> dict:
+def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True, file: str = None) -> dict:
     """Score the candidates by held-out samples, refit the best on all samples.
 
     Returns {"chosen": name, "params": fitted, "cv": {name: score}, "spec": difficulty dict}."""
@@ -146,7 +146,7 @@ def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True
         best = next(iter(cands))
         plausible = [best]
         if strict and not _usable(full_fit(best), best):
-            _refuse(best, full_fit(best))
+            _refuse(best, full_fit(best), file)
     params = full_fit(best)
     out = {"chosen": best, "params": params, "cv": scores, "spec": spec_dict(best, params),
            "plausible": plausible}
