@@ -41,14 +41,14 @@ def _sig(x: float, digits: int = 6) -> float:
 
 
 def _fit_beta(n, c):
-    from planner.accuracy.fit import fit_beta
+    from planner.accuracy.beta_fits import fit_beta
 
     m = float(np.mean(c / n))
     return fit_beta(n, c, mean=m)
 
 
 def _fit_mixture(n, c):
-    from planner.accuracy.fit import fit_mixture
+    from planner.accuracy.beta_fits import fit_mixture
 
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         return fit_mixture(n, c, mean=float(np.mean(c / n)))
