@@ -8,6 +8,9 @@ of a task:
   always or almost never solved, as for reasoning models on AIME).
 - ``MixtureDifficulty``: a weighted mixture of Betas (fitted when it predicts held-out
   data better than one Beta).
+- ``LogitGridDifficulty``: point masses on a grid in logit p with fitted weights (the
+  nonparametric prior of logit_prior.py, chosen by held-out samples for large-k
+  extrapolation); its quadrature grid is the point masses themselves.
 - ``EmpiricalDifficulty``: the observed per-problem counts (n_i samples, c_i correct).
   Expectations are averages over problems: the closed-form ``pass_at_k`` uses the unbiased
   estimator of Chen et al. (2021) for k <= n_i and the per-problem posterior
@@ -150,6 +153,53 @@ class MixtureDifficulty(Difficulty):
         n = np.asarray(n, float)[..., None]
         c = np.asarray(c, float)[..., None]
         return special.logsumexp(betabinom_logpmf(c, n, a, b) + np.log(np.maximum(w, 1e-300)), axis=-1)
+
+
+@dataclass(frozen=True)
+class LogitGridDifficulty(Difficulty):
+    """p = expit(logit_min + j * logit_step) with probability weights[j]."""
+
+    logit_min: float
+    logit_step: float
+    weights: tuple
+    kind = "logit_grid"
+
+    def __post_init__(self):
+        w = np.asarray(self.weights, dtype=float)
+        if len(w) < 2 or np.any(~np.isfinite(w)) or np.any(w < 0) or not np.isclose(w.sum(), 1.0, atol=1e-6):
+            raise ValueError("logit-grid weights must be >= 0, at least 2, and sum to 1")
+        if not (self.logit_step > 0 and np.isfinite(self.logit_min)):
+            raise ValueError("logit-grid step must be > 0")
+
+    def nodes(self) -> np.ndarray:
+        x = self.logit_min + self.logit_step * np.arange(len(self.weights))
+        return 1.0 / (1.0 + np.exp(-x))
+
+    def _w(self) -> np.ndarray:
+        w = np.asarray(self.weights, float)
+        return w / w.sum()
+
+    def mean(self) -> float:
+        return float(self.nodes() @ self._w())
+
+    def pass_at_k(self, k) -> np.ndarray:
+        k = np.asarray(k, dtype=float)
+        return -np.expm1(k[..., None] * np.log1p(-self.nodes())) @ self._w()
+
+    @cached_property
+    def _grid(self) -> Grid:
+        w = self._w()
+        keep = w > 1e-14
+        return Grid(nodes=self.nodes()[keep], weights=w[keep] / w[keep].sum())
+
+    def grid(self) -> Grid:
+        return self._grid
+
+    def components(self):
+        raise NotImplementedError("a logit-grid difficulty is not a Beta mixture")
+
+    def sample_p(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return rng.choice(self.nodes(), size=n, p=self._w())
 
 
 @dataclass(frozen=True)

@@ -33,99 +33,32 @@ from typing import Optional
 import numpy as np
 from scipy import optimize, special
 
+from planner.accuracy.beta_fits import _bb_loglik, _mix_loglik, fit_beta, fit_mixture  # noqa: F401
 from planner.accuracy.evallog import EvalData, _as_bool, _err, read_eval_log, split_half  # noqa: F401
 from planner.errors import InputError
 
+DIFFICULTY_CHOICES = ("auto", "beta", "mixture", "logit_grid", "empirical")
+BOOTSTRAP_NOTE = "each replicate refitted with a plausible model (held-out score near the best), in turn"
 MIN_WRONG_FOR_SHARE = 4
 CENSOR_FRACTION = 0.02
 
 
 # ---------------------------------------------------------------------------------------
-# Difficulty fits
+# Difficulty fits (beta_fits.py; re-exported here)
 # ---------------------------------------------------------------------------------------
 
-def _bb_loglik(n, c, a, b):
-    return (special.gammaln(n + 1) - special.gammaln(c + 1) - special.gammaln(n - c + 1)
-            + special.betaln(c + a, n - c + b) - special.betaln(a, b))
+def _spec_mean(diff: dict, path) -> float:
+    """Mean of a fitted difficulty mapping; an out-of-range fitted parameter is refused
+    here (file, field and value), before any profile is written."""
+    from planner.accuracy.profile import DifficultySpec
+    from planner.catalog import validation_error
 
-
-def fit_beta(n, c, mean: Optional[float] = None) -> dict:
-    """Beta-binomial MLE; with ``mean`` the mean is fixed and only the spread is fitted."""
-    n = np.asarray(n, float)
-    c = np.asarray(c, float)
-    if mean is not None:
-        m = float(np.clip(mean, 1e-6, 1 - 1e-6))
-
-        def nll(ls):
-            s = math.exp(ls)
-            return -_bb_loglik(n, c, m * s, (1 - m) * s).sum()
-
-        res = optimize.minimize_scalar(nll, bounds=(-7.0, 9.0), method="bounded", options={"xatol": 1e-6})
-        s = math.exp(res.x)
-        a, b = m * s, (1 - m) * s
-    else:
-        def nll2(th):
-            return -_bb_loglik(n, c, math.exp(th[0]), math.exp(th[1])).sum()
-
-        res = optimize.minimize(nll2, [0.0, 0.0], method="Nelder-Mead",
-                                options={"xatol": 1e-7, "fatol": 1e-9, "maxiter": 4000})
-        a, b = math.exp(res.x[0]), math.exp(res.x[1])
-    ll = float(_bb_loglik(n, c, a, b).sum())
-    return {"kind": "beta", "a": a, "b": b, "loglik": ll, "n_params": 2}
-
-
-def _mix_loglik(n, c, w, a1, b1, a2, b2):
-    l1 = _bb_loglik(n, c, a1, b1) + math.log(w)
-    l2 = _bb_loglik(n, c, a2, b2) + math.log(1 - w)
-    return np.logaddexp(l1, l2)
-
-
-def fit_mixture(n, c, mean: Optional[float] = None, starts: int = 4, seed: int = 0) -> dict:
-    """Two-component Beta mixture of the beta-binomial, mean fixed when given (the second
-    component's mean is then determined by the first and the weight)."""
-    n = np.asarray(n, float)
-    c = np.asarray(c, float)
-    rng = np.random.default_rng(seed)
-    m_all = float(np.clip(mean if mean is not None else np.mean(c / n), 1e-6, 1 - 1e-6))
-
-    def unpack(th):
-        w = special.expit(th[0])
-        m1 = special.expit(th[1])
-        s1 = math.exp(th[2])
-        s2 = math.exp(th[3])
-        if mean is None:
-            m2 = special.expit(th[4])
-        else:
-            m2 = (m_all - w * m1) / (1 - w)
-        return w, m1, s1, m2, s2
-
-    def nll(th):
-        if abs(th[2]) > 7.0 or abs(th[3]) > 7.0:        # spreads within [e^-7, e^7]
-            return 1e12
-        w, m1, s1, m2, s2 = unpack(th)
-        if not (1e-6 < m2 < 1 - 1e-6) or not (1e-4 < w < 1 - 1e-4):
-            return 1e12
-        return -_mix_loglik(n, c, w, m1 * s1, (1 - m1) * s1, m2 * s2, (1 - m2) * s2).sum()
-
-    best = None
-    for i in range(starts):
-        w0 = rng.uniform(0.2, 0.8)
-        m1 = rng.uniform(0.02, max(0.05, m_all * 0.9))
-        m2 = (m_all - w0 * m1) / (1 - w0)
-        if not 0 < m2 < 1:
-            m1, m2 = m_all * 0.5, min(0.99, m_all * 1.5)
-            w0 = 0.5 if m2 == m_all * 1.5 else (m2 - m_all) / (m2 - m1)
-        th0 = [special.logit(w0), special.logit(m1), rng.uniform(-1, 2), rng.uniform(-1, 2)]
-        if mean is None:
-            th0.append(special.logit(np.clip(m2, 1e-3, 1 - 1e-3)))
-        res = optimize.minimize(nll, th0, method="Nelder-Mead",
-                                options={"xatol": 1e-6, "fatol": 1e-8, "maxiter": 6000})
-        if best is None or res.fun < best.fun:
-            best = res
-    w, m1, s1, m2, s2 = unpack(best.x)
-    comps = [{"weight": float(w), "a": float(m1 * s1), "b": float((1 - m1) * s1)},
-             {"weight": float(1 - w), "a": float(m2 * s2), "b": float((1 - m2) * s2)}]
-    return {"kind": "mixture", "components": comps, "loglik": float(-best.fun), "n_params": 5}
+    try:
+        return round(float(DifficultySpec.model_validate(diff).mean()), 6)
+    except Exception as exc:
+        err = validation_error(exc, f"profile fitted from {path}")
+        raise InputError(err.reason, file=err.file, field=f"difficulty.{err.field}" if err.field else "difficulty",
+                         value=err.value, has_value=err.has_value) from None
 
 
 def _model_from(fit: dict):
@@ -147,14 +80,14 @@ def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
     compare with the unbiased estimate from all samples."""
     from planner.accuracy.estimators import pass_at_k_unbiased
 
+    from planner.accuracy.profile import DifficultySpec
+    from planner.accuracy.selection import choose_difficulty
+
     n_a, c_a, _, _ = split_half(data, seed)
     keep = n_a > 0
-    m_half = float(np.mean(c_a[keep] / n_a[keep]))
-    if kind == "mixture":
-        fit = fit_mixture(n_a[keep], c_a[keep], mean=m_half)
-    else:
-        fit = fit_beta(n_a[keep], c_a[keep], mean=m_half)
-    model = _model_from(fit)
+    if kind == "empirical":
+        kind = "beta"
+    model = DifficultySpec.model_validate(choose_difficulty(n_a[keep], c_a[keep], only=kind, strict=False)["spec"]).build()
     n_min = int(data.n.min())
     ks = sorted({int(k) for k in np.unique(np.round(np.geomspace(1, n_min, num=8))) if k >= 1} | {n_min})
     rows = []
@@ -272,6 +205,7 @@ class FitResult:
     wrong_share: Optional[dict]
     reward: Optional[dict]
     profile: object   # TaskProfile
+    cv: Optional[dict] = None
 
     def summary(self) -> dict:
         d = self.data
@@ -283,6 +217,8 @@ class FitResult:
                                     "bic": bic(self.beta, len(d.problems))}},
             "heldout": self.heldout,
         }
+        if self.cv:
+            out["cv_heldout_loglik"] = self.cv
         if self.mixture is not None:
             out["difficulty"]["mixture"] = {"components": self.mixture["components"],
                                             "loglik": self.mixture["loglik"],
@@ -302,8 +238,10 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     from planner.accuracy.profile import TASK_KINDS, TaskProfile
     from planner.catalog import validation_error
 
-    if difficulty not in ("auto", "beta", "mixture", "empirical"):
-        raise InputError("unknown difficulty kind (choose from auto, beta, mixture, empirical)",
+    from planner.accuracy.selection import bootstrap_replicates, choose_difficulty, extrapolation_error
+
+    if difficulty not in DIFFICULTY_CHOICES:
+        raise InputError(f"unknown difficulty kind (choose from {', '.join(DIFFICULTY_CHOICES)})",
                          field="difficulty", value=difficulty)
     if task_kind not in TASK_KINDS:
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
@@ -314,27 +252,32 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     mixture = None
     if difficulty in ("auto", "mixture") and len(data.problems) >= 8:
         mixture = fit_mixture(data.n, data.correct, mean=m, seed=seed)
-    if difficulty == "auto":
-        chosen = "mixture" if mixture is not None and bic(mixture, len(data.problems)) < bic(beta, len(data.problems)) else "beta"
-    elif difficulty == "mixture" and mixture is None:
-        chosen = "beta"
+    choice = None
+    if difficulty == "empirical":
+        chosen = "empirical"
     else:
-        chosen = difficulty
-    held = heldout_check(data, "mixture" if chosen == "mixture" else "beta", seed=seed)
+        only = None if difficulty == "auto" else difficulty
+        if difficulty == "mixture" and mixture is None:
+            only = "beta"
+        choice = choose_difficulty(data.n, data.correct, seed=seed, only=only, file=str(path))
+        chosen = choice["chosen"]
+    best = choice["plausible"][0] if choice else chosen     # a single candidate (chosen may be the average)
+    held = heldout_check(data, best, seed=seed)
     trace = fit_trace_length(data)
     wrong = fit_wrong_share(data)
     reward = fit_reward_auc(data)
 
-    if chosen == "beta":
-        diff = {"kind": "beta", "a": round(beta["a"], 6), "b": round(beta["b"], 6)}
-    elif chosen == "mixture":
-        diff = {"kind": "mixture", "components": [{k: round(v, 6) for k, v in c.items()}
-                                                  for c in mixture["components"]]}
-        tot = sum(c["weight"] for c in diff["components"])
-        diff["components"][-1]["weight"] = round(diff["components"][-1]["weight"] + 1.0 - tot, 6)
-    else:
+    if chosen == "empirical":
         diff = {"kind": "empirical", "n": [int(x) for x in data.n], "correct": [int(x) for x in data.correct],
                 "prior": [0.5, 0.5]}
+        uncertainty = None
+    else:
+        diff = choice["spec"]
+        uncertainty = {"method": f"bootstrap over problems and samples, {BOOTSTRAP_NOTE}",
+                       "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed),
+                       "samples_per_problem": float(np.median(data.n)),
+                       "extrapolation_error_per_decade": round(
+                           extrapolation_error(data.n, data.correct, best, seed=seed), 5)}
     assumptions = [f"Fitted by `planner fit` from {Path(path).name}: {len(data.problems)} problems, "
                    f"{int(data.n.sum())} samples."]
     if trace is None:
@@ -359,8 +302,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     if task_kind == "code_tests":
         defaults["verifier_completeness"] = 1.0
     assumptions.append("Verifier completeness/soundness are defaults, not fitted.")
-    pass1 = float(_model_from(beta).mean()) if chosen == "beta" else (
-        float(_model_from(mixture).mean()) if chosen == "mixture" else m)
+    pass1 = _spec_mean(diff, path)
     src = f"planner fit {Path(path).name}"
     spec_data = {
         "task": task, "model": model, "task_kind": task_kind,
@@ -369,20 +311,25 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         "difficulty": diff, "trace_length": tl, "defaults": defaults, "quant_sensitivity": 1.0,
         "fit": {"problems": len(data.problems), "samples": int(data.n.sum()),
                 "observed_pass_at_1": round(m, 6), "chosen": chosen,
+                "cv_heldout_loglik": ({k: round(v, 3) for k, v in choice["cv"].items()} or None) if choice else None,
                 "beta_loglik": round(beta["loglik"], 4),
                 "mixture_loglik": round(mixture["loglik"], 4) if mixture else None,
                 "heldout_max_abs_error": round(held["max_abs_error"], 5)},
+        "uncertainty": uncertainty,
         "sources": {"pass_at_1": src, "difficulty": src, "trace_length": src if trace else "assumption",
                     "defaults": src},
         "assumptions": assumptions,
     }
     spec_data["fit"] = {k: v for k, v in spec_data["fit"].items() if v is not None}
+    if uncertainty is None:
+        del spec_data["uncertainty"]
     try:
         spec = TaskProfile.model_validate(spec_data)
-    except Exception as exc:  # pragma: no cover - defensive: our own output must validate
-        raise validation_error(exc, str(path)) from None
+    except Exception as exc:   # fitted parameters out of range: refused, never written
+        raise validation_error(exc, f"profile fitted from {path}") from None
     return FitResult(data=data, beta=beta, mixture=mixture, chosen=chosen, heldout=held, trace=trace,
-                     wrong_share=wrong, reward=reward, profile=spec)
+                     wrong_share=wrong, reward=reward, profile=spec,
+                     cv=choice["cv"] if choice else None)
 
 
 def write_profile(spec, out_path) -> None:

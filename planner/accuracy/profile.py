@@ -34,13 +34,16 @@ class MixtureComponent(_Spec):
 class DifficultySpec(_Spec):
     """The distribution of per-problem success probability p at the reference budget."""
 
-    kind: Literal["beta", "mixture", "empirical"]
+    kind: Literal["beta", "mixture", "empirical", "logit_grid"]
     a: Optional[float] = Field(None, gt=0)
     b: Optional[float] = Field(None, gt=0)
     components: Optional[list[MixtureComponent]] = None
     n: Optional[list[int]] = None
     correct: Optional[list[int]] = None
     prior: Optional[list[float]] = None
+    logit_min: Optional[float] = Field(None, ge=-40, le=0)
+    logit_step: Optional[float] = Field(None, gt=0, le=5)
+    weights: Optional[list[float]] = None
 
     @model_validator(mode="after")
     def _shape(self) -> "DifficultySpec":
@@ -52,6 +55,15 @@ class DifficultySpec(_Spec):
             tot = sum(c.weight for c in self.components)
             if abs(tot - 1.0) > 1e-3:
                 raise ValueError(f"mixture weights must sum to 1, got {tot:.4f}")
+        if self.kind == "logit_grid":
+            if self.logit_min is None or self.logit_step is None or not self.weights or len(self.weights) < 2:
+                raise ValueError("a logit_grid difficulty needs logit_min, logit_step and at least 2 weights")
+            bad = [w for w in self.weights if not (w >= 0 and w < float("inf"))]
+            if bad:
+                raise ValueError(f"logit_grid weights must be finite and >= 0, got {bad[0]}")
+            tot = sum(self.weights)
+            if abs(tot - 1.0) > 1e-3:
+                raise ValueError(f"logit_grid weights must sum to 1, got {tot:.4f}")
         if self.kind == "empirical":
             if not self.n or not self.correct or len(self.n) != len(self.correct):
                 raise ValueError("an empirical difficulty needs n and correct lists of equal length")
@@ -72,6 +84,10 @@ class DifficultySpec(_Spec):
             return D.MixtureDifficulty(tuple(c.weight / tot for c in self.components),
                                        tuple(c.a for c in self.components),
                                        tuple(c.b for c in self.components))
+        if self.kind == "logit_grid":
+            tot = sum(self.weights)
+            return D.LogitGridDifficulty(float(self.logit_min), float(self.logit_step),
+                                         tuple(w / tot for w in self.weights))
         prior = tuple(self.prior) if self.prior else D.DEFAULT_PRIOR
         return D.EmpiricalDifficulty(tuple(self.n), tuple(self.correct), prior)
 
@@ -85,6 +101,17 @@ class TraceLengthSpec(_Spec):
     median_tokens: float = Field(gt=0)
     sigma: float = Field(gt=0, le=5)
     difficulty_slope: float = Field(0.0, ge=-10, le=10)
+
+
+class UncertaintySpec(_Spec):
+    """The fit's uncertainty: difficulty models refitted on bootstrap resamples (problems
+    with replacement, then each problem's samples with replacement); a prediction's
+    interval is the spread of the prediction over them (planner/accuracy/uncertainty.py)."""
+
+    method: str
+    replicates: list[DifficultySpec] = Field(min_length=2)
+    samples_per_problem: Optional[float] = Field(None, gt=0)
+    extrapolation_error_per_decade: float = Field(0.0, ge=0, le=1)
 
 
 class StrategyDefaults(_Spec):
@@ -109,6 +136,7 @@ class TaskProfile(_Spec):
     sources: dict[str, str]
     assumptions: Union[list[str], str] = Field(default_factory=list)
     fit: Optional[dict] = None
+    uncertainty: Optional[UncertaintySpec] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "TaskProfile":
@@ -256,7 +284,7 @@ def profile_to_yaml(spec: TaskProfile) -> str:
 
     data = spec.model_dump(exclude_none=True)
     order = ["task", "model", "task_kind", "description", "pass_at_1", "n_problems", "reference_gen_len",
-             "difficulty", "trace_length", "defaults", "quant_sensitivity", "fit", "sources", "assumptions"]
+             "difficulty", "trace_length", "defaults", "quant_sensitivity", "fit", "uncertainty", "sources", "assumptions"]
     ordered = {k: data[k] for k in order if k in data}
     ordered.update({k: v for k, v in data.items() if k not in ordered})
 

@@ -250,6 +250,9 @@ def split_at(grid: Grid, x_split) -> tuple[np.ndarray, np.ndarray]:
     toward x*. Returns nodes and weights of shape (len(x_split), G + 4 (SPLIT_LEVELS + 1));
     the replaced nodes keep their place with zero weight."""
     xs = np.atleast_1d(np.asarray(x_split, float))
+    if grid.components is None:     # point masses (a logit-grid prior): nothing to split
+        shape = (len(xs), len(grid.nodes))
+        return np.broadcast_to(grid.nodes, shape).copy(), np.broadcast_to(grid.weights, shape).copy()
     wts, a, b = grid.components
     edges = grid.edges
     c = np.clip(np.searchsorted(edges, xs, side="right") - 1, 0, len(edges) - 2)

@@ -15,7 +15,8 @@ def fit_cmd(
     output: Optional[str] = typer.Option(None, "-o", "--output", help="Write the profile YAML here."),
     task_kind: str = typer.Option("math_answer", "--task-kind",
                                   help="math_answer | code_tests | multiple_choice | open_ended."),
-    difficulty: str = typer.Option("auto", "--difficulty", help="auto (BIC) | beta | mixture | empirical."),
+    difficulty: str = typer.Option("auto", "--difficulty",
+                                   help="auto (held-out samples) | beta | mixture | logit_grid | empirical."),
     gen_len: Optional[int] = typer.Option(None, "--gen-len",
                                           help="Generation budget of the eval (default: longest trace)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
@@ -63,6 +64,12 @@ def _print_fit(s: dict, res) -> None:
     if d["chosen"] == "empirical":
         t.add_row("empirical *", "per-problem counts", "", "")
     con.print(t)
+    cv = s.get("cv_heldout_loglik")
+    if cv:
+        con.print("held-out check (fit on a tenth of each problem's samples, log-likelihood of the rest; "
+                  "higher is better): "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in cv.items()))
+    con.print(f"chosen difficulty model: {d['chosen']}")
     h = s["heldout"]
     con.print(f"held-out check: fitted on {h['fitted_on_samples_per_problem']:.0f} samples per problem, "
               f"pass@k observed on all samples")
@@ -107,6 +114,7 @@ def accuracy_cmd(
     """Predicted accuracy of one configuration from a task profile."""
     from planner.accuracy.predict import explain, normalize_strategy
     from planner.accuracy.profile import find_profile, load_profile
+    from planner.accuracy.uncertainty import interval
     from planner.commands.output import console, print_json
     from planner.errors import InputError
 
@@ -129,8 +137,10 @@ def accuracy_cmd(
               verifier_completeness=verifier_completeness, verifier_soundness=verifier_soundness,
               majority_top_wrong_share=top_wrong_share, reward_auc=reward_auc)
     info = explain(prof, strat, samples, gen_len, **kw)
+    iv = interval(prof, strat, samples, gen_len, **kw)
     out = {
         "accuracy": info["accuracy"],
+        "interval_80": None if iv is None else [round(float(iv[0]), 6), round(float(iv[1]), 6)],
         "profile": prof.path,
         "model": prof.model,
         "task": prof.task,
@@ -149,7 +159,8 @@ def accuracy_cmd(
     con = console()
     con.print(f"{prof.model} on {prof.task}: {strat} with k={samples}, gen_len={out['gen_len']}, "
               f"weights {weight_dtype}, KV {kv_dtype}, kv_budget {kv_budget or 'dense'}")
-    con.print(f"  predicted accuracy      {info['accuracy']:.4f}")
+    con.print(f"  predicted accuracy      {info['accuracy']:.4f}" + (
+        "" if iv is None else f"  (80% interval {float(iv[0]):.4f} - {float(iv[1]):.4f}, bootstrap of the fit)"))
     con.print(f"  single-sample accuracy  {info['single_sample_accuracy']:.4f}  "
               f"(reference pass@1 {prof.spec.pass_at_1:.4f} at {prof.spec.reference_gen_len} tokens)")
     con.print(f"  traces finished         {info['finished_traces']:.3f}  "

@@ -1,0 +1,103 @@
+"""Large-k fidelity of `planner fit` on real repeated-sampling data (issue 12, items 4-5).
+
+Protocol (../shared/data/pass-at-k-math-pythia-dev.csv: Pythia 70M..12B, 67 MATH problems,
+10,000 samples each; Brown et al. 2024 via Schaeffer et al. 2025): for each model and
+seed, draw 100 of every problem's 10,000 samples (hypergeometric), write the per-problem
+eval log `planner fit` reads, fit a profile through fit_eval_log (the CLI's path),
+predict pass@1,000 and pass@10,000 with its 80% interval, and compare with the unbiased
+estimate (Chen et al. 2021) from all 10,000 samples. The truth is never seen by the fit.
+
+    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--json]
+Prints, per model and k, the mean prediction, the truth, the mean |error| and the share
+of seeds whose 80% interval holds the truth; then the totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data" / "pass-at-k-math-pythia-dev.csv"
+KS = (1000, 10000)
+SEEN = 100
+
+
+def read_counts(path=DATA) -> dict:
+    out: dict = defaultdict(list)
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out[row["model"]].append((row["problem"], int(row["n"]), int(row["correct"])))
+    return dict(out)
+
+
+def run(seeds: int = 5, difficulty: str = "auto") -> list:
+    from planner.accuracy.estimators import pass_at_k_unbiased
+    from planner.accuracy.fit import fit_eval_log
+    from planner.accuracy.predict import predict
+    from planner.accuracy.profile import Profile
+    from planner.accuracy.uncertainty import interval
+    from planner.errors import InputError
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for model, probs in read_counts().items():
+            n_all = np.array([p[1] for p in probs])
+            c_all = np.array([p[2] for p in probs])
+            truth = {k: float(pass_at_k_unbiased(n_all, c_all, np.full(len(n_all), k)).mean()) for k in KS}
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                c_seen = rng.hypergeometric(c_all, n_all - c_all, SEEN)
+                log = Path(tmp) / f"{model.replace(' ', '_')}-{seed}.jsonl"
+                log.write_text("".join(json.dumps({"problem": p[0], "n": SEEN, "correct": int(c)}) + "\n"
+                                       for p, c in zip(probs, c_seen)))
+                try:
+                    res = fit_eval_log(log, model, "math", seed=seed, difficulty=difficulty)
+                except InputError as exc:     # a forced model refused on a degenerate log
+                    print(f"# {model} seed {seed}: refused: {exc}", file=sys.stderr)
+                    continue
+                prof = Profile(spec=res.profile, path=str(log))
+                for k in KS:
+                    pred = float(predict(prof, "pass@k", k))
+                    lo, hi = interval(prof, "pass@k", k)
+                    rows.append({"model": model, "seed": seed, "k": k, "chosen": res.chosen, "predicted": pred,
+                                 "lo": float(lo), "hi": float(hi), "truth": truth[k],
+                                 "error": pred - truth[k], "covered": bool(lo <= truth[k] <= hi)})
+            print(f"# {model}: done", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--difficulty", default="auto", help="planner fit --difficulty (auto, beta, logit_grid, ...)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    rows = run(args.seeds, args.difficulty)
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return
+    print(f"{'model':12s} {'k':>6s} {'predicted':>9s} {'truth':>6s} {'mean|err|':>9s} {'80% covers':>10s}  chosen")
+    groups: dict = defaultdict(list)
+    for r in rows:
+        groups[(r["model"], r["k"])].append(r)
+    for (model, k), g in groups.items():
+        print(f"{model:12s} {k:6d} {np.mean([r['predicted'] for r in g]):9.3f} {g[0]['truth']:6.3f} "
+              f"{np.mean([abs(r['error']) for r in g]):9.3f} {np.mean([r['covered'] for r in g]):10.2f}  "
+              + ",".join(sorted({r['chosen'] for r in g})))
+    err = np.array([abs(r["error"]) for r in rows])
+    print(f"all: mean |error| {err.mean():.3f}, max {err.max():.3f}, 80% interval coverage "
+          f"{np.mean([r['covered'] for r in rows]):.2f} ({len(rows)} predictions, {args.seeds} seeds)")
+
+
+if __name__ == "__main__":
+    main()

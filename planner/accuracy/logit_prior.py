@@ -1,0 +1,162 @@
+"""A nonparametric difficulty prior: point masses on a fixed grid in logit p, with
+weights fitted by penalized maximum likelihood, and model choice by held-out samples.
+
+Why. pass@k at k far beyond the samples seen is decided by the left tail of the
+per-problem success distribution: 1 - pass@k = E[(1-p)^k] ~ mass of p below ~1/k
+(Schaeffer et al. 2025, "How do large language monkeys get their power (laws)?": the
+power-law exponent of 1 - pass@k is the exponent of the density of p near 0). A Beta
+ties that tail to the bulk of the distribution; the grid prior lets the data set the
+shape where they can and fills the rest smoothly.
+
+Model. p takes the values P_j = expit(X_j), X_j = LOGIT_MIN + j * LOGIT_STEP, with
+weights w = softmax(theta). theta maximizes
+    sum_i log sum_j w_j P_j^c_i (1 - P_j)^(n_i - c_i)  -  lam * sum_j (theta_j+1 - theta_j)^2,
+the binomial mixture likelihood of every problem's (n_i, c_i) with a first-difference
+penalty: where the data say nothing (p far below 1/n) the log-density in logit p is
+pulled toward flat, i.e. a density of p ~ 1/p there, a power law with exponent 0,
+truncated at P_0 = expit(LOGIT_MIN) ~ 1.5e-8 (a problem never solved). The weights are then
+tilted (tilt_to_mean) so that the mean is the observed pass@1.
+
+Choice (cv_score): every candidate (Beta, two-Beta mixture, grid with each lam) is fitted
+on a tenth of each problem's samples (CV_FRACTION) and scored by the predictive
+log-likelihood of the other nine tenths given that tenth (log p(c) - log p(c_A) per
+problem, sequence form), over CV_REPEATS random splits: a test of extrapolation by a
+factor of ten in samples, the step the profile must take. The fit to the samples seen never
+chooses the model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+LOGIT_MIN = -18.0
+LOGIT_MAX = 10.0
+LOGIT_STEP = 0.5
+LAMBDAS = (0.3, 1.0, 3.0, 10.0)
+CV_REPEATS = 3
+# The held-out check extrapolates: a candidate is fitted on CV_FRACTION of each problem's
+# samples and scored on predicting the rest given them, a tenfold step in samples, the
+# same kind of step as from 100 seen samples to pass@1000 (and, the tail being a power
+# law, one decade further to pass@10000).
+CV_FRACTION = 0.1
+
+
+def logit_nodes(logit_min: float = LOGIT_MIN, step: float = LOGIT_STEP, count: int = None) -> np.ndarray:
+    if count is None:
+        count = int(round((LOGIT_MAX - logit_min) / step)) + 1
+    return logit_min + step * np.arange(count)
+
+
+def _expit(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def binomial_seq_loglik(n, c, p) -> np.ndarray:
+    """log P_j^c (1 - P_j)^(n - c) for problems (rows) and nodes (columns)."""
+    n = np.asarray(n, float)[:, None]
+    c = np.asarray(c, float)[:, None]
+    return c * np.log(p)[None, :] + (n - c) * np.log1p(-p)[None, :]
+
+
+def fit_grid_weights(n, c, lam: float, nodes_logit: np.ndarray = None) -> np.ndarray:
+    """Penalized ML weights of the grid prior (see the module docstring)."""
+    x = logit_nodes() if nodes_logit is None else nodes_logit
+    p = _expit(x)
+    ll = binomial_seq_loglik(n, c, p)
+    E = np.exp(ll - ll.max(axis=1, keepdims=True))
+    m = len(E)
+
+    def f(th):
+        w = np.exp(th - th.max())
+        w /= w.sum()
+        mix = np.maximum(E @ w, 1e-300)
+        grad = -((E * w) / mix[:, None]).sum(axis=0) + m * w
+        d = np.diff(th)
+        pen_grad = np.zeros_like(th)
+        pen_grad[:-1] -= 2 * lam * d
+        pen_grad[1:] += 2 * lam * d
+        return -np.log(mix).sum() + lam * d @ d, grad + pen_grad
+
+    res = optimize.minimize(f, np.zeros(len(x)), jac=True, method="BFGS", options={"gtol": 1e-6, "maxiter": 2000})
+    w = np.exp(res.x - res.x.max())
+    return tilt_to_mean(w / w.sum(), p, float(np.mean(np.asarray(c, float) / np.asarray(n, float))))
+
+
+def tilt_to_mean(w: np.ndarray, p: np.ndarray, mean: float) -> np.ndarray:
+    """Exponential tilt w_j e^(t P_j), t such that the mean is ``mean`` (the observed
+    pass@1, as the Beta and mixture fits fix it). The smoothness penalty spreads a little
+    mass over the far side of the grid (p near 1 for a model that solves almost nothing),
+    which would bias pass@1; the tilt removes it and barely moves p << 1, the left tail."""
+    mean = float(np.clip(mean, p[0] * 1.0000001, p[-1] * 0.9999999))
+    lw = np.log(np.maximum(w, 1e-300))
+
+    def m(t):
+        z = lw + t * p
+        e = np.exp(z - z.max())
+        return float(e @ p / e.sum()), e / e.sum()
+
+    lo, hi = -1e6, 1e6
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if m(mid)[0] < mean:
+            lo = mid
+        else:
+            hi = mid
+    return m(0.5 * (lo + hi))[1]
+
+
+def grid_seq_loglik(n, c, weights, nodes_logit: np.ndarray = None) -> np.ndarray:
+    """Per-problem log marginal likelihood (sequence form) under the grid prior."""
+    x = logit_nodes() if nodes_logit is None else nodes_logit
+    ll = binomial_seq_loglik(n, c, _expit(x))
+    top = ll.max(axis=1)
+    return top + np.log(np.maximum(np.exp(ll - top[:, None]) @ np.asarray(weights, float), 1e-300))
+
+
+def beta_seq_loglik(n, c, a, b) -> np.ndarray:
+    from planner.accuracy import special
+
+    n = np.asarray(n, float)
+    c = np.asarray(c, float)
+    return special.betaln(c + a, n - c + b) - special.betaln(a, b)
+
+
+def mixture_seq_loglik(n, c, components) -> np.ndarray:
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        terms = [math.log(max(co["weight"], 1e-300)) + beta_seq_loglik(n, c, co["a"], co["b"]) for co in components]
+        out = np.logaddexp.reduce(np.stack(terms), axis=0)
+    return np.where(np.isnan(out), -np.inf, out)
+
+
+def split_counts(n, c, rng: np.random.Generator, fraction: float = 0.5):
+    """Split each problem's samples at random into a part of ``fraction`` of them and the
+    rest: (n_A, c_A, n_B, c_B)."""
+    n = np.asarray(n, np.int64)
+    c = np.asarray(c, np.int64)
+    n_a = np.maximum(1, np.rint(n * fraction).astype(np.int64)) * (n > 1)
+    c_a = rng.hypergeometric(c, n - c, np.maximum(n_a, 1)) * (n_a > 0)
+    return n_a, c_a, n - n_a, c - c_a
+
+
+def cv_score(fit_fn, loglik_fn, n, c, seed: int = 0, repeats: int = CV_REPEATS,
+             fraction: float = CV_FRACTION) -> float:
+    """Held-out predictive log-likelihood of the rest of each problem's samples given a
+    ``fraction`` of them, the candidate fitted on that fraction; summed over problems and
+    repeats. fit_fn(n, c) -> params; loglik_fn(n, c, params) -> per-problem sequence
+    log-likelihood."""
+    rng = np.random.default_rng(seed)
+    total = 0.0
+    for _ in range(repeats):
+        n_a, c_a, n_b, c_b = split_counts(n, c, rng, fraction)
+        keep = (n_a > 0) & (n_b > 0)
+        nf, cf = n_a[keep], c_a[keep]
+        prm = fit_fn(nf, cf)
+        with np.errstate(invalid="ignore"):
+            d = loglik_fn(n[keep], c[keep], prm) - loglik_fn(nf, cf, prm)
+        if not np.all(np.isfinite(d)):      # a degenerate fit (e.g. a shape at 0): never chosen
+            return -np.inf
+        total += float(np.sum(d))
+    return total
