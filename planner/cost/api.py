@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from functools import lru_cache
 from typing import Any, Optional, Union
 
 import numpy as np
@@ -80,6 +81,14 @@ def columns(n: int, **values) -> dict[str, np.ndarray]:
     return cols
 
 
+@lru_cache(maxsize=1)
+def _generic_engine():
+    """The generic engine profile, read once (the API's scalar path must not parse YAML per call)."""
+    from planner.engine_profiles import load_engine
+
+    return load_engine(None)
+
+
 def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[str, Any]:
     """The engine's serving columns for one configuration: an engine profile
     (planner.engine_profiles; None: the generic one), an arrival pattern of
@@ -91,9 +100,7 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
     if arrival == "poisson" and not (isinstance(rate, (int, float)) and np.isfinite(rate) and rate > 0):
         raise InputError("must be a request rate > 0 (requests/s)", field="rate", value=rate)
     if engine is None:
-        from planner.engine_profiles import load_engine
-
-        engine = load_engine(None)
+        engine = _generic_engine()
     return {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
             "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
             "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s}
