@@ -48,22 +48,11 @@ def search_dirs(kind: str) -> list[Path]:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; malformed or missing files become one-line InputErrors."""
-    import yaml
+    """Parse a YAML file under the input limits (planner.safeload): malformed, missing,
+    unreadable or oversized files, aliases and non-finite numbers become one-line InputErrors."""
+    from planner.safeload import read_yaml as safe_read_yaml
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("file not found", file=str(p))
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
-    try:
-        with p.open("r", encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(f"malformed YAML{where}: {exc.problem}", file=str(p)) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"malformed YAML: {exc}", file=str(p)) from None
+    return safe_read_yaml(path)
 
 
 def validation_error(exc: Exception, file: str) -> InputError:
@@ -94,14 +83,25 @@ def parse_spec(cls: Type[T], data: Any, file: str) -> T:
 
 
 def looks_like_path(ref: str) -> bool:
-    return ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref or Path(ref).is_file()
+    if ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref:
+        return True
+    try:
+        return Path(ref).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
+def _is_file(p: Path) -> bool:
+    from planner.safeload import is_file
+
+    return is_file(p)
 
 
 def find_file(kind: str, name: str) -> Path:
     for d in search_dirs(kind):
         for ext in (".yaml", ".yml"):
             p = d / f"{name}{ext}"
-            if p.is_file():
+            if _is_file(p):
                 return p
     known = ", ".join(list_names(kind)[:40])
     label = {"hardware": "device", "models": "model", "tasks": "task profile"}.get(kind, kind)
@@ -129,7 +129,9 @@ def _load_cached(kind: str, path: str, mtime: float):
 
 def _load(kind: str, ref: str):
     path = Path(ref) if looks_like_path(ref) else find_file(kind, ref)
-    if not path.is_file():
+    from planner.safeload import is_file
+
+    if not is_file(path):
         raise InputError("file not found", file=str(path))
     spec, _ = _load_cached(kind, str(path), path.stat().st_mtime)
     return spec

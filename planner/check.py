@@ -240,7 +240,9 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
         raise InputError("no baseline file: give --baseline or a 'baseline:' field", file=path, field="baseline")
     old: dict[str, dict[str, float]] = {}
     if bpath is not None and not update_baseline:
-        if not bpath.is_file():
+        from planner.safeload import is_file
+
+        if not is_file(bpath):
             raise InputError("baseline file not found (create it with --update-baseline)", file=str(bpath))
         old = load_baseline(bpath)
     results, snapshot = [], {}

@@ -151,20 +151,10 @@ def import_config(cfg: dict, *, name: Optional[str] = None, published_total_para
 
 def import_config_file(path, name: Optional[str] = None, published_total_params: Optional[float] = None) -> dict:
     """Read a config.json from disk and import it (see :func:`import_config`)."""
+    from planner.safeload import read_json
+
     p = Path(path)
-    if not p.is_file():
-        raise InputError("file not found", file=str(p))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", file=str(p)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(p)) from None
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                         file=str(p)) from None
+    cfg = read_json(p)
     return import_config(cfg, name=name, published_total_params=published_total_params, file=str(p))
 
 

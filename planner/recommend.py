@@ -29,6 +29,11 @@ def _efficiencies(hardware, calibration: dict[str, str] | None):
     from planner.commands.estimate import resolve_efficiency
 
     effs, labels = [], {}
+    names = {h.name for h in hardware}
+    for name in calibration or {}:
+        if name not in names:  # never ignored silently
+            raise InputError("calibration given for a device not in hardware", field=f"calibration.{name}",
+                             value=name)
     for h in hardware:
         eff, label = resolve_efficiency(h, (calibration or {}).get(h.name))
         effs.append(eff)

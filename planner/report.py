@@ -242,15 +242,19 @@ def write(scenario: str, out: str) -> dict[str, Any]:
         data["written"] = [str(p)]
         return data
     files: dict[str, str | None] = {}
+    out_files: dict[Path, str] = {}
     written = []
     for key, svg in figs.items():
         if svg is None:
             files[key] = None
             continue
         f = p.with_name(f"{p.stem}-{key}.svg")
-        _save(f, svg)
+        out_files[f] = svg
         files[key] = f.name
         written.append(str(f))
-    _save(p, to_markdown(content, files, notes))
+    from planner.commands.output import atomic_write_files
+
+    # the report and its plots move in together at the end (the .md last)
+    atomic_write_files({**out_files, p: to_markdown(content, files, notes)})
     data["written"] = [str(p)] + written
     return data

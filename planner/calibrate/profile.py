@@ -306,7 +306,7 @@ def find_profile(hardware_name: str) -> Path | None:
             p = d / f"{hardware_name}{ext}"
             if p.is_file():
                 return p
-    import yaml
+    from planner.safeload import read_yaml
 
     for d in dirs:
         if not d.is_dir():
@@ -315,8 +315,8 @@ def find_profile(hardware_name: str) -> Path | None:
             if p.name.endswith(HARDWARE_SUFFIX):
                 continue
             try:
-                head = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                head = read_yaml(p)
+            except InputError:
                 continue
             if isinstance(head, dict) and head.get("format") == FORMAT and head.get("hardware") == hardware_name:
                 return p
