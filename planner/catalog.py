@@ -76,6 +76,9 @@ def parse_spec(cls: Type[T], data: Any, file: str) -> T:
 
     if not isinstance(data, dict):
         raise InputError(f"expected a mapping at the top level, got {type(data).__name__}", file=file)
+    from planner.safeload import check_tree
+
+    check_tree(data, file)  # flags and merged values get the file readers' limits too
     try:
         return cls.model_validate(data)  # type: ignore[attr-defined]
     except ValidationError as exc:

@@ -40,7 +40,7 @@ BASELINE_DIGITS = 6
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True)
 
 
 class EstimateSpec(_Strict):

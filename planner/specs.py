@@ -27,7 +27,7 @@ DEFAULT_RUNTIME_RESERVE_FRACTION = 0.08
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     def unsourced_fields(self) -> list[str]:
         """Numeric fields set in the file that have no entry in ``sources``."""

@@ -22,7 +22,7 @@ SEP = "--"
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MixtureComponent(_Spec):

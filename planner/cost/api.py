@@ -17,11 +17,16 @@ def validate_config(model, hardware, *, devices: int, batch: int, concurrency: i
                     gen_len: int, samples: int, weight_dtype: str, act_dtype: str, kv_dtype: str,
                     kv_budget: int) -> dict[str, Any]:
     """Check one configuration's values; InputError names the field and the value."""
+    from planner.bounds import check_count
+
     for field, value, lo in (("devices", devices, 1), ("batch", batch, 1), ("concurrency", concurrency, 0),
                              ("prompt_len", prompt_len, 1), ("gen_len", gen_len, 1), ("samples", samples, 1),
                              ("kv_budget", kv_budget, 0)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
-            raise InputError(f"must be an integer >= {lo}", field=field.replace("_", "-"), value=value)
+        check_count(field, value, lo)
+    context = getattr(model, "max_context", None)
+    if context and prompt_len + gen_len > context:
+        raise InputError(f"prompt + generation ({prompt_len + gen_len:,} tokens) exceed the model's context "
+                         f"({context:,})", field="prompt-len", value=prompt_len)
     w = check_dtype(weight_dtype, "weight-dtype")
     a = check_dtype(act_dtype, "act-dtype")
     kv = check_dtype(kv_dtype, "kv-dtype")
