@@ -210,6 +210,29 @@ def load_baseline(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def _check_overwritable(path: Path) -> None:
+    """``--update-baseline`` writes only a file that does not exist yet or that is a
+    baseline (a mapping with the one key ``checks``): never a scenario or checks file."""
+    from planner.safeload import is_file
+
+    if not path.exists() and not path.is_symlink():
+        return
+    if not is_file(path):
+        raise InputError("not a file: refusing to write the baseline there", file=str(path))
+    try:
+        from planner.catalog import read_yaml
+
+        data = read_yaml(path)
+        ok = data is None or (isinstance(data, dict) and set(data) <= {"checks"})
+        if ok:
+            load_baseline(path)
+    except InputError:
+        ok = False
+    if not ok:
+        raise InputError("not a baseline file (expected only 'checks: {name: {metric: value}}'): "
+                         "refusing to overwrite it", file=str(path), field="baseline")
+
+
 def dump_baseline(values: dict[str, dict[str, float]]) -> str:
     import yaml
 
@@ -239,6 +262,8 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
     if update_baseline and bpath is None:
         raise InputError("no baseline file: give --baseline or a 'baseline:' field", file=path, field="baseline")
     old: dict[str, dict[str, float]] = {}
+    if update_baseline:
+        _check_overwritable(bpath)
     if bpath is not None and not update_baseline:
         from planner.safeload import is_file
 

@@ -105,7 +105,14 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     profiles = [p for _, p in pairs]
     effs, eff_labels = _efficiencies(hardware, scn.calibration)
     space = build_space(scn, profiles, [m.name for m in models], [h.name for h in hardware])
-    verifier = load_model(scn.verifier) if scn.verifier else None
+    verifier = None
+    if scn.verifier:
+        try:
+            verifier = load_model(scn.verifier)
+        except InputError as exc:  # name the flag the user gave, not the catalog's 'model'
+            if exc.field != "model":
+                raise
+            raise InputError(exc.reason, file=exc.file, field="verifier", value=scn.verifier) from None
     res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search, verifier)
 
     budgets = Budgets(scn.max_latency_s, scn.max_usd, scn.max_energy_j, scn.min_accuracy)

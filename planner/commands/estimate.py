@@ -30,7 +30,8 @@ def estimate_cmd(
     model: str = typer.Option("qwen3-8b", "--model", "-m", help="Model name or YAML path."),
     hardware: str = typer.Option("h100-sxm", "--hardware", "-H", help="Device name or YAML path."),
     devices: int = typer.Option(1, "--devices", help="Tensor-parallel degree."),
-    batch: int = typer.Option(1, "--batch", help="Requests decoded together (static batch)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Requests decoded together (static batch; default 1).",
+                                        show_default=False),
     concurrency: int = typer.Option(0, "--concurrency",
                                     help="Requests in flight under continuous batching (0: static batch)."),
     prompt_len: int = typer.Option(1024, "--prompt-len", help="Prompt tokens."),
@@ -44,8 +45,15 @@ def estimate_cmd(
                                         help="Share the prompt's KV across samples."),
     calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration profile YAML."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when the configuration does not fit in memory."),
 ) -> None:
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""
+    from planner.errors import CheckFailed, InputError
+
+    if batch is not None and concurrency:
+        raise InputError("--batch is a static batch and --concurrency is continuous batching: give one",
+                         field="batch", value=batch)
+    batch = 1 if batch is None else batch
     from planner.catalog import load_hardware, load_model
     from planner.commands.output import print_json
     from planner.cost.api import estimate
@@ -57,10 +65,24 @@ def estimate_cmd(
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff)
     r["efficiency"] = eff_label
+    r["assumptions"] = assumptions(h, eff_label)
     if json_out:
         print_json(r)
-        return
-    print_estimate(r)
+    else:
+        print_estimate(r)
+    if strict and not r["memory"]["fits"]:
+        raise CheckFailed("the configuration does not fit in device memory (--strict)")
+
+
+def assumptions(hardware, eff_label: str) -> list[str]:
+    """What the numbers rest on that the user did not give: listed in every output."""
+    out = []
+    if eff_label.startswith("defaults"):
+        out.append("efficiency: documented defaults (no calibration profile for this device)")
+    if hardware.price_per_hour_usd is None:
+        out.append(f"price: owned device, purchase price amortized over {hardware.lifetime_years:g} years "
+                   "(no rental price in the catalog)")
+    return out
 
 
 def print_estimate(r: dict) -> None:
@@ -70,6 +92,10 @@ def print_estimate(r: dict) -> None:
 
     con = console()
     c = r["config"]
+    mem = r["memory"]
+    if not mem["fits"]:
+        con.print(f"[bold red]DOES NOT FIT[/]: {fmt_si(mem['total_bytes'], 'B')} needed per device, "
+                  f"{fmt_si(mem['capacity_bytes'], 'B')} available; the times below assume it would")
     head = (f"{r['model']} on {c['devices']}x {r['hardware']} | {r['mode']} | batch {c['batch']}"
             + (f", concurrency {c['concurrency']}" if c["concurrency"] else "")
             + f" | prompt {c['prompt_len']}, gen {c['gen_len']}, samples {c['samples']}"
@@ -77,6 +103,8 @@ def print_estimate(r: dict) -> None:
             + (f" | KV budget {c['kv_budget']}" if c["kv_budget"] else ""))
     con.print(head)
     con.print(f"efficiency: {r['efficiency']}")
+    for note in r.get("assumptions", []):
+        con.print(f"assumption: {note}", markup=False)
     t = Table(title="summary")
     for col in ("TTFT", "TPOT", "latency", "throughput", "energy/request", "$/request", "bottleneck"):
         t.add_column(col, justify="right")
