@@ -19,7 +19,13 @@ def resolve_efficiency(hardware, calibration: Optional[str]):
         found = find_profile(hardware.name)
         if found is None:
             return None, "defaults (no calibration profile)"
-        calibration = str(found)
+        from planner.calibrate.profile import load_profile, machine_mismatch, profile_to_efficiency
+
+        profile = load_profile(found)
+        why = machine_mismatch(profile)
+        if why is not None:  # applied automatically only on the machine it was made on
+            return None, f"defaults (calibration profile {found} not applied: {why}; name it with --calibration)"
+        return profile_to_efficiency(profile, hardware), f"calibration profile {found} (matches this machine)"
     from planner.calibrate.profile import load_profile, profile_to_efficiency
 
     eff = profile_to_efficiency(load_profile(calibration), hardware)
