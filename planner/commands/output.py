@@ -81,7 +81,7 @@ def _write_error(exc: OSError, path: str | Path):
     """An OS error on a write as a one-line input error naming the path and the reason."""
     from planner.errors import InputError
 
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or str(exc)[:80] or type(exc).__name__
     if isinstance(exc, IsADirectoryError):
         reason = "is a folder, not a file"
     elif isinstance(exc, (FileExistsError, NotADirectoryError)):
