@@ -223,6 +223,33 @@ def _alarm(signum, frame):
     raise _Hang()
 
 
+def _nonfinite(out: str) -> bool:
+    """A nan/inf number in the output: JSON and YAML outputs are parsed (a model *named*
+    "nan" is text, not a number); other text is searched for nan/inf words."""
+    import math
+
+    data = None
+    try:
+        data = json.loads(out)
+    except ValueError:
+        try:
+            data = yaml.safe_load(out) if out.lstrip().startswith(("name:", "#")) else None
+        except yaml.YAMLError:
+            data = None
+    if data is None:
+        return bool(NONFINITE.search(out))
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, float) and not math.isfinite(v):
+            return True
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return False
+
+
 def judge(rc, out: str, err: str, argv: list[str]) -> str | None:
     """None when the promise held, else what broke."""
     ok_codes = (0, 1, 2) if argv and argv[0] == "check" else (0, 2)
@@ -230,7 +257,7 @@ def judge(rc, out: str, err: str, argv: list[str]) -> str | None:
         return "traceback"
     if rc not in ok_codes:
         return f"exit code {rc}"
-    if rc == 0 and NONFINITE.search(out):
+    if rc == 0 and _nonfinite(out):
         return "non-finite output"
     if rc == 2:
         lines = [x for x in err.splitlines() if x.strip()]
