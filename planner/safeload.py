@@ -4,8 +4,9 @@ One home for the limits any input must respect before a spec sees it:
 
 - size: at most :data:`MAX_FILE_BYTES` (:data:`MAX_LOG_BYTES` for JSONL/CSV logs);
 - structure: nesting at most :data:`MAX_DEPTH` deep, at most :data:`MAX_NODES` values;
-- YAML aliases (``*name``, ``<<: *name``) are refused: they are how a 500-byte file
-  expands to gigabytes ("billion laughs"); python tags are refused by the safe loader;
+- YAML aliases (``*name``, ``<<: *name``) may expand the document to at most
+  :data:`MAX_YAML_VALUES` values: beyond, it is refused before it is built (a 500-byte
+  "billion laughs" file expands to gigabytes); python tags are refused by the safe loader;
 - numbers: finite and at most :data:`MAX_ABS_NUMBER` in magnitude (1e18: above any count,
   byte size or FLOP rate the planner models in its units), so an infinity, a NaN or a
   401-digit integer never reaches arithmetic deeper in;
@@ -29,6 +30,7 @@ MAX_FILE_BYTES = 16 * 1024 * 1024
 MAX_LOG_BYTES = 512 * 1024 * 1024
 MAX_DEPTH = 24
 MAX_NODES = 1_000_000
+MAX_YAML_VALUES = 100_000
 MAX_ABS_NUMBER = 1e18
 MAX_STRING_CHARS = 10_000
 
@@ -116,21 +118,35 @@ def check_tree(data: Any, file: str, prefix: tuple = ()) -> Any:
 # --------------------------------------------------------------------------- YAML
 
 def _yaml_guard(text: str, file: str) -> None:
-    """Refuse aliases and deep nesting from the event stream, before anything is built."""
+    """From the event stream, before anything is built: refuse nesting deeper than
+    MAX_DEPTH and aliases that expand the document beyond MAX_YAML_VALUES values (a
+    "billion laughs" bomb is refused in microseconds; ordinary anchors for reuse pass)."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    depth = 0
+    sizes: dict[str, int] = {}  # anchor -> values in the anchored node, aliases expanded
+    frames: list[list] = [[None, 0]]  # open collections: [anchor, values so far]
     for event in yaml.parse(text, Loader=loader):
-        if isinstance(event, yaml.AliasEvent):
-            line = event.start_mark.line + 1 if event.start_mark else "?"
-            raise InputError(f"YAML aliases are not allowed (*{str(event.anchor)[:40]} at line {line})", file=file)
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            depth += 1
-            if depth > MAX_DEPTH:
+            frames.append([event.anchor, 1])
+            if len(frames) - 1 > MAX_DEPTH:
                 raise InputError(f"nested deeper than {MAX_DEPTH} levels", file=file)
-        elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            depth -= 1
+            continue
+        if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+            anchor, n = frames.pop()
+            if anchor is not None:
+                sizes[anchor] = n
+        elif isinstance(event, yaml.ScalarEvent):
+            n = 1
+            if event.anchor is not None:
+                sizes[event.anchor] = 1
+        elif isinstance(event, yaml.AliasEvent):
+            n = sizes.get(event.anchor, 1)
+        else:
+            continue
+        frames[-1][1] += n
+        if frames[-1][1] > MAX_YAML_VALUES:
+            raise InputError(f"YAML aliases expand to more than {MAX_YAML_VALUES:,} values", file=file)
 
 
 def loads_yaml(text: str, file: str) -> Any:

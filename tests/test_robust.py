@@ -53,7 +53,7 @@ def test_alias_bomb_refused_fast(tmp_path):
     assert time.perf_counter() - t0 < 1.0
     rc, _, err = run("estimate", "-m", str(p))
     assert rc == 2
-    one_error_line(err, str(p), "aliases")
+    one_error_line(err, str(p), "aliases expand")
 
 
 @pytest.mark.parametrize("text, fragment", [
@@ -281,4 +281,17 @@ def test_real_executable_errors_are_one_line(tmp_path):
     r = subprocess.run([str(exe), "estimate", "-m", str(p)], capture_output=True, text=True, timeout=60,
                        env={**os.environ, "COLUMNS": "80"})
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    one_error_line(r.stderr, "aliases")
+    one_error_line(r.stderr, "aliases expand")
+
+
+def test_ordinary_yaml_anchors_still_work(tmp_path):
+    """Anchors for reuse (a merge key) expand to a handful of values: accepted."""
+    p = tmp_path / "checks.yaml"
+    p.write_text("base: &base {model: qwen3-8b, hardware: h100-sxm, prompt_len: 512, gen_len: 64}\n"
+                 "checks:\n"
+                 "  - name: a\n    estimate: {<<: *base, batch: 1}\n    assert: ['tpot_s <= 1']\n"
+                 "  - name: b\n    estimate: *base\n    assert: ['tpot_s <= 1']\n")
+    from planner.safeload import read_yaml
+
+    data = read_yaml(p)
+    assert data["checks"][0]["estimate"]["model"] == "qwen3-8b" and data["checks"][1]["estimate"]["gen_len"] == 64
