@@ -82,6 +82,12 @@ def import_config(cfg: dict, *, name: Optional[str] = None, published_total_para
     if h < 1 or L < 1 or H < 1:
         bad = "hidden_size" if h < 1 else "num_hidden_layers" if L < 1 else "num_attention_heads"
         raise InputError("must be at least 1", file=file, field=r.prefix + bad, value=r.raw(bad)[0])
+    from planner.bounds import MAX_DIM, MAX_HEADS, MAX_LAYERS
+
+    for key, value, hi in (("hidden_size", h, MAX_DIM), ("num_hidden_layers", L, MAX_LAYERS),
+                           ("num_attention_heads", H, MAX_HEADS)):
+        if value > hi:  # before any per-layer work (a 1e308 layer count would never finish)
+            raise InputError(f"must be <= {hi:,}", file=file, field=r.prefix + key, value=value)
     put("num_kv_heads", "num_key_value_heads", default=H,
         default_note="defaults to num_attention_heads (multi-head attention)")
     if r.has("head_dim") or "head_dim" in arch.defaults:

@@ -295,3 +295,37 @@ def test_ordinary_yaml_anchors_still_work(tmp_path):
 
     data = read_yaml(p)
     assert data["checks"][0]["estimate"]["model"] == "qwen3-8b" and data["checks"][1]["estimate"]["gen_len"] == 64
+
+
+@pytest.mark.parametrize("edit, field", [
+    (("num_layers: 36", "num_layers: 100000000000000000"), "num_layers"),
+    (("head_dim: 128", "head_dim: 0"), "head_dim"),
+])
+def test_model_fields_within_physical_bounds(tmp_path, edit, field):
+    text = (ROOT / "models" / "qwen3-8b.yaml").read_text()
+    assert edit[0] in text
+    p = tmp_path / "m.yaml"
+    p.write_text(text.replace(edit[0], edit[1]))
+    rc, _, err = run("estimate", "-m", str(p))
+    assert rc == 2
+    one_error_line(err, str(p), field)
+
+
+def test_scenario_listing_a_device_twice_is_refused(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("task: aime24\nhardware: [" + ", ".join(["h100-sxm"] * 201) + "]\n")
+    rc, _, err = run("recommend", "--scenario", str(p))
+    assert rc == 2
+    one_error_line(err, str(p), "hardware")
+
+
+def test_huge_layer_count_in_config_json_refused_fast(tmp_path):
+    import json
+
+    cfg = json.loads((ROOT / "tests" / "data" / "hf_configs" / "qwen3-8b.json").read_text())
+    cfg["num_hidden_layers"] = 10**17
+    p = tmp_path / "config.json"
+    p.write_text(json.dumps(cfg))
+    rc, _, err = run("models", "import", str(p))
+    assert rc == 2
+    one_error_line(err, "num_hidden_layers")
