@@ -110,7 +110,8 @@ def print_estimate(r: dict) -> None:
     con.print(head)
     con.print(f"efficiency: {r['efficiency']}")
     for note in r.get("assumptions", []):
-        con.print(f"assumption: {note}", markup=False)
+        if not note.startswith("efficiency:"):  # the line above already says so
+            con.print(f"assumption: {note}", markup=False)
     t = Table(title="summary")
     for col in ("TTFT", "TPOT", "latency", "throughput", "energy/request", "$/request", "bottleneck"):
         t.add_column(col, justify="right")
