@@ -36,7 +36,9 @@ def main() -> None:
         if o.problem and o.problem not in examples:
             examples[o.problem] = f"{case.label[:100]} | {o.err.strip()[-200:]}"
         if (i + 1) % 500 == 0:
-            print(f"{i + 1:,} cases, {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{i + 1:,} cases, {time.perf_counter() - t0:.0f} s, peak {peak:.0f} MB: {dict(counts)}",
+                  file=sys.stderr, flush=True)
     for k, v in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"{k:>24}: {v:,}")
     for k, v in examples.items():

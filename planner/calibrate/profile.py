@@ -188,7 +188,7 @@ def check_physical(f: dict, file: str) -> None:
     curves += [(f"compute.{dt}.e_max", (c or {}).get("e_max")) for dt, c in (f.get("compute") or {}).items()]
     for field, v in curves:
         if isinstance(v, (int, float)) and v > MAX_EFFICIENCY:
-            bad(field, v, "an efficiency is a fraction of the measured peak (<= 1)")
+            bad(field, v, "an efficiency is a fraction of the measured peak (<= 1); a busy machine? retake it quiet")
     k = f.get("kernel_overhead_s")
     if isinstance(k, (int, float)) and k > MAX_KERNEL_OVERHEAD_S:
         bad("kernel_overhead_s", k, f"per-kernel overhead above {MAX_KERNEL_OVERHEAD_S * 1e3:g} ms (a busy machine?)")
