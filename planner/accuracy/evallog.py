@@ -127,8 +127,6 @@ def read_eval_log(path) -> EvalData:
                     scores.setdefault(prob, []).append((float(s), ok))
     if n_lines == 0:
         raise InputError("empty eval log: no JSON lines", file=str(p))
-    if len(order) < 2:  # one problem does not determine a difficulty distribution
-        raise InputError(f"{len(order)} problem in the log: at least 2 are needed to fit a profile", file=str(p))
     if fmt == "problem":
         n = np.array([per_problem[k][0] for k in order], float)
         c = np.array([per_problem[k][1] for k in order], float)

@@ -142,6 +142,10 @@ def bic(fit: dict, n_problems: int) -> float:
     return -2.0 * fit["loglik"] + fit["n_params"] * math.log(max(n_problems, 2))
 
 
+def _sig6(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
 def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
     """Fit on half the samples of each problem, predict pass@k at k up to the full n and
     compare with the unbiased estimate from all samples."""
@@ -149,6 +153,9 @@ def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
 
     n_a, c_a, _, _ = split_half(data, seed)
     keep = n_a > 0
+    if not keep.any():
+        raise InputError("every problem has 1 sample: the held-out check needs at least 2 per problem",
+                         file=data.path, field="n")
     m_half = float(np.mean(c_a[keep] / n_a[keep]))
     if kind == "mixture":
         fit = fit_mixture(n_a[keep], c_a[keep], mean=m_half)
@@ -309,6 +316,9 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
                          value=task_kind)
     data = read_eval_log(path)
+    if len(data.problems) < 2:  # one problem does not determine a difficulty distribution
+        raise InputError(f"{len(data.problems)} problem in the log: at least 2 are needed to fit a profile",
+                         file=str(path))
     m = data.pass_at_1
     beta = fit_beta(data.n, data.correct, mean=m)
     mixture = None
@@ -326,9 +336,12 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     reward = fit_reward_auc(data)
 
     if chosen == "beta":
-        diff = {"kind": "beta", "a": round(beta["a"], 6), "b": round(beta["b"], 6)}
+        # 6 significant digits, not 6 decimals: a nearly (un)solved task has a or b < 1e-6,
+        # which 6 decimals would round to an invalid 0
+        diff = {"kind": "beta", "a": _sig6(beta["a"]), "b": _sig6(beta["b"])}
     elif chosen == "mixture":
-        diff = {"kind": "mixture", "components": [{k: round(v, 6) for k, v in c.items()}
+        diff = {"kind": "mixture", "components": [{k: (round(v, 6) if k == "weight" else _sig6(v))
+                                                   for k, v in c.items()}
                                                   for c in mixture["components"]]}
         tot = sum(c["weight"] for c in diff["components"])
         diff["components"][-1]["weight"] = round(diff["components"][-1]["weight"] + 1.0 - tot, 6)
