@@ -352,3 +352,25 @@ def test_fit_on_degenerate_logs(tmp_path, lines, rc_expected):
         assert d.kind != "beta" or (d.a > 0 and d.b > 0)
     else:
         one_error_line(err, str(log))
+
+
+def test_report_states_quantization_chosen_without_an_accuracy_profile(tmp_path):
+    import json
+
+    import yaml
+
+    scn = yaml.safe_load((ROOT / "examples" / "capacity.yaml").read_text())
+    scn.pop("task", None)
+    scn.pop("min_accuracy", None)
+    p = tmp_path / "cap.yaml"
+    p.write_text(yaml.safe_dump(scn))
+    out = tmp_path / "r.md"
+    rc, stdout, err = run("report", str(p), "-o", str(out), "--json")
+    assert rc == 0, err
+    plan = json.loads(stdout)["plan"]["candidates"]
+    blind = [c for c in plan if c["status"] == "ok" and c["config"]["weight_dtype"] not in ("bf16", "fp16")]
+    text = out.read_text()
+    assert blind  # cost alone picks a quantized format somewhere
+    assert "Quantized without any accuracy check" in text
+    for c in blind:
+        assert f"{c['model']} @ {c['hardware']} ({c['config']['weight_dtype']})" in text
