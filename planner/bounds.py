@@ -58,9 +58,11 @@ MAX_LIST_ITEMS = 64                # devices or models listed in one scenario
 
 
 def unique_short_list(v, what: str = "entries"):
-    """Validator body: a list without repeats and with at most MAX_LIST_ITEMS entries."""
+    """Validator body: a non-empty list without repeats and with at most MAX_LIST_ITEMS entries."""
     if v is None:
         return v
+    if not v:
+        raise ValueError("must not be empty")
     if len(v) > MAX_LIST_ITEMS:
         raise ValueError(f"at most {MAX_LIST_ITEMS} {what}, got {len(v)}")
     seen = set()

@@ -272,7 +272,12 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
         old = load_baseline(bpath)
     results, snapshot = [], {}
     for spec in cf.checks:
-        metrics, missing = evaluate_check(spec, base_dir, path)
+        try:
+            metrics, missing = evaluate_check(spec, base_dir, path)
+        except InputError as exc:  # a field of this check names the checks file
+            from planner.errors import in_file
+
+            raise in_file(exc, path, f"checks.{spec.name}.{spec.kind}.") from None
         tol = cf.tolerance if spec.tolerance is None else spec.tolerance
         items = []
         for metric, op, bound in spec.assertions():

@@ -78,5 +78,14 @@ class InputError(ValueError):
         return " ".join(text.split())  # guarantee a single line
 
 
+def in_file(exc: InputError, file: str, prefix: str = "") -> InputError:
+    """The same error attributed to ``file`` (and its field put under ``prefix``) when it
+    was raised without a file: a field deep in a scenario or checks file names the file."""
+    if exc.file is not None:
+        return exc
+    field = f"{prefix}{exc.field}" if prefix and exc.field else (exc.field or (prefix.rstrip(".") or None))
+    return InputError(exc.reason, file=file, field=field, value=exc.value, has_value=exc.has_value)
+
+
 class CheckFailed(RuntimeError):
     """A regression check did not hold (exit code 1)."""

@@ -374,3 +374,23 @@ def test_report_states_quantization_chosen_without_an_accuracy_profile(tmp_path)
     assert "Quantized without any accuracy check" in text
     for c in blind:
         assert f"{c['model']} @ {c['hardware']} ({c['config']['weight_dtype']})" in text
+
+
+def test_errors_deep_in_scenario_and_checks_files_name_the_file(tmp_path):
+    s = tmp_path / "s.yaml"
+    s.write_text("task: aime24\nmodels: [no-such-model]\n")
+    rc, _, err = run("recommend", "--scenario", str(s))
+    assert rc == 2
+    one_error_line(err, str(s), "no-such-model")
+    rc, _, err = run("recommend", "--scenario", str(s), "--models", "other-missing")
+    assert rc == 2 and str(s) not in err  # a flag's error is the flag's, not the file's
+    s.write_text("task: aime24\nmodels: [qwen3-0.6b]\nkv_budgets: []\n")  # was a KeyError
+    rc, _, err = run("recommend", "--scenario", str(s))
+    assert rc == 2
+    one_error_line(err, str(s), "kv_budgets")
+    c = tmp_path / "checks.yaml"
+    c.write_text("checks:\n  - name: x\n    estimate: {model: qwen3-8b, hardware: h100-sxm, prompt_len: 40000}\n"
+                 "    assert: ['tpot_s <= 1']\n")
+    rc, _, err = run("check", str(c))
+    assert rc == 2
+    one_error_line(err, str(c), "checks.x.estimate.prompt-len")

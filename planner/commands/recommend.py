@@ -46,7 +46,7 @@ def recommend_cmd(
     """Recommend model, strategy, quantization, batch, sparsity and devices for a task.
 
     With no flags it runs the built-in default scenario (examples/default_scenario.yaml)."""
-    from planner.errors import InputError
+    from planner.errors import InputError, in_file
     from planner.recommend import run
     from planner.specs import RecommendScenario
 
@@ -72,7 +72,15 @@ def recommend_cmd(
     from planner.catalog import parse_spec
 
     scn = parse_spec(RecommendScenario, base, scenario or "command line")
-    answer = run(scn)
+    try:
+        answer = run(scn)
+    except InputError as exc:  # a field of the scenario file (not a flag) names the file
+        flag_fields = {k.replace("_", "-") for k in given} | set(given) | {"calibration"}
+        if "models" in given:
+            flag_fields.add("model")
+        if scenario is None or (exc.field or "").split(".")[0] in flag_fields:
+            raise
+        raise in_file(exc, scenario) from None
     if scenario:
         answer["scenario"] = scenario
     if json_out:
