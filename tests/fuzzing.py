@@ -169,6 +169,8 @@ TEMPLATES = [
     (1, "yaml", "calibration/cpu-amd-epyc-2c.yaml",
      ["recommend", "--task", "aime24", "--models", "qwen3-0.6b", "-H", "h100-sxm", "--calibration", "{F}",
       "--json"], "c.yaml"),
+    (2, "yaml", "calibration/cpu-amd-epyc-2c.yaml", ["calibrate", "--refit", "{F}", "-o", "{D}/out.yaml"],
+     "c.yaml"),
     (2, "json", "tests/data/hf_configs/qwen3-8b.json", ["models", "import", "{F}"], "config.json"),
     (2, "json", "tests/data/hf_configs/tiny-deepseek.json", ["models", "import", "{F}"], "config.json"),
     (2, "jsonl", "examples/eval_synthetic.jsonl", ["fit", "{F}", "--model", "m", "--task", "t", "--json"], "e.jsonl"),

@@ -394,3 +394,19 @@ def test_errors_deep_in_scenario_and_checks_files_name_the_file(tmp_path):
     rc, _, err = run("check", str(c))
     assert rc == 2
     one_error_line(err, str(c), "checks.x.estimate.prompt-len")
+
+
+@pytest.mark.parametrize("edit", [
+    ("kind: gemm", "kind: 7"), ("seconds: ", "seconds: -"), ("dtype: fp32, ", ""),
+])
+def test_refit_refuses_malformed_measurements(tmp_path, edit):
+    """--refit on measurements of the wrong type or with missing fields: exit 2 naming the
+    measurement (was a KeyError / TypeError inside the fits)."""
+    text = (ROOT / "calibration" / "cpu-amd-epyc-2c.yaml").read_text()
+    assert edit[0] in text
+    p = tmp_path / "c.yaml"
+    p.write_text(text.replace(edit[0], edit[1], 1))
+    rc, _, err = run("calibrate", "--refit", str(p), "-o", str(tmp_path / "out.yaml"))
+    assert rc == 2
+    one_error_line(err, str(p), "measurements[")
+    assert not (tmp_path / "out.yaml").exists()

@@ -253,6 +253,47 @@ def machine_mismatch(profile: "Profile") -> str | None:
     return None
 
 
+# Raw measurements: the fields every one carries, and those of each benchmark kind
+# (planner/calibrate/bench.py writes them; --refit reads them back).
+_MEASURED = ("seconds", "flops", "bytes")
+_KIND_INTS = {"gemm": ("m", "n", "k"), "gemv": ("m", "n", "k"), "stream_read": (), "stream_copy": (),
+              "attention": ("batch", "context", "head_dim", "heads", "kv_heads"),
+              "prefill_attention": ("batch", "context", "head_dim", "heads", "kv_heads"),
+              "decoder": ("batch", "context"), "tiny_op": (), "tiny_decoder": ("layers",)}
+
+
+def check_measurements(meas: Any, file: str) -> list:
+    """Each raw measurement a mapping of its kind's fields, with finite non-negative
+    numbers (seconds > 0): what --refit needs, checked before any fit sees it."""
+    if not isinstance(meas, list):
+        raise InputError("must be a list", file=file, field="measurements", value=type(meas).__name__)
+    for i, r in enumerate(meas):
+        where = f"measurements[{i}]"
+        if not isinstance(r, dict):
+            raise InputError("must be a mapping", file=file, field=where, value=r)
+        kind = r.get("kind")
+        if not isinstance(kind, str) or kind not in _KIND_INTS:
+            raise InputError(f"unknown benchmark kind (known: {', '.join(_KIND_INTS)})", file=file,
+                             field=f"{where}.kind", value=kind, has_value=True)
+        if not isinstance(r.get("dtype"), str):
+            raise InputError("must be a dtype name", file=file, field=f"{where}.dtype", value=r.get("dtype"),
+                             has_value=True)
+        if kind == "decoder" and not isinstance(r.get("phase"), str):
+            raise InputError("must be prefill or decode", file=file, field=f"{where}.phase", value=r.get("phase"),
+                             has_value=True)
+        for key in _MEASURED:
+            _num(r, key, file, f"{where}.", allow_zero=key != "seconds")
+        for key in ("other_cpu", "spread"):
+            if key in r:
+                _num(r, key, file, f"{where}.", allow_zero=True)
+        for key in _KIND_INTS[kind] + (("repeats",) if "repeats" in r else ()):
+            v = r.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError("must be an integer >= 1", file=file, field=f"{where}.{key}", value=v,
+                                 has_value=True)
+    return meas
+
+
 def profile_from_dict(data: Any, file: str) -> Profile:
     """Validate a parsed profile; every problem is an InputError naming file, field, value."""
     if not isinstance(data, dict):
@@ -296,9 +337,7 @@ def profile_from_dict(data: Any, file: str) -> Profile:
             _num(f, key, file, "fitted.")
     _gemm_tokens(f.get("gemm_tokens"), file)
     check_physical(f, file)
-    meas = data.get("measurements") or []
-    if not isinstance(meas, list):
-        raise InputError("must be a list", file=file, field="measurements", value=type(meas).__name__)
+    meas = check_measurements(data.get("measurements") or [], file)
     hw_file = data.get("hardware_file")
     if hw_file is not None and not isinstance(hw_file, str):
         raise InputError("must be a file name", file=file, field="hardware_file", value=hw_file)
