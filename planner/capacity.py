@@ -37,7 +37,7 @@ def _z(q: float) -> float:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
 
 class LogNormal(_Strict):
@@ -201,8 +201,8 @@ class CapacityScenario(_Strict):
     slo: SLO = Field(default_factory=SLO)
     task: Optional[str] = None
     min_accuracy: Optional[float] = Field(None, ge=0, le=1)
-    models: list[str] = Field(min_length=1)
-    hardware: list[str] = Field(min_length=1)
+    models: list[str] = Field(min_length=1, max_length=64)
+    hardware: list[str] = Field(min_length=1, max_length=64)
     search: Search = Field(default_factory=Search)
     prices: dict[str, float] = Field(default_factory=dict, description="USD per device-hour, by device name")
     electricity_usd_per_kwh: float = Field(0.12, ge=0)

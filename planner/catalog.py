@@ -48,22 +48,11 @@ def search_dirs(kind: str) -> list[Path]:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; malformed or missing files become one-line InputErrors."""
-    import yaml
+    """Parse a YAML file under the input limits (planner.safeload): malformed, missing,
+    unreadable or oversized files, aliases and non-finite numbers become one-line InputErrors."""
+    from planner.safeload import read_yaml as safe_read_yaml
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError("file not found", file=str(p))
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
-    try:
-        with p.open("r", encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=loader)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise InputError(f"malformed YAML{where}: {exc.problem}", file=str(p)) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InputError(f"malformed YAML: {exc}", file=str(p)) from None
+    return safe_read_yaml(path)
 
 
 def validation_error(exc: Exception, file: str) -> InputError:
@@ -87,6 +76,9 @@ def parse_spec(cls: Type[T], data: Any, file: str) -> T:
 
     if not isinstance(data, dict):
         raise InputError(f"expected a mapping at the top level, got {type(data).__name__}", file=file)
+    from planner.safeload import check_tree
+
+    check_tree(data, file)  # flags and merged values get the file readers' limits too
     try:
         return cls.model_validate(data)  # type: ignore[attr-defined]
     except ValidationError as exc:
@@ -94,7 +86,18 @@ def parse_spec(cls: Type[T], data: Any, file: str) -> T:
 
 
 def looks_like_path(ref: str) -> bool:
-    return ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref or Path(ref).is_file()
+    if ref.endswith((".yaml", ".yml", ".json")) or os.sep in ref:
+        return True
+    try:
+        return Path(ref).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
+def _is_file(p: Path) -> bool:
+    from planner.safeload import is_file
+
+    return is_file(p)
 
 
 def _alias_key(name: str) -> str:
@@ -131,7 +134,7 @@ def find_file(kind: str, name: str) -> Path:
     for d in search_dirs(kind):
         for ext in (".yaml", ".yml"):
             p = d / f"{name}{ext}"
-            if p.is_file():
+            if _is_file(p):
                 return p
     if kind in ("hardware", "models"):
         found = find_alias(kind, name)
@@ -163,9 +166,11 @@ def _load_cached(kind: str, path: str, mtime: float):
 
 def _load(kind: str, ref: str):
     path = Path(ref) if looks_like_path(ref) else find_file(kind, ref)
-    if not path.is_file() and not ref.endswith((".yaml", ".yml", ".json")):
+    from planner.safeload import is_file
+
+    if not is_file(path) and not ref.endswith((".yaml", ".yml", ".json")):
         path = find_file(kind, ref)  # a Hugging Face id such as 'meta-llama/Llama-3.1-8B' (an alias), else unknown
-    if not path.is_file():
+    if not is_file(path):
         raise InputError("file not found", file=str(path))
     spec, _ = _load_cached(kind, str(path), path.stat().st_mtime)
     return spec

@@ -41,7 +41,7 @@ BASELINE_DIGITS = 6
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True, populate_by_name=True)
 
 
 class EstimateSpec(_Strict):
@@ -223,6 +223,29 @@ def load_baseline(path: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def _check_overwritable(path: Path) -> None:
+    """``--update-baseline`` writes only a file that does not exist yet or that is a
+    baseline (a mapping with the one key ``checks``): never a scenario or checks file."""
+    from planner.safeload import is_file
+
+    if not path.exists() and not path.is_symlink():
+        return
+    if not is_file(path):
+        raise InputError("not a file: refusing to write the baseline there", file=str(path))
+    try:
+        from planner.catalog import read_yaml
+
+        data = read_yaml(path)
+        ok = data is None or (isinstance(data, dict) and set(data) <= {"checks"})
+        if ok:
+            load_baseline(path)
+    except InputError:
+        ok = False
+    if not ok:
+        raise InputError("not a baseline file (expected only 'checks: {name: {metric: value}}'): "
+                         "refusing to overwrite it", file=str(path), field="baseline")
+
+
 def dump_baseline(values: dict[str, dict[str, float]]) -> str:
     import yaml
 
@@ -252,13 +275,22 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
     if update_baseline and bpath is None:
         raise InputError("no baseline file: give --baseline or a 'baseline:' field", file=path, field="baseline")
     old: dict[str, dict[str, float]] = {}
+    if update_baseline:
+        _check_overwritable(bpath)
     if bpath is not None and not update_baseline:
-        if not bpath.is_file():
+        from planner.safeload import is_file
+
+        if not is_file(bpath):
             raise InputError("baseline file not found (create it with --update-baseline)", file=str(bpath))
         old = load_baseline(bpath)
     results, snapshot = [], {}
     for spec in cf.checks:
-        metrics, missing = evaluate_check(spec, base_dir, path)
+        try:
+            metrics, missing = evaluate_check(spec, base_dir, path)
+        except InputError as exc:  # a field of this check names the checks file
+            from planner.errors import in_file
+
+            raise in_file(exc, path, f"checks.{spec.name}.{spec.kind}.") from None
         tol = cf.tolerance if spec.tolerance is None else spec.tolerance
         items = []
         for metric, op, bound in spec.assertions():

@@ -16,6 +16,44 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+def _version(value: bool) -> None:
+    if value:
+        from planner import __version__
+
+        print(f"planner {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.",
+                                       callback=_version, is_eager=True)) -> None:
+    """Hardware-aware cost simulator and inference planner for LLMs."""
+
+
+def _on_signal(signum, frame) -> None:  # pragma: no cover - exercised by a subprocess test
+    """SIGTERM/SIGHUP: remove temporary files being written, then die of the signal."""
+    import os
+    import signal
+
+    from planner.files import remove_live_temps
+
+    remove_live_temps()
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _install_signal_handlers() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            try:
+                signal.signal(sig, _on_signal)
+            except (ValueError, OSError):  # not the main thread
+                pass
+
+
 from planner.commands import (  # noqa: E402
     accuracy,
     calibrate,
@@ -42,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     # the vendored click has no Exit/Abort of its own (typer's are the ones raised then)
     exit_types = (typer.Exit, getattr(click.exceptions, "Exit", typer.Exit))
     abort_types = (typer.Abort, getattr(click.exceptions, "Abort", typer.Abort))
+    import warnings
+
+    # numeric warnings (overflow, 0/0) never reach the user: inputs are bounded at the edge
+    # (planner.safeload, spec validators) and outputs are checked finite where they are made
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    if argv is None:
+        _install_signal_handlers()
     command = typer.main.get_command(app)
     try:
         rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="planner",
@@ -69,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         rc = 130
     except BrokenPipeError:
         rc = 0
+    except OSError as exc:  # a read or write the command did not anticipate: path and reason
+        where = f"{str(exc.filename)[:120]}: " if exc.filename else ""
+        print(f"planner: error: {where}{exc.strerror or type(exc).__name__}", file=sys.stderr)
+        rc = 2
     if rc is None or not isinstance(rc, int):
         rc = 0
     if argv is None:

@@ -6,7 +6,49 @@ callers can catch it like any ValueError.
 
 from __future__ import annotations
 
+import reprlib
 from typing import Any
+
+MAX_VALUE_CHARS = 80
+MAX_REASON_CHARS = 200
+MAX_FILE_CHARS = 120
+
+
+class _ShortRepr(reprlib.Repr):
+    """repr that visits a bounded part of a value: a YAML alias bomb or a 401-digit
+    integer costs microseconds (reprlib caps depth and items; huge ints are not converted)."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxlevel, self.maxdict, self.maxlist, self.maxtuple = 3, 4, 6, 6
+        self.maxset = self.maxfrozenset = self.maxdeque = 6
+        self.maxstring = self.maxother = self.maxlong = MAX_VALUE_CHARS
+
+    def repr_int(self, x, level):
+        if x.bit_length() > 200:
+            return f"<integer of ~{int(x.bit_length() * 0.30103) + 1} digits>"
+        return super().repr_int(x, level)
+
+    def repr_str(self, x, level):
+        return super().repr_str(x[: self.maxstring * 2], level)
+
+
+_SHORT = _ShortRepr()
+
+
+def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """A one-line repr of at most ``limit`` characters that never walks a huge value."""
+    try:
+        shown = _SHORT.repr(value)
+    except Exception:  # noqa: BLE001 - a repr that fails is still reported
+        shown = f"<{type(value).__name__}>"
+    shown = " ".join(shown.split())
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class InputError(ValueError):
@@ -24,17 +66,25 @@ class InputError(ValueError):
     def one_line(self) -> str:
         parts = []
         if self.file:
-            parts.append(str(self.file))
+            f = str(self.file)
+            parts.append(f if len(f) <= MAX_FILE_CHARS else "..." + f[-(MAX_FILE_CHARS - 3):])
         if self.field:
-            parts.append(f"field '{self.field}'")
+            parts.append(f"field '{_clip(self.field, MAX_VALUE_CHARS)}'")
         if self.has_value:
-            shown = repr(self.value)
-            if len(shown) > 80:
-                shown = shown[:77] + "..."
-            parts.append(f"value {shown}")
+            parts.append(f"value {short_repr(self.value)}")
         where = ": ".join([", ".join(parts)]) if parts else ""
-        text = f"{where}: {self.reason}" if where else self.reason
+        reason = _clip(self.reason, MAX_REASON_CHARS)
+        text = f"{where}: {reason}" if where else reason
         return " ".join(text.split())  # guarantee a single line
+
+
+def in_file(exc: InputError, file: str, prefix: str = "") -> InputError:
+    """The same error attributed to ``file`` (and its field put under ``prefix``) when it
+    was raised without a file: a field deep in a scenario or checks file names the file."""
+    if exc.file is not None:
+        return exc
+    field = f"{prefix}{exc.field}" if prefix and exc.field else (exc.field or (prefix.rstrip(".") or None))
+    return InputError(exc.reason, file=file, field=field, value=exc.value, has_value=exc.has_value)
 
 
 class CheckFailed(RuntimeError):

@@ -82,6 +82,12 @@ def import_config(cfg: dict, *, name: Optional[str] = None, published_total_para
     if h < 1 or L < 1 or H < 1:
         bad = "hidden_size" if h < 1 else "num_hidden_layers" if L < 1 else "num_attention_heads"
         raise InputError("must be at least 1", file=file, field=r.prefix + bad, value=r.raw(bad)[0])
+    from planner.bounds import MAX_DIM, MAX_HEADS, MAX_LAYERS
+
+    for key, value, hi in (("hidden_size", h, MAX_DIM), ("num_hidden_layers", L, MAX_LAYERS),
+                           ("num_attention_heads", H, MAX_HEADS)):
+        if value > hi:  # before any per-layer work (a 1e308 layer count would never finish)
+            raise InputError(f"must be <= {hi:,}", file=file, field=r.prefix + key, value=value)
     put("num_kv_heads", "num_key_value_heads", default=H,
         default_note="defaults to num_attention_heads (multi-head attention)")
     if r.has("head_dim") or "head_dim" in arch.defaults:
@@ -151,20 +157,10 @@ def import_config(cfg: dict, *, name: Optional[str] = None, published_total_para
 
 def import_config_file(path, name: Optional[str] = None, published_total_params: Optional[float] = None) -> dict:
     """Read a config.json from disk and import it (see :func:`import_config`)."""
+    from planner.safeload import read_json
+
     p = Path(path)
-    if not p.is_file():
-        raise InputError("file not found", file=str(p))
-    try:
-        text = p.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text", file=str(p)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", file=str(p)) from None
-    try:
-        cfg = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
-                         file=str(p)) from None
+    cfg = read_json(p)
     return import_config(cfg, name=name, published_total_params=published_total_params, file=str(p))
 
 

@@ -31,6 +31,11 @@ def _efficiencies(hardware, calibration: dict[str, str] | None):
     from planner.calibrate.lookup import resolve_efficiency
 
     effs, labels = [], {}
+    names = {h.name for h in hardware}
+    for name in calibration or {}:
+        if name not in names:  # never ignored silently
+            raise InputError("calibration given for a device not in hardware", field=f"calibration.{name}",
+                             value=name)
     for h in hardware:
         eff, label = resolve_efficiency(h, (calibration or {}).get(h.name))
         effs.append(eff)
@@ -96,7 +101,14 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
     profiles = [p for _, p in pairs]
     effs, eff_labels = _efficiencies(hardware, scn.calibration)
     space = build_space(scn, profiles)
-    verifier = load_model(scn.verifier) if scn.verifier else None
+    verifier = None
+    if scn.verifier:
+        try:
+            verifier = load_model(scn.verifier)
+        except InputError as exc:  # name the flag the user gave, not the catalog's 'model'
+            if exc.field != "model":
+                raise
+            raise InputError(exc.reason, file=exc.file, field="verifier", value=scn.verifier) from None
     res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search, verifier)
 
     budgets = Budgets(scn.max_latency_s, scn.max_usd, scn.max_energy_j, scn.min_accuracy)

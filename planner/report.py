@@ -236,6 +236,19 @@ def assumptions(data: dict, model) -> list[str]:
         f"numbers. The sensitivity column \"throughput {-model.sensitivity.model_error:+.0%}\" shows the fleet if "
         "the model overestimates throughput by that much; calibrate the devices (`planner calibrate`) to shrink it.",
     ]
+    ok = [c for c in data["plan"]["candidates"] if c["status"] == "ok"]
+    full = ("bf16", "fp16", "fp32")
+    blind = sorted({f"{c['model']} @ {c['hardware']} ({c['config']['weight_dtype']})" for c in ok
+                    if c["accuracy"] is None and c["config"]["weight_dtype"] not in full})
+    generic = sorted({f"{c['model']} @ {c['hardware']} ({c['config']['weight_dtype']})" for c in ok
+                      if c["accuracy"] is not None and c["config"]["weight_dtype"] not in full})
+    if blind:
+        items.append("Quantized without any accuracy check (no accuracy profile for the task): " + ", ".join(blind)
+                     + ". Their format was chosen on cost alone; measure its accuracy before relying on it.")
+    if generic:
+        items.append("Quantized accuracy is the profile's full-precision accuracy minus the generic quantization "
+                     "penalty (planner/accuracy/penalties.py), not a measurement at that format: " + ", ".join(generic)
+                     + ".")
     return items
 
 
@@ -301,15 +314,19 @@ def write(scenario: str, out: str) -> dict[str, Any]:
         data["written"] = [str(p)]
         return data
     files: dict[str, str | None] = {}
+    out_files: dict[Path, str] = {}
     written = []
     for key, svg in figs.items():
         if svg is None:
             files[key] = None
             continue
         f = p.with_name(f"{p.stem}-{key}.svg")
-        _save(f, svg)
+        out_files[f] = svg
         files[key] = f.name
         written.append(str(f))
-    _save(p, to_markdown(content, files, notes))
+    from planner.files import atomic_write_files
+
+    # the report and its plots move in together at the end (the .md last)
+    atomic_write_files({**out_files, p: to_markdown(content, files, notes)})
     data["written"] = [str(p)] + written
     return data

@@ -13,6 +13,9 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from planner.bounds import (BANDWIDTH_GBPS_RANGE, MAX_DEVICES, MAX_DIM, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS, MAX_PARAMS,
+                            MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB, MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE,
+                            unique_short_list)
 from planner.dtypes import DTYPES, compute_key
 from planner.quantization import quantization_error
 from planner.units import HOURS_PER_YEAR
@@ -29,7 +32,7 @@ PRICE_DATE = r"^\d{4}(-\d{2}(-\d{2})?)?$"  # YYYY, YYYY-MM or YYYY-MM-DD
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, frozen=True)
 
     def unsourced_fields(self) -> list[str]:
         """Numeric fields set in the file that have no entry in ``sources``."""
@@ -53,22 +56,22 @@ class Hardware(_Spec):
     vendor: str
     description: str = ""
     peak_tflops: dict[str, float] = Field(description="dense peak per compute dtype, TFLOP/s or TOPS")
-    memory_gb: float = Field(gt=0)
-    mem_bandwidth_gbps: float = Field(gt=0)
-    interconnect_gbps: float = Field(0.0, ge=0, description="per-device, one direction")
+    memory_gb: float = Field(ge=MEMORY_GB_RANGE[0], le=MEMORY_GB_RANGE[1])
+    mem_bandwidth_gbps: float = Field(ge=BANDWIDTH_GBPS_RANGE[0], le=BANDWIDTH_GBPS_RANGE[1])
+    interconnect_gbps: float = Field(0.0, ge=0, le=BANDWIDTH_GBPS_RANGE[1], description="per-device, one direction")
     interconnect_latency_us: float = Field(5.0, ge=0)
-    max_devices: int = Field(1, ge=1, description="devices in one tensor-parallel domain")
-    idle_power_w: float = Field(ge=0)
-    max_power_w: float = Field(gt=0)
-    price_per_hour_usd: Optional[float] = Field(None, gt=0)
+    max_devices: int = Field(1, ge=1, le=MAX_DEVICES, description="devices in one tensor-parallel domain")
+    idle_power_w: float = Field(ge=0, le=MAX_POWER_W)
+    max_power_w: float = Field(gt=0, le=MAX_POWER_W)
+    price_per_hour_usd: Optional[float] = Field(None, gt=0, le=MAX_PRICE_USD)
     price_date: Optional[str] = Field(None, pattern=PRICE_DATE, description="date of the rental price snapshot")
-    purchase_price_usd: Optional[float] = Field(None, gt=0)
+    purchase_price_usd: Optional[float] = Field(None, gt=0, le=MAX_PRICE_USD)
     purchase_price_date: Optional[str] = Field(None, pattern=PRICE_DATE, description="date of the purchase price")
-    lifetime_years: float = Field(DEFAULT_LIFETIME_YEARS, gt=0)
+    lifetime_years: float = Field(DEFAULT_LIFETIME_YEARS, gt=0, le=100)
     compute_efficiency: float = Field(DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1)
     memory_efficiency: float = Field(DEFAULT_MEMORY_EFFICIENCY, gt=0, le=1)
     interconnect_efficiency: float = Field(DEFAULT_INTERCONNECT_EFFICIENCY, gt=0, le=1)
-    kernel_overhead_us: float = Field(DEFAULT_KERNEL_OVERHEAD_US, ge=0)
+    kernel_overhead_us: float = Field(DEFAULT_KERNEL_OVERHEAD_US, ge=0, le=1e6)
     sources: dict[str, str]
 
     @field_validator("peak_tflops")
@@ -77,8 +80,9 @@ class Hardware(_Spec):
         for k, x in v.items():
             if k not in DTYPES:
                 raise ValueError(f"unknown dtype '{k}' (choose from {', '.join(DTYPES)})")
-            if not x > 0:
-                raise ValueError(f"peak for '{k}' must be > 0, got {x}")
+            lo, hi = PEAK_TFLOPS_RANGE
+            if not lo <= x <= hi:
+                raise ValueError(f"peak for '{k}' must be in [{lo:g}, {hi:g}] TFLOP/s, got {x}")
         if not v:
             raise ValueError("at least one dtype is needed")
         return v
@@ -116,22 +120,22 @@ class Hardware(_Spec):
 class MLA(_Spec):
     """DeepSeek multi-head latent attention dimensions (config.json names)."""
 
-    q_lora_rank: Optional[int] = None
-    kv_lora_rank: int
-    qk_nope_head_dim: int
-    qk_rope_head_dim: int
-    v_head_dim: int
+    q_lora_rank: Optional[int] = Field(None, ge=1, le=MAX_DIM)
+    kv_lora_rank: int = Field(ge=1, le=MAX_DIM)
+    qk_nope_head_dim: int = Field(ge=1, le=MAX_DIM)
+    qk_rope_head_dim: int = Field(ge=0, le=MAX_DIM)
+    v_head_dim: int = Field(ge=1, le=MAX_DIM)
 
 
 class MoE(_Spec):
     """Mixture-of-experts MLP: routed experts, top-k, shared experts, dense lead layers."""
 
-    num_experts: int = Field(ge=1)
-    experts_per_token: int = Field(ge=1)
-    expert_intermediate_size: int = Field(ge=1)
-    num_shared_experts: int = Field(0, ge=0)
-    shared_expert_intermediate_size: int = Field(0, ge=0, description="per shared expert")
-    first_dense_layers: int = Field(0, ge=0, description="leading layers with a dense MLP")
+    num_experts: int = Field(ge=1, le=MAX_EXPERTS)
+    experts_per_token: int = Field(ge=1, le=MAX_EXPERTS)
+    expert_intermediate_size: int = Field(ge=1, le=MAX_DIM)
+    num_shared_experts: int = Field(0, ge=0, le=MAX_EXPERTS)
+    shared_expert_intermediate_size: int = Field(0, ge=0, le=MAX_DIM, description="per shared expert")
+    first_dense_layers: int = Field(0, ge=0, le=MAX_LAYERS, description="leading layers with a dense MLP")
     expert_bias: bool = Field(False, description="biases in expert projections (gpt-oss)")
     router_bias: bool = False
 
@@ -150,29 +154,29 @@ class Model(_Spec):
     family: str = ""
     vendor: str = ""
     description: str = ""
-    hidden_size: int = Field(ge=1)
-    num_layers: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
-    num_kv_heads: int = Field(ge=1)
-    head_dim: int = Field(ge=1)
-    intermediate_size: int = Field(0, ge=0, description="dense MLP width (0 if every layer is MoE)")
-    vocab_size: int = Field(ge=1)
+    hidden_size: int = Field(ge=1, le=MAX_DIM)
+    num_layers: int = Field(ge=1, le=MAX_LAYERS)
+    num_heads: int = Field(ge=1, le=MAX_HEADS)
+    num_kv_heads: int = Field(ge=1, le=MAX_HEADS)
+    head_dim: int = Field(ge=1, le=MAX_DIM)
+    intermediate_size: int = Field(0, ge=0, le=MAX_DIM, description="dense MLP width (0 if every layer is MoE)")
+    vocab_size: int = Field(ge=1, le=MAX_VOCAB)
     tie_embeddings: bool = False
     mlp_gated: bool = Field(True, description="SwiGLU/GeGLU (3 matrices) vs plain (2)")
     qkv_bias: bool = False
     o_bias: bool = False
     qk_norm: bool = False
     attention_sinks: bool = False
-    sliding_window: Optional[int] = Field(None, ge=1)
-    num_sliding_layers: int = Field(0, ge=0, description="layers that attend within the window")
+    sliding_window: Optional[int] = Field(None, ge=1, le=MAX_TOKENS)
+    num_sliding_layers: int = Field(0, ge=0, le=MAX_LAYERS, description="layers that attend within the window")
     mla: Optional[MLA] = None
     moe: Optional[MoE] = None
-    max_context: int = Field(32768, ge=1)
+    max_context: int = Field(32768, ge=1, le=MAX_TOKENS)
     quantized_embeddings: bool = Field(
         False, description="int4/fp4 weight-only checkpoints quantize the embeddings and LM head too "
                            "(default: they stay 16-bit, as GPTQ/AWQ/MXFP4 checkpoints ship them)")
-    published_total_params: float = Field(gt=0)
-    published_active_params: Optional[float] = Field(None, gt=0)
+    published_total_params: float = Field(gt=0, le=MAX_PARAMS)
+    published_active_params: Optional[float] = Field(None, gt=0, le=MAX_PARAMS)
     published_active_excludes_embedding: bool = Field(
         False, description="the vendor's active count leaves out the input-embedding lookup (gpt-oss, DeepSeek)")
     sources: dict[str, str]
@@ -269,6 +273,8 @@ class RecommendScenario(_Spec):
     show_zero_accuracy: bool = Field(False, description="keep rows below 0.1% accuracy on the Pareto frontier")
 
     _positive = field_validator("devices", "samples", "gen_lens", "batches")(positive_list)
+    _unique = field_validator("hardware", "models", "devices", "samples", "gen_lens", "batches", "kv_budgets",
+                              "quantizations", "kv_dtypes", "strategies")(unique_short_list)
     _quant = field_validator("quantizations")(known_quantizations)
     _kv = field_validator("kv_dtypes")(known_dtypes)
 

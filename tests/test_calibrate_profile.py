@@ -115,7 +115,7 @@ def test_interrupted_write_keeps_the_old_profile(tmp_path, monkeypatch):
     write_profile(path, make_profile())
     before = path.read_text()
     monkeypatch.setattr(out.os, "replace", lambda a, b: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError):
+    with pytest.raises((OSError, ValueError)):  # an InputError (exit 2) naming the path
         write_profile(path, make_profile(threads=1))
     assert path.read_text() == before
     assert sorted(os.listdir(tmp_path)) == ["p.yaml"]
@@ -202,15 +202,21 @@ def test_fingerprint_names():
     assert fingerprint_name({"type": "cuda", "gpu_name": "NVIDIA H100 80GB HBM3"}) == "cuda-nvidia-h100-80gb-hbm3"
 
 
-def test_a_fresh_profile_in_the_working_folder_wins_over_the_shipped_one(tmp_path, monkeypatch):
-    """`planner calibrate` writes ./calibration/<name>.yaml by default; the next command run
-    from that folder must use it, not the profile shipped with the package."""
+def test_a_fresh_profile_in_the_user_folder_wins_over_the_shipped_one(tmp_path, monkeypatch):
+    """`planner calibrate` writes ~/.config/planner/calibration/<name>.yaml by default (issue
+    13: never into the checkout or the package); the next command must find it there, not
+    the profile shipped with the package, and a ./calibration folder is not searched."""
     monkeypatch.delenv("PLANNER_PATH", raising=False)
+    monkeypatch.delenv("PLANNER_CALIBRATION_DIR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     shipped = find_profile("cpu-amd-epyc-2c")
     assert shipped is not None and shipped.parent.name == "calibration"
     monkeypatch.chdir(tmp_path)
     write_profile(tmp_path / "calibration" / "cpu-amd-epyc-2c.yaml", make_profile())
-    assert find_profile("cpu-amd-epyc-2c").resolve() == (tmp_path / "calibration" / "cpu-amd-epyc-2c.yaml").resolve()
+    assert find_profile("cpu-amd-epyc-2c").resolve() == shipped.resolve()
+    user = tmp_path / "config" / "planner" / "calibration" / "cpu-amd-epyc-2c.yaml"
+    write_profile(user, make_profile())
+    assert find_profile("cpu-amd-epyc-2c").resolve() == user.resolve()
 
 
 def test_time_scale_is_recovered_from_reference_decoder_passes():

@@ -11,7 +11,6 @@ into a fitting half and a held-out half (fit.py's held-out check).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from planner.errors import InputError
+
+# Samples per problem in the per-problem format: far above any eval (1e4 is large), and
+# below numpy's hypergeometric limit (1e9) used to split a problem's samples in halves.
+MAX_SAMPLES_PER_PROBLEM = 1_000_000
 
 
 @dataclass
@@ -56,8 +59,6 @@ def _as_bool(v):
 def read_eval_log(path) -> EvalData:
     """Read and validate a JSONL eval log; every problem is an InputError with line number."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError("file not found", file=str(p))
     fmt = None
     per_problem: dict = {}
     outcomes: dict = {}
@@ -66,20 +67,11 @@ def read_eval_log(path) -> EvalData:
     scores: dict = {}
     order: list = []
     n_lines = 0
-    try:
-        fh = p.open("r", encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", file=str(p)) from None
-    with fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.strip()
-            if not line:
-                continue
+    from planner.safeload import iter_jsonl
+
+    if True:  # keeps the indentation of the checks below
+        for lineno, rec in iter_jsonl(p):
             n_lines += 1
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _err(p, lineno, None, None, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
             if not isinstance(rec, dict):
                 raise _err(p, lineno, None, None, f"expected a JSON object, got {type(rec).__name__}")
             if "problem" not in rec:
@@ -105,6 +97,8 @@ def read_eval_log(path) -> EvalData:
                     raise _err(p, lineno, "n", n, "must be an integer")
                 if n <= 0:
                     raise _err(p, lineno, "n", n, "must be > 0")
+                if n > MAX_SAMPLES_PER_PROBLEM:
+                    raise _err(p, lineno, "n", n, f"must be <= {MAX_SAMPLES_PER_PROBLEM:,} samples")
                 if not isinstance(c, int) or isinstance(c, bool):
                     raise _err(p, lineno, "correct", c, "must be an integer count in the per-problem format")
                 if c < 0:

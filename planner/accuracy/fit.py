@@ -75,6 +75,10 @@ def bic(fit: dict, n_problems: int) -> float:
     return -2.0 * fit["loglik"] + fit["n_params"] * math.log(max(n_problems, 2))
 
 
+def _sig6(x: float) -> float:
+    return float(f"{x:.6g}")
+
+
 def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
     """Fit on half the samples of each problem, predict pass@k at k up to the full n and
     compare with the unbiased estimate from all samples."""
@@ -85,6 +89,9 @@ def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
 
     n_a, c_a, _, _ = split_half(data, seed)
     keep = n_a > 0
+    if not keep.any():
+        raise InputError("every problem has 1 sample: the held-out check needs at least 2 per problem",
+                         file=data.path, field="n")
     if kind == "empirical":
         kind = "beta"
     model = DifficultySpec.model_validate(choose_difficulty(n_a[keep], c_a[keep], only=kind, strict=False)["spec"]).build()
@@ -247,6 +254,9 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
                          value=task_kind)
     data = read_eval_log(path)
+    if len(data.problems) < 2:  # one problem does not determine a difficulty distribution
+        raise InputError(f"{len(data.problems)} problem in the log: at least 2 are needed to fit a profile",
+                         file=str(path))
     m = data.pass_at_1
     beta = fit_beta(data.n, data.correct, mean=m)
     mixture = None
@@ -311,7 +321,8 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         "difficulty": diff, "trace_length": tl, "defaults": defaults, "quant_sensitivity": 1.0,
         "fit": {"problems": len(data.problems), "samples": int(data.n.sum()),
                 "observed_pass_at_1": round(m, 6), "chosen": chosen,
-                "cv_heldout_loglik": ({k: round(v, 3) for k, v in choice["cv"].items()} or None) if choice else None,
+                "cv_heldout_loglik": ({k: (round(v, 3) if np.isfinite(v) else None)  # a candidate that cannot fit: null
+                                       for k, v in choice["cv"].items()} or None) if choice else None,
                 "beta_loglik": round(beta["loglik"], 4),
                 "mixture_loglik": round(mixture["loglik"], 4) if mixture else None,
                 "heldout_max_abs_error": round(held["max_abs_error"], 5)},

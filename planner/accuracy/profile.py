@@ -22,7 +22,7 @@ SEP = "--"
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class MixtureComponent(_Spec):
@@ -203,8 +203,10 @@ def _load_path_cached(path: str, mtime: float) -> Profile:
 
 
 def load_profile_path(path: Union[str, Path]) -> Profile:
+    from planner.safeload import is_file
+
     p = Path(path)
-    if not p.is_file():
+    if not is_file(p):
         raise InputError("file not found", file=str(p))
     return _load_path_cached(str(p.resolve()), p.stat().st_mtime)
 
@@ -247,7 +249,9 @@ def load_profile(ref: Union[str, Path, Profile, TaskProfile]) -> Profile:
     if isinstance(ref, TaskProfile):
         return Profile(spec=ref, path="<in memory>")
     s = str(ref)
-    if s.endswith((".yaml", ".yml")) or Path(s).is_file():
+    from planner.safeload import is_file
+
+    if s.endswith((".yaml", ".yml")) or is_file(s):
         return load_profile_path(s)
     index = _index()
     candidates = []

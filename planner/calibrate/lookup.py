@@ -1,8 +1,10 @@
 """Finding the calibration profile of a device, and the efficiency the engine then uses.
 
-Lookup order (:func:`profile_dirs`): ``$PLANNER_PATH`` dirs, ``./calibration``, the
-shipped calibration dir. :func:`resolve_efficiency` is the one place that turns "an
-explicit profile, else a found one, else the documented defaults" into an efficiency.
+Lookup order (:func:`profile_dirs`): ``$PLANNER_PATH`` dirs, the user's calibration
+folder (:func:`planner.calibrate.profile.user_dir`, where ``planner calibrate`` writes by
+default), the shipped calibration dir. :func:`resolve_efficiency` is the one place that
+turns "an explicit profile, else a found one made on this machine, else the documented
+defaults" into an efficiency.
 """
 
 from __future__ import annotations
@@ -10,19 +12,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from planner.calibrate.profile import FORMAT, HARDWARE_SUFFIX, load_profile, profile_to_efficiency
+from planner.calibrate.profile import (FORMAT, HARDWARE_SUFFIX, load_profile, machine_mismatch,
+                                       profile_to_efficiency, user_dir)
 
 NO_PROFILE = "defaults (no calibration profile)"
 
 
 def profile_dirs() -> list[Path]:
-    """Where profiles are looked up: $PLANNER_PATH dirs, then ``./calibration`` (where
-    ``planner calibrate`` writes by default, so a fresh profile is found by the next
-    command run from the same folder), then the shipped calibration dir."""
+    """Where profiles are looked up: $PLANNER_PATH dirs, then :func:`user_dir` (where
+    ``planner calibrate`` writes by default), then the shipped calibration dir."""
     from planner.catalog import builtin_dir, search_dirs
 
     dirs = search_dirs("calibration")
-    dirs.insert(len(dirs) - 1, Path("calibration"))
+    dirs.insert(len(dirs) - 1, user_dir())
     out: list[Path] = []
     for d in dirs:
         if d.is_dir() and all(not d.samefile(o) for o in out):
@@ -39,7 +41,8 @@ def find_profile(hardware_name: str) -> Path | None:
             p = d / f"{hardware_name}{ext}"
             if p.is_file():
                 return p
-    import yaml
+    from planner.errors import InputError
+    from planner.safeload import read_yaml
 
     for d in dirs:
         if not d.is_dir():
@@ -48,8 +51,8 @@ def find_profile(hardware_name: str) -> Path | None:
             if p.name.endswith(HARDWARE_SUFFIX):
                 continue
             try:
-                head = yaml.load(p.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-            except (OSError, yaml.YAMLError, UnicodeDecodeError):
+                head = read_yaml(p)
+            except InputError:
                 continue
             if isinstance(head, dict) and head.get("format") == FORMAT and head.get("hardware") == hardware_name:
                 return p
@@ -64,6 +67,10 @@ def resolve_efficiency(hardware, calibration: Optional[str]):
         found = find_profile(hardware.name)
         if found is None:
             return None, NO_PROFILE
-        calibration = str(found)
+        profile = load_profile(found)
+        why = machine_mismatch(profile)
+        if why is not None:  # applied automatically only on the machine it was made on
+            return None, f"defaults (calibration profile {found} not applied: {why}; name it with --calibration)"
+        return profile_to_efficiency(profile, hardware), f"calibration profile {found} (matches this machine)"
     eff = profile_to_efficiency(load_profile(calibration), hardware)
     return eff, f"calibration profile {calibration}"

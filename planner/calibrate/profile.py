@@ -170,6 +170,130 @@ def _gemm_tokens(tokens: Any, file: str) -> None:
             _num(corr, rows, file, prefix + "rows_correction.")
 
 
+# Physical ranges of fitted parameters (a fit outside them measured a busy machine, not the
+# device): an achieved fraction of a measured peak cannot exceed 1; a per-kernel launch
+# overhead above 1 ms is 100x what CPU and GPU runtimes show (~5-50 us); an end-to-end
+# scale outside [1/4, 4] means the kernel fits do not describe the model's run.
+MAX_EFFICIENCY = 1.0 + 1e-9
+MAX_KERNEL_OVERHEAD_S = 1e-3
+TIME_SCALE_RANGE = (0.25, 4.0)
+
+
+def check_physical(f: dict, file: str) -> None:
+    """Refuse a fit outside physical ranges, naming the parameter and the reason."""
+    def bad(field, value, reason):
+        raise InputError(f"fit outside physical range: {reason}", file=file, field=f"fitted.{field}", value=value)
+
+    curves = [("memory.e_max", (f.get("memory") or {}).get("e_max"))]
+    curves += [(f"compute.{dt}.e_max", (c or {}).get("e_max")) for dt, c in (f.get("compute") or {}).items()]
+    for field, v in curves:
+        if isinstance(v, (int, float)) and v > MAX_EFFICIENCY:
+            bad(field, v, "an efficiency is a fraction of the measured peak (<= 1); a busy machine? retake it quiet")
+    k = f.get("kernel_overhead_s")
+    if isinstance(k, (int, float)) and k > MAX_KERNEL_OVERHEAD_S:
+        bad("kernel_overhead_s", k, f"per-kernel overhead above {MAX_KERNEL_OVERHEAD_S * 1e3:g} ms (a busy machine?)")
+    ts = f.get("time_scale")
+    lo, hi = TIME_SCALE_RANGE
+    if isinstance(ts, (int, float)) and not lo <= ts <= hi:
+        bad("time_scale", ts, f"end-to-end scale outside [{lo:g}, {hi:g}]")
+
+
+def user_dir() -> Path:
+    """Where ``planner calibrate`` writes by default: $PLANNER_CALIBRATION_DIR, else
+    $XDG_CONFIG_HOME/planner/calibration (~/.config/planner/calibration)."""
+    import os
+
+    env = os.environ.get("PLANNER_CALIBRATION_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CONFIG_HOME") or "~/.config").expanduser() / "planner" / "calibration"
+
+
+def check_output_path(path: str | Path) -> None:
+    """Commands never write into the shipped calibration folder or the installed package."""
+    from planner.catalog import builtin_dir
+
+    target = Path(path).expanduser().resolve()
+    package = Path(__file__).resolve().parent.parent
+    for guarded in (builtin_dir("calibration").resolve(), package):
+        if target == guarded or guarded in target.parents:
+            raise InputError(f"refusing to write into {guarded} (shipped files): write with -o elsewhere, "
+                             f"default {user_dir()}", file=str(path), field="output")
+
+
+def machine_mismatch(profile: "Profile") -> str | None:
+    """Why a profile was not made on this machine (None when it was): CPU model, core count,
+    memory (within 2%) and torch version must match; a GPU profile applies only when named."""
+    import importlib.metadata
+
+    from planner.calibrate.device import cpu_count, cpu_model_name
+
+    dev = profile.device
+    if dev.get("type") != "cpu":
+        return f"a {dev.get('type')} profile applies only when named with --calibration"
+    if dev.get("cpu_model") != cpu_model_name():
+        return f"CPU model {dev.get('cpu_model')!r} is not this machine's"
+    if dev.get("cores") != cpu_count():
+        return f"{dev.get('cores')} cores, this machine has {cpu_count()}"
+    import os
+
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        mem_gb = None
+    if mem_gb is None or not isinstance(dev.get("memory_gb"), (int, float)) or \
+            abs(dev["memory_gb"] - mem_gb) > 0.02 * mem_gb:
+        return f"memory {dev.get('memory_gb')} GB differs from this machine's"
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "torch is not installed here"
+    if str(profile.torch_version).split("+")[0] != torch_version.split("+")[0]:
+        return f"torch {profile.torch_version}, this machine has {torch_version}"
+    return None
+
+
+# Raw measurements: the fields every one carries, and those of each benchmark kind
+# (planner/calibrate/bench.py writes them; --refit reads them back).
+_MEASURED = ("seconds", "flops", "bytes")
+_KIND_INTS = {"gemm": ("m", "n", "k"), "gemv": ("m", "n", "k"), "stream_read": (), "stream_copy": (),
+              "attention": ("batch", "context", "head_dim", "heads", "kv_heads"),
+              "prefill_attention": ("batch", "context", "head_dim", "heads", "kv_heads"),
+              "decoder": ("batch", "context"), "tiny_op": (), "tiny_decoder": ("layers",)}
+
+
+def check_measurements(meas: Any, file: str) -> list:
+    """Each raw measurement a mapping of its kind's fields, with finite non-negative
+    numbers (seconds > 0): what --refit needs, checked before any fit sees it."""
+    if not isinstance(meas, list):
+        raise InputError("must be a list", file=file, field="measurements", value=type(meas).__name__)
+    for i, r in enumerate(meas):
+        where = f"measurements[{i}]"
+        if not isinstance(r, dict):
+            raise InputError("must be a mapping", file=file, field=where, value=r)
+        kind = r.get("kind")
+        if not isinstance(kind, str) or kind not in _KIND_INTS:
+            raise InputError(f"unknown benchmark kind (known: {', '.join(_KIND_INTS)})", file=file,
+                             field=f"{where}.kind", value=kind, has_value=True)
+        if not isinstance(r.get("dtype"), str):
+            raise InputError("must be a dtype name", file=file, field=f"{where}.dtype", value=r.get("dtype"),
+                             has_value=True)
+        if kind == "decoder" and not isinstance(r.get("phase"), str):
+            raise InputError("must be prefill or decode", file=file, field=f"{where}.phase", value=r.get("phase"),
+                             has_value=True)
+        for key in _MEASURED:
+            _num(r, key, file, f"{where}.", allow_zero=key != "seconds")
+        for key in ("other_cpu", "spread"):
+            if key in r:
+                _num(r, key, file, f"{where}.", allow_zero=True)
+        for key in _KIND_INTS[kind] + (("repeats",) if "repeats" in r else ()):
+            v = r.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise InputError("must be an integer >= 1", file=file, field=f"{where}.{key}", value=v,
+                                 has_value=True)
+    return meas
+
+
 def profile_from_dict(data: Any, file: str) -> Profile:
     """Validate a parsed profile; every problem is an InputError naming file, field, value."""
     if not isinstance(data, dict):
@@ -212,9 +336,8 @@ def profile_from_dict(data: Any, file: str) -> Profile:
         if key in f:
             _num(f, key, file, "fitted.")
     _gemm_tokens(f.get("gemm_tokens"), file)
-    meas = data.get("measurements") or []
-    if not isinstance(meas, list):
-        raise InputError("must be a list", file=file, field="measurements", value=type(meas).__name__)
+    check_physical(f, file)
+    meas = check_measurements(data.get("measurements") or [], file)
     hw_file = data.get("hardware_file")
     if hw_file is not None and not isinstance(hw_file, str):
         raise InputError("must be a file name", file=file, field="hardware_file", value=hw_file)

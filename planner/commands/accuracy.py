@@ -27,8 +27,12 @@ def fit_cmd(
     from planner.commands.output import print_json
     from planner.errors import InputError
 
-    if gen_len is not None and gen_len <= 0:
-        raise InputError("must be > 0 tokens", field="gen-len", value=gen_len)
+    from planner.bounds import check_count
+
+    if gen_len is not None:
+        check_count("gen_len", gen_len, 1)
+    if not 0 <= seed < 2**32:
+        raise InputError("must be an integer in [0, 2**32)", field="seed", value=seed)
     res = fit_eval_log(eval_log, model, task, task_kind=task_kind, difficulty=difficulty, gen_len=gen_len,
                        seed=seed)
     if output:
@@ -127,12 +131,19 @@ def accuracy_cmd(
     else:
         prof = load_profile(profile)
     strat = normalize_strategy(strategy)
-    if samples < 1:
-        raise InputError("must be >= 1", field="samples", value=samples)
-    if gen_len is not None and gen_len <= 0:
-        raise InputError("must be > 0 tokens", field="gen-len", value=gen_len)
-    if kv_budget < 0:
-        raise InputError("must be >= 0 tokens (0 = dense)", field="kv-budget", value=kv_budget)
+    from planner.bounds import check_count
+
+    check_count("samples", samples, 1)
+    if gen_len is not None:
+        check_count("gen_len", gen_len, 1)
+    check_count("kv_budget", kv_budget, 0)
+    if strat == "single" and samples != 1:
+        raise InputError("strategy 'single' uses one sample: drop --samples or pick pass@k, majority, best-of-k "
+                         "or verify", field="samples", value=samples)
+    for name, value in (("verifier-completeness", verifier_completeness), ("verifier-soundness", verifier_soundness),
+                        ("top-wrong-share", top_wrong_share), ("reward-auc", reward_auc)):
+        if value is not None and not 0.0 <= value <= 1.0:  # also refuses nan
+            raise InputError("must be a number in [0, 1]", field=name, value=value)
     kw = dict(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
               verifier_completeness=verifier_completeness, verifier_soundness=verifier_soundness,
               majority_top_wrong_share=top_wrong_share, reward_auc=reward_auc)

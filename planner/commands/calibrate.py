@@ -46,7 +46,7 @@ def calibrate_cmd(
              "Without it the peaks are measured and a hardware spec is written beside the profile."),
     quick: bool = typer.Option(False, "--quick", help="A short sweep (under 2 minutes on a 2-core CPU)."),
     output: Optional[str] = typer.Option(None, "-o", "--output",
-                                         help="Profile path (default calibration/<hardware>.yaml)."),
+                                         help="Profile path (default ~/.config/planner/calibration/<hardware>.yaml)."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: all usable CPUs)."),
     compare: Optional[Tuple[str, str]] = typer.Option(
         None, "--compare", help="Compare two profiles: --compare OLD.yaml NEW.yaml.", show_default=False),
@@ -125,7 +125,11 @@ def _refit(path: str, output: Optional[str], json_out: bool) -> None:
     fitted = _fit(old.measurements, old.fitted["main_dtype"], hw, dtypes, old.device, old.hardware)
     fitted["conditions"] = old.fitted.get("conditions")
     fitted["info"]["refit"] = f"refit from the stored measurements on {now_iso()} (measured {old.date})"
+    from planner.calibrate.profile import check_output_path, check_physical
+
     out = output or path
+    check_output_path(out)
+    check_physical(fitted, str(out))
     atomic_write_text(out, dumps(replace(old, fitted=fitted, path=None)))
     if json_out:
         print_json({"profile": str(out), "hardware": old.hardware, "fitted": fitted})
@@ -160,7 +164,10 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
         hw = load_hardware(hardware)
     fp = bench.device_fingerprint(device)
     name = hw.name if hw is not None else fingerprint_name(fp)
-    out = Path(output) if output else Path("calibration") / f"{name}.yaml"
+    from planner.calibrate.profile import check_output_path, check_physical, user_dir
+
+    out = Path(output) if output else user_dir() / f"{name}.yaml"
+    check_output_path(out)
     scale = "quick" if quick else "full"
 
     with _progress_bar() as bar:
@@ -184,6 +191,7 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
                       torch_version=str(torch.__version__), threads=result["threads"], date=date, fitted=fitted,
                       measurements=result["measurements"], hardware_file=spec_path.name if spec_path else None,
                       scale=scale)
+    check_physical(fitted, str(out))  # a busy machine's fit is refused, never written
     # render both before writing either: a failure leaves neither file behind
     spec_text = hardware_spec_text(hardware_spec(name, fp, fitted, date), spec_path) if spec_path else None
     profile_text = dumps(profile)
@@ -350,6 +358,13 @@ def _resolve(device: str, calibration, no_calibration: bool, hardware):
         else:
             name = hw.name if hw is not None else fingerprint_name(bench.device_fingerprint(device))
             found = find_profile(name)
+            if found is not None:
+                from planner.calibrate.profile import machine_mismatch
+
+                why = machine_mismatch(load_profile(found))
+                if why is not None:
+                    raise InputError(f"the profile {found} was made on another machine ({why}): recalibrate, "
+                                     "or name it with --calibration", field="calibration")
             if found is None:
                 raise InputError(f"no calibration profile for '{name}': run planner calibrate --device {device}, "
                                  "or pass --calibration FILE or --no-calibration", field="calibration")

@@ -13,7 +13,8 @@ def estimate_cmd(
     model: str = typer.Option(D["model"], "--model", "-m", help="Model name or YAML path."),
     hardware: str = typer.Option(D["hardware"], "--hardware", "-H", help="Device name or YAML path."),
     devices: int = typer.Option(D["devices"], "--devices", help="Tensor-parallel degree."),
-    batch: int = typer.Option(D["batch"], "--batch", help="Requests decoded together (static batch)."),
+    batch: Optional[int] = typer.Option(None, "--batch", help=f"Requests decoded together (static batch; "
+                                                             f"default {D['batch']}).", show_default=False),
     concurrency: int = typer.Option(D["concurrency"], "--concurrency",
                                     help="Requests in flight under continuous batching (0: static batch)."),
     prompt_len: int = typer.Option(D["prompt_len"], "--prompt-len", help="Prompt tokens."),
@@ -46,16 +47,22 @@ def estimate_cmd(
     prefill_devices: Optional[int] = typer.Option(None, "--prefill-devices", help="TP of a prefill worker (default --devices)."),
     decode_devices: Optional[int] = typer.Option(None, "--decode-devices", help="TP of a decode worker (default --devices)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 when the configuration does not fit in memory."),
 ) -> None:
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""
     from planner.calibrate.lookup import resolve_efficiency
     from planner.catalog import load_hardware, load_model
     from planner.commands.output import print_json
     from planner.cost.api import estimate
-    from planner.cost.serving_api import simulate_estimate
     from planner.cost.layout import check_layout
+    from planner.cost.serving_api import simulate_estimate
     from planner.engine_profiles import load_engine
-    from planner.errors import InputError
+    from planner.errors import CheckFailed, InputError
+
+    if batch is not None and concurrency:
+        raise InputError("--batch is a static batch and --concurrency is continuous batching: give one",
+                         field="batch", value=batch)
+    batch = D["batch"] if batch is None else batch
 
     m = load_model(model)
     h = load_hardware(hardware)
@@ -128,10 +135,24 @@ def estimate_cmd(
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
             kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
             n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
+    r["assumptions"] = assumptions(h, eff_label)
     if json_out:
         print_json(r)
-        return
-    print_estimate(r)
+    else:
+        print_estimate(r)
+    if strict and not r["memory"]["fits"]:
+        raise CheckFailed("the configuration does not fit in device memory (--strict)")
+
+
+def assumptions(hardware, eff_label: str) -> list[str]:
+    """What the numbers rest on that the user did not give: listed in every output."""
+    out = []
+    if eff_label.startswith("defaults"):
+        out.append("efficiency: documented defaults (no calibration profile for this device)")
+    if hardware.price_per_hour_usd is None:
+        out.append(f"price: owned device, purchase price amortized over {hardware.lifetime_years:g} years "
+                   "(no rental price in the catalog)")
+    return out
 
 
 def print_estimate(r: dict) -> None:
@@ -142,6 +163,10 @@ def print_estimate(r: dict) -> None:
 
     con = console()
     c = r["config"]
+    mem = r["memory"]
+    if not mem["fits"]:
+        con.print(f"[bold red]DOES NOT FIT[/]: {fmt_si(mem['total_bytes'], 'B')} needed per device, "
+                  f"{fmt_si(mem['capacity_bytes'], 'B')} available; the times below assume it would")
     head = (f"{r['model']} on {c['devices']}x {r['hardware']}" + (f" x {c['pp']} stages" if c.get("pp", 1) > 1 else "")
             + (f" x {c['attn_dp']} attention-dp groups" if c.get("attn_dp", 1) > 1 else "")
             + (f", experts over {c['ep']} ep groups" if c.get("ep", 1) > 1 else "")
@@ -154,6 +179,9 @@ def print_estimate(r: dict) -> None:
             + (f" | KV budget {c['kv_budget']}" if c["kv_budget"] else ""))
     con.print(head)
     con.print(f"efficiency: {r['efficiency']}")
+    for note in r.get("assumptions", []):
+        if not note.startswith("efficiency:"):  # the line above already says so
+            con.print(f"assumption: {note}", markup=False)
     t = Table(title="summary")
     for col in ("TTFT", "TPOT", "latency", "throughput", "energy/request", "$/request", "bottleneck"):
         t.add_column(col, justify="right")
@@ -221,7 +249,7 @@ def print_estimate(r: dict) -> None:
 def print_simulation(con, s: dict) -> None:
     from rich.table import Table
 
-    from planner.commands.output import fmt_si
+    from planner.units import fmt_si
 
     t = Table(title=f"simulated: {s['requests']:,} requests, {s['steps']:,} steps ({s['engine']}, {s['arrival']})")
     for col in ("", "mean", "p50", "p90", "p99"):

@@ -46,11 +46,12 @@ def recommend_cmd(
     calibration: Optional[str] = typer.Option(None, "--calibration",
                                               help="Calibration profile for the (single) --hardware."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    wide: bool = typer.Option(False, "--wide", help="Show every table column, whatever the terminal width."),
 ) -> None:
     """Recommend model, strategy, quantization, batch, sparsity and devices for a task.
 
     With no flags it runs the built-in default scenario (examples/default_scenario.yaml)."""
-    from planner.errors import InputError
+    from planner.errors import InputError, in_file
     from planner.recommend import run
     from planner.specs import RecommendScenario
 
@@ -82,7 +83,15 @@ def recommend_cmd(
     from planner.catalog import parse_spec
 
     scn = parse_spec(RecommendScenario, base, scenario or "command line")
-    answer = run(scn)
+    try:
+        answer = run(scn)
+    except InputError as exc:  # a field of the scenario file (not a flag) names the file
+        flag_fields = {k.replace("_", "-") for k in given} | set(given) | {"calibration"}
+        if "models" in given:
+            flag_fields.add("model")
+        if scenario is None or (exc.field or "").split(".")[0] in flag_fields:
+            raise
+        raise in_file(exc, scenario) from None
     answer["scenario"] = scenario or "default scenario"
     answer["budget_sources"] = origin
     if json_out:
@@ -90,7 +99,7 @@ def recommend_cmd(
 
         print_json(answer)
         return
-    print_answer(answer)
+    print_answer(answer, wide=wide)
 
 
 def quant_label(weight: str, act: str) -> str:
@@ -120,26 +129,39 @@ def _row_cells(r: dict) -> list[str]:
 
 COLUMNS = ("model", "devices", "strategy", "gen", "quant", "KV", "batch", "KV budget", "accuracy",
            "latency", "energy", "$/req", "bound")
+# In a narrow terminal these columns drop, first to last, until the table fits; model,
+# strategy, accuracy, latency and $/req are never dropped nor cut (--wide shows all).
+DROP_ORDER = ("energy", "bound", "KV budget", "batch", "KV", "gen", "devices", "quant")
 LEFT = ("model", "devices", "strategy", "quant", "KV", "bound")
 FRONTIER_SHOWN = 12
 
 
-def _table(title: str, rows: list[dict]):
+def _table(title: str, rows: list[dict], width: int | None = None):
+    """The table of ``rows``; with ``width``, columns in DROP_ORDER are dropped to fit it."""
     from rich import box
     from rich.table import Table
 
-    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in COLUMNS:
+    from planner.commands.output import fit_columns
+
+    cells = [_row_cells(r) for r in rows]
+    shown = list(COLUMNS) if width is None else fit_columns(list(COLUMNS), cells, width, DROP_ORDER, gap=3)
+    hidden = [c for c in COLUMNS if c not in shown]
+    if hidden:
+        title += f" (hidden at this width: {', '.join(hidden)}; --wide shows all)"
+    t = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
+    keep = [COLUMNS.index(c) for c in shown]
+    for c in shown:
         t.add_column(c, justify="left" if c in LEFT else "right", no_wrap=True)
-    for r in rows:
-        t.add_row(*_row_cells(r))
+    for row in cells:
+        t.add_row(*[row[i] for i in keep])
     return t
 
 
-def print_answer(a: dict) -> None:
+def print_answer(a: dict, wide: bool = False) -> None:
     from planner.commands.output import console
 
-    con = console()
+    con = console(wide)
+    width = None if wide else con.width
     origin = a.get("budget_sources", {})
     budgets = ", ".join(f"{k}={v:g}" + (f" ({origin[k]})" if k in origin else "")
                         for k, v in a["budgets"].items()) or "none"
@@ -157,13 +179,14 @@ def print_answer(a: dict) -> None:
             "no configuration to show"
         con.print(f"[bold]{a['status']}[/]: {near}.")
         rows = a.get("nearest", [])
-    con.print(_table("recommended configurations" if a["status"] == "ok" else "nearest configurations", rows))
+    con.print(_table("recommended configurations" if a["status"] == "ok" else "nearest configurations", rows,
+                     width))
     front = a["frontier"]
     if len(front) > FRONTIER_SHOWN:
         pick = sorted({round(i * (len(front) - 1) / (FRONTIER_SHOWN - 1)) for i in range(FRONTIER_SHOWN)})
         front = [front[i] for i in pick]
     con.print(_table(f"Pareto frontier: accuracy vs {a['frontier_axis']} ({len(front)} of "
-                     f"{len(a['frontier'])} points; --json has all)", front))
+                     f"{len(a['frontier'])} points; --json has all)", front, width))
 
 
 def register(app: typer.Typer) -> None:

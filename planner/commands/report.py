@@ -15,7 +15,12 @@ def report_cmd(
     from planner.commands.output import console, print_json
     from planner.report import fmt_usd, write
 
-    data = write(scenario, output)
+    from planner.errors import InputError, in_file
+
+    try:
+        data = write(scenario, output)
+    except InputError as exc:  # a field deep in the scenario names the file
+        raise in_file(exc, scenario) from None
     if json_out:
         print_json({k: v for k, v in data.items() if k != "written"} | {"written": data["written"]})
         return

@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
+from planner.bounds import check_count
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
 from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
@@ -34,17 +35,16 @@ def validate_config(model, hardware, *, devices: int, batch: int, concurrency: i
     Returns the normalized dtype names."""
     values = {"devices": devices, "batch": batch, "concurrency": concurrency, "prompt_len": prompt_len,
               "gen_len": gen_len, "samples": samples, "kv_budget": kv_budget}
-    for field, lo in _INT_FIELDS:
-        value = values[field]
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < lo:
-            raise InputError(f"must be an integer >= {lo}", field=field.replace("_", "-"), value=value)
+    for field, lo in _INT_FIELDS:  # integers within physical bounds (planner.bounds): no overflow deeper in
+        check_count(field, values[field], lo)
     dtypes = _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype)
     if devices > hardware.max_devices:
         raise InputError(f"device '{hardware.name}' allows at most {hardware.max_devices} in one tensor-parallel group",
                          field="devices", value=devices)
-    if prompt_len + gen_len > model.max_context:
+    if prompt_len + gen_len > model.max_context:  # name the prompt when it alone does not fit
+        field, value = ("prompt-len", prompt_len) if prompt_len >= model.max_context else ("gen-len", gen_len)
         raise InputError(f"prompt-len {prompt_len} + gen-len {gen_len} = {prompt_len + gen_len} tokens exceeds "
-                         f"the context of '{model.name}' ({model.max_context})", field="gen-len", value=gen_len)
+                         f"the context of '{model.name}' ({model.max_context})", field=field, value=value)
     return dict(dtypes)
 
 

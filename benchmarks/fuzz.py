@@ -1,0 +1,51 @@
+"""Fuzz the CLI with >= 10,000 mutated copies of the shipped inputs (issue 13).
+
+Prints the counts per outcome (clean error, valid run, and each broken promise: traceback,
+hang, non-finite output, exit code, unusable message) and the peak memory of this process.
+Run: python benchmarks/fuzz.py [N=10000] [SEED=0]   (in process, 5 s CPU per case; the
+slow whole-search commands included).
+"""
+
+from __future__ import annotations
+
+import collections
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import fuzzing  # noqa: E402
+
+
+def main() -> None:
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    seed = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    counts: collections.Counter = collections.Counter()
+    examples: dict[str, str] = {}
+    t0 = time.perf_counter()
+    for i, case in enumerate(fuzzing.make_cases(n, seed=seed, heavy=True)):
+        with tempfile.TemporaryDirectory() as d:
+            o = fuzzing.run_in_process(case, Path(d), timeout_s=5.0)
+        key = o.problem or ("valid run" if o.rc == 0 else f"clean exit {o.rc}")
+        counts[key] += 1
+        if o.problem and o.problem not in examples:
+            examples[o.problem] = f"{case.label[:100]} | {o.err.strip()[-200:]}"
+        if (i + 1) % 500 == 0:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(f"{i + 1:,} cases, {time.perf_counter() - t0:.0f} s, peak {peak:.0f} MB: {dict(counts)}",
+                  file=sys.stderr, flush=True)
+    for k, v in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"{k:>24}: {v:,}")
+    for k, v in examples.items():
+        print(f"first {k}: {v}")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"{n:,} cases in {time.perf_counter() - t0:.0f} s; peak memory {peak_mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

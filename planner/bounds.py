@@ -1,0 +1,73 @@
+"""Physical bounds of a configuration's counts: one home for the limits every entry point
+(flags, scenario files, checks) enforces before any arithmetic.
+
+The limits are far above anything a real deployment uses and far below where float64
+arithmetic on them loses meaning (bytes = tokens x layers x heads x dims stays < 1e30):
+
+- tokens (prompt, generation, KV budget): 10 million, the longest context any released
+  model accepts (Llama 4 Scout, 10M tokens, Meta model card 2025-04);
+- requests in flight (batch, concurrency): 1 million;
+- samples per prompt: 1 million (Large Language Monkeys, Brown et al. 2024, go to 10,000);
+- devices in one tensor-parallel group: 100,000 (a TPU v5p pod has 8,960; checked against the device's own
+  ``max_devices``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from planner.errors import InputError
+
+MAX_TOKENS = 10_000_000
+MAX_REQUESTS = 1_000_000
+MAX_SAMPLES = 1_000_000
+MAX_DEVICES = 100_000
+
+UPPER = {"devices": MAX_DEVICES, "batch": MAX_REQUESTS, "concurrency": MAX_REQUESTS, "prompt_len": MAX_TOKENS,
+         "gen_len": MAX_TOKENS, "samples": MAX_SAMPLES, "kv_budget": MAX_TOKENS, "top": MAX_REQUESTS}
+
+
+def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int:
+    """An integer in [lo, UPPER[field]]; else an InputError naming the field and value."""
+    hi = UPPER.get(field, MAX_REQUESTS)
+    name = field.replace("_", "-")
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise InputError(f"must be an integer >= {lo}", file=file, field=name, value=value)
+    if value < lo:
+        raise InputError(f"must be an integer >= {lo}", file=file, field=name, value=value)
+    if value > hi:
+        raise InputError(f"must be <= {hi:,}", file=file, field=name, value=value)
+    return int(value)
+
+# Architecture and device magnitudes a spec may carry: 100x or more above any released
+# model or chip (largest today: hidden 16,384 and 126 layers in Llama 3.1 405B; vocab
+# 262,144 in Gemma 3; 256 experts in DeepSeek-V3; B200 ~ 4.5 PFLOP/s fp8 dense, 8 TB/s,
+# 192 GB), and low enough that products of them stay finite in float64.
+MAX_DIM = 1_000_000          # hidden size, head dim, intermediate size, MLA ranks
+MAX_LAYERS = 10_000
+MAX_HEADS = 100_000
+MAX_VOCAB = 100_000_000
+MAX_EXPERTS = 1_000_000
+MAX_PARAMS = 1e15
+PEAK_TFLOPS_RANGE = (1e-6, 1e6)    # 1 MFLOP/s .. 1 EFLOP/s per chip
+MEMORY_GB_RANGE = (1e-3, 1e6)
+BANDWIDTH_GBPS_RANGE = (1e-3, 1e6)
+MAX_POWER_W = 1e6
+MAX_PRICE_USD = 1e9
+MAX_LIST_ITEMS = 64                # devices or models listed in one scenario
+
+
+def unique_short_list(v, what: str = "entries"):
+    """Validator body: a non-empty list without repeats and with at most MAX_LIST_ITEMS entries."""
+    if v is None:
+        return v
+    if not v:
+        raise ValueError("must not be empty")
+    if len(v) > MAX_LIST_ITEMS:
+        raise ValueError(f"at most {MAX_LIST_ITEMS} {what}, got {len(v)}")
+    seen = set()
+    for x in v:
+        if x in seen:
+            raise ValueError(f"'{x}' is listed twice")
+        seen.add(x)
+    return v
