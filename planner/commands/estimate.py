@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import typer
@@ -80,7 +81,7 @@ def estimate_cmd(
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     eff, eff_label = resolve_efficiency(h, calibration)
     serving = None
-    if calibration is None and prof.name != "generic" and concurrency > 0:
+    if calibration is None and prof.name != "generic" and (concurrency > 0 or arrival == "poisson"):
         # a serving profile fitted on measured runs of this device and engine: used by default
         from planner.serving_profile import find_serving
 
@@ -88,7 +89,8 @@ def estimate_cmd(
         if found is not None:
             eff, _ = resolve_efficiency(h, found[0])
             serving = found[1]
-            eff_label = (f"serving profile {found[0]} (fitted on measured {prof.name} runs; "
+            prof = prof.model_copy(update={"host_step_us": serving["step_host_s"] * 1e6})  # the simulator's too
+            eff_label = (f"serving profile calibration/serving/{Path(found[0]).name} (fitted on measured {prof.name} runs; "
                          f"host {serving['step_host_s'] * 1e3:.2f} ms/step, wave sync {serving['wave_sync']:.2f})")
         else:  # no fit for this device: its datasheet plus what carries over between devices of the engine
             from planner import serving_params as SP
@@ -97,6 +99,7 @@ def estimate_cmd(
             carried = SP.carried_over(prof.name, load_serving())
             if carried is not None:
                 serving = carried[1]
+                prof = prof.model_copy(update={"host_step_us": serving["step_host_s"] * 1e6})
                 eff_label = f"{eff_label}; {carried[0]}"
     if prefill_workers or decode_workers:
         from planner.cost.serving_api import disaggregated_estimate
