@@ -27,20 +27,28 @@ FRONTIER_POINTS = 40
 MIN_FRONTIER_ACCURACY = 0.001  # frontier rows below 0.1% (shown as 0.0%) only with show_zero_accuracy
 
 
-def _efficiencies(hardware, calibration: dict[str, str] | None):
-    from planner.calibrate.lookup import resolve_efficiency
+def _efficiencies(hardware, calibration: dict[str, str] | None, engine: str | None = None):
+    """Per device: the efficiency, where it came from, and the profile used (one rule for
+    every command: planner.serving_profile.resolve_serving)."""
+    from planner.serving_profile import resolve_serving
 
-    effs, labels = [], {}
+    effs, labels, used = [], {}, {}
     names = {h.name for h in hardware}
     for name in calibration or {}:
         if name not in names:  # never ignored silently
             raise InputError("calibration given for a device not in hardware", field=f"calibration.{name}",
                              value=name)
+    prof = None
+    if engine is not None:
+        from planner.engine_profiles import load_engine
+
+        prof = load_engine(engine)
     for h in hardware:
-        eff, label = resolve_efficiency(h, (calibration or {}).get(h.name))
-        effs.append(eff)
-        labels[h.name] = label
-    return effs, labels
+        choice = resolve_serving(h, prof, (calibration or {}).get(h.name))
+        effs.append(choice.efficiency)
+        labels[h.name] = choice.label
+        used[h.name] = choice.profile
+    return effs, labels, used
 
 
 def build_space(scn: RecommendScenario, profiles: list) -> Space:
@@ -75,6 +83,30 @@ def accuracy_for_search(profile, strategy, samples, gen_len, weight_dtype, act_d
                    kv_dtype=kv_dtype, kv_budget=kv_budget)
 
 
+def interval_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget):
+    """The 80% interval of :func:`accuracy_for_search` (planner.accuracy.uncertainty): the
+    same prediction over the profile's bootstrap replicates; None without replicates."""
+    from planner.accuracy.uncertainty import interval
+
+    return interval(profile, strategy, samples, gen_len, level=INTERVAL_LEVEL, weight_dtype=weight_dtype,
+                    act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget)
+
+
+INTERVAL_LEVEL = 0.8
+NO_INTERVAL = ("n/a: shipped profiles built from published figures carry no bootstrap replicates "
+               "(`planner fit` on an eval log writes them)")
+
+
+def _interval_sources(profiles) -> dict[str, str]:
+    """Per model: where its interval comes from, or why it has none."""
+    out = {}
+    for p in profiles:
+        unc = p.spec.uncertainty
+        out[p.model] = (f"bootstrap of the fit ({len(unc.replicates)} replicates)" if unc is not None
+                        and unc.replicates else NO_INTERVAL)
+    return out
+
+
 def run(scn: RecommendScenario) -> dict[str, Any]:
     """Evaluate the scenario's space and pick the best configurations."""
     from planner import accuracy
@@ -99,7 +131,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
                              value=scn.task)
     models = [m for m, _ in pairs]
     profiles = [p for _, p in pairs]
-    effs, eff_labels = _efficiencies(hardware, scn.calibration)
+    effs, eff_labels, used = _efficiencies(hardware, scn.calibration, scn.engine)
     space = build_space(scn, profiles)
     verifier = None
     if scn.verifier:
@@ -109,11 +141,23 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
             if exc.field != "model":
                 raise
             raise InputError(exc.reason, file=exc.file, field="verifier", value=scn.verifier) from None
-    res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search, verifier)
+    res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search, verifier,
+                         interval_fn=interval_for_search)
+    # --conservative: the accuracy every rule below sees is the interval's lower end (the
+    # point accuracy where a profile has no interval)
+    lo = res.cols["accuracy_lo"]
+    cols = dict(res.cols, accuracy=np.where(np.isnan(lo), res.cols["accuracy"], lo)) if scn.conservative \
+        else res.cols
+
+    def row(i):
+        r = res.row(i)
+        a, b = float(lo[i]), float(res.cols["accuracy_hi"][i])
+        r["interval_80"] = None if np.isnan(a) else [a, b]
+        return r
 
     budgets = Budgets(scn.max_latency_s, scn.max_usd, scn.max_energy_j, scn.min_accuracy)
-    ok = res.feasible & within_budgets(res.cols, budgets)
-    score = objective_score(res.cols, scn.objective)
+    ok = res.feasible & within_budgets(cols, budgets)
+    score = objective_score(cols, scn.objective)
     cost_axis = OBJECTIVES[scn.objective][1]
     # ties in the objective: the cheaper row first, then the faster one
     top = top_indices(score, ok, scn.top, (res.cols["cost_usd"], res.cols["latency_s"]))
@@ -129,24 +173,29 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
         "prompt_len": space.prompt_len,
         "verifier": scn.verifier or "the policy model",
         "efficiency": eff_labels,
-        "recommendations": [res.row(i) for i in top],
+        "engine": scn.engine or "none (static batches)",
+        "profiles_used": used,
+        "conservative": scn.conservative,
+        "intervals": _interval_sources(profiles),
+        "recommendations": [row(i) for i in top],
         "frontier_axis": cost_axis,
         "frontier": [],
     }
     shown = ok if ok.any() else res.feasible
     if not scn.show_zero_accuracy:  # a configuration that solves nothing is no point of a trade-off
-        shown = shown & (res.cols["accuracy"] >= MIN_FRONTIER_ACCURACY)
-    front = pareto_frontier(res.cols[cost_axis], res.cols["accuracy"], shown)
-    answer["frontier"] = [res.row(i) for i in thin_frontier(res.cols[cost_axis][front], front)]
+        shown = shown & (cols["accuracy"] >= MIN_FRONTIER_ACCURACY)
+    front = pareto_frontier(cols[cost_axis], cols["accuracy"], shown)
+    answer["frontier"] = [row(i) for i in thin_frontier(cols[cost_axis][front], front)]
     if top.size:
         answer["status"] = "ok"
         return answer
-    near = nearest_to_budget(res.cols, res.feasible, budgets, scn.top)
-    answer["nearest"] = [res.row(i) for i in near]
-    best = best_accuracy(res.cols, res.feasible)
+    near = nearest_to_budget(cols, res.feasible, budgets, scn.top)
+    answer["nearest"] = [row(i) for i in near]
+    best = best_accuracy(cols, res.feasible)
     if budgets.min_accuracy is not None and not best >= budgets.min_accuracy:
+        what = "the lower end of its 80% interval" if scn.conservative else "its accuracy"
         answer["status"] = (f"no configuration reaches the accuracy floor {budgets.min_accuracy:g} "
-                            f"(the most accurate feasible one reaches {best:.3f})")
+                            f"(the most accurate feasible one reaches {best:.3f}, by {what})")
     else:
         answer["status"] = "no configuration meets the budgets"
     return answer

@@ -88,7 +88,7 @@ def blocks(data: dict) -> list:
         rec += "."
     b.append(("p", "Recommendation: " + rec))
     b.append(("h2", "Best serving configuration per candidate"))
-    head = ["model", "hardware", "devices / replica", "weights / KV", "concurrency", "tokens/s / replica",
+    head = ["model", "hardware", "devices / replica", "weights / KV", "max running", "requests/s / replica",
             "TPOT (mean)", "TTFT (mean)"] + [f"p{q:g} {m}" for m, _, q in model.slo.bounds()] + ["bottleneck", "accuracy"]
     rows = []
     for c in plan["candidates"]:
@@ -98,13 +98,21 @@ def blocks(data: dict) -> list:
         cf, pr = c["config"], c["per_replica"]
         rows.append({"cells": [c["model"], c["hardware"], cf["devices"], cf["weight_dtype"] + (
             f" (A {cf['act_dtype']})" if cf["act_dtype"] != cf["weight_dtype"] else "") + f" / {cf['kv_dtype']}",
-            cf["concurrency"], f"{pr['throughput_tok_s']:,.0f}", _s(pr["tpot_s"]), _s(pr["ttft_s"])]
+            pr.get("max_running", cf["concurrency"]), f"{pr['requests_per_s']:.3g}", _s(pr["tpot_s"]), _s(pr["ttft_s"])]
             + [_s(x["value"]) for x in c["slo"]] + [pr["bottleneck"], _acc(c)]})
+    engine = scn.get("engine") or "generic"
     b.append(("table", head, rows,
-              f"Per replica at full load, in the engine's serving mode at the mean lengths (prompt {sets[0]['prompt_len']}, "
-              f"generation {sets[0]['gen_len']}): the same numbers as `planner estimate --concurrency C "
-              f"--prompt-len {sets[0]['prompt_len']} --gen-len {sets[0]['gen_len']}` with that configuration. "
-              "Percentile columns: every request in flight at that percentile's lengths."))
+              "Per replica at the highest Poisson arrival rate that keeps every SLO (open-loop scheduler model with "
+              f"queueing, engine {engine}, at most \"max running\" requests in flight: planner/replica_rate.py). Means at "
+              f"the mean lengths (prompt {sets[0]['prompt_len']}, generation {sets[0]['gen_len']}) are the numbers of "
+              f"`planner estimate --engine {engine} --rate R --prompt-len {sets[0]['prompt_len']} --gen-len "
+              f"{sets[0]['gen_len']}` with that configuration. Percentile columns: that percentile's lengths, and "
+              "TTFT's queue wait at that percentile."))
+    b.append(("h2", "Profiles used"))
+    used = {}
+    for c in plan["candidates"]:
+        used.setdefault(c["hardware"], c.get("profile", c["efficiency"]))
+    b.append(("ul", [f"{hw}: {label}" for hw, label in used.items()]))
     b.append(("h2", "Fleet and cost"))
     head = ["model", "hardware", "replicas", "devices", "in flight", "utilization", "$ / device-hour", "$ / month",
             "kWh / month", f"$ / {scn['horizon_months']:g} months", "$ / 1k requests"]
@@ -114,7 +122,8 @@ def blocks(data: dict) -> list:
                        f"${f['usd_per_1k_requests']:.3g}"]}
             for c in ok for f in [c["fleet"]]]
     b.append(("table", head, rows,
-              f"replicas = ceil(rps x (1 + {scn['headroom']:g}) / requests/s per replica) + {scn['redundancy']} spare "
+              f"replicas = ceil(rps x (1 + {scn['headroom']:g}) / requests/s per replica under Poisson arrivals within "
+              f"the SLOs) + {scn['redundancy']} spare "
               f"(N+{scn['redundancy']}; all replicas serve, so utilization counts the spares); in flight = rps x mean "
               "latency (Little's law); owned devices cost their purchase price over their lifetime plus electricity "
               f"at ${scn['electricity_usd_per_kwh']:g}/kWh; kWh are the facility's (IT power x PUE {scn['pue']:g}); "
@@ -207,17 +216,19 @@ def _pareto_axis(ok: list) -> str:
 
 
 def assumptions(data: dict, model) -> list[str]:
-    effs = sorted({f"{c['hardware']}: {c['efficiency']}" for c in data["plan"]["candidates"]})
+    effs = sorted({f"{c['hardware']}: {c.get('profile', c['efficiency'])}" for c in data["plan"]["candidates"]})
     sets = data["plan"]["length_sets"]
     items = [
-        "Serving: continuous batching in steady state with `concurrency` requests in flight per replica; each decode "
-        "step also carries the prefills of arriving requests; TTFT includes half a step of waiting (the cost engine's "
-        "serving mode). Replicas are tensor-parallel groups of one device type; requests are spread evenly.",
+        "Serving: continuous batching with chunked prefill under Poisson arrivals (the open-loop scheduler model of "
+        "planner/cost/serving.py, with queueing): each replica takes the highest request rate at which every SLO "
+        "holds, with at most \"max running\" requests in flight (memory is checked at that many). Replicas are "
+        "tensor-parallel groups of one device type; each receives an equal share of the Poisson traffic.",
         f"Sizing uses the mean lengths (prompt {sets[0]['prompt_len']}, generation {sets[0]['gen_len']}); means not "
         "given come from a log-normal fitted to the percentiles.",
         "Percentile SLOs are checked with every request in flight at that percentile's prompt and generation "
-        "lengths: an upper bound for TPOT and latency. Queueing beyond the engine's half-step wait (bursts, "
-        "head-of-line blocking) is not modeled: the headroom must cover it.",
+        "lengths (an upper bound for TPOT and latency), TTFT with its queue wait at that percentile (zero with "
+        "probability 1 - rho, else exponential: the heavy-traffic form of the M/G/1 wait). The headroom is a margin "
+        "on the traffic (growth, bursts beyond Poisson), not for queueing, which the rate already includes.",
         "Accuracy is one sample at the generation cap from the accuracy model's profile for the task (quantization "
         "penalties included); \"n/a\" where no profile exists. Strategies with several samples are not sized here.",
         "Energy: the cost engine's power model (idle power plus dynamic power up to the device's maximum) per "
@@ -228,7 +239,7 @@ def assumptions(data: dict, model) -> list[str]:
         "after that many replica failures.",
         "Prices: scenario prices are all-in per device-hour; catalog rental prices otherwise; a device with only a "
         "purchase price is owned (amortized over its lifetime, plus electricity).",
-        "Efficiency: " + "; ".join(effs) + ".",
+        "Profiles (efficiency, serving parameters): " + "; ".join(effs) + ".",
         "Known model error: the cost engine is an analytical roofline model. Without a calibration profile it uses "
         "documented default efficiencies (70% of peak compute, 80% of memory bandwidth); serving-stack overheads "
         "(scheduling, sampling, paging, tokenization, networking) are not modeled, so absolute throughput can be off "

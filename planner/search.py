@@ -128,13 +128,16 @@ def _as_k_call(call: "strat.StageCall") -> "strat.StageCall":
 
 
 def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accuracy_fn, verifier=None,
-                   precision: str = "float32") -> Result:
+                   precision: str = "float32", interval_fn=None) -> Result:
     """Cost and accuracy of every configuration in ``space``.
 
     ``profiles[i]`` is the accuracy profile of ``models[i]``; ``accuracy_fn(profile,
     strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget)`` returns
     accuracies broadcast over its array arguments. ``verifier`` (a Model) runs the verify
-    stages; by default each policy model verifies its own answers.
+    stages; by default each policy model verifies its own answers. ``interval_fn`` (same
+    arguments) returns the accuracy's (lo, hi) interval or None; with it the columns
+    ``accuracy_lo`` / ``accuracy_hi`` hold it (NaN where a profile has none), computed with
+    the accuracy, once per distinct accuracy configuration.
     """
     mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
@@ -234,18 +237,23 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
         # accuracy on (M, H, 1, K', L, Q, V, 1, T): one call per model and distinct row of
         # activation dtypes (the ones the cost uses), dtypes as arrays
         acc = np.zeros((nM, nH, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
+        lo_hi = [np.full(acc.shape, np.nan, dtype=np.float32) for _ in range(2)] if interval_fn else []
         wq = np.array([QUANTIZATIONS[q][0] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
         kvq = np.array(space.kv_dtypes).reshape(1, 1, 1, -1, 1)
         for row in dict.fromkeys(tuple(r) for r in act_names):
             hs = [i for i, r in enumerate(act_names) if tuple(r) == row]
             aq = np.array(row).reshape(1, 1, -1, 1, 1)
             for mi in range(nM):
-                a = accuracy_fn(profiles[mi], graph.graph["accuracy"], K_all[ks].reshape(-1, 1, 1, 1, 1),
-                                Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
+                args = (profiles[mi], graph.graph["accuracy"], K_all[ks].reshape(-1, 1, 1, 1, 1),
+                        Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
+                a = accuracy_fn(*args)
                 acc[mi, hs, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
+                iv = interval_fn(*args) if interval_fn else None
+                for arr, v in zip(lo_hi if iv is not None else (), iv or ()):
+                    arr[mi, hs, 0] = np.broadcast_to(v, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
         parts.append({
-            "accuracy": acc, "latency_s": latency, "energy_j": totals["energy_j"],
+            "accuracy": acc, **dict(zip(("accuracy_lo", "accuracy_hi"), lo_hi)), "latency_s": latency, "energy_j": totals["energy_j"],
             "cost_usd": totals["cost_usd"], "bottleneck": bottleneck,
             "_ok": fits & dev_ok & ctx_ok & dt_ok, "_ctx_ok": ctx_ok,
         })
@@ -260,6 +268,8 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     real = np.dtype(precision).type
     dtypes = {"accuracy": np.float32, "latency_s": real, "energy_j": real, "cost_usd": real,
               "bottleneck": np.int8, "_ok": bool}
+    if interval_fn:
+        dtypes.update(accuracy_lo=np.float32, accuracy_hi=np.float32)
     cols = {k: np.empty(total, dtype=dt) for k, dt in dtypes.items()}
     counts = {"devices": 0, "context": 0, "dtype": 0}
     for part, blk, off, n in zip(parts, blocks, offsets, sizes):

@@ -21,6 +21,7 @@ device-wide one).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from planner import serving_params as SP
 from planner.errors import InputError
@@ -112,3 +113,51 @@ def find_serving(device: str, engine: str) -> tuple[str, dict] | None:
                 dev, eng, vals = serving_of(load_profile(f))
                 return str(f), vals
     return None
+
+
+class ServingChoice(NamedTuple):
+    """What one device runs under an engine: the efficiency for the cost engine, the
+    engine profile (its host time per step replaced by the fitted one), the serving
+    parameters (fitted, carried or None), a label for estimate's ``efficiency`` line and
+    ``profile``: the short name every output prints as "the profile used"."""
+
+    efficiency: object
+    engine: object
+    parameters: dict | None
+    label: str
+    profile: str
+
+
+def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingChoice:
+    """The one rule for which profile a device uses (estimate, recommend, report, check):
+
+    * an explicit ``calibration`` profile, or no engine / the generic one: the calibration
+      lookup (planner.calibrate.lookup.resolve_efficiency), no serving parameters;
+    * else the serving profile fitted on measured runs of this (device, engine) pair in
+      ``calibration/serving/`` (its efficiencies, its host time per step);
+    * else, a device never measured with that engine: its datasheet (the calibration
+      lookup) plus the parameters that carry between devices of the engine
+      (serving_params.carried_over: host time, wave sync, request overhead), said so.
+    ``engine`` is an EngineProfile (planner.engine_profiles) or None."""
+    from planner.calibrate.lookup import resolve_efficiency
+
+    eff, label = resolve_efficiency(hw, calibration)
+    name = getattr(engine, "name", None)
+    if calibration is not None or engine is None or name == "generic":
+        return ServingChoice(eff, engine, None, label, label)
+    found = find_serving(hw.name, name)
+    if found is not None:
+        eff, _ = resolve_efficiency(hw, found[0])
+        vals = found[1]
+        short = f"calibration/{SUBDIR}/{Path(found[0]).name}"
+        label = (f"serving profile {short} (fitted on measured {name} runs; host {vals['step_host_s'] * 1e3:.2f} "
+                 f"ms/step, wave sync {vals['wave_sync']:.2f})")
+        return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals, label,
+                             f"{short} (fitted on measured {name} runs)")
+    carried = SP.carried_over(name, load_serving())
+    if carried is None:
+        return ServingChoice(eff, engine, None, label, f"{label}; no {name} profile fitted on any device")
+    vals = carried[1]
+    return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals,
+                         f"{label}; {carried[0]}", f"datasheet + carried {name} parameters ({carried[0].split(' of ', 1)[-1]})"
+                         if label.startswith("defaults") else f"{label} + carried {name} parameters")

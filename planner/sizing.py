@@ -79,15 +79,30 @@ def length_sets(scn, variant: Variant) -> list[tuple[str, float, int, int]]:
     return sets
 
 
-def _serving(scn) -> dict:
-    """The engine columns: with an ``engine:`` the replicas are costed as a closed loop
-    under that engine's scheduler (planner.cost.serving), else the steady state."""
+def _engine(scn, choices=None):
+    """The scenario's engine profile (the generic one without ``engine:``), with the host
+    time per step of the serving profile its devices use (the first that has one)."""
+    from planner.engine_profiles import load_engine
+
+    prof = load_engine(getattr(scn, "engine", None))
+    for c in choices or ():
+        if c.parameters is not None:
+            return c.engine, c.parameters
+    return prof, None
+
+
+def _serving(scn, engine=None, params=None) -> dict:
+    """The engine columns of the full-load grid: with an ``engine:`` the replicas are
+    costed as a closed loop under that engine's scheduler (planner.cost.serving), else the
+    steady state."""
     if getattr(scn, "engine", None) is None:
         return {}
     from planner.cost.api import serving_columns
-    from planner.engine_profiles import load_engine
 
-    return serving_columns(load_engine(scn.engine), "closed")
+    cols = serving_columns(engine or _engine(scn)[0], "closed")
+    if params:
+        cols.update(wave_sync=params["wave_sync"], request_overhead_s=params["request_overhead_s"])
+    return cols
 
 
 def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None) -> dict[str, Any]:
@@ -97,7 +112,8 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     from planner.cost.tables import HardwareTable, ModelTable
     if efficiencies is None:
         efficiencies = resolve_efficiencies(scn, hardware)
-    effs = [e for e, _ in efficiencies]
+    effs = [e[0] for e in efficiencies]
+    engine, params = _engine(scn, [c for _, _, c in efficiencies])
     sets = length_sets(scn, variant)
     D = np.array(_device_grid(scn, hardware), dtype=float)
     quants = list(scn.search.quantizations)
@@ -114,9 +130,11 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     n = im.size
     cols = columns(n, model=im, hardware=ih, devices=D[idv], batch=1, concurrency=C[ic], prompt_len=P[isx],
                    gen_len=G[isx], samples=1, weight_dtype=w_name[iq], act_dtype=act_name[ih, iq],
-                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **_serving(scn))
-    out = evaluate(cols, ModelTable.build(models), HardwareTable.build(hardware, effs), threads=1)
+                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **_serving(scn, engine, params))
+    mt, ht = ModelTable.build(models), HardwareTable.build(hardware, effs)
+    out = evaluate(cols, mt, ht, threads=1)
     R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
+    R.update(_poisson(scn, cols, mt, ht, shape, C, sets, R, engine))
 
     rps = scn.traffic.requests_per_s * variant.traffic_scale
     cands = []
@@ -139,10 +157,43 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
         "candidates": cands}
 
 
-def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str]]:
-    from planner.calibrate.lookup import resolve_efficiency
+def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str, Any]]:
+    """Per device: (efficiency, the profile used, the ServingChoice): one rule for every
+    command (planner.serving_profile.resolve_serving)."""
+    from planner.engine_profiles import load_engine
+    from planner.serving_profile import resolve_serving
 
-    return [resolve_efficiency(h, (scn.calibration or {}).get(h.name)) for h in hardware]
+    engine = load_engine(scn.engine) if getattr(scn, "engine", None) else None
+    out = []
+    for h in hardware:
+        c = resolve_serving(h, engine, (scn.calibration or {}).get(h.name))
+        out.append((c.efficiency, c.profile, c))
+    return out
+
+
+def _poisson(scn, cols, mt, ht, shape, C, sets, R, engine) -> dict:
+    """Per serving configuration (all axes but the length sets): the highest Poisson rate
+    that keeps every SLO (planner.replica_rate.max_rates, with at most C requests running
+    and the engine's own cap), and the metrics at that rate: ``poisson_<metric>`` at each
+    set's percentile (the means on the mean set)."""
+    from planner.cost.api import serving_columns
+    from planner.cost.context import Ctx
+    from planner.replica_rate import max_rates, set_metrics
+
+    eng = serving_columns(engine, "steady")
+    nS = shape[-1]
+    x = Ctx({k: np.asarray(v).reshape(-1, nS)[:, 0] for k, v in cols.items()}, mt, ht)  # the mean lengths' rows
+    P = np.asarray(cols["prompt_len"], dtype=float).reshape(-1, nS)
+    G = np.asarray(cols["gen_len"], dtype=float).reshape(-1, nS)
+    Q = np.broadcast_to(np.array([s[1] for s in sets], dtype=float), P.shape)
+    cap = np.minimum(np.broadcast_to(C.reshape(1, 1, 1, 1, 1, -1), shape[:-1]).ravel(), float(engine.max_running))
+    full = R["throughput_tok_s"][..., 0].ravel() / G[:, 0]  # requests/s at full load, C in flight
+    rate_hi = np.where(np.isfinite(full) & (full > 0), 2.0 * full, 1.0)
+    lam = max_rates(x, P, G, Q, scn.slo.bounds(), eng, cap, rate_hi)
+    m = set_metrics(x, lam, P, G, Q, eng, cap)
+    out = {"poisson_" + k: v.reshape(shape) for k, v in m.items()}
+    out["poisson_rate"] = lam.reshape(shape[:-1])
+    return out
 
 
 def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant, eff_label, BOTTLENECKS):
@@ -159,19 +210,18 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
     fits_any = bool(ok.any()) and ctx_ok
     ok &= ctx_ok
     slo_vals = {}
-    slo_ok = np.ones(grid, dtype=bool)
+    lam = sub["poisson_rate"]  # requests/s one replica takes under Poisson arrivals within every SLO
+    slo_ok = lam > 0
     for metric, bound, q in scn.slo.bounds():
         si = next(i for i, s in enumerate(sets) if s[1] == q)
-        val = sub[metric][..., si]
-        slo_vals[(metric, q)] = val
-        slo_ok &= np.isfinite(val) & (val <= bound)
+        slo_vals[(metric, q)] = sub["poisson_" + metric][..., si]  # at that rate (at rate 0 where none)
     acc_ok = np.ones(grid, dtype=bool)
     if scn.min_accuracy is not None:
         acc_ok = ~(acc_arr < scn.min_accuracy)  # unknown accuracy (NaN) is not rejected; flagged instead
     good = ok & slo_ok & acc_ok
 
     G_mean = sets[0][3]
-    rate = mean["throughput_tok_s"] / G_mean  # requests/s of one replica at full load
+    rate = lam
     eff_rate = rate * variant.throughput_scale
     need, replicas = fleet.replicas(rps, scn.headroom, eff_rate, scn.redundancy)
     util = fleet.utilization(rps, replicas, eff_rate)
@@ -184,10 +234,10 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
         usd = replicas * dev * HOURS_PER_MONTH * price["usd_per_device_hour"] + (
             scn.electricity_usd_per_kwh * variant.price_scale * kwh if price["owned"] else 0.0)
         per_1k = usd / (rps * SECONDS_PER_MONTH) * 1000.0
-    base = {"model": m.name, "hardware": h.name, "efficiency": eff_label}
+    base = {"model": m.name, "hardware": h.name, "efficiency": eff_label, "profile": eff_label}
     if not good.any():
         return {**base, "status": _why_not(scn, ok, fits_any, ctx_ok, ctx_need, m, slo_vals, acc_arr, slo_ok)}
-    lat_key = mean["latency_s"]
+    lat_key = mean["poisson_latency_s"]
     acc_key = np.where(np.isnan(acc_arr), -1.0, acc_arr)
     idx = np.flatnonzero(good.ravel())
     order = np.lexsort((lat_key.ravel()[idx], (dev * replicas).ravel()[idx], -acc_key.ravel()[idx],
@@ -215,9 +265,10 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
         "config": {"devices": int(D[di]), "weight_dtype": QUANTIZATIONS[quants[qi]][0], "act_dtype": acts[qi],
                    "kv_dtype": kvs[vi], "quantization": quants[qi], "concurrency": int(C[ci]),
                    "prompt_len": int(sets[0][2]), "gen_len": int(G_mean)},
-        "per_replica": {"throughput_tok_s": pick(mean["throughput_tok_s"]), "tpot_s": pick(mean["tpot_s"]),
-                        "ttft_s": pick(mean["ttft_s"]), "latency_s": pick(mean["latency_s"]),
-                        "requests_per_s": pick(rate), "energy_j_per_request": pick(mean["energy_j"]),
+        "per_replica": {"throughput_tok_s": pick(rate) * G_mean, "tpot_s": pick(mean["poisson_tpot_s"]),
+                        "ttft_s": pick(mean["poisson_ttft_s"]), "latency_s": pick(mean["poisson_latency_s"]),
+                        "requests_per_s": pick(rate), "max_running": int(min(C[ci], _max_running(scn))),
+                        "full_load_throughput_tok_s": pick(mean["throughput_tok_s"]), "energy_j_per_request": pick(mean["energy_j"]),
                         "power_w_full_load": pick(p_full), "bottleneck": BOTTLENECKS[int(pick(mean["bottleneck"]))],
                         "flops_per_request": flops, "bytes_per_request": nbytes,
                         "memory_bytes_per_device": pick(mean["total_bytes"]),
@@ -225,10 +276,16 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
         "slo": [{"metric": mt, "percentile": q, "max": bound, "value": float(slo_vals[(mt, q)][b]),
                  "ok": bool(slo_vals[(mt, q)][b] <= bound)} for mt, bound, q in scn.slo.bounds()],
         "fleet": _fleet(scn, h, price, n_rep, int(pick(need)), int(D[di]), rps, pick(util), pick(kwh), monthly_usd,
-                        pick(mean["latency_s"]), variant),
+                        pick(mean["poisson_latency_s"]), variant),
         "accuracy": a, "accuracy_source": a_src, "options": options,
         "peak_flops_per_device": h.peak_flops(acts[qi]), "bandwidth_bytes_per_device": h.mem_bandwidth_gbps * 1e9,
     }
+
+
+def _max_running(scn) -> int:
+    from planner.engine_profiles import load_engine
+
+    return load_engine(getattr(scn, "engine", None)).max_running
 
 
 def _price(scn, h, variant: Variant) -> dict:

@@ -271,6 +271,10 @@ class RecommendScenario(_Spec):
     prompt_len: Optional[int] = Field(None, ge=1)
     calibration: Optional[dict[str, str]] = Field(None, description="hardware name -> calibration profile path")
     show_zero_accuracy: bool = Field(False, description="keep rows below 0.1% accuracy on the Pareto frontier")
+    engine: Optional[str] = Field(None, description="serving engine (vllm, sglang, trtllm, generic): each device "
+                                                    "takes the serving profile fitted for it with that engine")
+    conservative: bool = Field(False, description="rank, filter and draw the frontier on the lower end of the "
+                                                  "80% accuracy interval")
 
     _positive = field_validator("devices", "samples", "gen_lens", "batches")(positive_list)
     _unique = field_validator("hardware", "models", "devices", "samples", "gen_lens", "batches", "kv_budgets",

@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                 "planner.serving_profile", "planner.replay", "planner.serving_fit")),
     ("planning", ("planner.strategies", "planner.search")),
     ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.fleet",
+                   "planner.replica_rate",
                    "planner.check", "planner.report", "planner.report_render", "planner.plots")),
     # the front ends: the CLI, and the package itself (its top-level Python API)
     ("front ends", ("planner", "planner.__main__", "planner.cli", "planner.commands")),

@@ -68,28 +68,31 @@ def test_markdown_report_with_plot_files(tmp_path):
 
 
 def test_fleet_sizing_consistent_with_estimate(built, capsys):
-    """The report's per-replica throughput and TPOT are `planner estimate --concurrency`'s."""
+    """The report's per-replica rate is a Poisson rate at which `planner estimate --rate`
+    gives the report's TTFT and TPOT (the estimate path is the oracle), its full-load
+    throughput is `planner estimate --concurrency`'s, and the fleet is sized from that rate."""
     ok = [c for c in built["plan"]["candidates"] if c["status"] == "ok"]
     assert ok
     for c in ok:
-        cf = c["config"]
+        cf, pr = c["config"], c["per_replica"]
+        common = ["-m", c["model"], "-H", c["hardware"], "--devices", str(cf["devices"]),
+                  "--prompt-len", str(cf["prompt_len"]), "--gen-len", str(cf["gen_len"]),
+                  "--weight-dtype", cf["weight_dtype"], "--act-dtype", cf["act_dtype"], "--kv-dtype", cf["kv_dtype"],
+                  "--json"]
         capsys.readouterr()
-        rc = main(["estimate", "-m", c["model"], "-H", c["hardware"], "--devices", str(cf["devices"]),
-                   "--concurrency", str(cf["concurrency"]), "--prompt-len", str(cf["prompt_len"]),
-                   "--gen-len", str(cf["gen_len"]), "--weight-dtype", cf["weight_dtype"],
-                   "--act-dtype", cf["act_dtype"], "--kv-dtype", cf["kv_dtype"], "--json"])
-        assert rc == 0
+        assert main(["estimate", *common, "--rate", repr(pr["requests_per_s"])]) == 0
         est = json.loads(capsys.readouterr().out)
-        pr = c["per_replica"]
-        assert pr["throughput_tok_s"] == pytest.approx(est["throughput_tok_s"], rel=1e-9)
+        assert not est["unbounded"]
         assert pr["tpot_s"] == pytest.approx(est["tpot_s"], rel=1e-9)
         assert pr["ttft_s"] == pytest.approx(est["ttft_s"], rel=1e-9)
-        assert est["memory"]["fits"]
-        # sizing from that throughput: requests/s per replica, replicas with headroom
+        assert main(["estimate", *common, "--concurrency", str(cf["concurrency"])]) == 0
+        full = json.loads(capsys.readouterr().out)
+        assert pr["full_load_throughput_tok_s"] == pytest.approx(full["throughput_tok_s"], rel=1e-9)
+        assert full["memory"]["fits"]  # memory holds the most requests the replica runs at once
+        # sizing from the Poisson rate: replicas with headroom, N+k
         scn = built["scenario"]
-        rate = est["throughput_tok_s"] / cf["gen_len"]
+        rate = pr["requests_per_s"]
         f = c["fleet"]
-        assert pr["requests_per_s"] == pytest.approx(rate, rel=1e-9)
         need = math.ceil(scn["traffic"]["requests_per_s"] * (1 + scn["headroom"]) / rate - 1e-9)
         assert f["replicas"] == need + scn["redundancy"] and f["replicas_needed"] == need
         # N+k: after losing the spares the rest still carries the traffic with its headroom

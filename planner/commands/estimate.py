@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import typer
@@ -51,7 +50,6 @@ def estimate_cmd(
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the configuration does not fit in memory."),
 ) -> None:
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""
-    from planner.calibrate.lookup import resolve_efficiency
     from planner.catalog import load_hardware, load_model
     from planner.commands.output import print_json
     from planner.cost.api import estimate
@@ -79,28 +77,12 @@ def estimate_cmd(
             raise InputError("must be > 0 seconds", field=field, value=v)
     if arrival in ("closed", "steady") and concurrency < 1 and arrival == "closed":
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
-    eff, eff_label = resolve_efficiency(h, calibration)
-    serving = None
-    if calibration is None and prof.name != "generic" and (concurrency > 0 or arrival == "poisson"):
-        # a serving profile fitted on measured runs of this device and engine: used by default
-        from planner.serving_profile import find_serving
+    # the profile this device uses: a calibration, else the serving profile fitted for this
+    # (device, engine), else the datasheet plus the engine's carried parameters
+    from planner.serving_profile import resolve_serving
 
-        found = find_serving(h.name, prof.name)
-        if found is not None:
-            eff, _ = resolve_efficiency(h, found[0])
-            serving = found[1]
-            prof = prof.model_copy(update={"host_step_us": serving["step_host_s"] * 1e6})  # the simulator's too
-            eff_label = (f"serving profile calibration/serving/{Path(found[0]).name} (fitted on measured {prof.name} runs; "
-                         f"host {serving['step_host_s'] * 1e3:.2f} ms/step, wave sync {serving['wave_sync']:.2f})")
-        else:  # no fit for this device: its datasheet plus what carries over between devices of the engine
-            from planner import serving_params as SP
-            from planner.serving_profile import load_serving
-
-            carried = SP.carried_over(prof.name, load_serving())
-            if carried is not None:
-                serving = carried[1]
-                prof = prof.model_copy(update={"host_step_us": serving["step_host_s"] * 1e6})
-                eff_label = f"{eff_label}; {carried[0]}"
+    choice = resolve_serving(h, prof, calibration)
+    eff, eff_label, serving, prof = choice.efficiency, choice.label, choice.parameters, choice.engine
     if prefill_workers or decode_workers:
         from planner.cost.serving_api import disaggregated_estimate
 

@@ -42,6 +42,12 @@ def recommend_cmd(
     show_zero_accuracy: bool = typer.Option(False, "--show-zero-accuracy",
                                             help="Keep configurations below 0.1% accuracy on the frontier."),
     top: Optional[int] = typer.Option(None, "--top", help="How many configurations to show."),
+    engine: Optional[str] = typer.Option(None, "--engine",
+                                         help="Serving engine (vllm | sglang | trtllm | generic): each device uses "
+                                              "the serving profile fitted for it with that engine."),
+    conservative: bool = typer.Option(False, "--conservative",
+                                      help="Rank by the lower end of the 80% accuracy interval (the accuracy "
+                                           "floor then applies to the lower end too)."),
     scenario: Optional[str] = typer.Option(None, "--scenario", help="Scenario YAML (flags override it)."),
     calibration: Optional[str] = typer.Option(None, "--calibration",
                                               help="Calibration profile for the (single) --hardware."),
@@ -60,6 +66,7 @@ def recommend_cmd(
         "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
         "objective": objective, "max_latency_s": max_latency_s, "max_usd": max_usd,
         "max_energy_j": max_energy_j, "min_accuracy": min_accuracy, "top": top, "verifier": verifier,
+        "engine": engine,
     }
     given = {k: v for k, v in flags.items() if v is not None}
     # flags refine a scenario: --scenario FILE, else the built-in default one (its budgets
@@ -75,6 +82,8 @@ def recommend_cmd(
         base["sparse"] = False
     if show_zero_accuracy:
         base["show_zero_accuracy"] = True
+    if conservative:
+        base["conservative"] = True
     if calibration:
         hw = base.get("hardware") or ["h100-sxm"]
         if len(hw) != 1:
@@ -120,20 +129,23 @@ def _row_cells(r: dict) -> list[str]:
     from planner.units import fmt_si
 
     strategy = r["strategy"] if r["strategy"] == "single" else f"{r['strategy']} x{r['samples']}"
+    iv = r.get("interval_80")
     return [r["model"], f"{r['devices']}x {r['hardware']}", strategy, tokens_label(r["gen_len"]),
             quant_label(r["weight_dtype"], r["act_dtype"]), r["kv_dtype"], str(r["batch"]),
             tokens_label(r["kv_budget"]) if r["kv_budget"] else "dense",
-            f"{r['accuracy']:.1%}", fmt_si(r["latency_s"], "s"), fmt_si(r["energy_j"], "J"),
+            f"{r['accuracy']:.1%}", "n/a" if iv is None else f"{iv[0]:.2f}-{iv[1]:.2f}", fmt_si(r["latency_s"], "s"), fmt_si(r["energy_j"], "J"),
             f"${r['cost_usd']:.2g}", r["bottleneck"]]
 
 
-COLUMNS = ("model", "devices", "strategy", "gen", "quant", "KV", "batch", "KV budget", "accuracy",
+COLUMNS = ("model", "devices", "strategy", "gen", "quant", "KV", "batch", "KV budget", "accuracy", "acc 80%",
            "latency", "energy", "$/req", "bound")
 # In a narrow terminal these columns drop, first to last, until the table fits; model,
 # strategy, accuracy, latency and $/req are never dropped nor cut (--wide shows all).
-DROP_ORDER = ("energy", "bound", "KV budget", "batch", "KV", "gen", "devices", "quant")
+# "acc 80%" (the 80% accuracy interval) drops after energy and bound, before the grid axes.
+DROP_ORDER = ("energy", "bound", "acc 80%", "KV budget", "batch", "KV", "gen", "devices", "quant")
 LEFT = ("model", "devices", "strategy", "quant", "KV", "bound")
 FRONTIER_SHOWN = 12
+NO_INTERVAL_NOTE = "is n/a"
 
 
 def _table(title: str, rows: list[dict], width: int | None = None):
@@ -168,11 +180,15 @@ def print_answer(a: dict, wide: bool = False) -> None:
     inf = a["infeasible"]
     con.print(f"task {a['task']} | objective {a['objective']} | budgets per request: {budgets} | "
               f"prompt {a['prompt_len']} tokens")
+    if a.get("conservative"):
+        con.print("conservative: ranked by the lower end of the 80% accuracy interval; the accuracy floor and the "
+                  "frontier use the lower end too (the point accuracy where a model has no interval)")
     con.print(f"evaluated {a['evaluated']:,} configurations ({a['stage_evaluations']:,} stage costings); "
               f"feasible {a['feasible']:,}; within budgets {a['within_budgets']:,}; infeasible: "
               + ", ".join(f"{v:,} {k}" for k, v in inf.items()))
-    for hw, label in a["efficiency"].items():
-        con.print(f"efficiency for {hw}: {label}")
+    for hw, label in a.get("profiles_used", a["efficiency"]).items():
+        con.print(f"profile for {hw}: {label}" + (f" (engine {a['engine']})" if a.get("engine", "").split(" ")[0]
+                                                   not in ("", "none") and a["engine"] not in label else ""))
     rows = a["recommendations"]
     if a["status"] != "ok":
         near = "the nearest configurations follow (they miss a budget)" if rows or a.get("nearest") else \
@@ -187,6 +203,11 @@ def print_answer(a: dict, wide: bool = False) -> None:
         front = [front[i] for i in pick]
     con.print(_table(f"Pareto frontier: accuracy vs {a['frontier_axis']} ({len(front)} of "
                      f"{len(a['frontier'])} points; --json has all)", front, width))
+    no_iv = sorted({m for m, why in a.get("intervals", {}).items() if why.startswith("n/a")}
+                   & {r["model"] for r in rows + front})
+    if no_iv:
+        con.print(f"acc 80% {NO_INTERVAL_NOTE} for {', '.join(no_iv)}: "
+                  + a["intervals"][no_iv[0]].removeprefix("n/a: "))
 
 
 def register(app: typer.Typer) -> None:

@@ -190,7 +190,11 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
     ttft = np.where(unbounded, inf, 0.5 * tau + wait + own)
     tpot = np.where(unbounded, inf, tau)
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (G - 1.0) * tpot,
-            "throughput_req_s": np.where(unbounded, np.nan, lam), "unbounded": unbounded}
+            "throughput_req_s": np.where(unbounded, np.nan, lam), "unbounded": unbounded,
+            # for percentiles (planner.replica_rate): the mean step, the carrying lane's load
+            # and mean M/D/1 wait, the two kinds of step and how many carrying steps a second
+            "step_s": tau, "rho": rho, "wait_s": np.where(unbounded, inf, wait),
+            "carry_step_s": carry(d, m), "decode_step_s": dec(d), "carrying_per_s": lam / m}
 
 
 def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
