@@ -140,18 +140,18 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str, float], Optional[str]]:
-    """Metrics of one check, and a reason when there is nothing to measure (e.g. no
-    recommendation meets the budgets)."""
+def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str, float], Optional[str], dict]:
+    """Metrics of one check, a reason when there is nothing to measure (e.g. no
+    recommendation meets the budgets), and the profile each device used (device name ->
+    label: planner.serving_profile.resolve_serving, the rule every command follows)."""
     if spec.kind == "estimate":
         from planner.catalog import load_hardware, load_model
-        from planner.calibrate.lookup import resolve_efficiency
         from planner.cost.api import estimate
+        from planner.serving_profile import resolve_serving
 
         e = spec.estimate
         h = load_hardware(e.hardware)
         cal = str(_rel(base_dir, e.calibration)) if e.calibration else None
-        eff, _ = resolve_efficiency(h, cal)
         kw = e.model_dump(exclude={"model", "hardware", "calibration", "engine"})
         engine = None
         if e.engine is not None:
@@ -161,7 +161,10 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
                 engine = load_engine(e.engine)
             except InputError as exc:
                 raise InputError(exc.reason, file=file, field=f"{spec.name}.estimate.engine", value=e.engine) from None
-        return _flatten(estimate(load_model(e.model), h, efficiency=eff, engine=engine, **kw)), None
+        choice = resolve_serving(h, engine, cal)
+        r = estimate(load_model(e.model), h, efficiency=choice.efficiency, engine=choice.engine,
+                     serving=choice.parameters, **kw)
+        return _flatten(r), None, {h.name: choice.profile}
     if spec.kind == "recommend":
         from planner.catalog import parse_spec, read_yaml
         from planner.recommend import run
@@ -174,15 +177,18 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
             base = parse_spec(RecommendScenario, read_yaml(p), str(p)).model_dump(exclude_unset=True)
             data = {**base, **data}
         ans = run(parse_spec(RecommendScenario, data, where))
+        used = ans.get("profiles_used", {})
         if not ans["recommendations"]:
-            return {}, ans.get("status", "no recommendation")
+            return {}, ans.get("status", "no recommendation"), used
         row = dict(ans["recommendations"][0])
+        row.pop("interval_80", None)
         row["usd_per_1k"] = row["cost_usd"] * 1000.0
-        return _flatten(row), None
+        return _flatten(row), None, used
     from planner.report import build
 
     data = build(str(_rel(base_dir, spec.capacity)))
     cands = data["plan"]["candidates"]
+    used = {c["hardware"]: c.get("profile", c["efficiency"]) for c in cands}
     if spec.candidate is not None:
         names = [f"{c['model']} @ {c['hardware']}" for c in cands]
         want = " @ ".join(x.strip() for x in spec.candidate.split("@"))
@@ -193,10 +199,10 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
     else:
         c = next((c for c in cands if f"{c['model']} @ {c['hardware']}" == data["cheapest"]), None)
         if c is None:
-            return {}, "no candidate meets the SLOs"
+            return {}, "no candidate meets the SLOs", used
     if c["status"] != "ok":
-        return {}, c["status"]
-    return _flatten({k: v for k, v in c.items() if k not in ("options",)}), None
+        return {}, c["status"], used
+    return _flatten({k: v for k, v in c.items() if k not in ("options",)}), None, used
 
 
 def _rel(base_dir: Path, p: str) -> Path:
@@ -286,7 +292,7 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
     results, snapshot = [], {}
     for spec in cf.checks:
         try:
-            metrics, missing = evaluate_check(spec, base_dir, path)
+            metrics, missing, used = evaluate_check(spec, base_dir, path)
         except InputError as exc:  # a field of this check names the checks file
             from planner.errors import in_file
 
@@ -334,7 +340,7 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
             items.append(_item("assert", "-", "", None, None, "fail", missing))
         snapshot[spec.name] = snap
         passed = all(i["status"] != "fail" for i in items)
-        results.append({"name": spec.name, "kind": spec.kind, "passed": passed, "items": items})
+        results.append({"name": spec.name, "kind": spec.kind, "passed": passed, "items": items, "profiles": used})
     if update_baseline:
         from planner.report import _save
 

@@ -51,6 +51,12 @@ def print_verdict(v: dict) -> None:
             t.add_row(f"{r['name']} ({r['kind']})" if i == 0 else "", it["metric"], it["rule"],
                       _num(it["old"]), _num(it["new"]), _pct(it["change"]), status)
     con.print(t)
+    used: dict[tuple[str, str], list[str]] = {}
+    for r in v["checks"]:
+        for hw, label in r.get("profiles", {}).items():
+            used.setdefault((hw, label), []).append(r["name"])
+    for (hw, label), names in used.items():
+        con.print(f"profile for {hw}: {label} ({', '.join(names)})", markup=False)
     for r in v["checks"]:
         for it in r["items"]:
             if it["status"] == "fail":
