@@ -173,7 +173,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
         "prompt_len": space.prompt_len,
         "verifier": scn.verifier or "the policy model",
         "efficiency": eff_labels,
-        "engine": scn.engine or "none (static batches)",
+        "engine": scn.engine,
         "profiles_used": used,
         "conservative": scn.conservative,
         "intervals": _interval_sources(profiles),

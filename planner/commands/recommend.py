@@ -187,8 +187,7 @@ def print_answer(a: dict, wide: bool = False) -> None:
               f"feasible {a['feasible']:,}; within budgets {a['within_budgets']:,}; infeasible: "
               + ", ".join(f"{v:,} {k}" for k, v in inf.items()))
     for hw, label in a.get("profiles_used", a["efficiency"]).items():
-        con.print(f"profile for {hw}: {label}" + (f" (engine {a['engine']})" if a.get("engine", "").split(" ")[0]
-                                                   not in ("", "none") and a["engine"] not in label else ""))
+        con.print(f"profile for {hw}: {label}", markup=False)
     rows = a["recommendations"]
     if a["status"] != "ok":
         near = "the nearest configurations follow (they miss a budget)" if rows or a.get("nearest") else \
