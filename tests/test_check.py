@@ -131,3 +131,25 @@ def test_check_output_is_deterministic(tmp_path, capsys):
         snaps.append((d / "checks.baseline.yaml").read_bytes())
     assert snaps[0] == snaps[1]
     assert main(["check", str(d / "checks.yaml")]) == 0
+
+
+def test_engine_check_uses_the_fitted_profile_like_estimate(tmp_path, capsys):
+    """An estimate check naming an engine gives `planner estimate --engine`'s numbers (the
+    oracle) and the verdict names the profile each device used."""
+    est = {"model": "llama-3.1-8b", "hardware": "h200", "engine": "vllm", "arrival": "closed", "concurrency": 32,
+           "prompt_len": 1024, "gen_len": 256}
+    f = write(tmp_path, {"checks": [{"name": "fitted", "estimate": est, "assert": ["tpot_s <= 1"]},
+                                    {"name": "unmeasured", "estimate": {**est, "hardware": "b200"},
+                                     "assert": ["tpot_s <= 1"]}]})
+    capsys.readouterr()
+    assert main(["check", f, "--json"]) == 0
+    v = json.loads(capsys.readouterr().out)
+    assert "calibration/serving/h200.vllm.yaml" in v["checks"][0]["profiles"]["h200"]
+    assert v["checks"][1]["profiles"]["b200"].startswith("datasheet + carried vllm parameters")
+    assert main(["estimate", "-m", "llama-3.1-8b", "-H", "h200", "--engine", "vllm", "--arrival", "closed",
+                 "--concurrency", "32", "--prompt-len", "1024", "--gen-len", "256", "--json"]) == 0
+    e = json.loads(capsys.readouterr().out)
+    got = next(i["new"] for i in v["checks"][0]["items"] if i["metric"] == "tpot_s")
+    assert got == pytest.approx(e["tpot_s"], rel=1e-9)
+    assert main(["check", f]) == 0
+    assert "profile for h200: calibration/serving/h200.vllm.yaml" in capsys.readouterr().out

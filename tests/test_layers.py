@@ -162,4 +162,4 @@ def test_the_real_package_is_checked():
     g = import_graph()
     assert g.number_of_nodes() > 50
     assert g.has_edge("planner.search", "planner.cost.engine")
-    assert g.has_edge("planner.recommend", "planner.calibrate.lookup")  # a lazy, in-function import
+    assert g.has_edge("planner.recommend", "planner.serving_profile")  # a lazy, in-function import

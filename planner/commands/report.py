@@ -28,8 +28,8 @@ def report_cmd(
 
     con = console()
     t = Table(title=f"capacity plan: {data['scenario']['name']}")
-    for col in ("model", "hardware", "config (TP W/KV C)", "replicas x devices", "utilization", "$ / month", "$ / 1k req",
-                "accuracy"):
+    for col in ("model", "hardware", "config (TP W/KV, max running)", "req/s / replica", "replicas x devices",
+                "utilization", "$ / month", "$ / 1k req", "accuracy"):
         t.add_column(col, justify="left" if col in ("model", "hardware") or col.startswith("config") else "right")
     for c in data["plan"]["candidates"]:
         if c["status"] != "ok":
@@ -37,13 +37,18 @@ def report_cmd(
         cf, f = c["config"], c["fleet"]
         t.add_row(c["model"], c["hardware"],
                   f"TP{cf['devices']} {cf['weight_dtype']}/{cf['kv_dtype']} C{cf['concurrency']}",
-                  f"{f['replicas']} x {cf['devices']}", f"{f['utilization']:.0%}", fmt_usd(f["monthly_usd"]),
+                  f"{c['per_replica']['requests_per_s']:.3g}", f"{f['replicas']} x {cf['devices']}", f"{f['utilization']:.0%}", fmt_usd(f["monthly_usd"]),
                   f"${f['usd_per_1k_requests']:.3g}", "n/a" if c["accuracy"] is None else f"{c['accuracy']:.3f}")
     if any(c["status"] == "ok" for c in data["plan"]["candidates"]):
         con.print(t)
     for c in data["plan"]["candidates"]:
         if c["status"] != "ok":
             con.print(f"excluded {c['model']} @ {c['hardware']}: {c['status']}", markup=False)
+    used: dict[str, str] = {}
+    for c in data["plan"]["candidates"]:
+        used.setdefault(c["hardware"], c.get("profile", c["efficiency"]))
+    for hw, label in used.items():
+        con.print(f"profile for {hw}: {label}", markup=False)
     con.print(f"cheapest meeting the SLOs: {data['cheapest'] or 'none'}")
     con.print("wrote " + ", ".join(data["written"]))
 
