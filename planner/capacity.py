@@ -183,7 +183,8 @@ class Search(_Strict):
     devices: Optional[list[int]] = None
     quantizations: list[str] = Field(default_factory=lambda: ["bf16", "fp8", "int8", "int4"])
     kv_dtypes: list[str] = Field(default_factory=lambda: ["bf16", "fp8"])
-    concurrency: list[int] = Field(default_factory=lambda: list(DEFAULT_CONCURRENCY))
+    concurrency: list[int] = Field(default_factory=lambda: list(DEFAULT_CONCURRENCY),
+                                   description="the most requests a replica runs at once (max_num_seqs)")
 
     _positive = field_validator("devices", "concurrency")(positive_list)
     _quant = field_validator("quantizations")(known_quantizations)

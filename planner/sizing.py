@@ -1,19 +1,24 @@
 """Fleet sizing for a capacity scenario: the best serving configuration per candidate.
 
 For every candidate (model x device) the search grid is devices per replica (tensor
-parallel) x quantization x KV dtype x concurrency per replica. Each row is costed by the
-engine in serving mode (continuous batching, ``concurrency`` requests in flight) once
-at the traffic's mean lengths (sizing) and once per SLO percentile at that percentile's
-prompt and generation lengths (every request in flight at that length: conservative,
-see README "Capacity reports"). All rows go through one vectorized engine call.
+parallel) x quantization x KV dtype x ``C``, the most requests a replica runs at once
+(the engine's max_num_seqs). Each row is costed by the engine in serving mode with ``C``
+requests in flight (continuous batching; a closed loop under the scenario's ``engine:``,
+else the steady state) at the traffic's mean lengths and at each SLO percentile's lengths,
+in one vectorized engine call: that gives the memory verdict at ``C`` in flight and the
+full-load throughput.
 
-Sizing (per row): a replica completes ``r = throughput_tok_s / mean gen_len`` requests/s
-at full load, so ``replicas = ceil(rps * (1 + headroom) / r)``; utilization = rps /
-(replicas * r). Requests in flight (Little's law) = rps * mean latency. Monthly dollars =
-replicas * devices * hours * price per device-hour (+ electricity for owned devices: the
-price is then the purchase over its lifetime); monthly kWh = replicas * (u * full-load
-power + (1 - u) * idle power) * hours. The best row is the cheapest that meets every SLO
-and the accuracy floor (ties: higher accuracy, fewer devices, lower latency).
+Sizing (per row) is from Poisson arrivals (issue 10, item 3): the replica's rate
+``r`` is the highest Poisson arrival rate at which the open-loop scheduler model stays
+bounded, keeps at most ``C`` running and meets every SLO at its percentile
+(:mod:`planner.replica_rate`, vectorized over all rows); ``replicas = ceil(rps * (1 +
+headroom) / r) + redundancy``; utilization = rps / (replicas * r). Requests in flight
+(Little's law) = rps * mean latency at ``r``. Monthly dollars = replicas * devices * hours
+* price per device-hour (+ electricity for owned devices: the price is then the purchase
+over its lifetime); monthly kWh = replicas * (u * full-load power + (1 - u) * idle power)
+* hours, full-load power = energy per request at ``C`` in flight * ``r``. The best row is
+the cheapest that meets every SLO and the accuracy floor (ties: higher accuracy, fewer
+devices, lower latency).
 """
 
 from __future__ import annotations
@@ -182,17 +187,27 @@ def _poisson(scn, cols, mt, ht, shape, C, sets, R, engine) -> dict:
 
     eng = serving_columns(engine, "steady")
     nS = shape[-1]
-    x = Ctx({k: np.asarray(v).reshape(-1, nS)[:, 0] for k, v in cols.items()}, mt, ht)  # the mean lengths' rows
-    P = np.asarray(cols["prompt_len"], dtype=float).reshape(-1, nS)
-    G = np.asarray(cols["gen_len"], dtype=float).reshape(-1, nS)
+    G_all = np.asarray(cols["gen_len"], dtype=float).reshape(-1, nS)
+    full = R["throughput_tok_s"][..., 0].ravel() / G_all[:, 0]  # requests/s at full load, C in flight
+    # only configurations that fit in memory at C in flight are searched (the rest never serve)
+    keep = np.flatnonzero((R["fits"][..., 0].ravel() > 0) & np.isfinite(full) & (full > 0))
+    mean_rows = {k: np.asarray(v).reshape(-1, nS)[keep, 0] for k, v in cols.items()}
+    x = Ctx(mean_rows, mt, ht)  # the mean lengths' rows
+    P = np.asarray(cols["prompt_len"], dtype=float).reshape(-1, nS)[keep]
+    G = G_all[keep]
     Q = np.broadcast_to(np.array([s[1] for s in sets], dtype=float), P.shape)
-    cap = np.minimum(np.broadcast_to(C.reshape(1, 1, 1, 1, 1, -1), shape[:-1]).ravel(), float(engine.max_running))
-    full = R["throughput_tok_s"][..., 0].ravel() / G[:, 0]  # requests/s at full load, C in flight
-    rate_hi = np.where(np.isfinite(full) & (full > 0), 2.0 * full, 1.0)
-    lam = max_rates(x, P, G, Q, scn.slo.bounds(), eng, cap, rate_hi)
+    cap = np.minimum(np.broadcast_to(C.reshape(1, 1, 1, 1, 1, -1), shape[:-1]).ravel()[keep],
+                     float(engine.max_running))
+    lam = max_rates(x, P, G, Q, scn.slo.bounds(), eng, cap, 2.0 * full[keep])
     m = set_metrics(x, lam, P, G, Q, eng, cap)
-    out = {"poisson_" + k: v.reshape(shape) for k, v in m.items()}
-    out["poisson_rate"] = lam.reshape(shape[:-1])
+    out = {}
+    for k, v in m.items():
+        full_v = np.full((G_all.shape[0], nS), np.inf)
+        full_v[keep] = v
+        out["poisson_" + k] = full_v.reshape(shape)
+    rate = np.zeros(G_all.shape[0])
+    rate[keep] = lam
+    out["poisson_rate"] = rate.reshape(shape[:-1])
     return out
 
 
