@@ -253,7 +253,8 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
                     arr[mi, hs, 0] = np.broadcast_to(v, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
         parts.append({
-            "accuracy": acc, **dict(zip(("accuracy_lo", "accuracy_hi"), lo_hi)), "latency_s": latency, "energy_j": totals["energy_j"],
+            "accuracy": acc, **dict(zip(("accuracy_lo", "accuracy_hi"), lo_hi)),
+            "latency_s": latency, "energy_j": totals["energy_j"],
             "cost_usd": totals["cost_usd"], "bottleneck": bottleneck,
             "_ok": fits & dev_ok & ctx_ok & dt_ok, "_ctx_ok": ctx_ok,
         })

@@ -159,5 +159,6 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
         return ServingChoice(eff, engine, None, label, f"{label}; no {name} profile fitted on any device")
     vals = carried[1]
     return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals,
-                         f"{label}; {carried[0]}", f"datasheet + carried {name} parameters ({carried[0].split(' of ', 1)[-1]})"
+                         f"{label}; {carried[0]}",
+                         f"datasheet + carried {name} parameters ({carried[0].split(' of ', 1)[-1]})"
                          if label.startswith("defaults") else f"{label} + carried {name} parameters")

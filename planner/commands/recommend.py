@@ -133,7 +133,8 @@ def _row_cells(r: dict) -> list[str]:
     return [r["model"], f"{r['devices']}x {r['hardware']}", strategy, tokens_label(r["gen_len"]),
             quant_label(r["weight_dtype"], r["act_dtype"]), r["kv_dtype"], str(r["batch"]),
             tokens_label(r["kv_budget"]) if r["kv_budget"] else "dense",
-            f"{r['accuracy']:.1%}", "n/a" if iv is None else f"{iv[0]:.2f}-{iv[1]:.2f}", fmt_si(r["latency_s"], "s"), fmt_si(r["energy_j"], "J"),
+            f"{r['accuracy']:.1%}", "n/a" if iv is None else f"{iv[0]:.2f}-{iv[1]:.2f}",
+            fmt_si(r["latency_s"], "s"), fmt_si(r["energy_j"], "J"),
             f"${r['cost_usd']:.2g}", r["bottleneck"]]
 
 
