@@ -54,6 +54,7 @@ class Prediction:
     group: np.ndarray       # "device/engine" per row ("" where the device is unknown)
     device: np.ndarray      # catalog device name ("" where unknown)
     model: np.ndarray       # catalog model name (the CSV's name where unknown)
+    note: np.ndarray = None  # per-row assumption the prediction made ("" where none)
 
 
 def _resolve(names, loader, label):
@@ -67,16 +68,26 @@ def _resolve(names, loader, label):
     return out
 
 
-DISAGG_NEEDS = ("prefill_num_workers", "decode_num_workers", "decode_batch_size", "prefill_tp_size",
-                "decode_tp_size")
+DISAGG_LAYOUT = ("prefill_tp_size", "decode_tp_size")
+DISAGG_COUNTS = ("prefill_num_workers", "decode_num_workers", "decode_batch_size")
 LAYOUT_KEYS = ("tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
 
 
+def _given(runs: MeasuredRuns, columns, i: int) -> bool:
+    """Whether row ``i`` has a value in every one of the disaggregated ``columns``."""
+    return all(c in runs.disagg and np.isfinite(runs.disagg[c][i]) for c in columns)
+
+
 def in_flight(runs: MeasuredRuns) -> np.ndarray:
-    """Requests in flight per row: ``batch_size`` (per worker) on aggregated rows, the decode
-    batch times the decode workers on disaggregated ones."""
+    """Requests in flight per row: ``batch_size`` (per worker) on aggregated rows; on
+    disaggregated ones the decode batch (per attention data-parallel rank) times the decode
+    ranks, ``decode_batch_size x decode_num_workers x decode_attention_dp_size`` (the
+    benchmark's concurrency on every dev-file row that gives all three), else the row's
+    total concurrency (planner.measured; NaN when it has none)."""
     n = len(runs)
-    dis = np.array([_d(runs, "decode_batch_size", i) * _d(runs, "decode_num_workers", i) for i in range(n)])
+    dis = np.array([_d(runs, "decode_batch_size", i) * _d(runs, "decode_num_workers", i)
+                    * _d(runs, "decode_attention_dp_size", i) if _given(runs, DISAGG_COUNTS, i)
+                    else runs.total_concurrency[i] for i in range(n)])
     return np.where(runs.mode == "disagg", dis, runs.concurrency)
 
 
@@ -144,15 +155,16 @@ class Prepared:
                 reason = f"unknown model '{runs.model[i]}'"
             elif h is None:
                 reason = f"unknown system '{runs.system[i]}'"
-            elif runs.mode[i] == "disagg" and not all(np.isfinite(runs.disagg.get(c, [np.nan] * n)[i])
-                                                      for c in DISAGG_NEEDS):
-                reason = "disaggregated row without worker counts or decode batch size"
+            elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_LAYOUT, i):
+                reason = "disaggregated row without prefill_tp_size or decode_tp_size"
+            elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) \
+                    and not np.isfinite(runs.total_concurrency[i]):
+                reason = "disaggregated row without worker counts, decode batch size or total concurrency"
             elif runs.mode[i] == "disagg" and max(_d(runs, "prefill_tp_size", i), _d(runs, "decode_tp_size", i)) \
                     > h.max_devices:
                 reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
             elif runs.pp[i] > 1 or (runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i),
                                                                        _d(runs, "decode_pp_size", i)) > 1):
-                reason = "pipeline parallel (pp > 1)"
                 reason = "pipeline parallel (pp > 1)"
             elif (runs.ep[i] > 1 or runs.dp[i] > 1 or runs.moe_tp[i] * runs.ep[i] > runs.tp[i]) and m.moe is None:
                 reason = "expert or attention data parallelism on a dense model"
@@ -185,7 +197,9 @@ class Prepared:
                                                              layout["moe_tp_size"], layout["moe_ep_size"])
             self.sides = {sd: {"devices": v["tp_size"][self.dis].astype(np.int64), "ep": v["ep"][self.dis],
                                "attn_dp": v["attn_dp"][self.dis]} for sd, v in side.items()}
-            self.workers = {sd: np.array([_d(runs, f"{sd}_num_workers", i) for i in idx[self.dis]])
+            # worker counts; NaN on a row without them: derived (planner.cost.disagg.derive_workers)
+            counted = np.array([_given(runs, DISAGG_COUNTS, i) for i in idx[self.dis]], dtype=bool)
+            self.workers = {sd: np.where(counted, [_d(runs, f"{sd}_num_workers", i) for i in idx[self.dis]], np.nan)
                             for sd in ("prefill", "decode")}
             # a disaggregated row's requests in flight: the decode batch on every decode worker
             self.C = in_flight(runs)[idx]
@@ -246,6 +260,7 @@ class Prepared:
         tpot = np.full(n, np.nan)
         status = self.status.copy()
         profile = np.full(n, "", dtype=object)
+        note = np.full(n, "", dtype=object)
         sel = np.ones(self.idx.size, dtype=bool) if only is None else self.group[self.idx] == only
         idx = self.idx[sel]
         if idx.size:
@@ -281,13 +296,18 @@ class Prepared:
                                        decode_workers=self.workers["decode"][d_sel])
                 tpot[idx[dis]] = d["tpot_s"]
                 ttft[idx[dis]] = d["ttft_s"] + cols["request_overhead_s"][dis]
+                for j, i in enumerate(idx[dis]):
+                    if d["derived"][j]:
+                        note[i] = (f"workers derived (README 'Measured serving runs'): {d['prefill_workers'][j]:.0f} "
+                                   f"prefill, {d['decode_workers'][j]:.0f} decode, "
+                                   f"{self.C[sel][dis][j] / d['decode_workers'][j]:.4g} requests per decode worker")
             profile[idx] = np.array([name for name, _ in sets], dtype=object)[g_idx]
             bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
             if bad.any():
                 status[idx[bad]] = "unsupported: the engine gave no finite time"
                 ttft[idx[bad]] = tpot[idx[bad]] = np.nan
-                profile[idx[bad]] = ""
-        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model)
+                profile[idx[bad]] = note[idx[bad]] = ""
+        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model, note)
 
 
 # --------------------------------------------------------------------------------------
@@ -362,5 +382,6 @@ def rows_json(pred: Prediction, runs: MeasuredRuns) -> list[dict]:
     return [{"id": str(runs.ids[i]), "status": str(pred.status[i]),
              "predicted_ttft_ms": num(pred.ttft_s[i], 1e3), "predicted_tpot_ms": num(pred.tpot_s[i], 1e3),
              "measured_ttft_ms": num(runs.measured_ttft_s[i], 1e3), "measured_tpot_ms": num(runs.measured_tpot_s[i], 1e3),
-             "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None}
+             "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None,
+             "note": (str(pred.note[i]) or None) if pred.note is not None else None}
             for i in range(len(runs))]
