@@ -17,9 +17,13 @@ per step the scheduler's steps, the wave synchrony and the request overhead the 
 loop (planner.cost.serving.smeared_waves). ``today=True`` gives the
 engine as it was before the scheduler model (steady state, no host time).
 
-Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
-disaggregated prefill/decode, a tensor-parallel group beyond one NVLink domain) are
-``unsupported: <reason>``; their layout fields are carried so a later model can predict them.
+Rows the engine cannot express yet (pipeline parallelism, expert or attention-data
+parallelism on a dense model, a disaggregated row that gives neither worker counts nor its
+total concurrency) are ``unsupported: <reason>``. Disaggregated rows without worker counts
+take the smallest deployment of their layouts (planner.cost.disagg.derive_workers);
+tensor-parallel groups beyond one NVLink domain run their all-reduces hierarchically over
+the network (planner.cost.interconnect), except the dev file's product-encoded layouts
+(:func:`product_encoded`). Each such assumption is the row's ``note``.
 """
 
 from __future__ import annotations
@@ -110,6 +114,21 @@ def moe_layout(tp, attention_dp, moe_tp, moe_ep):
     return np.maximum(moe_ep, 1.0).astype(np.int64), a.astype(np.int64)
 
 
+def product_encoded(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
+    """Whether an aggregated row's ``tp_size`` is the product ``moe_tp_size x moe_ep_size``
+    of a smaller deployment rather than a tensor-parallel group beyond one NVLink domain.
+
+    The dev file carries some deployments twice: ``tp8_ep8`` runs of DeepSeek-R1 (TensorRT-LLM)
+    and Qwen3.5-397B-A17B (SGLang) on H200 appear once as tp 8 / moe_tp 1 / moe_ep 8 and once
+    as tp 64 / moe_tp 8 / moe_ep 8, with the same measured TTFT and TPOT to every digit (and
+    the same ids' ``tp8_ep8``); gpt-oss-120b ``tp4_ep4`` runs read tp 16 and measure as its
+    4-device tp4 rows do. A tensor-parallel group wider than the device's NVLink domain
+    whose size is exactly ``moe_tp x moe_ep`` (both > 1, no attention data parallelism) is
+    read as ``tp = moe_tp`` devices with ``ep = moe_ep`` expert groups; every other group
+    beyond the domain is costed as one (planner.cost.interconnect, hierarchical all-reduce)."""
+    return bool(tp > domain_devices and moe_tp > 1 and moe_ep > 1 and attention_dp <= 1 and tp == moe_tp * moe_ep)
+
+
 def _engine(name: str):
     from planner.engine_profiles import load_engine
 
@@ -148,8 +167,15 @@ class Prepared:
             sel = runs.quant == q
             d = dtypes_for(q) or (None, None, None)
             wdt[sel], adt[sel], kdt[sel] = d
+        tp, moe_tp = runs.tp.copy(), runs.moe_tp.copy()
+        layout_note = np.full(n, "", dtype=object)
         for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
             m, h = models[runs.model[i]], hws[runs.system[i]]
+            if h is not None and runs.mode[i] == "agg" and product_encoded(runs.tp[i], runs.moe_tp[i], runs.ep[i],
+                                                                           runs.dp[i], h.max_devices):
+                tp[i], moe_tp[i] = runs.moe_tp[i], 1.0
+                layout_note[i] = (f"tp_size {runs.tp[i]:.0f} = moe_tp_size x moe_ep_size read as tp {tp[i]:.0f} "
+                                  f"x ep {runs.ep[i]:.0f} on {tp[i]:.0f} devices (README 'Measured serving runs')")
             reason = None
             if m is None:
                 reason = f"unknown model '{runs.model[i]}'"
@@ -160,18 +186,13 @@ class Prepared:
             elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) \
                     and not np.isfinite(runs.total_concurrency[i]):
                 reason = "disaggregated row without worker counts, decode batch size or total concurrency"
-            elif runs.mode[i] == "disagg" and max(_d(runs, "prefill_tp_size", i), _d(runs, "decode_tp_size", i)) \
-                    > h.max_devices:
-                reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
             elif runs.pp[i] > 1 or (runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i),
                                                                        _d(runs, "decode_pp_size", i)) > 1):
                 reason = "pipeline parallel (pp > 1)"
-            elif (runs.ep[i] > 1 or runs.dp[i] > 1 or runs.moe_tp[i] * runs.ep[i] > runs.tp[i]) and m.moe is None:
+            elif (runs.ep[i] > 1 or runs.dp[i] > 1 or moe_tp[i] * runs.ep[i] > tp[i]) and m.moe is None:
                 reason = "expert or attention data parallelism on a dense model"
             elif wdt[i] is None:
                 reason = f"unknown precision '{runs.quant[i]}'"
-            elif runs.tp[i] > h.max_devices:
-                reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
             elif runs.concurrency[i] < 1 and runs.mode[i] != "disagg":
                 reason = "no requests in flight (batch_size 0)"
             if reason is None and adt[i] == FP4_OR_BF16:
@@ -181,6 +202,7 @@ class Prepared:
             if reason is not None:
                 status[i] = f"unsupported: {reason}"
         self.status, self.device, self.model, self.group = status, dev, mname, group
+        self.layout_note = layout_note
         self.idx = idx = np.flatnonzero(status == "ok")
         self.gnames = sorted(set(group[idx].tolist()))
         self.hw = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in self.gnames}
@@ -203,8 +225,8 @@ class Prepared:
                             for sd in ("prefill", "decode")}
             # a disaggregated row's requests in flight: the decode batch on every decode worker
             self.C = in_flight(runs)[idx]
-            ep, attn_dp = moe_layout(runs.tp[idx], runs.dp[idx], runs.moe_tp[idx], runs.ep[idx])
-            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(runs.tp[idx], 1).astype(np.int64),
+            ep, attn_dp = moe_layout(tp[idx], runs.dp[idx], moe_tp[idx], runs.ep[idx])
+            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(tp[idx], 1).astype(np.int64),
                                 batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
                                 gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
                                 act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
@@ -260,7 +282,7 @@ class Prepared:
         tpot = np.full(n, np.nan)
         status = self.status.copy()
         profile = np.full(n, "", dtype=object)
-        note = np.full(n, "", dtype=object)
+        note = self.layout_note.copy()
         sel = np.ones(self.idx.size, dtype=bool) if only is None else self.group[self.idx] == only
         idx = self.idx[sel]
         if idx.size:

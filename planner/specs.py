@@ -61,6 +61,10 @@ class Hardware(_Spec):
     interconnect_gbps: float = Field(0.0, ge=0, le=BANDWIDTH_GBPS_RANGE[1], description="per-device, one direction")
     interconnect_latency_us: float = Field(5.0, ge=0)
     max_devices: int = Field(1, ge=1, le=MAX_DEVICES, description="devices in one tensor-parallel domain")
+    inter_node_gbps: Optional[float] = Field(None, gt=0, le=BANDWIDTH_GBPS_RANGE[1],
+                                             description="per-device network bandwidth between NVLink domains, "
+                                                         "one direction (default: planner.cost.interconnect)")
+    inter_node_latency_us: Optional[float] = Field(None, ge=0, le=1e6, description="one network hop between domains")
     idle_power_w: float = Field(ge=0, le=MAX_POWER_W)
     max_power_w: float = Field(gt=0, le=MAX_POWER_W)
     price_per_hour_usd: Optional[float] = Field(None, gt=0, le=MAX_PRICE_USD)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.cost.expert_parallel import normal_max_z
-from planner.cost.interconnect import INTER_NODE_LATENCY_US, allreduce_latency_s, ring_s_per_byte
+from planner.cost.interconnect import allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
@@ -140,7 +140,7 @@ class Ctx:
             bw = link_bytes_per_s(self, self.group_devices)
             self.a2a_s_per_byte = xp.where(bw > 0, 1.0 / xp.where(bw > 0, bw, 1.0), float("inf"))
             self.a2a_latency_s = xp.where(self.group_devices > self.hw["domain_devices"],
-                                          INTER_NODE_LATENCY_US * 1e-6, self.hw["allreduce_latency_s"])
+                                          self.hw["inter_node_latency_s"], self.hw["allreduce_latency_s"])
 
     def rows_factor(self, rows):
         """GEMM time multiplier at ``rows`` rows per pass: ``1 + rows_half / rows`` times

@@ -24,7 +24,6 @@ import numpy as np
 from planner.cost.context import Ctx
 from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS
 from planner.cost.footprint import kv_cache_bytes_per_device, memory_footprint
-from planner.cost.interconnect import INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US
 from planner.cost.serving import disaggregated, effective_budget
 from planner.cost.steps import step_time
 from planner.cost.tables import HardwareTable, ModelTable
@@ -36,11 +35,11 @@ def kv_transfer_rows_s(x_pre: Ctx, x_dec: Ctx, P, devices_total):
     the bandwidth of ``min(prefill, decode)`` group devices sending their shards in
     parallel; NVLink (the spec's figure at its efficiency) when every device of the
     deployment is inside one NVLink domain, else the inter-node network
-    (planner.cost.interconnect). Same formula as planner.cost.layout.kv_transfer_s."""
+    (the spec's ``inter_node_gbps``, planner.cost.interconnect). Same formula as planner.cost.layout.kv_transfer_s."""
     H = x_pre.hw
     inside = (devices_total <= H["domain_devices"]) & (H["link_bytes_per_s"] > 0)
-    bw = np.where(inside, H["link_bytes_per_s"], INTER_NODE_GBPS_PER_DEVICE * 1e9)
-    lat = np.where(inside, H["allreduce_latency_s"], INTER_NODE_LATENCY_US * 1e-6)
+    bw = np.where(inside, H["link_bytes_per_s"], H["inter_node_bytes_per_s"])
+    lat = np.where(inside, H["allreduce_latency_s"], H["inter_node_latency_s"])
     senders = np.maximum(np.minimum(x_pre.group_devices, x_dec.group_devices), 1.0)
     kv_per_token = x_pre.kv_bytes_per_token_layer * x_pre.model["layers"]
     return lat + P * kv_per_token / (bw * senders)

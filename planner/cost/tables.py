@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from planner.cost.efficiency import Efficiency, default_efficiency
+from planner.cost.interconnect import INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US
 from planner.dtypes import BITS, DTYPES
 from planner.params import count
 
@@ -202,6 +203,10 @@ class HardwareTable:
             "link_bytes_per_s": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
             "allreduce_latency_s": col(lambda h, e: h.interconnect_latency_us * 1e-6),
             "domain_devices": col(lambda h, e: h.max_devices),
+            # between NVLink domains: the spec's network figures, else the documented defaults
+            "inter_node_bytes_per_s": col(lambda h, e: (h.inter_node_gbps or INTER_NODE_GBPS_PER_DEVICE) * 1e9),
+            "inter_node_latency_s": col(lambda h, e: (h.inter_node_latency_us if h.inter_node_latency_us is not None
+                                                      else INTER_NODE_LATENCY_US) * 1e-6),
             "idle_w": col(lambda h, e: h.idle_power_w),
             "max_w": col(lambda h, e: h.max_power_w),
             "hourly_usd": col(lambda h, e: h.hourly_usd),
