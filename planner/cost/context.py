@@ -99,6 +99,11 @@ class Ctx:
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
         self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
+        # linear-attention layers (planner.cost.recurrent): the state of one sequence, per
+        # device (tensor parallelism splits its value heads), and its FLOPs per token
+        self.state_bytes_per_seq = (M["linear_layers"] * M["state_elems"] * M["state_value_bytes"]
+                                    / xp.maximum(xp.minimum(self.devices, M["state_heads"]), 1.0))
+        self.linear_flops_per_token = M["linear_layers"] * M["linear_flops_tok"] / self.devices
         self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["compute_emax"], h, act))
         self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["att_emax"], h, act))
         self.attn_offset_flops = lookup(htab["att_whalf"], h, act)

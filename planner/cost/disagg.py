@@ -30,8 +30,8 @@ from planner.cost.tables import HardwareTable, ModelTable
 
 
 def kv_transfer_rows_s(x_pre: Ctx, x_dec: Ctx, P, devices_total):
-    """Moving a prompt's KV cache (all layers, ``kv_bytes_per_token_layer x layers`` a
-    token) from a prefill worker to a decode worker: the link's latency plus bytes over
+    """Moving a prompt's KV cache (``kv_bytes_per_token_layer`` per token and attending
+    layer) and its linear-attention state (the whole state, over the tensor-parallel group) from a prefill worker to a decode worker: the link's latency plus bytes over
     the bandwidth of ``min(prefill, decode)`` group devices sending their shards in
     parallel; NVLink (the spec's figure at its efficiency) when every device of the
     deployment is inside one NVLink domain, else the inter-node network
@@ -41,8 +41,8 @@ def kv_transfer_rows_s(x_pre: Ctx, x_dec: Ctx, P, devices_total):
     bw = np.where(inside, H["link_bytes_per_s"], H["inter_node_bytes_per_s"])
     lat = np.where(inside, H["allreduce_latency_s"], H["inter_node_latency_s"])
     senders = np.maximum(np.minimum(x_pre.group_devices, x_dec.group_devices), 1.0)
-    kv_per_token = x_pre.kv_bytes_per_token_layer * x_pre.model["layers"]
-    return lat + P * kv_per_token / (bw * senders)
+    kv_per_token = x_pre.kv_bytes_per_token_layer * x_pre.model["kv_layers"]
+    return lat + (P * kv_per_token + x_pre.state_bytes_per_seq * x_pre.devices) / (bw * senders)
 
 
 def decode_worker_capacity(x_dec: Ctx, P, G, max_running):

@@ -118,6 +118,15 @@ class ModelTable:
             "sliding_layers": col(lambda c, m: c.num_sliding_layers),
             "window": col(lambda c, m: min(c.sliding_window, 1e30)),
             "kv_elems": col(lambda c, m: c.kv_elems_per_token_layer),
+            # layers that cache KV (full and sliding attention); linear-attention layers keep
+            # a fixed-size state instead (planner.cost.recurrent)
+            "kv_layers": col(lambda c, m: c.num_global_layers + c.num_sliding_layers),
+            "linear_layers": col(lambda c, m: c.num_linear_layers),
+            "state_elems": col(lambda c, m: c.state_elems_per_seq_layer),
+            "state_heads": col(lambda c, m: c.state_heads),
+            "state_value_bytes": col(lambda c, m: (BITS[m.linear_attention.state_dtype] / 8.0
+                                                   if m.linear_attention is not None else 0.0)),
+            "linear_flops_tok": col(lambda c, m: c.linear_flops_per_token_layer),
             "attn_dec": col(lambda c, m: c.attn_flops_per_ctx_decode),
             "attn_pre": col(lambda c, m: c.attn_flops_per_ctx_prefill),
             "hidden": col(lambda c, m: c.hidden_size),
