@@ -23,7 +23,7 @@ total concurrency) are ``unsupported: <reason>``. Disaggregated rows without wor
 take the smallest deployment of their layouts (planner.cost.disagg.derive_workers);
 tensor-parallel groups beyond one NVLink domain run their all-reduces hierarchically over
 the network (planner.cost.interconnect), except the dev file's product-encoded layouts
-(:func:`product_encoded`). Each such assumption is the row's ``note``.
+(planner.measured.product_encoded). Each such assumption is the row's ``note``.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for
+from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded
 
 DATASHEET = "datasheet"
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
@@ -114,21 +114,6 @@ def moe_layout(tp, attention_dp, moe_tp, moe_ep):
     return np.maximum(moe_ep, 1.0).astype(np.int64), a.astype(np.int64)
 
 
-def product_encoded(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
-    """Whether an aggregated row's ``tp_size`` is the product ``moe_tp_size x moe_ep_size``
-    of a smaller deployment rather than a tensor-parallel group beyond one NVLink domain.
-
-    The dev file carries some deployments twice: ``tp8_ep8`` runs of DeepSeek-R1 (TensorRT-LLM)
-    and Qwen3.5-397B-A17B (SGLang) on H200 appear once as tp 8 / moe_tp 1 / moe_ep 8 and once
-    as tp 64 / moe_tp 8 / moe_ep 8, with the same measured TTFT and TPOT to every digit (and
-    the same ids' ``tp8_ep8``); gpt-oss-120b ``tp4_ep4`` runs read tp 16 and measure as its
-    4-device tp4 rows do. A tensor-parallel group wider than the device's NVLink domain
-    whose size is exactly ``moe_tp x moe_ep`` (both > 1, no attention data parallelism) is
-    read as ``tp = moe_tp`` devices with ``ep = moe_ep`` expert groups; every other group
-    beyond the domain is costed as one (planner.cost.interconnect, hierarchical all-reduce)."""
-    return bool(tp > domain_devices and moe_tp > 1 and moe_ep > 1 and attention_dp <= 1 and tp == moe_tp * moe_ep)
-
-
 def _engine(name: str):
     from planner.engine_profiles import load_engine
 
@@ -203,6 +188,10 @@ class Prepared:
                 status[i] = f"unsupported: {reason}"
         self.status, self.device, self.model, self.group = status, dev, mname, group
         self.layout_note = layout_note
+        # rows whose deployment the prediction assumes (disaggregated without worker counts:
+        # planner.cost.disagg.derive_workers): scored, but a fit leaves them out (serving_fit)
+        self.assumed = np.array([runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) for i in range(n)],
+                                dtype=bool)
         self.idx = idx = np.flatnonzero(status == "ok")
         self.gnames = sorted(set(group[idx].tolist()))
         self.hw = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in self.gnames}
