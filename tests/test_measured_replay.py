@@ -269,7 +269,9 @@ def test_disaggregated_row_with_and_without_worker_counts(tmp_path):
     rows = [f"n,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,{src.format(c=1024)},,8,8,,8,8,,1,,",
             f"s,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,{src.format(c=16)},,8,8,,8,8,,1,,",
             "z,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,no concurrency here,,8,8,,8,8,,1,,"]
-    pred = predict(read_measured(write_csv(tmp_path, rows, DISAGG_HEADER)))
+    prep = Prepared(read_measured(write_csv(tmp_path, rows, DISAGG_HEADER)))
+    pred = prep.run()
+    assert prep.assumed.tolist() == [True, True, True]  # scored, never fitted (planner.serving_fit)
     assert list(pred.status[:2]) == ["ok", "ok"]
     assert pred.status[2] == ("unsupported: disaggregated row without worker counts, decode batch size or "
                               "total concurrency")
@@ -287,7 +289,9 @@ def test_disaggregated_row_with_and_without_worker_counts(tmp_path):
     counted = [f"c,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,,{X},8,8,{Y},8,8,{1024 // Y},1,,",
                f"d,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,,{X},8,8,{4 * Y},8,8,{256 // Y},1,,"]
     assert 1024 % (4 * Y) == 0  # whole decode batches (Y = 4 on this device and model)
-    p2 = predict(read_measured(write_csv(tmp_path, counted, DISAGG_HEADER, name="counted.csv")))
+    prep2 = Prepared(read_measured(write_csv(tmp_path, counted, DISAGG_HEADER, name="counted.csv")))
+    p2 = prep2.run()
+    assert not prep2.assumed.any()
     assert list(p2.status) == ["ok", "ok"] and p2.note[0] == ""
     assert p2.tpot_s[0] == pytest.approx(pred.tpot_s[0], rel=1e-9)
     assert p2.ttft_s[0] == pytest.approx(pred.ttft_s[0], rel=1e-9)
