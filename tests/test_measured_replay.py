@@ -296,3 +296,30 @@ def test_disaggregated_row_with_and_without_worker_counts(tmp_path):
     assert p2.tpot_s[0] == pytest.approx(pred.tpot_s[0], rel=1e-9)
     assert p2.ttft_s[0] == pytest.approx(pred.ttft_s[0], rel=1e-9)
     assert p2.tpot_s[1] < p2.tpot_s[0]  # 4x the decode workers, a quarter of the batch each
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_product_encoded_tp_rows_are_the_measurements_of_their_small_twins():
+    """The oracle for reading tp_size 64 = moe_tp 8 x moe_ep 8 as 8 devices: the dev file
+    measured some runs under both encodings (same model, engine, lengths, concurrency and
+    the 8-device layout tp 8 / moe_ep 8; TTFT and TPOT within 0.03%, most identical).
+    Read that way, each twin pair is predicted alike."""
+    runs = read_measured(DEV)
+    pred = predict(runs)
+    encoded = [i for i in range(len(runs)) if "moe_tp_size x moe_ep_size" in pred.note[i]]
+    assert len(encoded) == 42
+    twins = []
+    for i in encoded:
+        for j in range(len(runs)):
+            same = (j != i and runs.mode[j] == "agg" and runs.model[j] == runs.model[i]
+                    and runs.engine[j] == runs.engine[i] and runs.isl[j] == runs.isl[i]
+                    and runs.osl[j] == runs.osl[i] and runs.concurrency[j] == runs.concurrency[i]
+                    and runs.tp[j] == runs.moe_tp[i] and runs.ep[j] == runs.ep[i] and runs.moe_tp[j] == 1)
+            if same and abs(runs.measured_tpot_s[j] / runs.measured_tpot_s[i] - 1) < 1e-3 \
+                    and abs(runs.measured_ttft_s[j] / runs.measured_ttft_s[i] - 1) < 1e-3:
+                twins.append((i, j))
+    assert len(twins) >= 16
+    for i, j in twins:
+        assert pred.status[i] == pred.status[j] == "ok"
+        assert pred.tpot_s[i] == pytest.approx(pred.tpot_s[j], rel=1e-9)
+        assert pred.ttft_s[i] == pytest.approx(pred.ttft_s[j], rel=1e-9)
