@@ -66,8 +66,9 @@ def main(argv: list[str]) -> int:
                           "fits": {g: f.values for g, f in fits.items()}}, indent=2))
         return 0
     s0 = results["datasheet"]
-    print(f"{path}: {s0['predicted']} of {s0['rows']} rows predicted; not predicted: "
-          + "; ".join(f"{n} {r}" for r, n in s0["unsupported"].items()))
+    print(f"{path}: {s0['predicted']} of {s0['rows']} rows predicted"
+          + ("; not predicted: " + "; ".join(f"{n} {r}" for r, n in s0["unsupported"].items())
+             if s0["unsupported"] else ""))
     print("median |error| (p90) of TTFT / TPOT; error = predicted / measured - 1\n")
     names = list(results)
     head = f"{'slice':<12} {'value':<18} {'rows':>5} " + " ".join(f"{n:>26}" for n in names)

@@ -5,8 +5,8 @@ config class, biases, q/k norms, attention sinks, sliding-window layout, router 
 lives in :data:`ARCHITECTURES`. :class:`_Reader` reads keys from the top level or from
 a nested ``text_config`` (Gemma 3) and writes the ``sources`` text for each. The field
 groups that differ by architecture are filled here: sliding-window layers
-(:func:`_sliding_layers`), mixture-of-experts (:func:`_moe`) and multi-head latent
-attention (:func:`_mla`). :mod:`planner.hf_import` assembles the descriptor.
+(:func:`_sliding_layers`), linear-attention layers (:func:`_linear_attention`),
+mixture-of-experts (:func:`_moe`) and multi-head latent attention (:func:`_mla`). :mod:`planner.hf_import` assembles the descriptor.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ class _Arch:
     expert_bias: bool = False
     router_bias: Any = False  # True/False, or "noaux_tc" = DeepSeek's score-correction bias
     nested_text_config: bool = False
+    # Gated DeltaNet linear-attention layers (Qwen3-Next, Qwen3.5): read from layer_types or
+    # full_attention_interval and the linear_* keys (:func:`_linear_attention`)
+    linear_attention: bool = False
+    # the query projection's per-head output gate: True (always), or a key to read
+    output_gate: Any = False
     note: str = ""
     config_class: str = ""  # the transformers config class whose defaults fill absent keys
 
@@ -71,7 +76,19 @@ _DEEPSEEK = _Arch("DeepSeek", "DeepSeek", config_class="DeepseekV3Config",
                   qkv_bias=False, o_bias=False, router_bias="noaux_tc")
 _GENERIC = _Arch("generic", "", config_class="PretrainedConfig", defaults={"tie_word_embeddings": False, "attention_bias": False})
 
+_QWEN_HYBRID_DEFAULTS = {"tie_word_embeddings": False, "attention_bias": False, "decoder_sparse_step": 1,
+                         "full_attention_interval": 4, "linear_conv_kernel_dim": 4}
+_QWEN3_NEXT = _Arch("Qwen3-Next", "Alibaba Qwen", config_class="Qwen3NextConfig", defaults=_QWEN_HYBRID_DEFAULTS,
+                    qk_norm=True, linear_attention=True, output_gate=True)
+_QWEN3_5_MOE = _Arch("Qwen3.5-MoE", "Alibaba Qwen", config_class="Qwen3_5MoeTextConfig",
+                     defaults={**_QWEN_HYBRID_DEFAULTS, "attn_output_gate": True}, qk_norm=True,
+                     nested_text_config=True, linear_attention=True, output_gate="attn_output_gate",
+                     note="text tower only (a vision encoder and MTP layers, if any, are not described)")
+
 ARCHITECTURES: dict[str, _Arch] = {
+    "Qwen3NextForCausalLM": _QWEN3_NEXT,
+    "Qwen3_5MoeForConditionalGeneration": _QWEN3_5_MOE,
+    "Qwen3_5MoeForCausalLM": _QWEN3_5_MOE,
     "LlamaForCausalLM": _LLAMA,
     "MistralForCausalLM": _MISTRAL,
     "MixtralForCausalLM": _Arch("Mixtral", "Mistral AI", config_class="MixtralConfig", defaults={"tie_word_embeddings": False},
@@ -173,6 +190,47 @@ def _pick_architecture(cfg: dict, file: str) -> tuple[str, _Arch]:
             return a, ARCHITECTURES[a]
     name = (archs or [None])[0] or str(cfg.get("model_type") or "unknown")
     return name, _GENERIC
+
+
+def _linear_attention(r: _Reader, L: int, out: dict, src: dict) -> None:
+    """Fill the ``linear_attention`` block (Gated DeltaNet layers) and the attention output
+    gate of a hybrid architecture: the layers from ``layer_types`` (entries
+    'linear_attention') or, without it, every ``full_attention_interval``-th layer attends."""
+    arch = r.arch
+    if arch.output_gate is True:
+        out["attention_output_gate"] = True
+        src["attention_output_gate"] = f"{arch.label} attention: q_proj emits query and gate (modeling code)"
+    elif arch.output_gate:
+        gate, s = r.get(arch.output_gate, kind="bool")
+        if gate:
+            out["attention_output_gate"], src["attention_output_gate"] = True, s
+    if not arch.linear_attention:
+        return
+    layer_types, where = r.raw("layer_types")
+    if layer_types is not None:
+        if not isinstance(layer_types, list) or not all(isinstance(t, str) for t in layer_types):
+            raise InputError("expected a list of layer type names", file=r.file, field=where, value=layer_types)
+        n = sum(1 for t in layer_types if t == "linear_attention")
+        how = f"{where} (entries 'linear_attention')"
+    else:
+        interval, s = r.get("full_attention_interval", required=True)
+        if interval < 1:
+            raise InputError("must be at least 1", file=r.file, field=r.prefix + "full_attention_interval",
+                             value=interval)
+        n, how = L - L // interval, f"{r.short(s)}: every {interval}th layer attends, the rest are linear"
+    if not n:
+        return
+    block: dict[str, Any] = {"num_layers": n}
+    notes = [how]
+    for fld, key in (("num_key_heads", "linear_num_key_heads"), ("num_value_heads", "linear_num_value_heads"),
+                     ("key_head_dim", "linear_key_head_dim"), ("value_head_dim", "linear_value_head_dim"),
+                     ("conv_kernel", "linear_conv_kernel_dim")):
+        block[fld], s = r.get(key, required=True)
+        notes.append(f"{r.short(s)} ({fld})")
+    block["state_dtype"] = "fp32"
+    notes.append("state_dtype: assumption, fp32 (the gated-delta-rule kernels keep the state in fp32)")
+    out["linear_attention"] = block
+    src["linear_attention"] = f"{r.file}: " + "; ".join(notes)
 
 
 def _sliding_layers(r: _Reader, L: int, out: dict, src: dict) -> None:

@@ -1,6 +1,7 @@
 """Turn a Hugging Face ``config.json`` into a model descriptor (the catalog's YAML form).
 
 Supported architectures: Llama, Mistral, Mixtral, Qwen2, Qwen2-MoE, Qwen3, Qwen3-MoE,
+Qwen3-Next and Qwen3.5-MoE (Gated DeltaNet linear attention; nested ``text_config``),
 Gemma 2, Gemma 3 (text-only or nested ``text_config``), gpt-oss and DeepSeek V2/V3.
 Another architecture is imported from the same keys when it has them (a Llama-shaped
 decoder); when it lacks a needed key the import fails with an :class:`InputError`.
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from planner.errors import InputError
-from planner.hf_arch import _GENERIC, _mla, _moe, _pick_architecture, _Reader, _sliding_layers
+from planner.hf_arch import _GENERIC, _linear_attention, _mla, _moe, _pick_architecture, _Reader, _sliding_layers
 from planner.hf_arch import ARCHITECTURES, _Arch  # noqa: F401  (re-exported: they lived here)
 
 __all__ = ["import_config", "import_config_file", "to_yaml"]
@@ -28,8 +29,8 @@ __all__ = ["import_config", "import_config_file", "to_yaml"]
 # Output key order: the schema's field order (as the catalog files are written).
 _ORDER = ("name", "family", "vendor", "description", "hidden_size", "num_layers", "num_heads",
           "num_kv_heads", "head_dim", "intermediate_size", "vocab_size", "tie_embeddings", "mlp_gated",
-          "qkv_bias", "o_bias", "qk_norm", "attention_sinks", "sliding_window", "num_sliding_layers",
-          "mla", "moe", "max_context", "published_total_params", "published_active_params", "sources")
+          "qkv_bias", "o_bias", "qk_norm", "attention_sinks", "attention_output_gate", "sliding_window",
+          "num_sliding_layers", "mla", "linear_attention", "moe", "max_context", "published_total_params", "published_active_params", "sources")
 
 
 def _default_name(cfg: dict, file: str) -> str:
@@ -130,6 +131,7 @@ def import_config(cfg: dict, *, name: Optional[str] = None, published_total_para
         out["attention_sinks"] = True
         src["attention_sinks"] = f"{arch.label} attention: one learned sink logit per head (modeling code)"
     _sliding_layers(r, L, out, src)
+    _linear_attention(r, L, out, src)
     put("max_context", "max_position_embeddings")
 
     data = {k: out[k] for k in _ORDER if k in out}

@@ -10,6 +10,13 @@ or 0 value means "not used" = 1), ``gemm_quant_mode``, ``moe_quant_mode``,
 ``backend_version``, and the disaggregated layout ``prefill_*`` / ``decode_*``. Extra
 columns are ignored. A row whose measured columns are empty is predicted only.
 
+The benchmark's total concurrency (requests in flight over the whole deployment) is read
+from a ``concurrency`` column when the file has one, else from the
+``silicon_concurrency=N`` entry of ``silicon_data_source`` (the sample's provenance
+string; on every dev-file disaggregated row with worker counts it equals
+``decode_batch_size x decode_num_workers x decode_attention_dp_size``). A disaggregated row
+without worker counts is predicted from it (planner.cost.disagg.derive_workers).
+
 Rows are held as columns (numpy arrays), never as a list of objects: the replay hands
 them to the vectorized engine as they are. Standard-library ``csv`` reads the file
 (1,300 rows in a few ms; pandas would add ~0.3 s of import to every start).
@@ -18,6 +25,7 @@ them to the vectorized engine as they are. Standard-library ``csv`` reads the fi
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +90,7 @@ class MeasuredRuns:
     ep: np.ndarray                 # expert parallel
     measured_ttft_s: np.ndarray    # NaN where not measured
     measured_tpot_s: np.ndarray
+    total_concurrency: np.ndarray  # requests in flight over the deployment (NaN where the row does not say)
     disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
 
     def __len__(self) -> int:
@@ -136,7 +145,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
     n = len(rows)
     s = {k: [] for k in ("ids", "model", "system", "engine", "engine_version", "precision", "quant", "mode")}
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
-                                    "measured_ttft_s", "measured_tpot_s")}
+                                    "measured_ttft_s", "measured_tpot_s", "total_concurrency")}
     dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
     disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
     for i, r in enumerate(rows):
@@ -175,12 +184,43 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         num["measured_tpot_s"][i] = ms_p * 1e-3
         for c in disagg:
             disagg[c][i] = _number(r.get(c) or "", file, line, c, whole=True, empty_ok=True)
+        num["total_concurrency"][i] = _total_concurrency(r, file, line)
     arr = {k: np.array(v, dtype=object if k == "ids" else str) if v else np.array([], dtype=str)
            for k, v in s.items()}
     return MeasuredRuns(file=file, line=np.arange(2, n + 2), disagg=disagg, **arr, **num)
+
+
+SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")
+
+
+def _total_concurrency(r: dict, file: str, line: int) -> float:
+    """Requests in flight over the whole deployment: the ``concurrency`` column, else the
+    ``silicon_concurrency=N`` entry of ``silicon_data_source``; NaN when neither is given."""
+    if (r.get("concurrency") or "").strip():
+        return _number(r["concurrency"], file, line, "concurrency", whole=True, empty_ok=False, minimum=1)
+    m = SOURCE_CONCURRENCY.search(r.get("silicon_data_source") or "")
+    if m is None:
+        return np.nan
+    return _number(m.group(1), file, line, "silicon_data_source", whole=True, empty_ok=False, minimum=1)
 
 
 def dtypes_for(quant: str) -> tuple[str, str, str] | None:
     """(weight, activation, KV) dtype names for a precision / quant mode, None if unknown.
     The activation may be :data:`FP4_OR_BF16` (resolved against the device)."""
     return PRECISIONS.get(quant.strip().lower())
+
+
+def product_encoded(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
+    """Whether an aggregated row's ``tp_size`` is the product ``moe_tp_size x moe_ep_size``
+    of a smaller deployment rather than a tensor-parallel group beyond one NVLink domain.
+
+    The dev file carries some deployments twice: ``tp8_ep8`` runs of DeepSeek-R1 (TensorRT-LLM)
+    and Qwen3.5-397B-A17B (SGLang) on H200 appear once as tp 8 / moe_tp 1 / moe_ep 8 and once
+    as tp 64 / moe_tp 8 / moe_ep 8 (the ids say ``tp8_ep8`` in both): 16 such pairs, 13
+    with identical measured TTFT and TPOT, 3 within 0.03%; gpt-oss-120b ``tp4_ep4`` runs
+    read tp 16 and measure as its 4-device tp4 rows do. A tensor-parallel group wider than
+    the device's NVLink domain whose size is exactly ``moe_tp x moe_ep`` (both > 1, no
+    attention data parallelism) is read as ``tp = moe_tp`` devices with ``ep = moe_ep``
+    expert groups (planner.replay); every other group beyond the domain is costed as one
+    (planner.cost.interconnect, hierarchical all-reduce)."""
+    return bool(tp > domain_devices and moe_tp > 1 and moe_ep > 1 and attention_dp <= 1 and tp == moe_tp * moe_ep)

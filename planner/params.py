@@ -27,6 +27,10 @@ class ModelCounts:
     num_layers: int
     num_global_layers: int       # layers attending the full context
     num_sliding_layers: int
+    num_linear_layers: int       # linear-attention layers: a fixed-size state, no KV cache
+    state_elems_per_seq_layer: float   # recurrent + convolution state of one sequence in one such layer
+    linear_flops_per_token_layer: float  # the state update and read-out of one token in one such layer
+    state_heads: int             # value heads of the state (what tensor parallelism splits)
     sliding_window: float        # tokens (inf when there is none)
     kv_elems_per_token_layer: float   # KV values one token adds in one layer
     attn_flops_per_ctx_decode: float  # per query token, per context token, per layer
@@ -51,6 +55,8 @@ def _attention_params(m: Model) -> float:
         o = H * a.v_head_dim * h
         return float(q + kv + o)
     p = h * H * d + 2 * h * Hkv * d + H * d * h
+    if m.attention_output_gate:  # the query projection's second half: one gate per head dim
+        p += h * H * d
     if m.qkv_bias:
         p += (H + 2 * Hkv) * d
     if m.o_bias:
@@ -60,6 +66,28 @@ def _attention_params(m: Model) -> float:
     if m.attention_sinks:
         p += H
     return float(p)
+
+
+# Gated delta rule per token and value head (Yang et al. 2025, recurrent form): decay the
+# state (dk dv), read k^T S (2 dk dv), the rank-1 delta update (2 dk dv), the output
+# q^T S (2 dk dv): 7 dk dv FLOPs. The chunked prefill kernel (flash-linear-attention
+# chunk_gated_delta_rule) does the same work per token up to intra-chunk terms.
+GDN_FLOPS_PER_STATE_VALUE = 7.0
+
+
+def _linear_attention_params(m: Model) -> float:
+    """One Gated DeltaNet layer (Qwen3-Next / Qwen3.5 modeling code): the fused input
+    projection to q, k (key heads x key dim each), v and the output gate z (value heads x
+    value dim each), the per-head beta and decay-rate projections, the depthwise causal
+    convolution over q, k, v, the per-head decay A_log and dt_bias, the gated RMSNorm over
+    a value head, and the output projection."""
+    a, h = m.linear_attention, m.hidden_size
+    key_dim, value_dim = a.num_key_heads * a.key_head_dim, a.num_value_heads * a.value_head_dim
+    qkvz = h * (2 * key_dim + 2 * value_dim)
+    ba = h * 2 * a.num_value_heads
+    conv = (2 * key_dim + value_dim) * a.conv_kernel
+    per_head = 2 * a.num_value_heads
+    return float(qkvz + ba + conv + per_head + a.value_head_dim + value_dim * h)
 
 
 def _mlp_params(h: int, inter: int, gated: bool, bias: bool = False) -> float:
@@ -92,7 +120,11 @@ def count(m: Model) -> ModelCounts:
         E, k = e.num_experts, e.experts_per_token
     dense_mlp = _mlp_params(h, m.intermediate_size, m.mlp_gated) if dense_layers else 0.0
 
-    fixed_layers = L * (attn + norms_per_layer) + dense_layers * dense_mlp + moe_layers * (router + shared)
+    lin = m.linear_attention
+    L_lin = lin.num_layers if lin is not None else 0
+    lin_attn = _linear_attention_params(m) if lin is not None else 0.0
+    fixed_layers = ((L - L_lin) * attn + L_lin * lin_attn + L * norms_per_layer + dense_layers * dense_mlp
+                    + moe_layers * (router + shared))
     experts_all = moe_layers * E * expert
     experts_active = moe_layers * k * expert
     final_norm = float(h)
@@ -123,8 +155,16 @@ def count(m: Model) -> ModelCounts:
         num_experts=E,
         experts_per_token=k,
         num_layers=L,
-        num_global_layers=L - m.num_sliding_layers,
+        num_global_layers=L - m.num_sliding_layers - L_lin,
         num_sliding_layers=m.num_sliding_layers,
+        num_linear_layers=L_lin,
+        state_elems_per_seq_layer=0.0 if lin is None else float(
+            lin.num_value_heads * lin.key_head_dim * lin.value_head_dim
+            + (2 * lin.num_key_heads * lin.key_head_dim + lin.num_value_heads * lin.value_head_dim)
+            * (lin.conv_kernel - 1)),
+        linear_flops_per_token_layer=0.0 if lin is None else
+        GDN_FLOPS_PER_STATE_VALUE * lin.num_value_heads * lin.key_head_dim * lin.value_head_dim,
+        state_heads=0 if lin is None else lin.num_value_heads,
         sliding_window=float(m.sliding_window) if m.sliding_window else float("inf"),
         kv_elems_per_token_layer=kv_elems,
         attn_flops_per_ctx_decode=flops_dec,

@@ -17,9 +17,13 @@ per step the scheduler's steps, the wave synchrony and the request overhead the 
 loop (planner.cost.serving.smeared_waves). ``today=True`` gives the
 engine as it was before the scheduler model (steady state, no host time).
 
-Rows the engine cannot express yet (pipeline, expert or attention-data parallelism,
-disaggregated prefill/decode, a tensor-parallel group beyond one NVLink domain) are
-``unsupported: <reason>``; their layout fields are carried so a later model can predict them.
+Rows the engine cannot express yet (pipeline parallelism, expert or attention-data
+parallelism on a dense model, a disaggregated row that gives neither worker counts nor its
+total concurrency) are ``unsupported: <reason>``. Disaggregated rows without worker counts
+take the smallest deployment of their layouts (planner.cost.disagg.derive_workers);
+tensor-parallel groups beyond one NVLink domain run their all-reduces hierarchically over
+the network (planner.cost.interconnect), except the dev file's product-encoded layouts
+(planner.measured.product_encoded). Each such assumption is the row's ``note``.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for
+from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded
 
 DATASHEET = "datasheet"
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
@@ -54,6 +58,7 @@ class Prediction:
     group: np.ndarray       # "device/engine" per row ("" where the device is unknown)
     device: np.ndarray      # catalog device name ("" where unknown)
     model: np.ndarray       # catalog model name (the CSV's name where unknown)
+    note: np.ndarray = None  # per-row assumption the prediction made ("" where none)
 
 
 def _resolve(names, loader, label):
@@ -67,16 +72,26 @@ def _resolve(names, loader, label):
     return out
 
 
-DISAGG_NEEDS = ("prefill_num_workers", "decode_num_workers", "decode_batch_size", "prefill_tp_size",
-                "decode_tp_size")
+DISAGG_LAYOUT = ("prefill_tp_size", "decode_tp_size")
+DISAGG_COUNTS = ("prefill_num_workers", "decode_num_workers", "decode_batch_size")
 LAYOUT_KEYS = ("tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
 
 
+def _given(runs: MeasuredRuns, columns, i: int) -> bool:
+    """Whether row ``i`` has a value in every one of the disaggregated ``columns``."""
+    return all(c in runs.disagg and np.isfinite(runs.disagg[c][i]) for c in columns)
+
+
 def in_flight(runs: MeasuredRuns) -> np.ndarray:
-    """Requests in flight per row: ``batch_size`` (per worker) on aggregated rows, the decode
-    batch times the decode workers on disaggregated ones."""
+    """Requests in flight per row: ``batch_size`` (per worker) on aggregated rows; on
+    disaggregated ones the decode batch (per attention data-parallel rank) times the decode
+    ranks, ``decode_batch_size x decode_num_workers x decode_attention_dp_size`` (the
+    benchmark's concurrency on every dev-file row that gives all three), else the row's
+    total concurrency (planner.measured; NaN when it has none)."""
     n = len(runs)
-    dis = np.array([_d(runs, "decode_batch_size", i) * _d(runs, "decode_num_workers", i) for i in range(n)])
+    dis = np.array([_d(runs, "decode_batch_size", i) * _d(runs, "decode_num_workers", i)
+                    * _d(runs, "decode_attention_dp_size", i) if _given(runs, DISAGG_COUNTS, i)
+                    else runs.total_concurrency[i] for i in range(n)])
     return np.where(runs.mode == "disagg", dis, runs.concurrency)
 
 
@@ -137,29 +152,32 @@ class Prepared:
             sel = runs.quant == q
             d = dtypes_for(q) or (None, None, None)
             wdt[sel], adt[sel], kdt[sel] = d
+        tp, moe_tp = runs.tp.copy(), runs.moe_tp.copy()
+        layout_note = np.full(n, "", dtype=object)
         for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
             m, h = models[runs.model[i]], hws[runs.system[i]]
+            if h is not None and runs.mode[i] == "agg" and product_encoded(runs.tp[i], runs.moe_tp[i], runs.ep[i],
+                                                                           runs.dp[i], h.max_devices):
+                tp[i], moe_tp[i] = runs.moe_tp[i], 1.0
+                layout_note[i] = (f"tp_size {runs.tp[i]:.0f} = moe_tp_size x moe_ep_size read as tp {tp[i]:.0f} "
+                                  f"x ep {runs.ep[i]:.0f} on {tp[i]:.0f} devices (README 'Measured serving runs')")
             reason = None
             if m is None:
                 reason = f"unknown model '{runs.model[i]}'"
             elif h is None:
                 reason = f"unknown system '{runs.system[i]}'"
-            elif runs.mode[i] == "disagg" and not all(np.isfinite(runs.disagg.get(c, [np.nan] * n)[i])
-                                                      for c in DISAGG_NEEDS):
-                reason = "disaggregated row without worker counts or decode batch size"
-            elif runs.mode[i] == "disagg" and max(_d(runs, "prefill_tp_size", i), _d(runs, "decode_tp_size", i)) \
-                    > h.max_devices:
-                reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
+            elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_LAYOUT, i):
+                reason = "disaggregated row without prefill_tp_size or decode_tp_size"
+            elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) \
+                    and not np.isfinite(runs.total_concurrency[i]):
+                reason = "disaggregated row without worker counts, decode batch size or total concurrency"
             elif runs.pp[i] > 1 or (runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i),
                                                                        _d(runs, "decode_pp_size", i)) > 1):
                 reason = "pipeline parallel (pp > 1)"
-                reason = "pipeline parallel (pp > 1)"
-            elif (runs.ep[i] > 1 or runs.dp[i] > 1 or runs.moe_tp[i] * runs.ep[i] > runs.tp[i]) and m.moe is None:
+            elif (runs.ep[i] > 1 or runs.dp[i] > 1 or moe_tp[i] * runs.ep[i] > tp[i]) and m.moe is None:
                 reason = "expert or attention data parallelism on a dense model"
             elif wdt[i] is None:
                 reason = f"unknown precision '{runs.quant[i]}'"
-            elif runs.tp[i] > h.max_devices:
-                reason = f"tensor parallel beyond one NVLink domain (tp > {h.max_devices})"
             elif runs.concurrency[i] < 1 and runs.mode[i] != "disagg":
                 reason = "no requests in flight (batch_size 0)"
             if reason is None and adt[i] == FP4_OR_BF16:
@@ -169,6 +187,11 @@ class Prepared:
             if reason is not None:
                 status[i] = f"unsupported: {reason}"
         self.status, self.device, self.model, self.group = status, dev, mname, group
+        self.layout_note = layout_note
+        # rows whose deployment the prediction assumes (disaggregated without worker counts:
+        # planner.cost.disagg.derive_workers): scored, but a fit leaves them out (serving_fit)
+        self.assumed = np.array([runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) for i in range(n)],
+                                dtype=bool)
         self.idx = idx = np.flatnonzero(status == "ok")
         self.gnames = sorted(set(group[idx].tolist()))
         self.hw = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in self.gnames}
@@ -185,12 +208,14 @@ class Prepared:
                                                              layout["moe_tp_size"], layout["moe_ep_size"])
             self.sides = {sd: {"devices": v["tp_size"][self.dis].astype(np.int64), "ep": v["ep"][self.dis],
                                "attn_dp": v["attn_dp"][self.dis]} for sd, v in side.items()}
-            self.workers = {sd: np.array([_d(runs, f"{sd}_num_workers", i) for i in idx[self.dis]])
+            # worker counts; NaN on a row without them: derived (planner.cost.disagg.derive_workers)
+            counted = np.array([_given(runs, DISAGG_COUNTS, i) for i in idx[self.dis]], dtype=bool)
+            self.workers = {sd: np.where(counted, [_d(runs, f"{sd}_num_workers", i) for i in idx[self.dis]], np.nan)
                             for sd in ("prefill", "decode")}
             # a disaggregated row's requests in flight: the decode batch on every decode worker
             self.C = in_flight(runs)[idx]
-            ep, attn_dp = moe_layout(runs.tp[idx], runs.dp[idx], runs.moe_tp[idx], runs.ep[idx])
-            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(runs.tp[idx], 1).astype(np.int64),
+            ep, attn_dp = moe_layout(tp[idx], runs.dp[idx], moe_tp[idx], runs.ep[idx])
+            self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(tp[idx], 1).astype(np.int64),
                                 batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
                                 gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
                                 act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
@@ -246,6 +271,7 @@ class Prepared:
         tpot = np.full(n, np.nan)
         status = self.status.copy()
         profile = np.full(n, "", dtype=object)
+        note = self.layout_note.copy()
         sel = np.ones(self.idx.size, dtype=bool) if only is None else self.group[self.idx] == only
         idx = self.idx[sel]
         if idx.size:
@@ -281,13 +307,18 @@ class Prepared:
                                        decode_workers=self.workers["decode"][d_sel])
                 tpot[idx[dis]] = d["tpot_s"]
                 ttft[idx[dis]] = d["ttft_s"] + cols["request_overhead_s"][dis]
+                for j, i in enumerate(idx[dis]):
+                    if d["derived"][j]:
+                        note[i] = (f"workers derived (README 'Measured serving runs'): {d['prefill_workers'][j]:.0f} "
+                                   f"prefill, {d['decode_workers'][j]:.0f} decode, "
+                                   f"{self.C[sel][dis][j] / d['decode_workers'][j]:.4g} requests per decode worker")
             profile[idx] = np.array([name for name, _ in sets], dtype=object)[g_idx]
             bad = ~(np.isfinite(tpot[idx]) & np.isfinite(ttft[idx]))
             if bad.any():
                 status[idx[bad]] = "unsupported: the engine gave no finite time"
                 ttft[idx[bad]] = tpot[idx[bad]] = np.nan
-                profile[idx[bad]] = ""
-        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model)
+                profile[idx[bad]] = note[idx[bad]] = ""
+        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model, note)
 
 
 # --------------------------------------------------------------------------------------
@@ -362,5 +393,6 @@ def rows_json(pred: Prediction, runs: MeasuredRuns) -> list[dict]:
     return [{"id": str(runs.ids[i]), "status": str(pred.status[i]),
              "predicted_ttft_ms": num(pred.ttft_s[i], 1e3), "predicted_tpot_ms": num(pred.tpot_s[i], 1e3),
              "measured_ttft_ms": num(runs.measured_ttft_s[i], 1e3), "measured_tpot_ms": num(runs.measured_tpot_s[i], 1e3),
-             "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None}
+             "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None,
+             "note": (str(pred.note[i]) or None) if pred.note is not None else None}
             for i in range(len(runs))]

@@ -76,7 +76,7 @@ def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: b
     (:data:`STAGES`), from ``start`` (default: the datasheet defaults)."""
     from scipy.optimize import least_squares
 
-    ok = (prep.status == "ok") & (prep.group == group)
+    ok = (prep.status == "ok") & (prep.group == group) & ~prep.assumed
     if use is not None:
         ok &= use
     masks = {"ttft": ok & (prep.runs.measured_ttft_s > 0), "tpot": ok & (prep.runs.measured_tpot_s > 0)}
@@ -116,13 +116,16 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     device of an engine (:attr:`planner.serving_params.Param.scope`). Leave-one-model-out
     cross-validation chose this over one free set per pair (README "Measured serving
     runs": the pooled fit has 13 parameters on the dev file instead of 30, and predicts a
-    left-out model better). Only the rows in the mask ``use`` count, if given. With
+    left-out model better). Only the rows in the mask ``use`` count, if given, and never
+    the rows whose deployment the replay assumed (disaggregated rows without worker
+    counts: a fit on them would tune the parameters to the assumption). With
     ``strict`` a result outside the physical ranges raises InputError naming the
     parameter and why."""
     from scipy.optimize import least_squares
 
     prep = prep or Prepared(runs)
-    base_ok = (prep.status == "ok") & (runs.measured_tpot_s > 0) & (runs.measured_ttft_s > 0)
+    # rows predicted on an assumed deployment (planner.replay.Prepared.assumed) are scored, not fitted
+    base_ok = (prep.status == "ok") & (runs.measured_tpot_s > 0) & (runs.measured_ttft_s > 0) & ~prep.assumed
     if use is not None:
         base_ok &= use
     fitted = [g for g in (groups or prep.gnames) if (base_ok & (prep.group == g)).sum() >= MIN_ROWS]

@@ -61,6 +61,10 @@ class Hardware(_Spec):
     interconnect_gbps: float = Field(0.0, ge=0, le=BANDWIDTH_GBPS_RANGE[1], description="per-device, one direction")
     interconnect_latency_us: float = Field(5.0, ge=0)
     max_devices: int = Field(1, ge=1, le=MAX_DEVICES, description="devices in one tensor-parallel domain")
+    inter_node_gbps: Optional[float] = Field(None, gt=0, le=BANDWIDTH_GBPS_RANGE[1],
+                                             description="per-device network bandwidth between NVLink domains, "
+                                                         "one direction (default: planner.cost.interconnect)")
+    inter_node_latency_us: Optional[float] = Field(None, ge=0, le=1e6, description="one network hop between domains")
     idle_power_w: float = Field(ge=0, le=MAX_POWER_W)
     max_power_w: float = Field(gt=0, le=MAX_POWER_W)
     price_per_hour_usd: Optional[float] = Field(None, gt=0, le=MAX_PRICE_USD)
@@ -146,6 +150,39 @@ class MoE(_Spec):
         return self
 
 
+class LinearAttention(_Spec):
+    """Linear-attention layers with a fixed-size recurrent state (Gated DeltaNet: Yang et al.
+    2025, "Gated Delta Networks"; Qwen3-Next / Qwen3.5 ``linear_*`` config.json names).
+
+    Per sequence and layer the state is ``num_value_heads x key_head_dim x value_head_dim``
+    values (each value head keeps a key x value matrix; key heads are shared by groups of
+    value heads), plus the short causal convolution's last ``conv_kernel - 1`` inputs of
+    the q, k and v channels. Decode reads and writes that state once per step, whatever
+    the context; prefill costs FLOPs linear in the tokens."""
+
+    num_layers: int = Field(ge=1, le=MAX_LAYERS, description="layers with linear attention (the rest attend)")
+    num_key_heads: int = Field(ge=1, le=MAX_HEADS)
+    num_value_heads: int = Field(ge=1, le=MAX_HEADS)
+    key_head_dim: int = Field(ge=1, le=MAX_DIM)
+    value_head_dim: int = Field(ge=1, le=MAX_DIM)
+    conv_kernel: int = Field(4, ge=1, le=MAX_DIM, description="depthwise causal convolution width")
+    state_dtype: str = Field("fp32", description="storage dtype of the recurrent state")
+
+    @field_validator("state_dtype")
+    @classmethod
+    def _dtype(cls, v: str) -> str:
+        if v not in DTYPES:
+            raise ValueError(f"unknown dtype '{v}' (choose from {', '.join(DTYPES)})")
+        return v
+
+    @model_validator(mode="after")
+    def _heads(self) -> "LinearAttention":
+        if self.num_value_heads % self.num_key_heads:
+            raise ValueError(f"num_value_heads {self.num_value_heads} is not a multiple of num_key_heads "
+                             f"{self.num_key_heads}")
+        return self
+
+
 class Model(_Spec):
     """A decoder-only transformer descriptor (architecture, not weights)."""
 
@@ -171,6 +208,9 @@ class Model(_Spec):
     num_sliding_layers: int = Field(0, ge=0, le=MAX_LAYERS, description="layers that attend within the window")
     mla: Optional[MLA] = None
     moe: Optional[MoE] = None
+    linear_attention: Optional[LinearAttention] = None
+    attention_output_gate: bool = Field(False, description="the query projection also emits a sigmoid gate per head "
+                                                           "(Qwen3-Next / Qwen3.5 gated attention)")
     max_context: int = Field(32768, ge=1, le=MAX_TOKENS)
     quantized_embeddings: bool = Field(
         False, description="int4/fp4 weight-only checkpoints quantize the embeddings and LM head too "
@@ -187,6 +227,9 @@ class Model(_Spec):
             raise ValueError(f"num_heads {self.num_heads} is not a multiple of num_kv_heads {self.num_kv_heads}")
         if self.num_sliding_layers > self.num_layers:
             raise ValueError("num_sliding_layers exceeds num_layers")
+        if self.linear_attention is not None and self.linear_attention.num_layers + self.num_sliding_layers \
+                > self.num_layers:
+            raise ValueError("linear_attention.num_layers + num_sliding_layers exceeds num_layers")
         if self.num_sliding_layers and self.sliding_window is None:
             raise ValueError("num_sliding_layers > 0 needs sliding_window")
         if self.moe is None and self.intermediate_size == 0:

@@ -226,3 +226,51 @@ def test_cli_bad_input_exits_2_with_one_line(stem, words, tmp_path, capsys):
     for w in words:
         assert w in err
     assert not out.exists()
+
+
+# Qwen/Qwen3.5-397B-A17B config.json (text_config values, as models/qwen3.5-397b-a17b.yaml cites them)
+QWEN35_CONFIG = {
+    "architectures": ["Qwen3_5MoeForConditionalGeneration"], "model_type": "qwen3_5_moe", "tie_word_embeddings": False,
+    "text_config": {
+        "hidden_size": 4096, "num_hidden_layers": 60, "num_attention_heads": 32, "num_key_value_heads": 2,
+        "head_dim": 256, "moe_intermediate_size": 1024, "shared_expert_intermediate_size": 1024, "num_experts": 512,
+        "num_experts_per_tok": 10, "linear_num_key_heads": 16, "linear_num_value_heads": 64,
+        "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4,
+        "full_attention_interval": 4, "vocab_size": 248320, "max_position_embeddings": 262144,
+        "attn_output_gate": True,
+        "layer_types": ["full_attention" if (i + 1) % 4 == 0 else "linear_attention" for i in range(60)]}}
+
+
+def test_qwen35_hybrid_config_imports_as_the_catalog_descriptor():
+    """A Qwen3.5 config (nested text_config, layer_types with 'linear_attention' entries,
+    Gated DeltaNet widths, gated attention) imports to the catalog's descriptor: the same
+    layer kinds and the same counted parameters (396.3B / 17.35B, against 397B / 17B)."""
+    d = import_config(QWEN35_CONFIG, name="q35", file="config.json")
+    m = Model(**d)
+    assert m.linear_attention.num_layers == 45 and m.attention_output_gate and m.qk_norm
+    assert "text_config.layer_types" in d["sources"]["linear_attention"]
+    ref, got = count(load_model("qwen3.5-397b-a17b")), count(m)
+    assert got.total_params == ref.total_params and got.active_params == ref.active_params
+    assert got.num_global_layers == 15
+    # without layer_types the interval says which layers attend
+    cfg = json.loads(json.dumps(QWEN35_CONFIG))
+    del cfg["text_config"]["layer_types"]
+    assert Model(**import_config(cfg, name="q35")).linear_attention.num_layers == 45
+
+
+def test_qwen3_next_config_counts_its_published_total():
+    """Qwen/Qwen3-Next-80B-A3B config.json (flat, Qwen3NextForCausalLM: the gate is always
+    there) counts 79.7B against the model card's 80B."""
+    cfg = {"architectures": ["Qwen3NextForCausalLM"], "model_type": "qwen3_next", "hidden_size": 2048,
+           "num_hidden_layers": 48, "num_attention_heads": 16, "num_key_value_heads": 2, "head_dim": 256,
+           "intermediate_size": 5120, "moe_intermediate_size": 512, "shared_expert_intermediate_size": 512,
+           "num_experts": 512, "num_experts_per_tok": 10, "linear_num_key_heads": 16, "linear_num_value_heads": 32,
+           "linear_key_head_dim": 128, "linear_value_head_dim": 128, "linear_conv_kernel_dim": 4,
+           "full_attention_interval": 4, "vocab_size": 151936, "max_position_embeddings": 262144,
+           "tie_word_embeddings": False, "decoder_sparse_step": 1, "mlp_only_layers": []}
+    m = Model(**import_config(cfg, name="qwen3-next"))
+    assert m.attention_output_gate and m.linear_attention.num_layers == 36
+    assert abs(count(m).total_params / 80e9 - 1) < 0.015
+    bad = {**cfg, "full_attention_interval": 0}
+    with pytest.raises(InputError, match="full_attention_interval"):
+        import_config(bad)

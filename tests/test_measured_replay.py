@@ -42,11 +42,11 @@ def test_rows_statuses_and_predict_only_rows(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     rows = {r["id"]: r for r in out["rows"]}
     assert set(rows["a"]) == {"id", "status", "predicted_ttft_ms", "predicted_tpot_ms", "measured_ttft_ms",
-                              "measured_tpot_ms", "ttft_error", "tpot_error", "profile"}
+                              "measured_tpot_ms", "ttft_error", "tpot_error", "profile", "note"}
     assert rows["a"]["status"] == rows["b"]["status"] == "ok"
     assert rows["c"]["status"] == "unsupported: unknown model 'nobody/NoSuchModel-7B'"
     assert rows["e"]["status"] == "ok"  # expert parallel: costed (planner.cost.expert_parallel)
-    assert rows["f"]["status"] == "unsupported: disaggregated row without worker counts or decode batch size"
+    assert rows["f"]["status"] == "unsupported: disaggregated row without prefill_tp_size or decode_tp_size"
     # measured columns empty: predicted only, errors null
     assert rows["d"]["status"] == "ok" and rows["d"]["predicted_tpot_ms"] > 0
     assert rows["d"]["ttft_error"] is None and rows["d"]["measured_tpot_ms"] is None
@@ -58,7 +58,7 @@ def test_rows_statuses_and_predict_only_rows(tmp_path, capsys):
     s = out["summary"]
     assert s["rows"] == 7 and s["predicted"] == 5 and s["measured"] == 3
     assert s["unsupported"] == {"unknown model 'nobody/NoSuchModel-7B'": 1,
-                                "disaggregated row without worker counts or decode batch size": 1}
+                                "disaggregated row without prefill_tp_size or decode_tp_size": 1}
 
 
 def test_table_view_names_slices_and_reasons(tmp_path, capsys):
@@ -163,12 +163,14 @@ def test_dev_file_replays_fast_and_counts_add_up(capsys):
     s = out["summary"]
     assert len(out["rows"]) == s["rows"] == 1294
     assert s["predicted"] + sum(s["unsupported"].values()) == s["rows"]
-    # what the file itself cannot tell: disaggregated rows without worker counts, TP over 8 GPUs,
-    # a linear-attention model the descriptor cannot express
-    assert s["unsupported"] == {"disaggregated row without worker counts or decode batch size": 177,
-                                "tensor parallel beyond one NVLink domain (tp > 8)": 36,
-                                "unknown model 'Qwen/Qwen3.5-397B-A17B'": 27}
-    assert s["predicted"] == 1054
+    # every row: disaggregated rows without worker counts from their total concurrency (the
+    # smallest deployment, noted on the row), TP over 8 GPUs across nodes or read as the
+    # file's product encoding, Qwen3.5 with its linear-attention layers
+    assert s["unsupported"] == {}
+    assert s["predicted"] == 1294
+    notes = [r["note"] for r in out["rows"] if r["note"]]
+    assert sum("workers derived" in n for n in notes) == 177
+    assert sum("moe_tp_size x moe_ep_size" in n for n in notes) == 42
     assert elapsed < 10.0
 
 
@@ -242,3 +244,82 @@ def test_disaggregated_and_expert_parallel_rows_equal_the_single_configuration_p
                  arrival="closed")
     assert pred.tpot_s[1] == pytest.approx(e["tpot_s"], rel=1e-6)
     assert pred.ttft_s[1] == pytest.approx(e["ttft_s"], rel=1e-6)
+
+
+DISAGG_HEADER = ("id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_data_source,"
+                 "prefill_num_workers,prefill_tp_size,prefill_moe_ep_size,decode_num_workers,decode_tp_size,"
+                 "decode_moe_ep_size,decode_batch_size,decode_attention_dp_size,silicon_ttft_ms,silicon_tpot_ms")
+
+
+def test_disaggregated_row_with_and_without_worker_counts(tmp_path):
+    """A disaggregated row without worker counts is the same deployment as one that gives
+    the counts the derivation picks (planner.cost.disagg.derive_workers: the fewest decode
+    workers whose KV memory holds the benchmark's concurrency, the fewest prefill workers
+    that keep up): equal predictions, and the row's note names the workers. Its total
+    concurrency comes from the provenance column (silicon_concurrency=N). More decode
+    workers for the same concurrency shrink each worker's batch: TPOT falls. A row with
+    neither counts nor a concurrency cannot be predicted, and says why."""
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.api import columns
+    from planner.cost.context import Ctx
+    from planner.cost.disagg import decode_worker_capacity
+    from planner.cost.tables import HardwareTable, ModelTable
+
+    src = "db-dump; silicon_concurrency={c}; measured=2026"
+    rows = [f"n,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,{src.format(c=1024)},,8,8,,8,8,,1,,",
+            f"s,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,{src.format(c=16)},,8,8,,8,8,,1,,",
+            "z,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,no concurrency here,,8,8,,8,8,,1,,"]
+    prep = Prepared(read_measured(write_csv(tmp_path, rows, DISAGG_HEADER)))
+    pred = prep.run()
+    assert prep.assumed.tolist() == [True, True, True]  # scored, never fitted (planner.serving_fit)
+    assert list(pred.status[:2]) == ["ok", "ok"]
+    assert pred.status[2] == ("unsupported: disaggregated row without worker counts, decode batch size or "
+                              "total concurrency")
+    note = pred.note[0]
+    X, Y = (int(note.split(": ")[1].split(" prefill")[0]), int(note.split(", ")[1].split(" decode")[0]))
+    assert pred.note[1].startswith("workers derived") and " 1 decode, 16 requests per decode worker" in pred.note[1]
+    # the derived decode workers are the fewest that hold 1024 requests of 2048 tokens
+    x = Ctx(columns(1, model=0, hardware=0, devices=8, batch=1, concurrency=1, prompt_len=1024, gen_len=1024,
+                    samples=1, kv_budget=0, prefix_sharing=False, weight_dtype="fp8", act_dtype="fp8",
+                    kv_dtype="bf16", ep=8), ModelTable.build([load_model("deepseek-r1")]),
+            HardwareTable.build([load_hardware("h200")]))
+    b_max = float(decode_worker_capacity(x, 1024.0, 1024.0, 2048)[0])
+    assert (Y - 1) * b_max < 1024 <= Y * b_max and X >= 1
+    # the same deployment with its worker counts written out: the same prediction, no note
+    counted = [f"c,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,,{X},8,8,{Y},8,8,{1024 // Y},1,,",
+               f"d,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,disagg,1024,1024,,,,{X},8,8,{4 * Y},8,8,{256 // Y},1,,"]
+    assert 1024 % (4 * Y) == 0  # whole decode batches (Y = 4 on this device and model)
+    prep2 = Prepared(read_measured(write_csv(tmp_path, counted, DISAGG_HEADER, name="counted.csv")))
+    p2 = prep2.run()
+    assert not prep2.assumed.any()
+    assert list(p2.status) == ["ok", "ok"] and p2.note[0] == ""
+    assert p2.tpot_s[0] == pytest.approx(pred.tpot_s[0], rel=1e-9)
+    assert p2.ttft_s[0] == pytest.approx(pred.ttft_s[0], rel=1e-9)
+    assert p2.tpot_s[1] < p2.tpot_s[0]  # 4x the decode workers, a quarter of the batch each
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_product_encoded_tp_rows_are_the_measurements_of_their_small_twins():
+    """The oracle for reading tp_size 64 = moe_tp 8 x moe_ep 8 as 8 devices: the dev file
+    measured some runs under both encodings (same model, engine, lengths, concurrency and
+    the 8-device layout tp 8 / moe_ep 8; TTFT and TPOT within 0.03%, most identical).
+    Read that way, each twin pair is predicted alike."""
+    runs = read_measured(DEV)
+    pred = predict(runs)
+    encoded = [i for i in range(len(runs)) if "moe_tp_size x moe_ep_size" in pred.note[i]]
+    assert len(encoded) == 42
+    twins = []
+    for i in encoded:
+        for j in range(len(runs)):
+            same = (j != i and runs.mode[j] == "agg" and runs.model[j] == runs.model[i]
+                    and runs.engine[j] == runs.engine[i] and runs.isl[j] == runs.isl[i]
+                    and runs.osl[j] == runs.osl[i] and runs.concurrency[j] == runs.concurrency[i]
+                    and runs.tp[j] == runs.moe_tp[i] and runs.ep[j] == runs.ep[i] and runs.moe_tp[j] == 1)
+            if same and abs(runs.measured_tpot_s[j] / runs.measured_tpot_s[i] - 1) < 1e-3 \
+                    and abs(runs.measured_ttft_s[j] / runs.measured_ttft_s[i] - 1) < 1e-3:
+                twins.append((i, j))
+    assert len(twins) >= 16
+    for i, j in twins:
+        assert pred.status[i] == pred.status[j] == "ok"
+        assert pred.tpot_s[i] == pytest.approx(pred.tpot_s[j], rel=1e-9)
+        assert pred.ttft_s[i] == pytest.approx(pred.ttft_s[j], rel=1e-9)

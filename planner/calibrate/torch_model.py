@@ -103,6 +103,9 @@ class TorchDecoder:
         if model.mla is not None:
             raise InputError("validate builds GQA/MHA/MQA decoders; MLA is not implemented", field="model",
                              value=model.name)
+        if getattr(model, "linear_attention", None) is not None or getattr(model, "attention_output_gate", False):
+            raise InputError("validate builds GQA/MHA/MQA decoders; linear attention (Gated DeltaNet) and gated "
+                             "attention are not implemented", field="model", value=model.name)
         self.m = model
         self.device = torch.device(device)
         self.dtype = torch_dtype(dtype)

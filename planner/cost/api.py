@@ -38,8 +38,10 @@ def validate_config(model, hardware, *, devices: int, batch: int, concurrency: i
     for field, lo in _INT_FIELDS:  # integers within physical bounds (planner.bounds): no overflow deeper in
         check_count(field, values[field], lo)
     dtypes = _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype)
-    if devices > hardware.max_devices:
-        raise InputError(f"device '{hardware.name}' allows at most {hardware.max_devices} in one tensor-parallel group",
+    if devices > hardware.max_devices and (hardware.interconnect_gbps <= 0 or devices % hardware.max_devices):
+        # beyond one NVLink domain: whole domains linked by the network (planner.cost.interconnect)
+        raise InputError(f"device '{hardware.name}' allows at most {hardware.max_devices} in one tensor-parallel group"
+                         + (", or whole multiples of it across nodes" if hardware.interconnect_gbps > 0 else ""),
                          field="devices", value=devices)
     if prompt_len + gen_len > model.max_context:  # name the prompt when it alone does not fit
         field, value = ("prompt-len", prompt_len) if prompt_len >= model.max_context else ("gen-len", gen_len)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.cost.expert_parallel import normal_max_z
-from planner.cost.interconnect import INTER_NODE_LATENCY_US, allreduce_latency_s, ring_s_per_byte
+from planner.cost.interconnect import allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
@@ -99,6 +99,11 @@ class Ctx:
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
         self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
+        # linear-attention layers (planner.cost.recurrent): the state of one sequence, per
+        # device (tensor parallelism splits its value heads), and its FLOPs per token
+        self.state_bytes_per_seq = (M["linear_layers"] * M["state_elems"] * M["state_value_bytes"]
+                                    / xp.maximum(xp.minimum(self.devices, M["state_heads"]), 1.0))
+        self.linear_flops_per_token = M["linear_layers"] * M["linear_flops_tok"] / self.devices
         self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["compute_emax"], h, act))
         self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["att_emax"], h, act))
         self.attn_offset_flops = lookup(htab["att_whalf"], h, act)
@@ -140,7 +145,7 @@ class Ctx:
             bw = link_bytes_per_s(self, self.group_devices)
             self.a2a_s_per_byte = xp.where(bw > 0, 1.0 / xp.where(bw > 0, bw, 1.0), float("inf"))
             self.a2a_latency_s = xp.where(self.group_devices > self.hw["domain_devices"],
-                                          INTER_NODE_LATENCY_US * 1e-6, self.hw["allreduce_latency_s"])
+                                          self.hw["inter_node_latency_s"], self.hw["allreduce_latency_s"])
 
     def rows_factor(self, rows):
         """GEMM time multiplier at ``rows`` rows per pass: ``1 + rows_half / rows`` times

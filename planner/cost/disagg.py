@@ -9,6 +9,12 @@ cache of each prompt crosses between them (NVLink inside one NVLink domain, the
 inter-node network beyond it). The two sides are two contexts
 (:class:`planner.cost.context.Ctx`) over the same rows; the scheduler algebra is
 :func:`planner.cost.serving.disaggregated`.
+
+A deployment whose worker counts are not known (NaN) takes them from
+:func:`derive_workers`: the fewest decode workers that hold the requests in flight, and
+the fewest prefill workers that keep up with them. TTFT and TPOT of a request depend on
+each side's own layout and batch; the worker counts only set the batch per worker (the
+concurrency over the decode workers) and, on the prefill side, how long prompts queue.
 """
 
 from __future__ import annotations
@@ -17,25 +23,69 @@ import numpy as np
 
 from planner.cost.context import Ctx
 from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS
-from planner.cost.interconnect import INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US
+from planner.cost.footprint import kv_cache_bytes_per_device, memory_footprint
 from planner.cost.serving import disaggregated, effective_budget
+from planner.cost.steps import step_time
 from planner.cost.tables import HardwareTable, ModelTable
 
 
 def kv_transfer_rows_s(x_pre: Ctx, x_dec: Ctx, P, devices_total):
-    """Moving a prompt's KV cache (all layers, ``kv_bytes_per_token_layer x layers`` a
-    token) from a prefill worker to a decode worker: the link's latency plus bytes over
+    """Moving a prompt's KV cache (``kv_bytes_per_token_layer`` per token and attending
+    layer) and its linear-attention state (the whole state, over the tensor-parallel group) from a prefill worker to a decode worker: the link's latency plus bytes over
     the bandwidth of ``min(prefill, decode)`` group devices sending their shards in
     parallel; NVLink (the spec's figure at its efficiency) when every device of the
     deployment is inside one NVLink domain, else the inter-node network
-    (planner.cost.interconnect). Same formula as planner.cost.layout.kv_transfer_s."""
+    (the spec's ``inter_node_gbps``, planner.cost.interconnect). Same formula as planner.cost.layout.kv_transfer_s."""
     H = x_pre.hw
     inside = (devices_total <= H["domain_devices"]) & (H["link_bytes_per_s"] > 0)
-    bw = np.where(inside, H["link_bytes_per_s"], INTER_NODE_GBPS_PER_DEVICE * 1e9)
-    lat = np.where(inside, H["allreduce_latency_s"], INTER_NODE_LATENCY_US * 1e-6)
+    bw = np.where(inside, H["link_bytes_per_s"], H["inter_node_bytes_per_s"])
+    lat = np.where(inside, H["allreduce_latency_s"], H["inter_node_latency_s"])
     senders = np.maximum(np.minimum(x_pre.group_devices, x_dec.group_devices), 1.0)
-    kv_per_token = x_pre.kv_bytes_per_token_layer * x_pre.model["layers"]
-    return lat + P * kv_per_token / (bw * senders)
+    kv_per_token = x_pre.kv_bytes_per_token_layer * x_pre.model["kv_layers"]
+    return lat + (P * kv_per_token + x_pre.state_bytes_per_seq * x_pre.devices) / (bw * senders)
+
+
+def decode_worker_capacity(x_dec: Ctx, P, G, max_running):
+    """Requests one decode worker can hold: its devices' free memory (capacity less the
+    weights, the runtime reserve and the activations, planner.cost.footprint) over one
+    request's KV cache at full length ``P + G`` (per device, as the footprint shards it),
+    and at most the engine's running limit per attention group (``max_running x attn_dp``).
+    0 where the weights alone do not fit."""
+    weights, _, acts, reserve, _, capacity = memory_footprint(x_dec, 1.0, 1.0, P, G, False, 1.0)
+    per_request = kv_cache_bytes_per_device(x_dec, 1.0, 1.0, P, G, False)
+    free = np.maximum(capacity - weights - reserve - acts, 0.0)
+    return np.minimum(np.floor(free / per_request), max_running * x_dec.attn_dp)
+
+
+def derive_workers(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, transfer_s, max_running):
+    """Worker counts for a deployment that does not give them (README "Measured serving
+    runs", the assumption stated there): the smallest deployment of the given layouts that
+    serves ``C`` requests in flight.
+
+    * decode workers ``Y = ceil(C / b_max)`` with ``b_max`` what one worker holds
+      (:func:`decode_worker_capacity`): the requests fill as few decode workers as their
+      KV cache allows;
+    * prefill workers ``X = ceil(W / cycle)``, at least 1: ``W`` is the prefill work of all
+      ``C`` prompts on one worker (``ceil(C P / B)`` full steps of the token budget ``B``)
+      and ``cycle`` a request's round trip without queueing (its prompt's prefill alone,
+      the KV transfer, ``G - 1`` decode steps of ``C / Y`` sequences): the fewest prefill
+      workers whose work per cycle fits in a cycle, so prompts do not queue without bound.
+
+    Returns (X, Y, decode batch per worker ``C / Y``); NaN where a decode worker cannot
+    hold even one request."""
+    b_max = decode_worker_capacity(x_dec, P, G, max_running)
+    Y = np.where(b_max >= 1.0, np.ceil(C / np.maximum(b_max, 1.0) - 1e-9), np.nan)
+    Y = np.maximum(Y, 1.0)
+    Cd = C / Y
+    prompt_s = step_time(x_pre, 0.0, np.minimum(P, budget), 1.0, 0.0, 0.5 * (P + 1.0), host_s) \
+        * np.ceil(P / budget - 1e-9)
+    tpot = step_time(x_dec, Cd, 0.0, Cd, P + 1.0 + 0.5 * (G - 1.0), 0.0, host_s)
+    cycle = prompt_s + transfer_s + (G - 1.0) * tpot
+    work = np.ceil(C * P / budget - 1e-9) * step_time(x_pre, 0.0, np.minimum(budget, C * P),
+                                                      np.maximum(np.minimum(budget, C * P) / P, 1.0), 0.0,
+                                                      0.5 * (P + 1.0), host_s)
+    X = np.maximum(np.ceil(work / cycle - 1e-9), 1.0)
+    return X, Y, Cd
 
 
 def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill: dict, decode: dict,
@@ -52,10 +102,12 @@ def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill
     * ``prefill`` / ``decode``: each side's layout: ``devices`` (tensor parallel size
       of the attention), optional ``ep`` and ``attn_dp`` (default 1);
     * ``concurrency``: requests in flight over the whole deployment (closed loop);
-      ``prefill_workers`` (X), ``decode_workers`` (Y): workers of each side.
+      ``prefill_workers`` (X), ``decode_workers`` (Y): workers of each side; NaN where
+      not known: both then come from :func:`derive_workers` (for that row).
 
     Returns ``ttft_s``, ``tpot_s``, ``latency_s``, ``throughput_req_s``,
-    ``kv_transfer_s``, ``devices`` (all workers' devices). Equal to
+    ``kv_transfer_s``, ``devices`` (all workers' devices), the worker counts used
+    (``prefill_workers``, ``decode_workers``) and ``derived`` (True where derived). Equal to
     :func:`planner.cost.serving_api.disaggregated_estimate` row by row (a test)."""
     n = len(np.asarray(cols["prompt_len"]).reshape(-1))
 
@@ -72,11 +124,20 @@ def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill
     X, Y, C = f(prefill_workers), f(decode_workers), f(concurrency)
     get = lambda k: f(cols[k] if k in cols else INPUT_DEFAULTS[k])  # noqa: E731
     budget = effective_budget(get("token_budget"), P, 0.0, get("chunked") > 0)
-    total = X * x_pre.group_devices + Y * x_dec.group_devices
+    derived = ~(np.isfinite(X) & np.isfinite(Y))
     with np.errstate(all="ignore"):
+        if derived.any():
+            # the KV crosses between two workers of the smallest deployment: inside one
+            # NVLink domain only when both fit in it
+            pair = x_pre.group_devices + x_dec.group_devices
+            dX, dY, _ = derive_workers(x_pre, x_dec, C, P, G, budget, get("host_step_s"),
+                                       kv_transfer_rows_s(x_pre, x_dec, P, pair), get("max_running"))
+            X, Y = np.where(derived, dX, X), np.where(derived, dY, Y)
+        total = X * x_pre.group_devices + Y * x_dec.group_devices
         transfer = kv_transfer_rows_s(x_pre, x_dec, P, total)
         out = disaggregated(x_pre, x_dec, C, P, G, budget, get("host_step_s"), X, Y, transfer, n_requests)
     out = {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy() for k, v in out.items()}
     out["kv_transfer_s"] = np.asarray(transfer, dtype=float)
     out["devices"] = total
+    out["prefill_workers"], out["decode_workers"], out["derived"] = X, Y, derived
     return out

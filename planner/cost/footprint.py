@@ -34,15 +34,18 @@ def weight_bytes_per_device(x):
 def kv_cache_bytes_per_device(x, n_seq_req, k, P, G, share):
     """KV cache per device: per layer and token ``kv_bytes_per_token_layer``; global
     layers hold the prompt once per request when it is shared (else once per sample)
-    plus every sample's generation, sliding layers at most the window per sample;
+    plus every sample's generation, sliding layers at most the window per sample,
+    linear-attention layers one state per sample whatever its length;
     sharded over min(t, kv_heads) devices (MLA's latent is replicated)."""
     xp, M = x.xp, x.model
     full = P + G
     win = xp.minimum(full, M["window"])
     per_req_tokens_global = xp.where(share, P + k * G, k * full)
     per_req = M["global_layers"] * per_req_tokens_global + M["sliding_layers"] * k * win
-    # attention data parallel: a group caches its own 1/attn_dp of the requests
-    return n_seq_req / x.attn_dp * x.kv_bytes_per_token_layer * per_req / x.kv_shard
+    # attention data parallel: a group caches its own 1/attn_dp of the requests; the
+    # linear-attention layers hold one fixed-size state per sequence (planner.cost.recurrent)
+    return (n_seq_req / x.attn_dp * x.kv_bytes_per_token_layer * per_req / x.kv_shard
+            + n_seq_req * k * x.state_bytes_per_seq / x.attn_dp)
 
 
 def memory_footprint(x, n_seq_req, k, P, G, share, act_tokens):

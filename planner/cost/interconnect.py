@@ -7,40 +7,68 @@ from __future__ import annotations
 from planner.cost.expert_parallel import a2a_s
 
 ALLREDUCE_STEP_S = 0.6e-6  # one ring step of a small all-reduce on NVLink (NCCL src/graph/tuning.cc, hwLat, LL protocol)
-# between NVLink domains, when the device spec gives no inter-node figure: NVIDIA DGX
-# H100 / H200 datasheets: 8x ConnectX-7 400 Gb/s, one per GPU, = 50 GB/s per device;
-# latency: assumption, a few microseconds for RDMA (5 us)
+# between NVLink domains, when the device spec gives no inter-node figure
+# (``inter_node_gbps`` / ``inter_node_latency_us``): NVIDIA DGX H100 / H200 datasheets:
+# 8x ConnectX-7 400 Gb/s, one per GPU, = 50 GB/s per device; latency: one network step of
+# a small collective, NCCL's ring LL figure for the network (hwLat NET 2.7 us) plus the
+# RDMA round trip, a few microseconds: assumption, 5 us
 INTER_NODE_GBPS_PER_DEVICE = 50.0
 INTER_NODE_LATENCY_US = 5.0
 
 
+def _split(x, t):
+    """(devices per domain, domains) of a group of ``t`` devices: a group beyond one
+    NVLink domain (``max_devices``) spans ``ceil(t / D)`` domains of ``D`` devices each."""
+    xp = x.xp
+    D = x.hw["domain_devices"]
+    inside = xp.minimum(t, D)
+    return inside, xp.maximum(xp.ceil(t / xp.maximum(inside, 1.0) - 1e-9), 1.0)
+
+
 def link_bytes_per_s(x, n):
     """Per-device link bandwidth of a group of ``n`` devices: NVLink (the spec's figure)
-    within one NVLink domain (``max_devices``), the inter-node network beyond it; 0 for a
-    device without a link (its multi-device rows stay infinite)."""
+    within one NVLink domain (``max_devices``), the inter-node network beyond it
+    (``inter_node_gbps``); 0 for a device without a link (its multi-device rows stay
+    infinite)."""
     link = x.hw["link_bytes_per_s"]
-    return x.xp.where(x.xp.logical_and(n > x.hw["domain_devices"], link > 0), INTER_NODE_GBPS_PER_DEVICE * 1e9, link)
+    return x.xp.where(x.xp.logical_and(n > x.hw["domain_devices"], link > 0), x.hw["inter_node_bytes_per_s"], link)
 
 
 def allreduce_latency_s(x, n=None):
     """Latency of one small-message all-reduce across ``n`` devices (default: the t
-    devices of the tensor-parallel group): the device's measured figure for two devices
-    (``interconnect_latency_us``) plus one link step per further hop of the ring,
-    ``L(t) = L_2 + 2 (t - 2) * step`` (NCCL's own latency model, src/graph/tuning.cc: a
-    base latency plus ``2 (n-1)`` steps of ``hwLat`` = 0.6 us on NVLink for the LL
-    protocol). Zero on one device."""
+    devices of the tensor-parallel group). Within one NVLink domain: the device's measured
+    figure for two devices (``interconnect_latency_us``) plus one link step per further
+    hop of the ring, ``L(t) = L_2 + 2 (t - 2) * step`` (NCCL's own latency model,
+    src/graph/tuning.cc: a base latency plus ``2 (n-1)`` steps of ``hwLat`` = 0.6 us on
+    NVLink for the LL protocol). Beyond it, hierarchically (:func:`ring_s_per_byte`): the
+    domain's reduce-scatter and all-gather (``L(D)``) plus a ring all-reduce over the
+    ``m`` domains, ``2 (m - 1)`` network steps of ``inter_node_latency_us``. Zero on one
+    device."""
+    xp = x.xp
     t = x.devices if n is None else n
-    return x.xp.where(t > 1, x.hw["allreduce_latency_s"] + 2.0 * (t - 2.0) * ALLREDUCE_STEP_S, 0.0)
+    inside, domains = _split(x, t)
+    intra = xp.where(inside > 1, x.hw["allreduce_latency_s"] + 2.0 * (inside - 2.0) * ALLREDUCE_STEP_S, 0.0)
+    inter = 2.0 * (domains - 1.0) * x.hw["inter_node_latency_s"]
+    return xp.where(t > 1, intra + inter, 0.0)
 
 
 def ring_s_per_byte(x, n=None):
-    """Seconds per byte of a ring all-reduce's payload over ``n`` devices (default: t):
-    ``2 (n-1) / n / bw`` (each device sends and receives that share of the message);
-    infinite without a link."""
+    """Seconds per byte of an all-reduce's payload over ``n`` devices (default: t).
+
+    Within one NVLink domain, a ring: ``2 (t-1) / t / bw`` (each device sends and receives
+    that share of the message; Patarasuk & Yuan 2009). Beyond it, hierarchical (NCCL's
+    tree/ring across nodes, and the two-level all-reduce of Megatron / Horovod): a
+    reduce-scatter inside each domain of ``D`` devices, an all-reduce of each device's
+    ``1/D`` shard among its peers of the ``m`` domains over the network (one NIC per
+    device, all in parallel), an all-gather inside the domain:
+    ``2 (D-1)/D / bw_nvlink + 2 (m-1)/m / D / bw_network``. Infinite without a link."""
     xp = x.xp
     t = x.devices if n is None else n
-    bw = link_bytes_per_s(x, t)
-    return xp.where(bw > 0, 2.0 * (t - 1.0) / t / xp.where(bw > 0, bw, 1.0), float("inf"))
+    link = x.hw["link_bytes_per_s"]
+    inside, domains = _split(x, t)
+    intra = 2.0 * (inside - 1.0) / inside / xp.where(link > 0, link, 1.0)
+    inter = 2.0 * (domains - 1.0) / domains / inside / x.hw["inter_node_bytes_per_s"]
+    return xp.where(link > 0, intra + inter, float("inf"))
 
 
 def allreduce_s(x, tokens_per_pass, passes):

@@ -32,6 +32,7 @@ from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOC
 from planner.cost.expert_parallel import max_device_slots
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
 from planner.cost.interconnect import allreduce_s
+from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
 from planner.cost.weights import expert_params_read, fixed_params_read, tokens_per_expert, touched_experts
 
@@ -140,7 +141,8 @@ def prefill_phase(x, n_prompts, P):
                   + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp))
     # attention data parallel: each group attends its own 1/attn_dp of the prompts
     attn_flops = n_prompts / x.attn_dp * M["attn_pre"] * ctx_tokens / x.devices
-    kv_bytes = 2.0 * n_tok / x.attn_dp * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard  # KV written, then read
+    attn_flops = attn_flops + recurrent_flops(x, n_tok)  # linear-attention layers: linear in the prompt
+    kv_bytes = 2.0 * n_tok / x.attn_dp * x.kv_bytes_per_token_layer * M["kv_layers"] / x.kv_shard  # KV written, then read
     attn_compute_s = (attn_flops + passes * M["layers"] * x.attn_offset_flops) * x.s_per_attn_flop
     attn_memory_s = (kv_bytes + passes * M["layers"] * H["mem_offset_bytes"]) * x.s_per_byte
     t_att, att_c, att_m = roofline_s(x, attn_compute_s, attn_memory_s)
@@ -183,8 +185,10 @@ def decode_phase(x, S, n_req, share, P, G):
     f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = attention_coeffs(x, S, n_req, share)
     L = M["layers"]
     s_flop, s_byte = x.s_per_attn_flop, x.s_per_kv_byte
-    f0 = L * x.attn_offset_flops * s_flop
-    g0 = (P * g0_share + L * H["mem_offset_bytes"]) * s_byte
+    # linear-attention layers: per-step state traffic and FLOPs, constant in the context
+    rec_f, rec_b = recurrent_flops(x, S), recurrent_bytes(x, S)
+    f0 = L * x.attn_offset_flops * s_flop + rec_f * s_flop
+    g0 = (P * g0_share + L * H["mem_offset_bytes"] + rec_b) * s_byte
     lo, hi = P, P + G
     sf1, sg1 = piecewise_max_sum(f0, f_g * s_flop, f_s * s_flop, g0, g_g * s_byte, g_s * s_byte, lo, hi,
                                  x.kv_cap_global, x.kv_cap_sliding, xp)
@@ -207,6 +211,7 @@ def decode_phase(x, S, n_req, share, P, G):
         sum_m = G * g0 + (kv_bytes - G * P * g0_share) * s_byte + sel_bytes * s_byte
         att_c = ov * (sf1 + sel_c) + (1.0 - ov) * sum_f
         att_m = ov * (sg1 + sel_m) + (1.0 - ov) * sum_m
+    attn_flops, kv_bytes = attn_flops + G * rec_f, kv_bytes + G * rec_b
     t_comm = G * allreduce_s(x, S, 1.0)
     t_ovh = G * launch_overhead_s(x, 1.0)
     total = G * t_lin + att_c + att_m + t_comm + t_ovh

@@ -45,6 +45,7 @@ from planner.cost.context import Ctx
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import assemble, attention_coeffs, dense_kernels, launch_overhead_s, roofline_s, scaled
 from planner.cost.footprint import memory_footprint
+from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
 
@@ -211,7 +212,10 @@ def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tok
     # prefill attention of the riding prompt tokens (average causal context P/2)
     ctx_pre = M["global_layers"] * (P + 1.0) * 0.5 + M["sliding_layers"] * sum_min(1.0, P + 1.0, M["window"], xp) / xp.maximum(P, 1.0)
     F_pre = prefill_tokens / x.attn_dp * M["attn_pre"] * ctx_pre / x.devices
-    B_pre = 2.0 * prefill_tokens / x.attn_dp * x.kv_bytes_per_token_layer * M["layers"] / x.kv_shard
+    B_pre = 2.0 * prefill_tokens / x.attn_dp * x.kv_bytes_per_token_layer * M["kv_layers"] / x.kv_shard
+    # linear-attention layers (planner.cost.recurrent): state traffic per decode, FLOPs per token
+    F_dec, B_dec = F_dec + recurrent_flops(x, S), B_dec + recurrent_bytes(x, S)
+    F_pre = F_pre + recurrent_flops(x, prefill_tokens)
     L = M["layers"]
     ta_c = (F_dec + F_pre + L * x.attn_offset_flops) * x.s_per_attn_flop
     ta_m = (B_dec + L * x.hw["mem_offset_bytes"]) * x.s_per_kv_byte + B_pre * x.s_per_byte

@@ -92,7 +92,9 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
         return Ctx(cols, mt, ht)
 
     x_pre, x_dec = ctx(prefill_devices), ctx(decode_devices)
-    kv_per_token = float(np.asarray(x_pre.kv_bytes_per_token_layer * x_pre.model["layers"]).ravel()[0])
+    # the prompt's KV (attending layers) and its linear-attention state (planner.cost.disagg.kv_transfer_rows_s)
+    kv_per_token = float(np.asarray(x_pre.kv_bytes_per_token_layer * x_pre.model["kv_layers"]
+                                    + x_pre.state_bytes_per_seq * x_pre.devices / prompt_len).ravel()[0])
     total = prefill_workers * prefill_devices + decode_workers * decode_devices
     transfer = kv_transfer_s(kv_per_token, prompt_len, hardware, total, min(prefill_devices, decode_devices))
     budget = effective_budget(engine.token_budget, prompt_len, 0, engine.chunked_prefill)

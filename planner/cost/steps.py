@@ -45,8 +45,11 @@ def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx):
     dec_keys = d * (ng * np.minimum(dec_ctx, x.kv_cap_global) + ns * np.minimum(dec_ctx, x.kv_cap_sliding))
     pre_keys = p * (ng * pre_ctx + ns * np.minimum(pre_ctx, M["window"]))
     F = dec_keys * M["attn_dec"] / t + pre_keys * M["attn_pre"] / t
+    # linear-attention layers (planner.cost.recurrent; d and p are already a group's share)
+    F = F + (d + p) * x.linear_flops_per_token
     tc = (F + L * x.attn_offset_flops) * x.s_per_attn_flop
-    tm = (dec_keys * kv_tok + L * x.hw["mem_offset_bytes"]) * x.s_per_kv_byte + 2.0 * p * L * kv_tok * x.s_per_byte
+    tm = ((dec_keys * kv_tok + 2.0 * d * x.state_bytes_per_seq + L * x.hw["mem_offset_bytes"]) * x.s_per_kv_byte
+          + 2.0 * p * M["kv_layers"] * kv_tok * x.s_per_byte)
     ov = x.hw["overlap"]
     return ov * np.maximum(tc, tm) + (1.0 - ov) * (tc + tm)
 
@@ -79,7 +82,10 @@ class StepTable:
         self.f_dec, self.f_pre = f(M["attn_dec"]) / t * ax / a, f(M["attn_pre"]) / t * ax / a
         self.c0 = L * f(x.attn_offset_flops) * ax
         self.m_dec, self.m0 = kv_tok * bx_att / a, L * f(H["mem_offset_bytes"]) * bx_att
-        self.m_pre = 2.0 * L * kv_tok * bx / a
+        self.m_pre = 2.0 * f(M["kv_layers"]) * kv_tok * bx / a
+        # linear-attention layers: FLOPs per token (decode or prefill), state traffic per decode
+        self.f_rec = f(x.linear_flops_per_token) * ax / a
+        self.m_rec = 2.0 * f(x.state_bytes_per_seq) * bx_att / a
         self.ov = f(H["overlap"])
         self.scale = f(H["time_scale"])
         self.host_s = host_s
@@ -88,8 +94,8 @@ class StepTable:
         """Step times (s); arguments scalars or arrays, ``d``, ``p``, ``n_logit`` integer-valued."""
         dec_keys = d * (self.ng * np.minimum(dec_ctx, self.cap_g) + self.ns * np.minimum(dec_ctx, self.cap_s))
         pre_keys = p * (self.ng * pre_ctx + self.ns * np.minimum(pre_ctx, self.window))
-        tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0
-        tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre
+        tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0 + (d + p) * self.f_rec
+        tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre + d * self.m_rec
         att = self.ov * np.maximum(tc, tm) + (1.0 - self.ov) * (tc + tm)
         lin = self.base[np.asarray(d + p).astype(np.intp)] + self.head[np.asarray(n_logit).astype(np.intp)]
         return (lin + att) * self.scale + self.host_s
@@ -98,14 +104,14 @@ class StepTable:
         """One step's time (s), in plain Python arithmetic."""
         dec_keys = d * (self.ng * min(dec_ctx, self.cap_g) + self.ns * min(dec_ctx, self.cap_s))
         pre_keys = p * (self.ng * pre_ctx + self.ns * min(pre_ctx, self.window))
-        tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0
-        tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre
+        tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0 + (d + p) * self.f_rec
+        tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre + d * self.m_rec
         att = self.ov * max(tc, tm) + (1.0 - self.ov) * (tc + tm)
         return (float(self.base[d + p]) + float(self.head[n_logit]) + att) * self.scale + self.host_s
 
     def _att_parts(self, d, c):
         keys = d * (self.ng * min(c, self.cap_g) + self.ns * min(c, self.cap_s))
-        return keys * self.f_dec + self.c0, keys * self.m_dec + self.m0
+        return keys * self.f_dec + self.c0 + d * self.f_rec, keys * self.m_dec + self.m0 + d * self.m_rec
 
     def decode_stretch(self, d: int, c0: float, k: int, horizon: float = float("inf")):
         """``k`` decode-only steps of ``d`` sequences at contexts c0, c0+1, ...: returns

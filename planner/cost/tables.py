@@ -11,6 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from planner.cost.efficiency import Efficiency, default_efficiency
+from planner.cost.interconnect import INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US
 from planner.dtypes import BITS, DTYPES
 from planner.params import count
 
@@ -117,6 +118,15 @@ class ModelTable:
             "sliding_layers": col(lambda c, m: c.num_sliding_layers),
             "window": col(lambda c, m: min(c.sliding_window, 1e30)),
             "kv_elems": col(lambda c, m: c.kv_elems_per_token_layer),
+            # layers that cache KV (full and sliding attention); linear-attention layers keep
+            # a fixed-size state instead (planner.cost.recurrent)
+            "kv_layers": col(lambda c, m: c.num_global_layers + c.num_sliding_layers),
+            "linear_layers": col(lambda c, m: c.num_linear_layers),
+            "state_elems": col(lambda c, m: c.state_elems_per_seq_layer),
+            "state_heads": col(lambda c, m: c.state_heads),
+            "state_value_bytes": col(lambda c, m: (BITS[m.linear_attention.state_dtype] / 8.0
+                                                   if m.linear_attention is not None else 0.0)),
+            "linear_flops_tok": col(lambda c, m: c.linear_flops_per_token_layer),
             "attn_dec": col(lambda c, m: c.attn_flops_per_ctx_decode),
             "attn_pre": col(lambda c, m: c.attn_flops_per_ctx_prefill),
             "hidden": col(lambda c, m: c.hidden_size),
@@ -202,6 +212,10 @@ class HardwareTable:
             "link_bytes_per_s": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
             "allreduce_latency_s": col(lambda h, e: h.interconnect_latency_us * 1e-6),
             "domain_devices": col(lambda h, e: h.max_devices),
+            # between NVLink domains: the spec's network figures, else the documented defaults
+            "inter_node_bytes_per_s": col(lambda h, e: (h.inter_node_gbps or INTER_NODE_GBPS_PER_DEVICE) * 1e9),
+            "inter_node_latency_s": col(lambda h, e: (h.inter_node_latency_us if h.inter_node_latency_us is not None
+                                                      else INTER_NODE_LATENCY_US) * 1e-6),
             "idle_w": col(lambda h, e: h.idle_power_w),
             "max_w": col(lambda h, e: h.max_power_w),
             "hourly_usd": col(lambda h, e: h.hourly_usd),
