@@ -88,6 +88,10 @@ def _print_fit(s: dict, res) -> None:
         con.print(f"trace length: median {tl['median_tokens']:.0f} tokens at p = pass@1, sigma {tl['sigma']:.3f}, "
                   f"slope {tl['difficulty_slope']:+.3f}, {100 * tl['truncated_fraction']:.1f}% truncated "
                   f"at {tl['max_tokens']:.0f}")
+        if "problem_share" in tl:
+            con.print(f"trace length per problem: problem effect sd {tl['sigma_problem']:.3f}, sample sd "
+                      f"{tl['sigma_sample']:.3f}, problem share {tl['problem_share']:.2f} "
+                      f"({tl['problems_used']} problems)")
     if "majority" in s:
         con.print(f"majority: top wrong answer takes {s['majority']['majority_top_wrong_share']:.3f} of wrong "
                   f"answers ({s['majority']['problems_used']} problems)")
