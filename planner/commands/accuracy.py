@@ -117,6 +117,9 @@ def accuracy_cmd(
     verifier_soundness: Optional[float] = typer.Option(None, "--verifier-soundness"),
     top_wrong_share: Optional[float] = typer.Option(None, "--top-wrong-share", help="Majority: share of wrong answers on the top wrong answer."),
     reward_auc: Optional[float] = typer.Option(None, "--reward-auc", help="Best-of-k: reward-model AUC."),
+    verifier: Optional[str] = typer.Option(
+        None, "--verifier", help="Verifier / reward model (catalog name): its profile in tasks/verifiers/ sets "
+                                 "completeness, soundness and reward AUC (explicit flags win)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Predicted accuracy of one configuration from a task profile."""
@@ -148,6 +151,11 @@ def accuracy_cmd(
                         ("top-wrong-share", top_wrong_share), ("reward-auc", reward_auc)):
         if value is not None and not 0.0 <= value <= 1.0:  # also refuses nan
             raise InputError("must be a number in [0, 1]", field=name, value=value)
+    vq = _verifier_quality(verifier, prof)
+    if vq["source"] != "task profile defaults":  # the verifier's profile; explicit flags win
+        verifier_completeness = vq["completeness"] if verifier_completeness is None else verifier_completeness
+        verifier_soundness = vq["soundness"] if verifier_soundness is None else verifier_soundness
+        reward_auc = vq["reward_auc"] if reward_auc is None else reward_auc
     kw = dict(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
               verifier_completeness=verifier_completeness, verifier_soundness=verifier_soundness,
               majority_top_wrong_share=top_wrong_share, reward_auc=reward_auc)
@@ -167,6 +175,9 @@ def accuracy_cmd(
         "kv_dtype": kv_dtype,
         "kv_budget": kv_budget,
         **{k: v for k, v in info.items() if k != "accuracy"},
+        "verifier": verifier,
+        "verifier_profile": None if vq["source"] == "task profile defaults" else vq["source"],
+        "notes": [vq["note"]] if vq["note"] else [],
     }
     if json_out:
         print_json(out)
@@ -187,6 +198,26 @@ def accuracy_cmd(
                   f"quality x{info['sparse_quality_factor']:.3f}")
     if info["strategy_params"]:
         con.print("  strategy parameters     " + ", ".join(f"{k}={v}" for k, v in info["strategy_params"].items()))
+    if out["verifier_profile"]:
+        con.print(f"  verifier                {verifier} ({out['verifier_profile']})")
+    for note in out["notes"]:
+        con.print(f"  note: {note}")
+
+
+def _verifier_quality(verifier: Optional[str], prof) -> dict:
+    """The verifier's quality on the profile's task; an unknown model name exits 2 naming
+    the flag ('verifier'), a known model without a verifier profile falls back (a note)."""
+    from planner.accuracy.verifiers import verifier_quality
+    from planner.errors import InputError
+
+    if verifier:
+        from planner.catalog import load_model
+
+        try:
+            load_model(verifier)
+        except InputError as exc:  # name the flag the user gave, not the catalog's 'model'
+            raise InputError(exc.reason, file=exc.file, field="verifier", value=verifier) from None
+    return verifier_quality(verifier, prof)
 
 
 def register(app: typer.Typer) -> None:
