@@ -125,3 +125,60 @@ def test_problem_share_out_of_range_is_refused():
     data["trace_length"]["problem_share"] = 1.0
     with pytest.raises(InputError, match="problem_share"):
         profile_from_dict(data, "x.yaml")
+
+
+def _kinetics():
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent / "data" / "kinetics-qwen3-8b-aime24-lengths.json"
+    d = json.loads(path.read_text())
+    p = np.array([q["pass_at_1"] for q in d["problems"]])
+    return p, np.array([q["tokens"] for q in d["problems"]], float)
+
+
+def test_kinetics_traces_give_the_shipped_problem_share():
+    """The shipped 0.69 (and sds 0.414 / 0.277) come out of `planner fit`'s own path on the
+    Kinetics Qwen3-8B AIME24 traces (30 problems x 32 samples)."""
+    from planner.accuracy.evallog import EvalData
+
+    p, T = _kinetics()
+    data = EvalData(problems=[f"q{i}" for i in range(len(p))], n=np.full(len(p), 32),
+                    correct=np.rint(p * 32).astype(int), fmt="sample",
+                    tokens={f"q{i}": [(float(t), None) for t in row] for i, row in enumerate(T)})
+    tr = F.fit_trace_length(data)
+    comp = fit_length_components(data, tr["difficulty_slope"])
+    assert comp["problem_share"] == pytest.approx(B.DEFAULT_PROBLEM_SHARE, abs=0.005)
+    assert comp["sigma_sample"] == pytest.approx(0.277, abs=0.001)
+    assert comp["sigma_problem"] == pytest.approx(0.412, abs=0.003)
+    assert load_profile("qwen3-8b/aime24").trace.problem_share == B.DEFAULT_PROBLEM_SHARE
+
+
+def test_kinetics_traces_at_least_one_of_k_finishes():
+    """Outside check on a statistic the fit did not use: the share of problems where at
+    least one of k samples finishes within L tokens (unbiased from the 32 traces per
+    problem). Independent lengths overstate it by up to 45 points (k = 16, L = 6K: 0.74 vs
+    0.29); with the problem effect the mean error over L in {6K, 8K, 12K, 16K}, k in
+    {1, 4, 16} is under 5 points."""
+    from math import comb
+
+    from planner.accuracy import special
+
+    p, T = _kinetics()
+    tl = load_profile("qwen3-8b/aime24").spec.trace_length
+    errs = {}
+    for share in (0.0, B.DEFAULT_PROBLEM_SHARE):
+        tr = B.TraceLength(tl.median_tokens, tl.sigma, tl.difficulty_slope, p_mean=float(p.mean()),
+                           problem_share=share)
+        v, h = tr.effect_nodes()
+        s = tr.sigma_sample if share > 0 else tr.sigma
+        e = []
+        for L in (6000, 8192, 12000, 16384):
+            F_ = special.ndtr((np.log(L) - tr.log_median(p)[:, None] - v) / s)
+            for k in (1, 4, 16):
+                observed = np.mean([1 - comb(int((row > L).sum()), k) / comb(32, k) for row in T])
+                predicted = float(np.mean((1 - (1 - F_) ** k) @ h))
+                e.append(abs(predicted - observed))
+        errs[share] = np.array(e)
+    assert errs[B.DEFAULT_PROBLEM_SHARE].mean() < 0.05
+    assert errs[0.0].max() > 0.4
+    assert errs[B.DEFAULT_PROBLEM_SHARE].mean() < errs[0.0].mean() / 3
