@@ -90,3 +90,41 @@ def test_recommend_uses_the_verifier_quality(capsys):
         res[v] = max(r["accuracy"] for r in out["frontier"])
     assert res["qwen2.5-72b"] > res["llama-3.1-8b"]
     assert np.isfinite(list(res.values())).all()
+
+
+def _scored_log(path, c, s, dprime, n_problems=300, k=8, seed=0, p_correct=0.5):
+    rng = np.random.default_rng(seed)
+    lines = []
+    for i in range(n_problems):
+        for _ in range(k):
+            ok = bool(rng.random() < p_correct)
+            acc = bool(rng.random() < (c if ok else 1.0 - s))
+            score = float(rng.normal(dprime if ok else 0.0, 1.0))
+            lines.append(json.dumps({"problem": f"p{i}", "correct": ok, "accepted": acc, "score": round(score, 5)}))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_fit_verifier_recovers_known_quality_and_is_used(tmp_path, monkeypatch, capsys):
+    from scipy.stats import norm
+
+    log = _scored_log(tmp_path / "v.jsonl", 0.92, 0.7, 1.2)
+    d = tmp_path / "lib" / "tasks" / "verifiers"
+    d.mkdir(parents=True)
+    out = d / "aime24--qwen3-32b.yaml"
+    assert main(["fit", str(log), "--verifier", "--model", "qwen3-32b", "--task", "aime24", "-o", str(out),
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["completeness"] == pytest.approx(0.92, abs=0.02)
+    assert res["soundness"] == pytest.approx(0.70, abs=0.03)
+    assert res["reward_auc"] == pytest.approx(float(norm.cdf(1.2 / np.sqrt(2))), abs=0.02)
+    monkeypatch.setenv("PLANNER_PATH", str(tmp_path / "lib"))
+    vq = verifier_quality("qwen3-32b", find_profile("qwen3-8b", "aime24"))
+    assert vq["note"] is None and vq["soundness"] == pytest.approx(res["soundness"])
+
+
+def test_fit_verifier_refuses_a_log_without_wrong_samples(tmp_path, capsys):
+    log = _scored_log(tmp_path / "v.jsonl", 0.9, 0.7, 1.0, n_problems=20, p_correct=1.0)
+    out = tmp_path / "v.yaml"
+    assert main(["fit", str(log), "--verifier", "--model", "qwen3-32b", "--task", "aime24", "-o", str(out)]) == 2
+    assert "field 'accepted'" in capsys.readouterr().err and not out.exists()

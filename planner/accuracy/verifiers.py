@@ -104,3 +104,58 @@ def verifier_quality(verifier: Optional[str], profile) -> dict:
                         f"reward_auc {base['reward_auc']}"}
     vp, path = found
     return {**{f: float(getattr(vp, f)) for f in QUALITY_FIELDS}, "source": path, "note": None}
+
+
+def fit_verifier(path, verifier: str, task: str) -> VerifierProfile:
+    """A verifier profile from a scored eval log: JSONL per sample with "problem",
+    "correct" (ground truth) and the verifier's "accepted" (its verdict) and/or "score"
+    (its reward). completeness = P(accepted | correct), soundness = P(rejected | wrong),
+    reward_auc = the within-problem AUC of the scores (fit.fit_reward_auc, the
+    Mann-Whitney statistic pooled over problems). A number the log cannot give (no
+    verdicts, no scores, no correct or no wrong samples) is refused, naming the field."""
+    from planner.accuracy.evallog import _as_bool, read_eval_log
+    from planner.accuracy.fit import fit_reward_auc
+    from planner.catalog import validation_error
+    from planner.errors import InputError
+    from planner.safeload import iter_jsonl
+
+    data = read_eval_log(path)      # validates problem / correct / score
+    if data.fmt != "sample":
+        raise InputError("a verifier fit needs one line per sample (problem, correct, accepted/score)",
+                         file=str(path), field="n")
+    counts = {True: [0, 0], False: [0, 0]}          # truth -> [accepted, total]
+    for lineno, rec in iter_jsonl(path):
+        if rec.get("accepted") is None:
+            continue
+        acc = _as_bool(rec["accepted"])
+        if acc is None:
+            raise InputError("must be true/false (or 1/0)", file=f"{path}:{lineno}", field="accepted",
+                             value=rec["accepted"])
+        truth = _as_bool(rec["correct"])
+        counts[truth][0] += int(acc)
+        counts[truth][1] += 1
+    auc = fit_reward_auc(data)
+    n_pos, n_neg = counts[True][1], counts[False][1]
+    if n_pos == 0 or n_neg == 0:
+        raise InputError("the log needs verdicts ('accepted') on both correct and wrong samples",
+                         file=str(path), field="accepted", value=f"{n_pos} correct, {n_neg} wrong")
+    if auc is None:
+        raise InputError("the log needs scores on correct and wrong samples of the same problem",
+                         file=str(path), field="score")
+    src = f"planner fit {Path(path).name} --verifier {verifier}"
+    spec = {"task": task, "verifier": verifier,
+            "description": f"{verifier} as verifier on {task}, fitted from a scored log.",
+            "completeness": round(counts[True][0] / n_pos, 4),
+            "soundness": round(1.0 - counts[False][0] / n_neg, 4),
+            "reward_auc": round(auc["reward_auc"], 4),
+            "sources": {f: f"{src}: {n_pos} correct and {n_neg} wrong samples" for f in QUALITY_FIELDS}}
+    try:
+        return VerifierProfile.model_validate(spec)
+    except Exception as exc:   # out of range: refused, never written
+        raise validation_error(exc, f"verifier profile fitted from {path}") from None
+
+
+def verifier_to_yaml(vp: VerifierProfile) -> str:
+    import yaml
+
+    return yaml.safe_dump(vp.model_dump(), sort_keys=False, width=100, allow_unicode=True)

@@ -20,12 +20,19 @@ def fit_cmd(
     gen_len: Optional[int] = typer.Option(None, "--gen-len",
                                           help="Generation budget of the eval (default: longest trace)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
+    verifier: bool = typer.Option(False, "--verifier",
+                                  help="The log scores a verifier (lines: problem, correct, accepted and/or "
+                                       "score): write a verifier profile for --model on --task instead."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
     from planner.accuracy.fit import fit_eval_log, write_profile
     from planner.commands.output import print_json
     from planner.errors import InputError
+
+    if verifier:
+        _fit_verifier(eval_log, model, task, output, json_out)
+        return
 
     from planner.bounds import check_count
 
@@ -43,6 +50,26 @@ def fit_cmd(
         print_json(summary)
         return
     _print_fit(summary, res)
+
+
+def _fit_verifier(eval_log: str, model: str, task: str, output: Optional[str], json_out: bool) -> None:
+    from planner.accuracy.verifiers import fit_verifier, verifier_to_yaml
+    from planner.commands.output import console, print_json
+    from planner.files import atomic_write_text
+
+    vp = fit_verifier(eval_log, model, task)
+    if output:
+        atomic_write_text(output, verifier_to_yaml(vp))
+    out = {"verifier": vp.verifier, "task": vp.task, "completeness": vp.completeness,
+           "soundness": vp.soundness, "reward_auc": vp.reward_auc, "profile": output}
+    if json_out:
+        print_json(out)
+        return
+    con = console()
+    con.print(f"{vp.verifier} verifying {vp.task}: completeness {vp.completeness:.3f}, soundness "
+              f"{vp.soundness:.3f}, reward AUC {vp.reward_auc:.3f}")
+    if output:
+        con.print(f"wrote {output} (put it in tasks/verifiers/{vp.task}--{vp.verifier}.yaml to use it)")
 
 
 def _print_fit(s: dict, res) -> None:
