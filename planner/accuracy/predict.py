@@ -26,7 +26,8 @@ _interpolated_rows. Timings (2 shared cores, one BLAS thread) for 1e5 configurat
 50-85 ms; best-of-k ~0.2 s and majority ~0.3 s. The search's block (6 k x 6 gen_len x
 4 quantizations x 2 KV dtypes x 6 kv_budget): pass@k, verify ~2 ms, best-of-k ~7 ms,
 majority ~14 ms (benchmarks/accuracy_speed.py); the first call in a process also builds
-the cached strategy tables (~30 ms each).
+the cached strategy tables (~30 ms each). These timings predate the trace-length problem
+effect, which splits every node into budget.EFFECT_NODES columns (3-5x the time).
 """
 
 from __future__ import annotations
