@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from typing import Any
 
 import numpy as np
@@ -75,21 +77,46 @@ PROMPT_TOKENS = {"aime24": 150, "aime25": 150, "math500": 120, "gsm8k": 110, "hu
 DEFAULT_PROMPT_TOKENS = 200
 
 
-def accuracy_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget):
-    """The accuracy model, broadcast over (samples, gen_len, kv_budget) arrays."""
+def accuracy_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget,
+                        verifier=None):
+    """The accuracy model, broadcast over (samples, gen_len, kv_budget) arrays; a named
+    verifier brings its own quality on the task (accuracy.verifiers, else the profile's)."""
     from planner.accuracy import predict
+    from planner.accuracy.verifiers import verifier_quality
 
+    vq = verifier_quality(verifier, profile)
     return predict(profile, strategy, samples, gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
-                   kv_dtype=kv_dtype, kv_budget=kv_budget)
+                   kv_dtype=kv_dtype, kv_budget=kv_budget, verifier_completeness=vq["completeness"],
+                   verifier_soundness=vq["soundness"], reward_auc=vq["reward_auc"])
 
 
-def interval_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget):
+def _verifier_notes(verifier, profiles) -> dict:
+    """Per model profile, where the verifier's quality came from (a verifier profile or,
+    with a note, the task profile's defaults)."""
+    from planner.accuracy.verifiers import verifier_quality
+
+    out = {}
+    for prof in profiles:
+        vq = verifier_quality(verifier, prof)
+        out[prof.model] = {k: vq[k] for k in ("completeness", "soundness", "reward_auc", "source")}
+        if vq["note"]:
+            out[prof.model]["note"] = vq["note"]
+    return out
+
+
+def interval_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget,
+                        verifier=None):
     """The 80% interval of :func:`accuracy_for_search` (planner.accuracy.uncertainty): the
-    same prediction over the profile's bootstrap replicates; None without replicates."""
+    same prediction, with the same verifier quality, over the profile's bootstrap
+    replicates; None without replicates."""
     from planner.accuracy.uncertainty import interval
+    from planner.accuracy.verifiers import verifier_quality
 
+    vq = verifier_quality(verifier, profile)
     return interval(profile, strategy, samples, gen_len, level=INTERVAL_LEVEL, weight_dtype=weight_dtype,
-                    act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget)
+                    act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
+                    verifier_completeness=vq["completeness"], verifier_soundness=vq["soundness"],
+                    reward_auc=vq["reward_auc"])
 
 
 INTERVAL_LEVEL = 0.8
@@ -141,8 +168,9 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
             if exc.field != "model":
                 raise
             raise InputError(exc.reason, file=exc.file, field="verifier", value=scn.verifier) from None
-    res = evaluate_space(space, models, hardware, effs, profiles, accuracy_for_search, verifier,
-                         interval_fn=interval_for_search)
+    res = evaluate_space(space, models, hardware, effs, profiles,
+                         partial(accuracy_for_search, verifier=scn.verifier), verifier,
+                         interval_fn=partial(interval_for_search, verifier=scn.verifier))
     # --conservative: the accuracy every rule below sees is the interval's lower end (the
     # point accuracy where a profile has no interval)
     lo = res.cols["accuracy_lo"]
@@ -172,6 +200,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
         "stage_evaluations": res.stage_rows,
         "prompt_len": space.prompt_len,
         "verifier": scn.verifier or "the policy model",
+        "verifier_quality": _verifier_notes(scn.verifier, profiles),
         "efficiency": eff_labels,
         "engine": scn.engine,
         "profiles_used": used,

@@ -16,8 +16,26 @@ problems x 32 samples; Infini-AI-Lab/Kinetics cost_model/aime24/dense CSVs): med
 tokens at p = p_mean, slope -1.0 per unit p (a problem solved every time has traces
 e^-1 = 0.37x as long as one never solved), sigma 0.50. Modelling the slope matters: with
 an independent length distribution, accuracy at 16K would be 0.50 instead of the 0.59
-the traces give. ``sigma`` pools within-problem scatter and the residual problem-level
-scatter around mu(p).
+the traces give.
+
+Problem effect. ``sigma`` is the total log-sd around mu(p); it splits into a problem
+effect and sample noise,
+
+    ln T_ij = mu(p_i) + v_i + e_ij,   v_i ~ N(0, s_problem^2),  e_ij ~ N(0, s_sample^2),
+    s_problem^2 = share * sigma^2,    s_sample^2 = (1 - share) * sigma^2,
+
+``share`` the intra-class correlation of ln T (``problem_share``). A problem that needs a
+long trace needs it in every sample, so k samples under a short budget are truncated
+together: given v_i a sample finishes with probability
+F_i(L | v) = Phi((ln L - mu(p_i) - v) / s_sample), and the strategies integrate over v by
+Gauss-Hermite quadrature (``effect_nodes``; combinations.node_probabilities). Over v the
+finishing share is the same log-normal as before (E_v F_i(L | v) = F_i(L)), so a single
+sample's accuracy barely moves; majority, pass@k and best-of-k under a short budget drop.
+Measured on the Kinetics Qwen3-8B AIME24 traces (30 problems x 32 samples, one-way ANOVA
+of ln T after the slope on each problem's pass@1; 43 of 960 samples at the 30,720 cap,
+counted at the cap): within-problem sd 0.277, problem-level sd 0.414, share 0.69, total
+0.498 (the 0.50 above). DEFAULT_PROBLEM_SHARE is that figure; `planner fit` estimates
+the share from a log's per-sample tokens (lengths.py).
 """
 
 from __future__ import annotations
@@ -28,6 +46,11 @@ import numpy as np
 
 from planner.accuracy import special
 
+# Intra-class share of ln(trace length) variance, Kinetics Qwen3-8B AIME24 (module doc).
+DEFAULT_PROBLEM_SHARE = 0.69
+# Gauss-Hermite nodes over the problem effect v (see effect_nodes).
+EFFECT_NODES = 6
+
 
 @dataclass(frozen=True)
 class TraceLength:
@@ -35,10 +58,38 @@ class TraceLength:
     sigma: float
     difficulty_slope: float = 0.0
     p_mean: float = 0.5
+    problem_share: float = 0.0
 
     def __post_init__(self):
         if not (self.median_tokens > 0 and self.sigma > 0):
             raise ValueError("trace length needs median_tokens > 0 and sigma > 0")
+        if not 0.0 <= self.problem_share < 1.0:
+            raise ValueError("trace length needs 0 <= problem_share < 1")
+
+    @property
+    def sigma_problem(self) -> float:
+        return self.sigma * float(np.sqrt(self.problem_share))
+
+    @property
+    def sigma_sample(self) -> float:
+        return self.sigma * float(np.sqrt(1.0 - self.problem_share))
+
+    def effect_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Gauss-Hermite nodes v_m and weights h_m (sum 1) of the problem effect
+        N(0, sigma_problem^2); one node at 0 when there is none."""
+        if self.sigma_problem <= 0.0:
+            return np.zeros(1), np.ones(1)
+        return _hermite(EFFECT_NODES, self.sigma_problem)
+
+    def conditional_ratio(self, u, x, ref_len) -> np.ndarray:
+        """F(L | x, v) / F(L_ref | x, v) for log budgets u (U,) and nodes x ((G,) or
+        (U, G)): shape (U, G, M) over the effect nodes v_m (effect_nodes)."""
+        v, _ = self.effect_nodes()
+        m = self.log_median(x)[..., None] + v
+        s = self.sigma_sample if len(v) > 1 else self.sigma
+        num = special.ndtr((np.asarray(u, float)[:, None, None] - m) / s)
+        den = special.ndtr((np.log(float(ref_len)) - m) / s)
+        return num / np.maximum(den, 1e-300)
 
     def log_median(self, p) -> np.ndarray:
         return np.log(self.median_tokens) + self.difficulty_slope * (np.asarray(p, float) - self.p_mean)
@@ -61,3 +112,8 @@ class TraceLength:
     def mean_finish(self, gen_len, grid_nodes, grid_weights) -> float:
         """Fraction of all traces that finish within gen_len (for reports)."""
         return float(self.cdf(gen_len, grid_nodes) @ grid_weights)
+
+
+def _hermite(n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    t, w = np.polynomial.hermite.hermgauss(n)
+    return np.sqrt(2.0) * scale * t, w / w.sum()

@@ -26,10 +26,14 @@ def combination_parameters(profile, gen_len, kv_budget, wcodes, acodes, kvcodes)
     return u, np.asarray(log_q, float), np.broadcast_to(np.asarray(delta, float), u.shape)
 
 
-def node_probabilities(profile, u, log_q, delta, nodes=None):
+def node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=False):
     """Per-node (p, w) for combinations given by combination_parameters: (U,) arrays ->
     two (U, G) arrays, the probability that a sample is correct and that it gives a wrong
-    answer (the rest are truncated: no answer)."""
+    answer (the rest are truncated: no answer).
+
+    With ``problem_effect`` (and a trace length with a problem share) every node x_j is
+    split into the trace-length effect nodes v_m (budget.TraceLength.effect_nodes): the
+    arrays are (U, G * M), column j * M + m, to be weighed by effect_weights."""
     spec = profile.spec
     trace = profile.trace
     x = profile.grid().nodes if nodes is None else np.asarray(nodes, float)
@@ -38,11 +42,27 @@ def node_probabilities(profile, u, log_q, delta, nodes=None):
     delta = np.asarray(delta, float)[:, None]
     # quantization: expit(logit(x) - delta) = x / (x + (1 - x) e^delta)
     xq = np.where(delta > 0, x / (x + (1.0 - x) * np.exp(delta)), x)
-    z = (np.asarray(u, float)[:, None] - trace.log_median(x)) / trace.sigma
-    r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), x), 1e-300)
+    if problem_effect and trace.sigma_problem > 0.0:
+        r3 = trace.conditional_ratio(u, x, spec.reference_gen_len)
+        M = r3.shape[-1]
+        r = r3.reshape(r3.shape[0], -1)
+        xq = np.repeat(xq, M, axis=-1)
+    else:
+        z = (np.asarray(u, float)[:, None] - trace.log_median(x)) / trace.sigma
+        r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), x), 1e-300)
     p = np.minimum(1.0, xq * np.exp(np.asarray(log_q, float))[:, None] * r)
     answered = np.minimum(1.0, np.maximum(p, r))
     return p, answered - p
+
+
+def effect_weights(profile, weights) -> np.ndarray:
+    """Quadrature weights (..., G) of the nodes -> (..., G * M) of the node x effect
+    columns of node_probabilities(problem_effect=True): w_j h_m."""
+    weights = np.asarray(weights, float)
+    if profile.trace.sigma_problem <= 0.0:
+        return weights
+    _, h = profile.trace.effect_nodes()
+    return (weights[..., None] * h).reshape(*weights.shape[:-1], -1)
 
 
 def effective_probabilities(profile, gen_len, kv_budget, wcodes, acodes, kvcodes, nodes=None):

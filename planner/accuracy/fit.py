@@ -274,6 +274,10 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     best = choice["plausible"][0] if choice else chosen     # a single candidate (chosen may be the average)
     held = heldout_check(data, best, seed=seed)
     trace = fit_trace_length(data)
+    if trace is not None:   # the problem effect of the lengths (lengths.py)
+        from planner.accuracy.lengths import fit_length_components
+
+        trace.update(fit_length_components(data, trace["difficulty_slope"]) or {})
     wrong = fit_wrong_share(data)
     reward = fit_reward_auc(data)
 
@@ -299,6 +303,8 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         ref = int(gen_len) if gen_len else int(trace["max_tokens"])
         tl = {"median_tokens": round(trace["median_tokens"], 1), "sigma": round(trace["sigma"], 4),
               "difficulty_slope": round(trace["difficulty_slope"], 4)}
+        if "problem_share" in trace:
+            tl["problem_share"] = round(min(trace["problem_share"], 0.95), 4)
     defaults = {"verifier_completeness": 0.9, "verifier_soundness": 0.9,
                 "majority_top_wrong_share": 0.2, "reward_auc": 0.75}
     if wrong is not None:

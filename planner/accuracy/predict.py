@@ -26,7 +26,8 @@ _interpolated_rows. Timings (2 shared cores, one BLAS thread) for 1e5 configurat
 50-85 ms; best-of-k ~0.2 s and majority ~0.3 s. The search's block (6 k x 6 gen_len x
 4 quantizations x 2 KV dtypes x 6 kv_budget): pass@k, verify ~2 ms, best-of-k ~7 ms,
 majority ~14 ms (benchmarks/accuracy_speed.py); the first call in a process also builds
-the cached strategy tables (~30 ms each).
+the cached strategy tables (~30 ms each). These timings predate the trace-length problem
+effect, which splits every node into budget.EFFECT_NODES columns (3-5x the time).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from planner.accuracy.combinations import (  # noqa: F401  (re-exported)
     _reduce_grid,
     _row_keys,
     combination_parameters,
+    effect_weights,
     effective_probabilities,
     node_probabilities,
 )
@@ -116,14 +118,17 @@ def _merge_tails(nodes, wts, n_base, x_split, kmax):
             np.concatenate([wts[:, keep], np.stack(new_w, axis=1)], axis=1))
 
 
-def _majority_rows(eff, grid, u, k, eta, roots=None):
+def _majority_rows(eff, grid, u, k, eta, roots=None, eff_tab=None, expand=None):
     """Majority vote for distinct rows. In the limit of many samples a problem is won iff
     p > eta w, a jump in the problem's reference success x at a point x*; the quadrature
     cell containing x* is split there (quadrature.split_at), once per (combination, eta),
     so the jump and the steep finite-k transition around it are integrated accurately.
     x* (the first x with p > eta w) comes from _majority_roots (closed form or Newton,
     checked) or else a search (_split_points); the split grids' tails are merged
-    (_merge_tails), and k <= K_EXACT is summed exactly (strategies.small_k_values)."""
+    (_merge_tails), and k <= K_EXACT is summed exactly (strategies.small_k_values).
+    ``eff`` locates the split points (marginal trace lengths); ``eff_tab`` (default eff)
+    gives the tables, with the trace-length problem effect, whose columns ``expand`` maps
+    the weights to (combinations.effect_weights)."""
     vals, pinv = np.unique(eta, return_inverse=True)
     key = u.astype(np.int64) * len(vals) + pinv.ravel()
     upairs, pair_of_row = np.unique(key, return_inverse=True)
@@ -136,11 +141,13 @@ def _majority_rows(eff, grid, u, k, eta, roots=None):
     nodes_u, wts_u = split_at(grid, xs_u)
     nodes_u, wts_u = _merge_tails(nodes_u, wts_u, len(grid.nodes), xs_u, float(k.max()))
     nodes, wts = nodes_u[xs_inv.ravel()], wts_u[xs_inv.ravel()]
-    p_tab, w_tab = eff(nodes, pu)
+    p_tab, w_tab = (eff if eff_tab is None else eff_tab)(nodes, pu)
+    if expand is not None:
+        wts = expand(wts)
     out = np.empty(len(k))
     small = k <= S.K_EXACT
     if np.any(small):
-        G = nodes.shape[1]
+        G = p_tab.shape[1]
         need = np.unique(k[small])
         s, pi = S.race_shares(p_tab, pe[:, None] * w_tab)
         sub = S.small_k_values("majority", 0.0, s, pi, need).reshape(len(need), len(pu), G)
@@ -207,6 +214,7 @@ def predict(profile, strategy: str, samples, gen_len=None, *, weight_dtype="bf16
     u_idx, uL, uT, uw, ua, ukv = _combo_index(L, T, w.astype(np.int64), a.astype(np.int64), kv.astype(np.int64))
     grid = prof.grid()
     nodes, weights = _reduce_grid(grid.nodes, grid.weights, float(k.max()))
+    weights_e = effect_weights(prof, weights)
     cu, clq, cdl = combination_parameters(prof, uL, uT, uw, ua, ukv)
     # combinations act only through (u, log q, delta): merge those that coincide (e.g. KV
     # budgets at or above the generation length, dtype mixes with the same penalty)
@@ -228,12 +236,15 @@ def predict(profile, strategy: str, samples, gen_len=None, *, weight_dtype="bf16
             def eff(x2d, sub):
                 return node_probabilities(prof, cu[sub], clq[sub], cdl[sub], nodes=x2d)
 
+            def eff_tab(x2d, sub):
+                return node_probabilities(prof, cu[sub], clq[sub], cdl[sub], nodes=x2d, problem_effect=True)
+
             def roots(sub, eta_):
                 return _majority_roots(prof, cu[sub], clq[sub], cdl[sub], eta_)
 
-            return _majority_rows(eff, grid, rc, rk, reta, roots)
-        p_tab, w_tab = node_probabilities(prof, cu, clq, cdl, nodes=nodes)
-        return _evaluate_rows(strat, p_tab, w_tab, weights, rc, rk, rc_, rs_, reta, rauc)
+            return _majority_rows(eff, grid, rc, rk, reta, roots, eff_tab, lambda w: effect_weights(prof, w))
+        p_tab, w_tab = node_probabilities(prof, cu, clq, cdl, nodes=nodes, problem_effect=True)
+        return _evaluate_rows(strat, p_tab, w_tab, weights_e, rc, rk, rc_, rs_, reta, rauc)
 
     rparams = (c[first], s[first], eta[first], auc[first])
     if strat in ("majority", "best-of-k") and len(cu) > _INTERP_MIN_COMBOS:

@@ -101,6 +101,10 @@ class TraceLengthSpec(_Spec):
     median_tokens: float = Field(gt=0)
     sigma: float = Field(gt=0, le=5)
     difficulty_slope: float = Field(0.0, ge=-10, le=10)
+    problem_share: Optional[float] = Field(
+        None, ge=0, le=0.95,
+        description="share of the ln(length) variance that is a per-problem effect (default: "
+                    "budget.DEFAULT_PROBLEM_SHARE)")
 
 
 class UncertaintySpec(_Spec):
@@ -181,8 +185,12 @@ class Profile:
     def trace(self):
         from planner.accuracy.budget import TraceLength
 
+        from planner.accuracy.budget import DEFAULT_PROBLEM_SHARE
+
         tl = self.spec.trace_length
-        return TraceLength(tl.median_tokens, tl.sigma, tl.difficulty_slope, p_mean=self.spec.pass_at_1)
+        share = DEFAULT_PROBLEM_SHARE if tl.problem_share is None else tl.problem_share
+        return TraceLength(tl.median_tokens, tl.sigma, tl.difficulty_slope, p_mean=self.spec.pass_at_1,
+                           problem_share=share)
 
     def grid(self):
         return self.difficulty.grid()

@@ -140,7 +140,9 @@ def best_of_k_coeffs(p, w, rho):
     f0 = np.where(ok, rho * p / D1s, 0.0)
     # |c1| is only large where few answers are expected (the Poisson table applies there);
     # bounded so that single precision copies stay finite
-    c1 = np.clip(np.where(ok, rho * p * w * (1.0 - rho) / D1s ** 3, 0.0), -1e30, 1e30)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # D1 ~ 1e-110 underflows
+        c1 = np.clip(np.where(ok, rho * p * w * (1.0 - rho) / D1s ** 3, 0.0), -1e30, 1e30)
+        c1 = np.where(np.isfinite(c1), c1, 0.0)
     ans = np.clip(p + w, 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         lz = np.log(np.clip(1.0 - p - w, 0.0, 1.0))

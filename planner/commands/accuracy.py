@@ -20,12 +20,19 @@ def fit_cmd(
     gen_len: Optional[int] = typer.Option(None, "--gen-len",
                                           help="Generation budget of the eval (default: longest trace)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
+    verifier: bool = typer.Option(False, "--verifier",
+                                  help="The log scores a verifier (lines: problem, correct, accepted and/or "
+                                       "score): write a verifier profile for --model on --task instead."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
     from planner.accuracy.fit import fit_eval_log, write_profile
     from planner.commands.output import print_json
     from planner.errors import InputError
+
+    if verifier:
+        _fit_verifier(eval_log, model, task, output, json_out)
+        return
 
     from planner.bounds import check_count
 
@@ -43,6 +50,26 @@ def fit_cmd(
         print_json(summary)
         return
     _print_fit(summary, res)
+
+
+def _fit_verifier(eval_log: str, model: str, task: str, output: Optional[str], json_out: bool) -> None:
+    from planner.accuracy.verifiers import fit_verifier, verifier_to_yaml
+    from planner.commands.output import console, print_json
+    from planner.files import atomic_write_text
+
+    vp = fit_verifier(eval_log, model, task)
+    if output:
+        atomic_write_text(output, verifier_to_yaml(vp))
+    out = {"verifier": vp.verifier, "task": vp.task, "completeness": vp.completeness,
+           "soundness": vp.soundness, "reward_auc": vp.reward_auc, "profile": output}
+    if json_out:
+        print_json(out)
+        return
+    con = console()
+    con.print(f"{vp.verifier} verifying {vp.task}: completeness {vp.completeness:.3f}, soundness "
+              f"{vp.soundness:.3f}, reward AUC {vp.reward_auc:.3f}")
+    if output:
+        con.print(f"wrote {output} (put it in tasks/verifiers/{vp.task}--{vp.verifier}.yaml to use it)")
 
 
 def _print_fit(s: dict, res) -> None:
@@ -88,6 +115,10 @@ def _print_fit(s: dict, res) -> None:
         con.print(f"trace length: median {tl['median_tokens']:.0f} tokens at p = pass@1, sigma {tl['sigma']:.3f}, "
                   f"slope {tl['difficulty_slope']:+.3f}, {100 * tl['truncated_fraction']:.1f}% truncated "
                   f"at {tl['max_tokens']:.0f}")
+        if "problem_share" in tl:
+            con.print(f"trace length per problem: problem effect sd {tl['sigma_problem']:.3f}, sample sd "
+                      f"{tl['sigma_sample']:.3f}, problem share {tl['problem_share']:.2f} "
+                      f"({tl['problems_used']} problems)")
     if "majority" in s:
         con.print(f"majority: top wrong answer takes {s['majority']['majority_top_wrong_share']:.3f} of wrong "
                   f"answers ({s['majority']['problems_used']} problems)")
@@ -113,6 +144,9 @@ def accuracy_cmd(
     verifier_soundness: Optional[float] = typer.Option(None, "--verifier-soundness"),
     top_wrong_share: Optional[float] = typer.Option(None, "--top-wrong-share", help="Majority: share of wrong answers on the top wrong answer."),
     reward_auc: Optional[float] = typer.Option(None, "--reward-auc", help="Best-of-k: reward-model AUC."),
+    verifier: Optional[str] = typer.Option(
+        None, "--verifier", help="Verifier / reward model (catalog name): its profile in tasks/verifiers/ sets "
+                                 "completeness, soundness and reward AUC (explicit flags win)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Predicted accuracy of one configuration from a task profile."""
@@ -144,6 +178,11 @@ def accuracy_cmd(
                         ("top-wrong-share", top_wrong_share), ("reward-auc", reward_auc)):
         if value is not None and not 0.0 <= value <= 1.0:  # also refuses nan
             raise InputError("must be a number in [0, 1]", field=name, value=value)
+    vq = _verifier_quality(verifier, prof)
+    if vq["source"] != "task profile defaults":  # the verifier's profile; explicit flags win
+        verifier_completeness = vq["completeness"] if verifier_completeness is None else verifier_completeness
+        verifier_soundness = vq["soundness"] if verifier_soundness is None else verifier_soundness
+        reward_auc = vq["reward_auc"] if reward_auc is None else reward_auc
     kw = dict(weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
               verifier_completeness=verifier_completeness, verifier_soundness=verifier_soundness,
               majority_top_wrong_share=top_wrong_share, reward_auc=reward_auc)
@@ -163,6 +202,9 @@ def accuracy_cmd(
         "kv_dtype": kv_dtype,
         "kv_budget": kv_budget,
         **{k: v for k, v in info.items() if k != "accuracy"},
+        "verifier": verifier,
+        "verifier_profile": None if vq["source"] == "task profile defaults" else vq["source"],
+        "notes": [vq["note"]] if vq["note"] else [],
     }
     if json_out:
         print_json(out)
@@ -183,6 +225,26 @@ def accuracy_cmd(
                   f"quality x{info['sparse_quality_factor']:.3f}")
     if info["strategy_params"]:
         con.print("  strategy parameters     " + ", ".join(f"{k}={v}" for k, v in info["strategy_params"].items()))
+    if out["verifier_profile"]:
+        con.print(f"  verifier                {verifier} ({out['verifier_profile']})")
+    for note in out["notes"]:
+        con.print(f"  note: {note}")
+
+
+def _verifier_quality(verifier: Optional[str], prof) -> dict:
+    """The verifier's quality on the profile's task; an unknown model name exits 2 naming
+    the flag ('verifier'), a known model without a verifier profile falls back (a note)."""
+    from planner.accuracy.verifiers import verifier_quality
+    from planner.errors import InputError
+
+    if verifier:
+        from planner.catalog import load_model
+
+        try:
+            load_model(verifier)
+        except InputError as exc:  # name the flag the user gave, not the catalog's 'model'
+            raise InputError(exc.reason, file=exc.file, field="verifier", value=verifier) from None
+    return verifier_quality(verifier, prof)
 
 
 def register(app: typer.Typer) -> None:
