@@ -15,13 +15,15 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   the scheduler model (planner.cost.serving), so to TPOT and to the steps a request waits
   before its first token. Cannot be negative. Default: the engine profile's documented
   value (engines/*.yaml).
-* ``wave_sync``: how far the closed-loop benchmark's requests stay in waves. The
-  benchmark starts all C requests together and replaces a finished one at once; with
-  fixed lengths the waves would stay in step (1: the scheduler model's closed loop,
-  planner.cost.serving.closed_loop). Real first tokens come at different times, so the
-  waves smear out towards arrivals spread over the steps (0: the steady state, where
-  every step carries its share of prompt tokens). The prediction mixes the two linearly.
-  Range [0, 1]; a property of the engine's scheduler (carried between devices).
+* ``wave_sync``: how far the closed-loop benchmark's LATER waves stay in step. The
+  benchmark starts all C requests together (its first wave is in step by construction:
+  planner.cost.serving.closed_loop) and replaces a finished one at once; with fixed
+  lengths the later waves would stay in the groups the first wave formed (1), but real
+  first tokens and replacements come at different times, so they smear out towards
+  arrivals spread over the steps (0: the steady state, a lone prompt per step). The
+  later waves' TTFT mixes the two linearly (planner.cost.serving.smeared_waves); TPOT
+  does not depend on it (a request lives through the other requests' prefills either
+  way). Range [0, 1]; a property of the engine's scheduler (carried between devices).
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first
   token (HTTP, tokenization, admission into the running batch, the first detokenization):
   added once to TTFT. Cannot be negative.

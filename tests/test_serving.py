@@ -133,18 +133,20 @@ def test_simulator_speed_10k_requests():
 # -- the analytic model against the simulator -------------------------------------------
 
 def test_analytic_closed_loop_agrees_with_simulator():
-    """Randomized grid over models, TP, concurrency, lengths and the three scheduler
-    kinds (chunked+mixed as vLLM, whole prompts as TensorRT-LLM, prefill apart as
-    SGLang): the mean-field model's mean TTFT and TPOT agree with the simulator's."""
+    """Randomized grid over models, TP, concurrency, lengths, token budgets (2048-16384),
+    and the three scheduler kinds (chunked+mixed as vLLM, whole prompts as TensorRT-LLM,
+    prefill apart as SGLang): the mean-field model's mean TTFT and TPOT agree with the
+    discrete-event simulator's."""
     rng = np.random.default_rng(7)
     ratios = []
-    for _ in range(24):
+    for _ in range(32):
         model = ("llama-3.1-8b", "qwen3-32b", "qwen3-30b-a3b")[rng.integers(3)]
         tp = int(2 ** rng.integers(0, 3))
         C, P, G = int(2 ** rng.uniform(0, 8)), int(2 ** rng.uniform(7, 13)), int(2 ** rng.uniform(5, 11))
         chunked, mixed = ((True, True), (False, True), (True, False))[rng.integers(3)]
+        budget = int(2 ** rng.integers(11, 15))
         x = ctx(model, tp=tp)
-        B = int(effective_budget(8192, P, C, chunked))
+        B = int(effective_budget(budget, P, C, chunked))
         tab = StepTable(x, max(B, C) + 1, 1e-3)
         s = simulate(tab, prompt_len=P, gen_len=G, token_budget=B, max_running=4096, chunked=chunked, mixed=mixed,
                      concurrency=C, n_requests=10 * C)

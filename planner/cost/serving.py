@@ -28,8 +28,13 @@ Closed loop, mixed batches (vLLM V1, TensorRT-LLM; derivation in the README):
   prompts fill one step (``g P = B - (C - g)``), ``K = C / g`` groups; each later request
   waits one step carrying its group (``max(1, 1/g)`` steps when a prompt exceeds a step);
   its ``G - 1`` decode steps include the other ``K - 1`` groups' prefill steps, so
-  ``TPOT = ((K-1) t_mix + (G-K) t_dec) / (G-1)``; when ``K > G`` prefill is the
-  bottleneck and every step is a mixed one, TTFT grows by the ``K - G`` steps of waiting;
+  ``TPOT = ((K-1) t_mix + (G-K) t_dec) / (G-1)``; C is rarely a multiple of g, so the
+  last group holds the remaining ``r < g`` requests and its step fewer prompts (means
+  weighted by requests); when ``K > G`` prefill is the bottleneck and every step is a
+  mixed one: with chunks, only the ``d = (G-1) room / P`` requests past their prompt
+  decode (Little's law over a cycle of ``C P / room`` steps, ``room = B - d``), TPOT is
+  that step and TTFT the cycle less the ``G - 1`` decode steps; whole prompts wait the
+  ``K - G`` steps of the other groups;
 * the benchmark's mean is over ``n`` requests (``REQUESTS_PER_CONCURRENCY x C``), the first
   ``C`` of which are the first wave.
 
@@ -125,23 +130,49 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     # a prompt longer than a step: full steps, then the remainder
     n_full = np.ceil(P / room2 - 1e-9) - 1.0
     t_rem = T(d_mix, P - n_full * room2, d_mix + 1.0, dec_ctx)
-    alone = np.where(g >= 1.0, t_mix, n_full * t_mix + t_rem)  # starts at a step boundary
+    # C is rarely a multiple of g: floor(K) full groups and a last one of r < g requests,
+    # whose step carries fewer prompts (request-weighted means below)
+    whole = g >= 1.0
+    Kf = np.where(whole, np.floor(K + 1e-9), K)
+    r = np.where(whole, np.maximum(C - Kf * g, 0.0), 0.0)
+    d_r = C - r
+    p_r = np.minimum(np.maximum(r, 1.0) * P, np.maximum(B - d_r, 1.0))
+    t_r = T(d_r, p_r, d_r + p_r / P, dec_ctx)
+    has_r = r > 1e-9
+    alone = np.where(whole, (Kf * g * t_mix + r * t_r) / C, n_full * t_mix + t_rem)  # starts at a step boundary
     # when prefill is busy (u = share of steps carrying prefill near 1) prompts queue back
     # to back across step boundaries: a prompt touches P/room + 1 steps on average
     u = np.clip(K / Gm1, 0.0, 1.0)
     steps_pf = u * (P / room2 + 1.0) * t_mix + (1.0 - u) * alone
+    # a request's G - 1 decode steps include the other groups' prefill steps
+    n_oth = np.where(whole, (Kf * g * (Kf - 1.0 + has_r) + r * Kf) / C, K - 1.0)
+    t_oth = np.where(whole, (Kf * g * ((Kf - 1.0) * t_mix + has_r * t_r) + r * Kf * t_mix) / C, (K - 1.0) * t_mix)
     others = np.minimum(K - 1.0, G - 1.0)
-    tpot_mix = (others * t_mix + (G - 1.0 - others) * t_dec) / Gm1
+    tpot_mix = np.where(K <= G, (t_oth + (G - 1.0 - n_oth) * t_dec) / Gm1,
+                        (others * t_mix + (G - 1.0 - others) * t_dec) / Gm1)
     bound = np.maximum(K - G, 0.0) * t_mix  # prefill-bound: the wait for the other groups
     ttft2 = np.where(mixed, steps_pf + bound, ttft1)
+    # prefill-bound with chunks (K > G): every step is mixed, and only the requests past
+    # their prompt decode: d = (G - 1) room / P of them (Little's law over a cycle of
+    # C P / room steps), room = B - d, so room = B / (1 + (G - 1) / P); a request waits
+    # the cycle less its G - 1 decode steps
+    pb = mixed & chunked & (K > G)
+    if np.any(pb):
+        room_pb = B / (1.0 + (G - 1.0) / P)
+        d_pb = B - room_pb
+        t_pb = T(d_pb, room_pb, d_pb + room_pb / P, dec_ctx)
+        K_pb = np.maximum(C * P / room_pb, G)
+        ttft2 = np.where(pb, (K_pb - G + 1.0) * t_pb, ttft2)
+        tpot_mix = np.where(pb, t_pb, tpot_mix)
     tpot = np.where(G > 1.0, np.where(mixed, tpot_mix, tpot_sync), 0.0)
-    ttft = (C * ttft1 + np.maximum(N - C, 0.0) * ttft2) / np.maximum(N, C)
+    first = C / np.maximum(N, C)  # the first wave's share of the benchmark's requests
+    ttft = first * ttft1 + (1.0 - first) * ttft2
     e2e = ttft + (G - 1.0) * tpot
     # requests beyond the running limit wait for a slot (Little's law)
     wait = (C_all - C) * e2e / C
     ttft = ttft + wait
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e + wait, "throughput_req_s": C / e2e,
-            "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2}
+            "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2, "first_share": first, "wait_s": wait}
 
 
 def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
@@ -255,17 +286,26 @@ def serving_steady(out, x, C, k, P, G, share):
 
 
 def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G) -> dict:
-    """A closed-loop benchmark between its two idealizations: ``wave_sync`` s = 1 keeps the
-    waves in step (:func:`closed_loop`), s = 0 spreads arrivals over the steps (the steady
-    state, plus the host time per step). Real first tokens come at different times, so the
-    waves smear: TPOT = s x closed + (1 - s) x (steady + host), TTFT likewise plus the
-    request's time outside the GPU steps (``overhead_s``: HTTP, tokenization, admission).
+    """A closed-loop benchmark between its two idealizations. Its first wave is in step by
+    construction (the benchmark starts all C requests at once: :func:`closed_loop`'s
+    first wave, its share of the requests counted as the benchmark counts them); later
+    waves keep in step only as far as the requests' first tokens do: ``wave_sync`` s = 1
+    keeps them in step (the groups of :func:`closed_loop`), s = 0 spreads their arrivals
+    over the steps (the steady state: a lone prompt in a step, plus the host time per
+    step). So TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
+    plus the wait for a running slot and the request's time outside the GPU steps
+    (``overhead_s``: HTTP, tokenization). TPOT is the closed loop's whatever the
+    synchrony: over its G - 1 decode steps a request lives through the prefill of the
+    other C - 1 requests' prompts either way, grouped in a few steps or spread over many
+    (leave-one-model-out chose it over mixing TPOT with the steady state's as well).
     Throughput follows from Little's law in a closed loop: S requests in flight / latency.
     s = 1 and no overhead (the column defaults) give :func:`closed_loop` exactly. The
     parameters are fitted on measured runs (planner.serving_params)."""
     s = wave_sync
-    tpot = s * closed["tpot_s"] + (1.0 - s) * (steady["tpot_s"] + host_s)
-    ttft = s * closed["ttft_s"] + (1.0 - s) * (steady["ttft_s"] + host_s) + overhead_s
+    tpot = closed["tpot_s"]
+    f = closed["first_share"]
+    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s)
+    ttft = f * closed["ttft_first_wave_s"] + (1.0 - f) * later + closed["wait_s"] + overhead_s
     latency = ttft + (G - 1.0) * tpot
     exact = (s == 1.0) & (overhead_s == 0.0)
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": np.where(exact, closed["latency_s"], latency),
