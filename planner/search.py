@@ -16,8 +16,9 @@ from typing import Optional
 
 import numpy as np
 
+from planner import layouts as lay
 from planner import strategies as strat
-from planner.cost.engine import BOTTLENECKS, evaluate
+from planner.cost.engine import BOTTLENECKS
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.errors import InputError
 from planner.quantization import QUANTIZATIONS, act_dtype_for
@@ -49,6 +50,8 @@ class Space:
     batches: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 128, 256])
     kv_budgets: list[int] = field(default_factory=lambda: [0, 256, 512, 1024, 2048, 4096])
     prompt_len: int = 150
+    # the layout axis (planner.layouts); None: tensor parallel over each of ``devices``
+    layouts: Optional[list] = None
 
 
 @dataclass
@@ -94,6 +97,7 @@ class Result:
             "model": lab["model"][im],
             "hardware": lab["hardware"][ih],
             "devices": int(ax["devices"][idv]),
+            "layout": dict(lab["layout"][idv]),
             "strategy": lab["strategy"][blk.strategy],
             "samples": int(blk.samples[ik]),
             "gen_len": int(ax["gen_len"][il]),
@@ -138,7 +142,10 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     """
     mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
-    D = np.array(space.devices, dtype=float)
+    layouts = list(space.layouts) if space.layouts is not None else [lay.Layout(int(d)) for d in space.devices]
+    layout_groups, layout_ok = lay.groups(layouts, models, verifier)
+    D = np.array([x.devices for x in layouts], dtype=float)  # devices of each layout (the axis' values)
+    TP = np.array([x.tp for x in layouts], dtype=float)
     Ls = np.array(space.gen_lens, dtype=float)
     Bs = np.array(space.batches, dtype=float)
     Ts = np.array(space.kv_budgets, dtype=float)
@@ -175,7 +182,7 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
         k_ax = ik if call.uses_k else np.zeros((1,) * 9, dtype=np.intp)
         k = K_all[k_ax]
         cols = {
-            "model": im if policy else np.full((1,) * 9, nM), "hardware": ih, "devices": D[idv],
+            "model": im if policy else np.full((1,) * 9, nM), "hardware": ih, "devices": TP[idv],
             "batch": Bs[ib] * (k if call.requests == "k" else 1.0), "concurrency": np.zeros((1,) * 9),
             "prompt_len": P + (Ls[il] if call.prompt_extra == "answer" else 0.0),
             "gen_len": Ls[il] if call.gen == "gen_len" else np.full((1,) * 9, float(call.verify_len)),
@@ -185,20 +192,20 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             "prefix_sharing": np.ones((1,) * 9, dtype=bool),
         }
         sub = shape[:3] + (shape[3] if call.uses_k else 1,) + shape[4:8] + (shape[8] if call.role == "policy" else 1,)
-        n = int(np.prod(sub))
-        out = evaluate({key: np.broadcast_to(v, sub).ravel() for key, v in cols.items()}, mt, ht, precision=precision)
+        out = lay.cost_stage(cols, sub, layouts, layout_groups, mt, ht, hardware, precision, not policy)
         per_request = k if call.requests == "k" else 1.0  # B x k requests: each original request pays for k
         # the stage's context (what it reads plus what it writes) within its model's window
         window = max_ctx[im] if policy else float(verifier.max_context)
         stage_ctx_ok = np.broadcast_to(cols["prompt_len"] + cols["gen_len"] <= window, sub)
-        stages[call] = {"latency_s": out["latency_s"].reshape(sub), "energy_j": out["energy_j"].reshape(sub) * per_request,
-                        "cost_usd": out["cost_usd"].reshape(sub) * per_request, "fits": out["fits"].reshape(sub),
-                        "bottleneck": out["bottleneck"].reshape(sub), "ctx_ok": stage_ctx_ok}
-        stage_rows += n
+        stages[call] = {"latency_s": out["latency_s"], "energy_j": out["energy_j"] * per_request,
+                        "cost_usd": out["cost_usd"] * per_request, "fits": out["fits"],
+                        "bottleneck": out["bottleneck"], "ctx_ok": stage_ctx_ok}
+        stage_rows += out["rows"]
 
     # ---- feasibility shared by all strategies -----------------------------------------------
     max_dev = np.array([h.max_devices for h in hardware], dtype=float)
-    dev_ok = (D[idv] <= max_dev[ih])
+    # tensor parallel within one NVLink domain; a layout the model (or verifier) cannot take
+    dev_ok = (TP[idv] <= max_dev[ih]) & layout_ok[im, idv]
     dt_ok = dtype_ok[ih, iq]
 
     # ---- per strategy: combine stages over its graph, then accuracy --------------------------
@@ -272,7 +279,7 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     labels = {
         "model": [m.name for m in models], "hardware": [h.name for h in hardware],
         "strategy": list(graphs), "weight_dtype": [QUANTIZATIONS[q][0] for q in space.quantizations],
-        "kv_dtype": list(space.kv_dtypes), "dtype": list(DTYPE_CODE),
+        "kv_dtype": list(space.kv_dtypes), "dtype": list(DTYPE_CODE), "layout": [x.as_dict() for x in layouts],
     }
     axes = {"devices": D, "gen_len": Ls, "batch": Bs, "kv_budget": Ts}
     ok = cols.pop("_ok")
