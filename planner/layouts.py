@@ -163,7 +163,7 @@ def cost_stage(cols: dict, sub: tuple, layouts: Sequence[Layout], layout_groups,
         if not all(x.plain_tp for x in lay):
             g["ep"], g["attn_dp"] = factor("ep"), factor("dp")
         flat = {k: np.broadcast_to(v, gsub).ravel() for k, v in g.items()}
-        out = evaluate(flat, mt, ht, precision=precision)
+        out = evaluate(flat, mt, ht, precision=precision, outputs=STAGE_KEYS + (_PIPE_KEYS if piped else ()))
         if piped:
             with np.errstate(all="ignore"):
                 out.update(_pipelined(out, flat, np.broadcast_to(pp, gsub).ravel(),
