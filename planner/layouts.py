@@ -35,6 +35,7 @@ from planner.errors import InputError
 from planner.specs import LAYOUT_FACTORS
 
 DEFAULT_LAYOUTS = ("tp",)  # the default scenario's axis: see recommend.build_space
+MAX_LAYOUTS = 64  # layouts on one axis (each multiplies the grid)
 
 
 class Layout(NamedTuple):
@@ -91,6 +92,9 @@ def expand(entries: Sequence, device_counts: Sequence[int]) -> list[Layout]:
             seen.setdefault(Layout(**{k: int(entry.get(k, 1)) for k in LAYOUT_FACTORS}))
     if not seen:
         raise InputError("no layout to search", field="layouts", value=list(entries))
+    if len(seen) > MAX_LAYOUTS:
+        raise InputError(f"{len(seen)} layouts over the devices grid, at most {MAX_LAYOUTS} (each multiplies the "
+                         "search grid)", field="layouts", value=list(entries))
     return sorted(seen, key=lambda lay: (lay.devices, -lay.tp, lay.pp, lay.dp, lay.ep))
 
 
