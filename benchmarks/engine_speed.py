@@ -61,7 +61,8 @@ def main(n: int = 1_000_000, repeats: int = 3) -> float:
             best = min(best, time.perf_counter() - t0)
         what = "the search's 5 columns" if outputs else f"all {len(out)} columns"
         rates[(precision, what)] = n / best
-        print(f"{precision}, {what}: best of {repeats}: {best * 1e3:.0f} ms  ->  {n / best / 1e6:.2f} M configurations/s")
+        print(f"{precision}, {what}: best of {repeats}: {best * 1e3:.0f} ms  ->  "
+              f"{n / best / 1e6:.2f} M configurations/s")
     print(f"rows a device can run: {np.isfinite(out['latency_s']).mean():.3f}  fit in memory: {out['fits'].mean():.3f}")
     return max(rates.values())
 

@@ -260,12 +260,13 @@ def layout_entries(v):
         if isinstance(e, str):
             parts = e.replace(" ", "").split("*")
             if not e or any(p not in LAYOUT_FACTORS for p in parts) or len(set(parts)) != len(parts):
-                raise ValueError(f"unknown layout family '{e[:40]}' (factors {', '.join(LAYOUT_FACTORS)} joined by '*', "
-                                 "e.g. tp*pp)")
+                raise ValueError(f"unknown layout family '{e[:40]}' (factors {', '.join(LAYOUT_FACTORS)} "
+                                 "joined by '*', e.g. tp*pp)")
         else:
             extra = set(e) - set(LAYOUT_FACTORS)
             if extra:
-                raise ValueError(f"unknown layout factor '{sorted(extra)[0]}' (choose from {', '.join(LAYOUT_FACTORS)})")
+                raise ValueError(f"unknown layout factor '{sorted(extra)[0]}' "
+                                 f"(choose from {', '.join(LAYOUT_FACTORS)})")
             for k, n in e.items():
                 if isinstance(n, bool) or not 1 <= n <= MAX_DEVICES:
                     raise ValueError(f"layout factor {k} must be an integer in 1..{MAX_DEVICES}, got {n}")

@@ -120,7 +120,8 @@ def _row_cells(r: dict) -> list[str]:
     from planner.units import fmt_si
 
     strategy = r["strategy"] if r["strategy"] == "single" else f"{r['strategy']} x{r['samples']}"
-    return [r["model"], f"{r['devices']}x {r['hardware']}", layout_label(r.get("layout")), strategy, tokens_label(r["gen_len"]),
+    return [r["model"], f"{r['devices']}x {r['hardware']}", layout_label(r.get("layout")), strategy,
+            tokens_label(r["gen_len"]),
             quant_label(r["weight_dtype"], r["act_dtype"]), r["kv_dtype"], str(r["batch"]),
             tokens_label(r["kv_budget"]) if r["kv_budget"] else "dense",
             f"{r['accuracy']:.1%}", fmt_si(r["latency_s"], "s"), fmt_si(r["energy_j"], "J"),
