@@ -179,9 +179,13 @@ def cost_stage(cols: dict, sub: tuple, layouts: Sequence[Layout], layout_groups,
         if not res:  # rows no layout group reaches: NaN, not fitting
             res = {key: (np.zeros(sub, dtype=out[key].dtype) if key in ("fits", "bottleneck")
                          else np.full(sub, np.nan, dtype=out[key].dtype)) for key in STAGE_KEYS}
-        ix = np.ix_(midx, range(sub[1]), lidx, *(range(s) for s in sub[3:]))
+        # scatter the group's rows back: a slice of models where they are contiguous (one
+        # strided copy per layout), else their index list
+        m_at = slice(midx[0], midx[-1] + 1) if midx == list(range(midx[0], midx[-1] + 1)) else np.asarray(midx)
         for key in STAGE_KEYS:
-            res[key][ix] = out[key].reshape(gsub)
+            block = out[key].reshape(gsub)
+            for j, li in enumerate(lidx):
+                res[key][m_at, :, li] = block[:, :, j]
     res["rows"] = n_rows
     return res
 

@@ -242,16 +242,24 @@ def uses_samples(graph: Dag) -> bool:
 
 
 def combine(graph: Dag, stage_latency: dict, stage_sum: dict[str, dict]) -> tuple[np.ndarray, dict]:
-    """Latency = longest path (arrays per node), other quantities = sums over nodes."""
+    """Latency = longest path (arrays per node), other quantities = sums over nodes.
+    Free stages (no entry) add nothing: no pass over the arrays is spent on them."""
     finish: dict = {}
     for node in topological_order(graph):
-        start = 0.0
+        start = None
         for pred in graph.predecessors(node):
-            start = np.maximum(start, finish[pred])
-        finish[node] = start + stage_latency.get(node, 0.0)
-    latency = 0.0
+            start = finish[pred] if start is None else np.maximum(start, finish[pred])
+        own = stage_latency.get(node)
+        finish[node] = (0.0 if own is None else own) if start is None else (start if own is None else start + own)
+    latency = None
     for node in graph.nodes:
         if graph.out_degree(node) == 0:
-            latency = np.maximum(latency, finish[node])
-    totals = {k: sum(v.get(node, 0.0) for node in graph.nodes) for k, v in stage_sum.items()}
-    return latency, totals
+            latency = finish[node] if latency is None else np.maximum(latency, finish[node])
+    totals = {}
+    for k, v in stage_sum.items():
+        parts = [v[node] for node in graph.nodes if node in v]
+        total = parts[0] if parts else 0.0
+        for part in parts[1:]:
+            total = total + part
+        totals[k] = total
+    return (0.0 if latency is None else latency), totals
