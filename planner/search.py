@@ -254,7 +254,14 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
                 if call is None:
                     continue
                 key = key_of(call)
-                pick = np.array([one_k]) if key != call else (ks if call.uses_k else slice(None))
+                pick = [one_k] if key != call else (list(ks) if call.uses_k else None)
+                # contiguous positions as a slice: a view of the stage's arrays, not a copy
+                if pick is None:
+                    pick = slice(None)
+                elif pick == list(range(pick[0], pick[-1] + 1)):
+                    pick = slice(pick[0], pick[-1] + 1)
+                else:
+                    pick = np.array(pick)
                 src = {name: v[:, :, :, pick] for name, v in stages[key].items()}
                 lat_nodes[node] = src["latency_s"]
                 sums["energy_j"][node] = src["energy_j"]
