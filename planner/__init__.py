@@ -49,12 +49,14 @@ def estimate(model: Union[None, str, "Model"] = None, hardware: Union[None, str,
              prompt_len: Optional[int] = None, gen_len: Optional[int] = None, samples: Optional[int] = None,
              weight_dtype: Optional[str] = None, act_dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
              kv_budget: Optional[int] = None, prefix_sharing: Optional[bool] = None,
-             efficiency: Optional["Efficiency"] = None) -> dict[str, Any]:
+             efficiency: Optional["Efficiency"] = None, pp: int = 1, ep: int = 1, dp: int = 1) -> dict[str, Any]:
     """Latency, throughput, memory, energy and dollars of one configuration: the
     ``planner estimate --json`` object (``ttft_s``, ``tpot_s``, ``latency_s``,
     ``memory``, ...). Options left as None take the defaults of ``planner estimate``
     (planner.cost.defaults). Without ``efficiency`` the device's documented defaults
-    are used (the CLI also looks for a calibration profile). About 10-50 us per call."""
+    are used (the CLI also looks for a calibration profile). ``pp``, ``ep``, ``dp``: the
+    layout of ``planner estimate --pp/--ep/--dp`` (1: tensor parallel over ``devices``).
+    About 10-50 us per call."""
     from planner.cost.api import estimate as _estimate
     from planner.cost.defaults import ESTIMATE_DEFAULTS
 
@@ -63,7 +65,8 @@ def estimate(model: Union[None, str, "Model"] = None, hardware: Union[None, str,
     given = {"devices": devices, "batch": batch, "concurrency": concurrency, "prompt_len": prompt_len,
              "gen_len": gen_len, "samples": samples, "weight_dtype": weight_dtype, "act_dtype": act_dtype,
              "kv_dtype": kv_dtype, "kv_budget": kv_budget, "prefix_sharing": prefix_sharing}
-    return _estimate(model, hardware, efficiency=efficiency, **{k: v for k, v in given.items() if v is not None})
+    return _estimate(model, hardware, efficiency=efficiency, pp=pp, ep=ep, dp=dp,
+                     **{k: v for k, v in given.items() if v is not None})
 
 
 def recommend(scenario: Union[None, str, "Path", dict] = None, **fields: Any) -> dict[str, Any]:

@@ -65,6 +65,11 @@ def build_space(scn: RecommendScenario, profiles: list) -> Space:
             setattr(space, name, list(v))
     if not scn.sparse:
         space.kv_budgets = [0]
+    # the device-count axis as a layout axis (planner.layouts): the scenario's families and
+    # explicit layouts over its device counts
+    from planner.layouts import DEFAULT_LAYOUTS, expand
+
+    space.layouts = expand(scn.layouts or DEFAULT_LAYOUTS, space.devices)
     space.prompt_len = scn.prompt_len or PROMPT_TOKENS.get(scn.task, DEFAULT_PROMPT_TOKENS)
     return space
 

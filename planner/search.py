@@ -11,13 +11,15 @@ dollars, accuracy and a feasibility verdict as one row of flat arrays.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
 
+from planner import layouts as lay
 from planner import strategies as strat
-from planner.cost.engine import BOTTLENECKS, evaluate
+from planner.cost.engine import BOTTLENECKS
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.errors import InputError
 from planner.quantization import QUANTIZATIONS, act_dtype_for
@@ -49,6 +51,8 @@ class Space:
     batches: list[int] = field(default_factory=lambda: [1, 4, 16, 64, 128, 256])
     kv_budgets: list[int] = field(default_factory=lambda: [0, 256, 512, 1024, 2048, 4096])
     prompt_len: int = 150
+    # the layout axis (planner.layouts); None: tensor parallel over each of ``devices``
+    layouts: Optional[list] = None
 
 
 @dataclass
@@ -94,6 +98,7 @@ class Result:
             "model": lab["model"][im],
             "hardware": lab["hardware"][ih],
             "devices": int(ax["devices"][idv]),
+            "layout": dict(lab["layout"][idv]),
             "strategy": lab["strategy"][blk.strategy],
             "samples": int(blk.samples[ik]),
             "gen_len": int(ax["gen_len"][il]),
@@ -141,7 +146,10 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     """
     mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
-    D = np.array(space.devices, dtype=float)
+    layouts = list(space.layouts) if space.layouts is not None else [lay.Layout(int(d)) for d in space.devices]
+    layout_groups, layout_ok = lay.groups(layouts, models, verifier)
+    D = np.array([x.devices for x in layouts], dtype=float)  # devices of each layout (the axis' values)
+    TP = np.array([x.tp for x in layouts], dtype=float)
     Ls = np.array(space.gen_lens, dtype=float)
     Bs = np.array(space.batches, dtype=float)
     Ts = np.array(space.kv_budgets, dtype=float)
@@ -171,71 +179,16 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
         twin = _as_k_call(call)
         return twin if twin in calls else call
 
-    stages: dict = {}
-    stage_rows = 0
-    for call in dict.fromkeys(map(key_of, calls)):
-        policy = call.role == "policy" or verifier is None
-        k_ax = ik if call.uses_k else np.zeros((1,) * 9, dtype=np.intp)
-        k = K_all[k_ax]
-        cols = {
-            "model": im if policy else np.full((1,) * 9, nM), "hardware": ih, "devices": D[idv],
-            "batch": Bs[ib] * (k if call.requests == "k" else 1.0), "concurrency": np.zeros((1,) * 9),
-            "prompt_len": P + (Ls[il] if call.prompt_extra == "answer" else 0.0),
-            "gen_len": Ls[il] if call.gen == "gen_len" else np.full((1,) * 9, float(call.verify_len)),
-            "samples": k if call.samples == "k" else np.ones((1,) * 9), "weight_dtype": w_code[iq],
-            "act_dtype": act[ih, iq], "kv_dtype": kv_code[iv],
-            "kv_budget": Ts[it] if call.role == "policy" else np.zeros((1,) * 9),
-            "prefix_sharing": np.ones((1,) * 9, dtype=bool),
-        }
-        sub = shape[:3] + (shape[3] if call.uses_k else 1,) + shape[4:8] + (shape[8] if call.role == "policy" else 1,)
-        n = int(np.prod(sub))
-        out = evaluate({key: np.broadcast_to(v, sub).ravel() for key, v in cols.items()}, mt, ht, precision=precision)
-        per_request = k if call.requests == "k" else 1.0  # B x k requests: each original request pays for k
-        # the stage's context (what it reads plus what it writes) within its model's window
-        window = max_ctx[im] if policy else float(verifier.max_context)
-        stage_ctx_ok = np.broadcast_to(cols["prompt_len"] + cols["gen_len"] <= window, sub)
-        stages[call] = {"latency_s": out["latency_s"].reshape(sub), "energy_j": out["energy_j"].reshape(sub) * per_request,
-                        "cost_usd": out["cost_usd"].reshape(sub) * per_request, "fits": out["fits"].reshape(sub),
-                        "bottleneck": out["bottleneck"].reshape(sub), "ctx_ok": stage_ctx_ok}
-        stage_rows += n
-
-    # ---- feasibility shared by all strategies -----------------------------------------------
-    max_dev = np.array([h.max_devices for h in hardware], dtype=float)
-    dev_ok = (D[idv] <= max_dev[ih])
-    dt_ok = dtype_ok[ih, iq]
-
-    # ---- per strategy: combine stages over its graph, then accuracy --------------------------
-    parts: list[dict] = []
-    blocks: list[Block] = []
-    for si, (sname, graph) in enumerate(graphs.items()):
+    def k_picks(graph) -> list[int]:
+        """Positions in K_all the strategy is searched at."""
         if strat.uses_samples(graph):
-            k_sel = [i for i, k in enumerate(K_all) if k > 1 and k in space.samples]
-        else:
-            k_sel = [one_k]  # a one-sample strategy costs one sample, whatever the samples grid
-        if not k_sel:
-            continue
-        ks = np.array(k_sel)
-        lat_nodes, sums = {}, {"energy_j": {}, "cost_usd": {}}
-        fits = np.ones(1, dtype=bool)
-        ctx_ok = np.ones((1,) * 9, dtype=bool)
-        bottleneck = None
-        for node, attrs in graph.nodes(data=True):
-            call = strat.stage_call(attrs)
-            if call is None:
-                continue
-            key = key_of(call)
-            pick = np.array([one_k]) if key != call else (ks if call.uses_k else slice(None))
-            src = {name: v[:, :, :, pick] for name, v in stages[key].items()}
-            lat_nodes[node] = src["latency_s"]
-            sums["energy_j"][node] = src["energy_j"]
-            sums["cost_usd"][node] = src["cost_usd"]
-            fits = fits & src["fits"]
-            ctx_ok = ctx_ok & src["ctx_ok"]
-            if bottleneck is None and call.op == "generate":
-                bottleneck = src["bottleneck"]
-        latency, totals = strat.combine(graph, lat_nodes, sums)
-        # accuracy on (M, H, 1, K', L, Q, V, 1, T): one call per model and distinct row of
-        # activation dtypes (the ones the cost uses), dtypes as arrays
+            return [i for i, k in enumerate(K_all) if k > 1 and k in space.samples]
+        return [one_k]  # a one-sample strategy costs one sample, whatever the samples grid
+
+    def accuracy_of(graph, ks) -> tuple[np.ndarray, list]:
+        """Accuracy on (M, H, 1, K', L, Q, V, 1, T) and, with ``interval_fn``, its interval's
+        [lo, hi] arrays (NaN without replicates): one call per model and distinct row of
+        activation dtypes (the ones the cost uses), dtypes as arrays."""
         acc = np.zeros((nM, nH, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
         lo_hi = [np.full(acc.shape, np.nan, dtype=np.float32) for _ in range(2)] if interval_fn else []
         wq = np.array([QUANTIZATIONS[q][0] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
@@ -251,45 +204,124 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
                 iv = interval_fn(*args) if interval_fn else None
                 for arr, v in zip(lo_hi if iv is not None else (), iv or ()):
                     arr[mi, hs, 0] = np.broadcast_to(v, acc.shape[3:7] + acc.shape[8:])[..., None, :]
-        pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
-        parts.append({
-            "accuracy": acc, **dict(zip(("accuracy_lo", "accuracy_hi"), lo_hi)),
-            "latency_s": latency, "energy_j": totals["energy_j"],
-            "cost_usd": totals["cost_usd"], "bottleneck": bottleneck,
-            "_ok": fits & dev_ok & ctx_ok & dt_ok, "_ctx_ok": ctx_ok,
-        })
-        blocks.append(Block(si, pshape, K_all[ks]))
-    if not parts:
-        raise InputError("the search space is empty (check strategies and samples)", field="strategies",
-                         value=space.strategies)
-    # broadcast each strategy's block into preallocated flat columns (no concatenation copies)
-    sizes = [int(np.prod(b.shape)) for b in blocks]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-    total = int(sum(sizes))
-    real = np.dtype(precision).type
-    dtypes = {"accuracy": np.float32, "latency_s": real, "energy_j": real, "cost_usd": real,
-              "bottleneck": np.int8, "_ok": bool}
-    if interval_fn:
-        dtypes.update(accuracy_lo=np.float32, accuracy_hi=np.float32)
-    cols = {k: np.empty(total, dtype=dt) for k, dt in dtypes.items()}
-    counts = {"devices": 0, "context": 0, "dtype": 0}
-    for part, blk, off, n in zip(parts, blocks, offsets, sizes):
-        ctx_ok = part.pop("_ctx_ok")
-        for k in dtypes:
-            np.copyto(cols[k][off:off + n].reshape(blk.shape), part[k], casting="unsafe")
-        counts["devices"] += int(np.broadcast_to(~dev_ok, blk.shape).sum())
-        counts["context"] += int(np.broadcast_to(dev_ok & ~ctx_ok, blk.shape).sum())
-        counts["dtype"] += int(np.broadcast_to(dev_ok & ctx_ok & ~dt_ok, blk.shape).sum())
-    labels = {
-        "model": [m.name for m in models], "hardware": [h.name for h in hardware],
-        "strategy": list(graphs), "weight_dtype": [QUANTIZATIONS[q][0] for q in space.quantizations],
-        "kv_dtype": list(space.kv_dtypes), "dtype": list(DTYPE_CODE),
-    }
-    axes = {"devices": D, "gen_len": Ls, "batch": Bs, "kv_budget": Ts}
-    ok = cols.pop("_ok")
-    feasible = ok & np.isfinite(cols["latency_s"]) & np.isfinite(cols["accuracy"])
-    counts["memory"] = int(feasible.size - feasible.sum()) - sum(counts.values())
-    return Result(cols, blocks, offsets, axes, labels, act, int(feasible.size), feasible, counts, stage_rows)
+        return acc, lo_hi
+
+    # the accuracy model (Python-heavy) runs on a thread of its own while the engine's
+    # block threads (numpy, GIL released) cost the stages: the same calls, the same results
+    accuracy_pool = ThreadPoolExecutor(1)
+    try:
+        accuracies = {name: accuracy_pool.submit(accuracy_of, g, np.array(k_picks(g)))
+                      for name, g in graphs.items() if k_picks(g)}
+        stages: dict = {}
+        stage_rows = 0
+        for call in dict.fromkeys(map(key_of, calls)):
+            policy = call.role == "policy" or verifier is None
+            k_ax = ik if call.uses_k else np.zeros((1,) * 9, dtype=np.intp)
+            k = K_all[k_ax]
+            cols = {
+                "model": im if policy else np.full((1,) * 9, nM), "hardware": ih, "devices": TP[idv],
+                "batch": Bs[ib] * (k if call.requests == "k" else 1.0), "concurrency": np.zeros((1,) * 9),
+                "prompt_len": P + (Ls[il] if call.prompt_extra == "answer" else 0.0),
+                "gen_len": Ls[il] if call.gen == "gen_len" else np.full((1,) * 9, float(call.verify_len)),
+                "samples": k if call.samples == "k" else np.ones((1,) * 9), "weight_dtype": w_code[iq],
+                "act_dtype": act[ih, iq], "kv_dtype": kv_code[iv],
+                "kv_budget": Ts[it] if call.role == "policy" else np.zeros((1,) * 9),
+                "prefix_sharing": np.ones((1,) * 9, dtype=bool),
+            }
+            sub = (shape[:3] + (shape[3] if call.uses_k else 1,) + shape[4:8]
+                   + (shape[8] if call.role == "policy" else 1,))
+            out = lay.cost_stage(cols, sub, layouts, layout_groups, mt, ht, hardware, precision, not policy)
+            per_request = k if call.requests == "k" else 1.0  # B x k requests: each original request pays for k
+            # the stage's context (what it reads plus what it writes) within its model's window
+            window = max_ctx[im] if policy else float(verifier.max_context)
+            stage_ctx_ok = np.broadcast_to(cols["prompt_len"] + cols["gen_len"] <= window, sub)
+            stages[call] = {"latency_s": out["latency_s"], "energy_j": out["energy_j"] * per_request,
+                            "cost_usd": out["cost_usd"] * per_request, "fits": out["fits"],
+                            "bottleneck": out["bottleneck"], "ctx_ok": stage_ctx_ok}
+            stage_rows += out["rows"]
+
+        # ---- feasibility shared by all strategies -----------------------------------------------
+        max_dev = np.array([h.max_devices for h in hardware], dtype=float)
+        # tensor parallel within one NVLink domain; a layout the model (or verifier) cannot take
+        dev_ok = (TP[idv] <= max_dev[ih]) & layout_ok[im, idv]
+        dt_ok = dtype_ok[ih, iq]
+
+        # ---- per strategy: combine stages over its graph, then accuracy --------------------------
+        parts: list[dict] = []
+        blocks: list[Block] = []
+        for si, (sname, graph) in enumerate(graphs.items()):
+            k_sel = k_picks(graph)
+            if not k_sel:
+                continue
+            ks = np.array(k_sel)
+            lat_nodes, sums = {}, {"energy_j": {}, "cost_usd": {}}
+            fits = np.ones(1, dtype=bool)
+            ctx_ok = np.ones((1,) * 9, dtype=bool)
+            bottleneck = None
+            for node, attrs in graph.nodes(data=True):
+                call = strat.stage_call(attrs)
+                if call is None:
+                    continue
+                key = key_of(call)
+                pick = [one_k] if key != call else (list(ks) if call.uses_k else None)
+                # contiguous positions as a slice: a view of the stage's arrays, not a copy
+                if pick is None:
+                    pick = slice(None)
+                elif pick == list(range(pick[0], pick[-1] + 1)):
+                    pick = slice(pick[0], pick[-1] + 1)
+                else:
+                    pick = np.array(pick)
+                src = {name: v[:, :, :, pick] for name, v in stages[key].items()}
+                lat_nodes[node] = src["latency_s"]
+                sums["energy_j"][node] = src["energy_j"]
+                sums["cost_usd"][node] = src["cost_usd"]
+                fits = fits & src["fits"]
+                ctx_ok = ctx_ok & src["ctx_ok"]
+                if bottleneck is None and call.op == "generate":
+                    bottleneck = src["bottleneck"]
+            latency, totals = strat.combine(graph, lat_nodes, sums)
+            acc, lo_hi = accuracies[sname].result()
+            pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
+            parts.append({
+                "accuracy": acc, **dict(zip(("accuracy_lo", "accuracy_hi"), lo_hi)),
+                "latency_s": latency, "energy_j": totals["energy_j"],
+                "cost_usd": totals["cost_usd"], "bottleneck": bottleneck,
+                "_ok": fits & dev_ok & ctx_ok & dt_ok, "_ctx_ok": ctx_ok,
+            })
+            blocks.append(Block(si, pshape, K_all[ks]))
+        if not parts:
+            raise InputError("the search space is empty (check strategies and samples)", field="strategies",
+                             value=space.strategies)
+        # broadcast each strategy's block into preallocated flat columns (no concatenation copies)
+        sizes = [int(np.prod(b.shape)) for b in blocks]
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        total = int(sum(sizes))
+        real = np.dtype(precision).type
+        dtypes = {"accuracy": np.float32, "latency_s": real, "energy_j": real, "cost_usd": real,
+                  "bottleneck": np.int8, "_ok": bool}
+        if interval_fn:
+            dtypes.update(accuracy_lo=np.float32, accuracy_hi=np.float32)
+        cols = {k: np.empty(total, dtype=dt) for k, dt in dtypes.items()}
+        counts = {"devices": 0, "context": 0, "dtype": 0}
+        for part, blk, off, n in zip(parts, blocks, offsets, sizes):
+            ctx_ok = part.pop("_ctx_ok")
+            for k in dtypes:
+                np.copyto(cols[k][off:off + n].reshape(blk.shape), part[k], casting="unsafe")
+            counts["devices"] += int(np.broadcast_to(~dev_ok, blk.shape).sum())
+            counts["context"] += int(np.broadcast_to(dev_ok & ~ctx_ok, blk.shape).sum())
+            counts["dtype"] += int(np.broadcast_to(dev_ok & ctx_ok & ~dt_ok, blk.shape).sum())
+        labels = {
+            "model": [m.name for m in models], "hardware": [h.name for h in hardware],
+            "strategy": list(graphs), "weight_dtype": [QUANTIZATIONS[q][0] for q in space.quantizations],
+            "kv_dtype": list(space.kv_dtypes), "dtype": list(DTYPE_CODE), "layout": [x.as_dict() for x in layouts],
+        }
+        axes = {"devices": D, "gen_len": Ls, "batch": Bs, "kv_budget": Ts}
+        ok = cols.pop("_ok")
+        feasible = ok & np.isfinite(cols["latency_s"]) & np.isfinite(cols["accuracy"])
+        counts["memory"] = int(feasible.size - feasible.sum()) - sum(counts.values())
+        return Result(cols, blocks, offsets, axes, labels, act, int(feasible.size), feasible, counts, stage_rows)
+    finally:
+        accuracy_pool.shutdown(wait=True, cancel_futures=True)
 
 
 def check_objective(objective: str) -> str:

@@ -9,13 +9,13 @@ is documented in the README instead.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from planner.bounds import (BANDWIDTH_GBPS_RANGE, MAX_DEVICES, MAX_DIM, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS, MAX_PARAMS,
-                            MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB, MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE,
-                            unique_short_list)
+from planner.bounds import (BANDWIDTH_GBPS_RANGE, MAX_DEVICES, MAX_DIM, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS,
+                            MAX_LIST_ITEMS, MAX_PARAMS, MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB,
+                            MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE, unique_short_list)
 from planner.dtypes import DTYPES, compute_key
 from planner.quantization import quantization_error
 from planner.units import HOURS_PER_YEAR
@@ -287,6 +287,35 @@ def known_dtypes(v):
     return v
 
 
+LAYOUT_FACTORS = ("tp", "pp", "dp", "ep")  # the factors of a device layout (planner.layouts)
+
+
+def layout_entries(v):
+    """Validator body: layout families (``tp``, ``tp*pp``, ``tp*dp*ep``: factors of
+    LAYOUT_FACTORS joined by ``*``) or explicit ``{tp, pp, dp, ep}`` mappings (or None)."""
+    if v is None:
+        return v
+    if not v:
+        raise ValueError("must not be empty")
+    if len(v) > MAX_LIST_ITEMS:
+        raise ValueError(f"at most {MAX_LIST_ITEMS} layouts, got {len(v)}")
+    for e in v:
+        if isinstance(e, str):
+            parts = e.replace(" ", "").split("*")
+            if not e or any(p not in LAYOUT_FACTORS for p in parts) or len(set(parts)) != len(parts):
+                raise ValueError(f"unknown layout family '{e[:40]}' (factors {', '.join(LAYOUT_FACTORS)} "
+                                 "joined by '*', e.g. tp*pp)")
+        else:
+            extra = set(e) - set(LAYOUT_FACTORS)
+            if extra:
+                raise ValueError(f"unknown layout factor '{sorted(extra)[0]}' "
+                                 f"(choose from {', '.join(LAYOUT_FACTORS)})")
+            for k, n in e.items():
+                if isinstance(n, bool) or not 1 <= n <= MAX_DEVICES:
+                    raise ValueError(f"layout factor {k} must be an integer in 1..{MAX_DEVICES}, got {n}")
+    return [e.replace(" ", "") if isinstance(e, str) else e for e in v]
+
+
 class RecommendScenario(_Spec):
     """What `planner recommend` searches (flags or a --scenario YAML with these fields).
 
@@ -305,6 +334,8 @@ class RecommendScenario(_Spec):
     strategies: Optional[list[str]] = None
     verifier: Optional[str] = Field(None, description="model for verify / reward stages (default: the policy)")
     devices: Optional[list[int]] = None
+    layouts: Optional[list[Union[str, dict[str, int]]]] = Field(
+        None, description="device layouts per device count: families (tp, tp*pp, ep, tp*dp*ep) or {tp, pp, dp, ep}")
     samples: Optional[list[int]] = None
     gen_lens: Optional[list[int]] = None
     quantizations: Optional[list[str]] = None
@@ -324,6 +355,7 @@ class RecommendScenario(_Spec):
                               "quantizations", "kv_dtypes", "strategies")(unique_short_list)
     _quant = field_validator("quantizations")(known_quantizations)
     _kv = field_validator("kv_dtypes")(known_dtypes)
+    _layouts = field_validator("layouts")(layout_entries)
 
     @field_validator("kv_budgets")
     @classmethod

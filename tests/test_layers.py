@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "planner.specs", "planner.params", "planner.catalog", "planner.hf_arch", "planner.hf_import")),
     ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params",
                 "planner.serving_profile", "planner.replay", "planner.serving_fit")),
-    ("planning", ("planner.strategies", "planner.search")),
+    ("planning", ("planner.strategies", "planner.search", "planner.layouts")),
     ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.fleet",
                    "planner.replica_rate",
                    "planner.check", "planner.report", "planner.report_render", "planner.plots")),

@@ -130,7 +130,8 @@ def _row_cells(r: dict) -> list[str]:
 
     strategy = r["strategy"] if r["strategy"] == "single" else f"{r['strategy']} x{r['samples']}"
     iv = r.get("interval_80")
-    return [r["model"], f"{r['devices']}x {r['hardware']}", strategy, tokens_label(r["gen_len"]),
+    return [r["model"], f"{r['devices']}x {r['hardware']}", layout_label(r.get("layout")), strategy,
+            tokens_label(r["gen_len"]),
             quant_label(r["weight_dtype"], r["act_dtype"]), r["kv_dtype"], str(r["batch"]),
             tokens_label(r["kv_budget"]) if r["kv_budget"] else "dense",
             f"{r['accuracy']:.1%}", "n/a" if iv is None else f"{iv[0]:.2f}-{iv[1]:.2f}",
@@ -138,13 +139,22 @@ def _row_cells(r: dict) -> list[str]:
             f"${r['cost_usd']:.2g}", r["bottleneck"]]
 
 
-COLUMNS = ("model", "devices", "strategy", "gen", "quant", "KV", "batch", "KV budget", "accuracy", "acc 80%",
-           "latency", "energy", "$/req", "bound")
+def layout_label(layout: dict | None) -> str:
+    """``tp4 pp2``, ``tp2 ep8 dp4`` (planner.layouts.Layout.label)."""
+    if not layout:
+        return ""
+    from planner.layouts import Layout
+
+    return Layout(**layout).label()
+
+
+COLUMNS = ("model", "devices", "layout", "strategy", "gen", "quant", "KV", "batch", "KV budget", "accuracy",
+           "acc 80%", "latency", "energy", "$/req", "bound")
 # In a narrow terminal these columns drop, first to last, until the table fits; model,
 # strategy, accuracy, latency and $/req are never dropped nor cut (--wide shows all).
 # "acc 80%" (the 80% accuracy interval) drops after energy and bound, before the grid axes.
-DROP_ORDER = ("energy", "bound", "acc 80%", "KV budget", "batch", "KV", "gen", "devices", "quant")
-LEFT = ("model", "devices", "strategy", "quant", "KV", "bound")
+DROP_ORDER = ("energy", "bound", "acc 80%", "KV budget", "batch", "KV", "gen", "layout", "devices", "quant")
+LEFT = ("model", "devices", "layout", "strategy", "quant", "KV", "bound")
 FRONTIER_SHOWN = 12
 NO_INTERVAL_NOTE = "is n/a"
 

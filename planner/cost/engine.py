@@ -40,31 +40,36 @@ CHUNK_ROWS = 1 << 14  # rows per block: keeps the temporaries in cache
 
 
 def evaluate(cols: dict, mt: ModelTable, ht: HardwareTable, threads: int | None = None,
-             precision: str = "float64") -> dict:
+             precision: str = "float64", outputs=None) -> dict:
     """Evaluate every configuration row (in cache-sized blocks, on ``threads`` threads;
     numpy releases the GIL inside its array operations). See :func:`evaluate_block`.
 
     ``precision="float32"`` halves memory traffic for large searches; results agree with
-    float64 to about 1e-5 relative (a test checks it)."""
+    float64 to about 1e-5 relative (a test checks it). ``outputs``: the output columns
+    wanted (default: all); the others are not gathered from the blocks (and the Kinetics
+    figure not computed unless asked for)."""
     n = len(next(iter(cols.values())))
     if n <= CHUNK_ROWS:
-        return evaluate_block(cols, mt, ht, precision)
+        out = evaluate_block(cols, mt, ht, precision, outputs)
+        return out if outputs is None else {k: out[k] for k in outputs}
     starts = range(0, n, CHUNK_ROWS)
     blocks = [{k: v[s:s + CHUNK_ROWS] for k, v in cols.items()} for s in starts]
     workers = threads or min(4, os.cpu_count() or 1)
     if workers > 1:
         with ThreadPoolExecutor(workers) as pool:
-            parts = list(pool.map(lambda b: evaluate_block(b, mt, ht, precision), blocks))
+            parts = list(pool.map(lambda b: evaluate_block(b, mt, ht, precision, outputs), blocks))
     else:
-        parts = [evaluate_block(b, mt, ht, precision) for b in blocks]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        parts = [evaluate_block(b, mt, ht, precision, outputs) for b in blocks]
+    return {k: np.concatenate([p[k] for p in parts]) for k in (parts[0] if outputs is None else outputs)}
 
 
-def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str = "float64") -> dict:
+def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str = "float64",
+                   outputs=None) -> dict:
     """Evaluate every configuration row. ``cols`` holds the INPUT_COLUMNS as arrays (dtype
     columns as integer codes of planner.dtypes.DTYPES; model/hardware as table indices).
     Returns a dict of arrays; times in s, bytes per device, FLOPs/bytes by kind for the
-    whole run across devices, energy and dollars per request."""
+    whole run across devices, energy and dollars per request (``outputs``: see
+    :func:`evaluate`)."""
     dt = np.dtype(precision).type
     x = Ctx(cols, mt, ht, dt)
     x.cols = cols  # the serving columns, read by planner.cost.serving
@@ -74,7 +79,8 @@ def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str
     serving = C > 0
     out: dict[str, np.ndarray] = {}
     with np.errstate(all="ignore"):  # rows a device cannot run give NaN and fits=False
-        _evaluate_modes(out, x, batch, C, P, G, k, share, serving)
+        _evaluate_modes(out, x, batch, C, P, G, k, share, serving,
+                        kinetics_too=outputs is None or any(o.startswith("kinetics") for o in outputs))
     return out
 
 
@@ -90,7 +96,7 @@ def evaluate_one(config: dict, mt: ModelTable, ht: HardwareTable) -> dict:
     return out
 
 
-def _evaluate_modes(out, x, batch, C, P, G, k, share, serving):
+def _evaluate_modes(out, x, batch, C, P, G, k, share, serving, kinetics_too=True):
     """Static-batch rows (C = 0) and serving rows (C > 0, continuous batching at
     concurrency C), merged by row; then the Kinetics figure."""
     xp = x.xp
@@ -108,7 +114,8 @@ def _evaluate_modes(out, x, batch, C, P, G, k, share, serving):
         out.update(out.pop("_static", {}) or out.pop("_serving"))
         if "unbounded" not in out:
             out["unbounded"] = xp.logical_and(serving, False)
-    out.update(kinetics(x, P, G, k, share))  # the Kinetics figure (the paper's counting conventions)
+    if kinetics_too:  # the Kinetics figure (the paper's counting conventions)
+        out.update(kinetics(x, P, G, k, share))
 
 
 def _static_into(out, x, batch, k, P, G, share):

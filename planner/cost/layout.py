@@ -55,13 +55,44 @@ def check_layout(model, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, num_d
     return used
 
 
+def send_s(link_bytes_per_s, latency_s, tokens, hidden, act_bytes):
+    """One stage-to-stage send of ``tokens`` hidden states: latency + bytes / link
+    bandwidth (numbers or arrays; the caller gives an infinite time where there is no link)."""
+    return latency_s + tokens * hidden * act_bytes / link_bytes_per_s
+
+
 def p2p_s(hardware, tokens: float, hidden: int, act_bytes: float) -> float:
     """One stage-to-stage send of ``tokens`` hidden states: latency + bytes / link bandwidth
     (the device's interconnect at the efficiency the spec gives)."""
     bw = hardware.interconnect_gbps * 1e9 * hardware.interconnect_efficiency
     if bw <= 0:
         return float("inf")
-    return hardware.interconnect_latency_us * 1e-6 + tokens * hidden * act_bytes / bw
+    return send_s(bw, hardware.interconnect_latency_us * 1e-6, tokens, hidden, act_bytes)
+
+
+def microbatches(xp, pp, in_flight, micro):
+    """Microbatches in the pipeline at once: ``min(pp, ceil(in_flight / micro))``."""
+    return xp.minimum(pp, xp.ceil(in_flight / micro))
+
+
+def pipeline_rows(xp, r: dict, pp, n_mb, dec_send, pre_send) -> dict:
+    """The pipeline's formulas (see :func:`pipeline`) on one microbatch's engine row ``r``
+    (flat: ``ttft_s``, ``tpot_s``, ``decode_s``, ``throughput_tok_s``, ``energy_j``,
+    ``cost_usd``, ``device_seconds`` and the memory parts ``*_bytes``), numbers or arrays
+    (``xp``: planner.cost.ops); returns the changed quantities."""
+    tpot = r["tpot_s"]
+    out = {"ttft_s": r["ttft_s"] * (1.0 + 0.5 * (n_mb - 1) / pp) + pre_send, "tpot_s": tpot + dec_send}
+    gen = xp.where(tpot != 0, r["decode_s"] / xp.where(tpot != 0, tpot, 1.0), 0.0)
+    out["latency_s"] = out["ttft_s"] + xp.maximum(gen - 1.0, 0.0) * out["tpot_s"]
+    out["throughput_tok_s"] = r["throughput_tok_s"] * n_mb * tpot / out["tpot_s"]
+    waste = pp / n_mb
+    for key in ("energy_j", "cost_usd", "device_seconds"):
+        out[key] = r[key] * waste
+    out["weights_bytes"] = r["weights_bytes"] / pp
+    out["kv_cache_bytes"] = r["kv_cache_bytes"] * n_mb / pp
+    out["total_bytes"] = out["weights_bytes"] + out["kv_cache_bytes"] + r["activations_bytes"] + r["reserve_bytes"]
+    out["fits"] = out["total_bytes"] <= r["capacity_bytes"]
+    return out
 
 
 def pipeline(r: dict, *, pp: int, in_flight: int, micro: int, hardware, hidden: int, act_bytes: float,
@@ -79,27 +110,20 @@ def pipeline(r: dict, *, pp: int, in_flight: int, micro: int, hardware, hidden: 
       idle ``1 - n_mb/pp`` of the time, and dollars and energy per request grow by
       ``pp / n_mb``;
     * weights and KV per device divide by ``pp`` (each device holds its stage's layers).
-    """
+
+    The formulas are :func:`pipeline_rows` (the search applies them to arrays)."""
+    from planner.cost.ops import SCALAR
+
     out = dict(r)
     n_mb = min(pp, -(-in_flight // micro))
     dec_send = (pp - 1) * p2p_s(hardware, micro, hidden, act_bytes)
     pre_send = (pp - 1) * p2p_s(hardware, micro * prompt_len, hidden, act_bytes)
-    # microbatches enter the first stage one stage-time apart: the mean one waits
-    # (n_mb - 1)/2 stage-times (a stage-time ~ the microbatch's TTFT / pp)
-    out["ttft_s"] = r["ttft_s"] * (1.0 + 0.5 * (n_mb - 1) / pp) + pre_send
-    out["tpot_s"] = r["tpot_s"] + dec_send
-    gen = r["decode_s"] / r["tpot_s"] if r["tpot_s"] else 0.0
-    out["latency_s"] = out["ttft_s"] + max(gen - 1.0, 0.0) * out["tpot_s"]
-    out["throughput_tok_s"] = r["throughput_tok_s"] * n_mb * r["tpot_s"] / out["tpot_s"]
-    waste = pp / n_mb
-    for key in ("energy_j", "cost_usd", "device_seconds"):
-        out[key] = r[key] * waste
+    rows = pipeline_rows(SCALAR, {**r, **r["memory"]}, pp, n_mb, dec_send, pre_send)
     mem = dict(r["memory"])
-    mem["weights_bytes"] = r["memory"]["weights_bytes"] / pp
-    mem["kv_cache_bytes"] = r["memory"]["kv_cache_bytes"] * n_mb / pp
-    mem["total_bytes"] = (mem["weights_bytes"] + mem["kv_cache_bytes"] + mem["activations_bytes"]
-                          + mem["reserve_bytes"])
-    mem["fits"] = bool(mem["total_bytes"] <= mem["capacity_bytes"])
+    for key in ("weights_bytes", "kv_cache_bytes", "total_bytes"):
+        mem[key] = rows.pop(key)
+    mem["fits"] = bool(rows.pop("fits"))
+    out.update(rows)
     out["memory"] = mem
     out["pipeline"] = {"stages": pp, "microbatches": n_mb, "microbatch": micro, "bubble": 1.0 - n_mb / pp,
                        "send_per_step_s": dec_send}

@@ -62,23 +62,31 @@ def piecewise_max_sum(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s, xp=VECTO
     cap_s = xp.minimum(cap_s, NO_CAP)
     b1 = xp.clip(xp.minimum(cap_g, cap_s), lo, hi)
     b2 = xp.clip(xp.maximum(cap_g, cap_s), lo, hi)
-    edges = (lo, b1, b2, hi)
-    s_f = 0.0
-    s_g = 0.0
-    for k in range(3):  # three segments between the two caps: a fixed, tiny loop
-        s_lo, s_hi = edges[k], edges[k + 1]
-        if not xp.any(s_hi > s_lo):
-            continue  # an empty segment in every row adds nothing (no cap: one segment)
-        # inside the segment, min(c, cap) is c where cap >= s_hi, else the constant cap
-        in_g = cap_g >= s_hi
-        in_s = cap_s >= s_hi
+    # three segments between the two caps (a fixed, tiny loop); a segment empty in every
+    # row adds nothing (no cap: one segment). Below both caps min(c, cap) = c for both
+    # terms; above both it is the cap for both (f and g constant); in between only the
+    # larger cap is still open.
+    s_f, s_g = sum_max_linear(f0, f_g + f_s, g0, g_g + g_s, lo, b1, xp)
+    if xp.any(b2 > b1):
+        in_g = cap_g >= b2
+        in_s = cap_s >= b2
         cg = xp.where(in_g, 0.0, cap_g)
         cs = xp.where(in_s, 0.0, cap_s)
         fg = xp.where(in_g, f_g, 0.0)
         fs = xp.where(in_s, f_s, 0.0)
         gg = xp.where(in_g, g_g, 0.0)
         gs = xp.where(in_s, g_s, 0.0)
-        x1, x2 = sum_max_linear(f0 + f_g * cg + f_s * cs, fg + fs, g0 + g_g * cg + g_s * cs, gg + gs, s_lo, s_hi, xp)
+        x1, x2 = sum_max_linear(f0 + f_g * cg + f_s * cs, fg + fs, g0 + g_g * cg + g_s * cs, gg + gs, b1, b2, xp)
         s_f = s_f + x1
         s_g = s_g + x2
+    n_top = hi - b2  # >= 0: both caps below the step's context (both terms constant)
+    if xp.any(n_top > 0):
+        # the constants only where the segment is not empty (a cap of NO_CAP there
+        # would scale a slope by 1e30 for nothing)
+        top = n_top > 0
+        f_top = f0 + f_g * xp.where(top, cap_g, 0.0) + f_s * xp.where(top, cap_s, 0.0)
+        g_top = g0 + g_g * xp.where(top, cap_g, 0.0) + g_s * xp.where(top, cap_s, 0.0)
+        f_wins = f_top >= g_top
+        s_f = s_f + xp.where(f_wins, n_top * f_top, 0.0)
+        s_g = s_g + xp.where(f_wins, 0.0, n_top * g_top)
     return s_f, s_g
