@@ -117,8 +117,10 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     device, the engine-scoped ones (host time, wave synchrony, request overhead) by every
     device of an engine (:attr:`planner.serving_params.Param.scope`). Leave-one-model-out
     cross-validation chose this over one free set per pair (README "Measured serving
-    runs": the pooled fit has 13 parameters on the dev file instead of 30, and predicts a
-    left-out model better). Only the rows in the mask ``use`` count, if given. With
+    runs": the pooled fit of the first five had 13 parameters on the dev file instead of
+    30, and predicted a left-out model better; the kernel time and link efficiency joined
+    as device parameters, which cross-validated better than one value shared by H100 and
+    H200). Only the rows in the mask ``use`` count, if given. With
     ``strict`` a result outside the physical ranges raises InputError naming the
     parameter and why."""
     from scipy.optimize import least_squares
