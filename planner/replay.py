@@ -262,7 +262,6 @@ class Prepared:
     def run(self, params: dict | None = None, *, today: bool = False, only: str | None = None) -> Prediction:
         """Predict under a parameter set: one engine call over the predictable rows (only
         the rows of the pair ``only``, when given: what a fit of that pair needs)."""
-        from planner.cost.efficiency import Curve, Efficiency
         from planner.cost.engine import evaluate
         from planner.cost.tables import HardwareTable
 
@@ -276,11 +275,7 @@ class Prepared:
         idx = self.idx[sel]
         if idx.size:
             sets = self.parameter_sets(params, today)
-            effs = [Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))},
-                               memory=Curve(float(v["memory_efficiency"])),
-                               interconnect=self.hw[g].interconnect_efficiency,
-                               kernel_overhead_s=self.hw[g].kernel_overhead_us * 1e-6, source=name)
-                    for g, (name, v) in zip(self.gnames, sets)]
+            effs = [SP.efficiency(self.hw[g], v, name) for g, (name, v) in zip(self.gnames, sets)]
             ht = HardwareTable.build([self.hw[g] for g in self.gnames], effs)
             g_idx = self.g_idx[sel]
             pick = lambda key: np.array([v[key] for _, v in sets])[g_idx]  # noqa: E731

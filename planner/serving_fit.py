@@ -29,14 +29,16 @@ from planner.replay import Prepared
 LOSS = "soft_l1"
 F_SCALE = 0.1            # residuals (log ratios) beyond ~10% count linearly, not squared
 MIN_ROWS = 8             # rows with both measurements a pair needs to be fitted
-FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync", "request_overhead_s")
+FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync", "request_overhead_s",
+          "kernel_time_s", "link_efficiency")
 STAGES = (("both", FITTED),)  # (residuals, parameters) fitted in turn
 # the search box: wider than the physical range, so that an unphysical optimum is seen
 # (and refused) rather than silently clipped; lower ends keep the engine finite
 BOX = {"memory_efficiency": (0.02, 2.0), "compute_efficiency": (0.02, 2.0), "step_host_s": (0.0, 0.1),
-       "wave_sync": (0.0, 1.5), "request_overhead_s": (0.0, 2.0)}
+       "wave_sync": (0.0, 1.5), "request_overhead_s": (0.0, 2.0), "kernel_time_s": (0.0, 1e-4),
+       "link_efficiency": (0.02, 2.0)}
 SCALE = {"memory_efficiency": 1.0, "compute_efficiency": 1.0, "step_host_s": 1e-3, "wave_sync": 1.0,
-         "request_overhead_s": 1e-2}
+         "request_overhead_s": 1e-2, "kernel_time_s": 1e-6, "link_efficiency": 1.0}
 
 
 @dataclass
@@ -115,10 +117,12 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     device, the engine-scoped ones (host time, wave synchrony, request overhead) by every
     device of an engine (:attr:`planner.serving_params.Param.scope`). Leave-one-model-out
     cross-validation chose this over one free set per pair (README "Measured serving
-    runs": the pooled fit has 13 parameters on the dev file instead of 30, and predicts a
-    left-out model better). Only the rows in the mask ``use`` count, if given, and never
-    the rows whose deployment the replay assumed (disaggregated rows without worker
-    counts: a fit on them would tune the parameters to the assumption). With
+    runs": the pooled fit of the first five had 13 parameters on the dev file instead of
+    30, and predicted a left-out model better; the kernel time and link efficiency joined
+    as device parameters, which cross-validated better than one value shared by H100 and
+    H200). Only the rows in the mask ``use`` count, if given, and never the rows whose
+    deployment the replay assumed (disaggregated rows without worker counts: a fit on
+    them would tune the parameters to the assumption). With
     ``strict`` a result outside the physical ranges raises InputError naming the
     parameter and why."""
     from scipy.optimize import least_squares

@@ -27,6 +27,19 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first
   token (HTTP, tokenization, admission into the running batch, the first detokenization):
   added once to TTFT. Cannot be negative.
+* ``kernel_time_s``: GPU time per kernel that does not scale with its work (launch under
+  CUDA graphs, the ramp and tail of a short kernel, the barrier between kernels):
+  multiplied by the kernels of a step (``planner.cost.context``: 8 per layer, 4 more per
+  MoE layer). Datasheet default: the spec's ``kernel_overhead_us``. Range [0, 50 us].
+* ``link_efficiency``: achieved fraction of the NVLink bandwidth in the all-reduces of
+  tensor parallelism (and the all-to-alls of expert parallelism): the ring's bandwidth
+  term ``2 (t-1)/t x bytes / (link x e)``. An all-reduce's bus bandwidth grows with the
+  message (nccl-tests' all_reduce_perf: far below the link at the KB-MB messages of
+  decode and mixed steps, its plateau only at hundreds of MB). Default: the spec's
+  ``interconnect_efficiency``. Range (0, 1].
+
+The last two were added after profiles had been written: a profile without them takes
+the datasheet default (:data:`OPTIONAL`).
 """
 
 from __future__ import annotations
@@ -65,18 +78,25 @@ PARAMS = (
           "a share of requests cannot exceed 1", carries=True),
     Param("request_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
           "more than 1 s per request outside the GPU is not a serving engine (check the data)", carries=True),
+    Param("kernel_time_s", "s", 0.0, 50e-6, "a time cannot be negative",
+          "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)"),
+    Param("link_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
+          "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)"),
 )
 NAMES = tuple(p.name for p in PARAMS)
+OPTIONAL = ("kernel_time_s", "link_efficiency")  # a profile may lack them: the datasheet default
 CARRIED = tuple(p.name for p in PARAMS if p.carries)
 BY_NAME = {p.name: p for p in PARAMS}
 
 
 def defaults(hw, engine=None) -> dict[str, float]:
-    """The datasheet defaults: the spec's documented efficiencies, the engine profile's
-    documented host time per step (0 without a profile), no request overhead."""
+    """The datasheet defaults: the spec's documented efficiencies and kernel overhead, the
+    engine profile's documented host time per step (0 without a profile), no request
+    overhead."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": float(engine.host_step_s) if engine is not None else 0.0, "wave_sync": 0.5,
-            "request_overhead_s": 0.0}
+            "request_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
+            "link_efficiency": float(hw.interconnect_efficiency)}
 
 
 def carried_over(engine: str, params: dict) -> tuple[str, dict] | None:
@@ -104,3 +124,16 @@ def check(values: dict[str, float], where: str = "") -> list[str]:
         elif v > p.hi:
             out.append(f"{where}{p.name} = {v:.4g}: {p.why_hi}")
     return out
+
+
+def efficiency(hw, values: dict, source: str):
+    """The engine's efficiencies (planner.cost.efficiency.Efficiency) of a device under a
+    parameter set: flat curves at the fitted fractions of the datasheet peaks; a
+    parameter missing from ``values`` (a profile written before it existed) takes its
+    datasheet default."""
+    from planner.cost.efficiency import Curve, Efficiency
+
+    v = {**defaults(hw), **values}
+    return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
+                      interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
+                      source=source)

@@ -33,6 +33,7 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
     from planner.calibrate.profile import Profile
 
     values = {k: float(f"{float(v):.4g}") for k, v in values.items()}  # 4 digits: the fit is not better
+    values = {**SP.defaults(hw), **values}
     ce, me = values["compute_efficiency"], values["memory_efficiency"]
     fitted = {
         "peak_flops": {dt: hw.peak_flops(dt) for dt in hw.peak_tflops},
@@ -41,8 +42,11 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
         "main_dtype": "bf16" if hw.has_dtype("bf16") else next(iter(hw.peak_tflops)),
         "compute": {dt: {"e_max": ce, "w_half": 0.0} for dt in hw.peak_tflops},
         "memory": {"e_max": me, "w_half": 0.0},
+        # the decode-step physics (planner.serving_params), in the calibration profile's own
+        # fields, so that any reader of the profile (estimate, recommend) costs with them
         "attention_memory": 1.0,
-        "kernel_overhead_s": hw.kernel_overhead_us * 1e-6,
+        "kernel_overhead_s": values["kernel_time_s"],
+        "interconnect_efficiency": values["link_efficiency"],
         "serving": {"engine": engine, "parameters": {k: float(values[k]) for k in SP.NAMES},
                     "provenance": provenance, "fit": fit},
     }
@@ -67,6 +71,8 @@ def serving_of(profile) -> tuple[str, str, dict]:
     out = {}
     for name in SP.NAMES:
         v = vals.get(name)
+        if v is None and name in SP.OPTIONAL:
+            continue  # written before the parameter existed: the datasheet default applies
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise InputError("must be a number", file=file, field=f"fitted.serving.parameters.{name}", value=v,
                              has_value=True)

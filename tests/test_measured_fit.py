@@ -17,7 +17,7 @@ from planner.serving_fit import fit_all
 
 HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
 TRUE = {"memory_efficiency": 0.62, "compute_efficiency": 0.45, "step_host_s": 0.0015, "wave_sync": 0.35,
-        "request_overhead_s": 0.05}
+        "request_overhead_s": 0.05, "kernel_time_s": 6e-6, "link_efficiency": 0.55}
 
 
 def synthetic(tmp_path, truth: dict, name="synthetic.csv") -> str:

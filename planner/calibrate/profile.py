@@ -332,7 +332,7 @@ def profile_from_dict(data: Any, file: str) -> Profile:
     _curve(f["memory"], file, "fitted.memory")
     _num(f, "attention_memory", file, "fitted.")
     _num(f, "kernel_overhead_s", file, "fitted.", allow_zero=True)
-    for key in ("time_scale", "overlap"):
+    for key in ("time_scale", "overlap", "interconnect_efficiency"):
         if key in f:
             _num(f, key, file, "fitted.")
     _gemm_tokens(f.get("gemm_tokens"), file)
@@ -389,6 +389,8 @@ def profile_to_efficiency(profile: Profile, hardware=None):
     if main in compute:
         compute.setdefault("*", compute[main])
     interconnect = hardware.interconnect_efficiency if hardware is not None else DEFAULT_INTERCONNECT_EFFICIENCY
+    if "interconnect_efficiency" in f:  # fitted on measured serving runs (planner.serving_params.link_efficiency)
+        interconnect = float(f["interconnect_efficiency"])
     return Efficiency(
         compute=compute,
         memory=Curve(float(f["memory"]["e_max"]), float(f["memory"]["w_half"])),
