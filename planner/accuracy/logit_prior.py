@@ -200,9 +200,10 @@ TEMPLATE_SHIFTS = range(-30, 31)
 def fit_template_shift(n, c, templates) -> np.ndarray:
     """A prior shape shared across models of a task: each template (grid weights fitted on
     another model's log of the same task) is shifted along logit p (one parameter, the
-    model's ability, as in a Rasch model logit p = ability - difficulty) to the maximum
-    marginal likelihood of this log; the shifted templates are averaged, then tilted to the
-    observed pass@1. The tail's shape comes from models that were sampled far more often;
+    model's ability, as in a Rasch model logit p = ability - difficulty); the shifts are
+    averaged with weights proportional to the marginal likelihood of this log (a flat prior
+    over TEMPLATE_SHIFTS: a log with few hits places the shape loosely, and the average
+    says so), the templates are averaged, then tilted to the observed pass@1. The tail's shape comes from models that were sampled far more often;
     this log only places it."""
     p = _expit(logit_nodes())
     ll = binomial_seq_loglik(n, c, p)
@@ -211,7 +212,9 @@ def fit_template_shift(n, c, templates) -> np.ndarray:
     for t in templates:
         t = np.asarray(t, float)
         t = t / t.sum()
-        best = max(TEMPLATE_SHIFTS, key=lambda s: float(np.log(np.maximum(E @ shift_weights(t, s), 1e-300)).sum()))
-        out.append(shift_weights(t, best))
+        moved = np.array([shift_weights(t, s) for s in TEMPLATE_SHIFTS])
+        loglik = np.log(np.maximum(E @ moved.T, 1e-300)).sum(axis=0)
+        q = np.exp(loglik - loglik.max())
+        out.append((q / q.sum()) @ moved)
     w = np.mean(out, axis=0)
     return tilt_to_mean(w, p, float(np.mean(np.asarray(c, float) / np.asarray(n, float))))
