@@ -216,3 +216,37 @@ def test_template_choice_without_templates_is_refused(tmp_path):
     with pytest.raises(InputError) as ei:
         F.fit_eval_log(log, "m", "t", difficulty="template")
     assert ei.value.field == "difficulty" and ei.value.value == "template"
+
+
+def test_cli_fit_with_a_template_profile(tmp_path, capsys):
+    """`planner fit --template A.yaml`: model A sampled 20,000 times a problem gives the
+    shape; model B (the same shape 4 grid steps up, 100 samples) is fitted with it and
+    predicts its own problems' pass@10000 within 0.06; the profile says where its shape
+    came from. A template on another grid is refused with file and field (exit 2)."""
+    base, moved = _shifted_template(4)
+    nodes = LP._expit(LP.logit_nodes())
+    rng = np.random.default_rng(12)
+    pa = rng.choice(nodes, size=200, p=base)
+    pb = rng.choice(nodes, size=200, p=moved)
+    a_yaml, b_yaml = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert main(["fit", str(_write_counts(tmp_path / "a.jsonl", np.full(200, 20000), rng.binomial(20000, pa))),
+                 "-m", "a", "-t", "t", "-o", str(a_yaml), "--json"]) == 0
+    assert main(["fit", str(_write_counts(tmp_path / "b.jsonl", np.full(200, 100), rng.binomial(100, pb))),
+                 "-m", "b", "-t", "t", "-o", str(b_yaml), "--template", str(a_yaml), "--difficulty", "template",
+                 "--json"]) == 0
+    prof = load_profile(str(b_yaml))
+    assert prof.spec.difficulty.kind == "logit_grid"
+    assert any("a.yaml" in s for s in prof.spec.assumptions)
+    assert float(predict(prof, "pass@k", 10000)) == pytest.approx(_truth(pb, 10000), abs=0.06)
+    bad = tmp_path / "bad.yaml"
+    import yaml
+
+    spec = yaml.safe_load(a_yaml.read_text())
+    spec["difficulty"] = {"kind": "logit_grid", "logit_min": -2.0, "logit_step": 1.0, "weights": [0.5, 0.5]}
+    spec["pass_at_1"] = round(float(np.mean(1 / (1 + np.exp([2.0, 1.0])))), 6)
+    spec.pop("uncertainty", None)
+    bad.write_text(yaml.safe_dump(spec))
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "b.jsonl"), "-m", "b", "-t", "t", "--template", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "difficulty.logit_min" in err and "-2" in err

@@ -243,8 +243,9 @@ class FitResult:
 def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
                  difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0,
                  templates=None) -> FitResult:
-    """Read, fit and assemble a TaskProfile (not yet written). ``templates``: grid weights
-    of other models on the same task (logit_prior.fit_template_shift), a further candidate."""
+    """Read, fit and assemble a TaskProfile (not yet written). ``templates``: other models'
+    priors on the same task (grid weight arrays, or profile names / YAML paths read by
+    selection.template_weights) for logit_prior.fit_template_shift, a further candidate."""
     from planner.accuracy.profile import TASK_KINDS, TaskProfile
     from planner.catalog import validation_error
 
@@ -256,6 +257,12 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     if task_kind not in TASK_KINDS:
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
                          value=task_kind)
+    template_names = []
+    if templates is not None:
+        from planner.accuracy.selection import template_weights
+
+        template_names = [Path(str(t)).name for t in templates if not isinstance(t, np.ndarray)]
+        templates = [t if isinstance(t, np.ndarray) else template_weights(t) for t in templates] or None
     data = read_eval_log(path)
     if len(data.problems) < 2:  # one problem does not determine a difficulty distribution
         raise InputError(f"{len(data.problems)} problem in the log: at least 2 are needed to fit a profile",
@@ -321,6 +328,10 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     assumptions.append("Verifier completeness/soundness are defaults, not fitted.")
     pass1 = _spec_mean(diff, path)
     src = f"planner fit {Path(path).name}"
+    if templates and chosen in ("template", "average of plausible"):
+        names = ", ".join(template_names) if template_names else f"{len(templates)} grid priors"
+        assumptions.append(f"Difficulty shape shared with other models of the task (templates: {names}), "
+                           "shifted along logit p to this log.")
     spec_data = {
         "task": task, "model": model, "task_kind": task_kind,
         "description": f"{task} / {model}, fitted from an eval log.",

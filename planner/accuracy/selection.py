@@ -256,3 +256,30 @@ def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REP
         d = DifficultySpec.model_validate(spec_dict("logit_grid" if _is_grid(name) else name, prm)).build()
         errs.append(float(d.pass_at_k(k)) - obs)
     return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
+
+
+def template_weights(ref) -> np.ndarray:
+    """Grid weights of a template for logit_prior.fit_template_shift from a task profile
+    (a name or YAML path; typically `planner fit` of another model on the same task with
+    many samples): a logit_grid difficulty on this module's grid as it is, a Beta or a
+    mixture as its mass per grid cell, observed counts (``empirical``) refitted as the
+    least-smoothed grid prior. Anything else: InputError naming the file and the field."""
+    from planner.accuracy.profile import load_profile
+    from planner.errors import InputError
+
+    prof = load_profile(ref)
+    d = prof.spec.difficulty
+    if d.kind == "beta":
+        return as_grid_weights("beta", {"a": d.a, "b": d.b})
+    if d.kind == "mixture":
+        return as_grid_weights("mixture", {"components": [{"weight": c.weight, "a": c.a, "b": c.b}
+                                                          for c in d.components]})
+    if d.kind == "empirical":
+        return LP.fit_grid_weights(np.asarray(d.n, float), np.asarray(d.correct, float), min(LP.LAMBDAS))
+    if (abs(d.logit_min - LP.LOGIT_MIN) > 1e-9 or abs(d.logit_step - LP.LOGIT_STEP) > 1e-9
+            or len(d.weights) != len(LP.logit_nodes())):
+        raise InputError(f"a template's logit grid must be the fit's (logit_min {LP.LOGIT_MIN:g}, step "
+                         f"{LP.LOGIT_STEP:g}, {len(LP.logit_nodes())} weights)", file=str(prof.path),
+                         field="difficulty.logit_min", value=d.logit_min)
+    w = np.asarray(d.weights, float)
+    return w / w.sum()
