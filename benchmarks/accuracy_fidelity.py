@@ -110,8 +110,10 @@ def main(argv=None) -> None:
               f"{np.mean([abs(r['error']) for r in g]):9.3f} {np.mean([r['covered'] for r in g]):10.2f}  "
               + ",".join(sorted({r['chosen'] for r in g})))
     err = np.array([abs(r["error"]) for r in rows])
+    width = np.mean([r["hi"] - r["lo"] for r in rows])
     print(f"all: mean |error| {err.mean():.3f}, max {err.max():.3f}, 80% interval coverage "
-          f"{np.mean([r['covered'] for r in rows]):.2f} ({len(rows)} predictions, {args.seeds} seeds)")
+          f"{np.mean([r['covered'] for r in rows]):.2f}, mean width {width:.3f} "
+          f"({len(rows)} predictions, {args.seeds} seeds)")
 
 
 if __name__ == "__main__":
