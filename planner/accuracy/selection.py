@@ -5,6 +5,9 @@ two-Beta mixture, the logit-grid prior of logit_prior.py with each smoothing str
 LAMBDAS) is scored by held-out samples (logit_prior.cv_score: fit on one half of every
 problem's samples, score the predictive likelihood of the other half); the best is
 refitted on all samples. Nothing here looks at the fit to the samples it was fitted on.
+With templates (other models' profiles of the task, template_weights) the shared-shape
+prior of logit_prior.fit_template_shift is one more candidate. A grid result is kept as its
+posterior average over the log's problems (logit_prior.posterior_average).
 
 bootstrap_replicates: the plausible candidates (held-out score within PLAUSIBLE_NATS of
 the best), in turn, refitted on BOOTSTRAP_REPLICATES resamples (problems drawn with
