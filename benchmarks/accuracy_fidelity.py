@@ -7,7 +7,10 @@ eval log `planner fit` reads, fit a profile through fit_eval_log (the CLI's path
 predict pass@1,000 and pass@10,000 with its 80% interval, and compare with the unbiased
 estimate (Chen et al. 2021) from all 10,000 samples. The truth is never seen by the fit.
 
-    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--json]
+    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--templates lomo] [--json]
+--templates lomo adds the shared-shape candidate (logit_prior.fit_template_shift) with
+templates fitted on the OTHER six models' full 10,000 samples (leave one model out: the
+model predicted never informs its own prior).
 Prints, per model and k, the mean prediction, the truth, the mean |error| and the share
 of seeds whose 80% interval holds the truth; then the totals.
 """
@@ -40,7 +43,15 @@ def read_counts(path=DATA) -> dict:
     return dict(out)
 
 
-def run(seeds: int = 5, difficulty: str = "auto") -> list:
+def lomo_templates(counts: dict, model: str) -> list:
+    """Grid priors (least smoothing) of every model but ``model`` on all their samples."""
+    from planner.accuracy import logit_prior as LP
+
+    return [LP.fit_grid_weights(np.array([p[1] for p in probs]), np.array([p[2] for p in probs]), min(LP.LAMBDAS))
+            for other, probs in counts.items() if other != model]
+
+
+def run(seeds: int = 5, difficulty: str = "auto", templates: str = "none") -> list:
     from planner.accuracy.estimators import pass_at_k_unbiased
     from planner.accuracy.fit import fit_eval_log
     from planner.accuracy.predict import predict
@@ -50,7 +61,9 @@ def run(seeds: int = 5, difficulty: str = "auto") -> list:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for model, probs in read_counts().items():
+        counts = read_counts()
+        for model, probs in counts.items():
+            tpl = lomo_templates(counts, model) if templates == "lomo" else None
             n_all = np.array([p[1] for p in probs])
             c_all = np.array([p[2] for p in probs])
             truth = {k: float(pass_at_k_unbiased(n_all, c_all, np.full(len(n_all), k)).mean()) for k in KS}
@@ -61,7 +74,7 @@ def run(seeds: int = 5, difficulty: str = "auto") -> list:
                 log.write_text("".join(json.dumps({"problem": p[0], "n": SEEN, "correct": int(c)}) + "\n"
                                        for p, c in zip(probs, c_seen)))
                 try:
-                    res = fit_eval_log(log, model, "math", seed=seed, difficulty=difficulty)
+                    res = fit_eval_log(log, model, "math", seed=seed, difficulty=difficulty, templates=tpl)
                 except InputError as exc:     # a forced model refused on a degenerate log
                     print(f"# {model} seed {seed}: refused: {exc}", file=sys.stderr)
                     continue
@@ -80,9 +93,11 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--difficulty", default="auto", help="planner fit --difficulty (auto, beta, logit_grid, ...)")
+    ap.add_argument("--templates", choices=("none", "lomo"), default="none",
+                    help="lomo: add the shared-shape prior fitted on the other models (leave one model out)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = run(args.seeds, args.difficulty)
+    rows = run(args.seeds, args.difficulty, args.templates)
     if args.json:
         print(json.dumps(rows, indent=1))
         return
@@ -95,8 +110,10 @@ def main(argv=None) -> None:
               f"{np.mean([abs(r['error']) for r in g]):9.3f} {np.mean([r['covered'] for r in g]):10.2f}  "
               + ",".join(sorted({r['chosen'] for r in g})))
     err = np.array([abs(r["error"]) for r in rows])
+    width = np.mean([r["hi"] - r["lo"] for r in rows])
     print(f"all: mean |error| {err.mean():.3f}, max {err.max():.3f}, 80% interval coverage "
-          f"{np.mean([r['covered'] for r in rows]):.2f} ({len(rows)} predictions, {args.seeds} seeds)")
+          f"{np.mean([r['covered'] for r in rows]):.2f}, mean width {width:.3f} "
+          f"({len(rows)} predictions, {args.seeds} seeds)")
 
 
 if __name__ == "__main__":

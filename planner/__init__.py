@@ -101,13 +101,15 @@ def predict_accuracy(profile: Any, strategy: str = "pass@k", samples: Any = 1, g
 
 
 def fit(eval_log: Union[str, "Path"], *, model: str, task: str, task_kind: str = "math_answer",
-        difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0) -> "FitResult":
+        difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0,
+        templates: Optional[list] = None) -> "FitResult":
     """Fit a task profile from an eval log (JSONL/CSV of per-problem samples, as
-    ``planner fit``); ``result.spec`` is the profile, ``result.summary()`` its figures."""
+    ``planner fit``); ``result.spec`` is the profile, ``result.summary()`` its figures.
+    ``templates``: other models' profiles of the task (``planner fit --template``)."""
     from planner.accuracy.fit import fit_eval_log
 
     return fit_eval_log(eval_log, model, task, task_kind=task_kind, difficulty=difficulty, gen_len=gen_len,
-                        seed=seed)
+                        seed=seed, templates=templates)
 
 
 class _Package(types.ModuleType):

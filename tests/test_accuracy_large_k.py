@@ -145,3 +145,108 @@ def test_forced_beta_on_a_degenerate_log_is_refused_and_nothing_written(tmp_path
     err = capsys.readouterr().err
     assert "difficulty.a" in err and "value" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def _shifted_template(shift_steps: int):
+    """A skewed prior shape on the grid (a logit-normal bump with a long left tail), and
+    the same shape moved ``shift_steps`` grid nodes up."""
+    x = LP.logit_nodes()
+    w = np.exp(-0.5 * ((x + 6.0) / np.where(x < -6.0, 3.0, 1.5)) ** 2)
+    w /= w.sum()
+    return w, LP.shift_weights(w, shift_steps)
+
+
+def test_posterior_route_recovers_the_prior_closed_form_at_10000():
+    """Synthetic parameters: 400 problems with p ~ Beta(0.3, 4) (the power-law regime of
+    Schaeffer et al.), 100 samples each. The posterior-averaged grid prior predicts
+    pass@10000 within 0.06 of the Beta's closed form 1 - B(a, b + k)/B(a, b) and of these
+    problems' own mean; a problem seen solved counts as (almost) solved at k = 10000."""
+    from planner.accuracy.difficulty import beta_pass_at_k
+
+    rng = np.random.default_rng(21)
+    p = rng.beta(0.3, 4.0, 400)
+    n = np.full(400, 100)
+    c = rng.binomial(100, p)
+    w = LP.posterior_average(n, c, LP.fit_grid_weights(n, c, lam=1.0))
+    d = LogitGridDifficulty(LP.LOGIT_MIN, LP.LOGIT_STEP, tuple(w / w.sum()))
+    assert float(d.pass_at_k(10000)) == pytest.approx(float(beta_pass_at_k(0.3, 4.0, 10000)), abs=0.06)
+    assert float(d.pass_at_k(10000)) == pytest.approx(_truth(p, 10000), abs=0.06)
+    # the seen-solved share is a floor of pass@k at k >= n (to the grid's resolution)
+    assert float(d.pass_at_k(1000)) >= np.mean(c > 0) - 0.01
+
+
+def test_template_shift_recovers_the_ability_of_a_synthetic_model():
+    """A model whose p is the template shape moved up by 3 in logit (6 grid steps): from
+    100 samples of 300 problems the fitted template lands within one step of that shift,
+    and pass@1000 / pass@10000 within 0.05 of the shifted shape's own values."""
+    base, moved = _shifted_template(6)
+    rng = np.random.default_rng(3)
+    p = rng.choice(LP._expit(LP.logit_nodes()), size=300, p=moved)
+    c = rng.binomial(100, p)
+    w = LP.fit_template_shift(np.full(300, 100), c, [base])
+    grid = LogitGridDifficulty(LP.LOGIT_MIN, LP.LOGIT_STEP, tuple(w / w.sum()))
+    truth = LogitGridDifficulty(LP.LOGIT_MIN, LP.LOGIT_STEP, tuple(moved))
+    x = LP.logit_nodes()
+    assert abs(float(w @ x) - float(moved @ x)) <= 2 * LP.LOGIT_STEP
+    for k in (1000, 10000):
+        assert float(grid.pass_at_k(k)) == pytest.approx(float(truth.pass_at_k(k)), abs=0.05)
+
+
+def test_fit_with_templates_is_monotone_in_k_and_keeps_degenerate_logs_valid(tmp_path):
+    """pass@k of a fitted profile (and both ends of its interval) never decreases in k;
+    with templates, logs where nothing or everything is solved still give a valid profile."""
+    base, moved = _shifted_template(4)
+    rng = np.random.default_rng(8)
+    c = rng.binomial(100, rng.choice(LP._expit(LP.logit_nodes()), size=60, p=moved))
+    ks = np.unique(np.geomspace(1, 1e5, 40).round())
+    res = F.fit_eval_log(_write_counts(tmp_path / "m.jsonl", np.full(60, 100), c), "m", "t", templates=[base])
+    v = np.asarray(predict(res.profile, "pass@k", ks))
+    lo, hi = interval(res.profile, "pass@k", ks)
+    for arr in (v, lo, hi):
+        assert np.all(np.diff(arr) >= -1e-9)
+    for correct in (0, 100):
+        log = _write_counts(tmp_path / f"d{correct}.jsonl", np.full(67, 100), np.full(67, correct))
+        prof = F.fit_eval_log(log, "m", "t", templates=[base]).profile
+        assert prof.difficulty.mean() == pytest.approx(correct / 100, abs=0.01)
+        assert np.all(np.isfinite(predict(prof, "pass@k", [1, 1000, 10000])))
+
+
+def test_template_choice_without_templates_is_refused(tmp_path):
+    log = _write_counts(tmp_path / "x.jsonl", np.full(10, 100), np.arange(10))
+    with pytest.raises(InputError) as ei:
+        F.fit_eval_log(log, "m", "t", difficulty="template")
+    assert ei.value.field == "difficulty" and ei.value.value == "template"
+
+
+def test_cli_fit_with_a_template_profile(tmp_path, capsys):
+    """`planner fit --template A.yaml`: model A sampled 20,000 times a problem gives the
+    shape; model B (the same shape 4 grid steps up, 100 samples) is fitted with it and
+    predicts its own problems' pass@10000 within 0.06; the profile says where its shape
+    came from. A template on another grid is refused with file and field (exit 2)."""
+    base, moved = _shifted_template(4)
+    nodes = LP._expit(LP.logit_nodes())
+    rng = np.random.default_rng(12)
+    pa = rng.choice(nodes, size=200, p=base)
+    pb = rng.choice(nodes, size=200, p=moved)
+    a_yaml, b_yaml = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    assert main(["fit", str(_write_counts(tmp_path / "a.jsonl", np.full(200, 20000), rng.binomial(20000, pa))),
+                 "-m", "a", "-t", "t", "-o", str(a_yaml), "--json"]) == 0
+    assert main(["fit", str(_write_counts(tmp_path / "b.jsonl", np.full(200, 100), rng.binomial(100, pb))),
+                 "-m", "b", "-t", "t", "-o", str(b_yaml), "--template", str(a_yaml), "--difficulty", "template",
+                 "--json"]) == 0
+    prof = load_profile(str(b_yaml))
+    assert prof.spec.difficulty.kind == "logit_grid"
+    assert any("a.yaml" in s for s in prof.spec.assumptions)
+    assert float(predict(prof, "pass@k", 10000)) == pytest.approx(_truth(pb, 10000), abs=0.06)
+    bad = tmp_path / "bad.yaml"
+    import yaml
+
+    spec = yaml.safe_load(a_yaml.read_text())
+    spec["difficulty"] = {"kind": "logit_grid", "logit_min": -2.0, "logit_step": 1.0, "weights": [0.5, 0.5]}
+    spec["pass_at_1"] = round(float(np.mean(1 / (1 + np.exp([2.0, 1.0])))), 6)
+    spec.pop("uncertainty", None)
+    bad.write_text(yaml.safe_dump(spec))
+    capsys.readouterr()
+    assert main(["fit", str(tmp_path / "b.jsonl"), "-m", "b", "-t", "t", "--template", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "difficulty.logit_min" in err and "-2" in err

@@ -37,7 +37,7 @@ from planner.accuracy.beta_fits import _bb_loglik, _mix_loglik, fit_beta, fit_mi
 from planner.accuracy.evallog import EvalData, _as_bool, _err, read_eval_log, split_half  # noqa: F401
 from planner.errors import InputError
 
-DIFFICULTY_CHOICES = ("auto", "beta", "mixture", "logit_grid", "empirical")
+DIFFICULTY_CHOICES = ("auto", "beta", "mixture", "logit_grid", "template", "empirical")
 BOOTSTRAP_NOTE = "each replicate refitted with a plausible model (held-out score near the best), in turn"
 MIN_WRONG_FOR_SHARE = 4
 CENSOR_FRACTION = 0.02
@@ -79,7 +79,7 @@ def _sig6(x: float) -> float:
     return float(f"{x:.6g}")
 
 
-def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
+def heldout_check(data: EvalData, kind: str, seed: int = 0, templates=None) -> dict:
     """Fit on half the samples of each problem, predict pass@k at k up to the full n and
     compare with the unbiased estimate from all samples."""
     from planner.accuracy.estimators import pass_at_k_unbiased
@@ -94,7 +94,8 @@ def heldout_check(data: EvalData, kind: str, seed: int = 0) -> dict:
                          file=data.path, field="n")
     if kind == "empirical":
         kind = "beta"
-    model = DifficultySpec.model_validate(choose_difficulty(n_a[keep], c_a[keep], only=kind, strict=False)["spec"]).build()
+    model = DifficultySpec.model_validate(choose_difficulty(n_a[keep], c_a[keep], only=kind, strict=False,
+                                                                     templates=templates)["spec"]).build()
     n_min = int(data.n.min())
     ks = sorted({int(k) for k in np.unique(np.round(np.geomspace(1, n_min, num=8))) if k >= 1} | {n_min})
     rows = []
@@ -240,8 +241,11 @@ class FitResult:
 
 
 def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
-                 difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0) -> FitResult:
-    """Read, fit and assemble a TaskProfile (not yet written)."""
+                 difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0,
+                 templates=None) -> FitResult:
+    """Read, fit and assemble a TaskProfile (not yet written). ``templates``: other models'
+    priors on the same task (grid weight arrays, or profile names / YAML paths read by
+    selection.template_weights) for logit_prior.fit_template_shift, a further candidate."""
     from planner.accuracy.profile import TASK_KINDS, TaskProfile
     from planner.catalog import validation_error
 
@@ -253,6 +257,12 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     if task_kind not in TASK_KINDS:
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
                          value=task_kind)
+    template_names = []
+    if templates is not None:
+        from planner.accuracy.selection import template_weights
+
+        template_names = [Path(str(t)).name for t in templates if not isinstance(t, np.ndarray)]
+        templates = [t if isinstance(t, np.ndarray) else template_weights(t) for t in templates] or None
     data = read_eval_log(path)
     if len(data.problems) < 2:  # one problem does not determine a difficulty distribution
         raise InputError(f"{len(data.problems)} problem in the log: at least 2 are needed to fit a profile",
@@ -269,10 +279,13 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         only = None if difficulty == "auto" else difficulty
         if difficulty == "mixture" and mixture is None:
             only = "beta"
-        choice = choose_difficulty(data.n, data.correct, seed=seed, only=only, file=str(path))
+        if difficulty == "template" and not templates:
+            raise InputError("--difficulty template needs prior templates (other models' grid priors of the task)",
+                             file=str(path), field="difficulty", value=difficulty)
+        choice = choose_difficulty(data.n, data.correct, seed=seed, only=only, file=str(path), templates=templates)
         chosen = choice["chosen"]
     best = choice["plausible"][0] if choice else chosen     # a single candidate (chosen may be the average)
-    held = heldout_check(data, best, seed=seed)
+    held = heldout_check(data, best, seed=seed, templates=templates)
     trace = fit_trace_length(data)
     if trace is not None:   # the problem effect of the lengths (lengths.py)
         from planner.accuracy.lengths import fit_length_components
@@ -288,10 +301,11 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     else:
         diff = choice["spec"]
         uncertainty = {"method": f"bootstrap over problems and samples, {BOOTSTRAP_NOTE}",
-                       "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed),
+                       "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed,
+                                                                    templates=templates),
                        "samples_per_problem": float(np.median(data.n)),
                        "extrapolation_error_per_decade": round(
-                           extrapolation_error(data.n, data.correct, best, seed=seed), 5)}
+                           extrapolation_error(data.n, data.correct, best, seed=seed, templates=templates), 5)}
     assumptions = [f"Fitted by `planner fit` from {Path(path).name}: {len(data.problems)} problems, "
                    f"{int(data.n.sum())} samples."]
     if trace is None:
@@ -320,6 +334,10 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     assumptions.append("Verifier completeness/soundness are defaults, not fitted.")
     pass1 = _spec_mean(diff, path)
     src = f"planner fit {Path(path).name}"
+    if templates and chosen in ("template", "average of plausible"):
+        names = ", ".join(template_names) if template_names else f"{len(templates)} grid priors"
+        assumptions.append(f"Difficulty shape shared with other models of the task (templates: {names}), "
+                           "shifted along logit p to this log.")
     spec_data = {
         "task": task, "model": model, "task_kind": task_kind,
         "description": f"{task} / {model}, fitted from an eval log.",

@@ -160,3 +160,61 @@ def cv_score(fit_fn, loglik_fn, n, c, seed: int = 0, repeats: int = CV_REPEATS,
             return -np.inf
         total += float(np.sum(d))
     return total
+
+
+def posterior_average(n, c, weights, nodes_logit: np.ndarray = None) -> np.ndarray:
+    """Mean over problems of each problem's posterior on the grid, given its own count:
+    post_ij ~ w_j P_j^c_i (1 - P_j)^(n_i - c_i). A profile holding these weights predicts
+    pass@k = mean_i E[1 - (1 - p)^k | c_i, n_i] (empirical Bayes, Robbins 1956): a problem
+    seen solved counts as solved at large k whatever the prior's tail says, and only the
+    problems never (or rarely) solved lean on the prior. At an unpenalized maximum of the
+    likelihood the prior is its own posterior average (the NPMLE fixed point), so this
+    moves a smoothed or parametric prior toward what each problem showed."""
+    x = logit_nodes() if nodes_logit is None else nodes_logit
+    ll = binomial_seq_loglik(n, c, _expit(x))
+    post = np.exp(ll - ll.max(axis=1, keepdims=True)) * np.asarray(weights, float)[None, :]
+    post /= np.maximum(post.sum(axis=1, keepdims=True), 1e-300)
+    return post.mean(axis=0)
+
+
+def shift_weights(w: np.ndarray, steps: int) -> np.ndarray:
+    """Grid weights moved ``steps`` nodes up (toward p = 1) or down; what falls off an end
+    is kept on the end node."""
+    w = np.asarray(w, float)
+    m = len(w)
+    out = np.zeros(m)
+    s = int(np.clip(steps, -(m - 1), m - 1))
+    if s >= 0:
+        out[s:] = w[:m - s]
+        out[-1] += w[m - s:].sum()
+    else:
+        out[:m + s] = w[-s:]
+        out[0] += w[:-s].sum()
+    return out
+
+
+# Template shifts tried, in grid steps (LOGIT_STEP each): +-15 in logit p.
+TEMPLATE_SHIFTS = range(-30, 31)
+
+
+def fit_template_shift(n, c, templates) -> np.ndarray:
+    """A prior shape shared across models of a task: each template (grid weights fitted on
+    another model's log of the same task) is shifted along logit p (one parameter, the
+    model's ability, as in a Rasch model logit p = ability - difficulty); the shifts are
+    averaged with weights proportional to the marginal likelihood of this log (a flat prior
+    over TEMPLATE_SHIFTS: a log with few hits places the shape loosely, and the average
+    says so), the templates are averaged, then tilted to the observed pass@1. The tail's shape comes from models that were sampled far more often;
+    this log only places it."""
+    p = _expit(logit_nodes())
+    ll = binomial_seq_loglik(n, c, p)
+    E = np.exp(ll - ll.max(axis=1, keepdims=True))
+    out = []
+    for t in templates:
+        t = np.asarray(t, float)
+        t = t / t.sum()
+        moved = np.array([shift_weights(t, s) for s in TEMPLATE_SHIFTS])
+        loglik = np.log(np.maximum(E @ moved.T, 1e-300)).sum(axis=0)
+        q = np.exp(loglik - loglik.max())
+        out.append((q / q.sum()) @ moved)
+    w = np.mean(out, axis=0)
+    return tilt_to_mean(w, p, float(np.mean(np.asarray(c, float) / np.asarray(n, float))))

@@ -5,6 +5,9 @@ two-Beta mixture, the logit-grid prior of logit_prior.py with each smoothing str
 LAMBDAS) is scored by held-out samples (logit_prior.cv_score: fit on one half of every
 problem's samples, score the predictive likelihood of the other half); the best is
 refitted on all samples. Nothing here looks at the fit to the samples it was fitted on.
+With templates (other models' profiles of the task, template_weights) the shared-shape
+prior of logit_prior.fit_template_shift is one more candidate. A grid result is kept as its
+posterior average over the log's problems (logit_prior.posterior_average).
 
 bootstrap_replicates: the plausible candidates (held-out score within PLAUSIBLE_NATS of
 the best), in turn, refitted on BOOTSTRAP_REPLICATES resamples (problems drawn with
@@ -54,9 +57,17 @@ def _fit_mixture(n, c):
         return fit_mixture(n, c, mean=float(np.mean(c / n)))
 
 
-def candidates(n_problems: int) -> dict:
-    """name -> (fit_fn, seq_loglik_fn); fit_fn(n, c) -> params."""
+TEMPLATE = "template"
+
+
+def candidates(n_problems: int, templates=None) -> dict:
+    """name -> (fit_fn, seq_loglik_fn); fit_fn(n, c) -> params. With ``templates`` (grid
+    weights fitted on other models of the task) the shared-shape prior of
+    logit_prior.fit_template_shift comes first."""
     out = {}
+    if templates is not None and len(templates):
+        tpl = [np.asarray(t, float) for t in templates]
+        out[TEMPLATE] = (lambda n, c: LP.fit_template_shift(n, c, tpl), lambda n, c, w: LP.grid_seq_loglik(n, c, w))
     for lam in sorted(LP.LAMBDAS, reverse=True):
         out[f"logit_grid(lam={lam:g})"] = ((lambda lam: lambda n, c: LP.fit_grid_weights(n, c, lam))(lam),
                                            lambda n, c, w: LP.grid_seq_loglik(n, c, w))
@@ -88,9 +99,13 @@ MIN_SHAPE = 1e-3
 MAX_SHAPE = 1e6
 
 
+def _is_grid(name: str) -> bool:
+    return name.startswith("logit_grid") or name == TEMPLATE
+
+
 def _usable(params, name: str) -> bool:
     """A fitted candidate whose parameters are finite and within [MIN_SHAPE, MAX_SHAPE]."""
-    if name.startswith("logit_grid"):
+    if _is_grid(name):
         return bool(np.all(np.isfinite(params)))
     comps = params["components"] if name == "mixture" else [params]
     return all(np.isfinite(co["a"]) and np.isfinite(co["b"]) and MIN_SHAPE <= co["a"] <= MAX_SHAPE
@@ -112,13 +127,19 @@ def _refuse(name: str, params, file: str = None) -> None:
                                  file=file, field=fld, value=float(v))
 
 
-def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True, file: str = None) -> dict:
+def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True, file: str = None,
+                      templates=None, posterior: bool = True) -> dict:
     """Score the candidates by held-out samples, refit the best on all samples.
+
+    With ``posterior`` a grid result (a grid candidate, the template, or the average of
+    the plausible) is replaced by its posterior average over the log's problems
+    (logit_prior.posterior_average): each problem's own count, not only the prior, sets
+    its share of pass@k.
 
     Returns {"chosen": name, "params": fitted, "cv": {name: score}, "spec": difficulty dict}."""
     n = np.asarray(n, float)
     c = np.asarray(c, float)
-    cands = candidates(len(n))
+    cands = candidates(len(n), templates)
     if only is not None:
         names = [k for k in cands if k == only or k.startswith(only + "(")]
         cands = {k: cands[k] for k in names}
@@ -154,13 +175,21 @@ def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True
         w = np.mean([as_grid_weights(k, full_fit(k)) for k in plausible], axis=0)
         w = LP.tilt_to_mean(w, LP._expit(LP.logit_nodes()), float(np.mean(c / n)))
         out.update(chosen=AVERAGE, params=w, spec=spec_dict("logit_grid", w))
+    if posterior and isinstance(out["params"], np.ndarray):
+        w = _posterior(n, c, out["params"])
+        out.update(params=w, spec=spec_dict("logit_grid", w))
     return out
+
+
+def _posterior(n, c, w) -> np.ndarray:
+    """Posterior average of grid weights, tilted back to the observed pass@1."""
+    return LP.tilt_to_mean(LP.posterior_average(n, c, w), LP._expit(LP.logit_nodes()), float(np.mean(c / n)))
 
 
 def as_grid_weights(name: str, params) -> np.ndarray:
     """A fitted candidate as weights on the logit grid: a Beta's (or mixture's) mass in
     each grid node's cell (edges halfway between nodes, the end cells open)."""
-    if name.startswith("logit_grid"):
+    if _is_grid(name):
         return np.asarray(params, float)
     from scipy.special import betainc
 
@@ -174,13 +203,15 @@ def as_grid_weights(name: str, params) -> np.ndarray:
     return w / w.sum()
 
 
-def bootstrap_replicates(n, c, plausible, seed: int = 0, replicates: int = BOOTSTRAP_REPLICATES) -> list:
+def bootstrap_replicates(n, c, plausible, seed: int = 0, replicates: int = BOOTSTRAP_REPLICATES,
+                         templates=None, posterior: bool = True) -> list:
     """The plausible candidates (a name or a list; see choose_difficulty), each in turn,
-    refitted on bootstrap resamples (module docstring)."""
+    refitted on bootstrap resamples (module docstring); grid results as their posterior
+    average over the resample's problems when ``posterior`` (as choose_difficulty)."""
     n = np.asarray(n, float)
     c = np.asarray(c, float)
     names = [plausible] if isinstance(plausible, str) else list(plausible)
-    cands = candidates(len(n))
+    cands = candidates(len(n), templates)
     rng = np.random.default_rng(seed + 7919)
     out = []
     for i in range(replicates):
@@ -193,11 +224,14 @@ def bootstrap_replicates(n, c, plausible, seed: int = 0, replicates: int = BOOTS
         if not _usable(prm, chosen):       # a degenerate resample: the grid prior instead
             chosen = f"logit_grid(lam={LP.LAMBDAS[1]:g})"
             prm = cands[chosen][0](nb, cb)
-        out.append(spec_dict(chosen, prm))
+        if posterior and isinstance(prm, np.ndarray):
+            prm = _posterior(nb, cb, prm)
+        out.append(spec_dict("logit_grid" if _is_grid(chosen) else chosen, prm))
     return out
 
 
-def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REPEATS) -> float:
+def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REPEATS, templates=None,
+                        posterior: bool = True) -> float:
     """How far the candidate ``name`` misses one decade out, measured on the log itself:
     fitted on CV_FRACTION of each problem's samples, it predicts pass@k at k = the
     smallest n; the observed value is the unbiased estimate from all samples. Returns the
@@ -209,16 +243,46 @@ def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REP
     n = np.asarray(n, float)
     c = np.asarray(c, float)
     k = float(n.min())
-    fit_fn = candidates(len(n))[name][0]
+    fit_fn = candidates(len(n), templates)[name][0]
     obs = float(pass_at_k_unbiased(n, c, np.full(len(n), k)).mean())
     rng = np.random.default_rng(seed + 104729)
     errs = []
     for _ in range(repeats):
         n_a, c_a, _, _ = LP.split_counts(n, c, rng, LP.CV_FRACTION)
         keep = n_a > 0
-        prm = fit_fn(n_a[keep].astype(float), c_a[keep].astype(float))
+        na, ca = n_a[keep].astype(float), c_a[keep].astype(float)
+        prm = fit_fn(na, ca)
         if not _usable(prm, name):
             continue
-        d = DifficultySpec.model_validate(spec_dict(name, prm)).build()
+        if posterior and isinstance(prm, np.ndarray):
+            prm = _posterior(na, ca, prm)
+        d = DifficultySpec.model_validate(spec_dict("logit_grid" if _is_grid(name) else name, prm)).build()
         errs.append(float(d.pass_at_k(k)) - obs)
     return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
+
+
+def template_weights(ref) -> np.ndarray:
+    """Grid weights of a template for logit_prior.fit_template_shift from a task profile
+    (a name or YAML path; typically `planner fit` of another model on the same task with
+    many samples): a logit_grid difficulty on this module's grid as it is, a Beta or a
+    mixture as its mass per grid cell, observed counts (``empirical``) refitted as the
+    least-smoothed grid prior. Anything else: InputError naming the file and the field."""
+    from planner.accuracy.profile import load_profile
+    from planner.errors import InputError
+
+    prof = load_profile(ref)
+    d = prof.spec.difficulty
+    if d.kind == "beta":
+        return as_grid_weights("beta", {"a": d.a, "b": d.b})
+    if d.kind == "mixture":
+        return as_grid_weights("mixture", {"components": [{"weight": c.weight, "a": c.a, "b": c.b}
+                                                          for c in d.components]})
+    if d.kind == "empirical":
+        return LP.fit_grid_weights(np.asarray(d.n, float), np.asarray(d.correct, float), min(LP.LAMBDAS))
+    if (abs(d.logit_min - LP.LOGIT_MIN) > 1e-9 or abs(d.logit_step - LP.LOGIT_STEP) > 1e-9
+            or len(d.weights) != len(LP.logit_nodes())):
+        raise InputError(f"a template's logit grid must be the fit's (logit_min {LP.LOGIT_MIN:g}, step "
+                         f"{LP.LOGIT_STEP:g}, {len(LP.logit_nodes())} weights)", file=str(prof.path),
+                         field="difficulty.logit_min", value=d.logit_min)
+    w = np.asarray(d.weights, float)
+    return w / w.sum()

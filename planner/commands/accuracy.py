@@ -16,13 +16,16 @@ def fit_cmd(
     task_kind: str = typer.Option("math_answer", "--task-kind",
                                   help="math_answer | code_tests | multiple_choice | open_ended."),
     difficulty: str = typer.Option("auto", "--difficulty",
-                                   help="auto (held-out samples) | beta | mixture | logit_grid | empirical."),
+                                   help="auto (held-out samples) | beta | mixture | logit_grid | template | empirical."),
     gen_len: Optional[int] = typer.Option(None, "--gen-len",
                                           help="Generation budget of the eval (default: longest trace)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the held-out split."),
     verifier: bool = typer.Option(False, "--verifier",
                                   help="The log scores a verifier (lines: problem, correct, accepted and/or "
                                        "score): write a verifier profile for --model on --task instead."),
+    template: Optional[list[str]] = typer.Option(
+        None, "--template", help="Profile of another model on the same task (repeatable): its difficulty "
+        "shape, shifted to this log, is one more candidate (--difficulty template forces it)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
@@ -31,6 +34,9 @@ def fit_cmd(
     from planner.errors import InputError
 
     if verifier:
+        if template:
+            raise InputError("--template shapes a task profile's difficulty; a verifier fit takes none",
+                             field="template", value=template[0])
         _fit_verifier(eval_log, model, task, output, json_out)
         return
 
@@ -41,7 +47,7 @@ def fit_cmd(
     if not 0 <= seed < 2**32:
         raise InputError("must be an integer in [0, 2**32)", field="seed", value=seed)
     res = fit_eval_log(eval_log, model, task, task_kind=task_kind, difficulty=difficulty, gen_len=gen_len,
-                       seed=seed)
+                       seed=seed, templates=template or None)
     if output:
         write_profile(res.profile, output)
     summary = res.summary()
