@@ -250,3 +250,19 @@ def test_cli_fit_with_a_template_profile(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "b.jsonl"), "-m", "b", "-t", "t", "--template", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "difficulty.logit_min" in err and "-2" in err
+
+
+def test_interval_holds_the_point_prediction_for_every_strategy(tmp_path):
+    """A bootstrap quantile need not hold the fit's own prediction (the replicates are
+    skewed where the prediction saturates); the interval a user sees always does, for
+    every strategy, k and budget."""
+    rng = np.random.default_rng(21)
+    c = rng.binomial(100, rng.beta(0.6, 1.5, 50))
+    res = F.fit_eval_log(_write_counts(tmp_path / "l.jsonl", np.full(50, 100), c), "m", "t", seed=3)
+    k = np.array([1, 2, 4, 16, 64, 1000]).reshape(-1, 1)
+    L = np.array([2000.0, 8000.0, 32000.0]).reshape(1, -1)
+    for strategy in ("single", "pass@k", "majority", "best-of-k"):
+        kk = np.ones_like(k) if strategy == "single" else k
+        lo, hi = interval(res.profile, strategy, kk, L)
+        point = np.asarray(predict(res.profile, strategy, kk, L), float)
+        assert np.all(lo <= point + 1e-12) and np.all(point <= hi + 1e-12), strategy

@@ -43,7 +43,8 @@ def replicate_profiles(profile) -> list:
 
 
 def interval(profile, strategy: str, samples, gen_len=None, *, level: float = 0.8, **kw):
-    """[lo, hi] of predict(...) over the bootstrap replicates, or None without any."""
+    """[lo, hi] of predict(...) over the bootstrap replicates, or None without any; the
+    interval always holds the profile's own prediction (a bootstrap quantile need not)."""
     from planner.accuracy.predict import predict
 
     reps = replicate_profiles(profile)
@@ -79,7 +80,8 @@ def interval(profile, strategy: str, samples, gen_len=None, *, level: float = 0.
         lo_g = np.maximum.accumulate(np.asarray(bounds(g)[0], float))
         idx = np.searchsorted(g, k * (1 + 1e-12), side="right") - 1
         lo = np.where(k > n_seen, lo_g[np.clip(idx, 0, len(g) - 1)], lo)
-    return lo, hi
+    point = np.asarray(predict(profile, strategy, samples, gen_len, **kw), float)
+    return np.minimum(lo, point), np.maximum(hi, point)
 
 
 def _normal_quantile(q: float, special) -> float:
