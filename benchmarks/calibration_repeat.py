@@ -7,6 +7,7 @@ DIR/run-i.yaml``. The table gives, per run, the load average around each command
 benchmarks still disturbed after retakes, the fitted end-to-end scale and the
 validation's median and max |error| with its worst case; then the median of the
 medians, the largest max, and how many runs meet the bar (median <= 10%, max <= 30%).
+Each validation's JSON report is kept beside its profile (``run-i.validate.json``).
 A calibration refused on a busy machine is shown as such (``--allow-busy`` writes it
 anyway, marked). Exit status 1 when a run misses the bar or was refused.
 
@@ -66,6 +67,7 @@ def one_run(i: int, folder: Path, allow_busy: bool, threads: int | None) -> dict
         row["refused"] = "validate: " + (err.strip().splitlines() or ["?"])[-1]
         return row
     rep = json.loads(out)
+    (folder / f"run-{i}.validate.json").write_text(out)
     worst = max(rep["cases"], key=lambda c: abs(c["error"]))
     row.update(median=rep["median_abs_error"], max=rep["max_abs_error"],
                worst=f"{worst['model']} {worst['phase']} b{worst['batch']} c{worst['context']} {worst['error']:+.1%}",

@@ -252,6 +252,12 @@ def _print_fitted(f: dict, name: str) -> None:
     t.add_row("memory: peak bandwidth", fmt_si(f["peak_bandwidth"], "B/s"), f"{rms.get('stream_read', float('nan')):.3f}")
     t.add_row("memory: e_max, w_half", f"{f['memory']['e_max']:.3f}, {fmt_si(f['memory']['w_half'], 'B')}",
               f"{rms.get('memory', float('nan')):.3f}")
+    g = f.get("gemv") or {}
+    if g.get("row_bytes"):
+        curve_rate = f["peak_bandwidth"] * f["memory"]["e_max"]  # bytes/s of the memory curve
+        per_row_s = g["row_bytes"] / curve_rate
+        t.add_row("one-row GEMM: stream, per row", f"{fmt_si(curve_rate / g['stream_factor'], 'B/s')}, "
+                  f"{fmt_si(per_row_s, 's')}", f"{rms.get('gemv_rows', float('nan')):.3f}")
     t.add_row("decode attention memory factor", f"{f['attention_memory']:.3f}", f"{rms.get('attention', float('nan')):.3f}")
     t.add_row("kernel overhead", fmt_si(f["kernel_overhead_s"], "s"), "")
     tok = (f.get("gemm_tokens") or {}).get(f.get("main_dtype"))
@@ -434,6 +440,13 @@ def _print_report(r: dict) -> None:
         con.print("reduced depth (the predictions use the same reduced models): " + "; ".join(reduced))
     con.print(f"median |error| {r['median_abs_error']:.1%}, max |error| {r['max_abs_error']:.1%} "
               f"over {len(r['cases'])} cases")
+    from planner.calibrate.timing import CONTENDED
+
+    busy = sum((c.get("other_cpu") or 0.0) > CONTENDED for c in r["cases"])
+    if busy:
+        load = r.get("load_average") or [None, None]
+        con.print(f"{busy} of {len(r['cases'])} cases measured while other processes took over {CONTENDED:.0%} of "
+                  f"the CPUs even after retakes (load average {load[0]} -> {load[1]}): re-run on a quiet machine")
 
 
 def register(app: typer.Typer) -> None:
