@@ -3,8 +3,6 @@ benchmark is kept, and the refusal of a profile whose benchmarks stayed disturbe
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 
 from planner.calibrate.timing import DRIFT, Sentinel
@@ -14,7 +12,6 @@ def _sentinel(times):
     """A Sentinel whose kernel 'takes' the given seconds, one probe per value (a fake clock)."""
     import planner.calibrate.timing as T
 
-    clock = itertools.count()
     seq = iter(times)
     now = [0.0]
 
@@ -23,11 +20,11 @@ def _sentinel(times):
 
     s = Sentinel.__new__(Sentinel)
     s.fn, s.sync, s.calls, s.times = fn, (lambda: None), 1, []
-    return s, now, clock, T
+    return s, now, T
 
 
 def test_sentinel_drift_is_against_the_fastest_probe(monkeypatch):
-    s, now, _, T = _sentinel([0.010, 0.010, 0.013, 0.009])
+    s, now, T = _sentinel([0.010, 0.010, 0.013, 0.009])
     monkeypatch.setattr(T.time, "perf_counter", lambda: now[0])
     probes = [s.probe() for _ in range(4)]
     assert probes == pytest.approx([0.010, 0.010, 0.013, 0.009])

@@ -108,3 +108,30 @@ def test_vector_and_scalar_paths_agree_with_a_row_cost():
         vec = evaluate(cols, mt, ht)
         assert one["decode_s"] == pytest.approx(float(vec["decode_s"][0]), rel=1e-9)
         assert one["prefill_s"] == pytest.approx(float(vec["prefill_s"][0]), rel=1e-9)
+
+
+@pytest.mark.parametrize("gemv,field", [
+    ({"stream_factor": 0.73, "row_bytes": 1.7e5}, "fitted.gemv.row_bytes"),  # 100 us per row: a busy machine
+    ({"stream_factor": 9.0, "row_bytes": 1700.0}, "fitted.gemv.stream_factor"),
+    ({"stream_factor": -1.0, "row_bytes": 1700.0}, "fitted.gemv.stream_factor"),
+    ({"stream_factor": 0.73}, "fitted.gemv.row_bytes"),
+    ("fast", "fitted.gemv"),
+])
+def test_profile_refuses_an_unphysical_or_malformed_gemv_fit(tmp_path, gemv, field):
+    import copy
+
+    import yaml
+
+    from planner.calibrate.profile import load_profile, profile_to_efficiency
+    from planner.errors import InputError
+
+    text = yaml.safe_load(open("calibration/cpu-amd-epyc-2c.yaml"))
+    good = copy.deepcopy(text)
+    (tmp_path / "good.yaml").write_text(yaml.safe_dump(good))
+    eff = profile_to_efficiency(load_profile(tmp_path / "good.yaml"))
+    assert 0.25 < eff.gemv_stream_factor < 1.0 and 0 < eff.gemv_row_bytes < 65536
+    text["fitted"]["gemv"] = gemv
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(text))
+    with pytest.raises(InputError) as e:
+        load_profile(tmp_path / "bad.yaml")
+    assert e.value.field == field and e.value.file == str(tmp_path / "bad.yaml")
