@@ -152,7 +152,7 @@ def test_fit_compute_tokens_recovers_rows_half():
 def test_rows_correction_recovers_a_kernel_switch():
     """A BLAS that runs 8-row GEMMs 1.6x slower than the hyperbola says: the correction
     table finds 1.6 at 8 rows and ~1 elsewhere (only rows measured on >= 2 shapes)."""
-    from planner.calibrate.fit import rows_correction
+    from planner.calibrate.fit_gemv import rows_correction
 
     M, F, t = [], [], []
     truth = {1: 1.0, 2: 1.0, 4: 1.0, 8: 1.6, 16: 1.0, 64: 1.0}
@@ -165,7 +165,8 @@ def test_rows_correction_recovers_a_kernel_switch():
     M.append(3)  # measured on one shape only: left to the interpolation
     F.append(1e9)
     t.append(1.0)
-    corr = rows_correction(M, F, noisy(np.array(t), 0.01), peak=150e9, m_half=12.0)
+    hyper = np.array(F) * (1 + 12.0 / np.array(M, dtype=float)) / 150e9
+    corr = rows_correction(M, hyper, hyper * 1e-3, noisy(np.array(t), 0.01))
     assert set(corr) == set(truth)
     for m, c in truth.items():
         assert corr[m] == pytest.approx(c, rel=0.03)

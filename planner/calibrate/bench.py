@@ -14,6 +14,15 @@ still cached from the previous call, which is also what happens in a real forwar
 Quick and full runs go over the plan twice, some tens of seconds apart, and keep the
 faster median of each benchmark: on a shared machine another process taking the CPUs
 for a few seconds only slows timings down, never speeds them up.
+
+Busy-machine retakes: a reference kernel (:class:`~planner.calibrate.timing.Sentinel`) is
+timed before the plan and after every benchmark, and the CPU time of other processes
+while each benchmark ran is read from /proc/stat. A benchmark is *disturbed* when other
+processes took over 15% of the CPUs while it ran, or the reference kernel just before
+or after it ran over 15% slower than its fastest; disturbed benchmarks are retaken
+(after waiting for a quiet moment) within a time budget. The rows keep ``other_cpu`` and
+``drift``; the result counts what stayed disturbed (``conditions``), and
+``planner calibrate`` refuses a profile with too many (:data:`MAX_DISTURBED`).
 """
 
 from __future__ import annotations
@@ -27,15 +36,23 @@ from planner.calibrate.device import (check_device, cpu_count, cpu_model_name, d
                                       device_memory_bytes, keep_freed_memory, last_level_cache_bytes,
                                       set_threads, synchronizer)
 from planner.calibrate.end_to_end import tiny_model
-from planner.calibrate.kernels import BENCHES
-from planner.calibrate.timing import CONTENDED, LoadMonitor, Rotating, Timing, measure, wait_for_quiet
+from planner.calibrate.kernels import BENCHES, sentinel_kernel
+from planner.calibrate.timing import (CONTENDED, DRIFT, LoadMonitor, Rotating, Sentinel, Timing, load_average, measure,
+                                      wait_for_quiet)
 
 __all__ = [
-    "BENCHES", "CONTENDED", "SCALES", "Job", "LoadMonitor", "Plan", "Rotating", "Timing", "check_device",
+    "BENCHES", "CONTENDED", "DRIFT", "MAX_DISTURBED", "SCALES", "Job", "LoadMonitor", "Plan", "Rotating", "Timing", "check_device",
     "cpu_count", "cpu_model_name", "default_dtypes", "device_fingerprint", "device_memory_bytes", "keep_freed_memory",
     "last_level_cache_bytes", "measure", "plan", "run", "set_threads", "synchronizer", "tiny_model",
-    "wait_for_quiet",
+    "wait_for_quiet", "disturbed",
 ]
+
+MAX_DISTURBED = 0.10  # share of benchmarks still disturbed after retakes above which a profile is refused
+
+
+def disturbed(row: dict) -> bool:
+    """Whether a benchmark row was taken while the machine was busy (see the module doc)."""
+    return (row.get("other_cpu") or 0.0) > CONTENDED or (row.get("drift") or 0.0) > DRIFT
 
 
 def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None, dtypes: list[str] | None = None,
@@ -62,11 +79,14 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
         timing = dict(warmup=2, repeats=9, sample_s=0.005, budget_s=8.0)
     opts = {"sync": sync, "timing": timing}
     passes = 1 if scale == "tiny" else 2
-    retake_budget = {"tiny": 0.0, "quick": 25.0, "full": 120.0}[scale]
+    retake_budget = {"tiny": 0.0, "quick": 60.0, "full": 180.0}[scale]
     total = passes * sum(j.weight for j in jobs)
     done = 0.0
     best: list[dict | None] = [None] * len(jobs)
     monitor = LoadMonitor()
+    load_start = load_average()
+    sentinel = Sentinel(sentinel_kernel(torch, dev, tiny=scale == "tiny"), sync)
+    before = [sentinel.probe()]
 
     def one(i: int, job: Job, label: str) -> None:
         if progress:
@@ -74,11 +94,14 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
         mon = LoadMonitor()
         t, flops, nbytes = BENCHES[job.kind](torch, dev, job.params, cold, opts)
         other = mon.other_fraction()
+        after = sentinel.probe()
         row = {"kind": job.kind, **job.params, "flops": flops, "bytes": nbytes, "seconds": t.seconds,
                "repeats": t.repeats, "spread": round(t.spread, 4),
-               "other_cpu": None if other is None else round(other, 3)}
+               "other_cpu": None if other is None else round(other, 3),
+               "_probes": (before[0], after)}
+        before[0] = after
         prev = best[i]
-        if prev is None or row["seconds"] < prev["seconds"]:
+        if prev is None or _trusted_faster(row, prev, sentinel):
             if prev is not None:
                 row["repeats"] += prev["repeats"]
             best[i] = row
@@ -87,25 +110,60 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
         if dev.type == "cuda":
             torch.cuda.empty_cache()
 
+    def busy() -> list[int]:
+        return [i for i, r in enumerate(best) if r and disturbed(_with_drift(r, sentinel))]
+
+    retaken = 0
     with torch.inference_mode():
         for pas in range(passes):
             for i, job in enumerate(jobs):
                 one(i, job, job.label + (f" (pass {pas + 1}/{passes})" if passes > 1 else ""))
                 done += job.weight
-        # retake what another process disturbed (its CPU share while we timed it)
+        # retake what another process disturbed (its CPU share, or the reference kernel's drift)
         start = time.perf_counter()
         for _ in range(3):
-            busy = [i for i, r in enumerate(best) if r and (r["other_cpu"] or 0.0) > CONTENDED]
-            if not busy or time.perf_counter() - start > retake_budget:
+            todo = busy()
+            if not todo or time.perf_counter() - start > retake_budget:
                 break
-            for i in busy:
+            for i in todo:
                 if time.perf_counter() - start > retake_budget:
                     break
-                wait_for_quiet(min(5.0, retake_budget / 4))
-                one(i, jobs[i], jobs[i].label + " (retake: the CPU was shared)")
+                wait_for_quiet(min(5.0, retake_budget / 8))
+                before[0] = sentinel.probe()
+                one(i, jobs[i], jobs[i].label + " (retake: the machine was busy)")
+                retaken += 1
+    for r in best:
+        if r is not None:
+            _with_drift(r, sentinel)
+            r.pop("_probes", None)
     rows = [r for r in best if r is not None]
     if progress:
         progress(total, total, "done")
     other = monitor.other_fraction()
+    n_bad = sum(disturbed(r) for r in rows)
+    busy_conditions = {
+        "load_average": [load_start, load_average()], "retaken": retaken, "disturbed": n_bad,
+        "benchmarks": len(rows), "reference_kernel_s": [round(sentinel.best, 6), round(max(sentinel.times), 6)],
+        "criteria": f"other processes' CPU share > {CONTENDED:g} or reference kernel > {DRIFT:.0%} slower",
+    }
     return {"measurements": rows, "threads": n_threads, "llc_bytes": llc, "scale": scale, "passes": passes,
-            "dtypes": p.dtypes, "device_type": dev.type, "other_cpu_fraction": other, "allocator": allocator}
+            "dtypes": p.dtypes, "device_type": dev.type, "other_cpu_fraction": other, "allocator": allocator,
+            "busy": busy_conditions}
+
+
+def _with_drift(row: dict, sentinel: Sentinel) -> dict:
+    """Set ``row["drift"]``: the slower of the reference-kernel probes around it, against
+    the fastest probe of the run so far."""
+    probes = row.get("_probes")
+    if probes:
+        row["drift"] = round(max(sentinel.drift(p) for p in probes), 4)
+    return row
+
+
+def _trusted_faster(new: dict, old: dict, sentinel: Sentinel) -> bool:
+    """Keep the new take when the old was disturbed and the new is not, or (both trusted or
+    both not) when it is faster: a busy machine only slows a timing down."""
+    bad_new, bad_old = disturbed(_with_drift(new, sentinel)), disturbed(_with_drift(old, sentinel))
+    if bad_new != bad_old:
+        return bad_old
+    return new["seconds"] < old["seconds"]

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from planner.calibrate.fit_gemv import fit_gemv_rows, gemv_weight, rows_correction
+
 MIN_LEFT = 0.3  # a measurement minus fixed costs is kept at >= 30% of itself
 F_SCALE = 0.25  # soft-L1: log errors beyond ~25% count linearly (a disturbed sample pulls less)
 
@@ -193,19 +195,21 @@ def fit_compute(flops, nbytes, seconds, *, peak_flops: float | None, peak_bw: fl
 
 
 def fit_compute_tokens(rows_m, flops, nbytes, seconds, *, peak_flops: float | None, peak_bw: float,
-                       memory: tuple[float, float], fixed_s: float = 0.0) -> tuple[float, float, float, float]:
+                       memory: tuple[float, float], fixed_s: float = 0.0,
+                       row_bytes=0.0) -> tuple[float, float, float, float]:
     """The GEMM model the engine uses with a profile (``gemm_rows_half``): compute
     efficiency as a function of the rows M of the GEMM (tokens in the pass),
     ``e_max * M / (M + m_half)``, through the same roofline max. On CPUs the efficiency of an LLM-sized GEMM depends
     on M, hardly on K x N, which a curve in FLOPs per kernel cannot express.
-    Returns ``(peak, e_max, m_half, rms_log_error)``."""
+    ``row_bytes``: the one-row GEMMs' per-row cost on the memory side, in bytes per GEMM
+    (:mod:`planner.calibrate.fit_gemv`). Returns ``(peak, e_max, m_half, rms_log_error)``."""
     M = np.asarray(rows_m, dtype=float)
     F = np.asarray(flops, dtype=float)
     B = np.asarray(nbytes, dtype=float)
     t = _left(seconds, fixed_s)
     measured_ref = peak_flops is None
     p_ref = float((F / t).max()) if measured_ref else float(peak_flops)
-    tm = (B + memory[1]) / (peak_bw * memory[0])
+    tm = (B + row_bytes + memory[1]) / (peak_bw * memory[0])
     lt, lM = np.log(t), np.log(M)
 
     def residual(x):
@@ -221,21 +225,6 @@ def fit_compute_tokens(rows_m, flops, nbytes, seconds, *, peak_flops: float | No
     if measured_ref:
         return p_ref * e_max, 1.0, m_half, rms
     return p_ref, e_max, m_half, rms
-
-
-def rows_correction(rows_m, flops, seconds, *, peak: float, m_half: float, fixed_s: float = 0.0) -> dict[int, float]:
-    """Where the row hyperbola misses: for each row count measured on at least two shapes,
-    the median of measured time / ``F * (1 + m_half / M) / peak`` (BLAS libraries switch
-    kernels at some row counts, e.g. a flat cost up to 4 rows and a jump at 8)."""
-    M = np.asarray(rows_m, dtype=float)
-    t = _left(seconds, fixed_s)
-    ratio = t / (np.asarray(flops, dtype=float) * (1.0 + m_half / M) / peak)
-    out = {}
-    for m in np.unique(M):
-        r = ratio[M == m]
-        if r.size >= 2:
-            out[int(m)] = float(np.median(r))
-    return out
 
 
 def fit_attention_factor(flops, nbytes, seconds, *, peak_flops: float, compute: tuple[float, float],
@@ -324,6 +313,18 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
     mem = memory_curve(b, t, bw, op_s)
     rms["memory"] = mem.rms_log_error
     info["memory_curve_from"] = "gemv" if _rows(rows, "gemv") else "stream_read"
+    # one-row GEMMs: streaming plus a cost per output row (planner.calibrate.fit_gemv)
+    # (as the memory curve's time: a stream factor and bytes per row at its rate)
+    row_bytes, stream_factor = 0.0, 1.0
+    one = [r for r in rows if r["kind"] in ("gemm", "gemv") and r.get("m") == 1 and r["dtype"] == main_dtype]
+    if one:
+        B1, N1, K1, t1 = _cols(one, "bytes", "n", "k", "seconds")
+        got = fit_gemv_rows(B1, N1, K1, _left(t1, op_s), peak_bw=bw, w_half=mem.w_half)
+        if got is not None:
+            e_one, r_one, rms["gemv_rows"] = got
+            stream_factor = mem.e_max / e_one
+            row_bytes = r_one * stream_factor
+            info["gemv_gbps_streaming"] = bw * e_one / 1e9
     info["gemv_gbps_at_256MiB"] = float(bw * mem(256 << 20)) / 1e9
     mem_t = (mem.e_max, mem.w_half)
 
@@ -348,10 +349,15 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
         gt = [r for r in g if not (r.get("m") == r.get("k") == r.get("n"))]
         rows_m = [r.get("m") for r in gt]
         if len(gt) >= 2 and all(isinstance(x, (int, float)) and x > 0 for x in rows_m):
-            Ft, Bt, tt = _cols(gt, "flops", "bytes", "seconds")
+            Ft, Bt, tt, Nt = _cols(gt, "flops", "bytes", "seconds", "n")
+            w1 = gemv_weight(rows_m) if dt == main_dtype else 0.0
+            extra = w1 * (Bt * (stream_factor - 1.0) + Nt * row_bytes)
             pk, em, mh, trms = fit_compute_tokens(rows_m, Ft, Bt, tt, peak_flops=ref, peak_bw=bw, memory=mem_t,
-                                                  fixed_s=op_s)
-            corr = rows_correction(rows_m, Ft, tt, peak=pk * em, m_half=mh, fixed_s=op_s)
+                                                  fixed_s=op_s, row_bytes=extra)
+            Mt = np.asarray(rows_m, dtype=float)
+            hyper = Ft * (1.0 + mh / Mt) / (pk * em)
+            t_mem = (Bt + extra + mem_t[1]) / (bw * mem_t[0])
+            corr = rows_correction(rows_m, hyper, t_mem, _left(tt, op_s))
             gemm_tokens[dt] = {"peak_flops": pk, "e_max": em, "m_half": mh, "rms_log_error": trms,
                                "rows_correction": corr}
         try:  # the same GEMMs under "compute + memory" (no overlap), for comparison
@@ -383,6 +389,7 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
         "main_dtype": main_dtype,
         "compute": compute,
         "memory": {"e_max": mem.e_max, "w_half": mem.w_half},
+        "gemv": {"stream_factor": stream_factor, "row_bytes": row_bytes},
         "attention_memory": factor,
         "kernel_overhead_s": ovh,
         "kernels_per_layer": kernels_per_layer,

@@ -114,6 +114,28 @@ def _bench_decoder(torch, dev, P, cold, opts):
     return t, 0.0, 0.0
 
 
+def sentinel_kernel(torch, dev, tiny: bool = False):
+    """The reference kernel :class:`planner.calibrate.timing.Sentinel` times between
+    benchmarks: a 16-row GEMM on a 2048 x 2048 weight (16 MB in fp32, compute and memory
+    both matter) and a read of 32 MB (~2 ms on a 2-core CPU), each call on the next of
+    three copies (144 MB in all), so every call finds its operands out of the cache
+    whatever the benchmark before it left there."""
+    from planner.calibrate.torch_model import linear
+
+    k, n, s = (64, 64, 1 << 16) if tiny else (2048, 2048, 1 << 23)
+    copies = [(torch.randn(n, k, device=dev) / math.sqrt(k), torch.ones(s, device=dev)) for _ in range(3)]
+    x = torch.randn(16, k, device=dev)
+    i = [0]
+
+    def fn():
+        i[0] = (i[0] + 1) % len(copies)
+        w, buf = copies[i[0]]
+        linear(x, w)
+        return buf.sum()
+
+    return fn
+
+
 BENCHES = {
     "gemm": _bench_gemm,
     "gemv": _bench_gemm,

@@ -177,6 +177,11 @@ def _gemm_tokens(tokens: Any, file: str) -> None:
 MAX_EFFICIENCY = 1.0 + 1e-9
 MAX_KERNEL_OVERHEAD_S = 1e-3
 TIME_SCALE_RANGE = (0.25, 4.0)
+# a matrix-vector product's cost per output row, in bytes streamed: ~1.7 kB (90 ns) on the
+# 2-core EPYC VM; 64 kB (a whole 16k-value fp32 row more per row) would mean a busy machine;
+# its streaming rate within 4x of the memory curve's
+MAX_GEMV_ROW_BYTES = 65536.0
+GEMV_STREAM_RANGE = (0.25, 4.0)
 
 
 def check_physical(f: dict, file: str) -> None:
@@ -192,6 +197,15 @@ def check_physical(f: dict, file: str) -> None:
     k = f.get("kernel_overhead_s")
     if isinstance(k, (int, float)) and k > MAX_KERNEL_OVERHEAD_S:
         bad("kernel_overhead_s", k, f"per-kernel overhead above {MAX_KERNEL_OVERHEAD_S * 1e3:g} ms (a busy machine?)")
+    g = f.get("gemv") if isinstance(f.get("gemv"), dict) else {}
+    r = g.get("row_bytes")
+    if isinstance(r, (int, float)) and r > MAX_GEMV_ROW_BYTES:
+        bad("gemv.row_bytes", r, f"a matrix-vector cost per output row above {MAX_GEMV_ROW_BYTES:g} bytes "
+                                 "(a busy machine?)")
+    sf = g.get("stream_factor")
+    lo, hi = GEMV_STREAM_RANGE
+    if isinstance(sf, (int, float)) and not lo <= sf <= hi:
+        bad("gemv.stream_factor", sf, f"matrix-vector streaming time outside [{lo:g}, {hi:g}] x the memory curve's")
     ts = f.get("time_scale")
     lo, hi = TIME_SCALE_RANGE
     if isinstance(ts, (int, float)) and not lo <= ts <= hi:
@@ -283,7 +297,7 @@ def check_measurements(meas: Any, file: str) -> list:
                              has_value=True)
         for key in _MEASURED:
             _num(r, key, file, f"{where}.", allow_zero=key != "seconds")
-        for key in ("other_cpu", "spread"):
+        for key in ("other_cpu", "spread", "drift"):
             if key in r:
                 _num(r, key, file, f"{where}.", allow_zero=True)
         for key in _KIND_INTS[kind] + (("repeats",) if "repeats" in r else ()):
@@ -335,6 +349,12 @@ def profile_from_dict(data: Any, file: str) -> Profile:
     for key in ("time_scale", "overlap", "interconnect_efficiency"):
         if key in f:
             _num(f, key, file, "fitted.")
+    if f.get("gemv") is not None:
+        if not isinstance(f["gemv"], dict):
+            raise InputError("must be a mapping with stream_factor and row_bytes", file=file, field="fitted.gemv",
+                             value=f["gemv"])
+        _num(f["gemv"], "stream_factor", file, "fitted.gemv.")
+        _num(f["gemv"], "row_bytes", file, "fitted.gemv.", allow_zero=True)
     _gemm_tokens(f.get("gemm_tokens"), file)
     check_physical(f, file)
     meas = check_measurements(data.get("measurements") or [], file)
@@ -402,6 +422,8 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         attention_compute=attention,
         overlap=float(f.get("overlap", 1.0)),
         time_scale=float(f.get("time_scale", 1.0)),
+        gemv_row_bytes=float((f.get("gemv") or {}).get("row_bytes", 0.0)),
+        gemv_stream_factor=float((f.get("gemv") or {}).get("stream_factor", 1.0)),
         peak_flops_override=peaks,
         peak_bandwidth_override=float(f["peak_bandwidth"]),
         source=f"calibration:{profile.path or profile.hardware}",

@@ -1,6 +1,9 @@
 """Timing for the calibration benchmarks: warm-up, repeated samples and their median
-(:func:`measure`), operands rotated past the cache (:class:`Rotating`), and the monitor of
-other processes' CPU use (:class:`LoadMonitor`, :func:`wait_for_quiet`).
+(:func:`measure`), operands rotated past the cache (:class:`Rotating`), the monitor of
+other processes' CPU use (:class:`LoadMonitor`, :func:`wait_for_quiet`), and a reference
+kernel timed between benchmarks (:class:`Sentinel`): on a shared machine a timing is
+trusted only when the reference kernel ran at its usual speed just before and just after
+it and other processes left the CPUs alone meanwhile; otherwise it is retaken.
 
 torch-free: the device synchronization is passed in as a callable.
 """
@@ -71,6 +74,50 @@ class Rotating:
 
 
 CONTENDED = 0.15  # other processes' CPU share above which a measurement is retaken
+DRIFT = 0.15      # the reference kernel this much slower than its fastest: the machine is disturbed
+
+
+def load_average() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):
+        return None
+
+
+class Sentinel:
+    """A fixed reference kernel (a GEMM and a streaming read) timed between benchmarks.
+
+    ``probe()`` times it (the fastest of ``calls`` calls, a few milliseconds in all) and
+    records the time. Another process or VM slowing the machine down (CPU time, memory
+    bandwidth, even when /proc/stat cannot see it) slows the reference kernel too: a
+    benchmark whose probe before or after is more than :data:`DRIFT` slower than the
+    fastest probe of the run was disturbed."""
+
+    def __init__(self, fn: Callable[[], object], sync: Callable[[], None], calls: int = 3):
+        self.fn, self.sync, self.calls = fn, sync, calls
+        self.times: list[float] = []
+        self.fn()
+        self.sync()
+
+    def probe(self) -> float:
+        best = float("inf")
+        for _ in range(self.calls):
+            self.sync()
+            t = time.perf_counter()
+            self.fn()
+            self.sync()
+            best = min(best, time.perf_counter() - t)
+        self.times.append(best)
+        return best
+
+    @property
+    def best(self) -> float:
+        return min(self.times) if self.times else float("nan")
+
+    def drift(self, seconds: float) -> float:
+        """How much slower than the fastest probe so far (0 = as fast)."""
+        return seconds / self.best - 1.0 if self.times else 0.0
 
 
 def wait_for_quiet(max_s: float, threshold: float = 0.10, window_s: float = 0.5) -> bool:

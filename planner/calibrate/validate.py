@@ -147,6 +147,9 @@ def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | 
     n_threads = set_threads(threads)
     allocator = keep_freed_memory() if device == "cpu" else None
     monitor = LoadMonitor()
+    from planner.calibrate.timing import load_average
+
+    load_start = load_average()
     dtype = dtype or ("fp32" if device == "cpu" else "bf16")
     cases = tuple(cases or STANDARD_CASES)
     rows = []
@@ -176,4 +179,5 @@ def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | 
         "efficiency": getattr(efficiency, "source", "defaults") if efficiency is not None else "defaults",
         "prefill_logits": logits,
         "other_cpu_fraction": monitor.other_fraction(),
+        "load_average": [load_start, load_average()],
     }

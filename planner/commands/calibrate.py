@@ -60,6 +60,9 @@ def calibrate_cmd(
     physical_bounds: bool = typer.Option(
         False, "--physical-bounds", help="With --from-measured: fit inside the physical ranges and report parameters "
                                          "at a limit, instead of refusing an unphysical fit."),
+    allow_busy: bool = typer.Option(
+        False, "--allow-busy", help="Write the profile even when over 10% of the benchmarks stayed disturbed by "
+                                    "other processes after retakes (default: refuse it)."),
 ) -> None:
     """Measure the device with torch microbenchmarks and write a calibration profile
     (or, with --from-measured FILE.csv, fit serving profiles on measured runs)."""
@@ -77,7 +80,7 @@ def calibrate_cmd(
         return _compare(compare[0], compare[1], json_out)
     if device is None:
         raise InputError("give --device cpu|cuda|mps (or --compare OLD.yaml NEW.yaml)", field="device")
-    _calibrate(device, hardware, quick, output, threads, json_out)
+    _calibrate(device, hardware, quick, output, threads, json_out, allow_busy)
 
 
 def _fit(measurements: list, main: str, hw, dtypes, device: dict, name: str) -> dict:
@@ -139,7 +142,7 @@ def _refit(path: str, output: Optional[str], json_out: bool) -> None:
 
 
 def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Optional[str], threads: Optional[int],
-               json_out: bool) -> None:
+               json_out: bool, allow_busy: bool = False) -> None:
     from pathlib import Path
 
     from planner.calibrate import DEVICES, require_torch
@@ -178,9 +181,11 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
 
         result = bench.run(device, scale, threads=threads, progress=progress)
 
+    _check_busy(result.get("busy") or {}, allow_busy, str(out))
     fitted = _fit(result["measurements"], result["dtypes"][0], hw, result["dtypes"], fp, name)
     fitted["conditions"] = {"other_cpu_fraction": result.get("other_cpu_fraction"), "passes": result["passes"],
-                            "llc_bytes": result["llc_bytes"], "allocator": result.get("allocator")}
+                            "llc_bytes": result["llc_bytes"], "allocator": result.get("allocator"),
+                            **(result.get("busy") or {})}
     date = now_iso()
     fp["threads"] = result["threads"]
     fp["torch_version"] = str(torch.__version__)
@@ -209,6 +214,26 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
         print(f"wrote hardware spec {spec_path} (use it with --hardware {spec_path})")
 
 
+def _check_busy(busy: dict, allow_busy: bool, out: str) -> None:
+    """Refuse a profile whose benchmarks stayed disturbed after retakes (share above
+    bench.MAX_DISTURBED), unless --allow-busy; say so either way."""
+    import sys
+
+    from planner.calibrate.bench import MAX_DISTURBED
+    from planner.errors import InputError
+
+    n, total = busy.get("disturbed", 0), busy.get("benchmarks", 0)
+    if not total or n <= MAX_DISTURBED * total:
+        return
+    load = busy.get("load_average") or [None, None]
+    why = (f"machine busy: {n} of {total} benchmarks disturbed after {busy.get('retaken', 0)} retakes "
+           f"(load average {load[0]} -> {load[1]})")
+    if not allow_busy:
+        raise InputError(f"refusing the profile, {why}; re-run on a quiet machine or pass --allow-busy",
+                         file=out, field="measurements")
+    print(f"planner: warning: {why}; writing it anyway (--allow-busy)", file=sys.stderr)
+
+
 def _print_fitted(f: dict, name: str) -> None:
     from rich.table import Table
 
@@ -227,6 +252,12 @@ def _print_fitted(f: dict, name: str) -> None:
     t.add_row("memory: peak bandwidth", fmt_si(f["peak_bandwidth"], "B/s"), f"{rms.get('stream_read', float('nan')):.3f}")
     t.add_row("memory: e_max, w_half", f"{f['memory']['e_max']:.3f}, {fmt_si(f['memory']['w_half'], 'B')}",
               f"{rms.get('memory', float('nan')):.3f}")
+    g = f.get("gemv") or {}
+    if g.get("row_bytes"):
+        curve_rate = f["peak_bandwidth"] * f["memory"]["e_max"]  # bytes/s of the memory curve
+        per_row_s = g["row_bytes"] / curve_rate
+        t.add_row("one-row GEMM: stream, per row", f"{fmt_si(curve_rate / g['stream_factor'], 'B/s')}, "
+                  f"{fmt_si(per_row_s, 's')}", f"{rms.get('gemv_rows', float('nan')):.3f}")
     t.add_row("decode attention memory factor", f"{f['attention_memory']:.3f}", f"{rms.get('attention', float('nan')):.3f}")
     t.add_row("kernel overhead", fmt_si(f["kernel_overhead_s"], "s"), "")
     tok = (f.get("gemm_tokens") or {}).get(f.get("main_dtype"))
@@ -409,6 +440,13 @@ def _print_report(r: dict) -> None:
         con.print("reduced depth (the predictions use the same reduced models): " + "; ".join(reduced))
     con.print(f"median |error| {r['median_abs_error']:.1%}, max |error| {r['max_abs_error']:.1%} "
               f"over {len(r['cases'])} cases")
+    from planner.calibrate.timing import CONTENDED
+
+    busy = sum((c.get("other_cpu") or 0.0) > CONTENDED for c in r["cases"])
+    if busy:
+        load = r.get("load_average") or [None, None]
+        con.print(f"{busy} of {len(r['cases'])} cases measured while other processes took over {CONTENDED:.0%} of "
+                  f"the CPUs even after retakes (load average {load[0]} -> {load[1]}): re-run on a quiet machine")
 
 
 def register(app: typer.Typer) -> None:

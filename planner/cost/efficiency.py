@@ -41,7 +41,12 @@ class Efficiency:
     ``attention_memory`` scales the memory curve for attention (KV reads are strided and
     less efficient than weight streaming on many devices); ``overlap``: 1 = compute and
     memory traffic overlap perfectly (the roofline's max), 0 = they serialize (their sum),
-    as on CPUs without enough outstanding loads; ``time_scale`` multiplies every pass: the
+    as on CPUs without enough outstanding loads; a matrix-vector product (a GEMM of one
+    row: batch-1 decode, a prompt's LM head) streams its weights in ``gemv_stream_factor``
+    times the memory curve's time and pays ``gemv_row_bytes`` per output row, as bytes at
+    the memory curve's rate (its reduction and store: ~90 ns on the 2-core EPYC VM, so
+    there a GEMV over 1024-wide rows streams ~30% slower than over 8192-wide ones;
+    planner.calibrate.fit_gemv); ``time_scale`` multiplies every pass: the
     end-to-end factor calibration measures on a reference decoder (what kernel
     microbenchmarks miss inside a real forward pass).
     """
@@ -56,6 +61,8 @@ class Efficiency:
     attention_compute: Curve | None = None
     overlap: float = 1.0
     time_scale: float = 1.0
+    gemv_row_bytes: float = 0.0
+    gemv_stream_factor: float = 1.0
     peak_flops_override: dict[str, float] = field(default_factory=dict)  # FLOP/s, measured
     peak_bandwidth_override: float | None = None  # bytes/s, measured
     source: str = "defaults"

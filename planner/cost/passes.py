@@ -45,6 +45,18 @@ def launch_overhead_s(x, passes):
     return passes * x.kernels_per_pass * x.hw["overhead_s"]
 
 
+def gemm_memory_bytes(x, weight_bytes, out_rows, rows):
+    """Bytes-equivalent the memory side charges for GEMMs reading ``weight_bytes`` with
+    ``out_rows`` output rows at ``rows`` rows per pass. A one-row GEMM (matrix-vector
+    product: batch-1 decode, a prompt's LM head) streams at its own rate
+    (``gemv_stream_factor`` times the memory curve's time) and pays a fixed cost per
+    output row (``gemv_row_bytes``); from two rows on a GEMM is charged its bytes (linear
+    in between). Both are 1 and 0 without calibration."""
+    H = x.hw
+    w = x.xp.clip(2.0 - rows, 0.0, 1.0)
+    return weight_bytes * (1.0 + w * (H["gemv_stream_factor"] - 1.0)) + out_rows * w * H["gemv_row_bytes"]
+
+
 def roofline_s(x, compute_s, memory_s):
     """Time of a kernel class from its compute and memory times: the roofline's max when
     they overlap (overlap = 1), their sum when they serialize (overlap = 0). Returns the
@@ -107,7 +119,8 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
     n_body = GEMMS_PER_LAYER * M["layers"]
     compute_s = (dense_flops * x.rows_factor(dense_rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
-    memory_s = (dense_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
+    memory_s = (gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev, dense_rows)
+                + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
     compute_s = expert_flops * x.s_per_gemm_flop
@@ -120,7 +133,8 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     head_bytes = head_params * x.head_bytes_per_param * head_passes / n_dev
     compute_s = ((head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops)
                  * x.s_per_gemm_flop)
-    memory_s = (head_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
+    memory_s = (gemm_memory_bytes(x, head_bytes, head_passes * M["vocab"] / n_dev, logit_tokens / head_passes)
+                + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
     act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / x.group_devices
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]

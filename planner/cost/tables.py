@@ -97,6 +97,24 @@ class ModelTable:
             per_moe = e.experts_per_token * e.expert_intermediate_size + e.num_shared_experts * e.shared_expert_intermediate_size
             return float(e.first_dense_layers * m.intermediate_size + c.num_moe_layers * per_moe)
 
+        def gemm_out_rows(c, m):
+            """Output features of the layers' dense (not routed) GEMMs, all layers: what a
+            matrix-vector product pays per row (planner.cost.passes.gemm_memory_bytes)."""
+            gate = 2 if m.mlp_gated else 1
+            if m.mla is not None:
+                a = m.mla
+                q = m.num_heads * (a.qk_nope_head_dim + a.qk_rope_head_dim) + (a.q_lora_rank or 0)
+                kv = a.kv_lora_rank + a.qk_rope_head_dim + m.num_heads * (a.qk_nope_head_dim + a.v_head_dim)
+            else:
+                q, kv = m.num_heads * m.head_dim, 2 * m.num_kv_heads * m.head_dim
+            attn = m.num_layers * (q + kv + m.hidden_size)
+            if m.moe is None:
+                return float(attn + m.num_layers * (gate * m.intermediate_size + m.hidden_size))
+            e = m.moe
+            dense = e.first_dense_layers * (gate * m.intermediate_size + m.hidden_size)
+            shared = (gate * e.shared_expert_intermediate_size + m.hidden_size) * e.num_shared_experts
+            return float(attn + dense + c.num_moe_layers * (shared + e.num_experts))
+
         cols = {
             "total_params": col(lambda c, m: c.total_params),
             # the input embedding and a stored (untied) LM head: kept in 16-bit under
@@ -134,6 +152,7 @@ class ModelTable:
             "is_mla": col(lambda c, m: 1.0 if m.mla is not None else 0.0),
             "vocab": col(lambda c, m: m.vocab_size),
             "lm_head": col(lambda c, m: m.vocab_size * m.hidden_size),
+            "gemm_out_rows": col(gemm_out_rows),
             # activation values moved per token (norm in/out, qkv, attention out, residuals,
             # MLP gate/up/act): ~10 h + 3 I per layer
             "act_elems": col(lambda c, m: 10.0 * m.hidden_size * m.num_layers + 3.0 * active_inter(c, m)),
@@ -222,6 +241,8 @@ class HardwareTable:
             "owned": col(lambda h, e: 1.0 if h.price_per_hour_usd is None else 0.0),
             "mem_emax": col(lambda h, e: e.memory.e_max),
             "mem_offset_bytes": col(lambda h, e: e.memory.w_half),
+            "gemv_row_bytes": col(lambda h, e: e.gemv_row_bytes),
+            "gemv_stream_factor": col(lambda h, e: e.gemv_stream_factor),
             "kv_mem_factor": col(lambda h, e: e.attention_memory),
             "gemm_rows_half": col(lambda h, e: e.gemm_rows_half),
             "overlap": col(lambda h, e: e.overlap),
