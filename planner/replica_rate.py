@@ -25,13 +25,30 @@ traffic:
   prefill, ``own x max(1, P_q / P_mean)`` (linear in its tokens: exact for compute-bound
   prefill chunks, an upper bound when the decodes riding on the step dominate);
   ``TTFT_q = q tau + W_q + own_q``;
-* TPOT: the mean step ``tau`` plus the spread of the carrying steps a request decodes
-  through: it lives through ``n = (G_q - 1) tau x`` (carrying steps per second) of them,
-  a Poisson count, so its ``q``-quantile is about ``n + z_q sqrt(n)`` and TPOT_q =
-  ``tau + z_q sqrt(n) (t_carry - t_decode) / (G_q - 1)`` (z_q the normal quantile). The
-  spread of the batch size under fluctuating load is not counted: against the simulator
-  the p90 TPOT comes out 10-15% low (its own longer context adds a little attention,
-  not counted either);
+* TPOT: the mean step ``tau`` plus ``z_q`` (the normal quantile) standard deviations of
+  the mean step over the request's own life, ``W = (G_q - 1) tau`` (planner.replica_rate
+  .tpot_variance), a linear response to two sources of swing. (a) The arrivals during
+  its life, ``A ~ Poisson(lambda W)``: each puts one m-th of a carrying step among its
+  steps, ``c = (t_carry - t_decode) / (m (G_q - 1))`` per arrival. (b) The batch: the
+  requests decoding, ``N``, are near M/D/infinity, ``N ~ Poisson(nbar)``, ``nbar = lambda
+  D``, ``D = (G - 1) tau``; each adds ``beta`` to the step (the decode step's marginal
+  cost per running request, KV read + per-sequence work: poisson()'s
+  ``decode_step_per_seq_s``). Without feedback the autocovariance of N is triangular,
+  ``Cov(N(0), N(s)) = nbar (1 - s/D)+`` (an arrival is counted for exactly D), so the
+  mean of N over a window D has variance ``(2/D) int_0^D nbar (1 - s/D)^2 ds = 2 nbar/3``,
+  and ``Cov(A, mean N) = lambda int_0^D (D - x)/D dx = nbar / 2``. But the step grows
+  with N, so requests live longer and N grows more: linearizing ``dN/dt = lambda -
+  N / ((G-1) tau(N))`` gives an Ornstein-Uhlenbeck process relaxing at ``kappa = (1 -
+  L) / D``, loop gain ``L = lambda D dtau/dN``, stationary variance ``nbar / (1 - L)``;
+  its window mean has variance ``nbar / (1 - L) f(kappa W)`` with ``f(x) = 2 (x - 1 +
+  e^-x) / x^2`` (f(1) = 0.74 against the exact 2/3 of M/D/infinity) and covariance with
+  A ``lambda W f / 2``. Both sources are stretched by ``g = tau / t_decode = 1 / (1 -
+  (lambda/m)(t_carry - t_decode))`` (a longer step lets more arrive in it) and
+  ``dtau/dN = g beta``: ``Var = g^2 (c^2 lambda W + beta^2 nbar f / (1 - L) + c beta f
+  lambda W)``, ``TPOT_q = tau + z_q sqrt(Var)``; ``L >= 1`` (no stable batch) is +inf.
+  Against the simulator (tests/test_capacity_poisson.py) the p90 comes out within
+  about 15% either way (the request's own longer context is not counted; the running
+  cap, which truncates the swing, neither: conservative near it);
 * end-to-end: ``TTFT_q + (G_q - 1) tau``.
 
 Bisection assumes the SLO metrics grow with the rate (queues only lengthen); a
@@ -53,6 +70,7 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
     percentile (the means on the mean set, column 0), at Poisson rate ``lam`` per
     configuration (see the module docstring); +inf where the queue is unbounded. ``x`` holds
     one row per configuration (its mean lengths); ``P``, ``G``, ``Q``: (n, n_sets)."""
+    lam = np.asarray(lam, dtype=float)
     res = {k: np.asarray(v, dtype=float).reshape(-1, 1)
            for k, v in poisson_rows(x, np.asarray(lam, dtype=float), P[:, 0], G[:, 0], engine_cols,
                                     np.asarray(max_running, dtype=float)).items()}
@@ -64,14 +82,34 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
         w_q = np.where(rho > 1.0 - qf, wait / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 1e-300) / (1.0 - qf)),
                        0.0)
         ttft = qf * tau + np.where(Q > 0, w_q, wait) + own_q
-        steps = np.maximum(G, 2.0) - 1.0
-        n_carry = steps * tau * res["carrying_per_s"]  # carrying steps a request decodes through
         z = np.where(Q > 0, _normal_quantile(qf), 0.0)
-        extra_s = np.maximum(res["carry_step_s"] - res["decode_step_s"], 0.0)  # a carrying step over a decode one
-        tpot = tau + np.maximum(z, 0.0) * np.sqrt(n_carry) * extra_s / steps
+        tpot = tau + np.maximum(z, 0.0) * np.sqrt(tpot_variance(res, lam, G))
         out = {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (np.maximum(G, 1.0) - 1.0) * tau}
     bad = np.broadcast_to(res["unbounded"] > 0, P.shape)
     return {k: np.where(bad, np.inf, v) for k, v in out.items()}
+
+
+def tpot_variance(res: dict, lam, G) -> np.ndarray:
+    """The variance of one request's TPOT (s^2) at each set's generated length ``G``
+    (n, n_sets), from the open-loop columns ``res`` (n, 1) at rate ``lam``: the linear
+    response of its mean step to the arrivals during its life and to the batch's swing
+    (the module docstring derives it)."""
+    lam = np.asarray(lam, dtype=float).reshape(-1, 1)
+    tau, t_d, t_c = res["step_s"], res["decode_step_s"], res["carry_step_s"]
+    m = np.maximum(lam / np.maximum(res["carrying_per_s"], 1e-300), 1.0)  # prompts per carrying step
+    steps = np.maximum(G, 2.0) - 1.0  # the request's decode steps, s_q
+    steps_mean = np.maximum(G[:, :1], 2.0) - 1.0
+    arrivals = lam * steps * tau  # expected arrivals during its life, lambda W
+    nbar = res["decoding"]  # requests decoding, lambda D
+    c = np.maximum(t_c - t_d, 0.0) / (m * steps)  # TPOT per arrival (one m-th of a carrying step)
+    beta = np.maximum(res["decode_step_per_seq_s"], 0.0)  # step time per running request
+    stretch = tau / t_d  # g = 1 / (1 - (lambda/m)(t_c - t_d)): a longer step lets more arrive
+    loop = lam * steps_mean * beta * stretch  # lambda D x dtau/dN: the batch's own feedback
+    kw = np.maximum((1.0 - loop) * steps / steps_mean, 1e-6)  # kappa W: window over relaxation time
+    f = 2.0 * (kw + np.expm1(-kw)) / (kw * kw)  # window-mean factor of an Ornstein-Uhlenbeck process
+    var = stretch ** 2 * (c * c * arrivals + beta * beta * nbar * f / np.maximum(1.0 - loop, 1e-300)
+                          + c * beta * f * arrivals)
+    return np.where(loop < 1.0, var, np.inf)
 
 
 def _normal_quantile(q):

@@ -219,6 +219,8 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
     wait = t_c * rho / (2.0 * np.maximum(1.0 - rho, 1e-9))
     own = np.maximum(1.0, P / np.maximum(B - d, 1.0)) * t_c
     inf = np.full_like(tau, np.inf)
+    d_fin = np.where(np.isfinite(d), d, 0.0)
+    dn = np.maximum(1.0, np.sqrt(d_fin))  # one Poisson standard deviation of the batch
     ttft = np.where(unbounded, inf, 0.5 * tau + wait + own)
     tpot = np.where(unbounded, inf, tau)
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (G - 1.0) * tpot,
@@ -226,7 +228,10 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
             # for percentiles (planner.replica_rate): the mean step, the carrying lane's load
             # and mean M/D/1 wait, the two kinds of step and how many carrying steps a second
             "step_s": tau, "rho": rho, "wait_s": np.where(unbounded, inf, wait),
-            "carry_step_s": carry(d, m), "decode_step_s": dec(d), "carrying_per_s": lam / m}
+            "carry_step_s": carry(d, m), "decode_step_s": dec(d), "carrying_per_s": lam / m,
+            # the requests decoding (Little's law) and the decode step's marginal cost per running
+            # request (KV read + per-sequence work), a secant over one Poisson standard deviation
+            "decoding": d, "decode_step_per_seq_s": (dec(d_fin + dn) - dec(d_fin)) / dn}
 
 
 def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
