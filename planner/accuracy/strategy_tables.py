@@ -298,6 +298,14 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
         if len(rest):
             out[:, rest] = small_k_values(kind, rho, s[rest], pi[rest], need)
         return out
+    near_one = 1.0 - s < _S_ONE
+    if near_one.any() and not near_one.all():
+        # every sample answers (best-of-k at long budgets): the two-term expansion below,
+        # without the matrix products for those nodes
+        out = np.empty((len(need), s.size))
+        for sel in (near_one, ~near_one):
+            out[:, sel] = small_k_values(kind, rho, s[sel], pi[sel], need)
+        return out
     tab2 = _interp_table(kind, float(rho), K)
     C_all = _binomials(need, K)
     r = 1.0 - s
@@ -308,7 +316,9 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
     out = np.empty((len(need), s.size))
     for j, k in enumerate(need):                                     # (1-s)^k
         out[j] = np.exp(k * lr) if k else 1.0
-    if kind == "majority" and K >= 1:
+    if near_one.all():
+        pass                                                         # below
+    elif kind == "majority" and K >= 1:
         # H[2m] = H[2m-1] (_majority_inner): sum_n C(k, n) x^n H[n] =
         # sum_m x^(2m-1) H[2m-1] (C(k, 2m-1) + C(k, 2m) x), half the columns
         tab_odd = _odd_table(K)
