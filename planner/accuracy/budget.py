@@ -41,6 +41,7 @@ the share from a log's per-sample tokens (lengths.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -123,5 +124,15 @@ class TraceLength:
 
 
 def _hermite(n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    t, w = np.polynomial.hermite.hermgauss(n)
+    t, w = _hermgauss(n)
     return np.sqrt(2.0) * scale * t, w / w.sum()
+
+
+@lru_cache(maxsize=8)
+def _hermgauss(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights (cached: an eigenvalue problem, ~3 ms, asked for by
+    every strategy evaluation)."""
+    t, w = np.polynomial.hermite.hermgauss(n)
+    t.flags.writeable = False
+    w.flags.writeable = False
+    return t, w

@@ -315,7 +315,10 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
         lr = np.log(r)
     out = np.empty((len(need), s.size))
     for j, k in enumerate(need):                                     # (1-s)^k
-        out[j] = np.exp(k * lr) if k else 1.0
+        if j and k == 2 * need[j - 1]:
+            np.multiply(out[j - 1], out[j - 1], out=out[j])          # doubling grids
+        else:
+            out[j] = np.exp(k * lr) if k else 1.0
     if near_one.all():
         pass                                                         # below
     elif kind == "majority" and K >= 1:
