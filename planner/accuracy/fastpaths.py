@@ -1,6 +1,7 @@
 """The heavy evaluation paths behind predict (predict.py): accuracies of distinct rows
 (combination, samples, strategy parameters) from per-node probabilities, in chunks and
-single precision (_evaluate_rows, _small_k_tables); the majority vote's split points x*
+single precision (_evaluate_rows, _small_k_tables), pass@k / verify over a grid of k by
+products along the sorted k in double precision (_miss_table); the majority vote's split points x*
 (_majority_roots in closed form / by Newton's method, else _split_points by search); and,
 for large sweeps of majority / best-of-k, interpolation between combinations
 (_interpolated_rows).
