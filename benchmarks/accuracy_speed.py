@@ -111,7 +111,9 @@ def cpu_figures(repeats: int = 3) -> None:
     """CPU seconds (process time, best of ``repeats``, caches warm) of the two figures the
     test suite used to bound (0.25 s and 0.15 / 0.08 s there; ~25 ms and ~17 / ~7 ms on
     the reference machine): pass@k over 1e5 distinct (k, L, KV budget) in one call, and one
-    model's majority and best-of-k on the search's block."""
+    model's majority and best-of-k on the search's block. Back to back on the loaded 2-core
+    machine, best of 7: 66 / 20 / 11 ms before the trace-length problem effect, 373 / 77 /
+    51 ms with it, 115 / 77 / 40 ms after the speed-ups of issue 12 (README, Benchmarks)."""
     from planner.accuracy import find_profile, predict
 
     prof = find_profile("qwen3-8b", "aime24")

@@ -41,6 +41,7 @@ the share from a log's per-sample tokens (lengths.py).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -85,10 +86,18 @@ class TraceLength:
         """F(L | x, v) / F(L_ref | x, v) for log budgets u (U,) and nodes x ((G,) or
         (U, G)): shape (U, G, M) over the effect nodes v_m (effect_nodes)."""
         v, _ = self.effect_nodes()
+        x = np.asarray(x, float)
         m = self.log_median(x)[..., None] + v
         s = self.sigma_sample if len(v) > 1 else self.sigma
         num = special.ndtr((np.asarray(u, float)[:, None, None] - m) / s)
-        den = special.ndtr((np.log(float(ref_len)) - m) / s)
+        if x.ndim == 2:
+            # per-row grids (majority's split grids) share most nodes: the reference
+            # budget's share once per distinct node
+            xu, inv = np.unique(x, return_inverse=True)
+            den = special.ndtr((np.log(float(ref_len)) - (self.log_median(xu)[:, None] + v)) / s)
+            den = den[inv.reshape(x.shape)]
+        else:
+            den = special.ndtr((np.log(float(ref_len)) - m) / s)
         return num / np.maximum(den, 1e-300)
 
     def log_median(self, p) -> np.ndarray:
@@ -115,5 +124,15 @@ class TraceLength:
 
 
 def _hermite(n: int, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    t, w = np.polynomial.hermite.hermgauss(n)
+    t, w = _hermgauss(n)
     return np.sqrt(2.0) * scale * t, w / w.sum()
+
+
+@lru_cache(maxsize=8)
+def _hermgauss(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes and weights (cached: an eigenvalue problem, ~3 ms, asked for by
+    every strategy evaluation)."""
+    t, w = np.polynomial.hermite.hermgauss(n)
+    t.flags.writeable = False
+    w.flags.writeable = False
+    return t, w

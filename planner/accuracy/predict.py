@@ -27,7 +27,11 @@ _interpolated_rows. Timings (2 shared cores, one BLAS thread) for 1e5 configurat
 4 quantizations x 2 KV dtypes x 6 kv_budget): pass@k, verify ~2 ms, best-of-k ~7 ms,
 majority ~14 ms (benchmarks/accuracy_speed.py); the first call in a process also builds
 the cached strategy tables (~30 ms each). These timings predate the trace-length problem
-effect, which splits every node into budget.EFFECT_NODES columns (3-5x the time).
+effect, which splits every node into budget.EFFECT_NODES columns (3-5x the time); partly
+won back: pass@k / verify over a grid of k by products along the sorted k
+(fastpaths._miss_table), small-k nodes where a vote is rare or every sample answers by
+their expansions (strategy_tables.small_k_values), cached Gauss-Hermite nodes and
+reference-budget shares (budget.py); figures in benchmarks/accuracy_speed.py.
 """
 
 from __future__ import annotations

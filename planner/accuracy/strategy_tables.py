@@ -242,6 +242,7 @@ def _binomials(ks: tuple, K: int) -> np.ndarray:
 
 _CHUNK_NODES = 1024
 _S_ONE = 1e-9     # 1 - s below this: two-term expansion at s = 1
+_S_RARE = 1e-7    # K s below this: one-term expansion at s = 0 (small_k_values)
 
 
 def _powers(x: np.ndarray, K: int) -> np.ndarray:
@@ -281,6 +282,30 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
     K = max(need)
     s = np.clip(np.asarray(s, float).ravel(), 0.0, 1.0)
     pi = np.asarray(pi, float).ravel()
+    rare = s * K < _S_RARE
+    if rare.any() and K >= 1:
+        # at most one vote / answer in k is likely: T[k] = k s (1-s)^(k-1) H[1] with
+        # H[1](pi) = pi (majority and best-of-k alike); the terms n >= 2 add at most
+        # P(N >= 2) <= (k s)^2 / 2 < 5e-15. Many nodes are here under short budgets
+        # (traces truncated), a third of the search's columns.
+        out = np.empty((len(need), s.size))
+        j = np.flatnonzero(rare)
+        sj, pj = s[j], pi[j]
+        l1 = np.log1p(-sj)
+        for m, k in enumerate(need):
+            out[m, j] = k * sj * np.exp((k - 1) * l1) * pj if k else 0.0
+        rest = np.flatnonzero(~rare)
+        if len(rest):
+            out[:, rest] = small_k_values(kind, rho, s[rest], pi[rest], need)
+        return out
+    near_one = 1.0 - s < _S_ONE
+    if near_one.any() and not near_one.all():
+        # every sample answers (best-of-k at long budgets): the two-term expansion below,
+        # without the matrix products for those nodes
+        out = np.empty((len(need), s.size))
+        for sel in (near_one, ~near_one):
+            out[:, sel] = small_k_values(kind, rho, s[sel], pi[sel], need)
+        return out
     tab2 = _interp_table(kind, float(rho), K)
     C_all = _binomials(need, K)
     r = 1.0 - s
@@ -290,8 +315,13 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
         lr = np.log(r)
     out = np.empty((len(need), s.size))
     for j, k in enumerate(need):                                     # (1-s)^k
-        out[j] = np.exp(k * lr) if k else 1.0
-    if kind == "majority" and K >= 1:
+        if j and k == 2 * need[j - 1]:
+            np.multiply(out[j - 1], out[j - 1], out=out[j])          # doubling grids
+        else:
+            out[j] = np.exp(k * lr) if k else 1.0
+    if near_one.all():
+        pass                                                         # below
+    elif kind == "majority" and K >= 1:
         # H[2m] = H[2m-1] (_majority_inner): sum_n C(k, n) x^n H[n] =
         # sum_m x^(2m-1) H[2m-1] (C(k, 2m-1) + C(k, 2m) x), half the columns
         tab_odd = _odd_table(K)
