@@ -224,3 +224,17 @@ def product_encoded(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
     expert groups (planner.replay); every other group beyond the domain is costed as one
     (planner.cost.interconnect, hierarchical all-reduce)."""
     return bool(tp > domain_devices and moe_tp > 1 and moe_ep > 1 and attention_dp <= 1 and tp == moe_tp * moe_ep)
+
+
+def product_encoded_dp(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
+    """Whether an aggregated row's ``attention_dp_size`` is the product encoding of
+    :func:`product_encoded` on the attention-DP axis: ``tp x attention_dp`` beyond one
+    NVLink domain, equal to ``moe_tp x moe_ep`` (both > 1), ``attention_dp`` a multiple of
+    ``moe_tp``. The dev file's 5 TensorRT-LLM DeepSeek-R1 rows ``tp 1, attention_dp 64,
+    moe 8 x 8`` (ids ``tp8_ep8``) repeat the measurements of the 8-GPU ``tp 1,
+    attention_dp 8, moe_ep 8`` rows at the same total concurrency (``batch_size x
+    attention_dp_size``: 4 x 64 and 32 x 8 are both the provenance's c256; 12,223 ms TTFT
+    and 101.8 ms TPOT in both); such a row is read as ``attention_dp / moe_tp`` groups of
+    ``tp`` devices with ``ep = moe_ep`` (planner.replay)."""
+    return bool(tp * attention_dp > domain_devices and moe_tp > 1 and moe_ep > 1 and attention_dp > 1
+                and tp * attention_dp == moe_tp * moe_ep and attention_dp % moe_tp == 0)
