@@ -85,7 +85,7 @@ def _given(runs: MeasuredRuns, columns, i: int) -> bool:
 def in_flight(runs: MeasuredRuns) -> np.ndarray:
     """Requests in flight per row: ``batch_size x attention_dp_size`` on aggregated rows
     (the batch is per attention data-parallel rank, as on the disaggregated decode side: on
-    all 57 dev-file aggregated rows with attention DP the product is the provenance's
+    all 21 dev-file aggregated rows with attention DP the product is the provenance's
     ``silicon_concurrency``, e.g. DeepSeek-R1 ``tp 1, attention_dp 8, batch 32`` = c256); on
     disaggregated ones the decode batch (per attention data-parallel rank) times the decode
     ranks, ``decode_batch_size x decode_num_workers x decode_attention_dp_size`` (the
