@@ -224,3 +224,31 @@ def product_encoded(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
     expert groups (planner.replay); every other group beyond the domain is costed as one
     (planner.cost.interconnect, hierarchical all-reduce)."""
     return bool(tp > domain_devices and moe_tp > 1 and moe_ep > 1 and attention_dp <= 1 and tp == moe_tp * moe_ep)
+
+
+def product_encoded_dp(tp, moe_tp, moe_ep, attention_dp, domain_devices):
+    """The deployment behind an aggregated row whose ``tp_size x attention_dp_size`` is a
+    product encoding (beyond one NVLink domain, equal to ``moe_tp_size x moe_ep_size``,
+    with attention DP): ``(attention_dp, moe_tp, moe_ep)`` of the real deployment, or
+    None for every other row. The dev file carries such runs twice, the twins measuring
+    alike at the same total concurrency ``batch_size x attention_dp_size``:
+
+    * ``moe_tp > 1`` (the 5 TensorRT-LLM DeepSeek-R1 rows ``tp 1, attention_dp 64,
+      moe 8 x 8``, ids ``tp8_ep8``): the 8-GPU ``tp 1, attention_dp 8, moe_ep 8`` rows
+      (c256: 12,223 ms TTFT, 101.8 ms TPOT in both): attention DP ``attention_dp /
+      moe_tp``, experts whole (``moe_tp`` 1);
+    * ``moe_tp = 1`` (the 12 vLLM MiniMax-M2.5 H100 rows ``tp 4, attention_dp 4,
+      moe_ep 16``, ids ``tp4_ep4``, measured 2026-04-06): the 4-GPU ``tp 4, moe_ep 4``
+      rows measured 2026-03-25 (8 pairs at 8 to 64 in flight, TPOT within 1.2%, e.g.
+      16.13 / 16.06 ms at 16, 25.69 / 25.66 ms at 64): no attention DP,
+      ``moe_ep / attention_dp`` expert groups.
+
+    planner.replay reads the row as the real deployment."""
+    if not (attention_dp > 1 and tp * attention_dp > domain_devices and moe_ep > 1
+            and tp * attention_dp == moe_tp * moe_ep):
+        return None
+    if moe_tp > 1 and attention_dp % moe_tp == 0:
+        return attention_dp / moe_tp, 1.0, moe_ep
+    if moe_tp <= 1 and tp > 1 and moe_ep % attention_dp == 0:
+        return 1.0, 1.0, moe_ep / attention_dp
+    return None

@@ -35,7 +35,7 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded
+from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded, product_encoded_dp
 
 DATASHEET = "datasheet"
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
@@ -83,7 +83,10 @@ def _given(runs: MeasuredRuns, columns, i: int) -> bool:
 
 
 def in_flight(runs: MeasuredRuns) -> np.ndarray:
-    """Requests in flight per row: ``batch_size`` (per worker) on aggregated rows; on
+    """Requests in flight per row: ``batch_size x attention_dp_size`` on aggregated rows
+    (the batch is per attention data-parallel rank, as on the disaggregated decode side: on
+    all 21 dev-file aggregated rows with attention DP the product is the provenance's
+    ``silicon_concurrency``, e.g. DeepSeek-R1 ``tp 1, attention_dp 8, batch 32`` = c256); on
     disaggregated ones the decode batch (per attention data-parallel rank) times the decode
     ranks, ``decode_batch_size x decode_num_workers x decode_attention_dp_size`` (the
     benchmark's concurrency on every dev-file row that gives all three), else the row's
@@ -92,7 +95,7 @@ def in_flight(runs: MeasuredRuns) -> np.ndarray:
     dis = np.array([_d(runs, "decode_batch_size", i) * _d(runs, "decode_num_workers", i)
                     * _d(runs, "decode_attention_dp_size", i) if _given(runs, DISAGG_COUNTS, i)
                     else runs.total_concurrency[i] for i in range(n)])
-    return np.where(runs.mode == "disagg", dis, runs.concurrency)
+    return np.where(runs.mode == "disagg", dis, runs.concurrency * runs.dp)
 
 
 def _d(runs: MeasuredRuns, column: str, i: int) -> float:
@@ -152,15 +155,23 @@ class Prepared:
             sel = runs.quant == q
             d = dtypes_for(q) or (None, None, None)
             wdt[sel], adt[sel], kdt[sel] = d
-        tp, moe_tp = runs.tp.copy(), runs.moe_tp.copy()
+        tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
         layout_note = np.full(n, "", dtype=object)
         for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
             m, h = models[runs.model[i]], hws[runs.system[i]]
+            in_flight_row = runs.concurrency[i] * runs.dp[i]
             if h is not None and runs.mode[i] == "agg" and product_encoded(runs.tp[i], runs.moe_tp[i], runs.ep[i],
                                                                            runs.dp[i], h.max_devices):
                 tp[i], moe_tp[i] = runs.moe_tp[i], 1.0
                 layout_note[i] = (f"tp_size {runs.tp[i]:.0f} = moe_tp_size x moe_ep_size read as tp {tp[i]:.0f} "
                                   f"x ep {runs.ep[i]:.0f} on {tp[i]:.0f} devices (README 'Measured serving runs')")
+            elif h is not None and runs.mode[i] == "agg" and (real := product_encoded_dp(
+                    runs.tp[i], runs.moe_tp[i], runs.ep[i], runs.dp[i], h.max_devices)) is not None:
+                dp[i], moe_tp[i], ep[i] = real
+                layout_note[i] = (f"attention data parallel {runs.tp[i] * runs.dp[i]:.0f} = moe_tp x moe_ep "
+                                  f"read as tp {tp[i]:.0f} x attention_dp {dp[i]:.0f} x ep {ep[i]:.0f} on "
+                                  f"{tp[i] * dp[i]:.0f} devices, {in_flight_row:.0f} requests in flight "
+                                  "(README 'Measured serving runs')")
             reason = None
             if m is None:
                 reason = f"unknown model '{runs.model[i]}'"
@@ -174,7 +185,7 @@ class Prepared:
             elif runs.pp[i] > 1 or (runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i),
                                                                        _d(runs, "decode_pp_size", i)) > 1):
                 reason = "pipeline parallel (pp > 1)"
-            elif (runs.ep[i] > 1 or runs.dp[i] > 1 or moe_tp[i] * runs.ep[i] > tp[i]) and m.moe is None:
+            elif (ep[i] > 1 or dp[i] > 1 or moe_tp[i] * ep[i] > tp[i]) and m.moe is None:
                 reason = "expert or attention data parallelism on a dense model"
             elif wdt[i] is None:
                 reason = f"unknown precision '{runs.quant[i]}'"
@@ -214,7 +225,7 @@ class Prepared:
                             for sd in ("prefill", "decode")}
             # a disaggregated row's requests in flight: the decode batch on every decode worker
             self.C = in_flight(runs)[idx]
-            ep, attn_dp = moe_layout(tp[idx], runs.dp[idx], moe_tp[idx], runs.ep[idx])
+            ep, attn_dp = moe_layout(tp[idx], dp[idx], moe_tp[idx], ep[idx])
             self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(tp[idx], 1).astype(np.int64),
                                 batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
                                 gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),

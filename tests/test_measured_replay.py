@@ -327,3 +327,69 @@ def test_product_encoded_tp_rows_are_the_measurements_of_their_small_twins():
         assert pred.status[i] == pred.status[j] == "ok"
         assert pred.tpot_s[i] == pytest.approx(pred.tpot_s[j], rel=1e-9)
         assert pred.ttft_s[i] == pytest.approx(pred.ttft_s[j], rel=1e-9)
+
+
+def test_attention_dp_batch_is_per_rank_and_product_encoded_dp_rows_predict_like_their_twins(tmp_path):
+    """An aggregated row's ``batch_size`` with attention data parallelism is per rank: the
+    requests in flight are ``batch_size x attention_dp_size`` (oracle: the provenance's
+    ``silicon_concurrency`` on every dev-file row with attention DP, below). A row that
+    writes the 8-GPU DeepSeek-R1 deployment ``tp 1, attention_dp 8, moe_ep 8`` at batch 32
+    as ``attention_dp 64 = moe_tp 8 x moe_ep 8`` at batch 4 (the dev file's
+    ``tp8_ep8`` c256 runs, measured identical) predicts exactly as its explicit twin, and
+    says how it was read."""
+    header = ("id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,attention_dp_size,"
+              "moe_tp_size,moe_ep_size,silicon_ttft_ms,silicon_tpot_ms")
+    rows = ["explicit,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,agg,8192,1024,32,1,8,1,8,12223,101.8",
+            "encoded,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,agg,8192,1024,4,1,64,8,8,12223,101.8",
+            "quarter,trtllm,deepseek-ai/DeepSeek-R1,h200_sxm,fp8,agg,8192,1024,8,1,8,1,8,,"]
+    pred = predict(read_measured(write_csv(tmp_path, rows, header)))
+    assert list(pred.status) == ["ok"] * 3
+    assert pred.tpot_s[1] == pytest.approx(pred.tpot_s[0], rel=1e-9)
+    assert pred.ttft_s[1] == pytest.approx(pred.ttft_s[0], rel=1e-9)
+    assert "tp 1 x attention_dp 8 x ep 8 on 8 devices, 256 requests in flight" in pred.note[1]
+    assert pred.tpot_s[2] < pred.tpot_s[0]  # a quarter of the requests per rank: a shorter step
+    # the vLLM MiniMax-M2.5 form: tp 4 x attention_dp 4 = moe_ep 16 on H100 is the 4-GPU
+    # tp 4 / moe_ep 4 deployment at 4 x 4 requests in flight (the dev file's tp4_ep4 twins)
+    rows = ["explicit,vllm,MiniMaxAI/MiniMax-M2.5,h100_sxm,fp8,agg,1024,8192,16,4,1,1,4,102,16.1",
+            "encoded,vllm,MiniMaxAI/MiniMax-M2.5,h100_sxm,fp8,agg,1024,8192,4,4,4,1,16,115,16.1"]
+    pred = predict(read_measured(write_csv(tmp_path, rows, header, name="mm.csv")))
+    assert list(pred.status) == ["ok"] * 2
+    assert pred.tpot_s[1] == pytest.approx(pred.tpot_s[0], rel=1e-9)
+    assert pred.ttft_s[1] == pytest.approx(pred.ttft_s[0], rel=1e-9)
+    assert "tp 4 x attention_dp 1 x ep 4 on 4 devices, 16 requests in flight" in pred.note[1]
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_in_flight_is_the_benchmark_concurrency_on_attention_dp_rows():
+    from planner.replay import in_flight
+
+    runs = read_measured(DEV)
+    adp = (runs.mode == "agg") & (runs.dp > 1)
+    assert adp.sum() >= 20
+    assert np.array_equal(in_flight(runs)[adp], runs.total_concurrency[adp])
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_product_encoded_attention_dp_rows_predict_like_their_measured_twins():
+    """The oracle for planner.measured.product_encoded_dp: every dev-file row it reads has
+    a twin in the file with the explicit layout, the same model, engine, device, lengths
+    and requests in flight, and the same measured TPOT (within 0.1%); each pair is
+    predicted alike."""
+    from planner.replay import in_flight
+
+    runs = read_measured(DEV)
+    pred = predict(runs)
+    C = in_flight(runs)
+    encoded = [i for i in range(len(runs)) if str(pred.note[i]).startswith("attention data parallel")]
+    assert len(encoded) == 17  # 5 DeepSeek-R1 (TensorRT-LLM, H200) + 12 MiniMax-M2.5 (vLLM, H100)
+    paired = 0
+    for i in encoded:
+        twins = [j for j in range(len(runs)) if j not in encoded and runs.mode[j] == "agg"
+                 and runs.model[j] == runs.model[i] and runs.engine[j] == runs.engine[i]
+                 and runs.system[j] == runs.system[i] and runs.isl[j] == runs.isl[i] and runs.osl[j] == runs.osl[i]
+                 and C[j] == C[i] and abs(runs.measured_tpot_s[j] / runs.measured_tpot_s[i] - 1) < 0.02]
+        for j in twins:
+            assert pred.tpot_s[j] == pytest.approx(pred.tpot_s[i], rel=1e-9)
+            assert pred.ttft_s[j] == pytest.approx(pred.ttft_s[i], rel=1e-9)
+            paired += 1
+    assert paired >= 10

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from planner.cost.closed_network import response_s
 from planner.cost.context import Ctx
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import assemble, attention_coeffs, dense_kernels, launch_overhead_s, roofline_s, scaled
@@ -356,8 +357,10 @@ def disaggregated(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, prefill_worke
     Prefill side, per worker ``C/X`` prompts a wave: the first wave waits behind earlier
     prompts as in :func:`closed_loop` (``ceil((i+1) P / B)`` steps); later requests
     return in the groups that completed together, ``g = min(B/P, C/X)`` prompts a step,
-    and wait one step (``ceil(P/B)`` when a prompt exceeds a step); when the worker's
-    prefill work per cycle exceeds the cycle, the excess is waiting. Decode side: pure
+    wait one step (``ceil(P/B)`` when a prompt exceeds a step) plus their queue at the
+    worker, a closed loop of ``C/X`` clients (:func:`planner.cost.closed_network.response_s`:
+    no wait at one client, Little's law when the worker's prefill work per cycle exceeds
+    the cycle, the mean-value-analysis queue between). Decode side: pure
     decode steps of ``C/Y`` sequences, no prefill interference: TPOT = that step."""
     C = np.maximum(np.asarray(C, dtype=float), 1.0)
     P = np.asarray(P, dtype=float)
@@ -377,9 +380,11 @@ def disaggregated(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, prefill_worke
     n_full = np.ceil(P / B - 1e-9) - 1.0
     ttft2 = np.where(g >= 1.0, T_pre(np.floor(g) * P), n_full * T_pre(B) + T_pre(P - n_full * B))
     tpot = step_time(x_dec, Cd, 0.0, Cd, P + 1.0 + 0.5 * (G - 1.0), 0.0, host_s)
-    cycle = ttft2 + transfer_s + (G - 1.0) * tpot
     busy = np.ceil(Cp * P / B - 1e-9) * T_pre(np.minimum(B, Cp * P))  # a worker's prefill per cycle
-    ttft2 = ttft2 + np.maximum(busy - cycle, 0.0)
+    # later prompts queue at their prefill worker: a closed loop of C/X clients, service
+    # busy/(C/X) per prompt ahead, the rest of the cycle (transfer, decode) a delay
+    # (planner.cost.closed_network: approximate mean-value analysis; saturated, Little's law)
+    ttft2 = response_s(ttft2, busy / Cp, transfer_s + (G - 1.0) * tpot, Cp)
     ttft = (C * ttft1 + np.maximum(N - C, 0.0) * ttft2) / np.maximum(N, C) + transfer_s
     e2e = ttft + (G - 1.0) * tpot
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e, "throughput_req_s": C / e2e}
