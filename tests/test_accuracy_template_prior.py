@@ -110,3 +110,28 @@ def test_degenerate_logs_with_several_templates_give_a_valid_profile(tmp_path, c
         assert prof.difficulty.mean() == pytest.approx(correct / 100, abs=0.01)
         lo, hi = interval(prof, "pass@k", [1000, 10000])
         assert np.all(lo <= v[2:] + 1e-12) and np.all(v[2:] <= hi + 1e-12)
+
+
+def test_shipped_math_templates_load_and_name_their_source():
+    """examples/templates/ (benchmarks/make_math_templates.py): each loads as a template on
+    the fit's grid, its pass@1 is its dev-file model's observed pass@1 (all 10,000 samples),
+    and its sources name the dev file."""
+    import csv
+    from pathlib import Path
+
+    from planner.accuracy.profile import load_profile
+    from planner.accuracy.selection import template_weights
+
+    root = Path(__file__).resolve().parents[1]
+    counts: dict = {}
+    with open(root.parent / "shared" / "data" / "pass-at-k-math-pythia-dev.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            counts.setdefault(row["model"].lower().replace(" ", "-"), []).append(int(row["correct"]) / int(row["n"]))
+    files = sorted((root / "examples" / "templates").glob("math--pythia-*.yaml"))
+    assert len(files) == 7
+    for f in files:
+        w = template_weights(str(f))
+        assert w.shape == LP.logit_nodes().shape and w.sum() == pytest.approx(1.0)
+        prof = load_profile(str(f))
+        assert prof.spec.pass_at_1 == pytest.approx(np.mean(counts[prof.spec.model]), rel=0.02)
+        assert "pass-at-k-math-pythia-dev.csv" in prof.spec.sources["difficulty"]
