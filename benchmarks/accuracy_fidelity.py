@@ -51,7 +51,7 @@ def lomo_templates(counts: dict, model: str) -> list:
             for other, probs in counts.items() if other != model]
 
 
-def run(seeds: int = 5, difficulty: str = "auto", templates: str = "none") -> list:
+def run(seeds: int = 5, difficulty: str = "auto", templates: str = "none", models=None) -> list:
     from planner.accuracy.estimators import pass_at_k_unbiased
     from planner.accuracy.fit import fit_eval_log
     from planner.accuracy.predict import predict
@@ -63,6 +63,8 @@ def run(seeds: int = 5, difficulty: str = "auto", templates: str = "none") -> li
     with tempfile.TemporaryDirectory() as tmp:
         counts = read_counts()
         for model, probs in counts.items():
+            if models and model not in models:
+                continue
             tpl = lomo_templates(counts, model) if templates == "lomo" else None
             n_all = np.array([p[1] for p in probs])
             c_all = np.array([p[2] for p in probs])
@@ -95,9 +97,10 @@ def main(argv=None) -> None:
     ap.add_argument("--difficulty", default="auto", help="planner fit --difficulty (auto, beta, logit_grid, ...)")
     ap.add_argument("--templates", choices=("none", "lomo"), default="none",
                     help="lomo: add the shared-shape prior fitted on the other models (leave one model out)")
+    ap.add_argument("--models", nargs="*", help="only these models (e.g. 'Pythia 70M'); default all")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = run(args.seeds, args.difficulty, args.templates)
+    rows = run(args.seeds, args.difficulty, args.templates, args.models)
     if args.json:
         print(json.dumps(rows, indent=1))
         return

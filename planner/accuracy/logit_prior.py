@@ -197,24 +197,87 @@ def shift_weights(w: np.ndarray, steps: int) -> np.ndarray:
 TEMPLATE_SHIFTS = range(-30, 31)
 
 
-def fit_template_shift(n, c, templates) -> np.ndarray:
-    """A prior shape shared across models of a task: each template (grid weights fitted on
-    another model's log of the same task) is shifted along logit p (one parameter, the
-    model's ability, as in a Rasch model logit p = ability - difficulty); the shifts are
-    averaged with weights proportional to the marginal likelihood of this log (a flat prior
-    over TEMPLATE_SHIFTS: a log with few hits places the shape loosely, and the average
-    says so), the templates are averaged, then tilted to the observed pass@1. The tail's shape comes from models that were sampled far more often;
-    this log only places it."""
+def _mean_p_of_shifts(t: np.ndarray) -> np.ndarray:
+    """Mean p (pass@1) of template ``t`` moved by each of TEMPLATE_SHIFTS."""
+    p = _expit(logit_nodes())
+    return np.array([shift_weights(t, s) @ p for s in TEMPLATE_SHIFTS])
+
+
+def matching_shift(t: np.ndarray, u: np.ndarray) -> float:
+    """The shift (grid steps, fractional) that moves template ``t`` to the pass@1 of
+    template ``u``: mean p of the shifted t rises with the shift, so the match is unique;
+    linear interpolation between whole steps, clipped to TEMPLATE_SHIFTS."""
+    p = _expit(logit_nodes())
+    target = float(np.asarray(u, float) @ p / np.sum(u))
+    curve = _mean_p_of_shifts(np.asarray(t, float) / np.sum(t))
+    s = np.asarray(TEMPLATE_SHIFTS, float)
+    return float(np.interp(target, np.maximum.accumulate(curve), s))
+
+
+def shift_log_prior(templates) -> list:
+    """A prior over each template's shift built from the other templates (the abilities of
+    the other models of the task), one log-density array over TEMPLATE_SHIFTS per template.
+
+    Hierarchical model (Gelman et al., Bayesian Data Analysis, 3rd ed., sec. 3.2 and 5.4):
+    the abilities of a task's models are exchangeable draws from a normal; template t's
+    shifts to the m templates (its own 0 included), s_tu = matching_shift(t, u), are m such
+    draws. The predictive for one more model under the reference prior is a Student t with
+    m - 1 degrees of freedom, centre mean(s_tu), scale sd(s_tu) sqrt(1 + 1/m). With one
+    template (nothing to learn the spread from) the prior is flat over TEMPLATE_SHIFTS.
+
+    Why: a log with no successes bounds the ability from above only; under a flat prior the
+    posterior runs to the lowest shift tried and pass@k collapses to ~0, whereas the other
+    models say how far below them a model of the task plausibly lies."""
+    from scipy import stats
+
+    tpl = [np.asarray(t, float) / np.sum(t) for t in templates]
+    s = np.asarray(TEMPLATE_SHIFTS, float)
+    m = len(tpl)
+    if m < 2:
+        return [np.zeros(len(s)) for _ in tpl]
+    out = []
+    for t in tpl:
+        d = np.array([matching_shift(t, u) for u in tpl])
+        scale = max(float(np.std(d, ddof=1)), 1.0) * math.sqrt(1.0 + 1.0 / m)
+        out.append(stats.t.logpdf(s, df=m - 1, loc=float(d.mean()), scale=scale))
+    return out
+
+
+def template_shift_posterior(n, c, templates) -> tuple:
+    """(moved, post): for each template, the template moved by every shift of
+    TEMPLATE_SHIFTS (shifts x nodes) and the posterior over those shifts, prior from
+    shift_log_prior times the marginal likelihood of this log's (n_i, c_i)."""
     p = _expit(logit_nodes())
     ll = binomial_seq_loglik(n, c, p)
     E = np.exp(ll - ll.max(axis=1, keepdims=True))
-    out = []
-    for t in templates:
-        t = np.asarray(t, float)
-        t = t / t.sum()
+    tpl = [np.asarray(t, float) / np.sum(t) for t in templates]
+    moved_all, post_all = [], []
+    for t, lp in zip(tpl, shift_log_prior(tpl)):
         moved = np.array([shift_weights(t, s) for s in TEMPLATE_SHIFTS])
-        loglik = np.log(np.maximum(E @ moved.T, 1e-300)).sum(axis=0)
+        loglik = np.log(np.maximum(E @ moved.T, 1e-300)).sum(axis=0) + lp
         q = np.exp(loglik - loglik.max())
-        out.append((q / q.sum()) @ moved)
-    w = np.mean(out, axis=0)
-    return tilt_to_mean(w, p, float(np.mean(np.asarray(c, float) / np.asarray(n, float))))
+        moved_all.append(moved)
+        post_all.append(q / q.sum())
+    return moved_all, post_all
+
+
+def fit_template_shift(n, c, templates, rng: np.random.Generator = None) -> np.ndarray:
+    """A prior shape shared across models of a task: each template (grid weights fitted on
+    another model's log of the same task) is shifted along logit p (one parameter, the
+    model's ability, as in a Rasch model logit p = ability - difficulty). The shift is not
+    fitted but integrated over its posterior (template_shift_posterior: a prior from the
+    other templates' shifts times this log's marginal likelihood), and the templates are
+    averaged with equal weights (weighting them by their evidence instead was measured no
+    better: README "Fit your own"). pass@k being linear in the weights, the result
+    predicts the posterior mean of pass@k. selection.py tilts it to the observed pass@1
+    unless nothing was solved (an observed 0 is not a true 0: the posterior mean stands).
+
+    With ``rng`` one draw instead: a template at random and one shift from its posterior
+    (the bootstrap replicates of selection.py, so that an interval spans the plausible
+    abilities). The tail's shape comes from models sampled far more often; this log only
+    places it."""
+    moved, post = template_shift_posterior(n, c, templates)
+    if rng is not None:
+        i = int(rng.integers(len(moved)))
+        return moved[i][int(rng.choice(len(post[i]), p=post[i]))]
+    return np.mean([q @ mv for q, mv in zip(post, moved)], axis=0)

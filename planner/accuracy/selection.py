@@ -6,15 +6,20 @@ LAMBDAS) is scored by held-out samples (logit_prior.cv_score: fit on one half of
 problem's samples, score the predictive likelihood of the other half); the best is
 refitted on all samples. Nothing here looks at the fit to the samples it was fitted on.
 With templates (other models' profiles of the task, template_weights) the shared-shape
-prior of logit_prior.fit_template_shift is one more candidate. A grid result is kept as its
-posterior average over the log's problems (logit_prior.posterior_average).
+prior of logit_prior.fit_template_shift is one more candidate; when it scores best it is
+kept alone, not averaged with the plausible shapes fitted on this log only. A grid result is
+kept as its posterior average over the log's problems (logit_prior.posterior_average).
 
 bootstrap_replicates: the plausible candidates (held-out score within PLAUSIBLE_NATS of
 the best), in turn, refitted on BOOTSTRAP_REPLICATES resamples (problems drawn with
 replacement, then each drawn problem's c* ~ Binomial(n, c/n)), each returned as a
 difficulty dict for the profile's ``uncertainty`` field. Intervals from them cover the
 sampling error of the problems and of the samples and the spread between tail shapes the
-held-out samples cannot tell apart; not a tail shape outside the candidates.
+held-out samples cannot tell apart; not a tail shape outside the candidates. A template
+replicate is one template with one shift drawn from its posterior
+(logit_prior.fit_template_shift with an rng), so the interval spans the plausible abilities
+of a log with (almost) nothing solved, which resampling alone cannot (every resample of an
+all-zero log is all zero).
 """
 
 from __future__ import annotations
@@ -67,7 +72,8 @@ def candidates(n_problems: int, templates=None) -> dict:
     out = {}
     if templates is not None and len(templates):
         tpl = [np.asarray(t, float) for t in templates]
-        out[TEMPLATE] = (lambda n, c: LP.fit_template_shift(n, c, tpl), lambda n, c, w: LP.grid_seq_loglik(n, c, w))
+        out[TEMPLATE] = (lambda n, c, rng=None: LP.fit_template_shift(n, c, tpl, rng),
+                         lambda n, c, w: LP.grid_seq_loglik(n, c, w))
     for lam in sorted(LP.LAMBDAS, reverse=True):
         out[f"logit_grid(lam={lam:g})"] = ((lambda lam: lambda n, c: LP.fit_grid_weights(n, c, lam))(lam),
                                            lambda n, c, w: LP.grid_seq_loglik(n, c, w))
@@ -162,7 +168,7 @@ def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True
         if best is None:
             best = next(k for k in ranked if _usable(full_fit(k), k))
         plausible = [best] + [k for k in cands if k != best and scores[k] >= top - PLAUSIBLE_NATS
-                              and _usable(full_fit(k), k)]
+                              and _usable(full_fit(k), k)] if best != TEMPLATE else [best]
     else:
         best = next(iter(cands))
         plausible = [best]
@@ -171,19 +177,28 @@ def choose_difficulty(n, c, seed: int = 0, only: str = None, strict: bool = True
     params = full_fit(best)
     out = {"chosen": best, "params": params, "cv": scores, "spec": spec_dict(best, params),
            "plausible": plausible}
-    if len(plausible) > 1 and only is None:
+    if len(plausible) > 1 and only is None and best != TEMPLATE:
+        # the template, when it is the best, is kept alone: averaging it with shapes fitted
+        # on this log alone dilutes the shape the better-sampled models give the tail
         w = np.mean([as_grid_weights(k, full_fit(k)) for k in plausible], axis=0)
         w = LP.tilt_to_mean(w, LP._expit(LP.logit_nodes()), float(np.mean(c / n)))
         out.update(chosen=AVERAGE, params=w, spec=spec_dict("logit_grid", w))
     if posterior and isinstance(out["params"], np.ndarray):
-        w = _posterior(n, c, out["params"])
+        w = _posterior(n, c, out["params"], tilt=out["chosen"] != TEMPLATE)
         out.update(params=w, spec=spec_dict("logit_grid", w))
     return out
 
 
-def _posterior(n, c, w) -> np.ndarray:
-    """Posterior average of grid weights, tilted back to the observed pass@1."""
-    return LP.tilt_to_mean(LP.posterior_average(n, c, w), LP._expit(LP.logit_nodes()), float(np.mean(c / n)))
+def _posterior(n, c, w, tilt: bool = True) -> np.ndarray:
+    """Posterior average of grid weights, tilted back to the observed pass@1 when ``tilt``
+    or when anything was solved. The template of a log with nothing solved is not tilted:
+    its shift is integrated over a prior from the other models, and its posterior mean of
+    pass@1 is the estimate, where the observed 0 is not (a tilt to 0 would put all mass on
+    the grid's lowest node and pass@k at ~0 for every k)."""
+    post = LP.posterior_average(n, c, w)
+    if tilt or np.sum(c) > 0:
+        return LP.tilt_to_mean(post, LP._expit(LP.logit_nodes()), float(np.mean(c / n)))
+    return post
 
 
 def as_grid_weights(name: str, params) -> np.ndarray:
@@ -220,12 +235,14 @@ def bootstrap_replicates(n, c, plausible, seed: int = 0, replicates: int = BOOTS
         idx = rng.integers(0, len(n), len(n))
         nb = n[idx]
         cb = rng.binomial(nb.astype(np.int64), c[idx] / nb).astype(float)
-        prm = fit_fn(nb, cb)
+        # the template: one shift drawn from its posterior (logit_prior.fit_template_shift),
+        # so that the replicates span the plausible abilities, not only the resampling
+        prm = fit_fn(nb, cb, rng) if chosen == TEMPLATE else fit_fn(nb, cb)
         if not _usable(prm, chosen):       # a degenerate resample: the grid prior instead
             chosen = f"logit_grid(lam={LP.LAMBDAS[1]:g})"
             prm = cands[chosen][0](nb, cb)
         if posterior and isinstance(prm, np.ndarray):
-            prm = _posterior(nb, cb, prm)
+            prm = _posterior(nb, cb, prm, tilt=chosen != TEMPLATE)
         out.append(spec_dict("logit_grid" if _is_grid(chosen) else chosen, prm))
     return out
 
@@ -255,7 +272,7 @@ def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REP
         if not _usable(prm, name):
             continue
         if posterior and isinstance(prm, np.ndarray):
-            prm = _posterior(na, ca, prm)
+            prm = _posterior(na, ca, prm, tilt=name != TEMPLATE)
         d = DifficultySpec.model_validate(spec_dict("logit_grid" if _is_grid(name) else name, prm)).build()
         errs.append(float(d.pass_at_k(k)) - obs)
     return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
