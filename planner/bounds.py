@@ -57,14 +57,21 @@ MAX_PRICE_USD = 1e9
 MAX_LIST_ITEMS = 64                # devices or models listed in one scenario
 
 
-def unique_short_list(v, what: str = "entries"):
-    """Validator body: a non-empty list without repeats and with at most MAX_LIST_ITEMS entries."""
+def short_list(v, what: str = "entries"):
+    """Validator body: a non-empty list of at most MAX_LIST_ITEMS entries (None passes)."""
     if v is None:
         return v
     if not v:
         raise ValueError("must not be empty")
     if len(v) > MAX_LIST_ITEMS:
         raise ValueError(f"at most {MAX_LIST_ITEMS} {what}, got {len(v)}")
+    return v
+
+
+def unique_short_list(v, what: str = "entries"):
+    """Validator body: a non-empty list without repeats and with at most MAX_LIST_ITEMS entries."""
+    if short_list(v, what) is None:
+        return v
     seen = set()
     for x in v:
         if x in seen:

@@ -14,7 +14,7 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from planner.bounds import (BANDWIDTH_GBPS_RANGE, MAX_DEVICES, MAX_DIM, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS,
-                            MAX_LIST_ITEMS, MAX_PARAMS, MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB,
+                            MAX_PARAMS, short_list, MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB,
                             MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE, unique_short_list)
 from planner.dtypes import DTYPES, compute_key
 from planner.quantization import quantization_error
@@ -293,12 +293,8 @@ LAYOUT_FACTORS = ("tp", "pp", "dp", "ep")  # the factors of a device layout (pla
 def layout_entries(v):
     """Validator body: layout families (``tp``, ``tp*pp``, ``tp*dp*ep``: factors of
     LAYOUT_FACTORS joined by ``*``) or explicit ``{tp, pp, dp, ep}`` mappings (or None)."""
-    if v is None:
+    if short_list(v, "layouts") is None:
         return v
-    if not v:
-        raise ValueError("must not be empty")
-    if len(v) > MAX_LIST_ITEMS:
-        raise ValueError(f"at most {MAX_LIST_ITEMS} layouts, got {len(v)}")
     for e in v:
         if isinstance(e, str):
             parts = e.replace(" ", "").split("*")

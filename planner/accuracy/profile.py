@@ -225,14 +225,20 @@ def _dirs() -> list[Path]:
     return [d for d in search_dirs("tasks") if d.is_dir()]
 
 
-def _index() -> dict[str, Path]:
-    """stem -> path; user directories ($PLANNER_PATH) take precedence over built-ins."""
+def index_pairs(dirs) -> dict[str, Path]:
+    """stem -> path of the ``<a>--<b>.yaml`` files in ``dirs``; earlier directories (the
+    user's, $PLANNER_PATH) take precedence over later ones (the built-ins)."""
     found: dict[str, Path] = {}
-    for d in _dirs():
+    for d in dirs:
         for p in sorted(d.glob("*.y*ml")):
             if SEP in p.stem and p.stem not in found:
                 found[p.stem] = p
     return found
+
+
+def _index() -> dict[str, Path]:
+    """stem -> path; user directories ($PLANNER_PATH) take precedence over built-ins."""
+    return index_pairs(_dirs())
 
 
 def list_profiles() -> list[tuple[str, str]]:

@@ -58,12 +58,9 @@ def _dirs() -> list[Path]:
 
 
 def _index() -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for d in _dirs():
-        for p in sorted(d.glob("*.y*ml")):
-            if SEP in p.stem and p.stem not in found:
-                found[p.stem] = p
-    return found
+    from planner.accuracy.profile import index_pairs
+
+    return index_pairs(_dirs())
 
 
 @lru_cache(maxsize=256)
