@@ -20,13 +20,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from statistics import NormalDist
-from typing import Optional
+from typing import Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer,
+                      model_validator)
 
 from planner.errors import InputError
 from planner.fleet import DEFAULT_PUE, DEFAULT_REDUNDANCY
-from planner.specs import known_dtypes, known_quantizations, positive_list
+from planner.specs import known_dtypes, known_quantizations, layout_entries, positive_list
 
 GIVEN_PERCENTILES = (50.0, 90.0, 99.0)
 DEFAULT_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
@@ -185,8 +186,19 @@ class Search(_Strict):
     kv_dtypes: list[str] = Field(default_factory=lambda: ["bf16", "fp8"])
     concurrency: list[int] = Field(default_factory=lambda: list(DEFAULT_CONCURRENCY),
                                    description="the most requests a replica runs at once (max_num_seqs)")
+    layouts: Optional[list[Union[str, dict[str, int]]]] = Field(
+        None, description="device layouts per replica, as `planner recommend` takes them (planner.layouts): "
+                          "families (tp, ep, tp*dp*ep) over the devices grid or {tp, dp, ep}; default tp")
 
     _positive = field_validator("devices", "concurrency")(positive_list)
+    _layouts = field_validator("layouts")(layout_entries)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        if self.layouts is None:  # a plan without layouts reads as before layouts existed
+            out.pop("layouts", None)
+        return out
     _quant = field_validator("quantizations")(known_quantizations)
     _kv = field_validator("kv_dtypes")(known_dtypes)
 
@@ -258,7 +270,10 @@ def load_scenario(path: str) -> tuple[CapacityScenario, list, list]:
                                  field=f"calibration.{name}", value=name)
         scn = scn.model_copy(update={"calibration": {k: str(v if Path(v).is_absolute() else base / v)
                                                      for k, v in scn.calibration.items()}})
-    return scn, *resolve(scn, path)
+    models, hardware = resolve(scn, path)
+    if scn.search.layouts is not None:
+        check_layouts(scn, models, hardware, path)
+    return scn, models, hardware
 
 
 def resolve(scn: CapacityScenario, file: str | None = None) -> tuple[list, list]:
@@ -275,3 +290,53 @@ def resolve(scn: CapacityScenario, file: str | None = None) -> tuple[list, list]
             except InputError as exc:
                 raise InputError(exc.reason, file=file or exc.file, field=f"{field}[{i}]", value=name) from None
     return models, hardware
+
+
+def check_layouts(scn: CapacityScenario, models: list, hardware: list, file: str | None = None) -> None:
+    """The scenario's ``search.layouts`` against its devices and models: exit 2 naming the
+    file, the field and the value where a layout cannot serve.
+
+    * pipeline parallelism (``pp`` > 1): replicas are sized under Poisson arrivals, which the
+      engine does not cost with pipeline stages (``planner estimate --pp`` refuses ``--rate``
+      by the same rule, planner.cost.api);
+    * an explicit layout using more devices than a replica may have (the largest of
+      ``search.devices``, else ``search.max_devices``), or with a tensor-parallel group
+      beyond every candidate device's NVLink domain;
+    * an explicit layout no candidate model takes (``ep`` not dividing its experts, ``ep``
+      on a dense model: planner.cost.layout.check_layout, the reason of the first model).
+    Families only keep the layouts that suit a model; the others are infeasible for it."""
+    from planner.layouts import Layout, suits_model
+    from planner.cost.layout import check_layout
+    from planner.sizing import layout_axis
+
+    entries = scn.search.layouts or []
+    limit = max(scn.search.devices) if scn.search.devices else scn.search.max_devices
+    for i, e in enumerate(entries):
+        field = f"search.layouts[{i}]"
+        if isinstance(e, str):
+            if "pp" in e.split("*"):
+                raise InputError("pipeline parallelism is not sized under Poisson arrivals (planner estimate "
+                                 "refuses --pp with --rate)", file=file, field=field, value=e)
+            continue
+        lay = Layout(**{k: int(e.get(k, 1)) for k in ("tp", "pp", "dp", "ep")})
+        if lay.pp > 1:
+            raise InputError("pipeline parallelism is not sized under Poisson arrivals (planner estimate "
+                             "refuses --pp with --rate)", file=file, field=field, value=e)
+        if lay.devices > limit:
+            raise InputError(f"tp x pp x dp = {lay.devices} devices per replica, more than the "
+                             f"{'largest of search.devices' if scn.search.devices else 'search.max_devices'} "
+                             f"({limit})", file=file, field=field, value=e)
+        top = max(h.max_devices for h in hardware)
+        if lay.tp > top:
+            raise InputError(f"tensor parallel over {lay.tp} devices, beyond every candidate device's NVLink "
+                             f"domain (at most {top})", file=file, field=field, value=e)
+        if not any(suits_model(m, lay) for m in models):
+            try:
+                check_layout(models[0], tp=lay.tp, pp=lay.pp, ep=lay.ep, dp=lay.dp)
+            except InputError as exc:
+                raise InputError(f"no candidate model takes it: {models[0].name}: {exc.reason}", file=file,
+                                 field=field, value=e) from None
+    try:
+        layout_axis(scn, hardware)
+    except InputError as exc:
+        raise InputError(exc.reason, file=file, field="search.layouts", value=entries) from None

@@ -63,6 +63,12 @@ class Layout(NamedTuple):
         return {"tp": self.tp, "pp": self.pp, "dp": self.dp, "ep": self.ep}
 
 
+def label_of(layout: dict | None) -> str:
+    """The label of a layout as the JSON outputs give it (``{tp, pp, dp, ep}``): ``tp4 pp2``,
+    ``tp2 ep8 dp4`` (:meth:`Layout.label`); empty for none."""
+    return Layout(**layout).label() if layout else ""
+
+
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 

@@ -88,15 +88,20 @@ def blocks(data: dict) -> list:
         rec += "."
     b.append(("p", "Recommendation: " + rec))
     b.append(("h2", "Best serving configuration per candidate"))
-    head = ["model", "hardware", "devices / replica", "weights / KV", "max running", "requests/s / replica",
-            "TPOT (mean)", "TTFT (mean)"] + [f"p{q:g} {m}" for m, _, q in model.slo.bounds()] + ["bottleneck", "accuracy"]
+    from planner.layouts import label_of
+
+    layouts = scn["search"].get("layouts") is not None  # the layout column, where the file searches layouts
+    head = ["model", "hardware", "devices / replica"] + (["layout"] if layouts else []) + [
+        "weights / KV", "max running", "requests/s / replica",
+        "TPOT (mean)", "TTFT (mean)"] + [f"p{q:g} {m}" for m, _, q in model.slo.bounds()] + ["bottleneck", "accuracy"]
     rows = []
     for c in plan["candidates"]:
         if c["status"] != "ok":
             rows.append({"cells": [c["model"], c["hardware"], c["status"]], "bad": True})
             continue
         cf, pr = c["config"], c["per_replica"]
-        rows.append({"cells": [c["model"], c["hardware"], cf["devices"], cf["weight_dtype"] + (
+        rows.append({"cells": [c["model"], c["hardware"], cf["devices"]] + (
+            [label_of(cf.get("layout"))] if layouts else []) + [cf["weight_dtype"] + (
             f" (A {cf['act_dtype']})" if cf["act_dtype"] != cf["weight_dtype"] else "") + f" / {cf['kv_dtype']}",
             pr.get("max_running", cf["concurrency"]), f"{pr['requests_per_s']:.3g}", _s(pr["tpot_s"]), _s(pr["ttft_s"])]
             + [_s(x["value"]) for x in c["slo"]] + [pr["bottleneck"], _acc(c)]})

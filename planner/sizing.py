@@ -1,7 +1,9 @@
 """Fleet sizing for a capacity scenario: the best serving configuration per candidate.
 
 For every candidate (model x device) the search grid is devices per replica (tensor
-parallel) x quantization x KV dtype x ``C``, the most requests a replica runs at once
+parallel, or the device layouts of ``search.layouts``: expert parallel and attention data
+parallel, costed as ``planner estimate --ep --dp`` costs them) x quantization x KV dtype x
+``C``, the most requests a replica runs at once
 (the engine's max_num_seqs). Each row is costed by the engine in serving mode with ``C``
 requests in flight (continuous batching; a closed loop under the scenario's ``engine:``,
 else the steady state) at the traffic's mean lengths and at each SLO percentile's lengths,
@@ -66,6 +68,30 @@ def candidate_accuracy(model_name: str, task: Optional[str], weight_dtype: str, 
     return float(np.asarray(a).reshape(-1)[0]), f"accuracy model ({task})"
 
 
+def layout_axis(scn, hardware) -> list:
+    """The devices-per-replica axis as device layouts, by the one mechanism ``planner
+    recommend`` uses (planner.layouts.expand): the scenario's ``search.layouts`` (families
+    over the devices grid, explicit layouts as given), else tensor parallel over the grid."""
+    from planner.layouts import DEFAULT_LAYOUTS, expand
+
+    return expand(scn.search.layouts or DEFAULT_LAYOUTS, _device_grid(scn, hardware))
+
+
+def _layout_columns(lays, models, im, idv) -> tuple[dict, np.ndarray]:
+    """The engine's ``ep`` / ``attn_dp`` columns of the layout axis (none for tensor
+    parallel alone: the columns' defaults) and the ``[model, layout]`` mask of the layouts a
+    model takes (planner.layouts.suits_model; the others run as plain tp and are masked)."""
+    from planner.layouts import suits_model
+
+    fit = np.array([[suits_model(m, x) for x in lays] for m in models], dtype=bool).reshape(len(models), len(lays))
+    if all(x.plain_tp for x in lays):
+        return {}, fit
+    take = fit[im, idv]
+    ep = np.array([x.ep for x in lays], dtype=float)[idv]
+    dp = np.array([x.dp for x in lays], dtype=float)[idv]
+    return {"ep": np.where(take, ep, 1.0), "attn_dp": np.where(take, dp, 1.0)}, fit
+
+
 def _device_grid(scn, hardware) -> list[int]:
     if scn.search.devices:
         return sorted(set(scn.search.devices))
@@ -120,7 +146,8 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     effs = [e[0] for e in efficiencies]
     engine, params = _engine(scn, [c for _, _, c in efficiencies])
     sets = length_sets(scn, variant)
-    D = np.array(_device_grid(scn, hardware), dtype=float)
+    lays = layout_axis(scn, hardware)  # the D axis: devices per replica as layouts
+    D = np.array([x.devices for x in lays], dtype=float)
     quants = list(scn.search.quantizations)
     kvs = list(scn.search.kv_dtypes)
     C = np.array(sorted(set(scn.search.concurrency)), dtype=float)
@@ -133,9 +160,11 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     P = np.array([s[2] for s in sets], dtype=float)
     G = np.array([s[3] for s in sets], dtype=float)
     n = im.size
-    cols = columns(n, model=im, hardware=ih, devices=D[idv], batch=1, concurrency=C[ic], prompt_len=P[isx],
+    lay_cols, lay_fit = _layout_columns(lays, models, im, idv)
+    TP = np.array([x.tp for x in lays], dtype=float)
+    cols = columns(n, model=im, hardware=ih, devices=TP[idv], batch=1, concurrency=C[ic], prompt_len=P[isx],
                    gen_len=G[isx], samples=1, weight_dtype=w_name[iq], act_dtype=act_name[ih, iq],
-                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **_serving(scn, engine, params))
+                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **lay_cols, **_serving(scn, engine, params))
     mt, ht = ModelTable.build(models), HardwareTable.build(hardware, effs)
     out = evaluate(cols, mt, ht, threads=1)
     R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
@@ -156,7 +185,7 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
                     acc[qi, vi] = cache[key]
             sub = {k: v[mi, hi] for k, v in R.items()}  # (D, Q, V, C, S)
             cands.append(_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts[hi], rps, variant,
-                                    efficiencies[hi][1], BOTTLENECKS))
+                                    efficiencies[hi][1], BOTTLENECKS, (lays, lay_fit[mi])))
     return {"variant": variant.label, "requests_per_s": rps, "length_sets": [
         {"label": s[0], "percentile": s[1], "prompt_len": s[2], "gen_len": s[3]} for s in sets],
         "candidates": cands}
@@ -211,14 +240,21 @@ def _poisson(scn, cols, mt, ht, shape, C, sets, R, engine) -> dict:
     return out
 
 
-def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant, eff_label, BOTTLENECKS):
+def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant, eff_label, BOTTLENECKS,
+               layout=None):
     grid = sub["tpot_s"].shape[:4]  # (D, Q, V, C)
     mean = {k: v[..., 0] for k, v in sub.items()}
     dev = np.broadcast_to(D.reshape(-1, 1, 1, 1), grid)
+    lays, fit = layout if layout is not None else ([None] * len(D), np.ones(len(D), dtype=bool))
+    # tensor parallel within one NVLink domain; a layout the model does not take is out
+    tp = np.broadcast_to(np.array([x.tp if x is not None else d for x, d in zip(lays, D)],
+                                  dtype=float).reshape(-1, 1, 1, 1), grid)
+    lay_ok = np.broadcast_to(np.asarray(fit, dtype=bool).reshape(-1, 1, 1, 1), grid)
+    shown = scn.search.layouts is not None  # the layout goes into the JSON where the file asks for layouts
     acc_arr = np.array([[acc[qi, vi][0] if acc[qi, vi][0] is not None else np.nan for vi in range(len(kvs))]
                         for qi in range(len(quants))]).reshape(1, len(quants), len(kvs), 1)
     acc_arr = np.broadcast_to(acc_arr, grid)
-    ok = (mean["fits"] > 0) & np.isfinite(mean["tpot_s"]) & (dev <= h.max_devices)
+    ok = (mean["fits"] > 0) & np.isfinite(mean["tpot_s"]) & (tp <= h.max_devices) & lay_ok
     ok &= np.broadcast_to(np.array([a is not None for a in acts]).reshape(1, -1, 1, 1), grid)
     ctx_need = scn.traffic.prompt_len.quantile(99.0) + int(round(scn.traffic.gen_cap() * variant.gen_scale))
     ctx_ok = ctx_need <= m.max_context
@@ -273,11 +309,13 @@ def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant,
                 j = int(np.flatnonzero(g.ravel())[np.argmin(per_1k[:, oq, ov, :].ravel()[g.ravel()])])
                 od, oc = np.unravel_index(j, g.shape)
                 options.append({"quantization": quants[oq], "kv_dtype": kvs[ov], "devices": int(D[od]),
+                                **({"layout": lays[od].as_dict()} if shown else {}),
                                 "concurrency": int(C[oc]), "usd_per_1k_requests": float(per_1k[od, oq, ov, oc]),
                                 "accuracy": acc[oq, ov][0]})
     return {
         **base, "status": "ok",
-        "config": {"devices": int(D[di]), "weight_dtype": QUANTIZATIONS[quants[qi]][0], "act_dtype": acts[qi],
+        "config": {"devices": int(D[di]), **({"layout": lays[di].as_dict()} if shown else {}),
+                   "weight_dtype": QUANTIZATIONS[quants[qi]][0], "act_dtype": acts[qi],
                    "kv_dtype": kvs[vi], "quantization": quants[qi], "concurrency": int(C[ci]),
                    "prompt_len": int(sets[0][2]), "gen_len": int(G_mean)},
         "per_replica": {"throughput_tok_s": pick(rate) * G_mean, "tpot_s": pick(mean["poisson_tpot_s"]),

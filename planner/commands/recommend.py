@@ -140,12 +140,10 @@ def _row_cells(r: dict) -> list[str]:
 
 
 def layout_label(layout: dict | None) -> str:
-    """``tp4 pp2``, ``tp2 ep8 dp4`` (planner.layouts.Layout.label)."""
-    if not layout:
-        return ""
-    from planner.layouts import Layout
+    """``tp4 pp2``, ``tp2 ep8 dp4`` (planner.layouts.label_of)."""
+    from planner.layouts import label_of
 
-    return Layout(**layout).label()
+    return label_of(layout)
 
 
 COLUMNS = ("model", "devices", "layout", "strategy", "gen", "quant", "KV", "batch", "KV budget", "accuracy",

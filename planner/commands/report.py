@@ -13,6 +13,7 @@ def report_cmd(
 ) -> None:
     """Size a serving fleet per candidate model x device for the scenario's traffic and SLOs."""
     from planner.commands.output import console, print_json
+    from planner.layouts import label_of
     from planner.report import fmt_usd, write
 
     from planner.errors import InputError, in_file
@@ -28,7 +29,9 @@ def report_cmd(
 
     con = console()
     t = Table(title=f"capacity plan: {data['scenario']['name']}")
-    for col in ("model", "hardware", "config (TP W/KV, max running)", "req/s / replica", "replicas x devices",
+    has_layout = data["scenario"]["search"].get("layouts") is not None
+    for col in ("model", "hardware", f"config ({'layout' if has_layout else 'TP'} W/KV, max running)",
+                "req/s / replica", "replicas x devices",
                 "utilization", "$ / month", "$ / 1k req", "accuracy"):
         t.add_column(col, justify="left" if col in ("model", "hardware") or col.startswith("config") else "right")
     for c in data["plan"]["candidates"]:
@@ -36,7 +39,8 @@ def report_cmd(
             continue
         cf, f = c["config"], c["fleet"]
         t.add_row(c["model"], c["hardware"],
-                  f"TP{cf['devices']} {cf['weight_dtype']}/{cf['kv_dtype']} C{cf['concurrency']}",
+                  f"{label_of(cf['layout']) if 'layout' in cf else 'TP' + str(cf['devices'])} "
+                  f"{cf['weight_dtype']}/{cf['kv_dtype']} C{cf['concurrency']}",
                   f"{c['per_replica']['requests_per_s']:.3g}", f"{f['replicas']} x {cf['devices']}", f"{f['utilization']:.0%}", fmt_usd(f["monthly_usd"]),
                   f"${f['usd_per_1k_requests']:.3g}", "n/a" if c["accuracy"] is None else f"{c['accuracy']:.3f}")
     if any(c["status"] == "ok" for c in data["plan"]["candidates"]):
