@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from planner.commands import options as opt
+
 
 def fit_cmd(
     eval_log: str = typer.Argument(..., help="Eval log (JSONL): per-sample or per-problem lines."),
@@ -26,7 +28,7 @@ def fit_cmd(
     template: Optional[list[str]] = typer.Option(
         None, "--template", help="Profile of another model on the same task (repeatable): its difficulty "
         "shape, shifted to this log, is one more candidate (--difficulty template forces it)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: bool = opt.json_flag(),
 ) -> None:
     """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
     from planner.accuracy.fit import fit_eval_log, write_profile
@@ -142,10 +144,10 @@ def accuracy_cmd(
     strategy: str = typer.Option("single", "--strategy", "-s", help="pass@k | majority | best-of-k | verify | single."),
     samples: int = typer.Option(1, "--samples", "-k", help="Samples per problem (k)."),
     gen_len: Optional[int] = typer.Option(None, "--gen-len", help="Generation budget in tokens (default: the profile's)."),
-    weight_dtype: str = typer.Option("bf16", "--weight-dtype", help="Weight format."),
-    act_dtype: Optional[str] = typer.Option(None, "--act-dtype", help="Activation format (default: W8A8 for 8-bit weights, else bf16)."),
-    kv_dtype: str = typer.Option("bf16", "--kv-dtype", help="KV-cache format."),
-    kv_budget: int = typer.Option(0, "--kv-budget", help="Sparse-attention KV budget in tokens (0 = dense)."),
+    weight_dtype: str = opt.weight_dtype(),
+    act_dtype: Optional[str] = opt.act_dtype(None, "Activation dtype (default: W8A8 for 8-bit weights, else bf16)."),
+    kv_dtype: str = opt.kv_dtype(),
+    kv_budget: int = opt.kv_budget(),
     verifier_completeness: Optional[float] = typer.Option(None, "--verifier-completeness"),
     verifier_soundness: Optional[float] = typer.Option(None, "--verifier-soundness"),
     top_wrong_share: Optional[float] = typer.Option(None, "--top-wrong-share", help="Majority: share of wrong answers on the top wrong answer."),
@@ -153,7 +155,7 @@ def accuracy_cmd(
     verifier: Optional[str] = typer.Option(
         None, "--verifier", help="Verifier / reward model (catalog name): its profile in tasks/verifiers/ sets "
                                  "completeness, soundness and reward AUC (explicit flags win)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    json_out: bool = opt.json_flag(),
 ) -> None:
     """Predicted accuracy of one configuration from a task profile."""
     from planner.accuracy.predict import explain, normalize_strategy

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from planner.commands import options as opt
+
 
 def check_cmd(
     checks: str = typer.Argument(..., help="Checks YAML (see examples/checks.yaml)."),
@@ -13,7 +15,7 @@ def check_cmd(
                                                                     "file's 'baseline:')."),
     update_baseline: bool = typer.Option(False, "--update-baseline", help="Write the current values as the baseline."),
     junit: Optional[str] = typer.Option(None, "--junit", help="Write JUnit XML to this file."),
-    json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+    json_out: bool = opt.json_flag("Print the verdict as JSON."),
 ) -> None:
     """Evaluate the checks; exit 0 when all hold, 1 when any fails, 2 on bad input."""
     from planner.check import junit_xml, run_checks

@@ -6,6 +6,7 @@ from typing import Optional
 
 import typer
 
+from planner.commands import options as opt
 from planner.cost.defaults import ESTIMATE_DEFAULTS as D
 
 
@@ -20,10 +21,10 @@ def estimate_cmd(
     prompt_len: int = typer.Option(D["prompt_len"], "--prompt-len", help="Prompt tokens."),
     gen_len: int = typer.Option(D["gen_len"], "--gen-len", help="Generated tokens per sample."),
     samples: int = typer.Option(D["samples"], "--samples", help="Samples per prompt (Best-of-N, voting)."),
-    weight_dtype: str = typer.Option(D["weight_dtype"], "--weight-dtype", help="Weight storage dtype."),
-    act_dtype: str = typer.Option(D["act_dtype"], "--act-dtype", help="Activation / compute dtype."),
-    kv_dtype: str = typer.Option(D["kv_dtype"], "--kv-dtype", help="KV-cache dtype."),
-    kv_budget: int = typer.Option(D["kv_budget"], "--kv-budget", help="Sparse attention KV budget in tokens (0: dense)."),
+    weight_dtype: str = opt.weight_dtype(),
+    act_dtype: str = opt.act_dtype(),
+    kv_dtype: str = opt.kv_dtype(),
+    kv_budget: int = opt.kv_budget(),
     prefix_sharing: bool = typer.Option(D["prefix_sharing"], "--prefix-sharing/--no-prefix-sharing",
                                         help="Share the prompt's KV across samples."),
     calibration: Optional[str] = typer.Option(None, "--calibration", help="Calibration profile YAML."),
@@ -46,7 +47,7 @@ def estimate_cmd(
     decode_workers: int = typer.Option(0, "--decode-workers", help="Disaggregated serving: decode workers."),
     prefill_devices: Optional[int] = typer.Option(None, "--prefill-devices", help="TP of a prefill worker (default --devices)."),
     decode_devices: Optional[int] = typer.Option(None, "--decode-devices", help="TP of a decode worker (default --devices)."),
-    json_out: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    json_out: bool = opt.json_flag("Print one JSON object."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when the configuration does not fit in memory."),
 ) -> None:
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""

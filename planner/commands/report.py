@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
+from planner.commands import options as opt
+
 
 def report_cmd(
     scenario: str = typer.Argument(..., help="Capacity scenario YAML (see examples/capacity.yaml)."),
     output: str = typer.Option("report.html", "--output", "-o",
                                help="Report file: .html (self-contained) or .md (plots as SVG files beside it)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the plan as JSON too (instead of the table)."),
+    json_out: bool = opt.json_flag("Print the plan as JSON too (instead of the table)."),
 ) -> None:
     """Size a serving fleet per candidate model x device for the scenario's traffic and SLOs."""
     from planner.commands.output import console, print_json
