@@ -67,7 +67,7 @@ def test_explicit_flags_win_over_the_verifier_profile(capsys):
     assert main(["accuracy", "--model", "deepseek-r1", "--task", "math500", "--strategy", "verify", "--samples", "8",
                  "--verifier", "qwen2.5-72b", "--verifier-soundness", "0.99", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["strategy_params"] == {"verifier_completeness": 0.93, "verifier_soundness": 0.99}
+    assert out["strategy_params"] == {"verifier_completeness": 0.931, "verifier_soundness": 0.99}
 
 
 @pytest.mark.parametrize("cmd", [
@@ -81,11 +81,14 @@ def test_bad_verifier_name_exits_2_naming_verifier(cmd, capsys):
 
 
 def test_recommend_uses_the_verifier_quality(capsys):
-    args = ["recommend", "--task", "math500", "--models", "llama-3.1-70b", "--hardware", "h100-sxm", "--json"]
+    """The verifier strategies alone (with the published verifier figures majority voting
+    dominates them on this task, so the full frontier does not show the verifier)."""
+    import planner
+
     res = {}
     for v in ("qwen2.5-72b", "llama-3.1-8b"):
-        assert main(args + ["--verifier", v]) == 0
-        out = json.loads(capsys.readouterr().out)
+        out = planner.recommend(task="math500", models=["llama-3.1-70b"], hardware=["h100-sxm"], verifier=v,
+                                strategies=["best-of-k", "verify"])
         assert out["verifier_quality"]["llama-3.1-70b"]["source"].endswith(f"math500--{v}.yaml")
         res[v] = max(r["accuracy"] for r in out["frontier"])
     assert res["qwen2.5-72b"] > res["llama-3.1-8b"]
