@@ -164,7 +164,8 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     TP = np.array([x.tp for x in lays], dtype=float)
     cols = columns(n, model=im, hardware=ih, devices=TP[idv], batch=1, concurrency=C[ic], prompt_len=P[isx],
                    gen_len=G[isx], samples=1, weight_dtype=w_name[iq], act_dtype=act_name[ih, iq],
-                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **lay_cols, **_serving(scn, engine, params))
+                   kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **lay_cols,
+                   **_serving(scn, engine, params))
     mt, ht = ModelTable.build(models), HardwareTable.build(hardware, effs)
     out = evaluate(cols, mt, ht, threads=1)
     R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
@@ -241,14 +242,13 @@ def _poisson(scn, cols, mt, ht, shape, C, sets, R, engine) -> dict:
 
 
 def _candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant, eff_label, BOTTLENECKS,
-               layout=None):
+               layout):
     grid = sub["tpot_s"].shape[:4]  # (D, Q, V, C)
     mean = {k: v[..., 0] for k, v in sub.items()}
     dev = np.broadcast_to(D.reshape(-1, 1, 1, 1), grid)
-    lays, fit = layout if layout is not None else ([None] * len(D), np.ones(len(D), dtype=bool))
+    lays, fit = layout  # the D axis' layouts and which of them the model takes
     # tensor parallel within one NVLink domain; a layout the model does not take is out
-    tp = np.broadcast_to(np.array([x.tp if x is not None else d for x, d in zip(lays, D)],
-                                  dtype=float).reshape(-1, 1, 1, 1), grid)
+    tp = np.broadcast_to(np.array([x.tp for x in lays], dtype=float).reshape(-1, 1, 1, 1), grid)
     lay_ok = np.broadcast_to(np.asarray(fit, dtype=bool).reshape(-1, 1, 1, 1), grid)
     shown = scn.search.layouts is not None  # the layout goes into the JSON where the file asks for layouts
     acc_arr = np.array([[acc[qi, vi][0] if acc[qi, vi][0] is not None else np.nan for vi in range(len(kvs))]

@@ -22,6 +22,7 @@ PUBLISHED = {
     ("math500", "llama-3.1-8b"): {"reward_auc": (0.610738255033557, 0.0)},
     ("math500", "llama-3.1-70b"): {"reward_auc": (0.7639821029082774, 0.0)},
     ("math500", "llama-3.1-405b"): {"reward_auc": (0.756152125279642, 0.0)},
+    ("math500", "gemma-2-27b"): {"reward_auc": (0.8098434004474273, 0.0)},
 }
 # the F1 of the same ProcessBench row, reprinted in Zhang et al. 2025 (arXiv 2501.07301) Table 7
 PROCESSBENCH_F1_MATH_QWEN25_72B = 0.618
