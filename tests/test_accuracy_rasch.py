@@ -151,3 +151,14 @@ def test_fit_offers_the_shipped_templates_by_default_and_not_with_none(tmp_path)
     assert "template" in res.cv
     assert "template" not in F.fit_eval_log(log, "pythia-410m", "math", templates=[]).cv
     assert "template" not in F.fit_eval_log(log, "m", "t").cv        # no template shipped for task "t"
+
+
+def test_cli_no_templates_offers_none_and_a_verifier_fit_refuses_it(tmp_path, capsys):
+    from planner.cli import main
+
+    rng = np.random.default_rng(4)
+    log = _write(tmp_path / "l.jsonl", np.full(30, 100), rng.binomial(100, _expit(rng.normal(-4.0, 2.0, 30))))
+    assert main(["fit", str(log), "-m", "pythia-1b", "-t", "math", "--no-templates", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "template" not in out["cv_heldout_loglik"]
+    assert main(["fit", str(log), "--verifier", "-m", "v", "-t", "math", "--no-templates"]) == 2
