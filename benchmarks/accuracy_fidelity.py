@@ -7,10 +7,16 @@ eval log `planner fit` reads, fit a profile through fit_eval_log (the CLI's path
 predict pass@1,000 and pass@10,000 with its 80% interval, and compare with the unbiased
 estimate (Chen et al. 2021) from all 10,000 samples. The truth is never seen by the fit.
 
-    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--templates lomo] [--json]
+    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--templates shipped|none|lomo|rasch] [--json]
+By default (--templates shipped) the fit is what `planner fit` does: the task's shipped
+templates (examples/templates/math--*.yaml, each fitted on one model's 10,000 samples) are
+offered, the predicted model's own excluded; --templates none offers none.
 --templates lomo adds the shared-shape candidate (logit_prior.fit_template_shift) with
 templates fitted on the OTHER six models' full 10,000 samples (leave one model out: the
-model predicted never informs its own prior).
+model predicted never informs its own prior). --templates rasch predicts with the
+per-problem Rasch prior of rasch.py instead of `planner fit`: problem difficulties fitted on
+the other six models (leave one model out), this model's ability from its 100 samples per
+problem; the interval from rasch.replicates (problems and samples resampled, ability drawn).
 Prints, per model and k, the mean prediction, the truth, the mean |error| and the share
 of seeds whose 80% interval holds the truth; then the totals.
 """
@@ -51,7 +57,37 @@ def lomo_templates(counts: dict, model: str) -> list:
             for other, probs in counts.items() if other != model]
 
 
-def run(seeds: int = 5, difficulty: str = "auto", templates: str = "none", models=None) -> list:
+def rasch_rows(counts: dict, model: str, seeds: int, truth: dict) -> list:
+    """--templates rasch: the per-problem prior of rasch.py, leave one model out."""
+    from planner.accuracy import logit_prior as LP
+    from planner.accuracy import rasch as R
+
+    probs = counts[model]
+    fit = R.fit_rasch({m: {p: (n, c) for p, n, c in pr} for m, pr in counts.items() if m != model})
+    priors = R.problem_priors(fit)
+    ids = [p[0] for p in probs]
+    n_all = np.array([p[1] for p in probs])
+    c_all = np.array([p[2] for p in probs])
+    p_nodes = LP._expit(LP.logit_nodes())
+    rows = []
+    for seed in range(seeds):
+        rng = np.random.default_rng(seed)
+        c_seen = rng.hypergeometric(c_all, n_all - c_all, SEEN).astype(float)
+        n_seen = np.full(len(c_seen), float(SEEN))
+        w = R.fit_new_model(ids, n_seen, c_seen, priors, fit.theta.values())
+        reps = R.replicates(ids, n_seen, c_seen, priors, fit.theta.values(), seed=seed)
+        for k in KS:
+            f = 1.0 - (1.0 - p_nodes) ** k
+            pred = float(w @ f)
+            lo, hi = np.quantile([float(r @ f) for r in reps], [0.1, 0.9])
+            lo, hi = min(lo, pred), max(hi, pred)
+            rows.append({"model": model, "seed": seed, "k": k, "chosen": "rasch", "predicted": pred,
+                         "lo": float(lo), "hi": float(hi), "truth": truth[k], "error": pred - truth[k],
+                         "covered": bool(lo <= truth[k] <= hi)})
+    return rows
+
+
+def run(seeds: int = 5, difficulty: str = "auto", templates: str = "shipped", models=None) -> list:
     from planner.accuracy.estimators import pass_at_k_unbiased
     from planner.accuracy.fit import fit_eval_log
     from planner.accuracy.predict import predict
@@ -65,10 +101,16 @@ def run(seeds: int = 5, difficulty: str = "auto", templates: str = "none", model
         for model, probs in counts.items():
             if models and model not in models:
                 continue
-            tpl = lomo_templates(counts, model) if templates == "lomo" else None
+            # shipped: what `planner fit` does (the task's shipped templates but the model's own)
+            tpl = {"lomo": lambda: lomo_templates(counts, model), "none": lambda: [],
+                   "shipped": lambda: None, "rasch": lambda: None}[templates]()
             n_all = np.array([p[1] for p in probs])
             c_all = np.array([p[2] for p in probs])
             truth = {k: float(pass_at_k_unbiased(n_all, c_all, np.full(len(n_all), k)).mean()) for k in KS}
+            if templates == "rasch":
+                rows += rasch_rows(counts, model, seeds, truth)
+                print(f"# {model}: done", file=sys.stderr, flush=True)
+                continue
             for seed in range(seeds):
                 rng = np.random.default_rng(seed)
                 c_seen = rng.hypergeometric(c_all, n_all - c_all, SEEN)
@@ -95,8 +137,10 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--difficulty", default="auto", help="planner fit --difficulty (auto, beta, logit_grid, ...)")
-    ap.add_argument("--templates", choices=("none", "lomo"), default="none",
-                    help="lomo: add the shared-shape prior fitted on the other models (leave one model out)")
+    ap.add_argument("--templates", choices=("shipped", "none", "lomo", "rasch"), default="shipped",
+                    help="shipped (default, as planner fit): the shipped examples/templates/math--*.yaml but "
+                         "the model's own; none: no template (planner fit --no-templates); lomo: add the shared-shape prior fitted on the other models (leave one model out); "
+                         "rasch: the per-problem Rasch prior of the other models (leave one model out)")
     ap.add_argument("--models", nargs="*", help="only these models (e.g. 'Pythia 70M'); default all")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)

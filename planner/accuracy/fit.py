@@ -240,12 +240,34 @@ class FitResult:
         return out
 
 
+TEMPLATE_DIR = ("examples", "templates")   # builtin_dir(kind) / subfolder: the shipped task templates
+
+
+def _model_key(name: str) -> str:
+    return str(name).strip().lower().replace(" ", "-").replace("_", "-")
+
+
+def task_templates(task: str, model: str) -> list:
+    """The shipped templates of ``task`` (examples/templates/<task>--<model>.yaml), every
+    model's but ``model``'s own (a template of the model fitted would be an earlier fit of
+    the same model, not the other models' shape): what `planner fit` offers the held-out
+    choice when no --template is given. Empty where none exists."""
+    from planner.catalog import builtin_dir
+    from planner.accuracy.profile import SEP, index_pairs
+
+    found = index_pairs([builtin_dir(TEMPLATE_DIR[0]) / TEMPLATE_DIR[1]])
+    return [p for stem, p in sorted(found.items())
+            if stem.split(SEP, 1)[0] == task and _model_key(stem.split(SEP, 1)[1]) != _model_key(model)]
+
+
 def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
                  difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0,
                  templates=None) -> FitResult:
     """Read, fit and assemble a TaskProfile (not yet written). ``templates``: other models'
     priors on the same task (grid weight arrays, or profile names / YAML paths read by
-    selection.template_weights) for logit_prior.fit_template_shift, a further candidate."""
+    selection.template_weights) for logit_prior.fit_template_shift, a further candidate;
+    None: the task's shipped templates (task_templates) under ``auto`` and ``template``;
+    []: none."""
     from planner.accuracy.profile import TASK_KINDS, TaskProfile
     from planner.catalog import validation_error
 
@@ -258,6 +280,8 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
                          value=task_kind)
     template_names = []
+    if templates is None and difficulty in ("auto", "template"):
+        templates = task_templates(task, model) or None   # the task's shipped templates, if any
     if templates is not None:
         from planner.accuracy.selection import template_weights
 

@@ -27,7 +27,10 @@ def fit_cmd(
                                        "score): write a verifier profile for --model on --task instead."),
     template: Optional[list[str]] = typer.Option(
         None, "--template", help="Profile of another model on the same task (repeatable): its difficulty "
-        "shape, shifted to this log, is one more candidate (--difficulty template forces it)."),
+        "shape, shifted to this log, is one more candidate (--difficulty template forces it). Default: "
+        "the task's shipped templates (examples/templates/<task>--*.yaml) but the model's own."),
+    no_templates: bool = typer.Option(False, "--no-templates",
+                                      help="Offer no template, not even the task's shipped ones."),
     json_out: bool = opt.json_flag(),
 ) -> None:
     """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
@@ -36,9 +39,9 @@ def fit_cmd(
     from planner.errors import InputError
 
     if verifier:
-        if template:
+        if template or no_templates:
             raise InputError("--template shapes a task profile's difficulty; a verifier fit takes none",
-                             field="template", value=template[0])
+                             field="template", value=template[0] if template else "--no-templates")
         _fit_verifier(eval_log, model, task, output, json_out)
         return
 
@@ -49,7 +52,7 @@ def fit_cmd(
     if not 0 <= seed < 2**32:
         raise InputError("must be an integer in [0, 2**32)", field="seed", value=seed)
     res = fit_eval_log(eval_log, model, task, task_kind=task_kind, difficulty=difficulty, gen_len=gen_len,
-                       seed=seed, templates=template or None)
+                       seed=seed, templates=[] if no_templates else (template or None))
     if output:
         write_profile(res.profile, output)
     summary = res.summary()
