@@ -1,0 +1,129 @@
+"""The on-disk caches behind `planner recommend`'s start-up and accuracy (catalog.read_yaml,
+recommend._cached_accuracy) return exactly what an uncached run computes, and miss
+whenever what they depend on changes. Oracles: the uncached functions themselves
+(safeload.read_yaml, accuracy.predict) and the byte-identical JSON of a whole recommend."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from planner import catalog
+from planner.accuracy import find_profile, predict
+from planner.accuracy.profile import Profile
+from planner.safeload import read_yaml as uncached_read_yaml
+
+R = importlib.import_module("planner.recommend")  # the module (planner.recommend is also a function)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(d))
+    monkeypatch.delenv("PLANNER_NO_CACHE", raising=False)
+    return d
+
+
+def _entries(d, kind):
+    return sorted((d / kind).glob("*")) if (d / kind).is_dir() else []
+
+
+def test_yaml_cache_returns_the_parse_and_follows_edits(cache, tmp_path):
+    f = tmp_path / "spec.yaml"
+    f.write_text("name: a\nvalues: [1, 2.5, true, null]\nnested: {x: 'y'}\n")
+    first = catalog.read_yaml(f)
+    assert first == uncached_read_yaml(f)
+    assert len(_entries(cache, "yaml")) == 1
+    assert catalog.read_yaml(f) == first                      # from the cache
+    st = os.stat(f)
+    f.write_text("name: b\nvalues: [1, 2.5, true, null]\nnested: {x: 'y'}\n")  # same size
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))          # and the same time stamps
+    assert catalog.read_yaml(f)["name"] == "b"
+    assert isinstance(catalog.read_yaml(f)["values"][0], int)
+
+
+def test_yaml_cache_skips_what_json_cannot_hold_and_survives_corruption(cache, tmp_path):
+    f = tmp_path / "keys.yaml"
+    f.write_text("1: one\n2: two\n")                          # integer keys: no JSON round trip
+    assert catalog.read_yaml(f) == {1: "one", 2: "two"}
+    assert catalog.read_yaml(f) == {1: "one", 2: "two"}
+    assert _entries(cache, "yaml") == []
+    g = tmp_path / "ok.yaml"
+    g.write_text("a: 1\n")
+    catalog.read_yaml(g)
+    (entry,) = _entries(cache, "yaml")
+    entry.write_text("{not json")
+    assert catalog.read_yaml(g) == {"a": 1}
+
+
+def test_yaml_cache_never_holds_a_refused_file(cache, tmp_path):
+    from planner.errors import InputError
+
+    f = tmp_path / "bad.yaml"
+    f.write_text("a: .nan\n")
+    for _ in range(2):
+        with pytest.raises(InputError):
+            catalog.read_yaml(f)
+    assert _entries(cache, "yaml") == []
+
+
+def test_no_cache_means_nothing_written(tmp_path, monkeypatch):
+    d = tmp_path / "cache"
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(d))
+    monkeypatch.setenv("PLANNER_NO_CACHE", "1")
+    f = tmp_path / "spec.yaml"
+    f.write_text("a: 1\n")
+    assert catalog.read_yaml(f) == {"a": 1}
+    assert not d.exists()
+
+
+def _args():
+    k = np.array([2.0, 8.0, 64.0]).reshape(-1, 1, 1, 1, 1)
+    L = np.array([2048.0, 16384.0]).reshape(1, -1, 1, 1, 1)
+    wq = np.array(["bf16", "int4"]).reshape(1, 1, -1, 1, 1)
+    aq = np.array(["bf16", "bf16"]).reshape(1, 1, -1, 1, 1)
+    kvq = np.array(["bf16", "fp8"]).reshape(1, 1, 1, -1, 1)
+    T = np.array([0.0, 512.0]).reshape(1, 1, 1, 1, -1)
+    return k, L, wq, aq, kvq, T
+
+
+@pytest.mark.parametrize("strategy", ["majority", "best-of-k", "verify"])
+def test_cached_accuracy_equals_predict_and_misses_on_a_changed_profile(cache, strategy):
+    prof = find_profile("qwen3-8b", "aime24")
+    k, L, wq, aq, kvq, T = _args()
+    want = predict(prof, strategy, k, L, weight_dtype=wq, act_dtype=aq, kv_dtype=kvq, kv_budget=T)
+    cold = R.accuracy_for_search(prof, strategy, k, L, wq, aq, kvq, T)
+    assert len(_entries(cache, "accuracy")) == 1
+    warm = R.accuracy_for_search(prof, strategy, k, L, wq, aq, kvq, T)
+    assert len(_entries(cache, "accuracy")) == 1
+    np.testing.assert_array_equal(cold, want)
+    np.testing.assert_array_equal(warm, want)
+    assert warm.shape == want.shape and warm.dtype == want.dtype
+    # another profile content (a different pass@1), another grid: new entries, new values
+    other = Profile(spec=prof.spec.model_copy(update={"pass_at_1": prof.spec.pass_at_1 * 0.9}), path=prof.path)
+    got = R.accuracy_for_search(other, strategy, k, L, wq, aq, kvq, T)
+    np.testing.assert_array_equal(got, predict(other, strategy, k, L, weight_dtype=wq, act_dtype=aq,
+                                                kv_dtype=kvq, kv_budget=T))
+    R.accuracy_for_search(prof, strategy, k[:2], L, wq, aq, kvq, T)
+    assert len(_entries(cache, "accuracy")) == 3
+    # a damaged entry is computed again
+    for e in _entries(cache, "accuracy"):
+        e.write_bytes(b"garbage")
+    np.testing.assert_array_equal(R.accuracy_for_search(prof, strategy, k, L, wq, aq, kvq, T), want)
+
+
+def test_recommend_answer_is_identical_cold_warm_and_uncached(cache, monkeypatch):
+    from planner.commands.recommend import default_scenario_path, load_scenario
+
+    scn = load_scenario(default_scenario_path())
+    scn = scn.model_copy(update={"models": ["qwen3-8b", "qwen3-32b"], "hardware": ["h100-sxm", "a100-sxm-80gb"]})
+    cold = json.dumps(R.run(scn), sort_keys=True)
+    warm = json.dumps(R.run(scn), sort_keys=True)
+    monkeypatch.setenv("PLANNER_NO_CACHE", "1")
+    plain = json.dumps(R.run(scn), sort_keys=True)
+    assert cold == warm == plain
+    assert _entries(cache, "accuracy")
