@@ -127,3 +127,47 @@ def test_recommend_answer_is_identical_cold_warm_and_uncached(cache, monkeypatch
     plain = json.dumps(R.run(scn), sort_keys=True)
     assert cold == warm == plain
     assert _entries(cache, "accuracy")
+
+
+def test_shared_pi_groups_give_the_exact_binomial_sums():
+    """small_k_values with H[n](pi) interpolated once per group of columns that share pi
+    (the trace-length effect nodes below the reference budget) against the binomial
+    recursion (_inner_expectations / _outer_table, an independent exact route) and
+    against the ungrouped evaluation, on random groups, some with spread pi."""
+    from planner.accuracy import strategy_tables as T
+
+    rng = np.random.default_rng(7)
+    m, groups = T._PI_GROUP, 400
+    pi = np.repeat(rng.uniform(0, 1, groups), m)
+    spread = rng.random(groups) < 0.3                         # groups whose pi differ
+    pi[np.repeat(spread, m)] = rng.uniform(0, 1, int(spread.sum()) * m)
+    s = rng.uniform(0, 1, groups * m) ** 3                    # many short-budget shares
+    s[:m] = 1e-12                                             # rare votes
+    s[m:2 * m] = 1 - 1e-12                                    # every sample answers
+    need = (2, 4, 8, 16, 32)
+    assert T._shared_pi(pi, m) is not None
+    for kind, rho in (("majority", 0.0), ("best-of-k", 3.0)):
+        grouped = T.small_k_values(kind, rho, s, pi, need)
+        plain = T.small_k_values(kind, rho, s, pi, need, pi_index=False)
+        np.testing.assert_allclose(grouped, plain, rtol=0, atol=1e-12)
+        h = T._h_majority if kind == "majority" else T._h_luce(np.full(pi.size, rho))
+        exact = T._outer_table(s, T._inner_expectations(pi, 32, h), 32)[list(need)]
+        np.testing.assert_allclose(grouped, exact, rtol=0, atol=1e-5)  # interpolation in pi: ~1e-6
+
+
+def test_accuracy_matches_the_ungrouped_model_within_1e_9(monkeypatch):
+    """predict on random grids for every aime24 profile, with and without the grouping."""
+    from planner.accuracy import profiles_for_task
+    from planner.accuracy import strategy_tables as T
+
+    rng = np.random.default_rng(3)
+    for prof in profiles_for_task("aime24"):
+        k = rng.choice([2, 3, 8, 16, 32, 64], 5).reshape(-1, 1, 1)
+        L = rng.uniform(500, 40000, 4).reshape(1, -1, 1)
+        Tb = rng.choice([0, 256, 2048], 3).reshape(1, 1, -1)
+        for strategy in ("majority", "best-of-k"):
+            with monkeypatch.context() as mp:
+                mp.setattr(T, "_PI_GROUP", 1)                 # no grouping: the reference
+                ref = predict(prof, strategy, k, L, kv_budget=Tb)
+            got = predict(prof, strategy, k, L, kv_budget=Tb)
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
