@@ -81,8 +81,28 @@ def cache_write(kind: str, key: str, data: bytes) -> None:
 
     try:
         atomic_write_bytes(d / kind / key, data)
+        _evict(d / kind)
     except (InputError, OSError):
         pass
+
+
+# Entries kept per cache kind; beyond, the least recently written quarter goes.
+CACHE_MAX_ENTRIES = 4096
+
+
+def _evict(folder: Path) -> None:
+    """Keep ``folder`` at most CACHE_MAX_ENTRIES files: the oldest (by modification time)
+    are removed first, down to three quarters of the limit."""
+    with os.scandir(folder) as it:
+        entries = [e for e in it if e.is_file() and not e.name.startswith(".")]
+    if len(entries) <= CACHE_MAX_ENTRIES:
+        return
+    entries.sort(key=lambda e: e.stat().st_mtime_ns)
+    for e in entries[:len(entries) - CACHE_MAX_ENTRIES * 3 // 4]:
+        try:
+            os.unlink(e.path)
+        except OSError:
+            pass
 
 
 # Bump when the parsed-YAML cache's layout or safeload's rules change meaning.

@@ -171,3 +171,13 @@ def test_accuracy_matches_the_ungrouped_model_within_1e_9(monkeypatch):
                 ref = predict(prof, strategy, k, L, kv_budget=Tb)
             got = predict(prof, strategy, k, L, kv_budget=Tb)
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-9)
+
+
+def test_cache_keeps_a_bounded_number_of_entries(cache, monkeypatch):
+    monkeypatch.setattr(catalog, "CACHE_MAX_ENTRIES", 8)
+    for i in range(20):
+        catalog.cache_write("accuracy", f"{i:02d}.npy", b"x")
+        os.utime(cache / "accuracy" / f"{i:02d}.npy", ns=(i * 10**9, i * 10**9))
+        assert len(_entries(cache, "accuracy")) <= 8
+    assert catalog.cache_read("accuracy", "19.npy") == b"x"   # the newest stay
+    assert catalog.cache_read("accuracy", "00.npy") is None
