@@ -88,14 +88,15 @@ _ACCURACY_CACHE_VERSION = 1
 
 @lru_cache(maxsize=1)
 def _code_stamp() -> str:
-    """SHA-256 of the source of every module of the package and numpy's version: a cached
-    accuracy is reused only by the code that computed it (~5 ms once per process)."""
+    """SHA-256 of the source of every module of the package, numpy's and Python's versions:
+    a cached accuracy is reused only by the code that computed it (~10 ms once per process)."""
     import hashlib
+    import sys
 
     import planner
 
     root = Path(planner.__file__).resolve().parent
-    h = hashlib.sha256(f"{_ACCURACY_CACHE_VERSION}|{np.__version__}".encode())
+    h = hashlib.sha256(f"{_ACCURACY_CACHE_VERSION}|{np.__version__}|{sys.version}|{sys.platform}".encode())
     for p in sorted(root.rglob("*.py")):
         h.update(str(p.relative_to(root)).encode("utf-8", "surrogateescape"))
         h.update(p.read_bytes())
