@@ -318,9 +318,9 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             ctx_ok = part.pop("_ctx_ok")
             for k in dtypes:
                 np.copyto(cols[k][off:off + n].reshape(blk.shape), part[k], casting="unsafe")
-            counts["devices"] += int(np.broadcast_to(~dev_ok, blk.shape).sum())
-            counts["context"] += int(np.broadcast_to(dev_ok & ~ctx_ok, blk.shape).sum())
-            counts["dtype"] += int(np.broadcast_to(dev_ok & ctx_ok & ~dt_ok, blk.shape).sum())
+            counts["devices"] += _broadcast_count(~dev_ok, blk.shape)
+            counts["context"] += _broadcast_count(dev_ok & ~ctx_ok, blk.shape)
+            counts["dtype"] += _broadcast_count(dev_ok & ctx_ok & ~dt_ok, blk.shape)
         labels = {
             "model": [m.name for m in models], "hardware": [h.name for h in hardware],
             "strategy": list(graphs), "weight_dtype": [QUANTIZATIONS[q][0] for q in space.quantizations],
@@ -333,6 +333,16 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
         return Result(cols, blocks, offsets, axes, labels, act, int(feasible.size), feasible, counts, stage_rows)
     finally:
         accuracy_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _broadcast_count(mask: np.ndarray, shape: tuple) -> int:
+    """The number of True entries of ``mask`` broadcast to ``shape``, without forming it:
+    each entry of ``mask`` repeats once per position of the axes it is broadcast along."""
+    mask = np.asarray(mask)
+    lead = len(shape) - mask.ndim
+    repeat = int(np.prod([n for i, n in enumerate(shape) if i < lead or mask.shape[i - lead] == 1 != n],
+                         dtype=np.int64))
+    return int(np.count_nonzero(mask)) * repeat
 
 
 def check_objective(objective: str) -> str:

@@ -181,3 +181,15 @@ def test_cache_keeps_a_bounded_number_of_entries(cache, monkeypatch):
         assert len(_entries(cache, "accuracy")) <= 8
     assert catalog.cache_read("accuracy", "19.npy") == b"x"   # the newest stay
     assert catalog.cache_read("accuracy", "00.npy") is None
+
+
+def test_broadcast_count_is_the_count_of_the_broadcast_array():
+    from planner.search import _broadcast_count
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        nd = int(rng.integers(1, 6))
+        shape = tuple(int(x) for x in rng.integers(1, 5, nd))
+        mshape = tuple(1 if rng.random() < 0.5 else n for n in shape)[int(rng.integers(0, nd)):]
+        m = rng.random(mshape) < 0.5
+        assert _broadcast_count(m, shape) == int(np.broadcast_to(m, shape).sum())
