@@ -93,9 +93,7 @@ def _code_stamp() -> str:
     import hashlib
     import sys
 
-    import planner
-
-    root = Path(planner.__file__).resolve().parent
+    root = Path(__file__).resolve().parent  # the package folder
     h = hashlib.sha256(f"{_ACCURACY_CACHE_VERSION}|{np.__version__}|{sys.version}|{sys.platform}".encode())
     for p in sorted(root.rglob("*.py")):
         h.update(str(p.relative_to(root)).encode("utf-8", "surrogateescape"))
