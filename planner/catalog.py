@@ -47,12 +47,99 @@ def search_dirs(kind: str) -> list[Path]:
     return dirs
 
 
+def cache_dir() -> Path | None:
+    """The folder of the planner's on-disk caches: ``$PLANNER_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/planner``, else ``~/.cache/planner``; None (no caching) where
+    ``PLANNER_NO_CACHE`` is set to anything but "" or "0"."""
+    if os.environ.get("PLANNER_NO_CACHE", "") not in ("", "0"):
+        return None
+    explicit = os.environ.get("PLANNER_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "planner"
+
+
+def cache_read(kind: str, key: str) -> bytes | None:
+    """The bytes cached under ``kind/key``, or None (no cache, no entry, unreadable)."""
+    d = cache_dir()
+    if d is None:
+        return None
+    try:
+        return (d / kind / key).read_bytes()
+    except (OSError, ValueError):
+        return None
+
+
+def cache_write(kind: str, key: str, data: bytes) -> None:
+    """Store ``data`` under ``kind/key`` atomically (planner.files); a cache that cannot be
+    written is skipped silently: it only ever saves time."""
+    d = cache_dir()
+    if d is None:
+        return
+    from planner.files import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(d / kind / key, data)
+        _evict(d / kind)
+    except (InputError, OSError):
+        pass
+
+
+# Entries kept per cache kind; beyond, the least recently written quarter goes.
+CACHE_MAX_ENTRIES = 4096
+
+
+def _evict(folder: Path) -> None:
+    """Keep ``folder`` at most CACHE_MAX_ENTRIES files: the oldest (by modification time)
+    are removed first, down to three quarters of the limit."""
+    with os.scandir(folder) as it:
+        entries = [e for e in it if e.is_file() and not e.name.startswith(".")]
+    if len(entries) <= CACHE_MAX_ENTRIES:
+        return
+    entries.sort(key=lambda e: e.stat().st_mtime_ns)
+    for e in entries[:len(entries) - CACHE_MAX_ENTRIES * 3 // 4]:
+        try:
+            os.unlink(e.path)
+        except OSError:
+            pass
+
+
+# Bump when the parsed-YAML cache's layout or safeload's rules change meaning.
+_YAML_CACHE_VERSION = 1
+
+
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file under the input limits (planner.safeload): malformed, missing,
-    unreadable or oversized files, aliases and non-finite numbers become one-line InputErrors."""
-    from planner.safeload import read_yaml as safe_read_yaml
+    unreadable or oversized files, aliases and non-finite numbers become one-line InputErrors.
 
-    return safe_read_yaml(path)
+    Parsed files are cached as JSON in ``cache_dir()/yaml`` (start-up: parsing the
+    catalog's YAML is ~0.1 s of a `planner recommend`), keyed by a SHA-256 of the file's
+    text (read under safeload's limits every time), so an edited file is parsed again
+    whatever its time stamps say. Only content that survives the JSON round trip exactly
+    (string keys, no dates) is cached, and only after the limits have been checked on a
+    full parse: a file the checks refuse is never cached."""
+    import hashlib
+    import json
+
+    from planner.safeload import loads_yaml, read_text
+
+    text = read_text(path)
+    key = hashlib.sha256(f"{_YAML_CACHE_VERSION}\n{text}".encode("utf-8", "surrogatepass")).hexdigest() + ".json"
+    raw = cache_read("yaml", key)
+    if raw is not None:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            pass
+    data = loads_yaml(text, str(path))
+    try:
+        dumped = json.dumps(data, allow_nan=False)
+        if json.loads(dumped) == data:
+            cache_write("yaml", key, dumped.encode("utf-8"))
+    except (TypeError, ValueError, RecursionError):
+        pass  # not JSON-representable: parsed again next time
+    return data
 
 
 def validation_error(exc: Exception, file: str) -> InputError:

@@ -11,6 +11,7 @@ dollars, accuracy and a feasibility verdict as one row of flat arrays.
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
@@ -185,32 +186,42 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             return [i for i, k in enumerate(K_all) if k > 1 and k in space.samples]
         return [one_k]  # a one-sample strategy costs one sample, whatever the samples grid
 
-    def accuracy_of(graph, ks) -> tuple[np.ndarray, list]:
-        """Accuracy on (M, H, 1, K', L, Q, V, 1, T) and, with ``interval_fn``, its interval's
-        [lo, hi] arrays (NaN without replicates): one call per model and distinct row of
-        activation dtypes (the ones the cost uses), dtypes as arrays."""
-        acc = np.zeros((nM, nH, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
-        lo_hi = [np.full(acc.shape, np.nan, dtype=np.float32) for _ in range(2)] if interval_fn else []
-        wq = np.array([QUANTIZATIONS[q][0] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
-        kvq = np.array(space.kv_dtypes).reshape(1, 1, 1, -1, 1)
-        for row in dict.fromkeys(tuple(r) for r in act_names):
+    wq = np.array([QUANTIZATIONS[q][0] for q in space.quantizations]).reshape(1, 1, -1, 1, 1)
+    kvq = np.array(space.kv_dtypes).reshape(1, 1, 1, -1, 1)
+    act_rows = list(dict.fromkeys(tuple(r) for r in act_names))
+
+    def accuracy_of_model(graph, ks, mi) -> list:
+        """One model's accuracy calls for a strategy: per distinct row of activation dtypes
+        (the ones the cost uses; dtypes as arrays), the hardware it covers, the accuracy
+        and, with ``interval_fn``, its interval."""
+        out = []
+        for row in act_rows:
             hs = [i for i, r in enumerate(act_names) if tuple(r) == row]
             aq = np.array(row).reshape(1, 1, -1, 1, 1)
-            for mi in range(nM):
-                args = (profiles[mi], graph.graph["accuracy"], K_all[ks].reshape(-1, 1, 1, 1, 1),
-                        Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
-                a = accuracy_fn(*args)
+            args = (profiles[mi], graph.graph["accuracy"], K_all[ks].reshape(-1, 1, 1, 1, 1),
+                    Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
+            out.append((hs, accuracy_fn(*args), interval_fn(*args) if interval_fn else None))
+        return out
+
+    def accuracy_of(ks, per_model) -> tuple[np.ndarray, list]:
+        """Accuracy on (M, H, 1, K', L, Q, V, 1, T) and, with ``interval_fn``, its
+        interval's [lo, hi] arrays (NaN without replicates), from the models' calls."""
+        acc = np.zeros((nM, nH, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
+        lo_hi = [np.full(acc.shape, np.nan, dtype=np.float32) for _ in range(2)] if interval_fn else []
+        for mi, fut in enumerate(per_model):
+            for hs, a, iv in fut.result():
                 acc[mi, hs, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
-                iv = interval_fn(*args) if interval_fn else None
                 for arr, v in zip(lo_hi if iv is not None else (), iv or ()):
                     arr[mi, hs, 0] = np.broadcast_to(v, acc.shape[3:7] + acc.shape[8:])[..., None, :]
         return acc, lo_hi
 
-    # the accuracy model (Python-heavy) runs on a thread of its own while the engine's
-    # block threads (numpy, GIL released) cost the stages: the same calls, the same results
-    accuracy_pool = ThreadPoolExecutor(1)
+    # the accuracy model (Python-heavy) runs on threads of its own, one (strategy, model)
+    # at a time, while the engine's block threads (numpy, GIL released) cost the stages:
+    # the same calls, the same results, in any order
+    accuracy_pool = ThreadPoolExecutor(max(1, min(2, os.cpu_count() or 1)))
     try:
-        accuracies = {name: accuracy_pool.submit(accuracy_of, g, np.array(k_picks(g)))
+        accuracies = {name: [accuracy_pool.submit(accuracy_of_model, g, np.array(k_picks(g)), mi)
+                             for mi in range(nM)]
                       for name, g in graphs.items() if k_picks(g)}
         stages: dict = {}
         stage_rows = 0
@@ -280,7 +291,7 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
                 if bottleneck is None and call.op == "generate":
                     bottleneck = src["bottleneck"]
             latency, totals = strat.combine(graph, lat_nodes, sums)
-            acc, lo_hi = accuracies[sname].result()
+            acc, lo_hi = accuracy_of(ks, accuracies[sname])
             pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
             parts.append({
                 "accuracy": acc, **dict(zip(("accuracy_lo", "accuracy_hi"), lo_hi)),
@@ -307,9 +318,9 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             ctx_ok = part.pop("_ctx_ok")
             for k in dtypes:
                 np.copyto(cols[k][off:off + n].reshape(blk.shape), part[k], casting="unsafe")
-            counts["devices"] += int(np.broadcast_to(~dev_ok, blk.shape).sum())
-            counts["context"] += int(np.broadcast_to(dev_ok & ~ctx_ok, blk.shape).sum())
-            counts["dtype"] += int(np.broadcast_to(dev_ok & ctx_ok & ~dt_ok, blk.shape).sum())
+            counts["devices"] += _broadcast_count(~dev_ok, blk.shape)
+            counts["context"] += _broadcast_count(dev_ok & ~ctx_ok, blk.shape)
+            counts["dtype"] += _broadcast_count(dev_ok & ctx_ok & ~dt_ok, blk.shape)
         labels = {
             "model": [m.name for m in models], "hardware": [h.name for h in hardware],
             "strategy": list(graphs), "weight_dtype": [QUANTIZATIONS[q][0] for q in space.quantizations],
@@ -322,6 +333,16 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
         return Result(cols, blocks, offsets, axes, labels, act, int(feasible.size), feasible, counts, stage_rows)
     finally:
         accuracy_pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _broadcast_count(mask: np.ndarray, shape: tuple) -> int:
+    """The number of True entries of ``mask`` broadcast to ``shape``, without forming it:
+    each entry of ``mask`` repeats once per position of the axes it is broadcast along."""
+    mask = np.asarray(mask)
+    lead = len(shape) - mask.ndim
+    repeat = int(np.prod([n for i, n in enumerate(shape) if i < lead or mask.shape[i - lead] == 1 != n],
+                         dtype=np.int64))
+    return int(np.count_nonzero(mask)) * repeat
 
 
 def check_objective(objective: str) -> str:

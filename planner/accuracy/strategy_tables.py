@@ -264,7 +264,35 @@ def _powers(x: np.ndarray, K: int) -> np.ndarray:
     return pw
 
 
-def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
+# Columns of a call come in groups of budget.EFFECT_NODES (a node's trace-length effect
+# nodes, combinations.node_probabilities); below the reference budget every column of a
+# group has the same pi (p and w scale alike with the finishing ratio), so H[n](pi) is
+# interpolated once per group (_shared_pi). Groups agree to this absolute tolerance in pi
+# (H moves by < 1e-11 over it).
+_PI_GROUP = 6
+_PI_GROUP_TOL = 1e-13
+
+
+def _shared_pi(pi: np.ndarray, m: int):
+    """(reduced, index) with pi[j] == reduced[index[j]] to _PI_GROUP_TOL, where groups of
+    ``m`` consecutive columns that agree share one entry; None where too few groups
+    agree to pay for the bookkeeping."""
+    if m <= 1 or pi.size < 64 * m or pi.size % m:
+        return None
+    P = pi.reshape(-1, m)
+    same = np.abs(P - P[:, :1]).max(axis=1) <= _PI_GROUP_TOL
+    n_same = int(same.sum())
+    if n_same * 4 < len(same):
+        return None
+    index = np.empty(P.shape, dtype=np.int64)
+    index[same] = np.arange(n_same)[:, None]
+    n_other = (len(same) - n_same) * m
+    index[~same] = n_same + np.arange(n_other).reshape(-1, m)
+    reduced = np.concatenate([P[same, 0], P[~same].ravel()])
+    return reduced, index.ravel()
+
+
+def small_k_values(kind: str, rho: float, s, pi, need, pi_index=None) -> np.ndarray:
     """Exact majority (kind "majority") or best-of-k ("best-of-k", reward odds rho)
     accuracy for every k in ``need`` (<= K_EXACT): T[k] = sum_n Bin(n; k, s) H[n](pi) at
     each node, s the share of samples in the race (answers), pi the share of those that
@@ -277,11 +305,29 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
     the sums keep ~K eps relative precision; x^n stays below 1e9^K (no overflow) where
     1 - s >= 1e-9, and beyond, T[k] = s^k H[k] + k s^(k-1) (1-s) H[k-1] (error < k^2
     1e-18). Powers x^n, n >= 2, of x < 1e-9 are dropped (< 1e-18; keeps the products clear
-    of subnormal numbers). Nodes go in chunks of _CHUNK_NODES (temporaries stay in cache)."""
+    of subnormal numbers). Nodes go in chunks of _CHUNK_NODES (temporaries stay in cache).
+
+    ``pi_index``: column j's pi is ``pi[pi_index[j]]`` (pi then holds distinct values);
+    by default groups of _PI_GROUP columns with one pi are found here (_shared_pi) and
+    H[n](pi) interpolated once per group."""
     need = tuple(int(k) for k in np.atleast_1d(need))
     K = max(need)
     s = np.clip(np.asarray(s, float).ravel(), 0.0, 1.0)
     pi = np.asarray(pi, float).ravel()
+    if pi_index is None:
+        shared = _shared_pi(pi, _PI_GROUP) if s.size == pi.size else None
+        if shared is not None:
+            return small_k_values(kind, rho, s, shared[0], need, shared[1])
+        pi_index = False  # one pi per column; not searched for groups again
+    plain = pi_index is False
+
+    def pi_at(cols):
+        return pi[cols] if plain else pi[pi_index[cols]]
+
+    def sub(cols):
+        """The (pi, pi_index) arguments of a recursive call on columns ``cols``."""
+        return (pi[cols], False) if plain else (pi, pi_index[cols])
+
     rare = s * K < _S_RARE
     if rare.any() and K >= 1:
         # at most one vote / answer in k is likely: T[k] = k s (1-s)^(k-1) H[1] with
@@ -290,13 +336,14 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
         # (traces truncated), a third of the search's columns.
         out = np.empty((len(need), s.size))
         j = np.flatnonzero(rare)
-        sj, pj = s[j], pi[j]
+        sj, pj = s[j], pi_at(j)
         l1 = np.log1p(-sj)
         for m, k in enumerate(need):
             out[m, j] = k * sj * np.exp((k - 1) * l1) * pj if k else 0.0
         rest = np.flatnonzero(~rare)
         if len(rest):
-            out[:, rest] = small_k_values(kind, rho, s[rest], pi[rest], need)
+            pi_r, idx_r = sub(rest)
+            out[:, rest] = small_k_values(kind, rho, s[rest], pi_r, need, idx_r)
         return out
     near_one = 1.0 - s < _S_ONE
     if near_one.any() and not near_one.all():
@@ -304,7 +351,8 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
         # without the matrix products for those nodes
         out = np.empty((len(need), s.size))
         for sel in (near_one, ~near_one):
-            out[:, sel] = small_k_values(kind, rho, s[sel], pi[sel], need)
+            pi_s, idx_s = sub(sel)
+            out[:, sel] = small_k_values(kind, rho, s[sel], pi_s, need, idx_s)
         return out
     tab2 = _interp_table(kind, float(rho), K)
     C_all = _binomials(need, K)
@@ -327,27 +375,39 @@ def small_k_values(kind: str, rho: float, s, pi, need) -> np.ndarray:
         tab_odd = _odd_table(K)
         C2 = _majority_binomials(need, K)
         nk = len(need)
+        H_all = _rows_at(tab_odd, pi, pi_index)
         for start in range(0, s.size, _CHUNK_NODES):
             sl = slice(start, start + _CHUNK_NODES)
             xs = x[sl]
-            H = _interp_rows(tab_odd, pi[sl])                        # (m, ceil(K/2))
+            H = H_all(sl)                                            # (m, ceil(K/2))
             H *= _powers(xs * xs, H.shape[1] - 1)
             H *= xs[:, None]
             R = H @ C2
             out[:, sl] *= (R[:, :nk] + xs[:, None] * R[:, nk:]).T
     else:
+        H_all = _rows_at(tab2, pi, pi_index)
         for start in range(0, s.size, _CHUNK_NODES):
             sl = slice(start, start + _CHUNK_NODES)
-            H = _interp_rows(tab2, pi[sl])                           # (m, K+1)
+            H = H_all(sl)                                            # (m, K+1)
             H *= _powers(x[sl], K)
             out[:, sl] *= (H @ C_all).T
     if near_one.any():
         j = np.flatnonzero(near_one)
-        Hn = _inner_interp_rows(kind, float(rho), pi[j], K)
+        Hn = _inner_interp_rows(kind, float(rho), pi_at(j), K)
         sj, rj = s[j], r[j]
         for m, k in enumerate(need):
             out[m, j] = sj ** k * Hn[:, k] + (k * sj ** (k - 1) * rj * Hn[:, k - 1] if k else 0.0)
     return out
+
+
+def _rows_at(tab2: np.ndarray, pi: np.ndarray, pi_index):
+    """A function of a column slice giving the _interp_rows of those columns (a fresh
+    array): interpolated per column (``pi_index`` False), or once per distinct pi and
+    gathered (column j's pi is pi[pi_index[j]])."""
+    if pi_index is False:
+        return lambda sl: _interp_rows(tab2, pi[sl])
+    H_red = _interp_rows(tab2, pi)
+    return lambda sl: H_red[pi_index[sl]]
 
 
 def _table_from_values(kind, rho, s, pi, K, need):

@@ -42,7 +42,7 @@ def find_profile(hardware_name: str) -> Path | None:
             if p.is_file():
                 return p
     from planner.errors import InputError
-    from planner.safeload import read_yaml
+    from planner.catalog import read_yaml  # cached parse (catalog.read_yaml)
 
     for d in dirs:
         if not d.is_dir():
