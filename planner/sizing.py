@@ -117,7 +117,8 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
     The engine grid and the per-replica Poisson rates depend on the variant only through
     its generation-length scale (traffic, prices and the throughput factor act on the
     fleet arithmetic after them): pass the same ``grids`` dict to several calls on one
-    scenario and each distinct ``gen_scale`` is costed once."""
+    scenario and each distinct ``gen_scale`` is costed once (the accuracy per generation
+    cap, likewise)."""
     from planner.cost.engine import BOTTLENECKS
     if efficiencies is None:
         efficiencies = resolve_efficiencies(scn, hardware)
@@ -130,17 +131,17 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
         g = grids[key]
     sets, D, quants, kvs, C, acts, R = g
     rps = scn.traffic.requests_per_s * variant.traffic_scale
+    gen_cap = int(round(scn.traffic.gen_cap() * variant.gen_scale))
     cands = []
     for mi, m in enumerate(models):
-        cache: dict = {}
+        cache: dict = {} if grids is None else grids.setdefault(("accuracy", id(m), gen_cap), {})
         for hi, h in enumerate(hardware):
             acc = {}
             for qi, q in enumerate(quants):
                 for vi, v in enumerate(kvs):
                     key = (QUANTIZATIONS[q][0], acts[hi][qi] or "bf16", v)
                     if key not in cache:
-                        cache[key] = candidate_accuracy(m.name, scn.task, *key,
-                                                        int(round(scn.traffic.gen_cap() * variant.gen_scale)))
+                        cache[key] = candidate_accuracy(m.name, scn.task, *key, gen_cap)
                     acc[qi, vi] = cache[key]
             sub = {k: v[mi, hi] for k, v in R.items()}  # (D, Q, V, C, S)
             cands.append(_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts[hi], rps, variant,
