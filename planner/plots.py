@@ -115,10 +115,12 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
             ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="black", linewidth=0.8,
                     linestyle="--", zorder=1)
         labelled = {id(p) for p in points if p["chosen"]} | {id(p) for p in front}
-        for p, dy in _staggered([p for p in points if id(p) in labelled and p["label"]], better):
+        shown = [p for p in points if id(p) in labelled and p["label"]]
+        # leader lines while few labels (an arrow patch per label is most of a crowded plot's time)
+        lead = {"arrowstyle": "-", "linewidth": 0.4, "color": "#888888"} if len(shown) <= MAX_LEADER_LINES else None
+        for p, dy in _staggered(shown, better):
             ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(4, dy),
-                        fontsize=7 if p["chosen"] else 6, arrowprops={"arrowstyle": "-", "linewidth": 0.4,
-                                                                       "color": "#888888"})
+                        fontsize=7 if p["chosen"] else 6, arrowprops=lead)
         _sane_limits(ax, points, better)
         ax.set_xlabel("USD per 1,000 requests (fleet, with headroom)")
         ax.set_ylabel(y_label)
@@ -134,6 +136,7 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
 
 
 LABEL_OFFSETS_PT = (8, -14, 22, -28, 36, -42)
+MAX_LEADER_LINES = 16
 
 
 def _staggered(points: list[dict], accuracy_axis: bool) -> list[tuple[dict, int]]:
