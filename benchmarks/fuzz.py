@@ -33,7 +33,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("n", nargs="?", type=int, default=10_000)
     ap.add_argument("seed", nargs="?", type=int, default=0)
-    ap.add_argument("--only", default=None, help="only mutations of shipped files whose name contains this (e.g. capacity), or flags")
+    ap.add_argument("--only", default=None,
+                    help="only mutations of shipped files whose name contains this (e.g. capacity), or flags")
     args = ap.parse_args()
     n, seed = args.n, args.seed
     counts: collections.Counter = collections.Counter()

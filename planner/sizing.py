@@ -122,7 +122,8 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
     from planner.cost.engine import BOTTLENECKS
     if efficiencies is None:
         efficiencies = resolve_efficiencies(scn, hardware)
-    key = (variant.gen_scale, id(scn), tuple(id(m) for m in models), tuple(id(h) for h in hardware))
+    key = (variant.gen_scale, id(scn), id(efficiencies), tuple(id(m) for m in models),
+           tuple(id(h) for h in hardware))
     if grids is None or key not in grids:
         g = _grid(scn, models, hardware, variant, efficiencies)
         if grids is not None:
