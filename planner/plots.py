@@ -37,8 +37,49 @@ def _figure(width_in: float = 7.5, height_in: float = 4.6):
     except ImportError as exc:  # pragma: no cover - optional dependency
         raise PlotsUnavailable("matplotlib is not installed (pip install 'planner[report]')") from exc
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(width_in, height_in), layout="constrained")
+        fig = Figure(figsize=(width_in, height_in))
         yield fig
+
+
+def log_ticks(lo: float, hi: float) -> list[float]:
+    """Tick values for a log axis from ``lo`` to ``hi``: 1-2-5 steps when it spans under
+    about two decades, else whole decades (every other one past eight)."""
+    import math
+
+    if not (0 < lo < hi and math.isfinite(hi)):
+        return []
+    k0, k1 = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    steps = (1.0, 2.0, 5.0) if hi / lo < 100.0 else (1.0,)
+    every = 2 if k1 - k0 > 8 else 1
+    ticks = [m * 10.0 ** k for k in range(k0, k1 + 1) if (k - k0) % every == 0 or len(steps) > 1 for m in steps]
+    return [t for t in ticks if lo <= t <= hi]
+
+
+def _log_axis(ax, name: str, lo: float, hi: float) -> None:
+    """A log axis over [lo, hi] with explicit ticks labelled in plain text ("0.3", "20",
+    "1e+06"), no minor ticks. matplotlib's default log ticks (mathtext powers of ten,
+    parsed by pyparsing, and a tick object per minor tick) were most of a plot's time."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    axis = getattr(ax, f"{name}axis")
+    getattr(ax, f"set_{name}scale")("log")
+    getattr(ax, f"set_{name}lim")(lo, hi)
+    axis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:.4g}"))
+    axis.set_minor_locator(NullLocator())
+
+
+def _legend_right(fig, handles, labels: list[str]) -> None:
+    """The legend outside the axes on the right, the axes given what it leaves (fixed
+    margins: a layout engine would draw the figure twice to measure it)."""
+    width_in = fig.get_figwidth()
+    chars = max((len(s) for s in labels), default=0)
+    legend_in = min(0.45 * width_in, 0.45 + chars * 7 * 0.55 / 72.0)  # marker + text at 7 pt
+    right = 1.0 - legend_in / width_in
+    fig.subplots_adjust(left=0.09, bottom=0.11, right=right - 0.01, top=0.97)
+    if handles:
+        fig.legend(handles=handles, labels=labels, loc="upper left", bbox_to_anchor=(right, 0.97), fontsize=7,
+                   frameon=False)
 
 
 def _svg(fig) -> str:
@@ -74,25 +115,28 @@ def pareto_svg(points: list[dict], y_label: str) -> str:
             ax.step([p["x"] for p in front], [p["y"] for p in front], where="post", color="black", linewidth=0.8,
                     linestyle="--", zorder=1)
         labelled = {id(p) for p in points if p["chosen"]} | {id(p) for p in front}
-        for p, dy in _staggered([p for p in points if id(p) in labelled and p["label"]], better):
+        shown = [p for p in points if id(p) in labelled and p["label"]]
+        # leader lines while few labels (an arrow patch per label is most of a crowded plot's time)
+        lead = {"arrowstyle": "-", "linewidth": 0.4, "color": "#888888"} if len(shown) <= MAX_LEADER_LINES else None
+        for p, dy in _staggered(shown, better):
             ax.annotate(p["label"], (p["x"], p["y"]), textcoords="offset points", xytext=(4, dy),
-                        fontsize=7 if p["chosen"] else 6, arrowprops={"arrowstyle": "-", "linewidth": 0.4,
-                                                                       "color": "#888888"})
+                        fontsize=7 if p["chosen"] else 6, arrowprops=lead)
         _sane_limits(ax, points, better)
-        ax.set_xscale("log")
         ax.set_xlabel("USD per 1,000 requests (fleet, with headroom)")
         ax.set_ylabel(y_label)
         if points:
-            handles = [Line2D([], [], linestyle="", marker="o", color=color[m], label=m) for m in models]
-            handles += [Line2D([], [], linestyle="", marker=marker[h], color="#555555", label=h) for h in devices]
-            handles.append(Line2D([], [], color="black", linestyle="--", linewidth=0.8, label="Pareto frontier"))
-            fig.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False)
+            handles = [Line2D([], [], linestyle="", marker="o", color=color[m]) for m in models]
+            handles += [Line2D([], [], linestyle="", marker=marker[h], color="#555555") for h in devices]
+            handles.append(Line2D([], [], color="black", linestyle="--", linewidth=0.8))
+            _legend_right(fig, handles, [*models, *devices, "Pareto frontier"])
         else:
+            _legend_right(fig, [], [])
             ax.text(0.5, 0.5, "no configuration meets the SLOs", transform=ax.transAxes, ha="center")
         return _svg(fig)
 
 
 LABEL_OFFSETS_PT = (8, -14, 22, -28, 36, -42)
+MAX_LEADER_LINES = 16
 
 
 def _staggered(points: list[dict], accuracy_axis: bool) -> list[tuple[dict, int]]:
@@ -110,11 +154,11 @@ def _staggered(points: list[dict], accuracy_axis: bool) -> list[tuple[dict, int]
 def _sane_limits(ax, points: list[dict], accuracy_axis: bool) -> None:
     """Axes that do not exaggerate: accuracy spans 0 to 1 (a 0.32-0.40 axis makes 8 points
     look like a cliff); latency starts at 0; cost (log) gets half a decade of margin."""
-    if not points:
-        return
     xs = [p["x"] for p in points if p["x"] > 0]
-    if xs:
-        ax.set_xlim(min(xs) / 1.6, max(xs) * 1.6)
+    if not xs:
+        ax.set_xscale("log")
+        return
+    _log_axis(ax, "x", min(xs) / 1.6, max(xs) * 1.6)
     if accuracy_axis:
         ax.set_ylim(0.0, 1.0)
     else:
@@ -152,16 +196,24 @@ def roofline_svg(points: list[dict], roofs: list[dict]) -> str:
         for r in sorted(roofs, key=lambda r: (r["hardware"], r["dtype"])):
             ax.plot(ai, np.minimum(r["peak_flops"], ai * r["bandwidth"]), color=color[r["hardware"]], linewidth=1.2,
                     linestyle=style.get(r["dtype"], ":"), label=f"{r['hardware']} {r['dtype']}")
-        for p in points:
-            ax.scatter([p["intensity"]], [p["flops_s"]], s=50, color=color[p["hardware"]], marker=marker[p["hardware"]],
-                       edgecolors="black", linewidths=0.6, zorder=3)
-            if len(points) <= 12:
+        for h in devices:  # one scatter call per device
+            mine = [p for p in points if p["hardware"] == h]
+            if mine:
+                ax.scatter([p["intensity"] for p in mine], [p["flops_s"] for p in mine], s=50, color=color[h],
+                           marker=marker[h], edgecolors="black", linewidths=0.6, zorder=3)
+        if len(points) <= 12:
+            for p in points:
                 ax.annotate(p["label"], (p["intensity"], p["flops_s"]), textcoords="offset points",
                             xytext=(5, -10), fontsize=7)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+        ys = [p["flops_s"] for p in points if p["flops_s"] > 0]
+        ys += [float(v) for r in roofs for v in np.minimum(r["peak_flops"], ai[[0, -1]] * r["bandwidth"]) if v > 0]
+        _log_axis(ax, "x", lo, hi)
+        if ys:
+            _log_axis(ax, "y", min(ys) / 2.0, max(ys) * 2.0)
+        else:
+            ax.set_yscale("log")
         ax.set_xlabel("arithmetic intensity (FLOP per byte moved, per request)")
         ax.set_ylabel("FLOP/s per device (achieved at full load)")
-        if roofs:
-            fig.legend(loc="outside right upper", fontsize=7, frameon=False)
+        handles, labels = ax.get_legend_handles_labels()
+        _legend_right(fig, handles, labels)
         return _svg(fig)

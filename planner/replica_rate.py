@@ -143,8 +143,10 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
     hi = hi0 = np.log(np.maximum(np.asarray(rate_hi, dtype=float), 1e-12))
     lo = hi - RATE_DECADES * np.log(10.0)
 
-    def meets(log_rate):
-        m = set_metrics(x, np.exp(log_rate), P, G, Q, engine_cols, max_running)
+    cap = np.broadcast_to(np.asarray(max_running, dtype=float), (n,))
+
+    def meets(log_rate, x=x, P=P, G=G, Q=Q, cap=cap):
+        m = set_metrics(x, np.exp(log_rate), P, G, Q, engine_cols, cap)
         ok = np.isfinite(m["tpot_s"]).all(axis=1)
         for metric, limit, q in bounds:
             ok &= np.where(Q == q, m[metric] <= limit, True).all(axis=1)
@@ -152,10 +154,20 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
 
     feasible = meets(lo)
     top_ok = meets(hi)
-    for _ in range(BISECTION_STEPS):
-        mid = 0.5 * (lo + hi)
-        good = meets(mid)
-        lo = np.where(good, mid, lo)
-        hi = np.where(good, hi, mid)
+    # only the configurations between the bracket's ends are bisected (the others' answer is
+    # 0 or the top already; planner.cost.row_subset evaluates a row as the whole context does)
+    act = np.flatnonzero(feasible & ~top_ok)
+    lo_a, hi_a = lo[act], hi[act]
+    if act.size:
+        from planner.cost.row_subset import take_rows
+
+        sub = dict(x=take_rows(x, act), P=P[act], G=G[act], Q=Q[act], cap=cap[act])
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (lo_a + hi_a)
+            good = meets(mid, **sub)
+            lo_a = np.where(good, mid, lo_a)
+            hi_a = np.where(good, hi_a, mid)
+    lo = lo.copy()
+    lo[act] = lo_a
     best = np.where(top_ok, hi0, lo)
     return np.where(feasible, np.exp(best), 0.0)

@@ -25,13 +25,14 @@ def build(path: str) -> dict[str, Any]:
 
     scn, models, hardware = load_scenario(path)
     effs = resolve_efficiencies(scn, hardware)
-    base = plan(scn, models, hardware, Variant(), effs)
+    grids: dict = {}  # one engine grid and Poisson sizing per generation-length scale
+    base = plan(scn, models, hardware, Variant(), effs, grids)
     s = scn.sensitivity
     variants = [Variant("generation length x2", gen_scale=2.0), Variant("traffic x2", traffic_scale=2.0),
                 Variant(f"prices {s.price_change:+.0%}", price_scale=1.0 + s.price_change)]
     if s.model_error > 0:
         variants.append(Variant(f"throughput {-s.model_error:+.0%} (model error)", throughput_scale=1.0 - s.model_error))
-    sens = [plan(scn, models, hardware, v, effs) for v in variants]
+    sens = [plan(scn, models, hardware, v, effs, grids) for v in variants]
     ok = [c for c in base["candidates"] if c["status"] == "ok"]
     floor = scn.min_accuracy
     acceptable = [c for c in ok if floor is None or c["accuracy"] is None or c["accuracy"] >= floor]

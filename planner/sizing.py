@@ -136,13 +136,55 @@ def _serving(scn, engine=None, params=None) -> dict:
     return cols
 
 
-def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None) -> dict[str, Any]:
-    """Size a fleet for every candidate. Returns a JSON-ready dict."""
-    from planner.cost.api import columns
-    from planner.cost.engine import BOTTLENECKS, evaluate
-    from planner.cost.tables import HardwareTable, ModelTable
+def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
+         grids: Optional[dict] = None) -> dict[str, Any]:
+    """Size a fleet for every candidate. Returns a JSON-ready dict.
+
+    The engine grid and the per-replica Poisson rates depend on the variant only through
+    its generation-length scale (traffic, prices and the throughput factor act on the
+    fleet arithmetic after them): pass the same ``grids`` dict to several calls on one
+    scenario and each distinct ``gen_scale`` is costed once (the accuracy per generation
+    cap, likewise)."""
+    from planner.cost.engine import BOTTLENECKS
     if efficiencies is None:
         efficiencies = resolve_efficiencies(scn, hardware)
+    key = (variant.gen_scale, id(scn), id(efficiencies), tuple(id(m) for m in models),
+           tuple(id(h) for h in hardware))
+    if grids is None or key not in grids:
+        g = _grid(scn, models, hardware, variant, efficiencies)
+        if grids is not None:
+            grids[key] = g
+    else:
+        g = grids[key]
+    sets, D, quants, kvs, C, acts, R, lay = g
+    rps = scn.traffic.requests_per_s * variant.traffic_scale
+    gen_cap = int(round(scn.traffic.gen_cap() * variant.gen_scale))
+    cands = []
+    for mi, m in enumerate(models):
+        cache: dict = {} if grids is None else grids.setdefault(("accuracy", id(m), gen_cap), {})
+        for hi, h in enumerate(hardware):
+            acc = {}
+            for qi, q in enumerate(quants):
+                for vi, v in enumerate(kvs):
+                    key = (QUANTIZATIONS[q][0], acts[hi][qi] or "bf16", v)
+                    if key not in cache:
+                        cache[key] = candidate_accuracy(m.name, scn.task, *key, gen_cap)
+                    acc[qi, vi] = cache[key]
+            sub = {k: v[mi, hi] for k, v in R.items()}  # (D, Q, V, C, S)
+            cands.append(_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts[hi], rps, variant,
+                                    efficiencies[hi][1], BOTTLENECKS, (lay[0], lay[1][mi])))
+    return {"variant": variant.label, "requests_per_s": rps, "length_sets": [
+        {"label": s[0], "percentile": s[1], "prompt_len": s[2], "gen_len": s[3]} for s in sets],
+        "candidates": cands}
+
+
+def _grid(scn, models, hardware, variant: Variant, efficiencies) -> tuple:
+    """The full-load engine grid and the Poisson sizing of every serving configuration:
+    (length sets, devices, quantizations, KV dtypes, concurrencies, act dtypes, results,
+    (layouts, which layouts suit each model))."""
+    from planner.cost.api import columns
+    from planner.cost.engine import evaluate
+    from planner.cost.tables import HardwareTable, ModelTable
     effs = [e[0] for e in efficiencies]
     engine, params = _engine(scn, [c for _, _, c in efficiencies])
     sets = length_sets(scn, variant)
@@ -170,26 +212,7 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None)
     out = evaluate(cols, mt, ht, threads=1)
     R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
     R.update(_poisson(scn, cols, mt, ht, shape, C, sets, R, engine))
-
-    rps = scn.traffic.requests_per_s * variant.traffic_scale
-    cands = []
-    for mi, m in enumerate(models):
-        cache: dict = {}
-        for hi, h in enumerate(hardware):
-            acc = {}
-            for qi, q in enumerate(quants):
-                for vi, v in enumerate(kvs):
-                    key = (QUANTIZATIONS[q][0], acts[hi][qi] or "bf16", v)
-                    if key not in cache:
-                        cache[key] = candidate_accuracy(m.name, scn.task, *key,
-                                                        int(round(scn.traffic.gen_cap() * variant.gen_scale)))
-                    acc[qi, vi] = cache[key]
-            sub = {k: v[mi, hi] for k, v in R.items()}  # (D, Q, V, C, S)
-            cands.append(_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts[hi], rps, variant,
-                                    efficiencies[hi][1], BOTTLENECKS, (lays, lay_fit[mi])))
-    return {"variant": variant.label, "requests_per_s": rps, "length_sets": [
-        {"label": s[0], "percentile": s[1], "prompt_len": s[2], "gen_len": s[3]} for s in sets],
-        "candidates": cands}
+    return sets, D, quants, kvs, C, acts, R, (lays, lay_fit)
 
 
 def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str, Any]]:

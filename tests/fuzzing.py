@@ -46,6 +46,7 @@ class Outcome:
     err: str
     seconds: float
     problem: str | None  # None when the promise held
+    cpu_s: float = 0.0  # CPU seconds of this process during the run (in-process runs)
 
 
 def _leaves(data, path=()):
@@ -195,16 +196,24 @@ FLAG_TEMPLATES = [
 ]
 
 
-def make_cases(n: int, seed: int = 0, heavy: bool = True) -> list[Case]:
-    """``n`` seeded cases; ``heavy=False`` leaves out the slow whole-search commands."""
+def make_cases(n: int, seed: int = 0, heavy: bool = True, only: str | None = None) -> list[Case]:
+    """``n`` seeded cases; ``heavy=False`` leaves out the slow whole-search commands.
+    ``only``: draw only from the templates whose shipped file contains it (e.g.
+    "capacity": mutated capacity files), or only flag cases for "flags"."""
     rng = random.Random(seed)
     templates = [t for t in TEMPLATES if heavy or t[3][0] not in ("recommend", "report", "check")]
     flags = [f for f in FLAG_TEMPLATES if heavy or f[0] != "recommend"]
+    flag_share = 0.15
+    if only is not None:
+        templates = [t for t in templates if only in t[2]]
+        flag_share = 1.0 if only == "flags" else 0.0
+        if not templates and only != "flags":
+            raise ValueError(f"no fuzz template reads a file matching {only!r}")
     weights = [t[0] for t in templates]
     texts = {t[2]: _shipped(t[2]) for t in templates}
     cases = []
     for i in range(n):
-        if rng.random() < 0.15:
+        if rng.random() < flag_share:
             argv = [a.replace("{V}", rng.choice(EVIL_FLAGS)) for a in rng.choice(flags)]
             cases.append(Case(argv, {}, f"flags {' '.join(argv)}"))
             continue
@@ -282,7 +291,7 @@ def run_in_process(case: Case, scratch: Path, timeout_s: float = 5.0) -> Outcome
     out, err = io.StringIO(), io.StringIO()
     old = signal.signal(signal.SIGPROF, _alarm)
     signal.setitimer(signal.ITIMER_PROF, timeout_s)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rc: int | None
     try:
         with redirect_stdout(out), redirect_stderr(err):
@@ -299,10 +308,11 @@ def run_in_process(case: Case, scratch: Path, timeout_s: float = 5.0) -> Outcome
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, old)
-    seconds = time.perf_counter() - t0
+    seconds, cpu_s = time.perf_counter() - t0, time.process_time() - c0
     if rc is None:
-        return Outcome(None, out.getvalue(), err.getvalue(), seconds, "hang")
-    return Outcome(rc, out.getvalue(), err.getvalue(), seconds, judge(rc, out.getvalue(), err.getvalue(), argv))
+        return Outcome(None, out.getvalue(), err.getvalue(), seconds, "hang", cpu_s)
+    return Outcome(rc, out.getvalue(), err.getvalue(), seconds, judge(rc, out.getvalue(), err.getvalue(), argv),
+                   cpu_s)
 
 
 def run_subprocess(case: Case, scratch: Path, timeout_s: float = 30.0) -> Outcome:

@@ -195,32 +195,66 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
     B = np.asarray(budget, dtype=float)
     ctx = P + 1.0 + 0.5 * (G - 1.0)
 
-    def carry(d, m):
+    def carry(d, m, x=x, P=P, ctx=ctx):
         return step_time(x, d, m * P, d + m, ctx, 0.5 * (P + 1.0), host_s)
 
-    def dec(d):
+    def dec(d, x=x, ctx=ctx):
         return step_time(x, d, 0.0, np.maximum(d, 1.0), ctx, 0.0, host_s)
 
-    t_d = dec(0.0) * np.ones_like(lam)
+    t_d0 = dec(0.0) * np.ones_like(lam)
     t_c = carry(0.0, 1.0) * np.ones_like(lam)
-    tau = t_d
+    tau = t_d0
+    # The fixed point, on the rows still moving: a row whose state (tau, t_c) came back
+    # unchanged, bit for bit, stays there for the remaining iterations, so it leaves the
+    # active set (planner.cost.row_subset; same numbers as iterating every row to the end).
+    from planner.cost.row_subset import n_rows, take_rows
+
+    n = np.size(tau)
+    subset = x.xp.name == "vector" and np.ndim(tau) == 1 and n_rows(x) == n
+    if subset:
+        host_a = np.broadcast_to(np.asarray(host_s, dtype=float), (n,))
+        idx = np.arange(n)
+        cols = [np.broadcast_to(a, (n,)) for a in (lam, G, P, ctx)]
+        tau, t_c = tau.copy(), t_c.copy()
+    xa, lam_a, G_a, P_a, ctx_a, host_x = x, lam, G, P, ctx, host_s
+    tau_a, t_c_a = tau, t_c
     for _ in range(FIXED_POINT_ITERATIONS):
-        d = lam * (G - 1.0) * tau
-        m = np.maximum(1.0, lam * t_c)
-        t_c, t_d = carry(d, m), dec(d)
-        busy = lam * t_c / m
-        tau = np.where(busy < 1.0, 1.0 / (lam / m + np.maximum(1.0 - busy, 0.0) / t_d), t_c)
-        tau = np.where(np.isfinite(tau), tau, np.inf)
+        d = lam_a * (G_a - 1.0) * tau_a
+        m = np.maximum(1.0, lam_a * t_c_a)
+        t_c_new = step_time(xa, d, m * P_a, d + m, ctx_a, 0.5 * (P_a + 1.0), host_x)
+        t_d = step_time(xa, d, 0.0, np.maximum(d, 1.0), ctx_a, 0.0, host_x)
+        busy = lam_a * t_c_new / m
+        tau_new = np.where(busy < 1.0, 1.0 / (lam_a / m + np.maximum(1.0 - busy, 0.0) / t_d), t_c_new)
+        tau_new = np.where(np.isfinite(tau_new), tau_new, np.inf)
+        if not subset:
+            tau_a, t_c_a = tau_new, t_c_new
+            continue
+        moving = (tau_new != tau_a) | (t_c_new != t_c_a)
+        tau[idx], t_c[idx] = tau_new, t_c_new
+        if not moving.any():
+            break
+        if moving.sum() < 0.75 * idx.size:  # compact to the moving rows
+            idx, keep = idx[moving], np.flatnonzero(moving)
+            xa = take_rows(x, idx)
+            lam_a, G_a, P_a, ctx_a = (c[idx] for c in cols)
+            host_x = host_a[idx] if np.ndim(host_s) else host_s
+            tau_a, t_c_a = tau_new[keep], t_c_new[keep]
+        else:
+            tau_a, t_c_a = tau_new, t_c_new
+    if not subset:
+        tau, t_c = tau_a, t_c_a
     d = lam * (G - 1.0) * tau
     m = np.maximum(1.0, lam * t_c)
-    busy = lam * carry(d, m) / m
+    t_carry, t_dec = carry(d, m), dec(d)
+    busy = lam * t_carry / m
     rho = lam * t_c / m
     unbounded = (~np.isfinite(tau) | (busy >= 1.0) | (np.abs(busy - rho) > 1e-3) | (m * P + d > B)
                  | (d + m > max_running))
     wait = t_c * rho / (2.0 * np.maximum(1.0 - rho, 1e-9))
     own = np.maximum(1.0, P / np.maximum(B - d, 1.0)) * t_c
     inf = np.full_like(tau, np.inf)
-    d_fin = np.where(np.isfinite(d), d, 0.0)
+    finite = np.isfinite(d)
+    d_fin = np.where(finite, d, 0.0)
     dn = np.maximum(1.0, np.sqrt(d_fin))  # one Poisson standard deviation of the batch
     ttft = np.where(unbounded, inf, 0.5 * tau + wait + own)
     tpot = np.where(unbounded, inf, tau)
@@ -229,10 +263,10 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
             # for percentiles (planner.replica_rate): the mean step, the carrying lane's load
             # and mean M/D/1 wait, the two kinds of step and how many carrying steps a second
             "step_s": tau, "rho": rho, "wait_s": np.where(unbounded, inf, wait),
-            "carry_step_s": carry(d, m), "decode_step_s": dec(d), "carrying_per_s": lam / m,
+            "carry_step_s": t_carry, "decode_step_s": t_dec, "carrying_per_s": lam / m,
             # the requests decoding (Little's law) and the decode step's marginal cost per running
             # request (KV read + per-sequence work), a secant over one Poisson standard deviation
-            "decoding": d, "decode_step_per_seq_s": (dec(d_fin + dn) - dec(d_fin)) / dn}
+            "decoding": d, "decode_step_per_seq_s": (dec(d_fin + dn) - np.where(finite, t_dec, t_d0)) / dn}
 
 
 def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
