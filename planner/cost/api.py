@@ -103,9 +103,12 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
         raise InputError("must be a request rate > 0 (requests/s)", field="rate", value=rate)
     if engine is None:
         engine = _generic_engine()
-    return {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
+    cols = {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
             "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
             "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s}
+    if arrival == "closed":  # the free KV memory caps the running set (planner.cost.footprint.kv_running_limit)
+        cols["kv_reserve"] = engine.kv_reserve_output
+    return cols
 
 
 _BY_NAME: dict = {}
