@@ -114,8 +114,8 @@ def _dev_counts():
 @pytest.mark.skipif(not DEV.exists(), reason="dev data not present")
 def test_leave_one_model_out_error_on_the_dev_file_is_bounded():
     """All 7 Pythia models, seed 0, 100 of 10,000 samples per problem, difficulties from the
-    other six: mean |error| of pass@1,000 and pass@10,000 measured 0.053 (5 seeds: 0.055,
-    benchmarks/accuracy_fidelity.py --templates rasch); the gate is 0.065."""
+    other six: mean |error| of pass@1,000 and pass@10,000 measured 0.0386 at this seed (5 seeds:
+    0.055, benchmarks/accuracy_fidelity.py --templates rasch); the gate is 0.05."""
     counts = _dev_counts()
     errs = []
     for model, probs in counts.items():
@@ -128,7 +128,7 @@ def test_leave_one_model_out_error_on_the_dev_file_is_bounded():
         for k in (1000, 10_000):
             truth = float(pass_at_k_unbiased(n, c, np.full(len(n), k)).mean())
             errs.append(abs(_grid_pass_at_k(w, k) - truth))
-    assert np.mean(errs) < 0.065
+    assert np.mean(errs) < 0.05
 
 
 def _write(path, n, c):
