@@ -9,9 +9,9 @@ A benchmark is *disturbed* when either of two independent witnesses says so:
   are not "busy": steal is a neighbour VM slowing our vCPUs, which the reference kernel
   sees, not another process on them. Other processes only hurt when they need more than
   the cores we leave free (``cpus - threads``), so the figure is their CPU beyond the free
-  cores as a share of *our* cores, less the counters' resolution (:data:`TICK_SLACK`
-  clock ticks: ``/proc/stat`` and ``os.times`` count in 10 ms ticks, so on a 50 ms
-  benchmark a fixed 15% bar on the raw share was mostly tick noise).
+  cores as a share of *our* cores, less the counters' uncertainty (:func:`counter_slack_s`:
+  ``/proc/stat`` and ``os.times`` count in 10 ms ticks and /proc/stat samples them, so
+  on a 50 ms benchmark a fixed 15% bar on the raw share was mostly tick noise).
 * **Drift** (:class:`Sentinel`): a fixed reference kernel probed before the plan and
   after every benchmark. Its reference time is the median of the run's probes, and the
   bound is :data:`DRIFT_Z` robust standard deviations of those probes (1.4826 x MAD /
@@ -33,6 +33,7 @@ torch-free: the reference kernel and the device synchronization are passed in.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -45,9 +46,15 @@ tick slack) before a timing is retaken. An OpenMP parallel region waits for its 
 thread, so losing a share s of one core delays a compute-bound benchmark by up to ~s:
 15% keeps a disturbed-but-accepted timing within the 10% median bar's order."""
 
-TICK_SLACK = 2.0
-"""Clock ticks per CPU (and per counter of ours) that the CPU-time difference may be off
-by: each of the two readings of a tick-sampled counter is off by up to one tick."""
+TICK_SLACK = 1.0
+"""Clock ticks that each counter's difference may be off by: /proc/stat's per-CPU busy
+counters and our user and system times are read in whole ticks."""
+
+SAMPLING_Z = 3.0
+"""/proc/stat charges each tick to whatever runs at that instant, so a CPU busy a share p
+of N ticks is counted with a standard deviation of sqrt(N p (1 - p)) <= sqrt(N / 4)
+ticks, while our own time is exact: 3 such deviations are allowed before other
+processes' time counts (a 0.3 s benchmark on two CPUs: ~12 ticks of 60)."""
 
 QUIET_PROBES = 9
 """Reference-kernel probes at the start (after waiting for a quiet moment) that stand in
@@ -110,14 +117,22 @@ def parse_proc_stat(first_line: str, tick_s: float) -> tuple[float, float]:
     return busy * tick_s, v[7] * tick_s
 
 
+def counter_slack_s(wall_s: float, cpus: int, tick_s: float = 0.01) -> float:
+    """CPU seconds that the measured other processes' time may be off by over ``wall_s``:
+    the counters' resolution (:data:`TICK_SLACK`, ``cpus`` counters and two of ours) and
+    the tick sampling (:data:`SAMPLING_Z`)."""
+    ticks = wall_s / tick_s
+    return (TICK_SLACK * (cpus + 2) + SAMPLING_Z * math.sqrt(cpus * ticks / 4.0)) * tick_s
+
+
 def contention(other_s: float, wall_s: float, cpus: int, threads: int, tick_s: float = 0.01) -> float:
     """Share of our ``threads`` cores that other processes took over ``wall_s``: their CPU
     time beyond what the free cores (``cpus - threads``) absorb, less the counters'
-    resolution (:data:`TICK_SLACK` ticks per CPU and two of ours), clipped to [0, 1]."""
+    uncertainty (:func:`counter_slack_s`), clipped to [0, 1]."""
     if wall_s <= 0 or threads <= 0:
         return 0.0
     free_s = max(0, cpus - threads) * wall_s
-    slack_s = TICK_SLACK * (cpus + 2) * tick_s
+    slack_s = counter_slack_s(wall_s, cpus, tick_s)
     return min(1.0, max(0.0, other_s - free_s - slack_s) / (min(threads, cpus) * wall_s))
 
 
