@@ -58,7 +58,9 @@ def one_run(i: int, folder: Path, allow_busy: bool, threads: int | None) -> dict
     fitted = json.loads(out)["fitted"]
     cond = fitted.get("conditions") or {}
     row.update(time_scale=fitted.get("time_scale"), disturbed=cond.get("disturbed"), benchmarks=cond.get("benchmarks"),
-               retaken=cond.get("retaken"), busy_warning="--allow-busy" in err)
+               retaken=cond.get("retaken"), busy_warning="--allow-busy" in err,
+               disturbed_by=cond.get("disturbed_by"), drift_bound=cond.get("drift_bound"),
+               reference_spread=cond.get("reference_spread"))
     row["validate_load"] = [_load()]
     rc, out, err, wall = _planner(["validate", "--device", "cpu", "--calibration", str(prof), "--json"])
     row["validate_load"].append(_load())
@@ -129,7 +131,10 @@ def _print_row(r: dict) -> None:
     if "refused" in r and "median" not in r and "time_scale" not in r:
         print(f"{head}: REFUSED {r['refused']}", flush=True)
         return
+    by = r.get("disturbed_by") or {}
     head += (f", {r.get('disturbed')}/{r.get('benchmarks')} disturbed after {r.get('retaken')} retakes"
+             f" ({by.get('contention', '?')} by CPU use, {by.get('drift', '?')} by drift over "
+             f"{r.get('drift_bound') or 0:.0%})"
              f"{' (written with --allow-busy)' if r.get('busy_warning') else ''}, scale {r.get('time_scale', 0):.3f}")
     if "median" not in r:
         print(f"{head}; {r.get('refused')}", flush=True)

@@ -15,14 +15,15 @@ Quick and full runs go over the plan twice, some tens of seconds apart, and keep
 faster median of each benchmark: on a shared machine another process taking the CPUs
 for a few seconds only slows timings down, never speeds them up.
 
-Busy-machine retakes: a reference kernel (:class:`~planner.calibrate.timing.Sentinel`) is
-timed before the plan and after every benchmark, and the CPU time of other processes
-while each benchmark ran is read from /proc/stat. A benchmark is *disturbed* when other
-processes took over 15% of the CPUs while it ran, or the reference kernel just before
-or after it ran over 15% slower than its fastest; disturbed benchmarks are retaken
-(after waiting for a quiet moment) within a time budget. The rows keep ``other_cpu`` and
-``drift``; the result counts what stayed disturbed (``conditions``), and
-``planner calibrate`` refuses a profile with too many (:data:`MAX_DISTURBED`).
+Busy-machine retakes (criteria and constants: :mod:`planner.calibrate.quiet`): a
+reference kernel is probed at the start (its quiet time and spread) and after every
+benchmark, and the CPU time other processes took while each benchmark ran is read from
+/proc/stat. A benchmark is *disturbed* when other processes took more than a share of
+our cores beyond the free ones, or the reference kernel just before or after it was
+slower than its quiet bound; disturbed benchmarks are retaken (after waiting for a quiet
+moment) within a time budget. The rows keep ``other_cpu``, ``contention`` and ``drift``;
+the result counts what stayed disturbed and by which witness (``busy``), and ``planner
+calibrate`` refuses a profile with too many (:data:`~planner.calibrate.quiet.MAX_DISTURBED`).
 """
 
 from __future__ import annotations
@@ -37,22 +38,20 @@ from planner.calibrate.device import (check_device, cpu_count, cpu_model_name, d
                                       set_threads, synchronizer)
 from planner.calibrate.end_to_end import tiny_model
 from planner.calibrate.kernels import BENCHES, sentinel_kernel
-from planner.calibrate.timing import (CONTENDED, DRIFT, LoadMonitor, Rotating, Sentinel, Timing, load_average, measure,
-                                      wait_for_quiet)
+from planner.calibrate.quiet import (CONTENDED, MAX_DISTURBED, QUIET_PROBES, LoadMonitor, Sentinel, is_disturbed,
+                                     load_average, wait_for_quiet)
+from planner.calibrate.timing import Rotating, Timing, measure
 
 __all__ = [
-    "BENCHES", "CONTENDED", "DRIFT", "MAX_DISTURBED", "SCALES", "Job", "LoadMonitor", "Plan", "Rotating", "Timing", "check_device",
+    "BENCHES", "CONTENDED", "MAX_DISTURBED", "SCALES", "Job", "LoadMonitor", "Plan", "Rotating", "Timing", "check_device",
     "cpu_count", "cpu_model_name", "default_dtypes", "device_fingerprint", "device_memory_bytes", "keep_freed_memory",
     "last_level_cache_bytes", "measure", "plan", "run", "set_threads", "synchronizer", "tiny_model",
     "wait_for_quiet", "disturbed",
 ]
 
-MAX_DISTURBED = 0.10  # share of benchmarks still disturbed after retakes above which a profile is refused
-
-
-def disturbed(row: dict) -> bool:
+def disturbed(row: dict, drift_limit: float) -> bool:
     """Whether a benchmark row was taken while the machine was busy (see the module doc)."""
-    return (row.get("other_cpu") or 0.0) > CONTENDED or (row.get("drift") or 0.0) > DRIFT
+    return is_disturbed(row.get("contention"), row.get("drift"), drift_limit)
 
 
 def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None, dtypes: list[str] | None = None,
@@ -83,21 +82,25 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
     total = passes * sum(j.weight for j in jobs)
     done = 0.0
     best: list[dict | None] = [None] * len(jobs)
-    monitor = LoadMonitor()
+    monitor = LoadMonitor(n_threads)
     load_start = load_average()
     sentinel = Sentinel(sentinel_kernel(torch, dev, tiny=scale == "tiny"), sync)
+    if scale != "tiny":  # the tiny kernel stays in cache between back-to-back probes: no quiet start for it
+        wait_for_quiet(10.0, n_threads)
+        sentinel.settle(QUIET_PROBES)
     before = [sentinel.probe()]
 
     def one(i: int, job: Job, label: str) -> None:
         if progress:
             progress(min(done, total), total, label)
-        mon = LoadMonitor()
+        mon = LoadMonitor(n_threads)
         t, flops, nbytes = BENCHES[job.kind](torch, dev, job.params, cold, opts)
-        other = mon.other_fraction()
+        load = mon.read()
         after = sentinel.probe()
         row = {"kind": job.kind, **job.params, "flops": flops, "bytes": nbytes, "seconds": t.seconds,
                "repeats": t.repeats, "spread": round(t.spread, 4),
-               "other_cpu": None if other is None else round(other, 3),
+               "other_cpu": None if load is None else round(load["other_cpu"], 3),
+               "contention": None if load is None else round(load["contention"], 3),
                "_probes": (before[0], after)}
         before[0] = after
         prev = best[i]
@@ -111,7 +114,7 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
             torch.cuda.empty_cache()
 
     def busy() -> list[int]:
-        return [i for i, r in enumerate(best) if r and disturbed(_with_drift(r, sentinel))]
+        return [i for i, r in enumerate(best) if r and disturbed(_with_drift(r, sentinel), sentinel.bound)]
 
     retaken = 0
     with torch.inference_mode():
@@ -128,7 +131,7 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
             for i in todo:
                 if time.perf_counter() - start > retake_budget:
                     break
-                wait_for_quiet(min(5.0, retake_budget / 8))
+                wait_for_quiet(min(5.0, retake_budget / 8), n_threads)
                 before[0] = sentinel.probe()
                 one(i, jobs[i], jobs[i].label + " (retake: the machine was busy)")
                 retaken += 1
@@ -140,11 +143,18 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
     if progress:
         progress(total, total, "done")
     other = monitor.other_fraction()
-    n_bad = sum(disturbed(r) for r in rows)
+    limit = sentinel.bound
+    by_cpu = sum((r.get("contention") or 0.0) > CONTENDED for r in rows)
+    by_drift = sum((r.get("drift") or 0.0) > limit for r in rows)
     busy_conditions = {
-        "load_average": [load_start, load_average()], "retaken": retaken, "disturbed": n_bad,
-        "benchmarks": len(rows), "reference_kernel_s": [round(sentinel.best, 6), round(max(sentinel.times), 6)],
-        "criteria": f"other processes' CPU share > {CONTENDED:g} or reference kernel > {DRIFT:.0%} slower",
+        "load_average": [load_start, load_average()], "retaken": retaken,
+        "disturbed": sum(disturbed(r, limit) for r in rows), "benchmarks": len(rows),
+        "disturbed_by": {"contention": by_cpu, "drift": by_drift},
+        "reference_kernel_s": [round(sentinel.reference, 6), round(min(sentinel.times), 6),
+                               round(max(sentinel.times), 6)],
+        "reference_spread": round(sentinel.spread, 4), "drift_bound": round(limit, 4),
+        "criteria": f"other processes over {CONTENDED:.0%} of our cores beyond the free ones, or the reference "
+                    f"kernel over {limit:.0%} slower than its quiet median",
     }
     return {"measurements": rows, "threads": n_threads, "llc_bytes": llc, "scale": scale, "passes": passes,
             "dtypes": p.dtypes, "device_type": dev.type, "other_cpu_fraction": other, "allocator": allocator,
@@ -153,7 +163,7 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
 
 def _with_drift(row: dict, sentinel: Sentinel) -> dict:
     """Set ``row["drift"]``: the slower of the reference-kernel probes around it, against
-    the fastest probe of the run so far."""
+    the quiet reference (:attr:`Sentinel.reference`)."""
     probes = row.get("_probes")
     if probes:
         row["drift"] = round(max(sentinel.drift(p) for p in probes), 4)
@@ -163,7 +173,8 @@ def _with_drift(row: dict, sentinel: Sentinel) -> dict:
 def _trusted_faster(new: dict, old: dict, sentinel: Sentinel) -> bool:
     """Keep the new take when the old was disturbed and the new is not, or (both trusted or
     both not) when it is faster: a busy machine only slows a timing down."""
-    bad_new, bad_old = disturbed(_with_drift(new, sentinel)), disturbed(_with_drift(old, sentinel))
+    limit = sentinel.bound
+    bad_new, bad_old = disturbed(_with_drift(new, sentinel), limit), disturbed(_with_drift(old, sentinel), limit)
     if bad_new != bad_old:
         return bad_old
     return new["seconds"] < old["seconds"]

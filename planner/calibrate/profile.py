@@ -297,9 +297,9 @@ def check_measurements(meas: Any, file: str) -> list:
                              has_value=True)
         for key in _MEASURED:
             _num(r, key, file, f"{where}.", allow_zero=key != "seconds")
-        for key in ("other_cpu", "spread", "drift"):
-            if key in r:
-                _num(r, key, file, f"{where}.", allow_zero=True)
+        for key in ("other_cpu", "contention", "spread", "drift"):
+            if r.get(key) is not None:  # drift may be negative: faster than the quiet reference
+                _num(r, key, file, f"{where}.", positive=key != "drift", allow_zero=True)
         for key in _KIND_INTS[kind] + (("repeats",) if "repeats" in r else ()):
             v = r.get(key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:

@@ -90,15 +90,19 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
                   progress: Callable[[str], None] | None = None, logits: str = "last") -> list[tuple[float, float]]:
     """Seconds per case for a torch decoder built from ``model`` (already reduced): the
     median of ``repeats`` timed runs after a warm-up (decode steps: at least 7), the
-    fastest of ``passes`` passes; a case during which other processes took more than
-    15% of the CPUs is retaken (up to twice, within two minutes) after waiting for a quiet
-    moment: another process only ever slows a measurement down."""
+    fastest of ``passes`` passes; a case during which other processes contended for our
+    cores (:func:`planner.calibrate.quiet.contention` over
+    :data:`~planner.calibrate.quiet.CONTENDED`) is retaken (up to twice, within two
+    minutes) after waiting for a quiet moment: another process only ever slows a
+    measurement down. Returns (seconds, contention) per case."""
     torch = require_torch()
-    from planner.calibrate.bench import CONTENDED, LoadMonitor, check_device, synchronizer, wait_for_quiet
+    from planner.calibrate.bench import check_device, synchronizer
+    from planner.calibrate.quiet import CONTENDED, LoadMonitor, wait_for_quiet
     from planner.calibrate.torch_model import TorchDecoder
 
     dev = check_device(device)
     sync = synchronizer(dev)
+    n_threads = torch.get_num_threads()  # ours: set by the caller
     max_b = max(c.batch for c in cases)
     max_c = max(c.context for c in cases) + 1
     best = [float("inf")] * len(cases)
@@ -110,7 +114,7 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
             if progress:
                 progress(f"{model.name} ({model.num_layers} layers) {c.phase} batch {c.batch} context {c.context}"
                          + note)
-            mon = LoadMonitor()
+            mon = LoadMonitor(n_threads)
             if c.phase == "prefill":
                 tok = torch.zeros(c.batch, c.context, dtype=torch.long, device=dev)
                 t = _time(lambda: dec(tok, 0), sync, repeats)
@@ -118,7 +122,7 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
                 dec.fill_cache(c.batch, c.context)
                 tok = torch.zeros(c.batch, 1, dtype=torch.long, device=dev)
                 t = _time(lambda: dec(tok, c.context), sync, max(repeats, 7))
-            other = mon.other_fraction()
+            other = mon.contention()
             if t < best[i]:
                 best[i], contended[i] = t, (other or 0.0)
 
@@ -130,7 +134,7 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
         for round_ in range(2):
             for i, c in enumerate(cases):
                 if contended[i] > CONTENDED and time.perf_counter() - start < 120.0:
-                    wait_for_quiet(10.0)
+                    wait_for_quiet(10.0, n_threads)
                     one(i, c, " (retake: the CPU was shared)")
         del dec
     return list(zip(best, contended))
@@ -142,13 +146,12 @@ def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | 
              progress: Callable[[str], None] | None = None, logits: str = "last") -> dict:
     """Measure and predict every case for every model; returns the JSON-ready report."""
     torch = require_torch()
-    from planner.calibrate.bench import LoadMonitor, keep_freed_memory, set_threads
+    from planner.calibrate.bench import keep_freed_memory, set_threads
+    from planner.calibrate.quiet import LoadMonitor, load_average
 
     n_threads = set_threads(threads)
     allocator = keep_freed_memory() if device == "cpu" else None
-    monitor = LoadMonitor()
-    from planner.calibrate.timing import load_average
-
+    monitor = LoadMonitor(n_threads)
     load_start = load_average()
     dtype = dtype or ("fp32" if device == "cpu" else "bf16")
     cases = tuple(cases or STANDARD_CASES)
@@ -163,7 +166,7 @@ def validate(models, hardware, efficiency, *, device: str = "cpu", dtype: str | 
             p = predict(small, hardware, efficiency, c, dtype)
             rows.append({"model": m.name, "layers": small.num_layers, "phase": c.phase, "batch": c.batch,
                          "context": c.context, "measured_s": t, "predicted_s": p, "error": p / t - 1.0,
-                         "other_cpu": round(other, 3)})
+                         "contention": round(other, 3)})
     errs = [abs(r["error"]) for r in rows]
     return {
         "cases": rows,

@@ -7,9 +7,6 @@ from typing import List, Optional, Tuple
 
 import typer
 
-BUSY_WARNING = 0.10  # warn when other processes used more than this share of the CPUs
-
-
 def _progress_bar():
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -23,6 +20,8 @@ def _progress_bar():
 
 def _warn_busy(fraction) -> None:
     import sys
+
+    from planner.calibrate.quiet import BUSY_WARNING
 
     if fraction is not None and fraction > BUSY_WARNING:
         print(f"planner: warning: other processes used {fraction:.0%} of the CPUs while measuring; "
@@ -219,14 +218,16 @@ def _check_busy(busy: dict, allow_busy: bool, out: str) -> None:
     bench.MAX_DISTURBED), unless --allow-busy; say so either way."""
     import sys
 
-    from planner.calibrate.bench import MAX_DISTURBED
+    from planner.calibrate.quiet import MAX_DISTURBED
     from planner.errors import InputError
 
     n, total = busy.get("disturbed", 0), busy.get("benchmarks", 0)
     if not total or n <= MAX_DISTURBED * total:
         return
     load = busy.get("load_average") or [None, None]
-    why = (f"machine busy: {n} of {total} benchmarks disturbed after {busy.get('retaken', 0)} retakes "
+    by = busy.get("disturbed_by") or {}
+    which = f" ({by.get('contention', 0)} by CPU use, {by.get('drift', 0)} by reference drift)" if by else ""
+    why = (f"machine busy: {n} of {total} benchmarks disturbed after {busy.get('retaken', 0)} retakes{which} "
            f"(load average {load[0]} -> {load[1]})")
     if not allow_busy:
         raise InputError(f"refusing the profile, {why}; re-run on a quiet machine or pass --allow-busy",
@@ -440,13 +441,13 @@ def _print_report(r: dict) -> None:
         con.print("reduced depth (the predictions use the same reduced models): " + "; ".join(reduced))
     con.print(f"median |error| {r['median_abs_error']:.1%}, max |error| {r['max_abs_error']:.1%} "
               f"over {len(r['cases'])} cases")
-    from planner.calibrate.timing import CONTENDED
+    from planner.calibrate.quiet import CONTENDED
 
-    busy = sum((c.get("other_cpu") or 0.0) > CONTENDED for c in r["cases"])
+    busy = sum((c.get("contention") or 0.0) > CONTENDED for c in r["cases"])
     if busy:
         load = r.get("load_average") or [None, None]
         con.print(f"{busy} of {len(r['cases'])} cases measured while other processes took over {CONTENDED:.0%} of "
-                  f"the CPUs even after retakes (load average {load[0]} -> {load[1]}): re-run on a quiet machine")
+                  f"our cores even after retakes (load average {load[0]} -> {load[1]}): re-run on a quiet machine")
 
 
 def register(app: typer.Typer) -> None:
