@@ -115,7 +115,7 @@ def _bench_decoder(torch, dev, P, cold, opts):
 
 
 def sentinel_kernel(torch, dev, tiny: bool = False):
-    """The reference kernel :class:`planner.calibrate.timing.Sentinel` times between
+    """The reference kernel :class:`planner.calibrate.quiet.Sentinel` times between
     benchmarks: a 16-row GEMM on a 2048 x 2048 weight (16 MB in fp32, compute and memory
     both matter) and a read of 32 MB (~2 ms on a 2-core CPU), each call on the next of
     three copies (144 MB in all), so every call finds its operands out of the cache
