@@ -115,6 +115,9 @@ def main(argv):
     table("engine", runs.engine[idx], e)
     table("precision", runs.quant[idx], e)
     table("tp", runs.tp[idx], e)
+    pair = lambda a, b: np.array([f"{u}/{v}" for u, v in zip(a, b)], dtype=object)  # noqa: E731
+    table("device/precision", pair(prep.device[idx], runs.quant[idx]), e)
+    table("device/model", pair(prep.device[idx], prep.model[idx]), e)
     table("weight GB/device/step", feats["w_bytes"] / 1e9, e, bins=[2, 5, 10, 20, 40, 80], fmt=lambda v: f"{v:g}")
     table("KV GB/device/step", feats["kv_bytes"] / 1e9, e, bins=[0.1, 0.3, 1, 3, 10, 30], fmt=lambda v: f"{v:g}")
     table("KV share of decode step (model)", feats["t_att"] / feats["t_dec"], e, bins=[0.05, 0.1, 0.2, 0.4, 0.6],

@@ -14,6 +14,11 @@ and the simulator (planner.cost.simulate) read these facts:
 * ``mixed_batches``: prefill chunks ride on decode steps (vLLM, TensorRT-LLM); if not,
   a prefill step runs on its own and the decodes wait (SGLang's default);
 * ``host_step_us``: CPU time per step not hidden behind the device;
+* ``kv_reserve_output``: the share of a request's output tokens whose KV the scheduler
+  holds for a running request: 1 when the whole length is reserved at admission
+  (TensorRT-LLM's GUARANTEED_NO_EVICT), 0.5 when blocks are allocated as tokens come
+  (vLLM, SGLang: the mean occupancy over a request's life). With the free KV memory it
+  caps the requests running at once (planner.cost.footprint.kv_running_limit);
 * ``kv_block_tokens``, ``prefix_caching``, ``cascade_attention``, ``cuda_graph_max_batch``:
   paged-KV granularity and kernel facts (recorded; the memory and prefix models use them).
 """
@@ -41,6 +46,7 @@ class EngineProfile(_Spec):
     cuda_graph_max_batch: int = Field(0, ge=0)
     host_step_us: float = Field(ge=0)
     kv_block_tokens: int = Field(ge=1)
+    kv_reserve_output: float = Field(0.5, ge=0.0, le=1.0, description="share of the output's KV held per running request")
     prefix_caching: bool
     cascade_attention: bool
     sources: dict[str, str]

@@ -242,7 +242,8 @@ class Prepared:
                 max_running=np.array([e.max_running for e in eng], dtype=np.int64),
                 chunked=np.array([int(e.chunked_prefill) for e in eng], dtype=np.int64),
                 mixed=np.array([int(e.mixed_batches) for e in eng], dtype=np.int64),
-                host_step_s=np.array([e.host_step_s for e in eng], dtype=float))
+                host_step_s=np.array([e.host_step_s for e in eng], dtype=float),
+                kv_reserve=np.array([e.kv_reserve_output for e in eng], dtype=float))
 
 
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:

@@ -64,6 +64,18 @@ def memory_footprint(x, n_seq_req, k, P, G, share, act_tokens):
     return weights, kv, acts, reserve, total, capacity
 
 
+def kv_running_limit(x, k, P, G, share, tokens_share=1.0):
+    """Requests the KV cache holds at once: the devices' free memory (capacity less the
+    weights, the runtime reserve and one request's activations) over one request's KV
+    cache at ``P + tokens_share x G`` tokens (1: the full length, as an engine that
+    reserves a request's whole KV on admission; 1/2: the mean occupancy of on-demand
+    paged allocation). At least 1 (a row whose weights do not fit is refused elsewhere)."""
+    weights, _, acts, reserve, _, capacity = memory_footprint(x, 1.0, k, P, G, share, 1.0)
+    per_request = kv_cache_bytes_per_device(x, 1.0, k, P, tokens_share * G, share)
+    free = x.xp.maximum(capacity - weights - reserve - acts, 0.0)
+    return x.xp.maximum(x.xp.floor(free / x.xp.maximum(per_request, 1e-30)), 1.0)
+
+
 def energy_j(x, seconds, flops_per_device, bytes_per_device):
     """Energy of t devices for ``seconds``: ``t (P_idle s + (P_max - P_idle) s_busy)``
     with the busy time ``min(s, F s_per_flop + share_mem B s_per_byte)`` (dynamic power
