@@ -81,7 +81,10 @@ def test_bad_verifier_name_exits_2_naming_verifier(cmd, capsys):
 
 
 def test_recommend_uses_the_verifier_quality(capsys):
-    args = ["recommend", "--task", "math500", "--models", "llama-3.1-70b", "--hardware", "h100-sxm", "--json"]
+    # budgets well above the cheapest verified configuration (~$0.01 per request at the
+    # default $0.01 budget's edge), so that the verifier's quality decides the frontier's top
+    args = ["recommend", "--task", "math500", "--models", "llama-3.1-70b", "--hardware", "h100-sxm", "--json",
+            "--max-usd", "0.05", "--max-latency-s", "600"]
     res = {}
     for v in ("qwen2.5-72b", "llama-3.1-8b"):
         assert main(args + ["--verifier", v]) == 0
