@@ -82,13 +82,15 @@ def test_bad_verifier_name_exits_2_naming_verifier(cmd, capsys):
 
 def test_recommend_uses_the_verifier_quality(capsys):
     """The verifier strategies alone (with the published verifier figures majority voting
-    dominates them on this task, so the full frontier does not show the verifier)."""
+    dominates them on this task, so the full frontier does not show the verifier); budgets
+    well above the cheapest verified configuration (~$0.01 per request, the default
+    budget's edge), so that the verifier's quality decides the frontier's top."""
     import planner
 
     res = {}
     for v in ("qwen2.5-72b", "llama-3.1-8b"):
         out = planner.recommend(task="math500", models=["llama-3.1-70b"], hardware=["h100-sxm"], verifier=v,
-                                strategies=["best-of-k", "verify"])
+                                strategies=["best-of-k", "verify"], max_usd=0.05, max_latency_s=600)
         assert out["verifier_quality"]["llama-3.1-70b"]["source"].endswith(f"math500--{v}.yaml")
         res[v] = max(r["accuracy"] for r in out["frontier"])
     assert res["qwen2.5-72b"] > res["llama-3.1-8b"]

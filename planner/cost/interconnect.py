@@ -14,6 +14,11 @@ ALLREDUCE_STEP_S = 0.6e-6  # one ring step of a small all-reduce on NVLink (NCCL
 # RDMA round trip, a few microseconds: assumption, 5 us
 INTER_NODE_GBPS_PER_DEVICE = 50.0
 INTER_NODE_LATENCY_US = 5.0
+# The hidden states the all-reduces sum are 16-bit even where the GEMMs take 8- or 4-bit
+# inputs: a quantized linear layer quantizes its input and returns its output in the
+# input's dtype (vLLM w8a8_utils.apply_fp8_linear: cutlass_scaled_mm(..., out_dtype=
+# input.dtype), bf16), and tensor parallelism all-reduces that output
+RESIDUAL_MIN_BYTES_PER_VALUE = 2.0
 
 
 def _split(x, t):
@@ -78,7 +83,9 @@ def allreduce_s(x, tokens_per_pass, passes):
     Tensor parallelism alone (``ep = attn_dp = 1``): two all-reduces per layer (after
     attention and after the MLP; Megatron-LM, Shoeybi et al. 2019), each the
     small-message latency :func:`allreduce_latency_s` plus the ring's bandwidth term
-    ``2 (t-1) / t * bytes / bw`` (Patarasuk & Yuan 2009) for the pass's hidden states.
+    ``2 (t-1) / t * bytes / bw`` (Patarasuk & Yuan 2009) for the pass's hidden states,
+    16-bit values at least (:data:`RESIDUAL_MIN_BYTES_PER_VALUE`: an fp8 or fp4 model's
+    GEMMs return bf16).
 
     With attention data parallelism or expert parallelism: the attention's all-reduce
     (and a dense MLP's) over the t devices of a group for its ``tokens / a``; an MoE
@@ -86,12 +93,13 @@ def allreduce_s(x, tokens_per_pass, passes):
     all-reduce of every token over ``t a``, as an all-gather plus reduce-scatter moves)
     or expert parallel (ep > 1: dispatch and combine, planner.cost.expert_parallel.a2a_s)."""
     M = x.model
-    message_bytes = tokens_per_pass / x.attn_dp * M["hidden"] * x.act_bytes_per_value
+    value_bytes = x.xp.maximum(x.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
+    message_bytes = tokens_per_pass / x.attn_dp * M["hidden"] * value_bytes
     tp = x.xp.where(x.devices > 1, message_bytes * x.ring_s_per_byte + x.allreduce_latency_s, 0.0)
     if not x.layout_beyond_tp:
         return 2.0 * M["layers"] * passes * tp
-    group = x.xp.where(x.group_devices > 1, tokens_per_pass * M["hidden"] * x.act_bytes_per_value
-                       * x.group_ring_s_per_byte
+    group_bytes = tokens_per_pass * M["hidden"] * value_bytes
+    group = x.xp.where(x.group_devices > 1, group_bytes * x.group_ring_s_per_byte
                        + x.group_allreduce_latency_s, 0.0)
     moe = x.xp.where(x.ep > 1.0, 0.0, M["moe_layers"] * passes * group)
     dense_mlp = M["layers"] - M["moe_layers"]

@@ -1,0 +1,81 @@
+"""Diagnostic loop for the prefill physics: where TTFT is wrong when queueing is small.
+
+Fits the pooled serving parameters in sample (planner.serving_fit.fit_all, physical
+bounds), then, on the aggregated rows with at most ``--max-in-flight`` requests in flight
+(default 8), compares the measured TTFT with the model's GPU time (its TTFT less the
+fitted ``request_overhead_s``). Per (device/engine, model, precision, tensor-parallel
+size) it prints the median residual (measured - GPU time, ms) and the least-squares line
+``measured = a + b x GPU time`` over the prompt lengths: ``b`` > 1 says the model's
+prefill grows too slowly with the prompt (too cheap per token), ``b`` < 1 too fast, and
+``a`` is the floor the overhead must stand for. Run:
+
+    python benchmarks/prefill_residuals.py [FILE.csv] [--max-in-flight N] [--rows]
+
+(~40-60 s: one pooled fit). ``--rows`` also prints every row.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+
+from planner.measured import read_measured
+from planner.replay import Prepared, in_flight
+from planner.serving_fit import as_params, fit_all
+
+DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
+
+
+def main(argv: list[str]) -> int:
+    show_rows = "--rows" in argv
+    args = [a for a in argv if a != "--rows"]
+    cap = 8.0
+    if "--max-in-flight" in args:
+        k = args.index("--max-in-flight")
+        cap = float(args[k + 1])
+        del args[k:k + 2]
+    path = args[0] if args else str(DEFAULT)
+    t0 = time.perf_counter()
+    runs = read_measured(path)
+    prep = Prepared(runs)
+    fits = fit_all(runs, strict=False, physical=True, prep=prep)
+    params = as_params(fits)
+    pred = prep.run(params)
+    overhead = {g: v["request_overhead_s"] for g, (_, v) in params.items()}
+    ovh = np.array([overhead.get(g, np.nan) for g in prep.group])
+    C = in_flight(runs)
+    gpu_ms = (pred.ttft_s - ovh) * 1e3
+    meas_ms = runs.measured_ttft_s * 1e3
+    ok = (pred.status == "ok") & (runs.mode == "agg") & (C <= cap) & np.isfinite(gpu_ms) & (meas_ms > 0)
+    groups = defaultdict(list)
+    for i in np.flatnonzero(ok):
+        groups[(pred.group[i], pred.model[i], runs.quant[i], int(runs.tp[i]))].append(i)
+    print(f"aggregated rows with <= {cap:g} requests in flight: {int(ok.sum())}; residual = measured - GPU time (ms)")
+    print(f"{'device/engine':<17} {'model':<20} {'precision':<10} {'tp':>3} {'rows':>4} {'prompts':<17} "
+          f"{'resid':>6} {'gpu ms':>11} {'a (ms)':>7} {'b':>5}")
+    for key, ix in sorted(groups.items()):
+        ix = np.array(ix)
+        isl = sorted(set(runs.isl[ix].astype(int).tolist()))
+        res = np.median(meas_ms[ix] - gpu_ms[ix])
+        line = ""
+        if len(isl) > 1:
+            (a, b), *_ = np.linalg.lstsq(np.c_[np.ones(ix.size), gpu_ms[ix]], meas_ms[ix], rcond=None)
+            line = f"{a:7.0f} {b:5.2f}"
+        print(f"{key[0]:<17} {key[1]:<20} {key[2]:<10} {key[3]:>3} {ix.size:>4} {','.join(map(str, isl)):<17} "
+              f"{res:+6.0f} {gpu_ms[ix].min():5.0f}-{gpu_ms[ix].max():<5.0f} {line}")
+        if show_rows:
+            for i in ix:
+                print(f"    c{C[i]:<3.0f} {runs.isl[i]:>5.0f}/{runs.osl[i]:<5.0f} measured {meas_ms[i]:8.1f} "
+                      f"gpu {gpu_ms[i]:8.1f}")
+    print(f"({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
