@@ -410,3 +410,20 @@ def test_refit_refuses_malformed_measurements(tmp_path, edit):
     assert rc == 2
     one_error_line(err, str(p), "measurements[")
     assert not (tmp_path / "out.yaml").exists()
+
+
+def test_refit_refuses_a_fitted_peak_outside_the_physical_range(tmp_path):
+    """A measurement timed at 1e-300 s (found by the fuzz: seed 2, case 4232) fits a peak
+    of ~7e294 FLOP/s: exit 2 naming the fitted field (was a pydantic traceback), nothing
+    written."""
+    import yaml
+
+    data = yaml.safe_load((ROOT / "calibration" / "cpu-amd-epyc-2c.yaml").read_text())
+    gemv = next(m for m in data["measurements"] if m["kind"] == "gemv" and m["dtype"] == "fp32")
+    gemv["seconds"] = 1e-300
+    p = tmp_path / "c.yaml"
+    p.write_text(yaml.safe_dump(data))
+    rc, _, err = run("calibrate", "--refit", str(p), "-o", str(tmp_path / "out.yaml"))
+    assert rc == 2 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "peak_tflops" in err and "refusing the fit" in err
+    assert not (tmp_path / "out.yaml").exists()

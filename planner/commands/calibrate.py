@@ -89,6 +89,7 @@ def _fit(measurements: list, main: str, hw, dtypes, device: dict, name: str) -> 
     from planner.calibrate.end_to_end import fit_time_scale
     from planner.calibrate.fit import fit_measurements
     from planner.calibrate.profile import hardware_spec, now_iso
+    from planner.catalog import validation_error
     from planner.cost.context import KERNELS_PER_LAYER
     from planner.errors import InputError
     from planner.specs import Hardware
@@ -102,7 +103,17 @@ def _fit(measurements: list, main: str, hw, dtypes, device: dict, name: str) -> 
                                   peak_flops=peaks, peak_bandwidth=bw)
     except ValueError as exc:
         raise InputError(f"the measurements could not be fitted: {exc}") from None
-    spec = hw if hw is not None else Hardware(**hardware_spec(name, device, fitted, now_iso()))
+    if hw is not None:
+        spec = hw
+    else:
+        from pydantic import ValidationError
+
+        try:
+            spec = Hardware(**hardware_spec(name, device, fitted, now_iso()))
+        except ValidationError as exc:  # a fitted peak or bandwidth outside the physical range
+            err = validation_error(exc, "the fitted hardware spec")
+            raise InputError(f"refusing the fit: {err.reason}", file=err.file, field=err.field, value=err.value,
+                             has_value=err.has_value) from None
     scale = fit_time_scale(fitted, measurements, spec)
     if scale is not None:
         fitted["time_scale"], fitted["fit_rms_log_error"]["time_scale"] = scale
