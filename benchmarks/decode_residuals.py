@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np
 
 from planner.measured import read_measured
-from planner.replay import Prepared, in_flight
+from planner.replay import Prepared
 from planner.serving_fit import as_params, fit_all
 
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
@@ -101,7 +101,6 @@ def main(argv):
     idx = prep.idx
     agg = ~prep.dis
     meas = runs.measured_tpot_s[idx]
-    r_all = np.log(pred.tpot_s[idx] / meas)  # log(pred/measured) = ln(1 + error)
     e_all = pred.tpot_s[idx] / meas - 1.0
     ok = np.isfinite(e_all)
     print(f"TPOT all predicted rows: median |err| {np.median(np.abs(e_all[ok])):.1%}, p90 "

@@ -28,7 +28,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np
 
 from planner.measured import read_measured
 from planner.replay import Prediction, Prepared, summarize
