@@ -113,6 +113,9 @@ class Ctx:
                                  + 2)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0
+        # 1.0 / 0.0 in the row's float type (np.where on two Python floats would give
+        # float64 and turn a float32 evaluation into float64 from there on)
+        self.sparse_flag = xp.values(self.sparse, dt)
         self.kv_cap_global = xp.where(self.sparse, budget, NO_CAP)
         self.kv_cap_sliding = xp.minimum(M["window"], self.kv_cap_global)
         # no skinny-GEMM curve anywhere (the documented defaults): every row factor is 1

@@ -185,7 +185,7 @@ def attention_coeffs(x, S, n_req, share):
     g_s = S * ns * kv_bytes
     g0_share = xp.where(dense_share, (n_req - S) * ng * kv_bytes, 0.0)  # times P, added by caller
     # block top-k selection (sparse only): key summaries, one per block, half of K+V
-    sel = xp.where(x.sparse, 1.0, 0.0) / SPARSE_BLOCK_TOKENS
+    sel = x.sparse_flag / SPARSE_BLOCK_TOKENS
     f_u = sel * S * ng * 0.5 * per_seq_flop
     g_u = sel * S * ng * 0.5 * kv_bytes
     g0_sel = xp.where(share, (n_req - S), 0.0) * sel * ng * 0.5 * kv_bytes  # times P
