@@ -31,6 +31,12 @@ def _lookup(table, row, col):
     return table.ravel().take(row * table.shape[1] + col, mode="clip")
 
 
+def _clip(v, lo, hi):
+    # np.clip's wrapper and loop are ~4x two plain ufunc passes on float32 rows; the same
+    # values (NaN propagates through both)
+    return np.minimum(np.maximum(v, lo), hi)
+
+
 def _argmax_of(parts):
     """Index of the largest part per row, the first on ties and the first NaN where any
     is NaN (np.argmax over the stacked parts, without the stack: argmax along a short
@@ -52,7 +58,7 @@ def _argmax_of(parts):
 
 VECTOR = SimpleNamespace(
     name="vector",
-    where=np.where, maximum=np.maximum, minimum=np.minimum, clip=np.clip, exp=np.exp, log2=np.log2,
+    where=np.where, maximum=np.maximum, minimum=np.minimum, clip=_clip, exp=np.exp, log2=np.log2,
     floor=np.floor, ceil=np.ceil, isfinite=np.isfinite, logical_not=np.logical_not,
     logical_and=np.logical_and, zeros_like=np.zeros_like,
     values=lambda v, dt: np.asarray(v, dtype=dt), index=lambda v: np.asarray(v, dtype=np.intp),

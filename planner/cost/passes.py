@@ -64,8 +64,8 @@ def roofline_s(x, compute_s, memory_s):
     xp = x.xp
     compute_wins = compute_s >= memory_s
     if x.full_overlap:  # every row overlaps fully (GPUs by default): the plain roofline
-        return (xp.maximum(compute_s, memory_s), xp.where(compute_wins, compute_s, 0.0),
-                xp.where(compute_wins, 0.0, memory_s))
+        # (x * mask: np.where is ~8x a multiplication; the same values for finite times)
+        return xp.maximum(compute_s, memory_s), compute_s * compute_wins, memory_s * xp.logical_not(compute_wins)
     ov = x.hw["overlap"]
     c_part = ov * xp.where(compute_wins, compute_s, 0.0) + (1.0 - ov) * compute_s
     m_part = ov * xp.where(compute_wins, 0.0, memory_s) + (1.0 - ov) * memory_s
