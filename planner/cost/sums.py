@@ -116,7 +116,11 @@ _clip = VECTOR.clip  # minimum(maximum()): planner.cost.ops
 def _sum_min_np(lo, hi, cap):
     split = _clip(cap, lo, hi)
     n_above = hi - split
-    return sum_linear(0.0, 1.0, lo, split, VECTOR) + n_above * np.where(n_above > 0, cap, 0.0)
+    n = np.maximum(split - lo, 0.0)
+    # sum_linear(0, 1, lo, split) without its exact no-ops (n * 0 + 1 * ...); the rows above
+    # the cap add n_above * cap, and minimum(cap, hi) is cap wherever n_above > 0 (zero
+    # times a finite hi elsewhere, where np.where kept an infinite cap out)
+    return n * (lo + split - 1.0) * 0.5 + n_above * np.minimum(cap, hi)
 
 
 def _sum_max_linear_np(a1, b1, a2, b2, lo, hi):
@@ -125,8 +129,11 @@ def _sum_max_linear_np(a1, b1, a2, b2, lo, hi):
     with np.errstate(all="ignore"):
         root = -da / db  # where db == 0 (flat rows) fixed up below
     up = db > 0
-    # first-dominant interval: [ceil(root), hi) where d rises, [lo, floor(root) + 1) where it falls
-    split = _clip(np.where(up, np.ceil(root), np.floor(root) + 1.0), lo, hi)
+    # first-dominant interval: [ceil(root), hi) where d rises, [lo, floor(root) + 1) where it
+    # falls; ceil(root) = floor(root) + 1 but at an integer root (adding an exact 0 or 1:
+    # the same values as the two roundings, without an np.where)
+    fl = np.floor(root)
+    split = _clip(fl + ~(up & (fl == root)), lo, hi)
     lo1 = np.where(up, split, lo)
     hi1 = np.where(up, hi, split)
     flat = db == 0
