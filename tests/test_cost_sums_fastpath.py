@@ -74,3 +74,28 @@ def test_sum_min_fast_path_equals_generic(r, dt):
     args = [v.astype(dt) for v in (lo, hi, cap)]
     with np.errstate(all="ignore"):
         _same(sum_min(*args), sum_min(*args, xp=GENERIC))
+
+
+def test_float32_evaluation_stays_float32():
+    """A float32 evaluation computes in float32 from end to end: one float64 temporary (a
+    np.where over two Python floats did it) turns every column after it into float64,
+    ~25% of the engine's time. Static and serving rows, sparse and dense attention."""
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS, evaluate
+    from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
+
+    models = [load_model(n) for n in ("qwen3-8b", "gpt-oss-20b", "qwen3-30b-a3b")]
+    mt, ht = ModelTable.build(models), HardwareTable.build([load_hardware("h100-sxm")])
+    rng = np.random.default_rng(3)
+    n = 64
+    cols = {k: np.full(n, v) for k, v in INPUT_DEFAULTS.items()}
+    cols.update(model=rng.integers(0, 3, n), hardware=np.zeros(n, dtype=int), devices=rng.choice([1.0, 4.0], n),
+                batch=rng.choice([1.0, 16.0], n), concurrency=rng.choice([0.0, 8.0], n),
+                prompt_len=np.full(n, 1000.0), gen_len=np.full(n, 2000.0), samples=rng.choice([1.0, 4.0], n),
+                weight_dtype=np.full(n, DTYPE_CODE["bf16"]), act_dtype=np.full(n, DTYPE_CODE["bf16"]),
+                kv_dtype=np.full(n, DTYPE_CODE["fp8"]), kv_budget=rng.choice([0.0, 512.0], n),
+                prefix_sharing=np.ones(n, dtype=bool))
+    assert set(INPUT_COLUMNS) <= set(cols)
+    out = evaluate(cols, mt, ht, precision="float32")
+    wide = sorted(k for k, v in out.items() if np.asarray(v).dtype == np.float64)
+    assert not wide, wide
