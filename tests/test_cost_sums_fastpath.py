@@ -37,7 +37,7 @@ def _same(a, b):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rows(4, 0), st.sampled_from([np.float64, np.float32]))
 def test_sum_max_linear_fast_path_equals_generic(r, dt):
     (a1, b1, a2, b2), lo, hi, _ = r
@@ -48,7 +48,7 @@ def test_sum_max_linear_fast_path_equals_generic(r, dt):
         _same(f, g)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rows(6, 2), st.sampled_from([np.float64, np.float32]))
 def test_piecewise_max_sum_fast_path_equals_generic_and_brute_force(r, dt):
     (f0, fg, fs, g0, gg, gs), lo, hi, (cap_g, cap_s) = r
@@ -67,7 +67,7 @@ def test_piecewise_max_sum_fast_path_equals_generic_and_brute_force(r, dt):
             assert abs(got - total) <= 1e-9 * max(1.0, np.abs(np.maximum(f, g)).sum()), (i, got, total)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(rows(0, 1), st.sampled_from([np.float64, np.float32]))
 def test_sum_min_fast_path_equals_generic(r, dt):
     _, lo, hi, (cap,) = r
