@@ -111,16 +111,17 @@ def piecewise_max_sum(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s, xp=VECTO
 
 
 _clip = VECTOR.clip  # minimum(maximum()): planner.cost.ops
+_max, _min = VECTOR.maximum, VECTOR.minimum  # fast with a Python number operand
 
 
 def _sum_min_np(lo, hi, cap):
     split = _clip(cap, lo, hi)
     n_above = hi - split
-    n = np.maximum(split - lo, 0.0)
+    n = _max(split - lo, 0.0)
     # sum_linear(0, 1, lo, split) without its exact no-ops (n * 0 + 1 * ...); the rows above
     # the cap add n_above * cap, and minimum(cap, hi) is cap wherever n_above > 0 (zero
     # times a finite hi elsewhere, where np.where kept an infinite cap out)
-    return n * (lo + split - 1.0) * 0.5 + n_above * np.minimum(cap, hi)
+    return n * (lo + split - 1.0) * 0.5 + n_above * _min(cap, hi)
 
 
 def _sum_max_linear_np(a1, b1, a2, b2, lo, hi):
@@ -134,12 +135,16 @@ def _sum_max_linear_np(a1, b1, a2, b2, lo, hi):
     # the same values as the two roundings, without an np.where)
     fl = np.floor(root)
     split = _clip(fl + ~(up & (fl == root)), lo, hi)
-    lo1 = np.where(up, split, lo)
-    hi1 = np.where(up, hi, split)
+    # lo1 = split where d rises, else lo; hi1 = hi where it rises, else split: with
+    # 0 <= lo <= split <= hi (contexts are not negative) a maximum with a masked term
+    # picks the same value as np.where, a NaN split stays NaN (but below)
+    lo1 = np.maximum(lo, split * up)
+    hi1 = np.maximum(split, hi * up)
     flat = db == 0
-    if flat.any():  # equal slopes: all of [lo, hi) or none of it (lo1 is lo there already)
+    if flat.any():  # equal slopes: all of [lo, hi) or none of it (and 0/0 gave a NaN split)
         hi1 = np.where(flat, np.where(da >= 0, hi, lo), hi1)
-    n1 = np.maximum(hi1 - lo1, 0.0)
+        lo1 = np.where(flat, lo, lo1)
+    n1 = _max(hi1 - lo1, 0.0)
     mid1 = lo1 + hi1 - 1.0
     s1 = n1 * a1 + b1 * n1 * mid1 * 0.5
     s2 = sum_linear(a2, b2, lo, hi, VECTOR) - (n1 * a2 + b2 * n1 * mid1 * 0.5)
@@ -147,8 +152,8 @@ def _sum_max_linear_np(a1, b1, a2, b2, lo, hi):
 
 
 def _piecewise_max_sum_np(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s):
-    cap_g = np.minimum(cap_g, NO_CAP)
-    cap_s = np.minimum(cap_s, NO_CAP)
+    cap_g = _min(cap_g, NO_CAP)
+    cap_s = _min(cap_s, NO_CAP)
     b1 = _clip(np.minimum(cap_g, cap_s), lo, hi)
     b2 = _clip(np.maximum(cap_g, cap_s), lo, hi)
     s_f, s_g = _sum_max_linear_np(f0, f_g + f_s, g0, g_g + g_s, lo, b1)
