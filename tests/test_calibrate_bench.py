@@ -139,7 +139,8 @@ def test_keep_freed_memory_on_glibc():
 def test_tiny_run_fits_an_end_to_end_scale(tiny_run):
     from planner.calibrate.end_to_end import fit_time_scale
     from planner.calibrate.fit import fit_measurements
-    from planner.calibrate.profile import hardware_spec, now_iso
+    from planner.calibrate.hardware_spec import hardware_spec
+    from planner.calibrate.profile import now_iso
     from planner.specs import Hardware
 
     rows = tiny_run["measurements"]
