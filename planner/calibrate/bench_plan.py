@@ -14,14 +14,15 @@ SCALES = ("tiny", "quick", "full")
 
 
 SPREAD_TAKES = 2
-"""Takes per pass of the benchmarks that set batch-1 decode and the end-to-end scale
-(one-row GEMMs, the reference decoder's passes): on the shared VM the shipped profile
+"""Takes per pass of the benchmarks that set decode, memory-bound: the one-row GEMMs and
+the reference decoder's decode passes (~3 s of timing a pass, on ~30 s; its prefill
+passes are compute-bound and cost ~7 s a take). On the shared VM the shipped profile
 comes from, memory bandwidth moves by 10-20% for seconds at a time (a 1 GB GEMV ran at
-9.0 GB/s in one run, 11.0-11.1 in two others minutes apart), and a 16 MB GEMV is timed
-in ~10 ms. With one take per pass, a slow spell caught by both takes moved the fitted
-one-row GEMM rate by ~15% and the time scale by ~10% (three quick runs, 2026-11-30:
-batch-1 decode of llama-3.2-1b predicted 196, 222, 210 ms). A second take in the middle
-of each pass, a minute from the first, gives each of them four takes spread over the run."""
+9.0 GB/s in one quick run, 11.0-11.1 GB/s in two others minutes apart), and a 16 MB GEMV
+is timed in ~10 ms. With one take per pass (the faster of two kept), the reference
+decoder's batch-1 decode over the fitted one-row GEMM model's time was 1.10, 0.92 and
+1.15 in three quick runs (2026-11-30 00:13-00:30 UTC). A second take in the middle of each
+pass, half a pass from the first, gives each of them four takes spread over the run."""
 
 
 @dataclass
@@ -166,7 +167,7 @@ def plan(device_type: str, scale: str, dtypes: list[str] | None = None, mem_limi
         if scale == "tiny":
             params["tiny"] = True
         add(Job("decoder", params, f"reference decoder {phase} b{b} c{c}", weight=3.0 if scale != "tiny" else 1.0,
-                takes=SPREAD_TAKES if scale != "tiny" else 1))
+                takes=SPREAD_TAKES if (phase == "decode" and scale != "tiny") else 1))
 
     # overheads: a tiny op, and decoder layers with negligible work (decode step)
     add(Job("tiny_op", {"dtype": main}, "tiny op"))
