@@ -62,9 +62,10 @@ from planner.commands import (  # noqa: E402
     estimate,
     recommend,
     report,
+    validate,
 )
 
-for _module in (catalog, estimate, recommend, accuracy, calibrate, report, check):
+for _module in (catalog, estimate, recommend, accuracy, calibrate, validate, report, check):
     _module.register(app)
 
 

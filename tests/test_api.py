@@ -47,7 +47,8 @@ def test_scalar_path_equals_vectorized_engine(calibrated):
     models, hardware = all_models(), all_hardware()
     effs = None
     if calibrated:
-        from planner.calibrate.profile import load_profile, profile_to_efficiency
+        from planner.calibrate.apply import profile_to_efficiency
+        from planner.calibrate.profile import load_profile
 
         prof = load_profile(str(ROOT / "calibration" / "cpu-amd-epyc-2c.yaml"))
         effs = [profile_to_efficiency(prof, h) for h in hardware]

@@ -96,6 +96,22 @@ def test_validate_tiny_model():
     assert r["models"] == [{"model": "tiny-2l", "layers": 2, "layers_full": 2}]
 
 
+def test_validate_gives_short_cases_a_pass_between_each_two():
+    """Every case of a tiny model is short (well under SHORT_CALL_S): with two passes each
+    case is timed four times, alternating with the others (the progress labels say)."""
+    from planner.calibrate.bench import tiny_model
+    from planner.calibrate.validate import TINY_CASES, measure_model
+
+    labels: list[str] = []
+    measure_model(tiny_model(1), TINY_CASES, repeats=1, passes=2, progress=labels.append)
+    assert len(labels) == 4 * len(TINY_CASES)
+    first = [lab for lab in labels if "batch 1 context 16" in lab and "prefill" in lab]
+    assert len(first) == 4
+    n = len(TINY_CASES)
+    kinds = ["short" in lab for lab in labels]
+    assert kinds == [False] * n + [True] * n + [False] * n + [True] * n  # pass, short cases, pass, short cases
+
+
 def test_reduced_model_keeps_the_shape():
     from planner.calibrate.validate import reduced_model
     from planner.catalog import load_model
@@ -139,7 +155,8 @@ def test_keep_freed_memory_on_glibc():
 def test_tiny_run_fits_an_end_to_end_scale(tiny_run):
     from planner.calibrate.end_to_end import fit_time_scale
     from planner.calibrate.fit import fit_measurements
-    from planner.calibrate.profile import hardware_spec, now_iso
+    from planner.calibrate.hardware_spec import hardware_spec
+    from planner.calibrate.profile import now_iso
     from planner.specs import Hardware
 
     rows = tiny_run["measurements"]

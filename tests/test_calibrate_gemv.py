@@ -122,7 +122,8 @@ def test_profile_refuses_an_unphysical_or_malformed_gemv_fit(tmp_path, gemv, fie
 
     import yaml
 
-    from planner.calibrate.profile import load_profile, profile_to_efficiency
+    from planner.calibrate.apply import profile_to_efficiency
+    from planner.calibrate.profile import load_profile
     from planner.errors import InputError
 
     text = yaml.safe_load(open("calibration/cpu-amd-epyc-2c.yaml"))

@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from planner.calibrate.lookup import find_profile
-from planner.calibrate.profile import (FORMAT, Profile, compare_profiles, fingerprint_name,
-                                       hardware_spec, load_profile, profile_from_dict, profile_to_efficiency,
-                                       write_hardware_spec, write_profile)
+from planner.calibrate.apply import profile_to_efficiency
+from planner.calibrate.compare import compare_profiles
+from planner.calibrate.hardware_spec import hardware_spec, write_hardware_spec
+from planner.calibrate.profile import FORMAT, Profile, fingerprint_name, load_profile, profile_from_dict, write_profile
 from planner.errors import InputError
 
 DEVICE = {"type": "cpu", "name": "AMD EPYC", "cpu_model": "AMD EPYC", "gpu_name": None, "cores": 2,

@@ -187,7 +187,8 @@ def test_shipped_profile_not_applied_on_another_machine():
 
     assert rc == 0
     r = json.loads(out)
-    from planner.calibrate.profile import load_profile, machine_mismatch
+    from planner.calibrate.lookup import machine_mismatch
+    from planner.calibrate.profile import load_profile
 
     if machine_mismatch(load_profile(ROOT / "calibration" / "cpu-amd-epyc-2c.yaml")) is None:
         assert "matches this machine" in r["efficiency"]

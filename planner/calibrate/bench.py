@@ -13,7 +13,9 @@ still cached from the previous call, which is also what happens in a real forwar
 ``{"kind", <shape fields>, "dtype", "flops", "bytes", "seconds", "repeats", "spread"}``.
 Quick and full runs go over the plan twice, some tens of seconds apart, and keep the
 faster median of each benchmark: on a shared machine another process taking the CPUs
-for a few seconds only slows timings down, never speeds them up.
+for a few seconds only slows timings down, never speeds them up. The benchmarks that set
+batch-1 decode and the end-to-end scale take a second take in the middle of each pass
+(:data:`~planner.calibrate.bench_plan.SPREAD_TAKES`, :func:`~planner.calibrate.bench_plan.pass_schedule`).
 
 Busy-machine retakes (criteria and constants: :mod:`planner.calibrate.quiet`): a
 reference kernel is probed at the start (its quiet time and spread) and after every
@@ -32,7 +34,7 @@ import time
 from typing import Callable
 
 from planner.calibrate import require_torch
-from planner.calibrate.bench_plan import SCALES, Job, Plan, default_dtypes, plan
+from planner.calibrate.bench_plan import SCALES, Job, Plan, default_dtypes, pass_schedule, plan
 from planner.calibrate.device import (check_device, cpu_count, cpu_model_name, device_fingerprint,
                                       device_memory_bytes, keep_freed_memory, last_level_cache_bytes,
                                       set_threads, synchronizer)
@@ -79,7 +81,8 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
     opts = {"sync": sync, "timing": timing}
     passes = 1 if scale == "tiny" else 2
     retake_budget = {"tiny": 0.0, "quick": 60.0, "full": 180.0}[scale]
-    total = passes * sum(j.weight for j in jobs)
+    schedule = pass_schedule(jobs)
+    total = passes * sum(jobs[i].weight for i in schedule)
     done = 0.0
     best: list[dict | None] = [None] * len(jobs)
     monitor = LoadMonitor(n_threads)
@@ -119,7 +122,8 @@ def run(device: str = "cpu", scale: str = "quick", *, threads: int | None = None
     retaken = 0
     with torch.inference_mode():
         for pas in range(passes):
-            for i, job in enumerate(jobs):
+            for i in schedule:
+                job = jobs[i]
                 one(i, job, job.label + (f" (pass {pas + 1}/{passes})" if passes > 1 else ""))
                 done += job.weight
         # retake what another process disturbed (its CPU share, or the reference kernel's drift)

@@ -44,7 +44,8 @@ def fit_time_scale(fitted: dict, measurements: list[dict], hardware) -> tuple[fl
     """``(scale, rms_log_error)``: the median of measured / predicted seconds over the
     ``decoder`` measurements (predicted with ``fitted`` at scale 1 on ``hardware``), and
     the spread of the ratios around it; None without such measurements."""
-    from planner.calibrate.profile import Profile, profile_to_efficiency
+    from planner.calibrate.apply import profile_to_efficiency
+    from planner.calibrate.profile import Profile
     from planner.cost.api import estimate
 
     rows = [r for r in measurements if r.get("kind") == "decoder"]

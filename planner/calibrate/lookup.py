@@ -1,10 +1,11 @@
-"""Finding the calibration profile of a device, and the efficiency the engine then uses.
+"""Where calibration profiles live, which one applies, and the efficiency the engine then uses.
 
 Lookup order (:func:`profile_dirs`): ``$PLANNER_PATH`` dirs, the user's calibration
-folder (:func:`planner.calibrate.profile.user_dir`, where ``planner calibrate`` writes by
+folder (:func:`user_dir`, where ``planner calibrate`` writes by
 default), the shipped calibration dir. :func:`resolve_efficiency` is the one place that
-turns "an explicit profile, else a found one made on this machine, else the documented
-defaults" into an efficiency.
+turns "an explicit profile, else a found one made on this machine (:func:`machine_mismatch`),
+else the documented defaults" into an efficiency; :func:`check_output_path` keeps every
+write out of the shipped folder and the installed package.
 """
 
 from __future__ import annotations
@@ -12,10 +13,66 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from planner.calibrate.profile import (FORMAT, HARDWARE_SUFFIX, load_profile, machine_mismatch,
-                                       profile_to_efficiency, user_dir)
+from planner.calibrate.apply import profile_to_efficiency
+from planner.calibrate.profile import FORMAT, HARDWARE_SUFFIX, Profile, load_profile
+from planner.errors import InputError
 
 NO_PROFILE = "defaults (no calibration profile)"
+
+
+def user_dir() -> Path:
+    """Where ``planner calibrate`` writes by default: $PLANNER_CALIBRATION_DIR, else
+    $XDG_CONFIG_HOME/planner/calibration (~/.config/planner/calibration)."""
+    import os
+
+    env = os.environ.get("PLANNER_CALIBRATION_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CONFIG_HOME") or "~/.config").expanduser() / "planner" / "calibration"
+
+
+def check_output_path(path: str | Path) -> None:
+    """Commands never write into the shipped calibration folder or the installed package."""
+    from planner.catalog import builtin_dir
+
+    target = Path(path).expanduser().resolve()
+    package = Path(__file__).resolve().parent.parent
+    for guarded in (builtin_dir("calibration").resolve(), package):
+        if target == guarded or guarded in target.parents:
+            raise InputError(f"refusing to write into {guarded} (shipped files): write with -o elsewhere, "
+                             f"default {user_dir()}", file=str(path), field="output")
+
+
+def machine_mismatch(profile: Profile) -> str | None:
+    """Why a profile was not made on this machine (None when it was): CPU model, core count,
+    memory (within 2%) and torch version must match; a GPU profile applies only when named."""
+    import importlib.metadata
+
+    from planner.calibrate.device import cpu_count, cpu_model_name
+
+    dev = profile.device
+    if dev.get("type") != "cpu":
+        return f"a {dev.get('type')} profile applies only when named with --calibration"
+    if dev.get("cpu_model") != cpu_model_name():
+        return f"CPU model {dev.get('cpu_model')!r} is not this machine's"
+    if dev.get("cores") != cpu_count():
+        return f"{dev.get('cores')} cores, this machine has {cpu_count()}"
+    import os
+
+    try:
+        mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        mem_gb = None
+    if mem_gb is None or not isinstance(dev.get("memory_gb"), (int, float)) or \
+            abs(dev["memory_gb"] - mem_gb) > 0.02 * mem_gb:
+        return f"memory {dev.get('memory_gb')} GB differs from this machine's"
+    try:
+        torch_version = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "torch is not installed here"
+    if str(profile.torch_version).split("+")[0] != torch_version.split("+")[0]:
+        return f"torch {profile.torch_version}, this machine has {torch_version}"
+    return None
 
 
 def profile_dirs() -> list[Path]:
@@ -41,7 +98,6 @@ def find_profile(hardware_name: str) -> Path | None:
             p = d / f"{hardware_name}{ext}"
             if p.is_file():
                 return p
-    from planner.errors import InputError
     from planner.catalog import read_yaml  # cached parse (catalog.read_yaml)
 
     for d in dirs:

@@ -41,6 +41,16 @@ SHORT_CASES = (
 )
 PASSES = 3  # interleaved passes over the cases, the fastest kept: on a shared machine a
             # slow moment (another VM, another process) only ever slows a timing down
+SHORT_CALL_S = 0.3
+"""A case whose call takes less than this (batch-1 and batch-4 decode steps of 0.5-1B
+models on a 2-core CPU: 0.1-0.25 s) gets a further pass between each two of the others
+(twice the passes, at little cost). These are memory-bound, and the VM's memory
+bandwidth moves by 10-20% for seconds at a time: with three passes of seven steps, the
+same run measured llama-3.2-1b's batch-1 decode at context 128 15 ms *slower* than at
+context 4096, where it must be ~12 ms faster (three runs, 2026-11-30: 198/183, 166/215,
+172/188 ms), which set the validation's max error."""
+DECODE_STEPS = 5  # timed decode steps per pass (after a warm-up step): with six passes,
+                  # thirty steps of a short case against the twenty-one of three passes of seven
 TINY_CASES = (Case("prefill", 1, 16), Case("prefill", 2, 8), Case("decode", 1, 16), Case("decode", 2, 32))
 
 
@@ -89,8 +99,11 @@ def _time(fn: Callable[[], object], sync, repeats: int, warmup: int = 1) -> floa
 def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", repeats: int = 3, passes: int = PASSES,
                   progress: Callable[[str], None] | None = None, logits: str = "last") -> list[tuple[float, float]]:
     """Seconds per case for a torch decoder built from ``model`` (already reduced): the
-    median of ``repeats`` timed runs after a warm-up (decode steps: at least 7), the
-    fastest of ``passes`` passes; a case during which other processes contended for our
+    median of ``repeats`` timed runs after a warm-up (decode steps: at least
+    :data:`DECODE_STEPS`), the fastest of ``passes`` passes, with a further pass between
+    each two for the cases whose call takes under :data:`SHORT_CALL_S` (as many as
+    ``passes`` again: batch-1 decode is where the machine's memory bandwidth varies
+    most, and it costs little); a case during which other processes contended for our
     cores (:func:`planner.calibrate.quiet.contention` over
     :data:`~planner.calibrate.quiet.CONTENDED`) is retaken (up to twice, within two
     minutes) after waiting for a quiet moment: another process only ever slows a
@@ -107,6 +120,7 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
     max_c = max(c.context for c in cases) + 1
     best = [float("inf")] * len(cases)
     contended = [1.0] * len(cases)
+    call_s = [0.0] * len(cases)
     with torch.inference_mode():
         dec = TorchDecoder(model, device=dev, dtype=dtype, max_batch=max_b, max_context=max_c, logits=logits)
 
@@ -121,14 +135,19 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
             else:
                 dec.fill_cache(c.batch, c.context)
                 tok = torch.zeros(c.batch, 1, dtype=torch.long, device=dev)
-                t = _time(lambda: dec(tok, c.context), sync, max(repeats, 7))
+                t = _time(lambda: dec(tok, c.context), sync, max(repeats, DECODE_STEPS))
             other = mon.contention()
+            call_s[i] = max(call_s[i], t)
             if t < best[i]:
                 best[i], contended[i] = t, (other or 0.0)
 
         for pas in range(passes):
             for i, c in enumerate(cases):
                 one(i, c, f" (pass {pas + 1}/{passes})" if passes > 1 else "")
+            if passes > 1:  # the short cases once more, between this pass and the next
+                for i, c in enumerate(cases):
+                    if call_s[i] < SHORT_CALL_S:
+                        one(i, c, f" (short cases, pass {pas + 1}/{passes})")
         # retake cases another process disturbed (twice at most, within two minutes)
         start = time.perf_counter()
         for round_ in range(2):

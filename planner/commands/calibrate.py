@@ -1,38 +1,14 @@
-"""`planner calibrate` (microbenchmarks -> profile) and `planner validate` (engine vs a
-real torch decoder). torch is imported inside the commands only."""
+"""`planner calibrate`: microbenchmarks -> a profile (``--refit`` and ``--compare`` work on
+stored profiles). torch is imported inside the command only; `planner validate` is
+:mod:`planner.commands.validate`."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 import typer
 
-def _progress_bar():
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from planner.commands.output import console
-
-    con = console()
-    con.stderr = True
-    return Progress(TextColumn("{task.description}", style="cyan"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=con, transient=False)
-
-
-def _warn_busy(fraction) -> None:
-    import sys
-
-    from planner.calibrate.quiet import BUSY_WARNING
-
-    if fraction is not None and fraction > BUSY_WARNING:
-        print(f"planner: warning: other processes used {fraction:.0%} of the CPUs while measuring; "
-              "timings may be inflated (re-run on a quiet machine)", file=sys.stderr)
-
-
-def _fmt(x: float, unit: str) -> str:
-    from planner.units import fmt_si
-
-    return fmt_si(x, unit) if unit else f"{x:.3g}"
-
+from planner.commands.measuring import progress_bar, warn_busy
 
 # ------------------------------------------------------------------------------------------
 # planner calibrate
@@ -88,7 +64,8 @@ def _fit(measurements: list, main: str, hw, dtypes, device: dict, name: str) -> 
     reference-decoder passes, predicted with those curves."""
     from planner.calibrate.end_to_end import fit_time_scale
     from planner.calibrate.fit import fit_measurements
-    from planner.calibrate.profile import hardware_spec, now_iso
+    from planner.calibrate.hardware_spec import hardware_spec
+    from planner.calibrate.profile import now_iso
     from planner.catalog import validation_error
     from planner.cost.context import KERNELS_PER_LAYER
     from planner.errors import InputError
@@ -138,7 +115,8 @@ def _refit(path: str, output: Optional[str], json_out: bool) -> None:
     fitted = _fit(old.measurements, old.fitted["main_dtype"], hw, dtypes, old.device, old.hardware)
     fitted["conditions"] = old.fitted.get("conditions")
     fitted["info"]["refit"] = f"refit from the stored measurements on {now_iso()} (measured {old.date})"
-    from planner.calibrate.profile import check_output_path, check_physical
+    from planner.calibrate.lookup import check_output_path
+    from planner.calibrate.profile import check_physical
 
     out = output or path
     check_output_path(out)
@@ -164,8 +142,8 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
         raise InputError("must be >= 1", field="threads", value=threads)
     torch = require_torch()
     from planner.calibrate import bench
-    from planner.calibrate.profile import (HARDWARE_SUFFIX, Profile, dumps, fingerprint_name, hardware_spec,
-                                           hardware_spec_text, now_iso)
+    from planner.calibrate.hardware_spec import hardware_spec, hardware_spec_text
+    from planner.calibrate.profile import HARDWARE_SUFFIX, Profile, dumps, fingerprint_name, now_iso
     from planner.commands.output import print_json
     from planner.files import atomic_write_text
 
@@ -177,13 +155,14 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
         hw = load_hardware(hardware)
     fp = bench.device_fingerprint(device)
     name = hw.name if hw is not None else fingerprint_name(fp)
-    from planner.calibrate.profile import check_output_path, check_physical, user_dir
+    from planner.calibrate.lookup import check_output_path, user_dir
+    from planner.calibrate.profile import check_physical
 
     out = Path(output) if output else user_dir() / f"{name}.yaml"
     check_output_path(out)
     scale = "quick" if quick else "full"
 
-    with _progress_bar() as bar:
+    with progress_bar() as bar:
         task = bar.add_task("calibrating", total=1.0)
 
         def progress(done, total, label):
@@ -213,7 +192,7 @@ def _calibrate(device: str, hardware: Optional[str], quick: bool, output: Option
     if spec_text is not None:
         atomic_write_text(spec_path, spec_text)
     atomic_write_text(out, profile_text)
-    _warn_busy(result.get("other_cpu_fraction"))
+    warn_busy(result.get("other_cpu_fraction"))
     if json_out:
         print_json({"profile": str(out), "hardware_spec": str(spec_path) if spec_path else None,
                     "hardware": name, "fitted": fitted})
@@ -285,7 +264,8 @@ def _print_fitted(f: dict, name: str) -> None:
 def _compare(old: str, new: str, json_out: bool) -> None:
     from rich.table import Table
 
-    from planner.calibrate.profile import FLAG_THRESHOLD, compare_profiles, load_profile
+    from planner.calibrate.compare import FLAG_THRESHOLD, compare_profiles
+    from planner.calibrate.profile import load_profile
     from planner.commands.output import console, print_json
     from planner.units import fmt_si
 
@@ -310,157 +290,5 @@ def _compare(old: str, new: str, json_out: bool) -> None:
               f"no figure changed by more than {FLAG_THRESHOLD:.0%}")
 
 
-# ------------------------------------------------------------------------------------------
-# planner validate
-# ------------------------------------------------------------------------------------------
-def validate_cmd(
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda or mps."),
-    calibration: Optional[str] = typer.Option(
-        None, "--calibration", help="Profile YAML (default: the one in calibration/ for this device)."),
-    no_calibration: bool = typer.Option(False, "--no-calibration", help="Predict with the spec's default efficiencies."),
-    hardware: Optional[str] = typer.Option(
-        None, "--hardware", "-H", help="Device name or YAML (default: the profile's device / spec)."),
-    model: Optional[List[str]] = typer.Option(
-        None, "--model", "-m", help="Model name or YAML (repeatable; default qwen3-0.6b and llama-3.2-1b)."),
-    layers: Optional[int] = typer.Option(None, "--layers", help="Layers to build (default 4; the prediction uses the same)."),
-    quick: bool = typer.Option(False, "--quick", help="Fewer cases."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch threads (default: the profile's)."),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
-    measured: Optional[str] = typer.Option(
-        None, "--measured", help="Replay measured serving runs (CSV, README 'Measured serving runs') instead: "
-                                 "predict every row and report the error by slice. No torch."),
-) -> None:
-    """Time a real torch decoder (random weights) and compare with the engine's prediction,
-    or (--measured FILE.csv) replay measured serving runs."""
-    from planner.calibrate import DEVICES, require_torch
-    from planner.errors import InputError
-
-    if measured:
-        from planner.commands.measured import validate_measured
-
-        return validate_measured(measured, calibration, no_calibration, json_out)
-
-    if device not in DEVICES:
-        raise InputError(f"unknown device (choose from {', '.join(DEVICES)})", field="device", value=device)
-    if layers is not None and layers < 1:
-        raise InputError("must be >= 1", field="layers", value=layers)
-    if threads is not None and threads < 1:
-        raise InputError("must be >= 1", field="threads", value=threads)
-    if calibration and no_calibration:
-        raise InputError("give --calibration or --no-calibration, not both", field="calibration", value=calibration)
-    require_torch()
-    from planner.calibrate import bench
-    from planner.calibrate import validate as V
-    from planner.catalog import load_model
-    from planner.commands.output import print_json
-
-    bench.check_device(device)
-    hw, profile, eff = _resolve(device, calibration, no_calibration, hardware)
-    if threads is None and profile is not None:
-        threads = profile.threads
-    models = [load_model(m) for m in (model or V.DEFAULT_MODELS)]
-    n_layers = layers or V.DEFAULT_LAYERS
-    cases = V.SHORT_CASES if quick else V.STANDARD_CASES
-
-    with _progress_bar() as bar:
-        total = len(models) * len(cases) * V.PASSES
-        task = bar.add_task("validating", total=total + 1)
-
-        seen = [0]
-
-        def progress(label):
-            seen[0] += 1
-            bar.update(task, completed=min(seen[0], total), description=label)
-
-        report = V.validate(models, hw, eff, device=device, layers=n_layers, cases=cases, threads=threads,
-                            progress=progress)
-        bar.update(task, completed=total, description="done")
-    report["calibration"] = profile.path if profile is not None else None
-    _warn_busy(report.get("other_cpu_fraction"))
-    if json_out:
-        print_json(report)
-        return
-    _print_report(report)
-
-
-def _resolve(device: str, calibration, no_calibration: bool, hardware):
-    """(hardware spec, profile or None, efficiency or None) for validate."""
-    from pathlib import Path
-
-    from planner.calibrate import bench
-    from planner.calibrate.lookup import find_profile
-    from planner.calibrate.profile import HARDWARE_SUFFIX, fingerprint_name, load_profile, profile_to_efficiency
-    from planner.catalog import load_hardware, search_dirs
-    from planner.errors import InputError
-
-    hw = load_hardware(hardware) if hardware else None
-    profile = None
-    if not no_calibration:
-        if calibration:
-            profile = load_profile(calibration)
-        else:
-            name = hw.name if hw is not None else fingerprint_name(bench.device_fingerprint(device))
-            found = find_profile(name)
-            if found is not None:
-                from planner.calibrate.profile import machine_mismatch
-
-                why = machine_mismatch(load_profile(found))
-                if why is not None:
-                    raise InputError(f"the profile {found} was made on another machine ({why}): recalibrate, "
-                                     "or name it with --calibration", field="calibration")
-            if found is None:
-                raise InputError(f"no calibration profile for '{name}': run planner calibrate --device {device}, "
-                                 "or pass --calibration FILE or --no-calibration", field="calibration")
-            profile = load_profile(found)
-    if hw is None:
-        spec = profile.hardware_path() if profile is not None else None
-        if spec is not None and spec.is_file():
-            hw = load_hardware(str(spec))
-        elif profile is not None:
-            hw = load_hardware(profile.hardware)
-        else:
-            name = fingerprint_name(bench.device_fingerprint(device))
-            for d in search_dirs("calibration"):
-                p = Path(d) / f"{name}{HARDWARE_SUFFIX}"
-                if p.is_file():
-                    hw = load_hardware(str(p))
-                    break
-            if hw is None:
-                raise InputError(f"no hardware spec for '{name}': pass --hardware NAME|FILE", field="hardware")
-    eff = profile_to_efficiency(profile, hw) if profile is not None else None
-    return hw, profile, eff
-
-
-def _print_report(r: dict) -> None:
-    from rich.table import Table
-
-    from planner.commands.output import console
-    from planner.units import fmt_si
-
-    con = console()
-    t = Table(title=f"validate on {r['device']} ({r['dtype']}, {r['threads']} threads): {r['hardware']}, "
-                    f"efficiency {r['efficiency']}")
-    for col in ("model", "layers", "phase", "batch", "context", "measured", "predicted", "error"):
-        t.add_column(col, justify="left" if col in ("model", "phase") else "right")
-    for c in r["cases"]:
-        t.add_row(c["model"], str(c["layers"]), c["phase"], str(c["batch"]), str(c["context"]),
-                  fmt_si(c["measured_s"], "s"), fmt_si(c["predicted_s"], "s"), f"{c['error']:+.1%}")
-    con.print(t)
-    reduced = [f"{m['model']} {m['layers']} of {m['layers_full']} layers" for m in r["models"]
-               if m["layers"] < m["layers_full"]]
-    if reduced:
-        con.print("reduced depth (the predictions use the same reduced models): " + "; ".join(reduced))
-    con.print(f"median |error| {r['median_abs_error']:.1%}, max |error| {r['max_abs_error']:.1%} "
-              f"over {len(r['cases'])} cases")
-    from planner.calibrate.quiet import CONTENDED
-
-    busy = sum((c.get("contention") or 0.0) > CONTENDED for c in r["cases"])
-    if busy:
-        load = r.get("load_average") or [None, None]
-        con.print(f"{busy} of {len(r['cases'])} cases measured while other processes took over {CONTENDED:.0%} of "
-                  f"our cores even after retakes (load average {load[0]} -> {load[1]}): re-run on a quiet machine")
-
-
 def register(app: typer.Typer) -> None:
     app.command("calibrate")(calibrate_cmd)
-    app.command("validate")(validate_cmd)
