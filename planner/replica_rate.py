@@ -160,20 +160,30 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
         return ok
 
     feasible = meets(lo)
-    top_ok = meets(hi)
-    # only the configurations between the bracket's ends are bisected (the others' answer is
-    # 0 or the top already; planner.cost.row_subset evaluates a row as the whole context does)
-    act = np.flatnonzero(feasible & ~top_ok)
+    # the feasible configurations are bisected (planner.cost.row_subset evaluates a row as the
+    # whole context does); the bracket's top is checked only where every step held: the
+    # metrics grow with the rate, so a configuration that missed a bound below the top misses
+    # it there too (the top is mostly above capacity, the slowest rows of the fixed point)
+    act = np.flatnonzero(feasible)
     lo_a, hi_a = lo[act], hi[act]
+    held = np.ones(act.size, dtype=bool)
+    top_ok = np.zeros(n, dtype=bool)
     if act.size:
         from planner.cost.row_subset import take_rows
 
-        sub = dict(x=take_rows(x, act), P=P[act], G=G[act], Q=Q[act], cap=cap[act])
+        def rows(i):
+            return dict(x=take_rows(x, i), P=P[i], G=G[i], Q=Q[i], cap=cap[i])
+
+        sub = rows(act)
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo_a + hi_a)
             good = meets(mid, **sub)
+            held &= good
             lo_a = np.where(good, mid, lo_a)
             hi_a = np.where(good, hi_a, mid)
+        top = act[held]
+        if top.size:
+            top_ok[top] = meets(hi[top], **rows(top))
     lo = lo.copy()
     lo[act] = lo_a
     best = np.where(top_ok, hi0, lo)

@@ -42,15 +42,28 @@ class Variant:
 
 
 def candidate_accuracy(model_name: str, task: Optional[str], weight_dtype: str, act_dtype: str, kv_dtype: str,
-                       gen_cap: int) -> tuple[Optional[float], str]:
-    """Accuracy of one sample from the accuracy model, or (None, why) without a profile."""
+                       gen_cap: int, profiles: Optional[dict] = None) -> tuple[Optional[float], str]:
+    """Accuracy of one sample from the accuracy model, or (None, why) without a profile.
+    ``profiles``: a dict remembering the profile found per (model, task) (the lookup
+    lists the profile folders: once per plan, not per dtype)."""
     if task is None:
         return None, "no task given"
     try:
         from planner import accuracy
 
-        prof = accuracy.find_profile(model_name, task)
-        a = accuracy.predict(prof, "single", 1, gen_cap, weight_dtype=weight_dtype, act_dtype=act_dtype,
+        key = (model_name, task)
+        if profiles is None or key not in profiles:
+            try:
+                found = accuracy.find_profile(model_name, task)
+            except InputError as exc:
+                found = exc
+            if profiles is not None:
+                profiles[key] = found
+        else:
+            found = profiles[key]
+        if isinstance(found, InputError):
+            raise found
+        a = accuracy.predict(found, "single", 1, gen_cap, weight_dtype=weight_dtype, act_dtype=act_dtype,
                              kv_dtype=kv_dtype, kv_budget=0)
     except InputError as exc:
         return None, exc.reason
@@ -153,6 +166,7 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
     rps = scn.traffic.requests_per_s * variant.traffic_scale
     gen_cap = int(round(scn.traffic.gen_cap() * variant.gen_scale))
     cands = []
+    profiles: dict = {} if grids is None else grids.setdefault("profiles", {})
     for mi, m in enumerate(models):
         cache: dict = {} if grids is None else grids.setdefault(("accuracy", id(m), gen_cap), {})
         for hi, h in enumerate(hardware):
@@ -161,7 +175,7 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
                 for vi, v in enumerate(kvs):
                     key = (QUANTIZATIONS[q][0], acts[hi][qi] or "bf16", v)
                     if key not in cache:
-                        cache[key] = candidate_accuracy(m.name, scn.task, *key, gen_cap)
+                        cache[key] = candidate_accuracy(m.name, scn.task, *key, gen_cap, profiles)
                     acc[qi, vi] = cache[key]
             sub = {k: v[mi, hi] for k, v in R.items()}  # (D, Q, V, C, S)
             cands.append(pick_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts[hi], rps, variant,
