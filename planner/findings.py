@@ -38,7 +38,8 @@ def run(hardware: str = "b200", task: str = "aime24") -> Findings:
     from planner.accuracy import find_profile
     from planner.catalog import load_hardware, load_model
     from planner.recommend import accuracy_for_search
-    from planner.search import Space, evaluate_space, pareto_frontier
+    from planner.frontier import pareto_frontier
+    from planner.search import Space, evaluate_space
 
     models = [load_model(m) for m in QWEN3]
     profiles = [find_profile(m, task) for m in QWEN3]

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
-from pathlib import Path
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from planner.errors import InputError
-from planner.search import (
+from planner.frontier import (
     OBJECTIVES,
-    best_accuracy,
     Budgets,
-    Space,
+    best_accuracy,
     check_objective,
-    evaluate_space,
     nearest_to_budget,
     objective_score,
     pareto_frontier,
     top_indices,
     within_budgets,
 )
+from planner.search import Space, evaluate_space
 from planner.specs import RecommendScenario
 
 DEFAULT_STRATEGIES = ["single", "majority", "best-of-k", "verify"]
@@ -82,68 +80,17 @@ PROMPT_TOKENS = {"aime24": 150, "aime25": 150, "math500": 120, "gsm8k": 110, "hu
 DEFAULT_PROMPT_TOKENS = 200
 
 
-# Bump when what a cached accuracy array means changes without a change of source.
-_ACCURACY_CACHE_VERSION = 1
-
-
-@lru_cache(maxsize=1)
-def _code_stamp() -> str:
-    """SHA-256 of the source of every module of the package, numpy's and Python's versions:
-    a cached accuracy is reused only by the code that computed it (~10 ms once per process)."""
-    import hashlib
-    import sys
-
-    root = Path(__file__).resolve().parent  # the package folder
-    h = hashlib.sha256(f"{_ACCURACY_CACHE_VERSION}|{np.__version__}|{sys.version}|{sys.platform}".encode())
-    for p in sorted(root.rglob("*.py")):
-        h.update(str(p.relative_to(root)).encode("utf-8", "surrogateescape"))
-        h.update(p.read_bytes())
-    return h.hexdigest()
-
-
 def _cached_accuracy(kind: str, compute, profile, strategy, arrays, quality: dict):
-    """``compute()`` (an accuracy array, or a (lo, hi) pair, or None), cached on disk in
-    ``catalog.cache_dir()/accuracy`` (the accuracy model is most of a `planner recommend`,
-    and a scenario asked twice asks the same (profile, strategy, grid) again). The key is a
-    SHA-256 of everything the result depends on: the code (_code_stamp), the profile's full
-    content (its spec as JSON), the strategy, the verifier quality and every array argument
-    (dtype, shape and bytes). Values are .npy files (no pickles); unreadable or missing
-    entries are computed again. ``PLANNER_NO_CACHE=1`` turns the cache off."""
-    import hashlib
-    import io
-
+    """``compute()`` (an accuracy array, or with ``kind`` "interval" a (lo, hi) pair or
+    None), cached on disk by planner.array_cache in ``catalog.cache_dir()/accuracy``: keyed
+    by the code, the profile's full content (its spec as JSON), the strategy, the verifier
+    quality and every array argument."""
     from planner.accuracy.profile import load_profile
-    from planner.catalog import cache_dir, cache_read, cache_write
+    from planner.array_cache import cached_array
 
-    if cache_dir() is None:
-        return compute()
     prof = load_profile(profile)
-    h = hashlib.sha256(f"{kind}|{_code_stamp()}|{strategy}|{sorted(quality.items())!r}|".encode())
-    h.update(prof.spec.model_dump_json().encode())
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"|{a.dtype.str}|{a.shape}|".encode())
-        h.update(a.tobytes())
-    key = h.hexdigest() + ".npy"
-    raw = cache_read("accuracy", key)
-    if raw is not None:
-        try:
-            arr = np.load(io.BytesIO(raw), allow_pickle=False)
-        except (OSError, ValueError, EOFError):
-            arr = None
-        if arr is not None:
-            if kind == "interval":
-                return None if arr.size == 0 and arr.dtype == bool else (arr[0], arr[1])
-            return arr
-    out = compute()
-    if kind == "interval":
-        arr = np.zeros(0, dtype=bool) if out is None else np.stack(np.broadcast_arrays(*out))
-    else:
-        arr = np.asarray(out)
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    cache_write("accuracy", key, buf.getvalue())
-    return out
+    key = f"{kind}|{strategy}|{sorted(quality.items())!r}|{prof.spec.model_dump_json()}"
+    return cached_array("accuracy", compute, key, arrays, pair=kind == "interval")
 
 
 def accuracy_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget,

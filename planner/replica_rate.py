@@ -24,7 +24,11 @@ traffic:
   ``W_q = E[W] / rho x ln(rho / (1 - q))`` when ``rho > 1 - q``, else 0; then its own
   prefill, ``own x max(1, P_q / P_mean)`` (linear in its tokens: exact for compute-bound
   prefill chunks, an upper bound when the decodes riding on the step dominate);
-  ``TTFT_q = q tau + W_q + own_q``;
+  ``TTFT_q = q tau + W_q + S_q + own_q``, ``S_q`` the quantile of the wait for a running
+  slot where the running set is capped (the engine's max_running, the searched ``C`` and
+  the free KV memory: planner.cost.running): Erlang C's probability of waiting ``p_s``
+  and an exponential tail, ``S_q = E[S | S > 0] ln(p_s / (1 - q))`` when ``p_s > 1 - q``
+  (planner.cost.running.slot_wait; adding two quantiles is conservative);
 * TPOT: the mean step ``tau`` plus ``z_q`` (the normal quantile) standard deviations of
   the mean step over the request's own life, ``W = (G_q - 1) tau`` (planner.replica_rate
   .tpot_variance), a linear response to two sources of swing. (a) The arrivals during
@@ -76,12 +80,15 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
                                     np.asarray(max_running, dtype=float)).items()}
     qf = np.where(Q > 0, Q / 100.0, 0.5)  # the mean set: half a step, the mean wait
     rho, wait, tau = res["rho"], res["wait_s"], res["step_s"]
+    p_slot, slot_tail = res["slot_wait_p"], res["slot_wait_tail_s"]
     with np.errstate(all="ignore"):
-        own = res["ttft_s"] - 0.5 * tau - wait
+        slot = np.where(p_slot > 0.0, p_slot * slot_tail, 0.0)
+        own = res["ttft_s"] - 0.5 * tau - wait - slot
         own_q = own * np.maximum(1.0, P / P[:, :1])
         w_q = np.where(rho > 1.0 - qf, wait / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 1e-300) / (1.0 - qf)),
                        0.0)
-        ttft = qf * tau + np.where(Q > 0, w_q, wait) + own_q
+        s_q = np.where(p_slot > 1.0 - qf, slot_tail * np.log(p_slot / (1.0 - qf)), 0.0)
+        ttft = qf * tau + np.where(Q > 0, w_q + s_q, wait + slot) + own_q
         z = np.where(Q > 0, _normal_quantile(qf), 0.0)
         tpot = tau + np.maximum(z, 0.0) * np.sqrt(tpot_variance(res, lam, G))
         out = {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (np.maximum(G, 1.0) - 1.0) * tau}
@@ -153,20 +160,30 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
         return ok
 
     feasible = meets(lo)
-    top_ok = meets(hi)
-    # only the configurations between the bracket's ends are bisected (the others' answer is
-    # 0 or the top already; planner.cost.row_subset evaluates a row as the whole context does)
-    act = np.flatnonzero(feasible & ~top_ok)
+    # the feasible configurations are bisected (planner.cost.row_subset evaluates a row as the
+    # whole context does); the bracket's top is checked only where every step held: the
+    # metrics grow with the rate, so a configuration that missed a bound below the top misses
+    # it there too (the top is mostly above capacity, the slowest rows of the fixed point)
+    act = np.flatnonzero(feasible)
     lo_a, hi_a = lo[act], hi[act]
+    held = np.ones(act.size, dtype=bool)
+    top_ok = np.zeros(n, dtype=bool)
     if act.size:
         from planner.cost.row_subset import take_rows
 
-        sub = dict(x=take_rows(x, act), P=P[act], G=G[act], Q=Q[act], cap=cap[act])
+        def rows(i):
+            return dict(x=take_rows(x, i), P=P[i], G=G[i], Q=Q[i], cap=cap[i])
+
+        sub = rows(act)
         for _ in range(BISECTION_STEPS):
             mid = 0.5 * (lo_a + hi_a)
             good = meets(mid, **sub)
+            held &= good
             lo_a = np.where(good, mid, lo_a)
             hi_a = np.where(good, hi_a, mid)
+        top = act[held]
+        if top.size:
+            top_ok[top] = meets(hi[top], **rows(top))
     lo = lo.copy()
     lo[act] = lo_a
     best = np.where(top_ok, hi0, lo)

@@ -227,7 +227,8 @@ def assumptions(data: dict, model) -> list[str]:
     items = [
         "Serving: continuous batching with chunked prefill under Poisson arrivals (the open-loop scheduler model of "
         "planner/cost/serving.py, with queueing): each replica takes the highest request rate at which every SLO "
-        "holds, with at most \"max running\" requests in flight (memory is checked at that many). Replicas are "
+        "holds, with at most \"max running\" requests in flight: the searched C (max_num_seqs), the engine's limit "
+        "and what the free KV memory holds (planner/cost/running.py); later requests wait for a slot. Replicas are "
         "tensor-parallel groups of one device type; each receives an equal share of the Poisson traffic.",
         f"Sizing uses the mean lengths (prompt {sets[0]['prompt_len']}, generation {sets[0]['gen_len']}); means not "
         "given come from a log-normal fitted to the percentiles.",

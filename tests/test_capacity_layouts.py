@@ -16,6 +16,7 @@ import planner
 from planner.capacity import CapacityScenario, check_layouts, resolve
 from planner.cli import main
 from planner.cost.api import estimate as api_estimate
+from planner.engine_profiles import load_engine
 from planner.sizing import plan
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,7 +60,10 @@ def test_the_reported_layout_recosts_through_estimate(wide):
         assert pr["energy_j_per_request"] == pytest.approx(full["energy_j"], rel=1e-6)
         assert pr["memory_bytes_per_device"] == pytest.approx(full["memory"]["total_bytes"], rel=1e-6)
         assert full["memory"]["fits"]
-        est = api_estimate(c["model"], c["hardware"], arrival="poisson", rate=pr["requests_per_s"], **common)
+        # the replica runs at most C (max_num_seqs): the engine's running limit in estimate
+        capped = load_engine(None).model_copy(update={"max_running": cf["concurrency"]})
+        est = api_estimate(c["model"], c["hardware"], arrival="poisson", rate=pr["requests_per_s"], engine=capped,
+                           **common)
         assert not est["unbounded"]
         assert pr["ttft_s"] == pytest.approx(est["ttft_s"], rel=1e-6)
         assert pr["tpot_s"] == pytest.approx(est["tpot_s"], rel=1e-6)

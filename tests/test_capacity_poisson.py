@@ -17,20 +17,22 @@ from planner.sizing import plan
 
 
 def _scenario(ttft, tpot, *, engine="vllm", model="llama-3.1-8b", hw="h100-sxm", rps=20.0, percentile=90,
-              concurrency=(256,), prompt_len=1024, gen_len=256, **extra):
+              concurrency=(256,), prompt_len=1024, gen_len=256, quantization="bf16", **extra):
     return CapacityScenario.model_validate({
         "traffic": {"requests_per_s": rps, "prompt_len": prompt_len, "gen_len": gen_len},
         "slo": {"percentile": percentile, "ttft_s": ttft, "tpot_s": tpot}, "models": [model], "hardware": [hw],
         "engine": engine, "headroom": 0, "redundancy": 0,
-        "search": {"devices": [1], "quantizations": ["bf16"], "kv_dtypes": ["bf16"], "concurrency": list(concurrency)},
+        "search": {"devices": [1], "quantizations": [quantization], "kv_dtypes": ["bf16"],
+                   "concurrency": list(concurrency)},
         **extra})
 
 
-def _simulate(scn, rate, prompt_len=1024, gen_len=256):
+def _simulate(scn, rate, prompt_len=1024, gen_len=256, weight_dtype="bf16", act_dtype="bf16", n_requests=3000):
     models, hws = resolve(scn)
     ch = resolve_serving(hws[0], load_engine(scn.engine))
     s = simulate_estimate(models[0], hws[0], devices=1, concurrency=0, prompt_len=prompt_len, gen_len=gen_len,
-                          engine=ch.engine, efficiency=ch.efficiency, arrival="poisson", rate=rate, n_requests=3000)
+                          weight_dtype=weight_dtype, act_dtype=act_dtype, engine=ch.engine, efficiency=ch.efficiency, arrival="poisson",
+                          rate=rate, n_requests=n_requests)
     return s["ttft"]["p90_s"], s["tpot"]["p90_s"]
 
 
@@ -108,3 +110,49 @@ def test_report_names_the_profile_used(tmp_path):
     i = content.index(("h2", "Profiles used"))
     text = " ".join(content[i + 1][1])
     assert "h200.trtllm.yaml" in text and "datasheet + carried trtllm" in text
+
+
+def test_kv_cap_sizes_the_replica_as_the_simulator_queues_it():
+    """Llama-3.1-70B fp8 on one H200 under TensorRT-LLM (it reserves a request's whole
+    length): the free KV memory holds far fewer than the 256 requests searched, so the
+    running set is the KV cap (planner.cost.running, the closed loop's and the replay's
+    rule) and the rate is set by the wait for a running slot (TTFT). Against the
+    discrete-event simulator (the oracle: it admits requests one by one while the cap
+    has room) at the rate found, the p90 TTFT and TPOT are within 20% of the SLOs; 30%
+    above it the simulator misses the TTFT SLO (queueing for slots)."""
+    kw = dict(engine="trtllm", model="llama-3.1-70b", hw="h200", quantization="fp8", prompt_len=1024,
+              gen_len=2048)
+    scn = _scenario(10.0, 0.1, **kw)
+    c = plan(scn, *resolve(scn))["candidates"][0]
+    assert c["status"] == "ok"
+    running = c["per_replica"]["max_running"]
+    assert 8 <= running < 128  # the KV cap binds
+    lam = c["per_replica"]["requests_per_s"]
+    # the running set nearly full: Little's law, requests in a slot ~ rate x time in one
+    assert lam * c["per_replica"]["latency_s"] > 0.6 * running
+    sim = dict(prompt_len=1024, gen_len=2048, weight_dtype="fp8", act_dtype="fp8", n_requests=2000)
+    t, p = _simulate(scn, lam, **sim)
+    assert t <= 1.2 * 10.0 and p <= 1.2 * 0.1
+    t, p = _simulate(scn, 1.3 * lam, **sim)
+    assert t > 10.0
+
+
+def test_slot_wait_is_erlang_c():
+    """The probability of waiting for one of c running slots (planner.cost.running
+    .slot_wait) against Erlang's C formula summed term by term in exact arithmetic."""
+    from fractions import Fraction
+    from math import factorial
+
+    from planner.cost.running import slot_wait
+
+    for c, a in ((1, 0.5), (4, 3.0), (16, 12.5), (60, 55.0), (200, 150.0)):
+        af = Fraction(a)
+        last = af ** c / factorial(c) * Fraction(c) / (c - af)
+        exact = float(last / (sum(af ** k / factorial(k) for k in range(c)) + last))
+        p, tail = slot_wait(a, 1.0, c)
+        assert abs(float(p) - exact) < 1e-9 * max(exact, 1e-3)
+        assert abs(float(tail) - 0.5 / (c - a)) < 1e-12  # M/D/c: half the M/M/c wait
+    p, tail = slot_wait(5.0, 1.0, 5)
+    assert p == 1.0 and tail == float("inf")  # offered load at the slots: unbounded
+    p, tail = slot_wait(5.0, 1.0, float("inf"))
+    assert p == 0.0 and tail == 0.0  # no running limit: nobody waits

@@ -24,12 +24,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "planner"
 # Entries are module names or package prefixes; the longest match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("planner.errors", "planner.dtypes", "planner.units", "planner.files", "planner.quantization",
-              "planner.measured", "planner.engine_profiles", "planner.safeload", "planner.bounds",
+              "planner.measured", "planner.engine_profiles", "planner.safeload", "planner.bounds", "planner.array_cache",
               "planner.specs", "planner.params", "planner.catalog", "planner.hf_arch", "planner.hf_import")),
     ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params",
                 "planner.serving_profile", "planner.replay", "planner.serving_fit")),
-    ("planning", ("planner.strategies", "planner.search", "planner.layouts")),
-    ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.fleet",
+    ("planning", ("planner.strategies", "planner.search", "planner.frontier", "planner.layouts")),
+    ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.sizing_choice", "planner.fleet",
                    "planner.replica_rate",
                    "planner.check", "planner.report", "planner.report_render", "planner.plots")),
     # the front ends: the CLI, and the package itself (its top-level Python API)

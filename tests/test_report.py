@@ -67,10 +67,14 @@ def test_markdown_report_with_plot_files(tmp_path):
     assert "## Sensitivity" in text and "## Fleet and cost" in text
 
 
-def test_fleet_sizing_consistent_with_estimate(built, capsys):
+def test_fleet_sizing_consistent_with_estimate(built, capsys, tmp_path):
     """The report's per-replica rate is a Poisson rate at which `planner estimate --rate`
-    gives the report's TTFT and TPOT (the estimate path is the oracle), its full-load
+    gives the report's TTFT and TPOT (the estimate path is the oracle; its engine runs at
+    most the configuration's C requests, the replica's max_num_seqs), its full-load
     throughput is `planner estimate --concurrency`'s, and the fleet is sized from that rate."""
+    import yaml
+
+    generic = yaml.safe_load((Path(__file__).resolve().parents[1] / "engines" / "generic.yaml").read_text())
     ok = [c for c in built["plan"]["candidates"] if c["status"] == "ok"]
     assert ok
     for c in ok:
@@ -80,15 +84,20 @@ def test_fleet_sizing_consistent_with_estimate(built, capsys):
                   "--weight-dtype", cf["weight_dtype"], "--act-dtype", cf["act_dtype"], "--kv-dtype", cf["kv_dtype"],
                   "--json"]
         capsys.readouterr()
-        assert main(["estimate", *common, "--rate", repr(pr["requests_per_s"])]) == 0
+        capped = tmp_path / f"generic-{cf['concurrency']}.yaml"  # the generic engine, at most C running
+        capped.write_text(yaml.safe_dump({**generic, "max_running": cf["concurrency"]}))
+        assert main(["estimate", *common, "--engine", str(capped), "--rate", repr(pr["requests_per_s"])]) == 0
         est = json.loads(capsys.readouterr().out)
         assert not est["unbounded"]
         assert pr["tpot_s"] == pytest.approx(est["tpot_s"], rel=1e-9)
         assert pr["ttft_s"] == pytest.approx(est["ttft_s"], rel=1e-9)
-        assert main(["estimate", *common, "--concurrency", str(cf["concurrency"])]) == 0
+        # full load: the running set in flight (at most C; fewer where the KV memory caps it)
+        assert 1 <= pr["max_running"] <= cf["concurrency"]
+        assert main(["estimate", *common, "--concurrency", str(pr["max_running"])]) == 0
         full = json.loads(capsys.readouterr().out)
         assert pr["full_load_throughput_tok_s"] == pytest.approx(full["throughput_tok_s"], rel=1e-9)
-        assert full["memory"]["fits"]  # memory holds the most requests the replica runs at once
+        assert main(["estimate", *common, "--concurrency", "1"]) == 0
+        assert json.loads(capsys.readouterr().out)["memory"]["fits"]  # memory holds a request
         # sizing from the Poisson rate: replicas with headroom, N+k
         scn = built["scenario"]
         rate = pr["requests_per_s"]

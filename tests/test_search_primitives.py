@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from planner import strategies as strat
 from planner.errors import InputError
-from planner.search import Budgets, nearest_to_budget, pareto_frontier, top_indices, within_budgets
+from planner.frontier import Budgets, nearest_to_budget, pareto_frontier, top_indices, within_budgets
 
 
 def test_every_strategy_is_a_dag_with_a_generate_stage():

@@ -36,7 +36,7 @@ import numpy as np
 
 from planner.accuracy import special
 # The tables and expansions behind majority and best-of-k live in strategy_tables.py
-# (exact, k <= K_EXACT) and strategy_large_k.py (Poisson / Edgeworth / delta method);
+# and inner_tables.py (exact, k <= K_EXACT) and strategy_large_k.py (Poisson / Edgeworth / delta method);
 # their names are re-exported here, where callers and tests import them.
 from planner.accuracy.strategy_large_k import (  # noqa: F401
     _LAM_GRID,
@@ -52,18 +52,13 @@ from planner.accuracy.strategy_large_k import (  # noqa: F401
     majority_from_coeffs,
     majority_large_k,
 )
-from planner.accuracy.strategy_tables import (  # noqa: F401
-    _CHUNK_NODES,
+from planner.accuracy.inner_tables import (  # noqa: F401
     _N_POISSON,
     _PI_GRID,
-    _S_ONE,
-    K_EXACT,
     _bernstein_table,
     _binomials,
-    _h_luce,
     _h_majority,
     _h_vectors,
-    _inner_expectations,
     _inner_interp,
     _inner_interp_rows,
     _inner_on_grid,
@@ -72,8 +67,15 @@ from planner.accuracy.strategy_tables import (  # noqa: F401
     _majority_binomials,
     _majority_inner,
     _odd_table,
-    _outer_table,
     _powers,
+)
+from planner.accuracy.strategy_tables import (  # noqa: F401
+    _CHUNK_NODES,
+    _S_ONE,
+    K_EXACT,
+    _h_luce,
+    _inner_expectations,
+    _outer_table,
     _table_from_values,
     best_of_k_table,
     majority_table,

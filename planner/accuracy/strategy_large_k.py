@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from planner.accuracy import special
-from planner.accuracy.strategy_tables import _N_POISSON, _PI_GRID, _inner_on_grid
+from planner.accuracy.inner_tables import _N_POISSON, _PI_GRID, _inner_on_grid
 
 # Few expected votes / answers: beyond K_EXACT, where the expected number of race votes
 # (majority) or answers (best-of-k) lambda = k s is below LAMBDA_POISSON, the count is

@@ -106,7 +106,7 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
     cols = {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
             "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
             "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s}
-    if arrival == "closed":  # the free KV memory caps the running set (planner.cost.footprint.kv_running_limit)
+    if arrival != "steady":  # the free KV memory caps the running set (planner.cost.running)
         cols["kv_reserve"] = engine.kv_reserve_output
     return cols
 

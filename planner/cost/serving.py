@@ -186,9 +186,12 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
     ``tau = 1 / (rate/m + (1 - rho)/t_d)`` and ``d = rate (G-1) tau`` decodes are in flight
     (Little's law): a fixed point, iterated. TTFT = half a step (arrival during a step) +
     the M/D/1 wait of the carrying lane ``rho / (2 (1 - rho)) t_c`` + the carrying step.
-    Above capacity (no fixed point, the step budget or the running limit exceeded) the
-    queue grows without bound: ``unbounded`` is True and the latencies are +inf, never a
+    Requests beyond the running limit wait for a slot (M/G/c, :func:`planner.cost.running
+    .slot_wait`): its mean wait is added to TTFT. Above capacity (no fixed point, the step
+    budget or the running limit exceeded) the queue grows without bound: ``unbounded`` is True and the latencies are +inf, never a
     number."""
+    from planner.cost.running import slot_wait
+
     lam = np.asarray(rate, dtype=float)
     P = np.asarray(P, dtype=float)
     G = np.maximum(np.asarray(G, dtype=float), 1.0)
@@ -252,17 +255,31 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf) -> dict:
                  | (d + m > max_running))
     wait = t_c * rho / (2.0 * np.maximum(1.0 - rho, 1e-9))
     own = np.maximum(1.0, P / np.maximum(B - d, 1.0)) * t_c
+    # the wait for a running slot (planner.cost.running.slot_wait, M/G/c): a request holds
+    # one from admission (its prefill-lane wait) to its last token, at the step of a full
+    # running set (requests wait only when it is full; a cap far above the mean set, more
+    # than 8 Poisson deviations, is never reached: the step there is that of the deviation)
+    reach = d + m + 8.0 * np.sqrt(np.maximum(d + m, 0.0)) + 8.0
+    n_full = np.minimum(np.asarray(max_running, dtype=float), np.where(np.isfinite(reach), reach, 0.0))
+    t_full = dec(np.maximum(n_full, np.where(np.isfinite(d), d, 0.0)))
+    with np.errstate(all="ignore"):
+        tau_full = tau * np.where(t_dec > 0, t_full / t_dec, 1.0)
+    p_slot, slot_tail = slot_wait(lam, wait + own + (G - 1.0) * tau_full, max_running)
+    unbounded = unbounded | ~np.isfinite(slot_tail)
+    slot = np.where(p_slot > 0.0, p_slot * slot_tail, 0.0)
     inf = np.full_like(tau, np.inf)
     finite = np.isfinite(d)
     d_fin = np.where(finite, d, 0.0)
     dn = np.maximum(1.0, np.sqrt(d_fin))  # one Poisson standard deviation of the batch
-    ttft = np.where(unbounded, inf, 0.5 * tau + wait + own)
+    ttft = np.where(unbounded, inf, 0.5 * tau + wait + own + slot)
     tpot = np.where(unbounded, inf, tau)
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (G - 1.0) * tpot,
             "throughput_req_s": np.where(unbounded, np.nan, lam), "unbounded": unbounded,
             # for percentiles (planner.replica_rate): the mean step, the carrying lane's load
             # and mean M/D/1 wait, the two kinds of step and how many carrying steps a second
             "step_s": tau, "rho": rho, "wait_s": np.where(unbounded, inf, wait),
+            # the slot queue: the probability of waiting for a running slot and the mean wait of those who do
+            "slot_wait_p": np.where(unbounded, 1.0, p_slot), "slot_wait_tail_s": np.where(unbounded, inf, slot_tail),
             "carry_step_s": t_carry, "decode_step_s": t_dec, "carrying_per_s": lam / m,
             # the requests decoding (Little's law) and the decode step's marginal cost per running
             # request (KV read + per-sequence work), a secant over one Poisson standard deviation

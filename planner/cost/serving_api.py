@@ -45,13 +45,13 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                    prompt_len=prompt_len, gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
                    **dt, **serve)
     x = Ctx(cols, mt, ht)
-    if arrival == "closed":  # the running set the free KV memory holds, as the analytic closed loop
-        from planner.cost.footprint import kv_running_limit
+    if "kv_reserve" in serve:  # the running set the free KV memory holds, as the analytic models
+        from planner.cost.running import running_limit
 
         one = np.ones(1, dtype=x.dt)
-        cap = kv_running_limit(x, one, prompt_len * one, gen_len * one, np.zeros(1, dtype=bool),
-                               engine.kv_reserve_output)
-        engine = engine.model_copy(update={"max_running": int(min(engine.max_running, cap[0]))})
+        cap = running_limit(x, engine.max_running, serve["kv_reserve"], one, prompt_len * one, gen_len * one,
+                            np.zeros(1, dtype=bool))
+        engine = engine.model_copy(update={"max_running": int(np.min(cap))})
     sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=gen_len, arrival=arrival,
                           concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
     out = summarize(sim, gen_len, slo_ttft_s, slo_tpot_s)
