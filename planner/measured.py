@@ -252,3 +252,30 @@ def product_encoded_dp(tp, moe_tp, moe_ep, attention_dp, domain_devices):
     if moe_tp <= 1 and tp > 1 and moe_ep % attention_dp == 0:
         return 1.0, 1.0, moe_ep / attention_dp
     return None
+
+
+SWEEP_MAX_DECODE_DEVICES = 128  # a deployment read from the concurrency stays within 16 HGX boards (assumption)
+
+
+def sweep_decode_workers(total_concurrency, devices_per_worker) -> np.ndarray:
+    """The decode workers a disaggregated benchmark's total concurrency implies when the row
+    does not give them: the odd part of the concurrency (the concurrency over its largest
+    power-of-two factor), where those workers hold at most :data:`SWEEP_MAX_DECODE_DEVICES`
+    devices (``devices_per_worker`` each); else 1 (no reading).
+
+    The disaggregated sweeps set the concurrency to a decode batch per worker (per
+    attention-DP rank) times the decode workers (times the ranks), and the batches are
+    powers of two (the engines' CUDA-graph batch sizes: 1, 2, 4, ..., 512), so what is left
+    after the powers of two counts the workers. Checked against the dev file's 29
+    disaggregated rows that write their deployment out (``decode_num_workers``), with their
+    counts removed: this reading (as a lower bound on the derived decode workers,
+    planner.cost.disagg.derive_workers) recovers 18, the smallest deployment alone 8 (a
+    test). It recovers e.g. 36, 72, 144, 288, 576 in flight on 9 decode workers of 4 to 64
+    requests and 3,584 = 64 x 8 ranks x 7 workers; it misses where a batch is not a power
+    of two (3 workers at 10 or 20 requests: odd part 15, 240 devices, so no reading) or the
+    workers are even (6 workers: odd part 3). The device bound keeps the reading from
+    inventing deployments of thousands of GPUs (1,845 in flight: odd part 1,845)."""
+    c = np.asarray(total_concurrency, dtype=float)
+    v = np.where(np.isfinite(c) & (c >= 1.0), np.round(c), 1.0).astype(np.int64)
+    odd = (v // (v & -v)).astype(float)
+    return np.where(odd * np.asarray(devices_per_worker, dtype=float) <= SWEEP_MAX_DECODE_DEVICES, odd, 1.0)

@@ -20,7 +20,8 @@ engine as it was before the scheduler model (steady state, no host time).
 Rows the engine cannot express yet (pipeline parallelism, expert or attention-data
 parallelism on a dense model, a disaggregated row that gives neither worker counts nor its
 total concurrency) are ``unsupported: <reason>``. Disaggregated rows without worker counts
-take the smallest deployment of their layouts (planner.cost.disagg.derive_workers);
+take the smallest deployment of their layouts (planner.cost.disagg.derive_workers) with at
+least the decode workers their concurrency implies (planner.measured.sweep_decode_workers);
 tensor-parallel groups beyond one NVLink domain run their all-reduces hierarchically over
 the network (planner.cost.interconnect), except the dev file's product-encoded layouts
 (planner.measured.product_encoded). Each such assumption is the row's ``note``.
@@ -35,7 +36,8 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded, product_encoded_dp
+from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded, product_encoded_dp,
+                              sweep_decode_workers)
 
 DATASHEET = "datasheet"
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
@@ -225,6 +227,9 @@ class Prepared:
                             for sd in ("prefill", "decode")}
             # a disaggregated row's requests in flight: the decode batch on every decode worker
             self.C = in_flight(runs)[idx]
+            # a countless row's decode workers: at least what its concurrency implies (planner.measured)
+            dec = self.sides["decode"]
+            self.min_decode = sweep_decode_workers(self.C[self.dis], dec["devices"] * dec["attn_dp"])
             ep, attn_dp = moe_layout(tp[idx], dp[idx], moe_tp[idx], ep[idx])
             self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(tp[idx], 1).astype(np.int64),
                                 batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
@@ -311,7 +316,8 @@ class Prepared:
                 d = disaggregated_rows({key: v[dis] for key, v in cols.items()}, self.mt, ht, prefill=side["prefill"],
                                        decode=side["decode"], concurrency=self.C[sel][dis],
                                        prefill_workers=self.workers["prefill"][d_sel],
-                                       decode_workers=self.workers["decode"][d_sel])
+                                       decode_workers=self.workers["decode"][d_sel],
+                                       min_decode_workers=self.min_decode[d_sel])
                 tpot[idx[dis]] = d["tpot_s"]
                 ttft[idx[dis]] = d["ttft_s"] + cols["request_overhead_s"][dis]
                 for j, i in enumerate(idx[dis]):

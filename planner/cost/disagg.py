@@ -57,7 +57,7 @@ def decode_worker_capacity(x_dec: Ctx, P, G, max_running):
     return np.minimum(np.floor(free / per_request), max_running * x_dec.attn_dp)
 
 
-def derive_workers(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, transfer_s, max_running):
+def derive_workers(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, transfer_s, max_running, min_decode=1.0):
     """Worker counts for a deployment that does not give them (README "Measured serving
     runs", the assumption stated there): the smallest deployment of the given layouts that
     serves ``C`` requests in flight.
@@ -71,11 +71,15 @@ def derive_workers(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, transfer_s, 
       the KV transfer, ``G - 1`` decode steps of ``C / Y`` sequences): the fewest prefill
       workers whose work per cycle fits in a cycle, so prompts do not queue without bound.
 
+    ``min_decode`` (default 1) is a lower bound on ``Y`` that the caller knows from elsewhere
+    (planner.measured.sweep_decode_workers: the benchmark's concurrency as a per-worker batch
+    times the workers).
+
     Returns (X, Y, decode batch per worker ``C / Y``); NaN where a decode worker cannot
     hold even one request."""
     b_max = decode_worker_capacity(x_dec, P, G, max_running)
     Y = np.where(b_max >= 1.0, np.ceil(C / np.maximum(b_max, 1.0) - 1e-9), np.nan)
-    Y = np.maximum(Y, 1.0)
+    Y = np.maximum(Y, np.maximum(min_decode, 1.0))
     Cd = C / Y
     prompt_s = step_time(x_pre, 0.0, np.minimum(P, budget), 1.0, 0.0, 0.5 * (P + 1.0), host_s) \
         * np.ceil(P / budget - 1e-9)
@@ -89,7 +93,8 @@ def derive_workers(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, transfer_s, 
 
 
 def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill: dict, decode: dict,
-                       concurrency, prefill_workers, decode_workers, n_requests=None) -> dict:
+                       concurrency, prefill_workers, decode_workers, n_requests=None,
+                       min_decode_workers=1.0) -> dict:
     """TTFT, TPOT, latency (s), throughput (requests/s) and KV transfer time (s) of many
     disaggregated deployments in a closed loop, one pass over the rows.
 
@@ -103,7 +108,8 @@ def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill
       of the attention), optional ``ep`` and ``attn_dp`` (default 1);
     * ``concurrency``: requests in flight over the whole deployment (closed loop);
       ``prefill_workers`` (X), ``decode_workers`` (Y): workers of each side; NaN where
-      not known: both then come from :func:`derive_workers` (for that row).
+      not known: both then come from :func:`derive_workers` (for that row), with at
+      least ``min_decode_workers`` decode workers (default 1).
 
     Returns ``ttft_s``, ``tpot_s``, ``latency_s``, ``throughput_req_s``,
     ``kv_transfer_s``, ``devices`` (all workers' devices), the worker counts used
@@ -131,7 +137,8 @@ def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill
             # NVLink domain only when both fit in it
             pair = x_pre.group_devices + x_dec.group_devices
             dX, dY, _ = derive_workers(x_pre, x_dec, C, P, G, budget, get("host_step_s"),
-                                       kv_transfer_rows_s(x_pre, x_dec, P, pair), get("max_running"))
+                                       kv_transfer_rows_s(x_pre, x_dec, P, pair), get("max_running"),
+                                       f(min_decode_workers))
             X, Y = np.where(derived, dX, X), np.where(derived, dY, Y)
         total = X * x_pre.group_devices + Y * x_dec.group_devices
         transfer = kv_transfer_rows_s(x_pre, x_dec, P, total)
