@@ -7,7 +7,12 @@ fitted ``request_overhead_s``). Per (device/engine, model, precision, tensor-par
 size) it prints the median residual (measured - GPU time, ms) and the least-squares line
 ``measured = a + b x GPU time`` over the prompt lengths: ``b`` > 1 says the model's
 prefill grows too slowly with the prompt (too cheap per token), ``b`` < 1 too fast, and
-``a`` is the floor the overhead must stand for. Run:
+``a`` is the floor the overhead must stand for. ``TF/dev`` is what the measurements
+imply per added prompt token: the layers' matmul FLOPs per token (``2 x`` active matmul
+weights, LM head excluded, attention not counted) over the measured TTFT's least-squares
+slope in the prompt length, per device (TFLOP/s): the achieved prefill GEMM rate,
+comparable across models (e.g. dense fp8 Llama-3.1-70B against the MoE deployments).
+Run:
 
     python benchmarks/prefill_residuals.py [FILE.csv] [--max-in-flight N] [--rows]
 
@@ -53,12 +58,14 @@ def main(argv: list[str]) -> int:
     gpu_ms = (pred.ttft_s - ovh) * 1e3
     meas_ms = runs.measured_ttft_s * 1e3
     ok = (pred.status == "ok") & (runs.mode == "agg") & (C <= cap) & np.isfinite(gpu_ms) & (meas_ms > 0)
+    pos = np.searchsorted(prep.idx, np.arange(len(runs)))  # row -> position among the predictable rows
+    matmul = prep.mt.cols["matmul_active"] - prep.mt.cols["lm_head"]  # per token: 2 x these FLOPs
     groups = defaultdict(list)
     for i in np.flatnonzero(ok):
         groups[(pred.group[i], pred.model[i], runs.quant[i], int(runs.tp[i]))].append(i)
     print(f"aggregated rows with <= {cap:g} requests in flight: {int(ok.sum())}; residual = measured - GPU time (ms)")
     print(f"{'device/engine':<17} {'model':<20} {'precision':<10} {'tp':>3} {'rows':>4} {'prompts':<17} "
-          f"{'resid':>6} {'gpu ms':>11} {'a (ms)':>7} {'b':>5}")
+          f"{'resid':>6} {'gpu ms':>11} {'a (ms)':>7} {'b':>5} {'TF/dev':>6}")
     for key, ix in sorted(groups.items()):
         ix = np.array(ix)
         isl = sorted(set(runs.isl[ix].astype(int).tolist()))
@@ -66,7 +73,11 @@ def main(argv: list[str]) -> int:
         line = ""
         if len(isl) > 1:
             (a, b), *_ = np.linalg.lstsq(np.c_[np.ones(ix.size), gpu_ms[ix]], meas_ms[ix], rcond=None)
-            line = f"{a:7.0f} {b:5.2f}"
+            (_, ms_per_tok), *_ = np.linalg.lstsq(np.c_[np.ones(ix.size), runs.isl[ix]], meas_ms[ix], rcond=None)
+            j = pos[ix[0]]
+            devices = prep.cols["devices"][j] * prep.cols["attn_dp"][j]
+            tflops = 2.0 * matmul[prep.cols["model"][j]] / (ms_per_tok * 1e-3) / devices / 1e12
+            line = f"{a:7.0f} {b:5.2f} {tflops:6.0f}" if ms_per_tok > 0 else f"{a:7.0f} {b:5.2f} {'-':>6}"
         print(f"{key[0]:<17} {key[1]:<20} {key[2]:<10} {key[3]:>3} {ix.size:>4} {','.join(map(str, isl)):<17} "
               f"{res:+6.0f} {gpu_ms[ix].min():5.0f}-{gpu_ms[ix].max():<5.0f} {line}")
         if show_rows:
