@@ -8,9 +8,10 @@ The two formats cannot be mixed in one file. The reader (and the split into fitt
 held-out halves) is evallog.py.
 
 What is fitted:
-- difficulty: a Beta by maximum likelihood of the beta-binomial, with the mean fixed at the
-  observed pass@1 (so the profile reproduces it exactly), and a 2-component Beta mixture
-  (same mean constraint); the one with the lower BIC is kept unless one is forced;
+- difficulty: the candidates of selection.py (a Beta and a 2-component Beta mixture with
+  the mean fixed at the observed pass@1, logit-grid priors, other models' templates),
+  chosen by held-out samples; with templates that carry per-problem counts, the shared
+  shape stacked with their per-problem Rasch prior (stacking.py);
 - trace length (if "tokens"): the log-normal of budget.py, ln T ~ N(m + slope (p_i - mean),
   sigma), by maximum likelihood, treating samples at the largest length as truncated when
   at least 2% of them sit there;

@@ -1,4 +1,4 @@
-"""A per-problem prior from the task's templates, stacked with the held-out choice.
+"""A per-problem prior from the task's templates, stacked with their shared shape.
 
 Templates that carry their per-problem counts (``problem_counts``: the shipped MATH
 templates do) give, besides a shared shape, which problems are hard: rasch_context fits
@@ -11,7 +11,9 @@ Measured on the dev file, neither prior wins everywhere: the per-problem prior i
 for models that solve many problems, the shared shape for those that solve few (README
 "Fit your own"). The held-out likelihood of the samples, which chooses between the
 other candidates (selection.choose_difficulty), prefers the per-problem prior almost
-always, its tail included, so it cannot arbitrate. stack_rasch weighs the two by the
+always, its tail included, so it cannot arbitrate. fit.fit_eval_log (under ``auto``, with
+such templates) fits the shared shape alone (the template candidate, selection.py) and
+stack_rasch weighs it against the per-problem prior by the
 quantity the profile is used for instead, the error of extrapolating pass@k: each is
 fitted on CV_FRACTION of every problem's samples (a tenfold step, as from 100 samples to
 pass@1,000) and predicts pass@n, n the samples per problem, against the unbiased estimate
@@ -22,7 +24,7 @@ the extrapolation error as the score):
 
     alpha = clip(-sum_r e_a,r (e_R,r - e_a,r) / sum_r (e_R,r - e_a,r)^2, 0, 1),
 
-e_a, e_R the signed errors of the held-out choice and of the per-problem prior on the
+e_a, e_R the signed errors of the shared shape and of the per-problem prior on the
 same splits. pass@k being linear in the grid weights, the profile's weights are
 alpha w_R + (1 - alpha) w_a, and so is every bootstrap replicate (rasch.replicates and
 selection.bootstrap_replicates, paired in order); the interval's widening per decade is
