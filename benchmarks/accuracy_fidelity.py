@@ -9,8 +9,11 @@ estimate (Chen et al. 2021) from all 10,000 samples. The truth is never seen by 
 
     .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--templates shipped|none|lomo|rasch] [--json]
 By default (--templates shipped) the fit is what `planner fit` does: the task's shipped
-templates (examples/templates/math--*.yaml, each fitted on one model's 10,000 samples) are
-offered, the predicted model's own excluded; --templates none offers none.
+templates (examples/templates/math--*.yaml, each one model's 10,000 samples per problem with
+its per-problem counts) but the predicted model's own; with their counts the fit is the
+shared shape stacked with their per-problem Rasch prior (planner/accuracy/stacking.py, the
+weight from the error of extrapolating pass@100 from 10 samples per problem); --templates
+none offers none.
 --templates lomo adds the shared-shape candidate (logit_prior.fit_template_shift) with
 templates fitted on the OTHER six models' full 10,000 samples (leave one model out: the
 model predicted never informs its own prior). --templates rasch predicts with the

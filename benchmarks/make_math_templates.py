@@ -5,7 +5,9 @@ Source: ../shared/data/pass-at-k-math-pythia-dev.csv (Pythia 70M..12B, 67 MATH p
 2025, "How do large language monkeys get their power (laws)?"). For each model the
 per-problem counts of all 10,000 samples are fitted by `planner fit --difficulty logit_grid`
 (fit.fit_eval_log: the grid prior's smoothing chosen by held-out samples, the posterior
-route, bootstrap replicates) and written as examples/templates/math--<model>.yaml.
+route, bootstrap replicates) and written as examples/templates/math--<model>.yaml, with the
+per-problem counts themselves (``problem_counts``: the per-problem Rasch prior of
+planner/accuracy/stacking.py reads them).
 
     .venv/bin/python benchmarks/make_math_templates.py [--out examples/templates]
 """
@@ -45,9 +47,14 @@ def main(argv=None) -> None:
             log = Path(tmp) / f"pass-at-k-math-pythia-dev--{slug(model)}.jsonl"
             log.write_text("".join(json.dumps({"problem": p, "n": n, "correct": c}) + "\n" for p, n, c in probs))
             spec = fit_eval_log(log, slug(model), "math", difficulty="logit_grid", seed=0).profile
-            spec = spec.model_copy(update={
+            sources = {k: (SOURCE if v.startswith("planner fit") else v) for k, v in spec.sources.items()}
+            sources["problem_counts"] = SOURCE.split(";")[0].replace("planner fit --difficulty logit_grid of all",
+                                                                     "all")
+            spec = spec.model_validate(dict(spec.model_dump(exclude_none=True), **{
                 "description": f"MATH (67 problems) / {model}: a difficulty template for planner fit --template.",
-                "sources": {k: (SOURCE if v.startswith("planner fit") else v) for k, v in spec.sources.items()}})
+                "sources": sources,
+                "problem_counts": {"problems": [str(p) for p, _, _ in probs], "n": [int(n) for _, n, _ in probs],
+                                   "correct": [int(c) for _, _, c in probs]}}))
             path = out / f"math--{slug(model)}.yaml"
             write_profile(spec, path)
             print(f"{path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}: pass@1 {spec.pass_at_1:.5f}")

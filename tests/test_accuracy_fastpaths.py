@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from planner.accuracy import find_profile, list_profiles, predict
+from planner.accuracy import combinations as C
+from planner.accuracy import fastpaths as FP
 from planner.accuracy import penalties as P
 from planner.accuracy import strategies as S
 
@@ -97,7 +99,7 @@ def _search_block_combinations(prof, extra=200):
     cols[0] = np.concatenate([cols[0], np.exp(RNG.uniform(np.log(200), np.log(80000), extra))])
     cols[1] = np.concatenate([cols[1], np.where(RNG.random(extra) < 0.3, 0, RNG.uniform(64, 8192, extra))])
     cols[2:] = [np.concatenate([c, np.broadcast_to(c[-1:], extra)]) for c in cols[2:]]
-    return PR.combination_parameters(prof, *cols)
+    return C.combination_parameters(prof, *cols)
 
 
 def test_majority_split_points_match_bisection():
@@ -112,16 +114,16 @@ def test_majority_split_points_match_bisection():
             pu, pe = np.arange(n), np.full(n, eta)
 
             def eff(x2d, sub):
-                return PR.node_probabilities(prof, cu[sub], clq[sub], cdl[sub], nodes=x2d)
+                return C.node_probabilities(prof, cu[sub], clq[sub], cdl[sub], nodes=x2d)
 
             def roots(sub, e):
-                return PR._majority_roots(prof, cu[sub], clq[sub], cdl[sub], e)
+                return FP._majority_roots(prof, cu[sub], clq[sub], cdl[sub], e)
 
             cand = roots(pu, pe)
             if eta <= 0.2:
                 assert np.all(np.isfinite(cand[:288]))     # the search block: nothing left to search
-            fast = PR._split_points(eff, pu, pe, roots)
-            searched = PR._split_points(eff, pu, pe, None)
+            fast = FP._split_points(eff, pu, pe, roots)
+            searched = FP._split_points(eff, pu, pe, None)
 
             def h(x):
                 p, w = eff(x[:, None], pu)

@@ -8,6 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from planner.accuracy import beta_fits as BF
+from planner.accuracy import evallog as EL
 from planner.accuracy import fit as F
 from planner.accuracy import load_profile, predict
 from planner.accuracy.difficulty import beta_pass_at_k
@@ -49,9 +51,9 @@ def test_fitted_parameters_recovered(tmp_path):
     a, b = 0.6, 1.4
     p = rng.beta(a, b, 500)
     c = rng.binomial(100, p)
-    fit = F.fit_beta(np.full(500, 100), c)
+    fit = BF.fit_beta(np.full(500, 100), c)
     assert fit["a"] == pytest.approx(a, rel=0.15) and fit["b"] == pytest.approx(b, rel=0.15)
-    fixed = F.fit_beta(np.full(500, 100), c, mean=c.mean() / 100)
+    fixed = BF.fit_beta(np.full(500, 100), c, mean=c.mean() / 100)
     assert fixed["a"] / (fixed["a"] + fixed["b"]) == pytest.approx(c.mean() / 100, abs=1e-9)
 
 
@@ -95,11 +97,11 @@ def test_synthetic_log_recovers_trace_votes_and_reward():
 
 
 def test_per_problem_and_per_sample_formats_agree(tmp_path):
-    data = F.read_eval_log(SYNTH)
+    data = EL.read_eval_log(SYNTH)
     log = _write_counts(tmp_path / "counts.jsonl", data.n, data.correct)
-    d2 = F.read_eval_log(log)
+    d2 = EL.read_eval_log(log)
     assert d2.fmt == "problem" and d2.pass_at_1 == pytest.approx(data.pass_at_1)
-    assert F.fit_beta(d2.n, d2.correct)["a"] == pytest.approx(F.fit_beta(data.n, data.correct)["a"])
+    assert BF.fit_beta(d2.n, d2.correct)["a"] == pytest.approx(BF.fit_beta(data.n, data.correct)["a"])
 
 
 # ------------------------------------------------------------------ reader errors
@@ -122,7 +124,7 @@ def test_reader_errors(tmp_path, lines, line_no, field, fragment):
     path = tmp_path / "bad.jsonl"
     path.write_text("".join(x + "\n" for x in lines))
     with pytest.raises(InputError) as e:
-        F.read_eval_log(path)
+        EL.read_eval_log(path)
     msg = str(e.value)
     assert fragment in msg and "\n" not in msg and str(path) in msg
     if line_no is not None:
@@ -133,10 +135,10 @@ def test_reader_errors(tmp_path, lines, line_no, field, fragment):
 def test_blank_lines_are_skipped_and_missing_file(tmp_path):
     path = tmp_path / "ok.jsonl"
     path.write_text('\n{"problem": 1, "correct": 1}\n\n{"problem": 1, "correct": 0}\n')
-    d = F.read_eval_log(path)
+    d = EL.read_eval_log(path)
     assert d.n.tolist() == [2] and d.correct.tolist() == [1]
     with pytest.raises(InputError, match="file not found"):
-        F.read_eval_log(tmp_path / "none.jsonl")
+        EL.read_eval_log(tmp_path / "none.jsonl")
 
 
 # ------------------------------------------------------------------ CLI

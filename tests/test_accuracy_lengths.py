@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from planner.accuracy import budget as B
+from planner.accuracy import evallog as EL
 from planner.accuracy import fit as F
 from planner.accuracy import load_profile, predict
 from planner.accuracy.lengths import fit_length_components, variance_components
@@ -31,7 +32,7 @@ def _synthetic_log(path, n_problems, n_samples, s_problem, s_sample, slope=-1.0,
 @pytest.mark.parametrize("s_problem,s_sample", [(0.4, 0.3), (0.15, 0.5), (0.0, 0.4)])
 def test_fit_recovers_known_variance_components(tmp_path, s_problem, s_sample):
     log = _synthetic_log(tmp_path / "log.jsonl", 300, 16, s_problem, s_sample, seed=int(s_problem * 100))
-    data = F.read_eval_log(log)
+    data = EL.read_eval_log(log)
     tr = F.fit_trace_length(data)
     comp = fit_length_components(data, tr["difficulty_slope"])
     true_share = s_problem ** 2 / (s_problem ** 2 + s_sample ** 2)

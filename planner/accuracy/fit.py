@@ -8,9 +8,10 @@ The two formats cannot be mixed in one file. The reader (and the split into fitt
 held-out halves) is evallog.py.
 
 What is fitted:
-- difficulty: a Beta by maximum likelihood of the beta-binomial, with the mean fixed at the
-  observed pass@1 (so the profile reproduces it exactly), and a 2-component Beta mixture
-  (same mean constraint); the one with the lower BIC is kept unless one is forced;
+- difficulty: the candidates of selection.py (a Beta and a 2-component Beta mixture with
+  the mean fixed at the observed pass@1, logit-grid priors, other models' templates),
+  chosen by held-out samples; with templates that carry per-problem counts, the shared
+  shape stacked with their per-problem Rasch prior (stacking.py);
 - trace length (if "tokens"): the log-normal of budget.py, ln T ~ N(m + slope (p_i - mean),
   sigma), by maximum likelihood, treating samples at the largest length as truncated when
   at least 2% of them sit there;
@@ -33,18 +34,19 @@ from typing import Optional
 import numpy as np
 from scipy import optimize, special
 
-from planner.accuracy.beta_fits import _bb_loglik, _mix_loglik, fit_beta, fit_mixture  # noqa: F401
-from planner.accuracy.evallog import EvalData, _as_bool, _err, read_eval_log, split_half  # noqa: F401
+from planner.accuracy.beta_fits import fit_beta, fit_mixture
+from planner.accuracy.answer_stats import fit_reward_auc, fit_wrong_share
+from planner.accuracy.evallog import EvalData, read_eval_log, split_half
 from planner.errors import InputError
 
 DIFFICULTY_CHOICES = ("auto", "beta", "mixture", "logit_grid", "template", "empirical")
 BOOTSTRAP_NOTE = "each replicate refitted with a plausible model (held-out score near the best), in turn"
-MIN_WRONG_FOR_SHARE = 4
+STACK_NOTE = "stacked with a replicate of the per-problem prior (ability drawn), same weight"
 CENSOR_FRACTION = 0.02
 
 
 # ---------------------------------------------------------------------------------------
-# Difficulty fits (beta_fits.py; re-exported here)
+# Difficulty fits (the fits themselves are in beta_fits.py, selection.py)
 # ---------------------------------------------------------------------------------------
 
 def _spec_mean(diff: dict, path) -> float:
@@ -108,7 +110,7 @@ def heldout_check(data: EvalData, kind: str, seed: int = 0, templates=None) -> d
 
 
 # ---------------------------------------------------------------------------------------
-# Trace length, majority, reward model
+# Trace length (majority and reward model: answer_stats.py)
 # ---------------------------------------------------------------------------------------
 
 def fit_trace_length(data: EvalData) -> Optional[dict]:
@@ -145,57 +147,6 @@ def fit_trace_length(data: EvalData) -> Optional[dict]:
     return {"median_tokens": float(math.exp(res.x[0])), "sigma": float(math.exp(res.x[2])),
             "difficulty_slope": float(res.x[1]) if slope_free else 0.0,
             "truncated_fraction": float(censored.mean()), "max_tokens": float(cap), "n_samples": int(len(t))}
-
-
-def fit_wrong_share(data: EvalData) -> Optional[dict]:
-    top = tot = 0
-    used = 0
-    for prob, lst in data.answers.items():
-        wrong = [a for a, ok in lst if not ok]
-        if len(wrong) < MIN_WRONG_FOR_SHARE:
-            continue
-        counts: dict = {}
-        for a in wrong:
-            counts[a] = counts.get(a, 0) + 1
-        top += max(counts.values())
-        tot += len(wrong)
-        used += 1
-    if used == 0:
-        return None
-    return {"majority_top_wrong_share": top / tot, "problems_used": used}
-
-
-def _rankdata(x: np.ndarray) -> np.ndarray:
-    """Ranks 1..n with ties averaged (as scipy.stats.rankdata, without importing stats)."""
-    order = np.argsort(x, kind="mergesort")
-    xs = x[order]
-    ranks = np.empty(len(x))
-    i = 0
-    while i < len(xs):
-        j = i
-        while j + 1 < len(xs) and xs[j + 1] == xs[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return ranks
-
-
-def fit_reward_auc(data: EvalData) -> Optional[dict]:
-    num = den = 0.0
-    used = 0
-    for prob, lst in data.scores.items():
-        pos = np.array([s for s, ok in lst if ok])
-        neg = np.array([s for s, ok in lst if not ok])
-        if len(pos) == 0 or len(neg) == 0:
-            continue
-        r = _rankdata(np.concatenate([pos, neg]))
-        u = r[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2.0
-        num += u
-        den += len(pos) * len(neg)
-        used += 1
-    if used == 0:
-        return None
-    return {"reward_auc": float(np.clip(num / den, 0.01, 0.99)), "problems_used": used}
 
 
 # ---------------------------------------------------------------------------------------
@@ -272,6 +223,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     from planner.catalog import validation_error
 
     from planner.accuracy.selection import bootstrap_replicates, choose_difficulty, extrapolation_error
+    from planner.accuracy.stacking import rasch_context, stack_rasch
 
     if difficulty not in DIFFICULTY_CHOICES:
         raise InputError(f"unknown difficulty kind (choose from {', '.join(DIFFICULTY_CHOICES)})",
@@ -279,13 +231,14 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     if task_kind not in TASK_KINDS:
         raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
                          value=task_kind)
-    template_names = []
+    template_names, template_refs = [], []
     if templates is None and difficulty in ("auto", "template"):
         templates = task_templates(task, model) or None   # the task's shipped templates, if any
     if templates is not None:
         from planner.accuracy.selection import template_weights
 
-        template_names = [Path(str(t)).name for t in templates if not isinstance(t, np.ndarray)]
+        template_refs = [t for t in templates if not isinstance(t, np.ndarray)]
+        template_names = [Path(str(t)).name for t in template_refs]
         templates = [t if isinstance(t, np.ndarray) else template_weights(t) for t in templates] or None
     data = read_eval_log(path)
     if len(data.problems) < 2:  # one problem does not determine a difficulty distribution
@@ -296,7 +249,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     mixture = None
     if difficulty in ("auto", "mixture") and len(data.problems) >= 8:
         mixture = fit_mixture(data.n, data.correct, mean=m, seed=seed)
-    choice = None
+    choice = ctx = None
     if difficulty == "empirical":
         chosen = "empirical"
     else:
@@ -306,6 +259,11 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         if difficulty == "template" and not templates:
             raise InputError("--difficulty template needs prior templates (other models' grid priors of the task)",
                              file=str(path), field="difficulty", value=difficulty)
+        # templates with per-problem counts: the shared shape, stacked below with their
+        # per-problem (Rasch) prior (stacking.py); only under auto (a forced kind stays alone)
+        ctx = rasch_context(template_refs, data.problems) if difficulty == "auto" and template_refs else None
+        if ctx is not None:
+            only = "template"
         choice = choose_difficulty(data.n, data.correct, seed=seed, only=only, file=str(path), templates=templates)
         chosen = choice["chosen"]
     best = choice["plausible"][0] if choice else chosen     # a single candidate (chosen may be the average)
@@ -326,10 +284,16 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         diff = choice["spec"]
         uncertainty = {"method": f"bootstrap over problems and samples, {BOOTSTRAP_NOTE}",
                        "replicates": bootstrap_replicates(data.n, data.correct, choice["plausible"], seed=seed,
-                                                                    templates=templates),
-                       "samples_per_problem": float(np.median(data.n)),
-                       "extrapolation_error_per_decade": round(
-                           extrapolation_error(data.n, data.correct, best, seed=seed, templates=templates), 5)}
+                                                          templates=templates),
+                       "samples_per_problem": float(np.median(data.n))}
+        if ctx is not None:   # stacked by the error of extrapolating pass@n (stacking.py)
+            st = stack_rasch(data.n, data.correct, data.problems, choice, ctx, uncertainty["replicates"],
+                             seed=seed, templates=templates)
+            diff, chosen, err = st["spec"], st["chosen"], st["extrapolation_error"]
+            uncertainty.update(replicates=st["replicates"], method=uncertainty["method"] + "; " + STACK_NOTE)
+        else:
+            err = extrapolation_error(data.n, data.correct, best, seed=seed, templates=templates)
+        uncertainty["extrapolation_error_per_decade"] = round(err, 5)
     assumptions = [f"Fitted by `planner fit` from {Path(path).name}: {len(data.problems)} problems, "
                    f"{int(data.n.sum())} samples."]
     if trace is None:
@@ -358,10 +322,13 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
     assumptions.append("Verifier completeness/soundness are defaults, not fitted.")
     pass1 = _spec_mean(diff, path)
     src = f"planner fit {Path(path).name}"
-    if templates and chosen in ("template", "average of plausible"):
+    if templates and (chosen in ("template", "average of plausible") or ctx is not None):
         names = ", ".join(template_names) if template_names else f"{len(templates)} grid priors"
         assumptions.append(f"Difficulty shape shared with other models of the task (templates: {names}), "
                            "shifted along logit p to this log.")
+    if ctx is not None:
+        assumptions.append(f"Stacked with the per-problem (Rasch) prior of {', '.join(ctx.models)}, weight "
+                           f"{st['alpha']:.2f} from the error of extrapolating pass@n from a tenth of the samples.")
     spec_data = {
         "task": task, "model": model, "task_kind": task_kind,
         "description": f"{task} / {model}, fitted from an eval log.",

@@ -180,16 +180,24 @@ def posterior_average(n, c, weights, nodes_logit: np.ndarray = None) -> np.ndarr
 def shift_weights(w: np.ndarray, steps: int) -> np.ndarray:
     """Grid weights moved ``steps`` nodes up (toward p = 1) or down; what falls off an end
     is kept on the end node."""
+    return shift_stack(w, [steps])[0]
+
+
+def shift_stack(w: np.ndarray, shifts) -> np.ndarray:
+    """shift_weights of ``w`` (nodes on the last axis; any leading axes) by every shift of
+    ``shifts`` at once: an array (len(shifts), *w.shape), gathered without a Python loop."""
     w = np.asarray(w, float)
-    m = len(w)
-    out = np.zeros(m)
-    s = int(np.clip(steps, -(m - 1), m - 1))
-    if s >= 0:
-        out[s:] = w[:m - s]
-        out[-1] += w[m - s:].sum()
-    else:
-        out[:m + s] = w[-s:]
-        out[0] += w[:-s].sum()
+    m = w.shape[-1]
+    s = np.clip(np.asarray(list(shifts), dtype=np.int64), -(m - 1), m - 1)
+    src = np.arange(m)[None, :] - s[:, None]                    # shifts x nodes: source node
+    inside = (src >= 0) & (src < m)
+    out = np.where(inside, np.take(w, np.clip(src, 0, m - 1), axis=-1), 0.0)   # (..., shifts, nodes)
+    out = np.moveaxis(out, -2, 0)                                 # shifts, ..., nodes
+    cum = np.cumsum(w, axis=-1)
+    up = s > 0                          # mass beyond the top node stays on it: sum(w[m - s:])
+    out[up, ..., m - 1] += np.moveaxis(cum[..., -1:] - np.take(cum, m - 1 - s[up], axis=-1), -1, 0)
+    down = s < 0                        # mass below the bottom node stays on it: sum(w[:-s])
+    out[down, ..., 0] += np.moveaxis(np.take(cum, -s[down] - 1, axis=-1), -1, 0)
     return out
 
 
@@ -200,7 +208,7 @@ TEMPLATE_SHIFTS = range(-30, 31)
 def _mean_p_of_shifts(t: np.ndarray) -> np.ndarray:
     """Mean p (pass@1) of template ``t`` moved by each of TEMPLATE_SHIFTS."""
     p = _expit(logit_nodes())
-    return np.array([shift_weights(t, s) @ p for s in TEMPLATE_SHIFTS])
+    return shift_stack(t, TEMPLATE_SHIFTS) @ p
 
 
 def matching_shift(t: np.ndarray, u: np.ndarray) -> float:
@@ -253,7 +261,7 @@ def template_shift_posterior(n, c, templates) -> tuple:
     tpl = [np.asarray(t, float) / np.sum(t) for t in templates]
     moved_all, post_all = [], []
     for t, lp in zip(tpl, shift_log_prior(tpl)):
-        moved = np.array([shift_weights(t, s) for s in TEMPLATE_SHIFTS])
+        moved = shift_stack(t, TEMPLATE_SHIFTS)
         loglik = np.log(np.maximum(E @ moved.T, 1e-300)).sum(axis=0) + lp
         q = np.exp(loglik - loglik.max())
         moved_all.append(moved)

@@ -40,31 +40,22 @@ import numpy as np
 
 from planner.accuracy import penalties as P
 from planner.accuracy import strategies as S
-from planner.accuracy.combinations import (  # noqa: F401  (re-exported)
+from planner.accuracy.combinations import (
     _broadcast_inputs,
     _combo_index,
     _reduce_grid,
     _row_keys,
     combination_parameters,
     effect_weights,
-    effective_probabilities,
     node_probabilities,
 )
-from planner.accuracy.fastpaths import (  # noqa: F401  (re-exported)
+from planner.accuracy.fastpaths import (
     _CHUNK,
-    _H_Q,
-    _H_U,
     _INTERP_MIN_COMBOS,
-    _SEARCH_POINTS,
-    _SEARCH_STEPS,
-    _axis_grid,
     _evaluate_rows,
     _interpolated_rows,
     _majority_roots,
-    _per_node_tables,
-    _small_k_tables,
     _split_points,
-    _stencil,
 )
 from planner.accuracy.quadrature import split_at
 from planner.errors import InputError

@@ -118,6 +118,27 @@ class UncertaintySpec(_Spec):
     extrapolation_error_per_decade: float = Field(0.0, ge=0, le=1)
 
 
+class ProblemCounts(_Spec):
+    """Per-problem counts of the log a profile was fitted on, by problem id: a template
+    carrying them lets `planner fit` build a per-problem (Rasch) prior for another model of
+    the task (planner/accuracy/stacking.py)."""
+
+    problems: list[str] = Field(min_length=2)
+    n: list[int]
+    correct: list[int]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> "ProblemCounts":
+        if not (len(self.problems) == len(self.n) == len(self.correct)):
+            raise ValueError("problems, n and correct must have equal lengths")
+        if len(set(self.problems)) != len(self.problems):
+            raise ValueError("problem ids must be unique")
+        for p, n, c in zip(self.problems, self.n, self.correct):
+            if n <= 0 or c < 0 or c > n:
+                raise ValueError(f"problem {p}: need n > 0 and 0 <= correct <= n, got n={n}, correct={c}")
+        return self
+
+
 class StrategyDefaults(_Spec):
     verifier_completeness: float = Field(0.9, ge=0, le=1)
     verifier_soundness: float = Field(0.9, ge=0, le=1)
@@ -141,6 +162,7 @@ class TaskProfile(_Spec):
     assumptions: Union[list[str], str] = Field(default_factory=list)
     fit: Optional[dict] = None
     uncertainty: Optional[UncertaintySpec] = None
+    problem_counts: Optional[ProblemCounts] = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "TaskProfile":

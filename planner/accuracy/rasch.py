@@ -193,7 +193,7 @@ def fit_new_model(problems, n, c, priors: dict, thetas, rng: np.random.Generator
     E = np.exp(ll - ll.max(axis=1, keepdims=True))
     default = np.mean(list(priors.values()), axis=0)
     U = np.array([priors.get(p, default) for p in problems])
-    moved = np.stack([np.stack([LP.shift_weights(u, s) for u in U]) for s in LP.TEMPLATE_SHIFTS])  # shifts x problems x nodes
+    moved = LP.shift_stack(U, LP.TEMPLATE_SHIFTS)       # shifts x problems x nodes
     marg = np.einsum("spk,pk->sp", moved, E)
     logpost = np.log(np.maximum(marg, 1e-300)).sum(axis=1) + ability_log_prior(thetas)
     q = np.exp(logpost - logpost.max())

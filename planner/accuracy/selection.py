@@ -282,13 +282,19 @@ def template_weights(ref) -> np.ndarray:
     """Grid weights of a template for logit_prior.fit_template_shift from a task profile
     (a name or YAML path; typically `planner fit` of another model on the same task with
     many samples): a logit_grid difficulty on this module's grid as it is, a Beta or a
-    mixture as its mass per grid cell, observed counts (``empirical``) refitted as the
-    least-smoothed grid prior. Anything else: InputError naming the file and the field."""
+    mixture as its mass per grid cell, observed counts (``empirical``, or the profile's
+    ``problem_counts`` where it carries them, whatever its difficulty) refitted as the
+    least-smoothed grid prior: many samples per problem need little smoothing, and the
+    held-out choice of a template's own fit (which smooths more) measured worse as a shape
+    for other models (README "Fit your own"). Anything else: InputError naming the file and the field."""
     from planner.accuracy.profile import load_profile
     from planner.errors import InputError
 
     prof = load_profile(ref)
     d = prof.spec.difficulty
+    pc = prof.spec.problem_counts
+    if pc is not None:     # the counts themselves, as observed counts (below)
+        return LP.fit_grid_weights(np.asarray(pc.n, float), np.asarray(pc.correct, float), min(LP.LAMBDAS))
     if d.kind == "beta":
         return as_grid_weights("beta", {"a": d.a, "b": d.b})
     if d.kind == "mixture":

@@ -107,11 +107,11 @@ def fit_verifier(path, verifier: str, task: str) -> VerifierProfile:
     """A verifier profile from a scored eval log: JSONL per sample with "problem",
     "correct" (ground truth) and the verifier's "accepted" (its verdict) and/or "score"
     (its reward). completeness = P(accepted | correct), soundness = P(rejected | wrong),
-    reward_auc = the within-problem AUC of the scores (fit.fit_reward_auc, the
+    reward_auc = the within-problem AUC of the scores (answer_stats.fit_reward_auc, the
     Mann-Whitney statistic pooled over problems). A number the log cannot give (no
     verdicts, no scores, no correct or no wrong samples) is refused, naming the field."""
     from planner.accuracy.evallog import _as_bool, read_eval_log
-    from planner.accuracy.fit import fit_reward_auc
+    from planner.accuracy.answer_stats import fit_reward_auc
     from planner.catalog import validation_error
     from planner.errors import InputError
     from planner.safeload import iter_jsonl
