@@ -26,8 +26,8 @@ def running_limit(x, max_running, kv_reserve, k, P, G, share):
     """Requests running at once per row of the engine context ``x``: ``min(max_running,
     kv_running_limit(x, k, P, G, share, kv_reserve))`` where ``kv_reserve >= 0``, else
     ``max_running`` (numbers or arrays, broadcast)."""
-    max_running = np.asarray(max_running, dtype=float)
-    reserve = np.asarray(kv_reserve, dtype=float)
+    max_running = np.asarray(max_running)  # the caller's dtype (float32 in the search) is kept
+    reserve = np.asarray(kv_reserve)
     if not np.any(reserve >= 0.0):
         return max_running
     kv = kv_running_limit(x, k, P, G, share, np.maximum(reserve, 0.0))

@@ -50,7 +50,8 @@ from planner.cost.closed_network import response_s
 from planner.cost.context import Ctx
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import assemble, attention_coeffs, dense_kernels, launch_overhead_s, roofline_s, scaled
-from planner.cost.footprint import kv_running_limit, memory_footprint
+from planner.cost.footprint import memory_footprint
+from planner.cost.running import running_limit
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
@@ -386,8 +387,7 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     host, mixed, max_run = get("host_step_s"), get("mixed") > 0, get("max_running")
     # the requests the free KV memory holds at once (the engine's reservation), where given
     reserve = np.asarray(cols.get("kv_reserve", -1.0), dtype=x.dt)
-    max_run = np.where(reserve >= 0.0, np.minimum(max_run, kv_running_limit(x, k, P, G, share, np.maximum(reserve, 0.0))),
-                       max_run)
+    max_run = running_limit(x, max_run, reserve, k, P, G, share)
     S = np.maximum(C, 1.0) * k
     budget = effective_budget(B, P, S, chunked)
     closed = closed_loop(x, S, P, G, budget, mixed, host, max_run, chunked=chunked)
