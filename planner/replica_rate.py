@@ -4,7 +4,7 @@ its SLOs: the per-replica rate the capacity report sizes fleets with (issue 10 i
 For every serving configuration (model, device, devices per replica, dtypes, cap ``C`` on
 the requests running at once, the engine's max_num_seqs) :func:`max_rates` finds the
 highest Poisson arrival rate ``lambda*`` at which the open-loop scheduler model
-(planner.cost.serving.poisson, the one ``planner estimate --rate`` runs) stays bounded,
+(planner.cost.open_loop.poisson, the one ``planner estimate --rate`` runs) stays bounded,
 keeps at most ``C`` requests running, and meets every SLO bound at its percentile. The
 search is a bisection on ``log lambda``, vectorized over all configurations and length
 sets: each of its ``BISECTION_STEPS`` iterations is one array evaluation, no loop over
@@ -132,7 +132,8 @@ def _normal_quantile(q):
 def poisson_rows(x, rate, P, G, engine_cols: dict, max_running) -> dict:
     """The open-loop model on every row of the engine context ``x`` (the serving columns
     of planner.cost.api.serving_columns give the engine's budget, chunking and host time)."""
-    from planner.cost.serving import effective_budget, poisson
+    from planner.cost.open_loop import poisson
+    from planner.cost.serving import effective_budget
 
     budget = effective_budget(float(engine_cols["token_budget"]), P, 1.0, bool(engine_cols["chunked"]))
     return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running)

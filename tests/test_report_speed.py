@@ -2,7 +2,7 @@
 report finishes on the heaviest capacity files we can construct (the fuzz's slowest class
 of valid input). Timings live in benchmarks/report_speed.py, not here.
 
-Oracles: the Poisson fixed point of planner.cost.serving.poisson iterated on every row to
+Oracles: the Poisson fixed point of planner.cost.open_loop.poisson iterated on every row to
 the end (brute force, as before the active set), and step times evaluated on the whole
 engine context (a row subset must give the same numbers, bit for bit)."""
 
@@ -17,7 +17,7 @@ from planner.catalog import load_hardware, load_model
 from planner.cost.api import columns
 from planner.cost.context import Ctx
 from planner.cost.row_subset import take_rows
-from planner.cost.serving import FIXED_POINT_ITERATIONS, poisson
+from planner.cost.open_loop import FIXED_POINT_ITERATIONS, poisson
 from planner.cost.steps import step_time
 from planner.cost.tables import HardwareTable, ModelTable
 

@@ -14,7 +14,8 @@ from planner.cli import main
 from planner.cost.api import columns, estimate
 from planner.cost.serving_api import simulate_estimate
 from planner.cost.context import Ctx
-from planner.cost.serving import closed_loop, effective_budget, poisson
+from planner.cost.open_loop import poisson
+from planner.cost.serving import closed_loop, effective_budget
 from planner.cost.simulate import simulate
 from planner.cost.steps import StepTable, step_time
 from planner.cost.tables import HardwareTable, ModelTable

@@ -1,5 +1,5 @@
 """A row subset of a vectorized engine context (planner.cost.context.Ctx), for iterations
-that keep working on the rows still moving (planner.cost.serving.poisson's fixed point).
+that keep working on the rows still moving (planner.cost.open_loop.poisson's fixed point).
 
 The subset holds the same per-row values, indexed; tables (a Gather's source columns, the
 row-correction table) and the whole-context switches (``flat_rows``, ``full_overlap``,
