@@ -35,9 +35,19 @@ def test_close_to_exact_mva_and_within_its_limits(t0, ratio, Z, C):
     exact = exact_mva(t0, s, Z, C)
     assert t0 - 1e-12 <= R <= t0 + s * (C - 1) + 1e-9  # never less than alone, never more than all ahead
     assert R >= t0 + s * (C - 1) - Z - 1e-9  # Little's law: at most one client per service time
-    # Schweitzer's approximation of the exact recursion: within 23% (its largest error is
-    # at the knee, C s ~ Z; 22.1% on a grid of 2,200 cases)
-    assert abs(R / exact - 1.0) < 0.23
+    # Schweitzer's approximation of the exact recursion: within 26% for C <= 400 (its
+    # largest error is at the knee, C s ~ Z with s = t0: 25.5% at C = 400 by brute force
+    # over Z; hypothesis found 23.05% at C = 54, Z = 49 against an earlier 23% bound)
+    assert abs(R / exact - 1.0) < 0.26
+
+
+def test_the_knee_error_grows_slowly_with_the_population():
+    """Brute force over Z at the knee (s = t0): the largest error is 24-26% for 100-400
+    clients, the figures the module states."""
+    for C, lo, hi in ((100, 0.235, 0.245), (400, 0.25, 0.26)):
+        worst = max(abs(float(response_s(1.0, 1.0, Z, C)) / exact_mva(1.0, 1.0, Z, C) - 1.0)
+                    for Z in np.linspace(0.8 * C, 1.1 * C, 300))
+        assert lo < worst < hi
 
 
 def test_limits_and_monotone_in_clients():

@@ -21,8 +21,9 @@ gives ``R = t0`` (no one ahead); a saturated station (``C s >> Z``) gives
 the waiting that arrivals which are not perfectly spaced meet at a busy station (the
 exponential-service assumption of the product-form network: an upper picture of the
 wait of a deterministic server at moderate load). Against the exact recursion it is
-within 23% (largest at the knee, ``C s ~ Z``: 22% on a grid of 2,200 cases, a test),
-and it needs no loop over the population, so it stays vectorized over configurations.
+within 26% for up to 400 clients (largest at the knee, ``C s ~ Z``, with ``s = t0``,
+and growing slowly with the population: 24.1% at C = 100, 25.5% at 400, 26.0% at 1,000,
+26.5% at 4,000, by brute force over Z), and it needs no loop over the population, so it stays vectorized over configurations.
 """
 
 from __future__ import annotations
