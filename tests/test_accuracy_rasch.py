@@ -162,3 +162,57 @@ def test_cli_no_templates_offers_none_and_a_verifier_fit_refuses_it(tmp_path, ca
     out = json.loads(capsys.readouterr().out)
     assert "template" not in out["cv_heldout_loglik"]
     assert main(["fit", str(log), "--verifier", "-m", "v", "-t", "math", "--no-templates"]) == 2
+
+
+def _direct_censored_loglik(n, c, mu, sigma):
+    """log of the integral over logit p of Binomial(c; n, expit(x)) x N(x; mu, sigma^2),
+    by a 0.005-step trapezoid on [-40, 40] with scipy's binomial pmf (an outside oracle for
+    the 0.1-step sums of rasch.py, exact for these smooth integrands to far below 1e-6)."""
+    from scipy import stats
+
+    x = np.arange(-40.0, 40.0 + 1e-9, 0.005)
+    lp = stats.binom.logpmf(c, n, _expit(x)) + stats.norm.logpdf(x, mu, sigma)
+    top = lp.max()
+    return top + np.log(np.trapezoid(np.exp(lp - top), x))
+
+
+def test_censored_likelihoods_match_direct_quadrature():
+    """The fast paths (rasch._marginal_loglik on prepared rows cut to their nonzero columns;
+    rasch._loglik_over_difficulty as one matrix product per model) against direct quadrature
+    on counts where nothing or everything was solved (n = 0: not tried), up to the constant
+    per count that neither the MAP fit nor the posterior of b depends on; and the
+    derivatives of _marginal_loglik against finite differences."""
+    n = np.array([[10_000.0, 100.0, 0.0, 50.0], [10_000.0, 100.0, 20.0, 0.0], [300.0, 100.0, 20.0, 50.0]])
+    c = np.array([[0.0, 100.0, 0.0, 0.0], [0.0, 0.0, 20.0, 0.0], [0.0, 100.0, 0.0, 50.0]])
+    mean, var, censored, ll = R._cell_logliks(n, c)
+    tried = n > 0
+    assert np.all(censored | ~tried)
+    sigma = 0.8
+    theta = np.array([-6.0, -2.0, 1.5])
+    bb = R._fine()
+    lik = R._loglik_over_difficulty(theta, bb, sigma, mean, var, censored, ll, tried)
+    cols = np.nonzero((np.abs(bb) <= 15.0) & (np.arange(len(bb)) % 10 == 0))[0]   # mu inside the fine grid
+    direct = np.array([[sum(_direct_censored_loglik(n[i, j], c[i, j], theta[i] - bb[k], sigma)
+                            for i in range(3) if tried[i, j]) for k in cols] for j in range(4)])
+    got = lik[:, cols]
+    # compare differences between candidate difficulties (the posterior of b) where they matter
+    for j in range(4):
+        ok = direct[j] > direct[j].max() - 60.0
+        assert np.allclose(got[j, ok] - got[j, ok].max(), direct[j, ok] - direct[j, ok].max(), atol=1e-6)
+
+    cens = R._censored_rows(ll, censored, tried)
+    rng = np.random.default_rng(3)
+    mu = rng.uniform(-12.0, 8.0, n.shape)
+    out, d_mu, d_sig = R._marginal_loglik(mu, sigma, mean, var, tried, cens)
+    for i, j in zip(*np.nonzero(tried)):
+        ref = [_direct_censored_loglik(n[i, j], c[i, j], m, sigma) for m in (mu[i, j], mu[i, j] + 1.0)]
+        assert out[i, j] - R._marginal_loglik(mu + (np.arange(3) == i)[:, None] * (np.arange(4) == j) * 1.0,
+                                               sigma, mean, var, tried, cens)[0][i, j] \
+            == pytest.approx(ref[0] - ref[1], abs=1e-6)
+    h = 1e-5
+    up = R._marginal_loglik(mu + h, sigma, mean, var, tried, cens)[0]
+    dn = R._marginal_loglik(mu - h, sigma, mean, var, tried, cens)[0]
+    assert np.allclose(d_mu, (up - dn) / (2 * h), atol=1e-5)
+    up = R._marginal_loglik(mu, sigma + h, mean, var, tried, cens)[0]
+    dn = R._marginal_loglik(mu, sigma - h, mean, var, tried, cens)[0]
+    assert np.allclose(d_sig, (up - dn) / (2 * h), atol=1e-5)

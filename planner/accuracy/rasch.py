@@ -88,29 +88,38 @@ def _cell_logliks(n, c):
     return mean, var, censored, ll
 
 
-def _marginal_loglik(mu, sigma, mean, var, censored, ll, tried, grad: bool = False):
+def _censored_rows(ll, censored, tried):
+    """The censored counts of _cell_logliks prepared once for _marginal_loglik: their
+    indices, their log-likelihood rows and the fine grid, both cut to the columns where
+    some row exceeds -746 (exp of less is exactly 0.0 in double precision, so the
+    integrals below are unchanged)."""
+    idx = np.nonzero(censored & tried)
+    rows = ll[idx]
+    keep = (rows > -746.0).any(axis=0) if len(idx[0]) else np.zeros(rows.shape[-1], bool)
+    return idx, np.ascontiguousarray(rows[:, keep]), _fine()[keep]
+
+
+def _marginal_loglik(mu, sigma, mean, var, tried, cens):
     """log of the likelihood of every count given logit p ~ N(mu, sigma^2) (up to a
-    constant per count); with ``grad`` also its derivatives in mu and in sigma."""
-    mean, var, censored, tried = (np.broadcast_to(a, mu.shape) for a in (mean, var, censored, tried))
-    ll = np.broadcast_to(ll, mu.shape + ll.shape[-1:])
+    constant per count) and its derivatives in mu and in sigma; ``cens`` from
+    _censored_rows: a censored count's likelihood is the integral of its exact binomial
+    likelihood against the normal density on the fine grid."""
     s2 = sigma * sigma + var
     gauss = -0.5 * (mean - mu) ** 2 / s2 - 0.5 * np.log(s2)
     out = np.where(tried, gauss, 0.0)
     d_mu = np.where(tried, (mean - mu) / s2, 0.0)
     d_sig = np.where(tried, ((mean - mu) ** 2 / s2 ** 2 - 1.0 / s2) * sigma, 0.0)
-    idx = np.nonzero(censored & tried)
+    idx, rows, x = cens
     if len(idx[0]):
-        x = _fine()
         m = mu[idx]
         u = (x[None, :] - m[:, None]) / sigma
-        f = np.exp(ll[idx] - 0.5 * u * u)
+        f = np.exp(rows - 0.5 * u * u)
         tot = np.maximum(f.sum(axis=1), 1e-300)
+        fu = f * u
         out[idx] = np.log(tot) - math.log(sigma) - 0.5 * math.log(2 * math.pi) + math.log(FINE_STEP)
-        d_mu[idx] = (f * u).sum(axis=1) / tot / sigma
-        d_sig[idx] = ((f * u * u).sum(axis=1) / tot - 1.0) / sigma
-    if grad:
-        return out, d_mu, d_sig
-    return out
+        d_mu[idx] = fu.sum(axis=1) / tot / sigma
+        d_sig[idx] = ((fu * u).sum(axis=1) / tot - 1.0) / sigma
+    return out, d_mu, d_sig
 
 
 def fit_rasch(counts: dict) -> RaschFit:
@@ -120,12 +129,13 @@ def fit_rasch(counts: dict) -> RaschFit:
     n_m, n_p = n.shape
     mean, var, censored, ll = _cell_logliks(n, c)
     tried = n > 0
+    cens = _censored_rows(ll, censored, tried)
 
     def objective(v):
         theta, b = v[:n_m], v[n_m:n_m + n_p]
         sigma, tau = math.exp(v[-2]), math.exp(v[-1])
         mu = theta[:, None] - b[None, :]
-        lik, d_mu, d_sig = _marginal_loglik(mu, sigma, mean, var, censored, ll, tried, grad=True)
+        lik, d_mu, d_sig = _marginal_loglik(mu, sigma, mean, var, tried, cens)
         obj = lik.sum() - 0.5 * np.sum(b * b) / (tau * tau) - n_p * math.log(tau)
         g = np.concatenate([d_mu.sum(axis=1), -d_mu.sum(axis=0) - b / (tau * tau),
                             [d_sig.sum() * sigma, np.sum(b * b) / (tau * tau) - n_p]])
@@ -145,6 +155,28 @@ def fit_rasch(counts: dict) -> RaschFit:
                     models=models, n=n, c=c)
 
 
+def _loglik_over_difficulty(theta, bb, sigma, mean, var, censored, ll, tried) -> np.ndarray:
+    """problems x candidate b: sum over models of _marginal_loglik at mu = theta_m - b, for
+    every b of ``bb`` (the fine grid). The same figures as _marginal_loglik's, arranged so a
+    censored count costs one row of a matrix product: its integral over the fine grid x,
+    sum_x exp(ll(x)) exp(-(x - theta_m + b)^2 / (2 sigma^2)), has a kernel that depends on
+    the model only (x and b on the same grid), shared by all of that model's problems."""
+    mu = theta[:, None, None] - bb[None, None, :]                 # models x 1 x b
+    s2 = sigma * sigma + var[..., None]                          # models x problems x 1
+    out = np.where(tried[..., None], -0.5 * (mean[..., None] - mu) ** 2 / s2 - 0.5 * np.log(s2), 0.0)
+    x = _fine()
+    for i in range(len(theta)):
+        cols = np.nonzero(censored[i] & tried[i])[0]
+        if not len(cols):
+            continue
+        rows = ll[i, cols]
+        keep = (rows > -746.0).any(axis=0)         # exp of the rest is exactly 0.0 (_censored_rows)
+        u = (x[keep, None] - theta[i] + bb[None, :]) / sigma          # fine x x candidate b
+        tot = np.maximum(np.exp(rows[:, keep]) @ np.exp(-0.5 * u * u), 1e-300)
+        out[i, cols] = np.log(tot) - math.log(sigma) - 0.5 * math.log(2 * math.pi) + math.log(FINE_STEP)
+    return out.sum(axis=0)
+
+
 def problem_priors(fit: RaschFit) -> dict:
     """problem -> weights on logit_prior's grid: the distribution of -b_j + sigma z at
     ability 0, b_j from its posterior given all models' counts (module docstring)."""
@@ -154,9 +186,7 @@ def problem_priors(fit: RaschFit) -> dict:
     tried = fit.n > 0
     nodes = LP.logit_nodes()
     edges = np.concatenate([[-np.inf], nodes[:-1] + LP.LOGIT_STEP / 2, [np.inf]])
-    lik = np.stack([_marginal_loglik(theta[:, None] - bb[None, :], fit.sigma, mean[:, j, None], var[:, j, None],
-                                     censored[:, j, None], ll[:, j, None, :], tried[:, j, None]).sum(axis=0)
-                    for j in range(len(fit.problems))])          # problems x candidate b
+    lik = _loglik_over_difficulty(theta, bb, fit.sigma, mean, var, censored, ll, tried)   # problems x b
     lik = np.exp(lik - lik.max(axis=1, keepdims=True))
     g = np.exp(-0.5 * bb * bb / fit.tau ** 2)
     g /= g.sum()

@@ -93,7 +93,7 @@ def _cached_rasch(counts: dict) -> RaschContext:
     """rasch.fit_rasch and problem_priors of ``counts``, through the planner's on-disk cache
     (catalog.cache_read / cache_write, kind ``rasch``), keyed by a SHA-256 of the counts,
     the source of rasch.py and logit_prior.py and numpy's version: the fit depends on the
-    templates only, and costs seconds. JSON, floats written exactly (repr), so a cached
+    templates only, and costs ~1 s CPU (benchmarks/fit_speed.py). JSON, floats written exactly (repr), so a cached
     context equals a fresh one."""
     import hashlib
     import json
