@@ -96,4 +96,7 @@ def test_block_rows_equal_single_configurations(prof, strat, i, j, wd):
     for t in range(3):
         one = float(predict(prof, strat, int(ks[i, 0, 0]), int(Ls[0, j, 0]), kv_budget=int(Ts[0, 0, t]),
                             weight_dtype=wd))
-        assert abs(block[i, j, t] - one) < 1e-6
+        # a block interpolates the pi tables (~1e-6, bound 1e-5 as in the test above); one
+        # configuration may not: qwen3-0.6b/gsm8k pass@2 at L = 32768 differs by 2.9e-6
+        # (the same on the base commit of 2026-11-30, found by hypothesis)
+        assert abs(block[i, j, t] - one) < 1e-5

@@ -11,7 +11,15 @@ import numpy as np
 from scipy import optimize, special
 
 
+# Beta shapes below this are a point mass at 0 or 1 for any count data; the floor keeps
+# betaln finite where an optimizer's exp() underflows (inf - inf would be NaN)
+MIN_SHAPE = 1e-10
+
+
 def _bb_loglik(n, c, a, b):
+    """Beta-binomial log-likelihood of ``c`` successes in ``n`` (shapes floored at
+    :data:`MIN_SHAPE`)."""
+    a, b = np.maximum(a, MIN_SHAPE), np.maximum(b, MIN_SHAPE)
     return (special.gammaln(n + 1) - special.gammaln(c + 1) - special.gammaln(n - c + 1)
             + special.betaln(c + a, n - c + b) - special.betaln(a, b))
 
