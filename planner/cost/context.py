@@ -121,6 +121,12 @@ class Ctx:
         # no skinny-GEMM curve anywhere (the documented defaults): every row factor is 1
         self.flat_rows = self.rows_corr is None and not xp.any(H["gemm_rows_half"] != 0.0)
         self.full_overlap = not xp.any(H["overlap"] != 1.0)
+        # no GEMV calibration anywhere (stream factor 1, no cost per output row: the
+        # documented defaults): gemm_memory_bytes is the weight bytes themselves. Read from
+        # the table's columns (no per-row gather)
+        hcols = H if xp is SCALAR else ht.cols
+        self.plain_gemv = (not xp.any(hcols["gemv_stream_factor"] != 1.0)
+                           and not xp.any(hcols["gemv_row_bytes"] != 0.0))
         self._layout(c, xp, dt)
         self.ring_s_per_byte = ring_s_per_byte(self)
         self.allreduce_latency_s = allreduce_latency_s(self)

@@ -118,9 +118,13 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
         slots, dense_rows = rows * M["experts_per_token"], rows
     dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
     n_body = GEMMS_PER_LAYER * M["layers"]
-    compute_s = (dense_flops * x.rows_factor(dense_rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
-    memory_s = (gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev, dense_rows)
-                + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
+    # (flat_rows, plain_gemv: no skinny-GEMM curve, no GEMV terms anywhere; the factors
+    # are exactly 1 and the terms 0, and their full-size passes are skipped)
+    scaled_flops = dense_flops if x.flat_rows else dense_flops * x.rows_factor(dense_rows)
+    compute_s = (scaled_flops + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
+    read_bytes = dense_bytes if x.plain_gemv else gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev,
+                                                                     dense_rows)
+    memory_s = (read_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
     compute_s = expert_flops * x.s_per_gemm_flop
@@ -131,10 +135,11 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
     head_flops = 2.0 * head_params * logit_tokens / n_dev
     head_bytes = head_params * x.head_bytes_per_param * head_passes / n_dev
-    compute_s = ((head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops)
-                 * x.s_per_gemm_flop)
-    memory_s = (gemm_memory_bytes(x, head_bytes, head_passes * M["vocab"] / n_dev, logit_tokens / head_passes)
-                + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
+    scaled_flops = head_flops if x.flat_rows else head_flops * x.rows_factor(logit_tokens / head_passes)
+    compute_s = (scaled_flops + head_passes * x.gemm_offset_flops) * x.s_per_gemm_flop
+    read_bytes = head_bytes if x.plain_gemv else gemm_memory_bytes(x, head_bytes, head_passes * M["vocab"] / n_dev,
+                                                                   logit_tokens / head_passes)
+    memory_s = (read_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
     act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / x.group_devices
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
