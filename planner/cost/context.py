@@ -128,8 +128,12 @@ class Ctx:
         self.plain_gemv = (not xp.any(hcols["gemv_stream_factor"] != 1.0)
                            and not xp.any(hcols["gemv_row_bytes"] != 0.0))
         self._layout(c, xp, dt)
-        self.ring_s_per_byte = ring_s_per_byte(self)
-        self.allreduce_latency_s = allreduce_latency_s(self)
+        per_count = None if xp is SCALAR else _by_device_count(ht, h, self.devices, dt)
+        if per_count is None:
+            self.ring_s_per_byte = ring_s_per_byte(self)
+            self.allreduce_latency_s = allreduce_latency_s(self)
+        else:
+            self.ring_s_per_byte, self.allreduce_latency_s = per_count
         if self.layout_beyond_tp:
             self.group_ring_s_per_byte = ring_s_per_byte(self, self.group_devices)
             self.group_allreduce_latency_s = allreduce_latency_s(self, self.group_devices)
@@ -186,3 +190,41 @@ class Ctx:
                           sum_min(lo, hi, self.kv_cap_sliding, xp)))
             self._sums[key] = hit  # holds P and G, so their ids stay theirs
         return hit[2]
+
+
+class _DeviceCountGrid:
+    """A context over every (hardware row, device count 0..n-1) pair: what the collectives'
+    per-row factors read (``xp``, ``hw``, ``devices``)."""
+
+    def __init__(self, ht: HardwareTable, n_counts: int, dt):
+        n_hw = len(next(iter(ht.cols.values())))
+        self.xp = VECTOR
+        self.hw = Gather(ht.cols, np.repeat(np.arange(n_hw, dtype=np.intp), n_counts))
+        self.devices = np.tile(np.arange(n_counts, dtype=dt), n_hw)
+
+
+_MAX_DEVICE_COUNT = 256  # the grid's size: hardware rows x this, at most
+
+
+def _by_device_count(ht: HardwareTable, h, devices, dt):
+    """(ring_s_per_byte, allreduce_latency_s) per row, computed once per (hardware row,
+    device count) and gathered: both depend on nothing else, and a block has a few device
+    counts (1, 2, 4, 8) over thousands of rows. The grid runs the same elementwise
+    formulas in the same dtype, so the values are those of the rows' own evaluation, bit
+    for bit. None (evaluate per row) for non-integer or large counts."""
+    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64
+            and np.shape(h) == devices.shape):
+        return None
+    counts = devices.astype(np.intp)
+    top = int(counts.max())
+    if top > _MAX_DEVICE_COUNT or int(counts.min()) < 1 or not np.array_equal(counts, devices):
+        return None
+    cache = ht.__dict__.setdefault("_casts", {}).setdefault("device_count_grid", {})
+    key = (np.dtype(dt).char, top + 1)
+    hit = cache.get(key)
+    if hit is None:
+        grid = _DeviceCountGrid(ht, top + 1, dt)
+        with np.errstate(all="ignore"):  # device count 0: never gathered
+            hit = cache[key] = (ring_s_per_byte(grid), allreduce_latency_s(grid))
+    idx = h * (top + 1) + counts
+    return hit[0].take(idx, mode="clip"), hit[1].take(idx, mode="clip")
