@@ -47,6 +47,10 @@ class Ctx:
     adds under the efficiency curve ``e(w) = e_max w / (w + w_half)``; ``model`` and
     ``hw`` hold the gathered table columns (planner.cost.tables)."""
 
+    # every output column; planner.cost.engine.evaluate_block sets False where ``outputs=``
+    # asks for none of planner.cost.passes.REPORT_KEYS
+    report = True
+
     @classmethod
     def one(cls, c, mt: ModelTable, ht: HardwareTable) -> "Ctx":
         """The context of one configuration on Python floats (the API's path). Everything

@@ -242,9 +242,17 @@ def decode_phase(x, S, n_req, share, P, G):
     })
 
 
-def assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
+# outputs :func:`assemble` leaves out without ``report`` (a search that gathers none of
+# them: planner.cost.engine.evaluate's ``outputs=``)
+REPORT_KEYS = frozenset(("tpot_s", "throughput_tok_s", "device_seconds", "flops_linear", "flops_attention",
+                         "flops_selection", "bytes_weights", "bytes_kv", "bytes_activations", "bytes_selection"))
+
+
+def assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem, report=True):
     """Collect outputs. ``seconds`` is the wall time the device group spends, ``pre``/``dec``
-    hold per-device work over that time, and ``per`` requests share it."""
+    hold per-device work over that time, and ``per`` requests share it. Without
+    ``report`` the :data:`REPORT_KEYS` are not computed (``tpot``, ``throughput`` may
+    then be None)."""
     weights, kv, acts, reserve, total, capacity = mem
     n_dev, xp = x.group_devices, x.xp
     Fl = pre["F_lin"] + dec["F_lin"]
@@ -258,16 +266,20 @@ def assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     usd = cost_usd(x, seconds, energy)
     times = [pre["t_compute"] + dec["t_compute"], pre["t_memory"] + dec["t_memory"],
              pre["t_comm"] + dec["t_comm"], pre["t_ovh"] + dec["t_ovh"]]
-    tp = n_dev / per  # per-device work -> per-request work across the device group
-    return {
-        "prefill_s": pre["time"], "decode_s": dec["time"], "ttft_s": ttft, "tpot_s": tpot,
-        "latency_s": latency, "throughput_tok_s": throughput,
-        "energy_j": energy / per, "cost_usd": usd / per, "device_seconds": n_dev * seconds / per,
-        "flops_linear": Fl * tp, "flops_attention": Fa * tp, "flops_selection": Fs * tp,
-        "bytes_weights": Bw * tp, "bytes_kv": Bk * tp, "bytes_activations": Ba * tp, "bytes_selection": Bs * tp,
+    out = {
+        "prefill_s": pre["time"], "decode_s": dec["time"], "ttft_s": ttft, "latency_s": latency,
+        "energy_j": energy / per, "cost_usd": usd / per,
         "t_compute": times[0], "t_memory": times[1], "t_interconnect": times[2], "t_overhead": times[3],
         "bottleneck": xp.argmax_of(times),
         "weights_bytes": weights, "kv_cache_bytes": kv, "activations_bytes": acts,
         "reserve_bytes": reserve, "total_bytes": total, "capacity_bytes": capacity,
         "fits": xp.logical_and(total <= capacity, xp.isfinite(x.peak_flops_per_s)),
     }
+    if report:  # the per-request work columns
+        tp = n_dev / per  # per-device work -> per-request work across the device group
+        out.update({
+            "tpot_s": tpot, "throughput_tok_s": throughput, "device_seconds": n_dev * seconds / per,
+            "flops_linear": Fl * tp, "flops_attention": Fa * tp, "flops_selection": Fs * tp,
+            "bytes_weights": Bw * tp, "bytes_kv": Bk * tp, "bytes_activations": Ba * tp, "bytes_selection": Bs * tp,
+        })
+    return out
