@@ -28,15 +28,55 @@ _HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_wh
 
 
 class Gather(dict):
-    """Table columns gathered per row on first use (only what the phases need)."""
+    """Table columns gathered per row on first use (only what the phases need).
+    ``derived``: a cache of columns computed from the table's (see :func:`derived`)."""
 
-    def __init__(self, table: dict, index, xp=VECTOR):
+    def __init__(self, table: dict, index, xp=VECTOR, derived: dict | None = None):
         super().__init__()
         self._table, self._index, self._gather = table, index, xp.gather
+        self._derived = {} if derived is None else derived
 
     def __missing__(self, key):
         v = self[key] = self._gather(self._table[key], self._index)
         return v
+
+
+def derived(cols, fn):
+    """``fn(cols)`` for each row, ``fn`` an elementwise expression of the table's columns
+    (a module-level function: it is the cache key). For gathered rows (a :class:`Gather`)
+    it runs once on the table's columns (a few entries; cached with the table) and its
+    result is gathered: one pass over the rows where the expression made one per
+    operation and operand, the same values bit for bit (the same operations in the same
+    order and dtype, per element). For one row (a dict of floats) it runs on the row."""
+    if type(cols) is not Gather:
+        return fn(cols)
+    v = cols.get(fn)
+    if v is None:
+        col = cols._derived.get(fn)
+        if col is None:
+            col = cols._derived[fn] = fn(cols._table)
+        v = cols[fn] = cols._gather(col, cols._index)
+    return v
+
+
+def _kernels_per_pass(M):
+    return KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
+
+
+def _state_bytes_per_seq_all_devices(M):
+    return M["linear_layers"] * M["state_elems"] * M["state_value_bytes"]
+
+
+def _linear_flops_per_token_all_devices(M):
+    return M["linear_layers"] * M["linear_flops_tok"]
+
+
+def _s_per_byte(H):
+    return 1.0 / (H["bandwidth"] * H["mem_emax"])
+
+
+def _s_per_kv_byte(H):
+    return 1.0 / (H["bandwidth"] * H["mem_emax"]) / H["kv_mem_factor"]
 
 
 class Ctx:
@@ -87,14 +127,19 @@ class Ctx:
             htab = {f: getattr(ht, f) for f in _HW_TABLES}
             head_bytes = mt.head_bytes
             nbytes = BYTES_BY_CODE.astype(dt)
-            M = self.model = Gather(mt.cols, m, xp)
-            H = self.hw = Gather(ht.cols, h, xp)
+            M = self.model = Gather(mt.cols, m, xp, _table_cache(mt, "derived"))
+            H = self.hw = Gather(ht.cols, h, xp, _table_cache(ht, "derived"))
         self.h = h
         self.rows_corr = htab["rows_corr"] if ht.has_rows_correction() else None
         self.devices = xp.values(c["devices"], dt)
         lookup = xp.lookup
-        self.peak_flops_per_s = lookup(htab["peak_flops"], h, act)
-        self.gemm_offset_flops = lookup(htab["compute_whalf"], h, act)
+        if xp is SCALAR:
+            at_act = lambda table: table[h][act]  # noqa: E731
+        else:  # one flat index for every [device, activation dtype] table (they share their shape)
+            flat = h * htab["peak_flops"].shape[1] + act
+            at_act = lambda table: table.ravel().take(flat, mode="clip")  # noqa: E731
+        self.peak_flops_per_s = at_act(htab["peak_flops"])
+        self.gemm_offset_flops = at_act(htab["compute_whalf"])
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         self.act_bytes_per_value = xp.gather(nbytes, act)
         self.kv_bytes_per_value = xp.gather(nbytes, xp.index(c["kv_dtype"]))
@@ -105,16 +150,24 @@ class Ctx:
         self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
         # linear-attention layers (planner.cost.recurrent): the state of one sequence, per
         # device (tensor parallelism splits its value heads), and its FLOPs per token
-        self.state_bytes_per_seq = (M["linear_layers"] * M["state_elems"] * M["state_value_bytes"]
+        self.state_bytes_per_seq = (derived(M, _state_bytes_per_seq_all_devices)
                                     / xp.maximum(xp.minimum(self.devices, M["state_heads"]), 1.0))
-        self.linear_flops_per_token = M["linear_layers"] * M["linear_flops_tok"] / self.devices
-        self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["compute_emax"], h, act))
-        self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["att_emax"], h, act))
-        self.attn_offset_flops = lookup(htab["att_whalf"], h, act)
-        self.s_per_byte = 1.0 / (H["bandwidth"] * H["mem_emax"])
-        self.s_per_kv_byte = self.s_per_byte / H["kv_mem_factor"]
-        self.kernels_per_pass = (KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"]
-                                 + 2)
+        self.linear_flops_per_token = derived(M, _linear_flops_per_token_all_devices) / self.devices
+        if xp is SCALAR:
+            self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["compute_emax"]))
+            self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["att_emax"]))
+        else:  # the same expressions on the [device, dtype] tables (cached), looked up once
+            inv = _table_cache(ht, "s_per_flop")
+            if not inv:
+                with np.errstate(all="ignore"):
+                    inv["gemm"] = 1.0 / (htab["peak_flops"] * htab["compute_emax"])
+                    inv["attn"] = 1.0 / (htab["peak_flops"] * htab["att_emax"])
+            self.s_per_gemm_flop = at_act(inv["gemm"])
+            self.s_per_attn_flop = at_act(inv["attn"])
+        self.attn_offset_flops = at_act(htab["att_whalf"])
+        self.s_per_byte = derived(H, _s_per_byte)
+        self.s_per_kv_byte = derived(H, _s_per_kv_byte)
+        self.kernels_per_pass = derived(M, _kernels_per_pass)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0
         # 1.0 / 0.0 in the row's float type (np.where on two Python floats would give
@@ -232,3 +285,8 @@ def _by_device_count(ht: HardwareTable, h, devices, dt):
             hit = cache[key] = (ring_s_per_byte(grid), allreduce_latency_s(grid))
     idx = h * (top + 1) + counts
     return hit[0].take(idx, mode="clip"), hit[1].take(idx, mode="clip")
+
+
+def _table_cache(table, name: str) -> dict:
+    """A cache dict kept with a (cast) table: planner.cost.tables caches there too."""
+    return table.__dict__.setdefault("_casts", {}).setdefault(name, {})
