@@ -176,12 +176,16 @@ class Ctx:
         self.kv_cap_global = xp.where(self.sparse, budget, NO_CAP)
         self.kv_cap_sliding = xp.minimum(M["window"], self.kv_cap_global)
         # no skinny-GEMM curve anywhere (the documented defaults): every row factor is 1
-        self.flat_rows = self.rows_corr is None and not xp.any(H["gemm_rows_half"] != 0.0)
-        self.full_overlap = not xp.any(H["overlap"] != 1.0)
+        # (the table's column first: where every device has the default no row needs a gather)
+        hcols = H if xp is SCALAR else ht.cols
+        self.flat_rows = self.rows_corr is None and (not xp.any(hcols["gemm_rows_half"] != 0.0)
+                                                     or not xp.any(H["gemm_rows_half"] != 0.0))
+        self.full_overlap = not xp.any(hcols["overlap"] != 1.0) or not xp.any(H["overlap"] != 1.0)
+        # no calibrated end-to-end time scale: planner.cost.passes.scaled multiplies by 1
+        self.unit_time_scale = not xp.any(hcols["time_scale"] != 1.0)
         # no GEMV calibration anywhere (stream factor 1, no cost per output row: the
         # documented defaults): gemm_memory_bytes is the weight bytes themselves. Read from
         # the table's columns (no per-row gather)
-        hcols = H if xp is SCALAR else ht.cols
         self.plain_gemv = (not xp.any(hcols["gemv_stream_factor"] != 1.0)
                            and not xp.any(hcols["gemv_row_bytes"] != 0.0))
         self._layout(c, xp, dt)

@@ -96,7 +96,9 @@ def _argmax_of(parts):
         if p_nan.any():
             better |= p_nan & ~best_nan
             best_nan = best_nan | p_nan
-        np.putmask(idx, better, i)
+        # idx = i where better: idx + better * (i - idx) in int8 (np.putmask is ~20x an
+        # elementwise pass on 16k rows)
+        idx += better.view(np.int8) * (np.int8(i) - idx)
         best = np.maximum(best, p)
     return idx
 

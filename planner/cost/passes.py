@@ -79,6 +79,8 @@ def scaled(x, phase: dict) -> dict:
     ``t_ovh`` (seconds); ``F_lin``, ``F_att``, ``F_sel`` (FLOPs) and ``B_w``, ``B_a``,
     ``B_kv``, ``B_sel`` (bytes: weights, activations, KV cache, sparse selection), per
     device."""
+    if x.unit_time_scale:  # every device's scale is 1: the products are the times themselves
+        return phase
     s = x.hw["time_scale"]
     for key in TIME_KEYS:
         phase[key] = phase[key] * s
@@ -86,23 +88,12 @@ def scaled(x, phase: dict) -> dict:
 
 
 # --- kernel classes ------------------------------------------------------------------
-# model-only factors of the formulas below, computed on the model table and gathered
-# (planner.cost.context.derived): the same values, one pass over the rows each
-
-def _expert_flops_per_token(M):
-    return 2.0 * M["experts_per_token"] * M["expert_params_per"]
-
+# a model-only factor of the formulas below, computed on the model table and gathered
+# (planner.cost.context.derived: the same values; worth it where its columns are read
+# nowhere else, as a gather costs ~5 elementwise passes)
 
 def _body_flops_per_token(M):  # the layers' GEMMs, routed experts included, without the LM head
     return 2.0 * (M["matmul_active"] - M["lm_head"])
-
-
-def _body_gemms(M):
-    return GEMMS_PER_LAYER * M["layers"]
-
-
-def _elementwise_kernels(M):
-    return (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
 
 
 def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
@@ -129,13 +120,13 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
         expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / x.moe_shard
         dense_rows, logit_tokens = rows / a, logit_tokens / a
     else:
-        expert_flops = derived(M, _expert_flops_per_token) * n_tok / n_dev
+        expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / n_dev
         dense_flops = derived(M, _body_flops_per_token) * n_tok / n_dev - expert_flops
         touched = touched_experts(x, rows)
         expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
         slots, dense_rows = rows * M["experts_per_token"], rows
     dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
-    n_body = derived(M, _body_gemms)
+    n_body = GEMMS_PER_LAYER * M["layers"]
     # (flat_rows, plain_gemv: no skinny-GEMM curve, no GEMV terms anywhere; the factors
     # are exactly 1 and the terms 0, and their full-size passes are skipped)
     scaled_flops = dense_flops if x.flat_rows else dense_flops * x.rows_factor(dense_rows)
@@ -160,7 +151,7 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     memory_s = (read_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
     act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / x.group_devices
-    n_elementwise = derived(M, _elementwise_kernels)
+    n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
     t_act = (act_bytes + passes * n_elementwise * H["mem_offset_bytes"]) * x.s_per_byte
     return (t_body + t_head + t_act, c_body + c_head, m_body + m_head + t_act, body_flops + head_flops,
             body_bytes + head_bytes, act_bytes)
