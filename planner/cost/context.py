@@ -71,6 +71,10 @@ def _linear_flops_per_token_all_devices(M):
     return M["linear_layers"] * M["linear_flops_tok"]
 
 
+def _kv_shard_heads(M):  # the KV heads tensor parallelism can split: 1 for MLA's replicated latent
+    return np.where(M["is_mla"] > 0, 1.0, M["kv_heads"])
+
+
 def _s_per_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"])
 
@@ -147,7 +151,10 @@ class Ctx:
         self.head_bytes_per_param = lookup(head_bytes, m, w_code)
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
-        self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
+        if xp is SCALAR or not (self.devices >= 1.0).all():
+            self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
+        else:  # the same for t >= 1, without a per-row np.where: MLA's shard count is min(t, 1)
+            self.kv_shard = np.minimum(self.devices, derived(M, _kv_shard_heads))
         # linear-attention layers (planner.cost.recurrent): the state of one sequence, per
         # device (tensor parallelism splits its value heads), and its FLOPs per token
         self.state_bytes_per_seq = (derived(M, _state_bytes_per_seq_all_devices)

@@ -129,7 +129,7 @@ def _static_into(out, x, batch, k, P, G, share):
     decoded together."""
     xp = x.xp
     S = batch * k
-    n_prompts = xp.where(share, batch, S)
+    n_prompts = xp.where_flags(share, batch, S)
     pre = prefill_phase(x, n_prompts, P)
     dec = decode_phase(x, S, batch, share, P, G)
     pre["F_sel"] = pre["B_sel"] = 0.0
@@ -139,3 +139,4 @@ def _static_into(out, x, batch, k, P, G, share):
     tpot = dec["time"] / xp.maximum(G, 1.0) if report else None
     out["_static"] = assemble(x, batch, latency, pre, dec, latency, pre["time"], tpot,
                               S * G / latency if report else None, mem, report)
+
