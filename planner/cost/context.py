@@ -28,15 +28,59 @@ _HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_wh
 
 
 class Gather(dict):
-    """Table columns gathered per row on first use (only what the phases need)."""
+    """Table columns gathered per row on first use (only what the phases need).
+    ``derived``: a cache of columns computed from the table's (see :func:`derived`)."""
 
-    def __init__(self, table: dict, index, xp=VECTOR):
+    def __init__(self, table: dict, index, xp=VECTOR, derived: dict | None = None):
         super().__init__()
         self._table, self._index, self._gather = table, index, xp.gather
+        self._derived = {} if derived is None else derived
 
     def __missing__(self, key):
         v = self[key] = self._gather(self._table[key], self._index)
         return v
+
+
+def derived(cols, fn):
+    """``fn(cols)`` for each row, ``fn`` an elementwise expression of the table's columns
+    (a module-level function: it is the cache key). For gathered rows (a :class:`Gather`)
+    it runs once on the table's columns (a few entries; cached with the table) and its
+    result is gathered: one pass over the rows where the expression made one per
+    operation and operand, the same values bit for bit (the same operations in the same
+    order and dtype, per element). For one row (a dict of floats) it runs on the row."""
+    if type(cols) is not Gather:
+        return fn(cols)
+    v = cols.get(fn)
+    if v is None:
+        col = cols._derived.get(fn)
+        if col is None:
+            col = cols._derived[fn] = fn(cols._table)
+        v = cols[fn] = cols._gather(col, cols._index)
+    return v
+
+
+def _kernels_per_pass(M):
+    return KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
+
+
+def _state_bytes_per_seq_all_devices(M):
+    return M["linear_layers"] * M["state_elems"] * M["state_value_bytes"]
+
+
+def _linear_flops_per_token_all_devices(M):
+    return M["linear_layers"] * M["linear_flops_tok"]
+
+
+def _kv_shard_heads(M):  # the KV heads tensor parallelism can split: 1 for MLA's replicated latent
+    return np.where(M["is_mla"] > 0, 1.0, M["kv_heads"])
+
+
+def _s_per_byte(H):
+    return 1.0 / (H["bandwidth"] * H["mem_emax"])
+
+
+def _s_per_kv_byte(H):
+    return 1.0 / (H["bandwidth"] * H["mem_emax"]) / H["kv_mem_factor"]
 
 
 class Ctx:
@@ -46,6 +90,10 @@ class Ctx:
     throughputs (achieved, i.e. peak x efficiency), ``*_offset_*`` the work a kernel
     adds under the efficiency curve ``e(w) = e_max w / (w + w_half)``; ``model`` and
     ``hw`` hold the gathered table columns (planner.cost.tables)."""
+
+    # every output column; planner.cost.engine.evaluate_block sets False where ``outputs=``
+    # asks for none of planner.cost.passes.REPORT_KEYS
+    report = True
 
     @classmethod
     def one(cls, c, mt: ModelTable, ht: HardwareTable) -> "Ctx":
@@ -83,14 +131,19 @@ class Ctx:
             htab = {f: getattr(ht, f) for f in _HW_TABLES}
             head_bytes = mt.head_bytes
             nbytes = BYTES_BY_CODE.astype(dt)
-            M = self.model = Gather(mt.cols, m, xp)
-            H = self.hw = Gather(ht.cols, h, xp)
+            M = self.model = Gather(mt.cols, m, xp, _table_cache(mt, "derived"))
+            H = self.hw = Gather(ht.cols, h, xp, _table_cache(ht, "derived"))
         self.h = h
         self.rows_corr = htab["rows_corr"] if ht.has_rows_correction() else None
         self.devices = xp.values(c["devices"], dt)
         lookup = xp.lookup
-        self.peak_flops_per_s = lookup(htab["peak_flops"], h, act)
-        self.gemm_offset_flops = lookup(htab["compute_whalf"], h, act)
+        if xp is SCALAR:
+            at_act = lambda table: table[h][act]  # noqa: E731
+        else:  # one flat index for every [device, activation dtype] table (they share their shape)
+            flat = h * htab["peak_flops"].shape[1] + act
+            at_act = lambda table: table.ravel().take(flat, mode="clip")  # noqa: E731
+        self.peak_flops_per_s = at_act(htab["peak_flops"])
+        self.gemm_offset_flops = at_act(htab["compute_whalf"])
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         self.act_bytes_per_value = xp.gather(nbytes, act)
         self.kv_bytes_per_value = xp.gather(nbytes, xp.index(c["kv_dtype"]))
@@ -98,19 +151,30 @@ class Ctx:
         self.head_bytes_per_param = lookup(head_bytes, m, w_code)
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
-        self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
+        if xp is SCALAR or not (self.devices >= 1.0).all():
+            self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
+        else:  # the same for t >= 1, without a per-row np.where: MLA's shard count is min(t, 1)
+            self.kv_shard = np.minimum(self.devices, derived(M, _kv_shard_heads))
         # linear-attention layers (planner.cost.recurrent): the state of one sequence, per
         # device (tensor parallelism splits its value heads), and its FLOPs per token
-        self.state_bytes_per_seq = (M["linear_layers"] * M["state_elems"] * M["state_value_bytes"]
+        self.state_bytes_per_seq = (derived(M, _state_bytes_per_seq_all_devices)
                                     / xp.maximum(xp.minimum(self.devices, M["state_heads"]), 1.0))
-        self.linear_flops_per_token = M["linear_layers"] * M["linear_flops_tok"] / self.devices
-        self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["compute_emax"], h, act))
-        self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * lookup(htab["att_emax"], h, act))
-        self.attn_offset_flops = lookup(htab["att_whalf"], h, act)
-        self.s_per_byte = 1.0 / (H["bandwidth"] * H["mem_emax"])
-        self.s_per_kv_byte = self.s_per_byte / H["kv_mem_factor"]
-        self.kernels_per_pass = (KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"]
-                                 + 2)
+        self.linear_flops_per_token = derived(M, _linear_flops_per_token_all_devices) / self.devices
+        if xp is SCALAR:
+            self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["compute_emax"]))
+            self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["att_emax"]))
+        else:  # the same expressions on the [device, dtype] tables (cached), looked up once
+            inv = _table_cache(ht, "s_per_flop")
+            if not inv:
+                with np.errstate(all="ignore"):
+                    inv["gemm"] = 1.0 / (htab["peak_flops"] * htab["compute_emax"])
+                    inv["attn"] = 1.0 / (htab["peak_flops"] * htab["att_emax"])
+            self.s_per_gemm_flop = at_act(inv["gemm"])
+            self.s_per_attn_flop = at_act(inv["attn"])
+        self.attn_offset_flops = at_act(htab["att_whalf"])
+        self.s_per_byte = derived(H, _s_per_byte)
+        self.s_per_kv_byte = derived(H, _s_per_kv_byte)
+        self.kernels_per_pass = derived(M, _kernels_per_pass)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0
         # 1.0 / 0.0 in the row's float type (np.where on two Python floats would give
@@ -119,11 +183,25 @@ class Ctx:
         self.kv_cap_global = xp.where(self.sparse, budget, NO_CAP)
         self.kv_cap_sliding = xp.minimum(M["window"], self.kv_cap_global)
         # no skinny-GEMM curve anywhere (the documented defaults): every row factor is 1
-        self.flat_rows = self.rows_corr is None and not xp.any(H["gemm_rows_half"] != 0.0)
-        self.full_overlap = not xp.any(H["overlap"] != 1.0)
+        # (the table's column first: where every device has the default no row needs a gather)
+        hcols = H if xp is SCALAR else ht.cols
+        self.flat_rows = self.rows_corr is None and (not xp.any(hcols["gemm_rows_half"] != 0.0)
+                                                     or not xp.any(H["gemm_rows_half"] != 0.0))
+        self.full_overlap = not xp.any(hcols["overlap"] != 1.0) or not xp.any(H["overlap"] != 1.0)
+        # no calibrated end-to-end time scale: planner.cost.passes.scaled multiplies by 1
+        self.unit_time_scale = not xp.any(hcols["time_scale"] != 1.0)
+        # no GEMV calibration anywhere (stream factor 1, no cost per output row: the
+        # documented defaults): gemm_memory_bytes is the weight bytes themselves. Read from
+        # the table's columns (no per-row gather)
+        self.plain_gemv = (not xp.any(hcols["gemv_stream_factor"] != 1.0)
+                           and not xp.any(hcols["gemv_row_bytes"] != 0.0))
         self._layout(c, xp, dt)
-        self.ring_s_per_byte = ring_s_per_byte(self)
-        self.allreduce_latency_s = allreduce_latency_s(self)
+        per_count = None if xp is SCALAR else _by_device_count(ht, h, self.devices, dt)
+        if per_count is None:
+            self.ring_s_per_byte = ring_s_per_byte(self)
+            self.allreduce_latency_s = allreduce_latency_s(self)
+        else:
+            self.ring_s_per_byte, self.allreduce_latency_s = per_count
         if self.layout_beyond_tp:
             self.group_ring_s_per_byte = ring_s_per_byte(self, self.group_devices)
             self.group_allreduce_latency_s = allreduce_latency_s(self, self.group_devices)
@@ -180,3 +258,46 @@ class Ctx:
                           sum_min(lo, hi, self.kv_cap_sliding, xp)))
             self._sums[key] = hit  # holds P and G, so their ids stay theirs
         return hit[2]
+
+
+class _DeviceCountGrid:
+    """A context over every (hardware row, device count 0..n-1) pair: what the collectives'
+    per-row factors read (``xp``, ``hw``, ``devices``)."""
+
+    def __init__(self, ht: HardwareTable, n_counts: int, dt):
+        n_hw = len(next(iter(ht.cols.values())))
+        self.xp = VECTOR
+        self.hw = Gather(ht.cols, np.repeat(np.arange(n_hw, dtype=np.intp), n_counts))
+        self.devices = np.tile(np.arange(n_counts, dtype=dt), n_hw)
+
+
+_MAX_DEVICE_COUNT = 256  # the grid's size: hardware rows x this, at most
+
+
+def _by_device_count(ht: HardwareTable, h, devices, dt):
+    """(ring_s_per_byte, allreduce_latency_s) per row, computed once per (hardware row,
+    device count) and gathered: both depend on nothing else, and a block has a few device
+    counts (1, 2, 4, 8) over thousands of rows. The grid runs the same elementwise
+    formulas in the same dtype, so the values are those of the rows' own evaluation, bit
+    for bit. None (evaluate per row) for non-integer or large counts."""
+    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64
+            and np.shape(h) == devices.shape):
+        return None
+    counts = devices.astype(np.intp)
+    top = int(counts.max())
+    if top > _MAX_DEVICE_COUNT or int(counts.min()) < 1 or not np.array_equal(counts, devices):
+        return None
+    cache = ht.__dict__.setdefault("_casts", {}).setdefault("device_count_grid", {})
+    key = (np.dtype(dt).char, top + 1)
+    hit = cache.get(key)
+    if hit is None:
+        grid = _DeviceCountGrid(ht, top + 1, dt)
+        with np.errstate(all="ignore"):  # device count 0: never gathered
+            hit = cache[key] = (ring_s_per_byte(grid), allreduce_latency_s(grid))
+    idx = h * (top + 1) + counts
+    return hit[0].take(idx, mode="clip"), hit[1].take(idx, mode="clip")
+
+
+def _table_cache(table, name: str) -> dict:
+    """A cache dict kept with a (cast) table: planner.cost.tables caches there too."""
+    return table.__dict__.setdefault("_casts", {}).setdefault(name, {})

@@ -18,7 +18,7 @@ import numpy as np
 from planner.cost.context import Ctx
 from planner.cost.footprint import memory_footprint
 from planner.cost.kinetics import kinetics
-from planner.cost.passes import BOTTLENECKS, assemble, decode_phase, prefill_phase  # noqa: F401 (re-exported)
+from planner.cost.passes import BOTTLENECKS, REPORT_KEYS, assemble, decode_phase, prefill_phase  # noqa: F401 (re-exported)
 from planner.cost.serving import serving_into
 from planner.cost.tables import HardwareTable, ModelTable
 
@@ -76,6 +76,9 @@ def evaluate_block(cols: dict, mt: ModelTable, ht: HardwareTable, precision: str
     dt = np.dtype(precision).type
     x = Ctx(cols, mt, ht, dt)
     x.cols = cols  # the serving columns, read by planner.cost.serving
+    # the static rows skip the per-request work columns when none is asked for (the
+    # serving rows compute them all: their later stages read some)
+    x.report = outputs is None or any(o in REPORT_KEYS for o in outputs)
     f = lambda k: np.asarray(cols[k], dtype=dt)  # noqa: E731
     batch, C, P, G, k = f("batch"), f("concurrency"), f("prompt_len"), f("gen_len"), f("samples")
     share = np.asarray(cols["prefix_sharing"], dtype=bool)
@@ -126,11 +129,14 @@ def _static_into(out, x, batch, k, P, G, share):
     decoded together."""
     xp = x.xp
     S = batch * k
-    n_prompts = xp.where(share, batch, S)
+    n_prompts = xp.where_flags(share, batch, S)
     pre = prefill_phase(x, n_prompts, P)
     dec = decode_phase(x, S, batch, share, P, G)
     pre["F_sel"] = pre["B_sel"] = 0.0
     latency = pre["time"] + dec["time"]
     mem = memory_footprint(x, batch, k, P, G, share, n_prompts * P)
-    out["_static"] = assemble(x, batch, latency, pre, dec, latency, pre["time"],
-                               dec["time"] / xp.maximum(G, 1.0), S * G / latency, mem)
+    report = x.report
+    tpot = dec["time"] / xp.maximum(G, 1.0) if report else None
+    out["_static"] = assemble(x, batch, latency, pre, dec, latency, pre["time"], tpot,
+                              S * G / latency if report else None, mem, report)
+

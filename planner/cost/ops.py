@@ -96,14 +96,28 @@ def _argmax_of(parts):
         if p_nan.any():
             better |= p_nan & ~best_nan
             best_nan = best_nan | p_nan
-        np.putmask(idx, better, i)
+        # idx = i where better: idx + better * (i - idx) in int8 (np.putmask is ~20x an
+        # elementwise pass on 16k rows)
+        idx += better.view(np.int8) * (np.int8(i) - idx)
         best = np.maximum(best, p)
     return idx
 
 
+def _where_flags(flags, a, b):
+    """``np.where(flags, a, b)`` for a flag column that is often the same in every row
+    (prefix sharing is one setting in most searches): then ``a`` or ``b`` itself, without
+    np.where's pass (~15 elementwise passes on 16k rows)."""
+    if type(flags) is np.ndarray:
+        if flags.all():
+            return a
+        if not flags.any():
+            return b
+    return np.where(flags, a, b)
+
+
 VECTOR = SimpleNamespace(
     name="vector",
-    where=np.where, maximum=_maximum, minimum=_minimum, clip=_clip, exp=np.exp, log2=np.log2,
+    where=np.where, where_flags=_where_flags, maximum=_maximum, minimum=_minimum, clip=_clip, exp=np.exp, log2=np.log2,
     floor=np.floor, ceil=np.ceil, isfinite=np.isfinite, logical_not=np.logical_not,
     logical_and=np.logical_and, zeros_like=np.zeros_like,
     values=lambda v, dt: np.asarray(v, dtype=dt), index=lambda v: np.asarray(v, dtype=np.intp),
@@ -149,7 +163,7 @@ def _s_argmax_of(parts):
 
 SCALAR = SimpleNamespace(
     name="scalar",
-    where=_s_where, maximum=_s_maximum, minimum=_s_minimum, clip=_s_clip, exp=math.exp, log2=math.log2,
+    where=_s_where, where_flags=_s_where, maximum=_s_maximum, minimum=_s_minimum, clip=_s_clip, exp=math.exp, log2=math.log2,
     floor=_s_floor, ceil=_s_ceil, isfinite=math.isfinite, logical_not=lambda a: not a,
     logical_and=lambda a, b: bool(a and b), zeros_like=lambda a: 0.0,
     values=lambda v, dt: float(v), index=int, flags=bool,

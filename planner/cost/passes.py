@@ -28,7 +28,7 @@ decoded together. Every function takes its elementwise operations from ``x.xp``
 
 from __future__ import annotations
 
-from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS
+from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived
 from planner.cost.expert_parallel import max_device_slots
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
 from planner.cost.interconnect import allreduce_s
@@ -79,6 +79,8 @@ def scaled(x, phase: dict) -> dict:
     ``t_ovh`` (seconds); ``F_lin``, ``F_att``, ``F_sel`` (FLOPs) and ``B_w``, ``B_a``,
     ``B_kv``, ``B_sel`` (bytes: weights, activations, KV cache, sparse selection), per
     device."""
+    if x.unit_time_scale:  # every device's scale is 1: the products are the times themselves
+        return phase
     s = x.hw["time_scale"]
     for key in TIME_KEYS:
         phase[key] = phase[key] * s
@@ -86,6 +88,13 @@ def scaled(x, phase: dict) -> dict:
 
 
 # --- kernel classes ------------------------------------------------------------------
+# a model-only factor of the formulas below, computed on the model table and gathered
+# (planner.cost.context.derived: the same values; worth it where its columns are read
+# nowhere else, as a gather costs ~5 elementwise passes)
+
+def _body_flops_per_token(M):  # the layers' GEMMs, routed experts included, without the LM head
+    return 2.0 * (M["matmul_active"] - M["lm_head"])
+
 
 def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     """Time of the dense kernels for ``n_tok`` tokens in ``passes`` forward passes.
@@ -112,15 +121,19 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
         dense_rows, logit_tokens = rows / a, logit_tokens / a
     else:
         expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / n_dev
-        dense_flops = 2.0 * (M["matmul_active"] - head_params) * n_tok / n_dev - expert_flops
+        dense_flops = derived(M, _body_flops_per_token) * n_tok / n_dev - expert_flops
         touched = touched_experts(x, rows)
         expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
         slots, dense_rows = rows * M["experts_per_token"], rows
     dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
     n_body = GEMMS_PER_LAYER * M["layers"]
-    compute_s = (dense_flops * x.rows_factor(dense_rows) + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
-    memory_s = (gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev, dense_rows)
-                + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
+    # (flat_rows, plain_gemv: no skinny-GEMM curve, no GEMV terms anywhere; the factors
+    # are exactly 1 and the terms 0, and their full-size passes are skipped)
+    scaled_flops = dense_flops if x.flat_rows else dense_flops * x.rows_factor(dense_rows)
+    compute_s = (scaled_flops + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
+    read_bytes = dense_bytes if x.plain_gemv else gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev,
+                                                                     dense_rows)
+    memory_s = (read_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
     compute_s = expert_flops * x.s_per_gemm_flop
@@ -131,10 +144,11 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
     head_flops = 2.0 * head_params * logit_tokens / n_dev
     head_bytes = head_params * x.head_bytes_per_param * head_passes / n_dev
-    compute_s = ((head_flops * x.rows_factor(logit_tokens / head_passes) + head_passes * x.gemm_offset_flops)
-                 * x.s_per_gemm_flop)
-    memory_s = (gemm_memory_bytes(x, head_bytes, head_passes * M["vocab"] / n_dev, logit_tokens / head_passes)
-                + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
+    scaled_flops = head_flops if x.flat_rows else head_flops * x.rows_factor(logit_tokens / head_passes)
+    compute_s = (scaled_flops + head_passes * x.gemm_offset_flops) * x.s_per_gemm_flop
+    read_bytes = head_bytes if x.plain_gemv else gemm_memory_bytes(x, head_bytes, head_passes * M["vocab"] / n_dev,
+                                                                   logit_tokens / head_passes)
+    memory_s = (read_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
     act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / x.group_devices
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
@@ -183,12 +197,13 @@ def attention_coeffs(x, S, n_req, share):
     # shared prompt (dense, global layers): the prompt's P tokens are read once per request
     g_g = S * ng * kv_bytes
     g_s = S * ns * kv_bytes
-    g0_share = xp.where(dense_share, (n_req - S) * ng * kv_bytes, 0.0)  # times P, added by caller
+    # times P, added by caller (x * mask: np.where is ~8x a multiplication; the value is finite)
+    g0_share = (n_req - S) * ng * kv_bytes * dense_share
     # block top-k selection (sparse only): key summaries, one per block, half of K+V
     sel = x.sparse_flag / SPARSE_BLOCK_TOKENS
     f_u = sel * S * ng * 0.5 * per_seq_flop
     g_u = sel * S * ng * 0.5 * kv_bytes
-    g0_sel = xp.where(share, (n_req - S), 0.0) * sel * ng * 0.5 * kv_bytes  # times P
+    g0_sel = xp.where_flags(share, (n_req - S), 0.0) * sel * ng * 0.5 * kv_bytes  # times P
     return f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel
 
 
@@ -237,9 +252,17 @@ def decode_phase(x, S, n_req, share, P, G):
     })
 
 
-def assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
+# outputs :func:`assemble` leaves out without ``report`` (a search that gathers none of
+# them: planner.cost.engine.evaluate's ``outputs=``)
+REPORT_KEYS = frozenset(("tpot_s", "throughput_tok_s", "device_seconds", "flops_linear", "flops_attention",
+                         "flops_selection", "bytes_weights", "bytes_kv", "bytes_activations", "bytes_selection"))
+
+
+def assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem, report=True):
     """Collect outputs. ``seconds`` is the wall time the device group spends, ``pre``/``dec``
-    hold per-device work over that time, and ``per`` requests share it."""
+    hold per-device work over that time, and ``per`` requests share it. Without
+    ``report`` the :data:`REPORT_KEYS` are not computed (``tpot``, ``throughput`` may
+    then be None)."""
     weights, kv, acts, reserve, total, capacity = mem
     n_dev, xp = x.group_devices, x.xp
     Fl = pre["F_lin"] + dec["F_lin"]
@@ -253,16 +276,20 @@ def assemble(x, per, seconds, pre, dec, latency, ttft, tpot, throughput, mem):
     usd = cost_usd(x, seconds, energy)
     times = [pre["t_compute"] + dec["t_compute"], pre["t_memory"] + dec["t_memory"],
              pre["t_comm"] + dec["t_comm"], pre["t_ovh"] + dec["t_ovh"]]
-    tp = n_dev / per  # per-device work -> per-request work across the device group
-    return {
-        "prefill_s": pre["time"], "decode_s": dec["time"], "ttft_s": ttft, "tpot_s": tpot,
-        "latency_s": latency, "throughput_tok_s": throughput,
-        "energy_j": energy / per, "cost_usd": usd / per, "device_seconds": n_dev * seconds / per,
-        "flops_linear": Fl * tp, "flops_attention": Fa * tp, "flops_selection": Fs * tp,
-        "bytes_weights": Bw * tp, "bytes_kv": Bk * tp, "bytes_activations": Ba * tp, "bytes_selection": Bs * tp,
+    out = {
+        "prefill_s": pre["time"], "decode_s": dec["time"], "ttft_s": ttft, "latency_s": latency,
+        "energy_j": energy / per, "cost_usd": usd / per,
         "t_compute": times[0], "t_memory": times[1], "t_interconnect": times[2], "t_overhead": times[3],
         "bottleneck": xp.argmax_of(times),
         "weights_bytes": weights, "kv_cache_bytes": kv, "activations_bytes": acts,
         "reserve_bytes": reserve, "total_bytes": total, "capacity_bytes": capacity,
         "fits": xp.logical_and(total <= capacity, xp.isfinite(x.peak_flops_per_s)),
     }
+    if report:  # the per-request work columns
+        tp = n_dev / per  # per-device work -> per-request work across the device group
+        out.update({
+            "tpot_s": tpot, "throughput_tok_s": throughput, "device_seconds": n_dev * seconds / per,
+            "flops_linear": Fl * tp, "flops_attention": Fa * tp, "flops_selection": Fs * tp,
+            "bytes_weights": Bw * tp, "bytes_kv": Bk * tp, "bytes_activations": Ba * tp, "bytes_selection": Bs * tp,
+        })
+    return out

@@ -157,16 +157,20 @@ def _piecewise_max_sum_np(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s):
     b1 = _clip(np.minimum(cap_g, cap_s), lo, hi)
     b2 = _clip(np.maximum(cap_g, cap_s), lo, hi)
     s_f, s_g = _sum_max_linear_np(f0, f_g + f_s, g0, g_g + g_s, lo, b1)
-    if (b2 > b1).any():
-        in_g = cap_g >= b2
-        in_s = cap_s >= b2
-        cg = cap_g * ~in_g  # the caps are finite here (at most NO_CAP): x * mask is exact
-        cs = cap_s * ~in_s
-        fg = f_g * in_g  # (a NaN slope gives NaN where np.where gave 0: such a row's sum is NaN anyway)
-        fs = f_s * in_s
-        gg = g_g * in_g
-        gs = g_s * in_s
-        x1, x2 = _sum_max_linear_np(f0 + f_g * cg + f_s * cs, fg + fs, g0 + g_g * cg + g_s * cs, gg + gs, b1, b2)
+    mid = b2 > b1
+    n_mid = np.count_nonzero(mid)
+    if 0 < n_mid <= mid.size // 2 and mid.ndim == 1 and np.shape(s_f) == mid.shape:
+        # the segment between the caps is empty in most rows (only rows whose two caps
+        # differ and fall inside [lo, hi): a sliding window beside a longer global
+        # context): computed on those rows alone, the same elementwise values, and added
+        # where it is not empty (elsewhere it adds an exact zero)
+        rows = np.flatnonzero(mid)
+        sub = [_rows_of(v, rows, mid.size) for v in (f0, f_g, f_s, g0, g_g, g_s, b1, b2, cap_g, cap_s)]
+        x1, x2 = _middle_segment(*sub)
+        s_f[rows] += x1
+        s_g[rows] += x2
+    elif n_mid:
+        x1, x2 = _middle_segment(f0, f_g, f_s, g0, g_g, g_s, b1, b2, cap_g, cap_s)
         s_f = s_f + x1
         s_g = s_g + x2
     n_top = hi - b2
@@ -180,3 +184,21 @@ def _piecewise_max_sum_np(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s):
         s_f = s_f + n_top * f_top * f_wins
         s_g = s_g + n_top * g_top * ~f_wins
     return s_f, s_g
+
+
+def _rows_of(v, rows, n):
+    """``v`` on the rows ``rows`` (a number, or a column of another length, as it is)."""
+    return v.take(rows) if type(v) is np.ndarray and v.ndim == 1 and v.shape[0] == n else v
+
+
+def _middle_segment(f0, f_g, f_s, g0, g_g, g_s, b1, b2, cap_g, cap_s):
+    """The sums over [b1, b2), between the two caps: only the larger cap is still open."""
+    in_g = cap_g >= b2
+    in_s = cap_s >= b2
+    cg = cap_g * ~in_g  # the caps are finite here (at most NO_CAP): x * mask is exact
+    cs = cap_s * ~in_s
+    fg = f_g * in_g  # (a NaN slope gives NaN where np.where gave 0: such a row's sum is NaN anyway)
+    fs = f_s * in_s
+    gg = g_g * in_g
+    gs = g_s * in_s
+    return _sum_max_linear_np(f0 + f_g * cg + f_s * cs, fg + fs, g0 + g_g * cg + g_s * cs, gg + gs, b1, b2)
