@@ -62,6 +62,11 @@ def main(argv=None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     repeats = int(argv.pop(0)) if argv and argv[0].isdigit() else 3
     models = argv or ["Pythia 1B", "Pythia 70M"]
+    from benchmarks.accuracy_fidelity import read_counts
+
+    unknown = [m for m in models if m not in read_counts()]
+    if unknown:
+        sys.exit(f"fit_speed: unknown model {unknown[0]!r} (known: {', '.join(sorted(read_counts()))})")
     env = {k: v for k, v in os.environ.items() if k != "PLANNER_NO_CACHE"}
     for model in models:
         first, cached = [], []
