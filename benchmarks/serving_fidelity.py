@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 from planner.measured import read_measured
-from planner.replay import Prediction, Prepared, summarize
+from planner.replay import Prediction, Prepared
+from planner.replay_scoring import summarize
 from planner.serving_fit import as_params, fit_all
 
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"

@@ -41,16 +41,6 @@ from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, product_enc
 
 DATASHEET = "datasheet"
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
-BANDS = ((1, 8), (9, 32), (33, 64), (65, 128), (129, 10**9))
-
-
-def band(c: float) -> str:
-    for lo, hi in BANDS:
-        if lo <= c <= hi:
-            return f"{lo}-{hi}" if hi < 10**9 else f">{lo - 1}"
-    return "n/a"
-
-
 @dataclass
 class Prediction:
     ttft_s: np.ndarray      # NaN where not predicted
@@ -332,80 +322,3 @@ class Prepared:
                 ttft[idx[bad]] = tpot[idx[bad]] = np.nan
                 profile[idx[bad]] = note[idx[bad]] = ""
         return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model, note)
-
-
-# --------------------------------------------------------------------------------------
-# scoring
-# --------------------------------------------------------------------------------------
-def errors(pred: Prediction, runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarray]:
-    """predicted / measured - 1 for TTFT and TPOT (NaN where either is missing)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        e_ttft = pred.ttft_s / runs.measured_ttft_s - 1.0
-        e_tpot = pred.tpot_s / runs.measured_tpot_s - 1.0
-    bad_t = ~(runs.measured_ttft_s > 0)
-    bad_p = ~(runs.measured_tpot_s > 0)
-    e_ttft[bad_t] = np.nan
-    e_tpot[bad_p] = np.nan
-    return e_ttft, e_tpot
-
-
-def _stats(e: np.ndarray) -> dict:
-    a = np.abs(e[np.isfinite(e)])
-    if a.size == 0:
-        return {"n": 0, "median_abs": None, "p90_abs": None, "median_signed": None}
-    return {"n": int(a.size), "median_abs": float(np.median(a)), "p90_abs": float(np.percentile(a, 90)),
-            "median_signed": float(np.median(e[np.isfinite(e)]))}
-
-
-SLICES = ("engine", "model", "device", "precision", "concurrency")
-
-
-def slice_keys(pred: Prediction, runs: MeasuredRuns) -> dict[str, np.ndarray]:
-    return {
-        "engine": runs.engine.astype(object),
-        "model": pred.model,
-        "device": np.where(pred.device != "", pred.device, runs.system.astype(object)),
-        "precision": runs.quant.astype(object),
-        "concurrency": np.array([band(c) for c in in_flight(runs)], dtype=object),
-    }
-
-
-def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
-    """Overall and per-slice median / p90 of |error| for TTFT and TPOT, and the rows not
-    predicted counted by reason."""
-    e_ttft, e_tpot = errors(pred, runs)
-    ok = pred.status == "ok"
-    keys = slice_keys(pred, runs)
-    by_slice = {}
-    for name in SLICES:
-        col = keys[name]
-        values = sorted(set(col[ok].tolist()), key=lambda v: (_band_order(v) if name == "concurrency" else v))
-        by_slice[name] = [{"value": v, "ttft": _stats(e_ttft[ok & (col == v)]), "tpot": _stats(e_tpot[ok & (col == v)])}
-                          for v in values]
-    reasons: dict[str, int] = {}
-    for s in pred.status[~ok]:
-        reason = s.split(": ", 1)[1] if ": " in s else s
-        reasons[reason] = reasons.get(reason, 0) + 1
-    return {"rows": len(runs), "predicted": int(ok.sum()),
-            "measured": int((ok & np.isfinite(e_ttft) & np.isfinite(e_tpot)).sum()),
-            "ttft": _stats(e_ttft[ok]), "tpot": _stats(e_tpot[ok]), "by_slice": by_slice,
-            "unsupported": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
-            "profiles": sorted(set(pred.profile[ok].tolist()))}
-
-
-def _band_order(v: str) -> int:
-    return int(v.lstrip(">").split("-")[0])
-
-
-def rows_json(pred: Prediction, runs: MeasuredRuns) -> list[dict]:
-    e_ttft, e_tpot = errors(pred, runs)
-
-    def num(x, scale=1.0):
-        return float(x) * scale if np.isfinite(x) else None
-
-    return [{"id": str(runs.ids[i]), "status": str(pred.status[i]),
-             "predicted_ttft_ms": num(pred.ttft_s[i], 1e3), "predicted_tpot_ms": num(pred.tpot_s[i], 1e3),
-             "measured_ttft_ms": num(runs.measured_ttft_s[i], 1e3), "measured_tpot_ms": num(runs.measured_tpot_s[i], 1e3),
-             "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None,
-             "note": (str(pred.note[i]) or None) if pred.note is not None else None}
-            for i in range(len(runs))]

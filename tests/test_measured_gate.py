@@ -25,7 +25,8 @@ EVERY = 9  # every 9th predictable row, sorted by id
 
 def replay_subset(ids=None):
     from planner.measured import read_measured
-    from planner.replay import predict, summarize
+    from planner.replay import predict
+    from planner.replay_scoring import summarize
     from planner.serving_profile import load_serving
 
     runs = read_measured(DEV)
@@ -53,7 +54,8 @@ def test_serving_fidelity_has_not_regressed():
 def test_the_gate_can_fail():
     """The engine without the fitted profiles (as it was before them) fails this gate."""
     from planner.measured import read_measured
-    from planner.replay import predict, summarize
+    from planner.replay import predict
+    from planner.replay_scoring import summarize
 
     gate = json.loads(GATE.read_text())
     runs = read_measured(DEV)

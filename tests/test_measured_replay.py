@@ -13,7 +13,8 @@ import pytest
 
 from planner.cli import main
 from planner.measured import read_measured
-from planner.replay import Prepared, predict, rows_json, summarize
+from planner.replay import Prepared, predict
+from planner.replay_scoring import rows_json, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"

@@ -20,7 +20,8 @@ def _params(calibration: Optional[str], no_calibration: bool):
 def validate_measured(path: str, calibration: Optional[str], no_calibration: bool, json_out: bool) -> None:
     from planner.commands.output import print_json
     from planner.measured import read_measured
-    from planner.replay import predict, rows_json, summarize
+    from planner.replay import predict
+    from planner.replay_scoring import rows_json, summarize
 
     runs = read_measured(path)
     pred = predict(runs, _params(calibration, no_calibration))
