@@ -9,7 +9,9 @@ by its own roofline (README "Cost model"):
   weights read (MoE: the experts the tokens actually touch);
 * **LM head**: the same roofline on its own (it runs only where logits are needed, so in
   a prefill it is a memory-bound GEMV that the layers' compute does not hide);
-* **elementwise** (norms, residual adds, activation): their activation bytes / bandwidth;
+* **elementwise** (norms, residual adds, activation, and the routed experts' combine, whose
+  hidden-sized rows every tensor-parallel rank writes and reads: :func:`moe_combine_bytes`):
+  their activation bytes / bandwidth;
 * **attention**: the same with KV-cache bytes, and for a sparse KV budget the selection
   cost (block top-k reads one key summary per block);
 * **interconnect**: two all-reduces per layer under tensor parallelism;
