@@ -9,7 +9,9 @@ by its own roofline (README "Cost model"):
   weights read (MoE: the experts the tokens actually touch);
 * **LM head**: the same roofline on its own (it runs only where logits are needed, so in
   a prefill it is a memory-bound GEMV that the layers' compute does not hide);
-* **elementwise** (norms, residual adds, activation): their activation bytes / bandwidth;
+* **elementwise** (norms, residual adds, activation, and the routed experts' combine, whose
+  hidden-sized rows every tensor-parallel rank writes and reads: :func:`moe_combine_bytes`):
+  their activation bytes / bandwidth;
 * **attention**: the same with KV-cache bytes, and for a sparse KV budget the selection
   cost (block top-k reads one key summary per block);
 * **interconnect**: two all-reduces per layer under tensor parallelism;
@@ -31,7 +33,7 @@ from __future__ import annotations
 from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived
 from planner.cost.expert_parallel import max_device_slots
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
-from planner.cost.interconnect import allreduce_s
+from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_s
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
 from planner.cost.weights import expert_params_read, fixed_params_read, tokens_per_expert, touched_experts
@@ -96,6 +98,23 @@ def _body_flops_per_token(M):  # the layers' GEMMs, routed experts included, wit
     return 2.0 * (M["matmul_active"] - M["lm_head"])
 
 
+def moe_combine_bytes(x, slots):
+    """HBM bytes per device of the routed experts' combine for ``slots`` routed token
+    slots on the device (``n k`` under tensor parallelism, where every rank computes a
+    partial down projection of every slot; the busiest device's slots under expert
+    parallelism): the down projection writes one hidden-sized 16-bit row per slot and the
+    combine reads it back to sum a token's ``k`` rows, ``2 x slots x hidden x 2 bytes`` per
+    MoE layer. The buffer is the fused MoE's ``intermediate_cache3`` of shape (tokens,
+    top_k, hidden) in the activations' 16-bit dtype, summed by ``moe_sum`` (vLLM and SGLang
+    ``fused_moe``); TensorRT-LLM's CUTLASS MoE writes the same expanded rows and sums them
+    in ``finalizeMoeRoutingKernel``. Unlike the gate/up intermediates (width ``I / t``) its
+    width is the full hidden size whatever the tensor-parallel split, so it does not
+    shrink with the devices. Zero for dense models."""
+    M = x.model
+    value_bytes = x.xp.maximum(x.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
+    return 2.0 * M["moe_layers"] * M["hidden"] * value_bytes * slots
+
+
 def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     """Time of the dense kernels for ``n_tok`` tokens in ``passes`` forward passes.
 
@@ -151,6 +170,8 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     memory_s = (read_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
     act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / x.group_devices
+    # the routed experts' per-slot outputs, hidden-sized on every device serving the slot (0: dense)
+    act_bytes = act_bytes + moe_combine_bytes(x, slots * passes)
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
     t_act = (act_bytes + passes * n_elementwise * H["mem_offset_bytes"]) * x.s_per_byte
     return (t_body + t_head + t_act, c_body + c_head, m_body + m_head + t_act, body_flops + head_flops,
