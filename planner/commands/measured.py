@@ -24,8 +24,9 @@ def validate_measured(path: str, calibration: Optional[str], no_calibration: boo
     from planner.replay import predict
     from planner.replay_scoring import rows_json, summarize
 
+    params = _params(calibration, no_calibration)  # a flag conflict before reading the file
     runs = read_measured(path)
-    pred = predict(runs, _params(calibration, no_calibration))
+    pred = predict(runs, params)
     summary = summarize(pred, runs)
     if json_out:
         print_json({"file": path, "rows": rows_json(pred, runs), "summary": summary})
