@@ -1,6 +1,7 @@
 """Where every row of a block has the same flag (more than one device or not, prefix
 sharing or not, expert parallel or not), the engine skips np.where and computes one
-branch (planner.cost.ops.where_flags, in the all-reduce and the KV cache among others).
+branch (the where_flags of planner.cost.ops.VECTOR: in the all-reduce and the KV cache,
+among others).
 A row's numbers must not depend on its neighbours: the rows of a uniform block evaluate
 bit for bit as the same rows inside a block where the flag is mixed (the np.where path).
 

@@ -1,9 +1,10 @@
 """A row subset of an engine context (planner.cost.row_subset) evaluates its rows bit for
-bit as the whole context does (step times, prefill and decode phases), where the whole-context switches are mixed: a calibrated
-device (row correction, partial overlap, time scale, GEMV calibration) beside an
-uncalibrated one, MoE models with expert-parallel and attention-data-parallel layouts.
+bit as the whole context does (step times, prefill and decode phases), where the
+whole-context switches are mixed: a calibrated device (row correction, partial overlap,
+time scale, GEMV calibration) beside uncalibrated ones, MoE models with expert-parallel
+and attention-data-parallel layouts.
 
-Oracle: the same step times evaluated on the whole context (no subset)."""
+Oracle: the same step times and phases evaluated on the whole context (no subset)."""
 
 from __future__ import annotations
 
