@@ -15,7 +15,6 @@ Run: python benchmarks/fit_speed.py [repeats] [model ...]
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -22,7 +22,6 @@ from typing import Any, Optional
 
 from planner.errors import InputError
 from planner.hf_arch import _GENERIC, _linear_attention, _mla, _moe, _pick_architecture, _Reader, _sliding_layers
-from planner.hf_arch import ARCHITECTURES, _Arch  # noqa: F401  (re-exported: they lived here)
 
 __all__ = ["import_config", "import_config_file", "to_yaml"]
 

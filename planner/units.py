@@ -12,6 +12,8 @@ import math
 HOURS_PER_YEAR = 365.25 * 24.0          # 8766
 HOURS_PER_MONTH = HOURS_PER_YEAR / 12.0  # 730.5
 SECONDS_PER_HOUR = 3600.0
+SECONDS_PER_MONTH = HOURS_PER_MONTH * SECONDS_PER_HOUR
+JOULES_PER_KWH = 3.6e6
 
 
 def fmt_si(x: float, unit: str = "", digits: int = 3) -> str:

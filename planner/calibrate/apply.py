@@ -38,7 +38,8 @@ def profile_to_efficiency(profile: Profile, hardware=None):
     if main in compute:
         compute.setdefault("*", compute[main])
     interconnect = hardware.interconnect_efficiency if hardware is not None else DEFAULT_INTERCONNECT_EFFICIENCY
-    if "interconnect_efficiency" in f:  # fitted on measured serving runs (planner.serving_params.link_efficiency)
+    # fitted on measured serving runs (the link_efficiency parameter of planner.serving_params)
+    if "interconnect_efficiency" in f:
         interconnect = float(f["interconnect_efficiency"])
     return Efficiency(
         compute=compute,

@@ -43,9 +43,10 @@ class Plan:
 
 
 def pass_schedule(jobs: list[Job]) -> list[int]:
-    """The order of one pass: every job in plan order, and each further take of a job
-    with ``takes`` > 1 right after the job ``j / takes`` of a pass later (j = 1 ..
-    takes - 1), so a job's takes are evenly spread over the pass."""
+    """The order of one pass (indices into ``jobs``): every job in plan order, and take
+    ``j`` (1 .. takes - 1) of job ``i`` right after job ``(i + j n // takes) mod n``, a
+    ``j / takes`` of the pass after its first take (n jobs): a job's takes are evenly
+    spread over the pass, cyclically."""
     n = len(jobs)
     after: dict[int, list[int]] = {}
     for i, job in enumerate(jobs):

@@ -10,8 +10,12 @@ FLAG_THRESHOLD = 0.10
 
 
 def _rate(c: dict, peak: float, w: float) -> float:
-    e = float(c["e_max"]) * (w / (w + float(c["w_half"])) if float(c["w_half"]) > 0 else 1.0)
-    return peak * e
+    """Achieved rate (FLOP/s or B/s) of a kernel of work ``w`` (FLOPs or bytes) on the
+    profile curve ``c``: ``peak * e(w)``, the engine's :class:`~planner.cost.efficiency.Curve`
+    ``e(w) = e_max w / (w + w_half)``."""
+    from planner.cost.efficiency import Curve
+
+    return peak * float(Curve(float(c["e_max"]), float(c["w_half"]))(w))
 
 
 def effective_figures(profile: Profile) -> dict[str, tuple[float, str, bool]]:

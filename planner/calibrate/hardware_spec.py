@@ -9,9 +9,14 @@ from typing import Any
 
 from planner.calibrate.profile import _plain
 
-CPU_WATTS_PER_CORE = 10.0          # assumption, see the sources entry
-CPU_IDLE_WATTS_PER_CORE = 2.0
-CPU_USD_PER_CORE_HOUR = 0.024
+# Power and price of a measured device: stated assumptions (each written into the spec's
+# sources with its reasoning), for the user to edit to their datasheet and rental price
+CPU_WATTS_PER_CORE = 10.0          # server CPU TDP / cores
+CPU_IDLE_WATTS_PER_CORE = 2.0      # server CPU idle share
+CPU_USD_PER_CORE_HOUR = 0.024      # on-demand general-purpose cloud instances, 2025
+GPU_IDLE_W = 50.0                  # a datacenter GPU idle
+GPU_MAX_W = 400.0                  # board power
+GPU_USD_PER_HOUR = 2.0             # rental
 
 
 def hardware_spec(name: str, device: dict, fitted: dict, date: str) -> dict:
@@ -51,13 +56,13 @@ def hardware_spec(name: str, device: dict, fitted: dict, date: str) -> dict:
                                   "(on-demand general-purpose cloud instances, 2025)",
         })
     else:
-        spec["idle_power_w"] = 50.0
-        spec["max_power_w"] = 400.0
-        spec["price_per_hour_usd"] = 2.0
+        spec["idle_power_w"] = GPU_IDLE_W
+        spec["max_power_w"] = GPU_MAX_W
+        spec["price_per_hour_usd"] = GPU_USD_PER_HOUR
         spec["sources"].update({
-            "idle_power_w": "assumption: 50 W idle for a datacenter GPU (not measured)",
-            "max_power_w": "assumption: 400 W board power (not measured; edit to the datasheet TDP)",
-            "price_per_hour_usd": "assumption: 2 USD per GPU-hour (edit to your rental price)",
+            "idle_power_w": f"assumption: {GPU_IDLE_W:g} W idle for a datacenter GPU (not measured)",
+            "max_power_w": f"assumption: {GPU_MAX_W:g} W board power (not measured; edit to the datasheet TDP)",
+            "price_per_hour_usd": f"assumption: {GPU_USD_PER_HOUR:g} USD per GPU-hour (edit to your rental price)",
         })
     return spec
 

@@ -186,14 +186,14 @@ GEMV_STREAM_RANGE = (0.25, 4.0)
 
 def check_physical(f: dict, file: str) -> None:
     """Refuse a fit outside physical ranges, naming the parameter and the reason."""
-    def bad(field, value, reason):
-        raise InputError(f"fit outside physical range: {reason}", file=file, field=f"fitted.{field}", value=value)
+    def bad(name, value, reason):
+        raise InputError(f"fit outside physical range: {reason}", file=file, field=f"fitted.{name}", value=value)
 
     curves = [("memory.e_max", (f.get("memory") or {}).get("e_max"))]
     curves += [(f"compute.{dt}.e_max", (c or {}).get("e_max")) for dt, c in (f.get("compute") or {}).items()]
-    for field, v in curves:
+    for name, v in curves:
         if isinstance(v, (int, float)) and v > MAX_EFFICIENCY:
-            bad(field, v, "an efficiency is a fraction of the measured peak (<= 1); a busy machine? retake it quiet")
+            bad(name, v, "an efficiency is a fraction of the measured peak (<= 1); a busy machine? retake it quiet")
     k = f.get("kernel_overhead_s")
     if isinstance(k, (int, float)) and k > MAX_KERNEL_OVERHEAD_S:
         bad("kernel_overhead_s", k, f"per-kernel overhead above {MAX_KERNEL_OVERHEAD_S * 1e3:g} ms (a busy machine?)")

@@ -155,7 +155,7 @@ def measure_model(model, cases, *, device: str = "cpu", dtype: str = "fp32", rep
                 if contended[i] > CONTENDED and time.perf_counter() - start < 120.0:
                     wait_for_quiet(10.0, n_threads)
                     one(i, c, " (retake: the CPU was shared)")
-        del dec
+        dec = None  # free the decoder's weights and cache before the next model
     return list(zip(best, contended))
 
 

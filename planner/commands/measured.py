@@ -3,6 +3,7 @@ replay measured serving runs, and fit (device, engine) parameters on them."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 
@@ -23,8 +24,9 @@ def validate_measured(path: str, calibration: Optional[str], no_calibration: boo
     from planner.replay import predict
     from planner.replay_scoring import rows_json, summarize
 
+    params = _params(calibration, no_calibration)  # a flag conflict before reading the file
     runs = read_measured(path)
-    pred = predict(runs, _params(calibration, no_calibration))
+    pred = predict(runs, params)
     summary = summarize(pred, runs)
     if json_out:
         print_json({"file": path, "rows": rows_json(pred, runs), "summary": summary})
@@ -66,12 +68,10 @@ def print_summary(s: dict, title: str) -> None:
         con.print("not predicted: " + "; ".join(f"{n} {r}" for r, n in s["unsupported"].items()))
 
 
-def _outputs(output: Optional[str], groups: list[str]) -> dict[str, "Path"]:
+def _outputs(output: Optional[str], groups: list[str]) -> dict[str, Path]:
     """Where each pair's profile goes: -o FILE.yaml for one pair; with several,
     FILE-<device>-<engine>.yaml beside it; a folder (or the default
     calibration/serving/) holds <device>.<engine>.yaml files."""
-    from pathlib import Path
-
     from planner.serving_profile import SUBDIR
 
     def name(g):
@@ -89,8 +89,6 @@ def _outputs(output: Optional[str], groups: list[str]) -> dict[str, "Path"]:
 
 def calibrate_measured(path: str, output: Optional[str], physical: bool, json_out: bool) -> None:
     import hashlib
-    from pathlib import Path
-
     from planner.calibrate.profile import dumps, now_iso
     from planner.commands.output import print_json
     from planner.files import atomic_write_text

@@ -40,7 +40,8 @@ def kv_cache_bytes_per_device(x, n_seq_req, k, P, G, share):
     xp, M = x.xp, x.model
     full = P + G
     win = xp.minimum(full, M["window"])
-    per_req_tokens_global = xp.where(share, P + k * G, k * full)
+    # sharing is one setting in most searches: then no np.where pass (where_flags)
+    per_req_tokens_global = xp.where_flags(share, P + k * G, k * full)
     per_req = M["global_layers"] * per_req_tokens_global + M["sliding_layers"] * k * win
     # attention data parallel: a group caches its own 1/attn_dp of the requests; the
     # linear-attention layers hold one fixed-size state per sequence (planner.cost.recurrent)

@@ -92,15 +92,17 @@ def allreduce_s(x, tokens_per_pass, passes):
     layer's experts either tensor-parallel over all ``t a`` devices (ep = 1: an
     all-reduce of every token over ``t a``, as an all-gather plus reduce-scatter moves)
     or expert parallel (ep > 1: dispatch and combine, planner.cost.expert_parallel.a2a_s)."""
-    M = x.model
-    value_bytes = x.xp.maximum(x.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
+    xp, M = x.xp, x.model
+    value_bytes = xp.maximum(x.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
     message_bytes = tokens_per_pass / x.attn_dp * M["hidden"] * value_bytes
-    tp = x.xp.where(x.devices > 1, message_bytes * x.ring_s_per_byte + x.allreduce_latency_s, 0.0)
+    # no all-reduce on one device (where the ring's time is 0, or inf without a link);
+    # where_flags: no np.where pass when every row has the same device count class
+    tp = xp.where_flags(x.devices > 1, message_bytes * x.ring_s_per_byte + x.allreduce_latency_s, 0.0)
     if not x.layout_beyond_tp:
         return 2.0 * M["layers"] * passes * tp
     group_bytes = tokens_per_pass * M["hidden"] * value_bytes
-    group = x.xp.where(x.group_devices > 1, group_bytes * x.group_ring_s_per_byte
-                       + x.group_allreduce_latency_s, 0.0)
-    moe = x.xp.where(x.ep > 1.0, 0.0, M["moe_layers"] * passes * group)
+    group = xp.where_flags(x.group_devices > 1, group_bytes * x.group_ring_s_per_byte
+                           + x.group_allreduce_latency_s, 0.0)
+    moe = xp.where_flags(x.ep > 1.0, 0.0, M["moe_layers"] * passes * group)
     dense_mlp = M["layers"] - M["moe_layers"]
     return (M["layers"] + dense_mlp) * passes * tp + moe + a2a_s(x, tokens_per_pass, passes)
