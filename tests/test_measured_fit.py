@@ -142,3 +142,28 @@ def test_unmeasured_device_takes_datasheet_plus_the_engines_carried_parameters(t
         assert vals[k] == pytest.approx(TRUE[k], rel=0.03, abs=2e-4)
     hw = prep.hw["b200/vllm"]
     assert vals["memory_efficiency"] == hw.memory_efficiency and vals["compute_efficiency"] == hw.compute_efficiency
+
+
+def test_fit_never_writes_into_the_shipped_folder(tmp_path, monkeypatch, capsys):
+    """Nothing the package ships is overwritten by a command: `-o calibration/serving/` (the
+    shipped profiles) is refused before the fit, with one line; without -o the profiles go to
+    the user's calibration folder, where the serving lookup finds them."""
+    from planner.catalog import builtin_dir
+    from planner.serving_profile import SUBDIR, find_serving
+
+    shipped = builtin_dir("calibration") / SUBDIR
+    before = {p.name: p.read_bytes() for p in shipped.glob("*.yaml")}
+    path = synthetic(tmp_path, TRUE)
+    assert main(["calibrate", "--from-measured", path, "-o", str(shipped)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to write" in err and len(err.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in shipped.glob("*.yaml")} == before
+
+    monkeypatch.setenv("PLANNER_CALIBRATION_DIR", str(tmp_path / "user"))
+    assert main(["calibrate", "--from-measured", path]) == 0
+    capsys.readouterr()
+    written = tmp_path / "user" / SUBDIR / "h100-sxm.vllm.yaml"
+    assert written.is_file()
+    assert {p.name: p.read_bytes() for p in shipped.glob("*.yaml")} == before
+    found = find_serving("h100-sxm", "vllm")
+    assert found is not None and Path(found[0]).resolve() == written.resolve()

@@ -70,21 +70,24 @@ def print_summary(s: dict, title: str) -> None:
 
 def _outputs(output: Optional[str], groups: list[str]) -> dict[str, Path]:
     """Where each pair's profile goes: -o FILE.yaml for one pair; with several,
-    FILE-<device>-<engine>.yaml beside it; a folder (or the default
-    calibration/serving/) holds <device>.<engine>.yaml files."""
+    FILE-<device>-<engine>.yaml beside it; a folder (default: ``serving/`` in the user's
+    calibration folder, where the lookup finds it) holds <device>.<engine>.yaml files.
+    Never the shipped calibration folder or the installed package (exit 2)."""
+    from planner.calibrate.lookup import check_output_path, user_dir
     from planner.serving_profile import SUBDIR
 
     def name(g):
         return g.replace("/", ".") + ".yaml"
 
-    if output is None:
-        return {g: Path("calibration") / SUBDIR / name(g) for g in groups}
-    out = Path(output)
+    out = Path(output) if output is not None else user_dir() / SUBDIR
     if out.suffix in (".yaml", ".yml"):
-        if len(groups) == 1:
-            return {groups[0]: out}
-        return {g: out.with_name(f"{out.stem}-{g.replace('/', '-')}{out.suffix}") for g in groups}
-    return {g: out / name(g) for g in groups}
+        outs = ({groups[0]: out} if len(groups) == 1 else
+                {g: out.with_name(f"{out.stem}-{g.replace('/', '-')}{out.suffix}") for g in groups})
+    else:
+        outs = {g: out / name(g) for g in groups}
+    for target in outs.values():
+        check_output_path(target)
+    return outs
 
 
 def calibrate_measured(path: str, output: Optional[str], physical: bool, json_out: bool) -> None:
@@ -98,6 +101,10 @@ def calibrate_measured(path: str, output: Optional[str], physical: bool, json_ou
     from planner.serving_fit import F_SCALE, LOSS, fit_all
     from planner.serving_profile import to_profile
 
+    if output is not None:  # refused before the fit, not after it
+        from planner.calibrate.lookup import check_output_path
+
+        check_output_path(output)
     runs = read_measured(path)
     prep = Prepared(runs)
     fits = fit_all(runs, strict=not physical, physical=physical, prep=prep)
