@@ -37,6 +37,26 @@ def builtin_dir(kind: str) -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
+SHIPPED_KINDS = ("hardware", "models", "engines", "tasks", "calibration", "examples")
+
+
+def refuse_shipped(path: str | Path, field: str = "output", hint: str = "write elsewhere",
+                   new_files_ok: bool = False) -> None:
+    """Nothing the package ships is overwritten by a command: a write into a shipped folder
+    (:data:`SHIPPED_KINDS`, checkout or installed ``planner_data``) or into the installed
+    package itself is a one-line error (exit 2); ``new_files_ok`` lets a command add a new
+    file there (``planner models import -o models/my.yaml`` adds a model to a checkout) but
+    still never replace one. Maintainer scripts under ``benchmarks/`` and ``make
+    refit-serving`` regenerate shipped files on purpose and do not call this."""
+    target = Path(path).expanduser().resolve()
+    if new_files_ok and not target.exists():
+        return
+    package = Path(__file__).resolve().parent
+    for guarded in (*(builtin_dir(k).resolve() for k in SHIPPED_KINDS), package):
+        if target == guarded or guarded in target.parents:
+            raise InputError(f"refusing to write into {guarded} (shipped files): {hint}", file=str(path), field=field)
+
+
 def search_dirs(kind: str) -> list[Path]:
     dirs: list[Path] = []
     for entry in os.environ.get("PLANNER_PATH", "").split(os.pathsep):

@@ -232,8 +232,10 @@ def load_baseline(path: Path) -> dict[str, dict[str, float]]:
 def _check_overwritable(path: Path) -> None:
     """``--update-baseline`` writes only a file that does not exist yet or that is a
     baseline (a mapping with the one key ``checks``): never a scenario or checks file."""
+    from planner.catalog import refuse_shipped
     from planner.safeload import is_file
 
+    refuse_shipped(path, field="baseline", hint="give --baseline a file of your own")
     if not path.exists() and not path.is_symlink():
         return
     if not is_file(path):

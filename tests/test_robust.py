@@ -152,6 +152,33 @@ def test_update_baseline_never_overwrites_other_files(tmp_path):
     assert cap.read_bytes() == before
 
 
+def _tree_bytes(*folders: Path) -> dict[str, bytes]:
+    return {str(p): p.read_bytes() for f in folders for p in sorted(f.rglob("*")) if p.is_file()}
+
+
+def test_no_command_writes_into_shipped_files():
+    """Nothing the package ships is ever overwritten by a command: every output flag aimed at a
+    shipped folder (examples/, tasks/, calibration/) or into the package is one line, exit 2,
+    and the shipped files are byte-identical afterwards."""
+    folders = [ROOT / "examples", ROOT / "tasks", ROOT / "calibration", ROOT / "models"]
+    before = _tree_bytes(*folders)
+    log = str(ROOT / "examples" / "eval_synthetic.jsonl")
+    for argv in (["report", str(ROOT / "examples" / "capacity.yaml"), "-o", str(ROOT / "examples" / "capacity.yaml")],
+                 ["report", str(ROOT / "examples" / "capacity.yaml"), "-o", str(ROOT / "planner" / "r.md")],
+                 ["check", str(ROOT / "examples" / "checks.yaml"), "--update-baseline"],
+                 ["check", str(ROOT / "examples" / "checks.yaml"), "--junit", str(ROOT / "examples" / "j.xml")],
+                 ["fit", log, "--model", "m", "--task", "t", "-o", str(ROOT / "tasks" / "math--pythia-1b.yaml")],
+                 ["models", "import", str(ROOT / "tests" / "data" / "NOPE.json"), "-o",
+                  str(ROOT / "models" / "llama-3.1-8b.yaml")],
+                 ["calibrate", "--from-measured", str(ROOT / "examples" / "eval_synthetic.jsonl"),
+                  "-o", str(ROOT / "calibration" / "serving")]):
+        rc, _, err = run(*argv)
+        assert rc == 2, (argv, err)
+        one_error_line(err, "refusing to write")
+    assert _tree_bytes(*folders) == before
+    assert not (ROOT / "planner" / "r.md").exists()
+
+
 def test_broken_calibration_is_an_error_everywhere(tmp_path):
     text = (ROOT / "calibration" / "cpu-amd-epyc-2c.yaml").read_text()
     p = tmp_path / "c.yaml"

@@ -32,15 +32,11 @@ def user_dir() -> Path:
 
 
 def check_output_path(path: str | Path) -> None:
-    """Commands never write into the shipped calibration folder or the installed package."""
-    from planner.catalog import builtin_dir
+    """Commands never write into the shipped folders or the installed package
+    (:func:`planner.catalog.refuse_shipped`); the hint names the user's calibration folder."""
+    from planner.catalog import refuse_shipped
 
-    target = Path(path).expanduser().resolve()
-    package = Path(__file__).resolve().parent.parent
-    for guarded in (builtin_dir("calibration").resolve(), package):
-        if target == guarded or guarded in target.parents:
-            raise InputError(f"refusing to write into {guarded} (shipped files): write with -o elsewhere, "
-                             f"default {user_dir()}", file=str(path), field="output")
+    refuse_shipped(path, hint=f"write with -o elsewhere, default {user_dir()}")
 
 
 def machine_mismatch(profile: Profile) -> str | None:

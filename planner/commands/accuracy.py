@@ -36,8 +36,11 @@ def fit_cmd(
     """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
     from planner.accuracy.fit import fit_eval_log, write_profile
     from planner.commands.output import print_json
+    from planner.catalog import refuse_shipped
     from planner.errors import InputError
 
+    if output:  # a shipped task or verifier profile is never overwritten
+        refuse_shipped(output, hint="write elsewhere and name it with PLANNER_PATH")
     if verifier:
         if template or no_templates:
             raise InputError("--template shapes a task profile's difficulty; a verifier fit takes none",
@@ -80,7 +83,8 @@ def _fit_verifier(eval_log: str, model: str, task: str, output: Optional[str], j
     con.print(f"{vp.verifier} verifying {vp.task}: completeness {vp.completeness:.3f}, soundness "
               f"{vp.soundness:.3f}, reward AUC {vp.reward_auc:.3f}")
     if output:
-        con.print(f"wrote {output} (put it in tasks/verifiers/{vp.task}--{vp.verifier}.yaml to use it)")
+        con.print(f"wrote {output} (to use it: DIR/tasks/verifiers/{vp.task}--{vp.verifier}.yaml "
+                  "with PLANNER_PATH=DIR)")
 
 
 def _print_fit(s: dict, res) -> None:

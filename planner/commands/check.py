@@ -22,6 +22,10 @@ def check_cmd(
     from planner.commands.output import print_json
     from planner.errors import CheckFailed
 
+    if junit:  # refused before the checks run
+        from planner.catalog import refuse_shipped
+
+        refuse_shipped(junit, field="junit")
     verdict = run_checks(checks, baseline, update_baseline)
     if junit:
         from planner.report import _save

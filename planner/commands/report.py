@@ -20,6 +20,9 @@ def report_cmd(
 
     from planner.errors import InputError, in_file
 
+    from planner.catalog import refuse_shipped
+
+    refuse_shipped(output)
     try:
         data = write(scenario, output)
     except InputError as exc:  # a field deep in the scenario names the file
