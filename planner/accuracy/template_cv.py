@@ -21,7 +21,7 @@ decades beyond the samples seen, where u has that many), against the unbiased es
 from all of u's samples. That gives signed errors (e_a, e_R) of the two priors on models
 of known ability.
 
-The weight for the log is the stacking weight (stacking.stacking_weight) of these errors,
+The weight for the log is the stacking weight (stacking_weight below) of these errors,
 each weighted by how close the rehearsed model's ability is to the log's: a normal kernel
 in z = logit of the pooled pass@1 ((sum c + 1/2) / (sum n + 1), the same 100-sample
 estimate for the log and for the rehearsals), bandwidth the standard deviation of the
