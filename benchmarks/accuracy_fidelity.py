@@ -12,8 +12,9 @@ By default (--templates shipped) the fit is what `planner fit` does: the task's 
 templates (examples/templates/math--*.yaml, each one model's 10,000 samples per problem with
 its per-problem counts) but the predicted model's own; with their counts the fit is the
 shared shape stacked with their per-problem Rasch prior (planner/accuracy/stacking.py, the
-weight from the error of extrapolating pass@100 from 10 samples per problem); --templates
-none offers none.
+weight from the error of extrapolating pass@k rehearsed on the templates themselves, each
+drawn down to the log's samples and predicted from the others, planner/accuracy/
+template_cv.py); --templates none offers none.
 --templates lomo adds the shared-shape candidate (logit_prior.fit_template_shift) with
 templates fitted on the OTHER six models' full 10,000 samples (leave one model out: the
 model predicted never informs its own prior). --templates rasch predicts with the

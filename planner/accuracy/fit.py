@@ -328,7 +328,10 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
                            "shifted along logit p to this log.")
     if ctx is not None:
         assumptions.append(f"Stacked with the per-problem (Rasch) prior of {', '.join(ctx.models)}, weight "
-                           f"{st['alpha']:.2f} from the error of extrapolating pass@n from a tenth of the samples.")
+                           f"{st['alpha']:.2f} from the error of extrapolating pass@k "
+                           + ("rehearsed on the templates (each in turn from as many samples as this log, "
+                              "weighted by closeness in ability)." if st["alpha_from"] == "templates rehearsed"
+                              else "pass@n from a tenth of the samples."))
     spec_data = {
         "task": task, "model": model, "task_kind": task_kind,
         "description": f"{task} / {model}, fitted from an eval log.",

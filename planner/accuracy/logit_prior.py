@@ -211,15 +211,23 @@ def _mean_p_of_shifts(t: np.ndarray) -> np.ndarray:
     return shift_stack(t, TEMPLATE_SHIFTS) @ p
 
 
-def matching_shift(t: np.ndarray, u: np.ndarray) -> float:
+def matching_shift(t: np.ndarray, u: np.ndarray, curve: np.ndarray = None) -> float:
     """The shift (grid steps, fractional) that moves template ``t`` to the pass@1 of
     template ``u``: mean p of the shifted t rises with the shift, so the match is unique;
-    linear interpolation between whole steps, clipped to TEMPLATE_SHIFTS."""
+    linear interpolation between whole steps, clipped to TEMPLATE_SHIFTS. ``curve``:
+    _mean_p_of_shifts of the normalized t, when the caller has it."""
     p = _expit(logit_nodes())
     target = float(np.asarray(u, float) @ p / np.sum(u))
-    curve = _mean_p_of_shifts(np.asarray(t, float) / np.sum(t))
+    if curve is None:
+        curve = _mean_p_of_shifts(np.asarray(t, float) / np.sum(t))
     s = np.asarray(TEMPLATE_SHIFTS, float)
     return float(np.interp(target, np.maximum.accumulate(curve), s))
+
+
+# shift_log_prior depends on the templates only; a fit calls it for every candidate fit,
+# split and bootstrap replicate with the same templates (exact: keyed by their bytes).
+_SHIFT_PRIOR_MEMO: dict = {}
+_SHIFT_PRIOR_MEMO_MAX = 64
 
 
 def shift_log_prior(templates) -> list:
@@ -236,6 +244,8 @@ def shift_log_prior(templates) -> list:
     Why: a log with no successes bounds the ability from above only; under a flat prior the
     posterior runs to the lowest shift tried and pass@k collapses to ~0, whereas the other
     models say how far below them a model of the task plausibly lies."""
+    import hashlib
+
     from scipy import stats
 
     tpl = [np.asarray(t, float) / np.sum(t) for t in templates]
@@ -243,11 +253,18 @@ def shift_log_prior(templates) -> list:
     m = len(tpl)
     if m < 2:
         return [np.zeros(len(s)) for _ in tpl]
+    key = hashlib.sha256(b"".join(t.tobytes() for t in tpl)).hexdigest()
+    if key in _SHIFT_PRIOR_MEMO:
+        return [a.copy() for a in _SHIFT_PRIOR_MEMO[key]]
     out = []
     for t in tpl:
-        d = np.array([matching_shift(t, u) for u in tpl])
+        curve = _mean_p_of_shifts(t)
+        d = np.array([matching_shift(t, u, curve) for u in tpl])
         scale = max(float(np.std(d, ddof=1)), 1.0) * math.sqrt(1.0 + 1.0 / m)
         out.append(stats.t.logpdf(s, df=m - 1, loc=float(d.mean()), scale=scale))
+    if len(_SHIFT_PRIOR_MEMO) >= _SHIFT_PRIOR_MEMO_MAX:
+        _SHIFT_PRIOR_MEMO.clear()
+    _SHIFT_PRIOR_MEMO[key] = [a.copy() for a in out]
     return out
 
 

@@ -155,9 +155,10 @@ def fit_rasch(counts: dict) -> RaschFit:
                     models=models, n=n, c=c)
 
 
-def _loglik_over_difficulty(theta, bb, sigma, mean, var, censored, ll, tried) -> np.ndarray:
+def _loglik_over_difficulty(theta, bb, sigma, mean, var, censored, ll, tried, per_model: bool = False) -> np.ndarray:
     """problems x candidate b: sum over models of _marginal_loglik at mu = theta_m - b, for
-    every b of ``bb`` (the fine grid). The same figures as _marginal_loglik's, arranged so a
+    every b of ``bb`` (the fine grid); with ``per_model`` the terms unsummed (models x
+    problems x b). The same figures as _marginal_loglik's, arranged so a
     censored count costs one row of a matrix product: its integral over the fine grid x,
     sum_x exp(ll(x)) exp(-(x - theta_m + b)^2 / (2 sigma^2)), has a kernel that depends on
     the model only (x and b on the same grid), shared by all of that model's problems."""
@@ -174,19 +175,22 @@ def _loglik_over_difficulty(theta, bb, sigma, mean, var, censored, ll, tried) ->
         u = (x[keep, None] - theta[i] + bb[None, :]) / sigma          # fine x x candidate b
         tot = np.maximum(np.exp(rows[:, keep]) @ np.exp(-0.5 * u * u), 1e-300)
         out[i, cols] = np.log(tot) - math.log(sigma) - 0.5 * math.log(2 * math.pi) + math.log(FINE_STEP)
-    return out.sum(axis=0)
+    return out if per_model else out.sum(axis=0)
 
 
-def problem_priors(fit: RaschFit) -> dict:
-    """problem -> weights on logit_prior's grid: the distribution of -b_j + sigma z at
-    ability 0, b_j from its posterior given all models' counts (module docstring)."""
+def _difficulty_inputs(fit: RaschFit):
     mean, var, censored, ll = _cell_logliks(fit.n, fit.c)
     theta = np.array([fit.theta[m] for m in fit.models])
-    bb = _fine()                                   # candidate difficulties
-    tried = fit.n > 0
+    return theta, mean, var, censored, ll, fit.n > 0
+
+
+def _priors_from_loglik(lik: np.ndarray, fit: RaschFit) -> dict:
+    """Per-problem grid priors from the log-likelihood of each problem's difficulty over
+    the fine grid (problems x b): the prior of b refitted as its own posterior average,
+    then -b + sigma z binned on logit_prior's grid (problem_priors)."""
+    bb = _fine()
     nodes = LP.logit_nodes()
     edges = np.concatenate([[-np.inf], nodes[:-1] + LP.LOGIT_STEP / 2, [np.inf]])
-    lik = _loglik_over_difficulty(theta, bb, fit.sigma, mean, var, censored, ll, tried)   # problems x b
     lik = np.exp(lik - lik.max(axis=1, keepdims=True))
     g = np.exp(-0.5 * bb * bb / fit.tau ** 2)
     g /= g.sum()
@@ -198,6 +202,25 @@ def problem_priors(fit: RaschFit) -> dict:
     cell = np.diff(special.ndtr((edges[None, :] + bb[:, None]) / fit.sigma), axis=1)
     w = post @ cell
     return dict(zip(fit.problems, w / w.sum(axis=1, keepdims=True)))
+
+
+def problem_priors(fit: RaschFit) -> dict:
+    """problem -> weights on logit_prior's grid: the distribution of -b_j + sigma z at
+    ability 0, b_j from its posterior given all models' counts (module docstring)."""
+    theta, mean, var, censored, ll, tried = _difficulty_inputs(fit)
+    return _priors_from_loglik(_loglik_over_difficulty(theta, _fine(), fit.sigma, mean, var, censored, ll, tried),
+                               fit)
+
+
+def leave_one_out_priors(fit: RaschFit) -> dict:
+    """model -> the problem_priors of ``fit`` with that model's counts left out of every
+    problem's difficulty posterior (the other models' counts only; abilities, sigma and
+    tau of the joint fit kept): the per-problem prior a model would get from the others,
+    without refitting the joint model once per model (template_cv.py)."""
+    theta, mean, var, censored, ll, tried = _difficulty_inputs(fit)
+    per = _loglik_over_difficulty(theta, _fine(), fit.sigma, mean, var, censored, ll, tried, per_model=True)
+    tot = per.sum(axis=0)
+    return {m: _priors_from_loglik(tot - per[i], fit) for i, m in enumerate(fit.models)}
 
 
 def ability_log_prior(thetas) -> np.ndarray:

@@ -13,22 +13,28 @@ for models that solve many problems, the shared shape for those that solve few (
 other candidates (selection.choose_difficulty), prefers the per-problem prior almost
 always, its tail included, so it cannot arbitrate. fit.fit_eval_log (under ``auto``, with
 such templates) fits the shared shape alone (the template candidate, selection.py) and
-stack_rasch weighs it against the per-problem prior by the
-quantity the profile is used for instead, the error of extrapolating pass@k: each is
-fitted on CV_FRACTION of every problem's samples (a tenfold step, as from 100 samples to
-pass@1,000) and predicts pass@n, n the samples per problem, against the unbiased estimate
-from all n; the weight alpha of the per-problem prior minimizes the squared error of the
-mixture over STACK_REPEATS splits (stacking, Wolpert 1992; Yao et al. 2018, "Using
-stacking to average Bayesian predictive distributions", Bayesian Analysis 13(3), with
-the extrapolation error as the score):
+stack_rasch weighs it against the per-problem prior by the quantity the profile is used
+for, the error of extrapolating pass@k: the weight alpha of the per-problem prior
+minimizes the squared error of the mixture (stacking, Wolpert 1992; Yao et al. 2018,
+"Using stacking to average Bayesian predictive distributions", Bayesian Analysis 13(3),
+with the extrapolation error as the score):
 
-    alpha = clip(-sum_r e_a,r (e_R,r - e_a,r) / sum_r (e_R,r - e_a,r)^2, 0, 1),
+    alpha = clip(-sum_r w_r e_a,r (e_R,r - e_a,r) / sum_r w_r (e_R,r - e_a,r)^2, 0, 1),
 
-e_a, e_R the signed errors of the shared shape and of the per-problem prior on the
-same splits. pass@k being linear in the grid weights, the profile's weights are
-alpha w_R + (1 - alpha) w_a, and so is every bootstrap replicate (rasch.replicates and
+e_a, e_R the signed errors of the shared shape and of the per-problem prior. The errors
+are rehearsed on the templates (template_cv.py: each template in turn drawn down to the
+log's samples per problem and predicted from the others at 10x and 100x those samples,
+weights w_r a kernel in ability around the log's); where the templates cannot rehearse
+it (fewer than 3, or too few samples), on the log's own splits (split_errors: each fitted
+on CV_FRACTION of every problem's samples predicts pass@n against the unbiased estimate
+from all n, STACK_REPEATS splits, w_r = 1). The splits check a different regime (from 10
+samples per problem both priors under-predict pass@100; from 100 both over-predict the
+small models' pass@10,000) and chose the more optimistic prior where it was the worse.
+
+pass@k being linear in the grid weights, the profile's weights are alpha w_R + (1 - alpha)
+w_a, and so is every bootstrap replicate (rasch.replicates and
 selection.bootstrap_replicates, paired in order); the interval's widening per decade is
-the RMS error of the mixture on the splits.
+the RMS error of the mixture on the log's splits.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from typing import Optional
 import numpy as np
 
 from planner.accuracy import logit_prior as LP
+from planner.accuracy import template_cv as TC
+from planner.accuracy.template_cv import stacking_weight  # noqa: F401  (its home is template_cv.py)
 
 # Splits of the log the stacking weight is measured on (each one fit per candidate).
 STACK_REPEATS = 6
@@ -53,8 +61,11 @@ class RaschContext:
     """A Rasch fit of the templates' counts and its per-problem priors (rasch.py)."""
 
     priors: dict         # problem -> grid weights at ability 0
-    thetas: list         # the templates' abilities (the new model's ability prior)
+    thetas: list         # the templates' abilities (the new model's ability prior), in the order of models
     models: list
+    counts: dict = None  # model -> {problem: (n, correct)}: the templates' counts
+    loo: dict = None     # model -> the priors with that model's counts left out (rasch.leave_one_out_priors)
+    grids: dict = None   # model -> its counts' least-smoothed grid prior (selection.template_weights)
 
 
 def template_counts(refs) -> dict:
@@ -90,7 +101,8 @@ def rasch_context(refs, problems) -> Optional[RaschContext]:
 
 
 def _cached_rasch(counts: dict) -> RaschContext:
-    """rasch.fit_rasch and problem_priors of ``counts``, through the planner's on-disk cache
+    """rasch.fit_rasch, problem_priors and leave_one_out_priors of ``counts`` and each
+    template's grid prior (the rehearsals of template_cv.py), through the planner's on-disk cache
     (catalog.cache_read / cache_write, kind ``rasch``), keyed by a SHA-256 of the counts,
     the source of rasch.py and logit_prior.py and numpy's version: the fit depends on the
     templates only, and costs ~1 s CPU (benchmarks/fit_speed.py). JSON, floats written exactly (repr), so a cached
@@ -112,13 +124,22 @@ def _cached_rasch(counts: dict) -> RaschContext:
         try:
             d = json.loads(raw)
             return RaschContext(priors={p: np.asarray(w, float) for p, w in d["priors"].items()},
-                                thetas=[float(t) for t in d["thetas"]], models=list(d["models"]))
-        except (ValueError, KeyError, TypeError):
+                                thetas=[float(t) for t in d["thetas"]], models=list(d["models"]), counts=counts,
+                                loo={m: {p: np.asarray(w, float) for p, w in pr.items()}
+                                     for m, pr in d["loo"].items()},
+                                grids={m: np.asarray(w, float) for m, w in d["grids"].items()})
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass     # an unreadable entry: computed again
     fit = R.fit_rasch(counts)
-    ctx = RaschContext(priors=R.problem_priors(fit), thetas=list(fit.theta.values()), models=sorted(counts))
+    ctx = RaschContext(priors=R.problem_priors(fit), thetas=[fit.theta[m] for m in fit.models], models=fit.models,
+                       counts=counts, loo=R.leave_one_out_priors(fit),
+                       grids={m: LP.fit_grid_weights(*(np.array([v[i] for v in counts[m].values()], float)
+                                                        for i in (0, 1)), min(LP.LAMBDAS)) for m in fit.models})
     cache_write("rasch", key, json.dumps({"priors": {p: w.tolist() for p, w in ctx.priors.items()},
-                                          "thetas": ctx.thetas, "models": ctx.models}).encode())
+                                          "thetas": ctx.thetas, "models": ctx.models,
+                                          "loo": {m: {p: w.tolist() for p, w in pr.items()}
+                                                  for m, pr in ctx.loo.items()},
+                                          "grids": {m: w.tolist() for m, w in ctx.grids.items()}}).encode())
     return ctx
 
 
@@ -170,16 +191,6 @@ def split_errors(n, c, problems, ctx: RaschContext, best: str, seed: int = 0, te
     return np.asarray(e_a), np.asarray(e_r)
 
 
-def stacking_weight(e_a, e_r) -> float:
-    """The weight alpha in [0, 1] of the second predictor minimizing the summed squared
-    error of alpha e_r + (1 - alpha) e_a (module docstring); 0.5 where they agree."""
-    d = np.asarray(e_r, float) - np.asarray(e_a, float)
-    dd = float(d @ d)
-    if len(d) == 0 or dd < 1e-18:
-        return 0.5
-    return float(np.clip(-float(np.asarray(e_a, float) @ d) / dd, 0.0, 1.0))
-
-
 def stack_rasch(n, c, problems, choice: dict, ctx: RaschContext, replicates: list, seed: int = 0,
                 templates=None) -> dict:
     """The held-out choice (selection.choose_difficulty's result, its bootstrap
@@ -193,11 +204,16 @@ def stack_rasch(n, c, problems, choice: dict, ctx: RaschContext, replicates: lis
     problems = [str(p) for p in problems]
     best = choice["plausible"][0]
     e_a, e_r = split_errors(n, c, problems, ctx, best, seed=seed, templates=templates)
-    alpha = stacking_weight(e_a, e_r) if len(e_a) else 0.5
+    # the weight from rehearsing the extrapolation on the templates (template_cv.py); the
+    # log's own splits where the templates cannot rehearse it (too few, too few samples)
+    alpha = TC.local_alpha(TC.rehearsals(ctx, int(np.median(n)), seed=seed), TC.ability_proxy(n, c))
+    how = "templates rehearsed"
+    if alpha is None:
+        alpha, how = (stacking_weight(e_a, e_r) if len(e_a) else 0.5), "log's splits"
     w = alpha * R.fit_new_model(problems, n, c, ctx.priors, ctx.thetas) + (1 - alpha) * _grid(choice["spec"])
     reps_r = R.replicates(problems, n, c, ctx.priors, ctx.thetas, seed=seed, count=len(replicates))
     reps = [spec_dict("logit_grid", alpha * wr + (1 - alpha) * _grid(ra)) for wr, ra in zip(reps_r, replicates)]
     mix = alpha * e_r + (1 - alpha) * e_a
     return {"alpha": alpha, "spec": spec_dict("logit_grid", w), "replicates": reps,
             "extrapolation_error": float(np.sqrt(np.mean(mix ** 2))) if len(mix) else 0.0,
-            "chosen": f"{choice['chosen']} + {RASCH} (stacked, alpha={alpha:.2f})"}
+            "chosen": f"{choice['chosen']} + {RASCH} (stacked, alpha={alpha:.2f})", "alpha_from": how}
