@@ -42,17 +42,37 @@ def node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=Fals
     delta = np.asarray(delta, float)[:, None]
     # quantization: expit(logit(x) - delta) = x / (x + (1 - x) e^delta)
     xq = np.where(delta > 0, x / (x + (1.0 - x) * np.exp(delta)), x)
+    # the finishing ratio r depends on (u, node) only, not on log_q or delta: computed once
+    # per distinct (u, node row) and gathered (the dtype mixes of a call share their u)
+    uu, xu, inv = _distinct_u_rows(np.asarray(u, float), x)
     if problem_effect and trace.sigma_problem > 0.0:
-        r3 = trace.conditional_ratio(u, x, spec.reference_gen_len)
+        r3 = trace.conditional_ratio(uu, xu if xu.shape[0] > 1 else xu[0], spec.reference_gen_len)
         M = r3.shape[-1]
         r = r3.reshape(r3.shape[0], -1)
         xq = np.repeat(xq, M, axis=-1)
     else:
-        z = (np.asarray(u, float)[:, None] - trace.log_median(x)) / trace.sigma
-        r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), x), 1e-300)
+        z = (uu[:, None] - trace.log_median(xu)) / trace.sigma
+        r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), xu), 1e-300)
+    if inv is not None:
+        r = r[inv]
     p = np.minimum(1.0, xq * np.exp(np.asarray(log_q, float))[:, None] * r)
     answered = np.minimum(1.0, np.maximum(p, r))
     return p, answered - p
+
+
+def _distinct_u_rows(u: np.ndarray, x: np.ndarray):
+    """(u', x', inv): the distinct (u, node row) pairs of combinations u (U,) on nodes x
+    ((1, G) shared, or (U, G) per combination), with u == u'[inv] and x's rows ==
+    x'[inv] (inv None where every pair is distinct). Exact: the same inputs per element."""
+    if x.shape[0] == 1:
+        uu, inv = np.unique(u, return_inverse=True)
+        if len(uu) == len(u):
+            return u, x, None
+        return uu, x, inv.ravel()
+    _, first, inv = np.unique(np.column_stack([u, x]), axis=0, return_index=True, return_inverse=True)
+    if len(first) == len(u):
+        return u, x, None
+    return u[first], x[first], inv.ravel()
 
 
 def effect_weights(profile, weights) -> np.ndarray:
