@@ -7,6 +7,9 @@ to distinct combinations, distinct rows and a reduced quadrature grid.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from planner.accuracy import penalties as P
@@ -26,7 +29,37 @@ def combination_parameters(profile, gen_len, kv_budget, wcodes, acodes, kvcodes)
     return u, np.asarray(log_q, float), np.broadcast_to(np.asarray(delta, float), u.shape)
 
 
+_MEMO: "OrderedDict[tuple, tuple]" = OrderedDict()
+_MEMO_SIZE = 16
+_MEMO_LOCK = threading.Lock()
+
+
 def node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=False):
+    """:func:`_node_probabilities`, kept in memory for the last few calls on one grid of
+    nodes shared by every combination (best-of-k and verify ask for the same tables of a
+    profile in one search). The arrays come back read-only."""
+    x = None if nodes is None else np.asarray(nodes, float)
+    if x is not None and x.ndim != 1:
+        return _node_probabilities(profile, u, log_q, delta, x, problem_effect)
+    arrays = [np.ascontiguousarray(v, dtype=float) for v in (u, log_q, delta)]
+    key = (id(profile), bool(problem_effect), None if x is None else x.tobytes(),
+           *(a.tobytes() for a in arrays), *(a.shape for a in arrays))
+    with _MEMO_LOCK:
+        got = _MEMO.get(key)
+        if got is not None and got[0] is profile:
+            _MEMO.move_to_end(key)
+            return got[1], got[2]
+    p, w = _node_probabilities(profile, u, log_q, delta, x, problem_effect)
+    p.flags.writeable = False
+    w.flags.writeable = False
+    with _MEMO_LOCK:
+        _MEMO[key] = (profile, p, w)     # the profile held: its id is not reused meanwhile
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return p, w
+
+
+def _node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=False):
     """Per-node (p, w) for combinations given by combination_parameters: (U,) arrays ->
     two (U, G) arrays, the probability that a sample is correct and that it gives a wrong
     answer (the rest are truncated: no answer).
@@ -61,18 +94,15 @@ def node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=Fals
 
 
 def _distinct_u_rows(u: np.ndarray, x: np.ndarray):
-    """(u', x', inv): the distinct (u, node row) pairs of combinations u (U,) on nodes x
-    ((1, G) shared, or (U, G) per combination), with u == u'[inv] and x's rows ==
-    x'[inv] (inv None where every pair is distinct). Exact: the same inputs per element."""
-    if x.shape[0] == 1:
-        uu, inv = np.unique(u, return_inverse=True)
-        if len(uu) == len(u):
-            return u, x, None
-        return uu, x, inv.ravel()
-    _, first, inv = np.unique(np.column_stack([u, x]), axis=0, return_index=True, return_inverse=True)
-    if len(first) == len(u):
+    """(u', x, inv): the distinct u of combinations u (U,) on shared nodes x (1, G), with
+    u == u'[inv] (inv None where every u is distinct, or where x has a row per
+    combination). Exact: the same inputs per element."""
+    if x.shape[0] != 1:
+        return u, x, None   # split grids (majority): rows differ in their split nodes
+    uu, inv = np.unique(u, return_inverse=True)
+    if len(uu) == len(u):
         return u, x, None
-    return u[first], x[first], inv.ravel()
+    return uu, x, inv.ravel()
 
 
 def effect_weights(profile, weights) -> np.ndarray:
