@@ -77,9 +77,17 @@ def _node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=Fal
     xq = np.where(delta > 0, x / (x + (1.0 - x) * np.exp(delta)), x)
     # the finishing ratio r depends on (u, node) only, not on log_q or delta: computed once
     # per distinct (u, node row) and gathered (the dtype mixes of a call share their u)
-    uu, xu, inv = _distinct_u_rows(np.asarray(u, float), x)
-    if problem_effect and trace.sigma_problem > 0.0:
-        r3 = trace.conditional_ratio(uu, xu if xu.shape[0] > 1 else xu[0], spec.reference_gen_len)
+    u = np.asarray(u, float)
+    uu, xu, inv = _distinct_u_rows(u, x)
+    if problem_effect and trace.sigma_problem > 0.0 and x.shape[0] > 1:
+        # split grids: rows share most nodes, so once per distinct (u, node) pair
+        pu, px, pinv = _distinct_pairs(u, x)
+        r3 = trace.conditional_ratio(pu, px[:, None], spec.reference_gen_len)   # (N, 1, M)
+        M = r3.shape[-1]
+        r = r3.reshape(len(pu), M)[pinv].reshape(x.shape[0], -1)
+        xq = np.repeat(xq, M, axis=-1)
+    elif problem_effect and trace.sigma_problem > 0.0:
+        r3 = trace.conditional_ratio(uu, xu[0], spec.reference_gen_len)
         M = r3.shape[-1]
         r = r3.reshape(r3.shape[0], -1)
         xq = np.repeat(xq, M, axis=-1)
@@ -103,6 +111,20 @@ def _distinct_u_rows(u: np.ndarray, x: np.ndarray):
     if len(uu) == len(u):
         return u, x, None
     return uu, x, inv.ravel()
+
+
+def _distinct_pairs(u: np.ndarray, x: np.ndarray):
+    """(u', x', inv): the distinct (u_i, x_ij) pairs of combinations u (U,) with node rows
+    x (U, G), flat in row order: u[i] == u'[inv[i G + j]] and x[i, j] == x'[inv[i G + j]]."""
+    uf = np.repeat(u, x.shape[1])
+    xf = x.ravel()
+    order = np.lexsort((xf, uf))
+    us, xs = uf[order], xf[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (us[1:] != us[:-1]) | (xs[1:] != xs[:-1])
+    inv = np.empty(len(order), np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return us[new], xs[new], inv
 
 
 def effect_weights(profile, weights) -> np.ndarray:

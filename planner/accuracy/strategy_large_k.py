@@ -43,24 +43,43 @@ def _poisson_table(kind: str, rho: float) -> np.ndarray:
 
 def _poisson_lookup(table: np.ndarray, lam, pi) -> np.ndarray:
     """Bilinear interpolation of a pi-major (pi, lambda) table; lam < LAMBDA_POISSON."""
-    lam = np.asarray(lam)
-    pi = np.asarray(pi)
-    fl = np.clip(lam / _LAM_STEP, 0.0, len(_LAM_GRID) - 1.001)
-    il = fl.astype(np.int64)
-    dl = fl - il
-    fp = np.clip(pi * (len(_PI_GRID) - 1), 0.0, len(_PI_GRID) - 1.001)
-    ip = fp.astype(np.int64)
-    dp = fp - ip
+    lam, pi = np.broadcast_arrays(np.asarray(lam, float), np.asarray(pi, float))
+    shape = lam.shape
+    lam, pi = lam.ravel(), pi.ravel()
+    # the arithmetic of (t00 (1 - dp) + t01 dp) (1 - dl) + (t10 (1 - dp) + t11 dp) dl,
+    # step by step in place (same operations, same order: the same values)
+    dl = lam / _LAM_STEP
+    np.clip(dl, 0.0, len(_LAM_GRID) - 1.001, out=dl)
+    il = dl.astype(np.int64)
+    dl -= il
+    dp = pi * (len(_PI_GRID) - 1)
+    np.clip(dp, 0.0, len(_PI_GRID) - 1.001, out=dp)
+    i = dp.astype(np.int64)
+    dp -= i
     # flat gathers without bounds checks (il <= columns - 2 and ip <= rows - 2 by the
     # clips above): ~2.5x faster than 2-D fancy indexing on the 8 MB table, same values
     flat = table.reshape(-1)
-    i = ip * table.shape[1] + il
+    i *= table.shape[1]
+    i += il
     t00 = flat.take(i, mode="clip")
-    t10 = flat.take(i + 1, mode="clip")
+    i += 1
+    t10 = flat.take(i, mode="clip")
     i += table.shape[1]
+    t11 = flat.take(i, mode="clip")
+    i -= 1
     t01 = flat.take(i, mode="clip")
-    t11 = flat.take(i + 1, mode="clip")
-    return (t00 * (1 - dp) + t01 * dp) * (1 - dl) + (t10 * (1 - dp) + t11 * dp) * dl
+    a = 1 - dp
+    t00 *= a
+    t01 *= dp
+    t00 += t01
+    t10 *= a
+    t11 *= dp
+    t10 += t11
+    np.subtract(1, dl, out=a)
+    t00 *= a
+    t10 *= dl
+    t00 += t10
+    return t00.reshape(shape)
 
 
 def majority_coeffs(p, t):
