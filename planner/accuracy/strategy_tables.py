@@ -246,7 +246,10 @@ def _binomial_sums(tab2, C, x, pi, pi_index, out, odd):
     CT = np.ascontiguousarray(C.T)
     lo_tab, d_tab = _split_table(tab2)
     if pi_index is not False:
-        H_red = _interp_cols(lo_tab, d_tab, pi, np.empty((w, pi.size)), np.empty((w, pi.size)))
+        H_red = np.empty((w, pi.size))
+        for a in range(0, pi.size, ch):                              # in cache-sized pieces
+            b = min(a + ch, pi.size)
+            _interp_cols(lo_tab, d_tab, pi[a:b], H_red[:, a:b], Db[:, :b - a])
     for start in range(0, M, ch):
         sl = slice(start, min(start + ch, M))
         m = sl.stop - start
