@@ -38,7 +38,7 @@ def _poisson_table(kind: str, rho: float) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         logpmf = n * np.log(lam) - lam - special.gammaln(n + 1)
     pmf = np.where(lam > 0, np.exp(logpmf), (n == 0).astype(float))  # (N+1, L)
-    return np.ascontiguousarray((pmf.T @ H).T)                        # (P, L)
+    return H.T @ pmf                                                  # (P, L)
 
 
 def _poisson_lookup(table: np.ndarray, lam, pi) -> np.ndarray:

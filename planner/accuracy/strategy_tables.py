@@ -18,13 +18,11 @@ import numpy as np
 from planner.accuracy.inner_tables import (
     _binomials,
     _h_majority,
-    _inner_interp_rows,
-    _interp_rows,
     _PI_GRID,
+    _inner_interp_rows,
     _interp_table,
     _majority_binomials,
     _odd_table,
-    _powers,
 )
 
 K_EXACT = 32
@@ -147,8 +145,9 @@ def small_k_values(kind: str, rho: float, s, pi, need, pi_index=None) -> np.ndar
     (K+1, len(need)) binomial coefficients. All terms are positive (no cancellation), so
     the sums keep ~K eps relative precision; x^n stays below 1e9^K (no overflow) where
     1 - s >= 1e-9, and beyond, T[k] = s^k H[k] + k s^(k-1) (1-s) H[k-1] (error < k^2
-    1e-18). Powers x^n, n >= 2, of x < 1e-9 are dropped (< 1e-18; keeps the products clear
-    of subnormal numbers). Nodes go in chunks of _CHUNK_NODES (temporaries stay in cache).
+    1e-18); nodes with s K < _S_RARE take a one-term expansion, so x >= 3e-9 in the sums
+    and no product is subnormal. Nodes go in chunks of _CHUNK_NODES through preallocated
+    buffers (_binomial_sums).
 
     ``pi_index``: column j's pi is ``pi[pi_index[j]]`` (pi then holds distinct values);
     by default groups of _PI_GROUP columns with one pi are found here (_shared_pi) and
@@ -181,8 +180,17 @@ def small_k_values(kind: str, rho: float, s, pi, need, pi_index=None) -> np.ndar
         j = np.flatnonzero(rare)
         sj, pj = s[j], pi_at(j)
         l1 = np.log1p(-sj)
+        kmin = next((k for k in need if k), 0)
+        qk = np.exp((kmin - 1) * l1) if kmin else None              # (1-s)^(k-1), k = kmin
         for m, k in enumerate(need):
-            out[m, j] = k * sj * np.exp((k - 1) * l1) * pj if k else 0.0
+            if not k:
+                out[m, j] = 0.0
+                continue
+            if m and need[m - 1] and k - 1 == 2 * (need[m - 1] - 1) + 1:
+                qk = qk * qk * (1.0 - sj)                            # doubling k: squares
+            elif k != kmin:
+                qk = np.exp((k - 1) * l1)
+            out[m, j] = k * sj * qk * pj
         rest = np.flatnonzero(~rare)
         if len(rest):
             pi_r, idx_r = sub(rest)
