@@ -7,6 +7,9 @@ to distinct combinations, distinct rows and a reduced quadrature grid.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import numpy as np
 
 from planner.accuracy import penalties as P
@@ -26,7 +29,37 @@ def combination_parameters(profile, gen_len, kv_budget, wcodes, acodes, kvcodes)
     return u, np.asarray(log_q, float), np.broadcast_to(np.asarray(delta, float), u.shape)
 
 
+_MEMO: "OrderedDict[tuple, tuple]" = OrderedDict()
+_MEMO_SIZE = 16
+_MEMO_LOCK = threading.Lock()
+
+
 def node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=False):
+    """:func:`_node_probabilities`, kept in memory for the last few calls on one grid of
+    nodes shared by every combination (best-of-k and verify ask for the same tables of a
+    profile in one search). The arrays come back read-only."""
+    x = None if nodes is None else np.asarray(nodes, float)
+    if x is not None and x.ndim != 1:
+        return _node_probabilities(profile, u, log_q, delta, x, problem_effect)
+    arrays = [np.ascontiguousarray(v, dtype=float) for v in (u, log_q, delta)]
+    key = (id(profile), bool(problem_effect), None if x is None else x.tobytes(),
+           *(a.tobytes() for a in arrays), *(a.shape for a in arrays))
+    with _MEMO_LOCK:
+        got = _MEMO.get(key)
+        if got is not None and got[0] is profile:
+            _MEMO.move_to_end(key)
+            return got[1], got[2]
+    p, w = _node_probabilities(profile, u, log_q, delta, x, problem_effect)
+    p.flags.writeable = False
+    w.flags.writeable = False
+    with _MEMO_LOCK:
+        _MEMO[key] = (profile, p, w)     # the profile held: its id is not reused meanwhile
+        while len(_MEMO) > _MEMO_SIZE:
+            _MEMO.popitem(last=False)
+    return p, w
+
+
+def _node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=False):
     """Per-node (p, w) for combinations given by combination_parameters: (U,) arrays ->
     two (U, G) arrays, the probability that a sample is correct and that it gives a wrong
     answer (the rest are truncated: no answer).
@@ -42,17 +75,56 @@ def node_probabilities(profile, u, log_q, delta, nodes=None, problem_effect=Fals
     delta = np.asarray(delta, float)[:, None]
     # quantization: expit(logit(x) - delta) = x / (x + (1 - x) e^delta)
     xq = np.where(delta > 0, x / (x + (1.0 - x) * np.exp(delta)), x)
-    if problem_effect and trace.sigma_problem > 0.0:
-        r3 = trace.conditional_ratio(u, x, spec.reference_gen_len)
+    # the finishing ratio r depends on (u, node) only, not on log_q or delta: computed once
+    # per distinct (u, node row) and gathered (the dtype mixes of a call share their u)
+    u = np.asarray(u, float)
+    uu, xu, inv = _distinct_u_rows(u, x)
+    if problem_effect and trace.sigma_problem > 0.0 and x.shape[0] > 1:
+        # split grids: rows share most nodes, so once per distinct (u, node) pair
+        pu, px, pinv = _distinct_pairs(u, x)
+        r3 = trace.conditional_ratio(pu, px[:, None], spec.reference_gen_len)   # (N, 1, M)
+        M = r3.shape[-1]
+        r = r3.reshape(len(pu), M)[pinv].reshape(x.shape[0], -1)
+        xq = np.repeat(xq, M, axis=-1)
+    elif problem_effect and trace.sigma_problem > 0.0:
+        r3 = trace.conditional_ratio(uu, xu[0], spec.reference_gen_len)
         M = r3.shape[-1]
         r = r3.reshape(r3.shape[0], -1)
         xq = np.repeat(xq, M, axis=-1)
     else:
-        z = (np.asarray(u, float)[:, None] - trace.log_median(x)) / trace.sigma
-        r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), x), 1e-300)
+        z = (uu[:, None] - trace.log_median(xu)) / trace.sigma
+        r = special.ndtr(z) / np.maximum(trace.cdf(float(spec.reference_gen_len), xu), 1e-300)
+    if inv is not None:
+        r = r[inv]
     p = np.minimum(1.0, xq * np.exp(np.asarray(log_q, float))[:, None] * r)
     answered = np.minimum(1.0, np.maximum(p, r))
     return p, answered - p
+
+
+def _distinct_u_rows(u: np.ndarray, x: np.ndarray):
+    """(u', x, inv): the distinct u of combinations u (U,) on shared nodes x (1, G), with
+    u == u'[inv] (inv None where every u is distinct, or where x has a row per
+    combination). Exact: the same inputs per element."""
+    if x.shape[0] != 1:
+        return u, x, None   # split grids (majority): rows differ in their split nodes
+    uu, inv = np.unique(u, return_inverse=True)
+    if len(uu) == len(u):
+        return u, x, None
+    return uu, x, inv.ravel()
+
+
+def _distinct_pairs(u: np.ndarray, x: np.ndarray):
+    """(u', x', inv): the distinct (u_i, x_ij) pairs of combinations u (U,) with node rows
+    x (U, G), flat in row order: u[i] == u'[inv[i G + j]] and x[i, j] == x'[inv[i G + j]]."""
+    uf = np.repeat(u, x.shape[1])
+    xf = x.ravel()
+    order = np.lexsort((xf, uf))
+    us, xs = uf[order], xf[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (us[1:] != us[:-1]) | (xs[1:] != xs[:-1])
+    inv = np.empty(len(order), np.int64)
+    inv[order] = np.cumsum(new) - 1
+    return us[new], xs[new], inv
 
 
 def effect_weights(profile, weights) -> np.ndarray:

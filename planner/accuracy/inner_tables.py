@@ -12,7 +12,8 @@ strategy_tables._inner_expectations.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
+import threading
+from functools import lru_cache, wraps
 
 import numpy as np
 
@@ -20,6 +21,22 @@ import numpy as np
 # at least this many rows so the two share them.
 _N_POISSON = 96
 
+
+
+def _locked(fn):
+    """A cached table builder made safe for the search's accuracy threads: one call at a
+    time, so two threads asking for the same table at once build it once (lru_cache alone
+    lets both compute it)."""
+    lock = threading.RLock()
+
+    @wraps(fn)
+    def call(*args):
+        with lock:
+            return fn(*args)
+
+    call.cache_clear = fn.cache_clear
+    call.cache_info = fn.cache_info
+    return call
 
 
 def _h_majority(c, n):
@@ -103,6 +120,7 @@ def _majority_inner(pi: np.ndarray, K: int) -> np.ndarray:
     return H
 
 
+@_locked
 @lru_cache(maxsize=64)
 def _inner_on_grid(kind: str, rho: float, K: int) -> np.ndarray:
     """H[n](pi) on a fixed grid of pi for n <= K (cached). H[n] is a polynomial of degree
@@ -120,6 +138,7 @@ def _inner_interp(kind: str, rho: float, pi: np.ndarray, K: int) -> np.ndarray:
     return _inner_interp_rows(kind, rho, pi, K).T
 
 
+@_locked
 @lru_cache(maxsize=64)
 def _interp_table(kind: str, rho: float, K: int) -> np.ndarray:
     """The pi-grid table of H[n], n <= K, for linear interpolation: (grid interval, 2,
@@ -146,6 +165,7 @@ def _inner_interp_rows(kind: str, rho: float, pi: np.ndarray, K: int) -> np.ndar
     return _interp_rows(_interp_table(kind, float(rho), int(K)), np.asarray(pi, float))
 
 
+@_locked
 @lru_cache(maxsize=64)
 def _odd_table(K: int) -> np.ndarray:
     """_interp_table("majority", 0, K) restricted to the odd n = 1, 3, ..., (cached)."""

@@ -13,7 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from planner.accuracy import special
-from planner.accuracy.inner_tables import _N_POISSON, _PI_GRID, _inner_on_grid
+from planner.accuracy.inner_tables import _N_POISSON, _PI_GRID, _inner_on_grid, _locked
 
 # Few expected votes / answers: beyond K_EXACT, where the expected number of race votes
 # (majority) or answers (best-of-k) lambda = k s is below LAMBDA_POISSON, the count is
@@ -24,39 +24,62 @@ _LAM_STEP = 0.125
 _LAM_GRID = np.arange(0.0, LAMBDA_POISSON + 2 * _LAM_STEP, _LAM_STEP)
 
 
+@_locked
 @lru_cache(maxsize=64)
 def _poisson_table(kind: str, rho: float) -> np.ndarray:
-    """T[i, j] = sum_n Pois(n; lambda_i) H(n; pi_j): accuracy when the number of votes
-    (answers) is Poisson(lambda) and each is correct with probability pi (cached)."""
+    """T[j, i] = sum_n Pois(n; lambda_i) H(n; pi_j): accuracy when the number of votes
+    (answers) is Poisson(lambda) and each is correct with probability pi (cached; built
+    once when two threads ask at once). Stored pi-major, (pi, lambda): a lookup's four
+    corners lie in two rows of 2 KB, and the effect nodes of one problem (one pi, several
+    lambda) read the same rows (_poisson_lookup)."""
     H = _inner_on_grid(kind, float(rho), _N_POISSON)                 # (N+1, P)
     n = np.arange(_N_POISSON + 1, dtype=float)[:, None]
     lam = _LAM_GRID[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         logpmf = n * np.log(lam) - lam - special.gammaln(n + 1)
     pmf = np.where(lam > 0, np.exp(logpmf), (n == 0).astype(float))  # (N+1, L)
-    return pmf.T @ H                                                  # (L, P)
+    return H.T @ pmf                                                  # (P, L)
 
 
 def _poisson_lookup(table: np.ndarray, lam, pi) -> np.ndarray:
-    """Bilinear interpolation of a (lambda, pi) table; lam < LAMBDA_POISSON."""
-    lam = np.asarray(lam)
-    pi = np.asarray(pi)
-    fl = np.clip(lam / _LAM_STEP, 0.0, len(_LAM_GRID) - 1.001)
-    il = fl.astype(np.int64)
-    dl = fl - il
-    fp = np.clip(pi * (len(_PI_GRID) - 1), 0.0, len(_PI_GRID) - 1.001)
-    ip = fp.astype(np.int64)
-    dp = fp - ip
-    # flat gathers without bounds checks (il <= rows - 2 and ip <= columns - 2 by the
+    """Bilinear interpolation of a pi-major (pi, lambda) table; lam < LAMBDA_POISSON."""
+    lam, pi = np.broadcast_arrays(np.asarray(lam, float), np.asarray(pi, float))
+    shape = lam.shape
+    lam, pi = lam.ravel(), pi.ravel()
+    # the arithmetic of (t00 (1 - dp) + t01 dp) (1 - dl) + (t10 (1 - dp) + t11 dp) dl,
+    # step by step in place (same operations, same order: the same values)
+    dl = lam / _LAM_STEP
+    np.clip(dl, 0.0, len(_LAM_GRID) - 1.001, out=dl)
+    il = dl.astype(np.int64)
+    dl -= il
+    dp = pi * (len(_PI_GRID) - 1)
+    np.clip(dp, 0.0, len(_PI_GRID) - 1.001, out=dp)
+    i = dp.astype(np.int64)
+    dp -= i
+    # flat gathers without bounds checks (il <= columns - 2 and ip <= rows - 2 by the
     # clips above): ~2.5x faster than 2-D fancy indexing on the 8 MB table, same values
     flat = table.reshape(-1)
-    i = il * table.shape[1] + ip
+    i *= table.shape[1]
+    i += il
     t00 = flat.take(i, mode="clip")
-    t01 = flat.take(i + 1, mode="clip")
-    i += table.shape[1]
+    i += 1
     t10 = flat.take(i, mode="clip")
-    t11 = flat.take(i + 1, mode="clip")
-    return (t00 * (1 - dp) + t01 * dp) * (1 - dl) + (t10 * (1 - dp) + t11 * dp) * dl
+    i += table.shape[1]
+    t11 = flat.take(i, mode="clip")
+    i -= 1
+    t01 = flat.take(i, mode="clip")
+    a = 1 - dp
+    t00 *= a
+    t01 *= dp
+    t00 += t01
+    t10 *= a
+    t11 *= dp
+    t10 += t11
+    np.subtract(1, dl, out=a)
+    t00 *= a
+    t10 *= dl
+    t00 += t10
+    return t00.reshape(shape)
 
 
 def majority_coeffs(p, t):
