@@ -61,6 +61,15 @@ def send_s(link_bytes_per_s, latency_s, tokens, hidden, act_bytes):
     return latency_s + tokens * hidden * act_bytes / link_bytes_per_s
 
 
+def send_coefficients(hardware, hidden, act_bytes) -> tuple[float, float]:
+    """One stage-to-stage send as ``(latency_s, s_per_token)``: :func:`p2p_s` of ``n``
+    tokens is ``latency_s + n s_per_token`` (infinite where the device has no link)."""
+    bw = hardware.interconnect_gbps * 1e9 * hardware.interconnect_efficiency
+    if bw <= 0:
+        return float("inf"), float("inf")
+    return hardware.interconnect_latency_us * 1e-6, float(hidden) * float(act_bytes) / bw
+
+
 def p2p_s(hardware, tokens: float, hidden: int, act_bytes: float) -> float:
     """One stage-to-stage send of ``tokens`` hidden states: latency + bytes / link bandwidth
     (the device's interconnect at the efficiency the spec gives)."""
