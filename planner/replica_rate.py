@@ -12,19 +12,17 @@ configurations. The fleet is then ``ceil(rps x (1 + headroom) / lambda*) + spare
 (planner.fleet.replicas).
 
 The model gives means, at the traffic's mean lengths (column 0 of the length sets): they
-set the load (the step time ``tau``, the prefill lane's utilization ``rho`` and its mean
-wait ``E[W]``, its own prefill ``own``). A bound at percentile ``q`` is checked for a
+set the load (the step time ``tau``, the step an arrival lands in, its own prefill
+``own``). A bound at percentile ``q`` is checked for a
 request of that percentile's lengths ``(P_q, G_q)`` (the set of that percentile) in that
 traffic:
 
-* TTFT: the request arrives at a uniform phase of the running step (``q x tau`` rather
-  than half a step), then waits in the prefill lane. That wait is 0 with probability
-  ``1 - rho`` and otherwise exponential with mean ``E[W] / rho`` (the M/M/1 form, and the
-  heavy-traffic limit of any M/G/1 queue: Kingman 1961), so its ``q``-quantile is
-  ``W_q = E[W] / rho x ln(rho / (1 - q))`` when ``rho > 1 - q``, else 0; then its own
-  prefill, ``own x max(1, P_q / P_mean)`` (linear in its tokens: exact for compute-bound
-  prefill chunks, an upper bound when the decodes riding on the step dominate);
-  ``TTFT_q = q tau + W_q + S_q + own_q``, ``S_q`` the quantile of the wait for a running
+* TTFT: the request arrives at a uniform phase of the step it lands in (the open loop's
+  length-biased step, 0 when the engine is idle: ``q x landed`` rather than half of it;
+  every prompt waiting at a step's start rides on the next one, so there is no prefill
+  queue beyond it), then its own prefill, ``own x max(1, P_q / P_mean)`` (linear in its
+  tokens: exact for compute-bound prefill chunks, an upper bound when the decodes riding
+  on the step dominate); ``TTFT_q = q landed + S_q + own_q``, ``S_q`` the quantile of the wait for a running
   slot where the running set is capped (the engine's max_running, the searched ``C`` and
   the free KV memory: planner.cost.running): Erlang C's probability of waiting ``p_s``
   and an exponential tail, ``S_q = E[S | S > 0] ln(p_s / (1 - q))`` when ``p_s > 1 - q``
@@ -78,17 +76,14 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
     res = {k: np.asarray(v, dtype=float).reshape(-1, 1)
            for k, v in poisson_rows(x, np.asarray(lam, dtype=float), P[:, 0], G[:, 0], engine_cols,
                                     np.asarray(max_running, dtype=float)).items()}
-    qf = np.where(Q > 0, Q / 100.0, 0.5)  # the mean set: half a step, the mean wait
-    rho, wait, tau = res["rho"], res["wait_s"], res["step_s"]
+    qf = np.where(Q > 0, Q / 100.0, 0.5)  # the mean set: half the landed step, the mean slot wait
+    tau, landed = res["step_s"], res["landed_step_s"]
     p_slot, slot_tail = res["slot_wait_p"], res["slot_wait_tail_s"]
     with np.errstate(all="ignore"):
         slot = np.where(p_slot > 0.0, p_slot * slot_tail, 0.0)
-        own = res["ttft_s"] - 0.5 * tau - wait - slot
-        own_q = own * np.maximum(1.0, P / P[:, :1])
-        w_q = np.where(rho > 1.0 - qf, wait / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 1e-300) / (1.0 - qf)),
-                       0.0)
+        own_q = res["own_s"] * np.maximum(1.0, P / P[:, :1])
         s_q = np.where(p_slot > 1.0 - qf, slot_tail * np.log(p_slot / (1.0 - qf)), 0.0)
-        ttft = qf * tau + np.where(Q > 0, w_q + s_q, wait + slot) + own_q
+        ttft = qf * landed + np.where(Q > 0, s_q, slot) + own_q
         z = np.where(Q > 0, _normal_quantile(qf), 0.0)
         tpot = tau + np.maximum(z, 0.0) * np.sqrt(tpot_variance(res, lam, G))
         out = {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (np.maximum(G, 1.0) - 1.0) * tau}
