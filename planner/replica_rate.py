@@ -67,7 +67,7 @@ BISECTION_STEPS = 10  # over 4 decades: the rate to within a factor 10**(4 / 2**
 RATE_DECADES = 4.0  # the bracket's lower end: the upper one / 10**4
 
 
-def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
+def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running, pipe: dict | None = None) -> dict:
     """Per (configuration, length set): TTFT, TPOT and end-to-end latency at the set's
     percentile (the means on the mean set, column 0), at Poisson rate ``lam`` per
     configuration (see the module docstring); +inf where the queue is unbounded. ``x`` holds
@@ -75,7 +75,7 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
     lam = np.asarray(lam, dtype=float)
     res = {k: np.asarray(v, dtype=float).reshape(-1, 1)
            for k, v in poisson_rows(x, np.asarray(lam, dtype=float), P[:, 0], G[:, 0], engine_cols,
-                                    np.asarray(max_running, dtype=float)).items()}
+                                    np.asarray(max_running, dtype=float), pipe).items()}
     qf = np.where(Q > 0, Q / 100.0, 0.5)  # the mean set: half the landed step, the mean slot wait
     tau, landed = res["step_s"], res["landed_step_s"]
     p_slot, slot_tail = res["slot_wait_p"], res["slot_wait_tail_s"]
@@ -124,17 +124,19 @@ def _normal_quantile(q):
     return z[inverse].reshape(np.shape(q))
 
 
-def poisson_rows(x, rate, P, G, engine_cols: dict, max_running) -> dict:
+def poisson_rows(x, rate, P, G, engine_cols: dict, max_running, pipe: dict | None = None) -> dict:
     """The open-loop model on every row of the engine context ``x`` (the serving columns
-    of planner.cost.api.serving_columns give the engine's budget, chunking and host time)."""
+    of planner.cost.api.serving_columns give the engine's budget, chunking and host time;
+    ``pipe``: per-row pipeline stages and sends, planner.cost.open_loop.poisson's ``pp``,
+    ``send_lat_s``, ``send_s_per_token``)."""
     from planner.cost.open_loop import poisson
     from planner.cost.serving import effective_budget
 
     budget = effective_budget(float(engine_cols["token_budget"]), P, 1.0, bool(engine_cols["chunked"]))
-    return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running)
+    return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running, **(pipe or {}))
 
 
-def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np.ndarray:
+def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi, pipe: dict | None = None) -> np.ndarray:
     """The highest Poisson rate (requests/s) per configuration meeting every bound.
 
     ``x`` has one row per configuration (at its mean lengths); ``P``, ``G`` and ``Q`` (the
@@ -148,8 +150,8 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
 
     cap = np.broadcast_to(np.asarray(max_running, dtype=float), (n,))
 
-    def meets(log_rate, x=x, P=P, G=G, Q=Q, cap=cap):
-        m = set_metrics(x, np.exp(log_rate), P, G, Q, engine_cols, cap)
+    def meets(log_rate, x=x, P=P, G=G, Q=Q, cap=cap, pipe=pipe):
+        m = set_metrics(x, np.exp(log_rate), P, G, Q, engine_cols, cap, pipe)
         ok = np.isfinite(m["tpot_s"]).all(axis=1)
         for metric, limit, q in bounds:
             ok &= np.where(Q == q, m[metric] <= limit, True).all(axis=1)
@@ -168,7 +170,8 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
         from planner.cost.row_subset import take_rows
 
         def rows(i):
-            return dict(x=take_rows(x, i), P=P[i], G=G[i], Q=Q[i], cap=cap[i])
+            return dict(x=take_rows(x, i), P=P[i], G=G[i], Q=Q[i], cap=cap[i],
+                        pipe=None if pipe is None else {k: np.asarray(v)[i] for k, v in pipe.items()})
 
         sub = rows(act)
         for _ in range(BISECTION_STEPS):
