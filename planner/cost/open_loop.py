@@ -20,8 +20,8 @@ FIXED_POINT_ROUNDS = 30  # rounds of two evaluations at most (a row still moving
 # Aitken's step is at most (r / (1 - r)) times the last step, r the ratio of the last two
 # steps; a ratio above this is treated as not contracting (a plain step instead)
 AITKEN_MAX_RATIO = 0.99
-# a row whose decoding requests (a lower bound while the iterates rise) pass this many
-# times the work the pipeline's steps can carry at once is above capacity: it stops there
+# a row whose work in flight (a lower bound while the iterates rise) passes this many times
+# what a round's steps can hold is above capacity: it stops there
 DIVERGED_FACTOR = 4.0
 
 
@@ -87,8 +87,8 @@ def expected_max_poisson(mu, n, own=False):
 
 def prompts_on_slowest_group(z, pp):
     """The new prompts on the slowest group of a round that carries any, when ``z`` arrive
-    on average during the round before (Poisson) and go ``pp`` ways: each group's share is
-    near Poisson(z/pp) (new requests go to the least-loaded group, vLLM's rule), and the
+    on average during the round before (Poisson) and go ``pp`` ways: each group takes the
+    arrivals of its turn, 1/pp of the round (its share Poisson(z/pp), independent), and the
     round waits for the group with the most, ``E[max] / P(any arrived)``; pp = 1: the
     step's mean ``z / (1 - exp(-z))``."""
     z = np.asarray(z, dtype=float)
@@ -113,17 +113,17 @@ def prompts_per_carrying_step(z):
 def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, tokens, running, pp=1.0, send_lat_s=0.0,
                       send_s_per_token=0.0):
     """The open loop's fixed point ``(tau, t_c)`` on every row (see :func:`poisson`): the
-    map ``F`` (decodes in flight ``d = lam (G-1) tau`` by Little's law, ``m = max(1, lam
-    t_c)`` prompts per carrying step, ``t_c = carry(d, m)``, ``tau = 1 / (lam/m + (1 -
-    lam t_c / m) / dec(d))``) is monotone: a longer step holds more decodes, which lengthen
-    the step. From the lone request's steps (below the point) plain iteration climbs to
+    map ``F`` (decodes in flight ``d = lam (G-1) tau`` by Little's law, ``m`` prompts per
+    carrying step and ``k`` on its slowest group from ``z = lam tau`` arrivals a step,
+    ``t_c = carry(d, k)``, ``tau = 1 / (lam/m + (1 - lam t_c / m) / dec(d))``) is monotone:
+    a longer step holds more decodes and prompts, which lengthen the step. From the lone request's steps (below the point) plain iteration climbs to
     the least fixed point, linearly; Steffensen's method (two evaluations of ``F``, then
     Aitken's delta-squared extrapolation of each component where the two steps contract,
     ``x2 - (x2 - x1)^2 / ((x2 - x1) - (x1 - x0))``) converges quadratically near it. A
     row stops when an evaluation moves it by at most FIXED_POINT_RTOL (relative), when
-    its step is infinite, or, on the way up, when its decodes pass DIVERGED_FACTOR x
-    ``d_limit`` (what the steps can carry) or its carrying step reaches the time between
-    arrivals (``lam t_c >= 1``): it is above capacity, and :func:`poisson`'s checks say so. Rows are
+    its step is infinite, or, on the way up, when its work in flight passes DIVERGED_FACTOR
+    x what the steps can hold (``d + m P`` over the ``tokens`` of a round, or ``d + m`` over
+    the ``running`` limit): it is above capacity, and :func:`poisson`'s checks say so. Rows are
     compacted as they stop (planner.cost.row_subset: the same numbers as the full
     context). Returns ``(tau, t_c)``."""
     from planner.cost.row_subset import n_rows, take_rows

@@ -6,8 +6,11 @@ microbatches). The reference planner.cost.open_loop's pipeline rule is checked a
 Each group schedules its own steps as :mod:`planner.cost.simulate` schedules the one
 engine's (decodes plus prefill chunks up to the ``token_budget``, FIFO, the same
 chunking and mixing rules); waiting requests are admitted while fewer than
-``max_running`` run in all, each to the group running the fewest (vLLM V0's
-``add_request`` picks the virtual engine with the fewest unfinished requests).
+``max_running`` run in all. The groups step in turn, 1/pp of a round apart, and a new
+request joins the group whose turn comes next after it arrives (vLLM V1's scheduler
+fills the next microbatch it schedules with the waiting requests): a request that
+arrived during the last round joins the group of its phase in that round, one that
+waited longer the group running the fewest.
 
 The physics, shared with planner.cost.layout (``estimate --pp``) and the open loop: a
 group's step crosses every stage; each stage takes 1/pp of the whole-model step time of
