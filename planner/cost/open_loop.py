@@ -16,13 +16,10 @@ from planner.cost.steps import step_time
 # (Steffensen: two evaluations, then Aitken's extrapolation, per round; planner's earlier
 # plain iteration took 40 evaluations and left the slow rows short of the point).
 FIXED_POINT_RTOL = 1e-9
-FIXED_POINT_ROUNDS = 30  # rounds of two evaluations at most (a row still moving then is left as it is)
+FIXED_POINT_ROUNDS = 12  # rounds of two evaluations at most (a row still moving then is left as it is)
 # Aitken's step is at most (r / (1 - r)) times the last step, r the ratio of the last two
 # steps; a ratio above this is treated as not contracting (a plain step instead)
 AITKEN_MAX_RATIO = 0.99
-# a row whose work in flight (a lower bound while the iterates rise) passes this many times
-# what a round's steps can hold is above capacity: it stops there
-DIVERGED_FACTOR = 4.0
 
 
 def pipeline_steps(x: Ctx, P, ctx, host_s, pp=1.0, send_lat_s=0.0, send_s_per_token=0.0):
@@ -110,7 +107,7 @@ def prompts_per_carrying_step(z):
         return np.where(z > 1e-8, z / -np.expm1(-np.where(z > 1e-8, z, 1.0)), 1.0 + 0.5 * z)
 
 
-def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, tokens, running, pp=1.0, send_lat_s=0.0,
+def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, budget, running, pp=1.0, send_lat_s=0.0,
                       send_s_per_token=0.0):
     """The open loop's fixed point ``(tau, t_c)`` on every row (see :func:`poisson`): the
     map ``F`` (decodes in flight ``d = lam (G-1) tau`` by Little's law, ``m`` prompts per
@@ -121,9 +118,10 @@ def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, tokens, running, pp=1.0, s
     Aitken's delta-squared extrapolation of each component where the two steps contract,
     ``x2 - (x2 - x1)^2 / ((x2 - x1) - (x1 - x0))``) converges quadratically near it. A
     row stops when an evaluation moves it by at most FIXED_POINT_RTOL (relative), when
-    its step is infinite, or, on the way up, when its work in flight passes DIVERGED_FACTOR
-    x what the steps can hold (``d + m P`` over the ``tokens`` of a round, or ``d + m`` over
-    the ``running`` limit): it is above capacity, and :func:`poisson`'s checks say so. Rows are
+    its step is infinite, or, on the way up (iterates below the point), when its work in
+    flight passes what the steps hold (the slowest group's prompts and decodes over the
+    token ``budget``, or ``d + m`` over the ``running`` limit): it is above capacity, and
+    :func:`poisson`'s checks say so. Rows are
     compacted as they stop (planner.cost.row_subset: the same numbers as the full
     context). Returns ``(tau, t_c)``."""
     from planner.cost.row_subset import n_rows, take_rows
@@ -133,8 +131,8 @@ def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, tokens, running, pp=1.0, s
     t_c = carry0(0.0, 1.0) * np.ones_like(lam)
     n = np.size(tau)
     subset = x.xp.name == "vector" and np.ndim(tau) == 1 and n_rows(x) == n
-    names = ("lam", "P", "G", "ctx", "host", "pp", "lat", "spt", "tokens", "running")
-    vals = (lam, P, G, ctx, host_s, pp, send_lat_s, send_s_per_token, tokens, running)
+    names = ("lam", "P", "G", "ctx", "host", "pp", "lat", "spt", "budget", "running")
+    vals = (lam, P, G, ctx, host_s, pp, send_lat_s, send_s_per_token, budget, running)
     if not subset:
         c = dict(zip(names, vals))
         return _rounds(x, c, tau, t_c, None)
@@ -170,10 +168,12 @@ def _rounds(x, c, tau, t_c, take_rows):
         s2 = F(xa, ca, s1)
         with np.errstate(all="ignore"):
             stop = close(s1, s0) | close(s2, s1) | ~np.isfinite(s2[0])
-            # on the way up, work in flight beyond DIVERGED_FACTOR x what the steps hold
-            d = ca["lam"] * (ca["G"] - 1.0) * s2[0]
-            m = prompts_per_carrying_step(ca["lam"] * s2[0])
-            over = (d + m * ca["P"] > DIVERGED_FACTOR * ca["tokens"]) | (d + m > DIVERGED_FACTOR * ca["running"])
+            # on the way up (a lower bound of the point), work in flight beyond what the
+            # steps hold: :func:`poisson`'s budget and running-limit checks
+            z = ca["lam"] * s2[0]
+            d = z * (ca["G"] - 1.0)
+            over = ((prompts_on_slowest_group(z, ca["pp"]) * ca["P"] + d / ca["pp"] > ca["budget"])
+                    | (d + prompts_per_carrying_step(z) > ca["running"]))
             stop |= over & (s2[0] >= s1[0])
             nxt = []
             for a0, a1, a2 in zip(s0, s1, s2):
@@ -232,7 +232,7 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf, pp=1, send_l
     ctx = P + 1.0 + 0.5 * (G - 1.0)
     carry, dec = pipeline_steps(x, P, ctx, host_s, pp_f, send_lat_s, send_s_per_token)
     t_d0 = dec(0.0) * np.ones_like(lam)
-    tau, t_c = solve_fixed_point(x, lam, P, G, ctx, host_s, pp_f * B, max_running, pp_f, send_lat_s, send_s_per_token)
+    tau, t_c = solve_fixed_point(x, lam, P, G, ctx, host_s, B, max_running, pp_f, send_lat_s, send_s_per_token)
     d = lam * (G - 1.0) * tau
     m = prompts_per_carrying_step(lam * tau)
     k = prompts_on_slowest_group(lam * tau, pp_f)
