@@ -42,7 +42,8 @@ def pipeline_steps(x: Ctx, P, ctx, host_s, pp=1.0, send_lat_s=0.0, send_s_per_to
 
     def dec(d):
         dg = d / pp
-        return step_time(x, dg, 0.0, np.maximum(dg, 1.0), ctx, 0.0, host_s) + hops * (send_lat_s + dg * send_s_per_token)
+        return (step_time(x, dg, 0.0, np.maximum(dg, 1.0), ctx, 0.0, host_s)
+                + hops * (send_lat_s + dg * send_s_per_token))
 
     return carry, dec
 
@@ -113,7 +114,8 @@ def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, budget, running, pp=1.0, s
     map ``F`` (decodes in flight ``d = lam (G-1) tau`` by Little's law, ``m`` prompts per
     carrying step and ``k`` on its slowest group from ``z = lam tau`` arrivals a step,
     ``t_c = carry(d, k)``, ``tau = 1 / (lam/m + (1 - lam t_c / m) / dec(d))``) is monotone:
-    a longer step holds more decodes and prompts, which lengthen the step. From the lone request's steps (below the point) plain iteration climbs to
+    a longer step holds more decodes and prompts, which lengthen the step. From the lone
+    request's steps (below the point) plain iteration climbs to
     the least fixed point, linearly; Steffensen's method (two evaluations of ``F``, then
     Aitken's delta-squared extrapolation of each component where the two steps contract,
     ``x2 - (x2 - x1)^2 / ((x2 - x1) - (x1 - x0))``) converges quadratically near it. A
