@@ -143,3 +143,15 @@ def test_stages_raise_the_capacity_of_a_memory_bound_engine():
     one = _capacity(x, 256, 512, 8192, 1e-3, 1, 0.0, 0.0, 4096)
     two = _capacity(x, 256, 512, 8192, 1e-3, 2, lat, per_tok, 4096)
     assert 1.5 * one < two < 2.0 * one
+
+
+def test_one_stage_ignores_the_link_and_no_link_cannot_pipeline():
+    """With one stage there is no send, whatever the link (a device without one has an
+    infinite send); with two stages and no link the pipeline cannot run: unbounded."""
+    x = ctx()
+    plain = poisson(x, 5.0, 1024, 256, 8192, 1e-3, 256)
+    linkless = poisson(x, 5.0, 1024, 256, 8192, 1e-3, 256, 1, np.inf, np.inf)
+    assert linkless["ttft_s"][0] == plain["ttft_s"][0] and linkless["tpot_s"][0] == plain["tpot_s"][0]
+    with np.errstate(all="ignore"):
+        two = poisson(x, 5.0, 1024, 256, 8192, 1e-3, 256, 2, np.inf, np.inf)
+    assert two["unbounded"][0] and np.isinf(two["ttft_s"][0])

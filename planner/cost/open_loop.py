@@ -35,15 +35,17 @@ def pipeline_steps(x: Ctx, P, ctx, host_s, pp=1.0, send_lat_s=0.0, send_s_per_to
     pp = np.asarray(pp, dtype=float)
     hops = pp - 1.0
 
+    def sends(tokens):  # none with one stage (whatever the link, even none: an infinite send)
+        with np.errstate(invalid="ignore"):
+            return np.where(hops > 0.0, hops * (send_lat_s + tokens * send_s_per_token), 0.0)
+
     def carry(d, k):
         dg = d / pp
-        return (step_time(x, dg, k * P, dg + k, ctx, 0.5 * (P + 1.0), host_s)
-                + hops * (send_lat_s + (dg + k * P) * send_s_per_token))
+        return step_time(x, dg, k * P, dg + k, ctx, 0.5 * (P + 1.0), host_s) + sends(dg + k * P)
 
     def dec(d):
         dg = d / pp
-        return (step_time(x, dg, 0.0, np.maximum(dg, 1.0), ctx, 0.0, host_s)
-                + hops * (send_lat_s + dg * send_s_per_token))
+        return step_time(x, dg, 0.0, np.maximum(dg, 1.0), ctx, 0.0, host_s) + sends(dg)
 
     return carry, dec
 
