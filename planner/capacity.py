@@ -296,9 +296,6 @@ def check_layouts(scn: CapacityScenario, models: list, hardware: list, file: str
     """The scenario's ``search.layouts`` against its devices and models: exit 2 naming the
     file, the field and the value where a layout cannot serve.
 
-    * pipeline parallelism (``pp`` > 1): replicas are sized under Poisson arrivals, which the
-      engine does not cost with pipeline stages (``planner estimate --pp`` refuses ``--rate``
-      by the same rule, planner.cost.api);
     * an explicit layout using more devices than a replica may have (the largest of
       ``search.devices``, else ``search.max_devices``), or with a tensor-parallel group
       beyond every candidate device's NVLink domain;
@@ -314,14 +311,8 @@ def check_layouts(scn: CapacityScenario, models: list, hardware: list, file: str
     for i, e in enumerate(entries):
         field = f"search.layouts[{i}]"
         if isinstance(e, str):
-            if "pp" in e.split("*"):
-                raise InputError("pipeline parallelism is not sized under Poisson arrivals (planner estimate "
-                                 "refuses --pp with --rate)", file=file, field=field, value=e)
             continue
         lay = Layout(**{k: int(e.get(k, 1)) for k in ("tp", "pp", "dp", "ep")})
-        if lay.pp > 1:
-            raise InputError("pipeline parallelism is not sized under Poisson arrivals (planner estimate "
-                             "refuses --pp with --rate)", file=file, field=field, value=e)
         if lay.devices > limit:
             raise InputError(f"tp x pp x dp = {lay.devices} devices per replica, more than the "
                              f"{'largest of search.devices' if scn.search.devices else 'search.max_devices'} "

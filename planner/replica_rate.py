@@ -12,19 +12,17 @@ configurations. The fleet is then ``ceil(rps x (1 + headroom) / lambda*) + spare
 (planner.fleet.replicas).
 
 The model gives means, at the traffic's mean lengths (column 0 of the length sets): they
-set the load (the step time ``tau``, the prefill lane's utilization ``rho`` and its mean
-wait ``E[W]``, its own prefill ``own``). A bound at percentile ``q`` is checked for a
+set the load (the step time ``tau``, the step an arrival lands in, its own prefill
+``own``). A bound at percentile ``q`` is checked for a
 request of that percentile's lengths ``(P_q, G_q)`` (the set of that percentile) in that
 traffic:
 
-* TTFT: the request arrives at a uniform phase of the running step (``q x tau`` rather
-  than half a step), then waits in the prefill lane. That wait is 0 with probability
-  ``1 - rho`` and otherwise exponential with mean ``E[W] / rho`` (the M/M/1 form, and the
-  heavy-traffic limit of any M/G/1 queue: Kingman 1961), so its ``q``-quantile is
-  ``W_q = E[W] / rho x ln(rho / (1 - q))`` when ``rho > 1 - q``, else 0; then its own
-  prefill, ``own x max(1, P_q / P_mean)`` (linear in its tokens: exact for compute-bound
-  prefill chunks, an upper bound when the decodes riding on the step dominate);
-  ``TTFT_q = q tau + W_q + S_q + own_q``, ``S_q`` the quantile of the wait for a running
+* TTFT: the request arrives at a uniform phase of the step it lands in (the open loop's
+  length-biased step, 0 when the engine is idle: ``q x landed`` rather than half of it;
+  every prompt waiting at a step's start rides on the next one, so there is no prefill
+  queue beyond it), then its own prefill, ``own x max(1, P_q / P_mean)`` (linear in its
+  tokens: exact for compute-bound prefill chunks, an upper bound when the decodes riding
+  on the step dominate); ``TTFT_q = q landed + S_q + own_q``, ``S_q`` the quantile of the wait for a running
   slot where the running set is capped (the engine's max_running, the searched ``C`` and
   the free KV memory: planner.cost.running): Erlang C's probability of waiting ``p_s``
   and an exponential tail, ``S_q = E[S | S > 0] ln(p_s / (1 - q))`` when ``p_s > 1 - q``
@@ -69,7 +67,7 @@ BISECTION_STEPS = 10  # over 4 decades: the rate to within a factor 10**(4 / 2**
 RATE_DECADES = 4.0  # the bracket's lower end: the upper one / 10**4
 
 
-def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
+def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running, pipe: dict | None = None) -> dict:
     """Per (configuration, length set): TTFT, TPOT and end-to-end latency at the set's
     percentile (the means on the mean set, column 0), at Poisson rate ``lam`` per
     configuration (see the module docstring); +inf where the queue is unbounded. ``x`` holds
@@ -77,18 +75,15 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running) -> dict:
     lam = np.asarray(lam, dtype=float)
     res = {k: np.asarray(v, dtype=float).reshape(-1, 1)
            for k, v in poisson_rows(x, np.asarray(lam, dtype=float), P[:, 0], G[:, 0], engine_cols,
-                                    np.asarray(max_running, dtype=float)).items()}
-    qf = np.where(Q > 0, Q / 100.0, 0.5)  # the mean set: half a step, the mean wait
-    rho, wait, tau = res["rho"], res["wait_s"], res["step_s"]
+                                    np.asarray(max_running, dtype=float), pipe).items()}
+    qf = np.where(Q > 0, Q / 100.0, 0.5)  # the mean set: half the landed step, the mean slot wait
+    tau, landed = res["step_s"], res["landed_step_s"]
     p_slot, slot_tail = res["slot_wait_p"], res["slot_wait_tail_s"]
     with np.errstate(all="ignore"):
         slot = np.where(p_slot > 0.0, p_slot * slot_tail, 0.0)
-        own = res["ttft_s"] - 0.5 * tau - wait - slot
-        own_q = own * np.maximum(1.0, P / P[:, :1])
-        w_q = np.where(rho > 1.0 - qf, wait / np.maximum(rho, 1e-300) * np.log(np.maximum(rho, 1e-300) / (1.0 - qf)),
-                       0.0)
+        own_q = res["own_s"] * np.maximum(1.0, P / P[:, :1])
         s_q = np.where(p_slot > 1.0 - qf, slot_tail * np.log(p_slot / (1.0 - qf)), 0.0)
-        ttft = qf * tau + np.where(Q > 0, w_q + s_q, wait + slot) + own_q
+        ttft = qf * landed + np.where(Q > 0, s_q, slot) + own_q
         z = np.where(Q > 0, _normal_quantile(qf), 0.0)
         tpot = tau + np.maximum(z, 0.0) * np.sqrt(tpot_variance(res, lam, G))
         out = {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (np.maximum(G, 1.0) - 1.0) * tau}
@@ -129,17 +124,19 @@ def _normal_quantile(q):
     return z[inverse].reshape(np.shape(q))
 
 
-def poisson_rows(x, rate, P, G, engine_cols: dict, max_running) -> dict:
+def poisson_rows(x, rate, P, G, engine_cols: dict, max_running, pipe: dict | None = None) -> dict:
     """The open-loop model on every row of the engine context ``x`` (the serving columns
-    of planner.cost.api.serving_columns give the engine's budget, chunking and host time)."""
+    of planner.cost.api.serving_columns give the engine's budget, chunking and host time;
+    ``pipe``: per-row pipeline stages and sends, planner.cost.open_loop.poisson's ``pp``,
+    ``send_lat_s``, ``send_s_per_token``)."""
     from planner.cost.open_loop import poisson
     from planner.cost.serving import effective_budget
 
     budget = effective_budget(float(engine_cols["token_budget"]), P, 1.0, bool(engine_cols["chunked"]))
-    return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running)
+    return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running, **(pipe or {}))
 
 
-def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np.ndarray:
+def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi, pipe: dict | None = None) -> np.ndarray:
     """The highest Poisson rate (requests/s) per configuration meeting every bound.
 
     ``x`` has one row per configuration (at its mean lengths); ``P``, ``G`` and ``Q`` (the
@@ -153,8 +150,8 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
 
     cap = np.broadcast_to(np.asarray(max_running, dtype=float), (n,))
 
-    def meets(log_rate, x=x, P=P, G=G, Q=Q, cap=cap):
-        m = set_metrics(x, np.exp(log_rate), P, G, Q, engine_cols, cap)
+    def meets(log_rate, x=x, P=P, G=G, Q=Q, cap=cap, pipe=pipe):
+        m = set_metrics(x, np.exp(log_rate), P, G, Q, engine_cols, cap, pipe)
         ok = np.isfinite(m["tpot_s"]).all(axis=1)
         for metric, limit, q in bounds:
             ok &= np.where(Q == q, m[metric] <= limit, True).all(axis=1)
@@ -173,7 +170,8 @@ def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi) -> np
         from planner.cost.row_subset import take_rows
 
         def rows(i):
-            return dict(x=take_rows(x, i), P=P[i], G=G[i], Q=Q[i], cap=cap[i])
+            return dict(x=take_rows(x, i), P=P[i], G=G[i], Q=Q[i], cap=cap[i],
+                        pipe=None if pipe is None else {k: np.asarray(v)[i] for k, v in pipe.items()})
 
         sub = rows(act)
         for _ in range(BISECTION_STEPS):

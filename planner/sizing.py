@@ -216,16 +216,59 @@ def _grid(scn, models, hardware, variant: Variant, efficiencies) -> tuple:
                    kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **lay_cols,
                    **_serving(scn, engine, params))
     mt, ht = ModelTable.build(models), HardwareTable.build(hardware, effs)
-    running = _running_set(cols, mt, ht, engine)
-    cols["concurrency"] = running["running"]  # the replica is costed at the running set it holds
+    PP = np.where(lay_fit[im, idv], np.array([x.pp for x in lays], dtype=float)[idv], 1.0)
+    pipe = _pipeline_columns(cols, PP, mt, hardware) if np.any(PP > 1.0) else None
+    running = _running_set(cols, mt, ht, engine, PP)
+    # the replica is costed at the running set it holds; with pp stages, one of its pp
+    # microbatches on the tensor-parallel group, turned into the pipeline below
+    cols["concurrency"] = np.ceil(running["running"] / PP)
     out = evaluate(cols, mt, ht, threads=1)
+    if pipe is not None:
+        out = _pipelined_full_load(out, cols, PP, running["running"], pipe)
     R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
     R.update({k: v.reshape(shape) for k, v in running.items()})
-    R.update(_poisson(scn, cols, mt, ht, shape, sets, R, engine))
+    R.update(_poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe))
     return sets, D, quants, kvs, C, acts, R, (lays, lay_fit)
 
 
-def _running_set(cols, mt, ht, engine) -> dict:
+def _pipeline_columns(cols, PP, mt, hardware) -> dict:
+    """Per grid row, the open loop's pipeline arguments (planner.cost.open_loop.poisson):
+    stages and one stage-to-stage send as latency + seconds per token (the device's link
+    at the spec's efficiency, the model's hidden size in the activation dtype: planner.cost
+    .layout.send_coefficients); infinite where a device has no link."""
+    from planner.cost.layout import send_coefficients
+    from planner.cost.tables import BYTES_BY_CODE
+
+    hw = np.asarray(cols["hardware"])
+    per_hw = np.array([send_coefficients(h, 1.0, 1.0) for h in hardware], dtype=float)  # per byte of one token
+    scale = mt.cols["hidden"][np.asarray(cols["model"])] * BYTES_BY_CODE[np.asarray(cols["act_dtype"])]
+    return {"pp": PP, "send_lat_s": per_hw[hw, 0], "send_s_per_token": per_hw[hw, 1] * scale}
+
+
+def _pipelined_full_load(out, cols, PP, running, pipe) -> dict:
+    """The full-load rows of pipeline layouts: the engine's row of one microbatch
+    (``ceil(running / pp)`` requests on the tensor-parallel group, the whole model) turned
+    into ``pp`` stages by planner.cost.layout.pipeline_rows, the formulas ``planner
+    estimate --pp`` and ``recommend`` use (the other rows as they are)."""
+    from planner.cost.layout import microbatches, pipeline_rows
+    from planner.cost.ops import VECTOR
+
+    micro = np.asarray(cols["concurrency"], dtype=float)
+    piped = PP > 1.0
+    hops = PP - 1.0
+    with np.errstate(all="ignore"):
+        dec = np.where(piped, hops * (pipe["send_lat_s"] + micro * pipe["send_s_per_token"]), 0.0)
+        pre = np.where(piped, hops * (pipe["send_lat_s"] + micro * np.asarray(cols["prompt_len"], dtype=float)
+                                      * pipe["send_s_per_token"]), 0.0)
+        n_mb = microbatches(VECTOR, PP, np.asarray(running, dtype=float), np.maximum(micro, 1.0))
+        rows = pipeline_rows(VECTOR, out, PP, n_mb, dec, pre)
+    res = dict(out)
+    for key, v in rows.items():
+        res[key] = np.where(piped, v, out[key]) if key in out else v
+    return res
+
+
+def _running_set(cols, mt, ht, engine, PP=1.0) -> dict:
     """Per grid row: the requests the replica runs at once, ``running`` (the searched
     ``C``, the engine's max_running and what the free KV memory holds: planner.cost
     .running, the one rule of the closed loop, the replay and the simulator), the memory
@@ -242,7 +285,14 @@ def _running_set(cols, mt, ht, engine) -> dict:
     C = np.minimum(np.asarray(cols["concurrency"], dtype=float), float(engine.max_running))
     with np.errstate(all="ignore"):
         n = running_limit(x, C, reserve, 1.0, P, G, share)
-        return {"running": n, "serves": serves_one(x, 1.0, P, G, share).astype(float)}
+        serves = serves_one(x, 1.0, P, G, share)
+        if np.any(np.asarray(PP) > 1.0):  # pipeline stages: 1/pp of the weights and KV per device
+            from planner.cost.layout import pipeline_memory
+
+            kv_pp, serves_pp = pipeline_memory(x, PP, 1.0, P, G, share, reserve)
+            n = np.where(PP > 1.0, np.minimum(C, kv_pp), n)
+            serves = np.where(PP > 1.0, serves_pp, serves)
+        return {"running": n, "serves": serves.astype(float)}
 
 
 def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str, Any]]:
@@ -259,7 +309,7 @@ def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str, Any]]:
     return out
 
 
-def _poisson(scn, cols, mt, ht, shape, sets, R, engine) -> dict:
+def _poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe=None) -> dict:
     """Per serving configuration (all axes but the length sets): the highest Poisson rate
     that keeps every SLO (planner.replica_rate.max_rates, with the running set of
     :func:`_running_set` at the mean lengths), and the metrics at that rate:
@@ -279,9 +329,10 @@ def _poisson(scn, cols, mt, ht, shape, sets, R, engine) -> dict:
     P = np.asarray(cols["prompt_len"], dtype=float).reshape(-1, nS)[keep]
     G = G_all[keep]
     Q = np.broadcast_to(np.array([s[1] for s in sets], dtype=float), P.shape)
-    cap = mean_rows["concurrency"].astype(float)  # the running set at the mean lengths
-    lam = max_rates(x, P, G, Q, scn.slo.bounds(), eng, cap, 2.0 * full[keep])
-    m = set_metrics(x, lam, P, G, Q, eng, cap)
+    cap = R["running"][..., 0].ravel()[keep]  # the running set at the mean lengths (all the pp microbatches)
+    rows_pipe = None if pipe is None else {k: np.asarray(v).reshape(-1, nS)[keep, 0] for k, v in pipe.items()}
+    lam = max_rates(x, P, G, Q, scn.slo.bounds(), eng, cap, 2.0 * full[keep], rows_pipe)
+    m = set_metrics(x, lam, P, G, Q, eng, cap, rows_pipe)
     out = {}
     for k, v in m.items():
         full_v = np.full((G_all.shape[0], nS), np.inf)

@@ -61,6 +61,15 @@ def send_s(link_bytes_per_s, latency_s, tokens, hidden, act_bytes):
     return latency_s + tokens * hidden * act_bytes / link_bytes_per_s
 
 
+def send_coefficients(hardware, hidden, act_bytes) -> tuple[float, float]:
+    """One stage-to-stage send as ``(latency_s, s_per_token)``: :func:`p2p_s` of ``n``
+    tokens is ``latency_s + n s_per_token`` (infinite where the device has no link)."""
+    bw = hardware.interconnect_gbps * 1e9 * hardware.interconnect_efficiency
+    if bw <= 0:
+        return float("inf"), float("inf")
+    return hardware.interconnect_latency_us * 1e-6, float(hidden) * float(act_bytes) / bw
+
+
 def p2p_s(hardware, tokens: float, hidden: int, act_bytes: float) -> float:
     """One stage-to-stage send of ``tokens`` hidden states: latency + bytes / link bandwidth
     (the device's interconnect at the efficiency the spec gives)."""
@@ -128,3 +137,21 @@ def pipeline(r: dict, *, pp: int, in_flight: int, micro: int, hardware, hidden: 
     out["pipeline"] = {"stages": pp, "microbatches": n_mb, "microbatch": micro, "bubble": 1.0 - n_mb / pp,
                        "send_per_step_s": dec_send}
     return out
+
+
+def pipeline_memory(x, pp, k, P, G, share, tokens_share):
+    """Per device with ``pp`` stages (each device holds 1/pp of the layers: of the weights
+    and of every request's KV cache, as :func:`pipeline_rows` divides them): the requests
+    the KV memory holds at once (planner.cost.footprint.kv_running_limit's rule, one
+    request's KV at ``P + tokens_share x G`` tokens; at least 1) and whether one request at
+    its full length fits (planner.cost.running.serves_one's rule). pp = 1: those rules."""
+    from planner.cost.footprint import kv_cache_bytes_per_device, memory_footprint
+
+    xp = x.xp
+    weights, _, acts, reserve, _, capacity = memory_footprint(x, 1.0, k, P, G, share, 1.0)
+    weights = weights / pp
+    per_request = kv_cache_bytes_per_device(x, 1.0, k, P, tokens_share * G, share) / pp
+    free = xp.maximum(capacity - weights - reserve - acts, 0.0)
+    limit = xp.maximum(xp.floor(free / xp.maximum(per_request, 1e-30)), 1.0)
+    full = kv_cache_bytes_per_device(x, 1.0, k, P, G, share) / pp
+    return limit, weights + reserve + acts + full <= capacity
