@@ -25,6 +25,7 @@ them to the vectorized engine as they are. Standard-library ``csv`` reads the fi
 from __future__ import annotations
 
 import csv
+import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.errors import InputError
+from planner.safeload import MAX_LOG_BYTES, read_text
 
 REQUIRED_COLUMNS = ("model_path", "system", "backend", "precision", "mode", "isl", "osl",
                     "batch_size", "tp_size", "silicon_ttft_ms", "silicon_tpot_ms")
@@ -125,21 +127,18 @@ def _number(text: str | None, file: str, line: int, column: str, *, whole: bool,
 def read_measured(path: str | Path) -> MeasuredRuns:
     """Read and check a measured-runs CSV. Bad input raises one InputError naming the
     file, the line and the column."""
-    p = Path(path)
-    file = str(p)
-    if not p.is_file():
-        raise InputError("file not found", file=file)
+    file = str(path)
+    text = read_text(path, MAX_LOG_BYTES)  # a folder, a missing file, not UTF-8: one InputError
+    if not text.strip():
+        raise InputError("file is empty (expected a CSV header line)", file=file)
     try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED_COLUMNS if c not in header]
-            if missing:
-                raise InputError(f"line 1: required column is missing (required: {', '.join(REQUIRED_COLUMNS)})",
-                                 file=file, field=missing[0])
-            rows = list(reader)
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not a UTF-8 CSV file ({exc.reason})", file=file) from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        header = reader.fieldnames or []
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise InputError(f"line 1: required column is missing (required: {', '.join(REQUIRED_COLUMNS)})",
+                             file=file, field=missing[0])
+        rows = list(reader)
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", file=file) from None
     n = len(rows)

@@ -3,9 +3,6 @@ fits naming the parameter, and writes profiles that load back (and into estimate
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from planner import serving_params as SP

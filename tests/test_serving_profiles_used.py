@@ -33,7 +33,7 @@ def test_estimate_uses_the_fitted_profile_like_the_replay(tmp_path, capsys, engi
     r = _estimate(capsys, "-m", "llama-3.1-8b", "-H", hw, "--engine", engine, "--arrival", "closed",
                   "--concurrency", str(c), "--devices", str(tp), "--prompt-len", "1024", "--gen-len", "256",
                   "--no-prefix-sharing")
-    assert r["efficiency"].startswith(f"serving profile ") and f"{hw}.{engine}.yaml" in r["efficiency"]
+    assert r["efficiency"].startswith("serving profile ") and f"{hw}.{engine}.yaml" in r["efficiency"]
     assert r["ttft_s"] == pytest.approx(pred.ttft_s[0], rel=1e-6)
     assert r["tpot_s"] == pytest.approx(pred.tpot_s[0], rel=1e-6)
 

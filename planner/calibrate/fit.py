@@ -33,7 +33,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from planner.calibrate.fit_gemv import fit_gemv_rows, gemv_weight, rows_correction
+from planner.calibrate.fit_gemv import fit_gemv_rows, rows_correction
+from planner.cost.passes import gemv_weight
 
 MIN_LEFT = 0.3  # a measurement minus fixed costs is kept at >= 30% of itself
 F_SCALE = 0.25  # soft-L1: log errors beyond ~25% count linearly (a disturbed sample pulls less)
@@ -350,7 +351,7 @@ def fit_measurements(rows: list[dict], *, main_dtype: str, kernels_per_layer: in
         rows_m = [r.get("m") for r in gt]
         if len(gt) >= 2 and all(isinstance(x, (int, float)) and x > 0 for x in rows_m):
             Ft, Bt, tt, Nt = _cols(gt, "flops", "bytes", "seconds", "n")
-            w1 = gemv_weight(rows_m) if dt == main_dtype else 0.0
+            w1 = gemv_weight(np, np.asarray(rows_m, dtype=float)) if dt == main_dtype else 0.0
             extra = w1 * (Bt * (stream_factor - 1.0) + Nt * row_bytes)
             pk, em, mh, trms = fit_compute_tokens(rows_m, Ft, Bt, tt, peak_flops=ref, peak_bw=bw, memory=mem_t,
                                                   fixed_s=op_s, row_bytes=extra)

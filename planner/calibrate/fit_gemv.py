@@ -10,7 +10,8 @@ are long streams faster at batch 1 than one with short rows: llama-3.2-1b (rows 
 2048-8192 values) at ~21 GB/s, qwen3-0.6b (1024-value rows, an LM head of 152k rows) at
 ~17 GB/s, which one bandwidth for both cannot express (it over-predicted llama-3.2-1b's
 batch-1 decode by 20-38%). The engine charges ``gemv_row_bytes`` per output row of a
-one-row GEMM (:func:`planner.cost.passes.gemm_memory_bytes`).
+one-row GEMM (:func:`planner.cost.passes.gemm_memory_bytes`, weighted by
+:func:`planner.cost.passes.gemv_weight`).
 
 :func:`fit_gemv_rows` fits ``t = (B + N r + w_half) / (bw e)`` on the one-row GEMMs
 (``e`` the memory curve's e_max, ``r`` the row cost in bytes, ``w_half`` the memory
@@ -69,12 +70,6 @@ def fit_gemv_rows(nbytes, out_rows, widths, seconds, *, peak_bw: float, w_half: 
     row_bytes = b / a if best.x[1] > floor + 1.0 else 0.0
     rms = float(np.sqrt(np.mean(residual(best.x) ** 2)))
     return 1.0 / (a * peak_bw), row_bytes, rms
-
-
-def gemv_weight(rows):
-    """How much of the per-row cost a GEMM of ``rows`` rows pays: all at one row, none
-    from two (the engine's weight in :func:`planner.cost.passes.gemm_memory_bytes`)."""
-    return np.clip(2.0 - np.asarray(rows, dtype=float), 0.0, 1.0)
 
 
 def rows_correction(rows_m, hyperbola_s, memory_s, seconds, *, tolerance: float = 0.01) -> dict[int, float]:

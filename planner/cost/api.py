@@ -17,8 +17,9 @@ import numpy as np
 from planner.bounds import check_count
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
-from planner.cost.engine import BOTTLENECKS, INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
+from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
 from planner.cost.kinetics import KINETICS_INTENSITY, b200_seconds
+from planner.cost.passes import BOTTLENECKS
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.dtypes import check_dtype
 from planner.errors import InputError

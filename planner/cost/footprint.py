@@ -7,12 +7,12 @@ either array namespace (``x.xp``).
 
 from __future__ import annotations
 
+from planner.units import JOULES_PER_KWH, SECONDS_PER_HOUR
+
 PREFILL_CHUNK_TOKENS = 8192     # prefill runs in chunks; weights are re-read per chunk (vLLM V1's max_num_batched_tokens default)
 RESERVE_FRACTION = 0.08         # runtime reserve: context, allocator, fragmentation (assumption, README "Cost model")
 ELECTRICITY_USD_PER_KWH = 0.12  # owned hardware only (US average commercial rate, EIA 2024)
 MEMORY_POWER_SHARE = 0.6        # dynamic power at full memory streaming / at full compute (assumption, README "Cost model")
-SECONDS_PER_HOUR = 3600.0
-JOULES_PER_KWH = 3.6e6
 
 
 def weight_bytes_per_device(x):

@@ -47,6 +47,13 @@ def launch_overhead_s(x, passes):
     return passes * x.kernels_per_pass * x.hw["overhead_s"]
 
 
+def gemv_weight(xp, rows):
+    """Share of the one-row GEMM (GEMV) costs a GEMM at ``rows`` rows per pass pays:
+    ``clip(2 - rows, 0, 1)``, all at one row, none from two, linear in between (also the
+    weight the calibration fit gives the GEMV terms: planner.calibrate.fit)."""
+    return xp.clip(2.0 - rows, 0.0, 1.0)
+
+
 def gemm_memory_bytes(x, weight_bytes, out_rows, rows):
     """Bytes-equivalent the memory side charges for GEMMs reading ``weight_bytes`` with
     ``out_rows`` output rows at ``rows`` rows per pass. A one-row GEMM (matrix-vector
@@ -55,7 +62,7 @@ def gemm_memory_bytes(x, weight_bytes, out_rows, rows):
     output row (``gemv_row_bytes``); from two rows on a GEMM is charged its bytes (linear
     in between). Both are 1 and 0 without calibration."""
     H = x.hw
-    w = x.xp.clip(2.0 - rows, 0.0, 1.0)
+    w = gemv_weight(x.xp, rows)
     return weight_bytes * (1.0 + w * (H["gemv_stream_factor"] - 1.0)) + out_rows * w * H["gemv_row_bytes"]
 
 

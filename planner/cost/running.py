@@ -8,8 +8,10 @@ runtime reserve and one request's activations, over one request's KV at ``P + r 
 tokens, ``r`` the engine's ``kv_reserve_output``). A negative ``kv_reserve`` means no KV
 cap (the steady state, the static-batch rows): the engine's limit alone.
 
-Used by the closed loop and the open loop (planner.cost.serving, through the
-``kv_reserve`` column that planner.cost.api.serving_columns sets), the discrete-event
+Used by the closed loop (planner.cost.serving) and the open loop
+(planner.cost.open_loop, which also takes its wait for a running slot from
+:func:`slot_wait`), both through the ``kv_reserve`` column that
+planner.cost.api.serving_columns sets, the discrete-event
 simulator's runs (planner.cost.serving_api.simulate_estimate) and the capacity report's
 Poisson sizing (planner.sizing), so that the analytic models, the simulator and the
 sizing admit the same requests.
