@@ -21,7 +21,7 @@ import numpy as np
 
 from planner import layouts as lay
 from planner import strategies as strat
-from planner.cost.engine import BOTTLENECKS
+from planner.cost.passes import BOTTLENECKS
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.errors import InputError
 from planner.quantization import QUANTIZATIONS, act_dtype_for

@@ -3,6 +3,8 @@ fits naming the parameter, and writes profiles that load back (and into estimate
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from planner import serving_params as SP

@@ -18,13 +18,9 @@ import numpy as np
 from planner.cost.context import Ctx
 from planner.cost.footprint import memory_footprint
 from planner.cost.kinetics import kinetics
-from planner.cost import passes as _passes
 from planner.cost.passes import REPORT_KEYS, assemble, decode_phase, prefill_phase
 from planner.cost.serving import serving_into
 from planner.cost.tables import HardwareTable, ModelTable
-
-# re-exported for planner.search and planner.sizing until they import it from passes
-BOTTLENECKS = _passes.BOTTLENECKS
 
 INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt_len", "gen_len",
                  "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing",
