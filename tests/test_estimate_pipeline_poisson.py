@@ -95,3 +95,14 @@ def test_bad_input_is_one_line_exit_2(argv, field, capsys):
     assert main(["estimate", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"'{field}'" in err
+
+
+def test_cli_simulates_pipeline_stages(capsys):
+    """``--simulate --pp`` runs the pipeline simulator (the JSON says so) for Poisson and
+    closed arrivals."""
+    base = ["estimate", "--prompt-len", "512", "--gen-len", "32", "--requests", "200", "--json"]
+    assert main([*base, "--pp", "2", "--rate", "5", "--simulate"]) == 0
+    sim = json.loads(capsys.readouterr().out)["simulation"]
+    assert sim["pp"] == 2 and sim["requests"] == 200 and sim["tpot"]["mean_s"] > 0
+    assert main([*base, "--pp", "2", "--concurrency", "8", "--arrival", "closed", "--simulate"]) == 0
+    assert json.loads(capsys.readouterr().out)["simulation"]["pp"] == 2
