@@ -111,16 +111,16 @@ def estimate_cmd(
                  engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving)
     r["efficiency"] = eff_label
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
-        for field, v in (("pp", pp), ("ep", ep), ("dp", dp)):
+        for field, v in (("ep", ep), ("dp", dp)):
             if v > 1:
-                raise InputError("the simulator runs tensor-parallel layouts only", field=field, value=v)
+                raise InputError("the simulator runs tensor and pipeline parallel layouts only", field=field, value=v)
         if arrival == "steady":
             raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
         r["simulation"] = simulate_estimate(
             m, h, devices=devices, concurrency=max(concurrency, 1) if arrival == "closed" else 0,
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
             kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
-            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s)
+            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp)
     r["assumptions"] = assumptions(h, eff_label)
     if json_out:
         print_json(r)
@@ -183,8 +183,12 @@ def print_estimate(r: dict) -> None:
                   f"{fmt_si(dg['kv_transfer_s'], 's')} per request; work and memory below are one decode worker's")
     if "pipeline" in r:
         pl = r["pipeline"]
-        con.print(f"pipeline: {pl['stages']} stages, {pl['microbatches']} microbatches of {pl['microbatch']} in flight "
-                  f"(bubble {pl['bubble']:.0%}), stage sends {fmt_si(pl['send_per_step_s'], 's')} per step")
+        if "max_running" in pl:  # Poisson arrivals: the open loop's groups (work and energy: the steady state's)
+            con.print(f"pipeline: {pl['stages']} stages, the running set (up to {pl['max_running']:g}) in "
+                      f"{pl['stages']} groups, stage sends {fmt_si(pl['send_per_step_s'], 's')} per step of one")
+        else:
+            con.print(f"pipeline: {pl['stages']} stages, {pl['microbatches']} microbatches of {pl['microbatch']} in "
+                      f"flight (bubble {pl['bubble']:.0%}), stage sends {fmt_si(pl['send_per_step_s'], 's')} per step")
     if r.get("unbounded"):
         con.print(f"[bold red]unbounded queueing[/]: {c.get('rate')} requests/s is above this configuration's "
                   "capacity; the queue and TTFT grow without limit")

@@ -234,7 +234,7 @@ def _pipelined(model, hardware, *, batch, concurrency, pp, arrival, **kw) -> dic
     from planner.dtypes import BITS
 
     if arrival == "poisson":
-        raise InputError("pipeline parallelism is costed for closed-loop, steady or static runs", field="pp", value=pp)
+        return _pipelined_poisson(model, hardware, batch=batch, concurrency=concurrency, pp=pp, **kw)
     in_flight = concurrency if concurrency > 0 else batch
     micro = -(-in_flight // pp)
     r = estimate(model, hardware, batch=micro if concurrency <= 0 else batch,
@@ -242,6 +242,47 @@ def _pipelined(model, hardware, *, batch, concurrency, pp, arrival, **kw) -> dic
     out = pipeline(r, pp=pp, in_flight=in_flight, micro=micro, hardware=hardware, hidden=model.hidden_size,
                    act_bytes=BITS[r["config"]["act_dtype"]] / 8.0, prompt_len=kw["prompt_len"])
     out["config"] = {**r["config"], "batch": batch, "concurrency": concurrency, "pp": pp}
+    return out
+
+
+def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine, serving, **kw) -> dict[str, Any]:
+    """Pipeline stages under Poisson arrivals at ``rate``: work, memory and energy are the
+    steady state's (as with one stage); TTFT, TPOT, latency, throughput and ``unbounded``
+    are the open loop's with ``pp`` stages (planner.cost.open_loop.poisson, the rule the
+    capacity report sizes pipeline replicas with, planner.sizing): the running set is the
+    engine's max_running capped by what the KV memory of a stage holds
+    (planner.cost.layout.pipeline_memory), one stage-to-stage send is
+    planner.cost.layout.send_coefficients of the model's hidden states."""
+    from planner.cost.context import Ctx
+    from planner.cost.layout import pipeline_memory, send_coefficients
+    from planner.cost.open_loop import poisson
+    from planner.cost.serving import effective_budget
+    from planner.dtypes import BITS
+
+    serve = serving_columns(engine, "poisson", rate)  # checks the rate
+    out = _pipelined(model, hardware, batch=batch, concurrency=concurrency, pp=pp, arrival="steady", rate=0.0,
+                     engine=engine, serving=serving, **kw)
+    cf = out["config"]
+    P, G, k = float(kw["prompt_len"]), float(kw["gen_len"]), float(kw["samples"])
+    layout = {"ep": kw["ep"], "attn_dp": kw["dp"]} if kw["ep"] != 1 or kw["dp"] != 1 else {}
+    mt, ht = tables_for(model, hardware, kw["efficiency"])
+    x = Ctx(columns(1, model=0, hardware=0, devices=kw["devices"], batch=1, concurrency=1, prompt_len=P, gen_len=G,
+                    samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"],
+                    weight_dtype=cf["weight_dtype"], act_dtype=cf["act_dtype"], kv_dtype=cf["kv_dtype"], **layout),
+            mt, ht)
+    host_s = float(serving["step_host_s"]) if serving else serve["host_step_s"]
+    with np.errstate(all="ignore"):
+        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"])
+        running = np.minimum(float(serve["max_running"]), kv_limit)
+        lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[cf["act_dtype"]] / 8.0)
+        budget = effective_budget(serve["token_budget"], P, max(concurrency, 1) * k, serve["chunked"])
+        o = {key: np.asarray(v).ravel()[0].item() for key, v in poisson(
+            x, rate, P, G, budget, host_s, running, pp, lat_s, per_token_s).items()}
+    out.update(ttft_s=o["ttft_s"], tpot_s=o["tpot_s"], latency_s=o["latency_s"],
+               throughput_tok_s=o["throughput_req_s"] * G * k, unbounded=bool(o["unbounded"]),
+               mode="serving, Poisson arrivals")
+    out["config"] = {**cf, "arrival": "poisson", "rate": rate}
+    out["pipeline"] = {**out["pipeline"], "max_running": float(np.asarray(running).ravel()[0])}
     return out
 
 

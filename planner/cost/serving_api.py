@@ -18,11 +18,13 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                       gen_len: int, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                       efficiency: Efficiency | None = None, engine=None, arrival: str = "closed",
                       rate: float = 0.0, n_requests: int | None = None, slo_ttft_s: float | None = None,
-                      slo_tpot_s: float | None = None, seed: int = 0) -> dict[str, Any]:
+                      slo_tpot_s: float | None = None, seed: int = 0, pp: int = 1) -> dict[str, Any]:
     """Run the discrete-event simulator (planner.cost.simulate) on one configuration:
     per-request TTFT / TPOT / end-to-end distributions, throughput, goodput, SLO
     attainment. ``n_requests`` defaults to the benchmark convention (10 x concurrency for
-    a closed loop, at least 1,000 for Poisson arrivals)."""
+    a closed loop, at least 1,000 for Poisson arrivals). ``pp`` > 1: the pipeline
+    simulator (planner.cost.simulate_pipeline) on ``devices``-wide stages, the running set
+    capped as ``estimate(pp=)`` caps it (planner.cost.layout.pipeline_memory)."""
     from planner.cost.context import Ctx
     from planner.cost.serving import REQUESTS_PER_CONCURRENCY
     from planner.cost.simulate import simulate_config, summarize
@@ -45,6 +47,10 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                    prompt_len=prompt_len, gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
                    **dt, **serve)
     x = Ctx(cols, mt, ht)
+    if pp > 1:
+        return _simulate_pipeline(x, model, hardware, engine, serve, pp=pp, prompt_len=prompt_len, gen_len=gen_len,
+                                  act_dtype=dt["act_dtype"], arrival=arrival, concurrency=concurrency, rate=rate,
+                                  n_requests=n_requests, seed=seed, slo=(slo_ttft_s, slo_tpot_s))
     if "kv_reserve" in serve:  # the running set the free KV memory holds, as the analytic models
         from planner.cost.running import running_limit
 
@@ -57,6 +63,35 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     out = summarize(sim, gen_len, slo_ttft_s, slo_tpot_s)
     out["engine"] = engine.name
     out["arrival"] = arrival
+    return out
+
+
+def _simulate_pipeline(x, model, hardware, engine, serve, *, pp, prompt_len, gen_len, act_dtype, arrival,
+                       concurrency, rate, n_requests, seed, slo) -> dict[str, Any]:
+    """:func:`simulate_estimate` with ``pp`` stages: the engine's budget and host time, the
+    running set min(max_running, what a stage's KV memory holds), the link's sends."""
+    from planner.cost.layout import pipeline_memory, send_coefficients
+    from planner.cost.serving import effective_budget
+    from planner.cost.simulate import summarize
+    from planner.cost.simulate_pipeline import simulate_pipeline
+    from planner.cost.steps import StepTable
+    from planner.dtypes import BITS
+
+    one = np.ones(1, dtype=x.dt)
+    with np.errstate(all="ignore"):
+        kv_limit, _ = pipeline_memory(x, float(pp), one, prompt_len * one, gen_len * one, np.zeros(1, dtype=bool),
+                                      serve["kv_reserve"])
+    running = int(min(engine.max_running, float(np.min(kv_limit))))
+    budget = int(effective_budget(engine.token_budget, prompt_len, max(concurrency, 1), engine.chunked_prefill))
+    lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[act_dtype] / 8.0)
+    table = StepTable(x, max(budget, int(concurrency), running if arrival == "poisson" else 0) + 1,
+                      engine.host_step_s)
+    sim = simulate_pipeline(table, pp=pp, send_lat_s=lat_s, send_s_per_token=per_token_s, prompt_len=prompt_len,
+                            gen_len=gen_len, token_budget=budget, max_running=running,
+                            chunked=engine.chunked_prefill, mixed=engine.mixed_batches, arrival=arrival,
+                            concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
+    out = summarize(sim, gen_len, *slo)
+    out.update(engine=engine.name, arrival=arrival, pp=pp, max_running=running)
     return out
 
 
