@@ -10,7 +10,10 @@ residual along one of them. Run:
 
     python benchmarks/decode_residuals.py [FILE.csv] [--datasheet] [--rows]
 
-(~20-40 s: one pooled fit). ``--rows`` also prints the 25 worst rows.
+(~20-40 s: one pooled fit). ``--rows`` also prints the 25 worst rows. The decode step is taken
+apart with the replay's own parameter set (fitted kernel time and link efficiency included), so
+its parts add up to the pure decode step the engine predicts; what the closed loop adds on top
+(the other requests' prefill chunks in the mixed steps) is its own table.
 """
 
 from __future__ import annotations
@@ -34,8 +37,8 @@ def decode_features(prep: Prepared, params) -> dict:
     """Per predictable aggregated row: the pure decode step's parts at the mean decode
     context (weights and KV bytes per device, times by kernel class), from the engine's
     own functions."""
+    from planner import serving_params as SP
     from planner.cost.context import Ctx
-    from planner.cost.efficiency import Curve, Efficiency
     from planner.cost.interconnect import allreduce_s
     from planner.cost.passes import dense_kernels, launch_overhead_s
     from planner.cost.steps import attention_time
@@ -43,10 +46,8 @@ def decode_features(prep: Prepared, params) -> dict:
     from planner.cost.weights import touched_experts
 
     sets = prep.parameter_sets(params)
-    effs = [Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
-                       interconnect=prep.hw[g].interconnect_efficiency,
-                       kernel_overhead_s=prep.hw[g].kernel_overhead_us * 1e-6, source=name)
-            for g, (name, v) in zip(prep.gnames, sets)]
+    # the replay's own efficiencies (fitted kernel time and link efficiency included)
+    effs = [SP.efficiency(prep.hw[g], v, name) for g, (name, v) in zip(prep.gnames, sets)]
     ht = HardwareTable.build([prep.hw[g] for g in prep.gnames], effs)
     x = Ctx(prep.cols, prep.mt, ht)
     C = prep.C.astype(float)
@@ -61,8 +62,9 @@ def decode_features(prep: Prepared, params) -> dict:
     touched = touched_experts(x, C)
     tpe = np.where(touched > 0, C * M["experts_per_token"] / np.maximum(touched, 1e-30), np.nan)
     host = np.array([v["step_host_s"] for _, v in sets])[prep.g_idx]
+    t_dec = (t_lin + t_att + t_comm + t_ovh) * x.hw["time_scale"] + host  # the pure decode step (steps.step_time)
     return {"t_lin": t_lin, "t_att": t_att, "t_comm": t_comm, "t_ovh": t_ovh, "host": host, "w_bytes": w_bytes,
-            "kv_bytes": kv_bytes, "tok_per_expert": tpe, "t_dec": t_lin + t_att + t_comm + t_ovh + host}
+            "kv_bytes": kv_bytes, "tok_per_expert": tpe, "t_dec": t_dec}
 
 
 def table(title, key, r, bins=None, fmt=str):
@@ -123,17 +125,21 @@ def main(argv):
           fmt=lambda v: f"{v:g}")
     table("host share of decode step", feats["host"] / feats["t_dec"], e, bins=[0.05, 0.1, 0.2, 0.4],
           fmt=lambda v: f"{v:g}")
+    # what the closed loop adds to the pure decode step: the other requests' prefill chunks
+    # in the mixed steps a request lives through (and the KV running cap's running set)
+    mixed = 1.0 - feats["t_dec"] / pred.tpot_s[idx]
+    table("mixed-step share of predicted TPOT", mixed, e, bins=[0.02, 0.1, 0.2, 0.35, 0.5], fmt=lambda v: f"{v:g}")
     table("MoE slots per touched expert", feats["tok_per_expert"], e, bins=[1.5, 3, 6, 12, 24, 48],
           fmt=lambda v: f"{v:g}")
     table("isl", runs.isl[idx], e)
     table("osl", runs.osl[idx], e)
     if "--rows" in argv:
         order = np.argsort(-np.abs(np.nan_to_num(e)))[:25]
-        print("\nworst rows: id, C, tp, pred ms, meas ms, t_lin t_att t_comm host (ms)")
+        print("\nworst rows: id, C, tp, pred ms, meas ms, t_lin t_att t_comm t_ovh host t_dec (ms)")
         for i in order:
             print(f"  {runs.ids[idx[i]]:<60} {C[i]:>5g} {runs.tp[idx[i]]:>3g} {pred.tpot_s[idx[i]] * 1e3:>7.2f} "
                   f"{meas[i] * 1e3:>7.2f}  " + " ".join(f"{feats[k][i] * 1e3:6.2f}" for k in
-                                                      ("t_lin", "t_att", "t_comm", "host")))
+                                                      ("t_lin", "t_att", "t_comm", "t_ovh", "host", "t_dec")))
     return 0
 
 
