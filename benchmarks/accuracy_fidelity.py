@@ -7,7 +7,13 @@ eval log `planner fit` reads, fit a profile through fit_eval_log (the CLI's path
 predict pass@1,000 and pass@10,000 with its 80% interval, and compare with the unbiased
 estimate (Chen et al. 2021) from all 10,000 samples. The truth is never seen by the fit.
 
-    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--difficulty auto] [--templates shipped|none|lomo|rasch] [--json]
+    .venv/bin/python benchmarks/accuracy_fidelity.py [--seeds 5] [--samples 100] [--difficulty auto]
+        [--templates shipped|none|lomo|rasch] [--weight rehearsed|equal|splits] [--json]
+--samples N draws N of every problem's samples instead of 100 (a protocol the stacking
+weight's kernel was not chosen on). --weight selects how the stacking weight is set:
+rehearsed (default, as planner fit: template_cv.local_alpha, kernel in ability), equal
+(the same rehearsals weighted equally), splits (the log's own splits, stacking.split_errors,
+the method before template_cv).
 By default (--templates shipped) the fit is what `planner fit` does: the task's shipped
 templates (examples/templates/math--*.yaml, each one model's 10,000 samples per problem with
 its per-problem counts) but the predicted model's own; with their counts the fit is the
@@ -61,7 +67,7 @@ def lomo_templates(counts: dict, model: str) -> list:
             for other, probs in counts.items() if other != model]
 
 
-def rasch_rows(counts: dict, model: str, seeds: int, truth: dict) -> list:
+def rasch_rows(counts: dict, model: str, seeds: int, truth: dict, samples: int = SEEN) -> list:
     """--templates rasch: the per-problem prior of rasch.py, leave one model out."""
     from planner.accuracy import logit_prior as LP
     from planner.accuracy import rasch as R
@@ -76,8 +82,8 @@ def rasch_rows(counts: dict, model: str, seeds: int, truth: dict) -> list:
     rows = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        c_seen = rng.hypergeometric(c_all, n_all - c_all, SEEN).astype(float)
-        n_seen = np.full(len(c_seen), float(SEEN))
+        c_seen = rng.hypergeometric(c_all, n_all - c_all, samples).astype(float)
+        n_seen = np.full(len(c_seen), float(samples))
         w = R.fit_new_model(ids, n_seen, c_seen, priors, fit.theta.values())
         reps = R.replicates(ids, n_seen, c_seen, priors, fit.theta.values(), seed=seed)
         for k in KS:
@@ -91,7 +97,24 @@ def rasch_rows(counts: dict, model: str, seeds: int, truth: dict) -> list:
     return rows
 
 
-def run(seeds: int = 5, difficulty: str = "auto", templates: str = "shipped", models=None) -> list:
+def run(seeds: int = 5, difficulty: str = "auto", templates: str = "shipped", models=None,
+        samples: int = SEEN, weight: str = "rehearsed") -> list:
+    """The benchmark's rows; ``weight`` swaps template_cv.local_alpha for the run (restored after)."""
+    from planner.accuracy import template_cv as TC
+
+    local_alpha = TC.local_alpha
+    if weight == "equal":
+        TC.local_alpha = lambda rows_, z: local_alpha(rows_, z, equal=True)
+    elif weight == "splits":
+        TC.local_alpha = lambda rows_, z: None
+    try:
+        rows = _run(seeds, difficulty, templates, models, samples)
+    finally:
+        TC.local_alpha = local_alpha
+    return rows
+
+
+def _run(seeds, difficulty, templates, models, samples) -> list:
     from planner.accuracy.estimators import pass_at_k_unbiased
     from planner.accuracy.fit import fit_eval_log
     from planner.accuracy.predict import predict
@@ -112,14 +135,14 @@ def run(seeds: int = 5, difficulty: str = "auto", templates: str = "shipped", mo
             c_all = np.array([p[2] for p in probs])
             truth = {k: float(pass_at_k_unbiased(n_all, c_all, np.full(len(n_all), k)).mean()) for k in KS}
             if templates == "rasch":
-                rows += rasch_rows(counts, model, seeds, truth)
+                rows += rasch_rows(counts, model, seeds, truth, samples)
                 print(f"# {model}: done", file=sys.stderr, flush=True)
                 continue
             for seed in range(seeds):
                 rng = np.random.default_rng(seed)
-                c_seen = rng.hypergeometric(c_all, n_all - c_all, SEEN)
+                c_seen = rng.hypergeometric(c_all, n_all - c_all, samples)
                 log = Path(tmp) / f"{model.replace(' ', '_')}-{seed}.jsonl"
-                log.write_text("".join(json.dumps({"problem": p[0], "n": SEEN, "correct": int(c)}) + "\n"
+                log.write_text("".join(json.dumps({"problem": p[0], "n": samples, "correct": int(c)}) + "\n"
                                        for p, c in zip(probs, c_seen)))
                 try:
                     res = fit_eval_log(log, model, "math", seed=seed, difficulty=difficulty, templates=tpl)
@@ -145,10 +168,16 @@ def main(argv=None) -> None:
                     help="shipped (default, as planner fit): the shipped examples/templates/math--*.yaml but "
                          "the model's own; none: no template (planner fit --no-templates); lomo: add the shared-shape prior fitted on the other models (leave one model out); "
                          "rasch: the per-problem Rasch prior of the other models (leave one model out)")
+    ap.add_argument("--samples", type=int, default=SEEN, help="samples seen per problem (default 100)")
+    ap.add_argument("--weight", choices=("rehearsed", "equal", "splits"), default="rehearsed",
+                    help="the stacking weight: rehearsed on the templates with a kernel in ability (default, as "
+                         "planner fit), the same rehearsals weighted equally, or the log's own splits")
     ap.add_argument("--models", nargs="*", help="only these models (e.g. 'Pythia 70M'); default all")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = run(args.seeds, args.difficulty, args.templates, args.models)
+    if not 1 <= args.samples <= 10000:
+        ap.error(f"--samples: {args.samples} is not in 1..10000")
+    rows = run(args.seeds, args.difficulty, args.templates, args.models, args.samples, args.weight)
     if args.json:
         print(json.dumps(rows, indent=1))
         return
@@ -164,7 +193,7 @@ def main(argv=None) -> None:
     width = np.mean([r["hi"] - r["lo"] for r in rows])
     print(f"all: mean |error| {err.mean():.3f}, max {err.max():.3f}, 80% interval coverage "
           f"{np.mean([r['covered'] for r in rows]):.2f}, mean width {width:.3f} "
-          f"({len(rows)} predictions, {args.seeds} seeds)")
+          f"({len(rows)} predictions, {args.seeds} seeds, {args.samples} samples seen, weight {args.weight})")
 
 
 if __name__ == "__main__":

@@ -49,6 +49,10 @@ def test_local_alpha_follows_the_models_of_similar_ability():
             rows.append((z, p_a - truth, p_r - truth))
     low, mid, high = (TC.local_alpha(rows, z) for z in (-8.5, -6.0, -3.5))
     assert low < 0.25 and high > 0.75 and low < mid < high   # the bandwidth is the spread of the abilities
+    # weighted equally (benchmarks/accuracy_fidelity.py --weight equal): one weight for every
+    # ability, between the groups' (half the rehearsals want 0, half 1)
+    flat = [TC.local_alpha(rows, z, equal=True) for z in (-8.5, -6.0, -3.5)]
+    assert flat[0] == flat[1] == flat[2] and low < flat[0] < high
 
 
 def test_local_alpha_needs_three_abilities():

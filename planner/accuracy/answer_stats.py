@@ -19,6 +19,17 @@ MIN_WRONG_FOR_SHARE = 4
 
 
 def fit_wrong_share(data: EvalData) -> Optional[dict]:
+    """Majority vote's eta (strategies.majority): over the problems j with at least
+    MIN_WRONG_FOR_SHARE wrong answers,
+
+        eta = sum_j max_a W_j(a) / sum_j W_j,
+
+    W_j(a) the count of wrong answer a on problem j (the top wrong answer's share of the
+    wrong answers, pooled: a ratio of sums, so problems with more wrong answers weigh
+    more). The "top wrong answer" race of the plurality vote is the model of strategies.py
+    (its module docstring); the statistic is its maximum-likelihood estimate under that
+    model (the share of a multinomial cell, pooled over problems). None when no problem
+    qualifies. Returns {"majority_top_wrong_share", "problems_used"}."""
     top = tot = 0
     used = 0
     for prob, lst in data.answers.items():
@@ -52,6 +63,19 @@ def _rankdata(x: np.ndarray) -> np.ndarray:
 
 
 def fit_reward_auc(data: EvalData) -> Optional[dict]:
+    """The reward model's pairwise ranking accuracy (best-of-k's AUC, strategies.best_of_k),
+    pooled over problems with both correct and wrong samples:
+
+        AUC = sum_j U_j / sum_j (n_pos,j x n_neg,j),  clipped to [0.01, 0.99],
+
+    U_j the Mann-Whitney U of problem j's correct scores against its wrong ones (rank sum
+    of the correct scores among all of j's scores, ties at mid-rank, minus
+    n_pos (n_pos + 1) / 2): the number of (correct, wrong) pairs ranked correctly, ties
+    counting 1/2 (Mann and Whitney 1947; U / (n_pos n_neg) is the area under the ROC curve,
+    Hanley and McNeil 1982). Pairs are only formed within a problem, as the reward model
+    only ranks a problem's own samples. The clip keeps rho = AUC / (1 - AUC) finite
+    (strategies.rho_from_auc). None when no problem has both. Returns {"reward_auc",
+    "problems_used"}."""
     num = den = 0.0
     used = 0
     for prob, lst in data.scores.items():

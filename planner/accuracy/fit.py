@@ -346,7 +346,12 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
                 "heldout_max_abs_error": round(held["max_abs_error"], 5)},
         "uncertainty": uncertainty,
         "sources": {"pass_at_1": src, "difficulty": src, "trace_length": src if trace else "assumption",
-                    "defaults": src},
+                    "defaults": src, "n_problems": f"{src}: the problems in the log",
+                    "reference_gen_len": ("planner fit --gen-len" if gen_len else
+                                          f"{src}: its longest trace" if trace is not None else
+                                          "assumption: 4096 tokens (no --gen-len, no token counts in the log)"),
+                    "quant_sensitivity": "assumption: 1.0, the neutral factor (an eval log at one precision "
+                                         "cannot fit it)"},
         "assumptions": assumptions,
     }
     spec_data["fit"] = {k: v for k, v in spec_data["fit"].items() if v is not None}

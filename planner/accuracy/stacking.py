@@ -89,8 +89,6 @@ def rasch_context(refs, problems) -> Optional[RaschContext]:
     """The Rasch prior of the templates ``refs`` for a log on ``problems``, or None where
     fewer than 2 templates carry counts or they know under MIN_KNOWN_SHARE of the log's
     problems."""
-    from planner.accuracy import rasch as R
-
     counts = template_counts(refs)
     if len(counts) < 2:
         return None

@@ -101,15 +101,18 @@ def rehearsals(ctx, n_log: int, seed: int = 0) -> list:
     return rows
 
 
-def local_alpha(rows, z: float) -> Optional[float]:
+def local_alpha(rows, z: float, equal: bool = False) -> Optional[float]:
     """The stacking weight of the per-problem prior from ``rows`` (rehearsals), weighted by
-    a normal kernel in ability around ``z`` (module docstring); None with rehearsals of
-    fewer than MIN_TEMPLATES distinct abilities (the caller falls back to the log's own
-    splits)."""
+    a normal kernel in ability around ``z`` (module docstring; ``equal``: every rehearsal
+    weighted the same, the comparison benchmarks/accuracy_fidelity.py --weight equal runs);
+    None with rehearsals of fewer than MIN_TEMPLATES distinct abilities (the caller falls
+    back to the log's own splits)."""
     if len(rows) == 0:
         return None
     zs, ea, er = (np.array([r[i] for r in rows], float) for i in range(3))
     if len(np.unique(zs)) < MIN_TEMPLATES:
         return None
+    if equal:
+        return stacking_weight(ea, er)
     h = max(float(np.std(zs, ddof=1)), LP.LOGIT_STEP)
     return stacking_weight(ea, er, weights=np.exp(-0.5 * ((zs - z) / h) ** 2))
