@@ -17,9 +17,7 @@ import numpy as np
 
 from planner import fleet
 from planner.quantization import QUANTIZATIONS
-from planner.units import HOURS_PER_MONTH, SECONDS_PER_HOUR
-
-SECONDS_PER_MONTH = HOURS_PER_MONTH * SECONDS_PER_HOUR
+from planner.units import HOURS_PER_MONTH, SECONDS_PER_MONTH
 
 
 def pick_candidate(scn, m, h, sub, D, quants, kvs, C, sets, acc, acts, rps, variant, eff_label, BOTTLENECKS,

@@ -16,7 +16,9 @@ from planner.accuracy import find_profile, list_profiles, predict
 from planner.accuracy import combinations as C
 from planner.accuracy import fastpaths as FP
 from planner.accuracy import penalties as P
-from planner.accuracy import strategies as S
+from planner.accuracy import inner_tables as IT
+from planner.accuracy import strategy_large_k as SL
+from planner.accuracy import strategy_tables as ST
 
 PR = importlib.import_module("planner.accuracy.predict")
 RNG = np.random.default_rng(7)
@@ -26,7 +28,7 @@ def _race_nodes(n=6000):
     """(s, pi) at random nodes plus the edge cases of the binomial sums."""
     p = RNG.random(n) ** 3
     w = (1 - p) * RNG.random(n)
-    s, pi = S.race_shares(p, RNG.uniform(0, 1, n) * w)
+    s, pi = ST.race_shares(p, RNG.uniform(0, 1, n) * w)
     s[:10], s[10:20], s[20:30], s[30:40], s[40:50] = 0.0, 1.0, 1e-12, 1 - 1e-12, 0.5
     s[50:60], s[60:70] = 1e-300, 1 - 1e-10
     pi[10:20] = RNG.random(10)
@@ -34,15 +36,15 @@ def _race_nodes(n=6000):
 
 
 def test_majority_pi_table_closed_form():
-    H = S._majority_inner(S._PI_GRID, 96)
-    ref = S._inner_expectations(S._PI_GRID, 96, S._h_majority)
+    H = IT._majority_inner(IT._PI_GRID, 96)
+    ref = ST._inner_expectations(IT._PI_GRID, 96, IT._h_majority)
     assert np.max(np.abs(H - ref)) < 1e-13
 
 
 @pytest.mark.parametrize("rho", [3.0, 1.0, 0.2, 1e-9, 1e9])
 def test_best_of_k_pi_table_bernstein(rho):
-    H = S._bernstein_table(S._h_vectors("best-of-k", rho, 96), S._PI_GRID)
-    ref = S._inner_expectations(S._PI_GRID, 96, S._h_luce(np.full(S._PI_GRID.shape, rho)))
+    H = IT._bernstein_table(IT._h_vectors("best-of-k", rho, 96), IT._PI_GRID)
+    ref = ST._inner_expectations(IT._PI_GRID, 96, ST._h_luce(np.full(IT._PI_GRID.shape, rho)))
     assert np.max(np.abs(H - ref)) < 1e-13
 
 
@@ -51,7 +53,7 @@ def test_powers():
     for K in (0, 1, 2, 3, 7, 8, 17, 32):
         ref = x[:, None] ** np.arange(K + 1)[None, :]
         ref[1, 2:] = 0.0                          # x < 1e-9: powers >= 2 dropped
-        assert np.allclose(S._powers(x, K), ref, rtol=1e-15, atol=0)
+        assert np.allclose(IT._powers(x, K), ref, rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize("kind,rho", [("majority", 0.0), ("best-of-k", 3.0), ("best-of-k", 0.5)])
@@ -60,9 +62,9 @@ def test_small_k_values_match_binomial_recursion(kind, rho, need):
     """Same pi table, the binomial sum over the number of race votes by the recursion over
     k in double precision (the former path, minus its single precision)."""
     s, pi = _race_nodes()
-    got = S.small_k_values(kind, rho, s, pi, need)
-    H = S._inner_interp(kind, rho, pi, max(need))
-    ref = S._outer_table(s, np.asarray(H, float), max(need), None)[need]
+    got = ST.small_k_values(kind, rho, s, pi, need)
+    H = IT._inner_interp(kind, rho, pi, max(need))
+    ref = ST._outer_table(s, np.asarray(H, float), max(need), None)[need]
     assert got.shape == (len(need), len(s))
     assert np.max(np.abs(got - ref)) < 1e-13
 
@@ -71,11 +73,11 @@ def test_tables_keep_their_api():
     s, pi = _race_nodes(300)
     p = s * pi
     t = s - p
-    tab = S.majority_table(p, t / 0.5, 0.5, 8, need=[2, 8])
+    tab = ST.majority_table(p, t / 0.5, 0.5, 8, need=[2, 8])
     assert tab.shape == (9, 300) and np.all(tab[[0, 1, 3, 4, 5, 6, 7]] == 0)
-    assert np.allclose(tab[[2, 8]], S.small_k_values("majority", 0.0, *S.race_shares(p, t), [2, 8]), atol=1e-15)
-    full = S.best_of_k_table(p, t, 0.75, 6)
-    assert np.allclose(full[1:], S.small_k_values("best-of-k", 3.0, *S.race_shares(p, t), range(1, 7)), atol=1e-15)
+    assert np.allclose(tab[[2, 8]], ST.small_k_values("majority", 0.0, *ST.race_shares(p, t), [2, 8]), atol=1e-15)
+    full = ST.best_of_k_table(p, t, 0.75, 6)
+    assert np.allclose(full[1:], ST.small_k_values("best-of-k", 3.0, *ST.race_shares(p, t), range(1, 7)), atol=1e-15)
 
 
 def test_majority_large_k_matches_coefficient_form():
@@ -84,8 +86,8 @@ def test_majority_large_k_matches_coefficient_form():
     p[0, :5] = 0.0
     t[0, :5] = 0.0
     k = np.array([33.0, 64.0, 100.0, 1000.0, 1e5])[RNG.integers(0, 5, 200)][:, None]
-    ref = S.majority_from_coeffs(S.majority_coeffs(p, t), k)
-    assert np.max(np.abs(S.majority_large_k(p, t, k) - ref)) < 1e-13
+    ref = SL.majority_from_coeffs(SL.majority_coeffs(p, t), k)
+    assert np.max(np.abs(SL.majority_large_k(p, t, k) - ref)) < 1e-13
 
 
 def _search_block_combinations(prof, extra=200):

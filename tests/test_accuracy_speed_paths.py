@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.accuracy import find_profile
-from planner.accuracy import strategies as S
+from planner.accuracy import inner_tables as IT
 from planner.accuracy import strategy_large_k as LK
 from planner.accuracy import strategy_tables as ST
 from planner.accuracy.combinations import _distinct_pairs, node_probabilities
@@ -49,10 +49,10 @@ def test_small_k_values_equal_binomial_recursion_column_by_column(kind, auc, nee
     rng = np.random.default_rng(seed)
     need = sorted(need)
     s, pi = _grouped_nodes(rng, groups)
-    rho = float(S.rho_from_auc(auc)) if kind == "best-of-k" else 0.0
-    got = S.small_k_values(kind, rho, s, pi, need)
-    H = S._inner_interp(kind, rho, pi, max(need))                  # the same pi table
-    ref = S._outer_table(s, np.asarray(H, float), max(need), None)[need]
+    rho = float(ST.rho_from_auc(auc)) if kind == "best-of-k" else 0.0
+    got = ST.small_k_values(kind, rho, s, pi, need)
+    H = IT._inner_interp(kind, rho, pi, max(need))                  # the same pi table
+    ref = ST._outer_table(s, np.asarray(H, float), max(need), None)[need]
     ordinary = (s * max(need) >= 1e-7) & (1.0 - s >= 1e-9)
     assert got.shape == (len(need), s.size)
     assert np.max(np.abs(got[:, ordinary] - ref[:, ordinary])) < 1e-13
@@ -65,9 +65,9 @@ def test_small_k_values_chunks_do_not_interact():
     rng = np.random.default_rng(3)
     s, pi = _grouped_nodes(rng, 400)
     need = [2, 4, 8, 16, 32]
-    whole = S.small_k_values("majority", 0.0, s, pi, need)
+    whole = ST.small_k_values("majority", 0.0, s, pi, need)
     for lo, hi in ((0, 7), (1000, 1601), (2394, 2400)):
-        part = S.small_k_values("majority", 0.0, s[lo:hi], pi[lo:hi], need)
+        part = ST.small_k_values("majority", 0.0, s[lo:hi], pi[lo:hi], need)
         assert np.max(np.abs(part - whole[:, lo:hi])) < 1e-15
 
 
@@ -103,13 +103,13 @@ def test_poisson_table_is_the_poisson_sum():
     """At grid points the table is sum_n Pois(n; lambda) H[n](pi), H exact (recursion)."""
     tab = LK._poisson_table("majority", 0.0)
     rng = np.random.default_rng(0)
-    ip = rng.integers(0, len(S._PI_GRID), 5)
+    ip = rng.integers(0, len(IT._PI_GRID), 5)
     il = rng.integers(0, len(LK._LAM_GRID), 5)
-    pi = S._PI_GRID[ip]
-    H = S._inner_expectations(pi, S._N_POISSON, S._h_majority)     # (N + 1, 5)
+    pi = IT._PI_GRID[ip]
+    H = ST._inner_expectations(pi, IT._N_POISSON, IT._h_majority)     # (N + 1, 5)
     for j in range(5):
         lam = LK._LAM_GRID[il[j]]
-        pmf = np.array([math.exp(-lam) * lam ** n / math.factorial(n) for n in range(S._N_POISSON + 1)])
+        pmf = np.array([math.exp(-lam) * lam ** n / math.factorial(n) for n in range(IT._N_POISSON + 1)])
         assert abs(tab[ip[j], il[j]] - pmf @ H[:, j]) < 1e-12
 
 

@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.accuracy import list_profiles, load_profile, predict
-from planner.accuracy import strategies as S
+from planner.accuracy import inner_tables as IT
+from planner.accuracy import strategy_tables as ST
 
 PROFILES = [load_profile(f"{m}/{t}") for t, m in list_profiles()]
 DTYPES = ["bf16", "fp8", "int8", "int4"]
@@ -56,8 +57,8 @@ def test_k_grid_powers_match_per_row_float64(prof, strat, kind, n, start, L, T, 
 def _binomial_sum_reference(kind, rho, s, pi, need):
     """T[k] = sum_n Bin(n; k, s) H[n](pi), H by the binomial recursion (exact)."""
     K = max(need)
-    h = S._h_majority if kind == "majority" else S._h_luce(np.full(pi.size, rho))
-    H = S._inner_expectations(pi, K, h)
+    h = IT._h_majority if kind == "majority" else ST._h_luce(np.full(pi.size, rho))
+    H = ST._inner_expectations(pi, K, h)
     out = np.zeros((len(need), s.size))
     for m, k in enumerate(need):
         for n_ in range(k + 1):
@@ -76,8 +77,8 @@ def test_rare_vote_nodes_match_binomial_sum(kind, auc, need, seed):
     s = np.where(rng.random(n) < 0.5, 10 ** rng.uniform(-16, -8.6, n), rng.random(n))
     s[:5] = 0.0
     pi = rng.random(n)
-    rho = float(S.rho_from_auc(auc)) if kind == "best-of-k" else 0.0
-    got = S.small_k_values(kind, rho, s, pi, need)
+    rho = float(ST.rho_from_auc(auc)) if kind == "best-of-k" else 0.0
+    got = ST.small_k_values(kind, rho, s, pi, need)
     ref = _binomial_sum_reference(kind, rho, s, pi, need)
     rare = s * max(need) < 1e-7
     assert np.max(np.abs(got[:, rare] - ref[:, rare])) < 1e-14

@@ -14,6 +14,7 @@ import pytest
 from scipy import integrate, special
 
 from planner.accuracy import strategies as S
+from planner.accuracy import strategy_tables as ST
 from planner.accuracy.difficulty import BetaDifficulty, EmpiricalDifficulty, MixtureDifficulty, beta_pass_at_k
 from planner.accuracy.estimators import pass_at_k_product, pass_at_k_unbiased
 from planner.accuracy.quadrature import beta_mixture_grid
@@ -67,7 +68,7 @@ def test_majority_matches_monte_carlo(p, eta, k):
     C, W = _mc_counts(rng, p, t, k)
     mc = np.mean((C > W) + 0.5 * ((C == W) & (C > 0)))
     # exact recursion for k <= 16; beyond, the Edgeworth approximation adds up to ~2e-3
-    tol = TOL_MC + (0.0 if k <= S.K_EXACT else 3e-3)
+    tol = TOL_MC + (0.0 if k <= ST.K_EXACT else 3e-3)
     assert abs(float(S.majority(p, k, eta)) - mc) < tol
 
 
@@ -80,7 +81,7 @@ def test_best_of_k_matches_monte_carlo(p, w, auc, k):
     C, W = _mc_counts(rng, p, w, k)
     den = rho * C + W
     pick_correct = rng.random(N_MC) < np.where(den > 0, rho * C / np.where(den > 0, den, 1), 0.0)
-    tol = TOL_MC + (0.0 if k <= S.K_EXACT else 2e-3)
+    tol = TOL_MC + (0.0 if k <= ST.K_EXACT else 2e-3)
     assert abs(float(S.best_of_k(p, k, auc, w)) - pick_correct.mean()) < tol
 
 

@@ -74,7 +74,7 @@ def fit_reward_auc(data: EvalData) -> Optional[dict]:
     counting 1/2 (Mann and Whitney 1947; U / (n_pos n_neg) is the area under the ROC curve,
     Hanley and McNeil 1982). Pairs are only formed within a problem, as the reward model
     only ranks a problem's own samples. The clip keeps rho = AUC / (1 - AUC) finite
-    (strategies.rho_from_auc). None when no problem has both. Returns {"reward_auc",
+    (strategy_tables.rho_from_auc). None when no problem has both. Returns {"reward_auc",
     "problems_used"}."""
     num = den = 0.0
     used = 0

@@ -13,6 +13,8 @@ import numpy as np
 
 from planner.accuracy import special
 from planner.accuracy import strategies as S
+from planner.accuracy import strategy_large_k as SL
+from planner.accuracy import strategy_tables as ST
 
 _CHUNK = 8192
 
@@ -30,11 +32,11 @@ def _small_k_tables(kind, p_tab, w_tab, weights, u_idx, k, param):
     for sel in groups:
         pp = p_tab[pu[sel]]
         if kind == "majority":     # eta may differ between pairs
-            s, pi = S.race_shares(pp, pv[sel, None] * w_tab[pu[sel]])
-            vals_ = S.small_k_values("majority", 0.0, s, pi, need)
+            s, pi = ST.race_shares(pp, pv[sel, None] * w_tab[pu[sel]])
+            vals_ = ST.small_k_values("majority", 0.0, s, pi, need)
         else:
-            s, pi = S.race_shares(pp, w_tab[pu[sel]])
-            vals_ = S.small_k_values("best-of-k", float(S.rho_from_auc(pv[sel[0]])), s, pi, need)
+            s, pi = ST.race_shares(pp, w_tab[pu[sel]])
+            vals_ = ST.small_k_values("best-of-k", float(ST.rho_from_auc(pv[sel[0]])), s, pi, need)
         exp_tab[:, sel] = vals_.reshape(len(need), len(sel), G) @ weights
     return exp_tab[np.searchsorted(need, k), pair_inv.ravel()]
 
@@ -209,7 +211,7 @@ def _evaluate_rows(strat, p_tab, w_tab, weights, u, k, c, s, eta, auc):
             out[sl] = vals @ weights
         return out
     param = auc
-    small = k <= S.K_EXACT
+    small = k <= ST.K_EXACT
     if np.any(small):
         out[small] = _small_k_tables(strat, p_tab, w_tab, weights, u[small], k[small], param[small])
     big = np.flatnonzero(~small)
@@ -218,7 +220,7 @@ def _evaluate_rows(strat, p_tab, w_tab, weights, u, k, c, s, eta, auc):
         pinv = pinv.ravel()
         coeffs = []
         for v in vals:
-            cf = S.best_of_k_coeffs(p_tab, w_tab, float(S.rho_from_auc(v)))
+            cf = SL.best_of_k_coeffs(p_tab, w_tab, float(ST.rho_from_auc(v)))
             coeffs.append(([np.asarray(x).astype(np.float32) for x in cf[:5]], cf[5]))
         for lo in range(0, len(big), _CHUNK):
             rows = big[lo:lo + _CHUNK]
@@ -230,7 +232,7 @@ def _evaluate_rows(strat, p_tab, w_tab, weights, u, k, c, s, eta, auc):
                     continue
                 arrs, rho = coeffs[j]
                 cf = [x[u[rows[sel]]] for x in arrs] + [rho]
-                v = S.best_of_k_from_coeffs(cf, kk[sel])
+                v = SL.best_of_k_from_coeffs(cf, kk[sel])
                 res[sel] = v.astype(np.float64) @ weights
             out[rows] = res
     return out

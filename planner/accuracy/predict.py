@@ -18,7 +18,7 @@ How one configuration is evaluated (all steps are array expressions):
 Step 2 depends only on (gen_len, kv_budget, dtypes), and only through (u, log q, delta)
 (combination_parameters), so it runs once per distinct triple; step 3 runs once per
 distinct (combination, k, strategy parameters), in chunks. Majority and best-of-k for
-k <= 32 are exact binomial sums (strategies.small_k_values: one matrix product per block
+k <= 32 are exact binomial sums (strategy_tables.small_k_values: one matrix product per block
 of nodes, double precision); beyond, Poisson tables and the Edgeworth / delta-method
 expansions; beyond 2000 distinct combinations interpolation between them, see
 _interpolated_rows. Timings (2 shared cores, one BLAS thread) for 1e5 configurations =
@@ -40,6 +40,8 @@ import numpy as np
 
 from planner.accuracy import penalties as P
 from planner.accuracy import strategies as S
+from planner.accuracy import strategy_large_k as SL
+from planner.accuracy import strategy_tables as ST
 from planner.accuracy.combinations import (
     _broadcast_inputs,
     _combo_index,
@@ -120,7 +122,7 @@ def _majority_rows(eff, grid, u, k, eta, roots=None, eff_tab=None, expand=None):
     so the jump and the steep finite-k transition around it are integrated accurately.
     x* (the first x with p > eta w) comes from _majority_roots (closed form or Newton,
     checked) or else a search (_split_points); the split grids' tails are merged
-    (_merge_tails), and k <= K_EXACT is summed exactly (strategies.small_k_values).
+    (_merge_tails), and k <= K_EXACT is summed exactly (strategy_tables.small_k_values).
     ``eff`` locates the split points (marginal trace lengths); ``eff_tab`` (default eff)
     gives the tables, with the trace-length problem effect, whose columns ``expand`` maps
     the weights to (combinations.effect_weights)."""
@@ -140,12 +142,12 @@ def _majority_rows(eff, grid, u, k, eta, roots=None, eff_tab=None, expand=None):
     if expand is not None:
         wts = expand(wts)
     out = np.empty(len(k))
-    small = k <= S.K_EXACT
+    small = k <= ST.K_EXACT
     if np.any(small):
         G = p_tab.shape[1]
         need = np.unique(k[small])
-        s, pi = S.race_shares(p_tab, pe[:, None] * w_tab)
-        sub = S.small_k_values("majority", 0.0, s, pi, need).reshape(len(need), len(pu), G)
+        s, pi = ST.race_shares(p_tab, pe[:, None] * w_tab)
+        sub = ST.small_k_values("majority", 0.0, s, pi, need).reshape(len(need), len(pu), G)
         exp_tab = np.einsum("kpg,pg->kp", sub, wts)
         out[small] = exp_tab[np.searchsorted(need, k[small]), pair_of_row[small]]
     big = np.flatnonzero(~small)
@@ -154,7 +156,7 @@ def _majority_rows(eff, grid, u, k, eta, roots=None, eff_tab=None, expand=None):
         for lo_ in range(0, len(big), _CHUNK):
             rows = big[lo_:lo_ + _CHUNK]
             pr = pair_of_row[rows]
-            vals_ = S.majority_large_k(p_tab[pr], t_tab[pr], k[rows, None])
+            vals_ = SL.majority_large_k(p_tab[pr], t_tab[pr], k[rows, None])
             out[rows] = np.einsum("rg,rg->r", vals_, wts[pr])
     return out
 

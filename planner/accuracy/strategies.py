@@ -36,53 +36,9 @@ import numpy as np
 
 from planner.accuracy import special
 # The tables and expansions behind majority and best-of-k live in strategy_tables.py
-# and inner_tables.py (exact, k <= K_EXACT) and strategy_large_k.py (Poisson / Edgeworth / delta method);
-# their names are re-exported here, where callers and tests import them.
-from planner.accuracy.strategy_large_k import (  # noqa: F401
-    _LAM_GRID,
-    _LAM_STEP,
-    LAMBDA_POISSON,
-    _best_of_k_delta,
-    _majority_normal,
-    _poisson_lookup,
-    _poisson_table,
-    best_of_k_coeffs,
-    best_of_k_from_coeffs,
-    majority_coeffs,
-    majority_from_coeffs,
-    majority_large_k,
-)
-from planner.accuracy.inner_tables import (  # noqa: F401
-    _N_POISSON,
-    _PI_GRID,
-    _bernstein_table,
-    _binomials,
-    _h_majority,
-    _h_vectors,
-    _inner_interp,
-    _inner_interp_rows,
-    _inner_on_grid,
-    _interp_rows,
-    _interp_table,
-    _majority_binomials,
-    _majority_inner,
-    _odd_table,
-    _powers,
-)
-from planner.accuracy.strategy_tables import (  # noqa: F401
-    _CHUNK_NODES,
-    _S_ONE,
-    K_EXACT,
-    _h_luce,
-    _inner_expectations,
-    _outer_table,
-    _table_from_values,
-    best_of_k_table,
-    majority_table,
-    race_shares,
-    rho_from_auc,
-    small_k_values,
-)
+# and inner_tables.py (exact, k <= K_EXACT) and strategy_large_k.py (Poisson / Edgeworth / delta method).
+from planner.accuracy.strategy_large_k import _best_of_k_delta, _majority_normal
+from planner.accuracy.strategy_tables import K_EXACT, best_of_k_table, majority_table, rho_from_auc
 
 STRATEGIES = ("pass@k", "verify", "majority", "best-of-k", "single")
 

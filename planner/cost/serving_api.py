@@ -12,6 +12,7 @@ from planner.cost.api import columns, estimate, serving_columns, validate_config
 from planner.cost.efficiency import Efficiency
 from planner.cost.tables import HardwareTable, ModelTable
 from planner.errors import InputError
+from planner.units import SECONDS_PER_HOUR
 
 
 def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1, prompt_len: int,
@@ -146,7 +147,7 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
     out = dict(base)
     out.update(ttft_s=d["ttft_s"], tpot_s=d["tpot_s"], latency_s=d["latency_s"],
                throughput_tok_s=d["throughput_req_s"] * gen_len,
-               cost_usd=total * hardware.hourly_usd / 3600.0 / d["throughput_req_s"],
+               cost_usd=total * hardware.hourly_usd / SECONDS_PER_HOUR / d["throughput_req_s"],
                device_seconds=total / d["throughput_req_s"])
     out["mode"] = "serving, disaggregated prefill/decode (closed loop)"
     out["config"] = {**base["config"], "concurrency": concurrency, "arrival": "closed"}

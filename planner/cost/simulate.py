@@ -60,7 +60,7 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     t, done, steps = 0.0, 0, 0
 
     def finish_group(ids, when):
-        nonlocal n_dec, sum_join, done, spawned
+        nonlocal done, spawned
         for i in ids:
             finish[i] = when
             done += 1
