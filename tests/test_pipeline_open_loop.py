@@ -10,22 +10,12 @@ import numpy as np
 import pytest
 
 from planner.catalog import load_hardware, load_model
-from planner.cost.api import columns
-from planner.cost.context import Ctx
 from planner.cost.layout import p2p_s, send_coefficients
 from planner.cost.open_loop import poisson
 from planner.cost.simulate import simulate
 from planner.cost.simulate_pipeline import simulate_pipeline
 from planner.cost.steps import StepTable, step_time
-from planner.cost.tables import HardwareTable, ModelTable
-
-
-def ctx(model="llama-3.1-8b", hw="h100-sxm", tp=1, w="bf16"):
-    mt = ModelTable.build([load_model(model)])
-    ht = HardwareTable.build([load_hardware(hw)], [None])
-    cols = columns(1, model=0, hardware=0, devices=tp, batch=1, concurrency=1, prompt_len=1024, gen_len=256,
-                   samples=1, kv_budget=0, prefix_sharing=False, weight_dtype=w, act_dtype=w, kv_dtype="bf16")
-    return Ctx(cols, mt, ht)
+from tests.test_serving import ctx
 
 
 def sends(model="llama-3.1-8b", hw="h100-sxm", act_bytes=2.0):

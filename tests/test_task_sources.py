@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from planner.accuracy.profile import TaskProfile
+from tests.test_sources import _number_keys as number_keys
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKS = sorted((ROOT / "tasks").glob("*.yaml"))
@@ -30,16 +31,7 @@ EXEMPT_FITTED = {"fit", "uncertainty"}   # records derived from the difficulty's
 
 
 def _number_keys(doc: dict) -> set:
-    def has_number(v) -> bool:
-        if isinstance(v, bool):
-            return False
-        if isinstance(v, (int, float)):
-            return True
-        if isinstance(v, dict):
-            return any(has_number(c) for c in v.values())
-        return isinstance(v, list) and any(has_number(c) for c in v)
-
-    return {k for k, v in doc.items() if has_number(v)} - {"sources"}
+    return number_keys(doc, not_facts={"sources"})
 
 
 def _unsourced(doc: dict, exempt=frozenset()) -> set:

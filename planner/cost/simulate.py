@@ -34,6 +34,34 @@ import numpy as np
 from planner.cost.steps import StepTable
 
 
+def take_prefill(prefill: deque, room: int, prompt_len: int, chunked: bool, decodes: int
+                 ) -> tuple[int, float, list[int]]:
+    """One step's prefill work, taken in arrival order from ``prefill`` (entries
+    ``[request, prompt tokens done]``) into ``room`` tokens of the budget: a prompt is cut
+    into chunks when ``chunked``, else it waits for a step it fits in whole (unless the step
+    is otherwise empty). Returns (prefill tokens, the sum of their causal contexts, the
+    requests whose prompt completes); progress is written back and the completed entries
+    leave the queue. The context of tokens a+1..a+take is sum (a + j) = (2a + take + 1) take / 2."""
+    p, ctx_sum, completed = 0, 0.0, []
+    for item in prefill:
+        free = room - p
+        if free <= 0:
+            break
+        rem = prompt_len - item[1]
+        if not chunked and rem > free and (p > 0 or decodes > 0):
+            break
+        take = min(rem, free)
+        a = item[1]
+        ctx_sum += (2.0 * a + take + 1.0) * take * 0.5
+        item[1] = a + take
+        p += take
+        if item[1] == prompt_len:
+            completed.append(item[0])
+    for _ in completed:
+        prefill.popleft()
+    return p, ctx_sum, completed
+
+
 def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: int, max_running: int,
              chunked: bool, mixed: bool, arrival: str = "closed", concurrency: int = 1,
              rate: float | None = None, n_requests: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
@@ -101,25 +129,8 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
         while waiting and len(prefill) + n_dec < max_running:
             prefill.append([waiting.popleft(), 0])
         d = n_dec if mixed else 0
-        room = B - d
-        p, ctx_sum, completed = 0, 0.0, []
-        for item in prefill:
-            free = room - p
-            if free <= 0:
-                break
-            rem = P - item[1]
-            if not chunked and rem > free and (p > 0 or d > 0):
-                break
-            take = min(rem, free)
-            a = item[1]
-            ctx_sum += (2.0 * a + take + 1.0) * take * 0.5
-            item[1] = a + take
-            p += take
-            if item[1] == P:
-                completed.append(item[0])
+        p, ctx_sum, completed = take_prefill(prefill, B - d, P, chunked, d)
         if p:
-            for _ in completed:
-                prefill.popleft()
             mean_ctx = P + 1.0 + D - sum_join / n_dec if n_dec else 0.0
             t += table.time(d, p, d + len(completed), mean_ctx, ctx_sum / p)
             steps += 1

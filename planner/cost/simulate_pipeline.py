@@ -35,6 +35,7 @@ from collections import deque
 
 import numpy as np
 
+from planner.cost.simulate import take_prefill
 from planner.cost.steps import StepTable
 
 
@@ -123,24 +124,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
         """The group's next step: (decodes carried, prefill tokens, prompts completed,
         mean causal context of the prefill tokens); chunk progress is taken."""
         d = g.n_dec if mixed else 0
-        room = B - d
-        p, ctx_sum, completed = 0, 0.0, []
-        for item in g.prefill:
-            free = room - p
-            if free <= 0:
-                break
-            rem = P - item[1]
-            if not chunked and rem > free and (p > 0 or d > 0):
-                break
-            take = min(rem, free)
-            a = item[1]
-            ctx_sum += (2.0 * a + take + 1.0) * take * 0.5
-            item[1] = a + take
-            p += take
-            if item[1] == P:
-                completed.append(item[0])
-        for _ in completed:
-            g.prefill.popleft()
+        p, ctx_sum, completed = take_prefill(g.prefill, B - d, P, chunked, d)
         return d, p, completed, (ctx_sum / p if p else 0.0)
 
     while done < N:
