@@ -25,9 +25,13 @@ def test_model_aliases(alias, name):
     assert load_model(alias).name == name
 
 
+# the system names of NVIDIA aiconfigurator (ai-dynamo/aiconfigurator: its systems/*.yaml and
+# the GPU -> system map of its Dynamo integration: h100_sxm, h200_sxm, b200_sxm, gb200_sxm,
+# a100_sxm, l40s, h100_pcie), which the measured files' `system` column carries
 @pytest.mark.parametrize("alias, name", [
     ("h100_sxm", "h100-sxm"), ("h200_sxm", "h200"), ("b200_sxm", "b200"), ("gb200", "gb200"),
-    ("b300_sxm", "b300"), ("gb300", "gb300"), ("H100_SXM", "h100-sxm"),
+    ("gb200_sxm", "gb200"), ("b300_sxm", "b300"), ("gb300", "gb300"), ("gb300_sxm", "gb300"),
+    ("H100_SXM", "h100-sxm"), ("a100_sxm", "a100-sxm-80gb"), ("l40s", "l40s"), ("h100_pcie", "h100-pcie"),
 ])
 def test_hardware_aliases(alias, name):
     assert load_hardware(alias).name == name
