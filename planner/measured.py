@@ -65,6 +65,19 @@ PRECISIONS = {
     "nvfp4": ("fp4", FP4_OR_BF16, "bf16"),
     "mxfp4": ("fp4", FP4_OR_BF16, "bf16"),
     "w4a8_mxfp4_fp8": ("fp4", "fp8", "bf16"),
+    # the rest of NVIDIA aiconfigurator's GEMM / MoE quant modes (its common.py,
+    # GEMMQuantMode and MoEQuantMode: memory bytes per weight, compute 1 = 16-bit,
+    # 2 = 8-bit, 4 = fp4), which its silicon sample's quant columns carry
+    "float16": ("fp16", "fp16", "fp16"),
+    "bfloat16": ("bf16", "bf16", "bf16"),
+    "int8_wo": ("int8", "bf16", "bf16"),          # w8a16
+    "sq": ("int8", "int8", "bf16"),               # SmoothQuant w8a8 (int8)
+    "fp8_static": ("fp8", "fp8", "bf16"),
+    "fp8_ootb": ("fp8", "fp8", "bf16"),
+    "w4afp8": ("int4", "fp8", "bf16"),            # int4 weights, fp8 activations
+    "w4a16_mxfp4": ("fp4", "bf16", "bf16"),       # gpt-oss's native format, 16-bit math
+    "w4a8_mxfp4_mxfp8": ("fp4", "fp8", "bf16"),   # mxfp4 weights, mxfp8 activations
+    "w4a8_mxfp4_mxfp8_trtllm": ("fp4", "fp8", "bf16"),
 }
 
 

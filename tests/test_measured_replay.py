@@ -394,3 +394,18 @@ def test_product_encoded_attention_dp_rows_predict_like_their_measured_twins():
             assert pred.ttft_s[j] == pytest.approx(pred.ttft_s[i], rel=1e-9)
             paired += 1
     assert paired >= 10
+
+
+def test_aiconfigurator_quant_modes_are_read_with_their_weight_bytes(tmp_path, capsys):
+    """Every GEMM / MoE quant mode of NVIDIA aiconfigurator (its common.py: bytes per weight
+    2 / 1 / 0.5, compute 16-bit / 8-bit / fp4) is read, and a decode step at batch 1 (weight
+    reads) is slower the more bytes per weight the mode stores: 16-bit > 8-bit > 4-bit."""
+    modes = {"float16": 2, "bfloat16": 2, "int8_wo": 1, "sq": 1, "fp8_static": 1, "fp8_ootb": 1,
+             "w4afp8": 0.5, "w4a16_mxfp4": 0.5, "w4a8_mxfp4_mxfp8": 0.5, "w4a8_mxfp4_mxfp8_trtllm": 0.5}
+    rows = [f"{m},vllm,Qwen/Qwen3-32B,b200_sxm,,agg,1024,256,{m},1,1,1,1,1,,," for m in modes]
+    assert main(["validate", "--measured", write_csv(tmp_path, rows), "--json"]) == 0
+    out = {r["id"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert all(r["status"] == "ok" for r in out.values()), {k: r["status"] for k, r in out.items()}
+    tpot = {m: out[m]["predicted_tpot_ms"] for m in modes}
+    by_bytes = {b: [tpot[m] for m in modes if modes[m] == b] for b in (2, 1, 0.5)}
+    assert min(by_bytes[2]) > max(by_bytes[1]) and min(by_bytes[1]) > max(by_bytes[0.5])
