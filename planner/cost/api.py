@@ -208,6 +208,18 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     if serving:
         serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
                      request_overhead_s=float(serving["request_overhead_s"]))
+    return _estimate_group(model, hardware, serve, devices=devices, batch=batch, concurrency=concurrency,
+                           prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
+                           act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
+                           prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
+                           rate=rate, layout=layout, serving=serving)
+
+
+def _estimate_group(model, hardware, serve: dict, *, devices, batch, concurrency, prompt_len, gen_len, samples,
+                    weight_dtype, act_dtype, kv_dtype, kv_budget, prefix_sharing, efficiency, engine, arrival, rate,
+                    layout, serving) -> dict[str, Any]:
+    """One tensor-parallel group (with its ep / attn_dp ``layout``) under the serving
+    columns ``serve`` (:func:`serving_columns`, fitted values applied)."""
     dt = validate_config(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget)
@@ -237,12 +249,50 @@ def _pipelined(model, hardware, *, batch, concurrency, pp, arrival, **kw) -> dic
         return _pipelined_poisson(model, hardware, batch=batch, concurrency=concurrency, pp=pp, **kw)
     in_flight = concurrency if concurrency > 0 else batch
     micro = -(-in_flight // pp)
-    r = estimate(model, hardware, batch=micro if concurrency <= 0 else batch,
-                 concurrency=micro if concurrency > 0 else 0, arrival=arrival, **kw)
+    if arrival == "closed":
+        r = _closed_microbatch(model, hardware, batch=batch, micro=micro, in_flight=in_flight, pp=pp, **kw)
+    else:
+        r = estimate(model, hardware, batch=micro if concurrency <= 0 else batch,
+                     concurrency=micro if concurrency > 0 else 0, arrival=arrival, **kw)
     out = pipeline(r, pp=pp, in_flight=in_flight, micro=micro, hardware=hardware, hidden=model.hidden_size,
                    act_bytes=BITS[r["config"]["act_dtype"]] / 8.0, prompt_len=kw["prompt_len"])
     out["config"] = {**r["config"], "batch": batch, "concurrency": concurrency, "pp": pp}
     return out
+
+
+def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, serving, rate, **kw) -> dict:
+    """One microbatch of a pipeline under the closed loop: ``micro`` clients on the
+    tensor-parallel group, its running set the engine's max_running capped by its share
+    ``1 / n_mb`` of what the KV memory of a STAGE holds (planner.cost.layout.pipeline_memory:
+    a device holds 1/pp of the weights and of each request's KV), not what the whole
+    model's weights on one group would leave (which a model split for size does not fit)."""
+    from planner.cost.context import Ctx
+    from planner.cost.layout import pipeline_memory
+
+    layout = {"ep": kw["ep"], "attn_dp": kw["dp"]} if kw["ep"] != 1 or kw["dp"] != 1 else {}
+    serve = serving_columns(engine, "closed", rate)
+    if serving:
+        serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
+                     request_overhead_s=float(serving["request_overhead_s"]))
+    dt = validate_config(model, hardware, devices=kw["devices"], batch=batch, concurrency=micro,
+                         prompt_len=kw["prompt_len"], gen_len=kw["gen_len"], samples=kw["samples"],
+                         weight_dtype=kw["weight_dtype"], act_dtype=kw["act_dtype"], kv_dtype=kw["kv_dtype"],
+                         kv_budget=kw["kv_budget"])
+    mt, ht = tables_for(model, hardware, kw["efficiency"])
+    P, G, k = float(kw["prompt_len"]), float(kw["gen_len"]), float(kw["samples"])
+    x = Ctx(columns(1, model=0, hardware=0, devices=kw["devices"], batch=1, concurrency=1, prompt_len=P, gen_len=G,
+                    samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"], **dt, **layout),
+            mt, ht)
+    with np.errstate(all="ignore"):
+        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"])
+    n_mb = min(pp, -(-in_flight // micro))
+    share = max(1, int(np.asarray(kv_limit).ravel()[0] // n_mb))
+    serve.update(max_running=min(int(serve["max_running"]), share), kv_reserve=-1.0)  # the stage's cap, applied
+    return _estimate_group(model, hardware, serve, batch=batch, concurrency=micro, engine=engine, arrival="closed",
+                           rate=rate, layout=layout, serving=serving,
+                           **{key: kw[key] for key in ("devices", "prompt_len", "gen_len", "samples", "weight_dtype",
+                                                       "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing",
+                                                       "efficiency")})
 
 
 def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine, serving, **kw) -> dict[str, Any]:
