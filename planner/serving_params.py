@@ -36,7 +36,8 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   term ``2 (t-1)/t x bytes / (link x e)``. An all-reduce's bus bandwidth grows with the
   message (nccl-tests' all_reduce_perf: far below the link at the KB-MB messages of
   decode and mixed steps, its plateau only at hundreds of MB). Default: the spec's
-  ``interconnect_efficiency``. Range (0, 1].
+  ``interconnect_efficiency``. Range (0, 1]. Fitted per device, but carried to an
+  unmeasured GPU of the same vendor (:data:`CARRY_RULE`, chosen by leave-one-device-out).
 
 The last two were added after profiles had been written: a profile without them takes
 the datasheet default (:data:`OPTIONAL`).
@@ -135,40 +136,50 @@ def _vendor(device: str) -> str | None:
         return None
 
 
-def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | None = None
+def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | None = None, own: bool = True
                  ) -> tuple[str, dict] | None:
-    """For a device without a fit: the parameters of rule ``carry`` (default
-    :data:`CARRIED`), each the median over the devices fitted for that engine, with a name
-    saying what was carried from where; None when no device of the engine is fitted (or
-    nothing carries).
+    """For a (device, engine) pair without a fit: what the fits in ``params`` ("device/engine"
+    -> (name, values)) give it, with a name saying what came from where; None when nothing
+    does (no fit of the engine, nor of the device ``hw`` with another engine).
 
-    Engine-scoped parameters (host time, scheduler behaviour) carry to any device. A
-    device-scoped fraction (:data:`DEVICE_FRACTIONS`) carries only to a device ``hw`` of the
-    same vendor as every fitted device it would come from (an achieved fraction of a
-    datasheet is a property of the vendor's kernels and parts, not of an AMD part when the
-    fits are NVIDIA's); without ``hw`` (no device to check) it does not carry."""
+    * The parameters of rule ``carry`` (default :data:`CARRIED`), each the median over the
+      devices fitted for that engine. Engine-scoped ones (host time, scheduler behaviour)
+      carry to any device; a device-scoped fraction (:data:`DEVICE_FRACTIONS`) only to a
+      device ``hw`` of the same vendor as every fitted device it would come from (an
+      achieved fraction of a datasheet is a property of the vendor's kernels and parts);
+      without ``hw`` it does not carry.
+    * With ``own``, a device fitted with OTHER engines keeps its own fitted fractions (all of
+      :data:`DEVICE_FRACTIONS`, the median over its pairs): the pooled fit
+      (planner.serving_fit.fit_all) shares them between the engines of a device, so they
+      are that device's measurement, not a carry-over."""
     carry = CARRIED if carry is None else tuple(carry)
     fitted = [(g, v) for g, (_, v) in sorted(params.items()) if g.split("/", 1)[-1] == engine]
-    if not fitted:
-        return None
+    mine = [(g, v) for g, (_, v) in sorted(params.items())
+            if own and hw is not None and g.split("/", 1)[0] == hw.name]
+
+    def median(k, pairs):
+        return float(np.median([v[k] for _, v in pairs if k in v]))
+
+    own_vals = {k: median(k, mine) for k in DEVICE_FRACTIONS if any(k in v for _, v in mine)}
     devices = sorted({g.split("/", 1)[0] for g, _ in fitted})
     same_vendor = hw is not None and all(_vendor(d) == getattr(hw, "vendor", None) for d in devices)
-    names = [k for k in carry if k in ENGINE_SCOPE or (k in DEVICE_FRACTIONS and same_vendor)]
-    vals = {k: float(np.median([v[k] for _, v in fitted if k in v])) for k in names
-            if any(k in v for _, v in fitted)}
-    if not vals:
+    names = [k for k in carry if k not in own_vals and (k in ENGINE_SCOPE or (k in DEVICE_FRACTIONS and same_vendor))]
+    vals = {k: median(k, fitted) for k in names if any(k in v for _, v in fitted)}
+    parts = ([f"{', '.join(vals)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + (
+        [f"{', '.join(own_vals)} of {', '.join(g for g, _ in mine)}"] if own_vals else [])
+    if not parts:
         return None  # nothing carries: the datasheet alone
-    return f"datasheet + {engine} {', '.join(vals)} of {', '.join(g for g, _ in fitted)}", vals
+    return f"datasheet + {engine} {'; '.join(parts)}", {**vals, **own_vals}
 
 
-def unmeasured(hw, engine: str, engine_profile, params: dict, carry: tuple[str, ...] | None = None
-               ) -> tuple[str, dict]:
+def unmeasured(hw, engine: str, engine_profile, params: dict, carry: tuple[str, ...] | None = None,
+               own: bool = True) -> tuple[str, dict]:
     """The one rule for a (device, engine) pair without a fit (the replay's and every
     command's, through planner.serving_profile.resolve_serving): (profile name, values) =
-    the datasheet defaults with the carried parameters (:func:`carried_over`) over them, or
-    ("datasheet", defaults) when no device of the engine is fitted."""
+    the datasheet defaults with what :func:`carried_over` gives over them, or ("datasheet",
+    defaults) when it gives nothing."""
     base = defaults(hw, engine_profile)
-    carried = carried_over(engine, params, hw, carry)
+    carried = carried_over(engine, params, hw, carry, own)
     if carried is None:
         return DATASHEET, base
     return carried[0], {**base, **carried[1]}

@@ -119,6 +119,15 @@ def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
             assert carried[1][k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-5), (rule, k)
     amd = SP.carried_over("vllm", fits, load_hardware("mi300x"), SP.CARRY_RULES["engine+device"])
     assert list(amd[1]) == list(SP.ENGINE_SCOPE)
+    # a device fitted with another engine keeps its own fitted fractions (the pooled fit shares
+    # them between its engines); an engine fitted nowhere carries nothing else
+    h100 = load_hardware("h100-sxm")
+    name, vals = SP.unmeasured(h100, "sglang", None, fits)
+    assert name == "datasheet + sglang " + ", ".join(SP.DEVICE_FRACTIONS) + " of h100-sxm/vllm"
+    for k, v in {**SHARED, **OWN["h100-sxm"]}.items():
+        if k in SP.DEVICE_FRACTIONS:
+            assert vals[k] == pytest.approx(v, rel=0.03, abs=2e-5), k
+    assert vals["step_host_s"] == SP.defaults(h100)["step_host_s"]
 
 
 def _renamed_dev_rows(tmp_path) -> Path:
