@@ -24,8 +24,10 @@ Fits use ``--physical-bounds`` (efficiencies at most 1). Run:
 python benchmarks/serving_fidelity.py [FILE.csv] [--json] [--quick] [--carry-rules]
 (default ../shared/data/serving-measured-hopper-dev.csv; 5-12 minutes on 2 cores).
 ``--quick`` skips the two unfitted predictors and prints the in-sample,
-leave-one-model-out and leave-one-device-out lines of all rows and of each model only (the loop a change to the
-decode-step physics is judged by: about two thirds of the time).
+leave-one-model-out and leave-one-device-out lines of all rows, of each model and of each
+device only (the loop a change to the decode-step physics is judged by: about two thirds of
+the time). The leave-one-device-out fits (one per device, on half the rows) add about a
+tenth to the time.
 """
 
 from __future__ import annotations

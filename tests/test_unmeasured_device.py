@@ -39,7 +39,8 @@ def two_devices(tmp_path) -> str:
     """Runs of vLLM on h100-sxm and h200 whose 'measurements' are the replay's own
     predictions under known parameters: the engine's and the link's shared by both
     devices (SHARED), the memory and compute fractions each device's own (OWN)."""
-    grid = [(m, isl, osl, c, tp) for m, tps in (("meta-llama/Llama-3.1-8B-Instruct", (1, 2)), ("Qwen/Qwen3-32B", (2, 4)))
+    models = (("meta-llama/Llama-3.1-8B-Instruct", (1, 2)), ("Qwen/Qwen3-32B", (2, 4)))
+    grid = [(m, isl, osl, c, tp) for m, tps in models
             for isl, osl in ((1024, 1024), (4096, 256)) for c in (1, 16, 64) for tp in tps]
     rows = [f"{d}-{i},vllm,{m},{SYSTEM[d]},,agg,{isl},{osl},{c},{tp},,"
             for d in OWN for i, (m, isl, osl, c, tp) in enumerate(grid)]
