@@ -39,7 +39,7 @@ from planner.cost.serving import ARRIVAL_CODE
 from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded, product_encoded_dp,
                               sweep_decode_workers)
 
-DATASHEET = "datasheet"
+DATASHEET = SP.DATASHEET
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
 @dataclass
 class Prediction:
@@ -244,7 +244,7 @@ class Prepared:
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
         """(profile name, values) per group, in :attr:`gnames` order. A pair without
         parameters takes its device's datasheet plus, when other devices of its engine
-        are fitted, the engine's carried parameters (serving_params.carried_over)."""
+        are fitted, the carried parameters (serving_params.unmeasured)."""
         params = params or {}
         sets = []
         for g in self.gnames:
@@ -253,13 +253,8 @@ class Prepared:
                 sets.append(params[g])
             elif today:
                 sets.append((TODAY, {**SP.defaults(hw), "step_host_s": 0.0}))
-            else:
-                base = SP.defaults(hw, self.engine_of(g))
-                carried = SP.carried_over(g.split("/", 1)[1], params)
-                if carried is None:
-                    sets.append((DATASHEET, base))
-                else:
-                    sets.append((carried[0], {**base, **carried[1]}))
+            else:  # the rule every command follows for an unmeasured pair
+                sets.append(SP.unmeasured(hw, g.split("/", 1)[1], self.engine_of(g), params))
         return sets
 
     def engine_of(self, group: str):

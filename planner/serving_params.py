@@ -36,7 +36,8 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   term ``2 (t-1)/t x bytes / (link x e)``. An all-reduce's bus bandwidth grows with the
   message (nccl-tests' all_reduce_perf: far below the link at the KB-MB messages of
   decode and mixed steps, its plateau only at hundreds of MB). Default: the spec's
-  ``interconnect_efficiency``. Range (0, 1].
+  ``interconnect_efficiency``. Range (0, 1]. Fitted per device, but carried to an
+  unmeasured GPU of the same vendor (:data:`CARRY_RULE`, chosen by leave-one-device-out).
 
 The last two were added after profiles had been written: a profile without them takes
 the datasheet default (:data:`OPTIONAL`).
@@ -85,7 +86,34 @@ PARAMS = (
 )
 NAMES = tuple(p.name for p in PARAMS)
 OPTIONAL = ("kernel_time_s", "link_efficiency")  # a profile may lack them: the datasheet default
-CARRIED = tuple(p.name for p in PARAMS if p.carries)
+ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: carried to every device of an engine
+# The device-scoped achieved fractions of the datasheet (and the per-kernel time) a device
+# reaches; "carried" means an unmeasured GPU of the same vendor is taken to reach the median
+# of the fitted devices' fractions of ITS OWN datasheet peaks.
+DEVICE_FRACTIONS = ("memory_efficiency", "compute_efficiency", "kernel_time_s", "link_efficiency")
+# The candidate rules for what an unmeasured device takes from the fitted ones, judged by
+# leave-one-device-out cross-validation (benchmarks/serving_fidelity.py --carry-rules;
+# README "What an unmeasured device gets, and its measured error"). "none" is the datasheet
+# alone, for reference.
+CARRY_RULES = {
+    "none": (),
+    "engine": ENGINE_SCOPE,
+    "engine+efficiencies": ENGINE_SCOPE + ("memory_efficiency", "compute_efficiency"),
+    "engine+kernel": ENGINE_SCOPE + ("kernel_time_s",),
+    "engine+link": ENGINE_SCOPE + ("link_efficiency",),
+    "engine+kernel+link": ENGINE_SCOPE + ("kernel_time_s", "link_efficiency"),
+    "engine+device": ENGINE_SCOPE + DEVICE_FRACTIONS,
+}
+# Chosen by leave-one-device-out on the dev file (fit on h100-sxm, predict h200, and back):
+# the one rule whose TTFT and TPOT median |error| are both lower than the engine-only rule's
+# on BOTH held-out devices (TTFT 37.8 -> 30.4% on h100-sxm, 49.1 -> 42.0% on h200; TPOT
+# 13.7 -> 12.8%, 26.7 -> 25.3%). Physically: the fraction of the NVLink bandwidth an
+# all-reduce of decode-sized messages reaches is set by the collective library's protocols
+# at those sizes (far below the large-message plateau the datasheet's 0.7 stands for), not by
+# the part; the datasheet's 0.7 is 2-3x the fitted 0.23-0.36 on both Hopper parts.
+CARRY_RULE = "engine+link"
+CARRIED = CARRY_RULES[CARRY_RULE]
+DATASHEET = "datasheet"  # the profile name of a pair that takes its datasheet alone
 BY_NAME = {p.name: p for p in PARAMS}
 
 
@@ -99,15 +127,62 @@ def defaults(hw, engine=None) -> dict[str, float]:
             "link_efficiency": float(hw.interconnect_efficiency)}
 
 
-def carried_over(engine: str, params: dict) -> tuple[str, dict] | None:
-    """For a device without a fit: the engine's parameters that carry between devices
-    (host time, scheduler behaviour), the median over the devices fitted for that engine,
-    with a name saying where they came from; None when no device of the engine is fitted."""
-    fitted = [(g, name, v) for g, (name, v) in sorted(params.items()) if g.split("/", 1)[-1] == engine]
-    if not fitted:
+def _vendor(device: str) -> str | None:
+    from planner.catalog import load_hardware
+
+    try:
+        return load_hardware(device).vendor
+    except Exception:  # noqa: BLE001 - a fitted device the catalog lacks: no device fractions from it
         return None
-    vals = {k: float(np.median([v[k] for _, _, v in fitted])) for k in CARRIED}
-    return f"datasheet + {engine} {', '.join(CARRIED)} of {', '.join(g for g, _, _ in fitted)}", vals
+
+
+def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | None = None, own: bool = True
+                 ) -> tuple[str, dict] | None:
+    """For a (device, engine) pair without a fit: what the fits in ``params`` ("device/engine"
+    -> (name, values)) give it, with a name saying what came from where; None when nothing
+    does (no fit of the engine, nor of the device ``hw`` with another engine).
+
+    * The parameters of rule ``carry`` (default :data:`CARRIED`), each the median over the
+      devices fitted for that engine. Engine-scoped ones (host time, scheduler behaviour)
+      carry to any device; a device-scoped fraction (:data:`DEVICE_FRACTIONS`) only to a
+      device ``hw`` of the same vendor as every fitted device it would come from (an
+      achieved fraction of a datasheet is a property of the vendor's kernels and parts);
+      without ``hw`` it does not carry.
+    * With ``own``, a device fitted with OTHER engines keeps its own fitted fractions (all of
+      :data:`DEVICE_FRACTIONS`, the median over its pairs): the pooled fit
+      (planner.serving_fit.fit_all) shares them between the engines of a device, so they
+      are that device's measurement, not a carry-over."""
+    carry = CARRIED if carry is None else tuple(carry)
+    fitted = [(g, v) for g, (_, v) in sorted(params.items()) if g.split("/", 1)[-1] == engine]
+    mine = [(g, v) for g, (_, v) in sorted(params.items())
+            if own and hw is not None and g.split("/", 1)[0] == hw.name]
+
+    def median(k, pairs):
+        return float(np.median([v[k] for _, v in pairs if k in v]))
+
+    own_vals = {k: median(k, mine) for k in DEVICE_FRACTIONS if any(k in v for _, v in mine)}
+    devices = sorted({g.split("/", 1)[0] for g, _ in fitted})
+    same_vendor = hw is not None and all(_vendor(d) == getattr(hw, "vendor", None) for d in devices)
+    names = [k for k in carry if k not in own_vals and (k in ENGINE_SCOPE or (k in DEVICE_FRACTIONS and same_vendor))]
+    vals = {k: median(k, fitted) for k in names if any(k in v for _, v in fitted)}
+    parts = ([f"{', '.join(vals)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + (
+        [f"{', '.join(own_vals)} of {', '.join(g for g, _ in mine)}"] if own_vals else [])
+    if not parts:
+        return None  # nothing carries: the datasheet alone
+    return f"datasheet + {engine} {'; '.join(parts)}", {**vals, **own_vals}
+
+
+def unmeasured(hw, engine: str, engine_profile, params: dict, carry: tuple[str, ...] | None = None,
+               own: bool = True) -> tuple[str, dict]:
+    """The one rule for a (device, engine) pair without a fit (the replay's and every
+    command's, through planner.serving_profile.resolve_serving): (profile name, values) =
+    the datasheet defaults with what :func:`carried_over` gives over them, or ("datasheet",
+    defaults) when it gives nothing."""
+    base = defaults(hw, engine_profile)
+    carried = carried_over(engine, params, hw, carry, own)
+    if carried is None:
+        return DATASHEET, base
+    return carried[0], {**base, **carried[1]}
 
 
 def check(values: dict[str, float], where: str = "") -> list[str]:

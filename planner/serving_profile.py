@@ -141,9 +141,12 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
       lookup (planner.calibrate.lookup.resolve_efficiency), no serving parameters;
     * else the serving profile fitted on measured runs of this (device, engine) pair in
       ``calibration/serving/`` (its efficiencies, its host time per step);
-    * else, a device never measured with that engine: its datasheet (the calibration
-      lookup) plus the parameters that carry between devices of the engine
-      (serving_params.carried_over: host time, wave sync, request overhead), said so.
+    * else, a device never measured with that engine: its datasheet plus what the fitted
+      devices of the engine carry over (serving_params.unmeasured, the replay's rule too:
+      the parameters of serving_params.CARRIED, median over the fitted devices), said so
+      in the label and the profile name; a device fitted with other engines keeps its own
+      fitted efficiencies. A device with its own calibration profile keeps its measured
+      efficiencies and takes only the engine-scoped parameters.
     ``engine`` is an EngineProfile (planner.engine_profiles) or None."""
     from planner.calibrate.lookup import resolve_efficiency
 
@@ -160,11 +163,16 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
                  f"ms/step, wave sync {vals['wave_sync']:.2f})")
         return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals, label,
                              f"{short} (fitted on measured {name} runs)")
-    carried = SP.carried_over(name, load_serving())
-    if carried is None:
+    datasheet = label.startswith("defaults")
+    carry = None if datasheet else SP.ENGINE_SCOPE  # a device calibration keeps its own efficiencies
+    pname, vals = SP.unmeasured(hw, name, engine, load_serving(), carry, own=datasheet)
+    if pname == SP.DATASHEET:
         return ServingChoice(eff, engine, None, label, f"{label}; no {name} profile fitted on any device")
-    vals = carried[1]
+    what = pname.split(f"datasheet + {name} ", 1)[-1]  # "<parameters> of <fitted pairs>"
+    sheet = SP.defaults(hw)
+    if datasheet and any(vals[k] != sheet[k] for k in SP.DEVICE_FRACTIONS):
+        eff = SP.efficiency(hw, vals, pname)  # the datasheet peaks at the carried fractions
     return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals,
-                         f"{label}; {carried[0]}",
-                         f"datasheet + carried {name} parameters ({carried[0].split(' of ', 1)[-1]})"
-                         if label.startswith("defaults") else f"{label} + carried {name} parameters")
+                         f"{label}; {pname}",
+                         f"datasheet + carried {name} parameters ({what})"
+                         if datasheet else f"{label} + carried {name} parameters ({what})")

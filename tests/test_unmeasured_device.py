@@ -1,0 +1,191 @@
+"""What a device absent from the measurements gets (planner.serving_params.unmeasured):
+the leave-one-device-out protocol of benchmarks/serving_fidelity.py never lets a row of
+the held-out device reach its fit, the carried parameters are recovered from synthetic
+runs of two devices that share them, and every command's profile label says what was
+carried and from where."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner import serving_params as SP
+from planner.catalog import load_hardware
+from planner.cli import main
+from planner.measured import read_measured
+from planner.replay import Prepared
+
+ROOT = Path(__file__).resolve().parent.parent
+HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
+SHARED = {"step_host_s": 0.0008, "wave_sync": 0.3, "request_overhead_s": 0.06, "kernel_time_s": 7e-6,
+          "link_efficiency": 0.35}
+OWN = {"h100-sxm": {"memory_efficiency": 0.9, "compute_efficiency": 0.5},
+       "h200": {"memory_efficiency": 0.75, "compute_efficiency": 0.62}}
+SYSTEM = {"h100-sxm": "h100_sxm", "h200": "h200_sxm"}
+
+
+def _fidelity():
+    spec = importlib.util.spec_from_file_location("serving_fidelity", ROOT / "benchmarks" / "serving_fidelity.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def two_devices(tmp_path) -> str:
+    """Runs of vLLM on h100-sxm and h200 whose 'measurements' are the replay's own
+    predictions under known parameters: the engine's and the link's shared by both
+    devices (SHARED), the memory and compute fractions each device's own (OWN)."""
+    models = (("meta-llama/Llama-3.1-8B-Instruct", (1, 2)), ("Qwen/Qwen3-32B", (2, 4)))
+    grid = [(m, isl, osl, c, tp) for m, tps in models
+            for isl, osl in ((1024, 1024), (4096, 256)) for c in (1, 16, 64) for tp in tps]
+    rows = [f"{d}-{i},vllm,{m},{SYSTEM[d]},,agg,{isl},{osl},{c},{tp},,"
+            for d in OWN for i, (m, isl, osl, c, tp) in enumerate(grid)]
+    grid_csv = tmp_path / "grid.csv"
+    grid_csv.write_text("\n".join([HEADER, *rows]) + "\n")
+    truth = {f"{d}/vllm": ("truth", {**SP.defaults(load_hardware(d)), **SHARED, **own}) for d, own in OWN.items()}
+    pred = Prepared(read_measured(str(grid_csv))).run(truth)
+    assert (pred.status == "ok").all()
+    out = [HEADER] + [f"{r.rsplit(',', 2)[0]},{t * 1e3:.9g},{q * 1e3:.9g}" for r, t, q in
+                      zip(rows, pred.ttft_s, pred.tpot_s)]
+    path = tmp_path / "two-devices.csv"
+    path.write_text("\n".join(out) + "\n")
+    return str(path)
+
+
+def test_leave_one_device_out_never_fits_on_the_held_out_device(tmp_path, monkeypatch):
+    sf = _fidelity()
+    path = two_devices(tmp_path)
+    calls = []
+    real = sf.fit_all
+
+    def spy(runs, *a, use=None, prep=None, **kw):
+        fits = real(runs, *a, use=use, prep=prep, **kw)
+        calls.append((use.copy(), set(fits)))
+        return fits
+
+    monkeypatch.setattr(sf, "fit_all", spy)
+    prep = Prepared(read_measured(path))
+    fits = sf.device_out_fits(prep)
+    assert sorted(fits) == ["h100-sxm", "h200"] and len(calls) == 2
+    for (use, groups), d in zip(calls, sorted(fits)):
+        held = prep.device == d
+        assert held.any() and not (use & held).any()  # the fit's input holds no row of d
+        assert (use | held).all()  # ... and every row of the other device
+        assert groups and all(not g.startswith(d + "/") for g in groups)
+    pred = sf.leave_one_device_out(prep, fits)
+    for d, other in (("h100-sxm", "h200"), ("h200", "h100-sxm")):
+        held = prep.device == d
+        assert all(p.startswith("datasheet + vllm") and f"of {other}/vllm" in p for p in pred.profile[held])
+    # the held-out device's own measurements cannot move its prediction: scale them by 3
+    scaled = tmp_path / "scaled.csv"
+    lines = Path(path).read_text().splitlines()
+    scaled.write_text("\n".join([lines[0]] + [
+        ",".join(f[:-2] + [f"{float(f[-2]) * 3:.9g}", f"{float(f[-1]) * 3:.9g}"]) if f[0].startswith("h200")
+        else ",".join(f) for f in (ln.split(",") for ln in lines[1:])]) + "\n")
+    prep2 = Prepared(read_measured(str(scaled)))
+    fits2 = {"h200": real(prep2.runs, strict=False, physical=True, prep=prep2, use=prep2.device != "h200")}
+    pred2 = sf.leave_one_device_out(prep2, {"h200": sf.as_params(fits2["h200"], "x")})
+    held = prep.device == "h200"
+    np.testing.assert_allclose(pred2.tpot_s[held], pred.tpot_s[held], rtol=1e-9)
+    np.testing.assert_allclose(pred2.ttft_s[held], pred.ttft_s[held], rtol=1e-9)
+
+
+def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
+    """Two devices generated with known shared fractions: what an unmeasured NVIDIA part
+    (b200) carries is those values; its own datasheet keeps the rest; an AMD part takes
+    only the engine's parameters."""
+    from planner.serving_fit import as_params, fit_all
+
+    fits = as_params(fit_all(read_measured(two_devices(tmp_path))))
+    b200 = load_hardware("b200")
+    name, vals = SP.unmeasured(b200, "vllm", None, fits)
+    assert set(SP.CARRIED) <= set(SHARED)  # the test's truth covers the shipped rule
+    for k in SP.CARRIED:
+        assert vals[k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-5), k
+    for k in set(SP.NAMES) - set(SP.CARRIED) - {"step_host_s"}:
+        assert vals[k] == SP.defaults(b200)[k], k
+    assert name == f"datasheet + vllm {', '.join(SP.CARRIED)} of h100-sxm/vllm, h200/vllm"
+    # every candidate rule carries exactly its own names, at the shared values
+    for rule, names in SP.CARRY_RULES.items():
+        carried = SP.carried_over("vllm", fits, b200, names)
+        if not names:
+            assert carried is None
+            continue
+        assert list(carried[1]) == list(names), rule
+        for k in set(names) & set(SHARED):
+            assert carried[1][k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-5), (rule, k)
+    amd = SP.carried_over("vllm", fits, load_hardware("mi300x"), SP.CARRY_RULES["engine+device"])
+    assert list(amd[1]) == list(SP.ENGINE_SCOPE)
+    # a device fitted with another engine keeps its own fitted fractions (the pooled fit shares
+    # them between its engines); an engine fitted nowhere carries nothing else
+    h100 = load_hardware("h100-sxm")
+    name, vals = SP.unmeasured(h100, "sglang", None, fits)
+    assert name == "datasheet + sglang " + ", ".join(SP.DEVICE_FRACTIONS) + " of h100-sxm/vllm"
+    for k, v in {**SHARED, **OWN["h100-sxm"]}.items():
+        if k in SP.DEVICE_FRACTIONS:
+            assert vals[k] == pytest.approx(v, rel=0.03, abs=2e-5), k
+    assert vals["step_host_s"] == SP.defaults(h100)["step_host_s"]
+
+
+def _renamed_dev_rows(tmp_path) -> Path:
+    """vLLM and TensorRT-LLM dev rows of h200 at TP > 1 renamed to b200 and gb200: devices
+    no profile was fitted on."""
+    import csv
+
+    src = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
+    if not src.exists():
+        pytest.skip("dev file not present")
+    with open(src, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["system"] == "h200_sxm" and r["mode"] == "agg"
+                and r["backend"] in ("vllm", "trtllm") and float(r["tp_size"] or 0) in (2, 4)][:12]
+    out = tmp_path / "blackwell.csv"
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for i, r in enumerate(rows):
+            w.writerow({**r, "system": ("b200_sxm", "gb200")[i % 2]})
+    return out
+
+
+def test_validate_estimate_recommend_say_what_was_carried(tmp_path, capsys):
+    from planner.serving_profile import load_serving
+
+    shipped = load_serving()
+    path = _renamed_dev_rows(tmp_path)
+    assert main(["validate", "--measured", str(path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert rows and all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        engine = "vllm" if "vllm" in r["profile"] else "trtllm"
+        assert r["profile"] == (f"datasheet + {engine} {', '.join(SP.CARRIED)} of "
+                                f"h100-sxm/{engine}, h200/{engine}")
+    # the carried link efficiency is used, not just named: the engine-only rule predicts these TP > 1 rows differently
+    prep = Prepared(read_measured(str(path)))
+    own = prep.run(shipped)
+    engine_only = prep.run({**shipped, **{g: SP.unmeasured(prep.hw[g], g.split("/")[1], prep.engine_of(g), shipped,
+                                                           SP.CARRY_RULES["engine"]) for g in prep.gnames}})
+    assert not np.allclose(own.tpot_s, engine_only.tpot_s)
+    link = float(np.median([v["link_efficiency"] for g, (_, v) in shipped.items() if g.endswith("/vllm")]))
+
+    assert main(["estimate", "-m", "llama-3.1-8b", "-H", "b200", "--engine", "vllm", "--json"]) == 0
+    text = capsys.readouterr().out
+    carried = f"{', '.join(SP.CARRIED)} of h100-sxm/vllm, h200/vllm"
+    assert json.loads(text)["efficiency"].endswith(f"; datasheet + vllm {carried}")
+    assert main(["recommend", "--task", "aime24", "--models", "qwen3-8b", "--hardware", "b200", "--engine", "vllm",
+                 "--top", "1", "--json"]) == 0
+    used = json.loads(capsys.readouterr().out)["profiles_used"]["b200"]
+    assert used == f"datasheet + carried vllm parameters ({carried})"
+    from planner.engine_profiles import load_engine
+    from planner.serving_profile import resolve_serving
+
+    choice = resolve_serving(load_hardware("gb200"), load_engine("vllm"))
+    assert choice.efficiency.interconnect == pytest.approx(link)
+    assert choice.profile == f"datasheet + carried vllm parameters ({carried})"
+    assert choice.engine.host_step_us == pytest.approx(1e6 * float(np.median(
+        [v["step_host_s"] for g, (_, v) in shipped.items() if g.endswith("/vllm")])))
+    amd = resolve_serving(load_hardware("mi300x"), load_engine("vllm"))
+    assert "link_efficiency" not in amd.profile and "step_host_s" in amd.profile
