@@ -24,20 +24,33 @@ def _case(model, tp, C, P, G, kind, budget):
     chunked, mixed = KINDS[kind]
     x = ctx(MODELS[model], tp=tp)
     B = int(effective_budget(budget, P, C, chunked))
-    shared, lone, _ = (float(v[0]) for v in shared_prompt_step(x, C, P, G, B, mixed, HOST_S, chunked))
+    shared, lone, _, _ = (float(v[0]) for v in shared_prompt_step(x, C, P, G, B, mixed, HOST_S, chunked))
     return x, B, chunked, mixed, shared, lone
 
 
+def _wait_s(x, C, P, G, B, chunked, mixed):
+    """The analytic wait for the step in progress: half the mean of the others' steps
+    (decode-only steps and a share q' of prompt steps), and that plus the size bias."""
+    shared, _, prompts, extra = (float(v[0]) for v in shared_prompt_step(x, C, P, G, B, mixed, HOST_S, chunked))
+    t_dec = float(step_time(x, C, 0.0, C, P + 1.0 + 0.5 * G, 0.0, HOST_S)[0])
+    n_cyc = G if mixed else G - 1.0 + C / prompts
+    q1 = min((C - 1.0) / prompts / n_cyc, 1.0)
+    half = 0.5 * ((1.0 - q1) * t_dec + q1 * shared)
+    return half, half + extra
+
+
 def _simulated_prompt_step(x, C, P, G, B, chunked, mixed, shared):
-    """Mean time of the step that completed each prompt, past the first four waves, in a
-    closed loop started spread over one cycle whose replacements come after a random
-    delay of two decode steps (so that requests which shared a step part again)."""
+    """Mean time of the step that completed each prompt, and mean wait before it, past the
+    first four waves, in a closed loop started spread over one cycle whose replacements
+    come after a random delay of two decode steps (so that requests which shared a step
+    part again)."""
     t_dec = float(step_time(x, C, 0.0, C, P + 1.0 + 0.5 * G, 0.0, HOST_S)[0])
     tab = StepTable(x, max(B, C) + 1, HOST_S)
     n = max(40 * C, 400)
     s = simulate(tab, prompt_len=P, gen_len=G, token_budget=B, max_running=4096, chunked=chunked, mixed=mixed,
                  concurrency=C, n_requests=n, spread_s=(G - 1) * t_dec + shared, jitter_s=2.0 * t_dec)
-    return float(np.mean(s["prompt_step"][4 * C:])), t_dec
+    late = slice(4 * C, None)
+    return float(np.mean(s["prompt_step"][late])), float(np.mean((s["ttft"] - s["prompt_step"])[late]))
 
 
 def _fits_idealization(C, P, G, B, shared, t_dec):
@@ -51,9 +64,10 @@ def test_shared_step_agrees_with_simulator_on_a_grid():
     """A randomized grid over models, TP, concurrency, lengths, budgets and the three
     scheduler kinds: the analytic shared step agrees with the simulator's mean prompt step
     within 5% over the grid and at the typical point, and closer than the lone prompt's
-    step where the others' prompts matter."""
+    step where the others' prompts matter. The wait for the step in progress, size-biased
+    (``E[T^2] / 2 E[T]``), is closer to the simulator's than half the mean step."""
     rng = np.random.default_rng(11)
-    ratios, lone_ratios, many = [], [], []
+    ratios, lone_ratios, many, waits = [], [], [], []
     while len(ratios) < 16:
         C, P, G = int(2 ** rng.uniform(2, 8)), int(2 ** rng.uniform(7, 12)), int(2 ** rng.uniform(4, 9))
         args = (int(rng.integers(3)), int(2 ** rng.integers(0, 3)), C, P, G, int(rng.integers(3)),
@@ -62,7 +76,8 @@ def test_shared_step_agrees_with_simulator_on_a_grid():
         t_dec = float(step_time(x, C, 0.0, C, P + 1.0 + 0.5 * G, 0.0, HOST_S)[0])
         if not _fits_idealization(C, P, G, B, shared, t_dec):
             continue
-        sim, _ = _simulated_prompt_step(x, C, P, G, B, chunked, mixed, shared)
+        sim, sim_wait = _simulated_prompt_step(x, C, P, G, B, chunked, mixed, shared)
+        waits.append([w / sim_wait for w in _wait_s(x, C, P, G, B, chunked, mixed)])
         ratios.append(shared / sim)
         lone_ratios.append(lone / sim)
         many.append(C / G > 0.1)
@@ -71,18 +86,23 @@ def test_shared_step_agrees_with_simulator_on_a_grid():
     assert np.median(np.abs(r - 1.0)) < 0.05, r
     assert np.all(np.abs(r - 1.0) < 0.15), r
     assert many.sum() >= 3 and np.mean(np.abs(r[many] - 1.0)) < np.mean(np.abs(rl[many] - 1.0)), (r, rl)
+    w = np.abs(np.array(waits) - 1.0).mean(axis=0)  # (half the mean step, size-biased)
+    assert w[1] < w[0] and w[1] < 0.15, w
 
 
 @settings(max_examples=8, deadline=None)
 @given(st.integers(0, 2), st.sampled_from([1, 2, 4]), st.integers(8, 160), st.integers(128, 2048),
        st.integers(32, 512), st.integers(0, 2), st.sampled_from([4096, 8192, 16384]))
-def test_shared_step_within_ten_percent_of_simulator(model, tp, C, P, G, kind, budget):
+def test_shared_step_near_the_simulator_anywhere(model, tp, C, P, G, kind, budget):
+    """Any point of the idealization's domain within 15% (the requests that finished in
+    one step come back within a few steps of each other, so the simulator's prompts
+    cluster a little more than the analytic count, which takes them as independent)."""
     x, B, chunked, mixed, shared, lone = _case(model, tp, C, P, G, kind, budget)
     t_dec = float(step_time(x, C, 0.0, C, P + 1.0 + 0.5 * G, 0.0, HOST_S)[0])
     if not _fits_idealization(C, P, G, B, shared, t_dec):
         return
     sim, _ = _simulated_prompt_step(x, C, P, G, B, chunked, mixed, shared)
-    assert abs(shared / sim - 1.0) < 0.10, (shared, lone, sim)
+    assert abs(shared / sim - 1.0) < 0.15, (shared, lone, sim)  # as the grid test's farthest point
 
 
 @settings(max_examples=40, deadline=None)
@@ -95,7 +115,7 @@ def test_one_request_is_todays_lone_prompt_and_more_never_shorten_the_step(model
     x = ctx(MODELS[model], tp=tp)
     C = np.array([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0])
     B = effective_budget(budget, P, C, chunked)
-    shared, lone, prompts = shared_prompt_step(x, C, P, G, B, mixed, HOST_S, chunked)
+    shared, lone, prompts, wait_extra = shared_prompt_step(x, C, P, G, B, mixed, HOST_S, chunked)
     assert shared[0] == lone[0] and prompts[0] == 1.0  # C = 1: no one else sends a prompt
     # while the others' prompts fit in the step beside the decodes (beyond, prompts queue
     # for steps: the closed loop's groups, not this term), more requests never shorten it
