@@ -232,13 +232,7 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
         bias = ((1.0 - q) * t_dec * t_dec + q * shared * shared) / (mean * mean)
     d1 = np.where(mixed, C - 1.0, 0.0)
     lone = step_time(x, d1, P, d1 + 1.0, dec_ctx, pre_ctx, host_s)
-    # the step in progress when a prompt comes is one of the others' (a share
-    # q' = (C - 1) / (g n) of them carries prompts): its mean residual E[T^2] / (2 E[T])
-    # exceeds half the mean step by half its variance over its mean
-    q1 = np.clip((C - 1.0) / g / n_cyc, 0.0, 1.0)
-    mean1 = (1.0 - q1) * t_dec + q1 * shared
-    wait_extra = 0.5 * q1 * (1.0 - q1) * (shared - t_dec) ** 2 / mean1
-    return shared, lone, p / P, wait_extra
+    return shared, lone, p / P
 
 
 def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
@@ -352,9 +346,8 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     pois = arrival == ARRIVAL_CODE["poisson"]
     extra = 0.0
     if np.any(pick):
-        shared, lone, _, wait_extra = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host,
-                                                         chunked)
-        extra = shared - lone + wait_extra
+        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked)
+        extra = shared - lone
     closed = smeared_waves(closed, res, host, get("wave_sync"), get("request_overhead_s"), S, G, extra)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
