@@ -299,7 +299,8 @@ def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, 
     keeps them in step (the groups of :func:`closed_loop`), s = 0 spreads their arrivals
     over the steps (the steady state's TTFT, plus the host time per step, plus
     ``shared_s``: the step carrying the prompt also carries the others' prompts that
-    arrived meanwhile, :func:`shared_prompt_step`'s shared less lone step). So TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
+    arrived meanwhile, :func:`shared_prompt_step`'s shared less lone step). So
+    TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
     plus the wait for a running slot and the request's time outside the GPU steps
     (``overhead_s``: HTTP, tokenization). TPOT is the closed loop's whatever the
     synchrony: over its G - 1 decode steps a request lives through the prefill of the

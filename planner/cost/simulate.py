@@ -16,7 +16,8 @@ The scheduler (vLLM V1 / Sarathi-Serve order, facts from planner.engine_profiles
    a step with prefill work carries prefill only and the decodes wait (SGLang);
 3. a request whose prompt completes emits its first token at the end of that step
    (TTFT) and then decodes ``gen_len - 1`` more tokens, one per step it is in; when it
-   finishes, a closed loop replaces it at once, an open loop draws Poisson arrivals.
+   finishes, a closed loop replaces it at once (or after a random delay, ``jitter_s``),
+   an open loop draws Poisson arrivals.
 
 Steps with no prefill work are simulated as one stretch up to the next event (a
 request finishing or arriving), their contexts growing by one token per step. Metrics
