@@ -184,8 +184,8 @@ SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the s
 def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
     """The step that carries a request's prompt when the closed loop's requests are NOT in
     step (their first tokens spread over the steps, ``wave_sync`` 0), and the step a lone
-    prompt would take; returns the (shared, lone) step times (s) and the prompts the shared
-    step takes (``g`` where they fit in the budget).
+    prompt would take; returns the (shared, lone) step times (s) and ``g``, the prompts the
+    shared step would take (it takes fewer where they do not fit in the budget).
 
     In a closed loop of ``C`` requests with ``G`` output tokens, a request's cycle is its
     prefill step and its ``G - 1`` decode steps (``n = G`` steps with mixed batches; ``n =
@@ -232,7 +232,7 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
         bias = ((1.0 - q) * t_dec * t_dec + q * shared * shared) / (mean * mean)
     d1 = np.where(mixed, C - 1.0, 0.0)
     lone = step_time(x, d1, P, d1 + 1.0, dec_ctx, pre_ctx, host_s)
-    return shared, lone, p / P
+    return shared, lone, g
 
 
 def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
