@@ -178,6 +178,63 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
             "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2, "first_share": first, "wait_s": wait}
 
 
+SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the steps' size bias
+
+
+def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
+    """The step that carries a request's prompt when the closed loop's requests are NOT in
+    step (their first tokens spread over the steps, ``wave_sync`` 0), and the step a lone
+    prompt would take; returns the (shared, lone) step times (s) and ``g``, the prompts the
+    shared step would take (it takes fewer where they do not fit in the budget).
+
+    In a closed loop of ``C`` requests with ``G`` output tokens, a request's cycle is its
+    prefill step and its ``G - 1`` decode steps (``n = G`` steps with mixed batches; ``n =
+    G - 1 + C/g`` without, where the ``C/g`` prompt steps run apart), so the other ``C - 1``
+    requests' prompts arrive at ``(C - 1) / n`` per step on average (Little's law). The step
+    that takes a request's prompt takes, beside it, the prompts that arrived during the step
+    in progress when it came: a step picked by an arrival is picked in proportion to its
+    length, so the others number ``(C - 1) / n x E[T^2] / E[T]^2`` over the steps' time
+    distribution (a share ``q = C / (g n)`` of the steps carries ``g`` prompts, the rest
+    decode only), ``g = 1 + others`` (a fixed point, ``SHARED_ROUNDS`` rounds; ``g = 1`` at
+    ``C = 1``). That step carries ``g`` prompts beside the ``C - g`` decodes of the requests
+    past their prompts (none without mixed batches: the prefill step runs alone), within
+    the token budget (``B - decodes`` prompt tokens; whole prompts only without chunked
+    prefill; at least the request's own prompt, which the steady state charges in one
+    step). The lone step is the one prompt beside ``C - 1`` decodes that the steady state's
+    TTFT charges, so ``shared - lone`` is the term :func:`smeared_waves` adds. An
+    idealization without queueing: where the prompt steps fill much of the time, prompts
+    that wait for a step gather more others (the closed loop's groups, ``wave_sync`` 1).
+    Checked against the discrete-event simulator with spread, jittered arrivals
+    (:func:`planner.cost.simulate.simulate`, ``spread_s`` and ``jitter_s``:
+    ``tests/test_shared_prompt_step.py``)."""
+    C = np.maximum(np.asarray(C, dtype=float), 1.0)
+    P = np.maximum(np.asarray(P, dtype=float), 1.0)
+    G = np.maximum(np.asarray(G, dtype=float), 1.0)
+    B = np.asarray(budget, dtype=float)
+    mixed = np.asarray(mixed, dtype=bool)
+    chunked = np.asarray(chunked, dtype=bool)
+    dec_ctx, pre_ctx = P + 1.0 + 0.5 * (G - 1.0), 0.5 * (P + 1.0)
+    t_dec = step_time(x, C, 0.0, C, dec_ctx, 0.0, host_s)
+    bias = np.ones_like(C * P)
+    for _ in range(SHARED_ROUNDS):
+        n_cyc = np.where(mixed, G, np.maximum(G - 1.0, 1.0))  # a first guess of the steps per cycle
+        g = 1.0 + (C - 1.0) / n_cyc * bias
+        k = C / g  # prompt-carrying steps per cycle
+        n_cyc = np.where(mixed, np.maximum(G, k), G - 1.0 + k)
+        g = 1.0 + (C - 1.0) / n_cyc * bias
+        d = np.where(mixed, np.maximum(C - g, 0.0), 0.0)
+        room = np.maximum(B - d, 1.0)
+        cap = np.where(chunked, room, np.floor(room / P) * P)
+        p = np.minimum(g * P, np.maximum(cap, P))
+        shared = step_time(x, d, p, d + p / P, dec_ctx, pre_ctx, host_s)
+        q = np.clip(C / g / n_cyc, 0.0, 1.0)  # share of the steps that carry prompts
+        mean = (1.0 - q) * t_dec + q * shared
+        bias = ((1.0 - q) * t_dec * t_dec + q * shared * shared) / (mean * mean)
+    d1 = np.where(mixed, C - 1.0, 0.0)
+    lone = step_time(x, d1, P, d1 + 1.0, dec_ctx, pre_ctx, host_s)
+    return shared, lone, g
+
+
 def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tokens):
     """One steady-state continuous-batching step: S decoding sequences at uniformly mixed
     ages (contexts P..P+G-1) plus ``prefill_tokens`` prompt tokens riding on the step."""
@@ -234,14 +291,16 @@ def serving_steady(out, x, C, k, P, G, share):
     out["_serving"] = res
 
 
-def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G) -> dict:
+def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0) -> dict:
     """A closed-loop benchmark between its two idealizations. Its first wave is in step by
     construction (the benchmark starts all C requests at once: :func:`closed_loop`'s
     first wave, its share of the requests counted as the benchmark counts them); later
     waves keep in step only as far as the requests' first tokens do: ``wave_sync`` s = 1
     keeps them in step (the groups of :func:`closed_loop`), s = 0 spreads their arrivals
-    over the steps (the steady state: a lone prompt in a step, plus the host time per
-    step). So TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
+    over the steps (the steady state's TTFT, plus the host time per step, plus
+    ``shared_s``: the step carrying the prompt also carries the others' prompts that
+    arrived meanwhile, :func:`shared_prompt_step`'s shared less lone step). So
+    TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
     plus the wait for a running slot and the request's time outside the GPU steps
     (``overhead_s``: HTTP, tokenization). TPOT is the closed loop's whatever the
     synchrony: over its G - 1 decode steps a request lives through the prefill of the
@@ -253,7 +312,7 @@ def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, 
     s = wave_sync
     tpot = closed["tpot_s"]
     f = closed["first_share"]
-    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s)
+    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s + shared_s)
     ttft = f * closed["ttft_first_wave_s"] + (1.0 - f) * later + closed["wait_s"] + overhead_s
     latency = ttft + (G - 1.0) * tpot
     exact = (s == 1.0) & (overhead_s == 0.0)
@@ -286,7 +345,11 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)
     pick = arrival == ARRIVAL_CODE["closed"]
     pois = arrival == ARRIVAL_CODE["poisson"]
-    closed = smeared_waves(closed, res, host, get("wave_sync"), get("request_overhead_s"), S, G)
+    extra = 0.0
+    if np.any(pick):
+        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked)
+        extra = shared - lone
+    closed = smeared_waves(closed, res, host, get("wave_sync"), get("request_overhead_s"), S, G, extra)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
     req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])

@@ -16,7 +16,8 @@ The scheduler (vLLM V1 / Sarathi-Serve order, facts from planner.engine_profiles
    a step with prefill work carries prefill only and the decodes wait (SGLang);
 3. a request whose prompt completes emits its first token at the end of that step
    (TTFT) and then decodes ``gen_len - 1`` more tokens, one per step it is in; when it
-   finishes, a closed loop replaces it at once, an open loop draws Poisson arrivals.
+   finishes, a closed loop replaces it at once (or after a random delay, ``jitter_s``),
+   an open loop draws Poisson arrivals.
 
 Steps with no prefill work are simulated as one stretch up to the next event (a
 request finishing or arriving), their contexts growing by one token per step. Metrics
@@ -64,22 +65,32 @@ def take_prefill(prefill: deque, room: int, prompt_len: int, chunked: bool, deco
 
 def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: int, max_running: int,
              chunked: bool, mixed: bool, arrival: str = "closed", concurrency: int = 1,
-             rate: float | None = None, n_requests: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+             rate: float | None = None, n_requests: int = 1000, seed: int = 0,
+             spread_s: float = 0.0, jitter_s: float = 0.0) -> dict[str, np.ndarray]:
     """Simulate ``n_requests`` requests; returns per-request arrays (s): arrival, first
-    token and finish times, and TTFT, TPOT, end-to-end latency; plus ``steps``."""
+    token and finish times, TTFT, TPOT, end-to-end latency and the time of the step that
+    completed the prompt (``prompt_step``); plus ``steps``.
+
+    Closed loop only: ``spread_s`` > 0 spreads the first ``concurrency`` arrivals evenly
+    over that time instead of starting them all at t=0; ``jitter_s`` > 0 sends each
+    replacement an exponentially distributed time (that mean) after the request it
+    replaces finishes, instead of at once (a client's and the server's time between two
+    requests: HTTP, tokenization), so that requests which shared a step do not stay in
+    step (the ``wave_sync`` 0 idealization of planner.cost.serving.smeared_waves)."""
     P, G, N, B = int(prompt_len), int(gen_len), int(n_requests), int(token_budget)
     arrive = np.full(N, np.inf)
     first = np.full(N, np.nan)
     finish = np.full(N, np.nan)
+    last_step = np.full(N, np.nan)  # the step that completed each prompt (s)
     waiting: deque = deque()
+    rng = np.random.default_rng(seed)
     if arrival == "poisson":
-        rng = np.random.default_rng(seed)
         arrive[:] = np.cumsum(rng.exponential(1.0 / float(rate), N))
-        spawned = 0
+        spawned = N
     else:
         spawned = min(int(concurrency), N)
-        arrive[:spawned] = 0.0
-        waiting.extend(range(spawned))
+        arrive[:spawned] = np.arange(spawned) * (float(spread_s) / spawned)
+    pending = [(float(arrive[i]), i) for i in range(spawned)]  # future arrivals, a heap (sorted: one already)
     prefill: deque = deque()      # [request, prompt tokens done]
     D = 0                         # decode steps taken so far (every decoder advances in each)
     n_dec, sum_join = 0, 0        # decoders in flight and the sum of the D at which they joined
@@ -92,9 +103,9 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
         for i in ids:
             finish[i] = when
             done += 1
-            if arrival != "poisson" and spawned < N:
-                arrive[spawned] = when
-                waiting.append(spawned)
+            if spawned < N:  # a closed loop replaces the request (a Poisson run has spawned all)
+                arrive[spawned] = when + (rng.exponential(jitter_s) if jitter_s > 0.0 else 0.0)
+                heapq.heappush(pending, (float(arrive[spawned]), spawned))
                 spawned += 1
 
     def join(ids):
@@ -120,40 +131,39 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
         sum_join -= (counter - G + 1) * len(ids)
         finish_group(ids, t)
 
-    ptr = spawned if arrival != "poisson" else 0
     while done < N:
-        if arrival == "poisson":
-            while ptr < N and arrive[ptr] <= t:
-                waiting.append(ptr)
-                ptr += 1
+        while pending and pending[0][0] <= t:
+            waiting.append(heapq.heappop(pending)[1])
         while waiting and len(prefill) + n_dec < max_running:
             prefill.append([waiting.popleft(), 0])
         d = n_dec if mixed else 0
         p, ctx_sum, completed = take_prefill(prefill, B - d, P, chunked, d)
         if p:
             mean_ctx = P + 1.0 + D - sum_join / n_dec if n_dec else 0.0
-            t += table.time(d, p, d + len(completed), mean_ctx, ctx_sum / p)
+            dt = table.time(d, p, d + len(completed), mean_ctx, ctx_sum / p)
+            t += dt
             steps += 1
             for i in completed:
                 first[i] = t
+                last_step[i] = dt
             if d:
                 D += 1
                 advance_to(D)
             join(completed)
         elif n_dec:
             k = heap[0] - D
-            horizon = arrive[ptr] - t if arrival == "poisson" and ptr < N else np.inf
+            horizon = pending[0][0] - t if pending else np.inf
             k, dt = table.decode_stretch(n_dec, P + 1.0 + D - sum_join / n_dec, k, horizon)
             t += dt
             steps += k
             D += k
             advance_to(D)
         else:
-            t = max(t, float(arrive[ptr]))
+            t = max(t, pending[0][0])
     ttft = first - arrive
     tpot = (finish - first) / max(G - 1, 1)
     return {"arrival": arrive, "first": first, "finish": finish, "ttft": ttft, "tpot": tpot,
-            "e2e": finish - arrive, "steps": steps}
+            "e2e": finish - arrive, "prompt_step": last_step, "steps": steps}
 
 
 def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None) -> dict:
