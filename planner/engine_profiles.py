@@ -19,13 +19,34 @@ and the simulator (planner.cost.simulate) read these facts:
   (TensorRT-LLM's GUARANTEED_NO_EVICT), 0.5 when blocks are allocated as tokens come
   (vLLM, SGLang: the mean occupancy over a request's life). With the free KV memory it
   caps the requests running at once (planner.cost.footprint.kv_running_limit);
+* ``kv_admission``: the documented admission policy of the KV cache: ``reserve`` (a
+  request is admitted only when blocks for its whole length can be reserved, and is never
+  evicted: TensorRT-LLM's default GUARANTEED_NO_EVICT capacity scheduler) or
+  ``on_demand`` (admitted when blocks for its current tokens are free; blocks come as
+  tokens do, and the newest running request is preempted when the cache runs out: vLLM
+  V1, SGLang); it goes with ``kv_reserve_output`` (1 for reserve, below 1 on demand);
+* ``kv_memory_fraction`` and ``kv_memory_of``: the memory the engine gives its KV cache:
+  ``total``: the fraction of the device's memory that holds weights, activations and the
+  cache (vLLM gpu_memory_utilization, SGLang mem_fraction_static), so the cache is
+  ``f x capacity - weights - activations``; ``free``: the fraction of what is free once
+  the weights are loaded and a forward pass profiled (TensorRT-LLM
+  free_gpu_memory_fraction), ``f x (capacity - weights - activations)``. Unset (the
+  generic engine): the planner's runtime reserve (planner.cost.footprint). Both feed
+  :meth:`EngineProfile.kv_columns`, the cost engine's KV columns;
+* ``kv_dtype_auto``: what the default KV-cache dtype "auto" means: the model's activation
+  dtype (``activations``), or the checkpoint's KV quantization where it gives one
+  (``checkpoint``: a ModelOpt FP8 checkpoint's ``kv_cache_quant_algo: FP8`` gives an fp8
+  cache). Recorded, not yet used: the replay keeps a bf16 cache (README "Measured serving
+  runs", KV admission round: reading it moved TTFT but not TPOT the right way);
 * ``kv_block_tokens``, ``prefix_caching``, ``cascade_attention``, ``cuda_graph_max_batch``:
   paged-KV granularity and kernel facts (recorded; the memory and prefix models use them).
 """
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
 
 from planner.errors import InputError
 from planner.specs import _Spec
@@ -47,13 +68,45 @@ class EngineProfile(_Spec):
     host_step_us: float = Field(ge=0)
     kv_block_tokens: int = Field(ge=1)
     kv_reserve_output: float = Field(0.5, ge=0.0, le=1.0, description="share of the output's KV held per running request")
+    kv_admission: Literal["reserve", "on_demand"] = "on_demand"
+    kv_memory_fraction: Optional[float] = Field(None, gt=0.0, le=1.0, description="memory share given to the KV cache")
+    kv_memory_of: Literal["total", "free"] = "total"
+    kv_dtype_auto: Literal["activations", "checkpoint"] = "activations"
     prefix_caching: bool
     cascade_attention: bool
     sources: dict[str, str]
 
+    @model_validator(mode="before")
+    @classmethod
+    def _admission_from_reserve(cls, data):
+        """A file that gives only ``kv_reserve_output`` (before ``kv_admission``) keeps its meaning."""
+        if isinstance(data, dict) and "kv_admission" not in data and "kv_reserve_output" in data:
+            try:
+                data = {**data, "kv_admission": "reserve" if float(data["kv_reserve_output"]) >= 1.0 else "on_demand"}
+            except (TypeError, ValueError):
+                pass  # the field's own validation names it
+        return data
+
+    @model_validator(mode="after")
+    def _admission_matches_reserve(self):
+        if (self.kv_admission == "reserve") != (self.kv_reserve_output >= 1.0):
+            raise ValueError(f"kv_admission {self.kv_admission!r} goes with kv_reserve_output "
+                             f"{'1' if self.kv_admission == 'reserve' else 'below 1'}, "
+                             f"not {self.kv_reserve_output}")
+        return self
+
     @property
     def host_step_s(self) -> float:
         return self.host_step_us * 1e-6
+
+    def kv_columns(self) -> dict[str, float]:
+        """The cost engine's KV-cache columns for this engine (planner.cost.engine
+        INPUT_COLUMNS; read by planner.cost.running): the output share held per running
+        request, the memory fraction (-1: the planner's runtime reserve) and its basis
+        (1: of the memory free after weights and activations, 0: of the whole device)."""
+        return {"kv_reserve": float(self.kv_reserve_output),
+                "kv_fraction": -1.0 if self.kv_memory_fraction is None else float(self.kv_memory_fraction),
+                "kv_of_free": float(self.kv_memory_of == "free")}
 
 
 def engine_names() -> list[str]:

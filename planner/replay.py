@@ -238,7 +238,8 @@ class Prepared:
                 chunked=np.array([int(e.chunked_prefill) for e in eng], dtype=np.int64),
                 mixed=np.array([int(e.mixed_batches) for e in eng], dtype=np.int64),
                 host_step_s=np.array([e.host_step_s for e in eng], dtype=float),
-                kv_reserve=np.array([e.kv_reserve_output for e in eng], dtype=float))
+                **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
+                   for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 
 
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:

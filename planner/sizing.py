@@ -279,17 +279,18 @@ def _running_set(cols, mt, ht, engine, PP=1.0) -> dict:
     from planner.cost.running import running_limit, serves_one
 
     x = Ctx(cols, mt, ht)
-    reserve = serving_columns(engine, "poisson", rate=1.0)["kv_reserve"]
+    kv = serving_columns(engine, "poisson", rate=1.0)
+    reserve, fraction, of_free = kv["kv_reserve"], kv["kv_fraction"], kv["kv_of_free"]
     P, G = (np.asarray(cols[k], dtype=float) for k in ("prompt_len", "gen_len"))
     share = np.asarray(cols["prefix_sharing"], dtype=bool)
     C = np.minimum(np.asarray(cols["concurrency"], dtype=float), float(engine.max_running))
     with np.errstate(all="ignore"):
-        n = running_limit(x, C, reserve, 1.0, P, G, share)
+        n = running_limit(x, C, reserve, 1.0, P, G, share, fraction, of_free)
         serves = serves_one(x, 1.0, P, G, share)
         if np.any(np.asarray(PP) > 1.0):  # pipeline stages: 1/pp of the weights and KV per device
             from planner.cost.layout import pipeline_memory
 
-            kv_pp, serves_pp = pipeline_memory(x, PP, 1.0, P, G, share, reserve)
+            kv_pp, serves_pp = pipeline_memory(x, PP, 1.0, P, G, share, reserve, fraction, of_free)
             n = np.where(PP > 1.0, np.minimum(C, kv_pp), n)
             serves = np.where(PP > 1.0, serves_pp, serves)
         return {"running": n, "serves": serves.astype(float)}

@@ -108,7 +108,7 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
             "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
             "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s}
     if arrival != "steady":  # the free KV memory caps the running set (planner.cost.running)
-        cols["kv_reserve"] = engine.kv_reserve_output
+        cols.update(engine.kv_columns())
     return cols
 
 
@@ -284,7 +284,8 @@ def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, 
                     samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"], **dt, **layout),
             mt, ht)
     with np.errstate(all="ignore"):
-        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"])
+        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"],
+                                      serve["kv_fraction"], serve["kv_of_free"])
     n_mb = min(pp, -(-in_flight // micro))
     share = max(1, int(np.asarray(kv_limit).ravel()[0] // n_mb))
     serve.update(max_running=min(int(serve["max_running"]), share), kv_reserve=-1.0)  # the stage's cap, applied
@@ -322,7 +323,8 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
             mt, ht)
     host_s = float(serving["step_host_s"]) if serving else serve["host_step_s"]
     with np.errstate(all="ignore"):
-        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"])
+        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"],
+                                      serve["kv_fraction"], serve["kv_of_free"])
         running = np.minimum(float(serve["max_running"]), kv_limit)
         lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[cf["act_dtype"]] / 8.0)
         budget = effective_budget(serve["token_budget"], P, max(concurrency, 1) * k, serve["chunked"])

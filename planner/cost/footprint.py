@@ -65,15 +65,36 @@ def memory_footprint(x, n_seq_req, k, P, G, share, act_tokens):
     return weights, kv, acts, reserve, total, capacity
 
 
-def kv_running_limit(x, k, P, G, share, tokens_share=1.0):
-    """Requests the KV cache holds at once: the devices' free memory (capacity less the
-    weights, the runtime reserve and one request's activations) over one request's KV
-    cache at ``P + tokens_share x G`` tokens (1: the full length, as an engine that
-    reserves a request's whole KV on admission; 1/2: the mean occupancy of on-demand
-    paged allocation). At least 1 (a row whose weights do not fit is refused elsewhere)."""
+def kv_pool_bytes(capacity, weights, acts, reserve, fraction=-1.0, of_free=0.0):
+    """Per-device memory an engine gives its KV cache: ``fraction x capacity - weights -
+    activations`` where the fraction is of the whole device (``of_free`` 0: vLLM
+    gpu_memory_utilization, SGLang mem_fraction_static), ``fraction x (capacity - weights
+    - activations)`` where it is of the memory free after the model is loaded (``of_free``
+    1: TensorRT-LLM free_gpu_memory_fraction); a negative fraction (no engine fact) leaves
+    the planner's runtime reserve out instead, ``capacity - weights - reserve -
+    activations``. At least 0. Numbers or arrays, broadcast (the engine profile's
+    ``kv_columns``, planner.engine_profiles)."""
+    import numpy as np
+
+    legacy = capacity - weights - reserve - acts
+    if np.ndim(fraction) == 0 and float(fraction) < 0.0:
+        return np.maximum(legacy, 0.0)
+    of_whole = fraction * capacity - weights - acts
+    of_rest = fraction * (capacity - weights - acts)
+    pool = np.where(np.asarray(fraction) < 0.0, legacy, np.where(np.asarray(of_free) > 0.0, of_rest, of_whole))
+    return np.maximum(pool, 0.0)
+
+
+def kv_running_limit(x, k, P, G, share, tokens_share=1.0, fraction=-1.0, of_free=0.0):
+    """Requests the KV cache holds at once: the engine's KV pool (:func:`kv_pool_bytes`:
+    its memory fraction, or the device's capacity less the weights, the runtime reserve
+    and one request's activations) over one request's KV cache at ``P + tokens_share x G``
+    tokens (1: the full length, as an engine that reserves a request's whole KV on
+    admission; 1/2: the mean occupancy of on-demand paged allocation). At least 1 (a row
+    whose weights do not fit is refused elsewhere)."""
     weights, _, acts, reserve, _, capacity = memory_footprint(x, 1.0, k, P, G, share, 1.0)
     per_request = kv_cache_bytes_per_device(x, 1.0, k, P, tokens_share * G, share)
-    free = x.xp.maximum(capacity - weights - reserve - acts, 0.0)
+    free = kv_pool_bytes(capacity, weights, acts, reserve, fraction, of_free)
     return x.xp.maximum(x.xp.floor(free / x.xp.maximum(per_request, 1e-30)), 1.0)
 
 

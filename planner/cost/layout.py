@@ -139,19 +139,19 @@ def pipeline(r: dict, *, pp: int, in_flight: int, micro: int, hardware, hidden: 
     return out
 
 
-def pipeline_memory(x, pp, k, P, G, share, tokens_share):
+def pipeline_memory(x, pp, k, P, G, share, tokens_share, kv_fraction=-1.0, kv_of_free=0.0):
     """Per device with ``pp`` stages (each device holds 1/pp of the layers: of the weights
     and of every request's KV cache, as :func:`pipeline_rows` divides them): the requests
     the KV memory holds at once (planner.cost.footprint.kv_running_limit's rule, one
     request's KV at ``P + tokens_share x G`` tokens; at least 1) and whether one request at
     its full length fits (planner.cost.running.serves_one's rule). pp = 1: those rules."""
-    from planner.cost.footprint import kv_cache_bytes_per_device, memory_footprint
+    from planner.cost.footprint import kv_cache_bytes_per_device, kv_pool_bytes, memory_footprint
 
     xp = x.xp
     weights, _, acts, reserve, _, capacity = memory_footprint(x, 1.0, k, P, G, share, 1.0)
     weights = weights / pp
     per_request = kv_cache_bytes_per_device(x, 1.0, k, P, tokens_share * G, share) / pp
-    free = xp.maximum(capacity - weights - reserve - acts, 0.0)
+    free = kv_pool_bytes(capacity, weights, acts, reserve, kv_fraction, kv_of_free)
     limit = xp.maximum(xp.floor(free / xp.maximum(per_request, 1e-30)), 1.0)
     full = kv_cache_bytes_per_device(x, 1.0, k, P, G, share) / pp
     return limit, weights + reserve + acts + full <= capacity

@@ -2,11 +2,15 @@
 its running set from (README "The running set").
 
 At most the engine's ``max_running`` (max_num_seqs; in the capacity report also the
-searched concurrency ``C``), and at most what the free KV memory holds
-(:func:`planner.cost.footprint.kv_running_limit`: device memory less the weights, the
-runtime reserve and one request's activations, over one request's KV at ``P + r G``
-tokens, ``r`` the engine's ``kv_reserve_output``). A negative ``kv_reserve`` means no KV
-cap (the steady state, the static-batch rows): the engine's limit alone.
+searched concurrency ``C``), and at most what the engine's KV pool holds
+(:func:`planner.cost.footprint.kv_running_limit`: the pool of
+:func:`planner.cost.footprint.kv_pool_bytes`, the engine's documented memory fraction of
+the device or of what the weights and activations leave, over one request's KV at
+``P + r G`` tokens, ``r`` the engine's ``kv_reserve_output``: 1 where it reserves the
+whole length on admission, 1/2, the mean occupancy, where it allocates on demand and
+preempts). The KV columns are an engine profile's ``kv_columns``. A negative
+``kv_reserve`` means no KV cap (the steady state, the static-batch rows): the engine's
+limit alone.
 
 Used by the closed loop (planner.cost.serving) and the open loop
 (planner.cost.open_loop, which also takes its wait for a running slot from
@@ -24,15 +28,16 @@ import numpy as np
 from planner.cost.footprint import kv_cache_bytes_per_device, kv_running_limit, memory_footprint
 
 
-def running_limit(x, max_running, kv_reserve, k, P, G, share):
+def running_limit(x, max_running, kv_reserve, k, P, G, share, kv_fraction=-1.0, kv_of_free=0.0):
     """Requests running at once per row of the engine context ``x``: ``min(max_running,
-    kv_running_limit(x, k, P, G, share, kv_reserve))`` where ``kv_reserve >= 0``, else
-    ``max_running`` (numbers or arrays, broadcast)."""
+    kv_running_limit(x, k, P, G, share, kv_reserve, kv_fraction, kv_of_free))`` where
+    ``kv_reserve >= 0``, else ``max_running`` (numbers or arrays, broadcast; the KV
+    arguments are an engine profile's ``kv_columns``)."""
     max_running = np.asarray(max_running)  # the caller's dtype (float32 in the search) is kept
     reserve = np.asarray(kv_reserve)
     if not np.any(reserve >= 0.0):
         return max_running
-    kv = kv_running_limit(x, k, P, G, share, np.maximum(reserve, 0.0))
+    kv = kv_running_limit(x, k, P, G, share, np.maximum(reserve, 0.0), kv_fraction, kv_of_free)
     return np.where(reserve >= 0.0, np.minimum(max_running, kv), max_running)
 
 

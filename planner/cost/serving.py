@@ -337,7 +337,8 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     host, mixed, max_run = get("host_step_s"), get("mixed") > 0, get("max_running")
     # the requests the free KV memory holds at once (the engine's reservation), where given
     reserve = np.asarray(cols.get("kv_reserve", -1.0), dtype=x.dt)
-    max_run = running_limit(x, max_run, reserve, k, P, G, share)
+    max_run = running_limit(x, max_run, reserve, k, P, G, share, np.asarray(cols.get("kv_fraction", -1.0)),
+                            np.asarray(cols.get("kv_of_free", 0.0)))
     S = np.maximum(C, 1.0) * k
     budget = effective_budget(B, P, S, chunked)
     closed = closed_loop(x, S, P, G, budget, mixed, host, max_run, chunked=chunked)

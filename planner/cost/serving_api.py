@@ -57,7 +57,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
 
         one = np.ones(1, dtype=x.dt)
         cap = running_limit(x, engine.max_running, serve["kv_reserve"], one, prompt_len * one, gen_len * one,
-                            np.zeros(1, dtype=bool))
+                            np.zeros(1, dtype=bool), serve["kv_fraction"], serve["kv_of_free"])
         engine = engine.model_copy(update={"max_running": int(np.min(cap))})
     sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=gen_len, arrival=arrival,
                           concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
@@ -81,7 +81,7 @@ def _simulate_pipeline(x, model, hardware, engine, serve, *, pp, prompt_len, gen
     one = np.ones(1, dtype=x.dt)
     with np.errstate(all="ignore"):
         kv_limit, _ = pipeline_memory(x, float(pp), one, prompt_len * one, gen_len * one, np.zeros(1, dtype=bool),
-                                      serve["kv_reserve"])
+                                      serve["kv_reserve"], serve["kv_fraction"], serve["kv_of_free"])
     running = int(min(engine.max_running, float(np.min(kv_limit))))
     budget = int(effective_budget(engine.token_budget, prompt_len, max(concurrency, 1), engine.chunked_prefill))
     lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[act_dtype] / 8.0)
