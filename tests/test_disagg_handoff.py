@@ -139,3 +139,15 @@ def test_measured_deployments_wait_for_no_decode_slot():
     assert np.all(given["ttft_s"] <= memory["ttft_s"] + 1e-12)
     assert np.any(memory["ttft_s"][counted] > 1.5 * given["ttft_s"][counted])  # bf16 KV would not hold them
     assert np.allclose(given["ttft_s"][~counted], memory["ttft_s"][~counted])
+
+
+def test_a_decode_worker_that_cannot_hold_its_weights_is_costed_as_if_it_fit():
+    """Llama-3.1-70B bf16 on one h100-sxm (141 GB of weights on 80 GB): no request fits;
+    the estimate says so, and the times are those of the deployment as if it fit, not an
+    endless queue for a slot."""
+    m, h = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
+    x = _ctx(m, h, 1, 2048, 512)
+    assert float(np.asarray(decode_worker_capacity(x, 2048, 512, 1 << 30)).ravel()[0]) == 0.0
+    out = handed_off(x, x, 16, 2048, 512, 8192.0, 1e-3, 1.0, 1.0, 0.002, 1 << 30)
+    assert float(np.asarray(out["decode_wait_s"]).ravel()[0]) == 0.0
+    assert float(np.asarray(out["running"]).ravel()[0]) == 16.0

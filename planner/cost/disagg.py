@@ -129,7 +129,10 @@ def handed_off(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, X, Y, transfer_s
     Returns the keys of :func:`planner.cost.serving.disaggregated` plus ``decode_wait_s``,
     ``admission_s`` and ``running`` (``R``)."""
     C = np.maximum(np.asarray(C, dtype=float), 1.0)
-    slots = np.asarray(Y, dtype=float) * decode_worker_capacity(x_dec, P, G, max_running)
+    cap = decode_worker_capacity(x_dec, P, G, max_running)
+    # where the weights alone do not fit no request runs: costed as if it fit (the
+    # estimate says it does not), not as an endless queue
+    slots = np.where(cap >= 1.0, np.asarray(Y, dtype=float) * cap, np.inf)
     slots = np.where(np.isfinite(running), running, slots)
     R = np.minimum(C, np.maximum(np.where(np.isfinite(slots), slots, C), 1.0))
     out = disaggregated(x_pre, x_dec, R, P, G, budget, host_s, X, Y, transfer_s, n_requests)
