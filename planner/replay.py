@@ -303,7 +303,9 @@ class Prepared:
                                        decode=side["decode"], concurrency=self.C[sel][dis],
                                        prefill_workers=self.workers["prefill"][d_sel],
                                        decode_workers=self.workers["decode"][d_sel],
-                                       min_decode_workers=self.min_decode[d_sel])
+                                       min_decode_workers=self.min_decode[d_sel],
+                                       decode_running=np.where(np.isfinite(self.workers["decode"][d_sel]),
+                                                               self.C[sel][dis], np.nan))
                 tpot[idx[dis]] = d["tpot_s"]
                 ttft[idx[dis]] = d["ttft_s"] + cols["request_overhead_s"][dis]
                 for j, i in enumerate(idx[dis]):

@@ -180,7 +180,9 @@ def print_estimate(r: dict) -> None:
         dg = r["disaggregated"]
         con.print(f"disaggregated: {dg['prefill_workers']} prefill x TP{dg['prefill_devices']}, {dg['decode_workers']} "
                   f"decode x TP{dg['decode_devices']} ({dg['devices']} devices), KV transfer "
-                  f"{fmt_si(dg['kv_transfer_s'], 's')} per request; work and memory below are one decode worker's")
+                  f"{fmt_si(dg['kv_transfer_s'], 's')}, decode admission {fmt_si(dg['admission_s'], 's')}, wait for a "
+                  f"decode slot {fmt_si(dg['decode_wait_s'], 's')} per request ({dg['decode_running']:.0f} of "
+                  f"{r['config']['concurrency']} running); work and memory below are one decode worker's")
     if "pipeline" in r:
         pl = r["pipeline"]
         if "max_running" in pl:  # Poisson arrivals: the open loop's groups (work and energy: the steady state's)

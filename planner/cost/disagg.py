@@ -8,7 +8,9 @@ Each row is one deployment: ``prefill_workers`` (X) workers of the prefill-side 
 cache of each prompt crosses between them (NVLink inside one NVLink domain, the
 inter-node network beyond it). The two sides are two contexts
 (:class:`planner.cost.context.Ctx`) over the same rows; the scheduler algebra is
-:func:`planner.cost.serving.disaggregated`.
+:func:`planner.cost.serving.disaggregated`, and :func:`handed_off` adds what a request
+meets on the decode side (the decode step boundary; a decode slot where the decode
+workers' memory holds fewer than the requests in flight).
 
 A deployment whose worker counts are not known (NaN) takes them from
 :func:`derive_workers`: the fewest decode workers that hold the requests in flight, and
@@ -92,9 +94,61 @@ def derive_workers(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, transfer_s, 
     return X, Y, Cd
 
 
+# Steps of the decode worker between a prompt's KV arriving and its first token leaving:
+# the mean wait for the running step to end (half a step: the KV lands at a uniformly
+# random point of a deterministic step) and the step that admits the request and emits
+# its first token. SGLang's decode scheduler moves a request whose KV transfer is done
+# from its transfer queue into the running batch only between two forward steps (the
+# queues are polled once per event-loop iteration: SGLang docs "PD Disaggregation" and
+# its design note); TensorRT-LLM's generation-only requests wait in
+# DISAGG_GENERATION_INIT / TRANS_IN_PROGRESS until the executor's per-iteration transfer
+# check finds their cache complete (TensorRT-LLM "Disaggregated Serving" docs).
+ADMISSION_STEPS = 1.5
+
+
+def handed_off(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, X, Y, transfer_s, max_running,
+               n_requests=None, running=np.nan) -> dict:
+    """The scheduler algebra of :func:`planner.cost.serving.disaggregated` (prefill
+    worker's closed-loop queue, KV transfer, decode steps) plus what a request meets on
+    the DECODE side after its prefill:
+
+    * **the running set**: ``Y`` decode workers hold at most ``Y x b_max`` requests
+      (:func:`decode_worker_capacity`: their free KV memory at full length, within the
+      engine's running limit per attention group). The deployment runs at
+      ``R = min(C, Y b_max)`` and the ``C - R`` requests beyond it wait for a decode slot:
+      by Little's law over the closed loop, ``(C - R) x e2e / R`` (the aggregated closed
+      loop's wait for a running slot, planner.cost.serving), a slot being held from
+      before the prefill to the last token (SGLang's decode side preallocates a request's
+      KV, its PreallocQueue, before the prefill worker sends it), so the prefill queue
+      sees ``R`` clients.
+      ``running`` (default NaN: from memory) is the running set where it is known, e.g.
+      a measured run's decode batch times its decode workers (it ran, so it fit);
+    * **admission**: :data:`ADMISSION_STEPS` decode steps between the KV's arrival and the
+      first token (the step boundary and the admitting step).
+
+    Returns the keys of :func:`planner.cost.serving.disaggregated` plus ``decode_wait_s``,
+    ``admission_s`` and ``running`` (``R``)."""
+    C = np.maximum(np.asarray(C, dtype=float), 1.0)
+    cap = decode_worker_capacity(x_dec, P, G, max_running)
+    # where the weights alone do not fit no request runs: costed as if it fit (the
+    # estimate says it does not), not as an endless queue
+    slots = np.where(cap >= 1.0, np.asarray(Y, dtype=float) * cap, np.inf)
+    slots = np.where(np.isfinite(running), running, slots)
+    R = np.minimum(C, np.maximum(np.where(np.isfinite(slots), slots, C), 1.0))
+    out = disaggregated(x_pre, x_dec, R, P, G, budget, host_s, X, Y, transfer_s, n_requests)
+    admission = ADMISSION_STEPS * out["tpot_s"]
+    e2e = out["latency_s"] + admission
+    wait = (C - R) * e2e / R
+    out["ttft_s"] = out["ttft_s"] + admission + wait
+    out["latency_s"] = e2e + wait
+    out["throughput_req_s"] = R / e2e
+    out["decode_wait_s"], out["admission_s"], out["running"] = wait, admission, R
+    return out
+
+
 def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill: dict, decode: dict,
                        concurrency, prefill_workers, decode_workers, n_requests=None,
-                       min_decode_workers=1.0) -> dict:
+                       min_decode_workers=1.0, decode_running=np.nan) -> dict:
     """TTFT, TPOT, latency (s), throughput (requests/s) and KV transfer time (s) of many
     disaggregated deployments in a closed loop, one pass over the rows.
 
@@ -109,7 +163,9 @@ def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill
     * ``concurrency``: requests in flight over the whole deployment (closed loop);
       ``prefill_workers`` (X), ``decode_workers`` (Y): workers of each side; NaN where
       not known: both then come from :func:`derive_workers` (for that row), with at
-      least ``min_decode_workers`` decode workers (default 1).
+      least ``min_decode_workers`` decode workers (default 1);
+    * ``decode_running``: requests the decode workers hold at once where known (NaN: what
+      their free memory holds, :func:`handed_off`).
 
     Returns ``ttft_s``, ``tpot_s``, ``latency_s``, ``throughput_req_s``,
     ``kv_transfer_s``, ``devices`` (all workers' devices), the worker counts used
@@ -142,7 +198,8 @@ def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill
             X, Y = np.where(derived, dX, X), np.where(derived, dY, Y)
         total = X * x_pre.group_devices + Y * x_dec.group_devices
         transfer = kv_transfer_rows_s(x_pre, x_dec, P, total)
-        out = disaggregated(x_pre, x_dec, C, P, G, budget, get("host_step_s"), X, Y, transfer, n_requests)
+        out = handed_off(x_pre, x_dec, C, P, G, budget, get("host_step_s"), X, Y, transfer, get("max_running"),
+                         n_requests, f(decode_running))
     out = {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy() for k, v in out.items()}
     out["kv_transfer_s"] = np.asarray(transfer, dtype=float)
     out["devices"] = total

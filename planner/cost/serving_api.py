@@ -105,8 +105,9 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
     TTFT, TPOT, latency and throughput of the whole deployment, dollars per request for
     all its devices, and the KV transfer time."""
     from planner.cost.context import Ctx
+    from planner.cost.disagg import handed_off
     from planner.cost.layout import kv_transfer_s
-    from planner.cost.serving import disaggregated, effective_budget
+    from planner.cost.serving import effective_budget
 
     for field, v in (("prefill-workers", prefill_workers), ("decode-workers", decode_workers),
                      ("prefill-devices", prefill_devices), ("decode-devices", decode_devices),
@@ -141,9 +142,14 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
     total = prefill_workers * prefill_devices + decode_workers * decode_devices
     transfer = kv_transfer_s(kv_per_token, prompt_len, hardware, total, min(prefill_devices, decode_devices))
     budget = effective_budget(engine.token_budget, prompt_len, 0, engine.chunked_prefill)
-    d = {k: float(np.asarray(v).ravel()[0]) for k, v in disaggregated(
+    # the prefill queue, the transfer, and the decode side's admission and running set (planner.cost.disagg)
+    d = {k: float(np.asarray(v).ravel()[0]) for k, v in handed_off(
         x_pre, x_dec, concurrency, prompt_len, gen_len, budget, engine.host_step_s, prefill_workers,
-        decode_workers, transfer).items()}
+        decode_workers, transfer, engine.max_running).items()}
+    if d["running"] < concurrency:  # the decode workers hold fewer: show one worker at its running set
+        base = estimate(model, hardware, devices=decode_devices, concurrency=max(int(d["running"] // decode_workers), 1),
+                        prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
+                        kv_dtype=kv_dtype, efficiency=efficiency, engine=engine)
     out = dict(base)
     out.update(ttft_s=d["ttft_s"], tpot_s=d["tpot_s"], latency_s=d["latency_s"],
                throughput_tok_s=d["throughput_req_s"] * gen_len,
@@ -153,5 +159,6 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
     out["config"] = {**base["config"], "concurrency": concurrency, "arrival": "closed"}
     out["disaggregated"] = {"prefill_workers": prefill_workers, "prefill_devices": prefill_devices,
                             "decode_workers": decode_workers, "decode_devices": decode_devices,
-                            "devices": total, "kv_transfer_s": transfer}
+                            "devices": total, "kv_transfer_s": transfer, "decode_wait_s": d["decode_wait_s"],
+                            "admission_s": d["admission_s"], "decode_running": d["running"]}
     return out
