@@ -6,8 +6,11 @@ quantization x KV dtype x batch x KV budget. Stage costs are evaluated by the en
 per distinct stage configuration (the generate stage does not depend on the selection
 rule, the verify stage not on the KV budget) and broadcast over the full grid; accuracy
 is evaluated once per (model, strategy, samples, length, dtypes, budget) and broadcast over
-hardware, devices and batch. Every configuration of the grid gets latency, energy,
-dollars, accuracy and a feasibility verdict as one row of flat arrays.
+hardware, devices and batch, and only on the (length x quantization) cells where some
+configuration passes the checks known before the engine runs (context window, devices,
+dtypes, the weights fitting the layout's memory): elsewhere it is NaN, on rows that are
+infeasible anyway. Every configuration of the grid gets latency, energy, dollars,
+accuracy and a feasibility verdict as one row of flat arrays.
 """
 
 from __future__ import annotations
@@ -126,7 +129,8 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     stages; by default each policy model verifies its own answers. ``interval_fn`` (same
     arguments) returns the accuracy's (lo, hi) interval or None; with it the columns
     ``accuracy_lo`` / ``accuracy_hi`` hold it (NaN where a profile has none), computed with
-    the accuracy, once per distinct accuracy configuration.
+    the accuracy, once per distinct accuracy configuration. ``prune_accuracy`` False asks
+    the accuracy on every cell (the oracle the tests compare the pruned search with).
     """
     mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
