@@ -13,7 +13,8 @@ on-disk caches off (``PLANNER_NO_CACHE=1``: every YAML file parsed, every accura
 computed), and warm, with the caches the warm-up run filled (``~/.cache/planner``: parsed
 catalog YAML, the search's accuracy arrays; catalog.read_yaml, recommend._cached_accuracy),
 as a scenario asked again runs.
-Run: python benchmarks/recommend_speed.py [repeats]
+Run: python benchmarks/recommend_speed.py [repeats] [--cold] [--default]
+(``--cold``: the cold runs only; ``--default``: the default scenario only).
 """
 
 from __future__ import annotations
@@ -54,10 +55,14 @@ def time_command(cmd: list[str], repeats: int, cached: bool = True) -> tuple[flo
     return min(walls), statistics.median(walls), best_cpu, answer
 
 
-def main(repeats: int = 5) -> None:
+def main(repeats: int = 5, cold_only: bool = False, default_only: bool = False) -> None:
     for name, extra in RUNS.items():
+        if default_only and extra:
+            continue
         print(f"{name}: planner {' '.join(BASE[3:] + extra)}")
         for label, cached in (("cold (PLANNER_NO_CACHE=1)", False), ("warm (caches filled)", True)):
+            if cold_only and cached:
+                continue
             wall, median, cpu, answer = time_command(BASE + extra, repeats, cached)
             n = answer["evaluated"]
             if not cached:
@@ -68,4 +73,5 @@ def main(repeats: int = 5) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    main(int(args[0]) if args else 5, "--cold" in sys.argv, "--default" in sys.argv)

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-app = typer.Typer(
+_SETTINGS = dict(
     name="planner",
     help="Hardware-aware cost simulator and inference planner for LLMs.",
     no_args_is_help=True,
@@ -15,6 +15,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+# the command modules (planner.commands.<module>.register), in the order `planner --help`
+# lists them, and the commands each registers: a run of one command imports and builds
+# only its module (the others cost ~25 ms of imports and signature inspection)
+COMMAND_MODULES = {
+    "catalog": ("hardware", "models"), "estimate": ("estimate",), "recommend": ("recommend",),
+    "accuracy": ("fit", "accuracy"), "calibrate": ("calibrate",), "validate": ("validate",),
+    "report": ("report",), "check": ("check",),
+}
+
 
 def _version(value: bool) -> None:
     if value:
@@ -24,7 +34,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def _root(version: bool = typer.Option(False, "--version", help="Print the version and exit.",
                                        callback=_version, is_eager=True)) -> None:
     """Hardware-aware cost simulator and inference planner for LLMs."""
@@ -54,30 +63,42 @@ def _install_signal_handlers() -> None:
                 pass
 
 
-from planner.commands import (  # noqa: E402
-    accuracy,
-    calibrate,
-    catalog,
-    check,
-    estimate,
-    recommend,
-    report,
-    validate,
-)
+def build_app(modules=tuple(COMMAND_MODULES)) -> typer.Typer:
+    """The typer app with the commands of ``modules`` (default: all of them)."""
+    import importlib
 
-for _module in (catalog, estimate, recommend, accuracy, calibrate, validate, report, check):
-    _module.register(app)
+    app = typer.Typer(**_SETTINGS)
+    app.callback()(_root)
+    for name in modules:
+        importlib.import_module(f"planner.commands.{name}").register(app)
+    return app
 
 
-_COMMAND: list = []
+def _full_app() -> typer.Typer:
+    if "app" not in globals():
+        globals()["app"] = build_app()
+    return globals()["app"]
 
 
-def _command():
-    """The click command typer builds from ``app`` (~25 ms of signature inspection), built
-    once per process: in-process callers (tests, the fuzzer) run main() many times."""
-    if not _COMMAND:
-        _COMMAND.append(typer.main.get_command(app))
-    return _COMMAND[0]
+def __getattr__(name: str):
+    """``planner.cli.app``: the full app, built on first use."""
+    if name == "app":
+        return _full_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_COMMANDS: dict = {}
+
+
+def _command(args: list[str]):
+    """The click command for ``args``: the app of the named command's module alone where
+    the first argument names a command, else the full app (help, --version, errors).
+    Built once per process and module (~25 ms of signature inspection for the full app):
+    in-process callers (tests, the fuzzer) run main() many times."""
+    module = next((m for m, names in COMMAND_MODULES.items() if args and args[0] in names), None)
+    if module not in _COMMANDS:
+        _COMMANDS[module] = typer.main.get_command(build_app((module,)) if module else _full_app())
+    return _COMMANDS[module]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,9 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     if argv is None:
         _install_signal_handlers()
-    command = _command()
+    args = list(argv if argv is not None else sys.argv[1:])
+    command = _command(args)
     try:
-        rc = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="planner",
+        rc = command.main(args=args, prog_name="planner",
                           standalone_mode=False)
     except InputError as exc:
         print(f"planner: error: {exc.one_line()}", file=sys.stderr)

@@ -6,8 +6,11 @@ quantization x KV dtype x batch x KV budget. Stage costs are evaluated by the en
 per distinct stage configuration (the generate stage does not depend on the selection
 rule, the verify stage not on the KV budget) and broadcast over the full grid; accuracy
 is evaluated once per (model, strategy, samples, length, dtypes, budget) and broadcast over
-hardware, devices and batch. Every configuration of the grid gets latency, energy,
-dollars, accuracy and a feasibility verdict as one row of flat arrays.
+hardware, devices and batch, and only on the (length x quantization) cells where some
+configuration passes the checks known before the engine runs (context window, devices,
+dtypes, the weights fitting the layout's memory): elsewhere it is NaN, on rows that are
+infeasible anyway. Every configuration of the grid gets latency, energy, dollars,
+accuracy and a feasibility verdict as one row of flat arrays.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from planner import layouts as lay
 from planner import strategies as strat
 from planner.cost.passes import BOTTLENECKS
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
+from planner.dtypes import BITS
 from planner.errors import InputError
 from planner.quantization import QUANTIZATIONS, act_dtype_for
 
@@ -116,7 +120,7 @@ def _as_k_call(call: "strat.StageCall") -> "strat.StageCall":
 
 
 def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accuracy_fn, verifier=None,
-                   precision: str = "float32", interval_fn=None) -> Result:
+                   precision: str = "float32", interval_fn=None, prune_accuracy: bool = True) -> Result:
     """Cost and accuracy of every configuration in ``space``.
 
     ``profiles[i]`` is the accuracy profile of ``models[i]``; ``accuracy_fn(profile,
@@ -125,7 +129,8 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     stages; by default each policy model verifies its own answers. ``interval_fn`` (same
     arguments) returns the accuracy's (lo, hi) interval or None; with it the columns
     ``accuracy_lo`` / ``accuracy_hi`` hold it (NaN where a profile has none), computed with
-    the accuracy, once per distinct accuracy configuration.
+    the accuracy, once per distinct accuracy configuration. ``prune_accuracy`` False asks
+    the accuracy on every cell (the oracle the tests compare the pruned search with).
     """
     mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
@@ -172,72 +177,122 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     kvq = np.array(space.kv_dtypes).reshape(1, 1, 1, -1, 1)
     act_rows = list(dict.fromkeys(tuple(r) for r in act_names))
 
-    def accuracy_of_model(graph, ks, mi) -> list:
+    def needed_cells(pre_ok, mi, hs) -> tuple[np.ndarray, np.ndarray]:
+        """The generation lengths and quantizations (positions) at which model ``mi`` on
+        the hardware ``hs`` has some configuration that passes the checks made before the
+        engine runs (devices, dtypes, context: ``pre_ok``): the accuracy is asked on that
+        (length x quantization) sub-grid only (every configuration that can be feasible
+        lies in it; the others stay NaN and are infeasible anyway). All of them where
+        ``prune_accuracy`` is False."""
+        if not prune_accuracy:
+            return np.arange(len(Ls)), np.arange(nq)
+        m = np.broadcast_to(pre_ok, (nM, nH, len(D), 1, len(Ls), nq, 1, 1, 1))[mi, hs]
+        lq = m.any(axis=(0, 1, 2, 5, 6, 7))                          # (L, Q)
+        return np.flatnonzero(lq.any(axis=1)), np.flatnonzero(lq.any(axis=0))
+
+    def accuracy_of_model(graph, ks, mi, pre_ok) -> list:
         """One model's accuracy calls for a strategy: per distinct row of activation dtypes
-        (the ones the cost uses; dtypes as arrays), the hardware it covers, the accuracy
-        and, with ``interval_fn``, its interval."""
+        (the ones the cost uses; dtypes as arrays), the hardware it covers, the sub-grid's
+        (length, quantization) positions (needed_cells), the accuracy and, with
+        ``interval_fn``, its interval (None for both where the sub-grid is empty)."""
         out = []
         for row in act_rows:
             hs = [i for i, r in enumerate(act_names) if tuple(r) == row]
-            aq = np.array(row).reshape(1, 1, -1, 1, 1)
+            ls, qs = needed_cells(pre_ok, mi, hs)
+            if not (ls.size and qs.size):
+                out.append((hs, ls, qs, None, None))
+                continue
+            aq = np.array(row)[qs].reshape(1, 1, -1, 1, 1)
             args = (profiles[mi], graph.graph["accuracy"], K_all[ks].reshape(-1, 1, 1, 1, 1),
-                    Ls.reshape(1, -1, 1, 1, 1), wq, aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
-            out.append((hs, accuracy_fn(*args), interval_fn(*args) if interval_fn else None))
+                    Ls[ls].reshape(1, -1, 1, 1, 1), wq[:, :, qs], aq, kvq, Ts.reshape(1, 1, 1, 1, -1))
+            out.append((hs, ls, qs, accuracy_fn(*args), interval_fn(*args) if interval_fn else None))
         return out
 
     def accuracy_of(ks, per_model) -> tuple[np.ndarray, list]:
         """Accuracy on (M, H, 1, K', L, Q, V, 1, T) and, with ``interval_fn``, its
-        interval's [lo, hi] arrays (NaN without replicates), from the models' calls."""
-        acc = np.zeros((nM, nH, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), dtype=np.float32)
+        interval's [lo, hi] arrays (NaN without replicates), from the models' calls; NaN
+        outside each call's sub-grid."""
+        acc = np.full((nM, nH, 1, len(ks), len(Ls), nq, nv, 1, len(Ts)), np.nan, dtype=np.float32)
         lo_hi = [np.full(acc.shape, np.nan, dtype=np.float32) for _ in range(2)] if interval_fn else []
+        cell = acc.shape[3:7] + acc.shape[8:]                        # (K', L, Q, V, T)
         for mi, fut in enumerate(per_model):
-            for hs, a, iv in fut.result():
-                acc[mi, hs, 0] = np.broadcast_to(a, acc.shape[3:7] + acc.shape[8:])[..., None, :]
-                for arr, v in zip(lo_hi if iv is not None else (), iv or ()):
-                    arr[mi, hs, 0] = np.broadcast_to(v, acc.shape[3:7] + acc.shape[8:])[..., None, :]
+            for hs, ls, qs, a, iv in fut.result():
+                if a is None:
+                    continue
+                at = np.ix_(np.arange(len(ks)), ls, qs, np.arange(nv), np.arange(len(Ts)))
+                sub = (len(ks), len(ls), len(qs), nv, len(Ts))
+                for arr, v in zip((acc,) + tuple(lo_hi if iv is not None else ()), (a,) + tuple(iv or ())):
+                    block = np.full(cell, np.nan, dtype=np.float32)
+                    block[at] = np.broadcast_to(v, sub)
+                    arr[mi, hs, 0] = block[..., None, :]
         return acc, lo_hi
+
+    # the engine's inputs per distinct stage call, and each stage's context check (its
+    # context, what it reads plus what it writes, within its model's window): known
+    # before the engine runs, so the accuracy calls below can skip what cannot fit
+    stage_inputs: dict = {}
+    for call in dict.fromkeys(map(key_of, calls)):
+        policy = call.role == "policy" or verifier is None
+        k_ax = ik if call.uses_k else np.zeros((1,) * 9, dtype=np.intp)
+        k = K_all[k_ax]
+        cols = {
+            "model": im if policy else np.full((1,) * 9, nM), "hardware": ih, "devices": TP[idv],
+            "batch": Bs[ib] * (k if call.requests == "k" else 1.0), "concurrency": np.zeros((1,) * 9),
+            "prompt_len": P + (Ls[il] if call.prompt_extra == "answer" else 0.0),
+            "gen_len": Ls[il] if call.gen == "gen_len" else np.full((1,) * 9, float(call.verify_len)),
+            "samples": k if call.samples == "k" else np.ones((1,) * 9), "weight_dtype": w_code[iq],
+            "act_dtype": act[ih, iq], "kv_dtype": kv_code[iv],
+            "kv_budget": Ts[it] if call.role == "policy" else np.zeros((1,) * 9),
+            "prefix_sharing": np.ones((1,) * 9, dtype=bool),
+        }
+        sub = (shape[:3] + (shape[3] if call.uses_k else 1,) + shape[4:8]
+               + (shape[8] if call.role == "policy" else 1,))
+        window = max_ctx[im] if policy else float(verifier.max_context)
+        ctx = cols["prompt_len"] + cols["gen_len"] <= window
+        stage_inputs[call] = (cols, sub, policy, k, ctx)
+
+    # ---- feasibility shared by all strategies -----------------------------------------------
+    max_dev = np.array([h.max_devices for h in hardware], dtype=float)
+    # tensor parallel within one NVLink domain; a layout the model (or verifier) cannot take
+    dev_ok = (TP[idv] <= max_dev[ih]) & layout_ok[im, idv]
+    dt_ok = dtype_ok[ih, iq]
+    # a necessary condition of the engine's memory check, for the accuracy pruning only:
+    # the weights, less the embedding and LM head, spread over all of a layout's devices
+    # (no layout stores less per device) fit in the device's memory
+    wbits = np.array([BITS[QUANTIZATIONS[q][0]] for q in space.quantizations])
+    body = mt.cols["total_params"][:nM] - mt.cols["embed_head_params"][:nM]
+    memory_bytes = np.array([h.memory_gb * 1e9 for h in hardware])
+    weights_fit = body[im] * (wbits[iq] / 8.0) / D[idv] <= memory_bytes[ih]
+
+    def strategy_ctx_ok(graph) -> np.ndarray:
+        """Every stage of the strategy within its model's context window."""
+        ok = np.ones((1,) * 9, dtype=bool)
+        for _, attrs in graph.nodes(data=True):
+            call = strat.stage_call(attrs)
+            if call is not None:
+                ok = ok & stage_inputs[key_of(call)][4]
+        return ok
 
     # the accuracy model (Python-heavy) runs on threads of its own, one (strategy, model)
     # at a time, while the engine's block threads (numpy, GIL released) cost the stages:
     # the same calls, the same results, in any order
     accuracy_pool = ThreadPoolExecutor(max(1, min(2, os.cpu_count() or 1)))
     try:
-        accuracies = {name: [accuracy_pool.submit(accuracy_of_model, g, np.array(k_picks(g)), mi)
-                             for mi in range(nM)]
-                      for name, g in graphs.items() if k_picks(g)}
+        accuracies = {}
+        for name, g in graphs.items():
+            if k_picks(g):
+                pre_ok = dev_ok & dt_ok & weights_fit & strategy_ctx_ok(g)
+                accuracies[name] = [accuracy_pool.submit(accuracy_of_model, g, np.array(k_picks(g)), mi, pre_ok)
+                                    for mi in range(nM)]
         stages: dict = {}
         stage_rows = 0
-        for call in dict.fromkeys(map(key_of, calls)):
-            policy = call.role == "policy" or verifier is None
-            k_ax = ik if call.uses_k else np.zeros((1,) * 9, dtype=np.intp)
-            k = K_all[k_ax]
-            cols = {
-                "model": im if policy else np.full((1,) * 9, nM), "hardware": ih, "devices": TP[idv],
-                "batch": Bs[ib] * (k if call.requests == "k" else 1.0), "concurrency": np.zeros((1,) * 9),
-                "prompt_len": P + (Ls[il] if call.prompt_extra == "answer" else 0.0),
-                "gen_len": Ls[il] if call.gen == "gen_len" else np.full((1,) * 9, float(call.verify_len)),
-                "samples": k if call.samples == "k" else np.ones((1,) * 9), "weight_dtype": w_code[iq],
-                "act_dtype": act[ih, iq], "kv_dtype": kv_code[iv],
-                "kv_budget": Ts[it] if call.role == "policy" else np.zeros((1,) * 9),
-                "prefix_sharing": np.ones((1,) * 9, dtype=bool),
-            }
-            sub = (shape[:3] + (shape[3] if call.uses_k else 1,) + shape[4:8]
-                   + (shape[8] if call.role == "policy" else 1,))
+        for call, (cols, sub, policy, k, ctx) in stage_inputs.items():
             out = lay.cost_stage(cols, sub, layouts, layout_groups, mt, ht, hardware, precision, not policy)
             per_request = k if call.requests == "k" else 1.0  # B x k requests: each original request pays for k
-            # the stage's context (what it reads plus what it writes) within its model's window
-            window = max_ctx[im] if policy else float(verifier.max_context)
-            stage_ctx_ok = np.broadcast_to(cols["prompt_len"] + cols["gen_len"] <= window, sub)
             stages[call] = {"latency_s": out["latency_s"], "energy_j": out["energy_j"] * per_request,
                             "cost_usd": out["cost_usd"] * per_request, "fits": out["fits"],
-                            "bottleneck": out["bottleneck"], "ctx_ok": stage_ctx_ok}
+                            "bottleneck": out["bottleneck"], "ctx_ok": np.broadcast_to(ctx, sub)}
             stage_rows += out["rows"]
-
-        # ---- feasibility shared by all strategies -----------------------------------------------
-        max_dev = np.array([h.max_devices for h in hardware], dtype=float)
-        # tensor parallel within one NVLink domain; a layout the model (or verifier) cannot take
-        dev_ok = (TP[idv] <= max_dev[ih]) & layout_ok[im, idv]
-        dt_ok = dtype_ok[ih, iq]
 
         # ---- per strategy: combine stages over its graph, then accuracy --------------------------
         parts: list[dict] = []
@@ -275,11 +330,18 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             latency, totals = strat.combine(graph, lat_nodes, sums)
             acc, lo_hi = accuracy_of(ks, accuracies[sname])
             pshape = (nM, nH, len(D), len(ks), len(Ls), nq, nv, len(Bs), len(Ts))
+            ok = fits & dev_ok & ctx_ok & dt_ok
+            if prune_accuracy and (ok & np.isfinite(latency) & np.isnan(acc)).any():
+                # the weights bound above missed a configuration the engine found to fit
+                # (never on the shipped catalog; tests): ask again on the full grid
+                everything = np.ones((1,) * 9, dtype=bool)
+                acc, lo_hi = accuracy_of(ks, [accuracy_pool.submit(accuracy_of_model, graph, ks, mi, everything)
+                                              for mi in range(nM)])
             parts.append({
                 "accuracy": acc, **dict(zip(("accuracy_lo", "accuracy_hi"), lo_hi)),
                 "latency_s": latency, "energy_j": totals["energy_j"],
                 "cost_usd": totals["cost_usd"], "bottleneck": bottleneck,
-                "_ok": fits & dev_ok & ctx_ok & dt_ok, "_ctx_ok": ctx_ok,
+                "_ok": ok, "_ctx_ok": ctx_ok,
             })
             blocks.append(Block(si, pshape, K_all[ks]))
         if not parts:
