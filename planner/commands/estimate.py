@@ -111,16 +111,13 @@ def estimate_cmd(
                  engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving)
     r["efficiency"] = eff_label
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
-        for field, v in (("ep", ep), ("dp", dp)):
-            if v > 1:
-                raise InputError("the simulator runs tensor and pipeline parallel layouts only", field=field, value=v)
         if arrival == "steady":
             raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
         r["simulation"] = simulate_estimate(
             m, h, devices=devices, concurrency=max(concurrency, 1) if arrival == "closed" else 0,
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
             kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
-            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp)
+            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp, ep=ep, dp=dp)
     r["assumptions"] = assumptions(h, eff_label)
     if json_out:
         print_json(r)

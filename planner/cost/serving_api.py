@@ -19,20 +19,28 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                       gen_len: int, weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                       efficiency: Efficiency | None = None, engine=None, arrival: str = "closed",
                       rate: float = 0.0, n_requests: int | None = None, slo_ttft_s: float | None = None,
-                      slo_tpot_s: float | None = None, seed: int = 0, pp: int = 1) -> dict[str, Any]:
+                      slo_tpot_s: float | None = None, seed: int = 0, pp: int = 1, ep: int = 1,
+                      dp: int = 1) -> dict[str, Any]:
     """Run the discrete-event simulator (planner.cost.simulate) on one configuration:
     per-request TTFT / TPOT / end-to-end distributions, throughput, goodput, SLO
     attainment. ``n_requests`` defaults to the benchmark convention (10 x concurrency for
     a closed loop, at least 1,000 for Poisson arrivals). ``pp`` > 1: the pipeline
     simulator (planner.cost.simulate_pipeline) on ``devices``-wide stages, the running set
-    capped as ``estimate(pp=)`` caps it (planner.cost.layout.pipeline_memory)."""
+    capped as ``estimate(pp=)`` caps it (planner.cost.layout.pipeline_memory). ``ep`` > 1
+    (expert parallelism) and ``dp`` > 1 (attention data parallelism over ``dp`` groups of
+    ``devices``) change only what each step costs: the StepTable is built from the
+    engine context with those ``ep`` / ``attn_dp`` columns (planner.cost.expert_parallel),
+    the running set is capped by the KV memory of that layout, and the scheduler is the
+    worker's one scheduler, as in the analytic model."""
     from planner.cost.context import Ctx
+    from planner.cost.layout import check_layout
     from planner.cost.serving import REQUESTS_PER_CONCURRENCY
     from planner.cost.simulate import simulate_config, summarize
 
     dt = validate_config(model, hardware, devices=devices, batch=1, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
+    check_layout(model, tp=devices, pp=pp, ep=ep, dp=dp)
     serve = serving_columns(engine, arrival, rate)
     if engine is None:
         from planner.engine_profiles import load_engine
@@ -46,12 +54,14 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     ht = HardwareTable.build([hardware], [efficiency])
     cols = columns(1, model=0, hardware=0, devices=devices, batch=1, concurrency=max(concurrency, 1),
                    prompt_len=prompt_len, gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
-                   **dt, **serve)
+                   ep=ep, attn_dp=dp, **dt, **serve)
     x = Ctx(cols, mt, ht)
     if pp > 1:
-        return _simulate_pipeline(x, model, hardware, engine, serve, pp=pp, prompt_len=prompt_len, gen_len=gen_len,
-                                  act_dtype=dt["act_dtype"], arrival=arrival, concurrency=concurrency, rate=rate,
-                                  n_requests=n_requests, seed=seed, slo=(slo_ttft_s, slo_tpot_s))
+        out = _simulate_pipeline(x, model, hardware, engine, serve, pp=pp, prompt_len=prompt_len, gen_len=gen_len,
+                                 act_dtype=dt["act_dtype"], arrival=arrival, concurrency=concurrency, rate=rate,
+                                 n_requests=n_requests, seed=seed, slo=(slo_ttft_s, slo_tpot_s))
+        out.update(ep=ep, dp=dp)
+        return out
     if "kv_reserve" in serve:  # the running set the free KV memory holds, as the analytic models
         from planner.cost.running import running_limit
 
@@ -62,8 +72,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=gen_len, arrival=arrival,
                           concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
     out = summarize(sim, gen_len, slo_ttft_s, slo_tpot_s)
-    out["engine"] = engine.name
-    out["arrival"] = arrival
+    out.update(engine=engine.name, arrival=arrival, ep=ep, dp=dp)
     return out
 
 

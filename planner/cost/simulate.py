@@ -63,6 +63,23 @@ def take_prefill(prefill: deque, room: int, prompt_len: int, chunked: bool, deco
     return p, ctx_sum, completed
 
 
+def initial_arrivals(arrive: np.ndarray, arrival: str, concurrency: int, rate: float | None,
+                     rng: np.random.Generator, spread_s: float = 0.0) -> int:
+    """Write the arrival times known at the start into ``arrive`` (one slot per request,
+    ``inf`` for those not yet sent) and return how many are set. Poisson arrivals at
+    ``rate``: every request, exponential gaps of mean 1 / rate (the first one gap after
+    t = 0). A closed loop: its first wave, ``min(concurrency, n)`` requests at t = 0, or
+    evenly spread over ``spread_s`` (request i at i x spread_s / wave); the rest are
+    sent as requests finish (the simulators' own replacement rule)."""
+    n = len(arrive)
+    if arrival == "poisson":
+        arrive[:] = np.cumsum(rng.exponential(1.0 / float(rate), n))
+        return n
+    wave = min(int(concurrency), n)
+    arrive[:wave] = np.arange(wave) * (float(spread_s) / wave) if wave else 0.0
+    return wave
+
+
 def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: int, max_running: int,
              chunked: bool, mixed: bool, arrival: str = "closed", concurrency: int = 1,
              rate: float | None = None, n_requests: int = 1000, seed: int = 0,
@@ -78,18 +95,13 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     requests: HTTP, tokenization), so that requests which shared a step do not stay in
     step (the ``wave_sync`` 0 idealization of planner.cost.serving.smeared_waves)."""
     P, G, N, B = int(prompt_len), int(gen_len), int(n_requests), int(token_budget)
-    arrive = np.full(N, np.inf)
+    arrive = np.full(N, np.inf)  # a closed loop's later requests: set when they are sent
     first = np.full(N, np.nan)
     finish = np.full(N, np.nan)
     last_step = np.full(N, np.nan)  # the step that completed each prompt (s)
     waiting: deque = deque()
     rng = np.random.default_rng(seed)
-    if arrival == "poisson":
-        arrive[:] = np.cumsum(rng.exponential(1.0 / float(rate), N))
-        spawned = N
-    else:
-        spawned = min(int(concurrency), N)
-        arrive[:spawned] = np.arange(spawned) * (float(spread_s) / spawned)
+    spawned = initial_arrivals(arrive, arrival, concurrency, rate, rng, spread_s)
     pending = [(float(arrive[i]), i) for i in range(spawned)]  # future arrivals, a heap (sorted: one already)
     prefill: deque = deque()      # [request, prompt tokens done]
     D = 0                         # decode steps taken so far (every decoder advances in each)

@@ -35,7 +35,7 @@ from collections import deque
 
 import numpy as np
 
-from planner.cost.simulate import take_prefill
+from planner.cost.simulate import initial_arrivals, take_prefill
 from planner.cost.steps import StepTable
 
 
@@ -73,18 +73,13 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
     finish = np.full(N, np.nan)
     waiting: deque = deque()
     poisson = arrival == "poisson"
-    if poisson:
-        rng = np.random.default_rng(seed)
-        arrive[:] = np.cumsum(rng.exponential(1.0 / float(rate), N))
-        spawned = 0
-    else:
-        spawned = min(int(concurrency), N)
-        arrive[:spawned] = 0.0
+    spawned = initial_arrivals(arrive, arrival, concurrency, rate, np.random.default_rng(seed))
+    if not poisson:  # the closed loop's first wave waits at t = 0; Poisson arrivals enter by time (ptr)
         waiting.extend(range(spawned))
     groups = [_Group() for _ in range(S)]
     t, done, steps = 0.0, 0, 0
     last_start, last_len = 0.0, 0.0  # the last round: a request that arrived during it joins by its phase
-    ptr = spawned if not poisson else 0
+    ptr = 0
 
     def send(tokens):
         return hops * (send_lat_s + tokens * send_s_per_token) if hops else 0.0
