@@ -38,6 +38,11 @@ and the simulator (planner.cost.simulate) read these facts:
   (``checkpoint``: a ModelOpt FP8 checkpoint's ``kv_cache_quant_algo: FP8`` gives an fp8
   cache). Recorded, not yet used: the replay keeps a bf16 cache (README "Measured serving
   runs", KV admission round: reading it moved TTFT but not TPOT the right way);
+* ``fp8_weight_only_fallback``: on a device without fp8 compute (Ampere: A100, A10, L4-class
+  chips of compute capability 8.0 / 8.6) an fp8 checkpoint still runs, weight-only (W8A16:
+  fp8 weights dequantized to 16 bits in the GEMM, FP8 Marlin; activations and the KV cache
+  16-bit). The replay (planner.replay) then costs such a row with fp8 weights and bf16
+  compute; an engine without it refuses the row;
 * ``kv_block_tokens``, ``prefix_caching``, ``cascade_attention``, ``cuda_graph_max_batch``:
   paged-KV granularity and kernel facts (recorded; the memory and prefix models use them).
 """
@@ -74,6 +79,7 @@ class EngineProfile(_Spec):
     kv_dtype_auto: Literal["activations", "checkpoint"] = "activations"
     prefix_caching: bool
     cascade_attention: bool
+    fp8_weight_only_fallback: bool = False
     sources: dict[str, str]
 
     @model_validator(mode="before")

@@ -30,6 +30,7 @@ the network (planner.cost.interconnect), except the dev file's product-encoded l
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -115,6 +116,18 @@ def _engine(name: str):
     return load_engine(name)
 
 
+FP8_WEIGHT_ONLY_NOTE = "fp8 weights run weight-only (W8A16, FP8 Marlin) on {}"
+
+
+def _fallback(name: str) -> bool:
+    """Whether engine ``name`` runs an fp8 checkpoint weight-only where the device has no
+    fp8 compute (engines/*.yaml ``fp8_weight_only_fallback``; an unknown engine: no)."""
+    try:
+        return bool(_engine(name).fp8_weight_only_fallback)
+    except InputError:
+        return False
+
+
 def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
     """Predict every row. ``params`` maps "device/engine" (catalog device name) to
     ``(profile name, {parameter: value})``; pairs not in it take the datasheet defaults
@@ -147,6 +160,7 @@ class Prepared:
             sel = runs.quant == q
             d = dtypes_for(q) or (None, None, None)
             wdt[sel], adt[sel], kdt[sel] = d
+        fp8_weight_only = lru_cache(maxsize=None)(_fallback)
         tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
         layout_note = np.full(n, "", dtype=object)
         for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
@@ -174,9 +188,8 @@ class Prepared:
             elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) \
                     and not np.isfinite(runs.total_concurrency[i]):
                 reason = "disaggregated row without worker counts, decode batch size or total concurrency"
-            elif runs.pp[i] > 1 or (runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i),
-                                                                       _d(runs, "decode_pp_size", i)) > 1):
-                reason = "pipeline parallel (pp > 1)"
+            elif runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i), _d(runs, "decode_pp_size", i)) > 1:
+                reason = "pipeline parallel (pp > 1) on a disaggregated side (aggregated pp rows are predicted)"
             elif (ep[i] > 1 or dp[i] > 1 or moe_tp[i] * ep[i] > tp[i]) and m.moe is None:
                 reason = "expert or attention data parallelism on a dense model"
             elif wdt[i] is None:
@@ -185,6 +198,9 @@ class Prepared:
                 reason = "no requests in flight (batch_size 0)"
             if reason is None and adt[i] == FP4_OR_BF16:
                 adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
+            if reason is None and adt[i] == "fp8" and not h.has_dtype("fp8") and fp8_weight_only(runs.engine[i]):
+                adt[i] = "bf16"  # the engine's W8A16 path: fp8 weights, 16-bit GEMMs (engines/*.yaml)
+                layout_note[i] = "; ".join(filter(None, (layout_note[i], FP8_WEIGHT_ONLY_NOTE.format(h.name))))
             if reason is None and not h.has_dtype(adt[i]):
                 reason = f"no {adt[i]} compute on {h.name}"
             if reason is not None:
@@ -227,6 +243,7 @@ class Prepared:
                                 act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
                                 prefix_sharing=False, ep=ep, attn_dp=attn_dp)
             self.G = runs.osl[idx]
+            self._pipeline(runs, idx, models, hws, adt)
             # the scheduler facts of each row's engine (engines/*.yaml), a closed loop at C
             self.engines = {e: _engine(e) for e in sorted(set(runs.engine[idx].tolist()))}
             eng = [self.engines[e] for e in runs.engine[idx]]
@@ -241,6 +258,54 @@ class Prepared:
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 
+
+    def _pipeline(self, runs: MeasuredRuns, idx, models, hws, adt) -> None:
+        """Aggregated pipeline-parallel rows (``pp_size`` > 1), as planner.cost.api's
+        closed-loop pipeline (``estimate(pp=, arrival="closed")``): one microbatch of
+        ``ceil(C / pp)`` clients on the tensor-parallel group (its concurrency column),
+        ``n_mb = min(pp, ceil(C / micro))`` microbatches at once, and each step's
+        ``pp - 1`` stage-to-stage sends of the microbatch's hidden states (its prompt's at
+        prefill; planner.cost.layout.send_coefficients). The running set and the pipeline
+        formulas are applied in :meth:`run` (they need the hardware table)."""
+        from planner.cost.layout import send_coefficients
+        from planner.dtypes import BITS
+
+        pp = np.where(runs.mode[idx] == "agg", np.maximum(runs.pp[idx], 1.0), 1.0)
+        self.pp_rows = pp > 1
+        C = self.C.astype(float)
+        micro = np.ceil(C / pp)
+        self.pp = pp
+        self.n_mb = np.minimum(pp, np.ceil(C / np.maximum(micro, 1.0)))
+        lat_s, per_token_s = np.zeros(idx.size), np.zeros(idx.size)
+        for j in np.flatnonzero(self.pp_rows):  # the rows' (device, model, dtype) link figures; not a hot path
+            i = idx[j]
+            lat_s[j], per_token_s[j] = send_coefficients(hws[runs.system[i]], models[runs.model[i]].hidden_size,
+                                                         BITS[adt[i]] / 8.0)
+        with np.errstate(invalid="ignore"):
+            self.dec_send_s = np.where(self.pp_rows, (pp - 1) * (lat_s + micro * per_token_s), 0.0)
+            self.pre_send_s = np.where(self.pp_rows, (pp - 1) * (lat_s + micro * runs.isl[idx] * per_token_s), 0.0)
+        self.cols["concurrency"] = np.where(self.pp_rows, micro, self.C).astype(np.int64)
+
+    def _stage_running(self, cols: dict, ht, rows: np.ndarray, pp, n_mb, today: bool) -> None:
+        """The running set of a pipeline row's microbatch (planner.cost.api._closed_microbatch):
+        the engine's max_running capped by the share ``1 / n_mb`` of the requests a STAGE's
+        KV memory holds (planner.cost.layout.pipeline_memory), applied as the cap (no KV
+        column left). The steady state (``today``) has no cap, as the API's."""
+        from planner.cost.context import Ctx
+        from planner.cost.layout import pipeline_memory
+
+        if today or not rows.any():
+            return
+        sub = {key: v[rows] for key, v in cols.items()}
+        P, G = sub["prompt_len"].astype(float), sub["gen_len"].astype(float)
+        with np.errstate(all="ignore"):
+            kv_limit, _ = pipeline_memory(Ctx(sub, self.mt, ht), pp[rows], 1.0, P, G, False,
+                                          sub["kv_reserve"], sub["kv_fraction"], sub["kv_of_free"])
+        share = np.maximum(1.0, np.floor(kv_limit / n_mb[rows]))
+        cols["max_running"] = cols["max_running"].copy()
+        cols["kv_reserve"] = cols["kv_reserve"].copy()
+        cols["max_running"][rows] = np.minimum(sub["max_running"], share).astype(np.int64)
+        cols["kv_reserve"][rows] = -1.0
 
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
         """(profile name, values) per group, in :attr:`gnames` order. A pair without
@@ -291,7 +356,19 @@ class Prepared:
                 cols["request_overhead_s"] = pick("request_overhead_s")
             dis = self.dis[sel]
             agg = {key: v[~dis] for key, v in cols.items()}
+            pp, n_mb = self.pp[sel][~dis], self.n_mb[sel][~dis]
+            piped = self.pp_rows[sel][~dis]
+            self._stage_running(agg, ht, piped, pp, n_mb, today)
             r = evaluate(agg, self.mt, ht) if (~dis).any() else {"tpot_s": [], "ttft_s": []}
+            if piped.any():  # the pipeline's TTFT and TPOT (planner.cost.layout.pipeline_rows)
+                from planner.cost.layout import pipeline_rows
+
+                with np.errstate(all="ignore"):
+                    pr = pipeline_rows(np, {k: np.asarray(v)[piped] for k, v in r.items()}, pp[piped],
+                                       n_mb[piped], self.dec_send_s[sel][~dis][piped],
+                                       self.pre_send_s[sel][~dis][piped])
+                r = {"tpot_s": np.array(r["tpot_s"], dtype=float), "ttft_s": np.array(r["ttft_s"], dtype=float)}
+                r["tpot_s"][piped], r["ttft_s"][piped] = pr["tpot_s"], pr["ttft_s"]
             tpot[idx[~dis]] = r["tpot_s"]
             ttft[idx[~dis]] = r["ttft_s"]
             if dis.any():  # prefill and decode workers apart (planner.cost.disagg), no waves to smear
