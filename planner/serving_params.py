@@ -38,16 +38,7 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   decode and mixed steps, its plateau only at hundreds of MB). Default: the spec's
   ``interconnect_efficiency``. Range (0, 1].
 
-* ``a2a_efficiency``: achieved fraction of the NVLink bandwidth in the dispatch and
-  combine all-to-alls of expert parallelism (``planner.cost.expert_parallel.a2a_s``), apart
-  from the all-reduces': each all-to-all sends every token's hidden state to the devices of
-  its k experts in many small per-peer pieces, with a gather / scatter of the tokens by
-  destination around it (DeepEP, NCCL all-to-all, or vLLM's default all-gather +
-  reduce-scatter), so it runs at its own fraction of the link. Default: the spec's
-  ``interconnect_efficiency``; a profile written before it existed: its ``link_efficiency``
-  (what its all-to-alls ran at). Range (0, 1]. Device-scoped.
-
-The last three were added after profiles had been written: a profile without them takes
+The last two were added after profiles had been written: a profile without them takes
 the datasheet default (:data:`OPTIONAL`).
 """
 
@@ -91,11 +82,9 @@ PARAMS = (
           "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)"),
     Param("link_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
           "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)"),
-    Param("a2a_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
-          "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)"),
 )
 NAMES = tuple(p.name for p in PARAMS)
-OPTIONAL = ("kernel_time_s", "link_efficiency", "a2a_efficiency")  # a profile may lack them: the datasheet default
+OPTIONAL = ("kernel_time_s", "link_efficiency")  # a profile may lack them: the datasheet default
 CARRIED = tuple(p.name for p in PARAMS if p.carries)
 BY_NAME = {p.name: p for p in PARAMS}
 
@@ -107,8 +96,7 @@ def defaults(hw, engine=None) -> dict[str, float]:
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": float(engine.host_step_s) if engine is not None else 0.0, "wave_sync": 0.5,
             "request_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
-            "link_efficiency": float(hw.interconnect_efficiency),
-            "a2a_efficiency": float(hw.interconnect_efficiency)}
+            "link_efficiency": float(hw.interconnect_efficiency)}
 
 
 def carried_over(engine: str, params: dict) -> tuple[str, dict] | None:
@@ -146,10 +134,6 @@ def efficiency(hw, values: dict, source: str):
     from planner.cost.efficiency import Curve, Efficiency
 
     v = {**defaults(hw), **values}
-    # a profile written before a2a_efficiency existed ran its all-to-alls at the link efficiency
-    if "a2a_efficiency" not in values:
-        v["a2a_efficiency"] = v["link_efficiency"]
     return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
-                      interconnect=float(v["link_efficiency"]), a2a_interconnect=float(v["a2a_efficiency"]),
-                      kernel_overhead_s=float(v["kernel_time_s"]),
+                      interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
                       source=source)

@@ -47,7 +47,6 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
         "attention_memory": 1.0,
         "kernel_overhead_s": values["kernel_time_s"],
         "interconnect_efficiency": values["link_efficiency"],
-        "a2a_efficiency": values["a2a_efficiency"],
         "serving": {"engine": engine, "parameters": {k: float(values[k]) for k in SP.NAMES},
                     "provenance": provenance, "fit": fit},
     }

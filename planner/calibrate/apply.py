@@ -45,7 +45,6 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         compute=compute,
         memory=Curve(float(f["memory"]["e_max"]), float(f["memory"]["w_half"])),
         interconnect=interconnect,
-        a2a_interconnect=float(f["a2a_efficiency"]) if "a2a_efficiency" in f else None,
         kernel_overhead_s=float(f["kernel_overhead_s"]),
         attention_memory=float(f["attention_memory"]),
         gemm_rows_half=rows_half,

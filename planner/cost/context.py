@@ -223,7 +223,7 @@ class Ctx:
             self.ep_max_z = z if xp is SCALAR else np.asarray(z, dtype=dt)
             from planner.cost.interconnect import link_bytes_per_s
 
-            bw = link_bytes_per_s(self, self.group_devices, "a2a_link_bytes_per_s")
+            bw = link_bytes_per_s(self, self.group_devices)
             self.a2a_s_per_byte = xp.where(bw > 0, 1.0 / xp.where(bw > 0, bw, 1.0), float("inf"))
             self.a2a_latency_s = xp.where(self.group_devices > self.hw["domain_devices"],
                                           self.hw["inter_node_latency_s"], self.hw["allreduce_latency_s"])

@@ -55,9 +55,6 @@ class Efficiency:
     memory: Curve
     interconnect: float
     kernel_overhead_s: float
-    # expert parallelism's dispatch / combine all-to-alls (planner.serving_params a2a_efficiency);
-    # None: the all-reduces' ``interconnect``
-    a2a_interconnect: float | None = None
     attention_memory: float = 1.0
     gemm_rows_half: float = 0.0
     gemm_rows_correction: tuple[tuple[float, float], ...] = ()

@@ -29,13 +29,12 @@ def _split(x, t):
     return inside, xp.maximum(xp.ceil(t / xp.maximum(inside, 1.0) - 1e-9), 1.0)
 
 
-def link_bytes_per_s(x, n, column: str = "link_bytes_per_s"):
-    """Per-device link bandwidth of a group of ``n`` devices: NVLink (the spec's figure at
-    the achieved fraction ``column`` holds: the all-reduces', or the all-to-alls'
-    ``a2a_link_bytes_per_s``) within one NVLink domain (``max_devices``), the inter-node
-    network beyond it (``inter_node_gbps``); 0 for a device without a link (its
-    multi-device rows stay infinite)."""
-    link = x.hw[column]
+def link_bytes_per_s(x, n):
+    """Per-device link bandwidth of a group of ``n`` devices: NVLink (the spec's figure)
+    within one NVLink domain (``max_devices``), the inter-node network beyond it
+    (``inter_node_gbps``); 0 for a device without a link (its multi-device rows stay
+    infinite)."""
+    link = x.hw["link_bytes_per_s"]
     return x.xp.where(x.xp.logical_and(n > x.hw["domain_devices"], link > 0), x.hw["inter_node_bytes_per_s"], link)
 
 

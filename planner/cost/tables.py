@@ -229,8 +229,6 @@ class HardwareTable:
             "bandwidth": col(lambda h, e: e.peak_bandwidth_override or h.mem_bandwidth_gbps * 1e9),
             "capacity": col(lambda h, e: h.memory_gb * 1e9),
             "link_bytes_per_s": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
-            "a2a_link_bytes_per_s": col(lambda h, e: h.interconnect_gbps * 1e9 * (
-                e.interconnect if e.a2a_interconnect is None else e.a2a_interconnect)),
             "allreduce_latency_s": col(lambda h, e: h.interconnect_latency_us * 1e-6),
             "domain_devices": col(lambda h, e: h.max_devices),
             # between NVLink domains: the spec's network figures, else the documented defaults
