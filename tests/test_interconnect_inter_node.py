@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from planner.catalog import load_hardware, load_model
 from planner.cost.api import columns, estimate
 from planner.cost.context import Ctx
-from planner.cost.interconnect import (ALLREDUCE_STEP_S, INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US,
+from planner.cost.interconnect import (INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US,
                                        allreduce_latency_s, ring_s_per_byte)
 from planner.cost.tables import HardwareTable, ModelTable
 
@@ -63,7 +63,7 @@ def test_bandwidth_term_equals_the_two_level_algorithm_step_by_step(hw, domains)
         assert nbytes * ring_s_per_byte(x)[0] == pytest.approx(
             brute_force_bandwidth_s(nbytes, D, domains, nvlink, net), rel=1e-12)
     # latency: the domain's collective plus 2 (m - 1) network steps
-    lat = (hw.interconnect_latency_us * 1e-6 + 2 * (D - 2) * ALLREDUCE_STEP_S
+    lat = (hw.interconnect_latency_us * 1e-6
            + 2 * (domains - 1) * (hw.inter_node_latency_us if hw.inter_node_latency_us is not None
                                   else INTER_NODE_LATENCY_US) * 1e-6)
     assert allreduce_latency_s(x)[0] == pytest.approx(lat, rel=1e-12)
@@ -74,8 +74,7 @@ def test_inside_one_domain_the_ring_is_unchanged(t):
     x = _ctx(H100, t)
     bw = H100.interconnect_gbps * 1e9 * H100.interconnect_efficiency
     assert ring_s_per_byte(x)[0] == pytest.approx(2 * (t - 1) / t / bw, rel=1e-12)
-    assert allreduce_latency_s(x)[0] == pytest.approx(H100.interconnect_latency_us * 1e-6
-                                                      + 2 * (t - 2) * ALLREDUCE_STEP_S, rel=1e-12)
+    assert allreduce_latency_s(x)[0] == pytest.approx(H100.interconnect_latency_us * 1e-6, rel=1e-12)
 
 
 @settings(max_examples=50, deadline=None)

@@ -96,3 +96,19 @@ def default_efficiency(hw) -> Efficiency:
         kernel_overhead_s=hw.kernel_overhead_us * 1e-6,
         source="defaults",
     )
+
+
+# A GEMM's achieved rate falls when its reduction (K) per device is short: each output
+# tile pays a fixed prologue and epilogue (pipeline fill, promotion, writing the tile)
+# that a short K loop does not amortize. DeepGEMM's published FP8 GEMM table (H800, M =
+# 4096; github.com/deepseek-ai/DeepGEMM README, "Normal GEMMs for dense models"): 590
+# TFLOPS at K = 512, 990 at 1,536, 1,025 at 2,048, 1,058-1,304 at 7,168, 1,358 at 16,384;
+# ``rate = r_max K / (K + K_half)`` fits those six rows within 16% (r_max 1,334 TFLOPS,
+# K_half 628), so a GEMM at K runs at ``K / (K + K_half)`` of the long-K rate.
+REDUCTION_HALF = 628.0
+
+
+def reduction_efficiency(k_per_device):
+    """Fraction of the long-reduction GEMM rate at reduction length ``k_per_device``
+    (:data:`REDUCTION_HALF`). Numpy or float in, same out."""
+    return k_per_device / (k_per_device + REDUCTION_HALF)

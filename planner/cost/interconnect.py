@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from planner.cost.expert_parallel import a2a_s
 
-ALLREDUCE_STEP_S = 0.6e-6  # one ring step of a small all-reduce on NVLink (NCCL src/graph/tuning.cc, hwLat, LL protocol)
 # between NVLink domains, when the device spec gives no inter-node figure
 # (``inter_node_gbps`` / ``inter_node_latency_us``): NVIDIA DGX H100 / H200 datasheets:
 # 8x ConnectX-7 400 Gb/s, one per GPU, = 50 GB/s per device; latency: one network step of
@@ -41,18 +40,27 @@ def link_bytes_per_s(x, n):
 
 def allreduce_latency_s(x, n=None):
     """Latency of one small-message all-reduce across ``n`` devices (default: the t
-    devices of the tensor-parallel group). Within one NVLink domain: the device's measured
-    figure for two devices (``interconnect_latency_us``) plus one link step per further
-    hop of the ring, ``L(t) = L_2 + 2 (t - 2) * step`` (NCCL's own latency model,
-    src/graph/tuning.cc: a base latency plus ``2 (n-1)`` steps of ``hwLat`` = 0.6 us on
-    NVLink for the LL protocol). Beyond it, hierarchically (:func:`ring_s_per_byte`): the
-    domain's reduce-scatter and all-gather (``L(D)``) plus a ring all-reduce over the
-    ``m`` domains, ``2 (m - 1)`` network steps of ``inter_node_latency_us``. Zero on one
-    device."""
+    devices of the tensor-parallel group).
+
+    Within one NVLink domain: the device's measured figure (``interconnect_latency_us``),
+    the same at any group size. The serving engines run their tensor-parallel all-reduces
+    with their own custom all-reduce: ONE kernel in which every rank reads its peers'
+    buffers over NVSwitch in parallel between flag barriers, one-shot for small messages
+    and two-shot (a reduce-scatter and an all-gather, two barriers) for larger ones (vLLM
+    ``csrc/custom_all_reduce.cuh``: ``cross_device_reduce_1stage`` below 256 KB at 8
+    ranks and 512 KB at 4, ``cross_device_reduce_2stage`` above, NCCL beyond its 8 MB
+    buffer; TensorRT-LLM's one-shot / two-shot ``customAllReduceKernels``). There is no
+    ring of ``2 (t-1)`` hops whose per-hop latency would add up: the engine used to charge
+    NCCL's ring model, ``2 (t-2)`` more LL steps of 0.6 us (src/graph/tuning.cc), 7.2 us
+    more per all-reduce at t = 8 (README "Measured serving runs", round 7). At a large
+    message, where NCCL's ring does run, the bandwidth term dominates and the latency is
+    immaterial. Beyond the domain, hierarchically (:func:`ring_s_per_byte`): the domain's
+    collective plus a ring all-reduce over the ``m`` domains, ``2 (m - 1)`` network steps
+    of ``inter_node_latency_us``. Zero on one device."""
     xp = x.xp
     t = x.devices if n is None else n
     inside, domains = _split(x, t)
-    intra = xp.where(inside > 1, x.hw["allreduce_latency_s"] + 2.0 * (inside - 2.0) * ALLREDUCE_STEP_S, 0.0)
+    intra = xp.where(inside > 1, x.hw["allreduce_latency_s"], 0.0)
     inter = 2.0 * (domains - 1.0) * x.hw["inter_node_latency_s"]
     return xp.where(t > 1, intra + inter, 0.0)
 

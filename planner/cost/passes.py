@@ -31,6 +31,7 @@ decoded together. Every function takes its elementwise operations from ``x.xp``
 from __future__ import annotations
 
 from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived
+from planner.cost.efficiency import reduction_efficiency
 from planner.cost.expert_parallel import max_device_slots
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_s
@@ -122,6 +123,24 @@ def moe_combine_bytes(x, slots):
     return 2.0 * M["moe_layers"] * M["hidden"] * value_bytes * slots
 
 
+def expert_reduction_factor(x):
+    """Compute-time multiplier of the routed experts' GEMMs for the short reduction of their
+    down projection. A gated expert has three h x I matrices: gate and up (2/3 of its
+    FLOPs) reduce over the hidden size h, like the dense layers the compute efficiency is
+    fitted on; the down projection (1/3) reduces over the expert width I split over the
+    devices sharing the expert, ``I / moe_shard`` (tensor parallelism splits it t ways:
+    256 per device for DeepSeek-V3's 2,048 at t = 8), and runs at
+    ``reduction_efficiency(I / shard) / reduction_efficiency(h)`` of their rate
+    (planner.cost.efficiency.reduction_efficiency, DeepGEMM's published table).
+    1 for dense models."""
+    M, xp = x.model, x.xp
+    h = M["hidden"]
+    width = M["expert_params_per"] / xp.maximum(M["moe_layers"], 1.0) / (3.0 * h)  # I, per layer
+    k_down = xp.maximum(width / x.moe_shard, 1.0)
+    slow = reduction_efficiency(h) / reduction_efficiency(k_down)
+    return xp.where(M["experts_per_token"] > 0, (2.0 + slow) / 3.0, 1.0)
+
+
 def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     """Time of the dense kernels for ``n_tok`` tokens in ``passes`` forward passes.
 
@@ -161,8 +180,9 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
                                                                      dense_rows)
     memory_s = (read_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
-    # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each
-    compute_s = expert_flops * x.s_per_gemm_flop
+    # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each, their
+    # down projection at its short per-device reduction (expert_reduction_factor)
+    compute_s = expert_flops * x.s_per_gemm_flop * expert_reduction_factor(x)
     if not x.flat_rows:
         compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched, slots))
     t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_byte)
