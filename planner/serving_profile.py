@@ -144,9 +144,9 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
     * else, a device never measured with that engine: its datasheet plus what the fitted
       devices of the engine carry over (serving_params.unmeasured, the replay's rule too:
       the parameters of serving_params.CARRIED, median over the fitted devices), said so
-      in the label and the profile name; a device fitted with other engines keeps its own
-      fitted efficiencies. A device with its own calibration profile keeps its measured
-      efficiencies and takes only the engine-scoped parameters.
+      in the label and the profile name (a device fitted with other engines takes the same
+      rule: serving_params.carried_over, ``own`` off). A device with its own calibration
+      profile keeps its measured efficiencies and takes only the engine-scoped parameters.
     ``engine`` is an EngineProfile (planner.engine_profiles) or None."""
     from planner.calibrate.lookup import resolve_efficiency
 
@@ -165,7 +165,7 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
                              f"{short} (fitted on measured {name} runs)")
     datasheet = label.startswith("defaults")
     carry = None if datasheet else SP.ENGINE_SCOPE  # a device calibration keeps its own efficiencies
-    pname, vals = SP.unmeasured(hw, name, engine, load_serving(), carry, own=datasheet)
+    pname, vals = SP.unmeasured(hw, name, engine, load_serving(), carry)
     if pname == SP.DATASHEET:
         return ServingChoice(eff, engine, None, label, f"{label}; no {name} profile fitted on any device")
     what = pname.split(f"datasheet + {name} ", 1)[-1]  # "<parameters> of <fitted pairs>"
