@@ -10,7 +10,6 @@ is equal, and every column of every feasible row is bit-identical."""
 from __future__ import annotations
 
 import importlib
-from functools import partial
 
 import numpy as np
 import pytest
