@@ -52,7 +52,7 @@ def allreduce_latency_s(x, n=None):
     buffer; TensorRT-LLM's one-shot / two-shot ``customAllReduceKernels``). There is no
     ring of ``2 (t-1)`` hops whose per-hop latency would add up: the engine used to charge
     NCCL's ring model, ``2 (t-2)`` more LL steps of 0.6 us (src/graph/tuning.cc), 7.2 us
-    more per all-reduce at t = 8 (README "Measured serving runs", round 7). At a large
+    more per all-reduce at t = 8 (docs/serving-experiments.md, round 10). At a large
     message, where NCCL's ring does run, the bandwidth term dominates and the latency is
     immaterial. Beyond the domain, hierarchically (:func:`ring_s_per_byte`): the domain's
     collective plus a ring all-reduce over the ``m`` domains, ``2 (m - 1)`` network steps
