@@ -292,19 +292,18 @@ class Prepared:
         KV memory holds (planner.cost.layout.pipeline_memory), applied as the cap (no KV
         column left). The steady state (``today``) has no cap, as the API's."""
         from planner.cost.context import Ctx
-        from planner.cost.layout import pipeline_memory
+        from planner.cost.layout import microbatch_running
 
         if today or not rows.any():
             return
         sub = {key: v[rows] for key, v in cols.items()}
         P, G = sub["prompt_len"].astype(float), sub["gen_len"].astype(float)
         with np.errstate(all="ignore"):
-            kv_limit, _ = pipeline_memory(Ctx(sub, self.mt, ht), pp[rows], 1.0, P, G, False,
-                                          sub["kv_reserve"], sub["kv_fraction"], sub["kv_of_free"])
-        share = np.maximum(1.0, np.floor(kv_limit / n_mb[rows]))
+            running = microbatch_running(Ctx(sub, self.mt, ht), pp[rows], n_mb[rows], sub["max_running"], 1.0, P, G,
+                                         False, sub["kv_reserve"], sub["kv_fraction"], sub["kv_of_free"])
         cols["max_running"] = cols["max_running"].copy()
         cols["kv_reserve"] = cols["kv_reserve"].copy()
-        cols["max_running"][rows] = np.minimum(sub["max_running"], share).astype(np.int64)
+        cols["max_running"][rows] = running.astype(np.int64)
         cols["kv_reserve"][rows] = -1.0
 
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:

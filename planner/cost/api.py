@@ -204,15 +204,21 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
                           act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
                           prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
                           rate=rate, pp=pp, ep=ep, dp=dp, serving=serving)
-    serve = serving_columns(engine, arrival, rate)
-    if serving:
-        serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
-                     request_overhead_s=float(serving["request_overhead_s"]))
+    serve = _fitted(serving_columns(engine, arrival, rate), serving)
     return _estimate_group(model, hardware, serve, devices=devices, batch=batch, concurrency=concurrency,
                            prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                            act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
                            prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
                            rate=rate, layout=layout, serving=serving)
+
+
+def _fitted(serve: dict, serving: Optional[dict]) -> dict:
+    """The serving columns with a serving profile's fitted values in place (its host time
+    per step, wave sync and request overhead), when one is given."""
+    if serving:
+        serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
+                     request_overhead_s=float(serving["request_overhead_s"]))
+    return serve
 
 
 def _estimate_group(model, hardware, serve: dict, *, devices, batch, concurrency, prompt_len, gen_len, samples,
@@ -267,13 +273,10 @@ def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, 
     a device holds 1/pp of the weights and of each request's KV), not what the whole
     model's weights on one group would leave (which a model split for size does not fit)."""
     from planner.cost.context import Ctx
-    from planner.cost.layout import pipeline_memory
+    from planner.cost.layout import microbatch_running
 
     layout = {"ep": kw["ep"], "attn_dp": kw["dp"]} if kw["ep"] != 1 or kw["dp"] != 1 else {}
-    serve = serving_columns(engine, "closed", rate)
-    if serving:
-        serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
-                     request_overhead_s=float(serving["request_overhead_s"]))
+    serve = _fitted(serving_columns(engine, "closed", rate), serving)
     dt = validate_config(model, hardware, devices=kw["devices"], batch=batch, concurrency=micro,
                          prompt_len=kw["prompt_len"], gen_len=kw["gen_len"], samples=kw["samples"],
                          weight_dtype=kw["weight_dtype"], act_dtype=kw["act_dtype"], kv_dtype=kw["kv_dtype"],
@@ -283,12 +286,12 @@ def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, 
     x = Ctx(columns(1, model=0, hardware=0, devices=kw["devices"], batch=1, concurrency=1, prompt_len=P, gen_len=G,
                     samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"], **dt, **layout),
             mt, ht)
-    with np.errstate(all="ignore"):
-        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"],
-                                      serve["kv_fraction"], serve["kv_of_free"])
     n_mb = min(pp, -(-in_flight // micro))
-    share = max(1, int(np.asarray(kv_limit).ravel()[0] // n_mb))
-    serve.update(max_running=min(int(serve["max_running"]), share), kv_reserve=-1.0)  # the stage's cap, applied
+    with np.errstate(all="ignore"):
+        running = microbatch_running(x, float(pp), float(n_mb), float(serve["max_running"]), k, P, G,
+                                     bool(kw["prefix_sharing"]), serve["kv_reserve"], serve["kv_fraction"],
+                                     serve["kv_of_free"])
+    serve.update(max_running=int(np.asarray(running).ravel()[0]), kv_reserve=-1.0)  # the stage's cap, applied
     return _estimate_group(model, hardware, serve, batch=batch, concurrency=micro, engine=engine, arrival="closed",
                            rate=rate, layout=layout, serving=serving,
                            **{key: kw[key] for key in ("devices", "prompt_len", "gen_len", "samples", "weight_dtype",
