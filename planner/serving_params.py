@@ -129,10 +129,11 @@ def defaults(hw, engine=None) -> dict[str, float]:
 
 def _vendor(device: str) -> str | None:
     from planner.catalog import load_hardware
+    from planner.errors import InputError
 
     try:
         return load_hardware(device).vendor
-    except Exception:  # noqa: BLE001 - a fitted device the catalog lacks: no device fractions from it
+    except InputError:  # a fitted device the catalog lacks: no device fractions from it
         return None
 
 
