@@ -31,9 +31,9 @@ decoded together. Every function takes its elementwise operations from ``x.xp``
 from __future__ import annotations
 
 from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived
+from planner.cost.efficiency import reduction_efficiency
 from planner.cost.expert_parallel import max_device_slots
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
-from planner.cost.grouped_gemm import expert_gemm_factor
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_s
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
@@ -123,18 +123,22 @@ def moe_combine_bytes(x, slots):
     return 2.0 * M["moe_layers"] * M["hidden"] * value_bytes * slots
 
 
-def expert_compute_factor(x, rows):
-    """Compute-time multiplier of the routed experts' grouped GEMMs over the dense layers'
-    rate at their per-device shape (planner.cost.grouped_gemm.expert_gemm_factor, DeepGEMM's
-    published grouped table): ``rows`` tokens per expert, the down projection reducing over
-    the expert width I split over the devices sharing the expert, ``I / moe_shard``
-    (tensor parallelism splits it t ways: 256 per device for DeepSeek-V3's 2,048 at t = 8),
-    the gate/up over the hidden size h. 1 for dense models (exactly: their rows are unused)."""
+def expert_reduction_factor(x):
+    """Compute-time multiplier of the routed experts' GEMMs for the short reduction of their
+    down projection. A gated expert has three h x I matrices: gate and up (2/3 of its
+    FLOPs) reduce over the hidden size h, like the dense layers the compute efficiency is
+    fitted on; the down projection (1/3) reduces over the expert width I split over the
+    devices sharing the expert, ``I / moe_shard`` (tensor parallelism splits it t ways:
+    256 per device for DeepSeek-V3's 2,048 at t = 8), and runs at
+    ``reduction_efficiency(I / shard) / reduction_efficiency(h)`` of their rate
+    (planner.cost.efficiency.reduction_efficiency, DeepGEMM's published table).
+    1 for dense models."""
     M, xp = x.model, x.xp
     h = M["hidden"]
     width = M["expert_params_per"] / xp.maximum(M["moe_layers"], 1.0) / (3.0 * h)  # I, per layer
     k_down = xp.maximum(width / x.moe_shard, 1.0)
-    return xp.where(M["experts_per_token"] > 0, expert_gemm_factor(xp, rows, k_down, h), 1.0)
+    slow = reduction_efficiency(h) / reduction_efficiency(k_down)
+    return xp.where(M["experts_per_token"] > 0, (2.0 + slow) / 3.0, 1.0)
 
 
 def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
@@ -176,10 +180,11 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
                                                                      dense_rows)
     memory_s = (read_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
     t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
-    # routed experts: grouped GEMMs of their own at their per-device shape (tokens_per_expert
-    # rows each, the down projection at its short per-device reduction): the published
-    # grouped-GEMM curve in place of the device's dense skinny-GEMM curve (expert_compute_factor)
-    compute_s = expert_flops * x.s_per_gemm_flop * expert_compute_factor(x, tokens_per_expert(x, rows, touched, slots))
+    # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each, their
+    # down projection at its short per-device reduction (expert_reduction_factor)
+    compute_s = expert_flops * x.s_per_gemm_flop * expert_reduction_factor(x)
+    if not x.flat_rows:
+        compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched, slots))
     t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
