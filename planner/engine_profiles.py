@@ -38,6 +38,10 @@ and the simulator (planner.cost.simulate) read these facts:
   (``checkpoint``: a ModelOpt FP8 checkpoint's ``kv_cache_quant_algo: FP8`` gives an fp8
   cache). Recorded, not yet used: the replay keeps a bf16 cache (README "Measured serving
   runs", KV admission round: reading it moved TTFT but not TPOT the right way);
+* ``dp_rank_budget``: whether ``token_budget`` is per attention-data-parallel rank (each
+  rank's scheduler fills its own step under it, so a worker of ``a`` ranks takes ``a``
+  budgets a step: TensorRT-LLM, vLLM) or the worker's (SGLang divides its chunked
+  prefill size over the DP ranks); planner.cost.expert_parallel.step_budget;
 * ``fp8_weight_only_fallback``: on a device without fp8 compute (Ampere: A100, A10, L4-class
   chips of compute capability 8.0 / 8.6) an fp8 checkpoint still runs, weight-only (W8A16:
   fp8 weights dequantized to 16 bits in the GEMM, FP8 Marlin; activations and the KV cache
@@ -80,6 +84,7 @@ class EngineProfile(_Spec):
     prefix_caching: bool
     cascade_attention: bool
     fp8_weight_only_fallback: bool = False
+    dp_rank_budget: bool = False
     sources: dict[str, str]
 
     @model_validator(mode="before")

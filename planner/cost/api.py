@@ -106,7 +106,8 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
         engine = _generic_engine()
     cols = {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
             "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
-            "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s}
+            "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s,
+            "dp_rank_budget": int(engine.dp_rank_budget)}
     if arrival != "steady":  # the free KV memory caps the running set (planner.cost.running)
         cols.update(engine.kv_columns())
     return cols
@@ -310,6 +311,7 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     from planner.cost.context import Ctx
     from planner.cost.layout import pipeline_memory, send_coefficients
     from planner.cost.open_loop import poisson
+    from planner.cost.expert_parallel import step_budget
     from planner.cost.serving import effective_budget
     from planner.dtypes import BITS
 
@@ -330,7 +332,8 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
                                       serve["kv_fraction"], serve["kv_of_free"])
         running = np.minimum(float(serve["max_running"]), kv_limit)
         lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[cf["act_dtype"]] / 8.0)
-        budget = effective_budget(serve["token_budget"], P, max(concurrency, 1) * k, serve["chunked"])
+        budget = effective_budget(step_budget(serve["token_budget"], float(kw["dp"]), serve["dp_rank_budget"]), P,
+                                  max(concurrency, 1) * k, serve["chunked"])
         o = {key: np.asarray(v).ravel()[0].item() for key, v in poisson(
             x, rate, P, G, budget, host_s, running, pp, lat_s, per_token_s).items()}
     out.update(ttft_s=o["ttft_s"], tpot_s=o["tpot_s"], latency_s=o["latency_s"],

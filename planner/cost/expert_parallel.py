@@ -67,3 +67,63 @@ def a2a_s(x, tokens_per_pass, passes):
     nbytes = per_device_tokens * M["experts_per_token"] * M["hidden"] * x.act_bytes_per_value * (x.ep - 1.0) / x.ep
     one = xp.where(x.ep > 1.0, nbytes * x.a2a_s_per_byte + x.a2a_latency_s, 0.0)
     return 2.0 * M["moe_layers"] * passes * one
+
+
+
+# --- attention data parallelism: a request is one rank's ------------------------------
+
+def step_budget(token_budget, attn_dp, budget_per_rank):
+    """Prompt and decode tokens one step of the WORKER may carry: the engine's token
+    budget, times the attention-DP ranks where each rank schedules its own batch under it
+    (``budget_per_rank``, an engine profile's ``dp_rank_budget``: TensorRT-LLM's
+    ``max_num_tokens`` and vLLM's ``max_num_batched_tokens`` are per executor / engine
+    core, one per rank; SGLang divides ``chunked_prefill_size`` over the DP ranks). Arrays
+    or numbers."""
+    return token_budget * (1.0 + (attn_dp - 1.0) * budget_per_rank)
+
+
+def busiest_rank_excess_tokens(xp, attn_dp, prompt_tokens, prompt_len):
+    """Prompt tokens of one step on the busiest attention-data-parallel rank beyond the
+    even share ``p / a`` that the step's other terms charge every rank.
+
+    A request lives on ONE attention-DP rank (its KV cache is that rank's: TensorRT-LLM
+    ``enable_attention_dp`` and SGLang ``--enable-dp-attention`` assign each request to a
+    rank, which runs its attention and dense layers), so a step's prompt work does not
+    spread over the ranks: the rank prefilling a whole prompt (or a chunk of one) carries
+    ``min(p, P)`` prompt tokens where ``p / a`` is the mean. Every rank waits for the
+    busiest one at each MoE layer's dispatch and combine (collective all-to-alls), so that
+    rank sets the step. It carries at least ``min(p, P)`` and ``p / a`` (exact when the
+    step's prompts number at most ``a`` or a multiple of it); returns
+    ``max(min(p, P), p / a) - p / a``: 0 where ``a = 1`` or the prompts fill every rank
+    evenly."""
+    a = xp.maximum(attn_dp, 1.0)
+    p = xp.maximum(prompt_tokens, 0.0)
+    busiest = xp.maximum(xp.minimum(p, xp.maximum(prompt_len, 1.0)), p / a)
+    return busiest - p / a
+
+
+def rank_local_prefill_s(x, tokens, pre_ctx):
+    """Device time (s, before the end-to-end scale) of the rank-local work of ``tokens``
+    prompt tokens on ONE attention-DP rank of ``t`` devices: the layers' dense GEMMs
+    (attention projections, dense and shared MLPs: ``2 (active matmul weights - LM head -
+    k expert weights)`` FLOPs per token) at the GEMM compute rate, and the causal
+    attention at mean context ``pre_ctx`` over the full-attention layers at the attention
+    kernel's rate. At prefill sizes these GEMMs are compute bound (a prompt's tokens are
+    its GEMM rows). The routed experts run over all devices after the dispatch, so they
+    are not rank-local and not counted."""
+    M = x.model
+    dense_params = M["matmul_active"] - M["lm_head"] - M["experts_per_token"] * M["expert_params_per"]
+    gemm_flops = 2.0 * dense_params * tokens / x.devices
+    attn_flops = tokens * M["global_layers"] * pre_ctx * M["attn_pre"] / x.devices
+    return gemm_flops * x.s_per_gemm_flop + attn_flops * x.s_per_attn_flop
+
+
+def prompt_rank_excess_s(x, prompt_tokens, prompt_len, pre_ctx=None):
+    """What a step carrying ``prompt_tokens`` prompt tokens (whole prompts of
+    ``prompt_len``, mean causal context ``pre_ctx``, default ``(P + 1) / 2``) costs beyond
+    its even spread over the attention-DP ranks: the busiest rank's excess tokens
+    (:func:`busiest_rank_excess_tokens`) at :func:`rank_local_prefill_s`. Device seconds
+    before the end-to-end scale; 0 without attention data parallelism."""
+    pre = 0.5 * (prompt_len + 1.0) if pre_ctx is None else pre_ctx
+    excess = busiest_rank_excess_tokens(x.xp, x.attn_dp, prompt_tokens, prompt_len)
+    return rank_local_prefill_s(x, excess, pre)

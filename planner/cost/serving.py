@@ -48,6 +48,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.cost.closed_network import response_s
+from planner.cost.expert_parallel import prompt_rank_excess_s, step_budget
 from planner.cost.context import Ctx
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import assemble, attention_coeffs, dense_kernels, launch_overhead_s, roofline_s, scaled
@@ -277,6 +278,8 @@ def serving_steady(out, x, C, k, P, G, share):
     step = serving_step(x, S, C1, n_req, P, G, C1 / xp.maximum(G, 1.0) * per_prompt * P)
     # TTFT: the step that carries one whole new prompt, plus on average half a step of waiting
     first = serving_step(x, S, C1, n_req, P, G, per_prompt * P)
+    if x.layout_beyond_tp:  # attention data parallel: the new prompt is one rank's (planner.cost.expert_parallel)
+        first["time"] = first["time"] + prompt_rank_excess_s(x, per_prompt * P, P) * x.hw["time_scale"]
     tpot = step["time"]
     ttft = first["time"] + 0.5 * tpot
     latency = ttft + (G - 1.0) * tpot
@@ -333,7 +336,9 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
         return
     res = out["_serving"]
     get = lambda key: np.asarray(cols[key], dtype=x.dt)  # noqa: E731
-    B, chunked = get("token_budget"), get("chunked") > 0
+    # the worker's budget: the engine's, per attention-DP rank where each rank schedules its own
+    B = step_budget(get("token_budget"), np.asarray(x.attn_dp), np.asarray(cols.get("dp_rank_budget", 0), dtype=x.dt))
+    chunked = get("chunked") > 0
     host, mixed, max_run = get("host_step_s"), get("mixed") > 0, get("max_running")
     # the requests the free KV memory holds at once (the engine's reservation), where given
     reserve = np.asarray(cols.get("kv_reserve", -1.0), dtype=x.dt)

@@ -20,9 +20,15 @@ steps, planner.cost.simulate), so the two can only differ in how they schedule.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from planner.cost.context import Ctx
+from planner.cost.expert_parallel import busiest_rank_excess_tokens, prompt_rank_excess_s, rank_local_prefill_s
+
+# Python-float arithmetic for the simulator's per-step terms
+_FLOATS = SimpleNamespace(maximum=max, minimum=min)
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import dense_kernels, launch_overhead_s
 
@@ -57,6 +63,8 @@ def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx):
 def step_time(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
     """Wall time of one step (s): device time times the calibrated scale, plus host time."""
     dev = linear_time(x, d + p, n_logit) + attention_time(x, d, dec_ctx, p, pre_ctx)
+    if x.layout_beyond_tp:  # attention data parallel: a prompt is one rank's (planner.cost.expert_parallel)
+        dev = dev + prompt_rank_excess_s(x, p, 2.0 * pre_ctx - 1.0, pre_ctx)
     return dev * x.hw["time_scale"] + host_s
 
 
@@ -67,7 +75,7 @@ class StepTable:
     coefficients as :func:`attention_time`, held as Python floats so that one step costs
     microseconds (a test checks ``time`` against :func:`step_time`)."""
 
-    def __init__(self, x: Ctx, max_tokens: int, host_s: float):
+    def __init__(self, x: Ctx, max_tokens: int, host_s: float, prompt_len: float | None = None):
         n = np.arange(max_tokens + 1, dtype=float)
         self.base = np.asarray(linear_time(x, n, 0.0), dtype=float).ravel()
         head1 = np.asarray(linear_time(x, 1.0, n), dtype=float).ravel()
@@ -89,6 +97,18 @@ class StepTable:
         self.ov = f(H["overlap"])
         self.scale = f(H["time_scale"])
         self.host_s = host_s
+        # attention data parallel: the busiest rank's whole prompt (step_time's term), linear in
+        # the excess tokens and their causal context (planner.cost.expert_parallel)
+        self.a, self.prompt_len = a, prompt_len
+        self.rank_tok_s = f(rank_local_prefill_s(x, 1.0, 0.0)) if a > 1.0 else 0.0
+        self.rank_key_s = f(rank_local_prefill_s(x, 1.0, 1.0)) - self.rank_tok_s if a > 1.0 else 0.0
+
+    def _rank_excess_s(self, p, pre_ctx):
+        if self.a <= 1.0 or not p:
+            return 0.0
+        P = self.prompt_len if self.prompt_len is not None else 2.0 * pre_ctx - 1.0
+        excess = busiest_rank_excess_tokens(_FLOATS, self.a, float(p), P)
+        return excess * (self.rank_tok_s + self.rank_key_s * pre_ctx)
 
     def times(self, d, p, n_logit, dec_ctx, pre_ctx):
         """Step times (s); arguments scalars or arrays, ``d``, ``p``, ``n_logit`` integer-valued."""
@@ -98,6 +118,10 @@ class StepTable:
         tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre + d * self.m_rec
         att = self.ov * np.maximum(tc, tm) + (1.0 - self.ov) * (tc + tm)
         lin = self.base[np.asarray(d + p).astype(np.intp)] + self.head[np.asarray(n_logit).astype(np.intp)]
+        if self.a > 1.0:
+            P = self.prompt_len if self.prompt_len is not None else 2.0 * pre_ctx - 1.0
+            excess = busiest_rank_excess_tokens(np, self.a, np.asarray(p, dtype=float), P)
+            lin = lin + excess * (self.rank_tok_s + self.rank_key_s * pre_ctx)
         return (lin + att) * self.scale + self.host_s
 
     def time(self, d: int, p: int, n_logit: int, dec_ctx: float, pre_ctx: float) -> float:
@@ -107,7 +131,8 @@ class StepTable:
         tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0 + (d + p) * self.f_rec
         tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre + d * self.m_rec
         att = self.ov * max(tc, tm) + (1.0 - self.ov) * (tc + tm)
-        return (float(self.base[d + p]) + float(self.head[n_logit]) + att) * self.scale + self.host_s
+        return ((float(self.base[d + p]) + float(self.head[n_logit]) + att + self._rank_excess_s(p, pre_ctx)) * self.scale
+                + self.host_s)
 
     def _att_parts(self, d, c):
         keys = d * (self.ng * min(c, self.cap_g) + self.ns * min(c, self.cap_s))
