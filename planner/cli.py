@@ -112,11 +112,11 @@ def _tune_allocator() -> None:
 
     By default glibc serves every allocation above 128 KiB with a fresh mmap and gives it
     back on free (the threshold adapts only partly), so each of the search's temporary
-    arrays is faulted in and zeroed page by page again: ~0.35 s of kernel time in a cold
-    default `planner recommend` on the 2-core VM (sys 0.61 -> 0.26 s, user 2.43 -> 2.21 s,
-    back to back; docs/benchmarks-history.md). Arrays up to 32 MiB now come from the heap
-    and freed memory stays there for reuse (RSS stays near the peak until exit, which a
-    command reaches anyway). Only for the ``planner`` process itself (main() with no
+    arrays is faulted in and zeroed page by page again: a cold default `planner recommend`
+    spent 0.56 s of system time, 0.24 s with this (medians back to back, 2-core VM;
+    peak memory 216 -> 240 MB: docs/benchmarks-history.md). Arrays up to 32 MiB now come
+    from the heap and freed memory stays there for reuse (RSS stays near the peak until
+    exit, which a command reaches anyway). Only for the ``planner`` process itself (main() with no
     argv), never for a library caller; a no-op where libc.so.6 is not glibc's."""
     try:
         import ctypes
