@@ -21,7 +21,8 @@ def _rows(n, n_models, n_hw, rng):
         "concurrency": rng.choice([0.0, 0.0, 8.0], n), "prompt_len": rng.choice([150, 1024, 4096], n).astype(float),
         "gen_len": rng.choice([1024, 4096, 16384], n).astype(float), "samples": rng.choice([1, 4, 16], n).astype(float),
         "weight_dtype": rng.choice([DTYPE_CODE[d] for d in ("bf16", "fp8", "int8", "int4")], n),
-        "act_dtype": np.full(n, DTYPE_CODE["bf16"]), "kv_dtype": rng.choice([DTYPE_CODE[d] for d in ("bf16", "fp8")], n),
+        "act_dtype": np.full(n, DTYPE_CODE["bf16"]),
+        "kv_dtype": rng.choice([DTYPE_CODE[d] for d in ("bf16", "fp8")], n),
         "kv_budget": rng.choice([0, 256, 4096], n).astype(float), "prefix_sharing": rng.random(n) < 0.5,
     }
 
