@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from planner.accuracy.special import unique_sorted
 from planner.errors import InputError
 from planner.frontier import (
     OBJECTIVES,
@@ -270,5 +271,5 @@ def thin_frontier(cost: np.ndarray, idx: np.ndarray, n: int = FRONTIER_POINTS) -
         return idx
     logc = np.log(np.maximum(cost.astype(np.float64), 1e-30))
     targets = np.linspace(logc[0], logc[-1], n)
-    pick = np.unique(np.searchsorted(logc, targets).clip(0, idx.size - 1))
+    pick = unique_sorted(np.searchsorted(logc, targets).clip(0, idx.size - 1))
     return idx[pick]

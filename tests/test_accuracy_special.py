@@ -228,3 +228,27 @@ def test_predict_path_imports_no_scipy():
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert out.stdout.strip() == "False"
+
+
+def test_unique_sorted_is_numpys_unique():
+    """unique_sorted gives np.unique's values and dtype (the oracle) on integer, float and
+    repeated inputs, empty and one-element arrays included."""
+    rng = np.random.default_rng(7)
+    cases = [np.array([], dtype=float), np.array([3.0]), np.array([2, 2, 2]), rng.integers(0, 5, 200),
+             rng.choice([1.0, 2.0, 64.0, 0.75], (7, 11)), rng.normal(size=300), -np.arange(10.0)]
+    for a in cases:
+        got, want = M.unique_sorted(a), np.unique(a)
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+def test_predict_path_imports_no_numpy_ma():
+    """The search's accuracy calls never import numpy.ma (np.unique without return flags
+    does on numpy >= 2.3: tens of ms of a command's start-up)."""
+    code = ("import sys, numpy as np; from planner.accuracy import predict, find_profile; "
+            "p = find_profile('qwen3-8b', 'aime24'); "
+            "[predict(p, s, np.array([1, 4, 64])[:, None, None], [[4096], [32768]], kv_budget=[0, 512]) "
+            "for s in ('single', 'pass@k', 'verify', 'majority', 'best-of-k')]; "
+            "print('numpy.ma' in sys.modules)")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
+    assert out.stdout.strip() == "False"

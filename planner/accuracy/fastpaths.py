@@ -26,9 +26,9 @@ def _small_k_tables(kind, p_tab, w_tab, weights, u_idx, k, param):
     upairs, pair_inv = np.unique(pair_key, return_inverse=True)
     pu, pv = upairs // len(vals), vals[upairs % len(vals)]
     G = p_tab.shape[1]
-    need = np.unique(k)
+    need = special.unique_sorted(k)
     exp_tab = np.empty((len(need), len(pu)))
-    groups = [np.arange(len(pu))] if kind == "majority" else [np.flatnonzero(pv == v) for v in np.unique(pv)]
+    groups = [np.arange(len(pu))] if kind == "majority" else [np.flatnonzero(pv == v) for v in special.unique_sorted(pv)]
     for sel in groups:
         pp = p_tab[pu[sel]]
         if kind == "majority":     # eta may differ between pairs

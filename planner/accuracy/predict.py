@@ -60,6 +60,7 @@ from planner.accuracy.fastpaths import (
     _split_points,
 )
 from planner.accuracy.quadrature import split_at
+from planner.accuracy.special import unique_sorted
 from planner.errors import InputError
 
 _STRATEGY_ALIASES = {
@@ -145,7 +146,7 @@ def _majority_rows(eff, grid, u, k, eta, roots=None, eff_tab=None, expand=None):
     small = k <= ST.K_EXACT
     if np.any(small):
         G = p_tab.shape[1]
-        need = np.unique(k[small])
+        need = unique_sorted(k[small])
         s, pi = ST.race_shares(p_tab, pe[:, None] * w_tab)
         sub = ST.small_k_values("majority", 0.0, s, pi, need).reshape(len(need), len(pu), G)
         exp_tab = np.einsum("kpg,pg->kp", sub, wts)

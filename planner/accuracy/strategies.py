@@ -122,7 +122,7 @@ def best_of_k(p, k, auc, w=None) -> np.ndarray:
     out = np.empty(p.shape, float)
     small = _exact_small_k(best_of_k_table, p, w, auc, k, out)
     big = np.flatnonzero(~small)
-    for v in np.unique(auc[big]):
+    for v in special.unique_sorted(auc[big]):
         sel = big[auc[big] == v]
         out[sel] = _best_of_k_delta(p[sel], w[sel], float(rho_from_auc(v)), k[sel].astype(float))
     return out.reshape(shape)
