@@ -33,18 +33,35 @@ from planner.cost.tables import HardwareTable, ModelTable
 
 def kv_transfer_rows_s(x_pre: Ctx, x_dec: Ctx, P, devices_total):
     """Moving a prompt's KV cache (``kv_bytes_per_token_layer`` per token and attending
-    layer) and its linear-attention state (the whole state, over the tensor-parallel group) from a prefill worker to a decode worker: the link's latency plus bytes over
-    the bandwidth of ``min(prefill, decode)`` group devices sending their shards in
-    parallel; NVLink (the spec's figure at its efficiency) when every device of the
-    deployment is inside one NVLink domain, else the inter-node network
-    (the spec's ``inter_node_gbps``, planner.cost.interconnect). Same formula as planner.cost.layout.kv_transfer_s."""
+    layer) and its linear-attention state from the prefill worker to the decode worker (s):
+    the link's latency plus the slower of the two ends' bytes over the link bandwidth.
+
+    * **Receiving end**: the request lands on ONE attention group of the decode worker
+      (``devices`` devices; attention data parallelism keeps a request on one rank: SGLang
+      "DP attention", TensorRT-LLM ``enable_attention_dp``), and each of its devices
+      receives its own shard: the KV heads tensor parallelism splits (``kv_shard``) and its
+      share of the state. MLA's latent KV is not split by tensor parallelism (every device
+      of the group holds it whole: DeepSeek-V2 paper, section 2.1; ``kv_shard`` 1), so
+      each receiving device takes the whole prompt's latent KV.
+    * **Sending end**: those shards leave the prefill worker's attention group that ran the
+      prompt (``devices`` devices, each sending in parallel): one shard per receiving device.
+
+    Both TensorRT-LLM's cache transceiver and SGLang's Mooncake / NIXL backends move the
+    blocks device to device (GPUDirect RDMA, or NVLink inside one node) and reshape the
+    layout between unequal tensor-parallel sizes (TensorRT-LLM "Disaggregated Serving",
+    "Cache Layout Transformation"). The link: NVLink (the spec's figure at its efficiency)
+    when every device of the deployment is inside one NVLink domain, else the inter-node
+    network (the spec's ``inter_node_gbps``, one NIC per device, planner.cost.interconnect).
+    With equal tensor-parallel sides and GQA heads split evenly this is the old
+    ``bytes / (bandwidth x devices)`` (planner.cost.layout.kv_transfer_s)."""
     H = x_pre.hw
     inside = (devices_total <= H["domain_devices"]) & (H["link_bytes_per_s"] > 0)
     bw = np.where(inside, H["link_bytes_per_s"], H["inter_node_bytes_per_s"])
     lat = np.where(inside, H["allreduce_latency_s"], H["inter_node_latency_s"])
-    senders = np.maximum(np.minimum(x_pre.group_devices, x_dec.group_devices), 1.0)
-    kv_per_token = x_pre.kv_bytes_per_token_layer * x_pre.model["kv_layers"]
-    return lat + (P * kv_per_token + x_pre.state_bytes_per_seq * x_pre.devices) / (bw * senders)
+    kv_prompt_bytes = P * x_pre.kv_bytes_per_token_layer * x_pre.model["kv_layers"]
+    per_receiver_bytes = kv_prompt_bytes / x_dec.kv_shard + x_dec.state_bytes_per_seq
+    receivers, senders = np.maximum(x_dec.devices, 1.0), np.maximum(x_pre.devices, 1.0)
+    return lat + per_receiver_bytes * np.maximum(1.0, receivers / senders) / bw
 
 
 def decode_worker_capacity(x_dec: Ctx, P, G, max_running):
