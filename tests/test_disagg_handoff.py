@@ -75,11 +75,16 @@ def test_wait_for_a_decode_slot_is_the_closed_loop_queue(C_over_R):
         assert out["decode_wait_s"] == 0.0
 
 
-def test_admission_is_a_step_boundary_and_a_step():
+def test_admission_is_a_step_boundary_and_a_step(monkeypatch):
     """A prompt's KV lands at a uniformly random phase of the decode worker's running step
     (Monte Carlo over the phase); it waits for the step to end and rides the next one, which
     emits its first token: 1.5 steps, what handed_off adds to the scheduler algebra of
-    planner.cost.serving.disaggregated when no slot is short."""
+    planner.cost.serving.disaggregated when no slot is short (the decode batch held at
+    every request in flight here, as that algebra has it: the occupancy rounds are
+    tests/test_disagg_occupancy.py's)."""
+    import planner.cost.disagg as D
+
+    monkeypatch.setattr(D, "OCCUPANCY_ROUNDS", 0)
     rng = np.random.default_rng(3)
     phase = rng.uniform(0.0, 1.0, 200_000)
     mc_steps = float(np.mean((1.0 - phase) + 1.0))

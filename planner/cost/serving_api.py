@@ -114,8 +114,7 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
     TTFT, TPOT, latency and throughput of the whole deployment, dollars per request for
     all its devices, and the KV transfer time."""
     from planner.cost.context import Ctx
-    from planner.cost.disagg import handed_off
-    from planner.cost.layout import kv_transfer_s
+    from planner.cost.disagg import handed_off, kv_transfer_rows_s
     from planner.cost.serving import effective_budget
 
     for field, v in (("prefill-workers", prefill_workers), ("decode-workers", decode_workers),
@@ -145,11 +144,9 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
         return Ctx(cols, mt, ht)
 
     x_pre, x_dec = ctx(prefill_devices), ctx(decode_devices)
-    # the prompt's KV (attending layers) and its linear-attention state (planner.cost.disagg.kv_transfer_rows_s)
-    kv_per_token = float(np.asarray(x_pre.kv_bytes_per_token_layer * x_pre.model["kv_layers"]
-                                    + x_pre.state_bytes_per_seq * x_pre.devices / prompt_len).ravel()[0])
+    # the prompt's KV (attending layers) and its linear-attention state (one formula for both paths)
     total = prefill_workers * prefill_devices + decode_workers * decode_devices
-    transfer = kv_transfer_s(kv_per_token, prompt_len, hardware, total, min(prefill_devices, decode_devices))
+    transfer = float(np.asarray(kv_transfer_rows_s(x_pre, x_dec, float(prompt_len), float(total))).ravel()[0])
     budget = effective_budget(engine.token_budget, prompt_len, 0, engine.chunked_prefill)
     # the prefill queue, the transfer, and the decode side's admission and running set (planner.cost.disagg)
     d = {k: float(np.asarray(v).ravel()[0]) for k, v in handed_off(
