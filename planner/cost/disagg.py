@@ -55,7 +55,7 @@ def kv_transfer_rows_s(x_pre: Ctx, x_dec: Ctx, P, devices_total):
     when every device of the deployment is inside one NVLink domain, else the inter-node
     network (the spec's ``inter_node_gbps``, one NIC per device, planner.cost.interconnect).
     With equal tensor-parallel sides and GQA heads split evenly this is the old
-    ``bytes / (bandwidth x devices)`` (planner.cost.layout.kv_transfer_s)."""
+    ``bytes / (bandwidth x devices)``."""
     H = x_pre.hw
     inside = (devices_total <= H["domain_devices"]) & (H["link_bytes_per_s"] > 0)
     bw = np.where(inside, H["link_bytes_per_s"], H["inter_node_bytes_per_s"])

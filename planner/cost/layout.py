@@ -11,26 +11,6 @@ from __future__ import annotations
 
 from planner.errors import InputError
 
-# KV transfer between workers beyond one NVLink domain: the inter-node figures of
-# planner.cost.interconnect (their one home)
-from planner.cost.interconnect import INTER_NODE_GBPS_PER_DEVICE, INTER_NODE_LATENCY_US  # noqa: E402
-
-
-def kv_transfer_s(model_table_row_kv_bytes_per_token: float, prompt_len: int, hardware, devices_total: int,
-                  senders: int) -> float:
-    """Moving a prompt's KV cache (all layers) from a prefill worker to a decode worker:
-    NVLink when every worker fits in one NVLink domain (``max_devices``), else the
-    inter-node network; ``senders`` devices send their shards in parallel."""
-    if devices_total <= hardware.max_devices and hardware.interconnect_gbps > 0:
-        bw = hardware.interconnect_gbps * 1e9 * hardware.interconnect_efficiency
-        lat = hardware.interconnect_latency_us * 1e-6
-    else:
-        bw = getattr(hardware, "inter_node_gbps", None) or INTER_NODE_GBPS_PER_DEVICE
-        bw *= 1e9
-        lat = (getattr(hardware, "inter_node_latency_us", None) or INTER_NODE_LATENCY_US) * 1e-6
-    return lat + prompt_len * model_table_row_kv_bytes_per_token / (bw * max(senders, 1))
-
-
 def check_layout(model, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, num_devices: int | None = None) -> int:
     """Validate a layout; returns the number of devices it uses."""
     for field, v in (("pp", pp), ("ep", ep), ("dp", dp)):
