@@ -141,3 +141,15 @@ def test_mutated_measured_files_keep_the_promise(tmp_path, seed):
         if o.problem or o.rc not in (0, 2):
             failures.append((case.label, o.rc, o.problem, o.err.strip()[-300:]))
     assert not failures, failures[:5]
+
+
+def test_a_concurrency_beyond_a_billion_is_scored_not_a_traceback(tmp_path):
+    """Found by ``benchmarks/fuzz.py 1000 7 --only measured`` (case 716): batch_size 1e18
+    fell outside every concurrency band and sorting the bands raised ValueError."""
+    rows = base_rows()
+    rows[0]["batch_size"] = "1e18"
+    text = _text(HEADER, [[str(r.get(c, "")) for c in HEADER] for r in rows])
+    o = fuzzing.run_in_process(Case(["validate", "--measured", "{F}"], {"runs.csv": text.encode()}, "1e18"),
+                               tmp_path, timeout_s=30.0)
+    assert o.rc == 0 and o.problem is None, o.err
+    assert ">128" in o.out
