@@ -6,7 +6,8 @@ and the peak memory of this process.
 Run: python benchmarks/fuzz.py [N=10000] [SEED=0] [--only TEXT]   (in process, 5 s CPU
 per case; the slow whole-search commands included). ``--only capacity`` runs N mutated
 capacity files (only the templates whose shipped file name contains TEXT; "flags": only
-out-of-range flags).
+out-of-range flags; "measured": mutated measured-runs CSVs through ``validate --measured``,
+tests/test_fuzz_measured.py).
 """
 
 from __future__ import annotations
@@ -34,14 +35,21 @@ def main() -> None:
     ap.add_argument("n", nargs="?", type=int, default=10_000)
     ap.add_argument("seed", nargs="?", type=int, default=0)
     ap.add_argument("--only", default=None,
-                    help="only mutations of shipped files whose name contains this (e.g. capacity), or flags")
+                    help="only mutations of shipped files whose name contains this (e.g. capacity), flags, "
+                         "or measured")
     args = ap.parse_args()
     n, seed = args.n, args.seed
     counts: collections.Counter = collections.Counter()
     examples: dict[str, str] = {}
     slowest: list[tuple[float, str, str]] = []
     t0 = time.perf_counter()
-    for i, case in enumerate(fuzzing.make_cases(n, seed=seed, heavy=True, only=args.only)):
+    if args.only == "measured":
+        import test_fuzz_measured
+
+        cases = test_fuzz_measured.make_cases(n, seed=seed)
+    else:
+        cases = fuzzing.make_cases(n, seed=seed, heavy=True, only=args.only)
+    for i, case in enumerate(cases):
         with tempfile.TemporaryDirectory() as d:
             o = fuzzing.run_in_process(case, Path(d), timeout_s=5.0)
         key = o.problem or ("valid run" if o.rc == 0 else f"clean exit {o.rc}")

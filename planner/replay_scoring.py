@@ -14,13 +14,13 @@ import numpy as np
 from planner.measured import MeasuredRuns
 from planner.replay import Prediction, in_flight
 
-BANDS = ((1, 8), (9, 32), (33, 64), (65, 128), (129, 10**9))
+BANDS = ((1, 8), (9, 32), (33, 64), (65, 128), (129, float("inf")))
 
 
 def band(c: float) -> str:
     for lo, hi in BANDS:
         if lo <= c <= hi:
-            return f"{lo}-{hi}" if hi < 10**9 else f">{lo - 1}"
+            return f"{lo}-{hi}" if hi < float("inf") else f">{lo - 1}"
     return "n/a"
 
 
@@ -80,8 +80,10 @@ def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
             "profiles": sorted(set(pred.profile[ok].tolist()))}
 
 
-def _band_order(v: str) -> int:
-    return int(v.lstrip(">").split("-")[0])
+def _band_order(v: str) -> float:
+    """Sort key of a concurrency band: its lower end; "n/a" (no requests in flight) last."""
+    head = v.lstrip(">").split("-")[0]
+    return int(head) if head.isdigit() else float("inf")
 
 
 def rows_json(pred: Prediction, runs: MeasuredRuns) -> list[dict]:

@@ -106,11 +106,13 @@ CARRY_RULES = {
 }
 # Chosen by leave-one-device-out on the dev file (fit on h100-sxm, predict h200, and back):
 # the one rule whose TTFT and TPOT median |error| are both lower than the engine-only rule's
-# on BOTH held-out devices (TTFT 37.8 -> 30.4% on h100-sxm, 49.1 -> 42.0% on h200; TPOT
-# 13.7 -> 12.8%, 26.7 -> 25.3%). Physically: the fraction of the NVLink bandwidth an
-# all-reduce of decode-sized messages reaches is set by the collective library's protocols
-# at those sizes (far below the large-message plateau the datasheet's 0.7 stands for), not by
-# the part; the datasheet's 0.7 is 2-3x the fitted 0.23-0.36 on both Hopper parts.
+# on BOTH held-out devices. The figures live in one place, README "What an unmeasured device
+# gets, and its measured error" (the table `benchmarks/serving_fidelity.py --carry-rules`
+# prints), with the check on published B200 measurements (tests/test_blackwell_rows.py).
+# Physically: the fraction of the NVLink bandwidth an all-reduce of decode-sized messages
+# reaches is set by the collective library's protocols at those sizes (far below the
+# large-message plateau the spec's default interconnect_efficiency stands for), not by the
+# part, so it carries; the per-kernel time and the memory and compute fractions do not.
 CARRY_RULE = "engine+link"
 CARRIED = CARRY_RULES[CARRY_RULE]
 DATASHEET = "datasheet"  # the profile name of a pair that takes its datasheet alone
@@ -153,8 +155,9 @@ def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | No
       fractions (all of :data:`DEVICE_FRACTIONS`, the median over its pairs): the pooled fit
       (planner.serving_fit.fit_all) shares them between the engines of a device. Not the
       shipped rule: leave-one-model-out on the dev file (benchmarks/serving_fidelity.py
-      --quick; h100-sxm/sglang without Qwen3-32B is the one pair it reaches) gives TTFT
-      38.04% / TPOT 14.99% with it and 37.74% / 15.19% without (README "Error today")."""
+      --quick; h100-sxm/sglang without Qwen3-32B is the one pair it reaches) trades TPOT
+      for more TTFT than the keep rule allows (the figures: README "What an unmeasured
+      device gets, and its measured error")."""
     carry = CARRIED if carry is None else tuple(carry)
     fitted = [(g, v) for g, (_, v) in sorted(params.items()) if g.split("/", 1)[-1] == engine]
     mine = [(g, v) for g, (_, v) in sorted(params.items())

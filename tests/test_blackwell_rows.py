@@ -1,0 +1,188 @@
+"""Held-out rows of a kind the dev file lacks: Blackwell parts (B200, GB200, B300, GB300)
+that appear nowhere in the measurements. Such a row takes its device's datasheet
+(hardware/<device>.yaml) plus what the fitted Hopper pairs carry (planner.serving_params.
+unmeasured); these tests hold that route to outside figures.
+
+Oracles, each with its source:
+
+* **Published B200 measurements** (BenHamm, "SGLang cookbook models on 8x B200",
+  gist.github.com/BenHamm/78563d0d0a08d7cb61b4737392633384, 2026-02-15/16: SGLang
+  v0.5.8.post1, 8x B200 183 GB, NV18 NVSwitch, random 1K tokens in / 1K out, TPOT at one
+  request in flight): gpt-oss-120b TP8 MXFP4 2.41 ms, Qwen3-235B-A22B TP8 BF16 6.70 ms,
+  DeepSeek-R1-0528-FP4 TP8 5.74 ms. Each prediction within +-40% (no device of this kind
+  is fitted: the dev file's leave-one-device-out TPOT p90 is 49%, README "Error today");
+  predicted today: +10%, -2%, -25%. Not asserted: GLM-5-FP8 TP8, 20.22 ms without
+  speculative decoding, predicted 5.6 ms (-72%): in the same engine H200 measured 17.91 ms
+  at 4 in flight (dev file), i.e. SGLang 0.5.8's GLM-5 path (DSA sparse attention) ran no
+  faster on B200 than on H200, a software state no datasheet can give.
+* **The H200 / B200 TPOT ratio** on one deployment, DeepSeek-R1 on SGLang TP8, 1K / 1K:
+  H200 FP8 at 4 in flight 10.29 ms (dev file, row
+  2026_03_25_deepseek_r1_h200_sxm_sglang_fp8_agg_1024x1024_c4_tp8_0_ep1_0_289) over B200
+  FP4 at 1 in flight 5.74 ms (the gist) = 1.79. The same two configurations predicted
+  (H200 with its shipped profile, B200 as an unmeasured device) must give a ratio within
+  1.5x of it (two benchmark runs, two concurrencies: the spread of one measured TPOT
+  against the model is already +-49% at p90). Today 2.64 (+47%, near the edge): B200 is
+  costed with the datasheet's 4 us per kernel where the Hopper fits find 8-10 us (README
+  "What an unmeasured device gets").
+* **Dominance**: a GB200 GPU is a B200 with no lower peak in any dtype the rows use, the
+  same HBM bandwidth, more memory and a 72-GPU NVLink domain (NVIDIA GB200 NVL72 and DGX
+  B200 datasheets, hardware/*.yaml); a GB300 likewise dominates a GB200 outside int8. So on
+  every aggregated row the closed loop's throughput (C / (TTFT + OSL x TPOT)) is no lower.
+  MLPerf Inference v5.1 measured GB300 NVL72 over GB200 NVL72 on DeepSeek-R1 at +45%
+  offline and +25% server per GPU (NVIDIA, "Blackwell Ultra sets new inference records in
+  MLPerf debut", entries 5.1-0072 / 5.1-0071: 5,842.5 against 4,023.8 and 2,907.3 against
+  2,327.5 tokens/s/GPU); the model gives 0-2% at the serving layouts tried, so only the
+  direction is asserted (the gap: Blackwell Ultra's doubled attention exponent rate and
+  its larger batches are not modelled).
+* **Precision paths**: NVFP4 computes in fp4 where the device has fp4 units (Blackwell)
+  and weight-only in 16-bit math where it has not (Hopper: the same time as W4A16 MXFP4);
+  MXFP4 x MXFP8 computes in fp8 on both. Observed as the order of a compute-bound prefill
+  (8,192 tokens, one request), on every engine.
+* **Coverage**: every dev row with its system renamed to a Blackwell part, and layouts
+  only a 72-GPU NVLink domain allows (DeepSeek-R1 tp 1 / attention DP 32 / EP 32, EP 64,
+  disaggregated workers inside one NVL72), is predicted, finite, under the unmeasured
+  device's profile.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from planner.measured import read_measured
+from planner.replay import predict
+from planner.serving_profile import load_serving
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
+BLACKWELL = ("b200_sxm", "gb200_sxm", "b300_sxm", "gb300_sxm")
+COLUMNS = ("id,backend,backend_version,model_path,system,precision,mode,isl,osl,gemm_quant_mode,batch_size,tp_size,"
+           "pp_size,attention_dp_size,moe_tp_size,moe_ep_size,prefill_batch_size,prefill_num_workers,prefill_tp_size,"
+           "prefill_attention_dp_size,prefill_moe_tp_size,prefill_moe_ep_size,decode_batch_size,decode_num_workers,"
+           "decode_tp_size,decode_attention_dp_size,decode_moe_tp_size,decode_moe_ep_size,silicon_ttft_ms,"
+           "silicon_tpot_ms").split(",")
+# (id, model, quant, measured TPOT ms): the gist's B200 SGLang TP8 rows at 1K / 1K, 1 in flight
+GIST_B200 = (("gpt-oss-120b", "openai/gpt-oss-120b", "w4a16_mxfp4", 2.41),
+             ("qwen3-235b-bf16", "Qwen/Qwen3-235B-A22B", "bfloat16", 6.70),
+             ("deepseek-r1-fp4", "deepseek-ai/DeepSeek-R1", "nvfp4", 5.74))
+H200_R1_FP8_C4_TPOT_MS = 10.29  # the dev file row named in the docstring
+B200_R1_FP4_C1_TPOT_MS = 5.74  # the gist
+SINGLE_ROW_TOLERANCE = 0.40
+RATIO_TOLERANCE = 1.5
+
+
+def _write(path: Path, rows: list[dict], columns=COLUMNS) -> str:
+    with path.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=columns)
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: r.get(c, "") for c in columns})
+    return str(path)
+
+
+def _predict(path: str):
+    runs = read_measured(path)
+    return runs, predict(runs, load_serving(None))
+
+
+def _agg(id_, system, model, quant, isl, osl, c, tp=1, dp="", ep="", engine="sglang", tpot=""):
+    return {"id": id_, "backend": engine, "model_path": model, "system": system, "precision": "x", "mode": "agg",
+            "isl": isl, "osl": osl, "gemm_quant_mode": quant, "batch_size": c, "tp_size": tp,
+            "attention_dp_size": dp, "moe_ep_size": ep, "silicon_tpot_ms": tpot}
+
+
+def test_published_b200_tpot_within_tolerance(tmp_path):
+    rows = [_agg(name, "b200_sxm", model, quant, 1024, 1024, 1, tp=8, tpot=t) for name, model, quant, t in GIST_B200]
+    runs, pred = _predict(_write(tmp_path / "gist.csv", rows))
+    assert (pred.status == "ok").all(), pred.status
+    assert all(p.startswith("datasheet + sglang") for p in pred.profile)  # an unmeasured device's rule
+    err = pred.tpot_s * 1e3 / np.array([t for *_, t in GIST_B200]) - 1
+    assert np.all(np.abs(err) <= SINGLE_ROW_TOLERANCE), dict(zip(runs.ids, err.round(3)))
+
+
+def test_h200_over_b200_ratio_matches_the_published_one(tmp_path):
+    rows = [_agg("h200-fp8-c4", "h200_sxm", "deepseek-ai/DeepSeek-R1", "fp8", 1024, 1024, 4, tp=8),
+            _agg("b200-fp4-c1", "b200_sxm", "deepseek-ai/DeepSeek-R1", "nvfp4", 1024, 1024, 1, tp=8)]
+    _, pred = _predict(_write(tmp_path / "ratio.csv", rows))
+    assert (pred.status == "ok").all(), pred.status
+    assert pred.profile[0].startswith("calibration:h200")  # the fitted H200 against the unmeasured B200
+    predicted = pred.tpot_s[0] / pred.tpot_s[1]
+    published = H200_R1_FP8_C4_TPOT_MS / B200_R1_FP4_C1_TPOT_MS
+    assert 1 / RATIO_TOLERANCE <= predicted / published <= RATIO_TOLERANCE, (predicted, published)
+
+
+def _renamed_dev(tmp_path, systems) -> str:
+    with DEV.open() as f:
+        reader = csv.DictReader(f)
+        dev = list(reader)
+    rows = [{**r, "id": f"{s}:{r['id']}", "system": s} for s in systems for r in dev]
+    return _write(tmp_path / "renamed.csv", rows, reader.fieldnames)
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_every_dev_row_renamed_to_blackwell_is_predicted(tmp_path):
+    runs, pred = _predict(_renamed_dev(tmp_path, BLACKWELL))
+    assert (pred.status == "ok").all(), sorted(set(pred.status) - {"ok"})
+    assert np.isfinite(pred.ttft_s).all() and np.isfinite(pred.tpot_s).all()
+    assert (pred.ttft_s > 0).all() and (pred.tpot_s > 0).all()
+    engines = {p.split()[2] for p in pred.profile}
+    assert engines == {"vllm", "sglang", "trtllm"}
+    assert all(p.startswith("datasheet + ") for p in pred.profile)
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_a_dominating_part_never_serves_fewer_tokens(tmp_path):
+    runs, pred = _predict(_renamed_dev(tmp_path, ("b200_sxm", "gb200_sxm", "gb300_sxm")))
+    n = len(runs) // 3
+    keep = runs.mode[:n] == "agg"
+    rate = 1.0 / (pred.ttft_s + runs.osl.astype(float) * pred.tpot_s)  # per request in flight
+    b200, gb200, gb300 = rate[:n], rate[n:2 * n], rate[2 * n:]
+    assert np.all(gb200[keep] >= b200[keep] * (1 - 1e-9))
+    assert np.all(gb300[keep] >= gb200[keep] * (1 - 1e-9))
+
+
+def _nvl72_rows():
+    rows = []
+    for engine in ("vllm", "sglang", "trtllm"):
+        for system in ("gb200_sxm", "gb300_sxm"):
+            for quant in ("nvfp4", "fp8_block"):
+                for dp, c in ((32, 32), (64, 16)):
+                    rows.append(_agg(f"{engine}-{system}-{quant}-dep{dp}", system, "deepseek-ai/DeepSeek-R1", quant,
+                                     1024, 1024, c, tp=1, dp=dp, ep=dp, engine=engine))
+            # four 8-GPU prefill workers (attention DP 8, EP 8) and one 32-GPU decode worker: 64 GPUs, one NVL72
+            rows.append({"id": f"{engine}-{system}-disagg", "backend": engine, "model_path": "deepseek-ai/DeepSeek-R1",
+                         "system": system, "precision": "fp4", "mode": "disagg", "isl": 8192, "osl": 1024,
+                         "gemm_quant_mode": "nvfp4", "prefill_batch_size": 1, "prefill_num_workers": 4,
+                         "prefill_tp_size": 1, "prefill_attention_dp_size": 8, "prefill_moe_tp_size": 1,
+                         "prefill_moe_ep_size": 8, "decode_batch_size": 64, "decode_num_workers": 1,
+                         "decode_tp_size": 1, "decode_attention_dp_size": 32, "decode_moe_tp_size": 1,
+                         "decode_moe_ep_size": 32})
+    return rows
+
+
+def test_layouts_only_an_nvl72_allows_are_predicted(tmp_path):
+    rows = _nvl72_rows()
+    runs, pred = _predict(_write(tmp_path / "nvl72.csv", rows))
+    assert (pred.status == "ok").all(), dict(zip(runs.ids, pred.status))
+    assert np.isfinite(pred.ttft_s).all() and np.isfinite(pred.tpot_s).all()
+    # the same wide expert-parallel rows on HGX B200 cross the 8-GPU boards: never faster
+    b200 = [{**r, "id": "b200:" + r["id"], "system": "b200_sxm"} for r in rows if r["system"] == "gb200_sxm"]
+    _, on_b200 = _predict(_write(tmp_path / "b200.csv", b200))
+    gb200 = np.array([r["system"] == "gb200_sxm" for r in rows])
+    assert np.all(on_b200.tpot_s >= pred.tpot_s[gb200] * (1 - 1e-9))
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_fp4_computes_in_fp4_only_where_the_device_has_it(tmp_path, engine):
+    quants = ("nvfp4", "w4a8_mxfp4_mxfp8", "w4a16_mxfp4")
+    rows = [_agg(f"{s}-{q}", s, "openai/gpt-oss-120b", q, 8192, 128, 1, tp=2, engine=engine)
+            for s in ("b200_sxm", "h200_sxm") for q in quants]
+    _, pred = _predict(_write(tmp_path / "prec.csv", rows))
+    assert (pred.status == "ok").all(), pred.status
+    b_fp4, b_w4a8, b_w4a16, h_fp4, h_w4a8, h_w4a16 = pred.ttft_s
+    assert b_fp4 < b_w4a8 < b_w4a16  # Blackwell: fp4, fp8, 16-bit tensor-core math
+    assert h_fp4 == pytest.approx(h_w4a16, rel=1e-9)  # Hopper: NVFP4 weight-only, 16-bit math
+    assert h_w4a8 < h_w4a16  # Hopper has fp8 units
