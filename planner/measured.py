@@ -222,6 +222,9 @@ def dtypes_for(quant: str) -> tuple[str, str, str] | None:
     return PRECISIONS.get(quant.strip().lower())
 
 
+BOARD_DEVICES = 8  # GPUs of one HGX board / DGX node, the unit the sample's runs were measured on
+
+
 def product_encoded(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
     """Whether an aggregated row's ``tp_size`` is the product ``moe_tp_size x moe_ep_size``
     of a smaller deployment rather than a tensor-parallel group beyond one NVLink domain.
@@ -234,8 +237,16 @@ def product_encoded(tp, moe_tp, moe_ep, attention_dp, domain_devices) -> bool:
     the device's NVLink domain whose size is exactly ``moe_tp x moe_ep`` (both > 1, no
     attention data parallelism) is read as ``tp = moe_tp`` devices with ``ep = moe_ep``
     expert groups (planner.replay); every other group beyond the domain is costed as one
-    (planner.cost.interconnect, hierarchical all-reduce)."""
-    return bool(tp > domain_devices and moe_tp > 1 and moe_ep > 1 and attention_dp <= 1 and tp == moe_tp * moe_ep)
+    (planner.cost.interconnect, hierarchical all-reduce).
+
+    On a device whose NVLink domain is wider than one board (GB200 / GB300 NVL72: 72) the
+    same encoding of a board's run, ``tpN_epN`` written as tp ``N x N``, is still read so
+    when the group is wider than one 8-device board (:data:`BOARD_DEVICES`) and
+    ``moe_tp = moe_ep`` (every such dev row); a group inside the domain with
+    ``moe_tp != moe_ep`` is taken as written."""
+    if not (moe_tp > 1 and moe_ep > 1 and attention_dp <= 1 and tp == moe_tp * moe_ep):
+        return False
+    return bool(tp > domain_devices or (tp > BOARD_DEVICES and moe_tp == moe_ep))
 
 
 def product_encoded_dp(tp, moe_tp, moe_ep, attention_dp, domain_devices):

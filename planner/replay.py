@@ -116,6 +116,16 @@ def _engine(name: str):
     return load_engine(name)
 
 
+def _known_engine(name: str) -> bool:
+    """Whether ``name`` is an engine of engines/*.yaml (a row naming another one is
+    ``unsupported: unknown engine``, as an unknown model or system is)."""
+    try:
+        _engine(name)
+    except InputError:
+        return False
+    return True
+
+
 FP8_WEIGHT_ONLY_NOTE = "fp8 weights run weight-only (W8A16, FP8 Marlin) on {}"
 
 
@@ -163,6 +173,7 @@ class Prepared:
         fp8_weight_only = lru_cache(maxsize=None)(_fallback)
         tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
         layout_note = np.full(n, "", dtype=object)
+        known_engine = {e: _known_engine(e) for e in set(runs.engine.tolist())}
         for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
             m, h = models[runs.model[i]], hws[runs.system[i]]
             in_flight_row = runs.concurrency[i] * runs.dp[i]
@@ -181,6 +192,8 @@ class Prepared:
             reason = None
             if m is None:
                 reason = f"unknown model '{runs.model[i]}'"
+            elif not known_engine[runs.engine[i]]:
+                reason = f"unknown engine '{runs.engine[i]}'"
             elif h is None:
                 reason = f"unknown system '{runs.system[i]}'"
             elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_LAYOUT, i):

@@ -62,6 +62,15 @@ def test_rows_statuses_and_predict_only_rows(tmp_path, capsys):
                                 "disaggregated row without prefill_tp_size or decode_tp_size": 1}
 
 
+def test_an_unknown_engine_is_its_rows_reason_not_the_files(tmp_path, capsys):
+    """As for an unknown model or system: the row that names an engine no engines/*.yaml
+    describes is ``unsupported: unknown engine 'X'``; the others are predicted."""
+    rows = [ROWS[0].replace(",vllm,", ",fooeng,", 1), ROWS[1]]
+    assert main(["validate", "--measured", write_csv(tmp_path, rows=rows), "--json"]) == 0
+    out = {r["id"]: r["status"] for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert out == {"a": "unsupported: unknown engine 'fooeng'", "b": "ok"}
+
+
 def test_table_view_names_slices_and_reasons(tmp_path, capsys):
     assert main(["validate", "--measured", write_csv(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -328,6 +337,34 @@ def test_product_encoded_tp_rows_are_the_measurements_of_their_small_twins():
         assert pred.status[i] == pred.status[j] == "ok"
         assert pred.tpot_s[i] == pytest.approx(pred.tpot_s[j], rel=1e-9)
         assert pred.ttft_s[i] == pytest.approx(pred.ttft_s[j], rel=1e-9)
+
+
+@pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
+def test_product_encoding_is_read_the_same_on_an_nvl72_domain(tmp_path):
+    """GB200's NVLink domain holds 72 devices, so "wider than the domain" no longer marks
+    the sample's tp 64 = 8 x 8 encoding of an 8-GPU run. The dev rows so encoded, renamed
+    to gb200_sxm, must still be read as their 8-device (or 4-device) deployments, while a
+    genuine 16-device group with moe_tp != moe_ep inside the domain is taken as written."""
+    import csv
+
+    with open(DEV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    header = list(rows[0])
+    enc = [r for r in rows if r["mode"] == "agg" and float(r["tp_size"] or 1) > 8
+           and float(r["attention_dp_size"] or 1) <= 1]
+    assert len(enc) == 42
+    genuine = dict(enc[0], id="genuine_tp16", tp_size="16", moe_tp_size="2", moe_ep_size="8")
+    out = tmp_path / "nvl72.csv"
+    with open(out, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        for r in enc + [genuine]:
+            w.writerow(dict(r, system="gb200_sxm"))
+    runs = read_measured(out)
+    pred = predict(runs)
+    notes = ["moe_tp_size x moe_ep_size" in (n or "") for n in pred.note]
+    assert sum(notes[:-1]) == 42 and not notes[-1]
+    assert list(pred.status) == ["ok"] * 43
 
 
 def test_attention_dp_batch_is_per_rank_and_product_encoded_dp_rows_predict_like_their_twins(tmp_path):
