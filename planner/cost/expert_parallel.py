@@ -69,7 +69,6 @@ def a2a_s(x, tokens_per_pass, passes):
     return 2.0 * M["moe_layers"] * passes * one
 
 
-
 # --- attention data parallelism: a request is one rank's ------------------------------
 
 def step_budget(token_budget, attn_dp, budget_per_rank):
@@ -116,6 +115,15 @@ def rank_local_prefill_s(x, tokens, pre_ctx):
     gemm_flops = 2.0 * dense_params * tokens / x.devices
     attn_flops = tokens * M["global_layers"] * pre_ctx * M["attn_pre"] / x.devices
     return gemm_flops * x.s_per_gemm_flop + attn_flops * x.s_per_attn_flop
+
+
+def whole_prompt_len(pre_ctx):
+    """The prompt length ``P`` whose prefill has mean causal context ``pre_ctx``: token i
+    of a prompt attends i keys, a mean of ``(P + 1) / 2`` over the prompt, so
+    ``P = 2 pre_ctx - 1`` (the inverse of :func:`prompt_rank_excess_s`'s default). Where a
+    step's caller gives only the context (planner.cost.steps.step_time), its prompts are
+    taken to be whole ones of this length."""
+    return 2.0 * pre_ctx - 1.0
 
 
 def prompt_rank_excess_s(x, prompt_tokens, prompt_len, pre_ctx=None):
