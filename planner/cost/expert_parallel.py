@@ -71,14 +71,14 @@ def a2a_s(x, tokens_per_pass, passes):
 
 # --- attention data parallelism: a request is one rank's ------------------------------
 
-def step_budget(token_budget, attn_dp, budget_per_rank):
+def step_budget(token_budget, attn_dp, per_rank):
     """Prompt and decode tokens one step of the WORKER may carry: the engine's token
     budget, times the attention-DP ranks where each rank schedules its own batch under it
-    (``budget_per_rank``, an engine profile's ``dp_rank_budget``: TensorRT-LLM's
+    (``per_rank`` 1, else 0: an engine profile's ``dp_rank_budget``: TensorRT-LLM's
     ``max_num_tokens`` and vLLM's ``max_num_batched_tokens`` are per executor / engine
     core, one per rank; SGLang divides ``chunked_prefill_size`` over the DP ranks). Arrays
     or numbers."""
-    return token_budget * (1.0 + (attn_dp - 1.0) * budget_per_rank)
+    return token_budget * (1.0 + (attn_dp - 1.0) * per_rank)
 
 
 def busiest_rank_excess_tokens(xp, attn_dp, prompt_tokens, prompt_len):
