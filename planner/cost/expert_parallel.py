@@ -101,6 +101,13 @@ def busiest_rank_excess_tokens(xp, attn_dp, prompt_tokens, prompt_len):
     return busiest - p / a
 
 
+def rank_local_params(M):
+    """Matmul weights each token meets on its own attention-DP rank: the active matmul
+    weights less the LM head and the ``k`` routed experts it is dispatched to (attention
+    projections, dense and shared MLPs, routers). Model-table columns or arrays."""
+    return M["matmul_active"] - M["lm_head"] - M["experts_per_token"] * M["expert_params_per"]
+
+
 def rank_local_prefill_s(x, tokens, pre_ctx):
     """Device time (s, before the end-to-end scale) of the rank-local work of ``tokens``
     prompt tokens on ONE attention-DP rank of ``t`` devices: the layers' dense GEMMs
@@ -111,8 +118,7 @@ def rank_local_prefill_s(x, tokens, pre_ctx):
     its GEMM rows). The routed experts run over all devices after the dispatch, so they
     are not rank-local and not counted."""
     M = x.model
-    dense_params = M["matmul_active"] - M["lm_head"] - M["experts_per_token"] * M["expert_params_per"]
-    gemm_flops = 2.0 * dense_params * tokens / x.devices
+    gemm_flops = 2.0 * rank_local_params(M) * tokens / x.devices
     attn_flops = tokens * M["global_layers"] * pre_ctx * M["attn_pre"] / x.devices
     return gemm_flops * x.s_per_gemm_flop + attn_flops * x.s_per_attn_flop
 
