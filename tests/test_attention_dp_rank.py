@@ -124,6 +124,10 @@ def test_a_lone_prompt_step_is_its_ranks():
     from planner.cost.steps import attention_time, linear_time
     spread = float(np.asarray(linear_time(x, P, 1.0) + attention_time(x, 0.0, 0.0, P, pre)).ravel()[0]) * scale
     assert lone == pytest.approx(spread + excess, rel=1e-9)
+    # bounds that need no placement: the rank holding the prompt does all of its rank-local
+    # work (hand-counted above), and no more than that is added to the even spread
+    whole = float(np.asarray(rank_local_prefill_s(x, P, pre)).ravel()[0]) * scale
+    assert whole <= lone <= spread + whole
     eight = float(np.asarray(step_time(x, 0.0, 8 * P, 8.0, 0.0, pre)).ravel()[0])
     spread8 = float(np.asarray(linear_time(x, 8 * P, 8.0) + attention_time(x, 0.0, 0.0, 8 * P, pre)).ravel()[0])
     assert eight == pytest.approx(spread8 * scale, rel=1e-9)

@@ -75,9 +75,14 @@ def test_step_table_matches_step_time_on_layouts(tp, ep, dp):
                     samples=1, kv_budget=0, prefix_sharing=False, weight_dtype="fp8", act_dtype="fp8",
                     kv_dtype="bf16", ep=ep, attn_dp=dp), mt, ht)
     tab = StepTable(x, 4200, 1e-3)
+    # the simulator's table names its prompt (1,399 tokens: mean causal context 700, as step_time infers)
+    named = StepTable(x, 4200, 1e-3, prompt_len=1399.0)
     for d, p in ((1, 0), (64, 0), (32, 2048), (0, 4096)):
         ref = float(step_time(x, float(d), float(p), float(d + 1), 1500.0, 700.0, 1e-3)[0])
         assert tab.time(d, p, d + 1, 1500.0, 700.0) == pytest.approx(ref, rel=1e-12)
+        assert named.time(d, p, d + 1, 1500.0, 700.0) == pytest.approx(ref, rel=1e-12)
+        # the array form (decode stretches, the pipeline simulator) agrees with the scalar one
+        assert float(tab.times(d, p, d + 1, 1500.0, 700.0)) == pytest.approx(ref, rel=1e-12)
 
 
 def test_simulate_cli_runs_ep_and_dp(capsys):

@@ -311,7 +311,6 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     from planner.cost.context import Ctx
     from planner.cost.layout import pipeline_memory, send_coefficients
     from planner.cost.open_loop import poisson
-    from planner.cost.expert_parallel import step_budget
     from planner.cost.serving import effective_budget
     from planner.dtypes import BITS
 
@@ -332,8 +331,8 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
                                       serve["kv_fraction"], serve["kv_of_free"])
         running = np.minimum(float(serve["max_running"]), kv_limit)
         lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[cf["act_dtype"]] / 8.0)
-        budget = effective_budget(step_budget(serve["token_budget"], float(kw["dp"]), serve["dp_rank_budget"]), P,
-                                  max(concurrency, 1) * k, serve["chunked"])
+        budget = effective_budget(serve["token_budget"], P, max(concurrency, 1) * k, serve["chunked"],
+                                  attn_dp=float(kw["dp"]), dp_rank_budget=serve["dp_rank_budget"])
         o = {key: np.asarray(v).ravel()[0].item() for key, v in poisson(
             x, rate, P, G, budget, host_s, running, pp, lat_s, per_token_s).items()}
     out.update(ttft_s=o["ttft_s"], tpot_s=o["tpot_s"], latency_s=o["latency_s"],

@@ -26,7 +26,6 @@ import numpy as np
 
 from planner.cost.context import Ctx
 from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS
-from planner.cost.expert_parallel import step_budget
 from planner.cost.footprint import kv_cache_bytes_per_device, memory_footprint
 from planner.cost.serving import disaggregated, effective_budget
 from planner.cost.steps import step_time
@@ -229,8 +228,8 @@ def disaggregated_rows(cols: dict, mt: ModelTable, ht: HardwareTable, *, prefill
     X, Y, C = f(prefill_workers), f(decode_workers), f(concurrency)
     get = lambda k: f(cols[k] if k in cols else INPUT_DEFAULTS[k])  # noqa: E731
     # the prefill worker's budget: per attention-DP rank where the engine's ranks each schedule
-    budget = effective_budget(step_budget(get("token_budget"), np.asarray(x_pre.attn_dp), get("dp_rank_budget")),
-                              P, 0.0, get("chunked") > 0)
+    budget = effective_budget(get("token_budget"), P, 0.0, get("chunked") > 0, attn_dp=np.asarray(x_pre.attn_dp),
+                              dp_rank_budget=get("dp_rank_budget"))
     derived = ~(np.isfinite(X) & np.isfinite(Y))
     with np.errstate(all="ignore"):
         if derived.any():

@@ -69,17 +69,16 @@ def a2a_s(x, tokens_per_pass, passes):
     return 2.0 * M["moe_layers"] * passes * one
 
 
-
 # --- attention data parallelism: a request is one rank's ------------------------------
 
-def step_budget(token_budget, attn_dp, budget_per_rank):
+def step_budget(token_budget, attn_dp, per_rank):
     """Prompt and decode tokens one step of the WORKER may carry: the engine's token
     budget, times the attention-DP ranks where each rank schedules its own batch under it
-    (``budget_per_rank``, an engine profile's ``dp_rank_budget``: TensorRT-LLM's
+    (``per_rank`` 1, else 0: an engine profile's ``dp_rank_budget``: TensorRT-LLM's
     ``max_num_tokens`` and vLLM's ``max_num_batched_tokens`` are per executor / engine
     core, one per rank; SGLang divides ``chunked_prefill_size`` over the DP ranks). Arrays
     or numbers."""
-    return token_budget * (1.0 + (attn_dp - 1.0) * budget_per_rank)
+    return token_budget * (1.0 + (attn_dp - 1.0) * per_rank)
 
 
 def busiest_rank_excess_tokens(xp, attn_dp, prompt_tokens, prompt_len):
@@ -102,6 +101,13 @@ def busiest_rank_excess_tokens(xp, attn_dp, prompt_tokens, prompt_len):
     return busiest - p / a
 
 
+def rank_local_params(M):
+    """Matmul weights each token meets on its own attention-DP rank: the active matmul
+    weights less the LM head and the ``k`` routed experts it is dispatched to (attention
+    projections, dense and shared MLPs, routers). Model-table columns or arrays."""
+    return M["matmul_active"] - M["lm_head"] - M["experts_per_token"] * M["expert_params_per"]
+
+
 def rank_local_prefill_s(x, tokens, pre_ctx):
     """Device time (s, before the end-to-end scale) of the rank-local work of ``tokens``
     prompt tokens on ONE attention-DP rank of ``t`` devices: the layers' dense GEMMs
@@ -112,10 +118,18 @@ def rank_local_prefill_s(x, tokens, pre_ctx):
     its GEMM rows). The routed experts run over all devices after the dispatch, so they
     are not rank-local and not counted."""
     M = x.model
-    dense_params = M["matmul_active"] - M["lm_head"] - M["experts_per_token"] * M["expert_params_per"]
-    gemm_flops = 2.0 * dense_params * tokens / x.devices
+    gemm_flops = 2.0 * rank_local_params(M) * tokens / x.devices
     attn_flops = tokens * M["global_layers"] * pre_ctx * M["attn_pre"] / x.devices
     return gemm_flops * x.s_per_gemm_flop + attn_flops * x.s_per_attn_flop
+
+
+def whole_prompt_len(pre_ctx):
+    """The prompt length ``P`` whose prefill has mean causal context ``pre_ctx``: token i
+    of a prompt attends i keys, a mean of ``(P + 1) / 2`` over the prompt, so
+    ``P = 2 pre_ctx - 1`` (the inverse of :func:`prompt_rank_excess_s`'s default). Where a
+    step's caller gives only the context (planner.cost.steps.step_time), its prompts are
+    taken to be whole ones of this length."""
+    return 2.0 * pre_ctx - 1.0
 
 
 def prompt_rank_excess_s(x, prompt_tokens, prompt_len, pre_ctx=None):

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived
 from planner.cost.efficiency import reduction_efficiency
-from planner.cost.expert_parallel import max_device_slots
+from planner.cost.expert_parallel import max_device_slots, rank_local_params
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_s
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
@@ -160,8 +160,7 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
         n_eff = rows * slots / x.xp.maximum(rows * M["experts_per_token"] / x.ep, 1e-30)
         touched = touched_experts(x, n_eff) / x.ep  # its local experts touched
         expert_flops = 2.0 * M["expert_params_per"] * slots * passes / x.moe_shard
-        dense_flops = 2.0 * (M["matmul_active"] - head_params
-                             - M["experts_per_token"] * M["expert_params_per"]) * n_tok / (n_dev * a)
+        dense_flops = 2.0 * rank_local_params(M) * n_tok / (n_dev * a)
         expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / x.moe_shard
         dense_rows, logit_tokens = rows / a, logit_tokens / a
     else:

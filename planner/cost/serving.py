@@ -48,8 +48,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.cost.closed_network import response_s
-from planner.cost.expert_parallel import prompt_rank_excess_s, step_budget
 from planner.cost.context import Ctx
+from planner.cost.expert_parallel import prompt_rank_excess_s, step_budget
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import assemble, attention_coeffs, dense_kernels, launch_overhead_s, roofline_s, scaled
 from planner.cost.footprint import memory_footprint
@@ -66,11 +66,16 @@ ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
 REQUESTS_PER_CONCURRENCY = 10
 
 
-def effective_budget(token_budget, prompt_len, concurrency, chunked):
-    """Tokens per step. Without chunked prefill a whole prompt must fit in a step next to
+def effective_budget(token_budget, prompt_len, concurrency, chunked, attn_dp=None, dp_rank_budget=0):
+    """Tokens per step of the worker. With ``attn_dp`` (attention-DP ranks) the engine's
+    ``token_budget`` is first made the worker's (planner.cost.expert_parallel.step_budget:
+    ``attn_dp`` budgets where the engine schedules each rank, ``dp_rank_budget``).
+    Without chunked prefill a whole prompt must fit in a step next to
     the decodes; a deployment that runs such prompts at all is configured for that
     (TensorRT-LLM requires max_num_tokens >= the prompt), so the budget is at least
     ``P + C`` (assumption, README "Serving")."""
+    if attn_dp is not None:
+        token_budget = step_budget(token_budget, attn_dp, dp_rank_budget)
     need = np.asarray(prompt_len, dtype=float) + np.asarray(concurrency, dtype=float)
     return np.where(np.asarray(chunked, dtype=bool), token_budget, np.maximum(token_budget, need))
 
@@ -336,8 +341,6 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
         return
     res = out["_serving"]
     get = lambda key: np.asarray(cols[key], dtype=x.dt)  # noqa: E731
-    # the worker's budget: the engine's, per attention-DP rank where each rank schedules its own
-    B = step_budget(get("token_budget"), np.asarray(x.attn_dp), np.asarray(cols.get("dp_rank_budget", 0), dtype=x.dt))
     chunked = get("chunked") > 0
     host, mixed, max_run = get("host_step_s"), get("mixed") > 0, get("max_running")
     # the requests the free KV memory holds at once (the engine's reservation), where given
@@ -345,7 +348,8 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     max_run = running_limit(x, max_run, reserve, k, P, G, share, np.asarray(cols.get("kv_fraction", -1.0)),
                             np.asarray(cols.get("kv_of_free", 0.0)))
     S = np.maximum(C, 1.0) * k
-    budget = effective_budget(B, P, S, chunked)
+    budget = effective_budget(get("token_budget"), P, S, chunked, attn_dp=np.asarray(x.attn_dp),
+                              dp_rank_budget=np.asarray(cols.get("dp_rank_budget", 0), dtype=x.dt))
     closed = closed_loop(x, S, P, G, budget, mixed, host, max_run, chunked=chunked)
     rate = np.where(arrival == ARRIVAL_CODE["poisson"], get("rate"), 1.0)
     open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)

@@ -210,11 +210,9 @@ def simulate_config(x, *, engine, prompt_len: int, gen_len: int, arrival: str, c
     profile (planner.engine_profiles.EngineProfile)."""
     from planner.cost.serving import effective_budget
 
-    from planner.cost.expert_parallel import step_budget
-
-    a = float(np.asarray(x.attn_dp).ravel()[0])
-    budget = int(effective_budget(step_budget(engine.token_budget, a, float(engine.dp_rank_budget)), prompt_len,
-                                  concurrency, engine.chunked_prefill))
+    budget = int(effective_budget(engine.token_budget, prompt_len, concurrency, engine.chunked_prefill,
+                                  attn_dp=float(np.asarray(x.attn_dp).ravel()[0]),
+                                  dp_rank_budget=float(engine.dp_rank_budget)))
     table = StepTable(x, max(budget, int(concurrency), engine.max_running if arrival == "poisson" else 0) + 1,
                       engine.host_step_s, prompt_len)
     return simulate(table, prompt_len=prompt_len, gen_len=gen_len, token_budget=budget,

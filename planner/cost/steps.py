@@ -25,12 +25,13 @@ from types import SimpleNamespace
 import numpy as np
 
 from planner.cost.context import Ctx
-from planner.cost.expert_parallel import busiest_rank_excess_tokens, prompt_rank_excess_s, rank_local_prefill_s
-
-# Python-float arithmetic for the simulator's per-step terms
-_FLOATS = SimpleNamespace(maximum=max, minimum=min)
+from planner.cost.expert_parallel import (busiest_rank_excess_tokens, prompt_rank_excess_s, rank_local_prefill_s,
+                                          whole_prompt_len)
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import dense_kernels, launch_overhead_s
+
+# Python-float arithmetic for the simulator's per-step terms (busiest_rank_excess_tokens' xp)
+_FLOATS = SimpleNamespace(maximum=max, minimum=min)
 
 
 def linear_time(x: Ctx, n_tok, n_logit):
@@ -64,7 +65,7 @@ def step_time(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
     """Wall time of one step (s): device time times the calibrated scale, plus host time."""
     dev = linear_time(x, d + p, n_logit) + attention_time(x, d, dec_ctx, p, pre_ctx)
     if x.layout_beyond_tp:  # attention data parallel: a prompt is one rank's (planner.cost.expert_parallel)
-        dev = dev + prompt_rank_excess_s(x, p, 2.0 * pre_ctx - 1.0, pre_ctx)
+        dev = dev + prompt_rank_excess_s(x, p, whole_prompt_len(pre_ctx), pre_ctx)
     return dev * x.hw["time_scale"] + host_s
 
 
@@ -103,12 +104,11 @@ class StepTable:
         self.rank_tok_s = f(rank_local_prefill_s(x, 1.0, 0.0)) if a > 1.0 else 0.0
         self.rank_key_s = f(rank_local_prefill_s(x, 1.0, 1.0)) - self.rank_tok_s if a > 1.0 else 0.0
 
-    def _rank_excess_s(self, p, pre_ctx):
-        if self.a <= 1.0 or not p:
-            return 0.0
-        P = self.prompt_len if self.prompt_len is not None else 2.0 * pre_ctx - 1.0
-        excess = busiest_rank_excess_tokens(_FLOATS, self.a, float(p), P)
-        return excess * (self.rank_tok_s + self.rank_key_s * pre_ctx)
+    def _rank_excess_s(self, xp, p, pre_ctx):
+        """step_time's busiest-rank term (planner.cost.expert_parallel.prompt_rank_excess_s)
+        from the tabulated coefficients; the prompt is the simulated one where given."""
+        P = self.prompt_len if self.prompt_len is not None else whole_prompt_len(pre_ctx)
+        return busiest_rank_excess_tokens(xp, self.a, p, P) * (self.rank_tok_s + self.rank_key_s * pre_ctx)
 
     def times(self, d, p, n_logit, dec_ctx, pre_ctx):
         """Step times (s); arguments scalars or arrays, ``d``, ``p``, ``n_logit`` integer-valued."""
@@ -119,9 +119,7 @@ class StepTable:
         att = self.ov * np.maximum(tc, tm) + (1.0 - self.ov) * (tc + tm)
         lin = self.base[np.asarray(d + p).astype(np.intp)] + self.head[np.asarray(n_logit).astype(np.intp)]
         if self.a > 1.0:
-            P = self.prompt_len if self.prompt_len is not None else 2.0 * pre_ctx - 1.0
-            excess = busiest_rank_excess_tokens(np, self.a, np.asarray(p, dtype=float), P)
-            lin = lin + excess * (self.rank_tok_s + self.rank_key_s * pre_ctx)
+            lin = lin + self._rank_excess_s(np, np.asarray(p, dtype=float), pre_ctx)
         return (lin + att) * self.scale + self.host_s
 
     def time(self, d: int, p: int, n_logit: int, dec_ctx: float, pre_ctx: float) -> float:
@@ -131,8 +129,8 @@ class StepTable:
         tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0 + (d + p) * self.f_rec
         tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre + d * self.m_rec
         att = self.ov * max(tc, tm) + (1.0 - self.ov) * (tc + tm)
-        return ((float(self.base[d + p]) + float(self.head[n_logit]) + att + self._rank_excess_s(p, pre_ctx)) * self.scale
-                + self.host_s)
+        rank = self._rank_excess_s(_FLOATS, float(p), pre_ctx) if self.a > 1.0 and p else 0.0
+        return (float(self.base[d + p]) + float(self.head[n_logit]) + att + rank) * self.scale + self.host_s
 
     def _att_parts(self, d, c):
         keys = d * (self.ng * min(c, self.cap_g) + self.ns * min(c, self.cap_s))
