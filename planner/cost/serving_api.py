@@ -92,7 +92,9 @@ def _simulate_pipeline(x, model, hardware, engine, serve, *, pp, prompt_len, gen
         kv_limit, _ = pipeline_memory(x, float(pp), one, prompt_len * one, gen_len * one, np.zeros(1, dtype=bool),
                                       serve["kv_reserve"], serve["kv_fraction"], serve["kv_of_free"])
     running = int(min(engine.max_running, float(np.min(kv_limit))))
-    budget = int(effective_budget(engine.token_budget, prompt_len, max(concurrency, 1), engine.chunked_prefill))
+    budget = int(effective_budget(engine.token_budget, prompt_len, max(concurrency, 1), engine.chunked_prefill,
+                                  attn_dp=float(np.asarray(x.attn_dp).ravel()[0]),
+                                  dp_rank_budget=float(engine.dp_rank_budget)))
     lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[act_dtype] / 8.0)
     table = StepTable(x, max(budget, int(concurrency), running if arrival == "poisson" else 0) + 1,
                       engine.host_step_s)
@@ -147,7 +149,8 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
     # the prompt's KV (attending layers) and its linear-attention state (one formula for both paths)
     total = prefill_workers * prefill_devices + decode_workers * decode_devices
     transfer = float(np.asarray(kv_transfer_rows_s(x_pre, x_dec, float(prompt_len), float(total))).ravel()[0])
-    budget = effective_budget(engine.token_budget, prompt_len, 0, engine.chunked_prefill)
+    budget = effective_budget(engine.token_budget, prompt_len, 0, engine.chunked_prefill,
+                              attn_dp=np.asarray(x_pre.attn_dp), dp_rank_budget=float(engine.dp_rank_budget))
     # the prefill queue, the transfer, and the decode side's admission and running set (planner.cost.disagg)
     d = {k: float(np.asarray(v).ravel()[0]) for k, v in handed_off(
         x_pre, x_dec, concurrency, prompt_len, gen_len, budget, engine.host_step_s, prefill_workers,
