@@ -256,6 +256,7 @@ class Prepared:
                 mixed=np.array([int(e.mixed_batches) for e in eng], dtype=np.int64),
                 host_step_s=np.array([e.host_step_s for e in eng], dtype=float),
                 dp_rank_budget=np.array([int(e.dp_rank_budget) for e in eng], dtype=np.int64),
+                range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 
