@@ -230,6 +230,13 @@ def harness_range_ratio(source: str) -> float:
     return HARNESS_RANGE_RATIO if HARNESS_SOURCE.search(source or "") else 1.0
 
 
+def mean_length(length, range_ratio):
+    """The mean of lengths drawn uniformly from the whole numbers in ``[int(r L), L]``:
+    ``(int(r L) + L) / 2`` (``L`` at ``r = 1``); arrays broadcast."""
+    L = np.asarray(length, dtype=float)
+    return 0.5 * (np.floor(L * np.asarray(range_ratio, dtype=float) + 1e-9) + L)
+
+
 SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")
 
 
