@@ -51,7 +51,7 @@ def decode_features(prep: Prepared, params) -> dict:
     ht = HardwareTable.build([prep.hw[g] for g in prep.gnames], effs)
     x = Ctx(prep.cols, prep.mt, ht)
     C = prep.C.astype(float)
-    P, G = prep.runs.isl[prep.idx].astype(float), prep.runs.osl[prep.idx].astype(float)
+    P, G = prep.isl.astype(float), prep.osl.astype(float)  # the replay's (mean) lengths
     ctx = P + 1.0 + 0.5 * (G - 1.0)
     t_lin, _, _, _, w_bytes, _ = dense_kernels(x, C, 1.0, C)
     t_att = attention_time(x, C, ctx, 0.0, 0.0)

@@ -106,6 +106,7 @@ class MeasuredRuns:
     measured_ttft_s: np.ndarray    # NaN where not measured
     measured_tpot_s: np.ndarray
     total_concurrency: np.ndarray  # requests in flight over the deployment (NaN where the row does not say)
+    range_ratio: np.ndarray        # lengths drawn per request from [r L, L] (1: fixed; harness_range_ratio)
     disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
 
     def __len__(self) -> int:
@@ -157,7 +158,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
     n = len(rows)
     s = {k: [] for k in ("ids", "model", "system", "engine", "engine_version", "precision", "quant", "mode")}
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
-                                    "measured_ttft_s", "measured_tpot_s", "total_concurrency")}
+                                    "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio")}
     dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
     disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
     for i, r in enumerate(rows):
@@ -197,9 +198,43 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         for c in disagg:
             disagg[c][i] = _number(r.get(c) or "", file, line, c, whole=True, empty_ok=True)
         num["total_concurrency"][i] = _total_concurrency(r, file, line)
+        num["range_ratio"][i] = harness_range_ratio(get("silicon_data_source"))
+        if get(RANGE_RATIO_COLUMN):  # the row says it: that wins over the harness's default
+            v = _number(r[RANGE_RATIO_COLUMN], file, line, RANGE_RATIO_COLUMN, whole=False, empty_ok=False)
+            if v > 1.0:
+                raise InputError(f"line {line}: must be a number from 0 to 1", file=file, field=RANGE_RATIO_COLUMN,
+                                 value=r[RANGE_RATIO_COLUMN])
+            num["range_ratio"][i] = v
     arr = {k: np.array(v, dtype=object if k == "ids" else str) if v else np.array([], dtype=str)
            for k, v in s.items()}
     return MeasuredRuns(file=file, line=np.arange(2, n + 2), disagg=disagg, **arr, **num)
+
+
+# The benchmark's random range ratio: input and output lengths drawn per request,
+# uniformly from [r L, L] (InferenceMAX's utils/bench_serving/benchmark_serving.py
+# sample_random_requests: lower = int(seq_len * range_ratio), upper = seq_len). An optional
+# column gives it per row; otherwise rows of InferenceMAX's sweeps (SemiAnalysis; their
+# provenance names the GitHub workflow run, ``workflow_run_id=``, or the results database's
+# ``wip=`` flag; the gap-analysis files' rows, ``aic_database_mode=``, are copies of them: the
+# dev file holds both copies of some runs, identical figures) take that harness's 0.8 (.github/workflows/full-sweep-tmpl.yml
+# ``random-range-ratio: 0.8``; the srt-slurm recipes' sa-bench ``random_range_ratio: 0.8``),
+# every other row fixed lengths (1; the data's README: "fixed input length isl and output
+# length osl"). Read by planner.cost.serving.in_step_share.
+RANGE_RATIO_COLUMN = "random_range_ratio"
+HARNESS_RANGE_RATIO = 0.8
+HARNESS_SOURCE = re.compile(r"(?:^|[;\s])(?:workflow_run_id|wip|aic_database_mode)=")
+
+
+def harness_range_ratio(source: str) -> float:
+    """The random range ratio of the harness a row's provenance names (module comment)."""
+    return HARNESS_RANGE_RATIO if HARNESS_SOURCE.search(source or "") else 1.0
+
+
+def mean_length(length, range_ratio):
+    """The mean of lengths drawn uniformly from the whole numbers in ``[int(r L), L]``:
+    ``(int(r L) + L) / 2`` (``L`` at ``r = 1``); arrays broadcast."""
+    L = np.asarray(length, dtype=float)
+    return 0.5 * (np.floor(L * np.asarray(range_ratio, dtype=float) + 1e-9) + L)
 
 
 SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")

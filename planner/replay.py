@@ -37,8 +37,8 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, product_encoded, product_encoded_dp,
-                              sweep_decode_workers)
+from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, mean_length, product_encoded,
+                              product_encoded_dp, sweep_decode_workers)
 
 DATASHEET = SP.DATASHEET
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
@@ -250,9 +250,13 @@ class Prepared:
             dec = self.sides["decode"]
             self.min_decode = sweep_decode_workers(self.C[self.dis], dec["devices"] * dec["attn_dp"])
             ep, attn_dp = moe_layout(tp[idx], dp[idx], moe_tp[idx], ep[idx])
+            # the benchmark's mean lengths: drawn per request where its client spreads them
+            # (planner.measured.harness_range_ratio), the row's own otherwise
+            self.isl = np.round(mean_length(runs.isl[idx], runs.range_ratio[idx]))
+            self.osl = np.round(mean_length(runs.osl[idx], runs.range_ratio[idx]))
             self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(tp[idx], 1).astype(np.int64),
-                                batch=1, concurrency=self.C.astype(np.int64), prompt_len=runs.isl[idx].astype(np.int64),
-                                gen_len=runs.osl[idx].astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
+                                batch=1, concurrency=self.C.astype(np.int64), prompt_len=self.isl.astype(np.int64),
+                                gen_len=self.osl.astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),
                                 act_dtype=adt[idx].astype(str), kv_dtype=kdt[idx].astype(str), kv_budget=0,
                                 prefix_sharing=False, ep=ep, attn_dp=attn_dp)
             self.G = runs.osl[idx]
@@ -269,6 +273,7 @@ class Prepared:
                 mixed=np.array([int(e.mixed_batches) for e in eng], dtype=np.int64),
                 host_step_s=np.array([e.host_step_s for e in eng], dtype=float),
                 dp_rank_budget=np.array([int(e.dp_rank_budget) for e in eng], dtype=np.int64),
+                range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 
@@ -297,7 +302,7 @@ class Prepared:
                                                          BITS[adt[i]] / 8.0)
         with np.errstate(invalid="ignore"):
             self.dec_send_s = np.where(self.pp_rows, (pp - 1) * (lat_s + micro * per_token_s), 0.0)
-            self.pre_send_s = np.where(self.pp_rows, (pp - 1) * (lat_s + micro * runs.isl[idx] * per_token_s), 0.0)
+            self.pre_send_s = np.where(self.pp_rows, (pp - 1) * (lat_s + micro * self.isl * per_token_s), 0.0)
         self.cols["concurrency"] = np.where(self.pp_rows, micro, self.C).astype(np.int64)
 
     def _stage_running(self, cols: dict, ht, rows: np.ndarray, pp, n_mb, today: bool) -> None:

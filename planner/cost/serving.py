@@ -180,8 +180,32 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     # requests beyond the running limit wait for a slot (Little's law)
     wait = (C_all - C) * e2e / C
     ttft = ttft + wait
+    # the steps a wave's prompts span: its groups (mixed) or its prefill steps (apart)
+    wave_steps = np.where(mixed, np.maximum(K, 1.0), np.maximum(k1, 1.0))
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e + wait, "throughput_req_s": C / e2e,
-            "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2, "first_share": first, "wait_s": wait}
+            "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2, "first_share": first, "wait_s": wait,
+            "wave_steps": wave_steps}
+
+
+def in_step_share(range_ratio, G, wave_steps):
+    """The share of a closed loop's later waves that can stay in step when the benchmark
+    draws each request's output length uniformly from ``[r G, G]`` (``r``: its random
+    range ratio; 1 = fixed lengths, the data's README; InferenceMAX's sweeps use 0.8:
+    planner.measured.HARNESS_RANGE_RATIO).
+
+    A group of the closed loop is the requests whose prompts completed in one step; with
+    fixed lengths they all finish ``G - 1`` steps later and return together, so the
+    groups (or, without mixed batches, the whole wave) persist. With lengths drawn per
+    request, a group's members finish spread over ``(1 - r)(G - 1)`` steps, and drawn
+    afresh every cycle, the spread does not realign. Once it reaches the ``K`` steps a
+    wave's prompts span (``wave_steps``: its groups with mixed batches, its prefill steps
+    without), the returning prompts interleave over the steps and meet no wave: the
+    steady state's arrivals (``wave_sync`` 0). Between, the share in step falls
+    linearly: ``max(0, 1 - (1 - r)(G - 1) / K)``; 1 at ``r = 1``, where the fitted
+    ``wave_sync`` alone sets it."""
+    r = np.clip(np.asarray(range_ratio, dtype=float), 0.0, 1.0)
+    spread = (1.0 - r) * np.maximum(np.asarray(G, dtype=float) - 1.0, 0.0)
+    return np.clip(1.0 - spread / np.maximum(np.asarray(wave_steps, dtype=float), 1.0), 0.0, 1.0)
 
 
 SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the steps' size bias
@@ -359,7 +383,10 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     if np.any(pick):
         shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked)
         extra = shared - lone
-    closed = smeared_waves(closed, res, host, get("wave_sync"), get("request_overhead_s"), S, G, extra)
+    # the benchmark's length spread keeps later waves from staying in step (in_step_share)
+    sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,
+                                            closed["wave_steps"])
+    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
     req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])

@@ -83,7 +83,7 @@ def initial_arrivals(arrive: np.ndarray, arrival: str, concurrency: int, rate: f
 def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: int, max_running: int,
              chunked: bool, mixed: bool, arrival: str = "closed", concurrency: int = 1,
              rate: float | None = None, n_requests: int = 1000, seed: int = 0,
-             spread_s: float = 0.0, jitter_s: float = 0.0) -> dict[str, np.ndarray]:
+             spread_s: float = 0.0, jitter_s: float = 0.0, range_ratio: float = 1.0) -> dict[str, np.ndarray]:
     """Simulate ``n_requests`` requests; returns per-request arrays (s): arrival, first
     token and finish times, TTFT, TPOT, end-to-end latency and the time of the step that
     completed the prompt (``prompt_step``); plus ``steps``.
@@ -93,7 +93,11 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     replacement an exponentially distributed time (that mean) after the request it
     replaces finishes, instead of at once (a client's and the server's time between two
     requests: HTTP, tokenization), so that requests which shared a step do not stay in
-    step (the ``wave_sync`` 0 idealization of planner.cost.serving.smeared_waves)."""
+    step (the ``wave_sync`` 0 idealization of planner.cost.serving.smeared_waves).
+    ``range_ratio`` < 1 draws each request's output length uniformly from the whole
+    numbers in ``[int(r G), G]`` (at least 1), as InferenceMAX's benchmark client does
+    (planner.measured.HARNESS_RANGE_RATIO; prompts keep ``prompt_len``: the spread of
+    the outputs is what moves requests out of step, planner.cost.serving.in_step_share)."""
     P, G, N, B = int(prompt_len), int(gen_len), int(n_requests), int(token_budget)
     arrive = np.full(N, np.inf)  # a closed loop's later requests: set when they are sent
     first = np.full(N, np.nan)
@@ -101,6 +105,11 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     last_step = np.full(N, np.nan)  # the step that completed each prompt (s)
     waiting: deque = deque()
     rng = np.random.default_rng(seed)
+    if range_ratio < 1.0:  # per-request output lengths (rng's first draws: reproducible per seed)
+        gen = rng.integers(max(int(G * range_ratio), 1), G + 1, size=N)
+    else:
+        gen = np.full(N, G, dtype=np.int64)
+    joined = np.zeros(N, dtype=np.int64)  # the decode step count at which each request joined
     spawned = initial_arrivals(arrive, arrival, concurrency, rate, rng, spread_s)
     pending = [(float(arrive[i]), i) for i in range(spawned)]  # future arrivals, a heap (sorted: one already)
     prefill: deque = deque()      # [request, prompt tokens done]
@@ -122,16 +131,20 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
 
     def join(ids):
         nonlocal n_dec, sum_join
-        if G == 1:
-            finish_group(ids, t)
-            return
-        key = D + G - 1
-        if key not in finish_at:
-            finish_at[key] = []
-            heapq.heappush(heap, key)
-        finish_at[key].extend(ids)
-        n_dec += len(ids)
-        sum_join += D * len(ids)
+        done_now = [i for i in ids if gen[i] == 1]
+        if done_now:
+            finish_group(done_now, t)
+        for i in ids:
+            if gen[i] == 1:
+                continue
+            key = D + int(gen[i]) - 1
+            if key not in finish_at:
+                finish_at[key] = []
+                heapq.heappush(heap, key)
+            finish_at[key].append(i)
+            joined[i] = D
+            n_dec += 1
+            sum_join += D
 
     def advance_to(counter):
         nonlocal n_dec, sum_join
@@ -140,7 +153,7 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
             return
         heapq.heappop(heap)
         n_dec -= len(ids)
-        sum_join -= (counter - G + 1) * len(ids)
+        sum_join -= int(joined[ids].sum())
         finish_group(ids, t)
 
     while done < N:
@@ -173,7 +186,7 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
         else:
             t = max(t, pending[0][0])
     ttft = first - arrive
-    tpot = (finish - first) / max(G - 1, 1)
+    tpot = (finish - first) / np.maximum(gen - 1, 1)
     return {"arrival": arrive, "first": first, "finish": finish, "ttft": ttft, "tpot": tpot,
             "e2e": finish - arrive, "prompt_step": last_step, "steps": steps}
 
