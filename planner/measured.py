@@ -219,7 +219,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
 # dev file holds both copies of some runs, identical figures) take that harness's 0.8 (.github/workflows/full-sweep-tmpl.yml
 # ``random-range-ratio: 0.8``; the srt-slurm recipes' sa-bench ``random_range_ratio: 0.8``),
 # every other row fixed lengths (1; the data's README: "fixed input length isl and output
-# length osl"). Read by planner.cost.serving.in_step_share.
+# length osl"). Read by planner.cost.waves.in_step_share.
 RANGE_RATIO_COLUMN = "random_range_ratio"
 HARNESS_RANGE_RATIO = 0.8
 HARNESS_SOURCE = re.compile(r"(?:^|[;\s])(?:workflow_run_id|wip|aic_database_mode)=")

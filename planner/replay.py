@@ -14,7 +14,7 @@ with the scheduler facts of its engine (engines/*.yaml: token budget, chunked pr
 mixed batches, running limit) and the named parameters of its (device, engine) pair
 (:mod:`planner.serving_params`): the efficiencies enter the hardware table, the host time
 per step the scheduler's steps, the wave synchrony and the request overhead the closed
-loop (planner.cost.serving.smeared_waves). ``today=True`` gives the
+loop (planner.cost.waves.smeared_waves). ``today=True`` gives the
 engine as it was before the scheduler model (steady state, no host time).
 
 Rows the engine cannot express yet (pipeline parallelism, expert or attention-data

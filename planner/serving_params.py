@@ -21,7 +21,7 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   lengths the later waves would stay in the groups the first wave formed (1), but real
   first tokens and replacements come at different times, so they smear out towards
   arrivals spread over the steps (0: the steady state, a lone prompt per step). The
-  later waves' TTFT mixes the two linearly (planner.cost.serving.smeared_waves); TPOT
+  later waves' TTFT mixes the two linearly (planner.cost.waves.smeared_waves); TPOT
   does not depend on it (a request lives through the other requests' prefills either
   way). Range [0, 1]; a property of the engine's scheduler (carried between devices).
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first

@@ -1,6 +1,6 @@
 """Closed-loop benchmarks whose client draws each request's output length from [r G, G]
 (InferenceMAX's random range ratio, 0.8 in its sweeps): the spread keeps the closed loop's
-later waves from staying in step (planner.cost.serving.in_step_share), which matters most
+later waves from staying in step (planner.cost.waves.in_step_share), which matters most
 where prefill runs apart from decode (SGLang's default): with fixed lengths every wave
 is the first wave, with spread lengths the returning prompts interleave with the decodes.
 
@@ -19,7 +19,8 @@ from planner.catalog import load_hardware, load_model
 from planner.cost.api import columns
 from planner.cost.context import Ctx
 from planner.cost.engine import evaluate
-from planner.cost.serving import ARRIVAL_CODE, REQUESTS_PER_CONCURRENCY, in_step_share
+from planner.cost.serving import ARRIVAL_CODE, REQUESTS_PER_CONCURRENCY
+from planner.cost.waves import in_step_share
 from planner.cost.simulate import simulate
 from planner.cost.steps import StepTable
 from planner.cost.tables import HardwareTable, ModelTable

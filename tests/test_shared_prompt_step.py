@@ -10,7 +10,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planner.cost.serving import effective_budget, shared_prompt_step, smeared_waves
+from planner.cost.serving import effective_budget, shared_prompt_step
+from planner.cost.waves import smeared_waves
 from planner.cost.simulate import simulate
 from planner.cost.steps import StepTable, step_time
 from tests.test_serving import ctx

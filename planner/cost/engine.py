@@ -35,7 +35,7 @@ INPUT_DEFAULTS = {"arrival": 0, "rate": 0.0, "token_budget": 8192, "max_running"
                   "ep": 1, "attn_dp": 1, "kv_reserve": -1.0,
                   "kv_fraction": -1.0, "kv_of_free": 0.0, "dp_rank_budget": 0, "range_ratio": 1.0}
 # range_ratio: the closed-loop benchmark draws each request's lengths from [r L, L]
-# (1 = fixed lengths; planner.cost.serving.in_step_share, planner.measured)
+# (1 = fixed lengths; planner.cost.waves.in_step_share, planner.measured)
 # ep: expert-parallel groups (whole experts each); attn_dp: attention data-parallel groups
 # of ``devices`` devices each, the experts spread over devices x attn_dp
 # (planner.cost.expert_parallel); 1, 1 = tensor parallelism alone

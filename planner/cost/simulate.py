@@ -93,11 +93,11 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     replacement an exponentially distributed time (that mean) after the request it
     replaces finishes, instead of at once (a client's and the server's time between two
     requests: HTTP, tokenization), so that requests which shared a step do not stay in
-    step (the ``wave_sync`` 0 idealization of planner.cost.serving.smeared_waves).
+    step (the ``wave_sync`` 0 idealization of planner.cost.waves.smeared_waves).
     ``range_ratio`` < 1 draws each request's output length uniformly from the whole
     numbers in ``[int(r G), G]`` (at least 1), as InferenceMAX's benchmark client does
     (planner.measured.HARNESS_RANGE_RATIO; prompts keep ``prompt_len``: the spread of
-    the outputs is what moves requests out of step, planner.cost.serving.in_step_share)."""
+    the outputs is what moves requests out of step, planner.cost.waves.in_step_share)."""
     P, G, N, B = int(prompt_len), int(gen_len), int(n_requests), int(token_budget)
     arrive = np.full(N, np.inf)  # a closed loop's later requests: set when they are sent
     first = np.full(N, np.nan)

@@ -1,0 +1,59 @@
+"""How a closed-loop benchmark's later waves lose step: the share of them that can stay in
+step under the benchmark client's length spread (:func:`in_step_share`), and the TTFT and
+TPOT between the two idealizations, waves in step and arrivals spread over the steps
+(:func:`smeared_waves`). planner.cost.serving computes both idealizations and calls these.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def in_step_share(range_ratio, G, wave_steps):
+    """The share of a closed loop's later waves that can stay in step when the benchmark
+    draws each request's output length uniformly from ``[r G, G]`` (``r``: its random
+    range ratio; 1 = fixed lengths, the data's README; InferenceMAX's sweeps use 0.8:
+    planner.measured.HARNESS_RANGE_RATIO).
+
+    A group of the closed loop is the requests whose prompts completed in one step; with
+    fixed lengths they all finish ``G - 1`` steps later and return together, so the
+    groups (or, without mixed batches, the whole wave) persist. With lengths drawn per
+    request, a group's members finish spread over ``(1 - r)(G - 1)`` steps, and drawn
+    afresh every cycle, the spread does not realign. Once it reaches the ``K`` steps a
+    wave's prompts span (``wave_steps``: its groups with mixed batches, its prefill steps
+    without), the returning prompts interleave over the steps and meet no wave: the
+    steady state's arrivals (``wave_sync`` 0). Between, the share in step falls
+    linearly: ``max(0, 1 - (1 - r)(G - 1) / K)``; 1 at ``r = 1``, where the fitted
+    ``wave_sync`` alone sets it."""
+    r = np.clip(np.asarray(range_ratio, dtype=float), 0.0, 1.0)
+    spread = (1.0 - r) * np.maximum(np.asarray(G, dtype=float) - 1.0, 0.0)
+    return np.clip(1.0 - spread / np.maximum(np.asarray(wave_steps, dtype=float), 1.0), 0.0, 1.0)
+
+
+def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0) -> dict:
+    """A closed-loop benchmark between its two idealizations. Its first wave is in step by
+    construction (the benchmark starts all C requests at once: planner.cost.serving.closed_loop's
+    first wave, its share of the requests counted as the benchmark counts them); later
+    waves keep in step only as far as the requests' first tokens do: ``wave_sync`` s = 1
+    keeps them in step (the groups of planner.cost.serving.closed_loop), s = 0 spreads their arrivals
+    over the steps (the steady state's TTFT, plus the host time per step, plus
+    ``shared_s``: the step carrying the prompt also carries the others' prompts that
+    arrived meanwhile, planner.cost.serving.shared_prompt_step's shared less lone step). So
+    TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
+    plus the wait for a running slot and the request's time outside the GPU steps
+    (``overhead_s``: HTTP, tokenization). TPOT is the closed loop's whatever the
+    synchrony: over its G - 1 decode steps a request lives through the prefill of the
+    other C - 1 requests' prompts either way, grouped in a few steps or spread over many
+    (leave-one-model-out chose it over mixing TPOT with the steady state's as well).
+    Throughput follows from Little's law in a closed loop: S requests in flight / latency.
+    s = 1 and no overhead (the column defaults) give planner.cost.serving.closed_loop exactly. The
+    parameters are fitted on measured runs (planner.serving_params)."""
+    s = wave_sync
+    tpot = closed["tpot_s"]
+    f = closed["first_share"]
+    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s + shared_s)
+    ttft = f * closed["ttft_first_wave_s"] + (1.0 - f) * later + closed["wait_s"] + overhead_s
+    latency = ttft + (G - 1.0) * tpot
+    exact = (s == 1.0) & (overhead_s == 0.0)
+    return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": np.where(exact, closed["latency_s"], latency),
+            "throughput_req_s": np.where(exact, closed["throughput_req_s"], S / latency)}
