@@ -257,6 +257,18 @@ def dtypes_for(quant: str) -> tuple[str, str, str] | None:
     return PRECISIONS.get(quant.strip().lower())
 
 
+def moe_layout(tp, attention_dp, moe_tp, moe_ep):
+    """(ep, attn_dp) engine columns from the measured layout columns (README "Layouts of
+    the measured data"): experts in ``moe_ep`` groups; attention data parallel over
+    ``attention_dp`` groups of ``tp`` devices, or, where the MoE spans more devices than
+    tp x attention_dp records (vLLM rows leave attention DP empty), over
+    ``moe_tp x moe_ep / tp`` groups."""
+    tp, a = np.asarray(tp, dtype=float), np.maximum(np.asarray(attention_dp, dtype=float), 1.0)
+    moe = np.maximum(moe_tp, 1.0) * np.maximum(moe_ep, 1.0)
+    a = np.where((moe > tp * a) & (np.mod(moe, tp) == 0), moe / tp, a)
+    return np.maximum(moe_ep, 1.0).astype(np.int64), a.astype(np.int64)
+
+
 BOARD_DEVICES = 8  # GPUs of one HGX board / DGX node, the unit the sample's runs were measured on
 
 

@@ -30,14 +30,13 @@ the network (planner.cost.interconnect), except the dev file's product-encoded l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, mean_length, product_encoded,
+from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, mean_length, moe_layout, product_encoded,
                               product_encoded_dp, sweep_decode_workers)
 
 DATASHEET = SP.DATASHEET
@@ -98,44 +97,22 @@ def _d(runs: MeasuredRuns, column: str, i: int) -> float:
     return float(x) if np.isfinite(x) and x > 0 else 1.0
 
 
-def moe_layout(tp, attention_dp, moe_tp, moe_ep):
-    """(ep, attn_dp) engine columns from the measured layout columns (README "Layouts of
-    the measured data"): experts in ``moe_ep`` groups; attention data parallel over
-    ``attention_dp`` groups of ``tp`` devices, or, where the MoE spans more devices than
-    tp x attention_dp records (vLLM rows leave attention DP empty), over
-    ``moe_tp x moe_ep / tp`` groups."""
-    tp, a = np.asarray(tp, dtype=float), np.maximum(np.asarray(attention_dp, dtype=float), 1.0)
-    moe = np.maximum(moe_tp, 1.0) * np.maximum(moe_ep, 1.0)
-    a = np.where((moe > tp * a) & (np.mod(moe, tp) == 0), moe / tp, a)
-    return np.maximum(moe_ep, 1.0).astype(np.int64), a.astype(np.int64)
-
-
 def _engine(name: str):
     from planner.engine_profiles import load_engine
 
     return load_engine(name)
 
 
-def _known_engine(name: str) -> bool:
-    """Whether ``name`` is an engine of engines/*.yaml (a row naming another one is
-    ``unsupported: unknown engine``, as an unknown model or system is)."""
+def _engine_or_none(name: str):
+    """The engines/*.yaml profile of ``name``; None for an engine no file describes (its
+    rows are ``unsupported: unknown engine``, as an unknown model's or system's are)."""
     try:
-        _engine(name)
+        return _engine(name)
     except InputError:
-        return False
-    return True
+        return None
 
 
 FP8_WEIGHT_ONLY_NOTE = "fp8 weights run weight-only (W8A16, FP8 Marlin) on {}"
-
-
-def _fallback(name: str) -> bool:
-    """Whether engine ``name`` runs an fp8 checkpoint weight-only where the device has no
-    fp8 compute (engines/*.yaml ``fp8_weight_only_fallback``; an unknown engine: no)."""
-    try:
-        return bool(_engine(name).fp8_weight_only_fallback)
-    except InputError:
-        return False
 
 
 def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
@@ -170,10 +147,9 @@ class Prepared:
             sel = runs.quant == q
             d = dtypes_for(q) or (None, None, None)
             wdt[sel], adt[sel], kdt[sel] = d
-        fp8_weight_only = lru_cache(maxsize=None)(_fallback)
         tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
         layout_note = np.full(n, "", dtype=object)
-        known_engine = {e: _known_engine(e) for e in set(runs.engine.tolist())}
+        profiles = {e: _engine_or_none(e) for e in set(runs.engine.tolist())}
         for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
             m, h = models[runs.model[i]], hws[runs.system[i]]
             in_flight_row = runs.concurrency[i] * runs.dp[i]
@@ -192,7 +168,7 @@ class Prepared:
             reason = None
             if m is None:
                 reason = f"unknown model '{runs.model[i]}'"
-            elif not known_engine[runs.engine[i]]:
+            elif profiles[runs.engine[i]] is None:
                 reason = f"unknown engine '{runs.engine[i]}'"
             elif h is None:
                 reason = f"unknown system '{runs.system[i]}'"
@@ -211,7 +187,8 @@ class Prepared:
                 reason = "no requests in flight (batch_size 0)"
             if reason is None and adt[i] == FP4_OR_BF16:
                 adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
-            if reason is None and adt[i] == "fp8" and not h.has_dtype("fp8") and fp8_weight_only(runs.engine[i]):
+            if reason is None and adt[i] == "fp8" and not h.has_dtype("fp8") \
+                    and profiles[runs.engine[i]].fp8_weight_only_fallback:
                 adt[i] = "bf16"  # the engine's W8A16 path: fp8 weights, 16-bit GEMMs (engines/*.yaml)
                 layout_note[i] = "; ".join(filter(None, (layout_note[i], FP8_WEIGHT_ONLY_NOTE.format(h.name))))
             if reason is None and not h.has_dtype(adt[i]):
@@ -262,7 +239,7 @@ class Prepared:
             self.G = runs.osl[idx]
             self._pipeline(runs, idx, models, hws, adt)
             # the scheduler facts of each row's engine (engines/*.yaml), a closed loop at C
-            self.engines = {e: _engine(e) for e in sorted(set(runs.engine[idx].tolist()))}
+            self.engines = {e: profiles[e] for e in sorted(set(runs.engine[idx].tolist()))}
             eng = [self.engines[e] for e in runs.engine[idx]]
             self.cols.update(
                 arrival=np.full(len(idx), ARRIVAL_CODE["closed"]),
