@@ -218,16 +218,21 @@ def test_grids_of_shipped_profiles_unchanged():
             assert np.all(np.abs(d[len(ks):]) <= 2e-11 * ks[:5, :, 0] ** 2)
 
 
-def test_predict_path_imports_no_scipy():
-    code = ("import sys, planner.accuracy, planner.recommend; "
-            "from planner.accuracy import predict, find_profile; "
-            "import numpy as np; p = find_profile('qwen3-8b', 'aime24'); "
+def _loaded_after_predict(module: str, imports: str = "") -> bool:
+    """Whether ``module`` is in sys.modules of a fresh interpreter after the search's
+    accuracy calls (every strategy on a shipped profile)."""
+    code = (f"import sys, numpy as np{imports}; from planner.accuracy import predict, find_profile; "
+            "p = find_profile('qwen3-8b', 'aime24'); "
             "[predict(p, s, np.array([1, 4, 64])[:, None, None], [[4096], [32768]], kv_budget=[0, 512]) "
             "for s in ('single', 'pass@k', 'verify', 'majority', 'best-of-k')]; "
-            "print('scipy' in sys.modules)")
+            f"print({module!r} in sys.modules)")
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
-    assert out.stdout.strip() == "False"
+    return out.stdout.strip() == "True"
+
+
+def test_predict_path_imports_no_scipy():
+    assert not _loaded_after_predict("scipy", ", planner.accuracy, planner.recommend")
 
 
 def test_unique_sorted_is_numpys_unique():
@@ -244,11 +249,4 @@ def test_unique_sorted_is_numpys_unique():
 def test_predict_path_imports_no_numpy_ma():
     """The search's accuracy calls never import numpy.ma (np.unique without return flags
     does on numpy >= 2.3: tens of ms of a command's start-up)."""
-    code = ("import sys, numpy as np; from planner.accuracy import predict, find_profile; "
-            "p = find_profile('qwen3-8b', 'aime24'); "
-            "[predict(p, s, np.array([1, 4, 64])[:, None, None], [[4096], [32768]], kv_budget=[0, 512]) "
-            "for s in ('single', 'pass@k', 'verify', 'majority', 'best-of-k')]; "
-            "print('numpy.ma' in sys.modules)")
-    root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
-    assert out.stdout.strip() == "False"
+    assert not _loaded_after_predict("numpy.ma")

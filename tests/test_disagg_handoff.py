@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from one_row import one_row_ctx
+
 from planner.catalog import load_hardware, load_model
-from planner.cost.api import columns
-from planner.cost.context import Ctx
 from planner.cost.disagg import ADMISSION_STEPS, decode_worker_capacity, disaggregated_rows, handed_off
 from planner.cost.serving import disaggregated
-from planner.cost.tables import HardwareTable, ModelTable
+from planner.cost.tables import HardwareTable
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
@@ -45,14 +45,6 @@ def _closed_loop_slot_wait(C: int, R: int, hold_s: float, cycles: int = 60) -> f
     return float(np.mean(waits))
 
 
-def _ctx(model, hw, devices: int, P: int, G: int) -> Ctx:
-    mt, ht = ModelTable.build([model]), HardwareTable.build([hw])
-    cols = columns(1, model=0, hardware=0, devices=devices, batch=1, concurrency=1, prompt_len=P, gen_len=G,
-                   samples=1, weight_dtype="bf16", act_dtype="bf16", kv_dtype="bf16", kv_budget=0,
-                   prefix_sharing=False)
-    return Ctx(cols, mt, ht)
-
-
 @pytest.mark.parametrize("C_over_R", [1.0, 1.5, 2.0, 4.0])
 def test_wait_for_a_decode_slot_is_the_closed_loop_queue(C_over_R):
     """Llama-3.1-8B bf16 on one h100-sxm per decode worker, 8,192 + 1,024 tokens: the
@@ -61,7 +53,7 @@ def test_wait_for_a_decode_slot_is_the_closed_loop_queue(C_over_R):
     the request's own slot time (its e2e latency without waiting), within 2%."""
     m, h = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
     P, G, Y = 8192, 1024, 2
-    x_pre, x_dec = _ctx(m, h, 1, P, G), _ctx(m, h, 1, P, G)
+    x_pre, x_dec = one_row_ctx(m, h, 1, P, G), one_row_ctx(m, h, 1, P, G)
     b_max = float(np.asarray(decode_worker_capacity(x_dec, P, G, 1 << 30)).ravel()[0])
     assert 4 <= b_max <= 64  # ~50 GB free over ~1.2 GB per request at full length
     R = int(Y * b_max)
@@ -91,7 +83,7 @@ def test_admission_is_a_step_boundary_and_a_step(monkeypatch):
     assert ADMISSION_STEPS == pytest.approx(mc_steps, abs=0.01)
     m, h = load_model("qwen3-32b"), load_hardware("h200")
     P, G, C = 2048, 512, 16
-    x_pre, x_dec = _ctx(m, h, 2, P, G), _ctx(m, h, 2, P, G)
+    x_pre, x_dec = one_row_ctx(m, h, 2, P, G), one_row_ctx(m, h, 2, P, G)
     one = lambda d: {k: float(np.asarray(v).ravel()[0]) for k, v in d.items()}  # noqa: E731
     base = one(disaggregated(x_pre, x_dec, C, P, G, 8192.0, 1e-3, 1.0, 2.0, 0.005))
     out = one(handed_off(x_pre, x_dec, C, P, G, 8192.0, 1e-3, 1.0, 2.0, 0.005, 1 << 30))
@@ -106,7 +98,7 @@ def test_ttft_grows_with_concurrency_past_the_decode_slots():
     set's; below it nothing waits."""
     m, h = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
     P, G, Y = 8192, 1024, 1
-    x = _ctx(m, h, 1, P, G)
+    x = one_row_ctx(m, h, 1, P, G)
     R = float(np.asarray(decode_worker_capacity(x, P, G, 1 << 30)).ravel()[0])
     Cs = np.array([R, 2 * R, 3 * R, 4 * R])
     out = handed_off(x, x, Cs, P, G, 8192.0, 1e-3, 2.0, Y, 0.01, 1 << 30)
@@ -151,7 +143,7 @@ def test_a_decode_worker_that_cannot_hold_its_weights_is_costed_as_if_it_fit():
     the estimate says so, and the times are those of the deployment as if it fit, not an
     endless queue for a slot."""
     m, h = load_model("llama-3.1-70b"), load_hardware("h100-sxm")
-    x = _ctx(m, h, 1, 2048, 512)
+    x = one_row_ctx(m, h, 1, 2048, 512)
     assert float(np.asarray(decode_worker_capacity(x, 2048, 512, 1 << 30)).ravel()[0]) == 0.0
     out = handed_off(x, x, 16, 2048, 512, 8192.0, 1e-3, 1.0, 1.0, 0.002, 1 << 30)
     assert float(np.asarray(out["decode_wait_s"]).ravel()[0]) == 0.0

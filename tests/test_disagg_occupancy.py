@@ -15,20 +15,11 @@ import heapq
 import numpy as np
 import pytest
 
+from one_row import one_row_ctx
+
 from planner.catalog import load_hardware, load_model
-from planner.cost.api import columns
-from planner.cost.context import Ctx
 from planner.cost.disagg import handed_off
 from planner.cost.steps import step_time
-from planner.cost.tables import HardwareTable, ModelTable
-
-
-def _ctx(model, hw, devices: int, P: int, G: int) -> Ctx:
-    mt, ht = ModelTable.build([model]), HardwareTable.build([hw])
-    cols = columns(1, model=0, hardware=0, devices=devices, batch=1, concurrency=1, prompt_len=P, gen_len=G,
-                   samples=1, weight_dtype="bf16", act_dtype="bf16", kv_dtype="bf16", kv_budget=0,
-                   prefix_sharing=False)
-    return Ctx(cols, mt, ht)
 
 
 def _f(v) -> float:
@@ -78,7 +69,7 @@ def _case(C: int):
     requests at full length), 8,192 prompt tokens and 256 out, 10 ms transfer."""
     m, h = load_model("llama-3.1-8b"), load_hardware("h100-sxm")
     P, G, host, transfer = 8192, 256, 1e-3, 0.01
-    x_pre, x_dec = _ctx(m, h, 1, P, G), _ctx(m, h, 1, P, G)
+    x_pre, x_dec = one_row_ctx(m, h, 1, P, G), one_row_ctx(m, h, 1, P, G)
     prefill_s = _f(step_time(x_pre, 0.0, float(P), 1.0, 0.0, 0.5 * (P + 1.0), host))
     dec_ctx = P + 1.0 + 0.5 * (G - 1.0)
     steps = [0.0] + [_f(step_time(x_dec, float(n), 0.0, float(n), dec_ctx, 0.0, host)) for n in range(1, C + 1)]
