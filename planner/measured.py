@@ -216,8 +216,9 @@ def read_measured(path: str | Path) -> MeasuredRuns:
 # column gives it per row; otherwise rows of InferenceMAX's sweeps (SemiAnalysis; their
 # provenance names the GitHub workflow run, ``workflow_run_id=``, or the results database's
 # ``wip=`` flag; the gap-analysis files' rows, ``aic_database_mode=``, are copies of them: the
-# dev file holds both copies of some runs, identical figures) take that harness's 0.8 (.github/workflows/full-sweep-tmpl.yml
-# ``random-range-ratio: 0.8``; the srt-slurm recipes' sa-bench ``random_range_ratio: 0.8``),
+# dev file holds both copies of some runs, identical figures) take that harness's 0.8
+# (.github/workflows/full-sweep-tmpl.yml ``random-range-ratio: 0.8``; the srt-slurm
+# recipes' sa-bench ``random_range_ratio: 0.8``),
 # every other row fixed lengths (1; the data's README: "fixed input length isl and output
 # length osl"). Read by planner.cost.waves.in_step_share.
 RANGE_RATIO_COLUMN = "random_range_ratio"
