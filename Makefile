@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install install-dev bench clean refit-serving
+.PHONY: demo test install install-dev bench clean refit-serving precompute
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ refit-serving: $(VENV)/.installed
 	$(VENV)/bin/planner calibrate --from-measured ../shared/data/serving-measured-hopper-dev.csv \
 		--physical-bounds -o build/serving-refit/
 	cp build/serving-refit/*.yaml calibration/serving/
+
+# Maintainers: rebuild the shipped read-only cache (precomputed/: the default scenario's
+# parsed YAML and accuracy arrays, keyed as the user's cache, so a fresh install's first
+# `planner recommend` computes no accuracy). Commands only read it; this target writes it,
+# from a run with the shipped cache off. tests/test_precomputed.py says when it is due.
+precompute: $(VENV)/.installed
+	rm -rf build/precompute
+	PLANNER_NO_CACHE= PLANNER_NO_SHIPPED_CACHE=1 PLANNER_CACHE_DIR=build/precompute \
+		$(VENV)/bin/planner recommend --json > /dev/null
+	rm -rf precomputed/yaml precomputed/accuracy
+	mkdir -p precomputed
+	cp -r build/precompute/yaml build/precompute/accuracy precomputed/
 
 bench: $(VENV)/.installed
 	$(PY) benchmarks/engine_speed.py

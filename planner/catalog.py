@@ -80,15 +80,35 @@ def cache_dir() -> Path | None:
     return Path(base) / "planner"
 
 
+# The shipped, read-only layer of the cache (top-level ``precomputed/``, installed as
+# ``planner_data.precomputed``): entries keyed exactly as the user's, written by
+# `make precompute` (the default scenario's parsed YAML and accuracy arrays), never by a
+# command. ``PLANNER_NO_SHIPPED_CACHE=1`` skips it (`make precompute` itself).
+SHIPPED_CACHE = "precomputed"
+
+
+def shipped_cache_dir() -> Path | None:
+    """The shipped cache's folder, or None where it is off (``PLANNER_NO_CACHE`` or
+    ``PLANNER_NO_SHIPPED_CACHE`` set to anything but "" or "0")."""
+    if os.environ.get("PLANNER_NO_SHIPPED_CACHE", "") not in ("", "0") or cache_dir() is None:
+        return None
+    return builtin_dir(SHIPPED_CACHE)
+
+
 def cache_read(kind: str, key: str) -> bytes | None:
-    """The bytes cached under ``kind/key``, or None (no cache, no entry, unreadable)."""
+    """The bytes cached under ``kind/key``: the user's cache, else the shipped one (a fresh
+    install's first run); None where neither has it (or caching is off, or unreadable)."""
     d = cache_dir()
     if d is None:
         return None
-    try:
-        return (d / kind / key).read_bytes()
-    except (OSError, ValueError):
-        return None
+    for folder in (d, shipped_cache_dir()):
+        if folder is None:
+            continue
+        try:
+            return (folder / kind / key).read_bytes()
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def cache_write(kind: str, key: str, data: bytes) -> None:

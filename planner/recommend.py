@@ -81,17 +81,25 @@ PROMPT_TOKENS = {"aime24": 150, "aime25": 150, "math500": 120, "gsm8k": 110, "hu
 DEFAULT_PROMPT_TOKENS = 200
 
 
+# The package's sources the search's accuracy arrays depend on (their cache key,
+# planner.array_cache.code_stamp): planner.accuracy and every module it imports, this
+# module (the calls below) and the cache itself. tests/test_precomputed.py checks that
+# this is the import closure, so an edit elsewhere keeps the cached (and shipped) arrays.
+ACCURACY_SOURCES = ("accuracy", "array_cache.py", "bounds.py", "catalog.py", "dtypes.py", "errors.py", "files.py",
+                    "quantization.py", "recommend.py", "safeload.py", "specs.py", "units.py")
+
+
 def _cached_accuracy(kind: str, compute, profile, strategy, arrays, quality: dict):
     """``compute()`` (an accuracy array, or with ``kind`` "interval" a (lo, hi) pair or
     None), cached on disk by planner.array_cache in ``catalog.cache_dir()/accuracy``: keyed
-    by the code, the profile's full content (its spec as JSON), the strategy, the verifier
-    quality and every array argument."""
+    by the code (ACCURACY_SOURCES), the profile's full content (its spec as JSON), the
+    strategy, the verifier quality and every array argument."""
     from planner.accuracy.profile import load_profile
     from planner.array_cache import cached_array
 
     prof = load_profile(profile)
     key = f"{kind}|{strategy}|{sorted(quality.items())!r}|{prof.spec.model_dump_json()}"
-    return cached_array("accuracy", compute, key, arrays, pair=kind == "interval")
+    return cached_array("accuracy", compute, key, arrays, pair=kind == "interval", sources=ACCURACY_SOURCES)
 
 
 def accuracy_for_search(profile, strategy, samples, gen_len, weight_dtype, act_dtype, kv_dtype, kv_budget,
