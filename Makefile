@@ -10,6 +10,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[dev]'
+	$(PY) -m compileall -q planner  # as pip does for a wheel: the first command compiles nothing
 	touch $@
 
 install: $(VENV)/.installed
