@@ -18,7 +18,7 @@ again. Each scenario is timed three ways, each in a cache folder of its own
   meets it: what it finds is the shipped read-only cache (``precomputed/``, `make
   precompute`: the default scenario's parsed YAML and accuracy arrays);
 - warm: the cache folder the warm-up run filled (parsed YAML, the search's accuracy
-  arrays: catalog.read_yaml, recommend._cached_accuracy), as a scenario asked again runs.
+  arrays: catalog.read_yaml, accuracy.search_cache), as a scenario asked again runs.
 
 Run: python benchmarks/recommend_speed.py [repeats] [--cold] [--default]
 (``--cold``: the computed and first runs only; ``--default``: the default scenario only).

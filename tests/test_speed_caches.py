@@ -1,5 +1,5 @@
 """The on-disk caches behind `planner recommend`'s start-up and accuracy (catalog.read_yaml,
-recommend._cached_accuracy over planner.array_cache) return exactly what an uncached run computes, and miss
+accuracy.search_cache over planner.array_cache) return exactly what an uncached run computes, and miss
 whenever what they depend on changes. Oracles: the uncached functions themselves
 (safeload.read_yaml, accuracy.predict) and the byte-identical JSON of a whole recommend."""
 

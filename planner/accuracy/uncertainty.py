@@ -45,11 +45,10 @@ def replicate_profiles(profile) -> list:
 def interval(profile, strategy: str, samples, gen_len=None, *, level: float = 0.8, **kw):
     """[lo, hi] of predict(...) over the bootstrap replicates, or None without any; the
     interval always holds the profile's own prediction (a bootstrap quantile need not)."""
-    from planner.accuracy.predict import predict
-
     reps = replicate_profiles(profile)
     if not reps:
         return None
+    from planner.accuracy.predict import predict
     from planner.accuracy import special
 
     unc = load_profile(profile).spec.uncertainty
