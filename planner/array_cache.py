@@ -4,9 +4,9 @@
 `planner recommend` spends most of its time in the accuracy model, and a scenario asked
 twice asks the same (profile, strategy, grid) again: :func:`cached_array` keeps such
 results. The key is a SHA-256 of everything the result depends on: the code that computed
-it (:func:`code_stamp`: the sources of the modules it depends on), the caller's description of its inputs (``key_text``: e.g. an
-accuracy profile's full content and the strategy) and every array argument (dtype, shape
-and bytes). Values are .npy files (no pickles); unreadable or missing entries are
+it (:func:`code_stamp`: the sources of the modules it depends on), the caller's
+description of its inputs (``key_text``: e.g. an accuracy profile's full content and the
+strategy) and every array argument (dtype, shape and bytes). Values are .npy files (no pickles); unreadable or missing entries are
 computed again. ``PLANNER_NO_CACHE=1`` turns the cache off.
 
 Data layer: it imports nothing above planner.catalog (the callers describe their inputs

@@ -7,7 +7,7 @@ from pathlib import Path
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA_SUFFIXES = {".yaml", ".yml", ".jsonl", ".json", ".csv"}
+DATA_SUFFIXES = {".yaml", ".yml", ".jsonl", ".json", ".csv", ".npy"}
 
 
 def test_every_shipped_data_file_is_in_package_data():
