@@ -133,7 +133,8 @@ def poisson_rows(x, rate, P, G, engine_cols: dict, max_running, pipe: dict | Non
     from planner.cost.open_loop import poisson
     from planner.cost.serving import effective_budget
 
-    budget = effective_budget(np.asarray(getattr(x, "token_budget", engine_cols["token_budget"]), dtype=float), P, 1.0, bool(engine_cols["chunked"]),
+    per_row = getattr(x, "token_budget", engine_cols["token_budget"])  # each row's device budget where set
+    budget = effective_budget(np.asarray(per_row, dtype=float), P, 1.0, bool(engine_cols["chunked"]),
                               attn_dp=np.asarray(x.attn_dp), dp_rank_budget=engine_cols.get("dp_rank_budget", 0))
     return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running, **(pipe or {}))
 
