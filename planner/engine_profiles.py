@@ -48,7 +48,19 @@ and the simulator (planner.cost.simulate) read these facts:
   16-bit). The replay (planner.replay) then costs such a row with fp8 weights and bf16
   compute; an engine without it refuses the row;
 * ``kv_block_tokens``, ``prefix_caching``, ``cascade_attention``, ``cuda_graph_max_batch``:
-  paged-KV granularity and kernel facts (recorded; the memory and prefix models use them).
+  paged-KV granularity and kernel facts (recorded; the memory and prefix models use them);
+* ``device_tiers``: the engine's defaults by GPU class. vLLM and SGLang pick their token
+  budget, running limit and captured-graph batch from the device's memory at start-up
+  (vLLM EngineArgs.get_batch_defaults: 8192 / 1024 at >= 70 GiB except A100, else 2048 /
+  256; SGLang ServerArgs: chunked_prefill_size 2048 below 35 GiB, 4096 below 60, 8192
+  below 160, 16384 above). A tier applies to a device whose ``memory_gb`` lies in
+  ``[min_gb, max_gb)`` or whose name contains one of its ``names``; the first tier that
+  applies replaces the profile's own values, which are those of the measured devices
+  (H100, H200). :meth:`EngineProfile.on_device` resolves a profile for one device: the
+  one rule (planner.serving_profile.resolve_serving for every command, the replay per
+  row, the capacity grid per device through :func:`device_columns`). The datasheet's
+  memory figure stands for the memory the engine reads (80 GB for H100: 79.6 GiB
+  reported; no threshold lies near a catalog device).
 """
 
 from __future__ import annotations
@@ -62,6 +74,27 @@ from planner.specs import _Spec
 
 ENGINE_KIND = "engines"
 DEFAULT_ENGINE = "generic"
+
+
+class DeviceTier(_Spec):
+    """The engine's defaults on one class of device (module docstring, ``device_tiers``)."""
+
+    min_gb: float = Field(0.0, ge=0.0, description="the tier's devices have at least this much memory")
+    max_gb: Optional[float] = Field(None, gt=0.0, description="and less than this (None: no upper bound)")
+    names: list[str] = Field(default_factory=list, description="or a device name containing one of these")
+    token_budget: Optional[int] = Field(None, ge=1)
+    max_running: Optional[int] = Field(None, ge=1)
+    cuda_graph_max_batch: Optional[int] = Field(None, ge=0)
+
+    def applies(self, memory_gb: float, name: str) -> bool:
+        below = self.max_gb is None or memory_gb < self.max_gb
+        return (self.min_gb <= memory_gb and below) or any(n.lower() in name.lower() for n in self.names)
+
+    def values(self) -> dict:
+        return {k: getattr(self, k) for k in TIERED if getattr(self, k) is not None}
+
+
+TIERED = ("token_budget", "max_running", "cuda_graph_max_batch")  # the fields a device tier may set
 
 
 class EngineProfile(_Spec):
@@ -85,6 +118,7 @@ class EngineProfile(_Spec):
     cascade_attention: bool
     fp8_weight_only_fallback: bool = False
     dp_rank_budget: bool = False
+    device_tiers: list[DeviceTier] = Field(default_factory=list)
     sources: dict[str, str]
 
     @model_validator(mode="before")
@@ -106,6 +140,19 @@ class EngineProfile(_Spec):
                              f"not {self.kv_reserve_output}")
         return self
 
+    def on_device(self, hw) -> "EngineProfile":
+        """This profile as the engine configures itself on device ``hw`` (a hardware spec):
+        the first device tier that applies replaces the tiered fields; the result has no
+        tiers left, so resolving twice changes nothing."""
+        if not self.device_tiers:
+            return self
+        update: dict = {"device_tiers": []}
+        for tier in self.device_tiers:
+            if tier.applies(float(hw.memory_gb), hw.name):
+                update.update(tier.values())
+                break
+        return self.model_copy(update=update)
+
     @property
     def host_step_s(self) -> float:
         return self.host_step_us * 1e-6
@@ -118,6 +165,17 @@ class EngineProfile(_Spec):
         return {"kv_reserve": float(self.kv_reserve_output),
                 "kv_fraction": -1.0 if self.kv_memory_fraction is None else float(self.kv_memory_fraction),
                 "kv_of_free": float(self.kv_memory_of == "free")}
+
+
+def device_columns(engine: EngineProfile, hardware) -> dict[str, "np.ndarray"]:
+    """Per device of ``hardware`` (a list of specs): the engine's token budget and running
+    limit there (:meth:`EngineProfile.on_device`), arrays to index by a grid's hardware
+    column."""
+    import numpy as np
+
+    on = [engine.on_device(h) for h in hardware]
+    return {"token_budget": np.array([e.token_budget for e in on], dtype=np.int64),
+            "max_running": np.array([e.max_running for e in on], dtype=np.int64)}
 
 
 def engine_names() -> list[str]:

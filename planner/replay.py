@@ -240,7 +240,8 @@ class Prepared:
             self._pipeline(runs, idx, models, hws, adt)
             # the scheduler facts of each row's engine (engines/*.yaml), a closed loop at C
             self.engines = {e: profiles[e] for e in sorted(set(runs.engine[idx].tolist()))}
-            eng = [self.engines[e] for e in runs.engine[idx]]
+            # each as the engine configures itself on the row's device (its defaults by GPU class)
+            eng = [self.engines[e].on_device(hws[s]) for e, s in zip(runs.engine[idx], runs.system[idx])]
             self.cols.update(
                 arrival=np.full(len(idx), ARRIVAL_CODE["closed"]),
                 rate=np.zeros(len(idx)),

@@ -127,12 +127,14 @@ def _normal_quantile(q):
 def poisson_rows(x, rate, P, G, engine_cols: dict, max_running, pipe: dict | None = None) -> dict:
     """The open-loop model on every row of the engine context ``x`` (the serving columns
     of planner.cost.api.serving_columns give the engine's budget, chunking and host time;
+    a ``token_budget`` array on ``x`` gives each row's device budget instead;
     ``pipe``: per-row pipeline stages and sends, planner.cost.open_loop.poisson's ``pp``,
     ``send_lat_s``, ``send_s_per_token``)."""
     from planner.cost.open_loop import poisson
     from planner.cost.serving import effective_budget
 
-    budget = effective_budget(float(engine_cols["token_budget"]), P, 1.0, bool(engine_cols["chunked"]),
+    per_row = getattr(x, "token_budget", engine_cols["token_budget"])  # each row's device budget where set
+    budget = effective_budget(np.asarray(per_row, dtype=float), P, 1.0, bool(engine_cols["chunked"]),
                               attn_dp=np.asarray(x.attn_dp), dp_rank_budget=engine_cols.get("dp_rank_budget", 0))
     return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running, **(pipe or {}))
 

@@ -147,9 +147,13 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
       in the label and the profile name (a device fitted with other engines takes the same
       rule: serving_params.carried_over, ``own`` off). A device with its own calibration
       profile keeps its measured efficiencies and takes only the engine-scoped parameters.
-    ``engine`` is an EngineProfile (planner.engine_profiles) or None."""
+    ``engine`` is an EngineProfile (planner.engine_profiles) or None; the choice carries it
+    as the engine configures itself on this device (EngineProfile.on_device: its defaults
+    by GPU class)."""
     from planner.calibrate.lookup import resolve_efficiency
 
+    if engine is not None:
+        engine = engine.on_device(hw)
     eff, label = resolve_efficiency(hw, calibration)
     name = getattr(engine, "name", None)
     if calibration is not None or engine is None or name == "generic":

@@ -215,10 +215,17 @@ def _grid(scn, models, hardware, variant: Variant, efficiencies) -> tuple:
                    gen_len=G[isx], samples=1, weight_dtype=w_name[iq], act_dtype=act_name[ih, iq],
                    kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **lay_cols,
                    **_serving(scn, engine, params))
+    # the engine as it configures itself on each device (its defaults by GPU class; from the
+    # scenario's profile: a serving choice's engine is already one device's)
+    from planner.engine_profiles import device_columns, load_engine
+
+    on_device = {k: v[ih] for k, v in device_columns(load_engine(getattr(scn, "engine", None)), hardware).items()}
+    if getattr(scn, "engine", None) is not None:
+        cols.update(on_device)
     mt, ht = ModelTable.build(models), HardwareTable.build(hardware, effs)
     PP = np.where(lay_fit[im, idv], np.array([x.pp for x in lays], dtype=float)[idv], 1.0)
     pipe = _pipeline_columns(cols, PP, mt, hardware) if np.any(PP > 1.0) else None
-    running = _running_set(cols, mt, ht, engine, PP)
+    running = _running_set(cols, mt, ht, engine, PP, on_device["max_running"])
     # the replica is costed at the running set it holds; with pp stages, one of its pp
     # microbatches on the tensor-parallel group, turned into the pipeline below
     cols["concurrency"] = np.ceil(running["running"] / PP)
@@ -227,7 +234,7 @@ def _grid(scn, models, hardware, variant: Variant, efficiencies) -> tuple:
         out = _pipelined_full_load(out, cols, PP, running["running"], pipe)
     R = {k: np.asarray(v, dtype=float).reshape(shape) for k, v in out.items()}
     R.update({k: v.reshape(shape) for k, v in running.items()})
-    R.update(_poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe))
+    R.update(_poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe, on_device["token_budget"]))
     return sets, D, quants, kvs, C, acts, R, (lays, lay_fit)
 
 
@@ -268,7 +275,7 @@ def _pipelined_full_load(out, cols, PP, running, pipe) -> dict:
     return res
 
 
-def _running_set(cols, mt, ht, engine, PP=1.0) -> dict:
+def _running_set(cols, mt, ht, engine, PP=1.0, max_running=None) -> dict:
     """Per grid row: the requests the replica runs at once, ``running`` (the searched
     ``C``, the engine's max_running and what the free KV memory holds: planner.cost
     .running, the one rule of the closed loop, the replay and the simulator), the memory
@@ -283,7 +290,8 @@ def _running_set(cols, mt, ht, engine, PP=1.0) -> dict:
     reserve, fraction, of_free = kv["kv_reserve"], kv["kv_fraction"], kv["kv_of_free"]
     P, G = (np.asarray(cols[k], dtype=float) for k in ("prompt_len", "gen_len"))
     share = np.asarray(cols["prefix_sharing"], dtype=bool)
-    C = np.minimum(np.asarray(cols["concurrency"], dtype=float), float(engine.max_running))
+    limit = float(engine.max_running) if max_running is None else np.asarray(max_running, dtype=float)
+    C = np.minimum(np.asarray(cols["concurrency"], dtype=float), limit)
     with np.errstate(all="ignore"):
         n = running_limit(x, C, reserve, 1.0, P, G, share, fraction, of_free)
         serves = serves_one(x, 1.0, P, G, share)
@@ -310,7 +318,7 @@ def resolve_efficiencies(scn, hardware) -> list[tuple[Any, str, Any]]:
     return out
 
 
-def _poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe=None) -> dict:
+def _poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe=None, token_budget=None) -> dict:
     """Per serving configuration (all axes but the length sets): the highest Poisson rate
     that keeps every SLO (planner.replica_rate.max_rates, with the running set of
     :func:`_running_set` at the mean lengths), and the metrics at that rate:
@@ -327,6 +335,9 @@ def _poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe=None) -> dict:
     keep = np.flatnonzero((R["serves"][..., 0].ravel() > 0) & np.isfinite(full) & (full > 0))
     mean_rows = {k: np.asarray(v).reshape(-1, nS)[keep, 0] for k, v in cols.items()}
     x = Ctx(mean_rows, mt, ht)  # the mean lengths' rows
+    if token_budget is not None:  # each row's device budget (planner.engine_profiles.device_columns),
+        # held by the context so that a subset of its rows keeps it (planner.cost.row_subset)
+        x.token_budget = np.asarray(token_budget, dtype=float).reshape(-1, nS)[keep, 0]
     P = np.asarray(cols["prompt_len"], dtype=float).reshape(-1, nS)[keep]
     G = G_all[keep]
     Q = np.broadcast_to(np.array([s[1] for s in sets], dtype=float), P.shape)

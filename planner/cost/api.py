@@ -191,6 +191,8 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     closed-loop and Poisson rows through the vectorized engine on one row."""
     model = resolve_model(model)
     hardware = resolve_hardware(hardware)
+    if engine is not None:  # as the engine configures itself on this device (its defaults by GPU class)
+        engine = engine.on_device(hardware)
     if arrival == "poisson" and concurrency == 0:
         concurrency = 1  # serving mode; the in-flight count follows from the rate
     layout = {}

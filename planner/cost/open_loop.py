@@ -110,6 +110,18 @@ def prompts_per_carrying_step(z):
         return np.where(z > 1e-8, z / -np.expm1(-np.where(z > 1e-8, z, 1.0)), 1.0 + 0.5 * z)
 
 
+def over_budget(z, P, d, k, pp, budget):
+    """Work in flight beyond what the steps hold. Where a whole prompt fits beside a group's
+    decodes, a carrying step must take its ``k`` prompts (the model's carrying step): ``k P
+    + d / pp`` over the ``budget``. Where it does not (a prompt longer than the room, which
+    only chunked prefill runs), every prompt is chunked over the steps anyway, and the
+    steps keep up while the prompt tokens arriving per step and the decodes fit:
+    ``(z P + d) / pp`` over the budget (``z`` prompts a step; checked against the
+    simulator with prompts longer than the budget, tests/test_engine_device_tiers.py)."""
+    fits = P + d / pp <= budget
+    return np.where(fits, k * P + d / pp > budget, (z * P + d) / pp > budget)
+
+
 def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, budget, running, pp=1.0, send_lat_s=0.0,
                       send_s_per_token=0.0):
     """The open loop's fixed point ``(tau, t_c)`` on every row (see :func:`poisson`): the
@@ -176,7 +188,7 @@ def _rounds(x, c, tau, t_c, take_rows):
             # steps hold: :func:`poisson`'s budget and running-limit checks
             z = ca["lam"] * s2[0]
             d = z * (ca["G"] - 1.0)
-            over = ((prompts_on_slowest_group(z, ca["pp"]) * ca["P"] + d / ca["pp"] > ca["budget"])
+            over = (over_budget(z, ca["P"], d, prompts_on_slowest_group(z, ca["pp"]), ca["pp"], ca["budget"])
                     | (d + prompts_per_carrying_step(z) > ca["running"]))
             stop |= over & (s2[0] >= s1[0])
             nxt = []
@@ -245,7 +257,7 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf, pp=1, send_l
     rho = lam * t_c / m
     # per group: its share of the decodes and the new prompts of a carrying round (pp = 1: the engine's)
     unbounded = (~np.isfinite(tau) | (busy >= 1.0) | (np.abs(busy - rho) > 1e-3)
-                 | (k * P + d / pp_f > B) | (d + m > max_running))
+                 | over_budget(lam * tau, P, d, k, pp_f, B) | (d + m > max_running))
     with np.errstate(all="ignore"):
         # the step an arrival lands in (length-biased), then its own carrying step: itself and
         # the others that arrived in the same step (Poisson, size-biased: 1 + rate x that step

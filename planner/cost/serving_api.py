@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from planner.cost.api import columns, estimate, serving_columns, validate_config
+from planner.cost.api import columns, estimate, resolve_hardware, serving_columns, validate_config
 from planner.cost.efficiency import Efficiency
 from planner.cost.tables import HardwareTable, ModelTable
 from planner.errors import InputError
@@ -41,6 +41,8 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                          prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
     check_layout(model, tp=devices, pp=pp, ep=ep, dp=dp)
+    if engine is not None:  # as the engine configures itself on this device (its defaults by GPU class)
+        engine = engine.on_device(resolve_hardware(hardware))
     serve = serving_columns(engine, arrival, rate)
     if engine is None:
         from planner.engine_profiles import load_engine
@@ -128,6 +130,7 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
         from planner.engine_profiles import load_engine
 
         engine = load_engine(None)
+    engine = engine.on_device(resolve_hardware(hardware))  # its defaults by GPU class
     per_decode = -(-concurrency // decode_workers)
     base = estimate(model, hardware, devices=decode_devices, concurrency=per_decode, prompt_len=prompt_len,
                     gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
