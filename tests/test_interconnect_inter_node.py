@@ -62,34 +62,11 @@ def test_bandwidth_term_equals_the_two_level_algorithm_step_by_step(hw, domains)
     for nbytes in (1e3, 1e6, 1e9):
         assert nbytes * ring_s_per_byte(x)[0] == pytest.approx(
             brute_force_bandwidth_s(nbytes, D, domains, nvlink, net), rel=1e-12)
-
-# NCCL's latency model for a small all-reduce, Tree algorithm, LL protocol, evaluated by
-# hand from src/graph/tuning.cc (baseLat 6.8 us, NVLink hop 0.6 us, network hop 5.0 us):
-# 6.8 + 2 x (7 x 0.6 + log2i(nodes) x 5.0) across 8-GPU boards
-NCCL_TREE_LL_US = {2: 6.8 + 2 * (7 * 0.6 + 1 * 5.0), 4: 6.8 + 2 * (7 * 0.6 + 2 * 5.0),
-                   8: 6.8 + 2 * (7 * 0.6 + 3 * 5.0)}
-
-
-@pytest.mark.parametrize("hw", [H100, H200], ids=lambda h: h.name)
-@pytest.mark.parametrize("domains", [2, 4, 8])
-def test_latency_beyond_one_board_is_nccls_tree(hw, domains):
-    """A group across boards runs on NCCL (the custom all-reduce is one node's): its
-    small-message latency is NCCL's own model, 25.2 us for two HGX boards, growing with
-    the tree's depth (log2 of the boards), not the 3 us of one board's custom kernel."""
-    assert hw.inter_node_latency_us == INTER_NODE_LATENCY_US == 5.0
-    x = _ctx(hw, hw.max_devices * domains)
-    assert allreduce_latency_s(x)[0] * 1e6 == pytest.approx(NCCL_TREE_LL_US[domains], rel=1e-12)
-    assert NCCL_TREE_LL_US[2] == pytest.approx(25.2)
-    # the measured figure on two single-GPU nodes (nccl-tests issue 150: 19-20 us) is
-    # above the model's 16.8 us: the model is not pessimistic
-    assert 6.8 + 2 * 5.0 < 19.0
-
-
-def test_latency_grows_with_boards_but_slower_than_a_ring():
-    """Twice the boards add one tree level (10 us), where a ring over the boards would add
-    2 (m - 1) network steps."""
-    lat = [float(allreduce_latency_s(_ctx(H100, 8 * m))[0]) * 1e6 for m in (2, 4, 8)]
-    assert np.diff(lat) == pytest.approx([10.0, 10.0])
+    # latency: the domain's collective plus 2 (m - 1) network steps
+    lat = (hw.interconnect_latency_us * 1e-6
+           + 2 * (domains - 1) * (hw.inter_node_latency_us if hw.inter_node_latency_us is not None
+                                  else INTER_NODE_LATENCY_US) * 1e-6)
+    assert allreduce_latency_s(x)[0] == pytest.approx(lat, rel=1e-12)
 
 
 @pytest.mark.parametrize("t", [2, 4, 8])

@@ -8,27 +8,11 @@ from planner.cost.expert_parallel import a2a_s
 
 # between NVLink domains, when the device spec gives no inter-node figure
 # (``inter_node_gbps`` / ``inter_node_latency_us``): NVIDIA DGX H100 / H200 datasheets:
-# 8x ConnectX-7 400 Gb/s, one per GPU, = 50 GB/s per device; latency: one network hop of
-# a small collective, NCCL's latency model for the LL protocol of its Tree algorithm over
-# the network (src/graph/tuning.cc, ``hwLat[NET][Tree][LL]`` = 5.0 us)
+# 8x ConnectX-7 400 Gb/s, one per GPU, = 50 GB/s per device; latency: one network step of
+# a small collective, NCCL's ring LL figure for the network (hwLat NET 2.7 us) plus the
+# RDMA round trip, a few microseconds: assumption, 5 us
 INTER_NODE_GBPS_PER_DEVICE = 50.0
 INTER_NODE_LATENCY_US = 5.0
-# An all-reduce whose group spans NVLink domains runs on NCCL, not on the engines'
-# custom all-reduce: vLLM's and SGLang's CustomAllreduce refuses a group that is not on
-# one node ("Custom allreduce is disabled because this process group spans across
-# nodes", vllm/distributed/device_communicators/custom_all_reduce.py; SGLang's TP16
-# DeepSeek launch logs print it on every rank), TensorRT-LLM's one-/two-shot kernels need
-# every peer's buffer mapped over NVLink (their fallback is NCCL). NCCL's latency model
-# for a small all-reduce (LL protocol, Tree algorithm; src/graph/tuning.cc
-# ncclTopoTuneModel): ``baseLat[Tree][LL] + 2 ((ranks per node - 1) hwLat[NVLINK][Tree][LL]
-# + log2i(nodes) hwLat[NET][Tree][LL])`` with baseLat 6.8 us and an NVLink hop of 0.6 us:
-# 25.2 us for two HGX boards of 8 (the tuner's own printed time in NVIDIA/nccl issue 1453,
-# 4 KB on an H100 cluster: 25.9 us with the bandwidth term), against 3 + 2 x 5 = 13 us
-# for the custom all-reduce plus a network ring. Measured, nccl-tests all_reduce_perf on
-# two nodes of one GPU each (NVIDIA/nccl-tests issue 150, A100, HDR): 19-20 us at 8-128
-# bytes, where the model gives 6.8 + 2 x 5.0 = 16.8 us
-NCCL_TREE_LL_BASE_US = 6.8
-NCCL_TREE_LL_NVLINK_HOP_US = 0.6
 # The hidden states the all-reduces sum are 16-bit even where the GEMMs take 8- or 4-bit
 # inputs: a quantized linear layer quantizes its input and returns its output in the
 # input's dtype (vLLM w8a8_utils.apply_fp8_linear: cutlass_scaled_mm(..., out_dtype=
@@ -70,20 +54,15 @@ def allreduce_latency_s(x, n=None):
     NCCL's ring model, ``2 (t-2)`` more LL steps of 0.6 us (src/graph/tuning.cc), 7.2 us
     more per all-reduce at t = 8 (docs/serving-experiments.md, round 10). At a large
     message, where NCCL's ring does run, the bandwidth term dominates and the latency is
-    immaterial. Beyond the domain the custom all-reduce does not run (it is one node's):
-    NCCL's small-message all-reduce, its Tree algorithm with the LL protocol, up the
-    ``D - 1`` NVLink hops of a domain's chain and ``log2(m)`` network hops of the tree
-    between the ``m`` domains, and back down (:data:`NCCL_TREE_LL_BASE_US`: NCCL's own
-    latency model, ``inter_node_latency_us`` a network hop): ``6.8 + 2 ((D-1) 0.6 +
-    floor(log2 m) x 5.0)`` = 25.2 us for two HGX boards. Zero on one device."""
+    immaterial. Beyond the domain, hierarchically (:func:`ring_s_per_byte`): the domain's
+    collective plus a ring all-reduce over the ``m`` domains, ``2 (m - 1)`` network steps
+    of ``inter_node_latency_us``. Zero on one device."""
     xp = x.xp
     t = x.devices if n is None else n
     inside, domains = _split(x, t)
     intra = xp.where(inside > 1, x.hw["allreduce_latency_s"], 0.0)
-    hops = (inside - 1.0) * (NCCL_TREE_LL_NVLINK_HOP_US * 1e-6) \
-        + xp.floor(xp.log2(domains) + 1e-9) * x.hw["inter_node_latency_s"]
-    nccl = NCCL_TREE_LL_BASE_US * 1e-6 + 2.0 * hops
-    return xp.where(t > 1, xp.where(domains > 1.0, nccl, intra), 0.0)
+    inter = 2.0 * (domains - 1.0) * x.hw["inter_node_latency_s"]
+    return xp.where(t > 1, intra + inter, 0.0)
 
 
 def ring_s_per_byte(x, n=None):
