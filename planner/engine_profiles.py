@@ -47,6 +47,9 @@ and the simulator (planner.cost.simulate) read these facts:
   fp8 weights dequantized to 16 bits in the GEMM, FP8 Marlin; activations and the KV cache
   16-bit). The replay (planner.replay) then costs such a row with fp8 weights and bf16
   compute; an engine without it refuses the row;
+* ``spec_acceptance``: with speculative decoding by multi-token prediction (a deployment's
+  ``spec_decode_tokens`` drafts per step, planner.cost.spec_decode), the probability that a
+  draft position is accepted given the earlier ones were, the same for every position;
 * ``kv_block_tokens``, ``prefix_caching``, ``cascade_attention``, ``cuda_graph_max_batch``:
   paged-KV granularity and kernel facts (recorded; the memory and prefix models use them).
 """
@@ -85,6 +88,7 @@ class EngineProfile(_Spec):
     cascade_attention: bool
     fp8_weight_only_fallback: bool = False
     dp_rank_budget: bool = False
+    spec_acceptance: float = Field(0.7, ge=0.0, le=1.0, description="per-position acceptance of MTP drafts")
     sources: dict[str, str]
 
     @model_validator(mode="before")
