@@ -36,8 +36,10 @@ and the simulator (planner.cost.simulate) read these facts:
 * ``kv_dtype_auto``: what the default KV-cache dtype "auto" means: the model's activation
   dtype (``activations``), or the checkpoint's KV quantization where it gives one
   (``checkpoint``: a ModelOpt FP8 checkpoint's ``kv_cache_quant_algo: FP8`` gives an fp8
-  cache). Recorded, not yet used: the replay keeps a bf16 cache (README "Measured serving
-  runs", KV admission round: reading it moved TTFT but not TPOT the right way);
+  cache). Recorded, not yet used: the replay keeps a bf16 cache unless the row's
+  deployment says otherwise (planner.measured.kv_cache_dtype: the harness's own setting;
+  README "Measured serving runs", KV admission round: reading the checkpoint's moved TTFT
+  but not TPOT the right way);
 * ``dp_rank_budget``: whether ``token_budget`` is per attention-data-parallel rank (each
   rank's scheduler fills its own step under it, so a worker of ``a`` ranks takes ``a``
   budgets a step: TensorRT-LLM, vLLM) or the worker's (SGLang divides its chunked
