@@ -55,3 +55,13 @@ def draft_share(layers):
     """The MTP module's share of one decode pass of the model's layers: one layer of
     ``layers`` (module docstring); the LM head is charged separately."""
     return 1.0 / np.maximum(layers, 1.0)
+
+
+def head_s(x, rows):
+    """The LM head for ``rows`` positions on one device (s, before the end-to-end scale): its
+    weights read once (``lm_head`` parameters at the head's bytes per parameter, split over
+    the devices) or its ``2 lm_head rows`` FLOPs, whichever is longer (one roofline)."""
+    xp, M = x.xp, x.model
+    read = M["lm_head"] * x.head_bytes_per_param / x.devices * x.s_per_byte
+    math = 2.0 * M["lm_head"] * rows / x.devices * x.s_per_gemm_flop
+    return xp.maximum(read, math)

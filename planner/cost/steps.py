@@ -29,7 +29,7 @@ from planner.cost.expert_parallel import (busiest_rank_excess_tokens, prompt_ran
                                           whole_prompt_len)
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import dense_kernels, launch_overhead_s
-from planner.cost.spec_decode import draft_share, tokens_per_step, verify_rows
+from planner.cost.spec_decode import draft_share, head_s, tokens_per_step, verify_rows
 
 # Python-float arithmetic for the simulator's per-step terms (busiest_rank_excess_tokens' xp)
 _FLOATS = SimpleNamespace(maximum=max, minimum=min)
@@ -95,9 +95,10 @@ def spec_iteration_s(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
     if x.layout_beyond_tp:
         verify = verify + prompt_rank_excess_s(x, p, whole_prompt_len(pre_ctx), pre_ctx)
     d1 = xp.maximum(d, 1.0)
-    head = linear_time(x, 1.0, d1) - linear_time(x, 1.0, 0.0)
-    layer = (linear_time(x, d1, 0.0) + attention_time(x, d1, dec_ctx, 0.0, 0.0)) * draft_share(x.model["layers"])
-    draft = xp.where(d > 0, m * (layer + head), 0.0)
+    # a layer's share of a d-row pass (its one-row LM head taken out) and of its attention, plus the head for d rows
+    layer = (linear_time(x, d1, 1.0) - head_s(x, 1.0) + attention_time(x, d1, dec_ctx, 0.0, 0.0)) \
+        * draft_share(x.model["layers"])
+    draft = xp.where(d > 0, m * (layer + head_s(x, d1)), 0.0)
     tau = tokens_per_step(m, x.spec_accept)
     per = xp.where(p > 0, 1.0, tau)
     return ((verify + draft) * x.hw["time_scale"] + host_s) / per
