@@ -99,7 +99,7 @@ def spec_iteration_s(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
     layer = (linear_time(x, d1, 1.0) - head_s(x, 1.0) + attention_time(x, d1, dec_ctx, 0.0, 0.0)) \
         * draft_share(x.model["layers"])
     draft = xp.where(d > 0, m * (layer + head_s(x, d1)), 0.0)
-    tau = tokens_per_step(m, x.spec_accept)
+    tau = xp.values(tokens_per_step(m, x.spec_accept), x.dt)  # in the evaluation's float type
     per = xp.where(p > 0, 1.0, tau)
     return ((verify + draft) * x.hw["time_scale"] + host_s) / per
 
