@@ -200,7 +200,9 @@ def test_estimate_takes_mtp_drafts_in_the_closed_loop(capsys):
 
 @pytest.mark.parametrize("extra", [["--spec-tokens", "3"],  # steady state: not the scheduler model
                                    ["--arrival", "closed", "--concurrency", "4", "--spec-tokens", "-1"],
-                                   ["--arrival", "closed", "--concurrency", "4", "--spec-tokens", "2", "--simulate"]])
+                                   ["--arrival", "closed", "--concurrency", "4", "--spec-tokens", "2", "--simulate"],
+                                   ["--concurrency", "4", "--prefill-workers", "1", "--decode-workers", "1",
+                                    "--spec-tokens", "1"]])
 def test_estimate_refuses_what_it_cannot_cost(capsys, extra):
     from planner.cli import main
 

@@ -93,7 +93,10 @@ def estimate_cmd(
             raise InputError("disaggregated serving from the command line is tensor parallel only (the Python API "
                              "planner.cost.disagg.disaggregated_rows takes each side's ep and attention dp)",
                              field="ep" if ep > 1 else "dp", value=ep if ep > 1 else dp)
-        if pp > 1 or rate is not None or simulate or arrival == "poisson" or spec_tokens:
+        if spec_tokens:
+            raise InputError("disaggregated serving from the command line has no speculative decoding (a measured "
+                             "run's spec_decode_tokens column has)", field="spec-tokens", value=spec_tokens)
+        if pp > 1 or rate is not None or simulate or arrival == "poisson":
             raise InputError("disaggregated serving is costed as a closed loop, tensor parallel only",
                              field="prefill-workers", value=prefill_workers)
         r = disaggregated_estimate(m, h, prefill_workers=prefill_workers, decode_workers=decode_workers,
