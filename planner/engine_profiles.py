@@ -36,8 +36,10 @@ and the simulator (planner.cost.simulate) read these facts:
 * ``kv_dtype_auto``: what the default KV-cache dtype "auto" means: the model's activation
   dtype (``activations``), or the checkpoint's KV quantization where it gives one
   (``checkpoint``: a ModelOpt FP8 checkpoint's ``kv_cache_quant_algo: FP8`` gives an fp8
-  cache). Recorded, not yet used: the replay keeps a bf16 cache (README "Measured serving
-  runs", KV admission round: reading it moved TTFT but not TPOT the right way);
+  cache). Recorded, not yet used: the replay keeps a bf16 cache unless the row's
+  deployment says otherwise (planner.measured.kv_cache_dtype: the harness's own setting;
+  README "Measured serving runs", KV admission round: reading the checkpoint's moved TTFT
+  but not TPOT the right way);
 * ``dp_rank_budget``: whether ``token_budget`` is per attention-data-parallel rank (each
   rank's scheduler fills its own step under it, so a worker of ``a`` ranks takes ``a``
   budgets a step: TensorRT-LLM, vLLM) or the worker's (SGLang divides its chunked
@@ -47,6 +49,9 @@ and the simulator (planner.cost.simulate) read these facts:
   fp8 weights dequantized to 16 bits in the GEMM, FP8 Marlin; activations and the KV cache
   16-bit). The replay (planner.replay) then costs such a row with fp8 weights and bf16
   compute; an engine without it refuses the row;
+* ``spec_acceptance``: with speculative decoding by multi-token prediction (a deployment's
+  ``spec_decode_tokens`` drafts per step, planner.cost.spec_decode), the probability that a
+  draft position is accepted given the earlier ones were, the same for every position;
 * ``kv_block_tokens``, ``prefix_caching``, ``cascade_attention``, ``cuda_graph_max_batch``:
   paged-KV granularity and kernel facts (recorded; the memory and prefix models use them);
 * ``device_tiers``: the engine's defaults by GPU class. vLLM and SGLang pick their token
@@ -119,6 +124,8 @@ class EngineProfile(_Spec):
     fp8_weight_only_fallback: bool = False
     dp_rank_budget: bool = False
     device_tiers: list[DeviceTier] = Field(default_factory=list)
+
+    spec_acceptance: float = Field(0.7, ge=0.0, le=1.0, description="per-position acceptance of MTP drafts")
     sources: dict[str, str]
 
     @model_validator(mode="before")

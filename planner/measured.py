@@ -7,7 +7,8 @@ Required (the header must have them): ``model_path``, ``system``, ``backend``,
 ``silicon_ttft_ms``, ``silicon_tpot_ms``. Optional: ``id`` (default ``row-N``),
 ``pp_size``, ``attention_dp_size``, ``moe_tp_size``, ``moe_ep_size`` (default 1; an empty
 or 0 value means "not used" = 1), ``gemm_quant_mode``, ``moe_quant_mode``,
-``backend_version``, and the disaggregated layout ``prefill_*`` / ``decode_*``. Extra
+``backend_version``, ``kv_cache_dtype``, ``spec_decode_tokens``, and the disaggregated
+layout ``prefill_*`` / ``decode_*``. Extra
 columns are ignored. A row whose measured columns are empty is predicted only.
 
 The benchmark's total concurrency (requests in flight over the whole deployment) is read
@@ -107,6 +108,8 @@ class MeasuredRuns:
     measured_tpot_s: np.ndarray
     total_concurrency: np.ndarray  # requests in flight over the deployment (NaN where the row does not say)
     range_ratio: np.ndarray        # lengths drawn per request from [r L, L] (1: fixed; harness_range_ratio)
+    kv_dtype: np.ndarray           # the deployment's KV-cache dtype ("" = the engine's default; kv_cache_dtype)
+    spec_tokens: np.ndarray        # speculative (MTP) draft tokens per step (0 = none; SPEC_TOKENS_COLUMN)
     disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
 
     def __len__(self) -> int:
@@ -156,9 +159,11 @@ def read_measured(path: str | Path) -> MeasuredRuns:
     except csv.Error as exc:
         raise InputError(f"malformed CSV: {exc}", file=file) from None
     n = len(rows)
-    s = {k: [] for k in ("ids", "model", "system", "engine", "engine_version", "precision", "quant", "mode")}
+    s = {k: [] for k in ("ids", "model", "system", "engine", "engine_version", "precision", "quant", "mode",
+                         "kv_dtype")}
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
-                                    "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio")}
+                                    "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio",
+                                    "spec_tokens")}
     dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
     disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
     for i, r in enumerate(rows):
@@ -182,6 +187,8 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         s["precision"].append(prec)
         s["quant"].append(get("gemm_quant_mode").lower() or prec)
         s["mode"].append(mode)
+        s["kv_dtype"].append(kv_cache_dtype(get(KV_DTYPE_COLUMN), get("silicon_data_source"), get("backend"),
+                                            get("gemm_quant_mode") or get("precision"), file, line))
         num["isl"][i] = _number(r["isl"], file, line, "isl", whole=True, empty_ok=False, minimum=1)
         num["osl"][i] = _number(r["osl"], file, line, "osl", whole=True, empty_ok=False, minimum=1)
         agg = mode == "agg"
@@ -198,6 +205,8 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         for c in disagg:
             disagg[c][i] = _number(r.get(c) or "", file, line, c, whole=True, empty_ok=True)
         num["total_concurrency"][i] = _total_concurrency(r, file, line)
+        num["spec_tokens"][i] = _number(r.get(SPEC_TOKENS_COLUMN) or "", file, line, SPEC_TOKENS_COLUMN, whole=True,
+                                        empty_ok=True, default=0.0)
         num["range_ratio"][i] = harness_range_ratio(get("silicon_data_source"))
         if get(RANGE_RATIO_COLUMN):  # the row says it: that wins over the harness's default
             v = _number(r[RANGE_RATIO_COLUMN], file, line, RANGE_RATIO_COLUMN, whole=False, empty_ok=False)
@@ -236,6 +245,48 @@ def mean_length(length, range_ratio):
     ``(int(r L) + L) / 2`` (``L`` at ``r = 1``); arrays broadcast."""
     L = np.asarray(length, dtype=float)
     return 0.5 * (np.floor(L * np.asarray(range_ratio, dtype=float) + 1e-9) + L)
+
+
+# Speculative decoding: the draft tokens per step a row's deployment ran with (TensorRT-LLM
+# speculative_config num_nextn_predict_layers, SGLang --speculative-num-steps; DeepSeek's MTP
+# module), from the optional column ``spec_decode_tokens`` (empty: none). No provenance
+# reading: the dev file's DeepSeek-R1 sweeps ran with and without MTP at the same engine,
+# version, layout and concurrency (benchmarks/dsr1_decode_bound.py lists the twins), so no
+# fact of a row without the column says which it was.
+SPEC_TOKENS_COLUMN = "spec_decode_tokens"
+
+# The deployment's KV-cache dtype. An optional column gives it per row (``kv_cache_dtype``:
+# fp8 / fp8_e4m3 / fp8_e5m2, bf16, fp16, or auto / empty for the engine's default, the
+# engines' own spellings: vLLM and SGLang --kv-cache-dtype, TensorRT-LLM
+# kv_cache_config.dtype). Otherwise the harness's documented setting: every TensorRT-LLM
+# launch of an fp8 checkpoint in the InferenceMAX sweeps sets ``kv_cache_config: dtype: fp8``
+# (InferenceMAX benchmarks/dsr1_fp8_h200_trt.sh and 70b_fp8_h200_trt_slurm.sh; the
+# dynamo-trt DeepSeek-R1 recipes the sweeps launch, srt-slurm recipes/trtllm/h200/ and
+# h100-fp8/ ``kv_cache_config.dtype: fp8`` in prefill and decode), while its fp4 launches
+# keep ``dtype: auto`` (gptoss_fp4_h200_trt.sh) and its SGLang and vLLM launches pass no
+# --kv-cache-dtype (dsr1_fp8_h200.sh): "auto", the model's activation dtype. For DeepSeek's
+# MLA an fp8 cache holds the 576-value latent per token and layer in 576 bytes instead of
+# 1,152. Rows of other sources take the engine's default (engines/*.yaml kv_dtype_auto).
+KV_DTYPE_COLUMN = "kv_cache_dtype"
+KV_DTYPE_SPELLINGS = {"": "", "auto": "", "fp8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bf16": "bf16",
+                      "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16"}
+HARNESS_FP8_KV_ENGINES = ("trtllm",)
+
+
+def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str = "", line: int = 0) -> str:
+    """A row's KV-cache dtype ("" = the engine's default): the ``kv_cache_dtype`` column
+    where given, else the harness's setting (module comment above)."""
+    g = (given or "").strip().lower()
+    if g:
+        if g not in KV_DTYPE_SPELLINGS:
+            raise InputError(f"line {line}: must be one of {', '.join(k for k in KV_DTYPE_SPELLINGS if k)}",
+                             file=file, field=KV_DTYPE_COLUMN, value=given)
+        return KV_DTYPE_SPELLINGS[g]
+    d = dtypes_for(quant or "")
+    fp8_weights = d is not None and d[0] == "fp8"
+    if fp8_weights and engine.strip().lower() in HARNESS_FP8_KV_ENGINES and HARNESS_SOURCE.search(source or ""):
+        return "fp8"
+    return ""
 
 
 SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")

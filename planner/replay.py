@@ -147,6 +147,7 @@ class Prepared:
             sel = runs.quant == q
             d = dtypes_for(q) or (None, None, None)
             wdt[sel], adt[sel], kdt[sel] = d
+        kdt = np.where((runs.kv_dtype != "") & (kdt != None), runs.kv_dtype, kdt)  # noqa: E711 (the row's KV dtype)
         tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
         layout_note = np.full(n, "", dtype=object)
         profiles = {e: _engine_or_none(e) for e in set(runs.engine.tolist())}
@@ -252,6 +253,8 @@ class Prepared:
                 host_step_s=np.array([e.host_step_s for e in eng], dtype=float),
                 dp_rank_budget=np.array([int(e.dp_rank_budget) for e in eng], dtype=np.int64),
                 range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
+                spec_tokens=runs.spec_tokens[idx],  # MTP drafts per step where the row says (planner.measured)
+                spec_accept=np.array([e.spec_acceptance for e in eng], dtype=float),
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 

@@ -25,7 +25,7 @@ COUNTS = ("prefill_num_workers", "decode_num_workers", "decode_batch_size")
 def test_concurrency_reading_recovers_written_out_worker_counts():
     """With their counts removed (only the total concurrency left, as on the 177 countless
     rows), the derivation with the concurrency's odd part as a lower bound recovers
-    ``decode_num_workers`` on 18 of the 29 rows; the smallest deployment alone on 6."""
+    ``decode_num_workers`` on 20 of the 29 rows; the smallest deployment alone on 8."""
     runs = read_measured(DEV)
     r = runs.take((runs.mode == "disagg") & np.isfinite(runs.disagg["decode_num_workers"]))
     assert len(r) == 29
@@ -43,8 +43,10 @@ def test_concurrency_reading_recovers_written_out_worker_counts():
 
     reading = prep.min_decode.copy()
     assert (reading > 1).sum() >= 15
-    assert recovered(reading) == 18
-    assert recovered(np.ones(len(r))) == 6  # 8 before the rows' mean lengths (planner.measured.mean_length)
+    # 20 and 8 since the InferenceMAX TensorRT-LLM fp8 rows cache fp8 KV (planner.measured.kv_cache_dtype):
+    # 18 and 6 with a bf16 cache (the second 8 before the rows' mean lengths, planner.measured.mean_length)
+    assert recovered(reading) == 20
+    assert recovered(np.ones(len(r))) == 8
 
 
 def test_odd_part_and_device_bound():

@@ -43,6 +43,8 @@ def estimate_cmd(
     ep: int = typer.Option(1, "--ep", help="Expert-parallel degree (MoE)."),
     dp: int = typer.Option(1, "--dp", help="Attention data-parallel degree (with EP MoE, DeepSeek-style)."),
     num_devices: Optional[int] = typer.Option(None, "--num-devices", help="Devices available (default: tp x pp x dp)."),
+    spec_tokens: int = typer.Option(0, "--spec-tokens", help="Speculative decoding: MTP draft tokens per step "
+                                                             "(DeepSeek's module; closed or poisson arrivals)."),
     prefill_workers: int = typer.Option(0, "--prefill-workers", help="Disaggregated serving: prefill workers."),
     decode_workers: int = typer.Option(0, "--decode-workers", help="Disaggregated serving: decode workers."),
     prefill_devices: Optional[int] = typer.Option(None, "--prefill-devices", help="TP of a prefill worker (default --devices)."),
@@ -91,6 +93,9 @@ def estimate_cmd(
             raise InputError("disaggregated serving from the command line is tensor parallel only (the Python API "
                              "planner.cost.disagg.disaggregated_rows takes each side's ep and attention dp)",
                              field="ep" if ep > 1 else "dp", value=ep if ep > 1 else dp)
+        if spec_tokens:
+            raise InputError("disaggregated serving from the command line has no speculative decoding (a measured "
+                             "run's spec_decode_tokens column has)", field="spec-tokens", value=spec_tokens)
         if pp > 1 or rate is not None or simulate or arrival == "poisson":
             raise InputError("disaggregated serving is costed as a closed loop, tensor parallel only",
                              field="prefill-workers", value=prefill_workers)
@@ -108,9 +113,13 @@ def estimate_cmd(
     r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
-                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving)
+                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving,
+                 spec_tokens=spec_tokens)
     r["efficiency"] = eff_label
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
+        if spec_tokens:
+            raise InputError("the simulator has no speculative decoding yet (the analytic estimate has)",
+                             field="spec-tokens", value=spec_tokens)
         if arrival == "steady":
             raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
         r["simulation"] = simulate_estimate(

@@ -170,7 +170,7 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
              act_dtype: str = D["act_dtype"], kv_dtype: str = D["kv_dtype"], kv_budget: int = D["kv_budget"],
              prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None,
              engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1, ep: int = 1,
-             dp: int = 1, serving: Optional[dict] = None) -> dict[str, Any]:
+             dp: int = 1, serving: Optional[dict] = None, spec_tokens: int = 0) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD):
     the documented ``planner estimate --json`` object.
 
@@ -185,7 +185,10 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     experts over all ``devices x dp`` (planner.cost.expert_parallel). ``serving``: the
     fitted parameters of a serving profile (planner.serving_profile: ``step_host_s``
     replaces the engine's host time, ``wave_sync`` and ``request_overhead_s`` shape the
-    closed loop); pass its efficiency as ``efficiency``. Bad values raise InputError.
+    closed loop); pass its efficiency as ``efficiency``. ``spec_tokens`` > 0: speculative
+    decoding with that many MTP drafts per step at the engine profile's ``spec_acceptance``
+    (planner.cost.spec_decode; the scheduler model's steps: closed or Poisson arrivals, one
+    pipeline stage). Bad values raise InputError.
 
     The steady state and static batches run on Python floats (the scalar fast path);
     closed-loop and Poisson rows through the vectorized engine on one row."""
@@ -201,6 +204,13 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
 
         check_layout(model, tp=devices, pp=pp, ep=ep, dp=dp)
         layout = {"ep": ep, "attn_dp": dp}
+    if spec_tokens:
+        check_count("spec_tokens", spec_tokens, 0)
+        if arrival == "steady" and not serving or pp > 1:
+            raise InputError("speculative decoding is costed in the scheduler model: closed or poisson arrivals, "
+                             "one pipeline stage", field="spec_tokens", value=spec_tokens)
+        layout = {**layout, "spec_tokens": spec_tokens,
+                  "spec_accept": (engine if engine is not None else _generic_engine()).spec_acceptance}
     if pp > 1:
         return _pipelined(model, hardware, devices=devices, batch=batch, concurrency=concurrency,
                           prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,

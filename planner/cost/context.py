@@ -125,7 +125,8 @@ class Ctx:
         device count and the KV budget: built once per such key and copied."""
         cache = ht.__dict__.setdefault("_casts", {}).setdefault("scalar_ctx", {})
         key = (id(mt), c["model"], c["hardware"], c["act_dtype"], c["weight_dtype"], c["kv_dtype"],
-               c["devices"], c["kv_budget"], c.get("ep", 1), c.get("attn_dp", 1))
+               c["devices"], c["kv_budget"], c.get("ep", 1), c.get("attn_dp", 1), c.get("spec_tokens", 0),
+               c.get("spec_accept", 0))
         hit = cache.get(key)
         if hit is None or hit[0] is not mt:
             if len(cache) > 4096:
@@ -238,6 +239,11 @@ class Ctx:
         a = c["attn_dp"] if "attn_dp" in c else 1
         self.ep, self.attn_dp = xp.values(ep, dt), xp.values(a, dt)
         self.group_devices = self.devices * self.attn_dp
+        # speculative decoding (planner.cost.spec_decode): draft tokens per step and the
+        # per-position acceptance; columns optional, 0 drafts = plain decoding
+        self.spec_tokens = xp.values(c["spec_tokens"] if "spec_tokens" in c else 0, dt)
+        self.spec_accept = xp.values(c["spec_accept"] if "spec_accept" in c else 0, dt)
+        self.spec = bool(xp.any(self.spec_tokens > 0))
         self.moe_shard = self.group_devices / self.ep  # devices splitting one expert
         self.layout_beyond_tp = xp.any(self.ep != 1.0) or xp.any(self.attn_dp != 1.0)
         self.expert_parallel = xp.any(self.ep != 1.0)

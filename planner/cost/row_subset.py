@@ -23,7 +23,7 @@ from planner.cost.context import Ctx, Gather
 
 # the flags planner.cost.context.Ctx sets for the whole context (report: planner.cost.engine)
 WHOLE_CONTEXT_SWITCHES = ("flat_rows", "full_overlap", "unit_time_scale", "plain_gemv", "layout_beyond_tp",
-                          "expert_parallel", "report")
+                          "expert_parallel", "spec", "report")
 
 
 def n_rows(x: Ctx) -> int:

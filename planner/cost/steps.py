@@ -29,6 +29,7 @@ from planner.cost.expert_parallel import (busiest_rank_excess_tokens, prompt_ran
                                           whole_prompt_len)
 from planner.cost.interconnect import allreduce_s
 from planner.cost.passes import dense_kernels, launch_overhead_s
+from planner.cost.spec_decode import draft_share, head_s, tokens_per_step, verify_rows
 
 # Python-float arithmetic for the simulator's per-step terms (busiest_rank_excess_tokens' xp)
 _FLOATS = SimpleNamespace(maximum=max, minimum=min)
@@ -41,9 +42,12 @@ def linear_time(x: Ctx, n_tok, n_logit):
     return dense_kernels(x, n, 1.0, np.maximum(n_logit, 1.0))[0] + allreduce_s(x, n, 1.0) + launch_overhead_s(x, 1.0)
 
 
-def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx):
+def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx, queries=None):
     """Attention of ``d`` decodes at mean context ``dec_ctx`` and ``p`` prefill tokens at
-    mean causal context ``pre_ctx`` in one step: one roofline (compute vs KV traffic)."""
+    mean causal context ``pre_ctx`` in one step: one roofline (compute vs KV traffic).
+    ``queries``: query tokens per decode over its cached context (None: 1; ``1 + m`` when
+    speculative drafts are verified, planner.cost.spec_decode): the compute scales with
+    them, the KV traffic does not."""
     M, t = x.model, x.devices
     d, p = d / x.attn_dp, p / x.attn_dp  # attention data parallel: a group's own share
     ng, ns = M["global_layers"], M["sliding_layers"]
@@ -51,7 +55,8 @@ def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx):
     kv_tok = x.kv_bytes_per_token_layer / x.kv_shard  # bytes per cached token per layer per device
     dec_keys = d * (ng * np.minimum(dec_ctx, x.kv_cap_global) + ns * np.minimum(dec_ctx, x.kv_cap_sliding))
     pre_keys = p * (ng * pre_ctx + ns * np.minimum(pre_ctx, M["window"]))
-    F = dec_keys * M["attn_dec"] / t + pre_keys * M["attn_pre"] / t
+    q_keys = dec_keys if queries is None else queries * dec_keys  # the default: no extra array pass
+    F = q_keys * M["attn_dec"] / t + pre_keys * M["attn_pre"] / t
     # linear-attention layers (planner.cost.recurrent; d and p are already a group's share)
     F = F + (d + p) * x.linear_flops_per_token
     tc = (F + L * x.attn_offset_flops) * x.s_per_attn_flop
@@ -62,11 +67,41 @@ def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx):
 
 
 def step_time(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
-    """Wall time of one step (s): device time times the calibrated scale, plus host time."""
+    """Wall time of one step (s): device time times the calibrated scale, plus host time.
+    With speculative decoding (``x.spec``): the time per output token of a decode-only
+    step (:func:`spec_iteration_s`)."""
+    if x.spec:
+        return spec_iteration_s(x, d, p, n_logit, dec_ctx, pre_ctx, host_s)
     dev = linear_time(x, d + p, n_logit) + attention_time(x, d, dec_ctx, p, pre_ctx)
     if x.layout_beyond_tp:  # attention data parallel: a prompt is one rank's (planner.cost.expert_parallel)
         dev = dev + prompt_rank_excess_s(x, p, whole_prompt_len(pre_ctx), pre_ctx)
     return dev * x.hw["time_scale"] + host_s
+
+
+def spec_iteration_s(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
+    """One iteration with ``m = x.spec_tokens`` MTP drafts per decode (planner.cost.spec_decode):
+    ``m`` draft passes of the one-layer MTP module over the ``d`` decodes (a layer's share of
+    a ``d``-row pass and its attention, plus the LM head for ``d`` rows), then the
+    verification pass over ``d (1 + m)`` decode rows and the ``p`` prompt tokens (attention
+    compute for ``1 + m`` queries per decode, the cached context read once), host time
+    once. A decode-only step returns the iteration over ``tau`` (tokens gained per request,
+    :func:`planner.cost.spec_decode.tokens_per_step`); a step with prompt tokens returns
+    the whole iteration. ``m = 0`` rows give :func:`step_time`'s value exactly."""
+    xp = x.xp
+    m = x.spec_tokens
+    q = 1.0 + m
+    rows = verify_rows(d, m)
+    verify = linear_time(x, rows + p, n_logit + d * m) + attention_time(x, d, dec_ctx, p, pre_ctx, queries=q)
+    if x.layout_beyond_tp:
+        verify = verify + prompt_rank_excess_s(x, p, whole_prompt_len(pre_ctx), pre_ctx)
+    d1 = xp.maximum(d, 1.0)
+    # a layer's share of a d-row pass (its one-row LM head taken out) and of its attention, plus the head for d rows
+    layer = (linear_time(x, d1, 1.0) - head_s(x, 1.0) + attention_time(x, d1, dec_ctx, 0.0, 0.0)) \
+        * draft_share(x.model["layers"])
+    draft = xp.where(d > 0, m * (layer + head_s(x, d1)), 0.0)
+    tau = xp.values(tokens_per_step(m, x.spec_accept), x.dt)  # in the evaluation's float type
+    per = xp.where(p > 0, 1.0, tau)
+    return ((verify + draft) * x.hw["time_scale"] + host_s) / per
 
 
 class StepTable:
