@@ -115,8 +115,9 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     """Fit every (device, engine) pair with enough rows, in ONE pooled fit: the
     device-scoped parameters (achieved efficiencies) are shared by every engine on a
     device, the engine-scoped ones (host time, wave synchrony, request overhead) by every
-    device of an engine, the die- and fabric-scoped ones by every device of one die / fabric
-    (:attr:`planner.serving_params.Param.scope`, :func:`planner.serving_params.owner`). Leave-one-model-out
+    device of an engine, the die- and fabric-scoped ones like the device-scoped ones (by every
+    device of one die / fabric instead with planner.serving_params.TIE_SILICON, measured and
+    off; :attr:`planner.serving_params.Param.scope`, :func:`planner.serving_params.owner`). Leave-one-model-out
     cross-validation chose this over one free set per pair (README "Measured serving
     runs": the pooled fit of the first five had 13 parameters on the dev file instead of
     30, and predicted a left-out model better; the kernel time and link efficiency joined

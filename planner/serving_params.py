@@ -71,7 +71,9 @@ class Param:
         return self.scope == "engine"
 
 
-# What a parameter belongs to, i.e. which fitted pairs share one value of it:
+# What a parameter belongs to physically, i.e. which pairs could share one value of it (the
+# pooled fit shares the engine's and, per device, the others'; the die's and the fabric's
+# across devices only with TIE_SILICON; the SAME_SILICON carry candidates read them):
 # * "engine": the scheduler (host time, wave synchrony, request overhead): every device of an engine;
 # * "die": the silicon (achieved fraction of the tensor peak, per-kernel time): every device cut
 #   from one die (hardware/*.yaml ``die``: H100 SXM and H200 are both GH100), whatever its memory;
