@@ -1,8 +1,8 @@
 """Published B200 measurements against the unmeasured-device prediction, per carry rule.
 
 The rows and figures are tests/test_blackwell_rows.py's (their sources in its docstring):
-SGLang on 8x B200, TP8, 1K / 1K, one request in flight, plus GLM-5 (not asserted there)
-and the H200 / B200 TPOT ratio on DeepSeek-R1. Prints, for each candidate rule of what an
+SGLang on 8x B200, TP8, 1K / 1K, one request in flight, plus GLM-5 and Kimi-K2 (not
+asserted there) and the H200 / B200 TPOT ratio on DeepSeek-R1. Prints, for each candidate rule of what an
 unmeasured device carries (planner.serving_params.CARRY_RULES), the predicted TPOT and its
 error per model, then the predicted ratio against the published 1.79.
 Run: python benchmarks/blackwell_published.py  (a few seconds)
@@ -23,6 +23,11 @@ import test_blackwell_rows as T  # noqa: E402
 from planner import serving_params as SP  # noqa: E402
 
 GLM5_B200_C1_TPOT_MS = 20.22  # the gist, without speculative decoding (not asserted in the test)
+# The gist's Kimi-K2-Instruct TP8 row, 7.54 ms at one request in flight (not asserted): the gist
+# labels it BF16, but 1.03 T parameters at 2 bytes (2.1 TB) do not fit 8 x 183 GB; the checkpoint
+# moonshotai/Kimi-K2-Instruct is stored in block-FP8 (its model card; Ascend msModelSlim's Kimi
+# example has the FP8 quantization fields removed from config.json to load it), so fp8_block.
+KIMI_K2_B200_C1_TPOT_MS = 7.54
 
 
 def main() -> None:
@@ -30,6 +35,8 @@ def main() -> None:
             T.GIST_B200]
     rows.append(T._agg("glm-5-fp8", "b200_sxm", "zai-org/GLM-5-FP8", "fp8_block", 1024, 1024, 1, tp=8,
                        tpot=GLM5_B200_C1_TPOT_MS))
+    rows.append(T._agg("kimi-k2-fp8", "b200_sxm", "moonshotai/Kimi-K2-Instruct", "fp8_block", 1024, 1024, 1, tp=8,
+                       tpot=KIMI_K2_B200_C1_TPOT_MS))
     rows += [T._agg("h200-r1-fp8-c4", "h200_sxm", "deepseek-ai/DeepSeek-R1", "fp8", 1024, 1024, 4, tp=8),
              T._agg("b200-r1-fp4-c1", "b200_sxm", "deepseek-ai/DeepSeek-R1", "nvfp4", 1024, 1024, 1, tp=8)]
     measured = {r["id"]: float(r["silicon_tpot_ms"]) for r in rows if r["silicon_tpot_ms"] != ""}

@@ -4,9 +4,10 @@ unmeasured device gets"; docs/serving-experiments.md, Round 12 (integrator)).
 
 Prints, for the datasheet path and for leave-one-device-out (the pooled fit on the other
 device's rows, the held-out device predicted as an unmeasured one), the median |error| and
-the signed median error of TTFT and TPOT per (device, spread or fixed lengths), then the
-parameters each one-device fit gives. Run:
-python benchmarks/unmeasured_signed.py [FILE.csv]   (~1-3 minutes on 2 cores)
+the signed median error of TTFT and TPOT per (device, engine, spread or fixed lengths), then
+the parameters each one-device fit gives. ``--rules A,B`` scores leave-one-device-out under
+those rules of planner.serving_params.CARRY_RULES (default: the shipped one). Run:
+python benchmarks/unmeasured_signed.py [FILE.csv] [--rules A,B]   (~2-4 minutes on 2 cores)
 """
 
 from __future__ import annotations
@@ -21,34 +22,47 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from serving_fidelity import DEFAULT, device_out_fits, leave_one_device_out  # noqa: E402
 
+from planner import serving_params as SP  # noqa: E402
 from planner.measured import read_measured  # noqa: E402
 from planner.replay import Prepared  # noqa: E402
 
 
 def table(name: str, pred, runs) -> None:
-    """One line per (device, spread or fixed lengths): median |error| and signed median."""
+    """One line per device, then per (device, engine, spread or fixed lengths): median |error|
+    and signed median."""
     with np.errstate(all="ignore"):
         e_ttft = pred.ttft_s / runs.measured_ttft_s - 1.0
         e_tpot = pred.tpot_s / runs.measured_tpot_s - 1.0
     ok = np.isfinite(e_ttft) & np.isfinite(e_tpot)
     spread = np.asarray(runs.range_ratio) < 1.0
+    engine = np.asarray(runs.engine)
+
+    def line(label: str, m) -> None:
+        print(f"{name:22s} {label:24s} rows {m.sum():4d}  "
+              f"TTFT {np.median(abs(e_ttft[m])) * 100:5.1f}% ({np.median(e_ttft[m]) * 100:+6.1f}%)  "
+              f"TPOT {np.median(abs(e_tpot[m])) * 100:5.1f}% ({np.median(e_tpot[m]) * 100:+6.1f}%)")
+
     for dev in sorted(set(pred.device[ok].tolist())):
-        for sp in (True, False):
-            m = ok & (pred.device == dev) & (spread == sp)
-            if not m.any():
-                continue
-            print(f"{name:22s} {dev:10s} {'spread' if sp else 'fixed':6s} rows {m.sum():4d}  "
-                  f"TTFT {np.median(abs(e_ttft[m])) * 100:5.1f}% ({np.median(e_ttft[m]) * 100:+6.1f}%)  "
-                  f"TPOT {np.median(abs(e_tpot[m])) * 100:5.1f}% ({np.median(e_tpot[m]) * 100:+6.1f}%)")
+        line(f"{dev} all", ok & (pred.device == dev))
+        for e in sorted(set(engine[ok & (pred.device == dev)].tolist())):
+            for sp in (True, False):
+                m = ok & (pred.device == dev) & (engine == e) & (spread == sp)
+                if m.any():
+                    line(f"{dev} {e} {'spread' if sp else 'fixed'}", m)
 
 
 def main(argv: list[str]) -> int:
+    rules = [SP.CARRY_RULE]
+    if "--rules" in argv:
+        i = argv.index("--rules")
+        rules, argv = argv[i + 1].split(","), argv[:i] + argv[i + 2:]
     runs = read_measured(argv[0] if argv else str(DEFAULT))
     prep = Prepared(runs)
     print("median |error| (signed median) of TTFT and TPOT; error = predicted / measured - 1")
     table("datasheet", prep.run(), runs)
     fits = device_out_fits(prep)
-    table("leave-one-device-out", leave_one_device_out(prep, fits), runs)
+    for rule in rules:
+        table(f"lodo {rule}", leave_one_device_out(prep, fits, SP.CARRY_RULES[rule]), runs)
     for held, params in fits.items():
         for pair, (_, values) in sorted(params.items()):
             print(f"fitted without {held}: {pair}: " + ", ".join(f"{k} {v:.3g}" for k, v in values.items()))

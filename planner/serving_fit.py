@@ -115,7 +115,9 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     """Fit every (device, engine) pair with enough rows, in ONE pooled fit: the
     device-scoped parameters (achieved efficiencies) are shared by every engine on a
     device, the engine-scoped ones (host time, wave synchrony, request overhead) by every
-    device of an engine (:attr:`planner.serving_params.Param.scope`). Leave-one-model-out
+    device of an engine, the die- and fabric-scoped ones like the device-scoped ones (by every
+    device of one die / fabric instead with planner.serving_params.TIE_SILICON, measured and
+    off; :attr:`planner.serving_params.Param.scope`, :func:`planner.serving_params.owner`). Leave-one-model-out
     cross-validation chose this over one free set per pair (README "Measured serving
     runs": the pooled fit of the first five had 13 parameters on the dev file instead of
     30, and predicted a left-out model better; the kernel time and link efficiency joined
@@ -136,13 +138,11 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     if not fitted:
         return {}
     mask = base_ok & np.isin(prep.group, fitted)
-    owners = {"device": sorted({g.split("/", 1)[0] for g in fitted}),
-              "engine": sorted({g.split("/", 1)[1] for g in fitted})}
-    slots = [(k, owner) for k in FITTED for owner in owners[SP.BY_NAME[k].scope]]
+    owners = {(g, k): SP.owner(k, prep.hw[g], g.split("/", 1)[1]) for g in fitted for k in FITTED}
+    slots = [(k, o) for k in FITTED for o in sorted({owners[(g, k)] for g in fitted})]
 
     def key_of(g: str, k: str) -> str:
-        device, engine = g.split("/", 1)
-        return device if SP.BY_NAME[k].scope == "device" else engine
+        return owners[(g, k)]
 
     start = {g: SP.defaults(prep.hw[g], prep.engine_of(g)) for g in fitted}
     x0 = np.array([next(start[g][k] for g in fitted if key_of(g, k) == o) / SCALE[k] for k, o in slots])

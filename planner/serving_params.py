@@ -7,9 +7,10 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 (e.g. a grouped-GEMM efficiency for MoE experts, a collective efficiency).
 
 * ``memory_efficiency``: achieved fraction of the datasheet HBM bandwidth in the
-  engine's memory-bound kernels (weights and KV streaming). Cannot exceed 1.
+  engine's memory-bound kernels (weights and KV streaming). Cannot exceed 1. Scope: the
+  device (its HBM generation and stacks: HBM3 on H100, HBM3e on H200).
 * ``compute_efficiency``: achieved fraction of the datasheet dense tensor peak in the
-  GEMMs and attention. Cannot exceed 1.
+  GEMMs and attention. Cannot exceed 1. Scope: the die (the same kernels on the same SMs).
 * ``step_host_s``: host time per engine step that the GPU does not hide (scheduling,
   sampling, detokenization, Python; CUDA graphs make it small): added to every step of
   the scheduler model (planner.cost.serving), so to TPOT and to the steps a request waits
@@ -23,7 +24,9 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   arrivals spread over the steps (0: the steady state, a lone prompt per step). The
   later waves' TTFT mixes the two linearly (planner.cost.waves.smeared_waves); TPOT
   does not depend on it (a request lives through the other requests' prefills either
-  way). Range [0, 1]; a property of the engine's scheduler (carried between devices).
+  way). Range [0, 1]; a property of the engine's scheduler (one value per engine in the
+  pooled fit), but not carried to an unmeasured device (:data:`SCHEDULER`): only
+  fixed-length rows identify it. Default 0.5, the middle of its range.
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first
   token (HTTP, tokenization, admission into the running batch, the first detokenization):
   added once to TTFT. Cannot be negative.
@@ -31,13 +34,15 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   CUDA graphs, the ramp and tail of a short kernel, the barrier between kernels):
   multiplied by the kernels of a step (``planner.cost.context``: 8 per layer, 4 more per
   MoE layer). Datasheet default: the spec's ``kernel_overhead_us``. Range [0, 50 us].
+  Scope: the die.
 * ``link_efficiency``: achieved fraction of the NVLink bandwidth in the all-reduces of
   tensor parallelism (and the all-to-alls of expert parallelism): the ring's bandwidth
   term ``2 (t-1)/t x bytes / (link x e)``. An all-reduce's bus bandwidth grows with the
   message (nccl-tests' all_reduce_perf: far below the link at the KB-MB messages of
   decode and mixed steps, its plateau only at hundreds of MB). Default: the spec's
-  ``interconnect_efficiency``. Range (0, 1]. Fitted per device, but carried to an
-  unmeasured GPU of the same vendor (:data:`CARRY_RULE`, chosen by leave-one-device-out).
+  ``interconnect_efficiency``. Range (0, 1]. Scope: the fabric (NVLink 4 for H100 SXM and
+  H200); carried to an unmeasured GPU of the same vendor (:data:`CARRY_RULE`, chosen by
+  leave-one-device-out).
 
 The last two were added after profiles had been written: a profile without them takes
 the datasheet default (:data:`OPTIONAL`).
@@ -58,31 +63,62 @@ class Param:
     hi: float
     why_lo: str
     why_hi: str
-    carries: bool = False  # a property of the engine, not the device: carried to unmeasured devices
+    scope: str = "device"  # what the parameter belongs to: one of SCOPES
 
     @property
-    def scope(self) -> str:
-        """What the parameter belongs to: "engine" (the scheduler: shared by every device an
-        engine runs on, carried to unmeasured devices) or "device" (achieved efficiencies:
-        shared by every engine on the device)."""
-        return "engine" if self.carries else "device"
+    def carries(self) -> bool:
+        """An engine-scoped parameter (the scheduler's): shared by every device an engine runs on."""
+        return self.scope == "engine"
+
+
+# What a parameter belongs to physically, i.e. which pairs could share one value of it (the
+# pooled fit shares the engine's and, per device, the others'; the die's and the fabric's
+# across devices only with TIE_SILICON; the SAME_SILICON carry candidates read them):
+# * "engine": the scheduler (host time, wave synchrony, request overhead): every device of an engine;
+# * "die": the silicon (achieved fraction of the tensor peak, per-kernel time): every device cut
+#   from one die (hardware/*.yaml ``die``: H100 SXM and H200 are both GH100), whatever its memory;
+# * "fabric": the scale-up link generation (achieved NVLink fraction): every device of one
+#   fabric (``fabric``: NVLink 4 for both);
+# * "device": the rest (the achieved HBM fraction: HBM3 on H100, HBM3e on H200).
+# A device whose YAML names no die (fabric) is its own die (fabric).
+SCOPES = ("engine", "die", "fabric", "device")
+
+
+# Whether the pooled fit (planner.serving_fit.fit_all) ties the die- and fabric-scoped
+# parameters across the devices of one die / fabric (True) or fits them per device (False).
+# Off: tying h100-sxm and h200 (one GH100 die, one NVLink 4 fabric) moved leave-one-model-out
+# from 35.96% / 14.41% to 35.06% / 16.83% (TTFT / TPOT, --quick) and pushed h100-sxm's memory
+# fraction to its physical limit 1.0 (h200 0.70): the two devices' fitted differences are not
+# the die's but their row sets' (docs/serving-experiments.md, Round 13 (S6)).
+TIE_SILICON = False
+
+
+def owner(name: str, hw, engine: str) -> str:
+    """The key of the one value of parameter ``name`` that the pair (device ``hw``, ``engine``)
+    shares in the pooled fit with the other pairs of that key (its :data:`SCOPES` owner;
+    die and fabric as the device itself unless :data:`TIE_SILICON`)."""
+    scope = BY_NAME[name].scope
+    if scope == "engine":
+        return engine
+    shared = getattr(hw, scope, "") if scope in ("die", "fabric") and TIE_SILICON else ""
+    return f"{scope} {shared}" if shared else hw.name
 
 
 PARAMS = (
     Param("memory_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the datasheet bandwidth, > 0",
           "an achieved bandwidth above the datasheet's is not physical (efficiency > 1)"),
     Param("compute_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the datasheet peak, > 0",
-          "an achieved FLOP/s above the datasheet's dense peak is not physical (efficiency > 1)"),
+          "an achieved FLOP/s above the datasheet's dense peak is not physical (efficiency > 1)", scope="die"),
     Param("step_host_s", "s", 0.0, 0.1, "a host time cannot be negative",
-          "more than 100 ms of host time per step is not a serving engine (check the data)", carries=True),
+          "more than 100 ms of host time per step is not a serving engine (check the data)", scope="engine"),
     Param("wave_sync", "", 0.0, 1.0, "a share of requests cannot be negative",
-          "a share of requests cannot exceed 1", carries=True),
+          "a share of requests cannot exceed 1", scope="engine"),
     Param("request_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
-          "more than 1 s per request outside the GPU is not a serving engine (check the data)", carries=True),
+          "more than 1 s per request outside the GPU is not a serving engine (check the data)", scope="engine"),
     Param("kernel_time_s", "s", 0.0, 50e-6, "a time cannot be negative",
-          "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)"),
+          "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)", scope="die"),
     Param("link_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
-          "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)"),
+          "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)", scope="fabric"),
 )
 NAMES = tuple(p.name for p in PARAMS)
 OPTIONAL = ("kernel_time_s", "link_efficiency")  # a profile may lack them: the datasheet default
@@ -91,10 +127,21 @@ ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: ca
 # reaches; "carried" means an unmeasured GPU of the same vendor is taken to reach the median
 # of the fitted devices' fractions of ITS OWN datasheet peaks.
 DEVICE_FRACTIONS = ("memory_efficiency", "compute_efficiency", "kernel_time_s", "link_efficiency")
+# The engine-scoped parameters less the wave synchrony: the scheduler's host time and request
+# overhead. ``wave_sync`` is identified only by fixed-length rows at more than one request in
+# flight (planner.cost.waves: a spread row's waves are never in step), so a fit on one device's
+# rows (leave-one-device-out) sets it from a few rows of that device's models, or from none
+# (h200/trtllm: 0 of 262 rows fixed, the fit left it at 0.996): a rule without it leaves an
+# unmeasured device the default, the middle of its range (docs/serving-experiments.md, Round 13 (S6)).
+SCHEDULER = tuple(k for k in ENGINE_SCOPE if k != "wave_sync")
+# A rule token: the die-scoped parameters (compute fraction, per-kernel time) of the fitted
+# devices cut from the unmeasured device's die, the fabric-scoped one (link fraction) of those
+# of its fabric (hardware/*.yaml ``die`` / ``fabric``); over what the rest of the rule carries.
+SAME_SILICON = "same-silicon"
 # The candidate rules for what an unmeasured device takes from the fitted ones, judged by
 # leave-one-device-out cross-validation (benchmarks/serving_fidelity.py --carry-rules;
-# README "What an unmeasured device gets, and its measured error"). "none" is the datasheet
-# alone, for reference.
+# README "What an unmeasured device gets, and its measured error") and by published
+# Blackwell figures (benchmarks/blackwell_published.py). "none" is the datasheet alone.
 CARRY_RULES = {
     "none": (),
     "engine": ENGINE_SCOPE,
@@ -103,17 +150,21 @@ CARRY_RULES = {
     "engine+link": ENGINE_SCOPE + ("link_efficiency",),
     "engine+kernel+link": ENGINE_SCOPE + ("kernel_time_s", "link_efficiency"),
     "engine+device": ENGINE_SCOPE + DEVICE_FRACTIONS,
+    "engine+link+silicon": ENGINE_SCOPE + ("link_efficiency", SAME_SILICON),
+    "scheduler+link": SCHEDULER + ("link_efficiency",),
+    "scheduler+link+silicon": SCHEDULER + ("link_efficiency", SAME_SILICON),
 }
-# Chosen by leave-one-device-out on the dev file (fit on h100-sxm, predict h200, and back):
-# the one rule whose TTFT and TPOT median |error| are both lower than the engine-only rule's
-# on BOTH held-out devices. The figures live in one place, README "What an unmeasured device
-# gets, and its measured error" (the table `benchmarks/serving_fidelity.py --carry-rules`
-# prints), with the check on published B200 measurements (tests/test_blackwell_rows.py).
-# Physically: the fraction of the NVLink bandwidth an all-reduce of decode-sized messages
-# reaches is set by the collective library's protocols at those sizes (far below the
-# large-message plateau the spec's default interconnect_efficiency stands for), not by the
-# part, so it carries; the per-kernel time and the memory and compute fractions do not.
-CARRY_RULE = "engine+link"
+# Chosen by leave-one-device-out on the dev file (fit on h100-sxm, predict h200, and back)
+# and the published B200 figures, among the rules above fixed beforehand. The figures live in
+# one place, README "What an unmeasured device gets, and its measured error" (the table
+# `benchmarks/serving_fidelity.py --carry-rules` prints), with the check on published B200
+# measurements (tests/test_blackwell_rows.py). Physically: the fraction of the NVLink
+# bandwidth an all-reduce of decode-sized messages reaches is set by the collective library's
+# protocols at those sizes (far below the large-message plateau the spec's default
+# interconnect_efficiency stands for), not by the part, so it carries to any GPU of the
+# vendor; the compute fraction and per-kernel time are the die's (the same kernels on the same
+# SMs), so they carry only between devices of one die; the memory fraction is the device's.
+CARRY_RULE = "scheduler+link"
 CARRIED = CARRY_RULES[CARRY_RULE]
 DATASHEET = "datasheet"  # the profile name of a pair that takes its datasheet alone
 BY_NAME = {p.name: p for p in PARAMS}
@@ -129,14 +180,32 @@ def defaults(hw, engine=None) -> dict[str, float]:
             "link_efficiency": float(hw.interconnect_efficiency)}
 
 
-def _vendor(device: str) -> str | None:
+def _hardware(device: str):
     from planner.catalog import load_hardware
     from planner.errors import InputError
 
     try:
-        return load_hardware(device).vendor
+        return load_hardware(device)
     except InputError:  # a fitted device the catalog lacks: no device fractions from it
         return None
+
+
+def _same_silicon(hw, params: dict) -> tuple[dict, list[str]]:
+    """The die-scoped parameters of the fitted pairs whose device is cut from ``hw``'s die and
+    the fabric-scoped ones of those of its fabric (each the median over those pairs, any
+    engine: the pooled fit shares them between a device's engines), with the words naming them."""
+    vals, words = {}, []
+    for scope in ("die", "fabric"):
+        mine = getattr(hw, scope, "")
+        if not mine:
+            continue
+        pairs = [(g, v) for g, (_, v) in sorted(params.items())
+                 if g.split("/", 1)[0] != hw.name and getattr(_hardware(g.split("/", 1)[0]), scope, None) == mine]
+        names = [p.name for p in PARAMS if p.scope == scope and any(p.name in v for _, v in pairs)]
+        if names:
+            vals.update({k: float(np.median([v[k] for _, v in pairs if k in v])) for k in names})
+            words.append(f"{', '.join(names)} of {scope} {mine} ({', '.join(sorted({g for g, _ in pairs}))})")
+    return vals, words
 
 
 def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | None = None, own: bool = False
@@ -151,6 +220,8 @@ def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | No
       device ``hw`` of the same vendor as every fitted device it would come from (an
       achieved fraction of a datasheet is a property of the vendor's kernels and parts);
       without ``hw`` it does not carry.
+    * With :data:`SAME_SILICON` in the rule, the die- and fabric-scoped parameters of fitted
+      devices of ``hw``'s die / fabric (:func:`_same_silicon`), over the rest.
     * With ``own`` (off by default), a device fitted with OTHER engines keeps its own fitted
       fractions (all of :data:`DEVICE_FRACTIONS`, the median over its pairs): the pooled fit
       (planner.serving_fit.fit_all) shares them between the engines of a device. Not the
@@ -167,15 +238,19 @@ def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | No
         return float(np.median([v[k] for _, v in pairs if k in v]))
 
     own_vals = {k: median(k, mine) for k in DEVICE_FRACTIONS if any(k in v for _, v in mine)}
+    silicon, silicon_words = (_same_silicon(hw, params) if SAME_SILICON in carry and hw is not None and not own_vals
+                              else ({}, []))
     devices = sorted({g.split("/", 1)[0] for g, _ in fitted})
-    same_vendor = hw is not None and all(_vendor(d) == getattr(hw, "vendor", None) for d in devices)
-    names = [k for k in carry if k not in own_vals and (k in ENGINE_SCOPE or (k in DEVICE_FRACTIONS and same_vendor))]
+    same_vendor = hw is not None and all(getattr(_hardware(d), "vendor", None) == getattr(hw, "vendor", None)
+                                         for d in devices)
+    names = [k for k in carry if k not in own_vals and k not in silicon
+             and (k in ENGINE_SCOPE or (k in DEVICE_FRACTIONS and same_vendor))]
     vals = {k: median(k, fitted) for k in names if any(k in v for _, v in fitted)}
-    parts = ([f"{', '.join(vals)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + (
+    parts = ([f"{', '.join(vals)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + silicon_words + (
         [f"{', '.join(own_vals)} of {', '.join(g for g, _ in mine)}"] if own_vals else [])
     if not parts:
         return None  # nothing carries: the datasheet alone
-    return f"datasheet + {engine} {'; '.join(parts)}", {**vals, **own_vals}
+    return f"datasheet + {engine} {'; '.join(parts)}", {**vals, **silicon, **own_vals}
 
 
 def unmeasured(hw, engine: str, engine_profile, params: dict, carry: tuple[str, ...] | None = None,

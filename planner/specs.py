@@ -55,6 +55,10 @@ class Hardware(_Spec):
     kind: Literal["gpu", "npu", "edge", "cpu"]
     vendor: str
     description: str = ""
+    die: str = Field("", description="the silicon the device is cut from (e.g. GH100): devices of one die share "
+                                     "its achieved fractions of peak and its per-kernel time (planner.serving_params)")
+    fabric: str = Field("", description="the scale-up link generation (e.g. NVLink 4): devices of one fabric share "
+                                        "its achieved link fraction (planner.serving_params)")
     peak_tflops: dict[str, float] = Field(description="dense peak per compute dtype, TFLOP/s or TOPS")
     memory_gb: float = Field(ge=MEMORY_GB_RANGE[0], le=MEMORY_GB_RANGE[1])
     mem_bandwidth_gbps: float = Field(ge=BANDWIDTH_GBPS_RANGE[0], le=BANDWIDTH_GBPS_RANGE[1])

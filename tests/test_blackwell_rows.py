@@ -11,8 +11,8 @@ Oracles, each with its source:
   request in flight): gpt-oss-120b TP8 MXFP4 2.41 ms, Qwen3-235B-A22B TP8 BF16 6.70 ms,
   DeepSeek-R1-0528-FP4 TP8 5.74 ms. Each prediction within +-40% (no device of this kind
   is fitted: the dev file's leave-one-device-out TPOT p90 is 49%, README "Error today");
-  predicted today: +10%, -2%, -25%. Not asserted: GLM-5-FP8 TP8, 20.22 ms without
-  speculative decoding, predicted 5.6 ms (-72%): in the same engine H200 measured 17.91 ms
+  predicted after round 12: +5%, -4%, -27%. Not asserted: GLM-5-FP8 TP8, 20.22 ms without
+  speculative decoding, predicted 5.5 ms (-73%): in the same engine H200 measured 17.91 ms
   at 4 in flight (dev file), i.e. SGLang 0.5.8's GLM-5 path (DSA sparse attention) ran no
   faster on B200 than on H200, a software state no datasheet can give.
 * **The H200 / B200 TPOT ratio** on one deployment, DeepSeek-R1 on SGLang TP8, 1K / 1K:
@@ -21,7 +21,7 @@ Oracles, each with its source:
   FP4 at 1 in flight 5.74 ms (the gist) = 1.79. The same two configurations predicted
   (H200 with its shipped profile, B200 as an unmeasured device) must give a ratio within
   1.5x of it (two benchmark runs, two concurrencies: the spread of one measured TPOT
-  against the model is already +-49% at p90). Today 2.64 (+47%, near the edge): B200 is
+  against the model is already +-49% at p90). After round 12 2.68 (+50%, at the edge): B200 is
   costed with the datasheet's 4 us per kernel where the Hopper fits find 8-10 us (README
   "What an unmeasured device gets").
 * **Dominance**: a GB200 GPU is a B200 with no lower peak in any dtype the rows use, the

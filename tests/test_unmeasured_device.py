@@ -21,10 +21,11 @@ from planner.replay import Prepared
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
+# the engine's, the die's (GH100: compute fraction, per-kernel time) and the fabric's (NVLink 4:
+# link fraction) shared by both devices; the memory fraction each device's own
 SHARED = {"step_host_s": 0.0008, "wave_sync": 0.3, "request_overhead_s": 0.06, "kernel_time_s": 7e-6,
-          "link_efficiency": 0.35}
-OWN = {"h100-sxm": {"memory_efficiency": 0.9, "compute_efficiency": 0.5},
-       "h200": {"memory_efficiency": 0.75, "compute_efficiency": 0.62}}
+          "link_efficiency": 0.35, "compute_efficiency": 0.56}
+OWN = {"h100-sxm": {"memory_efficiency": 0.9}, "h200": {"memory_efficiency": 0.75}}
 SYSTEM = {"h100-sxm": "h100_sxm", "h200": "h200_sxm"}
 
 
@@ -37,8 +38,8 @@ def _fidelity():
 
 def two_devices(tmp_path) -> str:
     """Runs of vLLM on h100-sxm and h200 whose 'measurements' are the replay's own
-    predictions under known parameters: the engine's and the link's shared by both
-    devices (SHARED), the memory and compute fractions each device's own (OWN)."""
+    predictions under known parameters: the engine's, the die's and the fabric's shared by
+    both devices (SHARED), the memory fraction each device's own (OWN)."""
     models = (("meta-llama/Llama-3.1-8B-Instruct", (1, 2)), ("Qwen/Qwen3-32B", (2, 4)))
     grid = [(m, isl, osl, c, tp) for m, tps in models
             for isl, osl in ((1024, 1024), (4096, 256)) for c in (1, 16, 64) for tp in tps]
@@ -115,7 +116,7 @@ def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
         if not names:
             assert carried is None
             continue
-        assert list(carried[1]) == list(names), rule
+        assert list(carried[1]) == [k for k in names if k != SP.SAME_SILICON], rule  # b200: no fitted GB100
         for k in set(names) & set(SHARED):
             assert carried[1][k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-5), (rule, k)
     amd = SP.carried_over("vllm", fits, load_hardware("mi300x"), SP.CARRY_RULES["engine+device"])
@@ -191,3 +192,78 @@ def test_validate_estimate_recommend_say_what_was_carried(tmp_path, capsys):
         [v["step_host_s"] for g, (_, v) in shipped.items() if g.endswith("/vllm")])))
     amd = resolve_serving(load_hardware("mi300x"), load_engine("vllm"))
     assert "link_efficiency" not in amd.profile and "step_host_s" in amd.profile
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_pooled_fit_recovers_die_and_fabric_tied_or_not(tmp_path, monkeypatch, tie):
+    """h100-sxm and h200 are one die (GH100) and one fabric (NVLink 4), generated with one
+    compute fraction, per-kernel time and link fraction: the pooled fit recovers them on
+    each device, as one shared value when it ties them (serving_params.TIE_SILICON), and
+    each device's own memory fraction either way."""
+    from planner.serving_fit import fit_all
+
+    monkeypatch.setattr(SP, "TIE_SILICON", tie)
+    fits = {g: f.values for g, f in fit_all(read_measured(two_devices(tmp_path))).items()}
+    for k in ("compute_efficiency", "kernel_time_s", "link_efficiency"):
+        assert (fits["h100-sxm/vllm"][k] == fits["h200/vllm"][k]) == tie, k
+        for d in OWN:
+            assert fits[f"{d}/vllm"][k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-7), (d, k)
+    for d, own in OWN.items():
+        assert fits[f"{d}/vllm"]["memory_efficiency"] == pytest.approx(own["memory_efficiency"], rel=0.03), d
+
+
+def test_same_silicon_carries_the_die_not_the_fabric(tmp_path):
+    """An H100 PCIe is cut from the fitted parts' die (GH100) but runs over PCIe: under the
+    rule with SAME_SILICON it takes their compute fraction and per-kernel time; its link
+    fraction comes by the vendor rule (an NVLink fraction, the rule's own link entry), and
+    its memory fraction and the wave synchrony stay the datasheet's."""
+    from planner.serving_fit import as_params, fit_all
+
+    fits = as_params(fit_all(read_measured(two_devices(tmp_path))))
+    pcie = load_hardware("h100-pcie")
+    name, vals = SP.unmeasured(pcie, "vllm", None, fits, SP.CARRY_RULES["scheduler+link+silicon"])
+    assert "of die GH100 (h100-sxm/vllm, h200/vllm)" in name and "fabric" not in name
+    for k in ("compute_efficiency", "kernel_time_s"):
+        assert vals[k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-7), k
+    sheet = SP.defaults(pcie)
+    assert vals["memory_efficiency"] == sheet["memory_efficiency"] and vals["wave_sync"] == sheet["wave_sync"]
+    # without the token the die carries nothing
+    _, plain = SP.unmeasured(pcie, "vllm", None, fits, SP.CARRY_RULES["scheduler+link"])
+    assert plain["compute_efficiency"] == sheet["compute_efficiency"]
+
+
+def test_devices_of_one_die_have_the_same_peak_ratios():
+    """The die tags (hardware/*.yaml ``die``) against the datasheets: devices cut from one die
+    run the same tensor cores, so their peaks per dtype stand in the same ratios (clocks and
+    SM counts scale them all alike; within 5%), and the dtype sets match."""
+    from planner.catalog import all_hardware
+
+    by_die = {}
+    for h in all_hardware():
+        if h.die:
+            by_die.setdefault(h.die, []).append(h)
+    assert {h.name for h in by_die["GH100"]} >= {"h100-sxm", "h200", "h100-pcie"}
+    for die, parts in by_die.items():
+        ref = parts[0]
+        for h in parts[1:]:
+            assert set(h.peak_tflops) == set(ref.peak_tflops), (die, h.name)
+            for k, v in h.peak_tflops.items():
+                assert v / h.peak_tflops["bf16"] == pytest.approx(ref.peak_tflops[k] / ref.peak_tflops["bf16"],
+                                                                  rel=0.05), (die, h.name, k)
+
+
+def test_only_fixed_length_rows_identify_the_wave_synchrony(tmp_path):
+    """Why the shipped rule leaves ``wave_sync`` at its default on an unmeasured device: a row
+    whose benchmark spreads the lengths (random_range_ratio < 1) predicts the same TTFT
+    whatever the wave synchrony, so a fit on such rows cannot set it (h200/trtllm in the dev
+    file: 0 of 262 rows fixed); fixed lengths move it."""
+    head = HEADER + ",random_range_ratio"
+    rows = [f"{i},vllm,Qwen/Qwen3-32B,h200_sxm,,agg,4096,512,{c},2,,,{r}"
+            for i, (c, r) in enumerate(((16, 0.8), (64, 0.5), (16, 1.0), (64, 1.0)))]
+    path = tmp_path / "sync.csv"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    prep = Prepared(read_measured(str(path)))
+    base = SP.defaults(load_hardware("h200"))
+    ttft = [prep.run({"h200/vllm": ("x", {**base, "wave_sync": w})}).ttft_s for w in (0.0, 1.0)]
+    np.testing.assert_allclose(ttft[0][:2], ttft[1][:2], rtol=1e-12)  # spread lengths
+    assert np.all(np.abs(ttft[1][2:] / ttft[0][2:] - 1) > 1e-3)  # fixed lengths
