@@ -127,7 +127,8 @@ def _normal_quantile(q):
 def poisson_rows(x, rate, P, G, engine_cols: dict, max_running, pipe: dict | None = None) -> dict:
     """The open-loop model on every row of the engine context ``x`` (the serving columns
     of planner.cost.api.serving_columns give the engine's budget, chunking and host time;
-    a ``token_budget`` array on ``x`` gives each row's device budget instead;
+    a ``token_budget`` array on ``x`` gives each row's device budget instead, a
+    ``host_step_s`` array each row's device host time;
     ``pipe``: per-row pipeline stages and sends, planner.cost.open_loop.poisson's ``pp``,
     ``send_lat_s``, ``send_s_per_token``)."""
     from planner.cost.open_loop import poisson
@@ -136,7 +137,8 @@ def poisson_rows(x, rate, P, G, engine_cols: dict, max_running, pipe: dict | Non
     per_row = getattr(x, "token_budget", engine_cols["token_budget"])  # each row's device budget where set
     budget = effective_budget(np.asarray(per_row, dtype=float), P, 1.0, bool(engine_cols["chunked"]),
                               attn_dp=np.asarray(x.attn_dp), dp_rank_budget=engine_cols.get("dp_rank_budget", 0))
-    return poisson(x, rate, P, G, budget, float(engine_cols["host_step_s"]), max_running, **(pipe or {}))
+    host_s = np.asarray(getattr(x, "host_step_s", engine_cols["host_step_s"]), dtype=float)
+    return poisson(x, rate, P, G, budget, host_s, max_running, **(pipe or {}))
 
 
 def max_rates(x, P, G, Q, bounds, engine_cols: dict, max_running, rate_hi, pipe: dict | None = None) -> np.ndarray:

@@ -115,8 +115,11 @@ def length_sets(scn, variant: Variant) -> list[tuple[str, float, int, int]]:
 
 
 def _engine(scn, choices=None):
-    """The scenario's engine profile (the generic one without ``engine:``), with the host
-    time per step of the serving profile its devices use (the first that has one)."""
+    """The scenario's engine profile (the generic one without ``engine:``), as the first
+    device with serving parameters runs it, and those parameters: the engine facts every
+    device shares (chunking, KV memory rule); what differs by device (token budget, running
+    limit, host time, wave sync, request overhead) is per row (:func:`_device_serving`,
+    planner.engine_profiles.device_columns)."""
     from planner.engine_profiles import load_engine
 
     prof = load_engine(getattr(scn, "engine", None))
@@ -126,7 +129,7 @@ def _engine(scn, choices=None):
     return prof, None
 
 
-def _serving(scn, engine=None, params=None) -> dict:
+def _serving(scn, engine=None) -> dict:
     """The engine columns of the full-load grid: with an ``engine:`` the replicas are
     costed as a closed loop under that engine's scheduler (planner.cost.serving), else the
     steady state."""
@@ -134,10 +137,23 @@ def _serving(scn, engine=None, params=None) -> dict:
         return {}
     from planner.cost.api import serving_columns
 
-    cols = serving_columns(engine or _engine(scn)[0], "closed")
-    if params:
-        cols.update(wave_sync=params["wave_sync"], request_overhead_s=params["request_overhead_s"])
-    return cols
+    return serving_columns(engine or _engine(scn)[0], "closed")
+
+
+def _device_serving(choices, engine) -> dict[str, np.ndarray]:
+    """Per device (the order of ``choices``, one planner.serving_profile.ServingChoice a
+    device): the serving parameters its own profile gives, fitted, carried or none (host
+    time per step, wave sync, request overhead), arrays to index by the grid's hardware
+    column, so that one device's fit never reaches another device's rows."""
+    from planner.cost.engine import INPUT_DEFAULTS
+
+    def one(c, key, default):
+        return float(c.parameters[key]) if c.parameters is not None and key in c.parameters else default
+
+    return {"host_step_s": np.array([float((c.engine or engine).host_step_s) for c in choices]),
+            "wave_sync": np.array([one(c, "wave_sync", INPUT_DEFAULTS["wave_sync"]) for c in choices]),
+            "request_overhead_s": np.array([one(c, "request_overhead_s", INPUT_DEFAULTS["request_overhead_s"])
+                                            for c in choices])}
 
 
 def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
@@ -193,7 +209,8 @@ def _grid(scn, models, hardware, variant: Variant, efficiencies) -> tuple:
     from planner.cost.engine import evaluate
     from planner.cost.tables import HardwareTable, ModelTable
     effs = [e[0] for e in efficiencies]
-    engine, params = _engine(scn, [c for _, _, c in efficiencies])
+    choices = [c for _, _, c in efficiencies]
+    engine, _ = _engine(scn, choices)
     sets = length_sets(scn, variant)
     lays = layout_axis(scn, hardware)  # the D axis: devices per replica as layouts
     D = np.array([x.devices for x in lays], dtype=float)
@@ -214,7 +231,7 @@ def _grid(scn, models, hardware, variant: Variant, efficiencies) -> tuple:
     cols = columns(n, model=im, hardware=ih, devices=TP[idv], batch=1, concurrency=C[ic], prompt_len=P[isx],
                    gen_len=G[isx], samples=1, weight_dtype=w_name[iq], act_dtype=act_name[ih, iq],
                    kv_dtype=np.array(kvs)[iv], kv_budget=0, prefix_sharing=True, **lay_cols,
-                   **_serving(scn, engine, params))
+                   **_serving(scn, engine))
     # the engine as it configures itself on each device (its defaults by GPU class; from the
     # scenario's profile: a serving choice's engine is already one device's)
     from planner.engine_profiles import device_columns, load_engine
@@ -222,6 +239,7 @@ def _grid(scn, models, hardware, variant: Variant, efficiencies) -> tuple:
     on_device = {k: v[ih] for k, v in device_columns(load_engine(getattr(scn, "engine", None)), hardware).items()}
     if getattr(scn, "engine", None) is not None:
         cols.update(on_device)
+        cols.update({k: v[ih] for k, v in _device_serving(choices, engine).items()})
     mt, ht = ModelTable.build(models), HardwareTable.build(hardware, effs)
     PP = np.where(lay_fit[im, idv], np.array([x.pp for x in lays], dtype=float)[idv], 1.0)
     pipe = _pipeline_columns(cols, PP, mt, hardware) if np.any(PP > 1.0) else None
@@ -338,6 +356,8 @@ def _poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe=None, token_budget=
     if token_budget is not None:  # each row's device budget (planner.engine_profiles.device_columns),
         # held by the context so that a subset of its rows keeps it (planner.cost.row_subset)
         x.token_budget = np.asarray(token_budget, dtype=float).reshape(-1, nS)[keep, 0]
+    if np.ndim(cols.get("host_step_s", 0.0)):  # each row's device host time (:func:`_device_serving`)
+        x.host_step_s = np.asarray(cols["host_step_s"], dtype=float).reshape(-1, nS)[keep, 0]
     P = np.asarray(cols["prompt_len"], dtype=float).reshape(-1, nS)[keep]
     G = G_all[keep]
     Q = np.broadcast_to(np.array([s[1] for s in sets], dtype=float), P.shape)
