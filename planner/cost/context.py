@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from planner.cost.expert_parallel import normal_max_z
-from planner.cost.interconnect import allreduce_latency_s, ring_s_per_byte
+from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
@@ -101,6 +101,21 @@ def attention_dtype_code(xp, act, kv, nbytes):
     return xp.where(xp.gather(nbytes, kv) > xp.gather(nbytes, act), kv, act)
 
 
+def attention_flat_index(peak_flops: np.ndarray) -> np.ndarray:
+    """[device, activation dtype, KV dtype] -> flat index into the [device, dtype] tables of
+    the dtype attention runs in (:func:`attention_dtype_code`; the activation dtype's where
+    the device lacks the KV dtype's units), built once per hardware table."""
+    n_dev, n_dt = peak_flops.shape
+    nbytes = BYTES_BY_CODE
+    codes = np.arange(n_dt)
+    attn = attention_dtype_code(VECTOR, codes[:, None], codes[None, :], nbytes)  # [act, kv]
+    flat = np.arange(n_dev)[:, None, None] * n_dt + attn[None, :, :]
+    own = np.arange(n_dev)[:, None, None] * n_dt + codes[None, :, None]
+    return np.where(np.isfinite(peak_flops.ravel()[flat]), flat, own)
+
+
+
+
 def _kernels_per_pass(M):
     return KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
 
@@ -180,8 +195,8 @@ class Ctx:
         self.rows_corr = htab["rows_corr"] if ht.has_rows_correction() else None
         self.devices = xp.values(c["devices"], dt)
         lookup = xp.lookup
-        attn = attention_dtype_code(xp, act, kv_code, nbytes)
         if xp is SCALAR:
+            attn = attention_dtype_code(xp, act, kv_code, nbytes)
             if not math.isfinite(htab["peak_flops"][h][attn]):  # a device without the KV dtype's units
                 attn = act
             at_act = lambda table: table[h][act]  # noqa: E731
@@ -189,14 +204,19 @@ class Ctx:
         else:  # one flat index for every [device, activation dtype] table (they share their shape)
             flat = h * htab["peak_flops"].shape[1] + act
             at_act = lambda table: table.ravel().take(flat, mode="clip")  # noqa: E731
-            flat_attn = h * htab["peak_flops"].shape[1] + attn
-            # a device without the KV dtype's units (no bf16 peak): the activation dtype's
-            flat_attn = np.where(np.isfinite(htab["peak_flops"].ravel().take(flat_attn, mode="clip")), flat_attn, flat)
+            idx = _table_cache(ht, "attention_index")
+            if not idx:
+                idx["flat"] = attention_flat_index(htab["peak_flops"]).ravel()
+            n_dt = htab["peak_flops"].shape[1]
+            flat_attn = idx["flat"].take(flat * n_dt + kv_code, mode="clip")
             at_attn = lambda table: table.ravel().take(flat_attn, mode="clip")  # noqa: E731
         self.peak_flops_per_s = at_act(htab["peak_flops"])
         self.gemm_offset_flops = at_act(htab["compute_whalf"])
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         self.act_bytes_per_value = xp.gather(nbytes, act)
+        # hidden states (residual stream, all-reduces, the MoE combine): 16-bit at least, as an
+        # fp8 / fp4 linear returns bf16 (planner.cost.interconnect.RESIDUAL_MIN_BYTES_PER_VALUE)
+        self.hidden_bytes_per_value = xp.maximum(self.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
         self.kv_bytes_per_value = xp.gather(nbytes, kv_code)
         # embeddings and LM head: 16-bit beside weight-only int4/fp4 (tables.embed_head_bytes_per_param)
         self.head_bytes_per_param = lookup(head_bytes, m, w_code)
