@@ -114,8 +114,6 @@ def attention_flat_index(peak_flops: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(peak_flops.ravel()[flat]), flat, own)
 
 
-
-
 def _kernels_per_pass(M):
     return KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
 
