@@ -8,10 +8,12 @@ the vectorized search, Python floats for one configuration through the API.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from planner.cost.expert_parallel import normal_max_z
-from planner.cost.interconnect import allreduce_latency_s, ring_s_per_byte
+from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
@@ -82,6 +84,36 @@ def derived(cols, fn):
     return v
 
 
+def attention_dtype_code(xp, act, kv, nbytes):
+    """Dtype code the attention kernels compute in: the KV cache's where it is wider than
+    the GEMMs' inputs, else the GEMMs' (activation) dtype.
+
+    An fp8 (w8a8) model quantizes only the inputs of its linear layers: each quantized
+    linear returns its output in the activations' 16-bit dtype (vLLM
+    ``w8a8_utils.apply_fp8_linear``: ``cutlass_scaled_mm(..., out_dtype=input.dtype)``), so
+    the query reaching attention is bf16, and with the engines' default KV dtype ("auto",
+    the model's 16-bit dtype: planner.measured) the attention kernels (FlashAttention,
+    FlashInfer, TensorRT-LLM's FMHA / XQA) multiply 16-bit Q, K and V on the 16-bit tensor
+    cores. The fp8 attention paths (FlashAttention-3 fp8, TensorRT-LLM's fp8 context FMHA)
+    need an fp8 KV cache. Charging attention at the fp8 peak (twice bf16's on Hopper:
+    H100/H200 datasheet, 1,979 vs 989 dense TFLOP/s) made an fp8 row's attention twice
+    too fast."""
+    return xp.where(xp.gather(nbytes, kv) > xp.gather(nbytes, act), kv, act)
+
+
+def attention_flat_index(peak_flops: np.ndarray) -> np.ndarray:
+    """[device, activation dtype, KV dtype] -> flat index into the [device, dtype] tables of
+    the dtype attention runs in (:func:`attention_dtype_code`; the activation dtype's where
+    the device lacks the KV dtype's units), built once per hardware table."""
+    n_dev, n_dt = peak_flops.shape
+    nbytes = BYTES_BY_CODE
+    codes = np.arange(n_dt)
+    attn = attention_dtype_code(VECTOR, codes[:, None], codes[None, :], nbytes)  # [act, kv]
+    flat = np.arange(n_dev)[:, None, None] * n_dt + attn[None, :, :]
+    own = np.arange(n_dev)[:, None, None] * n_dt + codes[None, :, None]
+    return np.where(np.isfinite(peak_flops.ravel()[flat]), flat, own)
+
+
 def _kernels_per_pass(M):
     return KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
 
@@ -144,6 +176,7 @@ class Ctx:
         h = xp.index(c["hardware"])
         act = xp.index(c["act_dtype"])
         w_code = xp.index(c["weight_dtype"])
+        kv_code = xp.index(c["kv_dtype"])
         if xp is SCALAR:  # one row: the table's row as a dict of floats
             htab = ht.lists()
             head_bytes = mt.lists()["head_bytes"]
@@ -162,15 +195,28 @@ class Ctx:
         self.devices = xp.values(c["devices"], dt)
         lookup = xp.lookup
         if xp is SCALAR:
+            attn = attention_dtype_code(xp, act, kv_code, nbytes)
+            if not math.isfinite(htab["peak_flops"][h][attn]):  # a device without the KV dtype's units
+                attn = act
             at_act = lambda table: table[h][act]  # noqa: E731
+            at_attn = lambda table: table[h][attn]  # noqa: E731
         else:  # one flat index for every [device, activation dtype] table (they share their shape)
             flat = h * htab["peak_flops"].shape[1] + act
             at_act = lambda table: table.ravel().take(flat, mode="clip")  # noqa: E731
+            idx = _table_cache(ht, "attention_index")
+            if not idx:
+                idx["flat"] = attention_flat_index(htab["peak_flops"]).ravel()
+            n_dt = htab["peak_flops"].shape[1]
+            flat_attn = idx["flat"].take(flat * n_dt + kv_code, mode="clip")
+            at_attn = lambda table: table.ravel().take(flat_attn, mode="clip")  # noqa: E731
         self.peak_flops_per_s = at_act(htab["peak_flops"])
         self.gemm_offset_flops = at_act(htab["compute_whalf"])
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         self.act_bytes_per_value = xp.gather(nbytes, act)
-        self.kv_bytes_per_value = xp.gather(nbytes, xp.index(c["kv_dtype"]))
+        # hidden states (residual stream, all-reduces, the MoE combine): 16-bit at least, as an
+        # fp8 / fp4 linear returns bf16 (planner.cost.interconnect.RESIDUAL_MIN_BYTES_PER_VALUE)
+        self.hidden_bytes_per_value = xp.maximum(self.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
+        self.kv_bytes_per_value = xp.gather(nbytes, kv_code)
         # embeddings and LM head: 16-bit beside weight-only int4/fp4 (tables.embed_head_bytes_per_param)
         self.head_bytes_per_param = lookup(head_bytes, m, w_code)
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
@@ -186,7 +232,7 @@ class Ctx:
         self.linear_flops_per_token = derived(M, _linear_flops_per_token_all_devices) / self.devices
         if xp is SCALAR:
             self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["compute_emax"]))
-            self.s_per_attn_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["att_emax"]))
+            self.s_per_attn_flop = 1.0 / (at_attn(htab["peak_flops"]) * at_attn(htab["att_emax"]))
         else:  # the same expressions on the [device, dtype] tables (cached), looked up once
             inv = _table_cache(ht, "s_per_flop")
             if not inv:
@@ -194,8 +240,8 @@ class Ctx:
                     inv["gemm"] = 1.0 / (htab["peak_flops"] * htab["compute_emax"])
                     inv["attn"] = 1.0 / (htab["peak_flops"] * htab["att_emax"])
             self.s_per_gemm_flop = at_act(inv["gemm"])
-            self.s_per_attn_flop = at_act(inv["attn"])
-        self.attn_offset_flops = at_act(htab["att_whalf"])
+            self.s_per_attn_flop = at_attn(inv["attn"])
+        self.attn_offset_flops = at_attn(htab["att_whalf"])
         self.s_per_byte = derived(H, _s_per_byte)
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)
         self.kernels_per_pass = derived(M, _kernels_per_pass)

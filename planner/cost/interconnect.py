@@ -101,7 +101,7 @@ def allreduce_s(x, tokens_per_pass, passes):
     all-reduce of every token over ``t a``, as an all-gather plus reduce-scatter moves)
     or expert parallel (ep > 1: dispatch and combine, planner.cost.expert_parallel.a2a_s)."""
     xp, M = x.xp, x.model
-    value_bytes = xp.maximum(x.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
+    value_bytes = x.hidden_bytes_per_value  # RESIDUAL_MIN_BYTES_PER_VALUE at least
     message_bytes = tokens_per_pass / x.attn_dp * M["hidden"] * value_bytes
     # no all-reduce on one device (where the ring's time is 0, or inf without a link);
     # where_flags: no np.where pass when every row has the same device count class

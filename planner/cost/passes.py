@@ -11,7 +11,8 @@ by its own roofline (README "Cost model"):
   a prefill it is a memory-bound GEMV that the layers' compute does not hide);
 * **elementwise** (norms, residual adds, activation, and the routed experts' combine, whose
   hidden-sized rows every tensor-parallel rank writes and reads: :func:`moe_combine_bytes`):
-  their activation bytes / bandwidth;
+  their activation bytes / bandwidth, 16-bit values at least (an fp8 or fp4 model's GEMMs
+  return bf16 hidden states);
 * **attention**: the same with KV-cache bytes, and for a sparse KV budget the selection
   cost (block top-k reads one key summary per block);
 * **interconnect**: two all-reduces per layer under tensor parallelism;
@@ -34,7 +35,7 @@ from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOC
 from planner.cost.efficiency import reduction_efficiency
 from planner.cost.expert_parallel import max_device_slots, rank_local_params
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
-from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_s
+from planner.cost.interconnect import allreduce_s
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.sums import piecewise_max_sum, sum_max_linear, sum_min
 from planner.cost.weights import expert_params_read, fixed_params_read, tokens_per_expert, touched_experts
@@ -119,8 +120,7 @@ def moe_combine_bytes(x, slots):
     width is the full hidden size whatever the tensor-parallel split, so it does not
     shrink with the devices. Zero for dense models."""
     M = x.model
-    value_bytes = x.xp.maximum(x.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
-    return 2.0 * M["moe_layers"] * M["hidden"] * value_bytes * slots
+    return 2.0 * M["moe_layers"] * M["hidden"] * x.hidden_bytes_per_value * slots
 
 
 def expert_reduction_factor(x):
@@ -195,7 +195,9 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
                                                                    logit_tokens / head_passes)
     memory_s = (read_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
-    act_bytes = M["act_elems"] * n_tok * x.act_bytes_per_value / x.group_devices
+    # the residual stream, norms, rotary and activation run on 16-bit hidden states whatever
+    # the GEMMs' input dtype (an fp8 linear returns bf16: Ctx.hidden_bytes_per_value)
+    act_bytes = M["act_elems"] * n_tok * x.hidden_bytes_per_value / x.group_devices
     # the routed experts' per-slot outputs, hidden-sized on every device serving the slot (0: dense)
     act_bytes = act_bytes + moe_combine_bytes(x, slots * passes)
     n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
