@@ -1,6 +1,7 @@
 """`planner estimate --range-ratio R` (issue 10, arrival patterns as users measure them):
-``vllm bench serve --random-range-ratio R`` (sglang bench_serving, InferenceMAX 0.8) draws
-each request's lengths from the whole numbers in [int(R L), L].
+sglang bench_serving's ``--random-range-ratio R`` (vLLM's benchmark_serving.py before
+``vllm bench serve``, InferenceMAX's copy of it at 0.8) draws each request's lengths from
+the whole numbers in [int(R L), L].
 
 Oracles: the discrete-event simulator (planner.cost.simulate), which draws every request's
 output length and times every step; the mean of the uniform draw computed by brute force;
@@ -12,7 +13,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from planner.bounds import check_range_ratio
@@ -100,8 +101,10 @@ def test_within_the_r1_tolerance_at_range_ratio_08(spread_ratios):
 @given(L=st.integers(1, 100_000), r=st.floats(1e-3, 1.0))
 def test_spread_lengths_are_the_mean_of_the_draw(L, r):
     """The lengths costed are the mean of the whole numbers in [int(r L), L] (brute force
-    over the draw's support), rounded; L itself at r = 1; never above L."""
+    over the draw's support), rounded; L itself at r = 1; never above L. (Where int(r L)
+    is 0 the benchmarks part: sglang draws prompts from 1; the rule keeps 0.)"""
     lo = int(np.floor(L * r + 1e-9))
+    assume(lo >= 1)
     support = np.arange(lo, L + 1)
     p, g = spread_lengths(L, L, r)
     assert p == g == int(np.round(support.mean()))
@@ -186,3 +189,83 @@ def test_check_range_ratio_refuses(value):
     with pytest.raises(InputError) as exc:
         check_range_ratio(value, field="range_ratio", file="f.yaml")
     assert "f.yaml" in str(exc.value) and "range_ratio" in str(exc.value)
+
+
+# -- the files: checks (estimate:) and capacity (traffic:) -------------------------------
+
+def _write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return str(p)
+
+
+CHECK = """checks:
+  - name: spread
+    estimate: {{model: llama-3.1-8b, hardware: h100-sxm, concurrency: 16, engine: vllm, arrival: closed,
+               prompt_len: 1024, gen_len: 1024{extra}}}
+    assert: ["tpot_s < 1"]
+    track: [tpot_s, latency_s]
+"""
+
+
+def test_checks_file_range_ratio_is_the_flag(tmp_path, capsys):
+    """A checks file's ``range_ratio:`` costs what ``--range-ratio`` costs: its baseline
+    snapshot holds the flag's figures."""
+    from planner.catalog import read_yaml
+
+    f = _write(tmp_path, "c.yaml", CHECK.format(extra=", range_ratio: 0.8"))
+    base = str(tmp_path / "b.yaml")
+    assert main(["check", f, "--baseline", base, "--update-baseline"]) == 0
+    capsys.readouterr()
+    rc, out, _ = _run(capsys, ["estimate", "--model", "llama-3.1-8b", "--concurrency", "16", "--engine", "vllm",
+                               "--arrival", "closed", "--prompt-len", "1024", "--gen-len", "1024",
+                               "--range-ratio", "0.8", "--json"])
+    r = json.loads(out)
+    snap = str(read_yaml(base))
+    assert f"{r['latency_s']:.6g}"[:5] in snap, (snap, r["latency_s"])
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "abc", "true"])
+def test_checks_file_bad_range_ratio(tmp_path, capsys, value):
+    f = _write(tmp_path, "c.yaml", CHECK.format(extra=f", range_ratio: {value}"))
+    rc, out, err = _run(capsys, ["check", f])
+    assert rc == 2 and err.count("\n") == 1
+    assert "c.yaml" in err and "checks.0.estimate.range_ratio" in err and value in err.lower(), err
+
+
+def test_capacity_traffic_range_ratio_is_the_uniform_draw():
+    """``traffic.range_ratio`` on fixed lengths: the sizing's mean and percentile lengths
+    are the uniform draw's over [int(r L), L] (brute force)."""
+    from planner.capacity import Traffic
+
+    t = Traffic.model_validate({"requests_per_s": 1, "prompt_len": 1000, "gen_len": 300, "range_ratio": 0.5})
+    for ln, L in ((t.prompt_len, 1000), (t.gen_len, 300)):
+        draw = np.arange(int(L * 0.5), L + 1)
+        assert ln.mean_len() == int(np.round(draw.mean()))
+        for q in (50.0, 90.0, 99.0):
+            assert ln.quantile(q) == int(np.percentile(draw, q, method="inverted_cdf"))
+    fixed = Traffic.model_validate({"requests_per_s": 1, "prompt_len": 1000, "gen_len": 300})
+    assert (fixed.prompt_len.mean_len(), fixed.prompt_len.quantile(99.0)) == (1000, 1000)
+    one = Traffic.model_validate({"requests_per_s": 1, "prompt_len": 1000, "gen_len": 300, "range_ratio": 1})
+    assert one.prompt_len.describe() == fixed.prompt_len.describe() == "1000 (fixed)"
+
+
+CAP = """name: spread
+traffic: {{requests_per_s: 5, prompt_len: {p}, gen_len: 256{extra}}}
+slo: {{ttft_s: 2.0}}
+models: [qwen3-8b]
+hardware: [h100-sxm]
+"""
+
+
+@pytest.mark.parametrize("p,extra,field", [
+    ("1024", ", range_ratio: 0", "traffic.range_ratio"),
+    ("1024", ", range_ratio: x", "traffic.range_ratio"),
+    ("{fixed: 1024, range_ratio: 2}", "", "traffic.prompt_len.range_ratio"),
+    ("{p50: 600, p90: 1500}", ", range_ratio: 0.8", "traffic"),
+    ("{p50: 600, range_ratio: 0.8}", "", "traffic.prompt_len"),
+])
+def test_capacity_bad_range_ratio(tmp_path, capsys, p, extra, field):
+    f = _write(tmp_path, "cap.yaml", CAP.format(p=p, extra=extra))
+    rc, out, err = _run(capsys, ["report", f, "-o", str(tmp_path / "r.md")])
+    assert rc == 2 and err.count("\n") == 1 and "cap.yaml" in err and f"'{field}'" in err, err

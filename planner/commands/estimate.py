@@ -22,8 +22,9 @@ def estimate_cmd(
     gen_len: int = typer.Option(D["gen_len"], "--gen-len", help="Generated tokens per sample."),
     samples: int = typer.Option(D["samples"], "--samples", help="Samples per prompt (Best-of-N, voting)."),
     range_ratio: str = typer.Option("1", "--range-ratio",
-                                    help="Lengths drawn per request from [int(R L), L], as `vllm bench serve "
-                                         "--random-range-ratio R` (0 < R <= 1; 1: fixed lengths). Serving only."),
+                                    help="Lengths drawn per request from [int(R L), L], as sglang bench_serving and "
+                                         "InferenceMAX --random-range-ratio R (0 < R <= 1; 1: fixed lengths; "
+                                         "vllm bench serve's b: L(1+b) and R = (1-b)/(1+b)). Serving only."),
     weight_dtype: str = opt.weight_dtype(),
     act_dtype: str = opt.act_dtype(),
     kv_dtype: str = opt.kv_dtype(),

@@ -224,13 +224,18 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
                            rate=rate, layout=layout, serving=serving)
 
 
-def spread_lengths(prompt_len, gen_len, range_ratio: float) -> tuple[int, int]:
-    """The mean prompt and generation lengths of a benchmark that draws each request's
-    from the whole numbers in ``[int(r L), L]`` (planner.measured.mean_length), rounded
-    to whole tokens as the replay rounds them (planner.replay); ``(L_p, L_g)`` at r = 1."""
+def spread_length(length, range_ratio: float) -> int:
+    """The mean length of a benchmark that draws each request's from the whole numbers in
+    ``[int(r L), L]`` (planner.measured.mean_length), rounded to whole tokens as the
+    replay rounds them (planner.replay), at least 1; ``L`` at r = 1."""
     from planner.measured import mean_length
 
-    return (int(np.round(mean_length(prompt_len, range_ratio))), int(np.round(mean_length(gen_len, range_ratio))))
+    return max(int(np.round(mean_length(length, range_ratio))), 1)
+
+
+def spread_lengths(prompt_len, gen_len, range_ratio: float) -> tuple[int, int]:
+    """:func:`spread_length` of the prompt and of the generation."""
+    return spread_length(prompt_len, range_ratio), spread_length(gen_len, range_ratio)
 
 
 def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, arrival, pp, **kw) -> dict[str, Any]:
@@ -252,7 +257,6 @@ def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, a
         raise InputError("a closed loop over pipeline stages runs fixed lengths (give --range-ratio 1, or "
                          "--arrival steady / --rate)", field="range-ratio", value=range_ratio)
     Pm, Gm = spread_lengths(P, G, r)
-    Pm, Gm = max(Pm, 1), max(Gm, 1)
     if arrival == "closed":
         serving = dict(kw.pop("serving") or {})
         out = _spread_closed(model, hardware, r, prompt_len=Pm, gen_len=Gm, concurrency=concurrency, serving=serving,

@@ -49,7 +49,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
         check_range_ratio(range_ratio)
         if pp > 1:
             raise InputError("the pipeline simulator runs fixed lengths", field="range-ratio", value=range_ratio)
-        prompt_len, gen_len = (max(v, 1) for v in spread_lengths(prompt_len, gen_len, range_ratio))
+        prompt_len, gen_len = spread_lengths(prompt_len, gen_len, range_ratio)
     dt = validate_config(model, hardware, devices=devices, batch=1, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
