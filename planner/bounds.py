@@ -39,20 +39,6 @@ def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int
         raise InputError(f"must be <= {hi:,}", file=file, field=name, value=value)
     return int(value)
 
-
-def check_range_ratio(value: Any, field: str = "range-ratio", file: str | None = None) -> float:
-    """A benchmark's random range ratio ``r``, 0 < r <= 1: each request's lengths drawn
-    uniformly from the whole numbers in ``[int(r L), L]`` (sglang bench_serving
-    ``--random-range-ratio``, vLLM's benchmark_serving.py before ``vllm bench serve``,
-    InferenceMAX's copy of it at 0.8: planner.measured.HARNESS_RANGE_RATIO); 1 = fixed
-    lengths. (``vllm bench serve --random-range-ratio b`` draws from ``[L (1 - b),
-    L (1 + b)]`` instead: ``L' = L (1 + b)`` and ``r = (1 - b) / (1 + b)`` here.) Else an
-    InputError naming the field and value (a bool, a string, NaN or a value outside (0, 1])."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
-        raise InputError("must be a number > 0 and <= 1 (1: fixed lengths)", file=file, field=field, value=value)
-    return float(value)
-
-
 # Architecture and device magnitudes a spec may carry: 100x or more above any released
 # model or chip (largest today: hidden 16,384 and 126 layers in Llama 3.1 405B; vocab
 # 262,144 in Gemma 3; 256 experts in DeepSeek-V3; B200 ~ 4.5 PFLOP/s fp8 dense, 8 TB/s,

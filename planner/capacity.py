@@ -131,8 +131,8 @@ class Lengths(_Strict):
 
     def mean_len(self) -> int:
         if self.fixed is not None:
-            if self._drawn() is not None:  # the benchmark's mean (one home: planner.cost.api.spread_length)
-                from planner.cost.api import spread_length
+            if self._drawn() is not None:  # the benchmark's mean (one home: planner.cost.spread.spread_length)
+                from planner.cost.spread import spread_length
 
                 return spread_length(self.fixed, self.range_ratio)
             return self.fixed
@@ -169,8 +169,8 @@ class Lengths(_Strict):
 
 
 def _range_ratio(v):
-    """Validator body: planner.bounds.check_range_ratio's rule (0 < r <= 1)."""
-    from planner.bounds import check_range_ratio
+    """Validator body: planner.cost.spread.check_range_ratio's rule (0 < r <= 1)."""
+    from planner.cost.spread import check_range_ratio
 
     try:
         return check_range_ratio(v)
@@ -185,7 +185,7 @@ class Traffic(_Strict):
     max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
     range_ratio: Optional[float] = Field(None, description="both fixed lengths drawn per request from "
                                                            "[int(r L), L], as sglang bench_serving's "
-                                                           "--random-range-ratio (planner.bounds.check_range_ratio)")
+                                                           "--random-range-ratio (planner.cost.spread.check_range_ratio)")
 
     @field_validator("range_ratio", mode="before")
     @classmethod

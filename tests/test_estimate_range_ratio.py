@@ -16,11 +16,11 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from planner.bounds import check_range_ratio
 from planner.catalog import load_hardware, load_model
 from planner.cli import main
-from planner.cost.api import estimate, spread_lengths
+from planner.cost.api import estimate
 from planner.cost.serving_api import simulate_estimate
+from planner.cost.spread import check_range_ratio, spread_lengths
 from planner.engine_profiles import load_engine
 from planner.errors import InputError
 

@@ -137,8 +137,8 @@ def estimate_cmd(
 
 
 def _range_ratio(text: str) -> float:
-    """The --range-ratio flag's value (planner.bounds.check_range_ratio: 0 < R <= 1)."""
-    from planner.bounds import check_range_ratio
+    """The --range-ratio flag's value (planner.cost.spread.check_range_ratio: 0 < R <= 1)."""
+    from planner.cost.spread import check_range_ratio
     from planner.errors import InputError
 
     try:

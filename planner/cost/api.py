@@ -187,7 +187,7 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     replaces the engine's host time, ``wave_sync`` and ``request_overhead_s`` shape the
     closed loop); pass its efficiency as ``efficiency``. ``range_ratio`` r < 1: the
     benchmark client draws each request's lengths from ``[int(r L), L]`` with ``L`` =
-    ``prompt_len`` / ``gen_len`` (:func:`spread_lengths`): serving only (a static batch
+    ``prompt_len`` / ``gen_len`` (planner.cost.spread): serving only (a static batch
     runs its fixed lengths). Bad values raise InputError.
 
     The steady state and static batches run on Python floats (the scalar fast path);
@@ -224,28 +224,15 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
                            rate=rate, layout=layout, serving=serving)
 
 
-def spread_length(length, range_ratio: float) -> int:
-    """The mean length of a benchmark that draws each request's from the whole numbers in
-    ``[int(r L), L]`` (planner.measured.mean_length), rounded to whole tokens as the
-    replay rounds them (planner.replay), at least 1; ``L`` at r = 1."""
-    from planner.measured import mean_length
-
-    return max(int(np.round(mean_length(length, range_ratio))), 1)
-
-
-def spread_lengths(prompt_len, gen_len, range_ratio: float) -> tuple[int, int]:
-    """:func:`spread_length` of the prompt and of the generation."""
-    return spread_length(prompt_len, range_ratio), spread_length(gen_len, range_ratio)
-
-
 def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, arrival, pp, **kw) -> dict[str, Any]:
     """:func:`estimate` with lengths drawn per request from ``[int(r L), L]``: the serving
-    models at the mean lengths (:func:`spread_lengths`; a mean-field model's work and
+    models at the mean lengths (planner.cost.spread.spread_lengths; a mean-field model's work and
     memory per request are its mean request's), and under the closed loop the
     ``range_ratio`` column, the share of later waves that stays in step
     (planner.cost.waves.in_step_share, as the replay of a measured run applies it).
     The report's ``config`` keeps the flag's lengths ``L`` and adds the means."""
-    from planner.bounds import check_count, check_range_ratio
+    from planner.bounds import check_count
+    from planner.cost.spread import check_range_ratio, spread_lengths
 
     r = check_range_ratio(range_ratio)
     P = check_count("prompt_len", prompt_len, 1)

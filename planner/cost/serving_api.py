@@ -34,7 +34,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     worker's one scheduler, as in the analytic model. ``range_ratio`` r < 1: the
     benchmark's lengths drawn per request from ``[int(r L), L]``: the simulator draws each
     output length (planner.cost.simulate.simulate), prompts are the mean prompt and the
-    KV cap and token throughput the mean request's (planner.cost.api.spread_lengths, as
+    KV cap and token throughput the mean request's (planner.cost.spread.spread_lengths, as
     ``estimate(range_ratio=)``); one stage only."""
     from planner.cost.context import Ctx
     from planner.cost.layout import check_layout
@@ -43,8 +43,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
 
     G_drawn = gen_len  # the simulator's longest output (its draws span [int(r G), G])
     if range_ratio != 1.0:
-        from planner.bounds import check_range_ratio
-        from planner.cost.api import spread_lengths
+        from planner.cost.spread import check_range_ratio, spread_lengths
 
         check_range_ratio(range_ratio)
         if pp > 1:
