@@ -21,7 +21,7 @@ def estimate_cmd(
     prompt_len: int = typer.Option(D["prompt_len"], "--prompt-len", help="Prompt tokens."),
     gen_len: int = typer.Option(D["gen_len"], "--gen-len", help="Generated tokens per sample."),
     samples: int = typer.Option(D["samples"], "--samples", help="Samples per prompt (Best-of-N, voting)."),
-    range_ratio: str = typer.Option("1", "--range-ratio",
+    range_ratio: str = typer.Option("1", "--range-ratio", metavar="R",
                                     help="Lengths drawn per request from [int(R L), L], as sglang bench_serving and "
                                          "InferenceMAX --random-range-ratio R (0 < R <= 1; 1: fixed lengths; "
                                          "vllm bench serve's b: L(1+b) and R = (1-b)/(1+b)). Serving only."),
