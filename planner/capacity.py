@@ -55,6 +55,14 @@ class Lengths(_Strict):
     p99: Optional[float] = Field(None, ge=1)
     mean: Optional[float] = Field(None, ge=1)
     lognormal: Optional[LogNormal] = None
+    range_ratio: Optional[float] = Field(None, description="with fixed: each request's length drawn uniformly "
+                                                           "from the whole numbers in [int(r fixed), fixed], as "
+                                                           "sglang bench_serving's --random-range-ratio r")
+
+    @field_validator("range_ratio", mode="before")
+    @classmethod
+    def _ratio(cls, v):
+        return None if v is None else _range_ratio(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -81,7 +89,15 @@ class Lengths(_Strict):
                 raise ValueError(f"percentiles must not decrease (p50 <= p90 <= p99), got {given}")
         if self.mean is not None and not forms[2]:
             raise ValueError("mean goes with percentiles only")
+        if self.range_ratio is not None and not forms[0]:
+            raise ValueError("range_ratio goes with a fixed length only (percentiles and lognormal are spreads)")
         return self
+
+    def _drawn(self) -> tuple[int, int] | None:
+        """The whole numbers ``[int(r L), L]`` a fixed length with a range ratio is drawn from."""
+        if self.fixed is None or self.range_ratio is None or self.range_ratio == 1.0:
+            return None
+        return max(int(math.floor(self.fixed * self.range_ratio + 1e-9)), 1), self.fixed
 
     def _points(self) -> list[tuple[float, float]]:
         """(z, ln length) anchor points."""
@@ -98,6 +114,10 @@ class Lengths(_Strict):
         for gq, v in zip(GIVEN_PERCENTILES, (self.p50, self.p90, self.p99)):
             if q == gq and v is not None:
                 return max(1, int(round(v)))
+        drawn = self._drawn()
+        if drawn is not None:  # the uniform draw's q-quantile: the least x with P(X <= x) >= q
+            lo, hi = drawn
+            return min(lo + max(math.ceil(q / 100.0 * (hi - lo + 1) - 1e-9), 1) - 1, hi)
         pts = self._points()
         if len(pts) == 1:
             return max(1, int(round(math.exp(pts[0][1]))))
@@ -111,6 +131,10 @@ class Lengths(_Strict):
 
     def mean_len(self) -> int:
         if self.fixed is not None:
+            if self._drawn() is not None:  # the benchmark's mean (one home: planner.cost.spread.spread_length)
+                from planner.cost.spread import spread_length
+
+                return spread_length(self.fixed, self.range_ratio)
             return self.fixed
         if self.lognormal is not None:
             return max(1, int(round(self.lognormal.median * math.exp(self.lognormal.sigma ** 2 / 2))))
@@ -126,13 +150,16 @@ class Lengths(_Strict):
     def scaled(self, f: float) -> "Lengths":
         """Every length times ``f`` (the sensitivity table's "generation length x2")."""
         if self.fixed is not None:
-            return Lengths(fixed=max(1, int(round(self.fixed * f))))
+            return Lengths(fixed=max(1, int(round(self.fixed * f))), range_ratio=self.range_ratio)
         if self.lognormal is not None:
             return Lengths(lognormal=LogNormal(median=self.lognormal.median * f, sigma=self.lognormal.sigma))
         return Lengths(**{k: (None if v is None else v * f) for k, v in
                           (("p50", self.p50), ("p90", self.p90), ("p99", self.p99), ("mean", self.mean))})
 
     def describe(self) -> str:
+        if self._drawn() is not None:
+            lo, hi = self._drawn()
+            return f"{lo} to {hi} (range ratio {self.range_ratio:g}, mean {self.mean_len()})"
         if self.fixed is not None:
             return f"{self.fixed} (fixed)"
         if self.lognormal is not None:
@@ -141,11 +168,43 @@ class Lengths(_Strict):
         return ", ".join(parts) + f" (mean {self.mean_len()})"
 
 
+def _range_ratio(v):
+    """Validator body: planner.cost.spread.check_range_ratio's rule (0 < r <= 1)."""
+    from planner.cost.spread import check_range_ratio
+
+    try:
+        return check_range_ratio(v)
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+
+
 class Traffic(_Strict):
     requests_per_s: float = Field(gt=0, description="mean arrival rate of requests at the planned peak")
     prompt_len: Lengths
     gen_len: Lengths
     max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
+    range_ratio: Optional[float] = Field(None, description="both fixed lengths drawn per request from "
+                                                           "[int(r L), L], as sglang bench_serving's "
+                                                           "--random-range-ratio (planner.cost.spread.check_range_ratio)")
+
+    @field_validator("range_ratio", mode="before")
+    @classmethod
+    def _ratio(cls, v):
+        return None if v is None else _range_ratio(v)
+
+    @model_validator(mode="after")
+    def _spread(self) -> "Traffic":
+        """``range_ratio:`` applies to both lengths (as the benchmark's flag), which must be fixed."""
+        if self.range_ratio is None:
+            return self
+        for name in ("prompt_len", "gen_len"):
+            ln = getattr(self, name)
+            if ln.fixed is None:
+                raise ValueError(f"range_ratio needs fixed lengths ({name} is a spread already)")
+            if ln.range_ratio is not None and ln.range_ratio != self.range_ratio:
+                raise ValueError(f"{name}.range_ratio {ln.range_ratio:g} differs from range_ratio {self.range_ratio:g}")
+            object.__setattr__(self, name, ln.model_copy(update={"range_ratio": self.range_ratio}))
+        return self
 
     def gen_cap(self) -> int:
         return self.max_gen_len or max(self.gen_len.quantile(99.0), self.gen_len.mean_len())

@@ -63,6 +63,17 @@ class EstimateSpec(_Strict):
     arrival: str = "steady"            # steady | closed | poisson (planner.cost.serving)
     rate: float = 0.0                  # Poisson requests/s
     pp: int = 1                        # pipeline stages
+    range_ratio: float = 1.0           # lengths drawn per request from [int(r L), L] (planner estimate --range-ratio)
+
+    @field_validator("range_ratio", mode="before")
+    @classmethod
+    def _range_ratio(cls, v):
+        from planner.cost.spread import check_range_ratio
+
+        try:
+            return check_range_ratio(v)
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
 
 
 class CheckSpec(_Strict):

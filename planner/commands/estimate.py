@@ -21,6 +21,10 @@ def estimate_cmd(
     prompt_len: int = typer.Option(D["prompt_len"], "--prompt-len", help="Prompt tokens."),
     gen_len: int = typer.Option(D["gen_len"], "--gen-len", help="Generated tokens per sample."),
     samples: int = typer.Option(D["samples"], "--samples", help="Samples per prompt (Best-of-N, voting)."),
+    range_ratio: str = typer.Option("1", "--range-ratio", metavar="R",
+                                    help="Lengths drawn per request from [int(R L), L], as sglang bench_serving and "
+                                         "InferenceMAX --random-range-ratio R (0 < R <= 1; 1: fixed lengths; "
+                                         "vllm bench serve's b: L(1+b) and R = (1-b)/(1+b)). Serving only."),
     weight_dtype: str = opt.weight_dtype(),
     act_dtype: str = opt.act_dtype(),
     kv_dtype: str = opt.kv_dtype(),
@@ -65,6 +69,7 @@ def estimate_cmd(
         raise InputError("--batch is a static batch and --concurrency is continuous batching: give one",
                          field="batch", value=batch)
     batch = D["batch"] if batch is None else batch
+    ratio = _range_ratio(range_ratio)
 
     m = load_model(model)
     h = load_hardware(hardware)
@@ -96,6 +101,8 @@ def estimate_cmd(
         if spec_tokens:
             raise InputError("disaggregated serving from the command line has no speculative decoding (a measured "
                              "run's spec_decode_tokens column has)", field="spec-tokens", value=spec_tokens)
+        if ratio != 1.0:
+            raise InputError("disaggregated serving is costed at fixed lengths", field="range-ratio", value=range_ratio)
         if pp > 1 or rate is not None or simulate or arrival == "poisson":
             raise InputError("disaggregated serving is costed as a closed loop, tensor parallel only",
                              field="prefill-workers", value=prefill_workers)
@@ -114,7 +121,7 @@ def estimate_cmd(
                  gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
                  engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving,
-                 spec_tokens=spec_tokens)
+                 spec_tokens=spec_tokens, **({"range_ratio": ratio} if ratio != 1.0 else {}))
     r["efficiency"] = eff_label
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
         if spec_tokens:
@@ -126,7 +133,8 @@ def estimate_cmd(
             m, h, devices=devices, concurrency=max(concurrency, 1) if arrival == "closed" else 0,
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
             kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
-            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp, ep=ep, dp=dp)
+            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp, ep=ep, dp=dp,
+            **({"range_ratio": ratio} if ratio != 1.0 else {}))
     r["assumptions"] = assumptions(h, eff_label)
     if json_out:
         print_json(r)
@@ -134,6 +142,17 @@ def estimate_cmd(
         print_estimate(r)
     if strict and not r["memory"]["fits"]:
         raise CheckFailed("the configuration does not fit in device memory (--strict)")
+
+
+def _range_ratio(text: str) -> float:
+    """The --range-ratio flag's value (planner.cost.spread.check_range_ratio: 0 < R <= 1)."""
+    from planner.cost.spread import check_range_ratio
+    from planner.errors import InputError
+
+    try:
+        return check_range_ratio(float(text))
+    except (ValueError, InputError):  # not a number, or outside (0, 1]: the value as given
+        raise InputError("must be a number > 0 and <= 1 (1: fixed lengths)", field="range-ratio", value=text) from None
 
 
 def assumptions(hardware, eff_label: str) -> list[str]:
@@ -167,6 +186,8 @@ def print_estimate(r: dict) -> None:
             + (f" | rate {c['rate']:g}/s" if c.get("arrival") == "poisson" else
                f" | batch {c['batch']}" + (f", concurrency {c['concurrency']}" if c["concurrency"] else ""))
             + f" | prompt {c['prompt_len']}, gen {c['gen_len']}, samples {c['samples']}"
+            + (f" | range ratio {c['range_ratio']:g}: mean prompt {c['mean_prompt_len']}, gen {c['mean_gen_len']}"
+               if "range_ratio" in c else "")
             + f" | W {c['weight_dtype']} A {c['act_dtype']} KV {c['kv_dtype']}"
             + (f" | KV budget {c['kv_budget']}" if c["kv_budget"] else ""))
     con.print(head)

@@ -170,7 +170,8 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
              act_dtype: str = D["act_dtype"], kv_dtype: str = D["kv_dtype"], kv_budget: int = D["kv_budget"],
              prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None,
              engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1, ep: int = 1,
-             dp: int = 1, serving: Optional[dict] = None, spec_tokens: int = 0) -> dict[str, Any]:
+             dp: int = 1, serving: Optional[dict] = None, spec_tokens: int = 0,
+             range_ratio: float = 1.0) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD):
     the documented ``planner estimate --json`` object.
 
@@ -188,10 +189,19 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     closed loop); pass its efficiency as ``efficiency``. ``spec_tokens`` > 0: speculative
     decoding with that many MTP drafts per step at the engine profile's ``spec_acceptance``
     (planner.cost.spec_decode; the scheduler model's steps: closed or Poisson arrivals, one
-    pipeline stage). Bad values raise InputError.
+    pipeline stage). ``range_ratio`` r < 1: the
+    benchmark client draws each request's lengths from ``[int(r L), L]`` with ``L`` =
+    ``prompt_len`` / ``gen_len`` (planner.cost.spread): serving only (a static batch
+    runs its fixed lengths). Bad values raise InputError.
 
     The steady state and static batches run on Python floats (the scalar fast path);
     closed-loop and Poisson rows through the vectorized engine on one row."""
+    if range_ratio != 1.0:
+        return _spread(model, hardware, range_ratio, devices=devices, batch=batch, concurrency=concurrency,
+                       prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
+                       act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing,
+                       efficiency=efficiency, engine=engine, arrival=arrival, rate=rate, pp=pp, ep=ep, dp=dp,
+                       serving=serving)
     model = resolve_model(model)
     hardware = resolve_hardware(hardware)
     if engine is not None:  # as the engine configures itself on this device (its defaults by GPU class)
@@ -223,6 +233,59 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
                            act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
                            prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
                            rate=rate, layout=layout, serving=serving)
+
+
+def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, arrival, pp, **kw) -> dict[str, Any]:
+    """:func:`estimate` with lengths drawn per request from ``[int(r L), L]``: the serving
+    models at the mean lengths (planner.cost.spread.spread_lengths; a mean-field model's work and
+    memory per request are its mean request's), and under the closed loop the
+    ``range_ratio`` column, the share of later waves that stays in step
+    (planner.cost.waves.in_step_share, as the replay of a measured run applies it).
+    The report's ``config`` keeps the flag's lengths ``L`` and adds the means."""
+    from planner.bounds import check_count
+    from planner.cost.spread import check_range_ratio, spread_lengths
+
+    r = check_range_ratio(range_ratio)
+    P = check_count("prompt_len", prompt_len, 1)
+    G = check_count("gen_len", gen_len, 1)
+    if concurrency <= 0 and arrival != "poisson":
+        raise InputError("lengths drawn per request need serving (--concurrency or --rate); a static batch runs "
+                         "fixed lengths", field="range-ratio", value=range_ratio)
+    if pp > 1 and arrival == "closed":
+        raise InputError("a closed loop over pipeline stages runs fixed lengths (give --range-ratio 1, or "
+                         "--arrival steady / --rate)", field="range-ratio", value=range_ratio)
+    Pm, Gm = spread_lengths(P, G, r)
+    if arrival == "closed":
+        serving = dict(kw.pop("serving") or {})
+        out = _spread_closed(model, hardware, r, prompt_len=Pm, gen_len=Gm, concurrency=concurrency, serving=serving,
+                             **kw)
+    else:
+        out = estimate(model, hardware, prompt_len=Pm, gen_len=Gm, concurrency=concurrency, arrival=arrival, pp=pp,
+                       **kw)
+    out["config"] = {**out["config"], "prompt_len": P, "gen_len": G, "range_ratio": r, "mean_prompt_len": Pm,
+                     "mean_gen_len": Gm}
+    return out
+
+
+def _spread_closed(model, hardware, r, *, serving, ep, dp, **kw) -> dict[str, Any]:
+    """The closed loop at the mean lengths with the ``range_ratio`` column set."""
+    model = resolve_model(model)
+    hardware = resolve_hardware(hardware)
+    engine = kw.pop("engine")
+    if engine is not None:
+        engine = engine.on_device(hardware)
+    layout = {}
+    if ep != 1 or dp != 1:
+        from planner.cost.layout import check_layout
+
+        check_layout(model, tp=kw["devices"], pp=1, ep=ep, dp=dp)
+        layout = {"ep": ep, "attn_dp": dp}
+    rate = kw.pop("rate")
+    serve = _fitted(serving_columns(engine, "closed", rate), serving or None)
+    serve["range_ratio"] = r
+    out = _estimate_group(model, hardware, serve, engine=engine, arrival="closed", rate=rate, layout=layout,
+                          serving=serving or None, **kw)
+    return out
 
 
 def _fitted(serve: dict, serving: Optional[dict]) -> dict:

@@ -20,7 +20,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                       efficiency: Efficiency | None = None, engine=None, arrival: str = "closed",
                       rate: float = 0.0, n_requests: int | None = None, slo_ttft_s: float | None = None,
                       slo_tpot_s: float | None = None, seed: int = 0, pp: int = 1, ep: int = 1,
-                      dp: int = 1) -> dict[str, Any]:
+                      dp: int = 1, range_ratio: float = 1.0) -> dict[str, Any]:
     """Run the discrete-event simulator (planner.cost.simulate) on one configuration:
     per-request TTFT / TPOT / end-to-end distributions, throughput, goodput, SLO
     attainment. ``n_requests`` defaults to the benchmark convention (10 x concurrency for
@@ -31,12 +31,24 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     ``devices``) change only what each step costs: the StepTable is built from the
     engine context with those ``ep`` / ``attn_dp`` columns (planner.cost.expert_parallel),
     the running set is capped by the KV memory of that layout, and the scheduler is the
-    worker's one scheduler, as in the analytic model."""
+    worker's one scheduler, as in the analytic model. ``range_ratio`` r < 1: the
+    benchmark's lengths drawn per request from ``[int(r L), L]``: the simulator draws each
+    output length (planner.cost.simulate.simulate), prompts are the mean prompt and the
+    KV cap and token throughput the mean request's (planner.cost.spread.spread_lengths, as
+    ``estimate(range_ratio=)``); one stage only."""
     from planner.cost.context import Ctx
     from planner.cost.layout import check_layout
     from planner.cost.serving import REQUESTS_PER_CONCURRENCY
     from planner.cost.simulate import simulate_config, summarize
 
+    G_drawn = gen_len  # the simulator's longest output (its draws span [int(r G), G])
+    if range_ratio != 1.0:
+        from planner.cost.spread import check_range_ratio, spread_lengths
+
+        check_range_ratio(range_ratio)
+        if pp > 1:
+            raise InputError("the pipeline simulator runs fixed lengths", field="range-ratio", value=range_ratio)
+        prompt_len, gen_len = spread_lengths(prompt_len, gen_len, range_ratio)
     dt = validate_config(model, hardware, devices=devices, batch=1, concurrency=concurrency,
                          prompt_len=prompt_len, gen_len=gen_len, samples=1, weight_dtype=weight_dtype,
                          act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=0)
@@ -71,8 +83,9 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
         cap = running_limit(x, engine.max_running, serve["kv_reserve"], one, prompt_len * one, gen_len * one,
                             np.zeros(1, dtype=bool), serve["kv_fraction"], serve["kv_of_free"])
         engine = engine.model_copy(update={"max_running": int(np.min(cap))})
-    sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=gen_len, arrival=arrival,
-                          concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
+    sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=G_drawn, arrival=arrival,
+                          concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed,
+                          range_ratio=range_ratio)
     out = summarize(sim, gen_len, slo_ttft_s, slo_tpot_s)
     out.update(engine=engine.name, arrival=arrival, ep=ep, dp=dp)
     return out

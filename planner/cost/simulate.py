@@ -218,9 +218,9 @@ def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot
 
 
 def simulate_config(x, *, engine, prompt_len: int, gen_len: int, arrival: str, concurrency: int,
-                    rate: float, n_requests: int, seed: int = 0) -> dict:
+                    rate: float, n_requests: int, seed: int = 0, range_ratio: float = 1.0) -> dict:
     """Simulate one configuration (row 0 of the engine context ``x``) under an engine
-    profile (planner.engine_profiles.EngineProfile)."""
+    profile (planner.engine_profiles.EngineProfile); ``range_ratio``: :func:`simulate`'s."""
     from planner.cost.serving import effective_budget
 
     budget = int(effective_budget(engine.token_budget, prompt_len, concurrency, engine.chunked_prefill,
@@ -230,4 +230,5 @@ def simulate_config(x, *, engine, prompt_len: int, gen_len: int, arrival: str, c
                       engine.host_step_s, prompt_len)
     return simulate(table, prompt_len=prompt_len, gen_len=gen_len, token_budget=budget,
                     max_running=engine.max_running, chunked=engine.chunked_prefill, mixed=engine.mixed_batches,
-                    arrival=arrival, concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
+                    arrival=arrival, concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed,
+                    range_ratio=range_ratio)
