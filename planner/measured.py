@@ -110,7 +110,6 @@ class MeasuredRuns:
     range_ratio: np.ndarray        # lengths drawn per request from [r L, L] (1: fixed; harness_range_ratio)
     kv_dtype: np.ndarray           # the deployment's KV-cache dtype ("" = the engine's default; kv_cache_dtype)
     spec_tokens: np.ndarray        # speculative (MTP) draft tokens per step (0 = none; SPEC_TOKENS_COLUMN)
-    harness: np.ndarray            # the benchmark harness the provenance names ("" = unknown; harness_family)
     disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
 
     def __len__(self) -> int:
@@ -161,7 +160,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         raise InputError(f"malformed CSV: {exc}", file=file) from None
     n = len(rows)
     s = {k: [] for k in ("ids", "model", "system", "engine", "engine_version", "precision", "quant", "mode",
-                         "kv_dtype", "harness")}
+                         "kv_dtype")}
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
                                     "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio",
                                     "spec_tokens")}
@@ -209,7 +208,6 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         num["spec_tokens"][i] = _number(r.get(SPEC_TOKENS_COLUMN) or "", file, line, SPEC_TOKENS_COLUMN, whole=True,
                                         empty_ok=True, default=0.0)
         num["range_ratio"][i] = harness_range_ratio(get("silicon_data_source"))
-        s["harness"].append(harness_family(get("silicon_data_source")))
         if get(RANGE_RATIO_COLUMN):  # the row says it: that wins over the harness's default
             v = _number(r[RANGE_RATIO_COLUMN], file, line, RANGE_RATIO_COLUMN, whole=False, empty_ok=False)
             if v > 1.0:
@@ -240,26 +238,6 @@ HARNESS_SOURCE = re.compile(r"(?:^|[;\s])(?:workflow_run_id|wip|aic_database_mod
 def harness_range_ratio(source: str) -> float:
     """The random range ratio of the harness a row's provenance names (module comment)."""
     return HARNESS_RANGE_RATIO if HARNESS_SOURCE.search(source or "") else 1.0
-
-
-# The benchmark harness a row's provenance names, as a family: "inferencemax" (the provenance
-# above: SemiAnalysis' sweeps and their gap-analysis copies), "gap-analysis" (NVIDIA's
-# AIConfigurator gap-analysis sweeps: a ``source_file=`` under ``aic-auto-gap-analysis``, no
-# Dynamo job ``gtl_job_id=``), "" otherwise (unknown). What a request spends outside the GPU
-# steps (HTTP, tokenization, the client's own clock) is the harness's as much as the engine's
-# (docs/serving-experiments.md, Round 13 (S3): ~70 ms InferenceMAX, 130-530 ms gap-analysis).
-INFERENCEMAX, GAP_ANALYSIS = "inferencemax", "gap-analysis"
-GAP_ANALYSIS_SOURCE = re.compile(r"(?:^|[;\s])source_file=[^;\s]*aic-auto-gap-analysis")
-
-
-def harness_family(source: str) -> str:
-    """The harness family a row's provenance names (comment above); "" when unknown."""
-    source = source or ""
-    if HARNESS_SOURCE.search(source):
-        return INFERENCEMAX
-    if GAP_ANALYSIS_SOURCE.search(source) and "gtl_job_id=" not in source:
-        return GAP_ANALYSIS
-    return ""
 
 
 def mean_length(length, range_ratio):

@@ -352,7 +352,7 @@ class Prepared:
                 cols["arrival"] = np.full(idx.size, ARRIVAL_CODE["steady"])
             else:  # the closed loop, its waves smeared by the fitted synchrony
                 cols["wave_sync"] = pick("wave_sync")
-                cols["request_overhead_s"] = SP.request_overhead(sets, g_idx, self.runs.harness[idx])
+                cols["request_overhead_s"] = pick("request_overhead_s")
             dis = self.dis[sel]
             agg = {key: v[~dis] for key, v in cols.items()}
             pp, n_mb = self.pp[sel][~dis], self.n_mb[sel][~dis]

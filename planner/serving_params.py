@@ -29,13 +29,7 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   fixed-length rows identify it. Default 0.5, the middle of its range.
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first
   token (HTTP, tokenization, admission into the running batch, the first detokenization):
-  added once to TTFT. Cannot be negative. The engine's value: rows of any harness without
-  a parameter of its own (:data:`HARNESS_OVERHEAD`), and every command's.
-* ``inferencemax_overhead_s``: the same time on the rows of InferenceMAX's harness
-  (planner.measured.harness_family): the overhead is the benchmark client's as much as the
-  engine's (docs/serving-experiments.md, Round 13 (S3): implied ~70 ms there against
-  130-530 ms on the gap-analysis rows of the same engines). Scope: the engine, per harness.
-  A profile without it gives those rows the engine's ``request_overhead_s``.
+  added once to TTFT. Cannot be negative.
 * ``kernel_time_s``: GPU time per kernel that does not scale with its work (launch under
   CUDA graphs, the ramp and tail of a short kernel, the barrier between kernels):
   multiplied by the kernels of a step (``planner.cost.context``: 8 per layer, 4 more per
@@ -121,18 +115,13 @@ PARAMS = (
           "a share of requests cannot exceed 1", scope="engine"),
     Param("request_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
           "more than 1 s per request outside the GPU is not a serving engine (check the data)", scope="engine"),
-    Param("inferencemax_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
-          "more than 1 s per request outside the GPU is not a serving engine (check the data)", scope="engine"),
     Param("kernel_time_s", "s", 0.0, 50e-6, "a time cannot be negative",
           "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)", scope="die"),
     Param("link_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
           "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)", scope="fabric"),
 )
 NAMES = tuple(p.name for p in PARAMS)
-OPTIONAL = ("kernel_time_s", "link_efficiency", "inferencemax_overhead_s")  # a profile may lack them: the default
-# The harness families (planner.measured.harness_family) whose rows take a request overhead of
-# their own; a row of any other harness, or of none, takes the engine's ``request_overhead_s``.
-HARNESS_OVERHEAD = {"inferencemax": "inferencemax_overhead_s"}
+OPTIONAL = ("kernel_time_s", "link_efficiency")  # a profile may lack them: the datasheet default
 ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: carried to every device of an engine
 # The device-scoped achieved fractions of the datasheet (and the per-kernel time) a device
 # reaches; "carried" means an unmeasured GPU of the same vendor is taken to reach the median
@@ -187,18 +176,8 @@ def defaults(hw, engine=None) -> dict[str, float]:
     overhead."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": float(engine.host_step_s) if engine is not None else 0.0, "wave_sync": 0.5,
-            "request_overhead_s": 0.0, "inferencemax_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
+            "request_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
             "link_efficiency": float(hw.interconnect_efficiency)}
-
-
-def request_overhead(sets: list[tuple[str, dict]], g_idx: np.ndarray, harness: np.ndarray) -> np.ndarray:
-    """The request overhead of each row: its harness's (:data:`HARNESS_OVERHEAD`) where the
-    row's parameter set ``sets[g_idx]`` has one, else the engine's ``request_overhead_s``."""
-    out = np.array([v["request_overhead_s"] for _, v in sets], dtype=float)[g_idx]
-    for family, key in HARNESS_OVERHEAD.items():
-        own = np.array([v.get(key, v["request_overhead_s"]) for _, v in sets], dtype=float)[g_idx]
-        out = np.where(np.asarray(harness) == family, own, out)
-    return out
 
 
 def _hardware(device: str):

@@ -24,8 +24,7 @@ HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size
 # the engine's, the die's (GH100: compute fraction, per-kernel time) and the fabric's (NVLink 4:
 # link fraction) shared by both devices; the memory fraction each device's own
 SHARED = {"step_host_s": 0.0008, "wave_sync": 0.3, "request_overhead_s": 0.06, "kernel_time_s": 7e-6,
-          "link_efficiency": 0.35, "compute_efficiency": 0.56,
-          "inferencemax_overhead_s": 0.06}  # no row names InferenceMAX's harness: the engine's overhead
+          "link_efficiency": 0.35, "compute_efficiency": 0.56}
 OWN = {"h100-sxm": {"memory_efficiency": 0.9}, "h200": {"memory_efficiency": 0.75}}
 SYSTEM = {"h100-sxm": "h100_sxm", "h200": "h200_sxm"}
 
@@ -165,8 +164,7 @@ def test_validate_estimate_recommend_say_what_was_carried(tmp_path, capsys):
     assert rows and all(r["status"] == "ok" for r in rows)
     for r in rows:
         engine = "vllm" if "vllm" in r["profile"] else "trtllm"
-        named = [k for k in SP.CARRIED if all(k in v for g, (_, v) in shipped.items() if g.endswith(engine))]
-        assert r["profile"] == (f"datasheet + {engine} {', '.join(named)} of "
+        assert r["profile"] == (f"datasheet + {engine} {', '.join(SP.CARRIED)} of "
                                 f"h100-sxm/{engine}, h200/{engine}")
     # the carried link efficiency is used, not just named: the engine-only rule predicts these TP > 1 rows differently
     prep = Prepared(read_measured(str(path)))
@@ -178,8 +176,7 @@ def test_validate_estimate_recommend_say_what_was_carried(tmp_path, capsys):
 
     assert main(["estimate", "-m", "llama-3.1-8b", "-H", "b200", "--engine", "vllm", "--json"]) == 0
     text = capsys.readouterr().out
-    named = [k for k in SP.CARRIED if all(k in v for g, (_, v) in shipped.items() if g.endswith("/vllm"))]
-    carried = f"{', '.join(named)} of h100-sxm/vllm, h200/vllm"
+    carried = f"{', '.join(SP.CARRIED)} of h100-sxm/vllm, h200/vllm"
     assert json.loads(text)["efficiency"].endswith(f"; datasheet + vllm {carried}")
     assert main(["recommend", "--task", "aime24", "--models", "qwen3-8b", "--hardware", "b200", "--engine", "vllm",
                  "--top", "1", "--json"]) == 0
