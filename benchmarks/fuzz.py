@@ -57,8 +57,10 @@ def main() -> None:
         heapq.heappush(slowest, (o.cpu_s, case.label[:100], key))
         if len(slowest) > SLOWEST_SHOWN:
             heapq.heappop(slowest)
-        if o.problem and o.problem not in examples:
-            examples[o.problem] = f"{case.label[:100]} | {o.err.strip()[-200:]}"
+        if o.problem:
+            example = f"{case.label[:100]} | {o.err.strip()[-200:]}"
+            examples.setdefault(o.problem, example)
+            print(f"case {i}: {o.problem}: {example}", file=sys.stderr, flush=True)
         if (i + 1) % 500 == 0:
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(f"{i + 1:,} cases, {time.perf_counter() - t0:.0f} s, peak {peak:.0f} MB: {dict(counts)}",

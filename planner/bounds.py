@@ -9,7 +9,8 @@ arithmetic on them loses meaning (bytes = tokens x layers x heads x dims stays <
 - requests in flight (batch, concurrency): 1 million;
 - samples per prompt: 1 million (Large Language Monkeys, Brown et al. 2024, go to 10,000);
 - devices in one tensor-parallel group: 100,000 (a TPU v5p pod has 8,960; checked against the device's own
-  ``max_devices``).
+  ``max_devices``); the same for pipeline stages, expert- and attention-data-parallel groups;
+- requests simulated (``--requests``): 1 million, as requests in flight.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ MAX_REQUESTS = 1_000_000
 MAX_SAMPLES = 1_000_000
 MAX_DEVICES = 100_000
 
-UPPER = {"devices": MAX_DEVICES, "batch": MAX_REQUESTS, "concurrency": MAX_REQUESTS, "prompt_len": MAX_TOKENS,
-         "gen_len": MAX_TOKENS, "samples": MAX_SAMPLES, "kv_budget": MAX_TOKENS, "top": MAX_REQUESTS}
+UPPER = {"devices": MAX_DEVICES, "pp": MAX_DEVICES, "ep": MAX_DEVICES, "dp": MAX_DEVICES, "batch": MAX_REQUESTS,
+         "concurrency": MAX_REQUESTS, "requests": MAX_REQUESTS, "prompt_len": MAX_TOKENS, "gen_len": MAX_TOKENS,
+         "samples": MAX_SAMPLES, "kv_budget": MAX_TOKENS, "top": MAX_REQUESTS}
 
 
 def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int:

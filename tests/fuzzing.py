@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # Values a mutation may put in a field: out of range, non-finite, huge, wrong type.
 EVIL_VALUES = [10**401, -(10**401), -1, 0, 2**63, 1e308, -1e308, 1e-300, float("inf"), float("-inf"),
                float("nan"), "x" * 100_000, "", "nan", [], {}, None, True, [1] * 201, 0.5, 3, 1e18, 40000]
-EVIL_FLAGS = ["-1", "0", "1e400", "inf", "nan", "-inf", str(2**63), "9" * 401, "40000", "1e18", "0.5", "abc", ""]
+EVIL_FLAGS = ["-1", "0", "1e400", "inf", "nan", "-inf", str(2**63), "9" * 401, "40000", "1e18", "0.5", "abc", "",
+              "tgi"]
 
 ALIAS_BOMB = "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]\n" for i in range(1, 9))
 ALIAS_BOMB = 'b0: &b0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n' + ALIAS_BOMB
@@ -186,6 +187,15 @@ FLAG_TEMPLATES = [
     ["estimate", "--batch", "{V}", "--json"], ["estimate", "--concurrency", "{V}", "--json"],
     ["estimate", "--samples", "{V}", "--json"], ["estimate", "--devices", "{V}", "--json"],
     ["estimate", "--kv-budget", "{V}", "--json"],
+    # serving (issue 10): engine, arrivals, simulator, layouts, disaggregated workers
+    ["estimate", "--engine", "{V}", "--json"], ["estimate", "--rate", "{V}", "--json"],
+    ["estimate", "--arrival", "{V}", "--json"], ["estimate", "--simulate", "--requests", "{V}", "--json"],
+    ["estimate", "--concurrency", "8", "--slo-ttft-s", "{V}", "--json"],
+    ["estimate", "--pp", "{V}", "--json"], ["estimate", "--num-devices", "{V}", "--json"],
+    ["estimate", "-m", "deepseek-v3", "--devices", "8", "--ep", "{V}", "--json"],
+    ["estimate", "-m", "deepseek-v3", "--devices", "8", "--ep", "8", "--dp", "{V}", "--json"],
+    ["estimate", "--prefill-workers", "1", "--decode-workers", "{V}", "--json"],
+    ["estimate", "--prefill-workers", "1", "--decode-workers", "1", "--prefill-devices", "{V}", "--json"],
     ["accuracy", "-m", "qwen3-8b", "-t", "aime24", "-k", "{V}", "-s", "majority", "--json"],
     ["accuracy", "-m", "qwen3-8b", "-t", "aime24", "--gen-len", "{V}", "--json"],
     ["fit", "{ROOT}/examples/eval_synthetic.jsonl", "--model", "m", "--task", "t", "--seed", "{V}", "--json"],

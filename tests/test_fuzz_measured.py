@@ -7,10 +7,9 @@ engine. Each case mutates it one way (a cell set to an out-of-range, non-finite,
 non-numeric value; a column dropped, duplicated or renamed; the file cut short; a byte
 that is not UTF-8; a row with too few or too many cells) and runs the command in process.
 The promise (tests/fuzzing.py ``judge``): exit 0 or 2, never a traceback, no hang, a
-one-line message, no nan or inf in the output (JSON nulls are fine). Not yet held, so not
-asserted: an unknown engine in the ``backend`` column stops the whole file with "field
-'engine', value 'tgi': unknown engine" (no file or row named), where an unknown system or
-model makes only its row unsupported.
+one-line message, no nan or inf in the output (JSON nulls are fine). An unknown engine in
+the ``backend`` column makes only its row unsupported, as an unknown system or model does
+(issue 11).
 ``python benchmarks/fuzz.py N SEED --only measured`` runs more of them.
 """
 
@@ -152,3 +151,19 @@ def test_a_concurrency_beyond_a_billion_is_scored_not_a_traceback(tmp_path):
                                tmp_path, timeout_s=30.0)
     assert o.rc == 0 and o.problem is None, o.err
     assert ">128" in o.out
+
+
+def test_an_unknown_engine_makes_only_its_row_unsupported(tmp_path):
+    """Issue 11: an unknown model or system on a row makes that row unsupported and the rest
+    are predicted; an unknown engine (``backend``) is held to the same rule."""
+    import json
+
+    rows = base_rows()
+    rows[0]["backend"] = "tgi"
+    text = _text(HEADER, [[str(r.get(c, "")) for c in HEADER] for r in rows])
+    o = fuzzing.run_in_process(Case(["validate", "--measured", "{F}", "--json"], {"runs.csv": text.encode()},
+                                    "tgi"), tmp_path, timeout_s=30.0)
+    assert o.rc == 0 and o.problem is None, o.err
+    status = {r["id"]: r["status"] for r in json.loads(o.out)["rows"]}
+    assert status["r0"] == "unsupported: unknown engine 'tgi'"
+    assert sum(s == "ok" for s in status.values()) == len(rows) - 1

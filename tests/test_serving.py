@@ -216,6 +216,13 @@ def test_simulate_cli_reports_percentiles_and_goodput(capsys):
     (["--ep", "2", "--model", "llama-3.1-8b"], "'ep'"),
     (["--dp", "2", "--devices", "4", "--num-devices", "4"], "'num-devices'"),
     (["--pp", "0"], "'pp'"),
+    # found by flag fuzzing (S5b): a layout degree or a simulated request count beyond the
+    # physical bounds (planner/bounds.py) escaped as OverflowError / numpy ValueError
+    (["--dp", "9" * 401, "--model", "deepseek-v3", "--devices", "8"], "'dp'"),
+    (["--pp", str(2**63)], "'pp'"),
+    (["--simulate", "--requests", str(2**63)], "'requests'"),
+    (["--rate", "1", "--simulate", "--requests", "9" * 401], "'requests'"),
+    (["--simulate", "--requests", "0"], "'requests'"),
 ])
 def test_bad_serving_input_exits_2_naming_the_field(argv, field, capsys):
     assert main(["estimate", "--concurrency", "4"] + argv) == 2

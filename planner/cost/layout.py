@@ -9,13 +9,13 @@ field and the value (exit 2).
 
 from __future__ import annotations
 
+from planner.bounds import check_count
 from planner.errors import InputError
 
 def check_layout(model, *, tp: int, pp: int = 1, ep: int = 1, dp: int = 1, num_devices: int | None = None) -> int:
     """Validate a layout; returns the number of devices it uses."""
     for field, v in (("pp", pp), ("ep", ep), ("dp", dp)):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise InputError("must be an integer >= 1", field=field, value=v)
+        check_count(field, v, 1)
     used = tp * pp * dp
     if num_devices is not None and used > num_devices:
         raise InputError(f"tp x pp x dp = {tp} x {pp} x {dp} = {used} devices, more than the {num_devices} available",

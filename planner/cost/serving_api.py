@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from planner.bounds import check_count
 from planner.cost.api import columns, estimate, resolve_hardware, serving_columns, validate_config
 from planner.cost.efficiency import Efficiency
 from planner.cost.tables import HardwareTable, ModelTable
@@ -62,8 +63,8 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
         engine = load_engine(None)
     if n_requests is None:
         n_requests = max(concurrency, 1) * REQUESTS_PER_CONCURRENCY if arrival != "poisson" else 1000
-    if not isinstance(n_requests, int) or n_requests < 1:
-        raise InputError("must be an integer >= 1", field="requests", value=n_requests)
+    else:
+        n_requests = check_count("requests", n_requests, 1)
     mt = ModelTable.build([model])
     ht = HardwareTable.build([hardware], [efficiency])
     cols = columns(1, model=0, hardware=0, devices=devices, batch=1, concurrency=max(concurrency, 1),
