@@ -15,62 +15,15 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from planner.bounds import check_count
+from planner.cost.config_check import validate_config
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
 from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
-from planner.cost.kinetics import KINETICS_INTENSITY, b200_seconds
-from planner.cost.passes import BOTTLENECKS
+from planner.cost.estimate_json import to_report
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
-from planner.dtypes import check_dtype
 from planner.errors import InputError
 
 D = ESTIMATE_DEFAULTS
-_INT_FIELDS = (("devices", 1), ("batch", 1), ("concurrency", 0), ("prompt_len", 1), ("gen_len", 1),
-               ("samples", 1), ("kv_budget", 0))
-
-
-def validate_config(model, hardware, *, devices: int, batch: int, concurrency: int, prompt_len: int,
-                    gen_len: int, samples: int, weight_dtype: str, act_dtype: str, kv_dtype: str,
-                    kv_budget: int) -> dict[str, Any]:
-    """Check one configuration's values; InputError names the field and the value.
-    Returns the normalized dtype names."""
-    values = {"devices": devices, "batch": batch, "concurrency": concurrency, "prompt_len": prompt_len,
-              "gen_len": gen_len, "samples": samples, "kv_budget": kv_budget}
-    for field, lo in _INT_FIELDS:  # integers within physical bounds (planner.bounds): no overflow deeper in
-        check_count(field, values[field], lo)
-    dtypes = _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype)
-    if devices > hardware.max_devices and (hardware.interconnect_gbps <= 0 or devices % hardware.max_devices):
-        # beyond one NVLink domain: whole domains linked by the network (planner.cost.interconnect)
-        raise InputError(f"device '{hardware.name}' allows at most {hardware.max_devices} in one tensor-parallel group"
-                         + (", or whole multiples of it across nodes" if hardware.interconnect_gbps > 0 else ""),
-                         field="devices", value=devices)
-    if prompt_len + gen_len > model.max_context:  # name the prompt when it alone does not fit
-        field, value = ("prompt-len", prompt_len) if prompt_len >= model.max_context else ("gen-len", gen_len)
-        raise InputError(f"prompt-len {prompt_len} + gen-len {gen_len} = {prompt_len + gen_len} tokens exceeds "
-                         f"the context of '{model.name}' ({model.max_context})", field=field, value=value)
-    return dict(dtypes)
-
-
-_DTYPES_OK: dict = {}
-
-
-def _checked_dtypes(hardware, weight_dtype, act_dtype, kv_dtype) -> dict:
-    """The normalized dtype names, once checked for this device (remembered)."""
-    key = (id(hardware), weight_dtype, act_dtype, kv_dtype)
-    hit = _DTYPES_OK.get(key)
-    if hit is not None and hit[0] is hardware:
-        return hit[1]
-    w = check_dtype(weight_dtype, "weight-dtype")
-    a = check_dtype(act_dtype, "act-dtype")
-    kv = check_dtype(kv_dtype, "kv-dtype")
-    if not hardware.has_dtype(a):
-        raise InputError(f"device '{hardware.name}' has no {a} compute (it has: {', '.join(hardware.peak_tflops)})",
-                         field="act-dtype", value=a)
-    out = {"weight_dtype": w, "act_dtype": a, "kv_dtype": kv}
-    if len(_DTYPES_OK) > 4096:
-        _DTYPES_OK.clear()
-    _DTYPES_OK[key] = (hardware, out)
-    return out
 
 
 def columns(n: int, **values) -> dict[str, np.ndarray]:
@@ -416,52 +369,3 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     out["config"] = {**cf, "arrival": "poisson", "rate": rate}
     out["pipeline"] = {**out["pipeline"], "max_running": float(np.asarray(running).ravel()[0])}
     return out
-
-
-def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) -> dict[str, Any]:
-    """Shape one engine row into the documented ``planner estimate --json`` object."""
-    flops = {"linear": r["flops_linear"], "attention": r["flops_attention"], "sparse_selection": r["flops_selection"]}
-    flops["total"] = sum(flops.values())
-    nbytes = {"weights": r["bytes_weights"], "kv_cache": r["bytes_kv"], "activations": r["bytes_activations"],
-              "sparse_selection": r["bytes_selection"]}
-    nbytes["total"] = sum(nbytes.values())
-    return {
-        "model": model.name,
-        "hardware": hardware.name,
-        "config": config,
-        "mode": ("static batch" if config.get("concurrency", 0) <= 0 else
-                 {"closed": "serving, closed loop", "poisson": "serving, Poisson arrivals"}.get(
-                     config.get("arrival", "steady"), "serving")),
-        "unbounded": bool(r.get("unbounded", False)),
-        "efficiency": efficiency_source,
-        "ttft_s": r["ttft_s"],
-        "tpot_s": r["tpot_s"],
-        "latency_s": r["latency_s"],
-        "prefill_s": r["prefill_s"],
-        "decode_s": r["decode_s"],
-        "throughput_tok_s": r["throughput_tok_s"],
-        "energy_j": r["energy_j"],
-        "cost_usd": r["cost_usd"],
-        "device_seconds": r["device_seconds"],
-        "bottleneck": BOTTLENECKS[int(r["bottleneck"])],
-        "time_by_bound_s": {"compute": r["t_compute"], "memory": r["t_memory"],
-                            "interconnect": r["t_interconnect"], "overhead": r["t_overhead"]},
-        "memory": {
-            "weights_bytes": r["weights_bytes"],
-            "kv_cache_bytes": r["kv_cache_bytes"],
-            "activations_bytes": r["activations_bytes"],
-            "reserve_bytes": r["reserve_bytes"],
-            "total_bytes": r["total_bytes"],
-            "capacity_bytes": r["capacity_bytes"],
-            "fits": bool(r["fits"]),
-        },
-        "flops": flops,
-        "bytes": nbytes,
-        "kinetics": {
-            "compute_flops": r["kinetics_compute_flops"],
-            "memory_bytes": r["kinetics_memory_bytes"],
-            "intensity": KINETICS_INTENSITY,
-            "eflops": r["kinetics_eflops"],
-            "b200_seconds": b200_seconds(r["kinetics_eflops"]),
-        },
-    }
