@@ -20,10 +20,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 from statistics import NormalDist
-from typing import Optional, Union
+from typing import Annotated, Optional, Union
 
-from pydantic import (BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer,
-                      model_validator)
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
 from planner.errors import InputError
 from planner.fleet import DEFAULT_PUE, DEFAULT_REDUNDANCY
@@ -31,6 +31,20 @@ from planner.specs import known_dtypes, known_quantizations, layout_entries, pos
 
 GIVEN_PERCENTILES = (50.0, 90.0, 99.0)
 DEFAULT_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
+
+
+def _range_ratio(v):
+    """Validator body: planner.cost.spread.check_range_ratio's rule (0 < r <= 1)."""
+    from planner.cost.spread import check_range_ratio
+
+    try:
+        return check_range_ratio(v)
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+
+
+# a benchmark's random range ratio, None when the lengths are fixed (one rule, both fields)
+RangeRatio = Annotated[Optional[float], BeforeValidator(lambda v: None if v is None else _range_ratio(v))]
 
 
 def _z(q: float) -> float:
@@ -55,14 +69,9 @@ class Lengths(_Strict):
     p99: Optional[float] = Field(None, ge=1)
     mean: Optional[float] = Field(None, ge=1)
     lognormal: Optional[LogNormal] = None
-    range_ratio: Optional[float] = Field(None, description="with fixed: each request's length drawn uniformly "
+    range_ratio: RangeRatio = Field(None, description="with fixed: each request's length drawn uniformly "
                                                            "from the whole numbers in [int(r fixed), fixed], as "
                                                            "sglang bench_serving's --random-range-ratio r")
-
-    @field_validator("range_ratio", mode="before")
-    @classmethod
-    def _ratio(cls, v):
-        return None if v is None else _range_ratio(v)
 
     @model_validator(mode="before")
     @classmethod
@@ -168,29 +177,14 @@ class Lengths(_Strict):
         return ", ".join(parts) + f" (mean {self.mean_len()})"
 
 
-def _range_ratio(v):
-    """Validator body: planner.cost.spread.check_range_ratio's rule (0 < r <= 1)."""
-    from planner.cost.spread import check_range_ratio
-
-    try:
-        return check_range_ratio(v)
-    except InputError as exc:
-        raise ValueError(exc.reason) from None
-
-
 class Traffic(_Strict):
     requests_per_s: float = Field(gt=0, description="mean arrival rate of requests at the planned peak")
     prompt_len: Lengths
     gen_len: Lengths
     max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
-    range_ratio: Optional[float] = Field(None, description="both fixed lengths drawn per request from "
+    range_ratio: RangeRatio = Field(None, description="both fixed lengths drawn per request from "
                                                            "[int(r L), L], as sglang bench_serving's "
                                                            "--random-range-ratio (planner.cost.spread.check_range_ratio)")
-
-    @field_validator("range_ratio", mode="before")
-    @classmethod
-    def _ratio(cls, v):
-        return None if v is None else _range_ratio(v)
 
     @model_validator(mode="after")
     def _spread(self) -> "Traffic":
