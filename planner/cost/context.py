@@ -130,6 +130,19 @@ def _kv_shard_heads(M):  # the KV heads tensor parallelism can split: 1 for MLA'
     return np.where(M["is_mla"] > 0, 1.0, M["kv_heads"])
 
 
+def _kv_shard(x):  # devices >= 1
+    return np.minimum(x.devices, derived(x.model, _kv_shard_heads))
+
+
+def _state_bytes_per_seq(x):
+    return (derived(x.model, _state_bytes_per_seq_all_devices)
+            / x.xp.maximum(x.xp.minimum(x.devices, x.model["state_heads"]), 1.0))
+
+
+def _linear_flops_per_token(x):
+    return derived(x.model, _linear_flops_per_token_all_devices) / x.devices
+
+
 def _s_per_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"])
 
@@ -220,16 +233,21 @@ class Ctx:
         # embeddings and LM head: 16-bit beside weight-only int4/fp4 (tables.embed_head_bytes_per_param)
         self.head_bytes_per_param = lookup(head_bytes, m, w_code)
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
+        self._layout(c, xp, dt)
+        # (model row, device count) per row where those two alone decide a quantity
+        # (:func:`per_model_device`: "row" the grid index, "width" the grid's device counts,
+        # "table" the model table); empty: the rows' own evaluation
+        row = None if xp is SCALAR or self.layout_beyond_tp else _model_device_row(m, self.devices)
+        self.model_device = {} if row is None else {"row": row[0], "width": row[1], "table": mt}
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
         if xp is SCALAR or not (self.devices >= 1.0).all():
             self.kv_shard = xp.where(M["is_mla"] > 0, 1.0, xp.minimum(self.devices, M["kv_heads"]))
         else:  # the same for t >= 1, without a per-row np.where: MLA's shard count is min(t, 1)
-            self.kv_shard = np.minimum(self.devices, derived(M, _kv_shard_heads))
+            self.kv_shard = per_model_device(self, _kv_shard)
         # linear-attention layers (planner.cost.recurrent): the state of one sequence, per
         # device (tensor parallelism splits its value heads), and its FLOPs per token
-        self.state_bytes_per_seq = (derived(M, _state_bytes_per_seq_all_devices)
-                                    / xp.maximum(xp.minimum(self.devices, M["state_heads"]), 1.0))
-        self.linear_flops_per_token = derived(M, _linear_flops_per_token_all_devices) / self.devices
+        self.state_bytes_per_seq = per_model_device(self, _state_bytes_per_seq)
+        self.linear_flops_per_token = per_model_device(self, _linear_flops_per_token)
         if xp is SCALAR:
             self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["compute_emax"]))
             self.s_per_attn_flop = 1.0 / (at_attn(htab["peak_flops"]) * at_attn(htab["att_emax"]))
@@ -265,7 +283,6 @@ class Ctx:
         # the table's columns (no per-row gather)
         self.plain_gemv = (not xp.any(hcols["gemv_stream_factor"] != 1.0)
                            and not xp.any(hcols["gemv_row_bytes"] != 0.0))
-        self._layout(c, xp, dt)
         per_count = None if xp is SCALAR else _by_device_count(ht, h, self.devices, dt)
         if per_count is None:
             self.ring_s_per_byte = ring_s_per_byte(self)
@@ -376,3 +393,57 @@ def _by_device_count(ht: HardwareTable, h, devices, dt):
 def _table_cache(table, name: str) -> dict:
     """A cache dict kept with a (cast) table: planner.cost.tables caches there too."""
     return table.__dict__.setdefault("_casts", {}).setdefault(name, {})
+
+
+class _ModelDeviceGrid:
+    """A context over every (model row, device count 0..n-1) pair, tensor parallelism
+    alone: what :func:`per_model_device`'s functions read (``xp``, ``dt``, ``model``,
+    ``devices``, ``group_devices``, ``moe_shard``)."""
+
+    layout_beyond_tp = False
+
+    def __init__(self, mt: ModelTable, n_counts: int, dt):
+        n_models = len(next(iter(mt.cols.values())))
+        self.xp, self.dt = VECTOR, dt
+        self.model = Gather(mt.cols, np.repeat(np.arange(n_models, dtype=np.intp), n_counts), VECTOR,
+                            _table_cache(mt, "derived"))
+        self.devices = np.tile(np.arange(n_counts, dtype=dt), n_models)
+        self.group_devices = self.moe_shard = self.devices
+        self.model_device: dict = {}
+
+
+def _model_device_row(m, devices):
+    """(flat index into a [model row, device count] grid, the grid's width) per row, or
+    None where the device counts are not whole numbers in 1..256 (see :func:`_by_device_count`)."""
+    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64 and np.shape(m) == devices.shape):
+        return None
+    counts = devices.astype(np.intp)
+    top = int(counts.max())
+    if top > _MAX_DEVICE_COUNT or int(counts.min()) < 1 or not np.array_equal(counts, devices):
+        return None
+    return m * (top + 1) + counts, top + 1
+
+
+def per_model_device(x, fn):
+    """``fn(x)`` for each row, ``fn`` an elementwise function of the context's model columns
+    and device count alone (tensor parallelism: ``devices``, ``group_devices`` and
+    ``moe_shard`` are the same count), a module-level function (the cache key). On rows
+    with a (model, device count) index (``x.model_device``) it runs once on the grid
+    of every model row and device count (a few hundred entries, cached with the model
+    table) and its result is gathered: one gather where the rows' own evaluation made a
+    pass per operation and a gather per column read, the same values bit for bit (the
+    same operations in the same dtype per element, as :func:`_by_device_count`)."""
+    md = x.model_device
+    if not md:
+        return fn(x)
+    idx, width, mt = md["row"], md["width"], md["table"]
+    cache = _table_cache(mt, "model_device_grid")
+    key = (fn, np.dtype(x.dt).char, width)
+    col = cache.get(key)
+    if col is None:
+        grid = cache.get(("grid", np.dtype(x.dt).char, width))
+        if grid is None:
+            grid = cache[("grid", np.dtype(x.dt).char, width)] = _ModelDeviceGrid(mt, width, x.dt)
+        with np.errstate(all="ignore"):  # device count 0: never gathered
+            col = cache[key] = np.asarray(fn(grid), dtype=x.dt)
+    return col.take(idx, mode="clip")

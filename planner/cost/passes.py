@@ -31,7 +31,7 @@ decoded together. Every function takes its elementwise operations from ``x.xp``
 
 from __future__ import annotations
 
-from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived
+from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived, per_model_device
 from planner.cost.efficiency import reduction_efficiency
 from planner.cost.expert_parallel import max_device_slots, rank_local_params
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
@@ -107,6 +107,19 @@ def _body_flops_per_token(M):  # the layers' GEMMs, routed experts included, wit
     return 2.0 * (M["matmul_active"] - M["lm_head"])
 
 
+def _head_flops_per_token(x):  # per device
+    return 2.0 * x.model["lm_head"] / x.devices
+
+
+def _expert_flops_per_token(x):  # per device, tensor parallelism
+    M = x.model
+    return 2.0 * M["experts_per_token"] * M["expert_params_per"] / x.devices
+
+
+def _body_flops_per_token_device(x):  # per device, tensor parallelism
+    return derived(x.model, _body_flops_per_token) / x.devices
+
+
 def moe_combine_bytes(x, slots):
     """HBM bytes per device of the routed experts' combine for ``slots`` routed token
     slots on the device (``n k`` under tensor parallelism, where every rank computes a
@@ -152,8 +165,8 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     memory time. Returns (time, compute part, memory part, FLOPs, weight bytes,
     activation bytes), per device."""
     M, H, n_dev = x.model, x.hw, x.devices
-    head_params = M["lm_head"]
-    rows = n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
+    f = pass_factors(x)
+    rows = n_tok if _one_pass(passes) else n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
     if x.layout_beyond_tp:  # attention data / expert parallel (planner.cost.expert_parallel)
         a = x.attn_dp
         slots = max_device_slots(x, rows)  # the busiest expert group's token slots per pass
@@ -164,46 +177,89 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
         expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / x.moe_shard
         dense_rows, logit_tokens = rows / a, logit_tokens / a
     else:
-        expert_flops = 2.0 * M["experts_per_token"] * M["expert_params_per"] * n_tok / n_dev
-        dense_flops = derived(M, _body_flops_per_token) * n_tok / n_dev - expert_flops
+        expert_flops = f["expert_flops_per_token"] * n_tok
+        dense_flops = f["body_flops_per_token"] * n_tok - expert_flops
         touched = touched_experts(x, rows)
-        expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
+        expert_bytes = _times(passes, expert_params_read(x, touched) * f["weight_bytes_per_param_device"])
         slots, dense_rows = rows * M["experts_per_token"], rows
-    dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
-    n_body = GEMMS_PER_LAYER * M["layers"]
+    dense_bytes = _times(passes, f["dense_bytes"])
     # (flat_rows, plain_gemv: no skinny-GEMM curve, no GEMV terms anywhere; the factors
     # are exactly 1 and the terms 0, and their full-size passes are skipped)
     scaled_flops = dense_flops if x.flat_rows else dense_flops * x.rows_factor(dense_rows)
-    compute_s = (scaled_flops + passes * n_body * x.gemm_offset_flops) * x.s_per_gemm_flop
+    compute_s = (scaled_flops + _times(passes, f["body_offset_flops"])) * x.s_per_gemm_flop
     read_bytes = dense_bytes if x.plain_gemv else gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev,
                                                                      dense_rows)
-    memory_s = (read_bytes + passes * n_body * H["mem_offset_bytes"]) * x.s_per_byte
+    memory_s = read_bytes * x.s_per_byte + _times(passes, f["body_offset_s"])
     t_dense, c_dense, m_dense = roofline_s(x, compute_s, memory_s)
     # routed experts: grouped GEMMs of their own, with tokens_per_expert rows each, their
     # down projection at its short per-device reduction (expert_reduction_factor)
-    compute_s = expert_flops * x.s_per_gemm_flop * expert_reduction_factor(x)
+    compute_s = expert_flops * f["expert_s_per_flop"]
     if not x.flat_rows:
         compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched, slots))
     t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
-    head_flops = 2.0 * head_params * logit_tokens / n_dev
-    head_bytes = head_params * x.head_bytes_per_param * head_passes / n_dev
+    head_flops = f["head_flops_per_token"] * logit_tokens
+    head_bytes = _times(head_passes, f["head_bytes"])
     scaled_flops = head_flops if x.flat_rows else head_flops * x.rows_factor(logit_tokens / head_passes)
-    compute_s = (scaled_flops + head_passes * x.gemm_offset_flops) * x.s_per_gemm_flop
+    compute_s = (scaled_flops + _times(head_passes, x.gemm_offset_flops)) * x.s_per_gemm_flop
     read_bytes = head_bytes if x.plain_gemv else gemm_memory_bytes(x, head_bytes, head_passes * M["vocab"] / n_dev,
                                                                    logit_tokens / head_passes)
-    memory_s = (read_bytes + head_passes * H["mem_offset_bytes"]) * x.s_per_byte
+    memory_s = read_bytes * x.s_per_byte + _times(head_passes, f["head_offset_s"])
     t_head, c_head, m_head = roofline_s(x, compute_s, memory_s)
     # the residual stream, norms, rotary and activation run on 16-bit hidden states whatever
-    # the GEMMs' input dtype (an fp8 linear returns bf16: Ctx.hidden_bytes_per_value)
-    act_bytes = M["act_elems"] * n_tok * x.hidden_bytes_per_value / x.group_devices
-    # the routed experts' per-slot outputs, hidden-sized on every device serving the slot (0: dense)
-    act_bytes = act_bytes + moe_combine_bytes(x, slots * passes)
-    n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
-    t_act = (act_bytes + passes * n_elementwise * H["mem_offset_bytes"]) * x.s_per_byte
+    # the GEMMs' input dtype (an fp8 linear returns bf16: Ctx.hidden_bytes_per_value), plus
+    # the routed experts' per-slot outputs, hidden-sized on every device serving the slot
+    # (moe_combine_bytes; 0: dense)
+    act_bytes = f["act_bytes_per_token"] * n_tok + _times(passes, slots) * f["combine_bytes_per_slot"]
+    t_act = act_bytes * x.s_per_byte + _times(passes, f["elementwise_offset_s"])
     return (t_body + t_head + t_act, c_body + c_head, m_body + m_head + t_act, body_flops + head_flops,
             body_bytes + head_bytes, act_bytes)
+
+
+def _one_pass(passes) -> bool:
+    """Whether ``passes`` is the number 1 (a decode step), where a product by it is skipped."""
+    return type(passes) is float and passes == 1.0
+
+
+def _times(passes, v):
+    """``passes * v``: ``v`` itself for one pass (no multiplication pass over the rows)."""
+    return v if _one_pass(passes) else passes * v
+
+
+def pass_factors(x) -> dict:
+    """The factors of :func:`dense_kernels` that depend on the model, the device, the
+    dtypes and the layout but not on the tokens, per device: computed once per context
+    (its prefill, its decode and a serving row's steps share them) and kept with it
+    (``x._pass_factors``; planner.cost.row_subset subsets it with the other columns).
+    ``*_per_token`` multiply the pass's tokens, ``body_offset_*`` / ``head_offset_s`` /
+    ``elementwise_offset_s`` the passes (the efficiency curve's work offset per kernel:
+    ``n_kernels x offset``), ``dense_bytes`` the passes too (weights read once per pass)."""
+    f = x.__dict__.get("_pass_factors")
+    if f is not None:
+        return f
+    M, H, n_dev = x.model, x.hw, x.devices
+    n_body = GEMMS_PER_LAYER * M["layers"]
+    n_elementwise = (KERNELS_PER_LAYER - GEMMS_PER_LAYER) * M["layers"]
+    s_per_offset = H["mem_offset_bytes"] * x.s_per_byte  # a kernel's memory-side work offset, in seconds
+    f = {
+        "weight_bytes_per_param_device": x.weight_bytes_per_param / n_dev,
+        "body_offset_flops": n_body * x.gemm_offset_flops,
+        "body_offset_s": n_body * s_per_offset,
+        "expert_s_per_flop": x.s_per_gemm_flop * per_model_device(x, expert_reduction_factor),
+        "head_flops_per_token": per_model_device(x, _head_flops_per_token),
+        "head_bytes": M["lm_head"] * x.head_bytes_per_param / n_dev,
+        "head_offset_s": s_per_offset,
+        "act_bytes_per_token": M["act_elems"] * x.hidden_bytes_per_value / x.group_devices,
+        "combine_bytes_per_slot": moe_combine_bytes(x, 1.0),
+        "elementwise_offset_s": n_elementwise * s_per_offset,
+    }
+    f["dense_bytes"] = fixed_params_read(x) * f["weight_bytes_per_param_device"]
+    if not x.layout_beyond_tp:
+        f["expert_flops_per_token"] = per_model_device(x, _expert_flops_per_token)
+        f["body_flops_per_token"] = per_model_device(x, _body_flops_per_token_device)
+    x._pass_factors = f
+    return f
 
 
 def prefill_phase(x, n_prompts, P):
