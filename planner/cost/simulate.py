@@ -109,51 +109,63 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
         gen = rng.integers(max(int(G * range_ratio), 1), G + 1, size=N)
     else:
         gen = np.full(N, G, dtype=np.int64)
-    joined = np.zeros(N, dtype=np.int64)  # the decode step count at which each request joined
+    gen_of = gen.tolist()  # per request, read per event as Python ints
     spawned = initial_arrivals(arrive, arrival, concurrency, rate, rng, spread_s)
     pending = [(float(arrive[i]), i) for i in range(spawned)]  # future arrivals, a heap (sorted: one already)
     prefill: deque = deque()      # [request, prompt tokens done]
     D = 0                         # decode steps taken so far (every decoder advances in each)
     n_dec, sum_join = 0, 0        # decoders in flight and the sum of the D at which they joined
-    finish_at: dict[int, list] = {}
+    finish_at: dict[int, list] = {}  # decode step count -> [requests finishing then, the sum of the D they joined at]
     heap: list[int] = []
     t, done, steps = 0.0, 0, 0
 
     def finish_group(ids, when):
         nonlocal done, spawned
-        for i in ids:
-            finish[i] = when
-            done += 1
-            if spawned < N:  # a closed loop replaces the request (a Poisson run has spawned all)
-                arrive[spawned] = when + (rng.exponential(jitter_s) if jitter_s > 0.0 else 0.0)
-                heapq.heappush(pending, (float(arrive[spawned]), spawned))
-                spawned += 1
+        finish[ids] = when
+        done += len(ids)
+        if jitter_s > 0.0:  # one draw per replacement, in finishing order
+            for _ in ids:
+                if spawned < N:  # a closed loop replaces the request (a Poisson run has spawned all)
+                    arrive[spawned] = when + rng.exponential(jitter_s)
+                    heapq.heappush(pending, (float(arrive[spawned]), spawned))
+                    spawned += 1
+            return
+        k = min(len(ids), N - spawned)  # replaced at once (a Poisson run has spawned all: k = 0)
+        if k > 0:
+            arrive[spawned:spawned + k] = when
+            when = float(when)
+            for i in range(spawned, spawned + k):
+                heapq.heappush(pending, (when, i))
+            spawned += k
 
     def join(ids):
         nonlocal n_dec, sum_join
-        done_now = [i for i in ids if gen[i] == 1]
+        done_now = [i for i in ids if gen_of[i] == 1]
         if done_now:
             finish_group(done_now, t)
         for i in ids:
-            if gen[i] == 1:
+            g = gen_of[i]
+            if g == 1:
                 continue
-            key = D + int(gen[i]) - 1
-            if key not in finish_at:
-                finish_at[key] = []
+            key = D + g - 1
+            group = finish_at.get(key)
+            if group is None:
+                group = finish_at[key] = [[], 0]
                 heapq.heappush(heap, key)
-            finish_at[key].append(i)
-            joined[i] = D
+            group[0].append(i)
+            group[1] += D
             n_dec += 1
             sum_join += D
 
     def advance_to(counter):
         nonlocal n_dec, sum_join
-        ids = finish_at.pop(counter, None)
-        if ids is None:
+        group = finish_at.pop(counter, None)
+        if group is None:
             return
         heapq.heappop(heap)
+        ids, joined_sum = group
         n_dec -= len(ids)
-        sum_join -= int(joined[ids].sum())
+        sum_join -= joined_sum
         finish_group(ids, t)
 
     while done < N:
@@ -168,9 +180,8 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
             dt = table.time(d, p, d + len(completed), mean_ctx, ctx_sum / p)
             t += dt
             steps += 1
-            for i in completed:
-                first[i] = t
-                last_step[i] = dt
+            first[completed] = t
+            last_step[completed] = dt
             if d:
                 D += 1
                 advance_to(D)

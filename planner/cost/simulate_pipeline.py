@@ -32,11 +32,12 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from itertools import accumulate
 
 import numpy as np
 
 from planner.cost.simulate import initial_arrivals, take_prefill
-from planner.cost.steps import StepTable
+from planner.cost.steps import StepTable, first_at_least
 
 
 class _Group:
@@ -165,12 +166,17 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
         elif any(g.n_dec for g in groups):
             busy = [g for g in groups if g.n_dec]
             k = min(g.heap[0] - g.D for g in busy)
-            ks = np.arange(k, dtype=float)
-            per_round = np.max([table.times(g.n_dec, 0, g.n_dec, g.mean_ctx(P) + ks, 0.0) + send(g.n_dec)
-                                for g in busy], axis=0)
-            cum = np.cumsum(per_round)
-            horizon = arrive[ptr] - t if poisson and ptr < N else np.inf
-            n = k if cum[-1] < horizon else int(np.searchsorted(cum, horizon)) + 1
+            if table.scalar_steps(k):  # few rounds: step by step in Python floats (the same values)
+                busy_d = [(g.n_dec, g.mean_ctx(P), send(g.n_dec)) for g in busy]
+                per_round = [max(table.time(d, 0, d, c + j, 0.0) + s for d, c, s in busy_d) for j in range(k)]
+                cum = list(accumulate(per_round))
+            else:
+                ks = np.arange(k, dtype=float)
+                per_round = np.max([table.times(g.n_dec, 0, g.n_dec, g.mean_ctx(P) + ks, 0.0) + send(g.n_dec)
+                                    for g in busy], axis=0)
+                cum = np.cumsum(per_round)
+            horizon = float(arrive[ptr]) - t if poisson and ptr < N else np.inf
+            n = k if cum[-1] < horizon else first_at_least(cum, horizon) + 1
             last_start, last_len = t + (float(cum[n - 2]) if n > 1 else 0.0), float(per_round[n - 1])
             t += float(cum[n - 1])
             steps += n

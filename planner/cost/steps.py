@@ -20,6 +20,8 @@ steps, planner.cost.simulate), so the two can only differ in how they schedule.
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_left
 from types import SimpleNamespace
 
 import numpy as np
@@ -33,6 +35,9 @@ from planner.cost.spec_decode import draft_share, head_s, tokens_per_step, verif
 
 # Python-float arithmetic for the simulator's per-step terms (busiest_rank_excess_tokens' xp)
 _FLOATS = SimpleNamespace(maximum=max, minimum=min)
+# up to this many steps a stretch is timed step by step in Python floats (StepTable.time):
+# numpy's ~1 us per call over the ~20 operations of StepTable.times costs more there
+SCALAR_STEPS = 32
 
 
 def linear_time(x: Ctx, n_tok, n_logit):
@@ -116,6 +121,7 @@ class StepTable:
         self.base = np.asarray(linear_time(x, n, 0.0), dtype=float).ravel()
         head1 = np.asarray(linear_time(x, 1.0, n), dtype=float).ravel()
         self.head = head1 - head1[0]
+        self._base, self._head = self.base.tolist(), self.head.tolist()  # the same floats, read per step
         f = lambda v: float(np.asarray(v, dtype=float).ravel()[0])  # noqa: E731
         M, H = x.model, x.hw
         self.ng, self.ns, L = f(M["global_layers"]), f(M["sliding_layers"]), f(M["layers"])
@@ -158,17 +164,38 @@ class StepTable:
         return (lin + att) * self.scale + self.host_s
 
     def time(self, d: int, p: int, n_logit: int, dec_ctx: float, pre_ctx: float) -> float:
-        """One step's time (s), in plain Python arithmetic."""
-        dec_keys = d * (self.ng * min(dec_ctx, self.cap_g) + self.ns * min(dec_ctx, self.cap_s))
-        pre_keys = p * (self.ng * pre_ctx + self.ns * min(pre_ctx, self.window))
+        """One step's time (s), in plain Python arithmetic (min / max as comparisons: the
+        same values, without the builtins' call)."""
+        cap_g, cap_s, window = self.cap_g, self.cap_s, self.window
+        dec_keys = d * (self.ng * (dec_ctx if dec_ctx <= cap_g else cap_g)
+                        + self.ns * (dec_ctx if dec_ctx <= cap_s else cap_s))
+        pre_keys = p * (self.ng * pre_ctx + self.ns * (pre_ctx if pre_ctx <= window else window))
         tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0 + (d + p) * self.f_rec
         tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre + d * self.m_rec
-        att = self.ov * max(tc, tm) + (1.0 - self.ov) * (tc + tm)
+        att = self.ov * (tc if tc >= tm else tm) + (1.0 - self.ov) * (tc + tm)
         rank = self._rank_excess_s(_FLOATS, float(p), pre_ctx) if self.a > 1.0 and p else 0.0
-        return (float(self.base[d + p]) + float(self.head[n_logit]) + att + rank) * self.scale + self.host_s
+        return (self._base[d + p] + self._head[n_logit] + att + rank) * self.scale + self.host_s
+
+    def scalar_steps(self, k: int) -> bool:
+        """Whether ``k`` decode-only steps are timed one by one with :meth:`time` (few steps,
+        no attention data parallelism): the values :meth:`times` gives, in Python floats."""
+        return k <= SCALAR_STEPS and self.a <= 1.0
+
+    def decode_cumulative(self, d: int, c0: float, k: int):
+        """Cumulative times of ``k`` decode-only steps of ``d`` sequences at contexts c0,
+        c0+1, ...: ``np.cumsum(times(...))``, or for few steps (:meth:`scalar_steps`) the
+        same running sum as a list of Python floats (the same values: both sum in order)."""
+        if self.scalar_steps(k):
+            out, total = [], 0.0
+            for j in range(k):
+                total += self.time(d, 0, d, c0 + j, 0.0)
+                out.append(total)
+            return out
+        return np.cumsum(self.times(d, 0, d, c0 + np.arange(k, dtype=float), 0.0))
 
     def _att_parts(self, d, c):
-        keys = d * (self.ng * min(c, self.cap_g) + self.ns * min(c, self.cap_s))
+        cap_g, cap_s = self.cap_g, self.cap_s
+        keys = d * (self.ng * (c if c <= cap_g else cap_g) + self.ns * (c if c <= cap_s else cap_s))
         return keys * self.f_dec + self.c0 + d * self.f_rec, keys * self.m_dec + self.m0 + d * self.m_rec
 
     def decode_stretch(self, d: int, c0: float, k: int, horizon: float = float("inf")):
@@ -182,8 +209,8 @@ class StepTable:
         linear = ((tc0 >= tm0) == (tc1 >= tm1) and (c0 >= self.cap_g) == (c1 >= self.cap_g)
                   and (c0 >= self.cap_s) == (c1 >= self.cap_s))
         if not linear:
-            cum = np.cumsum(self.times(d, 0, d, c0 + np.arange(k, dtype=float), 0.0))
-            n = k if cum[-1] < horizon else int(np.searchsorted(cum, horizon)) + 1
+            cum = self.decode_cumulative(d, c0, k)
+            n = k if cum[-1] < horizon else first_at_least(cum, horizon) + 1
             return n, float(cum[n - 1])
         t0 = self.time(d, 0, d, c0, 0.0)
         slope = (self.time(d, 0, d, c1, 0.0) - t0) / (k - 1.0) if k > 1 else 0.0
@@ -196,12 +223,20 @@ class StepTable:
         # smallest n with total(n) >= horizon: root of slope/2 n^2 + (t0 - slope/2) n - horizon
         if slope > 0.0:
             b = t0 - 0.5 * slope
-            n = int(np.ceil((-b + np.sqrt(b * b + 2.0 * slope * horizon)) / slope - 1e-12))
+            n = math.ceil((-b + math.sqrt(b * b + 2.0 * slope * horizon)) / slope - 1e-12)
         else:
-            n = int(np.ceil(horizon / t0 - 1e-12))
+            n = math.ceil(horizon / t0 - 1e-12)
         n = min(max(n, 1), k)
         while n > 1 and total(n - 1) >= horizon:
             n -= 1
         while n < k and total(n) < horizon:
             n += 1
         return n, total(n)
+
+
+def first_at_least(cum, value) -> int:
+    """Index of the first entry of the non-decreasing ``cum`` (a list or an array) that is
+    at least ``value`` (``np.searchsorted(cum, value)``, side left)."""
+    if isinstance(cum, list):
+        return bisect_left(cum, value)
+    return int(np.searchsorted(cum, value))
