@@ -269,3 +269,21 @@ def test_capacity_bad_range_ratio(tmp_path, capsys, p, extra, field):
     f = _write(tmp_path, "cap.yaml", CAP.format(p=p, extra=extra))
     rc, out, err = _run(capsys, ["report", f, "-o", str(tmp_path / "r.md")])
     assert rc == 2 and err.count("\n") == 1 and "cap.yaml" in err and f"'{field}'" in err, err
+
+
+@pytest.mark.parametrize("arrival,extra", [("closed", {"concurrency": 16}), ("poisson", {"rate": 2.0})])
+def test_drawn_lengths_keep_the_mtp_drafts(arrival, extra):
+    """Lengths drawn per request and speculative decoding together: the drafts are costed
+    (fewer steps per token: a lower TPOT than without) and, under Poisson arrivals, give
+    what fixed mean lengths with the drafts give (round 13 dropped ``spec_tokens`` on the
+    drawn-length path)."""
+    m, h = load_model("llama-3.1-8b"), load_hardware(H100)
+    kw = dict(prompt_len=1024, gen_len=1024, engine=load_engine("vllm"), arrival=arrival, **extra)
+    plain = estimate(m, h, range_ratio=0.8, **kw)
+    drafts = estimate(m, h, range_ratio=0.8, spec_tokens=2, **kw)
+    assert drafts["config"]["spec_tokens"] == 2 and drafts["tpot_s"] < plain["tpot_s"]
+    if arrival == "poisson":  # no in-step column: the fixed mean lengths' figures exactly
+        fixed = estimate(m, h, spec_tokens=2, **{**kw, "prompt_len": 922, "gen_len": 922})
+        assert (drafts["ttft_s"], drafts["tpot_s"]) == (fixed["ttft_s"], fixed["tpot_s"])
+        with pytest.raises(InputError, match="spec-tokens"):  # pipeline stages: refused as at fixed lengths
+            estimate(m, h, range_ratio=0.8, spec_tokens=2, pp=2, **kw)
