@@ -34,8 +34,8 @@ DEFAULT_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
 
 def _range_ratio(v):
-    """Validator body: planner.cost.spread.check_range_ratio's rule (0 < r <= 1)."""
-    from planner.cost.spread import check_range_ratio
+    """Validator body: planner.bounds.check_range_ratio's rule (0 <= r <= 1)."""
+    from planner.bounds import check_range_ratio
 
     try:
         return check_range_ratio(v)
@@ -184,7 +184,7 @@ class Traffic(_Strict):
     max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
     range_ratio: RangeRatio = Field(None, description="both fixed lengths drawn per request from "
                                                            "[int(r L), L], as sglang bench_serving's "
-                                                           "--random-range-ratio (planner.cost.spread.check_range_ratio)")
+                                                           "--random-range-ratio (planner.bounds.check_range_ratio)")
 
     @model_validator(mode="after")
     def _spread(self) -> "Traffic":

@@ -68,7 +68,7 @@ class EstimateSpec(_Strict):
     @field_validator("range_ratio", mode="before")
     @classmethod
     def _range_ratio(cls, v):
-        from planner.cost.spread import check_range_ratio
+        from planner.bounds import check_range_ratio
 
         try:
             return check_range_ratio(v)

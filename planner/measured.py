@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from planner.bounds import check_range_ratio
 from planner.errors import InputError
 from planner.safeload import MAX_LOG_BYTES, read_text
 
@@ -210,10 +211,11 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         num["range_ratio"][i] = harness_range_ratio(get("silicon_data_source"))
         if get(RANGE_RATIO_COLUMN):  # the row says it: that wins over the harness's default
             v = _number(r[RANGE_RATIO_COLUMN], file, line, RANGE_RATIO_COLUMN, whole=False, empty_ok=False)
-            if v > 1.0:
-                raise InputError(f"line {line}: must be a number from 0 to 1", file=file, field=RANGE_RATIO_COLUMN,
-                                 value=r[RANGE_RATIO_COLUMN])
-            num["range_ratio"][i] = v
+            try:  # the one rule (planner.bounds), the row's line and cell named
+                num["range_ratio"][i] = check_range_ratio(v)
+            except InputError as exc:
+                raise InputError(f"line {line}: {exc.reason}", file=file, field=RANGE_RATIO_COLUMN,
+                                 value=r[RANGE_RATIO_COLUMN]) from None
     arr = {k: np.array(v, dtype=object if k == "ids" else str) if v else np.array([], dtype=str)
            for k, v in s.items()}
     return MeasuredRuns(file=file, line=np.arange(2, n + 2), disagg=disagg, **arr, **num)

@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from planner.bounds import check_count
+from planner.bounds import check_count, check_range_ratio
 from planner.cost.config_check import validate_config
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
@@ -208,7 +208,7 @@ def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, a
     ``range_ratio`` column, the share of later waves that stays in step
     (planner.cost.waves.in_step_share, as the replay of a measured run applies it).
     The report's ``config`` keeps the flag's lengths ``L`` and adds the means."""
-    from planner.cost.spread import check_range_ratio, spread_lengths
+    from planner.cost.spread import spread_lengths
 
     r = check_range_ratio(range_ratio)
     P = check_count("prompt_len", prompt_len, 1)
