@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from planner.errors import InputError
+from planner.errors import InputError, flag_name
 
 MAX_TOKENS = 10_000_000
 MAX_REQUESTS = 1_000_000
@@ -31,9 +31,10 @@ UPPER = {"devices": MAX_DEVICES, "pp": MAX_DEVICES, "ep": MAX_DEVICES, "dp": MAX
 
 
 def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int:
-    """An integer in [lo, UPPER[field]]; else an InputError naming the field and value."""
+    """An integer in [lo, UPPER[field]]; else an InputError naming the field and value (as
+    the flag spells it; as given when a ``file`` is named: planner.errors.flag_name)."""
     hi = UPPER.get(field, MAX_REQUESTS)
-    name = field.replace("_", "-")
+    name = field if file else flag_name(field)
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise InputError(f"must be an integer >= {lo}", file=file, field=name, value=value)
     if value < lo:

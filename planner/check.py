@@ -171,7 +171,7 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
             try:
                 engine = load_engine(e.engine)
             except InputError as exc:
-                raise InputError(exc.reason, file=file, field=f"{spec.name}.estimate.engine", value=e.engine) from None
+                raise InputError(exc.reason, field="engine", value=e.engine) from None  # in_file names the file
         choice = resolve_serving(h, engine, cal)
         r = estimate(load_model(e.model), h, efficiency=choice.efficiency, engine=choice.engine,
                      serving=choice.parameters, **kw)

@@ -172,12 +172,11 @@ def _configured(model, hardware, *, devices, batch, concurrency, prompt_len, gen
         engine = engine.on_device(hardware)
     if arrival == "poisson" and concurrency == 0:
         concurrency = 1  # serving mode; the in-flight count follows from the rate
-    layout = {}
-    if ep != 1 or dp != 1:
+    if pp != 1 or ep != 1 or dp != 1:  # whole, in range, fitting the model (pp: 0 is no layout either)
         from planner.cost.layout import check_layout
 
         check_layout(model, tp=devices, pp=pp, ep=ep, dp=dp)
-        layout = {"ep": ep, "attn_dp": dp}
+    layout = {"ep": ep, "attn_dp": dp} if ep != 1 or dp != 1 else {}
     if spec_tokens:
         check_count("spec_tokens", spec_tokens, 0)
         if arrival == "steady" and not serving or pp > 1:
