@@ -62,6 +62,15 @@ def check_range_ratio(value: Any, field: str = "range-ratio", file: str | None =
         raise InputError(RANGE_RATIO_RULE, file=file, field=field, value=value)
     return float(value)
 
+def range_ratio_value(v) -> float:
+    """Validator body: :func:`check_range_ratio`'s rule as a pydantic field wants it (a
+    ValueError; the scenario or checks file and the field are named by the caller)."""
+    try:
+        return check_range_ratio(v)
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+
+
 # Architecture and device magnitudes a spec may carry: 100x or more above any released
 # model or chip (largest today: hidden 16,384 and 126 layers in Llama 3.1 405B; vocab
 # 262,144 in Gemma 3; 256 experts in DeepSeek-V3; B200 ~ 4.5 PFLOP/s fp8 dense, 8 TB/s,
