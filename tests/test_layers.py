@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "planner"
 # Entries are module names or package prefixes; the longest match wins.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("planner.errors", "planner.dtypes", "planner.units", "planner.files", "planner.quantization",
-              "planner.measured", "planner.engine_profiles", "planner.safeload", "planner.bounds", "planner.array_cache",
+              "planner.measured", "planner.measured_layouts", "planner.engine_profiles", "planner.safeload", "planner.bounds", "planner.array_cache",
               "planner.specs", "planner.params", "planner.catalog", "planner.hf_arch", "planner.hf_import")),
     ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params",
                 "planner.serving_profile", "planner.replay", "planner.replay_scoring", "planner.serving_fit")),
