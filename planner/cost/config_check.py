@@ -33,7 +33,7 @@ def validate_config(model, hardware, *, devices: int, batch: int, concurrency: i
                          field="devices", value=devices)
     if prompt_len + gen_len > model.max_context:  # name the prompt when it alone does not fit
         field, value = ("prompt-len", prompt_len) if prompt_len >= model.max_context else ("gen-len", gen_len)
-        raise InputError(f"prompt {prompt_len} + generation {gen_len} = {prompt_len + gen_len} tokens exceeds "
+        raise InputError(f"prompt-len {prompt_len} + gen-len {gen_len} = {prompt_len + gen_len} tokens exceeds "
                          f"the context of '{model.name}' ({model.max_context})", field=field, value=value)
     return dict(dtypes)
 
