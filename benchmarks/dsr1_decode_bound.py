@@ -19,7 +19,7 @@ the bound is hard):
 ``B`` is the decode batch of one worker: the row's own (aggregated rows; disaggregated rows
 that give ``decode_batch_size``), else the hard case ``B = 1`` per attention rank, and the
 column ``b_sweep`` reads it from the total concurrency as the replay does
-(planner.measured.sweep_decode_workers). A measured TPOT under the step bound means more
+(planner.measured_layouts.sweep_decode_workers). A measured TPOT under the step bound means more
 than one token per step per request (multi-token prediction). Also lists the "twins":
 rows whose every fact (engine, version, device, lengths, layout, total concurrency) is
 equal but whose TPOT differs by more than 1.3x, which no deterministic model of those
@@ -39,7 +39,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planner.catalog import load_hardware, load_model  # noqa: E402
-from planner.measured import mean_length, read_measured, sweep_decode_workers  # noqa: E402
+from planner.measured import mean_length, read_measured  # noqa: E402
+from planner.measured_layouts import sweep_decode_workers  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
 SYSTEMS = {"h100_sxm": "h100-sxm", "h200_sxm": "h200"}
@@ -88,7 +89,7 @@ def main(argv):
     col = lambda c: r.disagg.get(c, np.full(n, np.nan))  # noqa: E731
     tp = np.where(dis, np.nan_to_num(col("decode_tp_size"), nan=1.0), r.tp)
     ranks = np.maximum(np.where(dis, np.nan_to_num(col("decode_attention_dp_size"), nan=1.0), r.dp), 1.0)
-    # the dev file's product encodings (planner.measured.product_encoded / _dp): an 8-GPU worker
+    # the dev file's product encodings (planner.measured_layouts.product_encoded / _dp): an 8-GPU worker
     big = tp * ranks > 16
     tp = np.where(big & (ranks > 1), 1.0, np.where(big, 8.0, tp))
     ranks = np.where(big & (ranks > 1), 8.0, ranks)

@@ -10,14 +10,15 @@ arithmetic on them loses meaning (bytes = tokens x layers x heads x dims stays <
 - samples per prompt: 1 million (Large Language Monkeys, Brown et al. 2024, go to 10,000);
 - devices in one tensor-parallel group: 100,000 (a TPU v5p pod has 8,960; checked against the device's own
   ``max_devices``); the same for pipeline stages, expert- and attention-data-parallel groups;
-- requests simulated (``--requests``): 1 million, as requests in flight.
+- requests simulated (``--requests``): 1 million, as requests in flight;
+- a benchmark's random range ratio (:func:`check_range_ratio`): 0 to 1.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from planner.errors import InputError
+from planner.errors import InputError, flag_name
 
 MAX_TOKENS = 10_000_000
 MAX_REQUESTS = 1_000_000
@@ -30,9 +31,10 @@ UPPER = {"devices": MAX_DEVICES, "pp": MAX_DEVICES, "ep": MAX_DEVICES, "dp": MAX
 
 
 def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int:
-    """An integer in [lo, UPPER[field]]; else an InputError naming the field and value."""
+    """An integer in [lo, UPPER[field]]; else an InputError naming the field and value (as
+    the flag spells it; as given when a ``file`` is named: planner.errors.flag_name)."""
     hi = UPPER.get(field, MAX_REQUESTS)
-    name = field.replace("_", "-")
+    name = field if file else flag_name(field)
     if isinstance(value, bool) or not hasattr(value, "__index__"):
         raise InputError(f"must be an integer >= {lo}", file=file, field=name, value=value)
     if value < lo:
@@ -40,6 +42,34 @@ def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int
     if value > hi:
         raise InputError(f"must be <= {hi:,}", file=file, field=name, value=value)
     return int(value)
+
+RANGE_RATIO_RULE = "must be a number from 0 to 1 (1: fixed lengths)"
+
+
+def check_range_ratio(value: Any, field: str = "range-ratio", file: str | None = None) -> float:
+    """A benchmark's random range ratio ``r``, 0 <= r <= 1: each request's lengths drawn
+    uniformly from the whole numbers in ``[int(r L), L]`` (sglang bench_serving
+    ``--random-range-ratio``, default 0 there: lengths from ``[0, L]``, prompts from 1;
+    vLLM's benchmark_serving.py before ``vllm bench serve``; InferenceMAX's copy of it at
+    0.8: planner.measured.HARNESS_RANGE_RATIO); 1 = fixed lengths. (``vllm bench serve
+    --random-range-ratio b``, 0 <= b < 1, draws from ``[L (1 - b), L (1 + b)]`` instead:
+    ``L' = L (1 + b)`` and ``r = (1 - b) / (1 + b)`` here.) The one rule of ``planner
+    estimate --range-ratio``, the checks files' and capacity scenarios' ``range_ratio:``,
+    the measured CSV's ``random_range_ratio`` column and the API's ``range_ratio=``.
+    Else an InputError naming the field and value (a bool, a string, NaN or a value
+    outside [0, 1])."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise InputError(RANGE_RATIO_RULE, file=file, field=field, value=value)
+    return float(value)
+
+def range_ratio_value(v) -> float:
+    """Validator body: :func:`check_range_ratio`'s rule as a pydantic field wants it (a
+    ValueError; the scenario or checks file and the field are named by the caller)."""
+    try:
+        return check_range_ratio(v)
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+
 
 # Architecture and device magnitudes a spec may carry: 100x or more above any released
 # model or chip (largest today: hidden 16,384 and 126 layers in Llama 3.1 405B; vocab

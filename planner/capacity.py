@@ -25,6 +25,7 @@ from typing import Annotated, Optional, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
                       model_serializer, model_validator)
 
+from planner.bounds import range_ratio_value
 from planner.errors import InputError
 from planner.fleet import DEFAULT_PUE, DEFAULT_REDUNDANCY
 from planner.specs import known_dtypes, known_quantizations, layout_entries, positive_list
@@ -33,18 +34,9 @@ GIVEN_PERCENTILES = (50.0, 90.0, 99.0)
 DEFAULT_CONCURRENCY = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024]
 
 
-def _range_ratio(v):
-    """Validator body: planner.cost.spread.check_range_ratio's rule (0 < r <= 1)."""
-    from planner.cost.spread import check_range_ratio
-
-    try:
-        return check_range_ratio(v)
-    except InputError as exc:
-        raise ValueError(exc.reason) from None
-
-
-# a benchmark's random range ratio, None when the lengths are fixed (one rule, both fields)
-RangeRatio = Annotated[Optional[float], BeforeValidator(lambda v: None if v is None else _range_ratio(v))]
+# a benchmark's random range ratio, None when the lengths are fixed (one rule, both fields:
+# planner.bounds.check_range_ratio, 0 <= r <= 1)
+RangeRatio = Annotated[Optional[float], BeforeValidator(lambda v: None if v is None else range_ratio_value(v))]
 
 
 def _z(q: float) -> float:
@@ -184,7 +176,7 @@ class Traffic(_Strict):
     max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
     range_ratio: RangeRatio = Field(None, description="both fixed lengths drawn per request from "
                                                            "[int(r L), L], as sglang bench_serving's "
-                                                           "--random-range-ratio (planner.cost.spread.check_range_ratio)")
+                                                           "--random-range-ratio (planner.bounds.check_range_ratio)")
 
     @model_validator(mode="after")
     def _spread(self) -> "Traffic":

@@ -22,9 +22,11 @@ import math
 import operator
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from planner.bounds import range_ratio_value
 
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.errors import InputError
@@ -63,17 +65,8 @@ class EstimateSpec(_Strict):
     arrival: str = "steady"            # steady | closed | poisson (planner.cost.serving)
     rate: float = 0.0                  # Poisson requests/s
     pp: int = 1                        # pipeline stages
-    range_ratio: float = 1.0           # lengths drawn per request from [int(r L), L] (planner estimate --range-ratio)
-
-    @field_validator("range_ratio", mode="before")
-    @classmethod
-    def _range_ratio(cls, v):
-        from planner.cost.spread import check_range_ratio
-
-        try:
-            return check_range_ratio(v)
-        except InputError as exc:
-            raise ValueError(exc.reason) from None
+    # lengths drawn per request from [int(r L), L] (planner estimate --range-ratio)
+    range_ratio: Annotated[float, BeforeValidator(range_ratio_value)] = 1.0
 
 
 class CheckSpec(_Strict):
@@ -171,7 +164,7 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
             try:
                 engine = load_engine(e.engine)
             except InputError as exc:
-                raise InputError(exc.reason, file=file, field=f"{spec.name}.estimate.engine", value=e.engine) from None
+                raise InputError(exc.reason, field="engine", value=e.engine) from None  # in_file names the file
         choice = resolve_serving(h, engine, cal)
         r = estimate(load_model(e.model), h, efficiency=choice.efficiency, engine=choice.engine,
                      serving=choice.parameters, **kw)

@@ -78,12 +78,33 @@ class InputError(ValueError):
         return " ".join(text.split())  # guarantee a single line
 
 
+# How an error names a field: as the user typed it. One rule, two spellings: raised without
+# a file, a field is the command line's flag without its dashes (``spec-tokens`` for
+# ``--spec-tokens``: :func:`flag_name`, what planner.bounds.check_count and every command
+# name); attributed to a file by :func:`in_file`, a flag-named field becomes that file's key
+# (``spec_tokens``: :func:`file_key`); a field read from a file (a YAML path, a CSV column)
+# keeps the file's spelling.
+
+
+def flag_name(field: str) -> str:
+    """A parameter's name as its command-line flag spells it, without the leading dashes."""
+    return field.replace("_", "-")
+
+
+def file_key(field: str) -> str:
+    """A flag-named field as a YAML file spells the key: underscores. A dotted path is a
+    file's already (its segments may be names, as a device's ``h100-sxm``) and is kept."""
+    return field if "." in field else field.replace("-", "_")
+
+
 def in_file(exc: InputError, file: str, prefix: str = "") -> InputError:
-    """The same error attributed to ``file`` (and its field put under ``prefix``) when it
-    was raised without a file: a field deep in a scenario or checks file names the file."""
+    """The same error attributed to ``file`` (and its field, as the file spells it, put
+    under ``prefix``) when it was raised without a file: a field deep in a scenario or
+    checks file names the file."""
     if exc.file is not None:
         return exc
-    field = f"{prefix}{exc.field}" if prefix and exc.field else (exc.field or (prefix.rstrip(".") or None))
+    key = file_key(exc.field) if exc.field else None
+    field = f"{prefix}{key}" if prefix and key else (key or (prefix.rstrip(".") or None))
     return InputError(exc.reason, file=file, field=field, value=exc.value, has_value=exc.has_value)
 
 

@@ -21,10 +21,10 @@ Rows the engine cannot express yet (pipeline parallelism, expert or attention-da
 parallelism on a dense model, a disaggregated row that gives neither worker counts nor its
 total concurrency) are ``unsupported: <reason>``. Disaggregated rows without worker counts
 take the smallest deployment of their layouts (planner.cost.disagg.derive_workers) with at
-least the decode workers their concurrency implies (planner.measured.sweep_decode_workers);
+least the decode workers their concurrency implies (planner.measured_layouts.sweep_decode_workers);
 tensor-parallel groups beyond one NVLink domain run their all-reduces hierarchically over
 the network (planner.cost.interconnect), except the dev file's product-encoded layouts
-(planner.measured.product_encoded). Each such assumption is the row's ``note``.
+(planner.measured_layouts.product_encoded). Each such assumption is the row's ``note``.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, mean_length, moe_layout, product_encoded,
-                              product_encoded_dp, sweep_decode_workers)
+from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for, mean_length
+from planner.measured_layouts import moe_layout, product_encoded, product_encoded_dp, sweep_decode_workers
 
 DATASHEET = SP.DATASHEET
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is

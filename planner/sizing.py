@@ -132,12 +132,19 @@ def _engine(scn, choices=None):
 def _serving(scn, engine=None) -> dict:
     """The engine columns of the full-load grid: with an ``engine:`` the replicas are
     costed as a closed loop under that engine's scheduler (planner.cost.serving), else the
-    steady state."""
+    steady state. Where the traffic draws its generation lengths (``range_ratio:``) the
+    closed loop takes that ratio's ``range_ratio`` column, the share of later waves that
+    stays in step (planner.cost.waves.in_step_share), as ``planner estimate --range-ratio``
+    and the replay of a measured run set it."""
     if getattr(scn, "engine", None) is None:
         return {}
     from planner.cost.api import serving_columns
 
-    return serving_columns(engine or _engine(scn)[0], "closed")
+    cols = serving_columns(engine or _engine(scn)[0], "closed")
+    r = scn.traffic.gen_len.range_ratio
+    if r is not None and r != 1.0:
+        cols["range_ratio"] = r
+    return cols
 
 
 def _device_serving(choices, engine) -> dict[str, np.ndarray]:

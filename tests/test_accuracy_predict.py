@@ -56,16 +56,18 @@ def test_strategies_order_and_aliases():
 @pytest.mark.parametrize("kwargs,field", [
     (dict(strategy="magic"), "strategy"),
     (dict(samples=0), "samples"),
-    (dict(gen_len=0), "gen_len"),
-    (dict(kv_budget=-5), "kv_budget"),
-    (dict(weight_dtype="int3"), "weight_dtype"),
-    (dict(kv_dtype="q2"), "kv_dtype"),
-    (dict(act_dtype="int2"), "act_dtype"),
-    (dict(verifier_soundness=1.5), "verifier_soundness"),
-    (dict(reward_auc=1.0), "reward_auc"),
-    (dict(majority_top_wrong_share=-0.1), "majority_top_wrong_share"),
+    (dict(gen_len=0), "gen-len"),
+    (dict(kv_budget=-5), "kv-budget"),
+    (dict(weight_dtype="int3"), "weight-dtype"),
+    (dict(kv_dtype="q2"), "kv-dtype"),
+    (dict(act_dtype="int2"), "act-dtype"),
+    (dict(verifier_soundness=1.5), "verifier-soundness"),
+    (dict(reward_auc=1.0), "reward-auc"),
+    (dict(majority_top_wrong_share=-0.1), "top-wrong-share"),
 ])
 def test_bad_inputs_are_input_errors(kwargs, field):
+    """The field named is `planner accuracy`'s flag (planner.errors.flag_name: the command
+    line's spelling, which `planner accuracy --reward-auc 1` reaches)."""
     args = dict(strategy="pass@k", samples=4)
     args.update(kwargs)
     strategy = args.pop("strategy")

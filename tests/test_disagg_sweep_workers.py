@@ -1,5 +1,5 @@
 """Disaggregated rows without worker counts: the decode workers their benchmark
-concurrency implies (planner.measured.sweep_decode_workers: the concurrency's odd part,
+concurrency implies (planner.measured_layouts.sweep_decode_workers: the concurrency's odd part,
 a lower bound on the derived workers of planner.cost.disagg.derive_workers).
 
 Oracle: the dev file's 29 disaggregated rows that write their deployment out
@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.measured import SWEEP_MAX_DECODE_DEVICES, read_measured, sweep_decode_workers
+from planner.measured import read_measured
+from planner.measured_layouts import SWEEP_MAX_DECODE_DEVICES, sweep_decode_workers
 from planner.replay import Prepared, in_flight
 
 ROOT = Path(__file__).resolve().parents[1]

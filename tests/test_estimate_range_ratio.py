@@ -13,14 +13,15 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.catalog import load_hardware, load_model
 from planner.cli import main
 from planner.cost.api import estimate
 from planner.cost.serving_api import simulate_estimate
-from planner.cost.spread import check_range_ratio, spread_lengths
+from planner.bounds import check_range_ratio
+from planner.cost.spread import spread_lengths
 from planner.engine_profiles import load_engine
 from planner.errors import InputError
 
@@ -98,16 +99,16 @@ def test_within_the_r1_tolerance_at_range_ratio_08(spread_ratios):
 
 
 @settings(max_examples=80, deadline=None)
-@given(L=st.integers(1, 100_000), r=st.floats(1e-3, 1.0))
+@given(L=st.integers(1, 100_000), r=st.one_of(st.just(0.0), st.floats(0.0, 1.0)))
 def test_spread_lengths_are_the_mean_of_the_draw(L, r):
     """The lengths costed are the mean of the whole numbers in [int(r L), L] (brute force
-    over the draw's support), rounded; L itself at r = 1; never above L. (Where int(r L)
-    is 0 the benchmarks part: sglang draws prompts from 1; the rule keeps 0.)"""
+    over the draw's support; r = 0: [0, L], sglang's default), rounded, at least one
+    token; L itself at r = 1; never above L. (Where int(r L) is 0 the benchmarks part:
+    sglang draws prompts from 1; the rule keeps 0.)"""
     lo = int(np.floor(L * r + 1e-9))
-    assume(lo >= 1)
     support = np.arange(lo, L + 1)
     p, g = spread_lengths(L, L, r)
-    assert p == g == int(np.round(support.mean()))
+    assert p == g == max(int(np.round(support.mean())), 1)
     assert p <= L and spread_lengths(L, L, 1.0) == (L, L)
 
 
@@ -166,7 +167,7 @@ def test_cli_range_ratio_open_loop_uses_the_mean_lengths(capsys):
     assert (a["ttft_s"], a["tpot_s"], a["throughput_tok_s"]) == (b["ttft_s"], b["tpot_s"], b["throughput_tok_s"])
 
 
-@pytest.mark.parametrize("value", ["0", "-0.5", "1.5", "abc", "nan", "inf", ""])
+@pytest.mark.parametrize("value", ["-0.01", "-0.5", "1.5", "abc", "nan", "inf", ""])
 def test_bad_range_ratio_is_one_line_exit_2(capsys, value):
     rc, out, err = _run(capsys, ["estimate", "--model", "llama-3.1-8b", "--concurrency", "8",
                                  "--range-ratio", value])
@@ -184,7 +185,7 @@ def test_range_ratio_where_not_modelled_is_refused(capsys, extra):
     assert rc == 2 and err.count("\n") == 1 and "range-ratio" in err, err
 
 
-@pytest.mark.parametrize("value", [0, 0.0, -1, 1.01, float("nan"), True, "0.8", None])
+@pytest.mark.parametrize("value", [-0.01, -1, 1.01, float("nan"), True, "0.8", None])
 def test_check_range_ratio_refuses(value):
     with pytest.raises(InputError) as exc:
         check_range_ratio(value, field="range_ratio", file="f.yaml")
@@ -225,7 +226,7 @@ def test_checks_file_range_ratio_is_the_flag(tmp_path, capsys):
     assert f"{r['latency_s']:.6g}"[:5] in snap, (snap, r["latency_s"])
 
 
-@pytest.mark.parametrize("value", ["0", "1.5", "abc", "true"])
+@pytest.mark.parametrize("value", ["-0.5", "1.5", "abc", "true"])
 def test_checks_file_bad_range_ratio(tmp_path, capsys, value):
     f = _write(tmp_path, "c.yaml", CHECK.format(extra=f", range_ratio: {value}"))
     rc, out, err = _run(capsys, ["check", f])
@@ -259,7 +260,7 @@ hardware: [h100-sxm]
 
 
 @pytest.mark.parametrize("p,extra,field", [
-    ("1024", ", range_ratio: 0", "traffic.range_ratio"),
+    ("1024", ", range_ratio: -0.5", "traffic.range_ratio"),
     ("1024", ", range_ratio: x", "traffic.range_ratio"),
     ("{fixed: 1024, range_ratio: 2}", "", "traffic.prompt_len.range_ratio"),
     ("{p50: 600, p90: 1500}", ", range_ratio: 0.8", "traffic"),
@@ -269,3 +270,76 @@ def test_capacity_bad_range_ratio(tmp_path, capsys, p, extra, field):
     f = _write(tmp_path, "cap.yaml", CAP.format(p=p, extra=extra))
     rc, out, err = _run(capsys, ["report", f, "-o", str(tmp_path / "r.md")])
     assert rc == 2 and err.count("\n") == 1 and "cap.yaml" in err and f"'{field}'" in err, err
+
+
+@pytest.mark.parametrize("arrival,extra", [("closed", {"concurrency": 16}), ("poisson", {"rate": 2.0})])
+def test_drawn_lengths_keep_the_mtp_drafts(arrival, extra):
+    """Lengths drawn per request and speculative decoding together: the drafts are costed
+    (fewer steps per token: a lower TPOT than without) and, under Poisson arrivals, give
+    what fixed mean lengths with the drafts give (round 13 dropped ``spec_tokens`` on the
+    drawn-length path)."""
+    m, h = load_model("llama-3.1-8b"), load_hardware(H100)
+    kw = dict(prompt_len=1024, gen_len=1024, engine=load_engine("vllm"), arrival=arrival, **extra)
+    plain = estimate(m, h, range_ratio=0.8, **kw)
+    drafts = estimate(m, h, range_ratio=0.8, spec_tokens=2, **kw)
+    assert drafts["config"]["spec_tokens"] == 2 and drafts["tpot_s"] < plain["tpot_s"]
+    if arrival == "poisson":  # no in-step column: the fixed mean lengths' figures exactly
+        fixed = estimate(m, h, spec_tokens=2, **{**kw, "prompt_len": 922, "gen_len": 922})
+        assert (drafts["ttft_s"], drafts["tpot_s"]) == (fixed["ttft_s"], fixed["tpot_s"])
+        with pytest.raises(InputError, match="spec-tokens"):  # pipeline stages: refused as at fixed lengths
+            estimate(m, h, range_ratio=0.8, spec_tokens=2, pp=2, **kw)
+
+
+def test_range_ratio_zero_is_one_domain_everywhere(tmp_path, capsys):
+    """sglang bench_serving's default ``--random-range-ratio 0`` (lengths from [0, L]) is
+    one value every reader takes (planner.bounds.check_range_ratio: 0 <= r <= 1): the
+    flag, a checks file, a capacity scenario and a measured CSV's column; the flag costs
+    the draw's mean, L / 2 (brute force over [0, L])."""
+    from planner.capacity import Traffic
+    from planner.measured import read_measured
+
+    assert check_range_ratio(0) == 0.0
+    rc, out, err = _run(capsys, ["estimate", "--model", "llama-3.1-8b", "--concurrency", "16", "--engine", "vllm",
+                                 "--arrival", "closed", "--prompt-len", "1000", "--gen-len", "301",
+                                 "--range-ratio", "0", "--json"])
+    assert rc == 0, err
+    c = json.loads(out)["config"]
+    assert (c["mean_prompt_len"], c["mean_gen_len"]) == (int(np.round(np.arange(0, 1001).mean())),
+                                                         int(np.round(np.arange(0, 302).mean())))
+    f = _write(tmp_path, "c.yaml", CHECK.format(extra=", range_ratio: 0"))
+    assert main(["check", f, "--baseline", str(tmp_path / "b.yaml"), "--update-baseline"]) == 0
+    t = Traffic.model_validate({"requests_per_s": 1, "prompt_len": 1000, "gen_len": 300, "range_ratio": 0})
+    assert t.prompt_len.mean_len() == 500 and t.prompt_len.quantile(99.0) <= 1000
+    header = ("model_path,system,backend,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,"
+              "silicon_tpot_ms,random_range_ratio")
+    csv = tmp_path / "m.csv"
+    csv.write_text(header + "\nmeta-llama/Llama-3.1-8B-Instruct,h100_sxm,vllm,bf16,agg,1024,256,8,1,40,8,0\n")
+    assert list(read_measured(csv).range_ratio) == [0.0]
+
+
+@pytest.mark.parametrize("r", [0.5, 0.8, 1.0])
+def test_capacity_full_load_grid_is_the_estimate(tmp_path, r):
+    """The capacity report's full-load grid under an ``engine:`` is the closed loop that
+    ``planner estimate --arrival closed --range-ratio r`` costs, its ``range_ratio`` column
+    (the share of waves in step) included: row for row the same TTFT and TPOT (round 13's
+    grid kept the waves of fixed lengths: TTFT 42% above the estimate at r = 0.5 here)."""
+    import yaml
+
+    from planner.capacity import load_scenario
+    from planner.sizing import Variant, _grid, resolve_efficiencies
+
+    p = tmp_path / "s.yaml"
+    p.write_text(yaml.safe_dump({
+        "name": "t", "traffic": {"requests_per_s": 5, "prompt_len": 1024, "gen_len": 1024, "range_ratio": r},
+        "slo": {"ttft_s": 2.0}, "models": ["qwen3-8b"], "hardware": ["h200"], "engine": "sglang",
+        "search": {"max_devices": 1, "quantizations": ["bf16"], "kv_dtypes": ["bf16"], "concurrency": [4, 16]}}))
+    scn, models, hws = load_scenario(str(p))
+    effs = resolve_efficiencies(scn, hws)
+    sets, _, _, _, C, _, R, _ = _grid(scn, models, hws, Variant(), effs)
+    eff, _, choice = effs[0]
+    for ic, c in enumerate(C):
+        e = estimate(models[0], hws[0], concurrency=int(c), prompt_len=1024, gen_len=1024, range_ratio=r,
+                     arrival="closed", engine=choice.engine, serving=choice.parameters, efficiency=eff)
+        row = (0, 0, 0, 0, 0, ic, 0)  # model, device, layout, quantization, KV dtype, C, the mean lengths
+        assert R["running"][row] == c
+        assert (R["ttft_s"][row], R["tpot_s"][row]) == pytest.approx((e["ttft_s"], e["tpot_s"]), rel=1e-9)

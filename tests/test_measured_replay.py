@@ -409,7 +409,7 @@ def test_in_flight_is_the_benchmark_concurrency_on_attention_dp_rows():
 
 @pytest.mark.skipif(not DEV.is_file(), reason="../shared/data not present")
 def test_product_encoded_attention_dp_rows_predict_like_their_measured_twins():
-    """The oracle for planner.measured.product_encoded_dp: every dev-file row it reads has
+    """The oracle for planner.measured_layouts.product_encoded_dp: every dev-file row it reads has
     a twin in the file with the explicit layout, the same model, engine, device, lengths
     and requests in flight, and the same measured TPOT (within 0.1%); each pair is
     predicted alike."""

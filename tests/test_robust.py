@@ -421,7 +421,7 @@ def test_errors_deep_in_scenario_and_checks_files_name_the_file(tmp_path):
                  "    assert: ['tpot_s <= 1']\n")
     rc, _, err = run("check", str(c))
     assert rc == 2
-    one_error_line(err, str(c), "checks.x.estimate.prompt-len")
+    one_error_line(err, str(c), "checks.x.estimate.prompt_len")  # the file's key, not the flag
 
 
 @pytest.mark.parametrize("edit", [

@@ -359,4 +359,4 @@ def test_checks_file_engine_field(tmp_path, capsys):
     bad.write_text(good.read_text().replace("engine: vllm", "engine: tgi"))
     assert main(["check", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert str(bad) in err and "'closed.estimate.engine'" in err and "'tgi'" in err
+    assert str(bad) in err and "'checks.closed.estimate.engine'" in err and "'tgi'" in err  # as every field of a check

@@ -229,7 +229,7 @@ def fit_eval_log(path, model: str, task: str, *, task_kind: str = "math_answer",
         raise InputError(f"unknown difficulty kind (choose from {', '.join(DIFFICULTY_CHOICES)})",
                          field="difficulty", value=difficulty)
     if task_kind not in TASK_KINDS:
-        raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task_kind",
+        raise InputError(f"unknown task kind (choose from {', '.join(TASK_KINDS)})", field="task-kind",
                          value=task_kind)
     template_names, template_refs = [], []
     if templates is None and difficulty in ("auto", "template"):

@@ -183,15 +183,15 @@ def predict(profile, strategy: str, samples, gen_len=None, *, weight_dtype="bf16
     s = d.verifier_soundness if verifier_soundness is None else verifier_soundness
     eta = d.majority_top_wrong_share if majority_top_wrong_share is None else majority_top_wrong_share
     auc = d.reward_auc if reward_auc is None else reward_auc
-    c = _unit_interval(c, "verifier_completeness")
-    s = _unit_interval(s, "verifier_soundness")
-    eta = _unit_interval(eta, "majority_top_wrong_share")
-    auc = _unit_interval(auc, "reward_auc", open_upper=True)
+    c = _unit_interval(c, "verifier-completeness")
+    s = _unit_interval(s, "verifier-soundness")
+    eta = _unit_interval(eta, "top-wrong-share")
+    auc = _unit_interval(auc, "reward-auc", open_upper=True)
     if gen_len is None:
         gen_len = spec.reference_gen_len
-    wcodes = P.dtype_codes(weight_dtype, "weight_dtype")
-    acodes = P.default_act_codes(wcodes) if act_dtype is None else P.dtype_codes(act_dtype, "act_dtype")
-    kvcodes = P.dtype_codes(kv_dtype, "kv_dtype")
+    wcodes = P.dtype_codes(weight_dtype, "weight-dtype")
+    acodes = P.default_act_codes(wcodes) if act_dtype is None else P.dtype_codes(act_dtype, "act-dtype")
+    kvcodes = P.dtype_codes(kv_dtype, "kv-dtype")
     varying = [np.ndim(v) > 0 for v in (c, s, eta, auc)]
     shape, (k, L, T, w, a, kv, c, s, eta, auc) = _broadcast_inputs(
         samples, gen_len, kv_budget, wcodes, acodes, kvcodes, (c, s, eta, auc))
@@ -203,10 +203,10 @@ def predict(profile, strategy: str, samples, gen_len=None, *, weight_dtype="bf16
     k = np.rint(k)
     L = L.astype(float)
     if np.any(~np.isfinite(L)) or np.any(L <= 0):
-        raise InputError("gen_len must be > 0 tokens", field="gen_len", value=float(L[~(L > 0)][0]))
+        raise InputError("must be > 0 tokens", field="gen-len", value=float(L[~(L > 0)][0]))
     T = T.astype(float)
     if np.any(~np.isfinite(T)) or np.any(T < 0):
-        raise InputError("kv_budget must be >= 0 tokens (0 = dense)", field="kv_budget",
+        raise InputError("must be >= 0 tokens (0 = dense)", field="kv-budget",
                          value=float(T[~(T >= 0)][0]))
 
     u_idx, uL, uT, uw, ua, ukv = _combo_index(L, T, w.astype(np.int64), a.astype(np.int64), kv.astype(np.int64))
@@ -274,10 +274,10 @@ def explain(profile, strategy: str, samples: int, gen_len=None, **kwargs) -> dic
                 "majority": ("majority_top_wrong_share",), "best-of-k": ("reward_auc",)}.get(strat, ())
     params = {name: _param(name) for name in relevant}
     wd = kwargs.get("weight_dtype", "bf16")
-    wcode = P.dtype_codes(wd, "weight_dtype")
+    wcode = P.dtype_codes(wd, "weight-dtype")
     ad = kwargs.get("act_dtype")
-    acode = P.default_act_codes(np.asarray(wcode)) if ad is None else P.dtype_codes(ad, "act_dtype")
-    kvcode = P.dtype_codes(kwargs.get("kv_dtype", "bf16"), "kv_dtype")
+    acode = P.default_act_codes(np.asarray(wcode)) if ad is None else P.dtype_codes(ad, "act-dtype")
+    kvcode = P.dtype_codes(kwargs.get("kv_dtype", "bf16"), "kv-dtype")
     penalty = float(P.quant_logit_penalty(wcode, acode, kvcode)) * spec.quant_sensitivity
     shift, extra, log_q = P.sparse_effect(kwargs.get("kv_budget", 0), L, prof.trace.median_tokens)
     finish = float(prof.trace.cdf(float(L), grid.nodes, float(shift), float(extra)) @ grid.weights)

@@ -23,7 +23,7 @@ def estimate_cmd(
     samples: int = typer.Option(D["samples"], "--samples", help="Samples per prompt (Best-of-N, voting)."),
     range_ratio: str = typer.Option("1", "--range-ratio", metavar="R",
                                     help="Lengths drawn per request from [int(R L), L], as sglang bench_serving and "
-                                         "InferenceMAX --random-range-ratio R (0 < R <= 1; 1: fixed lengths; "
+                                         "InferenceMAX --random-range-ratio R (0 <= R <= 1; 1: fixed lengths; "
                                          "vllm bench serve's b: L(1+b) and R = (1-b)/(1+b)). Serving only."),
     weight_dtype: str = opt.weight_dtype(),
     act_dtype: str = opt.act_dtype(),
@@ -145,14 +145,14 @@ def estimate_cmd(
 
 
 def _range_ratio(text: str) -> float:
-    """The --range-ratio flag's value (planner.cost.spread.check_range_ratio: 0 < R <= 1)."""
-    from planner.cost.spread import check_range_ratio
+    """The --range-ratio flag's value (planner.bounds.check_range_ratio: 0 <= R <= 1)."""
+    from planner.bounds import RANGE_RATIO_RULE, check_range_ratio
     from planner.errors import InputError
 
     try:
         return check_range_ratio(float(text))
-    except (ValueError, InputError):  # not a number, or outside (0, 1]: the value as given
-        raise InputError("must be a number > 0 and <= 1 (1: fixed lengths)", field="range-ratio", value=text) from None
+    except (ValueError, InputError):  # not a number, or outside [0, 1]: the value as given
+        raise InputError(RANGE_RATIO_RULE, field="range-ratio", value=text) from None
 
 
 def assumptions(hardware, eff_label: str) -> list[str]:

@@ -57,7 +57,7 @@ def recommend_cmd(
     """Recommend model, strategy, quantization, batch, sparsity and devices for a task.
 
     With no flags it runs the built-in default scenario (examples/default_scenario.yaml)."""
-    from planner.errors import InputError, in_file
+    from planner.errors import InputError, flag_name, in_file
     from planner.recommend import run
     from planner.specs import RecommendScenario
 
@@ -95,7 +95,7 @@ def recommend_cmd(
     try:
         answer = run(scn)
     except InputError as exc:  # a field of the scenario file (not a flag) names the file
-        flag_fields = {k.replace("_", "-") for k in given} | set(given) | {"calibration"}
+        flag_fields = {flag_name(k) for k in given} | set(given) | {"calibration"}
         if "models" in given:
             flag_fields.add("model")
         if scenario is None or (exc.field or "").split(".")[0] in flag_fields:

@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from planner.bounds import check_count
+from planner.bounds import check_count, check_range_ratio
 from planner.cost.config_check import validate_config
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
@@ -149,29 +149,39 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
 
     The steady state and static batches run on Python floats (the scalar fast path);
     closed-loop and Poisson rows through the vectorized engine on one row."""
+    kw = dict(devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
+              samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+              kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine,
+              arrival=arrival, rate=rate, pp=pp, ep=ep, dp=dp, serving=serving, spec_tokens=spec_tokens)
     if range_ratio != 1.0:
-        return _spread(model, hardware, range_ratio, devices=devices, batch=batch, concurrency=concurrency,
-                       prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
-                       act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing,
-                       efficiency=efficiency, engine=engine, arrival=arrival, rate=rate, pp=pp, ep=ep, dp=dp,
-                       serving=serving)
+        return _spread(model, hardware, range_ratio, **kw)
+    return _configured(model, hardware, **kw)
+
+
+def _configured(model, hardware, *, devices, batch, concurrency, prompt_len, gen_len, samples, weight_dtype,
+                act_dtype, kv_dtype, kv_budget, prefix_sharing, efficiency, engine, arrival, rate, pp, ep, dp,
+                serving, spec_tokens, in_step_ratio: Optional[float] = None) -> dict[str, Any]:
+    """:func:`estimate` at fixed lengths: the one path from a configuration to the engine
+    (specs resolved, the engine profile as it configures itself on the device, the layout
+    and speculative decoding checked, a serving profile's fitted values applied).
+    ``in_step_ratio``: the closed loop's ``range_ratio`` column (:func:`_spread`), None
+    for fixed lengths."""
     model = resolve_model(model)
     hardware = resolve_hardware(hardware)
     if engine is not None:  # as the engine configures itself on this device (its defaults by GPU class)
         engine = engine.on_device(hardware)
     if arrival == "poisson" and concurrency == 0:
         concurrency = 1  # serving mode; the in-flight count follows from the rate
-    layout = {}
-    if ep != 1 or dp != 1:
+    if pp != 1 or ep != 1 or dp != 1:  # whole, in range, fitting the model (pp: 0 is no layout either)
         from planner.cost.layout import check_layout
 
         check_layout(model, tp=devices, pp=pp, ep=ep, dp=dp)
-        layout = {"ep": ep, "attn_dp": dp}
+    layout = {"ep": ep, "attn_dp": dp} if ep != 1 or dp != 1 else {}
     if spec_tokens:
         check_count("spec_tokens", spec_tokens, 0)
         if arrival == "steady" and not serving or pp > 1:
             raise InputError("speculative decoding is costed in the scheduler model: closed or poisson arrivals, "
-                             "one pipeline stage", field="spec_tokens", value=spec_tokens)
+                             "one pipeline stage", field="spec-tokens", value=spec_tokens)
         layout = {**layout, "spec_tokens": spec_tokens,
                   "spec_accept": (engine if engine is not None else _generic_engine()).spec_acceptance}
     if pp > 1:
@@ -181,6 +191,8 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
                           prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
                           rate=rate, pp=pp, ep=ep, dp=dp, serving=serving)
     serve = _fitted(serving_columns(engine, arrival, rate), serving)
+    if in_step_ratio is not None:
+        serve["range_ratio"] = in_step_ratio
     return _estimate_group(model, hardware, serve, devices=devices, batch=batch, concurrency=concurrency,
                            prompt_len=prompt_len, gen_len=gen_len, samples=samples, weight_dtype=weight_dtype,
                            act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
@@ -195,8 +207,7 @@ def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, a
     ``range_ratio`` column, the share of later waves that stays in step
     (planner.cost.waves.in_step_share, as the replay of a measured run applies it).
     The report's ``config`` keeps the flag's lengths ``L`` and adds the means."""
-    from planner.bounds import check_count
-    from planner.cost.spread import check_range_ratio, spread_lengths
+    from planner.cost.spread import spread_lengths
 
     r = check_range_ratio(range_ratio)
     P = check_count("prompt_len", prompt_len, 1)
@@ -208,36 +219,10 @@ def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, a
         raise InputError("a closed loop over pipeline stages runs fixed lengths (give --range-ratio 1, or "
                          "--arrival steady / --rate)", field="range-ratio", value=range_ratio)
     Pm, Gm = spread_lengths(P, G, r)
-    if arrival == "closed":
-        serving = dict(kw.pop("serving") or {})
-        out = _spread_closed(model, hardware, r, prompt_len=Pm, gen_len=Gm, concurrency=concurrency, serving=serving,
-                             **kw)
-    else:
-        out = estimate(model, hardware, prompt_len=Pm, gen_len=Gm, concurrency=concurrency, arrival=arrival, pp=pp,
-                       **kw)
+    out = _configured(model, hardware, prompt_len=Pm, gen_len=Gm, concurrency=concurrency, arrival=arrival, pp=pp,
+                      in_step_ratio=r if arrival == "closed" else None, **kw)
     out["config"] = {**out["config"], "prompt_len": P, "gen_len": G, "range_ratio": r, "mean_prompt_len": Pm,
                      "mean_gen_len": Gm}
-    return out
-
-
-def _spread_closed(model, hardware, r, *, serving, ep, dp, **kw) -> dict[str, Any]:
-    """The closed loop at the mean lengths with the ``range_ratio`` column set."""
-    model = resolve_model(model)
-    hardware = resolve_hardware(hardware)
-    engine = kw.pop("engine")
-    if engine is not None:
-        engine = engine.on_device(hardware)
-    layout = {}
-    if ep != 1 or dp != 1:
-        from planner.cost.layout import check_layout
-
-        check_layout(model, tp=kw["devices"], pp=1, ep=ep, dp=dp)
-        layout = {"ep": ep, "attn_dp": dp}
-    rate = kw.pop("rate")
-    serve = _fitted(serving_columns(engine, "closed", rate), serving or None)
-    serve["range_ratio"] = r
-    out = _estimate_group(model, hardware, serve, engine=engine, arrival="closed", rate=rate, layout=layout,
-                          serving=serving or None, **kw)
     return out
 
 

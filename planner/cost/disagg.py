@@ -92,7 +92,7 @@ def derive_workers(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, transfer_s, 
       workers whose work per cycle fits in a cycle, so prompts do not queue without bound.
 
     ``min_decode`` (default 1) is a lower bound on ``Y`` that the caller knows from elsewhere
-    (planner.measured.sweep_decode_workers: the benchmark's concurrency as a per-worker batch
+    (planner.measured_layouts.sweep_decode_workers: the benchmark's concurrency as a per-worker batch
     times the workers).
 
     Returns (X, Y, decode batch per worker ``C / Y``); NaN where a decode worker cannot

@@ -45,7 +45,8 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
 
     G_drawn = gen_len  # the simulator's longest output (its draws span [int(r G), G])
     if range_ratio != 1.0:
-        from planner.cost.spread import check_range_ratio, spread_lengths
+        from planner.bounds import check_range_ratio
+        from planner.cost.spread import spread_lengths
 
         check_range_ratio(range_ratio)
         if pp > 1:

@@ -1,0 +1,68 @@
+"""An error names what the user typed (planner.errors: flag_name, file_key, in_file): a
+flag's name on the command line, a key as the file spells it in a checks file.
+
+Oracles from outside the code that raises: the options `planner estimate --help` lists
+(the flag exists) and the keys a checks file's ``estimate:`` accepts (its pydantic model's
+fields), for the same bad value given both ways."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from planner.check import EstimateSpec
+from planner.cli import main
+
+# (flag, file key, bad value)
+BAD = [
+    ("--prompt-len", "prompt_len", "0"),
+    ("--gen-len", "gen_len", "0"),
+    ("--kv-budget", "kv_budget", "-1"),
+    ("--samples", "samples", "0"),
+    ("--devices", "devices", "0"),
+    ("--pp", "pp", "0"),
+    ("--pp", "pp", "1000"),
+    ("--weight-dtype", "weight_dtype", "fp3"),
+    ("--kv-dtype", "kv_dtype", "fp3"),
+    ("--prompt-len", "prompt_len", "200000"),
+    ("--spec-tokens", "spec_tokens", "2"),                      # steady state: not costed
+    ("--range-ratio", "range_ratio", "0.5"),                    # a static batch: fixed lengths
+]
+FIELD = re.compile(r"field '([^']+)'")
+
+
+def _err(capsys, argv) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("flag,key,value", BAD)
+def test_the_flag_is_named_on_the_command_line(capsys, flag, key, value):
+    assert main(["estimate", "--help"]) == 0
+    options = set(re.findall(r"--[a-z][a-z-]*", capsys.readouterr().out))
+    err = _err(capsys, ["estimate", "-m", "llama-3.1-8b", flag, value])
+    field = FIELD.search(err).group(1)
+    assert f"--{field}" in options and f"--{field}" == flag, err
+
+
+@pytest.mark.parametrize("flag,key,value", [b for b in BAD if b[1] in EstimateSpec.model_fields])
+def test_the_key_is_named_in_a_checks_file(tmp_path, capsys, flag, key, value):
+    f = tmp_path / "c.yaml"
+    f.write_text("checks:\n  - name: a\n    estimate: {model: llama-3.1-8b, hardware: h100-sxm, "
+                 f"{key}: {value}}}\n    assert: ['tpot_s <= 1']\n")
+    err = _err(capsys, ["check", str(f)])
+    field = FIELD.search(err).group(1)
+    assert str(f) in err and field.split(".")[-1] == key and field.split(".")[-1] in EstimateSpec.model_fields, err
+
+
+@pytest.mark.parametrize("flag,value", [("--weight-dtype", "int3"), ("--kv-dtype", "q2"), ("--act-dtype", "int2"),
+                                        ("--reward-auc", "1.0"), ("--verifier-soundness", "1.5"),
+                                        ("--top-wrong-share", "-0.1"), ("--gen-len", "0")])
+def test_accuracy_flags_are_named(capsys, flag, value):
+    """`planner accuracy` reaches the accuracy model's own checks: they name its flags
+    (round 13 said 'weight_dtype' and 'reward_auc' there)."""
+    err = _err(capsys, ["accuracy", "-m", "qwen3-8b", "--task", "aime24", flag, value])
+    assert f"field '{flag[2:]}'" in err, err
