@@ -169,7 +169,7 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
         touched = touched_experts(x, rows)
         expert_bytes = expert_params_read(x, touched) * x.weight_bytes_per_param * passes / n_dev
         slots, dense_rows = rows * M["experts_per_token"], rows
-    dense_bytes = fixed_params_read(x) * x.dense_bytes_per_param * passes / n_dev
+    dense_bytes = fixed_params_read(x) * x.weight_bytes_per_param * passes / n_dev
     n_body = GEMMS_PER_LAYER * M["layers"]
     # (flat_rows, plain_gemv: no skinny-GEMM curve, no GEMV terms anywhere; the factors
     # are exactly 1 and the terms 0, and their full-size passes are skipped)
