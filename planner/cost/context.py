@@ -24,17 +24,6 @@ KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
 # GEMM, top-k softmax, the token sort by expert (moe_align_block_size) and the weighted
 # sum of the k expert outputs (moe_sum) -- vLLM's fused_experts path, fused_moe.py
 MOE_EXTRA_KERNELS_PER_LAYER = 4
-# Multi-head latent attention with absorbed weights (DeepSeek-V3 / R1, Kimi-K2, GLM-5) launches
-# more than a GQA layer's qkv GEMM, rope / attention and o GEMM: the q_a and kv_a RMSNorms of the
-# two low-rank latents, the q_b up-projection GEMM, the two per-head batched GEMMs that absorb
-# W_UK into the query and W_UV into the output (bmm over the latent), and the rotary embedding on
-# the 64-wide rope slice as a kernel of its own. SGLang DeepseekV2AttentionMLA.forward_absorb
-# (fused_qkv_a_proj_with_mqa, q_a_layernorm, kv_a_layernorm, q_b_proj, bmm w_kc, rotary_emb,
-# attn_mqa, bmm w_vc, o_proj; sgl-project/sglang python/sglang/srt/models/deepseek_v2.py); vLLM's
-# MLA decode the same (W_UK_T / W_UV bmm around the latent attention). Not counted: the fp8
-# quantization before each bmm of an fp8 checkpoint (per_tensor_quant_mla_fp8), the q / k
-# concatenation some attention backends need. TensorRT-LLM fuses the two norms (one fewer).
-MLA_EXTRA_KERNELS_PER_LAYER = 6
 # DeepSeek sparse attention (DSA) adds the lightning indexer to every layer, a chain of its own
 # ahead of the sparse MLA kernel: wq_b, wk and head-weight projections, k LayerNorm, rope on q and
 # k, the Hadamard rotation and fp8 quantization of q and k, the indexer-K cache write, the fp8
@@ -135,8 +124,7 @@ def attention_flat_index(peak_flops: np.ndarray) -> np.ndarray:
 
 
 def _kernels_per_pass(M):
-    per_layer = (KERNELS_PER_LAYER + MLA_EXTRA_KERNELS_PER_LAYER * M["is_mla"]
-                 + DSA_INDEXER_KERNELS_PER_LAYER * M["has_indexer"])
+    per_layer = KERNELS_PER_LAYER + DSA_INDEXER_KERNELS_PER_LAYER * M["has_indexer"]
     return per_layer * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
 
 
