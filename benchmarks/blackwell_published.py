@@ -22,21 +22,12 @@ import test_blackwell_rows as T  # noqa: E402
 
 from planner import serving_params as SP  # noqa: E402
 
-GLM5_B200_C1_TPOT_MS = 20.22  # the gist, without speculative decoding (not asserted in the test)
-# The gist's Kimi-K2-Instruct TP8 row, 7.54 ms at one request in flight (not asserted): the gist
-# labels it BF16, but 1.03 T parameters at 2 bytes (2.1 TB) do not fit 8 x 183 GB; the checkpoint
-# moonshotai/Kimi-K2-Instruct is stored in block-FP8 (its model card; Ascend msModelSlim's Kimi
-# example has the FP8 quantization fields removed from config.json to load it), so fp8_block.
-KIMI_K2_B200_C1_TPOT_MS = 7.54
-
 
 def main() -> None:
     rows = [T._agg(name, "b200_sxm", model, quant, 1024, 1024, 1, tp=8, tpot=t) for name, model, quant, t in
             T.GIST_B200]
-    rows.append(T._agg("glm-5-fp8", "b200_sxm", "zai-org/GLM-5-FP8", "fp8_block", 1024, 1024, 1, tp=8,
-                       tpot=GLM5_B200_C1_TPOT_MS))
-    rows.append(T._agg("kimi-k2-fp8", "b200_sxm", "moonshotai/Kimi-K2-Instruct", "fp8_block", 1024, 1024, 1, tp=8,
-                       tpot=KIMI_K2_B200_C1_TPOT_MS))
+    rows += [T._agg(name, "b200_sxm", model, quant, 1024, 1024, 1, tp=8, tpot=t) for name, model, quant, t in
+             T.MLA_EXTRA_B200]  # GLM-5 and Kimi-K2 (their sources in T.MLA_EXTRA_B200's comment)
     rows += [T._agg("h200-r1-fp8-c4", "h200_sxm", "deepseek-ai/DeepSeek-R1", "fp8", 1024, 1024, 4, tp=8),
              T._agg("b200-r1-fp4-c1", "b200_sxm", "deepseek-ai/DeepSeek-R1", "nvfp4", 1024, 1024, 1, tp=8)]
     measured = {r["id"]: float(r["silicon_tpot_ms"]) for r in rows if r["silicon_tpot_ms"] != ""}

@@ -366,6 +366,9 @@ def _mla(r: _Reader, out: dict, src: dict) -> bool:
     for key in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim"):
         mla[key], s = r.get(key, required=True)
         notes.append(s)
+    if r.has("index_topk"):  # DeepSeek sparse attention (DeepSeek-V3.2, GLM-5): the lightning indexer's top-k
+        mla["index_topk"], s = r.get("index_topk")
+        notes.append(s)
     out["mla"] = mla
     src["mla"] = f"{r.file} " + ", ".join(r.short(n) for n in notes)
     return True

@@ -133,6 +133,10 @@ class MLA(_Spec):
     qk_nope_head_dim: int = Field(ge=1, le=MAX_DIM)
     qk_rope_head_dim: int = Field(ge=0, le=MAX_DIM)
     v_head_dim: int = Field(ge=1, le=MAX_DIM)
+    index_topk: Optional[int] = Field(
+        None, ge=1, le=MAX_TOKENS,
+        description="DeepSeek sparse attention (DSA, DeepSeek-V3.2 / GLM-5): keys each query attends, picked by "
+                    "the lightning indexer every layer runs (config.json index_topk); None: dense MLA")
 
 
 class MoE(_Spec):

@@ -24,6 +24,15 @@ KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
 # GEMM, top-k softmax, the token sort by expert (moe_align_block_size) and the weighted
 # sum of the k expert outputs (moe_sum) -- vLLM's fused_experts path, fused_moe.py
 MOE_EXTRA_KERNELS_PER_LAYER = 4
+# DeepSeek sparse attention (DSA) adds the lightning indexer to every layer, a chain of its own
+# ahead of the sparse MLA kernel: wq_b, wk and head-weight projections, k LayerNorm, rope on q and
+# k, the Hadamard rotation and fp8 quantization of q and k, the indexer-K cache write, the fp8
+# paged MQA logits and the top-k (index_topk) selection: "twelve kernels per Indexer"
+# (sgl-project/sglang pull 38583, which fuses SGLang's DSA indexer decode chain into four on
+# ROCm; its CUDA path, nsa_indexer, runs the same chain). It runs whatever the context, also
+# where the context is within index_topk and the top-k keeps every key (SGLang pull 31324 skips
+# it there, later and on ROCm only).
+DSA_INDEXER_KERNELS_PER_LAYER = 12
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
 _BYTES_LIST = BYTES_BY_CODE.tolist()
 _HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr")
@@ -115,7 +124,8 @@ def attention_flat_index(peak_flops: np.ndarray) -> np.ndarray:
 
 
 def _kernels_per_pass(M):
-    return KERNELS_PER_LAYER * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
+    per_layer = KERNELS_PER_LAYER + DSA_INDEXER_KERNELS_PER_LAYER * M["has_indexer"]
+    return per_layer * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
 
 
 def _state_bytes_per_seq_all_devices(M):

@@ -150,6 +150,8 @@ class ModelTable:
             "hidden": col(lambda c, m: c.hidden_size),
             "kv_heads": col(lambda c, m: c.num_kv_heads),
             "is_mla": col(lambda c, m: 1.0 if m.mla is not None else 0.0),
+            # DeepSeek sparse attention: every layer runs the lightning indexer (planner.cost.context)
+            "has_indexer": col(lambda c, m: 1.0 if m.mla is not None and m.mla.index_topk is not None else 0.0),
             "vocab": col(lambda c, m: m.vocab_size),
             "lm_head": col(lambda c, m: m.vocab_size * m.hidden_size),
             "gemm_out_rows": col(gemm_out_rows),
