@@ -36,7 +36,7 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import (FP4_OR_BF16, MeasuredRuns, dtypes_for, mean_length, moe_layout, product_encoded,
+from planner.measured import (FP4_OR_BF16, MODES, MeasuredRuns, dtypes_for, mean_length, moe_layout, product_encoded,
                               product_encoded_dp, sweep_decode_workers)
 
 DATASHEET = SP.DATASHEET
@@ -173,6 +173,8 @@ class Prepared:
                 reason = f"unknown engine '{runs.engine[i]}'"
             elif h is None:
                 reason = f"unknown system '{runs.system[i]}'"
+            elif runs.mode[i] not in MODES:
+                reason = f"unknown mode '{runs.mode[i]}' (known: {', '.join(MODES)})"
             elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_LAYOUT, i):
                 reason = "disaggregated row without prefill_tp_size or decode_tp_size"
             elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) \
