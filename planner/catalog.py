@@ -277,8 +277,9 @@ def find_alias(kind: str, name: str) -> Path | None:
 # alias has the same repository name once the quantization tags are cut from its end.
 QUANT_TAGS = frozenset({"fp8", "fp4", "nvfp4", "mxfp4", "mxfp6", "mxfp8", "int4", "int8", "w4a16", "w8a8",
                         "w4a8", "w8a16", "w4afp8", "awq", "gptq", "bnb", "fp8kv"})
-# tags that qualify a quantization tag (scheme, version, KV cache, preview) and are cut only
-# together with one: "...-MXFP4-Preview", "...-FP4-v2", "...-FP8-KV", "...-w-mxfp4-a-fp8"
+# tags that qualify a quantization tag (version, KV cache, scheme, preview) and are cut only
+# after one ("...-MXFP4-Preview", "...-FP4-v2", "...-FP8-KV", "...-FP8-dynamic"); "w" also
+# just before the first one ("...-w-mxfp4-a-fp8": weights MXFP4, activations FP8)
 QUANT_QUALIFIERS = frozenset({"kv", "v1", "v2", "v3", "preview", "dynamic", "static", "block", "w", "a",
                               "4bit", "8bit", "quantized"})
 
@@ -289,13 +290,15 @@ def checkpoint_base(name: str) -> str | None:
     quantization tags; None when ``name`` is a bare name with nothing to cut."""
     repo = name.strip().rsplit("/", 1)[-1]
     parts = repo.replace("_", "-").split("-")
-    cut, tagged = len(parts), False
-    while cut > 1 and parts[cut - 1].lower() in QUANT_TAGS | QUANT_QUALIFIERS:
-        tagged = tagged or parts[cut - 1].lower() in QUANT_TAGS
+    lower = [t.lower() for t in parts]
+    run = len(parts)  # the trailing run of tags and qualifiers starts at parts[run]
+    while run > 1 and lower[run - 1] in QUANT_TAGS | QUANT_QUALIFIERS:
+        run -= 1
+    first_tag = next((j for j in range(run, len(parts)) if lower[j] in QUANT_TAGS), None)
+    cut = len(parts) if first_tag is None else first_tag
+    if first_tag is not None and cut > run and lower[cut - 1] == "w":
         cut -= 1
-    if not tagged:
-        cut = len(parts)
-    base = "-".join(parts[:cut])
+    base = "-".join(parts[:max(cut, 1)])
     return base if ("/" in name or cut < len(parts)) else None
 
 
