@@ -302,6 +302,18 @@ def checkpoint_base(name: str) -> str | None:
     return base if ("/" in name or cut < len(parts)) else None
 
 
+def checkpoint_reading(name: str) -> str | None:
+    """The catalog model ``name`` resolves to through :func:`checkpoint_base` alone (it is
+    neither a model's file name nor one of its aliases), else None: what a prediction made
+    for such a name says it assumed."""
+    dirs = tuple(str(d) for d in search_dirs("models"))
+    if _alias_index("models", dirs).get(_alias_key(name)) is not None:
+        return None
+    base = checkpoint_base(name)
+    found = _repo_name_index(dirs).get(_alias_key(base)) if base else None
+    return found.stem if found is not None else None
+
+
 @lru_cache(maxsize=None)
 def _repo_name_index(dirs: tuple[str, ...]) -> dict[str, Path]:
     """Repository name (the part of a Hugging Face alias after its organisation) -> model

@@ -194,3 +194,11 @@ def test_h20_is_a_cut_down_hopper_with_more_memory_bandwidth():
     h20, h100 = load_hardware("h20"), load_hardware("h100-sxm")
     assert h20.peak_flops("bf16") / h100.peak_flops("bf16") == pytest.approx(0.15, abs=0.01)
     assert h20.mem_bandwidth_gbps > h100.mem_bandwidth_gbps and h20.interconnect_gbps == h100.interconnect_gbps
+
+
+def test_a_checkpoint_read_as_its_model_says_so(replayed):
+    runs, pred = replayed
+    notes = dict(zip(runs.ids, pred.note))
+    assert "model 'nvidia/DeepSeek-R1-0528-FP4-v2' read as deepseek-r1" in notes["k-r1fp4-b200-trt"]
+    assert "read as llama-3.3-70b" in notes["k-l33kv-mi355x"]
+    assert "read as" not in notes["k-qwen32-b200"]  # Qwen/Qwen3-32B is an alias: nothing assumed
