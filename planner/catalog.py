@@ -18,6 +18,7 @@ from planner.errors import InputError
 T = TypeVar("T")
 
 KINDS = ("hardware", "models", "tasks", "calibration", "examples")
+ALIAS_KINDS = ("hardware", "models", "engines")  # kinds whose files' ``aliases:`` resolve a name
 
 
 def builtin_dir(kind: str) -> Path:
@@ -252,9 +253,80 @@ def _alias_index(kind: str, dirs: tuple[str, ...]) -> dict[str, Path]:
 
 
 def find_alias(kind: str, name: str) -> Path | None:
-    """The spec file whose ``aliases:`` list (or file name) matches ``name``, else None."""
+    """The spec file whose ``aliases:`` list (or file name) matches ``name``, else None;
+    for a model, else the catalog model ``name`` is a checkpoint of (:func:`checkpoint_base`)."""
     dirs = tuple(str(d) for d in search_dirs(kind))
-    return _alias_index(kind, dirs).get(_alias_key(name))
+    found = _alias_index(kind, dirs).get(_alias_key(name))
+    if found is None and kind == "models":
+        base = checkpoint_base(name)
+        found = _repo_name_index(dirs).get(_alias_key(base)) if base else None
+    return found
+
+
+# A checkpoint of a catalog model published under another organisation or with its
+# quantization in the name: NVIDIA's ModelOpt checkpoints (nvidia/DeepSeek-R1-0528-FP4-v2,
+# nvidia/Llama-3.3-70B-Instruct-FP8, nvidia/Kimi-K2.5-NVFP4, nvidia/GLM-5-NVFP4), AMD
+# Quark's (amd/DeepSeek-R1-0528-MXFP4-Preview, amd/Llama-3.3-70B-Instruct-FP8-KV,
+# amd/gpt-oss-120b-w-mxfp4-a-fp8, amd/Kimi-K2.5-MXFP4), the publishers' own
+# (Qwen/Qwen3-235B-A22B-Instruct-2507-FP8, zai-org/GLM-5-FP8) and llm-compressor's
+# (RedHatAI/...-FP8-dynamic, ...-GPTQ-Int4): the model ids of InferenceX's
+# .github/configs/{nvidia,amd}-master.yaml and of NVIDIA aiconfigurator's InferenceX
+# adapter (sdk/config_adapter/inferencex.py MODEL_PATHS). Quantization keeps the
+# architecture (the same config.json plus a quantization_config), and the row's
+# precision column, not the name, gives the weight dtype; so such a name is the model whose
+# alias has the same repository name once the quantization tags are cut from its end.
+QUANT_TAGS = frozenset({"fp8", "fp4", "nvfp4", "mxfp4", "mxfp6", "mxfp8", "int4", "int8", "w4a16", "w8a8",
+                        "w4a8", "w8a16", "w4afp8", "awq", "gptq", "bnb", "fp8kv"})
+# tags that qualify a quantization tag (version, KV cache, scheme, preview) and are cut only
+# after one ("...-MXFP4-Preview", "...-FP4-v2", "...-FP8-KV", "...-FP8-dynamic"); "w" also
+# just before the first one ("...-w-mxfp4-a-fp8": weights MXFP4, activations FP8)
+QUANT_QUALIFIERS = frozenset({"kv", "v1", "v2", "v3", "preview", "dynamic", "static", "block", "w", "a",
+                              "4bit", "8bit", "quantized"})
+
+
+def checkpoint_base(name: str) -> str | None:
+    """The repository name of the model a quantized or re-published checkpoint ``name``
+    holds (module comment above): the part after the organisation, without the trailing
+    quantization tags; None when ``name`` is a bare name with nothing to cut."""
+    repo = name.strip().rsplit("/", 1)[-1]
+    parts = repo.replace("_", "-").split("-")
+    lower = [t.lower() for t in parts]
+    run = len(parts)  # the trailing run of tags and qualifiers starts at parts[run]
+    while run > 1 and lower[run - 1] in QUANT_TAGS | QUANT_QUALIFIERS:
+        run -= 1
+    first_tag = next((j for j in range(run, len(parts)) if lower[j] in QUANT_TAGS), None)
+    cut = len(parts) if first_tag is None else first_tag
+    if first_tag is not None and cut > run and lower[cut - 1] == "w":
+        cut -= 1
+    base = "-".join(parts[:max(cut, 1)])
+    return base if ("/" in name or cut < len(parts)) else None
+
+
+def checkpoint_reading(name: str) -> str | None:
+    """The catalog model ``name`` resolves to through :func:`checkpoint_base` alone (it is
+    neither a model's file name nor one of its aliases), else None: what a prediction made
+    for such a name says it assumed."""
+    dirs = tuple(str(d) for d in search_dirs("models"))
+    if _alias_index("models", dirs).get(_alias_key(name)) is not None:
+        return None
+    base = checkpoint_base(name)
+    found = _repo_name_index(dirs).get(_alias_key(base)) if base else None
+    return found.stem if found is not None else None
+
+
+@lru_cache(maxsize=None)
+def _repo_name_index(dirs: tuple[str, ...]) -> dict[str, Path]:
+    """Repository name (the part of a Hugging Face alias after its organisation) -> model
+    file, for :func:`checkpoint_base`; a name two models share maps to neither."""
+    index: dict[str, Path] = {}
+    shared: set[str] = set()
+    for alias, path in _alias_index("models", dirs).items():
+        if "/" not in alias:
+            continue
+        key = _alias_key(alias.rsplit("/", 1)[-1])
+        if index.setdefault(key, path) != path:
+            shared.add(key)
+    return {k: v for k, v in index.items() if k not in shared}
 
 
 def find_file(kind: str, name: str) -> Path:
@@ -263,7 +335,7 @@ def find_file(kind: str, name: str) -> Path:
             p = d / f"{name}{ext}"
             if _is_file(p):
                 return p
-    if kind in ("hardware", "models"):
+    if kind in ALIAS_KINDS:
         found = find_alias(kind, name)
         if found is not None:
             return found

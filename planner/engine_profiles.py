@@ -106,6 +106,8 @@ class EngineProfile(_Spec):
     """Scheduler facts of one serving engine (units in the field names)."""
 
     name: str
+    aliases: list[str] = Field(default_factory=list, description="other names of this engine (a measured file's "
+                                                                  "backend column: trt, dynamo-trt, ...)")
     description: str = ""
     token_budget: int = Field(ge=1, description="tokens per step, decodes and prefill chunks together")
     max_running: int = Field(ge=1, description="requests in flight at most")
@@ -189,6 +191,16 @@ def engine_names() -> list[str]:
     from planner.catalog import list_names
 
     return list_names(ENGINE_KIND)
+
+
+def engine_name(ref: str) -> str:
+    """The engine a name stands for: the engines/*.yaml file it names or one whose
+    ``aliases:`` hold it (``dynamo-trt`` -> ``trtllm``), else ``ref`` lower-cased (an
+    unknown engine stays itself, for the caller's "unknown engine" message)."""
+    from planner.catalog import find_alias
+
+    found = find_alias(ENGINE_KIND, ref) if ref else None
+    return found.stem if found is not None else ref.strip().lower()
 
 
 def load_engine(ref: str | None) -> EngineProfile:

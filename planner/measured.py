@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from planner.bounds import check_range_ratio
+from planner.engine_profiles import engine_name
 from planner.errors import InputError
 from planner.safeload import MAX_LOG_BYTES, read_text
 
@@ -43,6 +44,10 @@ LAYOUT_COLUMNS = ("pp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
 DISAGG_FIELDS = ("batch_size", "num_workers", "tp_size", "pp_size", "attention_dp_size", "moe_tp_size",
                  "moe_ep_size")
 MODES = ("agg", "disagg")
+# the mode column's spellings -> MODES: aiconfigurator writes agg / disagg; its docs and
+# InferenceX's configs also say aggregated / disaggregated. Any other value is that row's
+# "unsupported: unknown mode 'X'" (planner.replay), the rest of the file is predicted.
+MODE_NAMES = {"agg": "agg", "aggregated": "agg", "disagg": "disagg", "disaggregated": "disagg"}
 
 # precision / gemm_quant_mode -> (weight dtype, activation (compute) dtype, KV dtype).
 # fp8 checkpoints (per-tensor or block scales) run fp8 GEMMs; weight-only int4 (int4_wo)
@@ -165,6 +170,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
                                     "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio",
                                     "spec_tokens")}
+    engine_names: dict[str, str] = {}  # the backend column's spellings -> the engine (engines/*.yaml aliases)
     dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
     disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
     for i, r in enumerate(rows):
@@ -172,23 +178,23 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         if None in r:  # more cells than the header
             raise InputError(f"line {line}: more cells than the header has columns", file=file)
         get = lambda c: (r.get(c) or "").strip()  # noqa: E731
-        mode = get("mode").lower()
-        if mode not in MODES:
-            raise InputError(f"line {line}: must be one of {', '.join(MODES)}", file=file, field="mode",
-                             value=r.get("mode"))
+        mode = MODE_NAMES.get(get("mode").lower(), get("mode"))
+        if not mode:
+            raise InputError(f"line {line}: a value is required (one of {', '.join(MODES)})", file=file,
+                             field="mode")
         for c in ("model_path", "system", "backend"):
             if not get(c):
                 raise InputError(f"line {line}: a value is required", file=file, field=c)
         s["ids"].append(get("id") or f"row-{i + 1}")
         s["model"].append(get("model_path"))
         s["system"].append(get("system"))
-        s["engine"].append(get("backend").lower())
+        s["engine"].append(engine_names.setdefault(get("backend"), engine_name(get("backend"))))
         s["engine_version"].append(get("backend_version"))
         prec = get("precision").lower() or "bf16"
         s["precision"].append(prec)
         s["quant"].append(get("gemm_quant_mode").lower() or prec)
         s["mode"].append(mode)
-        s["kv_dtype"].append(kv_cache_dtype(get(KV_DTYPE_COLUMN), get("silicon_data_source"), get("backend"),
+        s["kv_dtype"].append(kv_cache_dtype(get(KV_DTYPE_COLUMN), get("silicon_data_source"), s["engine"][-1],
                                             get("gemm_quant_mode") or get("precision"), file, line))
         num["isl"][i] = _number(r["isl"], file, line, "isl", whole=True, empty_ok=False, minimum=1)
         num["osl"][i] = _number(r["osl"], file, line, "osl", whole=True, empty_ok=False, minimum=1)

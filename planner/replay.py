@@ -36,7 +36,7 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, MeasuredRuns, dtypes_for, mean_length
+from planner.measured import FP4_OR_BF16, MODES, MeasuredRuns, dtypes_for, mean_length
 from planner.measured_layouts import moe_layout, product_encoded, product_encoded_dp, sweep_decode_workers
 
 DATASHEET = SP.DATASHEET
@@ -113,6 +113,7 @@ def _engine_or_none(name: str):
 
 
 FP8_WEIGHT_ONLY_NOTE = "fp8 weights run weight-only (W8A16, FP8 Marlin) on {}"
+CHECKPOINT_NOTE = "model '{}' read as {} (a quantized or re-published checkpoint of it: planner.catalog.checkpoint_base)"
 
 
 def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
@@ -128,7 +129,7 @@ class Prepared:
     (one engine call), so a fit calls only that."""
 
     def __init__(self, runs: MeasuredRuns):
-        from planner.catalog import load_hardware, load_model
+        from planner.catalog import checkpoint_reading, load_hardware, load_model
         from planner.cost.api import columns
         from planner.cost.tables import ModelTable
 
@@ -151,6 +152,7 @@ class Prepared:
         tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
         layout_note = np.full(n, "", dtype=object)
         profiles = {e: _engine_or_none(e) for e in set(runs.engine.tolist())}
+        read_as = {m: checkpoint_reading(m) for m in models if models[m] is not None}
         for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
             m, h = models[runs.model[i]], hws[runs.system[i]]
             in_flight_row = runs.concurrency[i] * runs.dp[i]
@@ -173,6 +175,8 @@ class Prepared:
                 reason = f"unknown engine '{runs.engine[i]}'"
             elif h is None:
                 reason = f"unknown system '{runs.system[i]}'"
+            elif runs.mode[i] not in MODES:
+                reason = f"unknown mode '{runs.mode[i]}' (known: {', '.join(MODES)})"
             elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_LAYOUT, i):
                 reason = "disaggregated row without prefill_tp_size or decode_tp_size"
             elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) \
@@ -194,6 +198,9 @@ class Prepared:
                 layout_note[i] = "; ".join(filter(None, (layout_note[i], FP8_WEIGHT_ONLY_NOTE.format(h.name))))
             if reason is None and not h.has_dtype(adt[i]):
                 reason = f"no {adt[i]} compute on {h.name}"
+            if reason is None and read_as.get(runs.model[i]):
+                layout_note[i] = "; ".join(filter(None, (layout_note[i], CHECKPOINT_NOTE.format(
+                    runs.model[i], read_as[runs.model[i]]))))
             if reason is not None:
                 status[i] = f"unsupported: {reason}"
         self.status, self.device, self.model, self.group = status, dev, mname, group

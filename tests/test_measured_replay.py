@@ -83,7 +83,7 @@ def test_table_view_names_slices_and_reasons(tmp_path, capsys):
     (lambda h, r: (h.replace(",isl,", ",input_len,"), r), "field 'isl': line 1: required column is missing"),
     (lambda h, r: (h, [r[0].replace(",1024,256,", ",1k,256,"), *r[1:]]), "field 'isl', value '1k': line 2: must be"),
     (lambda h, r: (h, [r[0], r[1].replace(",512,", ",5.5,"), *r[2:]]), "field 'osl', value '5.5': line 3"),
-    (lambda h, r: (h, [r[0].replace(",agg,", ",mixed,"), *r[1:]]), "field 'mode', value 'mixed': line 2"),
+    (lambda h, r: (h, [r[0].replace(",agg,", ",,"), *r[1:]]), "field 'mode': line 2: a value is required"),
     (lambda h, r: (h, [r[0].replace(",40.0,8.0,", ",fast,8.0,"), *r[1:]]), "field 'silicon_ttft_ms'"),
     (lambda h, r: (h, [r[0].replace(",1024,256,", ",0,256,"), *r[1:]]), "field 'isl', value '0': line 2: must be a whole number >= 1"),
     (lambda h, r: (h, [r[0].replace(",8,1,1,1,1,", ",-8,1,1,1,1,"), *r[1:]]), "field 'batch_size', value '-8'"),
