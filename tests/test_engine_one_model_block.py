@@ -1,6 +1,6 @@
 """A block of rows on one model and one device (the search's blocks: its grid puts the
 model axis outermost) reads the model and device columns by a fill instead of a gather
-(planner.cost.context.Gather). The oracle: the same rows evaluated among rows of other
+(planner.cost.gather.Gather). The oracle: the same rows evaluated among rows of other
 models and devices (gathered) give the same bits, in every output column."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from planner.catalog import all_hardware, all_models
-from planner.cost.context import Gather, _one_row
+from planner.cost.gather import Gather, _one_row
 from planner.cost.engine import evaluate
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 

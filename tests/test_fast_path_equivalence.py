@@ -1,6 +1,6 @@
 """The speed paths of round 14 give the values of the straightforward code, bit for bit.
 
-* the cost engine's (model, device count) grid (planner.cost.context.per_model_device):
+* the cost engine's (model, device count) grid (planner.cost.gather.per_model_device):
   each quantity gathered from the grid equals the rows' own evaluation of the same
   function (oracle: the function run on the rows, as the engine did before the grid);
 * the simulators' few-step path (planner.cost.steps.StepTable.decode_cumulative and the
@@ -16,8 +16,8 @@ import pytest
 from planner.catalog import load_hardware, load_model
 from planner.cost import steps
 from planner.cost.api import columns
-from planner.cost.context import (Ctx, _kv_shard, _linear_flops_per_token, _state_bytes_per_seq,
-                                  per_model_device)
+from planner.cost.context import Ctx, _kv_shard, _linear_flops_per_token, _state_bytes_per_seq
+from planner.cost.gather import per_model_device
 from planner.cost.passes import (_body_flops_per_token_device, _expert_flops_per_token, _head_flops_per_token,
                                  expert_reduction_factor)
 from planner.cost.simulate import simulate

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from planner.catalog import load_hardware, load_model
 from planner.cost.api import columns
-from planner.cost.context import Ctx, Gather
+from planner.cost.context import Ctx
+from planner.cost.gather import Gather
 from planner.cost.efficiency import Curve, Efficiency
 from planner.cost.passes import decode_phase, prefill_phase
 from planner.cost.row_subset import WHOLE_CONTEXT_SWITCHES, n_rows, take_rows

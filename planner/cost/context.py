@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from planner.cost.expert_parallel import normal_max_z
+from planner.cost.gather import Gather, by_device_count, derived, model_device_row, per_model_device, table_cache
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
@@ -36,61 +37,6 @@ DSA_INDEXER_KERNELS_PER_LAYER = 12
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
 _BYTES_LIST = BYTES_BY_CODE.tolist()
 _HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr")
-
-
-class Gather(dict):
-    """Table columns gathered per row on first use (only what the phases need).
-    ``derived``: a cache of columns computed from the table's (see :func:`derived`)."""
-
-    def __init__(self, table: dict, index, xp=VECTOR, derived: dict | None = None):
-        super().__init__()
-        self._table, self._index, self._gather = table, index, xp.gather
-        self._derived = {} if derived is None else derived
-        if xp is VECTOR and _one_row(index):  # a block of one model (device): a fill, not a gather
-            self._gather = _Fill(int(index[0]), index.shape, xp.gather)
-
-    def __missing__(self, key):
-        v = self[key] = self._gather(self._table[key], self._index)
-        return v
-
-
-def _one_row(index) -> bool:
-    """Whether every row of an index column names the same table row (the search's
-    blocks: its grid puts the model axis outermost, so a block of 16k rows is one model
-    on one device)."""
-    return (isinstance(index, np.ndarray) and index.ndim == 1 and index.size > 1
-            and index[0] == index[-1] and bool((index == index[0]).all()))
-
-
-class _Fill:
-    """``col.take(index)`` where every index is ``row``: ``col[row]`` repeated (a fill, ~10x
-    fewer instructions than a gather), the same values and dtype; 2-D columns gather."""
-
-    def __init__(self, row: int, shape: tuple, gather):
-        self.row, self.shape, self.gather = row, shape, gather
-
-    def __call__(self, col, index):
-        if col.ndim != 1:
-            return self.gather(col, index)
-        return np.full(self.shape, col[self.row], dtype=col.dtype)
-
-
-def derived(cols, fn):
-    """``fn(cols)`` for each row, ``fn`` an elementwise expression of the table's columns
-    (a module-level function: it is the cache key). For gathered rows (a :class:`Gather`)
-    it runs once on the table's columns (a few entries; cached with the table) and its
-    result is gathered: one pass over the rows where the expression made one per
-    operation and operand, the same values bit for bit (the same operations in the same
-    order and dtype, per element). For one row (a dict of floats) it runs on the row."""
-    if type(cols) is not Gather:
-        return fn(cols)
-    v = cols.get(fn)
-    if v is None:
-        col = cols._derived.get(fn)
-        if col is None:
-            col = cols._derived[fn] = fn(cols._table)
-        v = cols[fn] = cols._gather(col, cols._index)
-    return v
 
 
 def attention_dtype_code(xp, act, kv, nbytes):
@@ -211,8 +157,8 @@ class Ctx:
             htab = {f: getattr(ht, f) for f in _HW_TABLES}
             head_bytes = mt.head_bytes
             nbytes = BYTES_BY_CODE.astype(dt)
-            M = self.model = Gather(mt.cols, m, xp, _table_cache(mt, "derived"))
-            H = self.hw = Gather(ht.cols, h, xp, _table_cache(ht, "derived"))
+            M = self.model = Gather(mt.cols, m, xp, table_cache(mt, "derived"))
+            H = self.hw = Gather(ht.cols, h, xp, table_cache(ht, "derived"))
         self.h = h
         self.rows_corr = htab["rows_corr"] if ht.has_rows_correction() else None
         self.devices = xp.values(c["devices"], dt)
@@ -226,7 +172,7 @@ class Ctx:
         else:  # one flat index for every [device, activation dtype] table (they share their shape)
             flat = h * htab["peak_flops"].shape[1] + act
             at_act = lambda table: table.ravel().take(flat, mode="clip")  # noqa: E731
-            idx = _table_cache(ht, "attention_index")
+            idx = table_cache(ht, "attention_index")
             if not idx:
                 idx["flat"] = attention_flat_index(htab["peak_flops"]).ravel()
             n_dt = htab["peak_flops"].shape[1]
@@ -247,7 +193,7 @@ class Ctx:
         # (model row, device count) per row where those two alone decide a quantity
         # (:func:`per_model_device`: "row" the grid index, "width" the grid's device counts,
         # "table" the model table); empty: the rows' own evaluation
-        row = None if xp is SCALAR or self.layout_beyond_tp else _model_device_row(m, self.devices)
+        row = None if xp is SCALAR or self.layout_beyond_tp else model_device_row(m, self.devices)
         self.model_device = {} if row is None else {"row": row[0], "width": row[1], "table": mt}
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
         if xp is SCALAR or not (self.devices >= 1.0).all():
@@ -262,7 +208,7 @@ class Ctx:
             self.s_per_gemm_flop = 1.0 / (self.peak_flops_per_s * at_act(htab["compute_emax"]))
             self.s_per_attn_flop = 1.0 / (at_attn(htab["peak_flops"]) * at_attn(htab["att_emax"]))
         else:  # the same expressions on the [device, dtype] tables (cached), looked up once
-            inv = _table_cache(ht, "s_per_flop")
+            inv = table_cache(ht, "s_per_flop")
             if not inv:
                 with np.errstate(all="ignore"):
                     inv["gemm"] = 1.0 / (htab["peak_flops"] * htab["compute_emax"])
@@ -293,7 +239,7 @@ class Ctx:
         # the table's columns (no per-row gather)
         self.plain_gemv = (not xp.any(hcols["gemv_stream_factor"] != 1.0)
                            and not xp.any(hcols["gemv_row_bytes"] != 0.0))
-        per_count = None if xp is SCALAR else _by_device_count(ht, h, self.devices, dt)
+        per_count = None if xp is SCALAR else by_device_count(ht, h, self.devices, dt)
         if per_count is None:
             self.ring_s_per_byte = ring_s_per_byte(self)
             self.allreduce_latency_s = allreduce_latency_s(self)
@@ -360,100 +306,3 @@ class Ctx:
                           sum_min(lo, hi, self.kv_cap_sliding, xp)))
             self._sums[key] = hit  # holds P and G, so their ids stay theirs
         return hit[2]
-
-
-class _DeviceCountGrid:
-    """A context over every (hardware row, device count 0..n-1) pair: what the collectives'
-    per-row factors read (``xp``, ``hw``, ``devices``)."""
-
-    def __init__(self, ht: HardwareTable, n_counts: int, dt):
-        n_hw = len(next(iter(ht.cols.values())))
-        self.xp = VECTOR
-        self.hw = Gather(ht.cols, np.repeat(np.arange(n_hw, dtype=np.intp), n_counts))
-        self.devices = np.tile(np.arange(n_counts, dtype=dt), n_hw)
-
-
-_MAX_DEVICE_COUNT = 256  # the grid's size: hardware rows x this, at most
-
-
-def _by_device_count(ht: HardwareTable, h, devices, dt):
-    """(ring_s_per_byte, allreduce_latency_s) per row, computed once per (hardware row,
-    device count) and gathered: both depend on nothing else, and a block has a few device
-    counts (1, 2, 4, 8) over thousands of rows. The grid runs the same elementwise
-    formulas in the same dtype, so the values are those of the rows' own evaluation, bit
-    for bit. None (evaluate per row) for non-integer or large counts."""
-    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64
-            and np.shape(h) == devices.shape):
-        return None
-    counts = devices.astype(np.intp)
-    top = int(counts.max())
-    if top > _MAX_DEVICE_COUNT or int(counts.min()) < 1 or not np.array_equal(counts, devices):
-        return None
-    cache = ht.__dict__.setdefault("_casts", {}).setdefault("device_count_grid", {})
-    key = (np.dtype(dt).char, top + 1)
-    hit = cache.get(key)
-    if hit is None:
-        grid = _DeviceCountGrid(ht, top + 1, dt)
-        with np.errstate(all="ignore"):  # device count 0: never gathered
-            hit = cache[key] = (ring_s_per_byte(grid), allreduce_latency_s(grid))
-    idx = h * (top + 1) + counts
-    return hit[0].take(idx, mode="clip"), hit[1].take(idx, mode="clip")
-
-
-def _table_cache(table, name: str) -> dict:
-    """A cache dict kept with a (cast) table: planner.cost.tables caches there too."""
-    return table.__dict__.setdefault("_casts", {}).setdefault(name, {})
-
-
-class _ModelDeviceGrid:
-    """A context over every (model row, device count 0..n-1) pair, tensor parallelism
-    alone: what :func:`per_model_device`'s functions read (``xp``, ``dt``, ``model``,
-    ``devices``, ``group_devices``, ``moe_shard``)."""
-
-    layout_beyond_tp = False
-
-    def __init__(self, mt: ModelTable, n_counts: int, dt):
-        n_models = len(next(iter(mt.cols.values())))
-        self.xp, self.dt = VECTOR, dt
-        self.model = Gather(mt.cols, np.repeat(np.arange(n_models, dtype=np.intp), n_counts), VECTOR,
-                            _table_cache(mt, "derived"))
-        self.devices = np.tile(np.arange(n_counts, dtype=dt), n_models)
-        self.group_devices = self.moe_shard = self.devices
-        self.model_device: dict = {}
-
-
-def _model_device_row(m, devices):
-    """(flat index into a [model row, device count] grid, the grid's width) per row, or
-    None where the device counts are not whole numbers in 1..256 (see :func:`_by_device_count`)."""
-    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64 and np.shape(m) == devices.shape):
-        return None
-    counts = devices.astype(np.intp)
-    top = int(counts.max())
-    if top > _MAX_DEVICE_COUNT or int(counts.min()) < 1 or not np.array_equal(counts, devices):
-        return None
-    return m * (top + 1) + counts, top + 1
-
-
-def per_model_device(x, fn):
-    """``fn(x)`` for each row, ``fn`` an elementwise function of the context's model columns
-    and device count alone (tensor parallelism: ``devices``, ``group_devices`` and
-    ``moe_shard`` are the same count), a module-level function (the cache key). On rows
-    with a (model, device count) index (``x.model_device``) it runs once on the grid
-    of every model row and device count (a few hundred entries, cached with the model
-    table) and its result is gathered: one gather where the rows' own evaluation made a
-    pass per operation and a gather per column read, the same values bit for bit (the
-    same operations in the same dtype per element, as :func:`_by_device_count`)."""
-    md = x.model_device
-    if not md:
-        return fn(x)
-    idx, width, mt = md["row"], md["width"], md["table"]
-    cache = _table_cache(mt, "model_device_grid")
-    key = (fn, np.dtype(x.dt).char, width)
-    col = cache.get(key)
-    if col is None:
-        grid = cache.get(("grid", np.dtype(x.dt).char, width))
-        if grid is None:
-            grid = cache[("grid", np.dtype(x.dt).char, width)] = _ModelDeviceGrid(mt, width, x.dt)
-        with np.errstate(all="ignore"):  # device count 0: never gathered
-            col = cache[key] = np.asarray(fn(grid), dtype=x.dt)
-    return col.take(idx, mode="clip")

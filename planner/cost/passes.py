@@ -31,7 +31,8 @@ decoded together. Every function takes its elementwise operations from ``x.xp``
 
 from __future__ import annotations
 
-from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS, derived, per_model_device
+from planner.cost.context import GEMMS_PER_LAYER, KERNELS_PER_LAYER, SPARSE_BLOCK_TOKENS
+from planner.cost.gather import derived, per_model_device
 from planner.cost.efficiency import reduction_efficiency
 from planner.cost.expert_parallel import max_device_slots, rank_local_params
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
@@ -100,7 +101,7 @@ def scaled(x, phase: dict) -> dict:
 
 # --- kernel classes ------------------------------------------------------------------
 # a model-only factor of the formulas below, computed on the model table and gathered
-# (planner.cost.context.derived: the same values; worth it where its columns are read
+# (planner.cost.gather.derived: the same values; worth it where its columns are read
 # nowhere else, as a gather costs ~5 elementwise passes)
 
 def _body_flops_per_token(M):  # the layers' GEMMs, routed experts included, without the LM head

@@ -3,7 +3,7 @@ that keep working on the rows still moving (planner.cost.open_loop.poisson's fix
 
 The subset holds the same per-row values, indexed: every one-dimensional array with one
 entry per row, at the top level, in a dict of columns (``cols``, the serving columns
-planner.cost.engine attaches) and among a :class:`~planner.cost.context.Gather`'s
+planner.cost.engine attaches) and among a :class:`~planner.cost.gather.Gather`'s
 gathered columns and its row index. Shared as they are: the tables (a Gather's source
 columns and its derived-column cache, the row-correction table ``rows_corr``), the array
 namespace ``xp`` and float type ``dt``, and the whole-context switches
@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from planner.cost.context import Ctx, Gather
+from planner.cost.context import Ctx
+from planner.cost.gather import Gather
 
 # the flags planner.cost.context.Ctx sets for the whole context (report: planner.cost.engine)
 WHOLE_CONTEXT_SWITCHES = ("flat_rows", "full_overlap", "unit_time_scale", "plain_gemv", "layout_beyond_tp",
