@@ -30,15 +30,15 @@ LOSS = "soft_l1"
 F_SCALE = 0.1            # residuals (log ratios) beyond ~10% count linearly, not squared
 MIN_ROWS = 8             # rows with both measurements a pair needs to be fitted
 FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync", "request_overhead_s",
-          "kernel_time_s", "link_efficiency")
+          "kernel_time_s", "link_efficiency", "expert_memory_efficiency")
 STAGES = (("both", FITTED),)  # (residuals, parameters) fitted in turn
 # the search box: wider than the physical range, so that an unphysical optimum is seen
 # (and refused) rather than silently clipped; lower ends keep the engine finite
 BOX = {"memory_efficiency": (0.02, 2.0), "compute_efficiency": (0.02, 2.0), "step_host_s": (0.0, 0.1),
        "wave_sync": (0.0, 1.5), "request_overhead_s": (0.0, 2.0), "kernel_time_s": (0.0, 1e-4),
-       "link_efficiency": (0.02, 2.0)}
+       "link_efficiency": (0.02, 2.0), "expert_memory_efficiency": (0.02, 2.0)}
 SCALE = {"memory_efficiency": 1.0, "compute_efficiency": 1.0, "step_host_s": 1e-3, "wave_sync": 1.0,
-         "request_overhead_s": 1e-2, "kernel_time_s": 1e-6, "link_efficiency": 1.0}
+         "request_overhead_s": 1e-2, "kernel_time_s": 1e-6, "link_efficiency": 1.0, "expert_memory_efficiency": 1.0}
 
 
 @dataclass

@@ -134,6 +134,10 @@ def _s_per_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"])
 
 
+def _s_per_expert_byte(H):  # the routed experts' weight stream (planner.serving_params)
+    return 1.0 / (H["bandwidth"] * H["mem_emax"]) / H["expert_mem_factor"]
+
+
 def _s_per_kv_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"]) / H["kv_mem_factor"]
 
@@ -244,6 +248,7 @@ class Ctx:
         self.attn_offset_flops = at_attn(htab["att_whalf"])
         self.s_per_byte = derived(H, _s_per_byte)
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)
+        self.s_per_expert_byte = derived(H, _s_per_expert_byte)
         self.kernels_per_pass = derived(M, _kernels_per_pass)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0

@@ -1,0 +1,88 @@
+"""The routed experts' own weight-stream rate (planner.serving_params
+``expert_memory_efficiency``): the fit recovers a synthetic rate from synthetic runs of a
+dense and an MoE model, slower expert streaming never makes an MoE step faster, a dense
+model never sees it, and a parameter set without it streams the experts at the memory
+fraction (the profiles written before it predict as they did)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from planner import serving_params as SP
+from planner.measured import read_measured
+from planner.replay import Prepared
+from planner.serving_fit import fit_all
+
+HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
+# the dense weights near the h100 fit, the experts well below them (the physical case)
+TRUE = {"memory_efficiency": 0.85, "compute_efficiency": 0.5, "step_host_s": 0.001, "wave_sync": 0.4,
+        "request_overhead_s": 0.04, "kernel_time_s": 7e-6, "link_efficiency": 0.4,
+        "expert_memory_efficiency": 0.5}
+GRID = [(m, isl, osl, c, tp) for m, tps in (("meta-llama/Llama-3.1-8B-Instruct", (1, 2)),
+                                            ("Qwen/Qwen3-30B-A3B", (1, 2)))
+        for isl, osl in ((1024, 1024), (4096, 256)) for c in (1, 8, 64) for tp in tps]
+
+
+def _hw():
+    from planner.catalog import load_hardware
+
+    return load_hardware("h100-sxm")
+
+
+def _rows_file(tmp_path, name="grid.csv") -> str:
+    rows = [f"r{i},vllm,{m},h100_sxm,,agg,{isl},{osl},{c},{tp},,"
+            for i, (m, isl, osl, c, tp) in enumerate(GRID)]
+    p = tmp_path / name
+    p.write_text("\n".join([HEADER, *rows]) + "\n")
+    return str(p)
+
+
+def _predict(path, values):
+    prep = Prepared(read_measured(path))
+    pred = prep.run({"h100-sxm/vllm": ("v", {**SP.defaults(_hw()), **values})})
+    assert (pred.status == "ok").all()
+    return prep, pred
+
+
+def test_fit_recovers_a_synthetic_expert_stream_rate(tmp_path):
+    """'Measurements' made by the replay under TRUE: the pooled fit gives the experts' rate
+    back, apart from the dense memory fraction (the dense rows pin that one)."""
+    grid = _rows_file(tmp_path)
+    _, pred = _predict(grid, TRUE)
+    lines = open(grid).read().splitlines()
+    out = [HEADER] + [f"{r.rsplit(',', 2)[0]},{t * 1e3:.9g},{q * 1e3:.9g}"
+                      for r, t, q in zip(lines[1:], pred.ttft_s, pred.tpot_s)]
+    path = tmp_path / "synthetic.csv"
+    path.write_text("\n".join(out) + "\n")
+    f = fit_all(read_measured(str(path)))["h100-sxm/vllm"]
+    assert f.values["expert_memory_efficiency"] == pytest.approx(0.5, rel=0.03)
+    assert f.values["memory_efficiency"] == pytest.approx(0.85, rel=0.03)
+    assert f.rms_log_tpot < 1e-3 and f.problems == []
+
+
+def test_slower_expert_stream_never_speeds_an_moe_step_and_leaves_dense_alone(tmp_path):
+    prep, _ = _predict(_rows_file(tmp_path), TRUE)
+    moe = np.array([m == "qwen3-30b-a3b" for m in prep.model])
+    assert moe.any() and (~moe).any()
+    tpots = [_predict(_rows_file(tmp_path), {**TRUE, "expert_memory_efficiency": e})[1].tpot_s
+             for e in (0.2, 0.35, 0.5, 0.7, 0.9, 1.0)]
+    for slow, fast in zip(tpots, tpots[1:]):
+        assert (fast[moe] <= slow[moe]).all()
+        np.testing.assert_array_equal(fast[~moe], slow[~moe])  # a dense model reads no expert
+    # at one request in flight an MoE decode step is weight-bound: strictly faster
+    one = moe & (read_measured(_rows_file(tmp_path)).concurrency == 1)
+    assert (tpots[-1][one] < tpots[0][one]).all()
+
+
+def test_a_set_without_the_parameter_streams_experts_at_the_memory_fraction(tmp_path):
+    """A profile written before the parameter existed predicts exactly as before it: the
+    experts at its own memory fraction, not the datasheet's."""
+    path = _rows_file(tmp_path)
+    old = {k: v for k, v in TRUE.items() if k != "expert_memory_efficiency"}
+    prep = Prepared(read_measured(path))
+    without = prep.run({"h100-sxm/vllm": ("v", old)})
+    same = prep.run({"h100-sxm/vllm": ("v", {**old, "expert_memory_efficiency": old["memory_efficiency"]})})
+    np.testing.assert_array_equal(without.tpot_s, same.tpot_s)
+    np.testing.assert_array_equal(without.ttft_s, same.ttft_s)
+    assert SP.defaults(_hw())["expert_memory_efficiency"] == SP.defaults(_hw())["memory_efficiency"]
