@@ -44,23 +44,27 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   H200); carried to an unmeasured GPU of the same vendor (:data:`CARRY_RULE`, chosen by
   leave-one-device-out).
 
-* ``expert_memory_efficiency``: achieved fraction of the datasheet HBM bandwidth in the
-  routed experts' weight stream of an MoE layer (planner.cost.passes.dense_kernels: the
-  experts' roofline reads every touched expert whole, ``touched x expert bytes / (bw x
-  e_x)``). At decode a grouped GEMM serves ~1 token per expert (the issue 10 text: "MoE
-  expert GEMMs with few tokens per expert run far below peak ... every touched expert's
-  weights are read"), each expert's matrices a separate, scattered set of tiles, so the
-  experts stream below a dense GEMM's rate: SGLang's ``benchmark/fbgemm/README.md``
-  measures grouped-GEMM bandwidth on H200 (Qwen2-57B-A14B experts, 256-4,096 tokens) at
-  2.18-3.70 TB/s of 4.8 (0.45-0.77); DeepGEMM's README, dense GEMMs at M = 64 on H800,
-  1.69-2.46 TB/s of 3.35 (0.50-0.73). Range (0, 1]. Scope: the device, like
-  ``memory_efficiency``: a fraction of the device's own HBM bandwidth (H100 SXM and H200
-  share a die but not the fraction: the measured MoE decode speeds up less than the HBM
-  ratio from one to the other, docs/serving-experiments.md Round 13 (S1)). Default, and
-  what a profile written before it takes: its ``memory_efficiency`` (the experts stream
-  like the dense weights); not carried to an unmeasured device (:data:`CARRY_RULE`).
+* ``expert_stream_bytes_per_s``: the highest rate (bytes/s) at which the routed experts'
+  weights of an MoE layer stream from HBM: their roofline's memory side is ``touched x
+  expert bytes / min(bw x memory_efficiency, expert_stream_bytes_per_s)``
+  (planner.cost.passes.dense_kernels; every touched expert is read whole). At decode a
+  grouped GEMM serves ~1 token per expert (the issue 10 text: "MoE expert GEMMs with few
+  tokens per expert run far below peak ... every touched expert's weights are read"):
+  each expert's matrices are a separate, scattered set of tiles whose loads the SMs must
+  issue, so the stream is bounded by the die, not by the HBM behind it. SGLang's
+  ``benchmark/fbgemm/README.md`` measures grouped GEMMs (Qwen2-57B-A14B experts, fp8, 256
+  to 4,096 tokens) on H200 at 2.18-3.70 TB/s of its 4.8; DeepGEMM's README, dense GEMMs at
+  M = 64 on H800, 1.69-2.46 TB/s of 3.35. Range (0, 20 TB/s] (above any HBM of today; a
+  ceiling above the device's own ``bw x memory_efficiency`` is simply inactive). Scope:
+  the die, and unlike the other die-scoped parameters ONE value per die in the pooled fit
+  (:attr:`Param.tied`): H100 SXM and H200 are both GH100, and their measured MoE decode
+  speeds up less than the HBM ratio from one to the other (docs/serving-experiments.md
+  Round 13 (S1)), which a shared ceiling says and a per-device fraction cannot carry.
+  Default, and what a profile written before it takes: the device's datasheet bandwidth
+  (the ceiling inactive: the experts stream like the dense weights); not carried to an
+  unmeasured device (:data:`CARRY_RULE`; a die nobody measured has no ceiling).
 
-``kernel_time_s``, ``link_efficiency`` and ``expert_memory_efficiency`` were added after
+``kernel_time_s``, ``link_efficiency`` and ``expert_stream_bytes_per_s`` were added after
 profiles had been written: a profile without them takes the default (:data:`OPTIONAL`).
 """
 
@@ -80,6 +84,7 @@ class Param:
     why_lo: str
     why_hi: str
     scope: str = "device"  # what the parameter belongs to: one of SCOPES
+    tied: bool = False  # a die / fabric parameter the pooled fit shares across the devices of its die / fabric
 
     @property
     def carries(self) -> bool:
@@ -116,7 +121,8 @@ def owner(name: str, hw, engine: str) -> str:
     scope = BY_NAME[name].scope
     if scope == "engine":
         return engine
-    shared = getattr(hw, scope, "") if scope in ("die", "fabric") and TIE_SILICON else ""
+    tie = TIE_SILICON or BY_NAME[name].tied
+    shared = getattr(hw, scope, "") if scope in ("die", "fabric") and tie else ""
     return f"{scope} {shared}" if shared else hw.name
 
 
@@ -135,17 +141,16 @@ PARAMS = (
           "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)", scope="die"),
     Param("link_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
           "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)", scope="fabric"),
-    Param("expert_memory_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the datasheet bandwidth, > 0",
-          "an achieved bandwidth above the datasheet's is not physical (efficiency > 1)"),
+    Param("expert_stream_bytes_per_s", "B/s", 0.0, 20e12, "a rate is > 0",
+          "more than 20 TB/s is beyond any HBM of today (check the data)", scope="die", tied=True),
 )
 NAMES = tuple(p.name for p in PARAMS)
-OPTIONAL = ("kernel_time_s", "link_efficiency", "expert_memory_efficiency")  # a profile may lack them: the default
+OPTIONAL = ("kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s")  # a profile may lack them: the default
 ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: carried to every device of an engine
 # The device-scoped achieved fractions of the datasheet (and the per-kernel time) a device
 # reaches; "carried" means an unmeasured GPU of the same vendor is taken to reach the median
 # of the fitted devices' fractions of ITS OWN datasheet peaks.
-DEVICE_FRACTIONS = ("memory_efficiency", "compute_efficiency", "kernel_time_s", "link_efficiency",
-                    "expert_memory_efficiency")
+DEVICE_FRACTIONS = ("memory_efficiency", "compute_efficiency", "kernel_time_s", "link_efficiency")
 # The engine-scoped parameters less the wave synchrony: the scheduler's host time and request
 # overhead. ``wave_sync`` is identified only by fixed-length rows at more than one request in
 # flight (planner.cost.waves: a spread row's waves are never in step), so a fit on one device's
@@ -164,7 +169,7 @@ SAME_SILICON = "same-silicon"
 CARRY_RULES = {
     "none": (),
     "engine": ENGINE_SCOPE,
-    "engine+efficiencies": ENGINE_SCOPE + ("memory_efficiency", "compute_efficiency", "expert_memory_efficiency"),
+    "engine+efficiencies": ENGINE_SCOPE + ("memory_efficiency", "compute_efficiency"),
     "engine+kernel": ENGINE_SCOPE + ("kernel_time_s",),
     "engine+link": ENGINE_SCOPE + ("link_efficiency",),
     "engine+kernel+link": ENGINE_SCOPE + ("kernel_time_s", "link_efficiency"),
@@ -192,21 +197,12 @@ BY_NAME = {p.name: p for p in PARAMS}
 def defaults(hw, engine=None) -> dict[str, float]:
     """The datasheet defaults: the spec's documented efficiencies and kernel overhead, the
     engine profile's documented host time per step (0 without a profile), no request
-    overhead, the routed experts streaming at the memory fraction."""
+    overhead, the routed experts' stream ceiling at the datasheet bandwidth (inactive)."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": float(engine.host_step_s) if engine is not None else 0.0, "wave_sync": 0.5,
             "request_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
             "link_efficiency": float(hw.interconnect_efficiency),
-            "expert_memory_efficiency": float(hw.memory_efficiency)}
-
-
-def with_expert_default(values: dict) -> dict:
-    """``values`` with ``expert_memory_efficiency`` where it lacks one: its own
-    ``memory_efficiency`` (a set written before the parameter existed streams the experts
-    like the dense weights)."""
-    if "expert_memory_efficiency" in values or "memory_efficiency" not in values:
-        return values
-    return {**values, "expert_memory_efficiency": values["memory_efficiency"]}
+            "expert_stream_bytes_per_s": float(hw.mem_bandwidth_gbps) * 1e9}
 
 
 def _hardware(device: str):
@@ -315,12 +311,10 @@ def efficiency(hw, values: dict, source: str):
     """The engine's efficiencies (planner.cost.efficiency.Efficiency) of a device under a
     parameter set: flat curves at the fitted fractions of the datasheet peaks; a
     parameter missing from ``values`` (a profile written before it existed) takes its
-    datasheet default (the experts' fraction: the set's memory fraction); the experts'
-    fraction enters as a factor on the memory curve (Efficiency.expert_memory)."""
+    datasheet default."""
     from planner.cost.efficiency import Curve, Efficiency
 
-    v = {**defaults(hw), **with_expert_default(values)}
-    me = float(v["memory_efficiency"])
-    return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(me),
+    v = {**defaults(hw), **values}
+    return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
                       interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
-                      expert_memory=float(v["expert_memory_efficiency"]) / me, source=source)
+                      expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]), source=source)

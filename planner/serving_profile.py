@@ -33,7 +33,7 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
     from planner.calibrate.profile import Profile
 
     values = {k: float(f"{float(v):.4g}") for k, v in values.items()}  # 4 digits: the fit is not better
-    values = {**SP.defaults(hw), **SP.with_expert_default(values)}
+    values = {**SP.defaults(hw), **values}
     ce, me = values["compute_efficiency"], values["memory_efficiency"]
     fitted = {
         "peak_flops": {dt: hw.peak_flops(dt) for dt in hw.peak_tflops},
@@ -45,7 +45,7 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
         # the decode-step physics (planner.serving_params), in the calibration profile's own
         # fields, so that any reader of the profile (estimate, recommend) costs with them
         "attention_memory": 1.0,
-        "expert_memory": values["expert_memory_efficiency"] / me,
+        "expert_bytes_per_s": values["expert_stream_bytes_per_s"],
         "kernel_overhead_s": values["kernel_time_s"],
         "interconnect_efficiency": values["link_efficiency"],
         "serving": {"engine": engine, "parameters": {k: float(values[k]) for k in SP.NAMES},

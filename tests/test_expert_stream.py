@@ -1,8 +1,8 @@
-"""The routed experts' own weight-stream rate (planner.serving_params
-``expert_memory_efficiency``): the fit recovers a synthetic rate from synthetic runs of a
-dense and an MoE model, slower expert streaming never makes an MoE step faster, a dense
-model never sees it, and a parameter set without it streams the experts at the memory
-fraction (the profiles written before it predict as they did)."""
+"""The ceiling on the routed experts' weight stream (planner.serving_params
+``expert_stream_bytes_per_s``): the fit recovers a synthetic ceiling from synthetic runs
+of a dense and an MoE model, a lower ceiling never makes an MoE step faster, a dense model
+never sees it, and a parameter set without it (a profile written before it) predicts as
+with no ceiling at all."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 from planner import serving_params as SP
 from planner.measured import read_measured
 from planner.replay import Prepared
-from planner.serving_fit import fit_all
+from planner.serving_fit import OPT_IN, fit_all
 
 HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
-# the dense weights near the h100 fit, the experts well below them (the physical case)
+# the dense weights near the h100 fit (0.85 x 3.35 TB/s), the experts' ceiling below them
 TRUE = {"memory_efficiency": 0.85, "compute_efficiency": 0.5, "step_host_s": 0.001, "wave_sync": 0.4,
         "request_overhead_s": 0.04, "kernel_time_s": 7e-6, "link_efficiency": 0.4,
-        "expert_memory_efficiency": 0.5}
+        "expert_stream_bytes_per_s": 2.0e12}
 GRID = [(m, isl, osl, c, tp) for m, tps in (("meta-llama/Llama-3.1-8B-Instruct", (1, 2)),
                                             ("Qwen/Qwen3-30B-A3B", (1, 2)))
         for isl, osl in ((1024, 1024), (4096, 256)) for c in (1, 8, 64) for tp in tps]
@@ -55,18 +55,21 @@ def test_fit_recovers_a_synthetic_expert_stream_rate(tmp_path):
                       for r, t, q in zip(lines[1:], pred.ttft_s, pred.tpot_s)]
     path = tmp_path / "synthetic.csv"
     path.write_text("\n".join(out) + "\n")
-    f = fit_all(read_measured(str(path)))["h100-sxm/vllm"]
-    assert f.values["expert_memory_efficiency"] == pytest.approx(0.5, rel=0.03)
+    f = fit_all(read_measured(str(path)), extra=OPT_IN)["h100-sxm/vllm"]
+    assert f.values["expert_stream_bytes_per_s"] == pytest.approx(2.0e12, rel=0.03)
     assert f.values["memory_efficiency"] == pytest.approx(0.85, rel=0.03)
     assert f.rms_log_tpot < 1e-3 and f.problems == []
+    # the shipped fit does not take it (OPT_IN): the ceiling keeps its inactive default
+    plain = fit_all(read_measured(str(path)))["h100-sxm/vllm"]
+    assert plain.values["expert_stream_bytes_per_s"] == SP.defaults(_hw())["expert_stream_bytes_per_s"]
 
 
 def test_slower_expert_stream_never_speeds_an_moe_step_and_leaves_dense_alone(tmp_path):
     prep, _ = _predict(_rows_file(tmp_path), TRUE)
     moe = np.array([m == "qwen3-30b-a3b" for m in prep.model])
     assert moe.any() and (~moe).any()
-    tpots = [_predict(_rows_file(tmp_path), {**TRUE, "expert_memory_efficiency": e})[1].tpot_s
-             for e in (0.2, 0.35, 0.5, 0.7, 0.9, 1.0)]
+    tpots = [_predict(_rows_file(tmp_path), {**TRUE, "expert_stream_bytes_per_s": r})[1].tpot_s
+             for r in (0.5e12, 1e12, 1.5e12, 2e12, 2.5e12, 4e12)]
     for slow, fast in zip(tpots, tpots[1:]):
         assert (fast[moe] <= slow[moe]).all()
         np.testing.assert_array_equal(fast[~moe], slow[~moe])  # a dense model reads no expert
@@ -75,14 +78,25 @@ def test_slower_expert_stream_never_speeds_an_moe_step_and_leaves_dense_alone(tm
     assert (tpots[-1][one] < tpots[0][one]).all()
 
 
-def test_a_set_without_the_parameter_streams_experts_at_the_memory_fraction(tmp_path):
+def test_a_set_without_the_parameter_has_no_ceiling(tmp_path):
     """A profile written before the parameter existed predicts exactly as before it: the
-    experts at its own memory fraction, not the datasheet's."""
+    experts at the memory fraction's rate (the default ceiling, the datasheet bandwidth,
+    is above any achieved rate)."""
     path = _rows_file(tmp_path)
-    old = {k: v for k, v in TRUE.items() if k != "expert_memory_efficiency"}
+    old = {k: v for k, v in TRUE.items() if k != "expert_stream_bytes_per_s"}
     prep = Prepared(read_measured(path))
     without = prep.run({"h100-sxm/vllm": ("v", old)})
-    same = prep.run({"h100-sxm/vllm": ("v", {**old, "expert_memory_efficiency": old["memory_efficiency"]})})
+    same = prep.run({"h100-sxm/vllm": ("v", {**old, "expert_stream_bytes_per_s": 19e12})})
     np.testing.assert_array_equal(without.tpot_s, same.tpot_s)
     np.testing.assert_array_equal(without.ttft_s, same.ttft_s)
-    assert SP.defaults(_hw())["expert_memory_efficiency"] == SP.defaults(_hw())["memory_efficiency"]
+    assert SP.defaults(_hw())["expert_stream_bytes_per_s"] == _hw().mem_bandwidth_gbps * 1e9
+
+
+def test_one_ceiling_per_die_in_the_pooled_fit():
+    """h100-sxm and h200 are both GH100: the pooled fit keeps one ceiling for the two, while
+    the device's memory fraction stays its own."""
+    from planner.catalog import load_hardware
+
+    h100, h200 = load_hardware("h100-sxm"), load_hardware("h200")
+    assert SP.owner("expert_stream_bytes_per_s", h100, "vllm") == SP.owner("expert_stream_bytes_per_s", h200, "sglang")
+    assert SP.owner("memory_efficiency", h100, "vllm") != SP.owner("memory_efficiency", h200, "vllm")

@@ -134,8 +134,8 @@ def _s_per_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"])
 
 
-def _s_per_expert_byte(H):  # the routed experts' weight stream (planner.serving_params)
-    return 1.0 / (H["bandwidth"] * H["mem_emax"]) / H["expert_mem_factor"]
+def _s_per_expert_byte(H):  # the routed experts' weight stream, at most its ceiling (planner.serving_params)
+    return 1.0 / np.minimum(H["bandwidth"] * H["mem_emax"], H["expert_bytes_per_s"])
 
 
 def _s_per_kv_byte(H):

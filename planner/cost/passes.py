@@ -7,8 +7,8 @@ by its own roofline (README "Cost model"):
 
 * **linear** (the layers' GEMMs): ``max(F / (peak * e_c), B / (bw * e_m))`` with ``B`` =
   weights read (MoE: the experts the tokens actually touch, a roofline of their own whose
-  weight stream runs at ``bw * e_x``, the experts' achieved fraction
-  ``expert_memory_efficiency`` of planner.serving_params; ``e_m`` without a fit);
+  weight stream runs at ``min(bw * e_m, R_x)``, ``R_x`` the die's ceiling
+  ``expert_stream_bytes_per_s`` of planner.serving_params; none without a fit);
 * **LM head**: the same roofline on its own (it runs only where logits are needed, so in
   a prefill it is a memory-bound GEMV that the layers' compute does not hide);
 * **elementwise** (norms, residual adds, activation, and the routed experts' combine, whose

@@ -244,7 +244,7 @@ class HardwareTable:
             "gemv_row_bytes": col(lambda h, e: e.gemv_row_bytes),
             "gemv_stream_factor": col(lambda h, e: e.gemv_stream_factor),
             "kv_mem_factor": col(lambda h, e: e.attention_memory),
-            "expert_mem_factor": col(lambda h, e: e.expert_memory),
+            "expert_bytes_per_s": col(lambda h, e: e.expert_bytes_per_s),
             "gemm_rows_half": col(lambda h, e: e.gemm_rows_half),
             "overlap": col(lambda h, e: e.overlap),
             "time_scale": col(lambda h, e: e.time_scale),
