@@ -34,14 +34,16 @@ FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync",
 # Parameters a fit takes only when asked (``extra=``): the routed experts' stream ceiling, whose
 # pooled fit did not pass the keep rule on the dev file (leave-one-model-out TPOT 14.64% ->
 # 15.31%: docs/serving-experiments.md, Round 14 (S1)); unfitted it keeps its inactive default.
-OPT_IN = ("expert_stream_bytes_per_s",)
+EXPERT_CEILING = "expert_stream_bytes_per_s"
+OPT_IN = (EXPERT_CEILING,)
 STAGES = (("both", FITTED),)  # (residuals, parameters) fitted in turn
 # the search box: wider than the physical range, so that an unphysical optimum is seen
 # (and refused) rather than silently clipped; lower ends keep the engine finite
 BOX = {"memory_efficiency": (0.02, 2.0), "compute_efficiency": (0.02, 2.0), "step_host_s": (0.0, 0.1),
        "wave_sync": (0.0, 1.5), "request_overhead_s": (0.0, 2.0), "kernel_time_s": (0.0, 1e-4),
-       "link_efficiency": (0.02, 2.0), "expert_stream_bytes_per_s": (0.2e12, 40e12)}
-EXPERT_CEILING = "expert_stream_bytes_per_s"
+       "link_efficiency": (0.02, 2.0), EXPERT_CEILING: (0.2e12, 40e12)}
+SCALE = {"memory_efficiency": 1.0, "compute_efficiency": 1.0, "step_host_s": 1e-3, "wave_sync": 1.0,
+         "request_overhead_s": 1e-2, "kernel_time_s": 1e-6, "link_efficiency": 1.0, EXPERT_CEILING: 1e12}
 
 
 def fit_start(hw, engine=None, names=FITTED) -> dict:
@@ -72,10 +74,6 @@ def _moe_rows(prep: Prepared) -> np.ndarray:
 def _unset_unseen_ceiling(vals: dict, hw, seen: bool) -> dict:
     """A ceiling no fitted row reaches (no MoE row among them) is not measured: the default."""
     return vals if seen else {**vals, EXPERT_CEILING: SP.defaults(hw)[EXPERT_CEILING]}
-
-
-SCALE = {"memory_efficiency": 1.0, "compute_efficiency": 1.0, "step_host_s": 1e-3, "wave_sync": 1.0,
-         "request_overhead_s": 1e-2, "kernel_time_s": 1e-6, "link_efficiency": 1.0, "expert_stream_bytes_per_s": 1e12}
 
 
 @dataclass
