@@ -302,7 +302,7 @@ def check(values: dict[str, float], where: str = "") -> list[str]:
         v = float(values[p.name])
         if not np.isfinite(v):
             out.append(f"{where}{p.name} = {v}: not a finite number")
-        elif v < p.lo or (v == p.lo and p.lo == 0.0 and "efficiency" in p.name):
+        elif v < p.lo or (v == p.lo and p.lo == 0.0 and ("efficiency" in p.name or p.name.endswith("_per_s"))):
             out.append(f"{where}{p.name} = {v:.4g}: {p.why_lo}")
         elif v > p.hi:
             out.append(f"{where}{p.name} = {v:.4g}: {p.why_hi}")

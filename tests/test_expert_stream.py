@@ -100,3 +100,16 @@ def test_one_ceiling_per_die_in_the_pooled_fit():
     h100, h200 = load_hardware("h100-sxm"), load_hardware("h200")
     assert SP.owner("expert_stream_bytes_per_s", h100, "vllm") == SP.owner("expert_stream_bytes_per_s", h200, "sglang")
     assert SP.owner("memory_efficiency", h100, "vllm") != SP.owner("memory_efficiency", h200, "vllm")
+
+
+def test_a_fitted_ceiling_reaches_the_cost_engine_through_the_profile():
+    """A serving profile carries the ceiling in its calibration fields, so estimate and
+    recommend cost with it too; a zero ceiling is refused naming the parameter."""
+    from planner.calibrate.apply import profile_to_efficiency
+    from planner.serving_profile import to_profile
+
+    prof = to_profile(_hw(), "vllm", TRUE, {"file": "synthetic"}, {}, "2026-01-01")
+    eff = profile_to_efficiency(prof, _hw())
+    assert eff.expert_bytes_per_s == pytest.approx(2.0e12)
+    assert eff.expert_bytes_per_s == SP.efficiency(_hw(), TRUE, "x").expert_bytes_per_s
+    assert SP.check({"expert_stream_bytes_per_s": 0.0})[0].startswith("expert_stream_bytes_per_s = 0")
