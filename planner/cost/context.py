@@ -134,8 +134,15 @@ def _s_per_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"])
 
 
-def _s_per_expert_byte(H):  # the routed experts' weight stream, at most its ceiling (planner.serving_params)
-    return 1.0 / np.minimum(H["bandwidth"] * H["mem_emax"], H["expert_bytes_per_s"])
+def _s_per_expert_byte(H):
+    """The routed experts' weight stream: the memory curve's rate, at most the ceiling
+    (planner.serving_params ``expert_stream_bytes_per_s``). ``max(a, b)`` as ``a +
+    relu(b - a)`` with ``relu(d) = (d + |d|) / 2``: exactly ``a`` where the ceiling does
+    not bind (so an unfitted table gives :func:`_s_per_byte` bit for bit), and plain
+    arithmetic, so a row of Python floats stays Python floats (the scalar path)."""
+    a = 1.0 / (H["bandwidth"] * H["mem_emax"])
+    d = 1.0 / H["expert_bytes_per_s"] - a
+    return a + (d + abs(d)) * 0.5
 
 
 def _s_per_kv_byte(H):
