@@ -255,7 +255,8 @@ class Ctx:
         self.attn_offset_flops = at_attn(htab["att_whalf"])
         self.s_per_byte = derived(H, _s_per_byte)
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)
-        self.s_per_expert_byte = derived(H, _s_per_expert_byte)
+        # the experts' stream ceiling, where one binds (else the same values: skip the gather)
+        self.s_per_expert_byte = derived(H, _s_per_expert_byte) if ht.has_expert_ceiling() else self.s_per_byte
         self.kernels_per_pass = derived(M, _kernels_per_pass)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0

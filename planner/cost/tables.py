@@ -186,6 +186,16 @@ class HardwareTable:
             cache["has_rows"] = bool((self.rows_corr != 1.0).any())
         return cache["has_rows"]
 
+    def has_expert_ceiling(self) -> bool:
+        """Whether any device's routed-expert stream ceiling is below its memory curve's rate
+        (planner.serving_params ``expert_stream_bytes_per_s``; cached): else the experts
+        stream at the memory rate and the engine skips the column."""
+        cache = self.__dict__.setdefault("_casts", {})
+        if "has_ceiling" not in cache:
+            c = self.cols
+            cache["has_ceiling"] = bool((c["expert_bytes_per_s"] < c["bandwidth"] * c["mem_emax"]).any())
+        return cache["has_ceiling"]
+
     def lists(self) -> dict:
         """Columns and the [device, dtype] tables as Python lists (scalar path; cached)."""
         cache = self.__dict__.setdefault("_casts", {})
