@@ -16,12 +16,16 @@ p90 of |predicted / measured - 1| for TTFT and TPOT under five predictors:
   plus the parameters of serving_params.CARRIED from the fitted devices): what a device
   absent from the measurements (B200, GB200, ...) gets, measured.
 
+``--expert-ceiling`` fits the opt-in parameter of planner.serving_fit.OPT_IN as well (the
+routed experts' stream ceiling, one per die; not kept: docs/serving-experiments.md Round
+14 (S1)) in every fit.
+
 ``--carry-rules`` also prints, per held-out device, the leave-one-device-out error of each
 candidate rule of serving_params.CARRY_RULES (same fits, only what carries differs): the
 cross-validation that chose serving_params.CARRY_RULE.
 
 Fits use ``--physical-bounds`` (efficiencies at most 1). Run:
-python benchmarks/serving_fidelity.py [FILE.csv] [--json] [--quick] [--carry-rules]
+python benchmarks/serving_fidelity.py [FILE.csv] [--json] [--quick] [--carry-rules] [--expert-ceiling]
 (default ../shared/data/serving-measured-hopper-dev.csv; 5-12 minutes on 2 cores).
 ``--quick`` skips the two unfitted predictors and prints the in-sample,
 leave-one-model-out and leave-one-device-out lines of all rows, of each model and of each
@@ -44,9 +48,12 @@ from planner import serving_params as SP
 from planner.measured import read_measured
 from planner.replay import Prediction, Prepared
 from planner.replay_scoring import summarize
-from planner.serving_fit import as_params, fit_all
+from planner.serving_fit import OPT_IN, as_params, fit_all
 
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
+
+
+EXTRA: tuple[str, ...] = ()  # planner.serving_fit.OPT_IN parameters fitted too (--expert-ceiling)
 
 
 def leave_one_model_out(prep: Prepared) -> Prediction:
@@ -55,7 +62,7 @@ def leave_one_model_out(prep: Prepared) -> Prediction:
     ttft, tpot, profile = base.ttft_s.copy(), base.tpot_s.copy(), base.profile.copy()
     for m in sorted(set(prep.model[prep.status == "ok"].tolist())):
         held = prep.model == m
-        fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held)
+        fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held, extra=EXTRA)
         pred = prep.run(as_params(fits, f"fitted without {m}"))
         ttft[held], tpot[held], profile[held] = pred.ttft_s[held], pred.tpot_s[held], pred.profile[held]
     return Prediction(ttft, tpot, base.status, profile, base.group, base.device, base.model)
@@ -67,7 +74,7 @@ def device_out_fits(prep: Prepared) -> dict[str, dict]:
     out = {}
     for d in sorted(set(prep.device[prep.status == "ok"].tolist())):
         held = prep.device == d
-        fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held)
+        fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held, extra=EXTRA)
         out[d] = as_params(fits, f"fitted without {d}")
     return out
 
@@ -99,8 +106,10 @@ def carry_rules(prep: Prepared, fits: dict[str, dict]) -> dict[str, dict]:
 
 
 def main(argv: list[str]) -> int:
+    global EXTRA
     json_out, quick, rules = "--json" in argv, "--quick" in argv, "--carry-rules" in argv
-    args = [a for a in argv if a not in ("--json", "--quick", "--carry-rules")]
+    EXTRA = OPT_IN if "--expert-ceiling" in argv else ()
+    args = [a for a in argv if a not in ("--json", "--quick", "--carry-rules", "--expert-ceiling")]
     path = args[0] if args else str(DEFAULT)
     t0 = time.perf_counter()
     runs = read_measured(path)
@@ -109,7 +118,7 @@ def main(argv: list[str]) -> int:
         "engine-today": summarize(prep.run(today=True), runs),
         "datasheet": summarize(prep.run(), runs),
     }
-    fits = fit_all(runs, strict=False, physical=True, prep=prep)
+    fits = fit_all(runs, strict=False, physical=True, prep=prep, extra=EXTRA)
     results["in-sample"] = summarize(prep.run(as_params(fits)), runs)
     results["leave-one-model-out"] = summarize(leave_one_model_out(prep), runs)
     lodo_fits = device_out_fits(prep)

@@ -44,8 +44,30 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   H200); carried to an unmeasured GPU of the same vendor (:data:`CARRY_RULE`, chosen by
   leave-one-device-out).
 
-The last two were added after profiles had been written: a profile without them takes
-the datasheet default (:data:`OPTIONAL`).
+* ``expert_stream_bytes_per_s``: the highest rate (bytes/s) at which the routed experts'
+  weights of an MoE layer stream from HBM: their roofline's memory side is ``touched x
+  expert bytes / min(bw x memory_efficiency, expert_stream_bytes_per_s)``
+  (planner.cost.passes.dense_kernels; every touched expert is read whole). At decode a
+  grouped GEMM serves ~1 token per expert (the issue 10 text: "MoE expert GEMMs with few
+  tokens per expert run far below peak ... every touched expert's weights are read"):
+  each expert's matrices are a separate, scattered set of tiles whose loads the SMs must
+  issue, so the stream is bounded by the die, not by the HBM behind it. SGLang's
+  ``benchmark/fbgemm/README.md`` measures grouped GEMMs (Qwen2-57B-A14B experts, fp8, 256
+  to 4,096 tokens) on H200 at 2.18-3.70 TB/s of its 4.8; DeepGEMM's README, dense GEMMs at
+  M = 64 on H800, 1.69-2.46 TB/s of 3.35. Range (0, 20 TB/s] (above any HBM of today; a
+  ceiling above the device's own ``bw x memory_efficiency`` is simply inactive). Scope:
+  the die, and unlike the other die-scoped parameters ONE value per die in the pooled fit
+  (:attr:`Param.tied`): H100 SXM and H200 are both GH100, and their measured MoE decode
+  speeds up less than the HBM ratio from one to the other (docs/serving-experiments.md
+  Round 13 (S1)), which a shared ceiling says and a per-device fraction cannot carry.
+  Default, and what a profile written before it takes: the device's datasheet bandwidth
+  (the ceiling inactive: the experts stream like the dense weights); not carried to an
+  unmeasured device (:data:`CARRY_RULE`; a die nobody measured has no ceiling). Fitted
+  only on request (planner.serving_fit.OPT_IN): its pooled fit (3.03 TB/s for GH100) did
+  not pass leave-one-model-out on the dev file (Round 14 (S1)), so no shipped profile has it.
+
+``kernel_time_s``, ``link_efficiency`` and ``expert_stream_bytes_per_s`` were added after
+profiles had been written: a profile without them takes the default (:data:`OPTIONAL`).
 """
 
 from __future__ import annotations
@@ -64,6 +86,7 @@ class Param:
     why_lo: str
     why_hi: str
     scope: str = "device"  # what the parameter belongs to: one of SCOPES
+    tied: bool = False  # a die / fabric parameter the pooled fit shares across the devices of its die / fabric
 
     @property
     def carries(self) -> bool:
@@ -100,7 +123,8 @@ def owner(name: str, hw, engine: str) -> str:
     scope = BY_NAME[name].scope
     if scope == "engine":
         return engine
-    shared = getattr(hw, scope, "") if scope in ("die", "fabric") and TIE_SILICON else ""
+    tie = TIE_SILICON or BY_NAME[name].tied
+    shared = getattr(hw, scope, "") if scope in ("die", "fabric") and tie else ""
     return f"{scope} {shared}" if shared else hw.name
 
 
@@ -119,9 +143,11 @@ PARAMS = (
           "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)", scope="die"),
     Param("link_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
           "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)", scope="fabric"),
+    Param("expert_stream_bytes_per_s", "B/s", 0.0, 20e12, "a rate is > 0",
+          "more than 20 TB/s is beyond any HBM of today (check the data)", scope="die", tied=True),
 )
 NAMES = tuple(p.name for p in PARAMS)
-OPTIONAL = ("kernel_time_s", "link_efficiency")  # a profile may lack them: the datasheet default
+OPTIONAL = ("kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s")  # a profile may lack them: the default
 ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: carried to every device of an engine
 # The device-scoped achieved fractions of the datasheet (and the per-kernel time) a device
 # reaches; "carried" means an unmeasured GPU of the same vendor is taken to reach the median
@@ -173,11 +199,12 @@ BY_NAME = {p.name: p for p in PARAMS}
 def defaults(hw, engine=None) -> dict[str, float]:
     """The datasheet defaults: the spec's documented efficiencies and kernel overhead, the
     engine profile's documented host time per step (0 without a profile), no request
-    overhead."""
+    overhead, the routed experts' stream ceiling at the datasheet bandwidth (inactive)."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": float(engine.host_step_s) if engine is not None else 0.0, "wave_sync": 0.5,
             "request_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
-            "link_efficiency": float(hw.interconnect_efficiency)}
+            "link_efficiency": float(hw.interconnect_efficiency),
+            "expert_stream_bytes_per_s": float(hw.mem_bandwidth_gbps) * 1e9}
 
 
 def _hardware(device: str):
@@ -275,7 +302,7 @@ def check(values: dict[str, float], where: str = "") -> list[str]:
         v = float(values[p.name])
         if not np.isfinite(v):
             out.append(f"{where}{p.name} = {v}: not a finite number")
-        elif v < p.lo or (v == p.lo and p.lo == 0.0 and "efficiency" in p.name):
+        elif v < p.lo or (v == p.lo and p.lo == 0.0 and ("efficiency" in p.name or p.name.endswith("_per_s"))):
             out.append(f"{where}{p.name} = {v:.4g}: {p.why_lo}")
         elif v > p.hi:
             out.append(f"{where}{p.name} = {v:.4g}: {p.why_hi}")
@@ -292,4 +319,4 @@ def efficiency(hw, values: dict, source: str):
     v = {**defaults(hw), **values}
     return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
                       interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
-                      source=source)
+                      expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]), source=source)

@@ -45,6 +45,7 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
         # the decode-step physics (planner.serving_params), in the calibration profile's own
         # fields, so that any reader of the profile (estimate, recommend) costs with them
         "attention_memory": 1.0,
+        "expert_bytes_per_s": values["expert_stream_bytes_per_s"],
         "kernel_overhead_s": values["kernel_time_s"],
         "interconnect_efficiency": values["link_efficiency"],
         "serving": {"engine": engine, "parameters": {k: float(values[k]) for k in SP.NAMES},

@@ -47,6 +47,7 @@ def profile_to_efficiency(profile: Profile, hardware=None):
         interconnect=interconnect,
         kernel_overhead_s=float(f["kernel_overhead_s"]),
         attention_memory=float(f["attention_memory"]),
+        expert_bytes_per_s=float(f.get("expert_bytes_per_s", float("inf"))),
         gemm_rows_half=rows_half,
         gemm_rows_correction=correction,
         attention_compute=attention,

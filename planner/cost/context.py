@@ -103,6 +103,17 @@ def _s_per_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"])
 
 
+def _s_per_expert_byte(H):
+    """The routed experts' weight stream: the memory curve's rate, at most the ceiling
+    (planner.serving_params ``expert_stream_bytes_per_s``). ``max(a, b)`` as ``a +
+    relu(b - a)`` with ``relu(d) = (d + |d|) / 2``: exactly ``a`` where the ceiling does
+    not bind (so an unfitted table gives :func:`_s_per_byte` bit for bit), and plain
+    arithmetic, so a row of Python floats stays Python floats (the scalar path)."""
+    a = 1.0 / (H["bandwidth"] * H["mem_emax"])
+    d = 1.0 / H["expert_bytes_per_s"] - a
+    return a + (d + abs(d)) * 0.5
+
+
 def _s_per_kv_byte(H):
     return 1.0 / (H["bandwidth"] * H["mem_emax"]) / H["kv_mem_factor"]
 
@@ -218,6 +229,8 @@ class Ctx:
         self.attn_offset_flops = at_attn(htab["att_whalf"])
         self.s_per_byte = derived(H, _s_per_byte)
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)
+        # the experts' stream ceiling, where one binds (else the same values: skip the gather)
+        self.s_per_expert_byte = derived(H, _s_per_expert_byte) if ht.has_expert_ceiling() else self.s_per_byte
         self.kernels_per_pass = derived(M, _kernels_per_pass)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0

@@ -39,7 +39,10 @@ class Efficiency:
     ``attention_compute``:
     the curve of attention kernels (None: the GEMM curve's e_max, no offset);
     ``attention_memory`` scales the memory curve for attention (KV reads are strided and
-    less efficient than weight streaming on many devices); ``overlap``: 1 = compute and
+    less efficient than weight streaming on many devices); ``expert_bytes_per_s`` caps
+    the rate of the routed experts' weight reads (grouped GEMMs at a few tokens per
+    expert, each touched expert's matrices fetched on their own: planner.serving_params
+    ``expert_stream_bytes_per_s``; inf: no cap); ``overlap``: 1 = compute and
     memory traffic overlap perfectly (the roofline's max), 0 = they serialize (their sum),
     as on CPUs without enough outstanding loads; a matrix-vector product (a GEMM of one
     row: batch-1 decode, a prompt's LM head) streams its weights in ``gemv_stream_factor``
@@ -56,6 +59,7 @@ class Efficiency:
     interconnect: float
     kernel_overhead_s: float
     attention_memory: float = 1.0
+    expert_bytes_per_s: float = float("inf")
     gemm_rows_half: float = 0.0
     gemm_rows_correction: tuple[tuple[float, float], ...] = ()
     attention_compute: Curve | None = None

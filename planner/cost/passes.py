@@ -6,7 +6,9 @@ Per pass (a prefill, or one decode step) the work splits into kernel classes, ea
 by its own roofline (README "Cost model"):
 
 * **linear** (the layers' GEMMs): ``max(F / (peak * e_c), B / (bw * e_m))`` with ``B`` =
-  weights read (MoE: the experts the tokens actually touch);
+  weights read (MoE: the experts the tokens actually touch, a roofline of their own whose
+  weight stream runs at ``min(bw * e_m, R_x)``, ``R_x`` the die's ceiling
+  ``expert_stream_bytes_per_s`` of planner.serving_params; none without a fit);
 * **LM head**: the same roofline on its own (it runs only where logits are needed, so in
   a prefill it is a memory-bound GEMV that the layers' compute does not hide);
 * **elementwise** (norms, residual adds, activation, and the routed experts' combine, whose
@@ -197,7 +199,8 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     compute_s = expert_flops * f["expert_s_per_flop"]
     if not x.flat_rows:
         compute_s = compute_s * x.rows_factor(tokens_per_expert(x, rows, touched, slots))
-    t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_byte)
+    # their weights stream at the experts' own achieved rate (Ctx.s_per_expert_byte)
+    t_exp, c_exp, m_exp = roofline_s(x, compute_s, expert_bytes * x.s_per_expert_byte)
     t_body, c_body, m_body = t_dense + t_exp, c_dense + c_exp, m_dense + m_exp
     body_flops, body_bytes = dense_flops + expert_flops, dense_bytes + expert_bytes
     head_flops = f["head_flops_per_token"] * logit_tokens

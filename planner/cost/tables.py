@@ -188,6 +188,16 @@ class HardwareTable:
             cache["has_rows"] = bool((self.rows_corr != 1.0).any())
         return cache["has_rows"]
 
+    def has_expert_ceiling(self) -> bool:
+        """Whether any device's routed-expert stream ceiling is below its memory curve's rate
+        (planner.serving_params ``expert_stream_bytes_per_s``; cached): else the experts
+        stream at the memory rate and the engine skips the column."""
+        cache = self.__dict__.setdefault("_casts", {})
+        if "has_ceiling" not in cache:
+            c = self.cols
+            cache["has_ceiling"] = bool((c["expert_bytes_per_s"] < c["bandwidth"] * c["mem_emax"]).any())
+        return cache["has_ceiling"]
+
     def lists(self) -> dict:
         """Columns and the [device, dtype] tables as Python lists (scalar path; cached)."""
         cache = self.__dict__.setdefault("_casts", {})
@@ -246,6 +256,7 @@ class HardwareTable:
             "gemv_row_bytes": col(lambda h, e: e.gemv_row_bytes),
             "gemv_stream_factor": col(lambda h, e: e.gemv_stream_factor),
             "kv_mem_factor": col(lambda h, e: e.attention_memory),
+            "expert_bytes_per_s": col(lambda h, e: e.expert_bytes_per_s),
             "gemm_rows_half": col(lambda h, e: e.gemm_rows_half),
             "overlap": col(lambda h, e: e.overlap),
             "time_scale": col(lambda h, e: e.time_scale),
