@@ -167,7 +167,7 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     elementwise kernels (norms, residuals, activation), whose activation traffic is pure
     memory time. Returns (time, compute part, memory part, FLOPs, weight bytes,
     activation bytes), per device."""
-    M, H, n_dev = x.model, x.hw, x.devices
+    M, n_dev = x.model, x.devices
     f = pass_factors(x)
     rows = n_tok if _one_pass(passes) else n_tok / passes  # tokens per GEMM: skinny GEMMs run below the curve
     if x.layout_beyond_tp:  # attention data / expert parallel (planner.cost.expert_parallel)
