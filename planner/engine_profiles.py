@@ -70,12 +70,15 @@ and the simulator (planner.cost.simulate) read these facts:
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, model_validator
 
 from planner.errors import InputError
 from planner.specs import _Spec
+
+if TYPE_CHECKING:  # numpy is imported where the columns are built, not at start-up
+    import numpy as np
 
 ENGINE_KIND = "engines"
 DEFAULT_ENGINE = "generic"
