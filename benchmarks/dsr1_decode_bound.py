@@ -114,7 +114,7 @@ def main(argv):
         a, b = meas[i] / hard[i], meas[i] / sweep[i]
         print(f"{k:34s} {i.sum():3d} {a.min():13.2f} {np.median(a):7.2f} {b.min():14.2f} {np.median(b):7.2f} "
               f"{(a < 1).sum():5d} {(b < 1).sum():6d}")
-    print(f"\nlowest ten measured / sweep-batch bound:")
+    print("\nlowest ten measured / sweep-batch bound:")
     for j in np.argsort(meas / sweep)[:10]:
         print(f"  {r.ids[j][:62]:62s} tpot {meas[j] * 1e3:6.2f} ms  bound {sweep[j] * 1e3:5.2f} ms  "
               f"(B {b_sweep[j]:.0f}, tp {tp[j]:.0f} x {ranks[j]:.0f})")
