@@ -104,7 +104,7 @@ def fit(eval_log: Union[str, "Path"], *, model: str, task: str, task_kind: str =
         difficulty: str = "auto", gen_len: Optional[int] = None, seed: int = 0,
         templates: Optional[list] = None) -> "FitResult":
     """Fit a task profile from an eval log (JSONL/CSV of per-problem samples, as
-    ``planner fit``); ``result.spec`` is the profile, ``result.summary()`` its figures.
+    ``planner fit``); ``result.profile`` is the profile, ``result.summary()`` its figures.
     ``templates``: other models' profiles of the task (``planner fit --template``)."""
     from planner.accuracy.fit import fit_eval_log
 

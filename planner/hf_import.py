@@ -151,6 +151,9 @@ def import_config(cfg: dict, *, name: Optional[str] = None, published_total_para
         data["published_active_params"] = float(counts.active_params)
         src["published_active_params"] = ("counted by planner.params (top-k routed experts), not a "
                                           "published figure")
+    else:  # a dense model: every parameter is active (the catalog test needs both figures)
+        data["published_active_params"] = data["published_total_params"]
+        src["published_active_params"] = "a dense model: every parameter is active (= published_total_params)"
     data["sources"] = {k: src[k] for k in _ORDER if k in src}
     parse_spec(Model, data, file)  # the result must validate
     return data

@@ -9,7 +9,7 @@ import os
 import pytest
 import yaml
 
-from planner.calibrate.lookup import find_profile
+from planner.calibrate.lookup import NO_PROFILE, find_profile, resolve_efficiency
 from planner.calibrate.apply import profile_to_efficiency
 from planner.calibrate.compare import compare_profiles
 from planner.calibrate.hardware_spec import hardware_spec, write_hardware_spec
@@ -161,6 +161,25 @@ def test_find_profile(tmp_path, monkeypatch):
     assert find_profile("cpu-amd-epyc-2c") == d / "cpu-amd-epyc-2c.yaml"
     assert find_profile("my-box") == d / "other-name.yaml"  # by its hardware field
     assert find_profile("nothing-like-this") is None
+
+
+def test_a_device_spec_beside_profiles_is_not_its_profile(tmp_path, monkeypatch):
+    """README "Adding a device": a device file put straight in a $PLANNER_PATH folder
+    (no hardware/ sub-folder) loads by name, and the lookup of calibration profiles in
+    that folder does not take the device file ``<name>.yaml`` for its profile."""
+    from planner.catalog import builtin_dir, load_hardware
+
+    spec = yaml.safe_load((builtin_dir("hardware") / "l4.yaml").read_text(encoding="utf-8"))
+    spec["name"] = "my-l4"
+    spec.pop("aliases", None)
+    (tmp_path / "my-l4.yaml").write_text(yaml.safe_dump(spec), encoding="utf-8")
+    (tmp_path / "broken.yaml").write_text("format: not-a-profile\nhardware: x\n", encoding="utf-8")
+    monkeypatch.setenv("PLANNER_PATH", str(tmp_path))
+    assert load_hardware("my-l4").memory_gb == spec["memory_gb"]
+    assert find_profile("my-l4") is None
+    assert resolve_efficiency(load_hardware("my-l4"), None) == (None, NO_PROFILE)
+    with pytest.raises(InputError):   # a file that says it is a profile still fails loudly
+        load_profile(find_profile("broken"))
 
 
 def test_compare_flags_a_20_percent_slowdown():

@@ -155,6 +155,18 @@ def test_real_qwen3_8b_config_reproduces_the_catalog_counts():
     assert a.total_params == 8_190_735_360
 
 
+def test_an_imported_dense_model_carries_both_published_figures():
+    """README "Adding a model": the catalog test needs published total and active
+    figures, equal for a dense model; an import of a dense config gives both (the
+    active one sourced), with or without --published-params."""
+    for given in (None, 8.2e9):
+        data = import_config_file(DATA / "qwen3-8b.json", name="my-qwen", published_total_params=given)
+        assert data["published_active_params"] == data["published_total_params"]
+        assert data["published_total_params"] == (given or count(_model(data)).total_params)
+        assert "dense" in data["sources"]["published_active_params"]
+        assert _model(data).unsourced_fields() == []
+
+
 @pytest.mark.parametrize("stem", GOOD)
 def test_round_trip_yaml(stem, tmp_path):
     data = _import(stem)

@@ -85,16 +85,29 @@ def profile_dirs() -> list[Path]:
     return out or [builtin_dir("calibration")]
 
 
+def _is_device_spec(path: Path, hardware_name: str, read_yaml) -> bool:
+    """True for the device's own spec (``name: <device>``, no ``format``): a flat
+    ``$PLANNER_PATH`` folder holds devices and profiles side by side, and the device file
+    ``<name>.yaml`` is not that device's profile. A file with a ``format`` key (a profile,
+    possibly a broken one) is not skipped, so a bad profile still fails loudly."""
+    try:
+        head = read_yaml(path)
+    except InputError:
+        return False
+    return isinstance(head, dict) and "format" not in head and head.get("name") == hardware_name
+
+
 def find_profile(hardware_name: str) -> Path | None:
     """A profile for ``hardware_name`` in :func:`profile_dirs`: ``<name>.yaml``, else any
     profile whose ``hardware`` field matches."""
+    from planner.catalog import read_yaml  # cached parse (catalog.read_yaml)
+
     dirs = profile_dirs()
     for d in dirs:
         for ext in (".yaml", ".yml"):
             p = d / f"{hardware_name}{ext}"
-            if p.is_file():
+            if p.is_file() and not _is_device_spec(p, hardware_name, read_yaml):
                 return p
-    from planner.catalog import read_yaml  # cached parse (catalog.read_yaml)
 
     for d in dirs:
         if not d.is_dir():
