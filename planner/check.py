@@ -65,6 +65,9 @@ class EstimateSpec(_Strict):
     arrival: str = "steady"            # steady | closed | poisson (planner.cost.serving)
     rate: float = 0.0                  # Poisson requests/s
     pp: int = 1                        # pipeline stages
+    ep: int = 1                        # expert-parallel degree (MoE)
+    dp: int = 1                        # attention data-parallel degree
+    spec_tokens: int = 0               # MTP draft tokens per step (speculative decoding)
     # lengths drawn per request from [int(r L), L] (planner estimate --range-ratio)
     range_ratio: Annotated[float, BeforeValidator(range_ratio_value)] = 1.0
 
