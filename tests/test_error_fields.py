@@ -102,3 +102,19 @@ def test_a_checks_file_estimate_matches_the_command_line(tmp_path, capsys):
                  "arrival: closed, spec_tokens: 2, range_ratio: 0, prompt_len: 1, gen_len: 1}\n"
                  f"    assert: ['tpot_s <= {want * 1.000001!r}', 'tpot_s >= {want * 0.999999!r}']\n")
     assert main(["check", str(f)]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,value", [("--max-usd", "1e308"), ("--max-energy-j", "inf"), ("--max-latency-s", "nan"),
+                                        ("--min-accuracy", "2"), ("--top", "0")])
+def test_recommend_flags_are_named_as_flags(tmp_path, capsys, flag, value):
+    """A bad `planner recommend` flag was "command line, field 'max_usd'" (round 14): the
+    scenario's key with a made-up file. It names the flag, as `planner recommend --help`
+    lists it, and no file; with --scenario FILE (a good one) the flag is not blamed on FILE."""
+    assert main(["recommend", "--help"]) == 0
+    options = set(re.findall(r"--[a-z][a-z-]*", capsys.readouterr().out))
+    f = tmp_path / "s.yaml"
+    f.write_text("task: aime24\nhardware: [h100-sxm]\n")
+    for extra in ([], ["--scenario", str(f)]):
+        err = _err(capsys, ["recommend", *extra, flag, value])
+        field = FIELD.search(err).group(1)
+        assert f"--{field}" == flag and flag in options and "command line" not in err and str(f) not in err, err
