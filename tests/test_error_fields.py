@@ -25,6 +25,7 @@ BAD = [
     ("--pp", "pp", "1000"),
     ("--ep", "ep", "0"),
     ("--dp", "dp", "0"),
+    ("--rate", "rate", "1e-7"),                                 # below planner.bounds.MIN_RATE_PER_S
     ("--weight-dtype", "weight_dtype", "fp3"),
     ("--kv-dtype", "kv_dtype", "fp3"),
     ("--prompt-len", "prompt_len", "200000"),
@@ -118,3 +119,19 @@ def test_recommend_flags_are_named_as_flags(tmp_path, capsys, flag, value):
         err = _err(capsys, ["recommend", *extra, flag, value])
         field = FIELD.search(err).group(1)
         assert f"--{field}" == flag and flag in options and "command line" not in err and str(f) not in err, err
+
+
+def test_a_checks_file_rate_means_poisson_arrivals_as_the_flag_does(tmp_path, capsys):
+    """``rate:`` without ``arrival:`` ran the steady state, the rate silently ignored
+    (round 14); ``--rate`` implies Poisson arrivals. Oracle: `planner estimate --rate --json`."""
+    import json
+
+    assert main(["estimate", "-m", "qwen3-8b", "--hardware", "h100-sxm", "--rate", "2", "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)["ttft_s"]
+    f = tmp_path / "c.yaml"
+    f.write_text("checks:\n  - name: a\n    estimate: {model: qwen3-8b, hardware: h100-sxm, rate: 2}\n"
+                 f"    assert: ['ttft_s <= {want * 1.000001!r}', 'ttft_s >= {want * 0.999999!r}']\n")
+    assert main(["check", str(f)]) == 0, capsys.readouterr().out
+    f.write_text("checks:\n  - name: a\n    estimate: {model: qwen3-8b, hardware: h100-sxm, rate: 2, arrival: closed}\n"
+                 "    assert: ['ttft_s <= 1']\n")
+    assert "Poisson" in _err(capsys, ["check", str(f)])
