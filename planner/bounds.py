@@ -11,7 +11,11 @@ arithmetic on them loses meaning (bytes = tokens x layers x heads x dims stays <
 - devices in one tensor-parallel group: 100,000 (a TPU v5p pod has 8,960; checked against the device's own
   ``max_devices``); the same for pipeline stages, expert- and attention-data-parallel groups;
 - requests simulated (``--requests``): 1 million, as requests in flight;
-- a benchmark's random range ratio (:func:`check_range_ratio`): 0 to 1.
+- a benchmark's random range ratio (:func:`check_range_ratio`): 0 to 1;
+- a capacity plan's traffic: 1 request per ~12 days to 10 million requests per second (ChatGPT's
+  reported 2.5 billion prompts a day, OpenAI 2025-07, average ~29,000 per second), so that fleet
+  sizes, $ per 1k requests and the plots' log axes stay finite; electricity up to 100 USD per kWh
+  (retail prices are 0.05-0.5).
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ MAX_TOKENS = 10_000_000
 MAX_REQUESTS = 1_000_000
 MAX_SAMPLES = 1_000_000
 MAX_DEVICES = 100_000
+MIN_RATE_PER_S = 1e-6
+MAX_RATE_PER_S = 1e7
+MAX_ELECTRICITY_USD_PER_KWH = 100.0
 
 UPPER = {"devices": MAX_DEVICES, "pp": MAX_DEVICES, "ep": MAX_DEVICES, "dp": MAX_DEVICES, "batch": MAX_REQUESTS,
          "concurrency": MAX_REQUESTS, "requests": MAX_REQUESTS, "prompt_len": MAX_TOKENS, "gen_len": MAX_TOKENS,

@@ -25,7 +25,8 @@ from typing import Annotated, Optional, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
                       model_serializer, model_validator)
 
-from planner.bounds import range_ratio_value
+from planner.bounds import (MAX_ELECTRICITY_USD_PER_KWH, MAX_PRICE_USD, MAX_RATE_PER_S, MAX_TOKENS, MIN_RATE_PER_S,
+                            range_ratio_value)
 from planner.errors import InputError
 from planner.fleet import DEFAULT_PUE, DEFAULT_REDUNDANCY
 from planner.specs import known_dtypes, known_quantizations, layout_entries, positive_list
@@ -48,18 +49,18 @@ class _Strict(BaseModel):
 
 
 class LogNormal(_Strict):
-    median: float = Field(gt=0)
+    median: float = Field(gt=0, le=MAX_TOKENS)
     sigma: float = Field(ge=0, le=5)
 
 
 class Lengths(_Strict):
     """Token lengths of requests: fixed, percentiles, or a log-normal."""
 
-    fixed: Optional[int] = Field(None, ge=1)
-    p50: Optional[float] = Field(None, ge=1)
-    p90: Optional[float] = Field(None, ge=1)
-    p99: Optional[float] = Field(None, ge=1)
-    mean: Optional[float] = Field(None, ge=1)
+    fixed: Optional[int] = Field(None, ge=1, le=MAX_TOKENS)
+    p50: Optional[float] = Field(None, ge=1, le=MAX_TOKENS)
+    p90: Optional[float] = Field(None, ge=1, le=MAX_TOKENS)
+    p99: Optional[float] = Field(None, ge=1, le=MAX_TOKENS)
+    mean: Optional[float] = Field(None, ge=1, le=MAX_TOKENS)
     lognormal: Optional[LogNormal] = None
     range_ratio: RangeRatio = Field(None, description="with fixed: each request's length drawn uniformly "
                                                            "from the whole numbers in [int(r fixed), fixed], as "
@@ -149,13 +150,17 @@ class Lengths(_Strict):
         return max(1, int(round(min(self.p50 * math.exp(sigma ** 2 / 2), largest))))
 
     def scaled(self, f: float) -> "Lengths":
-        """Every length times ``f`` (the sensitivity table's "generation length x2")."""
+        """Every length times ``f`` (the sensitivity table's "generation length x2"): a
+        derived spread, built without the bounds a file's lengths are held to (a 10M-token
+        p99 doubled is no input error)."""
         if self.fixed is not None:
-            return Lengths(fixed=max(1, int(round(self.fixed * f))), range_ratio=self.range_ratio)
+            return Lengths.model_construct(fixed=max(1, int(round(self.fixed * f))), range_ratio=self.range_ratio)
         if self.lognormal is not None:
-            return Lengths(lognormal=LogNormal(median=self.lognormal.median * f, sigma=self.lognormal.sigma))
-        return Lengths(**{k: (None if v is None else v * f) for k, v in
-                          (("p50", self.p50), ("p90", self.p90), ("p99", self.p99), ("mean", self.mean))})
+            return Lengths.model_construct(lognormal=LogNormal.model_construct(median=self.lognormal.median * f,
+                                                                               sigma=self.lognormal.sigma))
+        return Lengths.model_construct(**{k: (None if v is None else v * f) for k, v in
+                                          (("p50", self.p50), ("p90", self.p90), ("p99", self.p99),
+                                           ("mean", self.mean))})
 
     def describe(self) -> str:
         if self._drawn() is not None:
@@ -170,7 +175,8 @@ class Lengths(_Strict):
 
 
 class Traffic(_Strict):
-    requests_per_s: float = Field(gt=0, description="mean arrival rate of requests at the planned peak")
+    requests_per_s: float = Field(ge=MIN_RATE_PER_S, le=MAX_RATE_PER_S,
+                                  description="mean arrival rate of requests at the planned peak")
     prompt_len: Lengths
     gen_len: Lengths
     max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
@@ -262,8 +268,9 @@ class CapacityScenario(_Strict):
     models: list[str] = Field(min_length=1, max_length=64)
     hardware: list[str] = Field(min_length=1, max_length=64)
     search: Search = Field(default_factory=Search)
-    prices: dict[str, float] = Field(default_factory=dict, description="USD per device-hour, by device name")
-    electricity_usd_per_kwh: float = Field(0.12, ge=0)
+    prices: dict[str, Annotated[float, Field(gt=0, le=MAX_PRICE_USD)]] = Field(
+        default_factory=dict, description="USD per device-hour, by device name")
+    electricity_usd_per_kwh: float = Field(0.12, ge=0, le=MAX_ELECTRICITY_USD_PER_KWH)
     horizon_months: float = Field(12.0, gt=0, le=600)
     headroom: float = Field(0.3, ge=0, le=10)
     redundancy: int = Field(DEFAULT_REDUNDANCY, ge=0, le=1000, description="spare replicas (N+k)")

@@ -65,8 +65,26 @@ class EstimateSpec(_Strict):
     arrival: str = "steady"            # steady | closed | poisson (planner.cost.serving)
     rate: float = 0.0                  # Poisson requests/s
     pp: int = 1                        # pipeline stages
+    ep: int = 1                        # expert-parallel degree (MoE)
+    dp: int = 1                        # attention data-parallel degree
+    spec_tokens: int = 0               # MTP draft tokens per step (speculative decoding)
     # lengths drawn per request from [int(r L), L] (planner estimate --range-ratio)
     range_ratio: Annotated[float, BeforeValidator(range_ratio_value)] = 1.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _rate_is_poisson(cls, data):
+        """``rate:`` implies ``arrival: poisson``, as ``--rate`` does (a rate beside no
+        arrival was silently ignored: the steady state ran)."""
+        if isinstance(data, dict) and data.get("rate") not in (None, 0) and "arrival" not in data:
+            return {**data, "arrival": "poisson"}
+        return data
+
+    @model_validator(mode="after")
+    def _rate_needs_poisson(self) -> "EstimateSpec":
+        if self.rate and self.arrival != "poisson":
+            raise ValueError(f"a rate needs Poisson arrivals (arrival: poisson, or no arrival), not {self.arrival!r}")
+        return self
 
 
 class CheckSpec(_Strict):

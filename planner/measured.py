@@ -255,6 +255,14 @@ def mean_length(length, range_ratio):
     return 0.5 * (np.floor(L * np.asarray(range_ratio, dtype=float) + 1e-9) + L)
 
 
+def mean_tokens(length, range_ratio):
+    """:func:`mean_length` as the cost model takes it: whole tokens (numpy's rounding), at
+    least 1 (a 1-token length at r < 1 has mean 0.5, which rounds to 0: a request of no
+    tokens, no finite time); arrays broadcast. The replay (planner.replay) and the
+    mean-field entry points (planner.cost.spread) both use it."""
+    return np.maximum(np.round(mean_length(length, range_ratio)), 1.0)
+
+
 # Speculative decoding: the draft tokens per step a row's deployment ran with (TensorRT-LLM
 # speculative_config num_nextn_predict_layers, SGLang --speculative-num-steps; DeepSeek's MTP
 # module), from the optional column ``spec_decode_tokens`` (empty: none). No provenance

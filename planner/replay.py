@@ -36,7 +36,7 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, MODES, MeasuredRuns, dtypes_for, mean_length
+from planner.measured import FP4_OR_BF16, MODES, MeasuredRuns, dtypes_for, mean_tokens
 from planner.measured_layouts import moe_layout, product_encoded, product_encoded_dp, sweep_decode_workers
 
 DATASHEET = SP.DATASHEET
@@ -237,8 +237,8 @@ class Prepared:
             ep, attn_dp = moe_layout(tp[idx], dp[idx], moe_tp[idx], ep[idx])
             # the benchmark's mean lengths: drawn per request where its client spreads them
             # (planner.measured.harness_range_ratio), the row's own otherwise
-            self.isl = np.round(mean_length(runs.isl[idx], runs.range_ratio[idx]))
-            self.osl = np.round(mean_length(runs.osl[idx], runs.range_ratio[idx]))
+            self.isl = mean_tokens(runs.isl[idx], runs.range_ratio[idx])
+            self.osl = mean_tokens(runs.osl[idx], runs.range_ratio[idx])
             self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(tp[idx], 1).astype(np.int64),
                                 batch=1, concurrency=self.C.astype(np.int64), prompt_len=self.isl.astype(np.int64),
                                 gen_len=self.osl.astype(np.int64), samples=1, weight_dtype=wdt[idx].astype(str),

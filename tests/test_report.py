@@ -154,6 +154,15 @@ def test_length_distributions():
     ({"search": {"quantizations": ["int3"]}}, "search.quantizations"),
     ({"headroom": "lots"}, "headroom"),
     ({"surprise": 1}, "surprise"),
+    # round 14 fuzzing: each of these was a traceback (OverflowError, matplotlib's "Axis
+    # limits cannot be NaN or Inf", a pydantic ValidationError) or an inf in the report
+    ({"traffic": {"requests_per_s": 1e308, "prompt_len": 100, "gen_len": 100}}, "traffic.requests_per_s"),
+    ({"traffic": {"requests_per_s": 1e-308, "prompt_len": 100, "gen_len": 100}}, "traffic.requests_per_s"),
+    ({"traffic": {"requests_per_s": 1, "prompt_len": {"lognormal": {"median": 1e308, "sigma": 1}}, "gen_len": 100}},
+     "traffic.prompt_len.lognormal.median"),
+    ({"traffic": {"requests_per_s": 1, "prompt_len": 100, "gen_len": {"p50": 5, "mean": 1e308}}}, "traffic.gen_len.mean"),
+    ({"prices": {"h100-sxm": 1e308}}, "prices.h100-sxm"),
+    ({"electricity_usd_per_kwh": 1e308}, "electricity_usd_per_kwh"),
 ])
 def test_bad_scenario_is_one_line_exit_2(tmp_path, capsys, patch, field):
     import yaml
@@ -328,3 +337,26 @@ def test_pareto_plot_labels_frontier_points_and_keeps_the_accuracy_axis_whole():
     for p in frontier(pts):
         assert f">{p['label']}<" in svg
     assert ">dominated<" not in svg
+
+
+@pytest.mark.parametrize("extra", [
+    {"traffic": {"requests_per_s": 1e-6, "prompt_len": 100, "gen_len": 100},
+     "prices": {"h100-sxm": 1e9}, "electricity_usd_per_kwh": 100},
+    {"traffic": {"requests_per_s": 1e7, "prompt_len": {"lognormal": {"median": 1e7, "sigma": 5}},
+                 "gen_len": {"p50": 1, "p90": 1e7, "mean": 1e7}}, "horizon_months": 600, "redundancy": 1000},
+])
+def test_a_scenario_at_the_bounds_runs_to_finite_numbers(tmp_path, capsys, extra):
+    """The traffic, price and length bounds (planner.bounds) are where a report still
+    comes out whole: every number printed finite, both plots drawn."""
+    import yaml
+
+    data = {"name": "edge", "slo": {"ttft_s": 2.0, "tpot_s": 0.05}, "models": ["qwen3-8b"], "hardware": ["h100-sxm"],
+            "search": {"max_devices": 1, "quantizations": ["bf16"], "kv_dtypes": ["bf16"], "concurrency": [1, 64]},
+            **extra}
+    f = tmp_path / "edge.yaml"
+    f.write_text(yaml.safe_dump(data))
+    assert main(["report", str(f), "-o", str(tmp_path / "r.md")]) == 0, capsys.readouterr().err
+    text = (tmp_path / "r.md").read_text()
+    assert not re.search(r"\b(nan|inf|infinity)\b", text, re.I)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "r-pareto.svg").exists() and (tmp_path / "r-roofline.svg").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import List, Optional
 
 import typer
@@ -91,7 +92,12 @@ def recommend_cmd(
         base["calibration"] = {hw[0]: calibration}
     from planner.catalog import parse_spec
 
-    scn = parse_spec(RecommendScenario, base, scenario or "command line")
+    try:
+        scn = parse_spec(RecommendScenario, base, scenario or "command line")
+    except InputError as exc:  # a flag's value is named as the flag, without a file (planner.errors)
+        if re.split(r"[.\[]", exc.field or "")[0] not in given:
+            raise
+        raise InputError(exc.reason, field=flag_name(exc.field), value=exc.value, has_value=exc.has_value) from None
     try:
         answer = run(scn)
     except InputError as exc:  # a field of the scenario file (not a flag) names the file

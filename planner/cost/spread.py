@@ -8,13 +8,11 @@ from __future__ import annotations
 
 def spread_length(length, range_ratio: float) -> int:
     """The mean length of a benchmark that draws each request's from the whole numbers in
-    ``[int(r L), L]`` (planner.measured.mean_length), rounded to whole tokens as the
-    replay rounds them (planner.replay), at least 1; ``L`` at r = 1."""
-    import numpy as np
+    ``[int(r L), L]``, in whole tokens and at least 1 as the replay takes it
+    (planner.measured.mean_tokens); ``L`` at r = 1."""
+    from planner.measured import mean_tokens
 
-    from planner.measured import mean_length
-
-    return max(int(np.round(mean_length(length, range_ratio))), 1)
+    return int(mean_tokens(length, range_ratio))
 
 
 def spread_lengths(prompt_len, gen_len, range_ratio: float) -> tuple[int, int]:
