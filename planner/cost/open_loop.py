@@ -132,7 +132,12 @@ def solve_fixed_point(x: Ctx, lam, P, G, ctx, host_s, budget, running, pp=1.0, s
     request's steps (below the point) plain iteration climbs to
     the least fixed point, linearly; Steffensen's method (two evaluations of ``F``, then
     Aitken's delta-squared extrapolation of each component where the two steps contract,
-    ``x2 - (x2 - x1)^2 / ((x2 - x1) - (x1 - x0))``) converges quadratically near it. A
+    ``x2 - (x2 - x1)^2 / ((x2 - x1) - (x1 - x0))``) converges quadratically near it.
+    Where more arrivals a step pack more prompts into each carrying step (``m``), ``F``
+    can fall as ``tau`` grows and the iterates alternate around the point: the
+    extrapolation takes a ratio of successive steps of either sign, ``|r| <
+    AITKEN_MAX_RATIO`` (with positive ratios only, such a row was still 1e-5 away after
+    FIXED_POINT_ROUNDS, tests/test_report_speed.py). A
     row stops when an evaluation moves it by at most FIXED_POINT_RTOL (relative), when
     its step is infinite, or, on the way up (iterates below the point), when its work in
     flight passes what the steps hold (the slowest group's prompts and decodes over the
@@ -195,7 +200,7 @@ def _rounds(x, c, tau, t_c, take_rows):
             for a0, a1, a2 in zip(s0, s1, s2):
                 d1, d2 = a1 - a0, a2 - a1
                 r = np.where(d1 != 0.0, d2 / np.where(d1 != 0.0, d1, 1.0), 0.0)
-                ok = (r > 0.0) & (r < AITKEN_MAX_RATIO) & np.isfinite(a2)
+                ok = (r != 0.0) & (np.abs(r) < AITKEN_MAX_RATIO) & np.isfinite(a2)
                 nxt.append(np.where(ok, a2 + d2 * r / np.where(ok, 1.0 - r, 1.0), a2))
         if take_rows is None:
             s0 = tuple(np.where(stop, a, b) for a, b in zip(s2, nxt))
