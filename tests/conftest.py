@@ -16,3 +16,13 @@ _CACHE = tempfile.mkdtemp(prefix="planner-test-cache-")
 os.environ["PLANNER_CACHE_DIR"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 os.environ.pop("PLANNER_NO_CACHE", None)
+
+# Property-based tests draw the same examples on every run (`make test`, CI): a failure
+# reproduces, and a run cannot fail by the luck of the draw. HYPOTHESIS_PROFILE=explore
+# draws fresh examples (how the open loop's alternating fixed point, now solved, and the gap
+# held as a strict xfail in tests/test_shared_prompt_step.py were found).
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("repeatable", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))

@@ -7,6 +7,7 @@ limits (one request in flight: today's lone prompt; more requests never a shorte
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -93,6 +94,21 @@ def test_shared_step_near_the_simulator_anywhere(model, tp, C, P, G, kind, budge
         return
     sim, _ = _simulated_prompt_step(x, C, P, G, B, chunked, mixed, shared, jitter_steps=8.0)
     assert abs(shared / sim - 1.0) < 0.15, (shared, lone, sim)  # as the grid test's farthest point
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the simulator's prompt steps carry more prompts than "
+                   "the analytic count (28% longer step) at this point")
+def test_shared_step_gap_found_by_exploration():
+    """A point the property above drew with fresh examples (HYPOTHESIS_PROFILE=explore): vLLM
+    (chunked, mixed), Qwen3-32B on one device, 14 in flight, 1,015 tokens in, 172 out,
+    4,096-token budget. The analytic shared prompt step is 115 ms against the simulator's
+    160 ms (-28%): requests that finished together come back together and their prompts share
+    steps more than independent arrivals do. Held here until the count models that grouping."""
+    x, B, chunked, mixed, shared, lone = _case(1, 1, 14, 1015, 172, 0, 4096)
+    t_dec = float(step_time(x, 14, 0.0, 14, 1015 + 1.0 + 0.5 * 172, 0.0, HOST_S)[0])
+    assert _fits_idealization(14, 1015, 172, B, shared, t_dec)
+    sim, _ = _simulated_prompt_step(x, 14, 1015, 172, B, chunked, mixed, shared, jitter_steps=8.0)
+    assert abs(shared / sim - 1.0) < 0.15, (shared, lone, sim)
 
 
 @settings(max_examples=40, deadline=None)
