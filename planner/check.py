@@ -166,13 +166,10 @@ def load_checks(path: str) -> ChecksFile:
     try:
         return parse_spec(ChecksFile, data, path)
     except InputError as exc:  # a field under checks.<i>: named by the check's name (check_field)
-        m = _CHECK_AT.match(exc.field or "")
-        items = data.get("checks") if isinstance(data, dict) else None
-        if m is None or not isinstance(items, list) or int(m.group(1)) >= len(items):
+        m, items = _CHECK_AT.match(exc.field or ""), data.get("checks") if isinstance(data, dict) else None
+        if m is None or not isinstance(items, list) or (i := int(m.group(1))) >= len(items):
             raise
-        i = int(m.group(1))
-        item = items[i]
-        name = item.get("name") if isinstance(item, dict) else None
+        name = items[i].get("name") if isinstance(items[i], dict) else None
         raise InputError(exc.reason, file=exc.file, field=check_field(name, m.group(2), i),
                          value=exc.value, has_value=exc.has_value) from None
 
