@@ -147,7 +147,7 @@ def _evict(folder: Path) -> None:
 
 
 # Bump when the parsed-YAML cache's layout or safeload's rules change meaning.
-_YAML_CACHE_VERSION = 1
+_YAML_CACHE_VERSION = 2  # 2: YAML 1.2 exponent floats (planner.safeload.YAML12_EXP_FLOAT)
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -143,10 +143,35 @@ class ChecksFile(_Strict):
         return self
 
 
-def load_checks(path: str) -> ChecksFile:
-    from planner.catalog import parse_spec, read_yaml
+def check_field(name: Any, rest: str | None = None, index: int | None = None) -> str:
+    """How every message names a field of a check: ``checks.<name>.<rest>`` where the file
+    gives the check a name (text), else ``checks.<index>.<rest>`` by its position. The one
+    rule of the parsing stage (:func:`load_checks`) and of the evaluation (:func:`run_checks`,
+    :func:`evaluate_check`), so a check's field has one spelling in every message."""
+    from planner.safeload import MAX_STRING_CHARS
 
-    return parse_spec(ChecksFile, read_yaml(path), path)
+    named = isinstance(name, str) and 0 < len(name) <= MAX_STRING_CHARS
+    head = f"checks.{name if named or index is None else index}"
+    return f"{head}.{rest}" if rest else head
+
+
+_CHECK_AT = re.compile(r"^checks\.(\d+)(?:\.(.*))?$", re.S)
+
+
+def load_checks(path: str) -> ChecksFile:
+    from planner.catalog import parse_spec
+    from planner.safeload import loads_yaml, read_text
+
+    data = loads_yaml(read_text(path), path, check=False)  # parse_spec walks it: its fields renamed below
+    try:
+        return parse_spec(ChecksFile, data, path)
+    except InputError as exc:  # a field under checks.<i>: named by the check's name (check_field)
+        m, items = _CHECK_AT.match(exc.field or ""), data.get("checks") if isinstance(data, dict) else None
+        if m is None or not isinstance(items, list) or (i := int(m.group(1))) >= len(items):
+            raise
+        name = items[i].get("name") if isinstance(items[i], dict) else None
+        raise InputError(exc.reason, file=exc.file, field=check_field(name, m.group(2), i),
+                         value=exc.value, has_value=exc.has_value) from None
 
 
 def _flatten(d: dict, prefix: str = "") -> dict[str, float]:
@@ -193,12 +218,17 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
         from planner.specs import RecommendScenario
 
         data = dict(spec.recommend)
-        where = f"{file}: check '{spec.name}'"
         if "scenario" in data:
             p = _rel(base_dir, str(data.pop("scenario")))
             base = parse_spec(RecommendScenario, read_yaml(p), str(p)).model_dump(exclude_unset=True)
             data = {**base, **data}
-        ans = run(parse_spec(RecommendScenario, data, where))
+        try:
+            scenario = parse_spec(RecommendScenario, data, file)
+        except InputError as exc:  # the field as the checks file spells it (check_field)
+            field = "recommend" + (f".{exc.field}" if exc.field else "")
+            raise InputError(exc.reason, file=file, field=check_field(spec.name, field), value=exc.value,
+                             has_value=exc.has_value) from None
+        ans = run(scenario)
         used = ans.get("profiles_used", {})
         if not ans["recommendations"]:
             return {}, ans.get("status", "no recommendation"), used
@@ -216,7 +246,7 @@ def evaluate_check(spec: CheckSpec, base_dir: Path, file: str) -> tuple[dict[str
         want = " @ ".join(x.strip() for x in spec.candidate.split("@"))
         if want not in names:
             raise InputError(f"no such candidate (choose from {', '.join(names)})", file=file,
-                             field=f"checks.{spec.name}.candidate", value=spec.candidate)
+                             field=check_field(spec.name, "candidate"), value=spec.candidate)
         c = cands[names.index(want)]
     else:
         c = next((c for c in cands if f"{c['model']} @ {c['hardware']}" == data["cheapest"]), None)
@@ -320,7 +350,7 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
         except InputError as exc:  # a field of this check names the checks file
             from planner.errors import in_file
 
-            raise in_file(exc, path, f"checks.{spec.name}.{spec.kind}.") from None
+            raise in_file(exc, path, check_field(spec.name, f"{spec.kind}.")) from None
         tol = cf.tolerance if spec.tolerance is None else spec.tolerance
         items = []
         for metric, op, bound in spec.assertions():
@@ -329,7 +359,7 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
                 continue
             if metric not in metrics:
                 raise InputError(f"unknown metric (available: {', '.join(sorted(metrics))})", file=path,
-                                 field=f"checks.{spec.name}.assert", value=metric)
+                                 field=check_field(spec.name, "assert"), value=metric)
             v = metrics[metric]
             ok = OPS[op](v, bound)
             items.append(_item("assert", metric, f"{op} {bound:g}", None, v, "pass" if ok else "fail",
@@ -342,7 +372,7 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
             if metric not in metrics:
                 if spec.track is not None:
                     raise InputError(f"unknown metric (available: {', '.join(sorted(metrics))})", file=path,
-                                     field=f"checks.{spec.name}.track", value=metric)
+                                     field=check_field(spec.name, "track"), value=metric)
                 continue  # a default metric this result lacks (e.g. accuracy n/a)
             v = metrics[metric]
             snap[metric] = v

@@ -117,6 +117,35 @@ def check_tree(data: Any, file: str, prefix: tuple = ()) -> Any:
 
 # --------------------------------------------------------------------------- YAML
 
+# YAML 1.2 core-schema floats in exponent form that YAML 1.1 (PyYAML's resolver) reads as
+# text: an exponent without a dot (``1e-3``, ``1E5``, ``-2e+3``) or without a sign
+# (``1.5e3``). YAML 1.2.2 spec, section 10.3.2 (core schema, tag resolution): float is
+# ``[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?``. Forms YAML 1.1
+# already reads as numbers keep its reading; integers stay integers.
+YAML12_EXP_FLOAT = r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"
+
+_LOADER = None
+
+
+def yaml_loader():
+    """The one loader every YAML input goes through: the safe loader (libyaml's when
+    available: ~10x faster) whose resolver also reads :data:`YAML12_EXP_FLOAT` as floats,
+    so ``range_ratio: 1e-3`` is a number in every field and every file (a subclass: the
+    yaml module's own loaders are left alone)."""
+    global _LOADER
+    if _LOADER is None:
+        import re
+
+        import yaml
+
+        base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        loader = type("PlannerLoader", (base,), {})
+        loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(YAML12_EXP_FLOAT),
+                                     list("-+.0123456789"))
+        _LOADER = loader
+    return _LOADER
+
+
 def _yaml_guard(text: str, file: str) -> None:
     """From the event stream, before anything is built: refuse nesting deeper than
     MAX_DEPTH and aliases that expand the document beyond MAX_YAML_VALUES values (a
@@ -149,14 +178,15 @@ def _yaml_guard(text: str, file: str) -> None:
             raise InputError(f"YAML aliases expand to more than {MAX_YAML_VALUES:,} values", file=file)
 
 
-def loads_yaml(text: str, file: str) -> Any:
-    """Parse YAML text under the limits above; every problem is one InputError."""
+def loads_yaml(text: str, file: str, check: bool = True) -> Any:
+    """Parse YAML text under the limits above; every problem is one InputError.
+    ``check=False`` leaves :func:`check_tree`'s walk to the caller (planner.catalog.parse_spec
+    runs it before validation), the event-stream guard runs always."""
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available: ~10x faster
     try:
         _yaml_guard(text, file)
-        data = yaml.load(text, Loader=loader)
+        data = yaml.load(text, Loader=yaml_loader())
     except InputError:
         raise
     except yaml.MarkedYAMLError as exc:
@@ -167,7 +197,7 @@ def loads_yaml(text: str, file: str) -> Any:
         raise InputError(f"malformed YAML: {exc}", file=file) from None
     except (ValueError, OverflowError, RecursionError) as exc:  # e.g. a timestamp out of range
         raise InputError(f"malformed YAML: {type(exc).__name__}: {exc}", file=file) from None
-    return check_tree(data, file)
+    return check_tree(data, file) if check else data
 
 
 def read_yaml(path: str | Path) -> Any:

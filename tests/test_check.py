@@ -153,3 +153,37 @@ def test_engine_check_uses_the_fitted_profile_like_estimate(tmp_path, capsys):
     assert got == pytest.approx(e["tpot_s"], rel=1e-9)
     assert main(["check", f]) == 0
     assert "profile for h200: calibration/serving/h200.vllm.yaml" in capsys.readouterr().out
+
+
+OK_CHECK = {"name": "first", "estimate": ESTIMATE, "assert": ["tpot_s <= 1"]}
+
+
+@pytest.mark.parametrize("bad, field", [
+    # the parsing stage (pydantic, the readers' limits) ...
+    ({"name": "fast", "estimate": {**ESTIMATE, "range_ratio": 2}, "assert": ["tpot_s <= 1"]},
+     "checks.fast.estimate.range_ratio"),
+    ({"name": "fast", "estimate": {**ESTIMATE, "batch": "many"}, "assert": ["tpot_s <= 1"]},
+     "checks.fast.estimate.batch"),
+    ({"name": "fast", "estimate": {**ESTIMATE, "model": "m" * 5000}, "assert": ["tpot_s <= 1"]},
+     "checks.fast.estimate.model"),
+    ({"name": "fast", "assert": ["tpot_s <= 1"]}, "checks.fast"),
+    ({"name": "fast", "recommend": {"budget": "x"}, "assert": ["accuracy >= 0"]}, "checks.fast.recommend.budget"),
+    # ... and the evaluation name the check alike
+    ({"name": "fast", "estimate": {**ESTIMATE, "model": "nope"}, "assert": ["tpot_s <= 1"]},
+     "checks.fast.estimate.model"),
+    ({"name": "fast", "estimate": {**ESTIMATE, "engine": "nope"}, "assert": ["tpot_s <= 1"]},
+     "checks.fast.estimate.engine"),
+    ({"name": "fast", "estimate": ESTIMATE, "assert": ["nope <= 1"]}, "checks.fast.assert"),
+    # no name (or no usable one): the check's position
+    ({"estimate": ESTIMATE, "assert": ["tpot_s <= 1"]}, "checks.1.name"),
+    ({"name": 7, "estimate": {**ESTIMATE, "batch": "many"}, "assert": ["tpot_s <= 1"]}, "checks.1.name"),
+    ({"name": "", "estimate": ESTIMATE, "assert": ["tpot_s <= 1"]}, "checks.1.name"),
+])
+def test_a_check_is_named_by_its_name_in_every_message(tmp_path, capsys, bad, field):
+    """One rule from parsing to evaluation: a field of a named check is ``checks.<name>...``
+    (round 14's fuzz found ``checks.0.estimate.range_ratio`` at the parsing stage beside
+    ``checks.<name>.estimate.model`` later); a check without a name, by its position."""
+    f = write(tmp_path, {"checks": [OK_CHECK, bad]})
+    assert main(["check", f]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"field '{field}'" in err and "checks.yaml" in err, err

@@ -231,7 +231,7 @@ def test_checks_file_bad_range_ratio(tmp_path, capsys, value):
     f = _write(tmp_path, "c.yaml", CHECK.format(extra=f", range_ratio: {value}"))
     rc, out, err = _run(capsys, ["check", f])
     assert rc == 2 and err.count("\n") == 1
-    assert "c.yaml" in err and "checks.0.estimate.range_ratio" in err and value in err.lower(), err
+    assert "c.yaml" in err and "checks.spread.estimate.range_ratio" in err and value in err.lower(), err
 
 
 def test_capacity_traffic_range_ratio_is_the_uniform_draw():
