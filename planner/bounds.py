@@ -50,6 +50,7 @@ def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int
         raise InputError(f"must be <= {hi:,}", file=file, field=name, value=value)
     return int(value)
 
+
 RANGE_RATIO_RULE = "must be a number from 0 to 1 (1: fixed lengths)"
 
 
@@ -68,6 +69,7 @@ def check_range_ratio(value: Any, field: str = "range-ratio", file: str | None =
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise InputError(RANGE_RATIO_RULE, file=file, field=field, value=value)
     return float(value)
+
 
 def range_ratio_value(v) -> float:
     """Validator body: :func:`check_range_ratio`'s rule as a pydantic field wants it (a

@@ -258,8 +258,7 @@ def find_alias(kind: str, name: str) -> Path | None:
     dirs = tuple(str(d) for d in search_dirs(kind))
     found = _alias_index(kind, dirs).get(_alias_key(name))
     if found is None and kind == "models":
-        base = checkpoint_base(name)
-        found = _repo_name_index(dirs).get(_alias_key(base)) if base else None
+        found = _checkpoint_model(dirs, name)
     return found
 
 
@@ -309,9 +308,14 @@ def checkpoint_reading(name: str) -> str | None:
     dirs = tuple(str(d) for d in search_dirs("models"))
     if _alias_index("models", dirs).get(_alias_key(name)) is not None:
         return None
-    base = checkpoint_base(name)
-    found = _repo_name_index(dirs).get(_alias_key(base)) if base else None
+    found = _checkpoint_model(dirs, name)
     return found.stem if found is not None else None
+
+
+def _checkpoint_model(dirs: tuple[str, ...], name: str) -> Path | None:
+    """The model file whose repository name is ``name``'s :func:`checkpoint_base`, else None."""
+    base = checkpoint_base(name)
+    return _repo_name_index(dirs).get(_alias_key(base)) if base else None
 
 
 @lru_cache(maxsize=None)

@@ -63,7 +63,7 @@ def _moe_rows(prep: Prepared) -> np.ndarray:
 
     def moe(name: str) -> bool:
         try:
-            return bool(getattr(getattr(load_model(name), "moe", None), "num_experts", 0))
+            return load_model(name).is_moe
         except InputError:
             return False
 

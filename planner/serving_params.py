@@ -64,7 +64,8 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   (the ceiling inactive: the experts stream like the dense weights); not carried to an
   unmeasured device (:data:`CARRY_RULE`; a die nobody measured has no ceiling). Fitted
   only on request (planner.serving_fit.OPT_IN): its pooled fit (3.03 TB/s for GH100) did
-  not pass leave-one-model-out on the dev file (Round 14 (S1)), so no shipped profile has it.
+  not pass leave-one-model-out on the dev file (Round 14 (S1)), so the shipped profiles hold
+  only its inactive default.
 
 ``kernel_time_s``, ``link_efficiency`` and ``expert_stream_bytes_per_s`` were added after
 profiles had been written: a profile without them takes the default (:data:`OPTIONAL`).

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from planner.cost.expert_parallel import normal_max_z
-from planner.cost.gather import Gather, by_device_count, derived, model_device_row, per_model_device, table_cache
+from planner.cost.gather import Gather, by_device_count, derived, grid_index, per_model_device, table_cache
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
@@ -204,7 +204,7 @@ class Ctx:
         # (model row, device count) per row where those two alone decide a quantity
         # (:func:`per_model_device`: "row" the grid index, "width" the grid's device counts,
         # "table" the model table); empty: the rows' own evaluation
-        row = None if xp is SCALAR or self.layout_beyond_tp else model_device_row(m, self.devices)
+        row = None if xp is SCALAR or self.layout_beyond_tp else grid_index(m, self.devices)
         self.model_device = {} if row is None else {"row": row[0], "width": row[1], "table": mt}
         # MLA's latent KV is replicated on every device; GQA shards KV heads (at most one per device)
         if xp is SCALAR or not (self.devices >= 1.0).all():

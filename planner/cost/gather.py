@@ -88,21 +88,17 @@ def by_device_count(ht: HardwareTable, h, devices, dt):
     counts (1, 2, 4, 8) over thousands of rows. The grid runs the same elementwise
     formulas in the same dtype, so the values are those of the rows' own evaluation, bit
     for bit. None (evaluate per row) for non-integer or large counts."""
-    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64
-            and np.shape(h) == devices.shape):
+    at = grid_index(h, devices)
+    if at is None:
         return None
-    counts = devices.astype(np.intp)
-    top = int(counts.max())
-    if top > _MAX_DEVICE_COUNT or int(counts.min()) < 1 or not np.array_equal(counts, devices):
-        return None
-    cache = ht.__dict__.setdefault("_casts", {}).setdefault("device_count_grid", {})
-    key = (np.dtype(dt).char, top + 1)
+    idx, width = at
+    cache = table_cache(ht, "device_count_grid")
+    key = (np.dtype(dt).char, width)
     hit = cache.get(key)
     if hit is None:
-        grid = _DeviceCountGrid(ht, top + 1, dt)
+        grid = _DeviceCountGrid(ht, width, dt)
         with np.errstate(all="ignore"):  # device count 0: never gathered
             hit = cache[key] = (ring_s_per_byte(grid), allreduce_latency_s(grid))
-    idx = h * (top + 1) + counts
     return hit[0].take(idx, mode="clip"), hit[1].take(idx, mode="clip")
 
 
@@ -128,16 +124,18 @@ class _ModelDeviceGrid:
         self.model_device: dict = {}
 
 
-def model_device_row(m, devices):
-    """(flat index into a [model row, device count] grid, the grid's width) per row, or
-    None where the device counts are not whole numbers in 1..256 (see :func:`by_device_count`)."""
-    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64 and np.shape(m) == devices.shape):
+def grid_index(rows, devices):
+    """(flat index into a [table row, device count 0..top] grid, the grid's width ``top +
+    1``) per row, ``rows`` the rows' table index; None (evaluate per row) where the device
+    counts are not whole numbers in 1..256 or the rows are few (the grid would not pay)."""
+    if not (type(devices) is np.ndarray and devices.ndim == 1 and devices.size > 64
+            and np.shape(rows) == devices.shape):
         return None
     counts = devices.astype(np.intp)
     top = int(counts.max())
     if top > _MAX_DEVICE_COUNT or int(counts.min()) < 1 or not np.array_equal(counts, devices):
         return None
-    return m * (top + 1) + counts, top + 1
+    return rows * (top + 1) + counts, top + 1
 
 
 def per_model_device(x, fn):
