@@ -32,6 +32,7 @@ from planner.replay_scoring import band, errors  # noqa: E402
 from planner.serving_profile import load_serving  # noqa: E402
 
 FILES = (ROOT / "tests" / "data" / "inferencemax-nvidia.csv", ROOT / "tests" / "data" / "inferencemax-amd.csv")
+BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 
 def replay(path: Path):
@@ -71,10 +72,10 @@ def by_rule() -> None:
     for what, col in (("TTFT", 1), ("TPOT", 2)):
         print(f"\n{what} median |error| (signed median) per carry rule and device "
               f"(shipped: {SP.CARRY_RULE}; h200 rows use their fitted profile under every rule)")
-        print(f"  {'rule':<24}" + "".join(f"{d:>15}" for d in devices) + f"{'unmeasured':>15}")
+        print(f"  {'rule':<24}" + "".join(f"{d:>15}" for d in devices) + f"{'Blackwell':>15}{'unmeasured':>15}")
         for rule, r in results.items():
             dev, e = r[0], r[col]
-            cells = [cell(e[dev == d]) for d in devices] + [cell(e[dev != "h200"])]
+            cells = [cell(e[dev == d]) for d in devices] + [cell(e[np.isin(dev, BLACKWELL)]), cell(e[dev != "h200"])]
             mark = "*" if rule == SP.CARRY_RULE else " "
             print(f" {mark}{rule:<24}" + "".join(f"{c:>15}" for c in cells))
 
