@@ -28,11 +28,12 @@ Oracles (outside the code):
 
 The replay check is a gate, not a fit: nothing was tuned to these rows. The tolerances are
 today's errors (docs/serving-experiments.md, "Round 15 (S1)": the 47 Blackwell rows median
-|error| TTFT 41% (p90 68%), TPOT 28%, TPOT too fast on all 47; B200 42% / 29%, GB200 33% /
-24%; the 20 H200 rows 23% / 11%) plus a margin, so the test fails when these rows get
-markedly worse. The TTFT p90 gate holds the harness's fp8 KV cache of TensorRT-LLM fp4
-launches on Blackwell (planner.measured): with the bf16 default the three TP4 B200 rows at
-256 in flight did not fit their KV reservations and queued (+946% and +6,159% TTFT).
+|error| TTFT 41% (p90 68%, largest 91%), TPOT 28%, TPOT too fast on all 47; B200 42% / 29%,
+GB200 33% / 24%; the 20 H200 rows 23% / 11%) plus a margin, so the test fails when these
+rows get markedly worse. The bound on the largest TTFT error holds the harness's fp8 KV
+cache of TensorRT-LLM fp4 launches on Blackwell (planner.measured): with the bf16 default
+two TP4 B200 rows at 256 in flight did not fit their KV reservations and queued (+946% and
++6,159% TTFT).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ def test_published_blackwell_runs_within_the_stated_tolerance(replayed):
     blackwell = np.isin(pred.device, UNMEASURED)
     assert blackwell.sum() == 47
     assert np.median(np.abs(e_ttft[blackwell])) <= 0.50, np.median(np.abs(e_ttft[blackwell]))
-    assert np.percentile(np.abs(e_ttft[blackwell]), 90) <= 0.90, np.percentile(np.abs(e_ttft[blackwell]), 90)
+    assert np.abs(e_ttft[blackwell]).max() <= 1.5, np.abs(e_ttft[blackwell]).max()  # no run predicted to queue
     assert np.median(np.abs(e_tpot[blackwell])) <= 0.36, np.median(np.abs(e_tpot[blackwell]))
     for device, ttft, tpot in (("b200", 0.52, 0.38), ("gb200", 0.45, 0.34)):  # the two with more than 2 rows
         m = pred.device == device
