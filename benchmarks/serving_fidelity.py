@@ -161,7 +161,7 @@ def main(argv: list[str]) -> int:
               f"shipped: {SP.CARRY_RULE}), per held-out device:")
         for rule, st in by_rule.items():
             cells = "  ".join(f"{e['value']} {cell(e).strip()}" for e in st["by_slice"]["device"])
-            print(f"  {rule:<20} {cells}")
+            print(f"  {rule:<22} all {cell(st).strip()}  {cells}")
     print(f"\nfitted per (device, engine), all rows ({elapsed:.0f} s in all):")
     for g, f in sorted(fits.items()):
         vals = ", ".join(f"{k} {v:.3g}" for k, v in f.values.items())

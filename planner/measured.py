@@ -278,8 +278,12 @@ SPEC_TOKENS_COLUMN = "spec_decode_tokens"
 # launch of an fp8 checkpoint in the InferenceMAX sweeps sets ``kv_cache_config: dtype: fp8``
 # (InferenceMAX benchmarks/dsr1_fp8_h200_trt.sh and 70b_fp8_h200_trt_slurm.sh; the
 # dynamo-trt DeepSeek-R1 recipes the sweeps launch, srt-slurm recipes/trtllm/h200/ and
-# h100-fp8/ ``kv_cache_config.dtype: fp8`` in prefill and decode), while its fp4 launches
-# keep ``dtype: auto`` (gptoss_fp4_h200_trt.sh) and its SGLang and vLLM launches pass no
+# h100-fp8/ ``kv_cache_config.dtype: fp8`` in prefill and decode), and so does every
+# TensorRT-LLM launch of an fp4 checkpoint on Blackwell, where the fp4 GEMMs run natively
+# (InferenceX benchmarks/dsr1_fp4_b200_trt_slurm.sh, single_node/dsr1_fp4_b200_trt.sh and
+# single_node/gptoss_fp4_b200_trt.sh: ``dtype: fp8``), while its fp4 launches on Hopper
+# keep ``dtype: auto`` (gptoss_fp4_h200_trt.sh): resolved against the row's device in
+# planner.replay (:data:`FP8_KV_WITH_FP4_UNITS`). Its SGLang and vLLM launches pass no
 # --kv-cache-dtype (dsr1_fp8_h200.sh): "auto", the model's activation dtype. For DeepSeek's
 # MLA an fp8 cache holds the 576-value latent per token and layer in 576 bytes instead of
 # 1,152. Rows of other sources take the engine's default (engines/*.yaml kv_dtype_auto).
@@ -287,11 +291,13 @@ KV_DTYPE_COLUMN = "kv_cache_dtype"
 KV_DTYPE_SPELLINGS = {"": "", "auto": "", "fp8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bf16": "bf16",
                       "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16"}
 HARNESS_FP8_KV_ENGINES = ("trtllm",)
+FP8_KV_WITH_FP4_UNITS = "fp8-if-fp4-units"  # a harness fp4 launch: fp8 KV where the device has fp4 units
 
 
 def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str = "", line: int = 0) -> str:
     """A row's KV-cache dtype ("" = the engine's default): the ``kv_cache_dtype`` column
-    where given, else the harness's setting (module comment above)."""
+    where given, else the harness's setting (module comment above; an fp4 launch's
+    :data:`FP8_KV_WITH_FP4_UNITS` is resolved against the device by planner.replay)."""
     g = (given or "").strip().lower()
     if g:
         if g not in KV_DTYPE_SPELLINGS:
@@ -299,10 +305,9 @@ def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str =
                              file=file, field=KV_DTYPE_COLUMN, value=given)
         return KV_DTYPE_SPELLINGS[g]
     d = dtypes_for(quant or "")
-    fp8_weights = d is not None and d[0] == "fp8"
-    if fp8_weights and engine.strip().lower() in HARNESS_FP8_KV_ENGINES and HARNESS_SOURCE.search(source or ""):
-        return "fp8"
-    return ""
+    if d is None or engine.strip().lower() not in HARNESS_FP8_KV_ENGINES or not HARNESS_SOURCE.search(source or ""):
+        return ""
+    return {"fp8": "fp8", "fp4": FP8_KV_WITH_FP4_UNITS}.get(d[0], "")
 
 
 SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")

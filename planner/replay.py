@@ -36,7 +36,7 @@ import numpy as np
 from planner import serving_params as SP
 from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, MODES, MeasuredRuns, dtypes_for, mean_tokens
+from planner.measured import FP4_OR_BF16, FP8_KV_WITH_FP4_UNITS, MODES, MeasuredRuns, dtypes_for, mean_tokens
 from planner.measured_layouts import moe_layout, product_encoded, product_encoded_dp, sweep_decode_workers
 
 DATASHEET = SP.DATASHEET
@@ -148,7 +148,8 @@ class Prepared:
             sel = runs.quant == q
             d = dtypes_for(q) or (None, None, None)
             wdt[sel], adt[sel], kdt[sel] = d
-        kdt = np.where((runs.kv_dtype != "") & (kdt != None), runs.kv_dtype, kdt)  # noqa: E711 (the row's KV dtype)
+        given_kv = (runs.kv_dtype != "") & (runs.kv_dtype != FP8_KV_WITH_FP4_UNITS)
+        kdt = np.where(given_kv & (kdt != None), runs.kv_dtype, kdt)  # noqa: E711 (the row's KV dtype)
         tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
         layout_note = np.full(n, "", dtype=object)
         profiles = {e: _engine_or_none(e) for e in set(runs.engine.tolist())}
@@ -192,6 +193,8 @@ class Prepared:
                 reason = "no requests in flight (batch_size 0)"
             if reason is None and adt[i] == FP4_OR_BF16:
                 adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
+            if reason is None and runs.kv_dtype[i] == FP8_KV_WITH_FP4_UNITS and h.has_dtype("fp4"):
+                kdt[i] = "fp8"  # the harness's fp4 launches on parts with fp4 units (planner.measured)
             if reason is None and adt[i] == "fp8" and not h.has_dtype("fp8") \
                     and profiles[runs.engine[i]].fp8_weight_only_fallback:
                 adt[i] = "bf16"  # the engine's W8A16 path: fp8 weights, 16-bit GEMMs (engines/*.yaml)

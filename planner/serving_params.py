@@ -180,6 +180,7 @@ CARRY_RULES = {
     "engine+link+silicon": ENGINE_SCOPE + ("link_efficiency", SAME_SILICON),
     "scheduler+link": SCHEDULER + ("link_efficiency",),
     "scheduler+link+silicon": SCHEDULER + ("link_efficiency", SAME_SILICON),
+    "scheduler+kernel+link": SCHEDULER + ("kernel_time_s", "link_efficiency"),
 }
 # Chosen by leave-one-device-out on the dev file (fit on h100-sxm, predict h200, and back)
 # and the published B200 figures, among the rules above fixed beforehand. The figures live in

@@ -22,10 +22,13 @@ Oracles (outside the code):
   packages/app/cypress/fixtures/api/benchmarks.json at commit 3a600f1).
 
 The replay check is a gate, not a fit: nothing was tuned to these rows. The tolerances are
-today's errors (median |error| TTFT 23%, TPOT 31%: docs/serving-experiments.md, "Round 14
-(S3b)") plus a margin, so the test fails when the AMD rows get markedly worse. TPOT comes out
-too fast on every row (ROCm kernels reach a smaller share of the MI355X datasheet than the
-fitted Hopper fractions carried to it, docs/serving-experiments.md).
+today's errors plus a margin, so the test fails when the AMD rows get markedly worse: median
+|error| TTFT 48%, TPOT 34% since round 15 (docs/serving-experiments.md, "Round 15 (S1)"),
+when each row's provenance gained ``workflow_run_id=`` (its GitHub Actions run), so that it
+is replayed with the harness's random range ratio 0.8 as the dev file's InferenceMAX rows
+are (planner.measured.harness_range_ratio); replayed with fixed lengths, round 14 (S3b)
+measured 23% / 31%. TPOT comes out too fast on every row (ROCm kernels reach a smaller share
+of the MI355X datasheet than the fitted Hopper fractions carried to it), TTFT low on 12 of 17.
 """
 
 from __future__ import annotations
@@ -89,5 +92,6 @@ def test_published_mi355x_runs_are_all_predicted_within_the_stated_tolerance(rep
     ttft = pred.ttft_s / runs.measured_ttft_s - 1.0
     tpot = pred.tpot_s / runs.measured_tpot_s - 1.0
     assert np.all(np.isfinite(ttft)) and np.all(np.isfinite(tpot))
-    assert np.median(np.abs(ttft)) <= 0.35, np.median(np.abs(ttft))
-    assert np.median(np.abs(tpot)) <= 0.40, np.median(np.abs(tpot))
+    assert np.median(np.abs(ttft)) <= 0.58, np.median(np.abs(ttft))
+    assert np.median(np.abs(tpot)) <= 0.42, np.median(np.abs(tpot))
+    assert (runs.range_ratio == 0.8).all()  # the harness's spread lengths (its provenance says so)

@@ -27,7 +27,7 @@ from planner.cost.spec_decode import tokens_per_step
 from planner.cost.steps import step_time
 from planner.cost.tables import HardwareTable, ModelTable
 from planner.errors import InputError
-from planner.measured import kv_cache_dtype, read_measured
+from planner.measured import FP8_KV_WITH_FP4_UNITS, kv_cache_dtype, read_measured
 from planner.replay import predict
 from planner.serving_profile import load_serving
 
@@ -143,15 +143,30 @@ def test_the_twins_are_the_plain_and_the_mtp_prediction(tmp_path):
 HARNESS = "source_file=2026-03-25.csv; model=X; silicon_concurrency=8; wip=False; image=y"
 
 
-def test_the_harness_kv_dtype_is_fp8_for_tensorrt_llm_fp8_launches_only():
+def test_the_harness_kv_dtype_is_fp8_for_tensorrt_llm_fp8_and_blackwell_fp4_launches():
     assert kv_cache_dtype("", HARNESS, "trtllm", "fp8") == "fp8"
     assert kv_cache_dtype("", HARNESS, "trtllm", "fp8_block") == "fp8"
-    assert kv_cache_dtype("", HARNESS, "trtllm", "nvfp4") == ""      # fp4 launches keep dtype auto
+    # fp4 launches: fp8 on parts with fp4 units (dsr1_fp4_b200_trt.sh, gptoss_fp4_b200_trt.sh), auto
+    # on Hopper (gptoss_fp4_h200_trt.sh): the device decides, in the replay
+    assert kv_cache_dtype("", HARNESS, "trtllm", "nvfp4") == FP8_KV_WITH_FP4_UNITS
     assert kv_cache_dtype("", HARNESS, "sglang", "fp8") == ""        # no --kv-cache-dtype
     assert kv_cache_dtype("", "db-dump; config_id=3", "trtllm", "fp8") == ""  # not the harness
     assert kv_cache_dtype("bf16", HARNESS, "trtllm", "fp8") == "bf16"          # the row's own column wins
     assert kv_cache_dtype("FP8_E4M3", "", "vllm", "bf16") == "fp8"
     assert kv_cache_dtype("auto", HARNESS, "trtllm", "fp8") == ""
+
+
+def test_a_harness_fp4_launch_caches_fp8_where_the_gpu_computes_fp4(tmp_path):
+    """The same TensorRT-LLM fp4 harness row: on B200 it replays as with an explicit fp8 KV
+    cache, on H200 (weight-only fp4) as with the engine's default."""
+    f = tmp_path / "runs.csv"
+    rows = [f"deepseek-ai/DeepSeek-R1,{s},trtllm,fp4,agg,1024,8192,64,4,,,{kv},{HARNESS}"
+            for s in ("b200_sxm", "h200_sxm") for kv in ("", "fp8", "auto")]
+    f.write_text(HEADER + ",kv_cache_dtype,silicon_data_source\n" + "\n".join(rows) + "\n")
+    pred = predict(read_measured(f))
+    assert (pred.status == "ok").all(), pred.status
+    t = pred.tpot_s
+    assert t[0] == t[1] != t[2] and t[3] == t[5] != t[4]
 
 
 HEADER = "model_path,system,backend,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
