@@ -23,12 +23,13 @@ Oracles (outside the code):
 
 The replay check is a gate, not a fit: nothing was tuned to these rows. The tolerances are
 today's errors plus a margin, so the test fails when the AMD rows get markedly worse: median
-|error| TTFT 48%, TPOT 34% since round 15 (docs/serving-experiments.md, "Round 15 (S1)"),
-when each row's provenance gained ``workflow_run_id=`` (its GitHub Actions run), so that it
-is replayed with the harness's random range ratio 0.8 as the dev file's InferenceMAX rows
-are (planner.measured.harness_range_ratio); replayed with fixed lengths, round 14 (S3b)
-measured 23% / 31%. TPOT comes out too fast on every row (ROCm kernels reach a smaller share
-of the MI355X datasheet than the fitted Hopper fractions carried to it), TTFT low on 12 of 17.
+|error| TTFT 47%, TPOT 18% since round 15: each row's provenance names its GitHub Actions run
+(``workflow_run_id=``), so it is replayed with the harness's random range ratio 0.8 as the dev
+file's InferenceMAX rows are (planner.measured.harness_range_ratio; "Round 15 (S1)"), and the
+MI355X file holds its published achieved fractions (memory 0.58 from FluidX3D's streaming
+benchmark, compute 0.62 from hipBLASLt FP8; "Round 15 (S4)"). Round 14 (S3b), fixed lengths and
+the generic 0.80 / 0.70: 23% / 31%. TPOT is still too fast on most rows (median -18%), TTFT low
+on most (median -45%: the spread lengths' waves, docs/serving-experiments.md "Round 15 (S1)").
 """
 
 from __future__ import annotations
@@ -92,6 +93,6 @@ def test_published_mi355x_runs_are_all_predicted_within_the_stated_tolerance(rep
     ttft = pred.ttft_s / runs.measured_ttft_s - 1.0
     tpot = pred.tpot_s / runs.measured_tpot_s - 1.0
     assert np.all(np.isfinite(ttft)) and np.all(np.isfinite(tpot))
-    assert np.median(np.abs(ttft)) <= 0.58, np.median(np.abs(ttft))
-    assert np.median(np.abs(tpot)) <= 0.42, np.median(np.abs(tpot))
+    assert np.median(np.abs(ttft)) <= 0.57, np.median(np.abs(ttft))
+    assert np.median(np.abs(tpot)) <= 0.26, np.median(np.abs(tpot))
     assert (runs.range_ratio == 0.8).all()  # the harness's spread lengths (its provenance says so)
