@@ -58,7 +58,7 @@ from planner.cost.open_loop import poisson
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
-from planner.cost.waves import in_step_share, smeared_waves
+from planner.cost.waves import adp_balance_wait_steps, in_step_share, smeared_waves
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
@@ -337,12 +337,35 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     # the benchmark's length spread keeps later waves from staying in step (in_step_share)
     sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,
                                             closed["wave_steps"])
-    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra)
+    balance = balance_wait_s(x, closed, res, S, G, np.asarray(cols.get("adp_balance_iters", 0), dtype=x.dt))
+    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra, balance)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
     req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
     res["throughput_tok_s"] = np.where(pick | pois, req_s * G * k, res["throughput_tok_s"])
     res["unbounded"] = pois & open_["unbounded"]
+
+
+def balance_wait_s(x: Ctx, closed: dict, steady: dict, S, G, timeout_iters):
+    """The wait a closed loop's spread-out prompt spends in an attention-DP balancer (s):
+    :func:`planner.cost.waves.adp_balance_wait_steps` iterations of the loop's step
+    (its TPOT), the prompts arriving at ``z = S / (G + 1 + steady TTFT / TPOT)`` a step
+    (each client's cycle: its decode steps, its prompt's step and its wait). Only where a
+    rank runs at least two requests (``S / a >= 2``): a rank whose only request finished
+    holds no generation request, and the balancer then releases at once (PyExecutor
+    ``_balance_adp_requests``). 0 where the engine has no balancer or ``a = 1``.
+    Disaggregated prefill workers hold no generation requests, so they never wait
+    (planner.cost.disagg does not call this)."""
+    tau = np.broadcast_to(timeout_iters, np.shape(S))
+    a = np.broadcast_to(np.asarray(x.attn_dp, dtype=float), np.shape(S))
+    on = (tau > 0) & (a > 1.0) & (S / np.maximum(a, 1.0) >= 2.0)
+    if not np.any(on):
+        return 0.0
+    tpot = np.maximum(closed["tpot_s"], 1e-30)
+    z = S / (G + 1.0 + steady["ttft_s"] / tpot)
+    steps = np.zeros(np.shape(S))
+    steps[on] = adp_balance_wait_steps(a[on], np.broadcast_to(z, np.shape(S))[on], tau[on])
+    return steps * tpot
 
 
 def disaggregated(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, prefill_workers, decode_workers,
