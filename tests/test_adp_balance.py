@@ -113,3 +113,19 @@ def test_measured_attention_dp_rows_move_toward_their_measurement_and_nothing_el
     assert np.all(with_wait.ttft_s[moved] > without.ttft_s[moved])
     assert np.all(with_wait.ttft_s[moved] < meas)
     np.testing.assert_array_equal(with_wait.tpot_s, without.tpot_s)
+
+
+def test_poisson_arrivals_wait_too_and_only_with_requests_to_spare_on_every_rank():
+    on = load_engine("trtllm")
+    off = on.model_copy(update={"adp_balance_timeout_iters": 0})
+    kw = dict(devices=1, dp=8, ep=8, prompt_len=1024, gen_len=1024, weight_dtype="fp8", act_dtype="fp8",
+              kv_dtype="fp8", arrival="poisson")
+    busy_on = estimate("deepseek-r1", "h200", engine=on, rate=4.0, **kw)
+    busy_off = estimate("deepseek-r1", "h200", engine=off, rate=4.0, **kw)
+    assert busy_on["tpot_s"] == busy_off["tpot_s"]
+    held = busy_on["ttft_s"] - busy_off["ttft_s"]
+    assert 3.0 * busy_on["tpot_s"] < held < 60.0 * busy_on["tpot_s"]
+    # so few in flight that ranks run dry of generation requests: released at once
+    idle_on = estimate("deepseek-r1", "h200", engine=on, rate=0.05, **kw)
+    idle_off = estimate("deepseek-r1", "h200", engine=off, rate=0.05, **kw)
+    assert idle_on["ttft_s"] == idle_off["ttft_s"]
