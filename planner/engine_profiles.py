@@ -44,6 +44,10 @@ and the simulator (planner.cost.simulate) read these facts:
   rank's scheduler fills its own step under it, so a worker of ``a`` ranks takes ``a``
   budgets a step: TensorRT-LLM, vLLM) or the worker's (SGLang divides its chunked
   prefill size over the DP ranks); planner.cost.expert_parallel.step_budget;
+* ``adp_balance_timeout_iters``: with attention data parallelism, the iterations a rank's
+  context requests wait for every rank to hold one before they run anyway (TensorRT-LLM
+  ``attention_dp_config`` ``enable_balance`` with ``timeout_iters``; 0: no balancer);
+  planner.cost.waves.adp_balance_wait_steps;
 * ``fp8_weight_only_fallback``: on a device without fp8 compute (Ampere: A100, A10, L4-class
   chips of compute capability 8.0 / 8.6) an fp8 checkpoint still runs, weight-only (W8A16:
   fp8 weights dequantized to 16 bits in the GEMM, FP8 Marlin; activations and the KV cache
@@ -128,6 +132,8 @@ class EngineProfile(_Spec):
     cascade_attention: bool
     fp8_weight_only_fallback: bool = False
     dp_rank_budget: bool = False
+    adp_balance_timeout_iters: int = Field(0, ge=0, description="attention-DP balancer's timeout in iterations "
+                                                                 "(0: off)")
     device_tiers: list[DeviceTier] = Field(default_factory=list)
 
     spec_acceptance: float = Field(0.7, ge=0.0, le=1.0, description="per-position acceptance of MTP drafts")

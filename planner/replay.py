@@ -262,6 +262,7 @@ class Prepared:
                 mixed=np.array([int(e.mixed_batches) for e in eng], dtype=np.int64),
                 host_step_s=np.array([e.host_step_s for e in eng], dtype=float),
                 dp_rank_budget=np.array([int(e.dp_rank_budget) for e in eng], dtype=np.int64),
+                adp_balance_iters=np.array([e.adp_balance_timeout_iters for e in eng], dtype=np.int64),
                 range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
                 spec_tokens=runs.spec_tokens[idx],  # MTP drafts per step where the row says (planner.measured)
                 spec_accept=np.array([e.spec_acceptance for e in eng], dtype=float),

@@ -63,7 +63,7 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
     cols = {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
             "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
             "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s,
-            "dp_rank_budget": int(engine.dp_rank_budget)}
+            "dp_rank_budget": int(engine.dp_rank_budget), "adp_balance_iters": int(engine.adp_balance_timeout_iters)}
     if arrival != "steady":  # the free KV memory caps the running set (planner.cost.running)
         cols.update(engine.kv_columns())
     return cols

@@ -58,7 +58,7 @@ from planner.cost.open_loop import poisson
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
-from planner.cost.waves import in_step_share, smeared_waves
+from planner.cost.waves import adp_balance_wait_steps, in_step_share, smeared_waves
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
@@ -337,12 +337,43 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     # the benchmark's length spread keeps later waves from staying in step (in_step_share)
     sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,
                                             closed["wave_steps"])
-    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra)
+    # an attention-DP balancer holds a prompt that arrives alone (planner.cost.waves.adp_balance_wait_steps):
+    # a closed loop's spread-out later prompts, S per cycle of G + 1 steps and the TTFT's; Poisson arrivals
+    tau = np.asarray(cols.get("adp_balance_iters", 0), dtype=x.dt)
+    tpot_c = np.maximum(closed["tpot_s"], 1e-30)
+    balance = balance_wait_s(x, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, S) if np.any(pick) else 0.0
+    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra, balance)
+    if np.any(pois):
+        with np.errstate(all="ignore"):
+            held = balance_wait_s(x, tau, rate * open_["tpot_s"], open_["tpot_s"], rate * open_["latency_s"])
+        open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
     req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
     res["throughput_tok_s"] = np.where(pick | pois, req_s * G * k, res["throughput_tok_s"])
     res["unbounded"] = pois & open_["unbounded"]
+
+
+def balance_wait_s(x: Ctx, timeout_iters, arrivals_per_step, step_s, in_flight):
+    """The wait of a prompt that arrives alone for an attention-DP balancer (s):
+    :func:`planner.cost.waves.adp_balance_wait_steps` iterations of ``step_s``, prompts
+    arriving at ``arrivals_per_step``. Only where a rank runs at least two requests
+    (``in_flight / a >= 2``): a rank whose only request finished holds no generation
+    request, and the balancer then releases at once (PyExecutor ``_balance_adp_requests``).
+    0 where the engine has no balancer (``timeout_iters`` 0) or ``a = 1``. Disaggregated
+    prefill workers hold no generation requests, so they never wait (planner.cost.disagg
+    does not call this); the discrete-event simulator does not hold prompts for it."""
+    shape = np.broadcast(np.asarray(in_flight), np.asarray(step_s), np.asarray(timeout_iters)).shape
+    tau = np.broadcast_to(np.asarray(timeout_iters, dtype=float), shape)
+    a = np.broadcast_to(np.asarray(x.attn_dp, dtype=float), shape)
+    with np.errstate(all="ignore"):
+        on = (tau > 0) & (a > 1.0) & (np.broadcast_to(in_flight, shape) / np.maximum(a, 1.0) >= 2.0) \
+            & np.isfinite(np.broadcast_to(step_s, shape))
+    if not np.any(on):
+        return 0.0
+    steps = np.zeros(shape)
+    steps[on] = adp_balance_wait_steps(a[on], np.broadcast_to(arrivals_per_step, shape)[on], tau[on])
+    return steps * np.where(on, step_s, 0.0)
 
 
 def disaggregated(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, prefill_workers, decode_workers,

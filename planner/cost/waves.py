@@ -1,7 +1,8 @@
 """How a closed-loop benchmark's later waves lose step: the share of them that can stay in
 step under the benchmark client's length spread (:func:`in_step_share`), and the TTFT and
 TPOT between the two idealizations, waves in step and arrivals spread over the steps
-(:func:`smeared_waves`). planner.cost.serving computes both idealizations and calls these.
+(:func:`smeared_waves`), and the wait an attention-DP balancer adds to the spread arrivals
+(:func:`adp_balance_wait_steps`). planner.cost.serving computes both idealizations and calls these.
 """
 
 from __future__ import annotations
@@ -30,7 +31,58 @@ def in_step_share(range_ratio, G, wave_steps):
     return np.clip(1.0 - spread / np.maximum(np.asarray(wave_steps, dtype=float), 1.0), 0.0, 1.0)
 
 
-def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0) -> dict:
+# midpoints of the quadrature over one balance window (the integrands are smooth; 64 points
+# keep the mean wait within 0.1% of a fine grid for 1-64 ranks, tests/test_adp_balance.py)
+BALANCE_POINTS = 64
+
+
+def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters):
+    """Mean iterations a prompt waits for TensorRT-LLM's attention-DP balancer
+    (``attention_dp_config.enable_balance``; PyExecutor ``_balance_adp_requests``) when
+    prompts arrive spread over the steps, as a closed loop's later requests do.
+
+    The rule (the engine's source): every iteration the ``a`` ranks all-gather their
+    scheduled context and generation counts; context requests are released when every
+    rank has one (and a free slot); otherwise none runs and a counter shared by the ranks
+    advances, releasing whatever waits once it reaches ``timeout_iters`` (then reset), or
+    at once when some rank has no generation request. The counter runs whether or not a
+    prompt waits, so a window ends at ``T = min(tau, T_cover)``, ``T_cover`` the first time
+    every rank holds a new prompt.
+
+    With prompts arriving at ``z`` per step, each on a rank drawn uniformly (a finished
+    request's rank takes its client's next prompt), each rank's arrivals are a Poisson
+    stream of rate ``z / a``, ``P(T_cover > t) = 1 - (1 - e^{-zt/a})^a``. A window's prompts
+    wait ``int_0^T N(t) dt`` in all and number ``N(T)``; by the renewal-reward theorem the
+    mean wait is ``E[int_0^T N dt] / E[N(T)]`` with ``E[N(T)] = z E[T]`` (optional stopping)
+    and ``E[N(t); T > t] = z t (1 - (1 - e^{-zt/a})^{a-1})`` (independent ranks: the
+    covered event's share of the count is ``a m (1 - e^{-m})^{a-1}``, ``m = zt/a``):
+
+        W = int_0^tau t [1 - (1 - e^{-zt/a})^{a-1}] dt / int_0^tau [1 - (1 - e^{-zt/a})^a] dt
+
+    ``tau / 2`` when prompts are rare (the free-running counter), 0 at ``a = 1`` (one rank
+    always holds every prompt) and where they are dense; monotone in ``tau``. The engine
+    counts whole iterations: a prompt is first seen at an iteration's check, so it waits
+    half an iteration less than the continuous clock (``W - 1/2``, at least 0; the half
+    step before that check is the steady state's own). Midpoint
+    quadrature over :data:`BALANCE_POINTS` points, vectorized; a discrete-iteration
+    simulation of the rule agrees (tests/test_adp_balance.py). Arrays or numbers in,
+    float array out; 0 where ``timeout_iters`` is 0 (balance off) or ``attn_dp`` 1."""
+    a = np.maximum(np.asarray(attn_dp, dtype=float), 1.0)
+    z = np.maximum(np.asarray(arrivals_per_step, dtype=float), 1e-30)
+    tau = np.maximum(np.asarray(timeout_iters, dtype=float), 0.0)
+    a, z, tau = np.broadcast_arrays(a, z, tau)
+    u = (np.arange(BALANCE_POINTS) + 0.5) / BALANCE_POINTS
+    t = tau[..., None] * u  # the window's time points (iterations)
+    empty = np.exp(-z[..., None] * t / a[..., None])  # P(a rank holds no new prompt by t)
+    covered_rest = (1.0 - empty) ** (a[..., None] - 1.0)
+    num = np.mean(t * (1.0 - covered_rest), axis=-1)
+    den = np.mean(1.0 - covered_rest * (1.0 - empty), axis=-1)
+    w = num / np.maximum(den, 1e-30)
+    return np.where((tau > 0.0) & (a > 1.0), np.maximum(w - 0.5, 0.0), 0.0)
+
+
+def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0,
+                  balance_s=0.0) -> dict:
     """A closed-loop benchmark between its two idealizations. Its first wave is in step by
     construction (the benchmark starts all C requests at once: planner.cost.serving.closed_loop's
     first wave, its share of the requests counted as the benchmark counts them); later
@@ -38,7 +90,9 @@ def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, 
     keeps them in step (the groups of planner.cost.serving.closed_loop), s = 0 spreads their arrivals
     over the steps (the steady state's TTFT, plus the host time per step, plus
     ``shared_s``: the step carrying the prompt also carries the others' prompts that
-    arrived meanwhile, planner.cost.serving.shared_prompt_step's shared less lone step). So
+    arrived meanwhile, planner.cost.serving.shared_prompt_step's shared less lone step; and
+    ``balance_s``, the wait of a prompt that arrives alone for an attention-DP balancer,
+    :func:`adp_balance_wait_steps`: prompts in step arrive together and meet none). So
     TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
     plus the wait for a running slot and the request's time outside the GPU steps
     (``overhead_s``: HTTP, tokenization). TPOT is the closed loop's whatever the
@@ -51,9 +105,9 @@ def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, 
     s = wave_sync
     tpot = closed["tpot_s"]
     f = closed["first_share"]
-    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s + shared_s)
+    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s + shared_s + balance_s)
     ttft = f * closed["ttft_first_wave_s"] + (1.0 - f) * later + closed["wait_s"] + overhead_s
     latency = ttft + (G - 1.0) * tpot
-    exact = (s == 1.0) & (overhead_s == 0.0)
+    exact = (s == 1.0) & (overhead_s == 0.0)  # s = 1 leaves no spread arrivals to wait for a balancer
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": np.where(exact, closed["latency_s"], latency),
             "throughput_req_s": np.where(exact, closed["throughput_req_s"], S / latency)}
