@@ -174,7 +174,8 @@ def test_poisson_arrivals_wait_too_and_only_with_requests_to_spare_on_every_rank
     assert busy_on["tpot_s"] == busy_off["tpot_s"]
     held = busy_on["ttft_s"] - busy_off["ttft_s"]
     assert 3.0 * busy_on["tpot_s"] < held < 60.0 * busy_on["tpot_s"]
-    # so few in flight that ranks run dry of generation requests: released at once
+    # so few in flight (0.54 generating over 8 ranks) that a prompt nearly always finds a rank
+    # without a generation request and is released at once: P(Pois(0.54) >= 8) ~ 1e-7 of them wait
     idle_on = estimate("deepseek-r1", "h200", engine=on, rate=0.05, **kw)
     idle_off = estimate("deepseek-r1", "h200", engine=off, rate=0.05, **kw)
-    assert idle_on["ttft_s"] == idle_off["ttft_s"]
+    assert 0.0 <= idle_on["ttft_s"] - idle_off["ttft_s"] < 0.01 * 60.0 * idle_on["tpot_s"]

@@ -58,7 +58,7 @@ from planner.cost.open_loop import poisson
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
-from planner.cost.waves import adp_balance_wait_steps, in_step_share, smeared_waves
+from planner.cost.waves import balance_wait_s, in_step_share, smeared_waves
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
@@ -191,7 +191,7 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
 SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the steps' size bias
 
 
-def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
+def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, gathered=1.0):
     """The step that carries a request's prompt when the closed loop's requests are NOT in
     step (their first tokens spread over the steps, ``wave_sync`` 0), and the step a lone
     prompt would take; returns the (shared, lone) step times (s) and ``g``, the prompts the
@@ -216,7 +216,8 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
     that wait for a step gather more others (the closed loop's groups, ``wave_sync`` 1).
     Checked against the discrete-event simulator with spread, jittered arrivals
     (:func:`planner.cost.simulate.simulate`, ``spread_s`` and ``jitter_s``:
-    ``tests/test_shared_prompt_step.py``)."""
+    ``tests/test_shared_prompt_step.py``). ``gathered``: at least that many prompts share the
+    step (an attention-DP balancer's released window, planner.cost.waves.adp_released_others)."""
     C = np.maximum(np.asarray(C, dtype=float), 1.0)
     P = np.maximum(np.asarray(P, dtype=float), 1.0)
     G = np.maximum(np.asarray(G, dtype=float), 1.0)
@@ -240,6 +241,13 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
         q = np.clip(C / g / n_cyc, 0.0, 1.0)  # share of the steps that carry prompts
         mean = (1.0 - q) * t_dec + q * shared
         bias = ((1.0 - q) * t_dec * t_dec + q * shared * shared) / (mean * mean)
+    if np.any(np.asarray(gathered) > g):  # the balancer's window: its prompts run in one step
+        g = np.maximum(g, gathered)
+        d = np.where(mixed, np.maximum(C - g, 0.0), 0.0)
+        room = np.maximum(B - d, 1.0)
+        cap = np.where(chunked, room, np.floor(room / P) * P)
+        p = np.minimum(g * P, np.maximum(cap, P))
+        shared = step_time(x, d, p, d + p / P, dec_ctx, pre_ctx, host_s)
     d1 = np.where(mixed, C - 1.0, 0.0)
     lone = step_time(x, d1, P, d1 + 1.0, dec_ctx, pre_ctx, host_s)
     return shared, lone, g
@@ -330,22 +338,26 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)
     pick = arrival == ARRIVAL_CODE["closed"]
     pois = arrival == ARRIVAL_CODE["poisson"]
-    extra = 0.0
+    # an attention-DP balancer holds a prompt that arrives alone (planner.cost.waves.balance_wait_s):
+    # a closed loop's spread-out later prompts, S per cycle of G + 1 steps and the TTFT's; Poisson
+    # arrivals; the held prompts run together in the step that releases them
+    tau = np.asarray(cols.get("adp_balance_iters", 0), dtype=x.dt)
+    tpot_c = np.maximum(closed["tpot_s"], 1e-30)
+    extra, balance, others = 0.0, 0.0, 0.0
     if np.any(pick):
-        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked)
+        balance, others, _ = balance_wait_s(x.attn_dp, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, S)
+        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked,
+                                             gathered=1.0 + others)
         extra = shared - lone
     # the benchmark's length spread keeps later waves from staying in step (in_step_share)
     sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,
                                             closed["wave_steps"])
-    # an attention-DP balancer holds a prompt that arrives alone (planner.cost.waves.adp_balance_wait_steps):
-    # a closed loop's spread-out later prompts, S per cycle of G + 1 steps and the TTFT's; Poisson arrivals
-    tau = np.asarray(cols.get("adp_balance_iters", 0), dtype=x.dt)
-    tpot_c = np.maximum(closed["tpot_s"], 1e-30)
-    balance = balance_wait_s(x, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, S) if np.any(pick) else 0.0
     closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra, balance)
     if np.any(pois):
         with np.errstate(all="ignore"):
-            held = balance_wait_s(x, tau, rate * open_["tpot_s"], open_["tpot_s"], rate * open_["latency_s"])
+            held, others, share = balance_wait_s(x.attn_dp, tau, rate * open_["tpot_s"], open_["tpot_s"], None,
+                                          generating=rate * (G - 1.0) * open_["tpot_s"])
+            held = held + share * released_step_excess_s(x, open_, others, P, G, budget, host)
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
@@ -354,26 +366,18 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     res["unbounded"] = pois & open_["unbounded"]
 
 
-def balance_wait_s(x: Ctx, timeout_iters, arrivals_per_step, step_s, in_flight):
-    """The wait of a prompt that arrives alone for an attention-DP balancer (s):
-    :func:`planner.cost.waves.adp_balance_wait_steps` iterations of ``step_s``, prompts
-    arriving at ``arrivals_per_step``. Only where a rank runs at least two requests
-    (``in_flight / a >= 2``): a rank whose only request finished holds no generation
-    request, and the balancer then releases at once (PyExecutor ``_balance_adp_requests``).
-    0 where the engine has no balancer (``timeout_iters`` 0) or ``a = 1``. Disaggregated
-    prefill workers hold no generation requests, so they never wait (planner.cost.disagg
-    does not call this); the discrete-event simulator does not hold prompts for it."""
-    shape = np.broadcast(np.asarray(in_flight), np.asarray(step_s), np.asarray(timeout_iters)).shape
-    tau = np.broadcast_to(np.asarray(timeout_iters, dtype=float), shape)
-    a = np.broadcast_to(np.asarray(x.attn_dp, dtype=float), shape)
-    with np.errstate(all="ignore"):
-        on = (tau > 0) & (a > 1.0) & (np.broadcast_to(in_flight, shape) / np.maximum(a, 1.0) >= 2.0) \
-            & np.isfinite(np.broadcast_to(step_s, shape))
-    if not np.any(on):
+def released_step_excess_s(x: Ctx, open_: dict, others, P, G, budget, host_s):
+    """Poisson arrivals held by an attention-DP balancer run in the step that releases the
+    window's prompts, ``1 + others`` of them beside the ``decoding`` requests (within the
+    room the budget leaves): its time beyond the open loop's own carrying step (``own_s``),
+    for the held share (planner.cost.waves.balance_wait_s)."""
+    if not np.any(np.asarray(others) > 0.0):
         return 0.0
-    steps = np.zeros(shape)
-    steps[on] = adp_balance_wait_steps(a[on], np.broadcast_to(arrivals_per_step, shape)[on], tau[on])
-    return steps * np.where(on, step_s, 0.0)
+    d = open_["decoding"]
+    P = np.asarray(P, dtype=float)
+    p = np.minimum((1.0 + others) * P, np.maximum(np.asarray(budget, dtype=float) - d, P))
+    rel = step_time(x, d, p, d + p / P, P + 1.0 + 0.5 * (np.asarray(G, dtype=float) - 1.0), 0.5 * (P + 1.0), host_s)
+    return np.where(np.asarray(others) > 0.0, np.maximum(rel - open_["own_s"], 0.0), 0.0)
 
 
 def disaggregated(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, prefill_workers, decode_workers,

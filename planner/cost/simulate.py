@@ -32,6 +32,7 @@ from collections import deque
 
 import numpy as np
 
+from planner.cost.simulate_balance import AdpBalancer
 from planner.cost.steps import StepTable
 
 
@@ -83,7 +84,8 @@ def initial_arrivals(arrive: np.ndarray, arrival: str, concurrency: int, rate: f
 def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: int, max_running: int,
              chunked: bool, mixed: bool, arrival: str = "closed", concurrency: int = 1,
              rate: float | None = None, n_requests: int = 1000, seed: int = 0,
-             spread_s: float = 0.0, jitter_s: float = 0.0, range_ratio: float = 1.0) -> dict[str, np.ndarray]:
+             spread_s: float = 0.0, jitter_s: float = 0.0, range_ratio: float = 1.0, attn_dp: int = 1,
+             balance_iters: int = 0) -> dict[str, np.ndarray]:
     """Simulate ``n_requests`` requests; returns per-request arrays (s): arrival, first
     token and finish times, TTFT, TPOT, end-to-end latency and the time of the step that
     completed the prompt (``prompt_step``); plus ``steps``.
@@ -97,7 +99,11 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     ``range_ratio`` < 1 draws each request's output length uniformly from the whole
     numbers in ``[int(r G), G]`` (at least 1), as InferenceMAX's benchmark client does
     (planner.measured.HARNESS_RANGE_RATIO; prompts keep ``prompt_len``: the spread of
-    the outputs is what moves requests out of step, planner.cost.waves.in_step_share)."""
+    the outputs is what moves requests out of step, planner.cost.waves.in_step_share).
+    ``attn_dp`` > 1 ranks with ``balance_iters`` > 0: TensorRT-LLM's attention-DP balancer
+    (planner.cost.simulate_balance): each request is routed to a rank, and an iteration
+    runs the waiting prompts only when the balancer releases them; its decode stretches
+    stop where it would."""
     P, G, N, B = int(prompt_len), int(gen_len), int(n_requests), int(token_budget)
     arrive = np.full(N, np.inf)  # a closed loop's later requests: set when they are sent
     first = np.full(N, np.nan)
@@ -118,11 +124,14 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     finish_at: dict[int, list] = {}  # decode step count -> [requests finishing then, the sum of the D they joined at]
     heap: list[int] = []
     t, done, steps = 0.0, 0, 0
+    bal = AdpBalancer(attn_dp, balance_iters, N) if attn_dp > 1 and balance_iters > 0 else None
 
     def finish_group(ids, when):
         nonlocal done, spawned
         finish[ids] = when
         done += len(ids)
+        if bal is not None:
+            bal.finished(ids)
         if jitter_s > 0.0:  # one draw per replacement, in finishing order
             for _ in ids:
                 if spawned < N:  # a closed loop replaces the request (a Poisson run has spawned all)
@@ -140,6 +149,9 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
 
     def join(ids):
         nonlocal n_dec, sum_join
+        if bal is not None:
+            bal.prompts_done(ids)
+            bal.joined(ids)  # a one-token request leaves at once (finish_group)
         done_now = [i for i in ids if gen_of[i] == 1]
         if done_now:
             finish_group(done_now, t)
@@ -171,10 +183,19 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     while done < N:
         while pending and pending[0][0] <= t:
             waiting.append(heapq.heappop(pending)[1])
-        while waiting and len(prefill) + n_dec < max_running:
-            prefill.append([waiting.popleft(), 0])
+        if bal is None:
+            while waiting and len(prefill) + n_dec < max_running:
+                prefill.append([waiting.popleft(), 0])
+            release = True
+        else:
+            fetched = []
+            while waiting and len(prefill) + len(fetched) + n_dec < max_running:
+                fetched.append(waiting.popleft())
+            bal.assign(fetched)
+            prefill.extend([i, 0] for i in fetched)
+            release = bal.check()  # this iteration's rule
         d = n_dec if mixed else 0
-        p, ctx_sum, completed = take_prefill(prefill, B - d, P, chunked, d)
+        p, ctx_sum, completed = take_prefill(prefill, B - d, P, chunked, d) if release else (0, 0.0, [])
         if p:
             mean_ctx = P + 1.0 + D - sum_join / n_dec if n_dec else 0.0
             dt = table.time(d, p, d + len(completed), mean_ctx, ctx_sum / p)
@@ -188,8 +209,12 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
             join(completed)
         elif n_dec:
             k = heap[0] - D
+            if bal is not None:
+                k = int(min(k, bal.quiet_steps()))
             horizon = pending[0][0] - t if pending else np.inf
             k, dt = table.decode_stretch(n_dec, P + 1.0 + D - sum_join / n_dec, k, horizon)
+            if bal is not None:
+                bal.skip(k)
             t += dt
             steps += k
             D += k
@@ -242,4 +267,5 @@ def simulate_config(x, *, engine, prompt_len: int, gen_len: int, arrival: str, c
     return simulate(table, prompt_len=prompt_len, gen_len=gen_len, token_budget=budget,
                     max_running=engine.max_running, chunked=engine.chunked_prefill, mixed=engine.mixed_batches,
                     arrival=arrival, concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed,
-                    range_ratio=range_ratio)
+                    range_ratio=range_ratio, attn_dp=int(np.asarray(x.attn_dp).ravel()[0]),
+                    balance_iters=int(engine.adp_balance_timeout_iters))

@@ -36,7 +36,7 @@ def in_step_share(range_ratio, G, wave_steps):
 BALANCE_POINTS = 64
 
 
-def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters):
+def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters, balanced=False):
     """Mean iterations a prompt waits for TensorRT-LLM's attention-DP balancer
     (``attention_dp_config.enable_balance``; PyExecutor ``_balance_adp_requests``) when
     prompts arrive spread over the steps, as a closed loop's later requests do.
@@ -66,7 +66,35 @@ def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters):
     step before that check is the steady state's own). Midpoint
     quadrature over :data:`BALANCE_POINTS` points, vectorized; a discrete-iteration
     simulation of the rule agrees (tests/test_adp_balance.py). Arrays or numbers in,
-    float array out; 0 where ``timeout_iters`` is 0 (balance off) or ``attn_dp`` 1."""
+    float array out; 0 where ``timeout_iters`` is 0 (balance off) or ``attn_dp`` 1.
+
+    ``balanced`` (open-loop arrivals): the engine routes a new request to the rank with the
+    fewest active requests (``_balance_requests_across_ranks``), so a window's prompts go
+    to distinct ranks and ``a`` of them cover every rank: ``P(T_cover > t) = P(Pois(zt) < a)``
+    and ``E[N(t); T > t] = z t P(Pois(zt) <= a - 2)``, the Poisson CDF in place of the
+    independent ranks' product (a closed loop's next prompt goes to the rank whose request
+    finished, a uniformly drawn one: the default)."""
+    a, tau, num, den, _ = _window(attn_dp, arrivals_per_step, timeout_iters, balanced)
+    w = num / np.maximum(den, 1e-30)
+    return np.where((tau > 0.0) & (a > 1.0), np.maximum(w - 0.5, 0.0), 0.0)
+
+
+def adp_released_others(attn_dp, arrivals_per_step, timeout_iters, balanced=False):
+    """The other prompts released in the same iteration as a held prompt: the window's
+    (:func:`adp_balance_wait_steps`) other arrivals, ``z E[T^2] / E[T]`` (an arrival picks a
+    window in proportion to its length; Poisson arrivals), ``E[T] = int_0^tau P(T > t) dt``,
+    ``E[T^2] = 2 int_0^tau t P(T > t) dt``: ``z tau`` when the timeout ends every window,
+    fewer where the ranks are covered first. The step that runs them all is the held
+    prompt's step (planner.cost.serving.shared_prompt_step's ``gathered``). 0 where no balancer."""
+    a, tau, _, den, first = _window(attn_dp, arrivals_per_step, timeout_iters, balanced)
+    z = np.asarray(arrivals_per_step, dtype=float)
+    others = z * 2.0 * first / np.maximum(den, 1e-30)
+    return np.where((tau > 0.0) & (a > 1.0), others, 0.0)
+
+
+def _window(attn_dp, arrivals_per_step, timeout_iters, balanced):
+    """The balance window's quadrature (:func:`adp_balance_wait_steps`): ``a``, ``tau`` and the
+    means over the window's points of ``t P(N(t) counted, T > t) / z t``, ``P(T > t)`` and ``t P(T > t)``."""
     a = np.maximum(np.asarray(attn_dp, dtype=float), 1.0)
     z = np.maximum(np.asarray(arrivals_per_step, dtype=float), 1e-30)
     tau = np.maximum(np.asarray(timeout_iters, dtype=float), 0.0)
@@ -75,10 +103,71 @@ def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters):
     t = tau[..., None] * u  # the window's time points (iterations)
     empty = np.exp(-z[..., None] * t / a[..., None])  # P(a rank holds no new prompt by t)
     covered_rest = (1.0 - empty) ** (a[..., None] - 1.0)
-    num = np.mean(t * (1.0 - covered_rest), axis=-1)
-    den = np.mean(1.0 - covered_rest * (1.0 - empty), axis=-1)
-    w = num / np.maximum(den, 1e-30)
-    return np.where((tau > 0.0) & (a > 1.0), np.maximum(w - 0.5, 0.0), 0.0)
+    uncovered_rest = 1.0 - covered_rest  # P(not every other rank has one by t)
+    uncovered = 1.0 - covered_rest * (1.0 - empty)
+    bal = np.broadcast_to(np.asarray(balanced, dtype=bool), a.shape)
+    if np.any(bal):
+        mu = z[..., None] * t
+        uncovered_rest = np.where(bal[..., None], poisson_cdf(mu, a[..., None] - 2.0), uncovered_rest)
+        uncovered = np.where(bal[..., None], poisson_cdf(mu, a[..., None] - 1.0), uncovered)
+    return a, tau, np.mean(t * uncovered_rest, axis=-1), np.mean(uncovered, axis=-1), np.mean(t * uncovered, axis=-1)
+
+
+POISSON_TERMS = 128  # attention-DP ranks the Poisson CDF below counts up to (planner.bounds: dp <= 64)
+
+
+def poisson_cdf(mu, k):
+    """``P(Pois(mu) <= k)`` for whole ``k`` (arrays, broadcast; 0 where ``k`` < 0), summed
+    term by term in logs over ``j = 0..POISSON_TERMS - 1``."""
+    mu = np.maximum(np.asarray(mu, dtype=float), 1e-300)
+    k = np.asarray(k, dtype=float)
+    j = np.arange(POISSON_TERMS, dtype=float)
+    log_fact = np.concatenate(([0.0], np.cumsum(np.log(j[1:]))))
+    terms = np.exp(j * np.log(mu)[..., None] - mu[..., None] - log_fact)
+    return np.sum(np.where(j <= k[..., None], terms, 0.0), axis=-1)
+
+
+def adp_busy_share(attn_dp, generating):
+    """The share of a Poisson stream's prompts that find every attention-DP rank holding a
+    generation request, those the balancer can hold (a prompt routed to a rank without one
+    is released at once): ``P(Pois(n) >= a)``, ``n`` the generation requests in flight
+    (``rate x (G - 1) x TPOT``, an M/G/infinity count) kept even over the ``a`` ranks by the
+    engine's fewest-active routing."""
+    a = np.maximum(np.asarray(attn_dp, dtype=float), 1.0)
+    return 1.0 - poisson_cdf(generating, a - 1.0)
+
+
+def balance_wait_s(attn_dp, timeout_iters, arrivals_per_step, step_s, in_flight, generating=None):
+    """The wait of a prompt that arrives alone for an attention-DP balancer (s) and the other
+    prompts released with it: :func:`adp_balance_wait_steps` iterations of ``step_s``,
+    prompts arriving at ``arrivals_per_step``, and :func:`adp_released_others`. Only where a
+    rank runs at least two requests (``in_flight / a >= 2``): a rank whose only request
+    finished holds no generation request, and the balancer then releases at once
+    (PyExecutor ``_balance_adp_requests``). 0 where the engine has no balancer
+    (``timeout_iters`` 0) or ``a = 1``. Disaggregated prefill workers hold no generation
+    requests, so they never wait (planner.cost.disagg does not call this); the
+    discrete-event simulator holds prompts the same way (planner.cost.simulate_balance).
+    Open-loop arrivals (``generating`` given, the generation requests in flight, in place of
+    ``in_flight``): the engine routes them to the fewest-active rank (``balanced`` routing),
+    and only the share :func:`adp_busy_share` that finds every rank generating waits (the
+    released others are those of a held prompt). Returns (wait_s, others, held share)."""
+    load = in_flight if generating is None else generating
+    shape = np.broadcast(np.asarray(load), np.asarray(step_s), np.asarray(timeout_iters)).shape
+    tau = np.broadcast_to(np.asarray(timeout_iters, dtype=float), shape)
+    a = np.broadcast_to(np.asarray(attn_dp, dtype=float), shape)
+    with np.errstate(all="ignore"):
+        busy = np.broadcast_to(load, shape) / np.maximum(a, 1.0) >= 2.0 if generating is None \
+            else np.broadcast_to(np.isfinite(load), shape)
+        on = (tau > 0) & (a > 1.0) & busy & np.isfinite(np.broadcast_to(step_s, shape))
+    if not np.any(on):
+        return 0.0, 0.0, 0.0
+    steps, others, held = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+    z = np.broadcast_to(arrivals_per_step, shape)[on]
+    balanced = generating is not None
+    held[on] = 1.0 if not balanced else adp_busy_share(a[on], np.broadcast_to(generating, shape)[on])
+    steps[on] = held[on] * adp_balance_wait_steps(a[on], z, tau[on], balanced=balanced)
+    others[on] = adp_released_others(a[on], z, tau[on], balanced=balanced)
+    return steps * np.where(on, step_s, 0.0), others, held
 
 
 def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0,

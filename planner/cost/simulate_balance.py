@@ -1,0 +1,103 @@
+"""TensorRT-LLM's attention-DP balancer in the discrete-event simulator
+(planner.cost.simulate): which rank each request lands on and, every iteration, whether the
+waiting prompts may run. The analytic counterpart is planner.cost.waves.adp_balance_wait_steps;
+tests/test_serving_balance.py checks the two agree.
+
+The engine's rules (TensorRT-LLM PyExecutor and its request queue):
+
+* routing (``_schedule_attention_dp_requests`` / ``_balance_requests_across_ranks``): the
+  requests fetched in one iteration go, one by one, to the rank with the fewest active
+  prompt tokens (``py_orig_prompt_len`` summed; the simulator's prompts are all ``P`` long,
+  so the fewest active requests, ties to the lowest rank), among the ranks holding fewer
+  than ``max(ceil((active + new) / a), the busiest rank's count)``; a prompt waiting for
+  the balancer is active;
+* the balancer (``_balance_adp_requests``, ``attention_dp_config.enable_balance``): every
+  iteration the ranks all-gather their scheduled context and generation counts; where
+  every rank holds a context request the context requests run and the counter is reset;
+  otherwise none runs and the counter advances, and whatever waits runs once it reaches
+  ``timeout_iters`` or at once when some rank holds no generation request (then the
+  counter is reset). The counter advances whether or not a prompt waits (the free-running
+  counter of the closed form). ``batching_wait_iters`` is 0 in the recommended
+  configurations (engines/trtllm.yaml), so a covered iteration runs at once.
+
+Not modelled: the rule's free-slot condition (every rank below ``max_batch_size``
+generation requests): the simulator admits no prompt past the worker's running limit.
+State is per-rank count arrays (``a`` entries) updated per event with ``np.bincount``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class AdpBalancer:
+    """Per-rank counts of a worker's ``ranks`` attention-DP ranks and the balancer's
+    counter (``timeout_iters``); ``n_requests`` sizes the request -> rank map."""
+
+    def __init__(self, ranks: int, timeout_iters: int, n_requests: int):
+        self.a, self.tau = int(ranks), int(timeout_iters)
+        self.rank = np.zeros(int(n_requests), dtype=np.int64)
+        self.ctx = np.zeros(self.a, dtype=np.int64)   # admitted prompts not yet complete
+        self.gen = np.zeros(self.a, dtype=np.int64)   # generation (decoding) requests
+        self.counter = 0
+        self.held = False
+
+    def _count(self, ids) -> np.ndarray:
+        return np.bincount(self.rank[np.asarray(ids, dtype=np.int64)], minlength=self.a)
+
+    def assign(self, ids) -> None:
+        """Route one iteration's fetched requests (the engine's heap, fewest active first)."""
+        if not ids:
+            return
+        active = self.ctx + self.gen
+        expected = max(-(-(int(active.sum()) + len(ids)) // self.a), int(active.max()))
+        for i in ids:
+            open_ = np.where(active < expected, active, np.iinfo(np.int64).max)
+            r = int(np.argmin(open_))  # the first of the least-loaded ranks
+            active[r] += 1
+            self.rank[i] = r
+        self.ctx += self._count(ids)
+
+    def prompts_done(self, ids) -> None:
+        if ids:
+            self.ctx -= self._count(ids)
+
+    def joined(self, ids) -> None:
+        if ids:
+            self.gen += self._count(ids)
+
+    def finished(self, ids) -> None:
+        if ids:
+            self.gen -= self._count(ids)
+
+    def check(self) -> bool:
+        """One iteration's rule: True where the waiting context requests may run."""
+        if bool(np.all(self.ctx > 0)):
+            self.counter, self.held = 0, False
+            return True
+        self.counter += 1
+        if self.counter >= self.tau or not bool(np.all(self.gen > 0)):
+            self.counter, self.held = 0, False
+            return True
+        self.held = bool(np.any(self.ctx > 0))
+        return False
+
+    def quiet_steps(self) -> float:
+        """Iterations, this one included, that a decode-only stretch may run before the rule
+        can release without an event (arrival, finish): up to the timeout where a prompt is
+        held; one where prompts wait unreleased for room; unbounded where none waits."""
+        if self.held:
+            return float(self.tau - self.counter)
+        return 1.0 if bool(np.any(self.ctx > 0)) else math.inf
+
+    def skip(self, k: int) -> None:
+        """The checks of a stretch's ``k - 1`` iterations after the first (counts unchanged)."""
+        if k <= 1:
+            return
+        if not bool(np.all(self.gen > 0)):
+            self.counter = 0
+        elif self.held:
+            self.counter += k - 1
+        else:
+            self.counter = (self.counter + k - 1) % self.tau
