@@ -279,6 +279,8 @@ def print_simulation(con, s: dict) -> None:
     con.print(t)
     con.print(f"throughput {s['throughput_req_s']:.4g} req/s, {s['throughput_tok_s']:.4g} tok/s | "
               f"SLO attainment {s['slo_attainment']:.1%} | goodput {s['goodput_req_s']:.4g} req/s")
+    if s.get("balance_hold_iters"):  # TensorRT-LLM's attention-DP balancer held the prompts
+        con.print(f"attention-DP balancer: a prompt held {s['balance_hold_iters']:.3g} iterations on average")
 
 
 def register(app: typer.Typer) -> None:

@@ -185,7 +185,7 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     wave_steps = np.where(mixed, np.maximum(K, 1.0), np.maximum(k1, 1.0))
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e + wait, "throughput_req_s": C / e2e,
             "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2, "first_share": first, "wait_s": wait,
-            "wave_steps": wave_steps}
+            "wave_steps": wave_steps, "decode_step_s": t_dec}
 
 
 SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the steps' size bias
@@ -340,12 +340,14 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     pois = arrival == ARRIVAL_CODE["poisson"]
     # an attention-DP balancer holds a prompt that arrives alone (planner.cost.waves.balance_wait_s):
     # a closed loop's spread-out later prompts, S per cycle of G + 1 steps and the TTFT's; Poisson
-    # arrivals; the held prompts run together in the step that releases them
+    # arrivals; held, nothing but the decodes runs (decode-only steps), and the held prompts run
+    # together in the step that releases them
     tau = np.asarray(cols.get("adp_balance_iters", 0), dtype=x.dt)
     tpot_c = np.maximum(closed["tpot_s"], 1e-30)
     extra, balance, others = 0.0, 0.0, 0.0
     if np.any(pick):
-        balance, others, _ = balance_wait_s(x.attn_dp, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, S)
+        balance, others, _ = balance_wait_s(x.attn_dp, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c),
+                                            closed["decode_step_s"], S)
         shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked,
                                              gathered=1.0 + others)
         extra = shared - lone
@@ -355,8 +357,9 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra, balance)
     if np.any(pois):
         with np.errstate(all="ignore"):
-            held, others, share = balance_wait_s(x.attn_dp, tau, rate * open_["tpot_s"], open_["tpot_s"], None,
-                                          generating=rate * (G - 1.0) * open_["tpot_s"])
+            t_dec = open_["decode_step_s"]
+            held, others, share = balance_wait_s(x.attn_dp, tau, rate * t_dec, t_dec, None,
+                                                 generating=rate * (G - 1.0) * open_["tpot_s"])
             held = held + share * released_step_excess_s(x, open_, others, P, G, budget, host)
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
     for key in ("ttft_s", "tpot_s", "latency_s"):

@@ -88,7 +88,8 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
              balance_iters: int = 0) -> dict[str, np.ndarray]:
     """Simulate ``n_requests`` requests; returns per-request arrays (s): arrival, first
     token and finish times, TTFT, TPOT, end-to-end latency and the time of the step that
-    completed the prompt (``prompt_step``); plus ``steps``.
+    completed the prompt (``prompt_step``); plus ``steps`` and ``balance_hold_iters``, the
+    mean iterations a prompt was held by the attention-DP balancer (0 without one).
 
     Closed loop only: ``spread_s`` > 0 spreads the first ``concurrency`` arrivals evenly
     over that time instead of starting them all at t=0; ``jitter_s`` > 0 sends each
@@ -224,7 +225,8 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     ttft = first - arrive
     tpot = (finish - first) / np.maximum(gen - 1, 1)
     return {"arrival": arrive, "first": first, "finish": finish, "ttft": ttft, "tpot": tpot,
-            "e2e": finish - arrive, "prompt_step": last_step, "steps": steps}
+            "e2e": finish - arrive, "prompt_step": last_step, "steps": steps,
+            "balance_hold_iters": bal.held_iters / max(bal.routed, 1) if bal is not None else 0.0}
 
 
 def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None) -> dict:
@@ -250,6 +252,7 @@ def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot
     out["goodput_req_s"] = out["throughput_req_s"] * out["slo_attainment"]
     out["requests"] = n
     out["steps"] = int(sim["steps"])
+    out["balance_hold_iters"] = float(sim.get("balance_hold_iters", 0.0))
     return out
 
 

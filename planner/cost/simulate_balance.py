@@ -22,65 +22,76 @@ The engine's rules (TensorRT-LLM PyExecutor and its request queue):
 
 Not modelled: the rule's free-slot condition (every rank below ``max_batch_size``
 generation requests): the simulator admits no prompt past the worker's running limit.
-State is per-rank count arrays (``a`` entries) updated per event with ``np.bincount``."""
+State is per-rank counts (``a`` entries) updated per event."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
-
 
 class AdpBalancer:
     """Per-rank counts of a worker's ``ranks`` attention-DP ranks and the balancer's
-    counter (``timeout_iters``); ``n_requests`` sizes the request -> rank map."""
+    counter (``timeout_iters``); ``n_requests`` sizes the request -> rank map. The counts are
+    Python lists with running tallies of the ranks that hold none: a worker has a few to 64
+    ranks, where a numpy call per event costs more than the event."""
 
     def __init__(self, ranks: int, timeout_iters: int, n_requests: int):
         self.a, self.tau = int(ranks), int(timeout_iters)
-        self.rank = np.zeros(int(n_requests), dtype=np.int64)
-        self.ctx = np.zeros(self.a, dtype=np.int64)   # admitted prompts not yet complete
-        self.gen = np.zeros(self.a, dtype=np.int64)   # generation (decoding) requests
+        self.rank = [0] * int(n_requests)
+        self.ctx = [0] * self.a   # admitted prompts not yet complete
+        self.gen = [0] * self.a   # generation (decoding) requests
+        self.ctx_empty = self.gen_empty = self.a  # ranks holding none
+        self.waiting = 0
         self.counter = 0
         self.held = False
-
-    def _count(self, ids) -> np.ndarray:
-        return np.bincount(self.rank[np.asarray(ids, dtype=np.int64)], minlength=self.a)
+        self.routed = 0        # requests routed to a rank
+        self.held_iters = 0    # prompt-iterations held (the mean hold: held_iters / routed)
 
     def assign(self, ids) -> None:
         """Route one iteration's fetched requests (the engine's heap, fewest active first)."""
         if not ids:
             return
-        active = self.ctx + self.gen
-        expected = max(-(-(int(active.sum()) + len(ids)) // self.a), int(active.max()))
+        active = [c + g for c, g in zip(self.ctx, self.gen)]
+        expected = max(-(-(sum(active) + len(ids)) // self.a), max(active))
         for i in ids:
-            open_ = np.where(active < expected, active, np.iinfo(np.int64).max)
-            r = int(np.argmin(open_))  # the first of the least-loaded ranks
+            r = min((n, r) for r, n in enumerate(active) if n < expected)[1]  # the first least-loaded rank
             active[r] += 1
             self.rank[i] = r
-        self.ctx += self._count(ids)
+            self.ctx_empty -= self.ctx[r] == 0
+            self.ctx[r] += 1
+        self.waiting += len(ids)
+        self.routed += len(ids)
 
     def prompts_done(self, ids) -> None:
-        if ids:
-            self.ctx -= self._count(ids)
+        for i in ids:
+            r = self.rank[i]
+            self.ctx[r] -= 1
+            self.ctx_empty += self.ctx[r] == 0
+        self.waiting -= len(ids)
 
     def joined(self, ids) -> None:
-        if ids:
-            self.gen += self._count(ids)
+        for i in ids:
+            r = self.rank[i]
+            self.gen_empty -= self.gen[r] == 0
+            self.gen[r] += 1
 
     def finished(self, ids) -> None:
-        if ids:
-            self.gen -= self._count(ids)
+        for i in ids:
+            r = self.rank[i]
+            self.gen[r] -= 1
+            self.gen_empty += self.gen[r] == 0
 
     def check(self) -> bool:
         """One iteration's rule: True where the waiting context requests may run."""
-        if bool(np.all(self.ctx > 0)):
+        if self.ctx_empty == 0:
             self.counter, self.held = 0, False
             return True
         self.counter += 1
-        if self.counter >= self.tau or not bool(np.all(self.gen > 0)):
+        if self.counter >= self.tau or self.gen_empty:
             self.counter, self.held = 0, False
             return True
-        self.held = bool(np.any(self.ctx > 0))
+        self.held = self.waiting > 0
+        self.held_iters += self.waiting
         return False
 
     def quiet_steps(self) -> float:
@@ -89,15 +100,16 @@ class AdpBalancer:
         held; one where prompts wait unreleased for room; unbounded where none waits."""
         if self.held:
             return float(self.tau - self.counter)
-        return 1.0 if bool(np.any(self.ctx > 0)) else math.inf
+        return 1.0 if self.waiting else math.inf
 
     def skip(self, k: int) -> None:
         """The checks of a stretch's ``k - 1`` iterations after the first (counts unchanged)."""
         if k <= 1:
             return
-        if not bool(np.all(self.gen > 0)):
+        if self.gen_empty:
             self.counter = 0
         elif self.held:
             self.counter += k - 1
+            self.held_iters += self.waiting * (k - 1)
         else:
             self.counter = (self.counter + k - 1) % self.tau

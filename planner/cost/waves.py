@@ -36,7 +36,7 @@ def in_step_share(range_ratio, G, wave_steps):
 BALANCE_POINTS = 64
 
 
-def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters, balanced=False):
+def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters):
     """Mean iterations a prompt waits for TensorRT-LLM's attention-DP balancer
     (``attention_dp_config.enable_balance``; PyExecutor ``_balance_adp_requests``) when
     prompts arrive spread over the steps, as a closed loop's later requests do.
@@ -68,33 +68,34 @@ def adp_balance_wait_steps(attn_dp, arrivals_per_step, timeout_iters, balanced=F
     simulation of the rule agrees (tests/test_adp_balance.py). Arrays or numbers in,
     float array out; 0 where ``timeout_iters`` is 0 (balance off) or ``attn_dp`` 1.
 
-    ``balanced`` (open-loop arrivals): the engine routes a new request to the rank with the
-    fewest active requests (``_balance_requests_across_ranks``), so a window's prompts go
-    to distinct ranks and ``a`` of them cover every rank: ``P(T_cover > t) = P(Pois(zt) < a)``
-    and ``E[N(t); T > t] = z t P(Pois(zt) <= a - 2)``, the Poisson CDF in place of the
-    independent ranks' product (a closed loop's next prompt goes to the rank whose request
-    finished, a uniformly drawn one: the default)."""
-    a, tau, num, den, _ = _window(attn_dp, arrivals_per_step, timeout_iters, balanced)
+    Open-loop (Poisson) arrivals take the same form: the engine routes a new request to the
+    rank with the fewest active requests (``_balance_requests_across_ranks``), but between
+    two arrivals requests finish, and a finish makes the held prompt's rank the least
+    loaded again, so a window's prompts fall on the ranks about as uniformly drawn ones do
+    (the simulator, planner.cost.simulate_balance, which routes as the engine does, holds
+    them that long: tests/test_serving_balance.py)."""
+    a, tau, num, den, _ = _window(attn_dp, arrivals_per_step, timeout_iters)
     w = num / np.maximum(den, 1e-30)
     return np.where((tau > 0.0) & (a > 1.0), np.maximum(w - 0.5, 0.0), 0.0)
 
 
-def adp_released_others(attn_dp, arrivals_per_step, timeout_iters, balanced=False):
+def adp_released_others(attn_dp, arrivals_per_step, timeout_iters):
     """The other prompts released in the same iteration as a held prompt: the window's
     (:func:`adp_balance_wait_steps`) other arrivals, ``z E[T^2] / E[T]`` (an arrival picks a
     window in proportion to its length; Poisson arrivals), ``E[T] = int_0^tau P(T > t) dt``,
     ``E[T^2] = 2 int_0^tau t P(T > t) dt``: ``z tau`` when the timeout ends every window,
     fewer where the ranks are covered first. The step that runs them all is the held
     prompt's step (planner.cost.serving.shared_prompt_step's ``gathered``). 0 where no balancer."""
-    a, tau, _, den, first = _window(attn_dp, arrivals_per_step, timeout_iters, balanced)
+    a, tau, _, den, first = _window(attn_dp, arrivals_per_step, timeout_iters)
     z = np.asarray(arrivals_per_step, dtype=float)
     others = z * 2.0 * first / np.maximum(den, 1e-30)
     return np.where((tau > 0.0) & (a > 1.0), others, 0.0)
 
 
-def _window(attn_dp, arrivals_per_step, timeout_iters, balanced):
+def _window(attn_dp, arrivals_per_step, timeout_iters):
     """The balance window's quadrature (:func:`adp_balance_wait_steps`): ``a``, ``tau`` and the
-    means over the window's points of ``t P(N(t) counted, T > t) / z t``, ``P(T > t)`` and ``t P(T > t)``."""
+    means over the window's points ``t`` of ``t (1 - (1 - e^{-zt/a})^{a-1})`` (the wait's
+    numerator), ``P(T > t)`` and ``t P(T > t)``."""
     a = np.maximum(np.asarray(attn_dp, dtype=float), 1.0)
     z = np.maximum(np.asarray(arrivals_per_step, dtype=float), 1e-30)
     tau = np.maximum(np.asarray(timeout_iters, dtype=float), 0.0)
@@ -105,15 +106,10 @@ def _window(attn_dp, arrivals_per_step, timeout_iters, balanced):
     covered_rest = (1.0 - empty) ** (a[..., None] - 1.0)
     uncovered_rest = 1.0 - covered_rest  # P(not every other rank has one by t)
     uncovered = 1.0 - covered_rest * (1.0 - empty)
-    bal = np.broadcast_to(np.asarray(balanced, dtype=bool), a.shape)
-    if np.any(bal):
-        mu = z[..., None] * t
-        uncovered_rest = np.where(bal[..., None], poisson_cdf(mu, a[..., None] - 2.0), uncovered_rest)
-        uncovered = np.where(bal[..., None], poisson_cdf(mu, a[..., None] - 1.0), uncovered)
     return a, tau, np.mean(t * uncovered_rest, axis=-1), np.mean(uncovered, axis=-1), np.mean(t * uncovered, axis=-1)
 
 
-POISSON_TERMS = 128  # attention-DP ranks the Poisson CDF below counts up to (planner.bounds: dp <= 64)
+POISSON_TERMS = 256  # terms of the Poisson CDF below: exact for k < 256 (attention-DP ranks)
 
 
 def poisson_cdf(mu, k):
@@ -148,9 +144,8 @@ def balance_wait_s(attn_dp, timeout_iters, arrivals_per_step, step_s, in_flight,
     requests, so they never wait (planner.cost.disagg does not call this); the
     discrete-event simulator holds prompts the same way (planner.cost.simulate_balance).
     Open-loop arrivals (``generating`` given, the generation requests in flight, in place of
-    ``in_flight``): the engine routes them to the fewest-active rank (``balanced`` routing),
-    and only the share :func:`adp_busy_share` that finds every rank generating waits (the
-    released others are those of a held prompt). Returns (wait_s, others, held share)."""
+    ``in_flight``): only the share :func:`adp_busy_share` that finds every rank generating
+    waits (the released others are those of a held prompt). Returns (wait_s, others, held share)."""
     load = in_flight if generating is None else generating
     shape = np.broadcast(np.asarray(load), np.asarray(step_s), np.asarray(timeout_iters)).shape
     tau = np.broadcast_to(np.asarray(timeout_iters, dtype=float), shape)
@@ -163,10 +158,9 @@ def balance_wait_s(attn_dp, timeout_iters, arrivals_per_step, step_s, in_flight,
         return 0.0, 0.0, 0.0
     steps, others, held = np.zeros(shape), np.zeros(shape), np.zeros(shape)
     z = np.broadcast_to(arrivals_per_step, shape)[on]
-    balanced = generating is not None
-    held[on] = 1.0 if not balanced else adp_busy_share(a[on], np.broadcast_to(generating, shape)[on])
-    steps[on] = held[on] * adp_balance_wait_steps(a[on], z, tau[on], balanced=balanced)
-    others[on] = adp_released_others(a[on], z, tau[on], balanced=balanced)
+    held[on] = 1.0 if generating is None else adp_busy_share(a[on], np.broadcast_to(generating, shape)[on])
+    steps[on] = held[on] * adp_balance_wait_steps(a[on], z, tau[on])
+    others[on] = adp_released_others(a[on], z, tau[on])
     return steps * np.where(on, step_s, 0.0), others, held
 
 
