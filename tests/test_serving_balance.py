@@ -151,9 +151,9 @@ def test_the_closed_form_holds_poisson_arrivals_as_the_simulator_does():
 
 @pytest.mark.parametrize("arrival", ["closed", "poisson"])
 def test_the_analytic_estimate_with_the_balancer_stays_as_close_to_the_simulator_as_without(arrival):
-    """The whole TTFT and TPOT on the benchmark's grid (10 cycles): the balancer (its wait, its
-    released step) keeps the analytic model about as close to the simulator as it is without
-    one, which on attention-DP layouts is not 5% whatever the balancer: lone prompts on
+    """The whole TTFT and TPOT on the benchmark's grid (10 cycles): the balancer (its wait; for
+    Poisson arrivals the step that releases them) keeps the analytic model about as close to
+    the simulator as it is without one, which on attention-DP layouts is not 5% whatever the balancer: lone prompts on
     attention-DP ranks cost the simulated steps more than the analytic TPOT charges (the closed
     loop's groups, planner.cost.waves.smeared_waves; the open loop's mean step). The held
     iterations are decode steps, so a Poisson wait carries that TPOT gap into the TTFT

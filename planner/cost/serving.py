@@ -185,13 +185,13 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     wave_steps = np.where(mixed, np.maximum(K, 1.0), np.maximum(k1, 1.0))
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": e2e + wait, "throughput_req_s": C / e2e,
             "ttft_first_wave_s": ttft1, "ttft_steady_s": ttft2, "first_share": first, "wait_s": wait,
-            "wave_steps": wave_steps, "decode_step_s": t_dec}
+            "wave_steps": wave_steps}
 
 
 SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the steps' size bias
 
 
-def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, gathered=1.0):
+def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
     """The step that carries a request's prompt when the closed loop's requests are NOT in
     step (their first tokens spread over the steps, ``wave_sync`` 0), and the step a lone
     prompt would take; returns the (shared, lone) step times (s) and ``g``, the prompts the
@@ -216,8 +216,7 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, gat
     that wait for a step gather more others (the closed loop's groups, ``wave_sync`` 1).
     Checked against the discrete-event simulator with spread, jittered arrivals
     (:func:`planner.cost.simulate.simulate`, ``spread_s`` and ``jitter_s``:
-    ``tests/test_shared_prompt_step.py``). ``gathered``: at least that many prompts share the
-    step (an attention-DP balancer's released window, planner.cost.waves.adp_released_others)."""
+    ``tests/test_shared_prompt_step.py``)."""
     C = np.maximum(np.asarray(C, dtype=float), 1.0)
     P = np.maximum(np.asarray(P, dtype=float), 1.0)
     G = np.maximum(np.asarray(G, dtype=float), 1.0)
@@ -241,13 +240,6 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, gat
         q = np.clip(C / g / n_cyc, 0.0, 1.0)  # share of the steps that carry prompts
         mean = (1.0 - q) * t_dec + q * shared
         bias = ((1.0 - q) * t_dec * t_dec + q * shared * shared) / (mean * mean)
-    if np.any(np.asarray(gathered) > g):  # the balancer's window: its prompts run in one step
-        g = np.maximum(g, gathered)
-        d = np.where(mixed, np.maximum(C - g, 0.0), 0.0)
-        room = np.maximum(B - d, 1.0)
-        cap = np.where(chunked, room, np.floor(room / P) * P)
-        p = np.minimum(g * P, np.maximum(cap, P))
-        shared = step_time(x, d, p, d + p / P, dec_ctx, pre_ctx, host_s)
     d1 = np.where(mixed, C - 1.0, 0.0)
     lone = step_time(x, d1, P, d1 + 1.0, dec_ctx, pre_ctx, host_s)
     return shared, lone, g
@@ -339,17 +331,15 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     pick = arrival == ARRIVAL_CODE["closed"]
     pois = arrival == ARRIVAL_CODE["poisson"]
     # an attention-DP balancer holds a prompt that arrives alone (planner.cost.waves.balance_wait_s):
-    # a closed loop's spread-out later prompts, S per cycle of G + 1 steps and the TTFT's; Poisson
-    # arrivals; held, nothing but the decodes runs (decode-only steps), and the held prompts run
-    # together in the step that releases them
+    # a closed loop's spread-out later prompts, S per cycle of G + 1 steps and the TTFT's, timed at
+    # the loop's TPOT; Poisson arrivals, timed at the decode step (nothing else runs while they
+    # are held), then run together in the step that releases them (released_step_excess_s)
     tau = np.asarray(cols.get("adp_balance_iters", 0), dtype=x.dt)
     tpot_c = np.maximum(closed["tpot_s"], 1e-30)
-    extra, balance, others = 0.0, 0.0, 0.0
+    extra, balance = 0.0, 0.0
     if np.any(pick):
-        balance, others, _ = balance_wait_s(x.attn_dp, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c),
-                                            closed["decode_step_s"], S)
-        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked,
-                                             gathered=1.0 + others)
+        balance = balance_wait_s(x.attn_dp, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, S)[0]
+        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked)
         extra = shared - lone
     # the benchmark's length spread keeps later waves from staying in step (in_step_share)
     sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,

@@ -85,7 +85,8 @@ def adp_released_others(attn_dp, arrivals_per_step, timeout_iters):
     window in proportion to its length; Poisson arrivals), ``E[T] = int_0^tau P(T > t) dt``,
     ``E[T^2] = 2 int_0^tau t P(T > t) dt``: ``z tau`` when the timeout ends every window,
     fewer where the ranks are covered first. The step that runs them all is the held
-    prompt's step (planner.cost.serving.shared_prompt_step's ``gathered``). 0 where no balancer."""
+    prompt's step (planner.cost.serving.released_step_excess_s: Poisson arrivals; a closed
+    loop keeps its shared step, docs/serving-experiments.md Round 15 (S2b)). 0 where no balancer."""
     a, tau, _, den, first = _window(attn_dp, arrivals_per_step, timeout_iters)
     z = np.asarray(arrivals_per_step, dtype=float)
     others = z * 2.0 * first / np.maximum(den, 1e-30)
