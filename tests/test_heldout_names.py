@@ -19,7 +19,7 @@ those public sources' own spellings, each with its source:
   MODEL_PATHS (meta-llama/Meta-Llama-3.1-70B, nvidia/GLM-5-NVFP4, deepseek-ai/DeepSeek-V4-Pro);
   aiconfigurator's supported-model list (sdk/common.py DefaultHFModels: nvidia/DeepSeek-V3.1-NVFP4,
   deepseek-ai/DeepSeek-V3.2, Qwen/Qwen3-Coder-480B-A35B-Instruct, meta-llama/Llama-4-Scout-17B-16E-Instruct,
-  meta-llama/Llama-4-Maverick-17B-128E-Instruct, Qwen/Qwen3-32B-FP8-Static-PerTensor) and its
+  meta-llama/Llama-4-Maverick-17B-128E-Instruct, Qwen/Qwen3-32B-FP8-Static-PerTensor, Qwen/Qwen3.5-35B-A3B) and its
   model_configs/*.json (Qwen3-Next-80B-A3B-Thinking, Qwen3-VL-235B-A22B-Thinking, zai-org/GLM-4.7-FP8,
   zai-org/GLM-4.7-Flash).
 
@@ -138,6 +138,7 @@ def test_an_unknown_engine_is_still_one_line(capsys):
     ("meta-llama/Llama-4-Scout-17B-16E-Instruct", "llama-4-scout"),
     ("nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8", "llama-4-maverick"),
     ("Qwen/Qwen3-VL-235B-A22B-Instruct-FP8", "qwen3-vl-235b-a22b"), ("meta-llama/Meta-Llama-3.1-405B", "llama-3.1-405b"),
+    ("Qwen/Qwen3.5-35B-A3B", "qwen3.5-35b-a3b"),
 ])
 def test_checkpoint_ids_of_the_sources_resolve(model_id, name):
     assert load_model(model_id).name == name
