@@ -34,7 +34,9 @@ MAX_ELECTRICITY_USD_PER_KWH = 100.0
 
 UPPER = {"devices": MAX_DEVICES, "pp": MAX_DEVICES, "ep": MAX_DEVICES, "dp": MAX_DEVICES, "batch": MAX_REQUESTS,
          "concurrency": MAX_REQUESTS, "requests": MAX_REQUESTS, "prompt_len": MAX_TOKENS, "gen_len": MAX_TOKENS,
-         "samples": MAX_SAMPLES, "kv_budget": MAX_TOKENS, "top": MAX_REQUESTS}
+         "samples": MAX_SAMPLES, "kv_budget": MAX_TOKENS, "top": MAX_REQUESTS, "num_devices": MAX_DEVICES,
+         "prefill_devices": MAX_DEVICES, "decode_devices": MAX_DEVICES, "prefill_workers": MAX_DEVICES,
+         "decode_workers": MAX_DEVICES}
 
 
 def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int:
@@ -76,6 +78,31 @@ def range_ratio_value(v) -> float:
     ValueError; the scenario or checks file and the field are named by the caller)."""
     try:
         return check_range_ratio(v)
+    except InputError as exc:
+        raise ValueError(exc.reason) from None
+
+
+RATE_RULE = (f"must be a request rate from {MIN_RATE_PER_S:g} to {MAX_RATE_PER_S:g} requests/s "
+             "(one a ~12 days to 10 million a second; planner.bounds)")
+
+
+def check_rate(value: Any, field: str = "rate", file: str | None = None) -> float:
+    """A Poisson arrival rate in requests/s, MIN_RATE_PER_S <= rate <= MAX_RATE_PER_S (the
+    module docstring: below, arrival times overflow and a simulation is all NaN; above,
+    fleet sizes and costs leave float64's useful range). The one rule of ``planner estimate
+    --rate``, the API's ``rate=``, a checks file's ``rate:`` and a capacity scenario's
+    ``traffic.requests_per_s``. Else an InputError naming the field and value (a bool, a
+    string, NaN, an infinity or a value outside the range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_RATE_PER_S <= value <= MAX_RATE_PER_S:
+        raise InputError(RATE_RULE, file=file, field=field, value=value)
+    return float(value)
+
+
+def rate_value(v) -> float:
+    """Validator body: :func:`check_rate`'s rule as a pydantic field wants it (a ValueError;
+    the file and the field are named by the caller)."""
+    try:
+        return check_rate(v)
     except InputError as exc:
         raise ValueError(exc.reason) from None
 

@@ -304,15 +304,22 @@ def load_profile(ref: Union[str, Path, Profile, TaskProfile]) -> Profile:
                      field="profile", value=s)
 
 
+def check_task(task: str) -> str:
+    """``task`` when some profile is of it (:func:`list_tasks`); else an InputError naming
+    the known tasks: the rule of every command that takes a task."""
+    tasks = list_tasks()
+    if task not in tasks:
+        raise InputError(f"unknown task (known: {', '.join(tasks)})", field="task", value=task)
+    return task
+
+
 def find_profile(model: str, task: str) -> Profile:
     """The profile for (model, task); InputError naming what exists when there is none."""
     index = _index()
     stem = f"{task}{SEP}{model}"
     if stem in index:
         return load_profile_path(index[stem])
-    tasks = list_tasks()
-    if task not in tasks:
-        raise InputError(f"unknown task (known: {', '.join(tasks)})", field="task", value=task)
+    check_task(task)
     models = sorted(m for t, m in list_profiles() if t == task)
     raise InputError(f"no profile for this model on task '{task}' (profiles exist for: {', '.join(models)})",
                      field="model", value=model)
