@@ -1,0 +1,226 @@
+"""Bad input found by probing every command (round 15): each case here was accepted in
+silence (a bad value passed over, an unknown name read as "n/a", a length of 1e30 scored)
+or written over the command's own input. The oracle is the user-visible promise of the
+developers' guide: one line naming the file, the field and the value, exit code 2, the
+files untouched; and one rule per limit (planner.bounds), the same words at every site."""
+
+from __future__ import annotations
+
+import io
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+from planner import bounds
+from planner.cli import main
+from planner.errors import InputError
+
+ROOT = Path(__file__).resolve().parent.parent
+DEV_CSV = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        rc = main(list(argv))
+    return rc, out.getvalue(), err.getvalue()
+
+
+def one_line(err: str, *fragments: str) -> str:
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+# --------------------------------------------------------------------------- one rate rule
+
+def test_the_rate_limits_are_the_ones_the_bounds_give():
+    """The limits' own oracle (planner.bounds docstring): one request per ~12 days and
+    10 million per second (above ChatGPT's reported ~29,000 per second on average)."""
+    assert bounds.MIN_RATE_PER_S * 12 * 86_400 == pytest.approx(1.0, rel=0.2)
+    assert bounds.MAX_RATE_PER_S > 2.5e9 / 86_400 * 100
+    for ok in (bounds.MIN_RATE_PER_S, 1, 5.0, bounds.MAX_RATE_PER_S):
+        assert bounds.check_rate(ok) == float(ok)
+    for bad in (0, -1, bounds.MIN_RATE_PER_S / 10, bounds.MAX_RATE_PER_S * 10, float("nan"), float("inf"),
+                True, "5", None):
+        with pytest.raises(InputError) as e:
+            bounds.check_rate(bad)
+        assert e.value.reason == bounds.RATE_RULE
+
+
+@pytest.mark.parametrize("bad", ["1e-7", "1e8"])
+def test_one_rate_rule_at_every_site(tmp_path, bad):
+    """`estimate --rate`, the API's rate=, a checks file's rate: and a capacity scenario's
+    requests_per_s: refuse the same values with the same words (two homes before: the API's
+    check and the capacity file's pydantic bounds, each with its own message)."""
+    from planner.cost.api import estimate
+
+    rc, _, err = run("estimate", "-m", "qwen3-0.6b", "--rate", bad)
+    assert rc == 2
+    one_line(err, bounds.RATE_RULE, "field 'rate'")
+    with pytest.raises(InputError) as e:
+        estimate("qwen3-0.6b", "h100-sxm", arrival="poisson", rate=float(bad))
+    assert e.value.reason == bounds.RATE_RULE
+    checks = tmp_path / "c.yaml"
+    checks.write_text("checks:\n  - name: a\n    estimate: {model: qwen3-0.6b, hardware: h100-sxm, "
+                      f"rate: {bad}}}\n    assert: ['tpot_s <= 1']\n")
+    rc, _, err = run("check", str(checks))
+    assert rc == 2
+    one_line(err, str(checks), "checks.a.estimate.rate", bounds.RATE_RULE)
+    cap = tmp_path / "cap.yaml"
+    cap.write_text((ROOT / "examples" / "capacity.yaml").read_text().replace("requests_per_s: 5 ",
+                                                                             f"requests_per_s: {bad} "))
+    rc, _, err = run("report", str(cap), "-o", str(tmp_path / "r.md"))
+    assert rc == 2
+    one_line(err, str(cap), "traffic.requests_per_s", bounds.RATE_RULE)
+    assert not (tmp_path / "r.md").exists()
+
+
+@pytest.mark.parametrize("value", ["true", "'5'"])
+def test_a_rate_is_a_number_not_a_bool_or_text(tmp_path, value):
+    """A capacity scenario's ``requests_per_s: true`` was read as 1 request/s."""
+    from planner.capacity import CapacityScenario
+    from planner.catalog import parse_spec, read_yaml
+
+    cap = tmp_path / "cap.yaml"
+    cap.write_text((ROOT / "examples" / "capacity.yaml").read_text().replace("requests_per_s: 5 ",
+                                                                             f"requests_per_s: {value} "))
+    with pytest.raises(InputError) as e:
+        parse_spec(CapacityScenario, read_yaml(cap), str(cap))
+    assert e.value.reason == bounds.RATE_RULE and e.value.field == "traffic.requests_per_s"
+
+
+# --------------------------------------------------------------------------- checks file loader
+
+def test_checks_file_is_read_by_the_catalog_loader(tmp_path, monkeypatch):
+    """`load_checks` reads as every spec file is (planner.catalog.read_yaml): a YAML 1.2
+    exponent float is a number, the parse is cached, and a value the input limits refuse
+    names the check by its name."""
+    from planner.check_file import load_checks
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("PLANNER_CACHE_DIR", str(cache))
+    f = tmp_path / "c.yaml"
+    f.write_text("tolerance: 1e-1\nchecks:\n  - name: a\n    estimate: {model: qwen3-0.6b, hardware: h100-sxm}\n"
+                 "    assert: ['tpot_s <= 1']\n")
+    cf = load_checks(str(f))
+    assert cf.tolerance == 0.1  # YAML 1.1 reads "1e-1" as text
+    assert len(list((cache / "yaml").glob("*.json"))) == 1
+    f.write_text("checks:\n  - name: big\n    estimate: {model: qwen3-0.6b, hardware: h100-sxm, prompt_len: 1e19}\n"
+                 "    assert: ['tpot_s <= 1']\n")
+    with pytest.raises(InputError) as e:
+        load_checks(str(f))
+    assert e.value.field == "checks.big.estimate.prompt_len" and e.value.file == str(f)
+    assert "number too large" in e.value.reason
+
+
+# --------------------------------------------------------------------------- estimate flags
+
+@pytest.mark.parametrize("flag,value", [
+    ("--requests", "0"), ("--requests", "-1"), ("--num-devices", "99999999999999999999"),
+    ("--prefill-devices", "-1"), ("--decode-devices", "0"), ("--prefill-workers", "-1"),
+    ("--decode-workers", "2000000"), ("--slo-ttft-s", "inf"), ("--slo-tpot-s", "nan"), ("--slo-ttft-s", "-1"),
+    ("--arrival", ""),
+])
+def test_estimate_flags_are_checked_where_given(flag, value):
+    """A flag the configuration does not use still has its value checked (``--requests -1``
+    without --simulate, ``--num-devices 1e20``, an empty ``--arrival`` ran the default)."""
+    rc, _, err = run("estimate", "-m", "qwen3-0.6b", flag, value)
+    assert rc == 2
+    one_line(err, f"field '{flag[2:]}'")
+
+
+# --------------------------------------------------------------------------- files' names and values
+
+def test_capacity_scenario_with_an_unknown_task_is_refused(tmp_path):
+    """An unknown task read as "accuracy n/a" on every candidate (exit 0); a recommend
+    scenario's is an error, and now a capacity scenario's too, with the same words."""
+    cap = tmp_path / "cap.yaml"
+    cap.write_text((ROOT / "examples" / "capacity.yaml").read_text().replace("task: aime24", "task: no-such-task"))
+    rc, _, err = run("report", str(cap), "-o", str(tmp_path / "r.md"))
+    assert rc == 2
+    line = one_line(err, str(cap), "field 'task'", "no-such-task", "unknown task")
+    s = tmp_path / "s.yaml"
+    s.write_text("task: no-such-task\nmodels: [qwen3-0.6b]\n")
+    rc, _, err2 = run("recommend", "--scenario", str(s))
+    assert rc == 2 and line.split("unknown task")[1] == one_line(err2).split("unknown task")[1]
+
+
+def test_capacity_generation_cap_within_the_token_bound(tmp_path):
+    cap = tmp_path / "cap.yaml"
+    cap.write_text((ROOT / "examples" / "capacity.yaml").read_text().replace("max_gen_len: 8192",
+                                                                             "max_gen_len: 99999999999"))
+    rc, _, err = run("report", str(cap), "-o", str(tmp_path / "r.md"))
+    assert rc == 2
+    one_line(err, str(cap), "traffic.max_gen_len", f"{bounds.MAX_TOKENS}")
+
+
+@pytest.mark.skipif(not DEV_CSV.exists(), reason="the shared dev file is not here")
+@pytest.mark.parametrize("column,value,limit", [
+    ("isl", "1e30", bounds.MAX_TOKENS), ("osl", "20000000", bounds.MAX_TOKENS),
+    ("batch_size", "2000000", bounds.MAX_REQUESTS), ("tp_size", "200000", bounds.MAX_DEVICES),
+])
+def test_measured_counts_within_the_bounds(tmp_path, column, value, limit):
+    """A measured row's length of 1e30 tokens (or a batch of 1e30) was read and scored."""
+    from planner.measured import read_measured
+
+    head, row = DEV_CSV.read_text().splitlines()[:2]
+    cells = row.split(",")
+    assert len(cells) == len(head.split(","))
+    cells[head.split(",").index(column)] = value
+    f = tmp_path / "m.csv"
+    f.write_text(head + "\n" + ",".join(cells) + "\n")
+    with pytest.raises(InputError) as e:
+        read_measured(f)
+    assert e.value.field == column and e.value.value == value and f"{limit:,}" in e.value.reason
+    cells[head.split(",").index(column)] = str(limit if column != "tp_size" else 8)  # at the bound: read
+    f.write_text(head + "\n" + ",".join(cells) + "\n")
+    assert len(read_measured(f)) == 1
+
+
+# --------------------------------------------------------------------------- never over an input
+
+def _writes_over_its_input(tmp_path):
+    log = tmp_path / "eval.jsonl"
+    log.write_bytes((ROOT / "examples" / "eval_synthetic.jsonl").read_bytes())
+    cfg = tmp_path / "config.json"
+    cfg.write_bytes((ROOT / "tests" / "data" / "hf_configs" / "qwen3-8b.json").read_bytes())
+    checks = tmp_path / "checks.yaml"
+    checks.write_text("checks:\n  - name: a\n    estimate: {model: qwen3-0.6b, hardware: h100-sxm}\n"
+                      "    assert: ['tpot_s <= 1']\n")
+    base = tmp_path / "base.yaml"
+    base.write_text("checks: {a: {tpot_s: 0.01}}\n")
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(log)
+    return [
+        (["fit", str(log), "-m", "m", "-t", "t", "-o", str(log)], log),
+        (["fit", str(log), "-m", "m", "-t", "t", "--verifier", "-o", str(link)], log),
+        (["models", "import", str(cfg), "-o", str(cfg)], cfg),
+        (["check", str(checks), "--junit", str(checks)], checks),
+        (["check", str(checks), "--baseline", str(base), "--junit", str(base)], base),
+    ]
+
+
+def test_no_command_writes_over_its_own_input(tmp_path):
+    """`planner fit log.jsonl -o log.jsonl` replaced the eval log with the profile (exit 0),
+    `models import config.json -o config.json` the config, `check --junit` the checks
+    file: each is one line, exit 2, and the input is byte-identical afterwards."""
+    for argv, victim in _writes_over_its_input(tmp_path):
+        before = victim.read_bytes()
+        rc, _, err = run(*argv)
+        assert rc == 2, (argv, err)
+        one_line(err, "refusing to write over an input")
+        assert victim.read_bytes() == before, argv
+
+
+def test_a_junit_file_beside_the_baseline_is_still_written(tmp_path):
+    """The guard refuses only the inputs themselves: a fresh file is written as before."""
+    checks = tmp_path / "checks.yaml"
+    checks.write_text("checks:\n  - name: a\n    estimate: {model: qwen3-0.6b, hardware: h100-sxm}\n"
+                      "    assert: ['tpot_s <= 1']\n")
+    rc, _, err = run("check", str(checks), "--junit", str(tmp_path / "j.xml"))
+    assert rc == 0, err
+    assert (tmp_path / "j.xml").read_text().startswith("<?xml")
