@@ -73,13 +73,21 @@ def check_range_ratio(value: Any, field: str = "range-ratio", file: str | None =
     return float(value)
 
 
-def range_ratio_value(v) -> float:
-    """Validator body: :func:`check_range_ratio`'s rule as a pydantic field wants it (a
-    ValueError; the scenario or checks file and the field are named by the caller)."""
-    try:
-        return check_range_ratio(v)
-    except InputError as exc:
-        raise ValueError(exc.reason) from None
+def validator_body(check):
+    """A ``check_*`` rule of this module as a pydantic field validator wants it: the value,
+    or a ValueError with the rule's reason (the file and the field are named by the caller:
+    planner.catalog.validation_error)."""
+    def body(v):
+        try:
+            return check(v)
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+
+    body.__doc__ = f"Validator body: {check.__name__}'s rule (planner.bounds.validator_body)."
+    return body
+
+
+range_ratio_value = validator_body(check_range_ratio)
 
 
 RATE_RULE = (f"must be a request rate from {MIN_RATE_PER_S:g} to {MAX_RATE_PER_S:g} requests/s "
@@ -98,13 +106,7 @@ def check_rate(value: Any, field: str = "rate", file: str | None = None) -> floa
     return float(value)
 
 
-def rate_value(v) -> float:
-    """Validator body: :func:`check_rate`'s rule as a pydantic field wants it (a ValueError;
-    the file and the field are named by the caller)."""
-    try:
-        return check_rate(v)
-    except InputError as exc:
-        raise ValueError(exc.reason) from None
+rate_value = validator_body(check_rate)
 
 
 # Architecture and device magnitudes a spec may carry: 100x or more above any released

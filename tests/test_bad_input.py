@@ -6,33 +6,17 @@ files untouched; and one rule per limit (planner.bounds), the same words at ever
 
 from __future__ import annotations
 
-import io
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
+from test_robust import one_error_line as one_line
+from test_robust import run
 
 from planner import bounds
-from planner.cli import main
 from planner.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV_CSV = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
-
-
-def run(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        rc = main(list(argv))
-    return rc, out.getvalue(), err.getvalue()
-
-
-def one_line(err: str, *fragments: str) -> str:
-    lines = [x for x in err.splitlines() if x.strip()]
-    assert len(lines) == 1 and "Traceback" not in err, err
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 # --------------------------------------------------------------------------- one rate rule
