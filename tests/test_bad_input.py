@@ -117,6 +117,24 @@ def test_estimate_flags_are_checked_where_given(flag, value):
     one_line(err, f"field '{flag[2:]}'")
 
 
+@pytest.mark.parametrize("argv", [
+    ["recommend", "--scenario", ""], ["recommend", "--models", ""], ["recommend", "--verifier", " "],
+    ["recommend", "-H", "h100-sxm", "-H", ""], ["estimate", "-m", "qwen3-0.6b", "--calibration="],
+    ["estimate", "-m", ""], ["accuracy", "-m", "qwen3-0.6b", "-t", ""], ["fit", "log.jsonl", "-m", "m", "-t", ""],
+    ["calibrate", "--compare", "", "b.yaml"], ["check", "c.yaml", "--junit", ""], ["report", "s.yaml", "-o", ""],
+    ["models", "import", "config.json", "--name", ""], ["validate", "--measured", ""],
+])
+def test_no_text_option_takes_an_empty_value(argv):
+    """``--scenario ""`` ran the default scenario, ``--models ""`` every model and
+    ``--calibration=`` failed naming the folder '.': an empty name or path is one line
+    naming the flag (planner.cli, one guard over every text option of every command)."""
+    flag = next(a for a in reversed(argv) if a.startswith("-")).split("=")[0]
+    opts = {"-H": "hardware", "-m": "model", "-t": "task", "-o": "output"}
+    rc, _, err = run(*argv)
+    assert rc == 2
+    one_line(err, f"field '{opts.get(flag, flag.lstrip('-'))}'", "must not be empty")
+
+
 # --------------------------------------------------------------------------- files' names and values
 
 def test_capacity_scenario_with_an_unknown_task_is_refused(tmp_path):
