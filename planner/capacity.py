@@ -25,7 +25,8 @@ from typing import Annotated, Optional, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
                       model_serializer, model_validator)
 
-from planner.bounds import MAX_ELECTRICITY_USD_PER_KWH, MAX_PRICE_USD, MAX_TOKENS, range_ratio_value, rate_value
+from planner.bounds import (MAX_DEVICES, MAX_ELECTRICITY_USD_PER_KWH, MAX_PRICE_USD, MAX_TOKENS, range_ratio_value,
+                            rate_value)
 from planner.errors import InputError
 from planner.fleet import DEFAULT_PUE, DEFAULT_REDUNDANCY
 from planner.specs import known_dtypes, known_quantizations, layout_entries, positive_list
@@ -231,7 +232,7 @@ class SLO(_Strict):
 
 
 class Search(_Strict):
-    max_devices: int = Field(8, ge=1, description="largest tensor-parallel group per replica")
+    max_devices: int = Field(8, ge=1, le=MAX_DEVICES, description="largest tensor-parallel group per replica")
     devices: Optional[list[int]] = None
     quantizations: list[str] = Field(default_factory=lambda: ["bf16", "fp8", "int8", "int4"])
     kv_dtypes: list[str] = Field(default_factory=lambda: ["bf16", "fp8"])

@@ -160,6 +160,35 @@ def test_capacity_generation_cap_within_the_token_bound(tmp_path):
     one_line(err, str(cap), "traffic.max_gen_len", f"{bounds.MAX_TOKENS}")
 
 
+@pytest.mark.parametrize("line,field,flag", [
+    ("samples: [100000000]", "samples", "samples"), ("batches: [10000000]", "batches", "batch"),
+    ("gen_lens: [100000000]", "gen_lens", "gen_len"), ("devices: [1000000]", "devices", "devices"),
+    ("kv_budgets: [0, 100000000]", "kv_budgets", "kv_budget"), ("prompt_len: 100000000", "prompt_len", "prompt_len"),
+])
+def test_scenario_lists_keep_their_flags_bounds(tmp_path, line, field, flag):
+    """A recommend scenario's ``samples: [1e8]`` was searched while ``--samples 1e8`` (and a
+    checks file's samples:) is refused: each value of a list keeps its flag's bound."""
+    s = tmp_path / "s.yaml"
+    s.write_text(f"task: aime24\nmodels: [qwen3-0.6b]\n{line}\n")
+    rc, _, err = run("recommend", "--scenario", str(s))
+    assert rc == 2
+    line = one_line(err, str(s), f"field '{field}'")
+    assert str(bounds.UPPER[flag]) in line.replace(",", "")
+
+
+@pytest.mark.parametrize("edit,field,limit", [
+    ("max_devices: 8", "max_devices: 1000000", bounds.MAX_DEVICES),
+    ("concurrency: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512]", "concurrency: [1, 100000000]", bounds.MAX_REQUESTS),
+])
+def test_capacity_search_within_the_bounds(tmp_path, edit, field, limit):
+    cap = tmp_path / "cap.yaml"
+    cap.write_text((ROOT / "examples" / "capacity.yaml").read_text().replace(edit, field))
+    rc, _, err = run("report", str(cap), "-o", str(tmp_path / "r.md"))
+    assert rc == 2
+    line = one_line(err, str(cap), f"search.{field.split(':')[0]}")
+    assert f"{limit}" in line.replace(",", "")
+
+
 @pytest.mark.skipif(not DEV_CSV.exists(), reason="the shared dev file is not here")
 @pytest.mark.parametrize("column,value,limit", [
     ("isl", "1e30", bounds.MAX_TOKENS), ("osl", "20000000", bounds.MAX_TOKENS),
