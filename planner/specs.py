@@ -50,7 +50,7 @@ class _Spec(BaseModel):
 class Hardware(_Spec):
     """One accelerator, CPU or edge device (a single chip / package)."""
 
-    name: str
+    name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list, description="other names that resolve to this device")
     kind: Literal["gpu", "npu", "edge", "cpu"]
     vendor: str
@@ -101,6 +101,9 @@ class Hardware(_Spec):
             raise ValueError(f"idle_power_w {self.idle_power_w} exceeds max_power_w {self.max_power_w}")
         if self.price_per_hour_usd is None and self.purchase_price_usd is None:
             raise ValueError("give price_per_hour_usd and/or purchase_price_usd")
+        if self.max_devices > 1 and self.interconnect_gbps <= 0:  # was: every time of a group "n/a", "$nan"
+            raise ValueError(f"max_devices {self.max_devices} needs interconnect_gbps > 0 (a tensor-parallel "
+                             "group's all-reduces cross it)")
         return self
 
     def peak_flops(self, dtype: str) -> float:
@@ -194,7 +197,7 @@ class LinearAttention(_Spec):
 class Model(_Spec):
     """A decoder-only transformer descriptor (architecture, not weights)."""
 
-    name: str
+    name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list, description="other names (Hugging Face ids) of this model")
     family: str = ""
     vendor: str = ""

@@ -255,3 +255,39 @@ def test_a_junit_file_beside_the_baseline_is_still_written(tmp_path):
     rc, _, err = run("check", str(checks), "--junit", str(tmp_path / "j.xml"))
     assert rc == 0, err
     assert (tmp_path / "j.xml").read_text().startswith("<?xml")
+
+
+# --------------------------------------------------------------------------- spec files
+
+@pytest.mark.parametrize("kind,edit,field", [
+    ("engines/vllm.yaml", ("token_budget: 8192", "token_budget: 1e15"), "token_budget"),
+    ("engines/vllm.yaml", ("max_running: 1024", "max_running: 1e12"), "max_running"),
+    ("engines/vllm.yaml", ("host_step_us: 1000", "host_step_us: 1e15"), "host_step_us"),
+    ("hardware/h100-sxm.yaml", ("name: h100-sxm", "name: ''"), "name"),
+])
+def test_spec_files_within_the_bounds(tmp_path, kind, edit, field):
+    """An engine profile's token budget of 1e15 tokens, a host step of 31 years or a device
+    without a name was used as given."""
+    f = tmp_path / Path(kind).name
+    text = (ROOT / kind).read_text()
+    assert edit[0] in text
+    f.write_text(text.replace(edit[0], edit[1], 1))
+    flag = "--engine" if kind.startswith("engines") else "-H"
+    rc, _, err = run("estimate", "-m", "qwen3-0.6b", flag, str(f), "--arrival", "closed", "--concurrency", "8")
+    assert rc == 2
+    one_line(err, str(f), f"field '{field}'")
+
+
+def test_a_device_that_groups_needs_a_link(tmp_path):
+    """A device with max_devices 8 and interconnect_gbps 0 gave every time of a group as
+    "n/a" and "$nan" per request (exit 0): the spec is refused, naming both fields. Every
+    shipped device without a link has max_devices 1 (the oracle: the catalog loads)."""
+    from planner.catalog import all_hardware
+
+    assert all(h.interconnect_gbps > 0 for h in all_hardware() if h.max_devices > 1)
+    f = tmp_path / "hw.yaml"
+    f.write_text((ROOT / "hardware" / "h100-sxm.yaml").read_text().replace("interconnect_gbps: 450",
+                                                                         "interconnect_gbps: 0", 1))
+    rc, out, err = run("estimate", "-m", "qwen3-8b", "-H", str(f), "--devices", "2")
+    assert rc == 2 and "nan" not in out
+    one_line(err, str(f), "max_devices 8", "interconnect_gbps")
