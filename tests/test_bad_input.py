@@ -291,3 +291,16 @@ def test_a_device_that_groups_needs_a_link(tmp_path):
     rc, out, err = run("estimate", "-m", "qwen3-8b", "-H", str(f), "--devices", "2")
     assert rc == 2 and "nan" not in out
     one_line(err, str(f), "max_devices 8", "interconnect_gbps")
+
+
+def test_the_estimate_table_never_prints_nan(capsys):
+    """A non-finite cost or throughput is "n/a" in the table, as every time is (fmt_si), not
+    "$nan" (what a device without a link printed)."""
+    from planner.commands.estimate import print_estimate
+    from planner.cost.api import estimate
+
+    r = estimate("qwen3-0.6b", "h100-sxm")
+    r.update(cost_usd=float("nan"), throughput_tok_s=float("nan"), efficiency="defaults")
+    print_estimate(r)
+    out = capsys.readouterr().out
+    assert "nan" not in out.lower().replace("n/a", "") and out.count("n/a") >= 2

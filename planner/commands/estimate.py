@@ -208,9 +208,10 @@ def print_estimate(r: dict) -> None:
     for col in ("TTFT", "TPOT", "latency", "throughput", "energy/request", "$/request", "bottleneck"):
         t.add_column(col, justify="right")
     u = "unbounded" if r.get("unbounded") else None
+    finite = lambda x: x is not None and math.isfinite(x)  # noqa: E731 (else "n/a", as fmt_si: never "$nan")
     t.add_row(u or fmt_si(r["ttft_s"], "s"), u or fmt_si(r["tpot_s"], "s"), u or fmt_si(r["latency_s"], "s"),
-              u or f"{r['throughput_tok_s']:.4g} tok/s", fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}",
-              r["bottleneck"])
+              u or (f"{r['throughput_tok_s']:.4g} tok/s" if finite(r["throughput_tok_s"]) else "n/a"),
+              fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}" if finite(r["cost_usd"]) else "n/a", r["bottleneck"])
     con.print(t)
     if "disaggregated" in r:
         dg = r["disaggregated"]
