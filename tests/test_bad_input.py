@@ -304,3 +304,25 @@ def test_the_estimate_table_never_prints_nan(capsys):
     print_estimate(r)
     out = capsys.readouterr().out
     assert "nan" not in out.lower().replace("n/a", "") and out.count("n/a") >= 2
+
+
+def test_a_write_never_replaces_a_device_or_a_pipe_and_follows_a_link(tmp_path):
+    """``-o /dev/full`` (run as root) replaced the device node with the YAML file: an output
+    that exists and is not a regular file is refused; an output that is a symbolic link
+    writes the file it names, and the link stays a link (the shipped-files guard judges
+    that file: planner.catalog.refuse_shipped)."""
+    import os
+    import stat
+
+    cfg = str(ROOT / "tests" / "data" / "hf_configs" / "qwen3-8b.json")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    rc, _, err = run("models", "import", cfg, "-o", str(fifo))
+    assert rc == 2
+    one_line(err, str(fifo), "not a regular file")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    real, link = tmp_path / "real.yaml", tmp_path / "link.yaml"
+    link.symlink_to(real)
+    rc, _, err = run("models", "import", cfg, "-o", str(link))
+    assert rc == 0, err
+    assert link.is_symlink() and real.read_text().startswith("name:")
