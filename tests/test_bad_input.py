@@ -326,3 +326,19 @@ def test_a_write_never_replaces_a_device_or_a_pipe_and_follows_a_link(tmp_path):
     rc, _, err = run("models", "import", cfg, "-o", str(link))
     assert rc == 0, err
     assert link.is_symlink() and real.read_text().startswith("name:")
+
+
+@pytest.mark.parametrize("edit,field", [
+    (("reference_gen_len: 32768", "reference_gen_len: 1e15"), "reference_gen_len"),
+    (("median_tokens: 10000.0", "median_tokens: 1e17"), "trace_length.median_tokens"),
+])
+def test_task_profile_lengths_within_the_token_bound(tmp_path, edit, field):
+    """A task profile's generation budget or median trace of 1e15 tokens was used (the
+    accuracy of a trace that never ends: 0, exit 0); lengths keep planner.bounds.MAX_TOKENS."""
+    f = tmp_path / "aime24--deepseek-r1.yaml"
+    text = (ROOT / "tasks" / "aime24--deepseek-r1.yaml").read_text()
+    assert edit[0] in text
+    f.write_text(text.replace(edit[0], edit[1], 1))
+    rc, _, err = run("accuracy", "-p", str(f))
+    assert rc == 2
+    one_line(err, str(f), f"field '{field}'", str(bounds.MAX_TOKENS))

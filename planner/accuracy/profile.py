@@ -15,6 +15,7 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from planner.bounds import MAX_TOKENS
 from planner.errors import InputError
 
 TASK_KINDS = ("math_answer", "code_tests", "multiple_choice", "open_ended")
@@ -98,7 +99,7 @@ class DifficultySpec(_Spec):
 class TraceLengthSpec(_Spec):
     """Log-normal reasoning-trace length: median at p = pass_at_1, log-sd, slope in p."""
 
-    median_tokens: float = Field(gt=0)
+    median_tokens: float = Field(gt=0, le=MAX_TOKENS)
     sigma: float = Field(gt=0, le=5)
     difficulty_slope: float = Field(0.0, ge=-10, le=10)
     problem_share: Optional[float] = Field(
@@ -153,7 +154,7 @@ class TaskProfile(_Spec):
     description: str = ""
     pass_at_1: float = Field(ge=0, le=1, description="single-sample accuracy at the reference budget")
     n_problems: Optional[int] = Field(None, ge=1)
-    reference_gen_len: int = Field(gt=0, description="generation budget (tokens) of pass_at_1")
+    reference_gen_len: int = Field(gt=0, le=MAX_TOKENS, description="generation budget (tokens) of pass_at_1")
     difficulty: DifficultySpec
     trace_length: TraceLengthSpec
     defaults: StrategyDefaults = StrategyDefaults()
