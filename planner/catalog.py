@@ -58,6 +58,17 @@ def refuse_shipped(path: str | Path, field: str = "output", hint: str = "write e
             raise InputError(f"refusing to write into {guarded} (shipped files): {hint}", file=str(path), field=field)
 
 
+def refuse_input(path: str | Path, inputs, field: str = "output") -> None:
+    """A command never writes over a file it reads (``planner fit log.jsonl -o log.jsonl``
+    replaced the eval log with the profile): an output that is one of ``inputs`` (the same
+    file, through links too) is a one-line error (exit 2) before anything runs."""
+    target = Path(path).expanduser().resolve()
+    for given in inputs:
+        if given is not None and Path(given).expanduser().resolve() == target:
+            raise InputError(f"refusing to write over an input of this command ({given}): write elsewhere",
+                             file=str(path), field=field)
+
+
 def search_dirs(kind: str) -> list[Path]:
     dirs: list[Path] = []
     for entry in os.environ.get("PLANNER_PATH", "").split(os.pathsep):

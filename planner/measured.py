@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.bounds import check_range_ratio
+from planner.bounds import MAX_DEVICES, MAX_REQUESTS, MAX_TOKENS, check_range_ratio
 from planner.engine_profiles import engine_name
 from planner.errors import InputError
 from planner.safeload import MAX_LOG_BYTES, read_text
@@ -129,6 +129,18 @@ class MeasuredRuns:
         return MeasuredRuns(**kw)
 
 
+def most_of(column: str) -> int:
+    """The largest whole number a count column may hold (planner.bounds): tokens for the
+    lengths, devices for a layout's sizes and worker counts, requests for the rest
+    (batch sizes, concurrencies, draft tokens). A row beyond is a typing error, not a
+    deployment (``isl`` 1e30 was read and scored)."""
+    if column in ("isl", "osl"):
+        return MAX_TOKENS
+    if column.endswith(("_size", "_workers")) and "batch" not in column:
+        return MAX_DEVICES
+    return MAX_REQUESTS
+
+
 def _number(text: str | None, file: str, line: int, column: str, *, whole: bool, empty_ok: bool,
             default: float = np.nan, minimum: float = 0.0) -> float:
     t = (text or "").strip()  # None: a short row (fewer cells than the header)
@@ -144,6 +156,8 @@ def _number(text: str | None, file: str, line: int, column: str, *, whole: bool,
     if not np.isfinite(v) or v < minimum or (whole and v != int(v)):
         kind = f"a whole number >= {minimum:g}" if whole else f"a finite number >= {minimum:g}"
         raise InputError(f"line {line}: must be {kind}", file=file, field=column, value=text)
+    if whole and v > most_of(column):
+        raise InputError(f"line {line}: must be <= {most_of(column):,}", file=file, field=column, value=text)
     return v
 
 
