@@ -248,15 +248,42 @@ def layer_kernel_mean_s(d: dict, dtype: str) -> float | None:
     return (4.0 * d[f"decode_gemm_{dtype}"]["t0_s"] + d["attention_floor_s"] + 2.0 * ar[0]) / 7.0
 
 
+def gemm_path(gemm_quant_mode: str) -> str:
+    """The tabled GEMM path a measured row's ``gemm_quant_mode`` runs: fp8 (per-tensor) and fp8_block
+    as named; anything else (bf16 rows, which leave it empty, and weight-only int4 / mxfp4 on Hopper,
+    whose activations stay bf16) the bf16 path."""
+    return gemm_quant_mode if gemm_quant_mode in ("fp8", "fp8_block") else "bfloat16"
+
+
+def dev_mix(rows: list[dict], dev_path: str) -> list[str]:
+    """The layer composite of :func:`layer_kernel_mean_s` averaged over the measured rows of each
+    Hopper device in ``dev_path`` (each row at its GEMM path): what a per-kernel time fitted on
+    those rows would be if the tables' kernels were all a step ran."""
+    with open(dev_path, newline="") as fh:
+        dev = list(csv.DictReader(fh))
+    lines = [f"the dev file's mix ({os.path.basename(dev_path)}): per-kernel composite over its rows' GEMM paths"]
+    for system in ("h100_sxm", "h200_sxm"):
+        d = derive(rows, system, *_hardware(system))
+        vals = [layer_kernel_mean_s(d, gemm_path(r["gemm_quant_mode"])) for r in dev if r["system"] == system]
+        if vals:
+            lines.append(f"  {system:9s} {len(vals)} rows: {statistics.fmean(vals) * 1e6:.1f} us")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--extract", metavar="DIR", help="rebuild the CSV from the unpacked aiconfigurator-core wheel")
     ap.add_argument("--data", default=DATA)
+    ap.add_argument("--dev", default=os.path.join(ROOT, "..", "shared", "data", "serving-measured-hopper-dev.csv"),
+                    help="measured Hopper rows whose GEMM-path mix weights the composite (skipped if absent)")
     a = ap.parse_args(argv)
     if a.extract:
         print(f"{extract(a.extract, a.data)} rows -> {a.data}")
         return 0
-    print("\n".join(table(load(a.data))))
+    rows = load(a.data)
+    print("\n".join(table(rows)))
+    if os.path.exists(a.dev):
+        print("\n".join(dev_mix(rows, a.dev)))
     return 0
 
 
