@@ -144,3 +144,14 @@ def test_the_poll_wait_is_what_brings_the_b200_sglang_runs_near_their_measuremen
     # the wait is at least (N - 1)/2 decode steps of the later waves (9 in 10 requests)
     n = np.where(base.concurrency[m] >= 16, 30, 10)
     assert np.all(pred.ttft_s[m] - pred1.ttft_s[m] >= 0.9 * 0.5 * (n - 1) * pred.tpot_s[m] * (1 - 1e-9))
+
+
+@pytest.mark.parametrize("value", ["0", "2.5", "often"])
+def test_a_bad_interval_is_one_line_exit_2(tmp_path, capsys, value):
+    from planner.cli import main
+
+    path = _with_column(tmp_path, value)
+    assert main(["validate", "--measured", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "scheduler_recv_interval" in err and f"'{value}'" in err and "line 2" in err
