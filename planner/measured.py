@@ -331,11 +331,12 @@ def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str =
 # --scheduler-recv-interval N: planner.cost.waves.recv_wait_steps). An optional column gives it
 # per row (``scheduler_recv_interval``; 1 = every iteration, the engine's default). Otherwise
 # the harness's launches: InferenceX's SGLang launches on Blackwell set N = 10 below 16
-# requests in flight and 30 from 16 on (benchmarks/dsr1_fp4_b200.sh; dsr1_fp8_b200.sh at TP8,
-# its TP4 8K/1K launch 10 throughout; single_node/qwen3.5_fp8_b200.sh: "recv every ~10
-# requests; if CONC >= 16, relax to ~30"), while its SGLang launches on Hopper and AMD parts
-# leave the default (dsr1_fp8_h200.sh, single_node/qwen3.5_fp8_h200.sh, glm5_fp8_h200.sh,
-# dsr1_fp8_mi355x.sh), and so does its GLM-5 B200 launch (glm5_fp8_b200.sh, an MTP one).
+# requests in flight and 30 from 16 on (benchmarks/dsr1_fp4_b200.sh and its MTP twin
+# dsr1_fp4_b200_mtp.sh; dsr1_fp8_b200.sh at TP8, its TP4 8K/1K launch 10 throughout;
+# single_node/qwen3.5_fp8_b200.sh: "recv every ~10 requests; if CONC >= 16, relax to ~30"),
+# while its SGLang launches on Hopper and AMD parts leave the default (dsr1_fp8_h200.sh,
+# single_node/qwen3.5_fp8_h200.sh, glm5_fp8_h200.sh, dsr1_fp8_mi355x.sh), and so does its
+# GLM-5 B200 launch (glm5_fp8_b200.sh; not told apart: a GLM-5 B200 row takes the rule).
 # Read as :data:`HARNESS_RECV_ON_BLACKWELL`, resolved against the device (an NVIDIA part with
 # fp4 units) and the concurrency by planner.replay (:func:`harness_recv_interval`).
 RECV_INTERVAL_COLUMN = "scheduler_recv_interval"
