@@ -7,7 +7,7 @@ Required (the header must have them): ``model_path``, ``system``, ``backend``,
 ``silicon_ttft_ms``, ``silicon_tpot_ms``. Optional: ``id`` (default ``row-N``),
 ``pp_size``, ``attention_dp_size``, ``moe_tp_size``, ``moe_ep_size`` (default 1; an empty
 or 0 value means "not used" = 1), ``gemm_quant_mode``, ``moe_quant_mode``,
-``backend_version``, ``kv_cache_dtype``, ``spec_decode_tokens``, and the disaggregated
+``backend_version``, ``kv_cache_dtype``, ``spec_decode_tokens``, ``scheduler_recv_interval``, and the disaggregated
 layout ``prefill_*`` / ``decode_*``. Extra
 columns are ignored. A row whose measured columns are empty is predicted only.
 
@@ -116,6 +116,7 @@ class MeasuredRuns:
     range_ratio: np.ndarray        # lengths drawn per request from [r L, L] (1: fixed; harness_range_ratio)
     kv_dtype: np.ndarray           # the deployment's KV-cache dtype ("" = the engine's default; kv_cache_dtype)
     spec_tokens: np.ndarray        # speculative (MTP) draft tokens per step (0 = none; SPEC_TOKENS_COLUMN)
+    recv_interval: np.ndarray      # iterations between the scheduler's request polls (RECV_INTERVAL_COLUMN; 0: harness)
     disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
 
     def __len__(self) -> int:
@@ -183,7 +184,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
                          "kv_dtype")}
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
                                     "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio",
-                                    "spec_tokens")}
+                                    "spec_tokens", "recv_interval")}
     engine_names: dict[str, str] = {}  # the backend column's spellings -> the engine (engines/*.yaml aliases)
     dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
     disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
@@ -228,6 +229,8 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         num["total_concurrency"][i] = _total_concurrency(r, file, line)
         num["spec_tokens"][i] = _number(r.get(SPEC_TOKENS_COLUMN) or "", file, line, SPEC_TOKENS_COLUMN, whole=True,
                                         empty_ok=True, default=0.0)
+        num["recv_interval"][i] = recv_interval(r.get(RECV_INTERVAL_COLUMN) or "", get("silicon_data_source"),
+                                                s["engine"][-1], file, line)
         num["range_ratio"][i] = harness_range_ratio(get("silicon_data_source"))
         if get(RANGE_RATIO_COLUMN):  # the row says it: that wins over the harness's default
             v = _number(r[RANGE_RATIO_COLUMN], file, line, RANGE_RATIO_COLUMN, whole=False, empty_ok=False)
@@ -322,6 +325,42 @@ def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str =
     if d is None or engine.strip().lower() not in HARNESS_FP8_KV_ENGINES or not HARNESS_SOURCE.search(source or ""):
         return ""
     return {"fp8": "fp8", "fp4": FP8_KV_WITH_FP4_UNITS}.get(d[0], "")
+
+
+# How often the engine's scheduler polls for new requests, in decode iterations (SGLang
+# --scheduler-recv-interval N: planner.cost.waves.recv_wait_steps). An optional column gives it
+# per row (``scheduler_recv_interval``; 1 = every iteration, the engine's default). Otherwise
+# the harness's launches: InferenceX's SGLang launches on Blackwell set N = 10 below 16
+# requests in flight and 30 from 16 on (benchmarks/dsr1_fp4_b200.sh and its MTP twin
+# dsr1_fp4_b200_mtp.sh; dsr1_fp8_b200.sh at TP8, its TP4 8K/1K launch 10 throughout;
+# single_node/qwen3.5_fp8_b200.sh: "recv every ~10 requests; if CONC >= 16, relax to ~30"),
+# while its SGLang launches on Hopper and AMD parts leave the default (dsr1_fp8_h200.sh,
+# single_node/qwen3.5_fp8_h200.sh, glm5_fp8_h200.sh, dsr1_fp8_mi355x.sh), and so does its
+# GLM-5 B200 launch (glm5_fp8_b200.sh; not told apart: a GLM-5 B200 row takes the rule).
+# Read as :data:`HARNESS_RECV_ON_BLACKWELL`, resolved against the device (an NVIDIA part with
+# fp4 units) and the concurrency by planner.replay (:func:`harness_recv_interval`).
+RECV_INTERVAL_COLUMN = "scheduler_recv_interval"
+HARNESS_RECV_ENGINES = ("sglang",)
+HARNESS_RECV_ON_BLACKWELL = 0.0  # the harness's rule, by device and concurrency
+HARNESS_RECV_LOW, HARNESS_RECV_HIGH, HARNESS_RECV_FROM = 10.0, 30.0, 16.0
+
+
+def recv_interval(given: str, source: str, engine: str, file: str = "", line: int = 0) -> float:
+    """A row's scheduler poll interval (iterations): the column where given, else
+    :data:`HARNESS_RECV_ON_BLACKWELL` for a harness SGLang row, else 1 (comment above)."""
+    if (given or "").strip():
+        return _number(given, file, line, RECV_INTERVAL_COLUMN, whole=True, empty_ok=False, minimum=1)
+    harness = engine.strip().lower() in HARNESS_RECV_ENGINES and HARNESS_SOURCE.search(source or "")
+    return HARNESS_RECV_ON_BLACKWELL if harness else 1.0
+
+
+def harness_recv_interval(concurrency, blackwell):
+    """The harness's poll interval of a row (:func:`recv_interval`'s sentinel): 10 below 16
+    requests in flight and 30 from 16 on where ``blackwell`` (an NVIDIA part with fp4 units),
+    1 elsewhere; arrays broadcast."""
+    c = np.asarray(concurrency, dtype=float)
+    n = np.where(c >= HARNESS_RECV_FROM, HARNESS_RECV_HIGH, HARNESS_RECV_LOW)
+    return np.where(np.asarray(blackwell, dtype=bool), n, 1.0)
 
 
 SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")

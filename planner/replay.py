@@ -137,10 +137,21 @@ class Prepared:
                 adp_balance_iters=np.array([e.adp_balance_timeout_iters for e in eng], dtype=np.int64),
                 range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
                 spec_tokens=runs.spec_tokens[idx],  # MTP drafts per step where the row says (planner.measured)
+                recv_interval=self._recv_interval(runs, idx, hws),
                 spec_accept=np.array([e.spec_acceptance for e in eng], dtype=float),
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 
+
+    def _recv_interval(self, runs: MeasuredRuns, idx, hws) -> np.ndarray:
+        """Each row's scheduler poll interval: its own, or the harness's by device and
+        requests in flight (planner.measured.harness_recv_interval: NVIDIA parts with fp4 units)."""
+        from planner.measured import HARNESS_RECV_ON_BLACKWELL, harness_recv_interval
+
+        given = runs.recv_interval[idx]
+        blackwell = np.array([hws[s].vendor.strip().lower() == "nvidia" and hws[s].has_dtype("fp4")
+                              for s in runs.system[idx]], dtype=bool)
+        return np.where(given == HARNESS_RECV_ON_BLACKWELL, harness_recv_interval(self.C, blackwell), given)
 
     def _pipeline(self, runs: MeasuredRuns, idx, models, hws, adt) -> None:
         """Aggregated pipeline-parallel rows (``pp_size`` > 1), as planner.cost.api's
