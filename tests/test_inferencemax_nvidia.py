@@ -30,9 +30,9 @@ The replay check is a gate, not a fit: nothing was tuned to these rows. The tole
 today's errors plus a margin, so the test fails when these rows get markedly worse. Today
 (round 15, the shipped carry rule "scheduler+kernel+link", which these rows helped choose
 among fixed candidates: planner.serving_params.CARRY_RULE): the 47 Blackwell rows median
-|error| TTFT 40%, TPOT 8% (under the earlier "scheduler+link" 41% / 28%, TPOT too fast on all
-47); B200 41% / 8%, GB200 37% / 12%; the 20 H200 rows 23% / 11% (docs/serving-experiments.md,
-"Round 15 (S1)"). The bound on the largest TTFT error holds the harness's fp8 KV
+|error| TTFT 39%, TPOT 8% (under the earlier "scheduler+link" 40% / 28%, TPOT too fast on all
+47); B200 41% / 8%, GB200 37% / 12%; the 20 H200 rows 23% / 11% (main 73915e2; before the
+device priors and the refit: docs/serving-experiments.md, "Round 15 (S1)"). The bound on the largest TTFT error holds the harness's fp8 KV
 cache of TensorRT-LLM fp4 launches on Blackwell (planner.measured): with the bf16 default
 two TP4 B200 rows at 256 in flight did not fit their KV reservations and queued (+946% and
 +6,159% TTFT).
