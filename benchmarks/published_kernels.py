@@ -10,7 +10,7 @@ How they were measured (collector/trtllm/collect_gemm.py of that repository): on
 ``Linear`` (bf16, or fp8 / fp8_block / nvfp4 including its activation quantization) replayed in a CUDA
 graph, its weights copied until they exceed the L2 cache so every call reads HBM; latency in ms.
 
-tests/data/aiconfigurator-kernels.csv holds the few hundred rows used here (TensorRT-LLM 1.3.0rc20,
+tests/data/aiconfigurator-kernels.csv holds the 1,700 rows used here (TensorRT-LLM 1.3.0rc20,
 the one engine version measured on all five systems h100_sxm, h200_sxm, b200_sxm, gb200, b300_sxm).
 ``--extract DIR`` rebuilds it from the unpacked wheel (needs pyarrow, not a project dependency);
 without it the script prints the derived table:
@@ -194,8 +194,18 @@ def _hardware(system: str):
     return float(hw.mem_bandwidth_gbps) * 1e9, {k: float(v) * 1e12 for k, v in hw.peak_tflops.items()}
 
 
+def _us(s: float) -> str:
+    return f"{s * 1e6:5.1f}"
+
+
+def _line_parts(d: dict, key: str) -> list[str]:
+    """``dtype f (t0 us)`` of each dtype's line fit ``key_<dtype>`` (decode GEMM or MoE) in ``d``."""
+    return [f"{dt} {d[f'{key}_{dt}']['memory_fraction']:.2f} ({_us(d[f'{key}_{dt}']['t0_s']).strip()})"
+            for dt in BYTES_PER_ELEMENT if f"{key}_{dt}" in d]
+
+
 def table(rows: list[dict]) -> list[str]:
-    us = lambda s: f"{s * 1e6:5.1f}"  # noqa: E731
+    us = _us
     lines = []
     systems = [s for s in SYSTEMS if any(r["system"] == s for r in rows)]
     res = {s: derive(rows, s, *_hardware(s)) for s in systems}
@@ -208,10 +218,8 @@ def table(rows: list[dict]) -> list[str]:
     lines.append("decode GEMM m<=16, t = t0 + bytes/(f x BW): f (t0 us) per dtype; attention KV f")
     for s in systems:
         d = res[s]
-        parts = [f"{dt} {d[f'decode_gemm_{dt}']['memory_fraction']:.2f} ({us(d[f'decode_gemm_{dt}']['t0_s']).strip()})"
-                 for dt in BYTES_PER_ELEMENT if f"decode_gemm_{dt}" in d]
         kv = f"attn KV {d['attention_kv_fraction']:.2f}" if "attention_kv_fraction" in d else ""
-        lines.append(f"  {s:9s} " + ", ".join(parts) + f"; {kv}")
+        lines.append(f"  {s:9s} " + ", ".join(_line_parts(d, "decode_gemm")) + f"; {kv}")
     lines.append("large GEMM m,n,k>=4096: median (max) fraction of the dense datasheet peak per dtype")
     for s in systems:
         d = res[s]
@@ -220,10 +228,7 @@ def table(rows: list[dict]) -> list[str]:
         lines.append(f"  {s:9s} " + ", ".join(parts))
     lines.append("MoE grouped GEMM 1-16 tokens (Qwen3-235B experts, 1 GPU, balanced): f (t0 us) per dtype")
     for s in systems:
-        d = res[s]
-        parts = [f"{dt} {d[f'moe_{dt}']['memory_fraction']:.2f} ({us(d[f'moe_{dt}']['t0_s']).strip()})"
-                 for dt in BYTES_PER_ELEMENT if f"moe_{dt}" in d]
-        lines.append(f"  {s:9s} " + ", ".join(parts))
+        lines.append(f"  {s:9s} " + ", ".join(_line_parts(res[s], "moe")))
     lines.append("fixed time of a tensor-parallel decode layer's tabled kernels, 4 GEMM t0 + attention + 2 all-reduce"
                  " (largest group), mean per kernel (us), and its ratio to h100_sxm's")
     ref = {dt: layer_kernel_mean_s(res["h100_sxm"], dt) for dt in BYTES_PER_ELEMENT} if "h100_sxm" in res else {}

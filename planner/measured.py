@@ -300,7 +300,7 @@ SPEC_TOKENS_COLUMN = "spec_decode_tokens"
 # (InferenceX benchmarks/dsr1_fp4_b200_trt_slurm.sh, single_node/dsr1_fp4_b200_trt.sh and
 # single_node/gptoss_fp4_b200_trt.sh: ``dtype: fp8``), while its fp4 launches on Hopper
 # keep ``dtype: auto`` (gptoss_fp4_h200_trt.sh): resolved against the row's device in
-# planner.replay (:data:`FP8_KV_WITH_FP4_UNITS`). Its SGLang and vLLM launches pass no
+# planner.replay_rows.read_rows (:data:`FP8_KV_WITH_FP4_UNITS`). Its SGLang and vLLM launches pass no
 # --kv-cache-dtype (dsr1_fp8_h200.sh): "auto", the model's activation dtype. For DeepSeek's
 # MLA an fp8 cache holds the 576-value latent per token and layer in 576 bytes instead of
 # 1,152. Rows of other sources take the engine's default (engines/*.yaml kv_dtype_auto).
@@ -314,7 +314,7 @@ FP8_KV_WITH_FP4_UNITS = "fp8-if-fp4-units"  # a harness fp4 launch: fp8 KV where
 def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str = "", line: int = 0) -> str:
     """A row's KV-cache dtype ("" = the engine's default): the ``kv_cache_dtype`` column
     where given, else the harness's setting (module comment above; an fp4 launch's
-    :data:`FP8_KV_WITH_FP4_UNITS` is resolved against the device by planner.replay)."""
+    :data:`FP8_KV_WITH_FP4_UNITS` is resolved against the device by planner.replay_rows)."""
     g = (given or "").strip().lower()
     if g:
         if g not in KV_DTYPE_SPELLINGS:

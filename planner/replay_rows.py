@@ -17,7 +17,7 @@ from planner.measured import FP4_OR_BF16, FP8_KV_WITH_FP4_UNITS, MODES, Measured
 from planner.measured_layouts import product_encoded, product_encoded_dp
 
 
-def _resolve(names, loader, label):
+def _resolve(names, loader):
     """Catalog specs for the unique names; unknown names -> None."""
     out = {}
     for n in sorted(set(names.tolist())):
@@ -61,17 +61,13 @@ def disagg_value(runs: MeasuredRuns, column: str, i: int) -> float:
     return float(x) if np.isfinite(x) and x > 0 else 1.0
 
 
-def _engine(name: str):
-    from planner.engine_profiles import load_engine
-
-    return load_engine(name)
-
-
 def _engine_or_none(name: str):
     """The engines/*.yaml profile of ``name``; None for an engine no file describes (its
     rows are ``unsupported: unknown engine``, as an unknown model's or system's are)."""
+    from planner.engine_profiles import load_engine
+
     try:
-        return _engine(name)
+        return load_engine(name)
     except InputError:
         return None
 
@@ -105,8 +101,8 @@ def read_rows(runs: MeasuredRuns) -> Rows:
     from planner.catalog import checkpoint_reading, load_hardware, load_model
 
     n = len(runs)
-    models = _resolve(runs.model, load_model, "model")
-    hws = _resolve(runs.system, load_hardware, "device")
+    models = _resolve(runs.model, load_model)
+    hws = _resolve(runs.system, load_hardware)
     status = np.full(n, "ok", dtype=object)
     dev = np.array([hws[s].name if hws[s] is not None else "" for s in runs.system], dtype=object)
     mname = np.array([models[m].name if models[m] is not None else m for m in runs.model], dtype=object)

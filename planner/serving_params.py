@@ -34,7 +34,9 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   CUDA graphs, the ramp and tail of a short kernel, the barrier between kernels):
   multiplied by the kernels of a step (``planner.cost.context``: 8 per layer, 4 more per
   MoE layer). Datasheet default: the spec's ``kernel_overhead_us``. Range [0, 50 us].
-  Scope: the die.
+  Scope in the pooled fit: the die; carried to an unmeasured GPU of the same vendor
+  (:data:`CARRY_RULE`: the fixed time per kernel is the vendor's kernel libraries' more
+  than the die's).
 * ``link_efficiency``: achieved fraction of the NVLink bandwidth in the all-reduces of
   tensor parallelism (and the all-to-alls of expert parallelism): the ring's bandwidth
   term ``2 (t-1)/t x bytes / (link x e)``. An all-reduce's bus bandwidth grows with the
@@ -188,7 +190,7 @@ CARRY_RULES = {
 # benchmarks/unmeasured_devices.py). The figures live in one place, README "What an unmeasured
 # device gets, and its measured error". Round 15: "scheduler+kernel+link" against the earlier
 # "scheduler+link": leave-one-device-out all rows 37% / 18% against 37% / 19% (TTFT / TPOT), the
-# 47 Blackwell runs' TPOT 8% (signed -1%) against 28% (-28%), TTFT 41% / 40%. Physically: the
+# 47 Blackwell runs' TPOT 8% (signed -1%) against 28% (-28%), TTFT 39% against 40%. Physically: the
 # fraction of the NVLink bandwidth an all-reduce of decode-sized messages reaches is set by the
 # collective library's protocols at those sizes, not by the part, so it carries to any GPU of the
 # vendor; the fixed time per kernel (launch, ramp and tail of a short kernel) is the vendor's

@@ -30,15 +30,16 @@ The replay check is a gate, not a fit: nothing was tuned to these rows. The tole
 today's errors plus a margin, so the test fails when these rows get markedly worse. Today
 (round 15, the shipped carry rule "scheduler+kernel+link", which these rows helped choose
 among fixed candidates: planner.serving_params.CARRY_RULE): the 47 Blackwell rows median
-|error| TTFT 40% before the poll interval below, TPOT 8% (under the earlier "scheduler+link" 41% / 28%, TPOT too fast on all
-47); B200 41% / 8%, GB200 37% / 12%; the 20 H200 rows 23% / 11% (docs/serving-experiments.md,
-"Round 15 (S1)"). The bound on the largest TTFT error holds the harness's fp8 KV
+|error| TTFT 39% before the poll interval below, TPOT 8% (under the earlier "scheduler+link"
+40% / 28%, TPOT too fast on all 47); B200 41% / 8%, GB200 37% / 12%; the 20 H200 rows 23% / 11%
+(main 73915e2; before the device priors and the refit: docs/serving-experiments.md, "Round 15
+(S1)"). The bound on the largest TTFT error holds the harness's fp8 KV
 cache of TensorRT-LLM fp4 launches on Blackwell (planner.measured): with the bf16 default
 two TP4 B200 rows at 256 in flight did not fit their KV reservations and queued (+946% and
 +6,159% TTFT). Round 15 (S4b): the harness's SGLang launches on Blackwell poll for new
 requests every 10 / 30 decode iterations (planner.measured recv_interval): Blackwell TTFT
-41% -> 27% (26% under the scheduler+kernel+link carry rule), B200 42% -> 18% (23%); the
-TTFT gates moved to 0.33 / 0.28 (tests/test_recv_interval.py holds the B200 SGLang rows).
+39% -> 26% under the shipped carry rule (27% under scheduler+link), B200 41% -> 23% (18%); the
+TTFT gates moved to 0.33 / 0.30 (tests/test_recv_interval.py holds the B200 SGLang rows).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ pk = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pk)
 
 ROWS = pk.load()
-H100_BW, H100_PEAKS = 3.35e12, {"bf16": 989.4e12, "fp8": 1978.9e12}
+H100_BW_BYTES_PER_S, H100_PEAK_FLOPS = 3.35e12, {"bf16": 989.4e12, "fp8": 1978.9e12}  # datasheet (hardware/h100-sxm.yaml)
 
 
 def _pick(system, table, dtype, **shape):
@@ -44,7 +44,7 @@ def test_decode_gemm_two_rows_by_hand():
     # 186.144 us. Slope: 402,653,184 B / 136.960 us = 2.940 TB/s = 0.8776 of 3.35; t0 = 49.184 us -
     # 134,217,728 B / 2.940 TB/s = 3.53 us.
     rows = [_pick("h100_sxm", "gemm", "bfloat16", m=1, n=n, k=n) for n in (8192, 16384)]
-    d = pk.derive(rows, "h100_sxm", H100_BW, H100_PEAKS)
+    d = pk.derive(rows, "h100_sxm", H100_BW_BYTES_PER_S, H100_PEAK_FLOPS)
     assert d["decode_gemm_bfloat16"]["memory_fraction"] == pytest.approx(0.8776, abs=5e-4)
     assert d["decode_gemm_bfloat16"]["t0_s"] == pytest.approx(3.53e-6, abs=0.01e-6)
 
@@ -56,7 +56,7 @@ def test_large_gemm_and_moe_by_hand():
     # (150,994,944 B) in 77.019 us, 16 tokens all 128 (2,415,919,104 B) in 823.147 us: 3.036 TB/s = 0.906
     # of 3.35, t0 = 77.019 - 49.74 = 27.28 us.
     moe = [_pick("h100_sxm", "moe", "fp8", tokens=t) for t in (1, 16)]
-    d = pk.derive([big, *moe], "h100_sxm", H100_BW, H100_PEAKS)
+    d = pk.derive([big, *moe], "h100_sxm", H100_BW_BYTES_PER_S, H100_PEAK_FLOPS)
     assert d["large_gemm_bfloat16"]["median_fraction"] == pytest.approx(0.7629, abs=5e-4)
     assert d["moe_fp8"]["memory_fraction"] == pytest.approx(0.9061, abs=5e-4)
     assert d["moe_fp8"]["t0_s"] == pytest.approx(27.28e-6, abs=0.02e-6)
