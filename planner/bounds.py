@@ -34,7 +34,9 @@ MAX_ELECTRICITY_USD_PER_KWH = 100.0
 
 UPPER = {"devices": MAX_DEVICES, "pp": MAX_DEVICES, "ep": MAX_DEVICES, "dp": MAX_DEVICES, "batch": MAX_REQUESTS,
          "concurrency": MAX_REQUESTS, "requests": MAX_REQUESTS, "prompt_len": MAX_TOKENS, "gen_len": MAX_TOKENS,
-         "samples": MAX_SAMPLES, "kv_budget": MAX_TOKENS, "top": MAX_REQUESTS}
+         "samples": MAX_SAMPLES, "kv_budget": MAX_TOKENS, "top": MAX_REQUESTS, "num_devices": MAX_DEVICES,
+         "prefill_devices": MAX_DEVICES, "decode_devices": MAX_DEVICES, "prefill_workers": MAX_DEVICES,
+         "decode_workers": MAX_DEVICES}
 
 
 def check_count(field: str, value: Any, lo: int, file: str | None = None) -> int:
@@ -71,13 +73,40 @@ def check_range_ratio(value: Any, field: str = "range-ratio", file: str | None =
     return float(value)
 
 
-def range_ratio_value(v) -> float:
-    """Validator body: :func:`check_range_ratio`'s rule as a pydantic field wants it (a
-    ValueError; the scenario or checks file and the field are named by the caller)."""
-    try:
-        return check_range_ratio(v)
-    except InputError as exc:
-        raise ValueError(exc.reason) from None
+def validator_body(check):
+    """A ``check_*`` rule of this module as a pydantic field validator wants it: the value,
+    or a ValueError with the rule's reason (the file and the field are named by the caller:
+    planner.catalog.validation_error)."""
+    def body(v):
+        try:
+            return check(v)
+        except InputError as exc:
+            raise ValueError(exc.reason) from None
+
+    body.__doc__ = f"Validator body: {check.__name__}'s rule (planner.bounds.validator_body)."
+    return body
+
+
+range_ratio_value = validator_body(check_range_ratio)
+
+
+RATE_RULE = (f"must be a request rate from {MIN_RATE_PER_S:g} to {MAX_RATE_PER_S:g} requests/s "
+             "(one a ~12 days to 10 million a second; planner.bounds)")
+
+
+def check_rate(value: Any, field: str = "rate", file: str | None = None) -> float:
+    """A Poisson arrival rate in requests/s, MIN_RATE_PER_S <= rate <= MAX_RATE_PER_S (the
+    module docstring: below, arrival times overflow and a simulation is all NaN; above,
+    fleet sizes and costs leave float64's useful range). The one rule of ``planner estimate
+    --rate``, the API's ``rate=``, a checks file's ``rate:`` and a capacity scenario's
+    ``traffic.requests_per_s``. Else an InputError naming the field and value (a bool, a
+    string, NaN, an infinity or a value outside the range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not MIN_RATE_PER_S <= value <= MAX_RATE_PER_S:
+        raise InputError(RATE_RULE, file=file, field=field, value=value)
+    return float(value)
+
+
+rate_value = validator_body(check_rate)
 
 
 # Architecture and device magnitudes a spec may carry: 100x or more above any released

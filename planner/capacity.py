@@ -25,8 +25,8 @@ from typing import Annotated, Optional, Union
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, ValidationInfo, field_validator,
                       model_serializer, model_validator)
 
-from planner.bounds import (MAX_ELECTRICITY_USD_PER_KWH, MAX_PRICE_USD, MAX_RATE_PER_S, MAX_TOKENS, MIN_RATE_PER_S,
-                            range_ratio_value)
+from planner.bounds import (MAX_DEVICES, MAX_ELECTRICITY_USD_PER_KWH, MAX_PRICE_USD, MAX_TOKENS, range_ratio_value,
+                            rate_value)
 from planner.errors import InputError
 from planner.fleet import DEFAULT_PUE, DEFAULT_REDUNDANCY
 from planner.specs import known_dtypes, known_quantizations, layout_entries, positive_list
@@ -175,11 +175,12 @@ class Lengths(_Strict):
 
 
 class Traffic(_Strict):
-    requests_per_s: float = Field(ge=MIN_RATE_PER_S, le=MAX_RATE_PER_S,
-                                  description="mean arrival rate of requests at the planned peak")
+    requests_per_s: Annotated[float, BeforeValidator(rate_value)] = Field(
+        description="mean arrival rate of requests at the planned peak (planner.bounds.check_rate)")
     prompt_len: Lengths
     gen_len: Lengths
-    max_gen_len: Optional[int] = Field(None, ge=1, description="generation cap (accuracy model's budget)")
+    max_gen_len: Optional[int] = Field(None, ge=1, le=MAX_TOKENS,
+                                       description="generation cap (accuracy model's budget)")
     range_ratio: RangeRatio = Field(None, description="both fixed lengths drawn per request from "
                                                            "[int(r L), L], as sglang bench_serving's "
                                                            "--random-range-ratio (planner.bounds.check_range_ratio)")
@@ -231,7 +232,7 @@ class SLO(_Strict):
 
 
 class Search(_Strict):
-    max_devices: int = Field(8, ge=1, description="largest tensor-parallel group per replica")
+    max_devices: int = Field(8, ge=1, le=MAX_DEVICES, description="largest tensor-parallel group per replica")
     devices: Optional[list[int]] = None
     quantizations: list[str] = Field(default_factory=lambda: ["bf16", "fp8", "int8", "int4"])
     kv_dtypes: list[str] = Field(default_factory=lambda: ["bf16", "fp8"])
@@ -307,6 +308,13 @@ def load_scenario(path: str) -> tuple[CapacityScenario, list, list]:
     from planner.catalog import parse_spec, read_yaml
 
     scn = parse_spec(CapacityScenario, read_yaml(path), path)
+    if scn.task is not None:  # a task no profile knows is an error, not "accuracy n/a" on every candidate
+        from planner.accuracy.profile import check_task
+
+        try:
+            check_task(scn.task)
+        except InputError as exc:
+            raise InputError(exc.reason, file=path, field="task", value=scn.task) from None
     if scn.engine is not None:  # an unknown engine: exit 2 naming the file, the field and the value
         from planner.engine_profiles import load_engine
 

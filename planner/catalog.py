@@ -58,6 +58,17 @@ def refuse_shipped(path: str | Path, field: str = "output", hint: str = "write e
             raise InputError(f"refusing to write into {guarded} (shipped files): {hint}", file=str(path), field=field)
 
 
+def refuse_input(path: str | Path, inputs, field: str = "output") -> None:
+    """A command never writes over a file it reads (``planner fit log.jsonl -o log.jsonl``
+    replaced the eval log with the profile): an output that is one of ``inputs`` (the same
+    file, through links too) is a one-line error (exit 2) before anything runs."""
+    target = Path(path).expanduser().resolve()
+    for given in inputs:
+        if given is not None and Path(given).expanduser().resolve() == target:
+            raise InputError(f"refusing to write over an input of this command ({given}): write elsewhere",
+                             file=str(path), field=field)
+
+
 def search_dirs(kind: str) -> list[Path]:
     dirs: list[Path] = []
     for entry in os.environ.get("PLANNER_PATH", "").split(os.pathsep):
@@ -277,10 +288,11 @@ def find_alias(kind: str, name: str) -> Path | None:
 QUANT_TAGS = frozenset({"fp8", "fp4", "nvfp4", "mxfp4", "mxfp6", "mxfp8", "int4", "int8", "w4a16", "w8a8",
                         "w4a8", "w8a16", "w4afp8", "awq", "gptq", "bnb", "fp8kv"})
 # tags that qualify a quantization tag (version, KV cache, scheme, preview) and are cut only
-# after one ("...-MXFP4-Preview", "...-FP4-v2", "...-FP8-KV", "...-FP8-dynamic"); "w" also
-# just before the first one ("...-w-mxfp4-a-fp8": weights MXFP4, activations FP8)
-QUANT_QUALIFIERS = frozenset({"kv", "v1", "v2", "v3", "preview", "dynamic", "static", "block", "w", "a",
-                              "4bit", "8bit", "quantized"})
+# after one ("...-MXFP4-Preview", "...-FP4-v2", "...-FP8-KV", "...-FP8-dynamic",
+# "Qwen/Qwen3-32B-FP8-Static-PerTensor" of aiconfigurator's sdk/common.py DefaultHFModels);
+# "w" also just before the first one ("...-w-mxfp4-a-fp8": weights MXFP4, activations FP8)
+QUANT_QUALIFIERS = frozenset({"kv", "v1", "v2", "v3", "preview", "dynamic", "static", "block", "pertensor", "w",
+                              "a", "4bit", "8bit", "quantized"})
 
 
 def checkpoint_base(name: str) -> str | None:

@@ -97,8 +97,41 @@ def _command(args: list[str]):
     in-process callers (tests, the fuzzer) run main() many times."""
     module = next((m for m, names in COMMAND_MODULES.items() if args and args[0] in names), None)
     if module not in _COMMANDS:
-        _COMMANDS[module] = typer.main.get_command(build_app((module,)) if module else _full_app())
+        _COMMANDS[module] = _refuse_empty_text(typer.main.get_command(build_app((module,)) if module else _full_app()))
     return _COMMANDS[module]
+
+
+def _refuse_empty_text(group):
+    """Every text option of every command refuses an empty value, in one place: a name or a
+    path given as ``""`` (``--scenario ""``, ``--models ""``, ``--arrival=``) ran the
+    default in silence, or failed naming the folder ``.``; now one line naming the flag."""
+    from planner.errors import InputError
+
+    def guard(callback):
+        def check(ctx, param, value):
+            given = value if isinstance(value, (list, tuple)) else (value,)
+            if any(isinstance(v, str) and not v.strip() for v in given):
+                raise InputError("must not be empty", field=max(param.opts, key=len).lstrip("-"), value=value)
+            return callback(ctx, param, value) if callback is not None else value
+        return check
+
+    def takes_text(param) -> bool:
+        if param.param_type_name != "option" or getattr(param, "is_flag", False):
+            return False
+        desc = getattr(param, "type_descriptor", None)  # typer >= 0.29; click's ParamType before
+        if desc is None:
+            return getattr(getattr(param, "type", None), "name", "") == "text"
+        ann = desc.annotation
+        return ann is str or bool(getattr(ann, "__args__", None)) and all(a in (str, type(None)) for a in ann.__args__)
+
+    stack = [group]
+    while stack:
+        cmd = stack.pop()
+        stack.extend(getattr(cmd, "commands", {}).values())
+        for param in cmd.params:
+            if takes_text(param):
+                param.callback = guard(param.callback)
+    return group
 
 
 # glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD, M_MMAP_THRESHOLD

@@ -78,6 +78,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, model_validator
 
+from planner.bounds import MAX_REQUESTS, MAX_TOKENS
 from planner.errors import InputError
 from planner.specs import _Spec
 
@@ -94,9 +95,9 @@ class DeviceTier(_Spec):
     min_gb: float = Field(0.0, ge=0.0, description="the tier's devices have at least this much memory")
     max_gb: Optional[float] = Field(None, gt=0.0, description="and less than this (None: no upper bound)")
     names: list[str] = Field(default_factory=list, description="or a device name containing one of these")
-    token_budget: Optional[int] = Field(None, ge=1)
-    max_running: Optional[int] = Field(None, ge=1)
-    cuda_graph_max_batch: Optional[int] = Field(None, ge=0)
+    token_budget: Optional[int] = Field(None, ge=1, le=MAX_TOKENS)
+    max_running: Optional[int] = Field(None, ge=1, le=MAX_REQUESTS)
+    cuda_graph_max_batch: Optional[int] = Field(None, ge=0, le=MAX_REQUESTS)
 
     def applies(self, memory_gb: float, name: str) -> bool:
         below = self.max_gb is None or memory_gb < self.max_gb
@@ -112,17 +113,17 @@ TIERED = ("token_budget", "max_running", "cuda_graph_max_batch")  # the fields a
 class EngineProfile(_Spec):
     """Scheduler facts of one serving engine (units in the field names)."""
 
-    name: str
+    name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list, description="other names of this engine (a measured file's "
                                                                   "backend column: trt, dynamo-trt, ...)")
     description: str = ""
-    token_budget: int = Field(ge=1, description="tokens per step, decodes and prefill chunks together")
-    max_running: int = Field(ge=1, description="requests in flight at most")
+    token_budget: int = Field(ge=1, le=MAX_TOKENS, description="tokens per step, decodes and prefill chunks together")
+    max_running: int = Field(ge=1, le=MAX_REQUESTS, description="requests in flight at most")
     chunked_prefill: bool
     mixed_batches: bool
-    cuda_graph_max_batch: int = Field(0, ge=0)
-    host_step_us: float = Field(ge=0)
-    kv_block_tokens: int = Field(ge=1)
+    cuda_graph_max_batch: int = Field(0, ge=0, le=MAX_REQUESTS)
+    host_step_us: float = Field(ge=0, le=1e6)  # at most a second per step (as a device's kernel_overhead_us)
+    kv_block_tokens: int = Field(ge=1, le=MAX_TOKENS)
     kv_reserve_output: float = Field(0.5, ge=0.0, le=1.0, description="share of the output's KV held per running request")
     kv_admission: Literal["reserve", "on_demand"] = "on_demand"
     kv_memory_fraction: Optional[float] = Field(None, gt=0.0, le=1.0, description="memory share given to the KV cache")

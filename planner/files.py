@@ -77,11 +77,21 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def _target(path: str | Path) -> Path:
     """Check the target can be written to: its folder exists (created if missing) and it
-    is not itself a folder; every failure is an InputError naming the path."""
+    is not itself a folder, nor a device, pipe or socket (``-o /dev/full`` replaced the
+    device with a file); every failure is an InputError naming the path. A symbolic link
+    is followed: the file it names is replaced and the link stays (planner.catalog.
+    refuse_shipped judges that file, so a link may not carry a write into a shipped
+    folder, nor one in a shipped folder be replaced)."""
+    from planner.errors import InputError
+
     p = Path(path)
     try:
+        if p.is_symlink():
+            p = Path(os.path.realpath(p))
         if p.is_dir():
             raise IsADirectoryError(21, "Is a directory", str(p))
+        if p.exists() and not p.is_file():
+            raise InputError("cannot write: not a regular file (a device, a pipe or a socket)", file=str(path))
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _write_error(exc, p) from None

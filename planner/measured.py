@@ -7,7 +7,7 @@ Required (the header must have them): ``model_path``, ``system``, ``backend``,
 ``silicon_ttft_ms``, ``silicon_tpot_ms``. Optional: ``id`` (default ``row-N``),
 ``pp_size``, ``attention_dp_size``, ``moe_tp_size``, ``moe_ep_size`` (default 1; an empty
 or 0 value means "not used" = 1), ``gemm_quant_mode``, ``moe_quant_mode``,
-``backend_version``, ``kv_cache_dtype``, ``spec_decode_tokens``, and the disaggregated
+``backend_version``, ``kv_cache_dtype``, ``spec_decode_tokens``, ``scheduler_recv_interval``, and the disaggregated
 layout ``prefill_*`` / ``decode_*``. Extra
 columns are ignored. A row whose measured columns are empty is predicted only.
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from planner.bounds import check_range_ratio
+from planner.bounds import MAX_DEVICES, MAX_REQUESTS, MAX_TOKENS, check_range_ratio
 from planner.engine_profiles import engine_name
 from planner.errors import InputError
 from planner.safeload import MAX_LOG_BYTES, read_text
@@ -116,6 +116,7 @@ class MeasuredRuns:
     range_ratio: np.ndarray        # lengths drawn per request from [r L, L] (1: fixed; harness_range_ratio)
     kv_dtype: np.ndarray           # the deployment's KV-cache dtype ("" = the engine's default; kv_cache_dtype)
     spec_tokens: np.ndarray        # speculative (MTP) draft tokens per step (0 = none; SPEC_TOKENS_COLUMN)
+    recv_interval: np.ndarray      # iterations between the scheduler's request polls (RECV_INTERVAL_COLUMN; 0: harness)
     disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
 
     def __len__(self) -> int:
@@ -127,6 +128,18 @@ class MeasuredRuns:
               if k not in ("disagg",)}
         kw["disagg"] = {k: v[index] for k, v in self.disagg.items()}
         return MeasuredRuns(**kw)
+
+
+def most_of(column: str) -> int:
+    """The largest whole number a count column may hold (planner.bounds): tokens for the
+    lengths, devices for a layout's sizes and worker counts, requests for the rest
+    (batch sizes, concurrencies, draft tokens). A row beyond is a typing error, not a
+    deployment (``isl`` 1e30 was read and scored)."""
+    if column in ("isl", "osl"):
+        return MAX_TOKENS
+    if column.endswith(("_size", "_workers")) and "batch" not in column:
+        return MAX_DEVICES
+    return MAX_REQUESTS
 
 
 def _number(text: str | None, file: str, line: int, column: str, *, whole: bool, empty_ok: bool,
@@ -144,6 +157,8 @@ def _number(text: str | None, file: str, line: int, column: str, *, whole: bool,
     if not np.isfinite(v) or v < minimum or (whole and v != int(v)):
         kind = f"a whole number >= {minimum:g}" if whole else f"a finite number >= {minimum:g}"
         raise InputError(f"line {line}: must be {kind}", file=file, field=column, value=text)
+    if whole and v > most_of(column):
+        raise InputError(f"line {line}: must be <= {most_of(column):,}", file=file, field=column, value=text)
     return v
 
 
@@ -169,7 +184,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
                          "kv_dtype")}
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
                                     "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio",
-                                    "spec_tokens")}
+                                    "spec_tokens", "recv_interval")}
     engine_names: dict[str, str] = {}  # the backend column's spellings -> the engine (engines/*.yaml aliases)
     dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
     disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
@@ -214,6 +229,8 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         num["total_concurrency"][i] = _total_concurrency(r, file, line)
         num["spec_tokens"][i] = _number(r.get(SPEC_TOKENS_COLUMN) or "", file, line, SPEC_TOKENS_COLUMN, whole=True,
                                         empty_ok=True, default=0.0)
+        num["recv_interval"][i] = recv_interval(r.get(RECV_INTERVAL_COLUMN) or "", get("silicon_data_source"),
+                                                s["engine"][-1], file, line)
         num["range_ratio"][i] = harness_range_ratio(get("silicon_data_source"))
         if get(RANGE_RATIO_COLUMN):  # the row says it: that wins over the harness's default
             v = _number(r[RANGE_RATIO_COLUMN], file, line, RANGE_RATIO_COLUMN, whole=False, empty_ok=False)
@@ -283,7 +300,7 @@ SPEC_TOKENS_COLUMN = "spec_decode_tokens"
 # (InferenceX benchmarks/dsr1_fp4_b200_trt_slurm.sh, single_node/dsr1_fp4_b200_trt.sh and
 # single_node/gptoss_fp4_b200_trt.sh: ``dtype: fp8``), while its fp4 launches on Hopper
 # keep ``dtype: auto`` (gptoss_fp4_h200_trt.sh): resolved against the row's device in
-# planner.replay (:data:`FP8_KV_WITH_FP4_UNITS`). Its SGLang and vLLM launches pass no
+# planner.replay_rows.read_rows (:data:`FP8_KV_WITH_FP4_UNITS`). Its SGLang and vLLM launches pass no
 # --kv-cache-dtype (dsr1_fp8_h200.sh): "auto", the model's activation dtype. For DeepSeek's
 # MLA an fp8 cache holds the 576-value latent per token and layer in 576 bytes instead of
 # 1,152. Rows of other sources take the engine's default (engines/*.yaml kv_dtype_auto).
@@ -297,7 +314,7 @@ FP8_KV_WITH_FP4_UNITS = "fp8-if-fp4-units"  # a harness fp4 launch: fp8 KV where
 def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str = "", line: int = 0) -> str:
     """A row's KV-cache dtype ("" = the engine's default): the ``kv_cache_dtype`` column
     where given, else the harness's setting (module comment above; an fp4 launch's
-    :data:`FP8_KV_WITH_FP4_UNITS` is resolved against the device by planner.replay)."""
+    :data:`FP8_KV_WITH_FP4_UNITS` is resolved against the device by planner.replay_rows)."""
     g = (given or "").strip().lower()
     if g:
         if g not in KV_DTYPE_SPELLINGS:
@@ -308,6 +325,42 @@ def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str =
     if d is None or engine.strip().lower() not in HARNESS_FP8_KV_ENGINES or not HARNESS_SOURCE.search(source or ""):
         return ""
     return {"fp8": "fp8", "fp4": FP8_KV_WITH_FP4_UNITS}.get(d[0], "")
+
+
+# How often the engine's scheduler polls for new requests, in decode iterations (SGLang
+# --scheduler-recv-interval N: planner.cost.waves.recv_wait_steps). An optional column gives it
+# per row (``scheduler_recv_interval``; 1 = every iteration, the engine's default). Otherwise
+# the harness's launches: InferenceX's SGLang launches on Blackwell set N = 10 below 16
+# requests in flight and 30 from 16 on (benchmarks/dsr1_fp4_b200.sh and its MTP twin
+# dsr1_fp4_b200_mtp.sh; dsr1_fp8_b200.sh at TP8, its TP4 8K/1K launch 10 throughout;
+# single_node/qwen3.5_fp8_b200.sh: "recv every ~10 requests; if CONC >= 16, relax to ~30"),
+# while its SGLang launches on Hopper and AMD parts leave the default (dsr1_fp8_h200.sh,
+# single_node/qwen3.5_fp8_h200.sh, glm5_fp8_h200.sh, dsr1_fp8_mi355x.sh), and so does its
+# GLM-5 B200 launch (glm5_fp8_b200.sh; not told apart: a GLM-5 B200 row takes the rule).
+# Read as :data:`HARNESS_RECV_ON_BLACKWELL`, resolved against the device (an NVIDIA part with
+# fp4 units) and the concurrency by planner.replay (:func:`harness_recv_interval`).
+RECV_INTERVAL_COLUMN = "scheduler_recv_interval"
+HARNESS_RECV_ENGINES = ("sglang",)
+HARNESS_RECV_ON_BLACKWELL = 0.0  # the harness's rule, by device and concurrency
+HARNESS_RECV_LOW, HARNESS_RECV_HIGH, HARNESS_RECV_FROM = 10.0, 30.0, 16.0
+
+
+def recv_interval(given: str, source: str, engine: str, file: str = "", line: int = 0) -> float:
+    """A row's scheduler poll interval (iterations): the column where given, else
+    :data:`HARNESS_RECV_ON_BLACKWELL` for a harness SGLang row, else 1 (comment above)."""
+    if (given or "").strip():
+        return _number(given, file, line, RECV_INTERVAL_COLUMN, whole=True, empty_ok=False, minimum=1)
+    harness = engine.strip().lower() in HARNESS_RECV_ENGINES and HARNESS_SOURCE.search(source or "")
+    return HARNESS_RECV_ON_BLACKWELL if harness else 1.0
+
+
+def harness_recv_interval(concurrency, blackwell):
+    """The harness's poll interval of a row (:func:`recv_interval`'s sentinel): 10 below 16
+    requests in flight and 30 from 16 on where ``blackwell`` (an NVIDIA part with fp4 units),
+    1 elsewhere; arrays broadcast."""
+    c = np.asarray(concurrency, dtype=float)
+    n = np.where(c >= HARNESS_RECV_FROM, HARNESS_RECV_HIGH, HARNESS_RECV_LOW)
+    return np.where(np.asarray(blackwell, dtype=bool), n, 1.0)
 
 
 SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")

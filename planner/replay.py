@@ -34,13 +34,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner import serving_params as SP
-from planner.errors import InputError
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import FP4_OR_BF16, FP8_KV_WITH_FP4_UNITS, MODES, MeasuredRuns, dtypes_for, mean_tokens
-from planner.measured_layouts import moe_layout, product_encoded, product_encoded_dp, sweep_decode_workers
+from planner.measured import MeasuredRuns, mean_tokens
+from planner.measured_layouts import moe_layout, sweep_decode_workers
+from planner.replay_rows import DISAGG_COUNTS, LAYOUT_KEYS, disagg_value, has_columns, in_flight, read_rows
 
 DATASHEET = SP.DATASHEET
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
+
+
 @dataclass
 class Prediction:
     ttft_s: np.ndarray      # NaN where not predicted
@@ -51,69 +53,6 @@ class Prediction:
     device: np.ndarray      # catalog device name ("" where unknown)
     model: np.ndarray       # catalog model name (the CSV's name where unknown)
     note: np.ndarray = None  # per-row assumption the prediction made ("" where none)
-
-
-def _resolve(names, loader, label):
-    """Catalog specs for the unique names; unknown names -> None."""
-    out = {}
-    for n in sorted(set(names.tolist())):
-        try:
-            out[n] = loader(n)
-        except InputError:
-            out[n] = None
-    return out
-
-
-DISAGG_LAYOUT = ("prefill_tp_size", "decode_tp_size")
-DISAGG_COUNTS = ("prefill_num_workers", "decode_num_workers", "decode_batch_size")
-LAYOUT_KEYS = ("tp_size", "attention_dp_size", "moe_tp_size", "moe_ep_size")
-
-
-def _given(runs: MeasuredRuns, columns, i: int) -> bool:
-    """Whether row ``i`` has a value in every one of the disaggregated ``columns``."""
-    return all(c in runs.disagg and np.isfinite(runs.disagg[c][i]) for c in columns)
-
-
-def in_flight(runs: MeasuredRuns) -> np.ndarray:
-    """Requests in flight per row: ``batch_size x attention_dp_size`` on aggregated rows
-    (the batch is per attention data-parallel rank, as on the disaggregated decode side: on
-    all 21 dev-file aggregated rows with attention DP the product is the provenance's
-    ``silicon_concurrency``, e.g. DeepSeek-R1 ``tp 1, attention_dp 8, batch 32`` = c256); on
-    disaggregated ones the decode batch (per attention data-parallel rank) times the decode
-    ranks, ``decode_batch_size x decode_num_workers x decode_attention_dp_size`` (the
-    benchmark's concurrency on every dev-file row that gives all three), else the row's
-    total concurrency (planner.measured; NaN when it has none)."""
-    n = len(runs)
-    dis = np.array([_d(runs, "decode_batch_size", i) * _d(runs, "decode_num_workers", i)
-                    * _d(runs, "decode_attention_dp_size", i) if _given(runs, DISAGG_COUNTS, i)
-                    else runs.total_concurrency[i] for i in range(n)])
-    return np.where(runs.mode == "disagg", dis, runs.concurrency * runs.dp)
-
-
-def _d(runs: MeasuredRuns, column: str, i: int) -> float:
-    """A disaggregated layout value of row ``i`` (empty or 0 = 1)."""
-    v = runs.disagg.get(column)
-    x = np.nan if v is None else v[i]
-    return float(x) if np.isfinite(x) and x > 0 else 1.0
-
-
-def _engine(name: str):
-    from planner.engine_profiles import load_engine
-
-    return load_engine(name)
-
-
-def _engine_or_none(name: str):
-    """The engines/*.yaml profile of ``name``; None for an engine no file describes (its
-    rows are ``unsupported: unknown engine``, as an unknown model's or system's are)."""
-    try:
-        return _engine(name)
-    except InputError:
-        return None
-
-
-FP8_WEIGHT_ONLY_NOTE = "fp8 weights run weight-only (W8A16, FP8 Marlin) on {}"
-CHECKPOINT_NOTE = "model '{}' read as {} (a quantized or re-published checkpoint of it: planner.catalog.checkpoint_base)"
 
 
 def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
@@ -129,89 +68,22 @@ class Prepared:
     (one engine call), so a fit calls only that."""
 
     def __init__(self, runs: MeasuredRuns):
-        from planner.catalog import checkpoint_reading, load_hardware, load_model
         from planner.cost.api import columns
         from planner.cost.tables import ModelTable
 
         self.runs = runs
         n = len(runs)
-        models = _resolve(runs.model, load_model, "model")
-        hws = _resolve(runs.system, load_hardware, "device")
-        status = np.full(n, "ok", dtype=object)
-        dev = np.array([hws[s].name if hws[s] is not None else "" for s in runs.system], dtype=object)
-        mname = np.array([models[m].name if models[m] is not None else m for m in runs.model], dtype=object)
-        group = np.where(dev != "", dev + "/" + runs.engine.astype(object), "")
-        wdt = np.empty(n, dtype=object)
-        adt = np.empty(n, dtype=object)
-        kdt = np.empty(n, dtype=object)
-        for q in set(runs.quant.tolist()):
-            sel = runs.quant == q
-            d = dtypes_for(q) or (None, None, None)
-            wdt[sel], adt[sel], kdt[sel] = d
-        given_kv = (runs.kv_dtype != "") & (runs.kv_dtype != FP8_KV_WITH_FP4_UNITS)
-        kdt = np.where(given_kv & (kdt != None), runs.kv_dtype, kdt)  # noqa: E711 (the row's KV dtype)
-        tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
-        layout_note = np.full(n, "", dtype=object)
-        profiles = {e: _engine_or_none(e) for e in set(runs.engine.tolist())}
-        read_as = {m: checkpoint_reading(m) for m in models if models[m] is not None}
-        for i in range(n):  # per-row status: cheap checks; the prediction itself is vectorized
-            m, h = models[runs.model[i]], hws[runs.system[i]]
-            in_flight_row = runs.concurrency[i] * runs.dp[i]
-            if h is not None and runs.mode[i] == "agg" and product_encoded(runs.tp[i], runs.moe_tp[i], runs.ep[i],
-                                                                           runs.dp[i], h.max_devices):
-                tp[i], moe_tp[i] = runs.moe_tp[i], 1.0
-                layout_note[i] = (f"tp_size {runs.tp[i]:.0f} = moe_tp_size x moe_ep_size read as tp {tp[i]:.0f} "
-                                  f"x ep {runs.ep[i]:.0f} on {tp[i]:.0f} devices (README 'Measured serving runs')")
-            elif h is not None and runs.mode[i] == "agg" and (real := product_encoded_dp(
-                    runs.tp[i], runs.moe_tp[i], runs.ep[i], runs.dp[i], h.max_devices)) is not None:
-                dp[i], moe_tp[i], ep[i] = real
-                layout_note[i] = (f"attention data parallel {runs.tp[i] * runs.dp[i]:.0f} = moe_tp x moe_ep "
-                                  f"read as tp {tp[i]:.0f} x attention_dp {dp[i]:.0f} x ep {ep[i]:.0f} on "
-                                  f"{tp[i] * dp[i]:.0f} devices, {in_flight_row:.0f} requests in flight "
-                                  "(README 'Measured serving runs')")
-            reason = None
-            if m is None:
-                reason = f"unknown model '{runs.model[i]}'"
-            elif profiles[runs.engine[i]] is None:
-                reason = f"unknown engine '{runs.engine[i]}'"
-            elif h is None:
-                reason = f"unknown system '{runs.system[i]}'"
-            elif runs.mode[i] not in MODES:
-                reason = f"unknown mode '{runs.mode[i]}' (known: {', '.join(MODES)})"
-            elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_LAYOUT, i):
-                reason = "disaggregated row without prefill_tp_size or decode_tp_size"
-            elif runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) \
-                    and not np.isfinite(runs.total_concurrency[i]):
-                reason = "disaggregated row without worker counts, decode batch size or total concurrency"
-            elif runs.mode[i] == "disagg" and max(_d(runs, "prefill_pp_size", i), _d(runs, "decode_pp_size", i)) > 1:
-                reason = "pipeline parallel (pp > 1) on a disaggregated side (aggregated pp rows are predicted)"
-            elif (ep[i] > 1 or dp[i] > 1 or moe_tp[i] * ep[i] > tp[i]) and m.moe is None:
-                reason = "expert or attention data parallelism on a dense model"
-            elif wdt[i] is None:
-                reason = f"unknown precision '{runs.quant[i]}'"
-            elif runs.concurrency[i] < 1 and runs.mode[i] != "disagg":
-                reason = "no requests in flight (batch_size 0)"
-            if reason is None and adt[i] == FP4_OR_BF16:
-                adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
-            if reason is None and runs.kv_dtype[i] == FP8_KV_WITH_FP4_UNITS and h.has_dtype("fp4"):
-                kdt[i] = "fp8"  # the harness's fp4 launches on parts with fp4 units (planner.measured)
-            if reason is None and adt[i] == "fp8" and not h.has_dtype("fp8") \
-                    and profiles[runs.engine[i]].fp8_weight_only_fallback:
-                adt[i] = "bf16"  # the engine's W8A16 path: fp8 weights, 16-bit GEMMs (engines/*.yaml)
-                layout_note[i] = "; ".join(filter(None, (layout_note[i], FP8_WEIGHT_ONLY_NOTE.format(h.name))))
-            if reason is None and not h.has_dtype(adt[i]):
-                reason = f"no {adt[i]} compute on {h.name}"
-            if reason is None and read_as.get(runs.model[i]):
-                layout_note[i] = "; ".join(filter(None, (layout_note[i], CHECKPOINT_NOTE.format(
-                    runs.model[i], read_as[runs.model[i]]))))
-            if reason is not None:
-                status[i] = f"unsupported: {reason}"
+        rows = read_rows(runs)
+        models, hws, profiles = rows.models, rows.hws, rows.profiles
+        status, dev, mname, group = rows.status, rows.device, rows.model, rows.group
+        wdt, adt, kdt, layout_note = rows.wdt, rows.adt, rows.kdt, rows.note
+        tp, moe_tp, dp, ep = rows.tp, rows.moe_tp, rows.dp, rows.ep
         self.status, self.device, self.model, self.group = status, dev, mname, group
         self.layout_note = layout_note
         # rows whose deployment the prediction assumes (disaggregated without worker counts:
         # planner.cost.disagg.derive_workers): scored, but a fit leaves them out (serving_fit)
-        self.assumed = np.array([runs.mode[i] == "disagg" and not _given(runs, DISAGG_COUNTS, i) for i in range(n)],
-                                dtype=bool)
+        self.assumed = np.array([runs.mode[i] == "disagg" and not has_columns(runs, DISAGG_COUNTS, i)
+                                 for i in range(n)], dtype=bool)
         self.idx = idx = np.flatnonzero(status == "ok")
         self.gnames = sorted(set(group[idx].tolist()))
         self.hw = {g: hws[runs.system[idx[group[idx] == g][0]]] for g in self.gnames}
@@ -221,7 +93,7 @@ class Prepared:
             m_idx = np.searchsorted(np.array(mnames, dtype=object), mname[idx])
             self.g_idx = np.searchsorted(np.array(self.gnames, dtype=object), group[idx])
             self.dis = runs.mode[idx] == "disagg"
-            side = {sd: {k: np.array([_d(runs, f"{sd}_{k}", i) for i in idx]) for k in LAYOUT_KEYS}
+            side = {sd: {k: np.array([disagg_value(runs, f"{sd}_{k}", i) for i in idx]) for k in LAYOUT_KEYS}
                     for sd in ("prefill", "decode")}
             for sd, layout in side.items():  # each side's (tp, ep, attn_dp), read as the aggregated columns are
                 layout["ep"], layout["attn_dp"] = moe_layout(layout["tp_size"], layout["attention_dp_size"],
@@ -229,9 +101,9 @@ class Prepared:
             self.sides = {sd: {"devices": v["tp_size"][self.dis].astype(np.int64), "ep": v["ep"][self.dis],
                                "attn_dp": v["attn_dp"][self.dis]} for sd, v in side.items()}
             # worker counts; NaN on a row without them: derived (planner.cost.disagg.derive_workers)
-            counted = np.array([_given(runs, DISAGG_COUNTS, i) for i in idx[self.dis]], dtype=bool)
-            self.workers = {sd: np.where(counted, [_d(runs, f"{sd}_num_workers", i) for i in idx[self.dis]], np.nan)
-                            for sd in ("prefill", "decode")}
+            counted = np.array([has_columns(runs, DISAGG_COUNTS, i) for i in idx[self.dis]], dtype=bool)
+            self.workers = {sd: np.where(counted, [disagg_value(runs, f"{sd}_num_workers", i) for i in idx[self.dis]],
+                                         np.nan) for sd in ("prefill", "decode")}
             # a disaggregated row's requests in flight: the decode batch on every decode worker
             self.C = in_flight(runs)[idx]
             # a countless row's decode workers: at least what its concurrency implies (planner.measured)
@@ -265,10 +137,21 @@ class Prepared:
                 adp_balance_iters=np.array([e.adp_balance_timeout_iters for e in eng], dtype=np.int64),
                 range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
                 spec_tokens=runs.spec_tokens[idx],  # MTP drafts per step where the row says (planner.measured)
+                recv_interval=self._recv_interval(runs, idx, hws),
                 spec_accept=np.array([e.spec_acceptance for e in eng], dtype=float),
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 
+
+    def _recv_interval(self, runs: MeasuredRuns, idx, hws) -> np.ndarray:
+        """Each row's scheduler poll interval: its own, or the harness's by device and
+        requests in flight (planner.measured.harness_recv_interval: NVIDIA parts with fp4 units)."""
+        from planner.measured import HARNESS_RECV_ON_BLACKWELL, harness_recv_interval
+
+        given = runs.recv_interval[idx]
+        blackwell = np.array([hws[s].vendor.strip().lower() == "nvidia" and hws[s].has_dtype("fp4")
+                              for s in runs.system[idx]], dtype=bool)
+        return np.where(given == HARNESS_RECV_ON_BLACKWELL, harness_recv_interval(self.C, blackwell), given)
 
     def _pipeline(self, runs: MeasuredRuns, idx, models, hws, adt) -> None:
         """Aggregated pipeline-parallel rows (``pp_size`` > 1), as planner.cost.api's

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from planner.measured import MeasuredRuns
-from planner.replay import Prediction, in_flight
+from planner.replay import Prediction
+from planner.replay_rows import in_flight
 
 BANDS = ((1, 8), (9, 32), (33, 64), (65, 128), (129, float("inf")))
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from planner.bounds import (BANDWIDTH_GBPS_RANGE, MAX_DEVICES, MAX_DIM, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS,
                             MAX_PARAMS, short_list, MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB,
-                            MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE, unique_short_list)
+                            MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE, UPPER, unique_short_list)
 from planner.dtypes import DTYPES, compute_key
 from planner.quantization import quantization_error
 from planner.units import HOURS_PER_YEAR
@@ -50,7 +50,7 @@ class _Spec(BaseModel):
 class Hardware(_Spec):
     """One accelerator, CPU or edge device (a single chip / package)."""
 
-    name: str
+    name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list, description="other names that resolve to this device")
     kind: Literal["gpu", "npu", "edge", "cpu"]
     vendor: str
@@ -101,6 +101,9 @@ class Hardware(_Spec):
             raise ValueError(f"idle_power_w {self.idle_power_w} exceeds max_power_w {self.max_power_w}")
         if self.price_per_hour_usd is None and self.purchase_price_usd is None:
             raise ValueError("give price_per_hour_usd and/or purchase_price_usd")
+        if self.max_devices > 1 and self.interconnect_gbps <= 0:  # was: every time of a group "n/a", "$nan"
+            raise ValueError(f"max_devices {self.max_devices} needs interconnect_gbps > 0 (a tensor-parallel "
+                             "group's all-reduces cross it)")
         return self
 
     def peak_flops(self, dtype: str) -> float:
@@ -194,7 +197,7 @@ class LinearAttention(_Spec):
 class Model(_Spec):
     """A decoder-only transformer descriptor (architecture, not weights)."""
 
-    name: str
+    name: str = Field(min_length=1)
     aliases: list[str] = Field(default_factory=list, description="other names (Hugging Face ids) of this model")
     family: str = ""
     vendor: str = ""
@@ -261,15 +264,31 @@ class Model(_Spec):
         return "gqa"
 
 
-def positive_list(v):
-    """Validator body: a non-empty list of values >= 1 (or None)."""
+# a scenario's list of counts -> the flag whose bound (planner.bounds.UPPER) each value keeps
+LIST_BOUND = {"devices": "devices", "samples": "samples", "gen_lens": "gen_len", "batches": "batch",
+              "concurrency": "concurrency", "kv_budgets": "kv_budget"}
+
+
+def positive_list(v, info):
+    """Validator body: a non-empty list of values >= 1 (or None), each within the bound of
+    its flag (planner.bounds.UPPER through :data:`LIST_BOUND`: ``samples: [1e8]`` was
+    searched, while ``--samples 1e8`` is refused)."""
     if v is not None:
         if not v:
             raise ValueError("must not be empty")
         bad = [x for x in v if x < 1]
         if bad:
             raise ValueError(f"values must be >= 1, got {bad[0]}")
+        list_within_bound(v, info)
     return v
+
+
+def list_within_bound(v, info) -> None:
+    """Every value of the list at most its field's bound (:data:`LIST_BOUND`), else a ValueError."""
+    hi = UPPER.get(LIST_BOUND.get(getattr(info, "field_name", None), ""))
+    big = [x for x in v if hi is not None and x > hi]
+    if big:
+        raise ValueError(f"values must be <= {hi:,}, got {big[0]}")
 
 
 def known_quantizations(v):
@@ -346,7 +365,7 @@ class RecommendScenario(_Spec):
     kv_dtypes: Optional[list[str]] = None
     batches: Optional[list[int]] = None
     kv_budgets: Optional[list[int]] = None
-    prompt_len: Optional[int] = Field(None, ge=1)
+    prompt_len: Optional[int] = Field(None, ge=1, le=MAX_TOKENS)
     calibration: Optional[dict[str, str]] = Field(None, description="hardware name -> calibration profile path")
     show_zero_accuracy: bool = Field(False, description="keep rows below 0.1% accuracy on the Pareto frontier")
     engine: Optional[str] = Field(None, description="serving engine (vllm, sglang, trtllm, generic): each device "
@@ -363,7 +382,9 @@ class RecommendScenario(_Spec):
 
     @field_validator("kv_budgets")
     @classmethod
-    def _budgets(cls, v):
+    def _budgets(cls, v, info):
         if v is not None and any(x < 0 for x in v):
             raise ValueError("KV budgets must be >= 0 (0 = dense)")
+        if v is not None:
+            list_within_bound(v, info)
         return v

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from planner.check import EstimateSpec
+from planner.check_file import EstimateSpec
 from planner.cli import main
 
 # (flag, file key, bad value)

@@ -141,16 +141,24 @@ def test_mutated_measured_files_keep_the_promise(tmp_path, seed):
     assert not failures, failures[:5]
 
 
-def test_a_concurrency_beyond_a_billion_is_scored_not_a_traceback(tmp_path):
+def test_the_largest_concurrency_is_scored_and_beyond_it_is_refused(tmp_path):
     """Found by ``benchmarks/fuzz.py 1000 7 --only measured`` (case 716): batch_size 1e18
-    fell outside every concurrency band and sorting the bands raised ValueError."""
-    rows = base_rows()
-    rows[0]["batch_size"] = "1e18"
-    text = _text(HEADER, [[str(r.get(c, "")) for c in HEADER] for r in rows])
-    o = fuzzing.run_in_process(Case(["validate", "--measured", "{F}"], {"runs.csv": text.encode()}, "1e18"),
-                               tmp_path, timeout_s=30.0)
-    assert o.rc == 0 and o.problem is None, o.err
-    assert ">128" in o.out
+    fell outside every concurrency band and sorting the bands raised ValueError. Since round
+    15 a count beyond planner.bounds (1e18 requests) is one line, exit 2; the largest one
+    allowed still lands in the top band and is scored."""
+    from planner.bounds import MAX_REQUESTS
+
+    for value, rc in ((str(MAX_REQUESTS), 0), ("1e18", 2)):
+        rows = base_rows()
+        rows[0]["batch_size"] = value
+        text = _text(HEADER, [[str(r.get(c, "")) for c in HEADER] for r in rows])
+        o = fuzzing.run_in_process(Case(["validate", "--measured", "{F}"], {"runs.csv": text.encode()}, value),
+                                   tmp_path, timeout_s=30.0)
+        assert o.rc == rc and o.problem is None, o.err
+        if rc == 0:
+            assert ">128" in o.out
+        else:
+            assert o.err.count("\n") == 1 and "field 'batch_size'" in o.err, o.err
 
 
 def test_an_unknown_engine_makes_only_its_row_unsupported(tmp_path):

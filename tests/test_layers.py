@@ -27,11 +27,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "planner.measured", "planner.measured_layouts", "planner.engine_profiles", "planner.safeload", "planner.bounds", "planner.array_cache",
               "planner.specs", "planner.params", "planner.catalog", "planner.hf_arch", "planner.hf_import")),
     ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params",
-                "planner.serving_profile", "planner.replay", "planner.replay_scoring", "planner.serving_fit")),
+                "planner.serving_profile", "planner.replay", "planner.replay_rows", "planner.replay_scoring", "planner.serving_fit")),
     ("planning", ("planner.strategies", "planner.search", "planner.frontier", "planner.layouts")),
     ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.sizing_choice", "planner.fleet",
                    "planner.replica_rate",
-                   "planner.check", "planner.report", "planner.report_render", "planner.plots")),
+                   "planner.check", "planner.check_file", "planner.report", "planner.report_render", "planner.plots")),
     # the front ends: the CLI, and the package itself (its top-level Python API)
     ("front ends", ("planner", "planner.__main__", "planner.cli", "planner.commands")),
 ]

@@ -31,7 +31,15 @@ TOL_MLA = 0.03
 # Qwen publishes "17B activated" for Qwen3.5-397B-A17B, the round figure of its name: the
 # architecture (counted total 396.3B against 397B) gives 17.35B, 2.1% over; a shared expert
 # of 4096 (one reading of the config) would give 19.6B, so the check still tells them apart.
-ACTIVE_TOL_OVERRIDE = {"qwen3-30b-a3b": 0.02, "minimax-m2.5": 0.05, "qwen3.5-397b-a17b": 0.03}
+# Round figures of the same kind (each counted without the input embedding): Z.ai's "32B
+# active" for GLM-4.5/4.6 (counted 32.86B, 2.7% over) and "12B active" for GLM-4.5-Air
+# (12.80B, 6.7%; 12.2B without the LM head as well); the "A3B" of Qwen3-Next-80B-A3B and
+# GLM-4.7-Flash (30B-A3B), whose cards give just "3B activated" (counted 3.56B and 3.58B,
+# about 19% over; a dense-width shared expert, one misreading, would give 4.9B and more);
+# Qwen3.5-35B-A3B's "3B activated" against a counted 2.95B (1.8% under).
+ACTIVE_TOL_OVERRIDE = {"qwen3-30b-a3b": 0.02, "minimax-m2.5": 0.05, "qwen3.5-397b-a17b": 0.03,
+                       "glm-4.5": 0.03, "glm-4.6": 0.03, "glm-4.5-air": 0.07,
+                       "qwen3-next-80b-a3b": 0.20, "glm-4.7-flash": 0.20, "qwen3.5-35b-a3b": 0.02}
 
 MODELS = {m.name: m for m in all_models()}
 

@@ -16,7 +16,8 @@ from planner.catalog import load_hardware, load_model
 from planner.cost.api import estimate
 from planner.engine_profiles import load_engine
 from planner.measured import read_measured
-from planner.replay import FP8_WEIGHT_ONLY_NOTE, Prepared
+from planner.replay import Prepared
+from planner.replay_rows import FP8_WEIGHT_ONLY_NOTE
 
 ROOT = Path(__file__).resolve().parents[1]
 DEV = ROOT.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"

@@ -15,6 +15,7 @@ from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from planner.bounds import MAX_TOKENS
 from planner.errors import InputError
 
 TASK_KINDS = ("math_answer", "code_tests", "multiple_choice", "open_ended")
@@ -98,7 +99,7 @@ class DifficultySpec(_Spec):
 class TraceLengthSpec(_Spec):
     """Log-normal reasoning-trace length: median at p = pass_at_1, log-sd, slope in p."""
 
-    median_tokens: float = Field(gt=0)
+    median_tokens: float = Field(gt=0, le=MAX_TOKENS)
     sigma: float = Field(gt=0, le=5)
     difficulty_slope: float = Field(0.0, ge=-10, le=10)
     problem_share: Optional[float] = Field(
@@ -153,7 +154,7 @@ class TaskProfile(_Spec):
     description: str = ""
     pass_at_1: float = Field(ge=0, le=1, description="single-sample accuracy at the reference budget")
     n_problems: Optional[int] = Field(None, ge=1)
-    reference_gen_len: int = Field(gt=0, description="generation budget (tokens) of pass_at_1")
+    reference_gen_len: int = Field(gt=0, le=MAX_TOKENS, description="generation budget (tokens) of pass_at_1")
     difficulty: DifficultySpec
     trace_length: TraceLengthSpec
     defaults: StrategyDefaults = StrategyDefaults()
@@ -304,15 +305,22 @@ def load_profile(ref: Union[str, Path, Profile, TaskProfile]) -> Profile:
                      field="profile", value=s)
 
 
+def check_task(task: str) -> str:
+    """``task`` when some profile is of it (:func:`list_tasks`); else an InputError naming
+    the known tasks: the rule of every command that takes a task."""
+    tasks = list_tasks()
+    if task not in tasks:
+        raise InputError(f"unknown task (known: {', '.join(tasks)})", field="task", value=task)
+    return task
+
+
 def find_profile(model: str, task: str) -> Profile:
     """The profile for (model, task); InputError naming what exists when there is none."""
     index = _index()
     stem = f"{task}{SEP}{model}"
     if stem in index:
         return load_profile_path(index[stem])
-    tasks = list_tasks()
-    if task not in tasks:
-        raise InputError(f"unknown task (known: {', '.join(tasks)})", field="task", value=task)
+    check_task(task)
     models = sorted(m for t, m in list_profiles() if t == task)
     raise InputError(f"no profile for this model on task '{task}' (profiles exist for: {', '.join(models)})",
                      field="model", value=model)

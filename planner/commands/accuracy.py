@@ -36,11 +36,12 @@ def fit_cmd(
     """Fit a task profile (difficulty, trace length, vote and reward parameters) from an eval log."""
     from planner.accuracy.fit import fit_eval_log, write_profile
     from planner.commands.output import print_json
-    from planner.catalog import refuse_shipped
+    from planner.catalog import refuse_input, refuse_shipped
     from planner.errors import InputError
 
-    if output:  # a shipped task or verifier profile is never overwritten
+    if output:  # a shipped task or verifier profile, or the eval log, is never overwritten
         refuse_shipped(output, hint="write elsewhere and name it with PLANNER_PATH")
+        refuse_input(output, [eval_log])
     if verifier:
         if template or no_templates:
             raise InputError("--template shapes a task profile's difficulty; a verifier fit takes none",

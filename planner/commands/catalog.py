@@ -128,12 +128,13 @@ def models_import(config: str = typer.Argument(..., help="A Hugging Face config.
                   published_params: Optional[float] = typer.Option(
                       None, "--published-params", help="Published total parameter count, if known.")) -> None:
     """Turn a local Hugging Face config.json into a model descriptor (YAML)."""
-    from planner.catalog import refuse_shipped
+    from planner.catalog import refuse_input, refuse_shipped
     from planner.hf_import import import_config_file, to_yaml
     from planner.files import atomic_write_text
 
-    if output:  # a new descriptor may join models/, a shipped one is never replaced
+    if output:  # a new descriptor may join models/, a shipped one (or the config.json) is never replaced
         refuse_shipped(output, new_files_ok=True)
+        refuse_input(output, [config])
     data = import_config_file(config, name=name, published_total_params=published_params)
     text = to_yaml(data)
     if output:

@@ -23,12 +23,15 @@ def check_cmd(
     from planner.errors import CheckFailed
 
     if junit:  # refused before the checks run
-        from planner.catalog import refuse_shipped
+        from planner.catalog import refuse_input, refuse_shipped
 
         refuse_shipped(junit, field="junit")
+        refuse_input(junit, [checks, baseline], field="junit")
     verdict = run_checks(checks, baseline, update_baseline)
     if junit:
         from planner.report import _save
+
+        refuse_input(junit, [verdict["baseline"]], field="junit")  # the checks file's 'baseline:'
 
         _save(junit, junit_xml(verdict))
     if json_out:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import typer
@@ -65,6 +66,13 @@ def estimate_cmd(
     from planner.engine_profiles import load_engine
     from planner.errors import CheckFailed, InputError
 
+    from planner.bounds import check_count
+
+    for field, v, lo in (("requests", requests, 1), ("num_devices", num_devices, 1), ("prefill_workers",
+                         prefill_workers, 0), ("decode_workers", decode_workers, 0),
+                         ("prefill_devices", prefill_devices, 1), ("decode_devices", decode_devices, 1)):
+        if v is not None:  # checked where given, used or not (a bad value is never passed over in silence)
+            check_count(field, v, lo)
     if batch is not None and concurrency:
         raise InputError("--batch is a static batch and --concurrency is continuous batching: give one",
                          field="batch", value=batch)
@@ -79,10 +87,11 @@ def estimate_cmd(
         if arrival not in (None, "poisson"):
             raise InputError("a --rate needs Poisson arrivals", field="arrival", value=arrival)
         arrival = "poisson"
-    arrival = arrival or ("closed" if simulate or slo_ttft_s is not None or slo_tpot_s is not None else "steady")
+    if arrival is None:
+        arrival = "closed" if simulate or slo_ttft_s is not None or slo_tpot_s is not None else "steady"
     for field, v in (("slo-ttft-s", slo_ttft_s), ("slo-tpot-s", slo_tpot_s)):
-        if v is not None and not v > 0:
-            raise InputError("must be > 0 seconds", field=field, value=v)
+        if v is not None and not 0 < v < math.inf:
+            raise InputError("must be a finite number of seconds > 0", field=field, value=v)
     if arrival in ("closed", "steady") and concurrency < 1 and arrival == "closed":
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     # the profile this device uses: a calibration, else the serving profile fitted for this
@@ -199,9 +208,10 @@ def print_estimate(r: dict) -> None:
     for col in ("TTFT", "TPOT", "latency", "throughput", "energy/request", "$/request", "bottleneck"):
         t.add_column(col, justify="right")
     u = "unbounded" if r.get("unbounded") else None
+    finite = lambda x: x is not None and math.isfinite(x)  # noqa: E731 (else "n/a", as fmt_si: never "$nan")
     t.add_row(u or fmt_si(r["ttft_s"], "s"), u or fmt_si(r["tpot_s"], "s"), u or fmt_si(r["latency_s"], "s"),
-              u or f"{r['throughput_tok_s']:.4g} tok/s", fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}",
-              r["bottleneck"])
+              u or (f"{r['throughput_tok_s']:.4g} tok/s" if finite(r["throughput_tok_s"]) else "n/a"),
+              fmt_si(r["energy_j"], "J"), f"${r['cost_usd']:.3g}" if finite(r["cost_usd"]) else "n/a", r["bottleneck"])
     con.print(t)
     if "disaggregated" in r:
         dg = r["disaggregated"]

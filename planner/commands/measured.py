@@ -103,8 +103,10 @@ def calibrate_measured(path: str, output: Optional[str], physical: bool, json_ou
 
     if output is not None:  # refused before the fit, not after it
         from planner.calibrate.lookup import check_output_path
+        from planner.catalog import refuse_input
 
         check_output_path(output)
+        refuse_input(output, [path])
     runs = read_measured(path)
     prep = Prepared(runs)
     fits = fit_all(runs, strict=not physical, physical=physical, prep=prep)

@@ -14,7 +14,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from planner.bounds import MIN_RATE_PER_S, check_count, check_range_ratio
+from planner.bounds import check_count, check_range_ratio, check_rate
 from planner.cost.config_check import validate_config
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
@@ -53,11 +53,8 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
 
     if arrival not in ARRIVAL_CODE:
         raise InputError(f"unknown arrival pattern (choose from {', '.join(ARRIVALS)})", field="arrival", value=arrival)
-    if arrival == "poisson" and not (isinstance(rate, (int, float)) and np.isfinite(rate) and rate > 0):
-        raise InputError("must be a request rate > 0 (requests/s)", field="rate", value=rate)
-    if arrival == "poisson" and rate < MIN_RATE_PER_S:  # 5e-324/s: arrival times overflow, the simulation is all NaN
-        raise InputError(f"must be at least {MIN_RATE_PER_S:g} requests/s (one a ~12 days; planner.bounds)",
-                         field="rate", value=rate)
+    if arrival == "poisson":
+        check_rate(rate)
     if engine is None:
         engine = _generic_engine()
     cols = {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,

@@ -58,7 +58,7 @@ from planner.cost.open_loop import poisson
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
-from planner.cost.waves import balance_wait_s, in_step_share, smeared_waves
+from planner.cost.waves import balance_wait_s, in_step_share, recv_wait_steps, smeared_waves
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
@@ -191,7 +191,7 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
 SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the steps' size bias
 
 
-def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
+def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, interval=1.0):
     """The step that carries a request's prompt when the closed loop's requests are NOT in
     step (their first tokens spread over the steps, ``wave_sync`` 0), and the step a lone
     prompt would take; returns the (shared, lone) step times (s) and ``g``, the prompts the
@@ -214,6 +214,9 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
     TTFT charges, so ``shared - lone`` is the term planner.cost.waves.smeared_waves adds. An
     idealization without queueing: where the prompt steps fill much of the time, prompts
     that wait for a step gather more others (the closed loop's groups, ``wave_sync`` 1).
+    A scheduler that polls for requests every ``interval`` decode steps (N;
+    planner.cost.waves.recv_wait_steps) takes the prompts of a whole window of N steps at
+    once: the others number N times as many.
     Checked against the discrete-event simulator with spread, jittered arrivals
     (:func:`planner.cost.simulate.simulate`, ``spread_s`` and ``jitter_s``:
     ``tests/test_shared_prompt_step.py``)."""
@@ -223,15 +226,19 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True):
     B = np.asarray(budget, dtype=float)
     mixed = np.asarray(mixed, dtype=bool)
     chunked = np.asarray(chunked, dtype=bool)
+    N = np.maximum(np.asarray(interval, dtype=float), 1.0)
+    # the prompts a poll takes: the request's own and the others' of the window, at most all C
+    gather = lambda n, b: np.where(N > 1.0, np.minimum(1.0 + (C - 1.0) / n * b * N, C),  # noqa: E731
+                                   1.0 + (C - 1.0) / n * b)
     dec_ctx, pre_ctx = P + 1.0 + 0.5 * (G - 1.0), 0.5 * (P + 1.0)
     t_dec = step_time(x, C, 0.0, C, dec_ctx, 0.0, host_s)
     bias = np.ones_like(C * P)
     for _ in range(SHARED_ROUNDS):
         n_cyc = np.where(mixed, G, np.maximum(G - 1.0, 1.0))  # a first guess of the steps per cycle
-        g = 1.0 + (C - 1.0) / n_cyc * bias
+        g = gather(n_cyc, bias)
         k = C / g  # prompt-carrying steps per cycle
         n_cyc = np.where(mixed, np.maximum(G, k), G - 1.0 + k)
-        g = 1.0 + (C - 1.0) / n_cyc * bias
+        g = gather(n_cyc, bias)
         d = np.where(mixed, np.maximum(C - g, 0.0), 0.0)
         room = np.maximum(B - d, 1.0)
         cap = np.where(chunked, room, np.floor(room / P) * P)
@@ -337,20 +344,23 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     tau = np.asarray(cols.get("adp_balance_iters", 0), dtype=x.dt)
     tpot_c = np.maximum(closed["tpot_s"], 1e-30)
     extra, balance = 0.0, 0.0
+    interval = np.maximum(np.asarray(cols.get("recv_interval", 1), dtype=x.dt), 1.0)  # requests polled every N steps
     if np.any(pick):
         balance = balance_wait_s(x.attn_dp, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, S)[0]
-        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked)
+        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked, interval)
         extra = shared - lone
     # the benchmark's length spread keeps later waves from staying in step (in_step_share)
     sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,
                                             closed["wave_steps"])
-    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra, balance)
+    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra, balance,
+                           recv_wait_steps(interval) * tpot_c)
     if np.any(pois):
         with np.errstate(all="ignore"):
             t_dec = open_["decode_step_s"]
             held, others, share = balance_wait_s(x.attn_dp, tau, rate * t_dec, t_dec, None,
                                                  generating=rate * (G - 1.0) * open_["tpot_s"])
-            held = held + share * released_step_excess_s(x, open_, others, P, G, budget, host)
+            held = held + share * released_step_excess_s(x, open_, others, P, G, budget, host) \
+                + recv_wait_steps(interval) * open_["tpot_s"]
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))

@@ -1,8 +1,9 @@
 """How a closed-loop benchmark's later waves lose step: the share of them that can stay in
 step under the benchmark client's length spread (:func:`in_step_share`), and the TTFT and
 TPOT between the two idealizations, waves in step and arrivals spread over the steps
-(:func:`smeared_waves`), and the wait an attention-DP balancer adds to the spread arrivals
-(:func:`adp_balance_wait_steps`). planner.cost.serving computes both idealizations and calls these.
+(:func:`smeared_waves`), and the waits an attention-DP balancer (:func:`adp_balance_wait_steps`)
+and a scheduler polling for requests every few iterations (:func:`recv_wait_steps`) add.
+planner.cost.serving computes both idealizations and calls these.
 """
 
 from __future__ import annotations
@@ -165,8 +166,27 @@ def balance_wait_s(attn_dp, timeout_iters, arrivals_per_step, step_s, in_flight,
     return steps * np.where(on, step_s, 0.0), others, held
 
 
+def recv_wait_steps(interval):
+    """Mean iterations a prompt that arrives spread in time waits, beyond the half step the
+    steady state charges, because the scheduler polls for new requests only every
+    ``interval`` decode iterations (SGLang ``--scheduler-recv-interval`` N; 1, the default,
+    polls every iteration).
+
+    The rule (SGLang ``scheduler_recv_skipper.SchedulerRecvSkipper.handle``): before each
+    iteration a counter adds the weight of the last batch's forward mode, 1 for a decode
+    (and a speculative verify), 1,000 for an extend (prefill) or mixed batch, and requests
+    are received only when it reaches ``N`` (then reset): in a run of decode iterations
+    every ``N``-th iteration receives, and the iteration after a prefill receives at once.
+    A prompt arriving at a uniformly drawn time within a window of ``N`` decode iterations
+    waits ``N / 2`` iterations on average for the window's end, where polling every
+    iteration waits ``1 / 2``: ``(N - 1) / 2`` more. The first wave meets an idle server,
+    which polls at once. Arrays or numbers in, float array out; 0 at ``N <= 1``."""
+    n = np.maximum(np.asarray(interval, dtype=float), 1.0)
+    return 0.5 * (n - 1.0)
+
+
 def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0,
-                  balance_s=0.0) -> dict:
+                  balance_s=0.0, recv_s=0.0) -> dict:
     """A closed-loop benchmark between its two idealizations. Its first wave is in step by
     construction (the benchmark starts all C requests at once: planner.cost.serving.closed_loop's
     first wave, its share of the requests counted as the benchmark counts them); later
@@ -176,8 +196,10 @@ def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, 
     ``shared_s``: the step carrying the prompt also carries the others' prompts that
     arrived meanwhile, planner.cost.serving.shared_prompt_step's shared less lone step; and
     ``balance_s``, the wait of a prompt that arrives alone for an attention-DP balancer,
-    :func:`adp_balance_wait_steps`: prompts in step arrive together and meet none). So
-    TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady),
+    :func:`adp_balance_wait_steps`: prompts in step arrive together and meet none). Every later
+    prompt, in step or not, also waits ``recv_s`` for a scheduler that polls for requests
+    only every few iterations (:func:`recv_wait_steps`; the first wave meets an idle one). So
+    TTFT = f x first wave + (1 - f) x (s x later groups + (1 - s) x steady + recv),
     plus the wait for a running slot and the request's time outside the GPU steps
     (``overhead_s``: HTTP, tokenization). TPOT is the closed loop's whatever the
     synchrony: over its G - 1 decode steps a request lives through the prefill of the
@@ -189,9 +211,9 @@ def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, 
     s = wave_sync
     tpot = closed["tpot_s"]
     f = closed["first_share"]
-    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s + shared_s + balance_s)
+    later = s * closed["ttft_steady_s"] + (1.0 - s) * (steady["ttft_s"] + host_s + shared_s + balance_s) + recv_s
     ttft = f * closed["ttft_first_wave_s"] + (1.0 - f) * later + closed["wait_s"] + overhead_s
     latency = ttft + (G - 1.0) * tpot
-    exact = (s == 1.0) & (overhead_s == 0.0)  # s = 1 leaves no spread arrivals to wait for a balancer
+    exact = (s == 1.0) & (overhead_s == 0.0) & (np.asarray(recv_s) == 0.0)  # s = 1: no spread arrivals for a balancer
     return {"ttft_s": ttft, "tpot_s": tpot, "latency_s": np.where(exact, closed["latency_s"], latency),
             "throughput_req_s": np.where(exact, closed["throughput_req_s"], S / latency)}
