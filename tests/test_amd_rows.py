@@ -29,7 +29,8 @@ file's InferenceMAX rows are (planner.measured.harness_range_ratio; "Round 15 (S
 MI355X file holds its published achieved fractions (memory 0.58 from FluidX3D's streaming
 benchmark, compute 0.62 from hipBLASLt FP8; "Round 15 (S4)"). Round 14 (S3b), fixed lengths and
 the generic 0.80 / 0.70: 23% / 31%. TPOT is still too fast on most rows (median -18%), TTFT low
-on most (median -45%: the spread lengths' waves, docs/serving-experiments.md "Round 15 (S1)").
+on most (median -45%: the spread lengths' waves, docs/serving-experiments.md "Round 15 (S1)"; the
+device's prefill on the ROCm stack, not a missed launch setting: "Round 15 (S4c)" and the strict xfail below).
 """
 
 from __future__ import annotations
