@@ -337,6 +337,8 @@ def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str =
 # while its SGLang launches on Hopper and AMD parts leave the default (dsr1_fp8_h200.sh,
 # single_node/qwen3.5_fp8_h200.sh, glm5_fp8_h200.sh, dsr1_fp8_mi355x.sh), and so does its
 # GLM-5 B200 launch (glm5_fp8_b200.sh; not told apart: a GLM-5 B200 row takes the rule).
+# The MI355X launches' --num-continuous-decode-steps 4 is not such a wait: since SGLang pull
+# request 2095 (2024-11, the overlap scheduler) the argument is parsed and never read.
 # Read as :data:`HARNESS_RECV_ON_BLACKWELL`, resolved against the device (an NVIDIA part with
 # fp4 units) and the concurrency by planner.replay (:func:`harness_recv_interval`).
 RECV_INTERVAL_COLUMN = "scheduler_recv_interval"

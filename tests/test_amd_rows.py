@@ -29,7 +29,8 @@ file's InferenceMAX rows are (planner.measured.harness_range_ratio; "Round 15 (S
 MI355X file holds its published achieved fractions (memory 0.58 from FluidX3D's streaming
 benchmark, compute 0.62 from hipBLASLt FP8; "Round 15 (S4)"). Round 14 (S3b), fixed lengths and
 the generic 0.80 / 0.70: 23% / 31%. TPOT is still too fast on most rows (median -18%), TTFT low
-on most (median -45%: the spread lengths' waves, docs/serving-experiments.md "Round 15 (S1)").
+on most (median -45%: the spread lengths' waves, docs/serving-experiments.md "Round 15 (S1)"; the
+device's prefill on the ROCm stack, not a missed launch setting: "Round 15 (S4c)" and the strict xfail below).
 """
 
 from __future__ import annotations
@@ -96,3 +97,34 @@ def test_published_mi355x_runs_are_all_predicted_within_the_stated_tolerance(rep
     assert np.median(np.abs(ttft)) <= 0.57, np.median(np.abs(ttft))
     assert np.median(np.abs(tpot)) <= 0.26, np.median(np.abs(tpot))
     assert (runs.range_ratio == 0.8).all()  # the harness's spread lengths (its provenance says so)
+
+
+# The same InferenceX harness point on H200 and on MI355X: DeepSeek-R1 fp8, TP8, SGLang 0.5.9,
+# the same client (10 x C prompts, range ratio 0.8); (ISL, OSL, C). The H200 runs are the twins
+# of tests/data/inferencemax-nvidia.csv (replayed with h200/sglang's fitted profile).
+SAME_POINT = ((1024, 1024, 16), (1024, 1024, 64), (8192, 1024, 16), (1024, 8192, 8))
+NVIDIA_CSV = CSV.parent / "inferencemax-nvidia.csv"
+
+
+@pytest.mark.xfail(strict=True, reason="the replay prefills a lone MI355X prompt ~2.7x faster than H200's, "
+                   "the published runs ~1.6x slower (docs/serving-experiments.md, Round 15 (S4c))")
+def test_mi355x_ttft_relative_to_h200_on_the_same_harness_point(replayed):
+    """Oracle: published runs of one recipe shape on both parts. Measured, MI355X's mean TTFT is
+    1.15-2.0x H200's at every shared point; the replay has it 0.5-0.8x. Passes (and the strict
+    xfail flips) once the replayed ratio is within a factor 1.5 of the measured one."""
+    amd, amd_pred = replayed
+    nv = read_measured(NVIDIA_CSV)
+    nv_pred = predict(nv, load_serving())
+
+    def point(runs, pred, system, isl, osl, c):
+        m = ((runs.system == system) & (runs.engine == "sglang") & (runs.precision == "fp8") & (runs.tp == 8)
+             & (runs.mode == "agg") & (runs.isl == isl) & (runs.osl == osl) & (runs.concurrency == c))
+        assert m.sum() == 1, (system, isl, osl, c, m.sum())
+        return pred.ttft_s[m][0], runs.measured_ttft_s[m][0]
+
+    for isl, osl, c in SAME_POINT:
+        p_amd, m_amd = point(amd, amd_pred, "mi355x", isl, osl, c)
+        p_nv, m_nv = point(nv, nv_pred, "h200_sxm", isl, osl, c)
+        measured, replayed_ratio = m_amd / m_nv, p_amd / p_nv
+        assert measured > 1.0, (isl, osl, c, measured)  # the published direction
+        assert measured / 1.5 <= replayed_ratio <= measured * 1.5, (isl, osl, c, measured, replayed_ratio)
