@@ -121,11 +121,13 @@ def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
             assert carried[1][k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-5), (rule, k)
     amd = SP.carried_over("vllm", fits, load_hardware("mi300x"), SP.CARRY_RULES["engine+device"])
     assert list(amd[1]) == list(SP.ENGINE_SCOPE)
-    # an engine fitted nowhere carries nothing: the shipped rule gives a device fitted with
-    # other engines its datasheet (own off, chosen by leave-one-model-out); with ``own`` it
-    # keeps its own fitted fractions (the pooled fit shares them between its engines)
+    # an engine fitted nowhere carries nothing from other devices: without ``own`` a device
+    # fitted with other engines takes its datasheet; the shipped rule (own on, round 15, chosen
+    # by leave-one-model-out) keeps its own fitted fractions (the pooled fit shares them between
+    # its engines)
     h100 = load_hardware("h100-sxm")
-    assert SP.unmeasured(h100, "sglang", None, fits) == (SP.DATASHEET, SP.defaults(h100))
+    assert SP.unmeasured(h100, "sglang", None, fits, own=False) == (SP.DATASHEET, SP.defaults(h100))
+    assert SP.unmeasured(h100, "sglang", None, fits) == SP.unmeasured(h100, "sglang", None, fits, own=True)
     name, vals = SP.unmeasured(h100, "sglang", None, fits, own=True)
     assert name == "datasheet + sglang " + ", ".join(SP.DEVICE_FRACTIONS) + " of h100-sxm/vllm"
     for k, v in {**SHARED, **OWN["h100-sxm"]}.items():
