@@ -53,9 +53,6 @@ and the simulator (planner.cost.simulate) read these facts:
   fp8 weights dequantized to 16 bits in the GEMM, FP8 Marlin; activations and the KV cache
   16-bit). The replay (planner.replay) then costs such a row with fp8 weights and bf16
   compute; an engine without it refuses the row;
-* ``fused_activation_quant``: the engine quantizes a quantized GEMM's activations inside
-  the kernel before it (the residual add + RMSNorm, the all-reduce, attention's output),
-  so it launches no activation-quantization kernel of its own (planner.cost.quant_kernels);
 * ``spec_acceptance``: with speculative decoding by multi-token prediction (a deployment's
   ``spec_decode_tokens`` drafts per step, planner.cost.spec_decode), the probability that a
   draft position is accepted given the earlier ones were, the same for every position;
@@ -135,7 +132,6 @@ class EngineProfile(_Spec):
     prefix_caching: bool
     cascade_attention: bool
     fp8_weight_only_fallback: bool = False
-    fused_activation_quant: bool = False
     dp_rank_budget: bool = False
     adp_balance_timeout_iters: int = Field(0, ge=0, description="attention-DP balancer's timeout in iterations "
                                                                  "(0: off)")

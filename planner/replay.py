@@ -139,8 +139,7 @@ class Prepared:
                 range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
                 spec_tokens=runs.spec_tokens[idx],  # MTP drafts per step where the row says (planner.measured)
                 # the activation quantization of the row's GEMM path (planner.cost.quant_kernels)
-                act_quant_kernels=np.where([e.fused_activation_quant for e in eng], 0.0,
-                                           kernels_for_mode(runs.quant[idx])),
+                act_quant_kernels=kernels_for_mode(runs.quant[idx]),
                 spec_accept=np.array([e.spec_acceptance for e in eng], dtype=float),
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})

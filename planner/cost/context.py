@@ -16,7 +16,7 @@ from planner.cost.expert_parallel import normal_max_z
 from planner.cost.gather import Gather, by_device_count, derived, grid_index, per_model_device, table_cache
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
-from planner.cost.quant_kernels import BY_DTYPE, QUANTIZED_INPUTS_PER_LAYER, kernels_per_input
+from planner.cost.quant_kernels import BY_DTYPE, kernels_per_input
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
 
@@ -238,7 +238,7 @@ class Ctx:
         given = xp.values(c["act_quant_kernels"] if "act_quant_kernels" in c else BY_DTYPE, dt)
         self.quant_kernels_per_input = kernels_per_input(xp, act, given)
         self.kernels_per_pass = (derived(M, _kernels_per_pass)
-                                 + QUANTIZED_INPUTS_PER_LAYER * M["layers"] * self.quant_kernels_per_input)
+                                 + GEMMS_PER_LAYER * M["layers"] * self.quant_kernels_per_input)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0
         # 1.0 / 0.0 in the row's float type (np.where on two Python floats would give

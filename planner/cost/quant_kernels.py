@@ -32,9 +32,6 @@ import numpy as np
 
 from planner.dtypes import DTYPES
 
-import os
-# GEMM inputs per layer quantized by a kernel of their own: 4 (QKV, O, gate-up, down)
-QUANTIZED_INPUTS_PER_LAYER = int(os.environ.get("S1C_QIN", "4"))
 # quantization kernels per quantized GEMM input, by the GEMMs' activation (compute) dtype
 # (fp8: the per-tensor dynamic path, the dev file's and the engines' plain "fp8")
 KERNELS_BY_ACT_DTYPE = {"fp32": 0, "tf32": 0, "bf16": 0, "fp16": 0, "fp8": 2, "int8": 1, "int4": 1, "fp4": 1}
