@@ -34,7 +34,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner import serving_params as SP
-from planner.cost.quant_kernels import kernels_for_mode
 from planner.cost.serving import ARRIVAL_CODE
 from planner.measured import MeasuredRuns, mean_tokens
 from planner.measured_layouts import moe_layout, sweep_decode_workers
@@ -138,8 +137,6 @@ class Prepared:
                 adp_balance_iters=np.array([e.adp_balance_timeout_iters for e in eng], dtype=np.int64),
                 range_ratio=runs.range_ratio[idx],  # the benchmark's length spread (planner.measured)
                 spec_tokens=runs.spec_tokens[idx],  # MTP drafts per step where the row says (planner.measured)
-                # the activation quantization of the row's GEMM path (planner.cost.quant_kernels)
-                act_quant_kernels=kernels_for_mode(runs.quant[idx]),
                 spec_accept=np.array([e.spec_acceptance for e in eng], dtype=float),
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})

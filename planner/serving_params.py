@@ -33,9 +33,7 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 * ``kernel_time_s``: GPU time per kernel that does not scale with its work (launch under
   CUDA graphs, the ramp and tail of a short kernel, the barrier between kernels):
   multiplied by the kernels of a step (``planner.cost.context``: 8 per layer, 4 more per
-  MoE layer, and on an activation-quantized GEMM path the quantization ahead of each of a
-  layer's 4 GEMMs: planner.cost.quant_kernels, 2 for fp8 per-tensor, 1 for fp8 block and
-  nvfp4). Datasheet default: the spec's ``kernel_overhead_us``. Range [0, 50 us].
+  MoE layer). Datasheet default: the spec's ``kernel_overhead_us``. Range [0, 50 us].
   Scope: the die.
 * ``link_efficiency``: achieved fraction of the NVLink bandwidth in the all-reduces of
   tensor parallelism (and the all-to-alls of expert parallelism): the ring's bandwidth

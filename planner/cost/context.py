@@ -16,7 +16,6 @@ from planner.cost.expert_parallel import normal_max_z
 from planner.cost.gather import Gather, by_device_count, derived, grid_index, per_model_device, table_cache
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
-from planner.cost.quant_kernels import BY_DTYPE, kernels_per_input
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
 from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
 
@@ -139,7 +138,7 @@ class Ctx:
         cache = ht.__dict__.setdefault("_casts", {}).setdefault("scalar_ctx", {})
         key = (id(mt), c["model"], c["hardware"], c["act_dtype"], c["weight_dtype"], c["kv_dtype"],
                c["devices"], c["kv_budget"], c.get("ep", 1), c.get("attn_dp", 1), c.get("spec_tokens", 0),
-               c.get("spec_accept", 0), c.get("act_quant_kernels", BY_DTYPE))
+               c.get("spec_accept", 0))
         hit = cache.get(key)
         if hit is None or hit[0] is not mt:
             if len(cache) > 4096:
@@ -232,13 +231,7 @@ class Ctx:
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)
         # the experts' stream ceiling, where one binds (else the same values: skip the gather)
         self.s_per_expert_byte = derived(H, _s_per_expert_byte) if ht.has_expert_ceiling() else self.s_per_byte
-        # + the activation quantization ahead of each of a layer's GEMMS_PER_LAYER quantized
-        # GEMM inputs (planner.cost.quant_kernels: 2 for fp8 per-tensor, 1 for fp8 block /
-        # nvfp4 / int8, 0 for 16-bit and weight-only paths)
-        given = xp.values(c["act_quant_kernels"] if "act_quant_kernels" in c else BY_DTYPE, dt)
-        self.quant_kernels_per_input = kernels_per_input(xp, act, given)
-        self.kernels_per_pass = (derived(M, _kernels_per_pass)
-                                 + GEMMS_PER_LAYER * M["layers"] * self.quant_kernels_per_input)
+        self.kernels_per_pass = derived(M, _kernels_per_pass)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0
         # 1.0 / 0.0 in the row's float type (np.where on two Python floats would give

@@ -26,8 +26,7 @@ INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt
                  "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing",
                  "arrival", "rate", "token_budget", "max_running", "chunked", "mixed", "host_step_s",
                  "wave_sync", "request_overhead_s", "ep", "attn_dp", "kv_reserve", "kv_fraction",
-                 "kv_of_free", "dp_rank_budget", "range_ratio", "spec_tokens", "spec_accept", "adp_balance_iters",
-                 "act_quant_kernels")
+                 "kv_of_free", "dp_rank_budget", "range_ratio", "spec_tokens", "spec_accept", "adp_balance_iters")
 # serving columns (planner.cost.serving): their defaults keep the steady-state serving model
 # (arrival 0 = steady; the engine profile's facts only matter for closed / poisson arrivals;
 # wave_sync and request_overhead_s are a serving profile's fitted parameters: closed loops only)
@@ -35,10 +34,7 @@ INPUT_DEFAULTS = {"arrival": 0, "rate": 0.0, "token_budget": 8192, "max_running"
                   "mixed": 1, "host_step_s": 0.0, "wave_sync": 1.0, "request_overhead_s": 0.0,
                   "ep": 1, "attn_dp": 1, "kv_reserve": -1.0,
                   "kv_fraction": -1.0, "kv_of_free": 0.0, "dp_rank_budget": 0, "range_ratio": 1.0,
-                  "spec_tokens": 0, "spec_accept": 0.0, "adp_balance_iters": 0,
-                  "act_quant_kernels": -1.0}
-# act_quant_kernels: activation-quantization kernels per quantized GEMM input; -1: by the
-# activation dtype (planner.cost.quant_kernels; fp8_block rows give 1)
+                  "spec_tokens": 0, "spec_accept": 0.0, "adp_balance_iters": 0}
 # adp_balance_iters: the engine's attention-DP balancer timeout in iterations (0: none;
 # planner.engine_profiles adp_balance_timeout_iters, planner.cost.waves.adp_balance_wait_steps)
 # spec_tokens, spec_accept: speculative decoding (MTP) drafts per step and their per-position
