@@ -208,6 +208,12 @@ CARRY_RULE = "scheduler+kernel+link"
 # unchanged: no Blackwell or AMD part has a fit with any engine).
 OWN_FRACTIONS = True
 CARRIED = CARRY_RULES[CARRY_RULE]
+# A carried ``kernel_time_s`` follows the GEMM path of each row on a device with published NVIDIA
+# kernel tables (planner.kernel_paths: carried x the table's time of the row's path over its mean
+# at the fitted rows' mix). Round 15 (S1d), docs/serving-experiments.md. The carried values say so
+# with the marker :data:`KERNEL_BY_PATH` (1.0), which :func:`efficiency` reads.
+CARRIED_KERNEL_BY_PATH = True
+KERNEL_BY_PATH = "kernel_time_by_path"
 DATASHEET = "datasheet"  # the profile name of a pair that takes its datasheet alone
 BY_NAME = {p.name: p for p in PARAMS}
 
@@ -291,7 +297,9 @@ def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | No
     names = [k for k in carry if k not in own_vals and k not in silicon
              and (k in ENGINE_SCOPE or (k in DEVICE_FRACTIONS and same_vendor))]
     vals = {k: median(k, fitted) for k in names if any(k in v for _, v in fitted)}
-    parts = ([f"{', '.join(vals)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + silicon_words + (
+    if CARRIED_KERNEL_BY_PATH and "kernel_time_s" in vals:
+        vals[KERNEL_BY_PATH] = 1.0  # another device's time: it follows the row's GEMM path (efficiency)
+    parts = ([f"{', '.join(k for k in vals if k != KERNEL_BY_PATH)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + silicon_words + (
         [f"{', '.join(own_vals)} of {', '.join(g for g, _ in mine)}"] if own_vals else [])
     if not parts:
         return None  # nothing carries: the datasheet alone
@@ -331,10 +339,14 @@ def efficiency(hw, values: dict, source: str):
     """The engine's efficiencies (planner.cost.efficiency.Efficiency) of a device under a
     parameter set: flat curves at the fitted fractions of the datasheet peaks; a
     parameter missing from ``values`` (a profile written before it existed) takes its
-    datasheet default."""
+    datasheet default; a kernel time carried from other devices (``values`` holds
+    :data:`KERNEL_BY_PATH`) scaled per compute dtype by the device's published kernel tables
+    (planner.kernel_paths.kernel_factors; the scalar for a device without them)."""
     from planner.cost.efficiency import Curve, Efficiency
+    from planner.kernel_paths import kernel_factors
 
     v = {**defaults(hw), **values}
     return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
                       interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
-                      expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]), source=source)
+                      expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]),
+                      kernel_factor=kernel_factors(hw) if v.get(KERNEL_BY_PATH) else {}, source=source)

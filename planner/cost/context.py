@@ -36,7 +36,7 @@ MOE_EXTRA_KERNELS_PER_LAYER = 4
 DSA_INDEXER_KERNELS_PER_LAYER = 12
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
 _BYTES_LIST = BYTES_BY_CODE.tolist()
-_HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr")
+_HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s")
 
 
 def attention_dtype_code(xp, act, kv, nbytes):
@@ -191,6 +191,7 @@ class Ctx:
             at_attn = lambda table: table.ravel().take(flat_attn, mode="clip")  # noqa: E731
         self.peak_flops_per_s = at_act(htab["peak_flops"])
         self.gemm_offset_flops = at_act(htab["compute_whalf"])
+        self.kernel_s = at_act(htab["kernel_s"])  # fixed time per kernel at the row's compute dtype (GEMM path)
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         self.act_bytes_per_value = xp.gather(nbytes, act)
         # hidden states (residual stream, all-reduces, the MoE combine): 16-bit at least, as an

@@ -51,7 +51,10 @@ class Efficiency:
     there a GEMV over 1024-wide rows streams ~30% slower than over 8192-wide ones;
     planner.calibrate.fit_gemv); ``time_scale`` multiplies every pass: the
     end-to-end factor calibration measures on a reference decoder (what kernel
-    microbenchmarks miss inside a real forward pass).
+    microbenchmarks miss inside a real forward pass); ``kernel_factor`` maps a compute
+    (activation) dtype to a factor on ``kernel_overhead_s`` for the rows computing in it (the
+    fixed time per kernel by GEMM path of a device whose kernel time was carried from others:
+    planner.kernel_paths; a dtype not in it: factor 1).
     """
 
     compute: dict[str, Curve]
@@ -69,7 +72,13 @@ class Efficiency:
     gemv_stream_factor: float = 1.0
     peak_flops_override: dict[str, float] = field(default_factory=dict)  # FLOP/s, measured
     peak_bandwidth_override: float | None = None  # bytes/s, measured
+    kernel_factor: dict[str, float] = field(default_factory=dict)  # compute dtype -> factor on kernel_overhead_s
     source: str = "defaults"
+
+    def kernel_overhead_at(self, dtype: str) -> float:
+        """The fixed time per kernel (s) of a row computing in ``dtype``."""
+        key = compute_key(self.kernel_factor, dtype)
+        return self.kernel_overhead_s * (self.kernel_factor[key] if key is not None else 1.0)
 
     def rows_correction(self, rows):
         """The measured correction at ``rows`` rows per pass (1 without measurements)."""

@@ -48,8 +48,9 @@ TIME_KEYS = ("time", "t_compute", "t_memory", "t_comm", "t_ovh")
 
 
 def launch_overhead_s(x, passes):
-    """Kernel launches: ``kernels per pass x overhead per kernel`` for each pass."""
-    return passes * x.kernels_per_pass * x.hw["overhead_s"]
+    """Kernel launches: ``kernels per pass x overhead per kernel`` for each pass (the overhead of
+    the row's device at its compute dtype: planner.cost.efficiency.Efficiency.kernel_factor)."""
+    return passes * x.kernels_per_pass * x.kernel_s
 
 
 def gemv_weight(xp, rows):

@@ -1,0 +1,78 @@
+"""The fixed time per kernel by GEMM path, from NVIDIA's published kernel tables, for a device nobody measured.
+
+The carried ``kernel_time_s`` (planner.serving_params, :data:`~planner.serving_params.CARRY_RULE`) is
+the median of the fitted Hopper devices' values, a mean over the GEMM paths of the rows they were
+fitted on. NVIDIA's measured TensorRT-LLM kernel tables (aiconfigurator-core 0.12.0, TensorRT-LLM
+1.3.0rc20; ``benchmarks/published_kernels.py``, data ``tests/data/aiconfigurator-kernels.csv``,
+docs/serving-experiments.md "Round 15 (S1b)") show that fixed time depends on the path: a quantized
+GEMM pays its activation's quantization (fp8 per-tensor ~2x bf16's, nvfp4 ~1.6x), on every system.
+
+:data:`COMPOSITE_US` is that script's "layer composite" per system and path: the mean fixed time of
+the kernels a tensor-parallel decode layer runs that the tables hold, (4 GEMM t0 + one decode
+attention floor + 2 all-reduce floors) / 7, in us (``published_kernels.layer_kernel_mean_s``;
+tests/test_kernel_paths.py recomputes it from the CSV).
+
+The carried time on a row of compute dtype ``d`` is (:func:`kernel_factors`)::
+
+    carried x T(path(d)) / sum_p w_p T(p)
+
+with ``T`` the composite of the target device's family (the mean of its family's tables)
+and ``w`` the fitted rows' shares by path (:data:`FITTED_MIX`). The level is the fit's (the carry
+rule: the fixed time per kernel is the vendor's libraries', and the fit is 1.06-1.27x the tables'
+composite on Hopper, so the tables' absolute level is not what the fit measures); the path
+dependence is the target's own table. A device or a compute dtype without a table keeps the
+scalar (factor 1).
+"""
+
+from __future__ import annotations
+
+SOURCE = ("NVIDIA aiconfigurator-core 0.12.0 kernel tables (TensorRT-LLM 1.3.0rc20), "
+          "benchmarks/published_kernels.py layer composite")
+
+# system -> GEMM path -> layer composite (us), benchmarks/published_kernels.py on
+# tests/data/aiconfigurator-kernels.csv (Round 15 (S1b) table, 2 decimals)
+COMPOSITE_US = {
+    "h100_sxm": {"bfloat16": 4.48, "fp8": 9.64, "fp8_block": 5.65},
+    "h200_sxm": {"bfloat16": 5.13, "fp8": 9.87, "fp8_block": 5.80},
+    "b200_sxm": {"bfloat16": 5.78, "fp8": 11.84, "fp8_block": 6.97, "nvfp4": 9.49},
+    "gb200": {"bfloat16": 4.95, "fp8": 11.30, "fp8_block": 6.54, "nvfp4": 9.02},
+    "b300_sxm": {"bfloat16": 5.70, "fp8": 11.41, "fp8_block": 6.58, "nvfp4": 8.78},
+}
+# the architecture family each tabled system belongs to, and the dies (hardware/*.yaml ``die``) of
+# each family: a device takes the mean of its family's tables. One table per family, not per system or
+# die: the systems of a family run the same kernel library builds, and their composites differ by less
+# than their spread across paths (GB200 bf16 4.95 against B200 5.78 and B300 5.70, fp8 11.30 against
+# 11.84 / 11.41), so per-system shapes would make a part that dominates another on every datasheet
+# figure (GB300 over GB200 over B200) pay more per kernel on some path (tests/test_blackwell_rows.py)
+FAMILIES = {"Hopper": ("h100_sxm", "h200_sxm"), "Blackwell": ("b200_sxm", "gb200", "b300_sxm")}
+FAMILY_OF_DIE = {"GH100": "Hopper", "GB100": "Blackwell", "Blackwell Ultra": "Blackwell"}
+# the compute (activation) dtype of a row -> the tabled GEMM path it runs. The dtype code does not
+# tell fp8 per-tensor from fp8 block scales apart; "fp8" is what the measured files label their fp8
+# rows (gemm_quant_mode fp8: 734 of the dev file's 868 fp8 rows, 10 of the 47 InferenceX Blackwell rows).
+PATH_OF_COMPUTE = {"bf16": "bfloat16", "fp16": "bfloat16", "fp8": "fp8", "fp4": "nvfp4"}
+# the fitted devices' rows by compute dtype (/work/shared/data/serving-measured-hopper-dev.csv,
+# 1,294 rows on h100-sxm and h200: bf16 246, int4_wo 30 and nvfp4 150 (weight-only on Hopper, bf16
+# compute) = 426; fp8 and fp8_block = 868)
+FITTED_MIX = {"bf16": 426, "fp8": 868}
+
+
+def table_of(hw) -> dict | None:
+    """The composite table (path -> us) of device ``hw``: the mean over the tabled systems of its
+    family (:data:`FAMILY_OF_DIE` by its die) of each path they all hold; None for a device of
+    another die (or vendor)."""
+    systems = FAMILIES.get(FAMILY_OF_DIE.get(getattr(hw, "die", "") or "", ""))
+    if not systems:
+        return None
+    paths = set.intersection(*(set(COMPOSITE_US[s]) for s in systems))
+    return {p: sum(COMPOSITE_US[s][p] for s in systems) / len(systems) for p in sorted(paths)}
+
+
+def kernel_factors(hw) -> dict[str, float]:
+    """Compute dtype -> factor on a carried ``kernel_time_s`` for device ``hw``: T(path) over the
+    :data:`FITTED_MIX`-weighted mean of T (module docstring); {} (the scalar everywhere) without
+    a table."""
+    table = table_of(hw)
+    if not table or any(PATH_OF_COMPUTE[d] not in table for d in FITTED_MIX):
+        return {}
+    ref = sum(n * table[PATH_OF_COMPUTE[d]] for d, n in FITTED_MIX.items()) / sum(FITTED_MIX.values())
+    return {d: table[p] / ref for d, p in PATH_OF_COMPUTE.items() if p in table}
