@@ -194,6 +194,9 @@ class Ctx:
         self.kernel_s = at_act(htab["kernel_s"])  # fixed time per kernel at the row's compute dtype (GEMM path)
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         self.act_bytes_per_value = xp.gather(nbytes, act)
+        # a weight-only row (weights narrower than its compute: a dequantizing GEMM, W4A16 / W8A16)
+        # runs no tabled GEMM path: it keeps the scalar time per kernel (planner.kernel_paths)
+        self.kernel_s = xp.where(self.weight_bytes_per_param < self.act_bytes_per_value, H["overhead_s"], self.kernel_s)
         # hidden states (residual stream, all-reduces, the MoE combine): 16-bit at least, as an
         # fp8 / fp4 linear returns bf16 (planner.cost.interconnect.RESIDUAL_MIN_BYTES_PER_VALUE)
         self.hidden_bytes_per_value = xp.maximum(self.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)
