@@ -197,10 +197,10 @@ CARRY_RULES = {
 # kernel libraries' more than the die's: NVIDIA's own measured kernel tables (aiconfigurator
 # 0.12.0, TensorRT-LLM 1.3.0rc20; benchmarks/published_kernels.py, docs/serving-experiments.md
 # "Round 15 (S1b)") put a B200, GB200 or B300 decode layer's fixed time per kernel at 1.1-1.3x
-# H100's on the same GEMM path, where the spec's generic 4 us is half of it. Known cost: the
-# single-request SGLang B200 runs of bf16 / weight-only GQA models come out ~+66% (their GEMM
-# paths pay no activation quantization, which the carried Hopper mean includes:
-# tests/test_blackwell_rows.py). The compute fraction is the die's and the memory fraction the
+# H100's on the same GEMM path, where the spec's generic 4 us is half of it. The carried time
+# follows each row's GEMM path where the tables have it (:data:`CARRIED_KERNEL_BY_PATH`); known
+# cost left: the single-request SGLang B200 run of the weight-only (W4A16) gpt-oss-120b comes out
+# ~+67% (tests/test_blackwell_rows.py). The compute fraction is the die's and the memory fraction the
 # device's, so neither carries.
 CARRY_RULE = "scheduler+kernel+link"
 # A device fitted with other engines keeps its own fitted fractions (:func:`carried_over`'s
@@ -209,9 +209,11 @@ CARRY_RULE = "scheduler+kernel+link"
 OWN_FRACTIONS = True
 CARRIED = CARRY_RULES[CARRY_RULE]
 # A carried ``kernel_time_s`` follows the GEMM path of each row on a device with published NVIDIA
-# kernel tables (planner.kernel_paths: carried x the table's time of the row's path over its mean
-# at the fitted rows' mix). Round 15 (S1d), docs/serving-experiments.md. The carried values say so
-# with the marker :data:`KERNEL_BY_PATH` (1.0), which :func:`efficiency` reads.
+# kernel tables (planner.kernel_paths: carried x the family table's time of the row's path over its
+# mean at the fitted rows' mix; weight-only rows keep the scalar). Round 15 (S1d): leave-one-device-out
+# 36.91% / 18.37% -> 36.93% / 17.03% (h100-sxm held out TPOT 19% -> 17%), leave-one-model-out unchanged,
+# the 47 Blackwell runs' TPOT 8% -> 5% (docs/serving-experiments.md). The carried values say so with
+# the marker :data:`KERNEL_BY_PATH` (1.0), which :func:`efficiency` reads.
 CARRIED_KERNEL_BY_PATH = True
 KERNEL_BY_PATH = "kernel_time_by_path"
 DATASHEET = "datasheet"  # the profile name of a pair that takes its datasheet alone
