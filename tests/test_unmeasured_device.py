@@ -116,7 +116,10 @@ def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
         if not names:
             assert carried is None
             continue
-        assert list(carried[1]) == [k for k in names if k != SP.SAME_SILICON], rule  # b200: no fitted GB100
+        got = [k for k in carried[1] if k != SP.KERNEL_BY_PATH]
+        assert got == [k for k in names if k != SP.SAME_SILICON], rule  # b200: no fitted GB100
+        # a carried kernel time is marked to follow the GEMM path (planner.kernel_paths), an own or absent one not
+        assert (SP.KERNEL_BY_PATH in carried[1]) == ("kernel_time_s" in names), rule
         for k in set(names) & set(SHARED):
             assert carried[1][k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-5), (rule, k)
     amd = SP.carried_over("vllm", fits, load_hardware("mi300x"), SP.CARRY_RULES["engine+device"])
