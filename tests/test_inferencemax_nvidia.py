@@ -40,6 +40,8 @@ two TP4 B200 rows at 256 in flight did not fit their KV reservations and queued 
 requests every 10 / 30 decode iterations (planner.measured recv_interval): Blackwell TTFT
 39% -> 26% under the shipped carry rule (27% under scheduler+link), B200 41% -> 23% (18%); the
 TTFT gates moved to 0.33 / 0.30 (tests/test_recv_interval.py holds the B200 SGLang rows).
+Round 15 (S1d): the carried per-kernel time follows each row's GEMM path (planner.kernel_paths):
+the 47 Blackwell rows 25% / 5% (p90 69% / 23%), B200 23% / 6%, GB200 36% / 5%.
 """
 
 from __future__ import annotations
