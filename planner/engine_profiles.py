@@ -47,7 +47,7 @@ and the simulator (planner.cost.simulate) read these facts:
 * ``adp_balance_timeout_iters``: with attention data parallelism, the iterations a rank's
   context requests wait for every rank to hold one before they run anyway (TensorRT-LLM
   ``attention_dp_config`` ``enable_balance`` with ``timeout_iters``; 0: no balancer);
-  planner.cost.waves.adp_balance_wait_steps;
+  planner.cost.adp_balance.adp_balance_wait_steps;
 * ``fp8_weight_only_fallback``: on a device without fp8 compute (Ampere: A100, A10, L4-class
   chips of compute capability 8.0 / 8.6) an fp8 checkpoint still runs, weight-only (W8A16:
   fp8 weights dequantized to 16 bits in the GEMM, FP8 Marlin; activations and the KV cache

@@ -35,7 +35,7 @@ import numpy as np
 
 from planner import serving_params as SP
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import MeasuredRuns, mean_tokens
+from planner.measured import HARNESS_RECV_ON_BLACKWELL, MeasuredRuns, harness_recv_interval, mean_tokens
 from planner.measured_layouts import moe_layout, sweep_decode_workers
 from planner.replay_rows import DISAGG_COUNTS, LAYOUT_KEYS, disagg_value, has_columns, in_flight, read_rows
 
@@ -142,12 +142,9 @@ class Prepared:
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
 
-
     def _recv_interval(self, runs: MeasuredRuns, idx, hws) -> np.ndarray:
         """Each row's scheduler poll interval: its own, or the harness's by device and
         requests in flight (planner.measured.harness_recv_interval: NVIDIA parts with fp4 units)."""
-        from planner.measured import HARNESS_RECV_ON_BLACKWELL, harness_recv_interval
-
         given = runs.recv_interval[idx]
         blackwell = np.array([hws[s].vendor.strip().lower() == "nvidia" and hws[s].has_dtype("fp4")
                               for s in runs.system[idx]], dtype=bool)

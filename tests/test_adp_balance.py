@@ -1,5 +1,5 @@
 """TensorRT-LLM's attention-DP balancer (``attention_dp_config.enable_balance``,
-``timeout_iters``): the closed form of planner.cost.waves.adp_balance_wait_steps against a
+``timeout_iters``): the closed form of planner.cost.adp_balance.adp_balance_wait_steps against a
 brute-force simulation of the engine's rule (PyExecutor ``_balance_adp_requests``: every
 iteration the ranks compare counts; context requests run when every rank holds one, else a
 shared counter advances and releases them at the timeout), its limits, and what it does to
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from planner.cost.api import estimate
-from planner.cost.waves import adp_balance_wait_steps
+from planner.cost.adp_balance import adp_balance_wait_steps
 from planner.engine_profiles import load_engine
 
 DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "serving-measured-hopper-dev.csv"

@@ -17,7 +17,7 @@ from planner.cost.serving import REQUESTS_PER_CONCURRENCY
 from planner.cost.serving_api import simulate_estimate
 from planner.cost.simulate import simulate
 from planner.cost.simulate_balance import AdpBalancer
-from planner.cost.waves import adp_balance_wait_steps, adp_busy_share
+from planner.cost.adp_balance import adp_balance_wait_steps, adp_busy_share
 from planner.engine_profiles import load_engine
 from tests.test_adp_balance import _closed_loop_wait
 from tests.test_serving import ctx
@@ -121,7 +121,7 @@ def _grid(arrival: str, n: int, seed: int, cycles: int = REQUESTS_PER_CONCURRENC
 
 def test_the_closed_form_holds_a_closed_loops_prompts_as_the_simulator_does():
     """The simulator's mean hold (iterations) against the closed form at the simulated arrivals
-    per iteration (planner.cost.waves.adp_balance_wait_steps; the first wave is routed one a
+    per iteration (planner.cost.adp_balance.adp_balance_wait_steps; the first wave is routed one a
     rank and never held), closed loops run 40 cycles: over the grid the mean within 5%, every
     point within 25%. Run 10 cycles, as the benchmark does, the simulator holds less (the
     closed form is 1.25x on this grid): started all at once, the loop's arrivals stay bunched
@@ -135,7 +135,7 @@ def test_the_closed_form_holds_a_closed_loops_prompts_as_the_simulator_does():
 
 
 def test_the_closed_form_holds_poisson_arrivals_as_the_simulator_does():
-    """Poisson arrivals: the held share (planner.cost.waves.adp_busy_share: every rank
+    """Poisson arrivals: the held share (planner.cost.adp_balance.adp_busy_share: every rank
     generating) times the closed form against the simulator's mean hold: over the grid the
     mean within 10%, and within 25% wherever the ranks hold two generation requests or more
     each. Below that a rank often runs dry during the window, and the rule then releases at

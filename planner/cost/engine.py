@@ -40,7 +40,7 @@ INPUT_DEFAULTS = {"arrival": 0, "rate": 0.0, "token_budget": 8192, "max_running"
 # recv_interval: the decode iterations between the scheduler's polls for new requests (SGLang
 # --scheduler-recv-interval; 1: every iteration; planner.cost.waves.recv_wait_steps)
 # adp_balance_iters: the engine's attention-DP balancer timeout in iterations (0: none;
-# planner.engine_profiles adp_balance_timeout_iters, planner.cost.waves.adp_balance_wait_steps)
+# planner.engine_profiles adp_balance_timeout_iters, planner.cost.adp_balance.adp_balance_wait_steps)
 # spec_tokens, spec_accept: speculative decoding (MTP) drafts per step and their per-position
 # acceptance (planner.cost.spec_decode; 0 drafts = plain decoding)
 # range_ratio: the closed-loop benchmark draws each request's lengths from [r L, L]

@@ -54,13 +54,24 @@ POISSON_EXACT_MEAN = 20.0  # below: the expected maximum summed exactly; above: 
 _POISSON_TERMS = 96  # P(N > 95) for a mean of 20 is below 1e-30
 
 
+def poisson_cdf_table(mu, terms: int):
+    """``P(Pois(mu) <= k)`` for ``k = 0..terms - 1`` on a new last axis (``mu`` > 0, arrays):
+    the log pmf ``-mu + k log mu - log k!`` summed term by term, capped at 1. The one Poisson
+    CDF of the cost engine (:func:`expected_max_poisson`, planner.cost.adp_balance)."""
+    from math import lgamma
+
+    m = np.asarray(mu, dtype=float)[..., None]
+    k = np.arange(terms, dtype=float)
+    logpmf = -m + k * np.log(m) - np.array([lgamma(v + 1.0) for v in k])
+    return np.minimum(np.cumsum(np.exp(logpmf), axis=-1), 1.0)
+
+
 def expected_max_poisson(mu, n, own=False):
     """E[max of ``n`` independent Poisson(``mu``)] (arrays): ``sum_k (1 - F(k)^n)``, exact
     for ``mu <= POISSON_EXACT_MEAN``, else ``mu + sqrt(mu) e_n`` with ``e_n`` the expected
     maximum of n standard normals (Blom's ``Phi^-1((n - 0.375) / (n + 0.25))``). ``own``:
     one of the n holds one more (a request's own group), ``sum_k (1 - F(k-1) F(k)^(n-1))``
     (1 + the above, an upper bound, in the normal range)."""
-    from math import lgamma
     from statistics import NormalDist
 
     mu, n = np.broadcast_arrays(np.asarray(mu, dtype=float), np.asarray(n, dtype=float))
@@ -68,12 +79,10 @@ def expected_max_poisson(mu, n, own=False):
     many = n > 1.0
     small = many & (mu <= POISSON_EXACT_MEAN) & (mu > 0.0)
     if small.any():
-        m, nn = mu[small][:, None], n[small][:, None]
-        k = np.arange(_POISSON_TERMS, dtype=float)
-        logpmf = -m + k * np.log(m) - np.array([lgamma(v + 1.0) for v in k])
-        cdf = np.minimum(np.cumsum(np.exp(logpmf), axis=1), 1.0)
+        nn = n[small][:, None]
+        cdf = poisson_cdf_table(mu[small], _POISSON_TERMS)
         if own:
-            before = np.concatenate([np.zeros_like(m), cdf[:, :-1]], axis=1)
+            before = np.concatenate([np.zeros_like(cdf[:, :1]), cdf[:, :-1]], axis=1)
             out[small] = np.sum(1.0 - before * cdf ** (nn - 1.0), axis=1)
         else:
             out[small] = np.sum(1.0 - cdf ** nn, axis=1)

@@ -58,7 +58,8 @@ from planner.cost.open_loop import poisson
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
-from planner.cost.waves import balance_wait_s, in_step_share, recv_wait_steps, smeared_waves
+from planner.cost.adp_balance import balance_wait_s
+from planner.cost.waves import in_step_share, recv_wait_steps, smeared_waves
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
@@ -337,7 +338,7 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)
     pick = arrival == ARRIVAL_CODE["closed"]
     pois = arrival == ARRIVAL_CODE["poisson"]
-    # an attention-DP balancer holds a prompt that arrives alone (planner.cost.waves.balance_wait_s):
+    # an attention-DP balancer holds a prompt that arrives alone (planner.cost.adp_balance.balance_wait_s):
     # a closed loop's spread-out later prompts, S per cycle of G + 1 steps and the TTFT's, timed at
     # the loop's TPOT; Poisson arrivals, timed at the decode step (nothing else runs while they
     # are held), then run together in the step that releases them (released_step_excess_s)
@@ -373,7 +374,7 @@ def released_step_excess_s(x: Ctx, open_: dict, others, P, G, budget, host_s):
     """Poisson arrivals held by an attention-DP balancer run in the step that releases the
     window's prompts, ``1 + others`` of them beside the ``decoding`` requests (within the
     room the budget leaves): its time beyond the open loop's own carrying step (``own_s``),
-    for the held share (planner.cost.waves.balance_wait_s)."""
+    for the held share (planner.cost.adp_balance.balance_wait_s)."""
     if not np.any(np.asarray(others) > 0.0):
         return 0.0
     d = open_["decoding"]

@@ -1,6 +1,6 @@
 """TensorRT-LLM's attention-DP balancer in the discrete-event simulator
 (planner.cost.simulate): which rank each request lands on and, every iteration, whether the
-waiting prompts may run. The analytic counterpart is planner.cost.waves.adp_balance_wait_steps;
+waiting prompts may run. The analytic counterpart is planner.cost.adp_balance.adp_balance_wait_steps;
 tests/test_serving_balance.py checks the two agree.
 
 The engine's rules (TensorRT-LLM PyExecutor and its request queue):
