@@ -3,13 +3,18 @@
 The rows: tests/data/inferencemax-nvidia.csv (InferenceX DeepSeek-R1 runs on B200, GB200
 and B300, TensorRT-LLM and SGLang, aggregated and disaggregated, 3 to 8,192 requests in
 flight, plus H200 runs of the same recipes as a cross-check against the fitted profiles)
-and tests/data/inferencemax-amd.csv (MI355X); their sources on each row's
-``silicon_data_source``. Nothing is fitted to them: an unmeasured device takes its
-datasheet plus what planner.serving_params.CARRY_RULE carries from the fitted Hopper pairs.
+tests/data/inferencemax-amd.csv (InferenceX DeepSeek-R1 runs on MI355X and MI325X, SGLang)
+and tests/data/amd-published.csv (dstack's DeepSeek-R1 runs on 8x MI300X and 8x H200, SGLang
+and vLLM, March 2025); their sources on each row's ``silicon_data_source``. Nothing is fitted
+to them: an unmeasured device takes its datasheet plus what planner.serving_params.CARRY_RULE
+carries from the fitted Hopper pairs.
 
 Prints, under the shipped rule, the median |error| and the signed median of TTFT and TPOT
 (error = predicted / measured - 1) per device, per (device, precision), per (device,
-concurrency band), per mode and per profile; then, for every candidate rule of
+concurrency band), per (device, engine, mode), per (device, model) and per profile; then the
+same harness point on an AMD part and on H200 (same engine, model, precision, GPUs, lengths and
+requests in flight, within one source): the measured AMD / H200 ratio of TTFT and TPOT against
+the replayed one (:func:`twin_ratios`); then, for every candidate rule of
 planner.serving_params.CARRY_RULES (switched as benchmarks/blackwell_published.py does), a
 table rule x device. ``--rows`` also prints every row. Run:
 python benchmarks/unmeasured_devices.py [--rows]   (a few seconds)
@@ -31,7 +36,14 @@ from planner.replay import in_flight, predict  # noqa: E402
 from planner.replay_scoring import band, errors  # noqa: E402
 from planner.serving_profile import load_serving  # noqa: E402
 
-FILES = (ROOT / "tests" / "data" / "inferencemax-nvidia.csv", ROOT / "tests" / "data" / "inferencemax-amd.csv")
+DATA = ROOT / "tests" / "data"
+FILES = (DATA / "inferencemax-nvidia.csv", DATA / "inferencemax-amd.csv", DATA / "amd-published.csv")
+AMD = ("mi300x", "mi325x", "mi355x")
+# The carry-rule table's rows: the InferenceX files only. The dstack runs are of March 2025
+# engines, 3-7x slower than the 2026 ones the Hopper profiles were fitted on, on H200 as on
+# MI300X (their H200 twins: TTFT -85%, TPOT -57%): their absolute error measures the engine
+# version, not a rule; their AMD / H200 ratios are in the twin table.
+RULE_FILES = FILES[:2]
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 
@@ -56,14 +68,51 @@ def table(title: str, keys: np.ndarray, e_ttft, e_tpot) -> None:
         print(f"  {str(k):<42} {int(m.sum()):>4}  {cell(e_ttft[m]):>20}  {cell(e_tpot[m]):>20}")
 
 
+def same_points(parts) -> dict:
+    """(source, device, engine, model, precision, GPUs, ISL, OSL, requests in flight) ->
+    (measured TTFT, replayed TTFT, measured TPOT, replayed TPOT) of every aggregated row of
+    ``parts`` ((runs, prediction) per file). The source is the file (InferenceX rows pair
+    across the two InferenceX files: one harness)."""
+    out = {}
+    for runs, pred in parts:
+        src = "dstack" if "amd-published" in runs.file else "InferenceX"
+        gpus = runs.tp * np.maximum(runs.dp, 1) * runs.pp
+        for i in np.flatnonzero(runs.mode == "agg"):
+            key = (src, str(pred.device[i]), runs.engine[i], runs.model[i], runs.quant[i], int(gpus[i]),
+                   int(runs.isl[i]), int(runs.osl[i]), int(runs.concurrency[i] * max(runs.dp[i], 1)))
+            out[key] = (runs.measured_ttft_s[i], pred.ttft_s[i], runs.measured_tpot_s[i], pred.tpot_s[i])
+    return out
+
+
+def twin_ratios(parts) -> list[tuple]:
+    """Every harness point measured on an AMD part and on H200 (:func:`same_points`): (key,
+    measured AMD / H200 TTFT, replayed ratio, measured TPOT ratio, replayed ratio). A replay
+    right about the AMD part's speed relative to H200 has the two ratios equal, whatever the
+    engine version's offset common to both (the dstack runs are of March 2025 engines)."""
+    pts = same_points(parts)
+    rows = []
+    for k, a in sorted(pts.items()):
+        h = pts.get(k[:1] + ("h200",) + k[2:])
+        if k[1] in AMD and h is not None:
+            rows.append((k, a[0] / h[0], a[1] / h[1], a[2] / h[2], a[3] / h[3]))
+    return rows
+
+
+def print_twins(parts) -> None:
+    print(f"\nAMD / H200 at the same harness point (measured vs replayed){'':<6} TTFT meas / repl    TPOT meas / repl")
+    for k, tm, tr, pm, pr in twin_ratios(parts):
+        src, dev, eng, _, q, g, isl, osl, c = k
+        print(f"  {src:<10} {dev:<7} {eng:<7} {q:<9} {g}x {isl:>5}/{osl:<5} C{c:<4}      {tm:5.2f} / {tr:4.2f}         {pm:5.2f} / {pr:4.2f}")
+
+
 def by_rule() -> None:
-    """Rule x device: TTFT / TPOT median |error| (signed) of every file's rows per device."""
+    """Rule x device: TTFT / TPOT median |error| (signed) of :data:`RULE_FILES`' rows per device."""
     shipped = SP.CARRIED
     results = {}
     try:
         for rule, carried in SP.CARRY_RULES.items():
             SP.CARRIED = carried
-            parts = [replay(f) for f in FILES]
+            parts = [replay(f) for f in RULE_FILES]
             dev = np.concatenate([p[1].device for p in parts]).astype(object)
             results[rule] = (dev, np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
     finally:
@@ -81,8 +130,10 @@ def by_rule() -> None:
 
 
 def main(argv: list[str]) -> None:
+    parts = []
     for path in FILES:
         runs, pred, e_ttft, e_tpot = replay(path)
+        parts.append((runs, pred))
         ok = pred.status == "ok"
         print(f"\n== {path.relative_to(ROOT)}: {int(ok.sum())} of {len(runs)} rows predicted; "
               f"all rows TTFT {cell(e_ttft)}, TPOT {cell(e_tpot)}")
@@ -93,12 +144,14 @@ def main(argv: list[str]) -> None:
         table("device, concurrency band", dev + " " + bands, e_ttft, e_tpot)
         table("device, engine, mode", dev + " " + runs.engine.astype(object) + " " + runs.mode.astype(object),
               e_ttft, e_tpot)
+        table("device, model", dev + " " + runs.model.astype(object), e_ttft, e_tpot)
         table("profile", pred.profile.astype(object), e_ttft, e_tpot)
         if "--rows" in argv:
             print()
             for i in range(len(runs)):
                 print(f"  {runs.ids[i]:<62} TTFT {pred.ttft_s[i] * 1e3:9.1f} ms ({e_ttft[i]:+5.0%})  "
                       f"TPOT {pred.tpot_s[i] * 1e3:6.2f} ms ({e_tpot[i]:+5.0%})")
+    print_twins(parts)
     by_rule()
 
 
