@@ -3,12 +3,13 @@
 The rows: tests/data/inferencemax-nvidia.csv (InferenceX DeepSeek-R1 runs on B200, GB200
 and B300, TensorRT-LLM and SGLang, aggregated and disaggregated, 3 to 8,192 requests in
 flight, plus H200 runs of the same recipes as a cross-check against the fitted profiles)
-and tests/data/inferencemax-amd.csv (MI355X); their sources on each row's
+tests/data/inferencemax-amd.csv (MI355X) and tests/data/vultr-b200.csv (Vultr's published vLLM
+runs of MiniMax-M2.5 on HGX B200); their sources on each row's
 ``silicon_data_source``. Nothing is fitted to them: an unmeasured device takes its
 datasheet plus what planner.serving_params.CARRY_RULE carries from the fitted Hopper pairs.
 
 Prints, under the shipped rule, the median |error| and the signed median of TTFT and TPOT
-(error = predicted / measured - 1) per device, per (device, precision), per (device,
+(error = predicted / measured - 1) per device, per (device, model), per (device, precision), per (device,
 concurrency band), per mode and per profile; then, for every candidate rule of
 planner.serving_params.CARRY_RULES (switched as benchmarks/blackwell_published.py does), a
 table rule x device. ``--rows`` also prints every row. Run:
@@ -31,7 +32,11 @@ from planner.replay import in_flight, predict  # noqa: E402
 from planner.replay_scoring import band, errors  # noqa: E402
 from planner.serving_profile import load_serving  # noqa: E402
 
-FILES = (ROOT / "tests" / "data" / "inferencemax-nvidia.csv", ROOT / "tests" / "data" / "inferencemax-amd.csv")
+FILES = (ROOT / "tests" / "data" / "inferencemax-nvidia.csv", ROOT / "tests" / "data" / "inferencemax-amd.csv",
+         ROOT / "tests" / "data" / "vultr-b200.csv")
+# a file whose devices get a column of their own in the per-rule tables (its rows stay out of the
+# "Blackwell" column, which keeps the InferenceX rows the earlier rounds report)
+COLUMN_TAG = {"vultr-b200.csv": "-vultr"}
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 
@@ -57,14 +62,16 @@ def table(title: str, keys: np.ndarray, e_ttft, e_tpot) -> None:
 
 
 def by_rule() -> None:
-    """Rule x device: TTFT / TPOT median |error| (signed) of every file's rows per device."""
+    """Rule x device: TTFT / TPOT median |error| (signed) of every file's rows per device (a
+    :data:`COLUMN_TAG` file's rows in columns of their own)."""
     shipped = SP.CARRIED
     results = {}
     try:
         for rule, carried in SP.CARRY_RULES.items():
             SP.CARRIED = carried
             parts = [replay(f) for f in FILES]
-            dev = np.concatenate([p[1].device for p in parts]).astype(object)
+            dev = np.concatenate([p[1].device.astype(object) + COLUMN_TAG.get(f.name, "")
+                                  for f, p in zip(FILES, parts)])
             results[rule] = (dev, np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
     finally:
         SP.CARRIED = shipped
@@ -89,6 +96,7 @@ def main(argv: list[str]) -> None:
         dev = pred.device.astype(object)
         bands = np.array([band(c) for c in in_flight(runs)], dtype=object)
         table("device", dev, e_ttft, e_tpot)
+        table("device, model", dev + " " + runs.model.astype(object), e_ttft, e_tpot)
         table("device, precision", dev + " " + runs.quant.astype(object), e_ttft, e_tpot)
         table("device, concurrency band", dev + " " + bands, e_ttft, e_tpot)
         table("device, engine, mode", dev + " " + runs.engine.astype(object) + " " + runs.mode.astype(object),
