@@ -3,11 +3,12 @@
 The rows: tests/data/inferencemax-nvidia.csv (InferenceX DeepSeek-R1 runs on B200, GB200
 and B300, TensorRT-LLM and SGLang, aggregated and disaggregated, 3 to 8,192 requests in
 flight, plus H200 runs of the same recipes as a cross-check against the fitted profiles)
-tests/data/inferencemax-amd.csv (InferenceX DeepSeek-R1 runs on MI355X and MI325X, SGLang)
-and tests/data/amd-published.csv (dstack's DeepSeek-R1 runs on 8x MI300X and 8x H200, SGLang
-and vLLM, March 2025); their sources on each row's ``silicon_data_source``. Nothing is fitted
-to them: an unmeasured device takes its datasheet plus what planner.serving_params.CARRY_RULE
-carries from the fitted Hopper pairs.
+tests/data/inferencemax-amd.csv (InferenceX DeepSeek-R1 runs on MI355X and MI325X, SGLang),
+tests/data/amd-published.csv (dstack's DeepSeek-R1 runs on 8x MI300X and 8x H200, SGLang
+and vLLM, March 2025) and tests/data/vultr-b200.csv (Vultr's published vLLM runs of
+MiniMax-M2.5 on HGX B200); their sources on each row's ``silicon_data_source``. Nothing is
+fitted to them: an unmeasured device takes its datasheet plus what
+planner.serving_params.CARRY_RULE carries from the fitted Hopper pairs.
 
 Prints, under the shipped rule, the median |error| and the signed median of TTFT and TPOT
 (error = predicted / measured - 1) per device, per (device, precision), per (device,
@@ -37,13 +38,17 @@ from planner.replay_scoring import band, errors  # noqa: E402
 from planner.serving_profile import load_serving  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
-FILES = (DATA / "inferencemax-nvidia.csv", DATA / "inferencemax-amd.csv", DATA / "amd-published.csv")
+FILES = (DATA / "inferencemax-nvidia.csv", DATA / "inferencemax-amd.csv", DATA / "amd-published.csv",
+         DATA / "vultr-b200.csv")
 AMD = ("mi300x", "mi325x", "mi355x")
-# The carry-rule table's rows: the InferenceX files only. The dstack runs are of March 2025
+# The carry-rule table's rows: every file but dstack's. The dstack runs are of March 2025
 # engines, 3-7x slower than the 2026 ones the Hopper profiles were fitted on, on H200 as on
 # MI300X (their H200 twins: TTFT -85%, TPOT -57%): their absolute error measures the engine
 # version, not a rule; their AMD / H200 ratios are in the twin table.
-RULE_FILES = FILES[:2]
+RULE_FILES = (FILES[0], FILES[1], FILES[3])
+# a file whose devices get a column of their own in the per-rule tables (its rows stay out of the
+# "Blackwell" column, which keeps the InferenceX rows the earlier rounds report)
+COLUMN_TAG = {"vultr-b200.csv": "-vultr"}
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 
@@ -106,14 +111,16 @@ def print_twins(parts) -> None:
 
 
 def by_rule() -> None:
-    """Rule x device: TTFT / TPOT median |error| (signed) of :data:`RULE_FILES`' rows per device."""
+    """Rule x device: TTFT / TPOT median |error| (signed) of :data:`RULE_FILES`' rows per device (a
+    :data:`COLUMN_TAG` file's rows in columns of their own)."""
     shipped = SP.CARRIED
     results = {}
     try:
         for rule, carried in SP.CARRY_RULES.items():
             SP.CARRIED = carried
             parts = [replay(f) for f in RULE_FILES]
-            dev = np.concatenate([p[1].device for p in parts]).astype(object)
+            dev = np.concatenate([p[1].device.astype(object) + COLUMN_TAG.get(f.name, "")
+                                  for f, p in zip(RULE_FILES, parts)])
             results[rule] = (dev, np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
     finally:
         SP.CARRIED = shipped
@@ -140,11 +147,11 @@ def main(argv: list[str]) -> None:
         dev = pred.device.astype(object)
         bands = np.array([band(c) for c in in_flight(runs)], dtype=object)
         table("device", dev, e_ttft, e_tpot)
+        table("device, model", dev + " " + runs.model.astype(object), e_ttft, e_tpot)
         table("device, precision", dev + " " + runs.quant.astype(object), e_ttft, e_tpot)
         table("device, concurrency band", dev + " " + bands, e_ttft, e_tpot)
         table("device, engine, mode", dev + " " + runs.engine.astype(object) + " " + runs.mode.astype(object),
               e_ttft, e_tpot)
-        table("device, model", dev + " " + runs.model.astype(object), e_ttft, e_tpot)
         table("profile", pred.profile.astype(object), e_ttft, e_tpot)
         if "--rows" in argv:
             print()
