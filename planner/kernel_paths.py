@@ -17,7 +17,9 @@ The carried time on a row of compute dtype ``d`` is (:func:`kernel_factors`)::
     carried x T(path(d)) / sum_p w_p T(p)
 
 with ``T`` the composite of the target device's family (the mean of its family's tables)
-and ``w`` the fitted rows' shares by path (:data:`FITTED_MIX`). The level is the fit's (the carry
+and ``w`` the fitted rows' shares by path: the mix a fit records (:func:`gemm_mix`, written into
+each serving profile's provenance as ``gemm_mix`` and carried with the kernel time by
+planner.serving_params.carried_over). The level is the fit's (the carry
 rule: the fixed time per kernel is the vendor's libraries', and the fit is 1.06-1.27x the tables'
 composite on Hopper, so the tables' absolute level is not what the fit measures); the path
 dependence is the target's own table. A device or a compute dtype without a table keeps the
@@ -53,11 +55,24 @@ FAMILY_OF_DIE = {"GH100": "Hopper", "GB100": "Blackwell", "Blackwell Ultra": "Bl
 # tell fp8 per-tensor from fp8 block scales apart; "fp8" is what the measured files label their fp8
 # rows (gemm_quant_mode fp8: 734 of the dev file's 868 fp8 rows, 10 of the 47 InferenceX Blackwell rows).
 PATH_OF_COMPUTE = {"bf16": "bfloat16", "fp16": "bfloat16", "fp8": "fp8", "fp4": "nvfp4"}
-# the fitted devices' rows on a tabled path, by compute dtype (/work/shared/data/serving-measured-hopper-dev.csv,
-# 1,294 rows on h100-sxm and h200: bf16 246; fp8 and fp8_block 868). Its 180 weight-only rows (int4_wo 30,
-# nvfp4 150: Hopper has no fp4 units, so they dequantize to bf16) run dequantizing GEMMs that no table
-# holds: they keep the carried scalar (planner.cost.context), so they enter neither side of the ratio
-FITTED_MIX = {"bf16": 246, "fp8": 868}
+
+
+def gemm_mix(weight_dtypes, compute_dtypes) -> dict[str, int]:
+    """Compute dtype -> rows, over the rows of dtypes (``weight_dtypes[i]``, ``compute_dtypes[i]``)
+    whose compute dtype has a tabled GEMM path (:data:`PATH_OF_COMPUTE`) and whose weights are
+    not narrower than it (planner.dtypes.BITS): the mix a fitted kernel time is a mean over.
+    A weight-only row (W4A16, W8A16: a dequantizing GEMM that no table holds, and which keeps the
+    carried scalar in the cost engine, planner.cost.context) enters neither side of the ratio.
+    On the dev file (1,294 rows on h100-sxm and h200): bf16 246, fp8 868 (fp8 and fp8_block); its
+    180 weight-only rows (int4_wo 30; nvfp4 150: Hopper has no fp4 units, so they dequantize to
+    bf16) are left out (tests/test_kernel_paths.py counts them from the CSV's precision column)."""
+    from planner.dtypes import BITS
+
+    out: dict[str, int] = {}
+    for w, a in zip(weight_dtypes, compute_dtypes):
+        if a in PATH_OF_COMPUTE and BITS[w] >= BITS[a]:
+            out[a] = out.get(a, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def table_of(hw) -> dict | None:
@@ -71,12 +86,13 @@ def table_of(hw) -> dict | None:
     return {p: sum(COMPOSITE_US[s][p] for s in systems) / len(systems) for p in sorted(paths)}
 
 
-def kernel_factors(hw) -> dict[str, float]:
+def kernel_factors(hw, mix: dict[str, float]) -> dict[str, float]:
     """Compute dtype -> factor on a carried ``kernel_time_s`` for device ``hw``: T(path) over the
-    :data:`FITTED_MIX`-weighted mean of T (module docstring); {} (the scalar everywhere) without
-    a table."""
+    mean of T weighted by ``mix`` (compute dtype -> rows the carried time was fitted on:
+    :func:`gemm_mix`; module docstring); {} (the scalar everywhere) without a table, without a
+    mix, or with a mix on a path the table lacks."""
     table = table_of(hw)
-    if not table or any(PATH_OF_COMPUTE[d] not in table for d in FITTED_MIX):
+    if not table or not mix or sum(mix.values()) <= 0 or any(PATH_OF_COMPUTE[d] not in table for d in mix):
         return {}
-    ref = sum(n * table[PATH_OF_COMPUTE[d]] for d, n in FITTED_MIX.items()) / sum(FITTED_MIX.values())
+    ref = sum(n * table[PATH_OF_COMPUTE[d]] for d, n in sorted(mix.items())) / sum(mix.values())
     return {d: table[p] / ref for d, p in PATH_OF_COMPUTE.items() if p in table}

@@ -308,7 +308,7 @@ KV_DTYPE_COLUMN = "kv_cache_dtype"
 KV_DTYPE_SPELLINGS = {"": "", "auto": "", "fp8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bf16": "bf16",
                       "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16"}
 HARNESS_FP8_KV_ENGINES = ("trtllm",)
-FP8_KV_WITH_FP4_UNITS = "fp8-if-fp4-units"  # a harness fp4 launch: fp8 KV where the device has fp4 units
+FP8_KV_WITH_FP4_UNITS = "fp8-if-fp4-units"  # a harness fp4 launch: fp8 KV on Blackwell (Hardware.blackwell_class)
 
 
 def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str = "", line: int = 0) -> str:
@@ -339,8 +339,8 @@ def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str =
 # GLM-5 B200 launch (glm5_fp8_b200.sh; not told apart: a GLM-5 B200 row takes the rule).
 # The MI355X launches' --num-continuous-decode-steps 4 is not such a wait: since SGLang pull
 # request 2095 (2024-11, the overlap scheduler) the argument is parsed and never read.
-# Read as :data:`HARNESS_RECV_ON_BLACKWELL`, resolved against the device (an NVIDIA part with
-# fp4 units) and the concurrency by planner.replay (:func:`harness_recv_interval`).
+# Read as :data:`HARNESS_RECV_ON_BLACKWELL`, resolved against the device (a Blackwell-class part:
+# planner.specs.Hardware.blackwell_class) and the concurrency by planner.replay (:func:`harness_recv_interval`).
 RECV_INTERVAL_COLUMN = "scheduler_recv_interval"
 HARNESS_RECV_ENGINES = ("sglang",)
 HARNESS_RECV_ON_BLACKWELL = 0.0  # the harness's rule, by device and concurrency
@@ -358,7 +358,7 @@ def recv_interval(given: str, source: str, engine: str, file: str = "", line: in
 
 def harness_recv_interval(concurrency, blackwell):
     """The harness's poll interval of a row (:func:`recv_interval`'s sentinel): 10 below 16
-    requests in flight and 30 from 16 on where ``blackwell`` (an NVIDIA part with fp4 units),
+    requests in flight and 30 from 16 on where ``blackwell`` (planner.specs.Hardware.blackwell_class),
     1 elsewhere; arrays broadcast."""
     c = np.asarray(concurrency, dtype=float)
     n = np.where(c >= HARNESS_RECV_FROM, HARNESS_RECV_HIGH, HARNESS_RECV_LOW)

@@ -144,10 +144,10 @@ class Prepared:
 
     def _recv_interval(self, runs: MeasuredRuns, idx, hws) -> np.ndarray:
         """Each row's scheduler poll interval: its own, or the harness's by device and
-        requests in flight (planner.measured.harness_recv_interval: NVIDIA parts with fp4 units)."""
+        requests in flight (planner.measured.harness_recv_interval: on a Blackwell-class part,
+        planner.specs.Hardware.blackwell_class)."""
         given = runs.recv_interval[idx]
-        blackwell = np.array([hws[s].vendor.strip().lower() == "nvidia" and hws[s].has_dtype("fp4")
-                              for s in runs.system[idx]], dtype=bool)
+        blackwell = np.array([hws[s].blackwell_class for s in runs.system[idx]], dtype=bool)
         return np.where(given == HARNESS_RECV_ON_BLACKWELL, harness_recv_interval(self.C, blackwell), given)
 
     def _pipeline(self, runs: MeasuredRuns, idx, models, hws, adt) -> None:

@@ -160,8 +160,8 @@ def read_rows(runs: MeasuredRuns) -> Rows:
             reason = "no requests in flight (batch_size 0)"
         if reason is None and adt[i] == FP4_OR_BF16:
             adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
-        if reason is None and runs.kv_dtype[i] == FP8_KV_WITH_FP4_UNITS and h.has_dtype("fp4"):
-            kdt[i] = "fp8"  # the harness's fp4 launches on parts with fp4 units (planner.measured)
+        if reason is None and runs.kv_dtype[i] == FP8_KV_WITH_FP4_UNITS and h.blackwell_class:
+            kdt[i] = "fp8"  # the harness's fp4 launches on Blackwell (planner.measured)
         if reason is None and adt[i] == "fp8" and not h.has_dtype("fp8") \
                 and profiles[runs.engine[i]].fp8_weight_only_fallback:
             adt[i] = "bf16"  # the engine's W8A16 path: fp8 weights, 16-bit GEMMs (engines/*.yaml)

@@ -79,13 +79,29 @@ def _unset_unseen_ceiling(vals: dict, hw, seen: bool) -> dict:
 @dataclass
 class GroupFit:
     group: str
-    values: dict
+    values: dict  # a planner.serving_params.Values: its gemm_mix the file's (:func:`gemm_mix`)
     rows: int
     rms_log_ttft: float
     rms_log_tpot: float
     cost: float
     problems: list
     at_limit: list  # parameters that ended at their physical limit (physical=True)
+
+
+def gemm_mix(prep: Prepared) -> dict[str, int]:
+    """Compute dtype -> predicted rows of the measured file on a GEMM path NVIDIA's kernel tables
+    hold, weight-only rows left out (planner.kernel_paths.gemm_mix): the mix the fitted kernel
+    times are read as a mean over when one is carried to a device with tables (planner.serving_params
+    :class:`~planner.serving_params.Values`). Counted on the file a pooled fit reads, every pair's
+    rows and the rows ``use`` leaves out included (the round 15 reading: a pair's own rows or the
+    fitted rows alone are a model change to judge with the keep rule); recorded with the fit, so a
+    refit keeps it true (a serving profile's ``provenance.gemm_mix``)."""
+    from planner.dtypes import DTYPES  # the engine's dtype codes index it (planner.cost.tables.DTYPE_CODE)
+    from planner.kernel_paths import gemm_mix as count
+
+    if not prep.idx.size:
+        return {}
+    return count(*([DTYPES[c] for c in prep.cols[k].tolist()] for k in ("weight_dtype", "act_dtype")))
 
 
 def _residuals(prep: Prepared, group: str, base: dict, names, x, which: str, mask):
@@ -147,7 +163,8 @@ def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: b
     problems = SP.check(vals, f"{group}: ")
     at_limit = [k for k in FITTED + tuple(extra)
                 if physical and SP.BY_NAME[k].hi < BOX[k][1] and vals[k] >= SP.BY_NAME[k].hi - 1e-6]
-    return GroupFit(group, vals, n, rms["ttft"], rms["tpot"], cost, problems, at_limit)
+    return GroupFit(group, SP.Values(vals, gemm_mix=gemm_mix(prep)), n, rms["ttft"], rms["tpot"], cost, problems,
+                    at_limit)
 
 
 def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: bool = False,
@@ -212,6 +229,7 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
                                                             if key_of(h, EXPERT_CEILING) == key_of(g, EXPERT_CEILING)))
                 for g, v in vals.items()}
     pred = prep.run({g: ("fit", v) for g, v in vals.items()})
+    mix = gemm_mix(prep)
     out = {}
     for g in fitted:
         m = mask & (prep.group == g)
@@ -220,7 +238,7 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
         problems = SP.check(vals[g], f"{g}: ")
         at_limit = [k for k in names if physical and SP.BY_NAME[k].hi < BOX[k][1]
                     and vals[g][k] >= SP.BY_NAME[k].hi - 1e-6]
-        out[g] = GroupFit(g, vals[g], int(m.sum()), float(np.sqrt(np.mean(rt ** 2))),
+        out[g] = GroupFit(g, SP.Values(vals[g], gemm_mix=mix), int(m.sum()), float(np.sqrt(np.mean(rt ** 2))),
                           float(np.sqrt(np.mean(rp ** 2))), float(res.cost), problems, at_limit)
         if strict and problems:
             raise InputError("refusing the fit: " + problems[0] + " (a physical effect is missing from the model "

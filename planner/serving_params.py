@@ -212,12 +212,42 @@ CARRIED = CARRY_RULES[CARRY_RULE]
 # kernel tables (planner.kernel_paths: carried x the family table's time of the row's path over its
 # mean at the fitted rows' mix; weight-only rows keep the scalar). Round 15 (S1d): leave-one-device-out
 # 36.91% / 18.37% -> 36.93% / 17.03% (h100-sxm held out TPOT 19% -> 17%), leave-one-model-out unchanged,
-# the 47 Blackwell runs' TPOT 8% -> 5% (docs/serving-experiments.md). The carried values say so with
-# the marker :data:`KERNEL_BY_PATH` (1.0), which :func:`efficiency` reads.
+# the 47 Blackwell runs' TPOT 8% -> 5% (docs/serving-experiments.md). The carried values say so in
+# their typed field :attr:`Values.kernel_mix`, which :func:`efficiency` reads.
 CARRIED_KERNEL_BY_PATH = True
-KERNEL_BY_PATH = "kernel_time_by_path"
 DATASHEET = "datasheet"  # the profile name of a pair that takes its datasheet alone
 BY_NAME = {p.name: p for p in PARAMS}
+
+
+class Values(dict):
+    """A (device, engine) pair's parameter values (name -> float), with two facts about them
+    held beside the numbers, not among them:
+
+    * ``gemm_mix``: compute dtype -> rows of the measured file the values were fitted from, on
+      a GEMM path NVIDIA's kernel tables hold (planner.kernel_paths.gemm_mix; a serving profile's
+      ``provenance.gemm_mix``); {} where unknown (datasheet defaults, a profile written before it);
+    * ``kernel_mix``: set only on a ``kernel_time_s`` carried from other devices
+      (:func:`carried_over`): the mix that carried time is a mean over, so that on a device with
+      published kernel tables it follows each row's GEMM path (:func:`efficiency`); None: the
+      values' own (or the datasheet's) kernel time, one scalar for every row.
+
+    A plain dict of values stands for ``Values(d)``: fitted, mix unknown, nothing carried."""
+
+    def __init__(self, values=(), *, gemm_mix: dict | None = None, kernel_mix: dict | None = None):
+        super().__init__(values)
+        self.gemm_mix = dict(gemm_mix or {})
+        self.kernel_mix = None if kernel_mix is None else dict(kernel_mix)
+
+
+def carried_mix(sources) -> dict[str, float] | None:
+    """The mix (compute dtype -> rows) behind a kernel time carried as the median over the values
+    ``sources``: each count the median over the sources, as the time is; None when a source does
+    not say its mix (planner.kernel_paths then leaves the carried time one scalar)."""
+    mixes = [getattr(v, "gemm_mix", None) for v in sources]
+    if not mixes or not all(mixes):
+        return None
+    dtypes = sorted(set().union(*mixes))
+    return {d: float(np.median([m.get(d, 0) for m in mixes])) for d in dtypes}
 
 
 def defaults(hw, engine=None) -> dict[str, float]:
@@ -299,13 +329,14 @@ def carried_over(engine: str, params: dict, hw=None, carry: tuple[str, ...] | No
     names = [k for k in carry if k not in own_vals and k not in silicon
              and (k in ENGINE_SCOPE or (k in DEVICE_FRACTIONS and same_vendor))]
     vals = {k: median(k, fitted) for k in names if any(k in v for _, v in fitted)}
-    if CARRIED_KERNEL_BY_PATH and "kernel_time_s" in vals:
-        vals[KERNEL_BY_PATH] = 1.0  # another device's time: it follows the row's GEMM path (efficiency)
-    parts = ([f"{', '.join(k for k in vals if k != KERNEL_BY_PATH)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + silicon_words + (
+    # another device's kernel time follows the row's GEMM path at the mix it was fitted on (efficiency)
+    mix = (carried_mix([v for _, v in fitted if "kernel_time_s" in v])
+           if CARRIED_KERNEL_BY_PATH and "kernel_time_s" in vals else None)
+    parts = ([f"{', '.join(vals)} of {', '.join(g for g, _ in fitted)}"] if vals else []) + silicon_words + (
         [f"{', '.join(own_vals)} of {', '.join(g for g, _ in mine)}"] if own_vals else [])
     if not parts:
         return None  # nothing carries: the datasheet alone
-    return f"datasheet + {engine} {'; '.join(parts)}", {**vals, **silicon, **own_vals}
+    return f"datasheet + {engine} {'; '.join(parts)}", Values({**vals, **silicon, **own_vals}, kernel_mix=mix)
 
 
 def unmeasured(hw, engine: str, engine_profile, params: dict, carry: tuple[str, ...] | None = None,
@@ -317,8 +348,8 @@ def unmeasured(hw, engine: str, engine_profile, params: dict, carry: tuple[str, 
     base = defaults(hw, engine_profile)
     carried = carried_over(engine, params, hw, carry, own)
     if carried is None:
-        return DATASHEET, base
-    return carried[0], {**base, **carried[1]}
+        return DATASHEET, Values(base)
+    return carried[0], Values({**base, **carried[1]}, kernel_mix=carried[1].kernel_mix)
 
 
 def check(values: dict[str, float], where: str = "") -> list[str]:
@@ -341,9 +372,9 @@ def efficiency(hw, values: dict, source: str):
     """The engine's efficiencies (planner.cost.efficiency.Efficiency) of a device under a
     parameter set: flat curves at the fitted fractions of the datasheet peaks; a
     parameter missing from ``values`` (a profile written before it existed) takes its
-    datasheet default; a kernel time carried from other devices (``values`` holds
-    :data:`KERNEL_BY_PATH`) scaled per compute dtype by the device's published kernel tables
-    (planner.kernel_paths.kernel_factors; the scalar for a device without them)."""
+    datasheet default; a kernel time carried from other devices (``values`` a :class:`Values`
+    with its ``kernel_mix``) scaled per compute dtype by the device's published kernel tables
+    at that mix (planner.kernel_paths.kernel_factors; the scalar for a device without them)."""
     from planner.cost.efficiency import Curve, Efficiency
     from planner.kernel_paths import kernel_factors
 
@@ -351,4 +382,5 @@ def efficiency(hw, values: dict, source: str):
     return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
                       interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
                       expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]),
-                      kernel_factor=kernel_factors(hw) if v.get(KERNEL_BY_PATH) else {}, source=source)
+                      kernel_factor=kernel_factors(hw, mix) if (mix := getattr(values, "kernel_mix", None)) else {},
+                      source=source)

@@ -10,12 +10,18 @@ efficiencies on the catalog device's datasheet peaks, so ``planner estimate
       serving:
         engine: vllm
         parameters: {memory_efficiency: 0.71, compute_efficiency: 0.55, step_host_s: 0.0004, ...}
-        provenance: {file: serving-measured-hopper-dev.csv, sha256: ..., rows: 312, date: ...}
+        provenance: {file: serving-measured-hopper-dev.csv, sha256: ..., rows: 312, gemm_mix: {bf16: 246, fp8: 868},
+                     date: ...}
         fit: {loss: soft_l1, ttft_median_abs_error: ..., tpot_median_abs_error: ...}
 
 Shipped and default profiles live in ``calibration/serving/`` (a sub-folder, so the
 per-device lookup of ``planner estimate`` does not take an engine-specific fit for a
 device-wide one).
+
+``provenance.gemm_mix`` is the file's rows by tabled GEMM path (planner.serving_fit.gemm_mix): the
+mix the fitted kernel time is a mean over, which a carried kernel time takes along
+(planner.serving_params.Values); a profile written before it lacks it, and a kernel time carried
+from it stays one scalar.
 """
 
 from __future__ import annotations
@@ -83,7 +89,28 @@ def serving_of(profile) -> tuple[str, str, dict]:
         name = problems[0].split(" =", 1)[0]
         raise InputError(problems[0].split(": ", 1)[1], file=file, field=f"fitted.serving.parameters.{name}",
                          value=out[name])
-    return profile.hardware, engine.lower(), out
+    return profile.hardware, engine.lower(), SP.Values(out, gemm_mix=_gemm_mix(s.get("provenance"), file))
+
+
+def _gemm_mix(provenance, file) -> dict[str, int]:
+    """``provenance.gemm_mix`` of a serving profile (module docstring): compute dtype -> a count of
+    rows; {} where absent; InputError naming the field otherwise."""
+    from planner.kernel_paths import PATH_OF_COMPUTE
+
+    mix = provenance.get("gemm_mix") if isinstance(provenance, dict) else None
+    if mix is None:
+        return {}
+    field = "fitted.serving.provenance.gemm_mix"
+    if not isinstance(mix, dict):
+        raise InputError("must map compute dtypes to row counts", file=file, field=field, value=mix)
+    for d, n in mix.items():
+        if d not in PATH_OF_COMPUTE:
+            raise InputError(f"must be a compute dtype with a tabled GEMM path ({', '.join(PATH_OF_COMPUTE)})",
+                             file=file, field=field, value=d)
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise InputError("must be a whole number of rows, >= 0", file=file, field=f"{field}.{d}", value=n,
+                             has_value=True)
+    return dict(sorted(mix.items()))
 
 
 def serving_dirs() -> list[Path]:

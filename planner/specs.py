@@ -121,6 +121,14 @@ class Hardware(_Spec):
             return False
 
     @property
+    def blackwell_class(self) -> bool:
+        """An NVIDIA part with fp4 tensor units: Blackwell and later (B200, B300, GB200, GB300, RTX 5090,
+        RTX PRO 6000, DGX Spark in the catalog). The one test of the device facts that a benchmark
+        harness keys on Blackwell (planner.measured: TensorRT-LLM's fp8 KV cache on fp4 launches,
+        SGLang's scheduler poll interval), read by planner.replay_rows and planner.replay."""
+        return self.vendor.strip().lower() == "nvidia" and self.has_dtype("fp4")
+
+    @property
     def hourly_usd(self) -> float:
         """Cost of one device-hour: the rental price, else purchase over its lifetime."""
         if self.price_per_hour_usd is not None:

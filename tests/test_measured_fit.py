@@ -81,9 +81,11 @@ def test_profile_round_trip_and_use(tmp_path, capsys):
     prof = load_profile(out)
     assert prof.fitted["serving"]["engine"] == "vllm"
     assert prof.fitted["serving"]["provenance"]["rows"] == 48
+    # the file's rows by tabled GEMM path (planner.serving_fit.gemm_mix): the grid's 48, all bf16
+    assert prof.fitted["serving"]["provenance"]["gemm_mix"] == {"bf16": 48}
     params = load_serving([str(out)])
     (name, vals), = params.values()
-    assert list(params) == ["h100-sxm/vllm"]
+    assert list(params) == ["h100-sxm/vllm"] and vals.gemm_mix == {"bf16": 48}
     for k, v in TRUE.items():
         assert vals[k] == pytest.approx(v, rel=0.03, abs=2e-4)
     # the replay with the written profile reproduces the synthetic measurements

@@ -101,6 +101,20 @@ def test_the_harness_setting_by_device_and_concurrency():
         recv_interval("0", src, "sglang", "f.csv", 2)
 
 
+
+def test_blackwell_class_is_nvidia_with_fp4_units():
+    """The one device test the harness rules key on (planner.specs.Hardware.blackwell_class, read by
+    this poll interval and by TensorRT-LLM's fp8 KV on fp4 launches in planner.replay_rows): NVIDIA's
+    Blackwell parts (B200, B300, GB200, GB300, GB10 DGX Spark, GB202 RTX 5090 / RTX PRO 6000) are,
+    its Hopper, Ampere and Ada parts are not, and neither is AMD's MI355X, whose CDNA 4 has fp4 units."""
+    from planner.catalog import load_hardware
+
+    for name in ("b200", "b300", "gb200", "gb300", "dgx-spark", "rtx-5090", "rtx-pro-6000-server"):
+        assert load_hardware(name).blackwell_class, name
+    for name in ("h100-sxm", "h200", "a100-sxm-80gb", "l40s", "rtx-4090", "mi300x", "mi355x"):
+        assert not load_hardware(name).blackwell_class, name
+    assert load_hardware("mi355x").has_dtype("fp4")  # fp4 units alone do not make the harness's Blackwell
+
 def test_the_check_files_rows_take_the_harness_setting():
     runs = read_measured(CSV)
     prep = Prepared(runs)

@@ -101,7 +101,8 @@ def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
     only the engine's parameters."""
     from planner.serving_fit import as_params, fit_all
 
-    fits = as_params(fit_all(read_measured(two_devices(tmp_path))))
+    path = two_devices(tmp_path)
+    fits = as_params(fit_all(read_measured(path)))
     b200 = load_hardware("b200")
     name, vals = SP.unmeasured(b200, "vllm", None, fits)
     assert set(SP.CARRIED) <= set(SHARED)  # the test's truth covers the shipped rule
@@ -111,15 +112,16 @@ def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
         assert vals[k] == SP.defaults(b200)[k], k
     assert name == f"datasheet + vllm {', '.join(SP.CARRIED)} of h100-sxm/vllm, h200/vllm"
     # every candidate rule carries exactly its own names, at the shared values
+    rows = len(open(path).read().splitlines()) - 1  # every row of the file, bf16 (precision empty)
     for rule, names in SP.CARRY_RULES.items():
         carried = SP.carried_over("vllm", fits, b200, names)
         if not names:
             assert carried is None
             continue
-        got = [k for k in carried[1] if k != SP.KERNEL_BY_PATH]
-        assert got == [k for k in names if k != SP.SAME_SILICON], rule  # b200: no fitted GB100
-        # a carried kernel time is marked to follow the GEMM path (planner.kernel_paths), an own or absent one not
-        assert (SP.KERNEL_BY_PATH in carried[1]) == ("kernel_time_s" in names), rule
+        assert list(carried[1]) == [k for k in names if k != SP.SAME_SILICON], rule  # b200: no fitted GB100
+        # a carried kernel time follows the GEMM path (planner.kernel_paths) at the fitted file's mix (its
+        # rows by compute dtype: two_devices writes bf16 rows only), an own or absent one not
+        assert carried[1].kernel_mix == ({"bf16": rows} if "kernel_time_s" in names else None), rule
         for k in set(names) & set(SHARED):
             assert carried[1][k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-5), (rule, k)
     amd = SP.carried_over("vllm", fits, load_hardware("mi300x"), SP.CARRY_RULES["engine+device"])

@@ -48,6 +48,14 @@ def _w(p, w):
     return (1.0 - p) if w is None else np.asarray(w, float)
 
 
+def _flat(p, w, k, param):
+    """A strategy's per-problem inputs (p, w, k and its own parameter) broadcast together and
+    flattened, with the shape to give the result back in."""
+    p = np.asarray(p, float)
+    p, w, k, param = np.broadcast_arrays(p, _w(p, w), np.asarray(k), np.asarray(param, float))
+    return p.shape, tuple(x.ravel() for x in (p, w, k, param))
+
+
 def pass_at_k(p, k) -> np.ndarray:
     p = np.asarray(p, float)
     k = np.asarray(k, float)
@@ -94,11 +102,7 @@ def _exact_small_k(table, p, w, param, k, out) -> np.ndarray:
 
 def majority(p, k, eta, w=None) -> np.ndarray:
     """Majority-vote accuracy per problem (see module doc)."""
-    p = np.asarray(p, float)
-    w = _w(p, w)
-    p, w, k, eta = np.broadcast_arrays(p, w, np.asarray(k), np.asarray(eta, float))
-    shape = p.shape
-    p, w, k, eta = (x.ravel() for x in (p, w, k, eta))
+    shape, (p, w, k, eta) = _flat(p, w, k, eta)
     out = np.empty(p.shape, float)
     small = _exact_small_k(majority_table, p, w, eta, k, out)
     if np.any(~small):
@@ -114,11 +118,7 @@ def majority_limit(p, eta, w=None) -> np.ndarray:
 
 def best_of_k(p, k, auc, w=None) -> np.ndarray:
     """Best-of-k with a reward model of ranking accuracy ``auc`` (see module doc)."""
-    p = np.asarray(p, float)
-    w = _w(p, w)
-    p, w, k, auc = np.broadcast_arrays(p, w, np.asarray(k), np.asarray(auc, float))
-    shape = p.shape
-    p, w, k, auc = (x.ravel() for x in (p, w, k, auc))
+    shape, (p, w, k, auc) = _flat(p, w, k, auc)
     out = np.empty(p.shape, float)
     small = _exact_small_k(best_of_k_table, p, w, auc, k, out)
     big = np.flatnonzero(~small)

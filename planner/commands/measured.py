@@ -117,7 +117,8 @@ def calibrate_measured(path: str, output: Optional[str], physical: bool, json_ou
     outs = _outputs(output, sorted(fits))
     texts = {}
     for g, f in fits.items():
-        provenance = {"file": Path(path).name, "sha256": digest, "rows": f.rows, "date": date,
+        provenance = {"file": Path(path).name, "sha256": digest, "rows": f.rows, "gemm_mix": f.values.gemm_mix,
+                      "date": date,
                       "engine_versions": sorted({str(v) for v in runs.engine_version[(prep.group == g)] if v}),
                       "how": "planner calibrate --from-measured" + (" --physical-bounds" if physical else "")}
         fit = {"loss": LOSS, "f_scale": F_SCALE, "rms_log_ttft": f.rms_log_ttft, "rms_log_tpot": f.rms_log_tpot,

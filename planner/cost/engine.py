@@ -141,7 +141,10 @@ def _evaluate_modes(out, x, batch, C, P, G, k, share, serving, kinetics_too=True
 
 def _static_into(out, x, batch, k, P, G, share):
     """A static batch: ``batch`` requests (k samples each) prefilled together, then
-    decoded together."""
+    decoded together: latency = prefill + decode time (s; planner.cost.passes.prefill_phase,
+    decode_phase), TTFT = the prefill, TPOT = decode time / G, throughput ``S G / latency``
+    tokens/s with ``S = batch k`` sequences (the prompt prefilled once per request with prefix
+    sharing, else once per sample). Writes the row's result under ``out["_static"]``."""
     xp = x.xp
     S = batch * k
     n_prompts = xp.where_flags(share, batch, S)

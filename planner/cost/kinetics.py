@@ -20,7 +20,13 @@ KINETICS_INTENSITY = KINETICS_B200_FLOPS_PER_S / KINETICS_B200_BYTES_PER_S  # 56
 
 def kinetics(x, P, G, k, share):
     """Kinetics compute FLOPs, memory bytes and eFLOPs per request (over rows of the
-    engine's context ``x``)."""
+    engine's context ``x``), with the paper's conventions (module docstring; Sadhukhan et al.
+    2025): compute ``k (2 N G + a sum_c ctx(c))``, N the total parameters, ``a`` the attention
+    FLOPs per (query, key) pair, ``ctx(c)`` the tokens step c attends (``min(c, T)`` under a KV
+    budget T, the window on sliding layers; planner.cost.context's ``decode_sums``); memory the
+    KV bytes those steps read, the prompt's once for all k samples where shared (dense), plus the
+    block top-k selection's key summaries (half of K+V per ``SPARSE_BLOCK_TOKENS`` tokens);
+    ``kinetics_eflops = compute + I x memory``, I = 562.5 FLOP per byte (:data:`KINETICS_INTENSITY`)."""
     xp = x.xp
     M = x.model
     ng, ns = M["global_layers"], M["sliding_layers"]

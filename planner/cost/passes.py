@@ -268,7 +268,11 @@ def pass_factors(x) -> dict:
 
 
 def prefill_phase(x, n_prompts, P):
-    """Static prefill of ``n_prompts`` prompts of ``P`` tokens (chunked)."""
+    """Static prefill of ``n_prompts`` prompts of ``P`` tokens in ``ceil(n_prompts P / PREFILL_CHUNK_TOKENS)``
+    passes, each kernel class on its own roofline (README "How the cost model works"): causal attention
+    attends ``P (P + 1) / 2`` keys per prompt on a full layer, ``sum_{c=1}^{P} min(c, window)`` on a sliding
+    one, at ``attn_pre`` FLOPs a (query, key) pair; the KV is written, then read (2 x its bytes).
+    Returns ``time`` (s), FLOPs ``F_*``, bytes ``B_*`` and times by bottleneck ``t_*`` (s)."""
     xp, M, H = x.xp, x.model, x.hw
     n_tok = n_prompts * P
     passes = xp.maximum(xp.ceil(n_tok / PREFILL_CHUNK_TOKENS), 1.0)
@@ -295,7 +299,9 @@ def prefill_phase(x, n_prompts, P):
 
 def attention_coeffs(x, S, n_req, share):
     """Per-step decode attention as f0 + f_g*min(c,cap_g) + f_s*min(c,cap_s) + f_u*c
-    for FLOPs (f) and bytes (g), per device; prompt KV shared across samples if ``share``."""
+    for FLOPs (f) and bytes (g), per device; prompt KV shared across samples if ``share``.
+    ``f_*`` at ``attn_dec`` FLOPs a (query, key) pair (README "How the cost model works"), ``g_*`` the
+    KV bytes a key; ``f_u`` / ``g_u`` the block top-k selection (Kinetics' counting, planner.cost.kinetics)."""
     xp, M = x.xp, x.model
     S, n_req = S / x.attn_dp, n_req / x.attn_dp  # attention data parallel: a group's own requests
     ng, ns = M["global_layers"], M["sliding_layers"]
@@ -318,7 +324,11 @@ def attention_coeffs(x, S, n_req, share):
 
 
 def decode_phase(x, S, n_req, share, P, G):
-    """Sum of G decode steps at contexts P..P+G-1 for S sequences (closed form)."""
+    """Sum of G decode steps at contexts P..P+G-1 for S sequences (closed form): G x the GEMMs'
+    rooflines at S rows, all-reduces and launches, plus attention ``max(f(c), g(c))`` over the lines
+    of :func:`attention_coeffs`, summed exactly by planner.cost.sums.piecewise_max_sum (README "How
+    the cost model works", *Decode*; ``overlap`` < 1 moves a share of the max to ``f + g``).
+    Returns ``time`` (s), FLOPs ``F_*``, bytes ``B_*`` and times by bottleneck ``t_*`` (s)."""
     xp, M, H = x.xp, x.model, x.hw
     t_lin, lin_c, lin_m, lin_flops, weight_bytes, act_bytes = dense_kernels(x, S, 1.0, S)
     f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = attention_coeffs(x, S, n_req, share)

@@ -286,7 +286,10 @@ def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tok
 
 
 def serving_steady(out, x, C, k, P, G, share):
-    """Continuous batching in steady state at concurrency C (requests in flight)."""
+    """Continuous batching in steady state at concurrency C (requests in flight; README "How the
+    cost model works", *Steady*): each step decodes ``S = C k`` sequences and prefills the ``C / G``
+    requests that replace the finished ones (Little's law); TPOT = that step's time (s), TTFT = a step
+    carrying one whole prompt + half a step, latency = TTFT + (G - 1) TPOT, throughput S / TPOT."""
     xp = x.xp
     C1 = xp.maximum(C, 1.0)
     S = C1 * k

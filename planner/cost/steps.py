@@ -152,7 +152,12 @@ class StepTable:
         return busiest_rank_excess_tokens(xp, self.a, p, P) * (self.rank_tok_s + self.rank_key_s * pre_ctx)
 
     def times(self, d, p, n_logit, dec_ctx, pre_ctx):
-        """Step times (s); arguments scalars or arrays, ``d``, ``p``, ``n_logit`` integer-valued."""
+        """Step times (s) of d decodes at mean context ``dec_ctx`` and p prefill tokens at mean
+        causal context ``pre_ctx`` (``n_logit`` positions with logits): :func:`step_time`'s formula
+        from the tabulated coefficients, ``(linear(d + p, n_logit) + overlap x max(tc, tm) +
+        (1 - overlap)(tc + tm)) x time_scale + host_s``, attention compute ``tc`` and memory ``tm``
+        linear in the keys attended (``min(ctx, cap)`` per full / sliding layer); arguments scalars
+        or arrays, ``d``, ``p``, ``n_logit`` integer-valued."""
         dec_keys = d * (self.ng * np.minimum(dec_ctx, self.cap_g) + self.ns * np.minimum(dec_ctx, self.cap_s))
         pre_keys = p * (self.ng * pre_ctx + self.ns * np.minimum(pre_ctx, self.window))
         tc = dec_keys * self.f_dec + pre_keys * self.f_pre + self.c0 + (d + p) * self.f_rec

@@ -115,6 +115,7 @@ _max, _min = VECTOR.maximum, VECTOR.minimum  # fast with a Python number operand
 
 
 def _sum_min_np(lo, hi, cap):
+    """:func:`sum_min` on numpy rows: ``sum_{c=lo}^{hi-1} min(c, cap)`` (the comment above)."""
     split = _clip(cap, lo, hi)
     n_above = hi - split
     n = _max(split - lo, 0.0)
@@ -125,6 +126,8 @@ def _sum_min_np(lo, hi, cap):
 
 
 def _sum_max_linear_np(a1, b1, a2, b2, lo, hi):
+    """:func:`sum_max_linear` on numpy rows: ``sum_{c=lo}^{hi-1} max(a1 + b1 c, a2 + b2 c)``, split
+    at the one crossing of the two lines (the comment above)."""
     da = a1 - a2
     db = b1 - b2
     with np.errstate(all="ignore"):
@@ -152,6 +155,8 @@ def _sum_max_linear_np(a1, b1, a2, b2, lo, hi):
 
 
 def _piecewise_max_sum_np(f0, f_g, f_s, g0, g_g, g_s, lo, hi, cap_g, cap_s):
+    """:func:`piecewise_max_sum` on numpy rows: the sum over the (at most three) segments the
+    caps ``cap_g``, ``cap_s`` cut [lo, hi) into, each a :func:`sum_max_linear` (the comment above)."""
     cap_g = _min(cap_g, NO_CAP)
     cap_s = _min(cap_s, NO_CAP)
     b1 = _clip(np.minimum(cap_g, cap_s), lo, hi)

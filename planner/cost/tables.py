@@ -86,6 +86,9 @@ class ModelTable:
 
     @classmethod
     def build(cls, models: Sequence) -> "ModelTable":
+        """One row per model: the counts of planner.params.count (parameters, FLOPs per token
+        and per (query, key) pair, KV values per token and layer) as float columns, the units
+        in the column names (README "How the cost model works", *Per model*)."""
         rows = [count(m) for m in models]
 
         def col(f):
@@ -215,6 +218,11 @@ class HardwareTable:
 
     @classmethod
     def build(cls, hardware: Sequence, efficiencies: Sequence[Efficiency | None] | None = None) -> "HardwareTable":
+        """One row per device: its datasheet peaks (FLOP/s per compute dtype, HBM and link
+        bytes/s, from hardware/*.yaml with their sources) and the achieved fractions of them its
+        efficiency gives (planner.cost.efficiency.Efficiency: a calibration or serving profile,
+        else the documented defaults), with the fixed time per kernel (s) at each compute dtype
+        (``kernel_s``: Efficiency.kernel_overhead_at)."""
         effs = list(efficiencies) if efficiencies is not None else [None] * len(hardware)
         effs = [e if e is not None else default_efficiency(h) for h, e in zip(hardware, effs)]
         nd = len(DTYPES)
