@@ -20,9 +20,11 @@ Oracles (outside the code):
 The replay check is a gate, not a fit: nothing was tuned to these rows. Today (round 16, main
 44297c7 + this file): TTFT median |error| 111% (+111%: the carried vLLM request overhead, 51 ms
 fitted on the dev file's harness, against 11-35 ms whole TTFTs of 128-token prompts here),
-TPOT 13% (-9%); A100 10% (-10%), RTX 4090 16% (+16%) (docs/serving-experiments.md, "Round 16
-(S5)"). The tolerances are those plus a margin, so the test fails when these rows get markedly
-worse.
+TPOT 13% (-9%); A100 10% (-10%), RTX 4090 16% (+16%); with the closed loop no longer counting a
+prompt's own chunks in its TPOT (tests/test_closed_loop_long_prompt.py) TPOT 13% (-11%), A100 13%
+(-13%: the published A100 decodes at 54-65% of its datasheet bandwidth on Qwen3-14B), RTX 4090
+15% (+15%) (docs/serving-experiments.md, "Round 16 (S5)"). The tolerances are those plus a
+margin, so the test fails when these rows get markedly worse.
 """
 
 from __future__ import annotations
@@ -102,6 +104,6 @@ def test_published_runs_within_the_stated_tolerance(replayed):
     ok = np.isfinite(e_ttft)
     assert np.median(np.abs(e_ttft[ok])) <= 1.30, np.median(np.abs(e_ttft[ok]))
     assert np.median(np.abs(e_tpot)) <= 0.18, np.median(np.abs(e_tpot))
-    for device, tpot in (("a100-sxm-80gb", 0.15), ("rtx-4090", 0.22)):
+    for device, tpot in (("a100-sxm-80gb", 0.17), ("rtx-4090", 0.21)):
         m = pred.device == device
         assert np.median(np.abs(e_tpot[m])) <= tpot, (device, np.median(np.abs(e_tpot[m])))
