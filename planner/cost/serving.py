@@ -155,10 +155,13 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     # to back across step boundaries: a prompt touches P/room + 1 steps on average
     u = np.clip(K / Gm1, 0.0, 1.0)
     steps_pf = u * (P / room2 + 1.0) * t_mix + (1.0 - u) * alone
-    # a request's G - 1 decode steps include the other groups' prefill steps
-    n_oth = np.where(whole, (Kf * g * (Kf - 1.0 + has_r) + r * Kf) / C, K - 1.0)
-    t_oth = np.where(whole, (Kf * g * ((Kf - 1.0) * t_mix + has_r * t_r) + r * Kf * t_mix) / C, (K - 1.0) * t_mix)
-    others = np.minimum(K - 1.0, G - 1.0)
+    # a request's G - 1 decode steps include the other groups' prefill steps; a prompt
+    # longer than a step (g < 1) spans 1/g steps of its own, all before its first token,
+    # so the others' are K - 1/g = (C - 1)/g (none at C = 1), not K - 1
+    own = np.where(whole, 1.0, 1.0 / g)
+    n_oth = np.where(whole, (Kf * g * (Kf - 1.0 + has_r) + r * Kf) / C, K - own)
+    t_oth = np.where(whole, (Kf * g * ((Kf - 1.0) * t_mix + has_r * t_r) + r * Kf * t_mix) / C, (K - own) * t_mix)
+    others = np.minimum(K - own, G - 1.0)
     tpot_mix = np.where(K <= G, (t_oth + (G - 1.0 - n_oth) * t_dec) / Gm1,
                         (others * t_mix + (G - 1.0 - others) * t_dec) / Gm1)
     bound = np.maximum(K - G, 0.0) * t_mix  # prefill-bound: the wait for the other groups
