@@ -160,6 +160,7 @@ class Ctx:
         if xp is SCALAR:  # one row: the table's row as a dict of floats
             htab = ht.lists()
             head_bytes = mt.lists()["head_bytes"]
+            dense_bytes = mt.lists()["dense_bytes"]
             nbytes = _BYTES_LIST
             M = self.model = mt.row(m)
             H = self.hw = ht.row(h)
@@ -167,6 +168,7 @@ class Ctx:
             mt, ht = mt.cast(dt), ht.cast(dt)
             htab = {f: getattr(ht, f) for f in _HW_TABLES}
             head_bytes = mt.head_bytes
+            dense_bytes = mt.dense_bytes
             nbytes = BYTES_BY_CODE.astype(dt)
             M = self.model = Gather(mt.cols, m, xp, table_cache(mt, "derived"))
             H = self.hw = Gather(ht.cols, h, xp, table_cache(ht, "derived"))
@@ -203,6 +205,8 @@ class Ctx:
         self.kv_bytes_per_value = xp.gather(nbytes, kv_code)
         # embeddings and LM head: 16-bit beside weight-only int4/fp4 (tables.embed_head_bytes_per_param)
         self.head_bytes_per_param = lookup(head_bytes, m, w_code)
+        # weights outside the routed experts: 16-bit where only the experts are 4-bit (tables.dense_bytes_per_param)
+        self.dense_bytes_per_param = lookup(dense_bytes, m, w_code)
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
         self._layout(c, xp, dt)
         # (model row, device count) per row where those two alone decide a quantity

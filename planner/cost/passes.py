@@ -259,7 +259,7 @@ def pass_factors(x) -> dict:
         "combine_bytes_per_slot": moe_combine_bytes(x, 1.0),
         "elementwise_offset_s": n_elementwise * s_per_offset,
     }
-    f["dense_bytes"] = fixed_params_read(x) * f["weight_bytes_per_param_device"]
+    f["dense_bytes"] = fixed_params_read(x) * x.dense_bytes_per_param / n_dev  # 16-bit outside 4-bit-only experts
     if not x.layout_beyond_tp:
         f["expert_flops_per_token"] = per_model_device(x, _expert_flops_per_token)
         f["body_flops_per_token"] = per_model_device(x, _body_flops_per_token_device)
