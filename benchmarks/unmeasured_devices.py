@@ -2,8 +2,9 @@
 
 The rows: tests/data/inferencemax-nvidia.csv (InferenceX DeepSeek-R1 runs on B200, GB200
 and B300, TensorRT-LLM and SGLang, aggregated and disaggregated, 3 to 8,192 requests in
-flight, plus H200 runs of the same recipes as a cross-check against the fitted profiles)
-and tests/data/inferencemax-amd.csv (MI355X); their sources on each row's
+flight, plus H200 runs of the same recipes as a cross-check against the fitted profiles),
+tests/data/inferencemax-amd.csv (MI355X) and tests/data/gpt-oss-published.csv (InferenceX
+gpt-oss-120b runs on B200, vLLM and TensorRT-LLM); their sources on each row's
 ``silicon_data_source``. Nothing is fitted to them: an unmeasured device takes its
 datasheet plus what planner.serving_params.CARRY_RULE carries from the fitted Hopper pairs.
 
@@ -31,7 +32,8 @@ from planner.replay import in_flight, predict  # noqa: E402
 from planner.replay_scoring import band, errors  # noqa: E402
 from planner.serving_profile import load_serving  # noqa: E402
 
-FILES = (ROOT / "tests" / "data" / "inferencemax-nvidia.csv", ROOT / "tests" / "data" / "inferencemax-amd.csv")
+FILES = (ROOT / "tests" / "data" / "inferencemax-nvidia.csv", ROOT / "tests" / "data" / "inferencemax-amd.csv",
+         ROOT / "tests" / "data" / "gpt-oss-published.csv")
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 

@@ -351,4 +351,6 @@ def efficiency(hw, values: dict, source: str):
     return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
                       interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
                       expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]),
-                      kernel_factor=kernel_factors(hw) if v.get(KERNEL_BY_PATH) else {}, source=source)
+                      kernel_factor=kernel_factors(hw) if v.get(KERNEL_BY_PATH) else {},
+                      kernel_factor_experts_only=kernel_factors(hw, experts_only=True) if v.get(KERNEL_BY_PATH) else {},
+                      source=source)

@@ -17,7 +17,7 @@ from planner.cost.gather import Gather, by_device_count, derived, grid_index, pe
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
-from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
+from planner.cost.tables import BYTES_BY_CODE, DTYPE_CODE, HardwareTable, ModelTable
 
 GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
 KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
@@ -36,7 +36,9 @@ MOE_EXTRA_KERNELS_PER_LAYER = 4
 DSA_INDEXER_KERNELS_PER_LAYER = 12
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
 _BYTES_LIST = BYTES_BY_CODE.tolist()
-_HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s")
+_BF16 = DTYPE_CODE["bf16"]
+_HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s",
+              "kernel_s_eo")
 
 
 def attention_dtype_code(xp, act, kv, nbytes):
@@ -193,8 +195,14 @@ class Ctx:
             at_attn = lambda table: table.ravel().take(flat_attn, mode="clip")  # noqa: E731
         self.peak_flops_per_s = at_act(htab["peak_flops"])
         self.gemm_offset_flops = at_act(htab["compute_whalf"])
-        self.kernel_s = at_act(htab["kernel_s"])  # fixed time per kernel at the row's compute dtype (GEMM path)
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
+        # weights outside the routed experts: 16-bit where only the experts are 4-bit (tables.dense_bytes_per_param)
+        self.dense_bytes_per_param = lookup(dense_bytes, m, w_code)
+        # fixed time per kernel at the row's compute dtype (GEMM path); a checkpoint quantizing its routed
+        # experts only (its other weights stored wider) runs its attention GEMMs on the bf16 path
+        # (planner.kernel_paths)
+        self.kernel_s = xp.where(self.dense_bytes_per_param > self.weight_bytes_per_param,
+                                 at_act(htab["kernel_s_eo"]), at_act(htab["kernel_s"]))
         self.act_bytes_per_value = xp.gather(nbytes, act)
         # a weight-only row (weights narrower than its compute: a dequantizing GEMM, W4A16 / W8A16)
         # runs no tabled GEMM path: it keeps the scalar time per kernel (planner.kernel_paths)
@@ -205,8 +213,6 @@ class Ctx:
         self.kv_bytes_per_value = xp.gather(nbytes, kv_code)
         # embeddings and LM head: 16-bit beside weight-only int4/fp4 (tables.embed_head_bytes_per_param)
         self.head_bytes_per_param = lookup(head_bytes, m, w_code)
-        # weights outside the routed experts: 16-bit where only the experts are 4-bit (tables.dense_bytes_per_param)
-        self.dense_bytes_per_param = lookup(dense_bytes, m, w_code)
         self.kv_bytes_per_token_layer = M["kv_elems"] * self.kv_bytes_per_value
         self._layout(c, xp, dt)
         # (model row, device count) per row where those two alone decide a quantity
@@ -234,6 +240,18 @@ class Ctx:
                     inv["attn"] = 1.0 / (htab["peak_flops"] * htab["att_emax"])
             self.s_per_gemm_flop = at_act(inv["gemm"])
             self.s_per_attn_flop = at_attn(inv["attn"])
+        # a checkpoint quantizing its routed experts only keeps its other GEMMs' weights (attention,
+        # router: gpt-oss's modules_to_not_convert) in 16 bits, and they compute in bf16 whatever the
+        # experts' path (vLLM / TensorRT-LLM run them unquantized): their time per FLOP at bf16
+        at_bf16 = (lambda table: table[h][_BF16]) if xp is SCALAR else (  # noqa: E731
+            lambda table: table.ravel().take(h * htab["peak_flops"].shape[1] + _BF16, mode="clip"))
+        if xp is SCALAR:
+            s_bf16 = 1.0 / (at_bf16(htab["peak_flops"]) * at_bf16(htab["compute_emax"]))
+            s_bf16 = s_bf16 if math.isfinite(s_bf16) else 0.0  # a device without bf16 units: the row's own
+        else:
+            s_bf16 = np.nan_to_num(at_bf16(inv["gemm"]), nan=0.0, posinf=0.0)
+        experts_only = self.dense_bytes_per_param > self.weight_bytes_per_param
+        self.s_per_dense_flop = xp.where(experts_only, xp.maximum(s_bf16, self.s_per_gemm_flop), self.s_per_gemm_flop)
         self.attn_offset_flops = at_attn(htab["att_whalf"])
         self.s_per_byte = derived(H, _s_per_byte)
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)

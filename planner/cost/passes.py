@@ -190,7 +190,7 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     # (flat_rows, plain_gemv: no skinny-GEMM curve, no GEMV terms anywhere; the factors
     # are exactly 1 and the terms 0, and their full-size passes are skipped)
     scaled_flops = dense_flops if x.flat_rows else dense_flops * x.rows_factor(dense_rows)
-    compute_s = (scaled_flops + _times(passes, f["body_offset_flops"])) * x.s_per_gemm_flop
+    compute_s = (scaled_flops + _times(passes, f["body_offset_flops"])) * x.s_per_dense_flop
     read_bytes = dense_bytes if x.plain_gemv else gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev,
                                                                      dense_rows)
     memory_s = read_bytes * x.s_per_byte + _times(passes, f["body_offset_s"])

@@ -75,7 +75,7 @@ def _cast(table, dt):
         conv = {k: v.astype(dt) for k, v in table.cols.items()}
         extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf",
                                                            "att_emax", "att_whalf", "rows_corr", "head_bytes",
-                                                           "kernel_s", "dense_bytes")
+                                                           "kernel_s", "kernel_s_eo", "dense_bytes")
                  if hasattr(table, f)}
         cache[dt] = table if dt is np.float64 else replace(table, cols=conv, **extra)
     return cache[dt]
@@ -196,6 +196,7 @@ class HardwareTable:
     rows_corr: np.ndarray       # [device, ROWS_GRID] measured GEMM-time correction at 2^i rows
     efficiency_sources: tuple[str, ...]
     kernel_s: np.ndarray        # [device, dtype code] fixed time per kernel of a row computing in that dtype
+    kernel_s_eo: np.ndarray     # the same for a checkpoint quantizing its routed experts only
 
     def cast(self, dt) -> "HardwareTable":
         return _cast(self, dt)
@@ -222,7 +223,8 @@ class HardwareTable:
         cache = self.__dict__.setdefault("_casts", {})
         if "lists" not in cache:
             d = {k: v.tolist() for k, v in self.cols.items()}
-            for f in ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s"):
+            for f in ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s",
+                      "kernel_s_eo"):
                 d[f] = getattr(self, f).tolist()
             cache["lists"] = d
         return cache["lists"]
@@ -283,5 +285,6 @@ class HardwareTable:
         }
         rows = np.stack([e.rows_correction(ROWS_GRID) for e in effs]) if effs else np.ones((0, ROWS_GRID.size))
         kernel = np.array([[e.kernel_overhead_at(d) for d in DTYPES] for e in effs]).reshape(len(effs), nd)
+        kernel_eo = np.array([[e.kernel_overhead_at(d, True) for d in DTYPES] for e in effs]).reshape(len(effs), nd)
         return cls(tuple(h.name for h in hardware), cols, peak, emax, whalf, a_emax, a_whalf, rows,
-                   tuple(e.source for e in effs), kernel)
+                   tuple(e.source for e in effs), kernel, kernel_eo)
