@@ -198,11 +198,12 @@ class Ctx:
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
         # weights outside the routed experts: 16-bit where only the experts are 4-bit (tables.dense_bytes_per_param)
         self.dense_bytes_per_param = lookup(dense_bytes, m, w_code)
-        # fixed time per kernel at the row's compute dtype (GEMM path); a checkpoint quantizing its routed
-        # experts only (its other weights stored wider) runs its attention GEMMs on the bf16 path
-        # (planner.kernel_paths)
-        self.kernel_s = xp.where(self.dense_bytes_per_param > self.weight_bytes_per_param,
-                                 at_act(htab["kernel_s_eo"]), at_act(htab["kernel_s"]))
+        # a checkpoint quantizing its routed experts only (its other weights stored wider: gpt-oss's MXFP4
+        # modules_to_not_convert) runs its attention and router GEMMs unquantized, in bf16
+        experts_only = self.dense_bytes_per_param > self.weight_bytes_per_param
+        # fixed time per kernel at the row's compute dtype (GEMM path; an experts-only checkpoint's
+        # attention GEMMs on the bf16 path: planner.kernel_paths)
+        self.kernel_s = xp.where(experts_only, at_act(htab["kernel_s_eo"]), at_act(htab["kernel_s"]))
         self.act_bytes_per_value = xp.gather(nbytes, act)
         # a weight-only row (weights narrower than its compute: a dequantizing GEMM, W4A16 / W8A16)
         # runs no tabled GEMM path: it keeps the scalar time per kernel (planner.kernel_paths)
@@ -240,17 +241,13 @@ class Ctx:
                     inv["attn"] = 1.0 / (htab["peak_flops"] * htab["att_emax"])
             self.s_per_gemm_flop = at_act(inv["gemm"])
             self.s_per_attn_flop = at_attn(inv["attn"])
-        # a checkpoint quantizing its routed experts only keeps its other GEMMs' weights (attention,
-        # router: gpt-oss's modules_to_not_convert) in 16 bits, and they compute in bf16 whatever the
-        # experts' path (vLLM / TensorRT-LLM run them unquantized): their time per FLOP at bf16
-        at_bf16 = (lambda table: table[h][_BF16]) if xp is SCALAR else (  # noqa: E731
-            lambda table: table.ravel().take(h * htab["peak_flops"].shape[1] + _BF16, mode="clip"))
+        # the dense GEMMs' time per FLOP: an experts-only checkpoint's at bf16 whatever the experts' path
+        # (vLLM and TensorRT-LLM run its attention unquantized); a device without bf16 units: the row's own
         if xp is SCALAR:
-            s_bf16 = 1.0 / (at_bf16(htab["peak_flops"]) * at_bf16(htab["compute_emax"]))
-            s_bf16 = s_bf16 if math.isfinite(s_bf16) else 0.0  # a device without bf16 units: the row's own
+            s_bf16 = 1.0 / (htab["peak_flops"][h][_BF16] * htab["compute_emax"][h][_BF16])
+            s_bf16 = s_bf16 if math.isfinite(s_bf16) else 0.0
         else:
-            s_bf16 = np.nan_to_num(at_bf16(inv["gemm"]), nan=0.0, posinf=0.0)
-        experts_only = self.dense_bytes_per_param > self.weight_bytes_per_param
+            s_bf16 = np.nan_to_num(inv["gemm"][:, _BF16].take(h, mode="clip"), nan=0.0, posinf=0.0)
         self.s_per_dense_flop = xp.where(experts_only, xp.maximum(s_bf16, self.s_per_gemm_flop), self.s_per_gemm_flop)
         self.attn_offset_flops = at_attn(htab["att_whalf"])
         self.s_per_byte = derived(H, _s_per_byte)
