@@ -8,7 +8,8 @@ tests/data/amd-published.csv (dstack's DeepSeek-R1 runs on 8x MI300X and 8x H200
 and vLLM, March 2025) and tests/data/vultr-b200.csv (Vultr's published vLLM runs of
 MiniMax-M2.5 on HGX B200) and tests/data/published-nvidia-other.csv (other NVIDIA parts:
 Tenstorrent's vLLM GPU reference sweeps, Qwen3 on an A100 and on an RTX 4090, one request in
-flight); their sources on each row's ``silicon_data_source``. Nothing is
+flight) and tests/data/gpt-oss-published.csv (InferenceX gpt-oss-120b runs on B200, vLLM and
+TensorRT-LLM); their sources on each row's ``silicon_data_source``. Nothing is
 fitted to them: an unmeasured device takes its datasheet plus what
 planner.serving_params.CARRY_RULE carries from the fitted Hopper pairs.
 
@@ -41,16 +42,16 @@ from planner.serving_profile import load_serving  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 FILES = (DATA / "inferencemax-nvidia.csv", DATA / "inferencemax-amd.csv", DATA / "amd-published.csv",
-         DATA / "vultr-b200.csv", DATA / "published-nvidia-other.csv")
+         DATA / "vultr-b200.csv", DATA / "published-nvidia-other.csv", DATA / "gpt-oss-published.csv")
 AMD = ("mi300x", "mi325x", "mi355x")
 # The carry-rule table's rows: every file but dstack's. The dstack runs are of March 2025
 # engines, 3-7x slower than the 2026 ones the Hopper profiles were fitted on, on H200 as on
 # MI300X (their H200 twins: TTFT -85%, TPOT -57%): their absolute error measures the engine
 # version, not a rule; their AMD / H200 ratios are in the twin table.
-RULE_FILES = (FILES[0], FILES[1], FILES[3], FILES[4])
+RULE_FILES = (FILES[0], FILES[1], FILES[3], FILES[4], FILES[5])
 # a file whose devices get a column of their own in the per-rule tables (its rows stay out of the
 # "Blackwell" column, which keeps the InferenceX rows the earlier rounds report)
-COLUMN_TAG = {"vultr-b200.csv": "-vultr"}
+COLUMN_TAG = {"vultr-b200.csv": "-vultr", "gpt-oss-published.csv": "-gptoss"}
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 

@@ -27,6 +27,15 @@ scalar (factor 1), and so does a weight-only row (weights narrower than its comp
 a dequantizing GEMM the tables do not hold; planner.cost.context): round 15 (S1d), scaling those
 rows by the bf16 path worsened leave-one-device-out TPOT on the dev file's int4 / MXFP4 rows
 (Kimi-K2.5 19% -> 30%, gpt-oss-120b 15% -> 21% with h200 held out).
+
+A checkpoint that quantizes its routed experts only (``Model.quantized_experts_only``: gpt-oss's
+MXFP4 ``modules_to_not_convert`` keeps attention in bf16) runs two of the composite's four GEMMs,
+QKV and O, on the bf16 path whatever the experts' path: its composite is (:func:`table_of`)::
+
+    T_eo(p) = T(p) - 2 (t0(p) - t0(bf16)) / 7
+
+with ``t0`` the tables' decode-GEMM floor (:data:`GEMM_T0_US`). It equals ``T(p)`` on the bf16
+path and changes nothing on a weight-only row (the scalar) or a fitted device (no factors).
 """
 
 from __future__ import annotations
@@ -43,6 +52,18 @@ COMPOSITE_US = {
     "gb200": {"bfloat16": 4.95, "fp8": 11.30, "fp8_block": 6.54, "nvfp4": 9.02},
     "b300_sxm": {"bfloat16": 5.70, "fp8": 11.41, "fp8_block": 6.58, "nvfp4": 8.78},
 }
+# system -> GEMM path -> the decode GEMM's fixed time t0 (us): benchmarks/published_kernels.py's
+# "decode GEMM m<=16, t = t0 + bytes/(f x BW)" line fit on the same CSV (1 decimal, as it prints)
+GEMM_T0_US = {
+    "h100_sxm": {"bfloat16": 4.0, "fp8": 13.1, "fp8_block": 6.1},
+    "h200_sxm": {"bfloat16": 5.2, "fp8": 13.5, "fp8_block": 6.4},
+    "b200_sxm": {"bfloat16": 4.6, "fp8": 15.2, "fp8_block": 6.7, "nvfp4": 11.1},
+    "gb200": {"bfloat16": 3.5, "fp8": 14.6, "fp8_block": 6.2, "nvfp4": 10.6},
+    "b300_sxm": {"bfloat16": 4.6, "fp8": 14.6, "fp8_block": 6.2, "nvfp4": 10.0},
+}
+# an experts-only checkpoint's GEMMs of the composite's 7 kernels that stay on the bf16 path:
+# attention's QKV and O (gpt-oss config.json quantization_config.modules_to_not_convert: self_attn)
+EXPERTS_ONLY_BF16_GEMMS, COMPOSITE_KERNELS = 2, 7
 # the architecture family each tabled system belongs to, and the dies (hardware/*.yaml ``die``) of
 # each family: a device takes the mean of its family's tables. One table per family, not per system or
 # die: the systems of a family run the same kernel library builds, and their composites differ by less
@@ -75,24 +96,36 @@ def gemm_mix(weight_dtypes, compute_dtypes) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def table_of(hw) -> dict | None:
+def composite_us(system: str, path: str, experts_only: bool = False) -> float:
+    """A system's layer composite on ``path`` (us); for an experts-only checkpoint with QKV and O at
+    the bf16 GEMM's floor (module docstring: ``T - 2 (t0(p) - t0(bf16)) / 7``)."""
+    t = COMPOSITE_US[system][path]
+    if experts_only:
+        t0 = GEMM_T0_US[system]
+        t -= EXPERTS_ONLY_BF16_GEMMS * (t0[path] - t0["bfloat16"]) / COMPOSITE_KERNELS
+    return t
+
+
+def table_of(hw, experts_only: bool = False) -> dict | None:
     """The composite table (path -> us) of device ``hw``: the mean over the tabled systems of its
-    family (:data:`FAMILY_OF_DIE` by its die) of each path they all hold; None for a device of
-    another die (or vendor)."""
+    family (:data:`FAMILY_OF_DIE` by its die) of each path they all hold (of an experts-only
+    checkpoint's layer with ``experts_only``); None for a device of another die (or vendor)."""
     systems = FAMILIES.get(FAMILY_OF_DIE.get(getattr(hw, "die", "") or "", ""))
     if not systems:
         return None
     paths = set.intersection(*(set(COMPOSITE_US[s]) for s in systems))
-    return {p: sum(COMPOSITE_US[s][p] for s in systems) / len(systems) for p in sorted(paths)}
+    return {p: sum(composite_us(s, p, experts_only) for s in systems) / len(systems) for p in sorted(paths)}
 
 
-def kernel_factors(hw, mix: dict[str, float]) -> dict[str, float]:
+def kernel_factors(hw, mix: dict[str, float], experts_only: bool = False) -> dict[str, float]:
     """Compute dtype -> factor on a carried ``kernel_time_s`` for device ``hw``: T(path) over the
     mean of T weighted by ``mix`` (compute dtype -> rows the carried time was fitted on:
-    :func:`gemm_mix`; module docstring); {} (the scalar everywhere) without a table, without a
-    mix, or with a mix on a path the table lacks."""
+    :func:`gemm_mix`; module docstring; the numerator an experts-only checkpoint's layer with
+    ``experts_only``, the reference the fitted rows'); {} (the scalar everywhere) without a table,
+    without a mix, or with a mix on a path the table lacks."""
     table = table_of(hw)
     if not table or not mix or sum(mix.values()) <= 0 or any(PATH_OF_COMPUTE[d] not in table for d in mix):
         return {}
     ref = sum(n * table[PATH_OF_COMPUTE[d]] for d, n in sorted(mix.items())) / sum(mix.values())
-    return {d: table[p] / ref for d, p in PATH_OF_COMPUTE.items() if p in table}
+    own = table_of(hw, experts_only) if experts_only else table
+    return {d: own[p] / ref for d, p in PATH_OF_COMPUTE.items() if p in own}

@@ -383,4 +383,5 @@ def efficiency(hw, values: dict, source: str):
                       interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
                       expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]),
                       kernel_factor=kernel_factors(hw, mix) if (mix := getattr(values, "kernel_mix", None)) else {},
+                      kernel_factor_experts_only=kernel_factors(hw, mix, experts_only=True) if mix else {},
                       source=source)

@@ -231,6 +231,10 @@ class Model(_Spec):
     attention_output_gate: bool = Field(False, description="the query projection also emits a sigmoid gate per head "
                                                            "(Qwen3-Next / Qwen3.5 gated attention)")
     max_context: int = Field(32768, ge=1, le=MAX_TOKENS)
+    quantized_experts_only: bool = Field(
+        False, description="the model's int4/fp4 weight-only checkpoint quantizes the routed experts only: "
+                           "attention, routers, shared experts and dense layers stay 16-bit (gpt-oss MXFP4, "
+                           "Kimi-K2 INT4); by default a 4-bit checkpoint quantizes every linear layer (GPTQ/AWQ)")
     quantized_embeddings: bool = Field(
         False, description="int4/fp4 weight-only checkpoints quantize the embeddings and LM head too "
                            "(default: they stay 16-bit, as GPTQ/AWQ/MXFP4 checkpoints ship them)")

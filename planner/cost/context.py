@@ -17,7 +17,7 @@ from planner.cost.gather import Gather, by_device_count, derived, grid_index, pe
 from planner.cost.interconnect import RESIDUAL_MIN_BYTES_PER_VALUE, allreduce_latency_s, ring_s_per_byte
 from planner.cost.ops import SCALAR, VECTOR
 from planner.cost.sums import NO_CAP, sum_linear, sum_min
-from planner.cost.tables import BYTES_BY_CODE, HardwareTable, ModelTable
+from planner.cost.tables import BYTES_BY_CODE, DTYPE_CODE, HardwareTable, ModelTable
 
 GEMMS_PER_LAYER = 4             # qkv, o, gate/up, down
 KERNELS_PER_LAYER = 8           # + 2 norms, rope/attention, activation
@@ -36,7 +36,9 @@ MOE_EXTRA_KERNELS_PER_LAYER = 4
 DSA_INDEXER_KERNELS_PER_LAYER = 12
 SPARSE_BLOCK_TOKENS = 16        # block top-k: one key summary per 16 tokens (Kinetics, Sadhukhan et al. 2025)
 _BYTES_LIST = BYTES_BY_CODE.tolist()
-_HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s")
+_BF16 = DTYPE_CODE["bf16"]
+_HW_TABLES = ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s",
+              "kernel_s_eo")
 
 
 def attention_dtype_code(xp, act, kv, nbytes):
@@ -160,6 +162,7 @@ class Ctx:
         if xp is SCALAR:  # one row: the table's row as a dict of floats
             htab = ht.lists()
             head_bytes = mt.lists()["head_bytes"]
+            dense_bytes = mt.lists()["dense_bytes"]
             nbytes = _BYTES_LIST
             M = self.model = mt.row(m)
             H = self.hw = ht.row(h)
@@ -167,6 +170,7 @@ class Ctx:
             mt, ht = mt.cast(dt), ht.cast(dt)
             htab = {f: getattr(ht, f) for f in _HW_TABLES}
             head_bytes = mt.head_bytes
+            dense_bytes = mt.dense_bytes
             nbytes = BYTES_BY_CODE.astype(dt)
             M = self.model = Gather(mt.cols, m, xp, table_cache(mt, "derived"))
             H = self.hw = Gather(ht.cols, h, xp, table_cache(ht, "derived"))
@@ -191,8 +195,15 @@ class Ctx:
             at_attn = lambda table: table.ravel().take(flat_attn, mode="clip")  # noqa: E731
         self.peak_flops_per_s = at_act(htab["peak_flops"])
         self.gemm_offset_flops = at_act(htab["compute_whalf"])
-        self.kernel_s = at_act(htab["kernel_s"])  # fixed time per kernel at the row's compute dtype (GEMM path)
         self.weight_bytes_per_param = xp.gather(nbytes, w_code)
+        # weights outside the routed experts: 16-bit where only the experts are 4-bit (tables.dense_bytes_per_param)
+        self.dense_bytes_per_param = lookup(dense_bytes, m, w_code)
+        # a checkpoint quantizing its routed experts only (its other weights stored wider: gpt-oss's MXFP4
+        # modules_to_not_convert) runs its attention and router GEMMs unquantized, in bf16
+        experts_only = self.dense_bytes_per_param > self.weight_bytes_per_param
+        # fixed time per kernel at the row's compute dtype (GEMM path; an experts-only checkpoint's
+        # attention GEMMs on the bf16 path: planner.kernel_paths)
+        self.kernel_s = xp.where(experts_only, at_act(htab["kernel_s_eo"]), at_act(htab["kernel_s"]))
         self.act_bytes_per_value = xp.gather(nbytes, act)
         # a weight-only row (weights narrower than its compute: a dequantizing GEMM, W4A16 / W8A16)
         # runs no tabled GEMM path: it keeps the scalar time per kernel (planner.kernel_paths)
@@ -230,6 +241,14 @@ class Ctx:
                     inv["attn"] = 1.0 / (htab["peak_flops"] * htab["att_emax"])
             self.s_per_gemm_flop = at_act(inv["gemm"])
             self.s_per_attn_flop = at_attn(inv["attn"])
+        # the dense GEMMs' time per FLOP: an experts-only checkpoint's at bf16 whatever the experts' path
+        # (vLLM and TensorRT-LLM run its attention unquantized); a device without bf16 units: the row's own
+        if xp is SCALAR:
+            s_bf16 = 1.0 / (htab["peak_flops"][h][_BF16] * htab["compute_emax"][h][_BF16])
+            s_bf16 = s_bf16 if math.isfinite(s_bf16) else 0.0
+        else:
+            s_bf16 = np.nan_to_num(inv["gemm"][:, _BF16].take(h, mode="clip"), nan=0.0, posinf=0.0)
+        self.s_per_dense_flop = xp.where(experts_only, xp.maximum(s_bf16, self.s_per_gemm_flop), self.s_per_gemm_flop)
         self.attn_offset_flops = at_attn(htab["att_whalf"])
         self.s_per_byte = derived(H, _s_per_byte)
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)

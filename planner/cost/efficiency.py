@@ -73,12 +73,17 @@ class Efficiency:
     peak_flops_override: dict[str, float] = field(default_factory=dict)  # FLOP/s, measured
     peak_bandwidth_override: float | None = None  # bytes/s, measured
     kernel_factor: dict[str, float] = field(default_factory=dict)  # compute dtype -> factor on kernel_overhead_s
+    # the same for a checkpoint whose routed experts alone are quantized (attention GEMMs bf16)
+    kernel_factor_experts_only: dict[str, float] = field(default_factory=dict)
     source: str = "defaults"
 
-    def kernel_overhead_at(self, dtype: str) -> float:
-        """The fixed time per kernel (s) of a row computing in ``dtype``."""
-        key = compute_key(self.kernel_factor, dtype)
-        return self.kernel_overhead_s * (self.kernel_factor[key] if key is not None else 1.0)
+    def kernel_overhead_at(self, dtype: str, experts_only: bool = False) -> float:
+        """The fixed time per kernel (s) of a row computing in ``dtype`` (of an experts-only
+        checkpoint: planner.kernel_paths)."""
+        factors = self.kernel_factor_experts_only if experts_only and self.kernel_factor_experts_only \
+            else self.kernel_factor
+        key = compute_key(factors, dtype)
+        return self.kernel_overhead_s * (factors[key] if key is not None else 1.0)
 
     def rows_correction(self, rows):
         """The measured correction at ``rows`` rows per pass (1 without measurements)."""

@@ -17,11 +17,16 @@ MEMORY_POWER_SHARE = 0.6        # dynamic power at full memory streaming / at fu
 
 def weight_bytes_per_device(x):
     """Stored weights per device: ``(P - P_eh) * b_w + P_eh * b_head`` over t devices,
-    with P_eh the embedding and untied LM head (16-bit beside int4/fp4 weights)."""
+    with P_eh the embedding and untied LM head (16-bit beside int4/fp4 weights), plus
+    ``(P - P_eh - P_routed) (b_dense - b_w)`` where the weights outside the routed experts
+    are stored wider than the experts' (16-bit beside 4-bit experts:
+    ``Ctx.dense_bytes_per_param``; 0 otherwise)."""
     M = x.model
     eh = M["embed_head_params"]
+    outside = M["total_params"] - eh - M["num_experts"] * M["expert_params_per"]
     per = (M["total_params"] * x.weight_bytes_per_param
-           + eh * (x.head_bytes_per_param - x.weight_bytes_per_param)) / x.devices
+           + eh * (x.head_bytes_per_param - x.weight_bytes_per_param)
+           + outside * (x.dense_bytes_per_param - x.weight_bytes_per_param)) / x.devices
     if not x.layout_beyond_tp:
         return per
     # attention data parallel: the routed experts are spread over all t x attn_dp

@@ -190,7 +190,7 @@ def dense_kernels(x, n_tok, passes, logit_tokens, head_passes=1.0):
     # (flat_rows, plain_gemv: no skinny-GEMM curve, no GEMV terms anywhere; the factors
     # are exactly 1 and the terms 0, and their full-size passes are skipped)
     scaled_flops = dense_flops if x.flat_rows else dense_flops * x.rows_factor(dense_rows)
-    compute_s = (scaled_flops + _times(passes, f["body_offset_flops"])) * x.s_per_gemm_flop
+    compute_s = (scaled_flops + _times(passes, f["body_offset_flops"])) * x.s_per_dense_flop
     read_bytes = dense_bytes if x.plain_gemv else gemm_memory_bytes(x, dense_bytes, passes * M["gemm_out_rows"] / n_dev,
                                                                      dense_rows)
     memory_s = read_bytes * x.s_per_byte + _times(passes, f["body_offset_s"])
@@ -259,7 +259,7 @@ def pass_factors(x) -> dict:
         "combine_bytes_per_slot": moe_combine_bytes(x, 1.0),
         "elementwise_offset_s": n_elementwise * s_per_offset,
     }
-    f["dense_bytes"] = fixed_params_read(x) * f["weight_bytes_per_param_device"]
+    f["dense_bytes"] = fixed_params_read(x) * x.dense_bytes_per_param / n_dev  # 16-bit outside 4-bit-only experts
     if not x.layout_beyond_tp:
         f["expert_flops_per_token"] = per_model_device(x, _expert_flops_per_token)
         f["body_flops_per_token"] = per_model_device(x, _body_flops_per_token_device)

@@ -26,6 +26,7 @@ def _lists(table) -> dict:
     if "lists" not in cache:
         d = {k: v.tolist() for k, v in table.cols.items()}
         d["head_bytes"] = table.head_bytes.tolist()
+        d["dense_bytes"] = table.dense_bytes.tolist()
         cache["lists"] = d
     return cache["lists"]
 
@@ -41,6 +42,19 @@ def embed_head_bytes_per_param(model, weight_dtype: str) -> float:
     ``quantized_embeddings``; other formats store them like the other weights."""
     b = BITS[weight_dtype] / 8.0
     if weight_dtype in WEIGHT_ONLY_4BIT and not model.quantized_embeddings:
+        return max(b, EMBED_HEAD_BYTES_PER_PARAM)
+    return b
+
+
+def dense_bytes_per_param(model, weight_dtype: str) -> float:
+    """Bytes per value of the weights outside the routed experts (attention, routers,
+    shared experts, dense layers): like the other weights, except in an MoE model whose
+    int4/fp4 weight-only checkpoint quantizes the routed experts only
+    (``quantized_experts_only``: gpt-oss's MXFP4 config.json lists ``self_attn``, the
+    router, the embeddings and the LM head in ``modules_to_not_convert``; Kimi-K2's INT4
+    quantization-aware training covers the MoE experts), where they stay 16-bit."""
+    b = BITS[weight_dtype] / 8.0
+    if weight_dtype in WEIGHT_ONLY_4BIT and model.moe is not None and model.quantized_experts_only:
         return max(b, EMBED_HEAD_BYTES_PER_PARAM)
     return b
 
@@ -61,7 +75,7 @@ def _cast(table, dt):
         conv = {k: v.astype(dt) for k, v in table.cols.items()}
         extra = {f: getattr(table, f).astype(dt) for f in ("peak_flops", "compute_emax", "compute_whalf",
                                                            "att_emax", "att_whalf", "rows_corr", "head_bytes",
-                                                           "kernel_s")
+                                                           "kernel_s", "kernel_s_eo", "dense_bytes")
                  if hasattr(table, f)}
         cache[dt] = table if dt is np.float64 else replace(table, cols=conv, **extra)
     return cache[dt]
@@ -74,6 +88,7 @@ class ModelTable:
     names: tuple[str, ...]
     cols: dict[str, np.ndarray]
     head_bytes: np.ndarray      # [model, weight dtype code] bytes per embedding / LM-head value
+    dense_bytes: np.ndarray     # [model, weight dtype code] bytes per value outside the routed experts
 
     def cast(self, dt) -> "ModelTable":
         return _cast(self, dt)
@@ -165,7 +180,9 @@ class ModelTable:
         }
         head = np.array([[embed_head_bytes_per_param(m, d) for d in DTYPES] for m in models])
         head = head.reshape(len(models), len(DTYPES))
-        return cls(tuple(m.name for m in models), cols, head)
+        dense = np.array([[dense_bytes_per_param(m, d) for d in DTYPES] for m in models])
+        dense = dense.reshape(len(models), len(DTYPES))
+        return cls(tuple(m.name for m in models), cols, head, dense)
 
 
 @dataclass(frozen=True)
@@ -182,6 +199,7 @@ class HardwareTable:
     rows_corr: np.ndarray       # [device, ROWS_GRID] measured GEMM-time correction at 2^i rows
     efficiency_sources: tuple[str, ...]
     kernel_s: np.ndarray        # [device, dtype code] fixed time per kernel of a row computing in that dtype
+    kernel_s_eo: np.ndarray     # the same for a checkpoint quantizing its routed experts only
 
     def cast(self, dt) -> "HardwareTable":
         return _cast(self, dt)
@@ -208,7 +226,8 @@ class HardwareTable:
         cache = self.__dict__.setdefault("_casts", {})
         if "lists" not in cache:
             d = {k: v.tolist() for k, v in self.cols.items()}
-            for f in ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s"):
+            for f in ("peak_flops", "compute_emax", "compute_whalf", "att_emax", "att_whalf", "rows_corr", "kernel_s",
+                      "kernel_s_eo"):
                 d[f] = getattr(self, f).tolist()
             cache["lists"] = d
         return cache["lists"]
@@ -274,5 +293,6 @@ class HardwareTable:
         }
         rows = np.stack([e.rows_correction(ROWS_GRID) for e in effs]) if effs else np.ones((0, ROWS_GRID.size))
         kernel = np.array([[e.kernel_overhead_at(d) for d in DTYPES] for e in effs]).reshape(len(effs), nd)
+        kernel_eo = np.array([[e.kernel_overhead_at(d, True) for d in DTYPES] for e in effs]).reshape(len(effs), nd)
         return cls(tuple(h.name for h in hardware), cols, peak, emax, whalf, a_emax, a_whalf, rows,
-                   tuple(e.source for e in effs), kernel)
+                   tuple(e.source for e in effs), kernel, kernel_eo)
