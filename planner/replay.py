@@ -9,7 +9,7 @@ rows (no Python loop over rows), in the engine's serving mode: concurrency =
 hardware table, with its own efficiencies, so fitted parameters apply per pair.
 
 Each row runs under the closed-loop arrival pattern the benchmarks use (all requests
-start together, a finished one is replaced at once: planner.cost.serving.closed_loop),
+start together, a finished one is replaced at once: planner.cost.closed_loop.closed_loop),
 with the scheduler facts of its engine (engines/*.yaml: token budget, chunked prefill,
 mixed batches, running limit) and the named parameters of its (device, engine) pair
 (:mod:`planner.serving_params`): the efficiencies enter the hardware table, the host time

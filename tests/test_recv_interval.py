@@ -9,7 +9,7 @@ Oracles (outside the code):
   batch and 1,000 after an extend (prefill) batch; requests are received only when it
   reaches N (then reset). Simulated iteration by iteration below with Poisson arrivals, the
   mean wait and the prompts a poll takes are compared with planner.cost.waves.recv_wait_steps
-  and the gathering planner.cost.serving.shared_prompt_step assumes.
+  and the gathering planner.cost.closed_loop.shared_prompt_step assumes.
 * InferenceX's launch scripts: benchmarks/dsr1_fp4_b200.sh, dsr1_fp8_b200.sh (TP8) and
   single_node/qwen3.5_fp8_b200.sh set N = 10 below 16 requests in flight, 30 from 16 on;
   its Hopper and AMD SGLang launches (dsr1_fp8_h200.sh, qwen3.5_fp8_h200.sh,

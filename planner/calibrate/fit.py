@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from planner.calibrate.fit_gemv import fit_gemv_rows, rows_correction
-from planner.cost.passes import gemv_weight
+from planner.cost.roofline import gemv_weight
 
 MIN_LEFT = 0.3  # a measurement minus fixed costs is kept at >= 30% of itself
 F_SCALE = 0.25  # soft-L1: log errors beyond ~25% count linearly (a disturbed sample pulls less)

@@ -10,8 +10,8 @@ are long streams faster at batch 1 than one with short rows: llama-3.2-1b (rows 
 2048-8192 values) at ~21 GB/s, qwen3-0.6b (1024-value rows, an LM head of 152k rows) at
 ~17 GB/s, which one bandwidth for both cannot express (it over-predicted llama-3.2-1b's
 batch-1 decode by 20-38%). The engine charges ``gemv_row_bytes`` per output row of a
-one-row GEMM (:func:`planner.cost.passes.gemm_memory_bytes`, weighted by
-:func:`planner.cost.passes.gemv_weight`).
+one-row GEMM (:func:`planner.cost.roofline.gemm_memory_bytes`, weighted by
+:func:`planner.cost.roofline.gemv_weight`).
 
 :func:`fit_gemv_rows` fits ``t = (B + N r + w_half) / (bw e)`` on the one-row GEMMs
 (``e`` the memory curve's e_max, ``r`` the row cost in bytes, ``w_half`` the memory
