@@ -13,7 +13,8 @@ INTERVAL_LEVEL = 0.8  # the interval `planner recommend` shows (acc 80%)
 # module it imports. tests/test_precomputed.py checks that this is the import closure, so
 # an edit elsewhere in the package keeps the cached (and the shipped) arrays.
 ACCURACY_SOURCES = ("accuracy", "array_cache.py", "bounds.py", "catalog.py", "disk_cache.py", "dtypes.py", "errors.py",
-                    "files.py", "locations.py", "quantization.py", "safeload.py", "specs.py", "units.py")
+                    "files.py", "locations.py", "quantization.py", "safeload.py", "scenario_checks.py", "specs.py",
+                    "units.py")
 
 
 def _cached_accuracy(kind: str, compute, profile, strategy, arrays, quality: dict):
