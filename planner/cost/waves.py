@@ -15,7 +15,7 @@ def in_step_share(range_ratio, G, wave_steps):
     """The share of a closed loop's later waves that can stay in step when the benchmark
     draws each request's output length uniformly from ``[r G, G]`` (``r``: its random
     range ratio; 1 = fixed lengths, the data's README; InferenceMAX's sweeps use 0.8:
-    planner.measured.HARNESS_RANGE_RATIO).
+    planner.harness.HARNESS_RANGE_RATIO).
 
     A group of the closed loop is the requests whose prompts completed in one step; with
     fixed lengths they all finish ``G - 1`` steps later and return together, so the
