@@ -1,5 +1,5 @@
-"""A disk cache of computed numpy arrays, beside the catalog's byte cache
-(planner.catalog.cache_read / cache_write, in ``catalog.cache_dir()``).
+"""A disk cache of computed numpy arrays, beside the byte cache
+(planner.disk_cache.cache_read / cache_write, in ``disk_cache.cache_dir()``).
 
 `planner recommend` spends most of its time in the accuracy model, and a scenario asked
 twice asks the same (profile, strategy, grid) again: :func:`cached_array` keeps such
@@ -9,7 +9,7 @@ description of its inputs (``key_text``: e.g. an accuracy profile's full content
 strategy) and every array argument (dtype, shape and bytes). Values are .npy files (no pickles); unreadable or missing entries are
 computed again. ``PLANNER_NO_CACHE=1`` turns the cache off.
 
-Data layer: it imports nothing above planner.catalog (the callers describe their inputs
+Data layer: it imports nothing above planner.disk_cache (the callers describe their inputs
 as text).
 """
 
@@ -59,7 +59,7 @@ def cached_array(kind: str, compute, key_text: str, arrays, pair: bool = False,
     import hashlib
     import io
 
-    from planner.catalog import cache_dir, cache_read, cache_write
+    from planner.disk_cache import cache_dir, cache_read, cache_write
 
     if cache_dir() is None:
         return compute()

@@ -61,7 +61,7 @@ def check_range_ratio(value: Any, field: str = "range-ratio", file: str | None =
     uniformly from the whole numbers in ``[int(r L), L]`` (sglang bench_serving
     ``--random-range-ratio``, default 0 there: lengths from ``[0, L]``, prompts from 1;
     vLLM's benchmark_serving.py before ``vllm bench serve``; InferenceMAX's copy of it at
-    0.8: planner.measured.HARNESS_RANGE_RATIO); 1 = fixed lengths. (``vllm bench serve
+    0.8: planner.harness.HARNESS_RANGE_RATIO); 1 = fixed lengths. (``vllm bench serve
     --random-range-ratio b``, 0 <= b < 1, draws from ``[L (1 - b), L (1 + b)]`` instead:
     ``L' = L (1 + b)`` and ``r = (1 - b) / (1 + b)`` here.) The one rule of ``planner
     estimate --range-ratio``, the checks files' and capacity scenarios' ``range_ratio:``,

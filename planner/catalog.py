@@ -13,148 +13,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Type, TypeVar
 
+from planner.disk_cache import CACHE_MAX_ENTRIES, SHIPPED_CACHE, cache_dir, cache_read, cache_write, shipped_cache_dir
 from planner.errors import InputError
+from planner.locations import SHIPPED_KINDS, builtin_dir, refuse_input, refuse_shipped, search_dirs
+
+# the shipped folders and write guards (planner.locations) and the byte cache
+# (planner.disk_cache) live there; callers written before the split import them from here
+__all__ = ["ALIAS_KINDS", "CACHE_MAX_ENTRIES", "KINDS", "SHIPPED_CACHE", "SHIPPED_KINDS", "all_hardware", "all_models",
+           "builtin_dir", "cache_dir", "cache_read", "cache_write", "checkpoint_base", "checkpoint_reading", "find_alias",
+           "find_file", "list_names", "load_hardware", "load_model", "looks_like_path", "parse_spec", "read_yaml",
+           "refuse_input", "refuse_shipped", "search_dirs", "shipped_cache_dir", "validation_error"]
 
 T = TypeVar("T")
 
 KINDS = ("hardware", "models", "tasks", "calibration", "examples")
 ALIAS_KINDS = ("hardware", "models", "engines")  # kinds whose files' ``aliases:`` resolve a name
-
-
-def builtin_dir(kind: str) -> Path:
-    """The shipped directory for ``kind``: the checkout's top-level folder, else the
-    installed ``planner_data`` package (a non-editable install)."""
-    checkout = Path(__file__).resolve().parent.parent / kind
-    if checkout.is_dir():
-        return checkout
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(f"planner_data.{kind}")
-    except ModuleNotFoundError:  # pragma: no cover - broken install
-        return checkout
-    if spec is None or not spec.submodule_search_locations:
-        return checkout
-    return Path(list(spec.submodule_search_locations)[0])
-
-
-SHIPPED_KINDS = ("hardware", "models", "engines", "tasks", "calibration", "examples")
-
-
-def refuse_shipped(path: str | Path, field: str = "output", hint: str = "write elsewhere",
-                   new_files_ok: bool = False) -> None:
-    """Nothing the package ships is overwritten by a command: a write into a shipped folder
-    (:data:`SHIPPED_KINDS`, checkout or installed ``planner_data``) or into the installed
-    package itself is a one-line error (exit 2); ``new_files_ok`` lets a command add a new
-    file there (``planner models import -o models/my.yaml`` adds a model to a checkout) but
-    still never replace one. Maintainer scripts under ``benchmarks/`` and ``make
-    refit-serving`` regenerate shipped files on purpose and do not call this."""
-    target = Path(path).expanduser().resolve()
-    if new_files_ok and not target.exists():
-        return
-    package = Path(__file__).resolve().parent
-    for guarded in (*(builtin_dir(k).resolve() for k in SHIPPED_KINDS), package):
-        if target == guarded or guarded in target.parents:
-            raise InputError(f"refusing to write into {guarded} (shipped files): {hint}", file=str(path), field=field)
-
-
-def refuse_input(path: str | Path, inputs, field: str = "output") -> None:
-    """A command never writes over a file it reads (``planner fit log.jsonl -o log.jsonl``
-    replaced the eval log with the profile): an output that is one of ``inputs`` (the same
-    file, through links too) is a one-line error (exit 2) before anything runs."""
-    target = Path(path).expanduser().resolve()
-    for given in inputs:
-        if given is not None and Path(given).expanduser().resolve() == target:
-            raise InputError(f"refusing to write over an input of this command ({given}): write elsewhere",
-                             file=str(path), field=field)
-
-
-def search_dirs(kind: str) -> list[Path]:
-    dirs: list[Path] = []
-    for entry in os.environ.get("PLANNER_PATH", "").split(os.pathsep):
-        if entry:
-            p = Path(entry).expanduser()
-            dirs.append(p / kind if (p / kind).is_dir() else p)
-    dirs.append(builtin_dir(kind))
-    return dirs
-
-
-def cache_dir() -> Path | None:
-    """The folder of the planner's on-disk caches: ``$PLANNER_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/planner``, else ``~/.cache/planner``; None (no caching) where
-    ``PLANNER_NO_CACHE`` is set to anything but "" or "0"."""
-    if os.environ.get("PLANNER_NO_CACHE", "") not in ("", "0"):
-        return None
-    explicit = os.environ.get("PLANNER_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "planner"
-
-
-# The shipped, read-only layer of the cache (top-level ``precomputed/``, installed as
-# ``planner_data.precomputed``): entries keyed exactly as the user's, written by
-# `make precompute` (the default scenario's parsed YAML and accuracy arrays), never by a
-# command. ``PLANNER_NO_SHIPPED_CACHE=1`` skips it (`make precompute` itself).
-SHIPPED_CACHE = "precomputed"
-
-
-def shipped_cache_dir() -> Path | None:
-    """The shipped cache's folder, or None where it is off (``PLANNER_NO_CACHE`` or
-    ``PLANNER_NO_SHIPPED_CACHE`` set to anything but "" or "0")."""
-    if os.environ.get("PLANNER_NO_SHIPPED_CACHE", "") not in ("", "0") or cache_dir() is None:
-        return None
-    return builtin_dir(SHIPPED_CACHE)
-
-
-def cache_read(kind: str, key: str) -> bytes | None:
-    """The bytes cached under ``kind/key``: the user's cache, else the shipped one (a fresh
-    install's first run); None where neither has it (or caching is off, or unreadable)."""
-    d = cache_dir()
-    if d is None:
-        return None
-    for folder in (d, shipped_cache_dir()):
-        if folder is None:
-            continue
-        try:
-            return (folder / kind / key).read_bytes()
-        except (OSError, ValueError):
-            continue
-    return None
-
-
-def cache_write(kind: str, key: str, data: bytes) -> None:
-    """Store ``data`` under ``kind/key`` atomically (planner.files); a cache that cannot be
-    written is skipped silently: it only ever saves time."""
-    d = cache_dir()
-    if d is None:
-        return
-    from planner.files import atomic_write_bytes
-
-    try:
-        atomic_write_bytes(d / kind / key, data)
-        _evict(d / kind)
-    except (InputError, OSError):
-        pass
-
-
-# Entries kept per cache kind; beyond, the least recently written quarter goes.
-CACHE_MAX_ENTRIES = 4096
-
-
-def _evict(folder: Path) -> None:
-    """Keep ``folder`` at most CACHE_MAX_ENTRIES files: the oldest (by modification time)
-    are removed first, down to three quarters of the limit."""
-    with os.scandir(folder) as it:
-        entries = [e for e in it if e.is_file() and not e.name.startswith(".")]
-    if len(entries) <= CACHE_MAX_ENTRIES:
-        return
-    entries.sort(key=lambda e: e.stat().st_mtime_ns)
-    for e in entries[:len(entries) - CACHE_MAX_ENTRIES * 3 // 4]:
-        try:
-            os.unlink(e.path)
-        except OSError:
-            pass
 
 
 # Bump when the parsed-YAML cache's layout or safeload's rules change meaning.

@@ -36,6 +36,10 @@ import numpy as np
 from planner.bounds import MAX_DEVICES, MAX_REQUESTS, MAX_TOKENS, check_range_ratio
 from planner.engine_profiles import engine_name
 from planner.errors import InputError
+from planner.harness import harness_kv_dtype, harness_range_ratio, harness_sets_recv
+# the harness's settings and their resolution live in planner.harness; callers written
+# before the split import these from here
+from planner.harness import HARNESS_RANGE_RATIO, harness_recv_interval  # noqa: F401
 from planner.safeload import MAX_LOG_BYTES, read_text
 
 REQUIRED_COLUMNS = ("model_path", "system", "backend", "precision", "mode", "isl", "osl",
@@ -116,7 +120,9 @@ class MeasuredRuns:
     range_ratio: np.ndarray        # lengths drawn per request from [r L, L] (1: fixed; harness_range_ratio)
     kv_dtype: np.ndarray           # the deployment's KV-cache dtype ("" = the engine's default; kv_cache_dtype)
     spec_tokens: np.ndarray        # speculative (MTP) draft tokens per step (0 = none; SPEC_TOKENS_COLUMN)
-    recv_interval: np.ndarray      # iterations between the scheduler's request polls (RECV_INTERVAL_COLUMN; 0: harness)
+    recv_interval: np.ndarray      # iterations between the scheduler's request polls (RECV_INTERVAL_COLUMN; 1: default)
+    kv_fp8_on_blackwell: np.ndarray  # bool: the harness's fp4 launch, fp8 KV on Blackwell (resolve_kv_dtype)
+    recv_by_harness: np.ndarray    # bool: the harness's poll interval, by device and concurrency (resolve_recv_interval)
     disagg: dict = field(default_factory=dict)  # "prefill_tp_size" -> array (NaN where empty)
 
     def __len__(self) -> int:
@@ -185,6 +191,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
     num = {k: np.zeros(n) for k in ("isl", "osl", "concurrency", "tp", "pp", "dp", "moe_tp", "ep",
                                     "measured_ttft_s", "measured_tpot_s", "total_concurrency", "range_ratio",
                                     "spec_tokens", "recv_interval")}
+    flags = {k: np.zeros(n, dtype=bool) for k in ("kv_fp8_on_blackwell", "recv_by_harness")}  # harness rules
     engine_names: dict[str, str] = {}  # the backend column's spellings -> the engine (engines/*.yaml aliases)
     dis_cols = [f"{side}_{f}" for side in ("prefill", "decode") for f in DISAGG_FIELDS]
     disagg = {c: np.full(n, np.nan) for c in dis_cols if c in header}
@@ -209,8 +216,10 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         s["precision"].append(prec)
         s["quant"].append(get("gemm_quant_mode").lower() or prec)
         s["mode"].append(mode)
-        s["kv_dtype"].append(kv_cache_dtype(get(KV_DTYPE_COLUMN), get("silicon_data_source"), s["engine"][-1],
-                                            get("gemm_quant_mode") or get("precision"), file, line))
+        kv = kv_cache_dtype(get(KV_DTYPE_COLUMN), get("silicon_data_source"), s["engine"][-1],
+                            get("gemm_quant_mode") or get("precision"), file, line)
+        s["kv_dtype"].append(kv or "")
+        flags["kv_fp8_on_blackwell"][i] = kv is None
         num["isl"][i] = _number(r["isl"], file, line, "isl", whole=True, empty_ok=False, minimum=1)
         num["osl"][i] = _number(r["osl"], file, line, "osl", whole=True, empty_ok=False, minimum=1)
         agg = mode == "agg"
@@ -229,8 +238,9 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         num["total_concurrency"][i] = _total_concurrency(r, file, line)
         num["spec_tokens"][i] = _number(r.get(SPEC_TOKENS_COLUMN) or "", file, line, SPEC_TOKENS_COLUMN, whole=True,
                                         empty_ok=True, default=0.0)
-        num["recv_interval"][i] = recv_interval(r.get(RECV_INTERVAL_COLUMN) or "", get("silicon_data_source"),
-                                                s["engine"][-1], file, line)
+        every = recv_interval(r.get(RECV_INTERVAL_COLUMN) or "", get("silicon_data_source"), s["engine"][-1], file, line)
+        num["recv_interval"][i] = 1.0 if every is None else every
+        flags["recv_by_harness"][i] = every is None
         num["range_ratio"][i] = harness_range_ratio(get("silicon_data_source"))
         if get(RANGE_RATIO_COLUMN):  # the row says it: that wins over the harness's default
             v = _number(r[RANGE_RATIO_COLUMN], file, line, RANGE_RATIO_COLUMN, whole=False, empty_ok=False)
@@ -241,28 +251,14 @@ def read_measured(path: str | Path) -> MeasuredRuns:
                                  value=r[RANGE_RATIO_COLUMN]) from None
     arr = {k: np.array(v, dtype=object if k == "ids" else str) if v else np.array([], dtype=str)
            for k, v in s.items()}
-    return MeasuredRuns(file=file, line=np.arange(2, n + 2), disagg=disagg, **arr, **num)
+    return MeasuredRuns(file=file, line=np.arange(2, n + 2), disagg=disagg, **arr, **num, **flags)
 
 
 # The benchmark's random range ratio: input and output lengths drawn per request,
-# uniformly from [r L, L] (InferenceMAX's utils/bench_serving/benchmark_serving.py
-# sample_random_requests: lower = int(seq_len * range_ratio), upper = seq_len). An optional
-# column gives it per row; otherwise rows of InferenceMAX's sweeps (SemiAnalysis; their
-# provenance names the GitHub workflow run, ``workflow_run_id=``, or the results database's
-# ``wip=`` flag; the gap-analysis files' rows, ``aic_database_mode=``, are copies of them: the
-# dev file holds both copies of some runs, identical figures) take that harness's 0.8
-# (.github/workflows/full-sweep-tmpl.yml ``random-range-ratio: 0.8``; the srt-slurm
-# recipes' sa-bench ``random_range_ratio: 0.8``),
-# every other row fixed lengths (1; the data's README: "fixed input length isl and output
-# length osl"). Read by planner.cost.waves.in_step_share.
+# uniformly from [r L, L]. An optional column gives it per row; otherwise the harness's
+# (planner.harness.harness_range_ratio: 0.8 for its rows, 1 = fixed lengths for the rest).
+# Read by planner.cost.waves.in_step_share.
 RANGE_RATIO_COLUMN = "random_range_ratio"
-HARNESS_RANGE_RATIO = 0.8
-HARNESS_SOURCE = re.compile(r"(?:^|[;\s])(?:workflow_run_id|wip|aic_database_mode)=")
-
-
-def harness_range_ratio(source: str) -> float:
-    """The random range ratio of the harness a row's provenance names (module comment)."""
-    return HARNESS_RANGE_RATIO if HARNESS_SOURCE.search(source or "") else 1.0
 
 
 def mean_length(length, range_ratio):
@@ -291,30 +287,19 @@ SPEC_TOKENS_COLUMN = "spec_decode_tokens"
 # The deployment's KV-cache dtype. An optional column gives it per row (``kv_cache_dtype``:
 # fp8 / fp8_e4m3 / fp8_e5m2, bf16, fp16, or auto / empty for the engine's default, the
 # engines' own spellings: vLLM and SGLang --kv-cache-dtype, TensorRT-LLM
-# kv_cache_config.dtype). Otherwise the harness's documented setting: every TensorRT-LLM
-# launch of an fp8 checkpoint in the InferenceMAX sweeps sets ``kv_cache_config: dtype: fp8``
-# (InferenceMAX benchmarks/dsr1_fp8_h200_trt.sh and 70b_fp8_h200_trt_slurm.sh; the
-# dynamo-trt DeepSeek-R1 recipes the sweeps launch, srt-slurm recipes/trtllm/h200/ and
-# h100-fp8/ ``kv_cache_config.dtype: fp8`` in prefill and decode), and so does every
-# TensorRT-LLM launch of an fp4 checkpoint on Blackwell, where the fp4 GEMMs run natively
-# (InferenceX benchmarks/dsr1_fp4_b200_trt_slurm.sh, single_node/dsr1_fp4_b200_trt.sh and
-# single_node/gptoss_fp4_b200_trt.sh: ``dtype: fp8``), while its fp4 launches on Hopper
-# keep ``dtype: auto`` (gptoss_fp4_h200_trt.sh): resolved against the row's device in
-# planner.replay_rows.read_rows (:data:`FP8_KV_WITH_FP4_UNITS`). Its SGLang and vLLM launches pass no
-# --kv-cache-dtype (dsr1_fp8_h200.sh): "auto", the model's activation dtype. For DeepSeek's
-# MLA an fp8 cache holds the 576-value latent per token and layer in 576 bytes instead of
-# 1,152. Rows of other sources take the engine's default (engines/*.yaml kv_dtype_auto).
+# kv_cache_config.dtype). Otherwise the harness's setting (planner.harness.harness_kv_dtype;
+# its fp4 launches' depends on the device: read as None, resolved by
+# planner.harness.resolve_kv_dtype). Rows of other sources take the engine's default
+# (engines/*.yaml kv_dtype_auto).
 KV_DTYPE_COLUMN = "kv_cache_dtype"
 KV_DTYPE_SPELLINGS = {"": "", "auto": "", "fp8": "fp8", "fp8_e4m3": "fp8", "fp8_e5m2": "fp8", "bf16": "bf16",
                       "bfloat16": "bf16", "fp16": "fp16", "float16": "fp16", "half": "fp16"}
-HARNESS_FP8_KV_ENGINES = ("trtllm",)
-FP8_KV_WITH_FP4_UNITS = "fp8-if-fp4-units"  # a harness fp4 launch: fp8 KV on Blackwell (Hardware.blackwell_class)
 
 
-def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str = "", line: int = 0) -> str:
+def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str = "", line: int = 0) -> str | None:
     """A row's KV-cache dtype ("" = the engine's default): the ``kv_cache_dtype`` column
-    where given, else the harness's setting (module comment above; an fp4 launch's
-    :data:`FP8_KV_WITH_FP4_UNITS` is resolved against the device by planner.replay_rows)."""
+    where given, else the harness's setting (planner.harness.harness_kv_dtype; None: fp8
+    on a Blackwell-class part, planner.harness.resolve_kv_dtype)."""
     g = (given or "").strip().lower()
     if g:
         if g not in KV_DTYPE_SPELLINGS:
@@ -322,47 +307,23 @@ def kv_cache_dtype(given: str, source: str, engine: str, quant: str, file: str =
                              file=file, field=KV_DTYPE_COLUMN, value=given)
         return KV_DTYPE_SPELLINGS[g]
     d = dtypes_for(quant or "")
-    if d is None or engine.strip().lower() not in HARNESS_FP8_KV_ENGINES or not HARNESS_SOURCE.search(source or ""):
-        return ""
-    return {"fp8": "fp8", "fp4": FP8_KV_WITH_FP4_UNITS}.get(d[0], "")
+    return harness_kv_dtype(source, engine, d[0] if d is not None else None)
 
 
 # How often the engine's scheduler polls for new requests, in decode iterations (SGLang
 # --scheduler-recv-interval N: planner.cost.waves.recv_wait_steps). An optional column gives it
 # per row (``scheduler_recv_interval``; 1 = every iteration, the engine's default). Otherwise
-# the harness's launches: InferenceX's SGLang launches on Blackwell set N = 10 below 16
-# requests in flight and 30 from 16 on (benchmarks/dsr1_fp4_b200.sh and its MTP twin
-# dsr1_fp4_b200_mtp.sh; dsr1_fp8_b200.sh at TP8, its TP4 8K/1K launch 10 throughout;
-# single_node/qwen3.5_fp8_b200.sh: "recv every ~10 requests; if CONC >= 16, relax to ~30"),
-# while its SGLang launches on Hopper and AMD parts leave the default (dsr1_fp8_h200.sh,
-# single_node/qwen3.5_fp8_h200.sh, glm5_fp8_h200.sh, dsr1_fp8_mi355x.sh), and so does its
-# GLM-5 B200 launch (glm5_fp8_b200.sh; not told apart: a GLM-5 B200 row takes the rule).
-# The MI355X launches' --num-continuous-decode-steps 4 is not such a wait: since SGLang pull
-# request 2095 (2024-11, the overlap scheduler) the argument is parsed and never read.
-# Read as :data:`HARNESS_RECV_ON_BLACKWELL`, resolved against the device (a Blackwell-class part:
-# planner.specs.Hardware.blackwell_class) and the concurrency by planner.replay (:func:`harness_recv_interval`).
+# the harness's rule, by device and concurrency (planner.harness.harness_sets_recv: read as
+# None, resolved by planner.harness.resolve_recv_interval).
 RECV_INTERVAL_COLUMN = "scheduler_recv_interval"
-HARNESS_RECV_ENGINES = ("sglang",)
-HARNESS_RECV_ON_BLACKWELL = 0.0  # the harness's rule, by device and concurrency
-HARNESS_RECV_LOW, HARNESS_RECV_HIGH, HARNESS_RECV_FROM = 10.0, 30.0, 16.0
 
 
-def recv_interval(given: str, source: str, engine: str, file: str = "", line: int = 0) -> float:
-    """A row's scheduler poll interval (iterations): the column where given, else
-    :data:`HARNESS_RECV_ON_BLACKWELL` for a harness SGLang row, else 1 (comment above)."""
+def recv_interval(given: str, source: str, engine: str, file: str = "", line: int = 0) -> float | None:
+    """A row's scheduler poll interval (iterations): the column where given, else None for
+    a row whose harness chose it (planner.harness.resolve_recv_interval), else 1."""
     if (given or "").strip():
         return _number(given, file, line, RECV_INTERVAL_COLUMN, whole=True, empty_ok=False, minimum=1)
-    harness = engine.strip().lower() in HARNESS_RECV_ENGINES and HARNESS_SOURCE.search(source or "")
-    return HARNESS_RECV_ON_BLACKWELL if harness else 1.0
-
-
-def harness_recv_interval(concurrency, blackwell):
-    """The harness's poll interval of a row (:func:`recv_interval`'s sentinel): 10 below 16
-    requests in flight and 30 from 16 on where ``blackwell`` (planner.specs.Hardware.blackwell_class),
-    1 elsewhere; arrays broadcast."""
-    c = np.asarray(concurrency, dtype=float)
-    n = np.where(c >= HARNESS_RECV_FROM, HARNESS_RECV_HIGH, HARNESS_RECV_LOW)
-    return np.where(np.asarray(blackwell, dtype=bool), n, 1.0)
+    return None if harness_sets_recv(source, engine) else 1.0
 
 
 SOURCE_CONCURRENCY = re.compile(r"(?:^|[;\s])silicon_concurrency=([^;\s]*)")

@@ -9,7 +9,7 @@ rows (no Python loop over rows), in the engine's serving mode: concurrency =
 hardware table, with its own efficiencies, so fitted parameters apply per pair.
 
 Each row runs under the closed-loop arrival pattern the benchmarks use (all requests
-start together, a finished one is replaced at once: planner.cost.serving.closed_loop),
+start together, a finished one is replaced at once: planner.cost.closed_loop.closed_loop),
 with the scheduler facts of its engine (engines/*.yaml: token budget, chunked prefill,
 mixed batches, running limit) and the named parameters of its (device, engine) pair
 (:mod:`planner.serving_params`): the efficiencies enter the hardware table, the host time
@@ -35,7 +35,8 @@ import numpy as np
 
 from planner import serving_params as SP
 from planner.cost.serving import ARRIVAL_CODE
-from planner.measured import HARNESS_RECV_ON_BLACKWELL, MeasuredRuns, harness_recv_interval, mean_tokens
+from planner.harness import resolve_recv_interval
+from planner.measured import MeasuredRuns, mean_tokens
 from planner.measured_layouts import moe_layout, sweep_decode_workers
 from planner.replay_rows import DISAGG_COUNTS, LAYOUT_KEYS, disagg_value, has_columns, in_flight, read_rows
 
@@ -111,7 +112,7 @@ class Prepared:
             self.min_decode = sweep_decode_workers(self.C[self.dis], dec["devices"] * dec["attn_dp"])
             ep, attn_dp = moe_layout(tp[idx], dp[idx], moe_tp[idx], ep[idx])
             # the benchmark's mean lengths: drawn per request where its client spreads them
-            # (planner.measured.harness_range_ratio), the row's own otherwise
+            # (planner.harness.harness_range_ratio), the row's own otherwise
             self.isl = mean_tokens(runs.isl[idx], runs.range_ratio[idx])
             self.osl = mean_tokens(runs.osl[idx], runs.range_ratio[idx])
             self.cols = columns(len(idx), model=m_idx, hardware=self.g_idx, devices=np.maximum(tp[idx], 1).astype(np.int64),
@@ -144,11 +145,10 @@ class Prepared:
 
     def _recv_interval(self, runs: MeasuredRuns, idx, hws) -> np.ndarray:
         """Each row's scheduler poll interval: its own, or the harness's by device and
-        requests in flight (planner.measured.harness_recv_interval: on a Blackwell-class part,
+        requests in flight (planner.harness.resolve_recv_interval: on a Blackwell-class part,
         planner.specs.Hardware.blackwell_class)."""
-        given = runs.recv_interval[idx]
         blackwell = np.array([hws[s].blackwell_class for s in runs.system[idx]], dtype=bool)
-        return np.where(given == HARNESS_RECV_ON_BLACKWELL, harness_recv_interval(self.C, blackwell), given)
+        return resolve_recv_interval(runs.recv_interval[idx], runs.recv_by_harness[idx], self.C, blackwell)
 
     def _pipeline(self, runs: MeasuredRuns, idx, models, hws, adt) -> None:
         """Aggregated pipeline-parallel rows (``pp_size`` > 1), as planner.cost.api's

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner.errors import InputError
-from planner.measured import FP4_OR_BF16, FP8_KV_WITH_FP4_UNITS, MODES, MeasuredRuns, dtypes_for
+from planner.harness import resolve_kv_dtype
+from planner.measured import FP4_OR_BF16, MODES, MeasuredRuns, dtypes_for
 from planner.measured_layouts import product_encoded, product_encoded_dp
 
 
@@ -114,7 +115,7 @@ def read_rows(runs: MeasuredRuns) -> Rows:
         sel = runs.quant == q
         d = dtypes_for(q) or (None, None, None)
         wdt[sel], adt[sel], kdt[sel] = d
-    given_kv = (runs.kv_dtype != "") & (runs.kv_dtype != FP8_KV_WITH_FP4_UNITS)
+    given_kv = runs.kv_dtype != ""
     kdt = np.where(given_kv & (kdt != None), runs.kv_dtype, kdt)  # noqa: E711 (the row's KV dtype)
     tp, moe_tp, dp, ep = runs.tp.copy(), runs.moe_tp.copy(), runs.dp.copy(), runs.ep.copy()
     layout_note = np.full(n, "", dtype=object)
@@ -160,8 +161,8 @@ def read_rows(runs: MeasuredRuns) -> Rows:
             reason = "no requests in flight (batch_size 0)"
         if reason is None and adt[i] == FP4_OR_BF16:
             adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
-        if reason is None and runs.kv_dtype[i] == FP8_KV_WITH_FP4_UNITS and h.blackwell_class:
-            kdt[i] = "fp8"  # the harness's fp4 launches on Blackwell (planner.measured)
+        if reason is None:  # the harness's fp4 launches: fp8 KV on Blackwell (planner.harness)
+            kdt[i] = resolve_kv_dtype(kdt[i], runs.kv_fp8_on_blackwell[i], h.blackwell_class)
         if reason is None and adt[i] == "fp8" and not h.has_dtype("fp8") \
                 and profiles[runs.engine[i]].fp8_weight_only_fallback:
             adt[i] = "bf16"  # the engine's W8A16 path: fp8 weights, 16-bit GEMMs (engines/*.yaml)

@@ -24,7 +24,7 @@ import numpy as np
 
 from planner import layouts as lay
 from planner import strategies as strat
-from planner.cost.passes import BOTTLENECKS
+from planner.cost.roofline import BOTTLENECKS
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.dtypes import BITS
 from planner.errors import InputError

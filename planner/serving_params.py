@@ -18,7 +18,7 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   value (engines/*.yaml).
 * ``wave_sync``: how far the closed-loop benchmark's LATER waves stay in step. The
   benchmark starts all C requests together (its first wave is in step by construction:
-  planner.cost.serving.closed_loop) and replaces a finished one at once; with fixed
+  planner.cost.closed_loop.closed_loop) and replaces a finished one at once; with fixed
   lengths the later waves would stay in the groups the first wave formed (1), but real
   first tokens and replacements come at different times, so they smear out towards
   arrivals spread over the steps (0: the steady state, a lone prompt per step). The
@@ -49,7 +49,7 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 * ``expert_stream_bytes_per_s``: the highest rate (bytes/s) at which the routed experts'
   weights of an MoE layer stream from HBM: their roofline's memory side is ``touched x
   expert bytes / min(bw x memory_efficiency, expert_stream_bytes_per_s)``
-  (planner.cost.passes.dense_kernels; every touched expert is read whole). At decode a
+  (planner.cost.dense.dense_kernels; every touched expert is read whole). At decode a
   grouped GEMM serves ~1 token per expert (the issue 10 text: "MoE expert GEMMs with few
   tokens per expert run far below peak ... every touched expert's weights are read"):
   each expert's matrices are a separate, scattered set of tiles whose loads the SMs must

@@ -172,7 +172,7 @@ def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,
     fleet arithmetic after them): pass the same ``grids`` dict to several calls on one
     scenario and each distinct ``gen_scale`` is costed once (the accuracy per generation
     cap, likewise)."""
-    from planner.cost.passes import BOTTLENECKS
+    from planner.cost.roofline import BOTTLENECKS
     from planner.sizing_choice import pick_candidate
 
     if efficiencies is None:

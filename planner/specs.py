@@ -14,11 +14,19 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from planner.bounds import (BANDWIDTH_GBPS_RANGE, MAX_DEVICES, MAX_DIM, MAX_EXPERTS, MAX_HEADS, MAX_LAYERS,
-                            MAX_PARAMS, short_list, MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB,
-                            MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE, UPPER, unique_short_list)
+                            MAX_PARAMS, MAX_POWER_W, MAX_PRICE_USD, MAX_TOKENS, MAX_VOCAB,
+                            MEMORY_GB_RANGE, PEAK_TFLOPS_RANGE, unique_short_list)
 from planner.dtypes import DTYPES, compute_key
-from planner.quantization import quantization_error
+from planner.scenario_checks import (LAYOUT_FACTORS, LIST_BOUND, known_dtypes, known_quantizations, layout_entries,
+                                     list_within_bound, positive_list)
 from planner.units import HOURS_PER_YEAR
+
+# the scenario lists' validator bodies live in planner.scenario_checks; callers written
+# before the split import them from here
+__all__ = ["DEFAULT_COMPUTE_EFFICIENCY", "DEFAULT_INTERCONNECT_EFFICIENCY", "DEFAULT_KERNEL_OVERHEAD_US",
+           "DEFAULT_LIFETIME_YEARS", "DEFAULT_MEMORY_EFFICIENCY", "LAYOUT_FACTORS", "LIST_BOUND", "MLA", "PRICE_DATE",
+           "Hardware", "LinearAttention", "Model", "MoE", "RecommendScenario", "known_dtypes", "known_quantizations",
+           "layout_entries", "list_within_bound", "positive_list"]
 
 # Documented defaults (README "Cost model"): achieved fraction of peak when no calibration
 # profile exists. Large GEMMs reach ~70% of dense peak on H100-class parts and decode
@@ -275,80 +283,6 @@ class Model(_Spec):
             return "mha"
         return "gqa"
 
-
-# a scenario's list of counts -> the flag whose bound (planner.bounds.UPPER) each value keeps
-LIST_BOUND = {"devices": "devices", "samples": "samples", "gen_lens": "gen_len", "batches": "batch",
-              "concurrency": "concurrency", "kv_budgets": "kv_budget"}
-
-
-def positive_list(v, info):
-    """Validator body: a non-empty list of values >= 1 (or None), each within the bound of
-    its flag (planner.bounds.UPPER through :data:`LIST_BOUND`: ``samples: [1e8]`` was
-    searched, while ``--samples 1e8`` is refused)."""
-    if v is not None:
-        if not v:
-            raise ValueError("must not be empty")
-        bad = [x for x in v if x < 1]
-        if bad:
-            raise ValueError(f"values must be >= 1, got {bad[0]}")
-        list_within_bound(v, info)
-    return v
-
-
-def list_within_bound(v, info) -> None:
-    """Every value of the list at most its field's bound (:data:`LIST_BOUND`), else a ValueError."""
-    hi = UPPER.get(LIST_BOUND.get(getattr(info, "field_name", None), ""))
-    big = [x for x in v if hi is not None and x > hi]
-    if big:
-        raise ValueError(f"values must be <= {hi:,}, got {big[0]}")
-
-
-def known_quantizations(v):
-    """Validator body: quantization preset names of the search (or None)."""
-    if v is not None:
-        if not v:
-            raise ValueError("must not be empty")
-        for q in v:
-            why = quantization_error(q)
-            if why:
-                raise ValueError(why)
-    return v
-
-
-def known_dtypes(v):
-    """Validator body: storage dtype names (or None)."""
-    if v is not None:
-        if not v:
-            raise ValueError("must not be empty")
-        for d in v:
-            if d not in DTYPES:
-                raise ValueError(f"unknown dtype '{d}' (choose from {', '.join(DTYPES)})")
-    return v
-
-
-LAYOUT_FACTORS = ("tp", "pp", "dp", "ep")  # the factors of a device layout (planner.layouts)
-
-
-def layout_entries(v):
-    """Validator body: layout families (``tp``, ``tp*pp``, ``tp*dp*ep``: factors of
-    LAYOUT_FACTORS joined by ``*``) or explicit ``{tp, pp, dp, ep}`` mappings (or None)."""
-    if short_list(v, "layouts") is None:
-        return v
-    for e in v:
-        if isinstance(e, str):
-            parts = e.replace(" ", "").split("*")
-            if not e or any(p not in LAYOUT_FACTORS for p in parts) or len(set(parts)) != len(parts):
-                raise ValueError(f"unknown layout family '{e[:40]}' (factors {', '.join(LAYOUT_FACTORS)} "
-                                 "joined by '*', e.g. tp*pp)")
-        else:
-            extra = set(e) - set(LAYOUT_FACTORS)
-            if extra:
-                raise ValueError(f"unknown layout factor '{sorted(extra)[0]}' "
-                                 f"(choose from {', '.join(LAYOUT_FACTORS)})")
-            for k, n in e.items():
-                if isinstance(n, bool) or not 1 <= n <= MAX_DEVICES:
-                    raise ValueError(f"layout factor {k} must be an integer in 1..{MAX_DEVICES}, got {n}")
-    return [e.replace(" ", "") if isinstance(e, str) else e for e in v]
 
 
 class RecommendScenario(_Spec):

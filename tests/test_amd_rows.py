@@ -29,7 +29,7 @@ The gates are today's errors plus a margin, so a test fails when the AMD rows ge
 worse. InferenceX rows (2026-11-30, round 16): MI355X median |error| TTFT 41% / TPOT 27%,
 MI325X 39% / 62%, too fast on most rows (docs/serving-experiments.md "Round 16 (S2)"). Each
 InferenceX row's provenance names its GitHub Actions run (``workflow_run_id=``), so it is
-replayed with the harness's random range ratio 0.8 (planner.measured.harness_range_ratio;
+replayed with the harness's random range ratio 0.8 (planner.harness.harness_range_ratio;
 "Round 15 (S1)"); the dstack rows ran fixed lengths (``--random-range-ratio 1``). The dstack
 runs' engines are a year older than the ones the Hopper profiles were fitted on: their H200
 twins replay 85% / 57% too fast, the MI300X rows 89% / 65%, so their absolute error measures

@@ -1,5 +1,5 @@
 """TPOT of a closed loop whose prompts are longer than the engine's token budget
-(planner.cost.serving.closed_loop): a prompt then spans several chunked-prefill steps, all of
+(planner.cost.closed_loop.closed_loop): a prompt then spans several chunked-prefill steps, all of
 them before its own first token, so they are in its TTFT, and its decode steps share only
 the OTHER requests' chunks. That is the case of vLLM on an A100, L40S or L4 (a 2,048-token
 budget: engines/vllm.yaml device tiers) with the 4K-8K prompts of published sweeps

@@ -71,7 +71,7 @@ def test_admission_is_a_step_boundary_and_a_step(monkeypatch):
     """A prompt's KV lands at a uniformly random phase of the decode worker's running step
     (Monte Carlo over the phase); it waits for the step to end and rides the next one, which
     emits its first token: 1.5 steps, what handed_off adds to the scheduler algebra of
-    planner.cost.serving.disaggregated when no slot is short (the decode batch held at
+    planner.cost.closed_loop.disaggregated when no slot is short (the decode batch held at
     every request in flight here, as that algebra has it: the occupancy rounds are
     tests/test_disagg_occupancy.py's)."""
     import planner.cost.disagg as D

@@ -18,8 +18,8 @@ from planner.cost import steps
 from planner.cost.api import columns
 from planner.cost.context import Ctx, _kv_shard, _linear_flops_per_token, _state_bytes_per_seq
 from planner.cost.gather import per_model_device
-from planner.cost.passes import (_body_flops_per_token_device, _expert_flops_per_token, _head_flops_per_token,
-                                 expert_reduction_factor)
+from planner.cost.dense import (_body_flops_per_token_device, _expert_flops_per_token, _head_flops_per_token,
+                                expert_reduction_factor)
 from planner.cost.simulate import simulate
 from planner.cost.simulate_pipeline import simulate_pipeline
 from planner.cost.steps import StepTable

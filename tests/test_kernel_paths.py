@@ -154,4 +154,4 @@ def test_a_bad_mix_in_a_profile_is_refused_by_name(tmp_path, mix, field):
     del doc["fitted"]["serving"]["provenance"]["gemm_mix"]
     bad.write_text(yaml.safe_dump(doc, sort_keys=False))
     (_, vals), = load_serving([str(bad)]).values()
-    assert vals.gemm_mix == {} and vals["kernel_time_s"] == pytest.approx(9.121e-06)
+    assert vals.gemm_mix == {} and vals["kernel_time_s"] == doc["fitted"]["serving"]["parameters"]["kernel_time_s"]

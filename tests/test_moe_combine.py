@@ -1,4 +1,4 @@
-"""The routed experts' combine traffic (planner.cost.passes.moe_combine_bytes): every
+"""The routed experts' combine traffic (planner.cost.dense.moe_combine_bytes): every
 device that serves a token slot writes and reads back one hidden-sized 16-bit row for it
 (the fused MoE's ``intermediate_cache3`` of shape (tokens, top_k, hidden), summed by
 ``moe_sum``). Oracles: hand counts from the models' published config.json values, and

@@ -9,7 +9,7 @@ Oracles (outside the code):
   batch and 1,000 after an extend (prefill) batch; requests are received only when it
   reaches N (then reset). Simulated iteration by iteration below with Poisson arrivals, the
   mean wait and the prompts a poll takes are compared with planner.cost.waves.recv_wait_steps
-  and the gathering planner.cost.serving.shared_prompt_step assumes.
+  and the gathering planner.cost.closed_loop.shared_prompt_step assumes.
 * InferenceX's launch scripts: benchmarks/dsr1_fp4_b200.sh, dsr1_fp8_b200.sh (TP8) and
   single_node/qwen3.5_fp8_b200.sh set N = 10 below 16 requests in flight, 30 from 16 on;
   its Hopper and AMD SGLang launches (dsr1_fp8_h200.sh, qwen3.5_fp8_h200.sh,
@@ -29,6 +29,7 @@ import pytest
 
 from planner.cost.waves import recv_wait_steps
 from planner.errors import InputError
+from planner.harness import resolve_recv_interval
 from planner.measured import harness_recv_interval, read_measured, recv_interval
 from planner.replay import Prepared, predict
 from planner.serving_profile import load_serving
@@ -91,12 +92,16 @@ def test_the_harness_setting_by_device_and_concurrency():
     """InferenceX's launch scripts: 10 below 16 in flight and 30 from 16 on Blackwell, the
     default 1 elsewhere; a row's own column wins; rows of other sources and engines: 1."""
     src = "InferenceX run; workflow_run_id=123"
-    assert recv_interval("", src, "sglang") == 0.0  # the harness's rule, resolved by device
+    assert recv_interval("", src, "sglang") is None  # the harness's rule, resolved by device
     assert recv_interval("", src, "trtllm") == 1.0
     assert recv_interval("", "a blog post", "sglang") == 1.0
     assert recv_interval("4", src, "sglang") == 4.0
     got = harness_recv_interval(np.array([4, 15, 16, 64, 4, 64]), np.array([1, 1, 1, 1, 0, 0], dtype=bool))
     assert got.tolist() == [10.0, 10.0, 30.0, 30.0, 1.0, 1.0]
+    # resolved only where the harness chose it: a row's own interval stays, on Blackwell too
+    got = resolve_recv_interval(np.array([1.0, 4.0, 1.0]), np.array([True, False, True]), np.array([64, 64, 4]),
+                                np.array([True, True, False]))
+    assert got.tolist() == [30.0, 4.0, 1.0]
     with pytest.raises(InputError, match="scheduler_recv_interval"):
         recv_interval("0", src, "sglang", "f.csv", 2)
 

@@ -1,5 +1,5 @@
 """The short-reduction GEMM efficiency (planner.cost.efficiency.reduction_efficiency) and
-its use for the routed experts' down projection (planner.cost.passes.expert_reduction_factor).
+its use for the routed experts' down projection (planner.cost.dense.expert_reduction_factor).
 Oracles: DeepGEMM's published FP8 GEMM table (H800, M = 4096), monotonicity, and a hand
 count of the expert widths from the models' config.json values."""
 

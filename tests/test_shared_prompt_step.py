@@ -1,5 +1,5 @@
 """The step that carries a prompt in a closed loop whose requests are not in step
-(planner.cost.serving.shared_prompt_step): it also carries the prompts the other requests
+(planner.cost.closed_loop.shared_prompt_step): it also carries the prompts the other requests
 sent meanwhile. Checked against the discrete-event simulator with spread, jittered
 arrivals (the oracle: it schedules every request and times every step), and for its
 limits (one request in flight: today's lone prompt; more requests never a shorter step)."""

@@ -27,7 +27,8 @@ from planner.cost.spec_decode import tokens_per_step
 from planner.cost.steps import step_time
 from planner.cost.tables import HardwareTable, ModelTable
 from planner.errors import InputError
-from planner.measured import FP8_KV_WITH_FP4_UNITS, kv_cache_dtype, read_measured
+from planner.harness import resolve_kv_dtype
+from planner.measured import kv_cache_dtype, read_measured
 from planner.replay import predict
 from planner.serving_profile import load_serving
 
@@ -147,8 +148,11 @@ def test_the_harness_kv_dtype_is_fp8_for_tensorrt_llm_fp8_and_blackwell_fp4_laun
     assert kv_cache_dtype("", HARNESS, "trtllm", "fp8") == "fp8"
     assert kv_cache_dtype("", HARNESS, "trtllm", "fp8_block") == "fp8"
     # fp4 launches: fp8 on parts with fp4 units (dsr1_fp4_b200_trt.sh, gptoss_fp4_b200_trt.sh), auto
-    # on Hopper (gptoss_fp4_h200_trt.sh): the device decides, in the replay
-    assert kv_cache_dtype("", HARNESS, "trtllm", "nvfp4") == FP8_KV_WITH_FP4_UNITS
+    # on Hopper (gptoss_fp4_h200_trt.sh): the device decides, in the replay (None: resolve_kv_dtype)
+    assert kv_cache_dtype("", HARNESS, "trtllm", "nvfp4") is None
+    assert resolve_kv_dtype("", True, blackwell=True) == "fp8"
+    assert resolve_kv_dtype("", True, blackwell=False) == ""        # Hopper: the engine's default
+    assert resolve_kv_dtype("bf16", False, blackwell=True) == "bf16"  # not the harness's fp4 launch
     assert kv_cache_dtype("", HARNESS, "sglang", "fp8") == ""        # no --kv-cache-dtype
     assert kv_cache_dtype("", "db-dump; config_id=3", "trtllm", "fp8") == ""  # not the harness
     assert kv_cache_dtype("bf16", HARNESS, "trtllm", "fp8") == "bf16"          # the row's own column wins

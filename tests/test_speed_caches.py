@@ -174,7 +174,9 @@ def test_accuracy_matches_the_ungrouped_model_within_1e_9(monkeypatch):
 
 
 def test_cache_keeps_a_bounded_number_of_entries(cache, monkeypatch):
-    monkeypatch.setattr(catalog, "CACHE_MAX_ENTRIES", 8)
+    from planner import disk_cache
+
+    monkeypatch.setattr(disk_cache, "CACHE_MAX_ENTRIES", 8)  # the limit's home (planner.catalog re-exports it)
     for i in range(20):
         catalog.cache_write("accuracy", f"{i:02d}.npy", b"x")
         os.utime(cache / "accuracy" / f"{i:02d}.npy", ns=(i * 10**9, i * 10**9))

@@ -1,7 +1,7 @@
 """The search's accuracy arrays, cached on disk (planner.array_cache): what
 `planner recommend` asks of the accuracy model per (profile, strategy, grid), keyed by
 the model's own sources (ACCURACY_SOURCES), so a scenario asked again, or the default
-scenario on a fresh install (the shipped cache, catalog.SHIPPED_CACHE), loads no model.
+scenario on a fresh install (the shipped cache, disk_cache.SHIPPED_CACHE), loads no model.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ INTERVAL_LEVEL = 0.8  # the interval `planner recommend` shows (acc 80%)
 # planner.array_cache.code_stamp): planner.accuracy (this module included) and every
 # module it imports. tests/test_precomputed.py checks that this is the import closure, so
 # an edit elsewhere in the package keeps the cached (and the shipped) arrays.
-ACCURACY_SOURCES = ("accuracy", "array_cache.py", "bounds.py", "catalog.py", "dtypes.py", "errors.py", "files.py",
-                    "quantization.py", "safeload.py", "specs.py", "units.py")
+ACCURACY_SOURCES = ("accuracy", "array_cache.py", "bounds.py", "catalog.py", "disk_cache.py", "dtypes.py", "errors.py",
+                    "files.py", "locations.py", "quantization.py", "safeload.py", "scenario_checks.py", "specs.py",
+                    "units.py")
 
 
 def _cached_accuracy(kind: str, compute, profile, strategy, arrays, quality: dict):
     """``compute()`` (an accuracy array, or with ``kind`` "interval" a (lo, hi) pair or
-    None), cached on disk by planner.array_cache in ``catalog.cache_dir()/accuracy``: keyed
+    None), cached on disk by planner.array_cache in ``disk_cache.cache_dir()/accuracy``: keyed
     by the code (ACCURACY_SOURCES), the profile's full content (its spec as JSON), the
     strategy, the verifier quality and every array argument."""
     from planner.accuracy.profile import load_profile

@@ -10,8 +10,8 @@ are long streams faster at batch 1 than one with short rows: llama-3.2-1b (rows 
 2048-8192 values) at ~21 GB/s, qwen3-0.6b (1024-value rows, an LM head of 152k rows) at
 ~17 GB/s, which one bandwidth for both cannot express (it over-predicted llama-3.2-1b's
 batch-1 decode by 20-38%). The engine charges ``gemv_row_bytes`` per output row of a
-one-row GEMM (:func:`planner.cost.passes.gemm_memory_bytes`, weighted by
-:func:`planner.cost.passes.gemv_weight`).
+one-row GEMM (:func:`planner.cost.roofline.gemm_memory_bytes`, weighted by
+:func:`planner.cost.roofline.gemv_weight`).
 
 :func:`fit_gemv_rows` fits ``t = (B + N r + w_half) / (bw e)`` on the one-row GEMMs
 (``e`` the memory curve's e_max, ``r`` the row cost in bytes, ``w_half`` the memory
@@ -29,7 +29,7 @@ import numpy as np
 
 MIN_ROW_BYTES = 1 << 20  # one-row GEMMs of at least this many weight bytes enter the row fit
 MIN_WIDTHS = 3           # distinct row widths K needed to tell a per-row cost from bandwidth
-F_SCALE = 0.25           # soft-L1 scale on log errors (as planner.calibrate.fit)
+F_SCALE = 0.25           # soft-L1 scale on log errors (as planner.calibrate.curves)
 
 
 def fit_gemv_rows(nbytes, out_rows, widths, seconds, *, peak_bw: float, w_half: float):

@@ -268,7 +268,7 @@ class Ctx:
         self.flat_rows = self.rows_corr is None and (not xp.any(hcols["gemm_rows_half"] != 0.0)
                                                      or not xp.any(H["gemm_rows_half"] != 0.0))
         self.full_overlap = not xp.any(hcols["overlap"] != 1.0) or not xp.any(H["overlap"] != 1.0)
-        # no calibrated end-to-end time scale: planner.cost.passes.scaled multiplies by 1
+        # no calibrated end-to-end time scale: planner.cost.roofline.scaled multiplies by 1
         self.unit_time_scale = not xp.any(hcols["time_scale"] != 1.0)
         # no GEMV calibration anywhere (stream factor 1, no cost per output row: the
         # documented defaults): gemm_memory_bytes is the weight bytes themselves. Read from

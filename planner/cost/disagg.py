@@ -8,7 +8,7 @@ Each row is one deployment: ``prefill_workers`` (X) workers of the prefill-side 
 cache of each prompt crosses between them (NVLink inside one NVLink domain, the
 inter-node network beyond it). The two sides are two contexts
 (:class:`planner.cost.context.Ctx`) over the same rows; the scheduler algebra is
-:func:`planner.cost.serving.disaggregated`, and :func:`handed_off` adds what a request
+:func:`planner.cost.closed_loop.disaggregated`, and :func:`handed_off` adds what a request
 meets on the decode side (the decode step boundary; a decode slot where the decode
 workers' memory holds fewer than the requests in flight; a decode batch of only the
 requests that are past their prefill, Little's law).
@@ -27,7 +27,8 @@ import numpy as np
 from planner.cost.context import Ctx
 from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS
 from planner.cost.footprint import kv_cache_bytes_per_device, memory_footprint
-from planner.cost.serving import disaggregated, effective_budget
+from planner.cost.closed_loop import disaggregated
+from planner.cost.serving import effective_budget
 from planner.cost.steps import step_time
 from planner.cost.tables import HardwareTable, ModelTable
 
@@ -131,7 +132,7 @@ OCCUPANCY_ROUNDS = 3
 
 def handed_off(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, X, Y, transfer_s, max_running,
                n_requests=None, running=np.nan) -> dict:
-    """The scheduler algebra of :func:`planner.cost.serving.disaggregated` (prefill
+    """The scheduler algebra of :func:`planner.cost.closed_loop.disaggregated` (prefill
     worker's closed-loop queue, KV transfer, decode steps) plus what a request meets on
     the DECODE side after its prefill:
 
@@ -160,7 +161,7 @@ def handed_off(x_pre: Ctx, x_dec: Ctx, C, P, G, budget, host_s, X, Y, transfer_s
       share depend on each other: :data:`OCCUPANCY_ROUNDS` fixed-point rounds, each one
       call of the vectorized algebra (converged to 0.1% by the third on the dev rows).
 
-    Returns the keys of :func:`planner.cost.serving.disaggregated` plus ``decode_wait_s``,
+    Returns the keys of :func:`planner.cost.closed_loop.disaggregated` plus ``decode_wait_s``,
     ``admission_s`` and ``running`` (``R``)."""
     C = np.maximum(np.asarray(C, dtype=float), 1.0)
     cap = decode_worker_capacity(x_dec, P, G, max_running)

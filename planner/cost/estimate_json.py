@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from planner.cost.kinetics import KINETICS_INTENSITY, b200_seconds
-from planner.cost.passes import BOTTLENECKS
+from planner.cost.roofline import BOTTLENECKS
 
 
 def to_report(r: dict, model, hardware, efficiency_source: str, config: dict) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     ``estimate(range_ratio=)``); one stage only."""
     from planner.cost.context import Ctx
     from planner.cost.layout import check_layout
-    from planner.cost.serving import REQUESTS_PER_CONCURRENCY
+    from planner.cost.closed_loop import REQUESTS_PER_CONCURRENCY
     from planner.cost.simulate import simulate_config, summarize
 
     G_drawn = gen_len  # the simulator's longest output (its draws span [int(r G), G])
@@ -129,7 +129,7 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
                            decode_devices: int, concurrency: int, prompt_len: int, gen_len: int,
                            weight_dtype: str = "bf16", act_dtype: str = "bf16", kv_dtype: str = "bf16",
                            efficiency: Efficiency | None = None, engine=None) -> dict[str, Any]:
-    """Disaggregated prefill / decode (planner.cost.serving.disaggregated) in a closed loop
+    """Disaggregated prefill / decode (planner.cost.closed_loop.disaggregated) in a closed loop
     at ``concurrency``: the decode side's estimate (work, memory per decode device) with
     TTFT, TPOT, latency and throughput of the whole deployment, dollars per request for
     all its devices, and the KV transfer time."""

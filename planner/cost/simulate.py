@@ -99,7 +99,7 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     step (the ``wave_sync`` 0 idealization of planner.cost.waves.smeared_waves).
     ``range_ratio`` < 1 draws each request's output length uniformly from the whole
     numbers in ``[int(r G), G]`` (at least 1), as InferenceMAX's benchmark client does
-    (planner.measured.HARNESS_RANGE_RATIO; prompts keep ``prompt_len``: the spread of
+    (planner.harness.HARNESS_RANGE_RATIO; prompts keep ``prompt_len``: the spread of
     the outputs is what moves requests out of step, planner.cost.waves.in_step_share).
     ``attn_dp`` > 1 ranks with ``balance_iters`` > 0: TensorRT-LLM's attention-DP balancer
     (planner.cost.simulate_balance): each request is routed to a rank, and an iteration

@@ -5,7 +5,7 @@ A step is one forward pass over ``n = d + p`` tokens (README "Cost model"):
 
 * the layers' GEMMs, the LM head (for the ``n_logit`` positions that need logits: every
   decode and the last token of each prompt that completes) and the elementwise kernels,
-  as :func:`planner.cost.passes.dense_kernels` times them for ``n`` rows;
+  as :func:`planner.cost.dense.dense_kernels` times them for ``n`` rows;
 * the all-reduces of tensor parallelism for ``n`` tokens and the kernel launches;
 * attention, one roofline over the decodes' KV reads (``d x context`` tokens per layer)
   and the prefill chunks' causal attention (a chunk covering prompt positions a+1..b
@@ -30,7 +30,8 @@ from planner.cost.context import Ctx
 from planner.cost.expert_parallel import (busiest_rank_excess_tokens, prompt_rank_excess_s, rank_local_prefill_s,
                                           whole_prompt_len)
 from planner.cost.interconnect import allreduce_s
-from planner.cost.passes import dense_kernels, launch_overhead_s
+from planner.cost.dense import dense_kernels
+from planner.cost.roofline import launch_overhead_s
 from planner.cost.spec_decode import draft_share, head_s, tokens_per_step, verify_rows
 
 # Python-float arithmetic for the simulator's per-step terms (busiest_rank_excess_tokens' xp)

@@ -118,7 +118,7 @@ class ModelTable:
 
         def gemm_out_rows(c, m):
             """Output features of the layers' dense (not routed) GEMMs, all layers: what a
-            matrix-vector product pays per row (planner.cost.passes.gemm_memory_bytes)."""
+            matrix-vector product pays per row (planner.cost.roofline.gemm_memory_bytes)."""
             gate = 2 if m.mlp_gated else 1
             if m.mla is not None:
                 a = m.mla

@@ -15,7 +15,7 @@ def in_step_share(range_ratio, G, wave_steps):
     """The share of a closed loop's later waves that can stay in step when the benchmark
     draws each request's output length uniformly from ``[r G, G]`` (``r``: its random
     range ratio; 1 = fixed lengths, the data's README; InferenceMAX's sweeps use 0.8:
-    planner.measured.HARNESS_RANGE_RATIO).
+    planner.harness.HARNESS_RANGE_RATIO).
 
     A group of the closed loop is the requests whose prompts completed in one step; with
     fixed lengths they all finish ``G - 1`` steps later and return together, so the
@@ -54,13 +54,13 @@ def recv_wait_steps(interval):
 def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0,
                   balance_s=0.0, recv_s=0.0) -> dict:
     """A closed-loop benchmark between its two idealizations. Its first wave is in step by
-    construction (the benchmark starts all C requests at once: planner.cost.serving.closed_loop's
+    construction (the benchmark starts all C requests at once: planner.cost.closed_loop.closed_loop's
     first wave, its share of the requests counted as the benchmark counts them); later
     waves keep in step only as far as the requests' first tokens do: ``wave_sync`` s = 1
-    keeps them in step (the groups of planner.cost.serving.closed_loop), s = 0 spreads their arrivals
+    keeps them in step (the groups of planner.cost.closed_loop.closed_loop), s = 0 spreads their arrivals
     over the steps (the steady state's TTFT, plus the host time per step, plus
     ``shared_s``: the step carrying the prompt also carries the others' prompts that
-    arrived meanwhile, planner.cost.serving.shared_prompt_step's shared less lone step; and
+    arrived meanwhile, planner.cost.closed_loop.shared_prompt_step's shared less lone step; and
     ``balance_s``, the wait of a prompt that arrives alone for an attention-DP balancer,
     planner.cost.adp_balance.adp_balance_wait_steps: prompts in step arrive together and meet none). Every later
     prompt, in step or not, also waits ``recv_s`` for a scheduler that polls for requests
@@ -72,7 +72,7 @@ def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, 
     other C - 1 requests' prompts either way, grouped in a few steps or spread over many
     (leave-one-model-out chose it over mixing TPOT with the steady state's as well).
     Throughput follows from Little's law in a closed loop: S requests in flight / latency.
-    s = 1 and no overhead (the column defaults) give planner.cost.serving.closed_loop exactly. The
+    s = 1 and no overhead (the column defaults) give planner.cost.closed_loop.closed_loop exactly. The
     parameters are fitted on measured runs (planner.serving_params)."""
     s = wave_sync
     tpot = closed["tpot_s"]
