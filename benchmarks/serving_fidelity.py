@@ -20,6 +20,10 @@ p90 of |predicted / measured - 1| for TTFT and TPOT under five predictors:
 routed experts' stream ceiling, one per die; not kept: docs/serving-experiments.md Round
 14 (S1)) in every fit.
 
+``--kernel-scope=pair`` / ``--kernel-scope=ratio`` fits the per-kernel time per (device, engine)
+pair, or as the device's value times an engine factor (planner.serving_params.KERNEL_SCOPE;
+``--kernel-reference=vllm,sglang`` names the engines whose factor is 1; not kept: docs/serving-experiments.md Round 16 (S8)).
+
 ``--carry-rules`` also prints, per held-out device, the leave-one-device-out error of each
 candidate rule of serving_params.CARRY_RULES (same fits, only what carries differs): the
 cross-validation that chose serving_params.CARRY_RULE.
@@ -109,7 +113,17 @@ def main(argv: list[str]) -> int:
     global EXTRA
     json_out, quick, rules = "--json" in argv, "--quick" in argv, "--carry-rules" in argv
     EXTRA = OPT_IN if "--expert-ceiling" in argv else ()
-    args = [a for a in argv if a not in ("--json", "--quick", "--carry-rules", "--expert-ceiling")]
+    for a in argv:  # --kernel-scope=pair|ratio: how the fit scopes the per-kernel time (SP.KERNEL_SCOPES)
+        if a.startswith("--kernel-scope="):
+            SP.KERNEL_SCOPE = a.split("=", 1)[1]
+            if SP.KERNEL_SCOPE not in SP.KERNEL_SCOPES:
+                print(f"--kernel-scope: {SP.KERNEL_SCOPE!r} is not one of {', '.join(SP.KERNEL_SCOPES)}",
+                      file=sys.stderr)
+                return 2
+        if a.startswith("--kernel-reference="):  # the engines whose "ratio" factor is 1, comma-separated
+            SP.KERNEL_REFERENCE_ENGINES = tuple(a.split("=", 1)[1].split(","))
+    args = [a for a in argv if a not in ("--json", "--quick", "--carry-rules", "--expert-ceiling")
+            and not a.startswith(("--kernel-scope=", "--kernel-reference="))]
     path = args[0] if args else str(DEFAULT)
     t0 = time.perf_counter()
     runs = read_measured(path)

@@ -116,8 +116,25 @@ def _residuals(prep: Prepared, group: str, base: dict, names, x, which: str, mas
     return np.where(np.isfinite(out), out, 10.0)
 
 
+# planner.serving_params.KERNEL_SCOPE "ratio": one factor per engine on the device's kernel time, in
+# [0, 10] (the product is checked against kernel_time_s's physical range like any fitted value)
+KERNEL_RATIO = "kernel_ratio"
+BOX[KERNEL_RATIO] = (0.0, 10.0)
+SCALE[KERNEL_RATIO] = 1.0
+
+
+def _kernel_ratio_slots(fitted: list[str], names: tuple[str, ...]) -> list[str]:
+    """The engines whose kernel-time factor the pooled fit frees under KERNEL_SCOPE "ratio": every
+    fitted engine but the reference ones (planner.serving_params.KERNEL_REFERENCE_ENGINES, else the first)."""
+    if SP.KERNEL_SCOPE != "ratio" or "kernel_time_s" not in names:
+        return []
+    engines = sorted({g.split("/", 1)[1] for g in fitted})
+    ref = [e for e in engines if e in SP.KERNEL_REFERENCE_ENGINES] or engines[:1]
+    return [e for e in engines if e not in ref]
+
+
 def _box(k: str, physical: bool) -> tuple[float, float]:
-    if not physical:
+    if not physical or k == KERNEL_RATIO:
         return BOX[k]
     p = SP.BY_NAME[k]
     return max(p.lo, BOX[k][0]), min(p.hi, BOX[k][1])
@@ -201,17 +218,24 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     owners = {(g, k): SP.owner(k, prep.hw[g], g.split("/", 1)[1]) for g in fitted for k in names}
     slots = [(k, o) for k in names for o in sorted({owners[(g, k)] for g in fitted})]
 
+    ratios = _kernel_ratio_slots(fitted, names)
+    slots += [(KERNEL_RATIO, e) for e in ratios]
+
     def key_of(g: str, k: str) -> str:
         return owners[(g, k)]
 
     start = {g: fit_start(prep.hw[g], prep.engine_of(g), names) for g in fitted}
-    x0 = np.array([next(start[g][k] for g in fitted if key_of(g, k) == o) / SCALE[k] for k, o in slots])
+    x0 = np.array([1.0 if k == KERNEL_RATIO else next(start[g][k] for g in fitted if key_of(g, k) == o) / SCALE[k]
+                   for k, o in slots])
     lo = np.array([_box(k, physical)[0] / SCALE[k] for k, _ in slots])
     hi = np.array([_box(k, physical)[1] / SCALE[k] for k, _ in slots])
 
     def values(x) -> dict:
         by = {(k, o): v * SCALE[k] for (k, o), v in zip(slots, x)}
-        return {g: ("fit", {**start[g], **{k: by[(k, key_of(g, k))] for k in names}}) for g in fitted}
+        out = {g: {**start[g], **{k: by[(k, key_of(g, k))] for k in names}} for g in fitted}
+        for g in fitted:  # KERNEL_SCOPE "ratio": the device's kernel time x its engine's factor
+            out[g]["kernel_time_s"] *= by.get((KERNEL_RATIO, g.split("/", 1)[1]), 1.0)
+        return {g: ("fit", v) for g, v in out.items()}
 
     def residuals(x, m=mask):
         pred = prep.run(values(x))
