@@ -178,7 +178,7 @@ def test_every_layer_entry_is_a_module():
 
 # Modules stay small (the project's guide: < ~400 lines, one job each); above this a module
 # is split by job, or listed in LONG_MODULES with the reason it cannot be.
-MAX_MODULE_LINES = 450
+MAX_MODULE_LINES = 400
 LONG_MODULES: dict[str, str] = {}
 
 
