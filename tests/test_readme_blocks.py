@@ -84,3 +84,37 @@ def test_the_column_drop_order_the_readme_gives_is_the_tables():
 
     m = re.search(r"drop in this order until the table fits: ([^.]+?), and the title", README.replace("\n", " "))
     assert tuple(c.strip() for c in m.group(1).split(",")) == DROP_ORDER
+
+
+def _heading_anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings: lower case, characters other than
+    word characters, hyphens and spaces dropped, spaces as hyphens, a repeat suffixed -1, -2
+    (headings inside code fences are not headings)."""
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+            continue
+        m = None if fenced else re.match(r"^#{1,6}\s+(.*?)\s*$", line)
+        if m:
+            slug = re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-")
+            n = seen.get(slug, 0)
+            seen[slug] = n + 1
+    return {s if i == 0 else f"{s}-{i}" for s, n in seen.items() for i in range(n)}
+
+
+def test_every_link_in_the_readme_and_docs_reaches_a_file_and_heading():
+    """A `](file#anchor)` or `](#anchor)` link in README.md or docs/*.md names a file that exists
+    and a heading in it: a renamed or moved heading fails here instead of leaving a dead link."""
+    dead = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target, anchor in re.findall(r"\]\(([^)\s#:]*)(?:#([^)\s]+))?\)", path.read_text(encoding="utf-8")):
+            if (not target and not anchor) or (target and "." not in target):
+                continue  # not a link to a file: text such as H[n](pi)
+            dest = path if not target else (path.parent / target)
+            if not dest.exists():
+                dead.append(f"{path.name}: {target}")
+            elif anchor and dest.suffix == ".md" and anchor not in _heading_anchors(dest.read_text(encoding="utf-8")):
+                dead.append(f"{path.name}: {target}#{anchor}")
+    assert not dead, dead
