@@ -3,7 +3,7 @@ planner.replay costs what this module reads): the expert-parallel and attention
 data-parallel engine columns of a row (:func:`moe_layout`), the product encodings the
 dev file writes some deployments in (:func:`product_encoded`, :func:`product_encoded_dp`)
 and the decode workers a disaggregated sweep's concurrency implies
-(:func:`sweep_decode_workers`). README "Layouts of the measured data"."""
+(:func:`sweep_decode_workers`). docs/serving-model.md "Layouts of the measured data"."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 
 
 def moe_layout(tp, attention_dp, moe_tp, moe_ep):
-    """(ep, attn_dp) engine columns from the measured layout columns (README "Layouts of
+    """(ep, attn_dp) engine columns from the measured layout columns (docs/serving-model.md "Layouts of
     the measured data"): experts in ``moe_ep`` groups; attention data parallel over
     ``attention_dp`` groups of ``tp`` devices, or, where the MoE spans more devices than
     tp x attention_dp records (vLLM rows leave attention DP empty), over

@@ -10,7 +10,7 @@ Oracles, each with its source:
   v0.5.8.post1, 8x B200 183 GB, NV18 NVSwitch, random 1K tokens in / 1K out, TPOT at one
   request in flight): gpt-oss-120b TP8 MXFP4 2.41 ms, Qwen3-235B-A22B TP8 BF16 6.70 ms,
   DeepSeek-R1-0528-FP4 TP8 5.74 ms. Each prediction within +-40% (no device of this kind
-  is fitted: the dev file's leave-one-device-out TPOT p90 is 49%, README "Error today");
+  is fitted: the dev file's leave-one-device-out TPOT p90 is 49%, README "How right is it: error today");
   predicted after round 12: +5%, -4%, -27%; since round 15 (the carry rule
   scheduler+kernel+link: Hopper's fitted per-kernel time carried) +67%, +64%, +21%, so the two
   GQA models are a strict expected failure (their GEMM paths pay no activation

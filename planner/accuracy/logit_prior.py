@@ -293,7 +293,7 @@ def fit_template_shift(n, c, templates, rng: np.random.Generator = None) -> np.n
     fitted but integrated over its posterior (template_shift_posterior: a prior from the
     other templates' shifts times this log's marginal likelihood), and the templates are
     averaged with equal weights (weighting them by their evidence instead was measured no
-    better: README "Fit your own"). pass@k being linear in the weights, the result
+    better: docs/accuracy-fit.md "How `planner fit` works"). pass@k being linear in the weights, the result
     predicts the posterior mean of pass@k. selection.py tilts it to the observed pass@1
     unless nothing was solved (an observed 0 is not a true 0: the posterior mean stands).
 

@@ -286,7 +286,7 @@ def template_weights(ref) -> np.ndarray:
     ``problem_counts`` where it carries them, whatever its difficulty) refitted as the
     least-smoothed grid prior: many samples per problem need little smoothing, and the
     held-out choice of a template's own fit (which smooths more) measured worse as a shape
-    for other models (README "Fit your own"). Anything else: InputError naming the file and the field."""
+    for other models (docs/accuracy-fit.md "How `planner fit` works"). Anything else: InputError naming the file and the field."""
     from planner.accuracy.profile import load_profile
     from planner.errors import InputError
 

@@ -4,7 +4,7 @@ stacking.py mixes two priors, the shared shape of the templates (logit_prior.
 fit_template_shift) and their per-problem Rasch prior (rasch.py), with a weight alpha.
 Measured on the dev file, which of the two extrapolates better depends on the model's
 ability (the per-problem prior for models that solve many problems, the shared shape for
-those that solve few: README "Fit your own"), and the check available on the log itself
+those that solve few: docs/accuracy-fit.md "How `planner fit` works"), and the check available on the log itself
 (a tenth of its samples predicting pass@n, stacking.split_errors) answers a different
 question: from 10 samples per problem both priors under-predict pass@100, from 100 both
 over-predict pass@10,000 for the small models, so that check favours the more optimistic

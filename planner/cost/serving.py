@@ -58,7 +58,7 @@ def effective_budget(token_budget, prompt_len, concurrency, chunked, attn_dp=Non
     Without chunked prefill a whole prompt must fit in a step next to
     the decodes; a deployment that runs such prompts at all is configured for that
     (TensorRT-LLM requires max_num_tokens >= the prompt), so the budget is at least
-    ``P + C`` (assumption, README "Serving")."""
+    ``P + C`` (assumption, docs/cost-model.md "Serving")."""
     if attn_dp is not None:
         token_budget = step_budget(token_budget, attn_dp, dp_rank_budget)
     need = np.asarray(prompt_len, dtype=float) + np.asarray(concurrency, dtype=float)
