@@ -196,3 +196,13 @@ def test_an_aggregated_row_on_no_devices_is_unsupported(tmp_path):
     assert both.status[0] == "unsupported: no devices (tp_size 0)"
     assert both.status[1] == alone.status[0] == "ok"
     assert both.ttft_s[1] == alone.ttft_s[0] and both.tpot_s[1] == alone.tpot_s[0]
+
+
+# --------------------------------------------------------------------------- check --baseline
+
+def test_a_baseline_that_is_a_folder_is_named_so(tmp_path):
+    """``check --baseline DIR`` said "baseline file not found (create it with
+    --update-baseline)" for a folder that exists (and --update-baseline cannot create)."""
+    rc, _, err = run("check", str(ROOT / "examples" / "checks.yaml"), "--baseline", str(tmp_path))
+    assert rc == 2
+    one_line(err, str(tmp_path), "field 'baseline'", "is a folder")
