@@ -206,3 +206,42 @@ def test_a_baseline_that_is_a_folder_is_named_so(tmp_path):
     rc, _, err = run("check", str(ROOT / "examples" / "checks.yaml"), "--baseline", str(tmp_path))
     assert rc == 2
     one_line(err, str(tmp_path), "field 'baseline'", "is a folder")
+
+
+# --------------------------------------------------------------------------- options a mode does not read
+
+@pytest.mark.parametrize("extra,field", [
+    (["-m", "qwen3-8b"], "model"), (["-H", "h100-sxm"], "hardware"), (["--layers", "-1"], "layers"),
+    (["--threads", "0"], "threads"), (["--quick"], "quick"),
+])
+def test_validate_measured_refuses_the_torch_runs_options(tmp_path, extra, field):
+    """``validate --measured F.csv -m qwen3-8b`` replayed every model of the file (the
+    option is the torch run's), ``--layers -1`` was not even checked: one line naming it."""
+    f = tmp_path / "m.csv"
+    f.write_text("model_path,system,backend,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,"
+                 "silicon_tpot_ms\nQwen/Qwen3-8B,h200_sxm,vllm,bf16,agg,1024,1024,8,1,,\n")
+    rc, out, err = run("validate", "--measured", str(f), *extra, "--json")
+    assert rc == 2 and out == ""
+    one_line(err, f"field '{field}'", "not used with --measured")
+
+
+@pytest.mark.parametrize("argv,field", [
+    (["--compare", "a.yaml", "b.yaml"], "compare"), (["--threads", "-1"], "threads"), (["--device", "cpu"], "device"),
+    (["-H", "h100-sxm"], "hardware"), (["--physical-bounds"], "physical-bounds"),
+])
+def test_calibrate_refit_refuses_the_other_modes_options(tmp_path, argv, field):
+    """``calibrate --refit P --compare A B`` refit and compared nothing, ``--threads -1``
+    passed unchecked (exit 0): the modes (--from-measured, --refit, --compare, measuring
+    with --device) are exclusive and an option of another mode is one line."""
+    out = tmp_path / "o.yaml"
+    rc, _, err = run("calibrate", "--refit", str(ROOT / "calibration" / "cpu-amd-epyc-2c.yaml"), "-o", str(out),
+                     *argv)
+    assert rc == 2 and not out.exists()
+    one_line(err, f"field '{field}'")
+
+
+def test_calibrate_compare_writes_nothing_so_refuses_an_output(tmp_path):
+    p = str(ROOT / "calibration" / "cpu-amd-epyc-2c.yaml")
+    rc, _, err = run("calibrate", "--compare", p, p, "-o", str(tmp_path / "x.yaml"))
+    assert rc == 2
+    one_line(err, "field 'output'", "not used with --compare")
