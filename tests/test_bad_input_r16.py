@@ -245,3 +245,11 @@ def test_calibrate_compare_writes_nothing_so_refuses_an_output(tmp_path):
     rc, _, err = run("calibrate", "--compare", p, p, "-o", str(tmp_path / "x.yaml"))
     assert rc == 2
     one_line(err, "field 'output'", "not used with --compare")
+
+
+def test_an_unknown_template_names_the_template_flag():
+    """``fit --template NAME`` with an unknown NAME said "field 'profile'" (no such flag)."""
+    rc, _, err = run("fit", str(ROOT / "examples" / "eval_synthetic.jsonl"), "-m", "m", "-t", "t",
+                     "--template", "no-such-model/aime24")
+    assert rc == 2
+    one_line(err, "field 'template'", "no-such-model/aime24", "unknown task profile")
