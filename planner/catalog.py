@@ -31,7 +31,7 @@ ALIAS_KINDS = ("hardware", "models", "engines")  # kinds whose files' ``aliases:
 
 
 # Bump when the parsed-YAML cache's layout or safeload's rules change meaning.
-_YAML_CACHE_VERSION = 3  # 2: YAML 1.2 exponent floats (planner.safeload.YAML12_EXP_FLOAT); 3: a key written twice is refused
+_YAML_CACHE_VERSION = 3  # 2: YAML 1.2 exponent floats (safeload.YAML12_EXP_FLOAT); 3: a key twice refused
 
 
 def read_yaml(path: str | Path) -> Any:

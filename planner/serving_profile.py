@@ -156,6 +156,8 @@ def _device_name(name: str, f: Path) -> str:
     try:
         return load_hardware(name).name
     except InputError as exc:
+        if exc.file:  # the device's own file is bad: that file's error
+            raise
         raise InputError(exc.reason, file=str(f), field="hardware", value=name) from None
 
 
@@ -167,8 +169,8 @@ def _names_match(f: Path, device: str, engine: str, dev: str, eng: str) -> None:
         raise InputError(f"the file name says engine '{engine}', the profile was fitted on '{eng}' runs", file=str(f),
                          field="fitted.serving.engine", value=eng)
     if dev != device and _device_name(dev, f) != device:  # an alias of the device passes
-            raise InputError(f"the file name says device '{device}', the profile is of another device", file=str(f),
-                             field="hardware", value=dev)
+        raise InputError(f"the file name says device '{device}', the profile is of another device", file=str(f),
+                         field="hardware", value=dev)
 
 
 class ServingChoice(NamedTuple):
