@@ -31,7 +31,7 @@ ALIAS_KINDS = ("hardware", "models", "engines")  # kinds whose files' ``aliases:
 
 
 # Bump when the parsed-YAML cache's layout or safeload's rules change meaning.
-_YAML_CACHE_VERSION = 2  # 2: YAML 1.2 exponent floats (planner.safeload.YAML12_EXP_FLOAT)
+_YAML_CACHE_VERSION = 3  # 2: YAML 1.2 exponent floats (safeload.YAML12_EXP_FLOAT); 3: a key twice refused
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -83,6 +83,67 @@ def validation_error(exc: Exception, file: str) -> InputError:
     return InputError(msg, file=file, field=field, value=value if has_value else None, has_value=has_value)
 
 
+def _numeric(ann: Any) -> tuple[bool, bool]:
+    """(admits a number, admits a bool) of a field's type annotation."""
+    import typing
+
+    if ann is Any:
+        return True, True
+    if ann is bool:
+        return False, True
+    if ann in (int, float):
+        return True, False
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        return _numeric(typing.get_args(ann)[0])
+    if origin is typing.Union or type(ann).__name__ == "UnionType":
+        parts = [_numeric(a) for a in typing.get_args(ann)]
+        return any(p[0] for p in parts), any(p[1] for p in parts)
+    return False, False
+
+
+def _inner(ann: Any, value: Any) -> list[tuple[Any, Any, str]]:
+    """(annotation, value, key) of the values inside ``value`` that ``ann`` types: a spec's
+    fields, a dict's values, a list's items (Optional and Annotated unwrapped)."""
+    import typing
+
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        return _inner(typing.get_args(ann)[0], value)
+    if origin is typing.Union or type(ann).__name__ == "UnionType":
+        typed = [a for a in typing.get_args(ann) if a is not type(None)]
+        return _inner(typed[0], value) if len(typed) == 1 else []
+    if isinstance(value, dict) and hasattr(ann, "model_fields"):
+        fields = {(f.alias or k): f.annotation for k, f in ann.model_fields.items()}
+        fields.update({k: f.annotation for k, f in ann.model_fields.items()})
+        return [(fields[k], v, str(k)) for k, v in value.items() if k in fields]
+    args = typing.get_args(ann)
+    if isinstance(value, dict) and origin is dict and len(args) == 2:
+        return [(args[1], v, str(k)) for k, v in value.items()]
+    if isinstance(value, list) and origin in (list, tuple) and args:
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return [(a, v, str(i)) for i, (a, v) in enumerate(zip(args, value))]
+        return [(args[0], v, str(i)) for i, v in enumerate(value)]
+    return []
+
+
+def refuse_bool_numbers(cls: Any, data: Any, file: str) -> None:
+    """A number field given ``true`` / ``false`` is an InputError naming the field: pydantic's
+    lax mode reads a bool as 1 / 0 in an int or float field, so ``memory_gb: true`` was a
+    device of 1 GB and ``max_devices: true`` one of 1 device (the YAML 1.2 core schema
+    resolves true/false to booleans, section 10.3.2; a bool is not a count). Walks the data
+    along the spec's field annotations (nested specs, dicts and lists)."""
+    stack = [(cls, data, "")]
+    while stack:
+        ann, value, path = stack.pop()
+        for a, v, key in _inner(ann, value):
+            where = f"{path}.{key}" if path else key
+            if isinstance(v, bool) and _numeric(a) == (True, False):
+                raise InputError("must be a number, not true/false", file=file, field=where, value=v)
+            if isinstance(v, (dict, list)):
+                stack.append((a, v, where))
+
+
 def parse_spec(cls: Type[T], data: Any, file: str) -> T:
     from pydantic import ValidationError
 
@@ -92,9 +153,11 @@ def parse_spec(cls: Type[T], data: Any, file: str) -> T:
 
     check_tree(data, file)  # flags and merged values get the file readers' limits too
     try:
-        return cls.model_validate(data)  # type: ignore[attr-defined]
+        spec = cls.model_validate(data)  # type: ignore[attr-defined]
     except ValidationError as exc:
         raise validation_error(exc, file) from None
+    refuse_bool_numbers(cls, data, file)  # after: a field's own rule (planner.bounds) names its bool first
+    return spec
 
 
 def looks_like_path(ref: str) -> bool:

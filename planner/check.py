@@ -12,6 +12,7 @@ throughput, accuracy, requests/s, utilization and fits; lower for everything els
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -193,6 +194,8 @@ def run_checks(path: str, baseline: Optional[str] = None, update_baseline: bool 
     if bpath is not None and not update_baseline:
         from planner.safeload import is_file
 
+        if os.path.isdir(bpath):
+            raise InputError("is a folder, not a file", file=str(bpath), field="baseline")
         if not is_file(bpath):
             raise InputError("baseline file not found (create it with --update-baseline)", file=str(bpath))
         old = load_baseline(bpath)

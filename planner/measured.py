@@ -40,7 +40,7 @@ from planner.harness import harness_kv_dtype, harness_range_ratio, harness_sets_
 # the harness's settings and their resolution live in planner.harness; callers written
 # before the split import these from here
 from planner.harness import HARNESS_RANGE_RATIO, harness_recv_interval  # noqa: F401
-from planner.safeload import MAX_LOG_BYTES, read_text
+from planner.safeload import MAX_LOG_BYTES, check_header, read_text
 
 REQUIRED_COLUMNS = ("model_path", "system", "backend", "precision", "mode", "isl", "osl",
                     "batch_size", "tp_size", "silicon_ttft_ms", "silicon_tpot_ms")
@@ -177,7 +177,7 @@ def read_measured(path: str | Path) -> MeasuredRuns:
         raise InputError("file is empty (expected a CSV header line)", file=file)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
-        header = reader.fieldnames or []
+        header = check_header(reader.fieldnames or [], file)
         missing = [c for c in REQUIRED_COLUMNS if c not in header]
         if missing:
             raise InputError(f"line 1: required column is missing (required: {', '.join(REQUIRED_COLUMNS)})",

@@ -159,6 +159,8 @@ def read_rows(runs: MeasuredRuns) -> Rows:
             reason = f"unknown precision '{runs.quant[i]}'"
         elif runs.concurrency[i] < 1 and runs.mode[i] != "disagg":
             reason = "no requests in flight (batch_size 0)"
+        elif runs.tp[i] < 1 and runs.mode[i] != "disagg":
+            reason = "no devices (tp_size 0)"
         if reason is None and adt[i] == FP4_OR_BF16:
             adt[i] = "fp4" if h.has_dtype("fp4") else "bf16"
         if reason is None:  # the harness's fp4 launches: fp8 KV on Blackwell (planner.harness)

@@ -148,21 +148,41 @@ def yaml_loader():
 
 def _yaml_guard(text: str, file: str) -> None:
     """From the event stream, before anything is built: refuse nesting deeper than
-    MAX_DEPTH and aliases that expand the document beyond MAX_YAML_VALUES values (a
-    "billion laughs" bomb is refused in microseconds; ordinary anchors for reuse pass)."""
+    MAX_DEPTH, aliases that expand the document beyond MAX_YAML_VALUES values (a
+    "billion laughs" bomb is refused in microseconds; ordinary anchors for reuse pass) and
+    a key written twice in one mapping (the YAML 1.2 spec, section 3.2.1.1: "the content of
+    a mapping node is an unordered set of key/value node pairs, with the restriction that
+    each of the keys is unique"; PyYAML keeps the last one in silence, so ``name:`` written
+    twice renamed a device)."""
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     sizes: dict[str, int] = {}  # anchor -> values in the anchored node, aliases expanded
-    frames: list[list] = [[None, 0]]  # open collections: [anchor, values so far]
+    # open collections: [anchor, values so far, keys seen (None: a sequence), children, child's label]
+    frames: list[list] = [[None, 0, None, 0, ""]]
     for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, (yaml.ScalarEvent, yaml.AliasEvent, yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+            parent = frames[-1]
+            if parent[2] is None:
+                parent[4] = str(parent[3])
+            elif parent[3] % 2 == 0:  # a key of the mapping
+                key = event.value if isinstance(event, yaml.ScalarEvent) else None
+                if key is not None and key in parent[2]:
+                    mark = getattr(event, "start_mark", None)
+                    where = f" (line {mark.line + 1})" if mark is not None else ""
+                    raise InputError(f"key written twice in one mapping{where}: YAML keeps only one of them",
+                                     file=file, field=".".join([f[4] for f in frames[1:-1]] + [key]))
+                if key is not None:
+                    parent[2].add(key)
+                parent[4] = key if key is not None else "?"
+            parent[3] += 1
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-            frames.append([event.anchor, 1])
+            frames.append([event.anchor, 1, set() if isinstance(event, yaml.MappingStartEvent) else None, 0, ""])
             if len(frames) - 1 > MAX_DEPTH:
                 raise InputError(f"nested deeper than {MAX_DEPTH} levels", file=file)
             continue
         if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-            anchor, n = frames.pop()
+            anchor, n = frames.pop()[:2]
             if anchor is not None:
                 sizes[anchor] = n
         elif isinstance(event, yaml.ScalarEvent):
@@ -242,6 +262,18 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, Any]]:
 
 # --------------------------------------------------------------------------- CSV
 
+def check_header(header, file: str) -> list[str]:
+    """A CSV header line's column names; a name written twice is an InputError naming it
+    (a dict reader keeps the last column of that name in silence, so a second ``isl``
+    column replaced the first one's lengths)."""
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise InputError("line 1: column written twice in the header", file=file, field=name)
+        seen.add(name)
+    return list(header)
+
+
 def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
     """Rows of a CSV file with a header line, as dicts of text (callers convert fields)."""
     import csv
@@ -251,6 +283,7 @@ def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
     text = read_text(path, MAX_LOG_BYTES)
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
+        check_header(reader.fieldnames or [], p)
         rows = []
         for row in reader:
             if None in row:

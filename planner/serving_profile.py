@@ -129,9 +129,7 @@ def load_serving(paths: list[str] | None = None) -> dict[str, tuple[str, dict]]:
     for f in files:
         prof = load_profile(f)
         device, engine, vals = serving_of(prof)
-        from planner.catalog import load_hardware
-
-        device = load_hardware(device).name  # aliases resolve too
+        device = _device_name(device, f)  # aliases resolve too
         out[f"{device}/{engine}"] = (f"calibration:{f.name}" if not paths else str(f), vals)
     return out
 
@@ -145,8 +143,34 @@ def find_serving(device: str, engine: str) -> tuple[str, dict] | None:
                 from planner.calibrate.profile import load_profile
 
                 dev, eng, vals = serving_of(load_profile(f))
+                _names_match(f, device, engine, dev, eng)
                 return str(f), vals
     return None
+
+
+def _device_name(name: str, f: Path) -> str:
+    """The catalog name of a serving profile's ``hardware:`` (aliases resolve); an unknown
+    device is an InputError naming the profile and the field."""
+    from planner.catalog import load_hardware
+
+    try:
+        return load_hardware(name).name
+    except InputError as exc:
+        if exc.file:  # the device's own file is bad: that file's error
+            raise
+        raise InputError(exc.reason, file=str(f), field="hardware", value=name) from None
+
+
+def _names_match(f: Path, device: str, engine: str, dev: str, eng: str) -> None:
+    """A serving profile is found by its file name, ``<device>.<engine>.yaml``, and read by its
+    content (load_serving keys it by ``hardware:`` and ``fitted.serving.engine``): the two
+    must name the same pair, else estimate and the replay would use one file for two pairs."""
+    if eng != engine:
+        raise InputError(f"the file name says engine '{engine}', the profile was fitted on '{eng}' runs", file=str(f),
+                         field="fitted.serving.engine", value=eng)
+    if dev != device and _device_name(dev, f) != device:  # an alias of the device passes
+        raise InputError(f"the file name says device '{device}', the profile is of another device", file=str(f),
+                         field="hardware", value=dev)
 
 
 class ServingChoice(NamedTuple):

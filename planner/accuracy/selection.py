@@ -290,7 +290,12 @@ def template_weights(ref) -> np.ndarray:
     from planner.accuracy.profile import load_profile
     from planner.errors import InputError
 
-    prof = load_profile(ref)
+    try:
+        prof = load_profile(ref)
+    except InputError as exc:  # an unknown name is the --template flag's value, not a 'profile' field
+        if exc.field != "profile" or exc.file:
+            raise
+        raise InputError(exc.reason, field="template", value=exc.value, has_value=exc.has_value) from None
     d = prof.spec.difficulty
     pc = prof.spec.problem_counts
     if pc is not None:     # the counts themselves, as observed counts (below)

@@ -263,7 +263,7 @@ def profile_from_dict(data: Any, file: str) -> Profile:
     for key in REQUIRED:
         if key not in data or data[key] is None:
             raise InputError("required field is missing", file=file, field=key)
-    if data["version"] != VERSION:
+    if isinstance(data["version"], bool) or data["version"] != VERSION:  # True == 1 in Python
         raise InputError(f"unsupported profile version (this planner reads version {VERSION})", file=file,
                          field="version", value=data["version"])
     if not isinstance(data["hardware"], str) or not data["hardware"]:

@@ -41,8 +41,18 @@ def calibrate_cmd(
 ) -> None:
     """Measure the device with torch microbenchmarks and write a calibration profile
     (or, with --from-measured FILE.csv, fit serving profiles on measured runs)."""
+    from planner.commands.options import refuse_unused
     from planner.errors import InputError
 
+    measuring = {"device": device, "hardware": hardware, "quick": quick, "threads": threads, "allow-busy": allow_busy}
+    if from_measured:
+        refuse_unused("--from-measured", {"refit": refit, "compare": compare, **measuring})
+    elif refit:
+        refuse_unused("--refit", {"compare": compare, **measuring, "physical-bounds": physical_bounds})
+    elif compare:
+        refuse_unused("--compare", {**measuring, "output": output, "physical-bounds": physical_bounds})
+    elif physical_bounds:
+        raise InputError("is used only with --from-measured", field="physical-bounds")
     if from_measured:
         from planner.commands.measured import calibrate_measured
 

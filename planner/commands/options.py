@@ -31,3 +31,16 @@ def kv_budget() -> int:
 
 def json_flag(help: str = "Print JSON.") -> bool:
     return typer.Option(False, "--json", help=help)
+
+
+def refuse_unused(mode: str, given: dict) -> None:
+    """One line naming the first option that ``mode`` does not read, where it was given
+    (``given``: flag name -> value; None, False and empty mean not given). Such an option
+    was ignored in silence: ``validate --measured F.csv -m qwen3-8b`` replayed every model,
+    ``calibrate --refit P --compare A B`` compared nothing."""
+    from planner.errors import InputError
+
+    for flag, value in given.items():
+        if value is not None and value is not False and value != () and value != []:
+            raise InputError(f"is not used with {mode}: leave it out", field=flag, value=value,
+                             has_value=not isinstance(value, bool))

@@ -35,6 +35,10 @@ def validate_cmd(
 
     if measured:
         from planner.commands.measured import validate_measured
+        from planner.commands.options import refuse_unused
+
+        refuse_unused("--measured", {"hardware": hardware, "model": model, "layers": layers, "quick": quick,
+                                     "threads": threads})
 
         return validate_measured(measured, calibration, no_calibration, json_out)
 
