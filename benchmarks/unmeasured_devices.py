@@ -9,7 +9,8 @@ and vLLM, March 2025) and tests/data/vultr-b200.csv (Vultr's published vLLM runs
 MiniMax-M2.5 on HGX B200) and tests/data/published-nvidia-other.csv (other NVIDIA parts:
 Tenstorrent's vLLM GPU reference sweeps, Qwen3 on an A100 and on an RTX 4090, one request in
 flight) and tests/data/gpt-oss-published.csv (InferenceX gpt-oss-120b runs on B200, vLLM and
-TensorRT-LLM); their sources on each row's ``silicon_data_source``. Nothing is
+TensorRT-LLM) and tests/data/gpt-oss-published-other.csv (the same harness's gpt-oss-120b runs on
+H100 and H200 with vLLM, a cross-check of the fitted profiles, and on MI355X with ATOM); their sources on each row's ``silicon_data_source``. Nothing is
 fitted to them: an unmeasured device takes its datasheet plus what
 planner.serving_params.CARRY_RULE carries from the fitted Hopper pairs.
 
@@ -18,7 +19,8 @@ Prints, under the shipped rule, the median |error| and the signed median of TTFT
 concurrency band), per (device, engine, mode), per (device, model) and per profile; then the
 same harness point on an AMD part and on H200 (same engine, model, precision, GPUs, lengths and
 requests in flight, within one source): the measured AMD / H200 ratio of TTFT and TPOT against
-the replayed one (:func:`twin_ratios`); then, for every candidate rule of
+the replayed one (:func:`twin_ratios`), and the same for an AMD point whose only H200 twin ran
+another engine (:func:`cross_engine_twins`: ATOM on MI355X against vLLM on H200); then, for every candidate rule of
 planner.serving_params.CARRY_RULES (switched as benchmarks/blackwell_published.py does), a
 table rule x device. ``--rows`` also prints every row. Run:
 python benchmarks/unmeasured_devices.py [--rows]   (a few seconds)
@@ -42,16 +44,19 @@ from planner.serving_profile import load_serving  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 FILES = (DATA / "inferencemax-nvidia.csv", DATA / "inferencemax-amd.csv", DATA / "amd-published.csv",
-         DATA / "vultr-b200.csv", DATA / "published-nvidia-other.csv", DATA / "gpt-oss-published.csv")
+         DATA / "vultr-b200.csv", DATA / "published-nvidia-other.csv", DATA / "gpt-oss-published.csv",
+         DATA / "gpt-oss-published-other.csv")
 AMD = ("mi300x", "mi325x", "mi355x")
 # The carry-rule table's rows: every file but dstack's. The dstack runs are of March 2025
 # engines, 3-7x slower than the 2026 ones the Hopper profiles were fitted on, on H200 as on
 # MI300X (their H200 twins: TTFT -85%, TPOT -57%): their absolute error measures the engine
 # version, not a rule; their AMD / H200 ratios are in the twin table.
-RULE_FILES = (FILES[0], FILES[1], FILES[3], FILES[4], FILES[5])
+RULE_FILES = (FILES[0], FILES[1], FILES[3], FILES[4], FILES[5], FILES[6])
 # a file whose devices get a column of their own in the per-rule tables (its rows stay out of the
 # "Blackwell" column, which keeps the InferenceX rows the earlier rounds report)
-COLUMN_TAG = {"vultr-b200.csv": "-vultr", "gpt-oss-published.csv": "-gptoss"}
+COLUMN_TAG = {"vultr-b200.csv": "-vultr", "gpt-oss-published.csv": "-gptoss", "gpt-oss-published-other.csv": "-gptoss"}
+# devices with fitted profiles: their rows (under any tag) stay out of the "unmeasured" column
+FITTED = ("h200", "h100-sxm")
 BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 
@@ -106,11 +111,38 @@ def twin_ratios(parts) -> list[tuple]:
     return rows
 
 
+def cross_engine_twins(parts) -> list[tuple]:
+    """As :func:`twin_ratios` for an AMD harness point with no same-engine H200 twin, paired with
+    the H200 rows of the same source, model, GPUs, lengths and requests in flight on another engine
+    (and quantization label): (AMD key, H200 engine, measured TTFT ratio, replayed, measured TPOT
+    ratio, replayed). The replay models both engines, so a replay right about both has the two
+    ratios equal here too."""
+    pts = same_points(parts)
+    point = lambda k: k[:1] + (k[3],) + k[5:]  # noqa: E731  (source, model, GPUs, ISL, OSL, in flight)
+    h200 = {}
+    for k, v in pts.items():
+        if k[1] == "h200":
+            h200.setdefault(point(k), []).append((k[2], v))
+    rows = []
+    for k, a in sorted(pts.items()):
+        if k[1] not in AMD or (k[:1] + ("h200",) + k[2:]) in pts:
+            continue
+        for eng, h in h200.get(point(k), []):
+            if eng != k[2]:
+                rows.append((k, eng, a[0] / h[0], a[1] / h[1], a[2] / h[2], a[3] / h[3]))
+    return rows
+
+
 def print_twins(parts) -> None:
     print(f"\nAMD / H200 at the same harness point (measured vs replayed){'':<6} TTFT meas / repl    TPOT meas / repl")
     for k, tm, tr, pm, pr in twin_ratios(parts):
         src, dev, eng, _, q, g, isl, osl, c = k
         print(f"  {src:<10} {dev:<7} {eng:<7} {q:<9} {g}x {isl:>5}/{osl:<5} C{c:<4}      {tm:5.2f} / {tr:4.2f}         {pm:5.2f} / {pr:4.2f}")
+    print(f"\nAMD / H200 at the same harness point, another engine on H200{'':<4} TTFT meas / repl    TPOT meas / repl")
+    for k, h_eng, tm, tr, pm, pr in cross_engine_twins(parts):
+        src, dev, eng, _, q, g, isl, osl, c = k
+        print(f"  {src:<10} {dev:<7} {eng + '/' + h_eng:<13} {g}x {isl:>5}/{osl:<5} C{c:<4}      "
+              f"{tm:5.2f} / {tr:4.2f}         {pm:5.2f} / {pr:4.2f}")
 
 
 def by_rule() -> None:
@@ -124,19 +156,20 @@ def by_rule() -> None:
             parts = [replay(f) for f in RULE_FILES]
             dev = np.concatenate([p[1].device.astype(object) + COLUMN_TAG.get(f.name, "")
                                   for f, p in zip(RULE_FILES, parts)])
-            results[rule] = (dev, np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]))
+            fitted = np.concatenate([np.isin(p[1].device, FITTED) for p in parts])
+            results[rule] = (dev, np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]), fitted)
     finally:
         SP.CARRIED = shipped
     devices = sorted(set(results[SP.CARRY_RULE][0].tolist()))
     for what, col in (("TTFT", 1), ("TPOT", 2)):
         print(f"\n{what} median |error| (signed median) per carry rule and device "
-              f"(shipped: {SP.CARRY_RULE}; h200 rows use their fitted profile under every rule)")
-        print(f"  {'rule':<24}" + "".join(f"{d:>15}" for d in devices) + f"{'Blackwell':>15}{'unmeasured':>15}")
+              f"(shipped: {SP.CARRY_RULE}; h200 / h100-sxm rows use their fitted profile under every rule)")
+        print(f"  {'rule':<24}" + "".join(f"{d:>16}" for d in devices) + f"{'Blackwell':>16}{'unmeasured':>16}")
         for rule, r in results.items():
             dev, e = r[0], r[col]
-            cells = [cell(e[dev == d]) for d in devices] + [cell(e[np.isin(dev, BLACKWELL)]), cell(e[dev != "h200"])]
+            cells = [cell(e[dev == d]) for d in devices] + [cell(e[np.isin(dev, BLACKWELL)]), cell(e[~r[3]])]
             mark = "*" if rule == SP.CARRY_RULE else " "
-            print(f" {mark}{rule:<24}" + "".join(f"{c:>15}" for c in cells))
+            print(f" {mark}{rule:<24}" + "".join(f"{c:>16}" for c in cells))
 
 
 def main(argv: list[str]) -> None:
