@@ -14,7 +14,7 @@ keeps the run, the raw seconds and ``workflow_run_id=``, so the harness's facts 
 The replay is a gate, not a fit: nothing was tuned to these rows. Today (round 16, S11, shipped profiles,
 carry rule "scheduler+kernel+link"), median |error| (signed): H100 TTFT 31% (+10%), TPOT 5% (+0%); H200
 TTFT 28% (+6%), TPOT 12% (+10%); MI355X TTFT 74% (-74%), TPOT 16% (+16%) (docs/serving-experiments.md,
-"Round 16 (S11)"). MI355X TPOT is right at TP8 (-4% to +16%) and too slow at TP1 (+15% to +64%): not
+"Round 16 (S11)"). MI355X TPOT is right at TP8 (-4% to +16%) and mostly too slow at TP1 (-7% to +64%): not
 the DeepSeek-R1 rows' too-fast decode on ROCm SGLang (tests/test_amd_rows.py). MI355X TTFT is 68-91% too
 fast: ATOM's measured first token takes 85-120 ms even at 4 requests of 1K tokens on 8 GPUs (H200 vLLM:
 33 ms), a per-request time the ATOM profile does not carry (the strict xfail below).
