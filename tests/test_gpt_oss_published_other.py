@@ -27,9 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from planner.measured import read_measured
-from planner.replay import predict
-from planner.serving_profile import load_serving
+from published import replay
 
 CSV = Path(__file__).resolve().parent / "data" / "gpt-oss-published-other.csv"
 
@@ -45,9 +43,7 @@ BANDWIDTH_BYTES_PER_S = {"h100-sxm": 3.35e12, "h200": 4.8e12, "mi355x": 8.0e12}
 
 @pytest.fixture(scope="module")
 def replayed():
-    runs = read_measured(CSV)
-    pred = predict(runs, load_serving())
-    return runs, pred, pred.ttft_s / runs.measured_ttft_s - 1.0, pred.tpot_s / runs.measured_tpot_s - 1.0
+    return replay(CSV)
 
 
 def test_every_published_run_is_predicted_finite(replayed):

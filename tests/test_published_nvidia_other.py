@@ -35,9 +35,8 @@ import numpy as np
 import pytest
 
 from planner.catalog import load_hardware, load_model
-from planner.measured import read_measured
-from planner.replay import predict
-from planner.serving_profile import load_serving
+
+from published import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 CSV = ROOT / "tests" / "data" / "published-nvidia-other.csv"
@@ -46,10 +45,7 @@ DEVICES = {"a100_sxm": "a100-sxm-80gb", "rtx-4090": "rtx-4090"}
 
 @pytest.fixture(scope="module")
 def replayed():
-    runs = read_measured(CSV)
-    pred = predict(runs, load_serving())
-    with np.errstate(invalid="ignore"):
-        return runs, pred, pred.ttft_s / runs.measured_ttft_s - 1.0, pred.tpot_s / runs.measured_tpot_s - 1.0
+    return replay(CSV)
 
 
 def floors(runs):

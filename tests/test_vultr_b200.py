@@ -39,15 +39,15 @@ from planner.measured import read_measured
 from planner.replay import predict
 from planner.serving_profile import load_serving
 
+from published import replay
+
 ROOT = Path(__file__).resolve().parent.parent
 CSV = ROOT / "tests" / "data" / "vultr-b200.csv"
 
 
 @pytest.fixture(scope="module")
 def replayed():
-    runs = read_measured(CSV)
-    pred = predict(runs, load_serving())
-    return runs, pred, pred.ttft_s / runs.measured_ttft_s - 1.0, pred.tpot_s / runs.measured_tpot_s - 1.0
+    return replay(CSV)
 
 
 def test_every_published_run_is_predicted_finite_by_the_unmeasured_rule(replayed):
