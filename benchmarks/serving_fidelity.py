@@ -36,6 +36,7 @@ tenth to the time.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -107,10 +108,15 @@ def carry_rules(prep: Prepared, fits: dict[str, dict]) -> dict[str, dict]:
 
 def main(argv: list[str]) -> int:
     global EXTRA
-    json_out, quick, rules = "--json" in argv, "--quick" in argv, "--carry-rules" in argv
-    EXTRA = OPT_IN if "--expert-ceiling" in argv else ()
-    args = [a for a in argv if a not in ("--json", "--quick", "--carry-rules", "--expert-ceiling")]
-    path = args[0] if args else str(DEFAULT)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--quick", action="store_true", help="in-sample, LOMO and LODO lines only")
+    ap.add_argument("--carry-rules", action="store_true", help="also the LODO error of each carry rule")
+    ap.add_argument("--expert-ceiling", action="store_true", help="fit the opt-in expert stream ceiling too")
+    args = ap.parse_args(argv)
+    json_out, quick, rules, path = args.json, args.quick, args.carry_rules, args.file
+    EXTRA = OPT_IN if args.expert_ceiling else ()
     t0 = time.perf_counter()
     runs = read_measured(path)
     prep = Prepared(runs)
