@@ -332,6 +332,16 @@ def load_hardware(ref: str):
     return _load("hardware", ref)
 
 
+def hardware_by_name(name: str):
+    """A :class:`~planner.specs.Hardware` by catalog name or alias only, never a file: for a
+    device named inside a file (a serving profile's ``hardware:``), whose meaning must not
+    depend on the folder a command runs in (``load_hardware`` tries a file of that name in
+    the working folder first, as a command-line ``-H`` does)."""
+    if name.endswith((".yaml", ".yml", ".json")) or "/" in name or os.sep in name:
+        raise InputError("must name a catalog device (a name or alias), not a file", field="hardware", value=name)
+    return _load("hardware", str(find_file("hardware", name)))
+
+
 def load_model(ref: str):
     """A :class:`~planner.specs.Model` by catalog name or YAML path."""
     return _load("models", ref)
