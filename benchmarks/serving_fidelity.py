@@ -152,6 +152,9 @@ def write_error_summary(out: str, path: str, results: dict) -> None:
                "figures": "median and p90 of |predicted / measured - 1| over every predicted row, in percent"}
     doc = fidelity.summary_doc(results, sources)
     atomic_write_text(out, "# Written by benchmarks/serving_fidelity.py --write-error-summary; do not edit by hand.\n"
+                      "# The measured error of each prediction path (planner.fidelity): fitted = leave-one-model-out,\n"
+                      "# carried = leave-one-device-out, datasheet, generic (no engine named) = engine-today;\n"
+                      "# microbenchmark (a calibration profile): not measured on serving runs.\n"
                       + yaml.safe_dump(doc, sort_keys=False, width=120))
     fidelity.read(out)  # what was written reads back
 

@@ -36,12 +36,12 @@ FORMAT = "planner-serving-fidelity"
 
 # path -> (the predictor of benchmarks/serving_fidelity.py that measures it, how it is said)
 MEASURED = {
-    "fitted": ("leave-one-model-out", "fitted profile: leave-one-model-out"),
-    "carried": ("leave-one-device-out", "carried parameters: leave-one-device-out"),
-    "datasheet": ("datasheet", "datasheet: nothing fitted or carried"),
-    "generic": ("engine-today", "no engine named: steady state, no host time"),
+    "fitted": ("leave-one-model-out", "fitted, leave-one-model-out"),
+    "carried": ("leave-one-device-out", "carried, leave-one-device-out"),
+    "datasheet": ("datasheet", "datasheet alone"),
+    "generic": ("engine-today", "no engine named: steady state"),
 }
-UNMEASURED = {"microbenchmark": "a calibration profile (microbenchmarks or --calibration)"}
+UNMEASURED = {"microbenchmark": "a calibration profile"}
 PATHS = (*MEASURED, *UNMEASURED)
 NOT_MEASURED = "not measured on serving runs"
 SOURCE_FIELDS = ("command", "measured_file", "measured_file_sha256", "date", "commit")
@@ -62,13 +62,13 @@ def summary_doc(results: dict, sources: dict) -> dict:
     """The file's content from benchmarks/serving_fidelity.py's results (predictor ->
     planner.replay_scoring.summarize output) and its ``sources`` (:data:`SOURCE_FIELDS`)."""
     paths: dict[str, Any] = {}
-    for path, (predictor, words) in MEASURED.items():
+    for path, (predictor, _) in MEASURED.items():
         st = results[predictor]
-        paths[path] = {"measured": True, "predictor": predictor, "what": words, "rows": int(st["ttft"]["n"]),
+        paths[path] = {"measured": True, "predictor": predictor, "rows": int(st["ttft"]["n"]),
                        **{k: {"median_abs_pct": _pct(st[k]["median_abs"], 2), "p90_abs_pct": _pct(st[k]["p90_abs"], 1)}
                           for k in ("ttft", "tpot")}}
-    for path, words in UNMEASURED.items():
-        paths[path] = {"measured": False, "what": words}
+    for path in UNMEASURED:
+        paths[path] = {"measured": False}
     return {"format": FORMAT, "sources": dict(sources), "paths": paths}
 
 
@@ -112,6 +112,8 @@ def read(path: str | Path | None = None) -> dict:
               e.get("measured"))
         if not measured:
             continue
+        _need(e.get("predictor") == MEASURED[name][0], f"must be '{MEASURED[name][0]}'", file,
+              f"paths.{name}.predictor", e.get("predictor"))
         rows = e.get("rows")
         _need(isinstance(rows, int) and not isinstance(rows, bool) and rows > 0, "must be a whole number > 0", file,
               f"paths.{name}.rows", rows)
@@ -140,16 +142,17 @@ def expected_error(path_name: str, file: str | Path | None = None) -> dict:
     if not e["measured"]:
         return {**out, "note": NOT_MEASURED}
     return {**out, "predictor": MEASURED[path_name][0], "rows": e["rows"], "devices": doc["sources"].get("devices"),
-            **{k: {"median_abs": e[k]["median_abs_pct"] / 100, "p90_abs": e[k]["p90_abs_pct"] / 100}
+            **{k: {"median_abs": round(e[k]["median_abs_pct"] / 100, 6), "p90_abs": round(e[k]["p90_abs_pct"] / 100, 6)}
                for k in ("ttft", "tpot")}}
 
 
-def describe(err: dict) -> str:
-    """The one line every output prints: ``measured error of this path (...): TTFT median 33%
-    (p90 96%), TPOT median 14% (p90 48%)``."""
+def describe(err: dict, lead: str = "measured error of this path") -> str:
+    """The one line every output prints, e.g. ``measured error of this path (fitted,
+    leave-one-model-out, 1,294 runs on h100-sxm, h200): median TTFT 33%, TPOT 14% (p90 96%,
+    48%)``: median |error| of TTFT and TPOT, then their p90."""
     if not err["measured"]:
-        return f"measured error of this path ({err['what']}): {NOT_MEASURED}"
+        return f"{lead} ({err['what']}): {NOT_MEASURED}"
     on = f" on {', '.join(err['devices'])}" if err.get("devices") else ""
     a, b = err["ttft"], err["tpot"]
-    return (f"measured error of this path ({err['what']}, {err['rows']:,} serving runs{on}): TTFT median "
-            f"{a['median_abs']:.0%} (p90 {a['p90_abs']:.0%}), TPOT median {b['median_abs']:.0%} (p90 {b['p90_abs']:.0%})")
+    return (f"{lead} ({err['what']}, {err['rows']:,} runs{on}): median TTFT {a['median_abs']:.0%}, TPOT "
+            f"{b['median_abs']:.0%} (p90 {a['p90_abs']:.0%}, {b['p90_abs']:.0%})")
