@@ -39,7 +39,7 @@ MEASURED = {
     "fitted": ("leave-one-model-out", "fitted, leave-one-model-out"),
     "carried": ("leave-one-device-out", "carried, leave-one-device-out"),
     "datasheet": ("datasheet", "datasheet alone"),
-    "generic": ("engine-today", "no engine named: steady state"),
+    "generic": ("engine-today", "no engine named: no host time"),
 }
 UNMEASURED = {"microbenchmark": "a calibration profile"}
 PATHS = (*MEASURED, *UNMEASURED)

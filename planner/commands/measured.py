@@ -36,15 +36,15 @@ def validate_measured(path: str, calibration: Optional[str], no_calibration: boo
 
 
 def _print_path_errors(profiles: list[str]) -> None:
-    """Under the table: the shipped measured error of each prediction path the replay's
-    profiles take (planner.fidelity), to set this file's error beside."""
+    """Under the table: the measured error of each prediction path the replay's profiles take
+    (planner.fidelity, on the shipped measurements), to set this file's error beside."""
     from planner.commands.output import console
     from planner.fidelity import describe, expected_error
     from planner.serving_profile import replay_path
 
     con = console()
     for path in dict.fromkeys(replay_path(p) for p in profiles):
-        con.print(describe(expected_error(path), f"{path} path, its error on the shipped measurements"), markup=False)
+        con.print(describe(expected_error(path)), markup=False)
 
 
 def _pct(x) -> str:
