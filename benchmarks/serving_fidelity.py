@@ -61,8 +61,8 @@ from planner.serving_fit import OPT_IN, as_params, fit_all
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
 
 
-EXTRA: tuple[str, ...] = ()
-COMMIT = ""  # the code's commit, read at the start of a --write-error-summary run (code_commit)  # planner.serving_fit.OPT_IN parameters fitted too (--expert-ceiling)
+EXTRA: tuple[str, ...] = ()  # planner.serving_fit.OPT_IN parameters fitted too (--expert-ceiling)
+COMMIT = ""  # the code's commit, read at the start of a --write-error-summary run (code_commit)
 
 
 def leave_one_model_out(prep: Prepared) -> Prediction:

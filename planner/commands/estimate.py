@@ -96,9 +96,7 @@ def estimate_cmd(
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     # the profile this device uses: a calibration, else the serving profile fitted for this
     # (device, engine), else the datasheet plus the engine's carried parameters
-    from planner.serving_profile import resolve_serving
-
-    from planner.serving_profile import expected_error
+    from planner.serving_profile import expected_error, resolve_serving
 
     choice = resolve_serving(h, prof, calibration)
     eff, eff_label, serving, prof = choice.efficiency, choice.label, choice.parameters, choice.engine
