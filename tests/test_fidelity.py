@@ -167,3 +167,34 @@ def test_a_missing_or_malformed_shipped_file_exits_2_in_one_line(tmp_path, monke
         rc, out, err = run(*argv)
         assert rc == 2 and out == ""
         one_error_line(err, str(p))
+
+
+def _benchmark():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serving_fidelity_bench", ROOT / "benchmarks" / "serving_fidelity.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_benchmark_writes_a_file_that_reads_back_with_its_sources(tmp_path):
+    """benchmarks/serving_fidelity.py's writer, on results of the summarize shape: the file
+    reads back, names the command, the measured file's digest and a commit; --quick (no
+    datasheet figures) and a missing PATH are refused before any work (exit 2)."""
+    bench = _benchmark()
+    st = {"median_abs": 0.25, "p90_abs": 0.5, "n": 10}
+    results = {k: {"ttft": st, "tpot": st, "by_slice": {"device": [{"value": "h200"}]}}
+               for k in ("leave-one-model-out", "leave-one-device-out", "datasheet", "engine-today")}
+    data = tmp_path / "runs.csv"
+    data.write_text("id\n1\n")
+    bench.COMMIT = bench.code_commit()
+    out = tmp_path / "sub.yaml"
+    bench.write_error_summary(str(out), str(data), results)
+    doc = F.read(out)
+    assert doc["sources"]["measured_file_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert doc["sources"]["devices"] == ["h200"] and doc["sources"]["command"].endswith("sub.yaml")
+    assert F.expected_error("datasheet", out)["ttft"] == {"median_abs": 0.25, "p90_abs": 0.5}
+    assert bench.main(["--quick", "--write-error-summary", str(tmp_path / "x.yaml")]) == 2
+    assert bench.main(["--write-error-summary"]) == 2
+    assert not (tmp_path / "x.yaml").exists()
