@@ -32,6 +32,13 @@ leave-one-model-out and leave-one-device-out lines of all rows, of each model an
 device only (the loop a change to the decode-step physics is judged by: about two thirds of
 the time). The leave-one-device-out fits (one per device, on half the rows) add about a
 tenth to the time.
+
+``--write-error-summary PATH`` also writes the measured error of each prediction path
+(planner.fidelity: fitted = leave-one-model-out, carried = leave-one-device-out, datasheet,
+generic = engine-today) from this run's own results, atomically, with a ``sources`` field
+naming the command, the file, its SHA-256, the date and the commit; the full run only (the
+datasheet figures need it). ``make serving-error-summary`` writes the shipped
+calibration/serving-fidelity.yaml so.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+from planner import fidelity
 from planner import serving_params as SP
 from planner.measured import read_measured
 from planner.replay import Prediction, Prepared
@@ -54,6 +62,7 @@ DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "s
 
 
 EXTRA: tuple[str, ...] = ()  # planner.serving_fit.OPT_IN parameters fitted too (--expert-ceiling)
+COMMIT = ""  # the code's commit, read at the start of a --write-error-summary run (code_commit)
 
 
 def leave_one_model_out(prep: Prepared) -> Prediction:
@@ -105,9 +114,66 @@ def carry_rules(prep: Prepared, fits: dict[str, dict]) -> dict[str, dict]:
             for rule, names in SP.CARRY_RULES.items()}
 
 
+def code_commit() -> str:
+    """The commit of the code this run imports, read when it starts (an edit made while it
+    runs does not change what it predicts with); "plus uncommitted changes" where the
+    package or its data differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
+    if git("status", "--porcelain", "--", "planner", "calibration/serving", "engines", "hardware", "models"):
+        commit += " plus uncommitted changes"
+    return commit
+
+
+def write_error_summary(out: str, path: str, results: dict) -> None:
+    """The measured error of each prediction path (planner.fidelity.summary_doc) to ``out``,
+    atomically, its sources naming this command, the measured file and the code's commit."""
+    import datetime
+    import hashlib
+
+    import yaml
+
+    from planner.files import atomic_write_text
+
+    sources = {"command": f"python benchmarks/serving_fidelity.py --write-error-summary {Path(out).name}",
+               "measured_file": Path(path).name,
+               "measured_file_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+               "date": datetime.date.today().isoformat(), "commit": COMMIT,
+               "devices": [str(e["value"]) for e in results["leave-one-model-out"]["by_slice"]["device"]],
+               "figures": "median and p90 of |predicted / measured - 1| over every predicted row, in percent"}
+    doc = fidelity.summary_doc(results, sources)
+    atomic_write_text(out, "# Written by benchmarks/serving_fidelity.py --write-error-summary; do not edit by hand.\n"
+                      "# The measured error of each prediction path (planner.fidelity): fitted = leave-one-model-out,\n"
+                      "# carried = leave-one-device-out, datasheet, generic (no engine named) = engine-today;\n"
+                      "# microbenchmark (a calibration profile): not measured on serving runs.\n"
+                      + yaml.safe_dump(doc, sort_keys=False, width=120))
+    fidelity.read(out)  # what was written reads back
+
+
 def main(argv: list[str]) -> int:
-    global EXTRA
+    global EXTRA, COMMIT
+    summary_out = None
+    if "--write-error-summary" in argv:
+        i = argv.index("--write-error-summary")
+        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
+            print("--write-error-summary needs a PATH", file=sys.stderr)
+            return 2
+        summary_out = argv[i + 1]
+        argv = argv[:i] + argv[i + 2:]
+        COMMIT = code_commit()
     json_out, quick, rules = "--json" in argv, "--quick" in argv, "--carry-rules" in argv
+    if summary_out and quick:
+        print("--write-error-summary needs the full run (the datasheet figures): drop --quick", file=sys.stderr)
+        return 2
     EXTRA = OPT_IN if "--expert-ceiling" in argv else ()
     args = [a for a in argv if a not in ("--json", "--quick", "--carry-rules", "--expert-ceiling")]
     path = args[0] if args else str(DEFAULT)
@@ -125,6 +191,8 @@ def main(argv: list[str]) -> int:
     results["leave-one-device-out"] = summarize(leave_one_device_out(prep, lodo_fits), runs)
     by_rule = carry_rules(prep, lodo_fits) if rules else {}
     elapsed = time.perf_counter() - t0
+    if summary_out:
+        write_error_summary(summary_out, path, results)
     if json_out:
         print(json.dumps({"file": path, "seconds": elapsed, "results": results, "carry_rule": SP.CARRY_RULE,
                           "carry_rules": by_rule, "fits": {g: f.values for g, f in fits.items()}}, indent=2))

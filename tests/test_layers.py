@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("data", ("planner.errors", "planner.dtypes", "planner.units", "planner.files", "planner.quantization",
               "planner.measured", "planner.harness", "planner.measured_layouts", "planner.engine_profiles", "planner.safeload", "planner.bounds", "planner.array_cache",
               "planner.specs", "planner.scenario_checks", "planner.params", "planner.catalog", "planner.locations", "planner.disk_cache", "planner.hf_arch", "planner.hf_import",
-              "planner.kernel_paths")),
+              "planner.kernel_paths", "planner.fidelity")),
     ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params",
                 "planner.serving_profile", "planner.replay", "planner.replay_rows", "planner.replay_scoring", "planner.serving_fit")),
     ("planning", ("planner.strategies", "planner.search", "planner.frontier", "planner.layouts")),

@@ -32,6 +32,19 @@ def validate_measured(path: str, calibration: Optional[str], no_calibration: boo
         print_json({"file": path, "rows": rows_json(pred, runs), "summary": summary})
         return
     print_summary(summary, f"measured runs {path}")
+    _print_path_errors(summary["profiles"])
+
+
+def _print_path_errors(profiles: list[str]) -> None:
+    """Under the table: the measured error of each prediction path the replay's profiles take
+    (planner.fidelity, on the shipped measurements), to set this file's error beside."""
+    from planner.commands.output import console
+    from planner.fidelity import describe, expected_error
+    from planner.serving_profile import replay_path
+
+    con = console()
+    for path in dict.fromkeys(replay_path(p) for p in profiles):
+        con.print(describe(expected_error(path)), markup=False)
 
 
 def _pct(x) -> str:
