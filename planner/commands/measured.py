@@ -66,6 +66,10 @@ def print_summary(s: dict, title: str) -> None:
               f"profiles: {', '.join(s['profiles']) or '-'}")
     if s["unsupported"]:
         con.print("not predicted: " + "; ".join(f"{n} {r}" for r, n in s["unsupported"].items()))
+    if s.get("flagged"):
+        con.print(f"flagged (faster than the deployment as written can run on the datasheet; predicted and "
+                  f"scored, not fitted; --json lists why): {s['flagged']} rows: "
+                  + "; ".join(f"{n} {r}" for r, n in s["flagged_by_reason"].items()))
 
 
 def _outputs(output: Optional[str], groups: list[str]) -> dict[str, Path]:
