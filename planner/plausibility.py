@@ -41,6 +41,16 @@ fitted efficiency), so a row a real deployment could produce is never flagged:
   divide. At the datasheet bandwidth that is a floor on the step, and a request gains one
   token per step: TPOT is at least the floor. Rows with speculative decoding
   (``spec_decode_tokens`` > 0) legitimately beat it and are not tested.
+* ``decode-memory-above-bandwidth`` (:func:`flag_rows`): the same closed loop, in memory
+  traffic. Each of the C client slots runs its requests one after another, each needing
+  ``osl - 1`` decode steps, so every device steps at least ``(osl - 1) / (TTFT + (osl - 1)
+  TPOT)`` times a second (an instance's attention groups step together for their MoE
+  layers), each step reading its share of the step's weights (the floor above, over the
+  ``pp`` stages); and every decode token reads the KV cache of its context once (its
+  ``isl + j`` tokens in every global-attention layer, at the row's KV dtype), spread at
+  best over all the instance's devices. Their sum per device must fit in the datasheet
+  bandwidth. Speculative, disaggregated and drawn-length rows are skipped (a draft, the
+  decode workers' share of the clients and the mean decode time are then not known).
 
 :func:`flag_rows` is the pure, vectorized test; :func:`row_flags` gathers its columns
 from a prepared replay (planner.replay.Prepared) and the catalog and words each reason.
@@ -55,7 +65,8 @@ import numpy as np
 WEIGHTS = "weights-exceed-memory"
 PREFILL = "prefill-above-peak"
 STREAM = "tpot-below-weight-stream"
-REASONS = (WEIGHTS, PREFILL, STREAM)
+MEMORY = "decode-memory-above-bandwidth"
+REASONS = (WEIGHTS, PREFILL, STREAM, MEMORY)
 GIB = float(2 ** 30)  # the datasheet's "GB" read as GiB: above the memory the device exposes
 
 
@@ -77,8 +88,16 @@ def request_flops(isl, osl, body_flops_per_token, head_flops_per_token, attn_flo
     isl, osl = np.asarray(isl, dtype=float), np.asarray(osl, dtype=float)
     prefill = body_flops_per_token * isl + head_flops_per_token + attn_flops_per_pair * isl * (isl + 1.0) / 2.0
     d = np.maximum(osl - 1.0, 0.0)
-    decode = d * (body_flops_per_token + head_flops_per_token) + decode_attn_per_pair * (d * isl + osl * d / 2.0)
+    decode = d * (body_flops_per_token + head_flops_per_token) + decode_attn_per_pair * decode_pairs(isl, osl)
     return prefill + np.where(prefill_only, 0.0, decode)
+
+
+def decode_pairs(isl, osl):
+    """Query-key pairs of one request's decode: its ``osl - 1`` decode tokens at contexts
+    ``isl + 1 .. isl + osl - 1``: ``(osl - 1) isl + osl (osl - 1) / 2``."""
+    isl, osl = np.asarray(isl, dtype=float), np.asarray(osl, dtype=float)
+    d = np.maximum(osl - 1.0, 0.0)
+    return d * isl + osl * d / 2.0
 
 
 def stream_floor_s(attention_bytes, other_bytes, tp, attention_dp, bandwidth_bytes_per_s):
@@ -90,19 +109,27 @@ def stream_floor_s(attention_bytes, other_bytes, tp, attention_dp, bandwidth_byt
 
 
 def flag_rows(*, ttft_s, tpot_s, osl, in_flight, weight_bytes_per_device, memory_bytes, flops_per_request,
-              compute_devices, peak_flops_per_s, tpot_floor_s, test_rate, test_stream) -> dict:
+              compute_devices, peak_flops_per_s, tpot_floor_s, test_rate, test_stream, step_bytes_per_device=0.0,
+              kv_bytes_per_request=0.0, bandwidth_bytes_per_s=np.inf, test_memory=False) -> dict:
     """Per reason (:data:`REASONS`), the rows the datasheet rules out, and the implied
     figures: ``need_flops_per_s`` = ``C / (TTFT + (osl - 1) TPOT) x flops_per_request``
-    over the deployment, against ``peak_flops_per_s x compute_devices``. NaN measurements
-    (a row predicted only) flag nothing."""
+    over the deployment, against ``peak_flops_per_s x compute_devices``; per device
+    ``need_bytes_per_s`` = ``(osl - 1) / cycle x step_bytes_per_device + C / cycle x
+    kv_bytes_per_request / compute_devices`` against ``bandwidth_bytes_per_s``. NaN
+    measurements (a row predicted only) flag nothing."""
+    osl = np.asarray(osl, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        cycle_s = ttft_s + np.maximum(np.asarray(osl, dtype=float) - 1.0, 0.0) * tpot_s
-        need = np.where(cycle_s > 0, in_flight / cycle_s, np.nan) * flops_per_request
+        cycle_s = ttft_s + np.maximum(osl - 1.0, 0.0) * tpot_s
+        per_s = np.where(cycle_s > 0, 1.0 / cycle_s, np.nan)
+        need = in_flight * per_s * flops_per_request
+        need_bytes = (np.maximum(osl - 1.0, 0.0) * per_s * step_bytes_per_device
+                      + in_flight * per_s * kv_bytes_per_request / compute_devices)
     have = peak_flops_per_s * compute_devices
     return {WEIGHTS: np.asarray(weight_bytes_per_device > memory_bytes),
             PREFILL: np.asarray(test_rate & (need > have)),
             STREAM: np.asarray(test_stream & (tpot_s < tpot_floor_s)),
-            "need_flops_per_s": need, "peak_flops_per_s": have}
+            MEMORY: np.asarray(test_memory & (need_bytes > bandwidth_bytes_per_s)),
+            "need_flops_per_s": need, "peak_flops_per_s": have, "need_bytes_per_s": need_bytes}
 
 
 @dataclass
@@ -131,7 +158,8 @@ def _model_facts(name: str) -> dict:
             "body": c.matmul_params_active - head,  # matmul weights a token meets in the layers (top-k experts)
             "other_read": c.read_params_fixed - attn + c.num_moe_layers * c.experts_per_token * c.expert_params,
             "a_p": c.attn_flops_per_ctx_prefill * c.num_global_layers,
-            "a_d": c.attn_flops_per_ctx_decode * c.num_global_layers}
+            "a_d": c.attn_flops_per_ctx_decode * c.num_global_layers,
+            "kv_elems": c.kv_elems_per_token_layer * c.num_global_layers}  # one token's KV, global layers
 
 
 def row_flags(prep) -> Plausibility:
@@ -141,7 +169,8 @@ def row_flags(prep) -> Plausibility:
 
     runs, n, idx = prep.runs, len(prep.runs), prep.idx
     masks = {r: np.zeros(n, dtype=bool) for r in REASONS}
-    masks.update(need_flops_per_s=np.full(n, np.nan), peak_flops_per_s=np.full(n, np.nan))
+    masks.update(need_flops_per_s=np.full(n, np.nan), peak_flops_per_s=np.full(n, np.nan),
+                 need_bytes_per_s=np.full(n, np.nan))
     w_dev, floor = np.full(n, np.nan), np.full(n, np.nan)
     flags = [[] for _ in range(n)]
     if not idx.size:
@@ -181,14 +210,19 @@ def row_flags(prep) -> Plausibility:
     spread = runs.range_ratio[idx] < 1.0
     flops = request_flops(prep.isl, prep.osl, 2.0 * f["body"], 2.0 * f["head"], f["a_p"], f["a_d"], dis)
     fl = stream_floor_s(f["attention"] * wb, f["other_read"] * wb, dec_tp, dec_dp, bw)
+    kvb = np.array([BITS[d] / 8.0 for d in kdt])
+    spec = runs.spec_tokens[idx] > 0
     got = flag_rows(ttft_s=runs.measured_ttft_s[idx], tpot_s=runs.measured_tpot_s[idx], osl=prep.osl,
                     in_flight=prep.C.astype(float), weight_bytes_per_device=w_store, memory_bytes=mem,
                     flops_per_request=flops, compute_devices=comp, peak_flops_per_s=peak, tpot_floor_s=fl,
-                    test_rate=(~dis | counted) & ~spread, test_stream=~(runs.spec_tokens[idx] > 0))
+                    test_rate=(~dis | counted) & ~spread, test_stream=~spec,
+                    step_bytes_per_device=fl * bw / pp, bandwidth_bytes_per_s=bw,
+                    kv_bytes_per_request=decode_pairs(prep.isl, prep.osl) * f["kv_elems"] * kvb,
+                    test_memory=~dis & ~spread & ~spec)
     for key, v in got.items():
         masks[key][idx] = v
     w_dev[idx], floor[idx] = w_store, fl
-    for j in np.flatnonzero(got[WEIGHTS] | got[PREFILL] | got[STREAM]):
+    for j in np.flatnonzero(np.logical_or.reduce([got[r] for r in REASONS])):
         i, h = idx[j], hws[j]
         if got[WEIGHTS][j]:
             flags[i].append(f"{WEIGHTS}: at least {w_store[j] / 1e9:.0f} GB of {wdt[j]} weights per device, "
@@ -202,4 +236,9 @@ def row_flags(prep) -> Plausibility:
                             f"{fl[j] * 1e3:.3g} ms one decode step needs to read its weights on "
                             f"{dec_tp[j] * dec_dp[j]:.0f} x {h.name} at the datasheet bandwidth: speculative "
                             "decoding (MTP)? smaller weights?")
+        if got[MEMORY][j]:
+            flags[i].append(f"{MEMORY}: the decode steps and KV reads the measured times imply need "
+                            f"{got['need_bytes_per_s'][j] / 1e12:.2f} TB/s per device, {h.name}'s datasheet "
+                            f"{bw[j] / 1e12:.2f} ({kdt[j]} KV cache): a KV cache in fewer bits? prefix caching? "
+                            "shorter prompts or outputs?")
     return Plausibility(masks, flags, w_dev, floor)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from planner.cli import main
 from planner.errors import InputError
 from planner.measured import read_measured
-from planner.plausibility import PREFILL, REASONS, STREAM, WEIGHTS, flag_rows
+from planner.plausibility import MEMORY, PREFILL, REASONS, STREAM, WEIGHTS, flag_rows
 from planner.replay import Prepared
 
 HEADER = ("id,backend,model_path,system,precision,mode,isl,osl,gemm_quant_mode,batch_size,tp_size,pp_size,"
@@ -25,6 +25,7 @@ HEADER = ("id,backend,model_path,system,precision,mode,isl,osl,gemm_quant_mode,b
 H200_FP8_FLOPS = 1978.9e12   # NVIDIA H200 datasheet, dense (3,958 with sparsity)
 H200_BYTES_PER_S = 4.8e12    # NVIDIA H200 datasheet
 H200_MEMORY_BYTES = 141 * 2 ** 30  # "141 GB", read as GiB: above the 143,771 MiB nvidia-smi shows
+H100_BYTES_PER_S = 3.35e12   # NVIDIA H100 SXM datasheet
 
 
 def llama8b_need_flops_per_s(ttft_s: float, tpot_s: float, isl=2000, osl=100, c=64) -> float:
@@ -98,7 +99,8 @@ def llama70b_floor_s() -> float:
     return (80 * layer + 128256 * 8192) / H200_BYTES_PER_S
 
 
-LLAMA70B = "{id},trtllm,meta-llama/Llama-3.1-70B,h200_sxm,fp8,agg,1024,1024,fp8,4,1,1,,1,1,200,{tpot},{spec}"
+# one request in flight: its KV reads add under 1% to the weight stream (decode-memory-above-bandwidth stays off)
+LLAMA70B = "{id},trtllm,meta-llama/Llama-3.1-70B,h200_sxm,fp8,agg,1024,1024,fp8,1,1,1,,1,1,200,{tpot},{spec}"
 
 
 def test_tpot_just_above_the_weight_stream_is_not_flagged_just_below_is(tmp_path):
@@ -109,10 +111,45 @@ def test_tpot_just_above_the_weight_stream_is_not_flagged_just_below_is(tmp_path
                           LLAMA70B.format(id="mtp", tpot=0.5 * floor * 1e3, spec=3)])
     flags, prep = replay_flags(path)
     assert flags["slower"] == []
-    assert [f.split(": ")[0] for f in flags["faster"]] == [STREAM]
+    assert flags["faster"][0].split(": ")[0] == STREAM  # (its run's memory traffic is also 0.3% over)
     assert "speculative decoding" in flags["faster"][0]
     assert flags["mtp"] == []  # drafts per step (spec_decode_tokens) legitimately beat the floor
     assert prep.plausibility.tpot_floor_s[0] == pytest.approx(floor, rel=0.002)
+
+
+def qwen32b_need_bytes_per_s(ttft_s, tpot_s, kv_bytes=2, isl=4000, osl=1000, c=24) -> float:
+    """Qwen3-32B config.json: hidden 5120, 64 layers, 64 heads and 8 KV heads of 128, intermediate
+    25600, vocab 151936. fp8 weights read once per decode step on one device (embedding excepted),
+    ``osl - 1`` steps per request of each client; each decode token reads its context's KV
+    (64 layers x 2 x 8 x 128 values of ``kv_bytes``)."""
+    layer = 2 * 5120 * 8192 + 2 * 5120 * 1024 + 3 * 5120 * 25600
+    step_bytes = 64 * layer + 151936 * 5120
+    kv_per_token = 64 * 2 * 8 * 128 * kv_bytes
+    cycle = ttft_s + (osl - 1) * tpot_s
+    pairs = (osl - 1) * isl + osl * (osl - 1) / 2
+    return (osl - 1) / cycle * step_bytes + c / cycle * pairs * kv_per_token
+
+
+QWEN32B = "{id},vllm,Qwen/Qwen3-32B,h100_sxm,fp8,agg,4000,1000,fp8,24,1,1,,,,{ttft},{tpot},,{kv}"
+
+
+def test_decode_memory_of_the_qwen32b_h100_dev_row_is_over_the_datasheet_with_a_bf16_kv_cache(tmp_path):
+    # the dev file's vLLM 0.12.0 row: 1 x h100-sxm, 4000x1000 at 24 in flight, 294.77 ms / 16.855 ms
+    need = qwen32b_need_bytes_per_s(0.29477, 0.016855)
+    assert need / H100_BYTES_PER_S == pytest.approx(1.05, abs=0.01)
+    assert qwen32b_need_bytes_per_s(0.29477, 0.016855, kv_bytes=1) < H100_BYTES_PER_S  # fp8 KV: possible
+    assert qwen32b_need_bytes_per_s(1.06 * 0.29477, 1.06 * 0.016855) < H100_BYTES_PER_S  # 6% slower: possible
+    p = tmp_path / "runs.csv"
+    p.write_text("\n".join([HEADER + ",kv_cache_dtype",
+                            QWEN32B.format(id="dev", ttft=294.77, tpot=16.855, kv=""),
+                            QWEN32B.format(id="fp8kv", ttft=294.77, tpot=16.855, kv="fp8"),
+                            QWEN32B.format(id="slower", ttft=1.06 * 294.77, tpot=1.06 * 16.855, kv="")]) + "\n",
+                 encoding="utf-8")
+    flags, prep = replay_flags(str(p))
+    assert [f.split(": ")[0] for f in flags["dev"]] == [MEMORY]
+    assert "bf16 KV cache" in flags["dev"][0]
+    assert flags["fp8kv"] == [] and flags["slower"] == []
+    assert prep.plausibility.masks["need_bytes_per_s"][0] == pytest.approx(need, rel=0.005)
 
 
 def test_flagged_rows_are_scored_listed_and_never_fitted(tmp_path, capsys):
@@ -123,10 +160,12 @@ def test_flagged_rows_are_scored_listed_and_never_fitted(tmp_path, capsys):
     assert main(["validate", "--measured", path, "--json", "--no-calibration"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert all(r["status"] == "ok" and r["tpot_error"] is not None for r in out["rows"])  # still scored
-    assert all(len(r["flags"]) == 1 and r["flags"][0].startswith(STREAM) for r in out["rows"])
-    assert out["summary"]["flagged"] == MIN_ROWS and out["summary"]["flagged_by_reason"] == {STREAM: MIN_ROWS}
+    # half the weight stream's time: under the floor, and twice the bandwidth over the run
+    assert all([f.split(": ")[0] for f in r["flags"]] == [STREAM, MEMORY] for r in out["rows"])
+    assert out["summary"]["flagged"] == MIN_ROWS
+    assert out["summary"]["flagged_by_reason"] == {STREAM: MIN_ROWS, MEMORY: MIN_ROWS}
     assert main(["validate", "--measured", path, "--no-calibration"]) == 0
-    assert f"{MIN_ROWS} rows: {MIN_ROWS} {STREAM}" in " ".join(capsys.readouterr().out.split())
+    assert f"{MIN_ROWS} rows: {MIN_ROWS} {STREAM}; {MIN_ROWS} {MEMORY}" in " ".join(capsys.readouterr().out.split())
     prep = Prepared(read_measured(path))
     with pytest.raises(InputError, match=r"\(0 < 8\)"):  # every row flagged: none left to fit
         fit_group(prep, "h200/trtllm")
@@ -151,7 +190,8 @@ def test_slowing_the_measured_times_never_adds_a_flag(rows, slower):
     ttft, tpot, osl, c, w, mem, flops, peak, floor, devices, rate, stream = cols
     kw = dict(osl=osl.astype(float), in_flight=c.astype(float), weight_bytes_per_device=w, memory_bytes=mem,
               flops_per_request=flops * 1e9, compute_devices=devices, peak_flops_per_s=peak * 1e6,
-              tpot_floor_s=floor * 1e-3, test_rate=rate, test_stream=stream)
+              tpot_floor_s=floor * 1e-3, test_rate=rate, test_stream=stream, step_bytes_per_device=w,
+              kv_bytes_per_request=flops * 1e6, bandwidth_bytes_per_s=peak * 1e6, test_memory=rate | stream)
     at = flag_rows(ttft_s=ttft * 1e-3, tpot_s=tpot * 1e-3, **kw)
     later = flag_rows(ttft_s=slower * ttft * 1e-3, tpot_s=slower * tpot * 1e-3, **kw)
     for r in REASONS:
