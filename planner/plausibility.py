@@ -49,8 +49,10 @@ fitted efficiency), so a row a real deployment could produce is never flagged:
   ``pp`` stages); and every decode token reads the KV cache of its context once (its
   ``isl + j`` tokens in every global-attention layer, at the row's KV dtype), spread at
   best over all the instance's devices. Their sum per device must fit in the datasheet
-  bandwidth. Speculative, disaggregated and drawn-length rows are skipped (a draft, the
-  decode workers' share of the clients and the mean decode time are then not known).
+  bandwidth. A disaggregated row does it on its decode workers (each holds
+  ``decode_batch_size`` of the clients, so each steps as often; the KV reads spread over
+  all decode devices), and is skipped without worker counts; speculative and drawn-length
+  rows are skipped (a draft, the mean decode time are then not known).
 
 :func:`flag_rows` is the pure, vectorized test; :func:`row_flags` gathers its columns
 from a prepared replay (planner.replay.Prepared) and the catalog and words each reason.
@@ -110,20 +112,21 @@ def stream_floor_s(attention_bytes, other_bytes, tp, attention_dp, bandwidth_byt
 
 def flag_rows(*, ttft_s, tpot_s, osl, in_flight, weight_bytes_per_device, memory_bytes, flops_per_request,
               compute_devices, peak_flops_per_s, tpot_floor_s, test_rate, test_stream, step_bytes_per_device=0.0,
-              kv_bytes_per_request=0.0, bandwidth_bytes_per_s=np.inf, test_memory=False) -> dict:
+              kv_bytes_per_request=0.0, bandwidth_bytes_per_s=np.inf, test_memory=False, memory_devices=None) -> dict:
     """Per reason (:data:`REASONS`), the rows the datasheet rules out, and the implied
     figures: ``need_flops_per_s`` = ``C / (TTFT + (osl - 1) TPOT) x flops_per_request``
     over the deployment, against ``peak_flops_per_s x compute_devices``; per device
     ``need_bytes_per_s`` = ``(osl - 1) / cycle x step_bytes_per_device + C / cycle x
-    kv_bytes_per_request / compute_devices`` against ``bandwidth_bytes_per_s``. NaN
-    measurements (a row predicted only) flag nothing."""
+    kv_bytes_per_request / memory_devices`` (default: the compute devices) against
+    ``bandwidth_bytes_per_s``. NaN measurements (a row predicted only) flag nothing."""
     osl = np.asarray(osl, dtype=float)
+    memory_devices = compute_devices if memory_devices is None else memory_devices
     with np.errstate(divide="ignore", invalid="ignore"):
         cycle_s = ttft_s + np.maximum(osl - 1.0, 0.0) * tpot_s
         per_s = np.where(cycle_s > 0, 1.0 / cycle_s, np.nan)
         need = in_flight * per_s * flops_per_request
         need_bytes = (np.maximum(osl - 1.0, 0.0) * per_s * step_bytes_per_device
-                      + in_flight * per_s * kv_bytes_per_request / compute_devices)
+                      + in_flight * per_s * kv_bytes_per_request / memory_devices)
     have = peak_flops_per_s * compute_devices
     return {WEIGHTS: np.asarray(weight_bytes_per_device > memory_bytes),
             PREFILL: np.asarray(test_rate & (need > have)),
@@ -195,6 +198,7 @@ def row_flags(prep) -> Plausibility:
     comp = tp * dp * pp
     w_store = weights_per_device_bytes(f["total"] * wb, f["attention"] * wb, tp, dp, pp)
     counted = np.zeros(idx.size, dtype=bool)
+    mem_devices = comp.copy()  # the devices the decode's KV reads spread over
     if dis.any():
         side = prep.sides
         p_tp, p_dp = side["prefill"]["devices"].astype(float), side["prefill"]["attn_dp"].astype(float)
@@ -207,6 +211,8 @@ def row_flags(prep) -> Plausibility:
         workers = prep.workers["prefill"]
         counted[dis] = np.isfinite(workers)
         comp[dis] = p_tp * p_dp * np.where(np.isfinite(workers), workers, 1.0)
+        dec_workers = prep.workers["decode"]
+        mem_devices[dis] = d_tp * d_dp * np.where(np.isfinite(dec_workers), dec_workers, 1.0)
     spread = runs.range_ratio[idx] < 1.0
     flops = request_flops(prep.isl, prep.osl, 2.0 * f["body"], 2.0 * f["head"], f["a_p"], f["a_d"], dis)
     fl = stream_floor_s(f["attention"] * wb, f["other_read"] * wb, dec_tp, dec_dp, bw)
@@ -218,7 +224,7 @@ def row_flags(prep) -> Plausibility:
                     test_rate=(~dis | counted) & ~spread, test_stream=~spec,
                     step_bytes_per_device=fl * bw / pp, bandwidth_bytes_per_s=bw,
                     kv_bytes_per_request=decode_pairs(prep.isl, prep.osl) * f["kv_elems"] * kvb,
-                    test_memory=~dis & ~spread & ~spec)
+                    test_memory=(~dis | counted) & ~spread & ~spec, memory_devices=mem_devices)
     for key, v in got.items():
         masks[key][idx] = v
     w_dev[idx], floor[idx] = w_store, fl

@@ -152,6 +152,29 @@ def test_decode_memory_of_the_qwen32b_h100_dev_row_is_over_the_datasheet_with_a_
     assert prep.plausibility.masks["need_bytes_per_s"][0] == pytest.approx(need, rel=0.005)
 
 
+DISAGG_HEADER = ("id,backend,model_path,system,precision,mode,isl,osl,gemm_quant_mode,batch_size,tp_size,prefill_batch_size,"
+                 "prefill_num_workers,prefill_tp_size,decode_batch_size,decode_num_workers,decode_tp_size,"
+                 "silicon_ttft_ms,silicon_tpot_ms")
+
+
+def test_decode_memory_of_a_disaggregated_row_counts_its_decode_workers(tmp_path):
+    # the dev file's SGLang 0.5.6 row: 5 prefill + 11 decode workers of 1 x h100-sxm, 48 requests per
+    # decode worker (528 in flight), 4000x1000, 566.67 ms / 22.311 ms: each decode device steps like
+    # one 48-request closed loop
+    need = qwen32b_need_bytes_per_s(0.56667, 0.022311, c=48)
+    assert need / H100_BYTES_PER_S == pytest.approx(1.155, abs=0.01)
+    row = "{id},sglang,Qwen/Qwen3-32B,h100_sxm,fp8,disagg,4000,1000,fp8_block,,,1,5,1,48,{workers},1,566.67,22.311"
+    p = tmp_path / "runs.csv"
+    p.write_text("\n".join([DISAGG_HEADER, row.format(id="dev", workers=11),
+                            row.format(id="more", workers=22)]) + "\n", encoding="utf-8")
+    flags, prep = replay_flags(str(p))
+    assert [f.split(": ")[0] for f in flags["dev"]] == [MEMORY]
+    assert prep.plausibility.masks["need_bytes_per_s"][0] == pytest.approx(need, rel=0.005)
+    # twice the decode workers at the same batch each: twice the clients, the same per-device load
+    got = prep.plausibility.masks["need_bytes_per_s"]
+    assert got[1] == pytest.approx(got[0], rel=1e-9)
+
+
 def test_flagged_rows_are_scored_listed_and_never_fitted(tmp_path, capsys):
     from planner.serving_fit import MIN_ROWS, fit_group
 
