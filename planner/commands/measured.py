@@ -67,8 +67,8 @@ def print_summary(s: dict, title: str) -> None:
     if s["unsupported"]:
         con.print("not predicted: " + "; ".join(f"{n} {r}" for r, n in s["unsupported"].items()))
     if s.get("flagged"):
-        con.print(f"flagged (faster than the deployment as written can run on the datasheet; predicted and "
-                  f"scored, not fitted; --json lists why): {s['flagged']} rows: "
+        con.print(f"flagged, faster than the datasheet allows as written (scored, not fitted; --json says why): "
+                  f"{s['flagged']} rows: "
                   + "; ".join(f"{n} {r}" for r, n in s["flagged_by_reason"].items()))
 
 
