@@ -153,7 +153,8 @@ def test_decode_memory_of_the_qwen32b_h100_dev_row_is_over_the_datasheet_with_a_
 
 
 DISAGG_HEADER = ("id,backend,model_path,system,precision,mode,isl,osl,gemm_quant_mode,batch_size,tp_size,"
-                 "prefill_batch_size,prefill_num_workers,prefill_tp_size,decode_batch_size,decode_num_workers,decode_tp_size,"
+                 "prefill_batch_size,prefill_num_workers,prefill_tp_size,"
+                 "decode_batch_size,decode_num_workers,decode_tp_size,"
                  "silicon_ttft_ms,silicon_tpot_ms")
 
 
