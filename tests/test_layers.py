@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "planner.measured", "planner.harness", "planner.measured_layouts", "planner.engine_profiles", "planner.safeload", "planner.bounds", "planner.array_cache",
               "planner.specs", "planner.scenario_checks", "planner.params", "planner.catalog", "planner.locations", "planner.disk_cache", "planner.hf_arch", "planner.hf_import",
               "planner.kernel_paths", "planner.fidelity")),
-    ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params",
+    ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params", "planner.plausibility",
                 "planner.serving_profile", "planner.replay", "planner.replay_rows", "planner.replay_scoring", "planner.serving_fit")),
     ("planning", ("planner.strategies", "planner.search", "planner.frontier", "planner.layouts")),
     ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.sizing_choice", "planner.fleet",

@@ -79,6 +79,10 @@ def print_summary(s: dict, title: str) -> None:
               f"profiles: {', '.join(s['profiles']) or '-'}")
     if s["unsupported"]:
         con.print("not predicted: " + "; ".join(f"{n} {r}" for r, n in s["unsupported"].items()))
+    if s.get("flagged"):
+        con.print(f"flagged, faster than the datasheet allows as written (scored, not fitted; --json says why): "
+                  f"{s['flagged']} rows: "
+                  + "; ".join(f"{n} {r}" for r, n in s["flagged_by_reason"].items()))
 
 
 def _outputs(output: Optional[str], groups: list[str]) -> dict[str, Path]:
