@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install bench clean refit-serving precompute
+.PHONY: demo test install bench clean refit-serving serving-error-summary precompute
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ refit-serving: $(VENV)/.installed
 	$(VENV)/bin/planner calibrate --from-measured ../shared/data/serving-measured-hopper-dev.csv \
 		--physical-bounds -o build/serving-refit/
 	cp build/serving-refit/*.yaml calibration/serving/
+
+# Maintainers, after refit-serving: the measured error of each prediction path that every
+# command prints (calibration/serving-fidelity.yaml, planner.fidelity), from one full
+# benchmarks/serving_fidelity.py run; its printout (build/serving-fidelity.txt) is the
+# README's "Error today" block, which tests/test_fidelity.py holds equal to the file.
+serving-error-summary: $(VENV)/.installed
+	mkdir -p build
+	$(PY) benchmarks/serving_fidelity.py --carry-rules \
+		--write-error-summary build/serving-fidelity.yaml > build/serving-fidelity.txt
+	cp build/serving-fidelity.yaml calibration/
 
 # Maintainers: rebuild the shipped read-only cache (precomputed/: the default scenario's
 # parsed YAML and accuracy arrays, keyed as the user's cache, so a fresh install's first

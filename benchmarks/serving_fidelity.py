@@ -32,6 +32,13 @@ leave-one-model-out and leave-one-device-out lines of all rows, of each model an
 device only (the loop a change to the decode-step physics is judged by: about two thirds of
 the time). The leave-one-device-out fits (one per device, on half the rows) add about a
 tenth to the time.
+
+``--write-error-summary PATH`` also writes the measured error of each prediction path
+(planner.fidelity: fitted = leave-one-model-out, carried = leave-one-device-out, datasheet,
+generic = engine-today) from this run's own results, atomically, with a ``sources`` field
+naming the command, the file, its SHA-256, the date and the commit; the full run only (the
+datasheet figures need it). ``make serving-error-summary`` writes the shipped
+calibration/serving-fidelity.yaml so.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+from planner import fidelity
 from planner import serving_params as SP
 from planner.measured import read_measured
 from planner.replay import Prediction, Prepared
@@ -55,6 +63,7 @@ DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "s
 
 
 EXTRA: tuple[str, ...] = ()  # planner.serving_fit.OPT_IN parameters fitted too (--expert-ceiling)
+COMMIT = ""  # the code's commit, read at the start of a --write-error-summary run (code_commit)
 
 
 def leave_one_model_out(prep: Prepared) -> Prediction:
@@ -106,15 +115,71 @@ def carry_rules(prep: Prepared, fits: dict[str, dict]) -> dict[str, dict]:
             for rule, names in SP.CARRY_RULES.items()}
 
 
+def code_commit() -> str:
+    """The commit of the code this run imports, read when it starts (an edit made while it
+    runs does not change what it predicts with); "plus uncommitted changes" where the
+    package or its data differ from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*a):
+        try:
+            return subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "HEAD") or "unknown (not a git checkout)"
+    if git("status", "--porcelain", "--", "planner", "calibration/serving", "engines", "hardware", "models"):
+        commit += " plus uncommitted changes"
+    return commit
+
+
+def write_error_summary(out: str, path: str, results: dict) -> None:
+    """The measured error of each prediction path (planner.fidelity.summary_doc) to ``out``,
+    atomically, its sources naming this command, the measured file and the code's commit."""
+    import datetime
+    import hashlib
+
+    import yaml
+
+    from planner.files import atomic_write_text
+
+    sources = {"command": f"python benchmarks/serving_fidelity.py --write-error-summary {Path(out).name}",
+               "measured_file": Path(path).name,
+               "measured_file_sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest(),
+               "date": datetime.date.today().isoformat(), "commit": COMMIT,
+               "devices": [str(e["value"]) for e in results["leave-one-model-out"]["by_slice"]["device"]],
+               "figures": "median and p90 of |predicted / measured - 1| over every predicted row, in percent"}
+    doc = fidelity.summary_doc(results, sources)
+    atomic_write_text(out, "# Written by benchmarks/serving_fidelity.py --write-error-summary; do not edit by hand.\n"
+                      "# The measured error of each prediction path (planner.fidelity): fitted = leave-one-model-out,\n"
+                      "# carried = leave-one-device-out, datasheet, generic (no engine named) = engine-today;\n"
+                      "# microbenchmark (a calibration profile): not measured on serving runs.\n"
+                      + yaml.safe_dump(doc, sort_keys=False, width=120))
+    fidelity.read(out)  # what was written reads back
+
+
 def main(argv: list[str]) -> int:
-    global EXTRA
+    global EXTRA, COMMIT
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--quick", action="store_true", help="in-sample, LOMO and LODO lines only")
     ap.add_argument("--carry-rules", action="store_true", help="also the LODO error of each carry rule")
     ap.add_argument("--expert-ceiling", action="store_true", help="fit the opt-in expert stream ceiling too")
-    args = ap.parse_args(argv)
+    ap.add_argument("--write-error-summary", metavar="PATH",
+                    help="also write the measured error of each prediction path (planner.fidelity) to PATH")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:  # a usage error (exit 2), or --help (exit 0): main's return code
+        return int(exc.code or 0)
+    summary_out = args.write_error_summary
+    if summary_out and args.quick:
+        print("--write-error-summary needs the full run (the datasheet figures): drop --quick", file=sys.stderr)
+        return 2
+    if summary_out:
+        COMMIT = code_commit()
     json_out, quick, rules, path = args.json, args.quick, args.carry_rules, args.file
     EXTRA = OPT_IN if args.expert_ceiling else ()
     t0 = time.perf_counter()
@@ -131,6 +196,8 @@ def main(argv: list[str]) -> int:
     results["leave-one-device-out"] = summarize(leave_one_device_out(prep, lodo_fits), runs)
     by_rule = carry_rules(prep, lodo_fits) if rules else {}
     elapsed = time.perf_counter() - t0
+    if summary_out:
+        write_error_summary(summary_out, path, results)
     if json_out:
         print(json.dumps({"file": path, "seconds": elapsed, "results": results, "carry_rule": SP.CARRY_RULE,
                           "carry_rules": by_rule, "fits": {g: f.values for g, f in fits.items()}}, indent=2))

@@ -90,6 +90,15 @@ def _linear_attention_params(m: Model) -> float:
     return float(qkvz + ba + conv + per_head + a.value_head_dim + value_dim * h)
 
 
+def attention_params(m: Model) -> float:
+    """Attention weights of all layers (softmax attention layers' projections, MLA's
+    included, plus the linear-attention layers' own): what an attention data-parallel
+    deployment holds whole on every attention group."""
+    L_lin = m.linear_attention.num_layers if m.linear_attention is not None else 0
+    lin = _linear_attention_params(m) if L_lin else 0.0
+    return (m.num_layers - L_lin) * _attention_params(m) + L_lin * lin
+
+
 def _mlp_params(h: int, inter: int, gated: bool, bias: bool = False) -> float:
     mats = 3 if gated else 2
     p = mats * h * inter

@@ -30,11 +30,11 @@ MIN_FRONTIER_ACCURACY = 0.001  # frontier rows below 0.1% (shown as 0.0%) only w
 
 
 def _efficiencies(hardware, calibration: dict[str, str] | None, engine: str | None = None):
-    """Per device: the efficiency, where it came from, and the profile used (one rule for
-    every command: planner.serving_profile.resolve_serving)."""
-    from planner.serving_profile import resolve_serving
+    """Per device: the efficiency, where it came from, the profile used and the measured
+    error of its path (one rule for every command: planner.serving_profile.resolve_serving)."""
+    from planner.serving_profile import expected_error, resolve_serving
 
-    effs, labels, used = [], {}, {}
+    effs, labels, used, errors = [], {}, {}, {}
     names = {h.name for h in hardware}
     for name in calibration or {}:
         if name not in names:  # never ignored silently
@@ -50,7 +50,8 @@ def _efficiencies(hardware, calibration: dict[str, str] | None, engine: str | No
         effs.append(choice.efficiency)
         labels[h.name] = choice.label
         used[h.name] = choice.profile
-    return effs, labels, used
+        errors[h.name] = expected_error(choice)
+    return effs, labels, used, errors
 
 
 def build_space(scn: RecommendScenario, profiles: list) -> Space:
@@ -134,7 +135,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
                              value=scn.task)
     models = [m for m, _ in pairs]
     profiles = [p for _, p in pairs]
-    effs, eff_labels, used = _efficiencies(hardware, scn.calibration, scn.engine)
+    effs, eff_labels, used, errors = _efficiencies(hardware, scn.calibration, scn.engine)
     space = build_space(scn, profiles)
     verifier = None
     if scn.verifier:
@@ -180,6 +181,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
         "efficiency": eff_labels,
         "engine": scn.engine,
         "profiles_used": used,
+        "expected_error": errors,
         "conservative": scn.conservative,
         "intervals": _interval_sources(profiles),
         "recommendations": [row(i) for i in top],

@@ -38,6 +38,7 @@ from planner.cost.serving import ARRIVAL_CODE
 from planner.harness import resolve_recv_interval
 from planner.measured import MeasuredRuns, mean_tokens
 from planner.measured_layouts import moe_layout, sweep_decode_workers
+from planner.plausibility import row_flags
 from planner.replay_rows import DISAGG_COUNTS, LAYOUT_KEYS, disagg_value, has_columns, in_flight, read_rows
 
 DATASHEET = SP.DATASHEET
@@ -54,6 +55,7 @@ class Prediction:
     device: np.ndarray      # catalog device name ("" where unknown)
     model: np.ndarray       # catalog model name (the CSV's name where unknown)
     note: np.ndarray = None  # per-row assumption the prediction made ("" where none)
+    flags: list = None       # per row, why the datasheet rules the measurement out (planner.plausibility)
 
 
 def predict(runs: MeasuredRuns, params: dict | None = None, *, today: bool = False) -> Prediction:
@@ -142,6 +144,10 @@ class Prepared:
                 spec_accept=np.array([e.spec_acceptance for e in eng], dtype=float),
                 **{key: np.array([e.kv_columns()[key] for e in eng], dtype=float)
                    for key in ("kv_reserve", "kv_fraction", "kv_of_free")})
+        # rows their stated deployment cannot produce on the datasheet (planner.plausibility):
+        # predicted and scored like the others, never fitted (planner.serving_fit), listed by validate
+        self.plausibility = row_flags(self)
+        self.flagged = self.plausibility.flagged
 
     def _recv_interval(self, runs: MeasuredRuns, idx, hws) -> np.ndarray:
         """Each row's scheduler poll interval: its own, or the harness's by device and
@@ -286,4 +292,5 @@ class Prepared:
                 status[idx[bad]] = "unsupported: the engine gave no finite time"
                 ttft[idx[bad]] = tpot[idx[bad]] = np.nan
                 profile[idx[bad]] = note[idx[bad]] = ""
-        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model, note)
+        return Prediction(ttft, tpot, status, profile, self.group, self.device, self.model, note,
+                          self.plausibility.flags)

@@ -86,8 +86,9 @@ def slice_keys(pred: Prediction, runs: MeasuredRuns) -> dict[str, np.ndarray]:
 
 
 def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
-    """Overall and per-slice median / p90 of |error| for TTFT and TPOT, and the rows not
-    predicted counted by reason."""
+    """Overall and per-slice median / p90 of |error| for TTFT and TPOT, the rows not
+    predicted counted by reason, and the rows the datasheet rules out as written
+    (planner.plausibility: flagged, still predicted and scored) counted in all and by reason."""
     e_ttft, e_tpot = errors(pred, runs)
     ok = pred.status == "ok"
     keys = slice_keys(pred, runs)
@@ -101,11 +102,19 @@ def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
     for s in pred.status[~ok]:
         reason = s.split(": ", 1)[1] if ": " in s else s
         reasons[reason] = reasons.get(reason, 0) + 1
+    flagged: dict[str, int] = {}
+    for fl in (pred.flags or []):
+        for f in fl:
+            reason = f.split(": ", 1)[0]
+            flagged[reason] = flagged.get(reason, 0) + 1
     return {"rows": len(runs), "predicted": int(ok.sum()),
             "measured": int((ok & np.isfinite(e_ttft) & np.isfinite(e_tpot)).sum()),
             "ttft": _stats(e_ttft[ok]), "tpot": _stats(e_tpot[ok]), "by_slice": by_slice,
             "unsupported": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
-            "profiles": sorted(set(pred.profile[ok].tolist()))}
+            "profiles": sorted(set(pred.profile[ok].tolist())),
+            # rows the datasheet rules out as written (planner.plausibility): still predicted and scored
+            "flagged": sum(bool(fl) for fl in (pred.flags or [])),
+            "flagged_by_reason": dict(sorted(flagged.items(), key=lambda kv: -kv[1]))}
 
 
 def _band_order(v: str) -> float:
@@ -124,5 +133,6 @@ def rows_json(pred: Prediction, runs: MeasuredRuns) -> list[dict]:
              "predicted_ttft_ms": num(pred.ttft_s[i], 1e3), "predicted_tpot_ms": num(pred.tpot_s[i], 1e3),
              "measured_ttft_ms": num(runs.measured_ttft_s[i], 1e3), "measured_tpot_ms": num(runs.measured_tpot_s[i], 1e3),
              "ttft_error": num(e_ttft[i]), "tpot_error": num(e_tpot[i]), "profile": str(pred.profile[i]) or None,
-             "note": (str(pred.note[i]) or None) if pred.note is not None else None}
+             "note": (str(pred.note[i]) or None) if pred.note is not None else None,
+             "flags": list(pred.flags[i]) if pred.flags is not None else []}
             for i in range(len(runs))]

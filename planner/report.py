@@ -37,8 +37,11 @@ def build(path: str) -> dict[str, Any]:
     floor = scn.min_accuracy
     acceptable = [c for c in ok if floor is None or c["accuracy"] is None or c["accuracy"] >= floor]
     cheapest = min(acceptable, key=lambda c: (c["fleet"]["monthly_usd"], c["model"], c["hardware"]), default=None)
+    from planner.serving_profile import expected_error
+
     return {"scenario": scn.model_dump(mode="json"), "file": str(path), "plan": base, "sensitivity": sens,
-            "cheapest": None if cheapest is None else f"{cheapest['model']} @ {cheapest['hardware']}"}
+            "cheapest": None if cheapest is None else f"{cheapest['model']} @ {cheapest['hardware']}",
+            "expected_error": {h.name: expected_error(e[2]) for h, e in zip(hardware, effs)}}
 
 
 def fmt_usd(x: float) -> str:
@@ -112,7 +115,11 @@ def blocks(data: dict) -> list:
     used = {}
     for c in plan["candidates"]:
         used.setdefault(c["hardware"], c.get("profile", c["efficiency"]))
-    b.append(("ul", [f"{hw}: {label}" for hw, label in used.items()]))
+    from planner.fidelity import describe
+
+    errors = data.get("expected_error", {})
+    b.append(("ul", [f"{hw}: {label}" + (f"; {describe(errors[hw])}" if hw in errors else "")
+                     for hw, label in used.items()]))
     b.append(("h2", "Fleet and cost"))
     head = ["model", "hardware", "replicas", "devices", "in flight", "utilization", "$ / device-hour", "$ / month",
             "kWh / month", f"$ / {scn['horizon_months']:g} months", "$ / 1k requests"]

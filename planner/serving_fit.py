@@ -123,7 +123,9 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
     as device parameters, which cross-validated better than one value shared by H100 and
     H200). Only the rows in the mask ``use`` count, if given, and never the rows whose
     deployment the replay assumed (disaggregated rows without worker counts: a fit on
-    them would tune the parameters to the assumption). With
+    them would tune the parameters to the assumption), nor the rows their stated deployment
+    cannot produce on the datasheet (planner.plausibility: a physical parameter fitted to
+    them would absorb a prefix cache or an unrecorded draft model). With
     ``strict`` a result outside the physical ranges raises InputError naming the
     parameter and why. ``extra``: :data:`OPT_IN` parameters to fit as well (the experts'
     stream ceiling: one value per die, :attr:`planner.serving_params.Param.tied`)."""
@@ -131,8 +133,10 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
 
     names = FITTED + tuple(extra)
     prep = prep or Prepared(runs)
-    # rows predicted on an assumed deployment (planner.replay.Prepared.assumed) are scored, not fitted
-    base_ok = (prep.status == "ok") & (runs.measured_tpot_s > 0) & (runs.measured_ttft_s > 0) & ~prep.assumed
+    # rows predicted on an assumed deployment (planner.replay.Prepared.assumed) and rows the datasheet
+    # rules out as written (Prepared.flagged, planner.plausibility) are scored, not fitted
+    base_ok = (prep.status == "ok") & (runs.measured_tpot_s > 0) & (runs.measured_ttft_s > 0) & ~prep.assumed \
+        & ~prep.flagged
     if use is not None:
         base_ok &= use
     fitted = [g for g in (groups or prep.gnames) if (base_ok & (prep.group == g)).sum() >= MIN_ROWS]

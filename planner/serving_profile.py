@@ -177,14 +177,17 @@ def _names_match(f: Path, device: str, engine: str, dev: str, eng: str) -> None:
 class ServingChoice(NamedTuple):
     """What one device runs under an engine: the efficiency for the cost engine, the
     engine profile (its host time per step replaced by the fitted one), the serving
-    parameters (fitted, carried or None), a label for estimate's ``efficiency`` line and
-    ``profile``: the short name every output prints as "the profile used"."""
+    parameters (fitted, carried or None), a label for estimate's ``efficiency`` line,
+    ``profile``: the short name every output prints as "the profile used", and ``path``:
+    which prediction path this is, the key of its measured error (planner.fidelity:
+    fitted, carried, datasheet, generic or microbenchmark; :func:`expected_error`)."""
 
     efficiency: object
     engine: object
     parameters: dict | None
     label: str
     profile: str
+    path: str
 
 
 def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingChoice:
@@ -209,8 +212,9 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
         engine = engine.on_device(hw)
     eff, label = resolve_efficiency(hw, calibration)
     name = getattr(engine, "name", None)
+    datasheet = label.startswith("defaults")  # else a calibration profile (microbenchmarks or named)
     if calibration is not None or engine is None or name == "generic":
-        return ServingChoice(eff, engine, None, label, label)
+        return ServingChoice(eff, engine, None, label, label, "generic" if datasheet else "microbenchmark")
     found = find_serving(hw.name, name)
     if found is not None:
         eff, _ = resolve_efficiency(hw, found[0])
@@ -219,12 +223,12 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
         label = (f"serving profile {short} (fitted on measured {name} runs; host {vals['step_host_s'] * 1e3:.2f} "
                  f"ms/step, wave sync {vals['wave_sync']:.2f})")
         return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals, label,
-                             f"{short} (fitted on measured {name} runs)")
-    datasheet = label.startswith("defaults")
+                             f"{short} (fitted on measured {name} runs)", "fitted")
     carry = None if datasheet else SP.ENGINE_SCOPE  # a device calibration keeps its own efficiencies
     pname, vals = SP.unmeasured(hw, name, engine, load_serving(), carry)
     if pname == SP.DATASHEET:
-        return ServingChoice(eff, engine, None, label, f"{label}; no {name} profile fitted on any device")
+        return ServingChoice(eff, engine, None, label, f"{label}; no {name} profile fitted on any device",
+                             "datasheet" if datasheet else "microbenchmark")
     what = pname.split(f"datasheet + {name} ", 1)[-1]  # "<parameters> of <fitted pairs>"
     sheet = SP.defaults(hw)
     if datasheet and any(vals[k] != sheet[k] for k in SP.DEVICE_FRACTIONS):
@@ -232,4 +236,30 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
     return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals,
                          f"{label}; {pname}",
                          f"datasheet + carried {name} parameters ({what})"
-                         if datasheet else f"{label} + carried {name} parameters ({what})")
+                         if datasheet else f"{label} + carried {name} parameters ({what})",
+                         "carried" if datasheet else "microbenchmark")
+
+
+def expected_error(choice: ServingChoice) -> dict:
+    """The measured error of a choice's prediction path (planner.fidelity.expected_error:
+    the shipped calibration/serving-fidelity.yaml), JSON-ready; the paths, as
+    :func:`resolve_serving` decides them: ``fitted`` (a shipped serving profile of the pair:
+    the leave-one-model-out error), ``carried`` (datasheet plus what the fitted devices of the
+    engine carry: leave-one-device-out), ``datasheet`` (an engine no device was fitted with),
+    ``generic`` (no engine named: the steady-state engine at datasheet efficiencies,
+    engine-today), ``microbenchmark`` (a calibration profile: not measured on serving runs)."""
+    from planner.fidelity import expected_error as of_path
+
+    return of_path(choice.path)
+
+
+def replay_path(profile_name: str) -> str:
+    """The prediction path of a replayed row's profile (planner.replay: the names
+    :func:`load_serving` and serving_params.unmeasured give): "datasheet", "datasheet + <engine>
+    ..." (carried), "engine-today" (generic), else a serving profile's file (fitted): the
+    key of its measured error, as :func:`resolve_serving` names the same paths."""
+    if profile_name == SP.DATASHEET:
+        return "datasheet"
+    if profile_name.startswith(f"{SP.DATASHEET} + "):
+        return "carried"
+    return "generic" if profile_name == "engine-today" else "fitted"

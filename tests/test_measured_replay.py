@@ -43,7 +43,7 @@ def test_rows_statuses_and_predict_only_rows(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     rows = {r["id"]: r for r in out["rows"]}
     assert set(rows["a"]) == {"id", "status", "predicted_ttft_ms", "predicted_tpot_ms", "measured_ttft_ms",
-                              "measured_tpot_ms", "ttft_error", "tpot_error", "profile", "note"}
+                              "measured_tpot_ms", "ttft_error", "tpot_error", "profile", "note", "flags"}
     assert rows["a"]["status"] == rows["b"]["status"] == "ok"
     assert rows["c"]["status"] == "unsupported: unknown model 'nobody/NoSuchModel-7B'"
     assert rows["e"]["status"] == "ok"  # expert parallel: costed (planner.cost.expert_parallel)

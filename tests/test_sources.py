@@ -27,7 +27,10 @@ SPECS = ([("hardware", p) for p in sorted(Path(builtin_dir("hardware")).glob("*.
          + [("hardware", p) for p in sorted(Path(builtin_dir("calibration")).glob("*.hardware.yaml"))]
          + [("model", p) for p in sorted(Path(builtin_dir("models")).glob("*.yaml"))]
          + [("engine", p) for p in sorted(Path(builtin_dir("engines")).glob("*.yaml"))])
-PROFILES = sorted(p for p in Path(builtin_dir("calibration")).rglob("*.yaml") if not p.name.endswith(".hardware.yaml"))
+# every YAML of calibration/ but device specs and the measured error of each prediction path
+# (planner.fidelity; its sources are tests/test_fidelity.py's)
+PROFILES = sorted(p for p in Path(builtin_dir("calibration")).rglob("*.yaml")
+                  if not p.name.endswith(".hardware.yaml") and p.name != "serving-fidelity.yaml")
 LOADERS = {"hardware": load_hardware, "model": load_model, "engine": load_engine}
 
 

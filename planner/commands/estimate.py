@@ -96,10 +96,11 @@ def estimate_cmd(
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     # the profile this device uses: a calibration, else the serving profile fitted for this
     # (device, engine), else the datasheet plus the engine's carried parameters
-    from planner.serving_profile import resolve_serving
+    from planner.serving_profile import expected_error, resolve_serving
 
     choice = resolve_serving(h, prof, calibration)
     eff, eff_label, serving, prof = choice.efficiency, choice.label, choice.parameters, choice.engine
+    error = expected_error(choice)  # the measured error of this path (a bad shipped file: exit 2 before costing)
     if prefill_workers or decode_workers:
         from planner.cost.serving_api import disaggregated_estimate
 
@@ -120,7 +121,7 @@ def estimate_cmd(
                                    concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
                                    weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                                    efficiency=eff, engine=prof)
-        r["efficiency"] = eff_label
+        r["efficiency"], r["expected_error"] = eff_label, error
         if json_out:
             print_json(r)
         else:
@@ -131,7 +132,7 @@ def estimate_cmd(
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
                  engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving,
                  spec_tokens=spec_tokens, **({"range_ratio": ratio} if ratio != 1.0 else {}))
-    r["efficiency"] = eff_label
+    r["efficiency"], r["expected_error"] = eff_label, error
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
         if spec_tokens:
             raise InputError("the simulator has no speculative decoding yet (the analytic estimate has)",
@@ -201,6 +202,10 @@ def print_estimate(r: dict) -> None:
             + (f" | KV budget {c['kv_budget']}" if c["kv_budget"] else ""))
     con.print(head)
     con.print(f"efficiency: {r['efficiency']}")
+    if "expected_error" in r:
+        from planner.fidelity import describe
+
+        con.print(describe(r["expected_error"]), markup=False)
     for note in r.get("assumptions", []):
         if not note.startswith("efficiency:"):  # the line above already says so
             con.print(f"assumption: {note}", markup=False)

@@ -32,14 +32,27 @@ def validate_measured(path: str, calibration: Optional[str], no_calibration: boo
         print_json({"file": path, "rows": rows_json(pred, runs), "summary": summary})
         return
     print_summary(summary, f"measured runs {path}")
+    _print_path_errors(summary["profiles"])
     _print_notes(input_notes(runs))
+
+
+def _print_path_errors(profiles: list[str]) -> None:
+    """Under the table: the measured error of each prediction path the replay's profiles take
+    (planner.fidelity, on the shipped measurements), to set this file's error beside."""
+    from planner.commands.output import console
+    from planner.fidelity import describe, expected_error
+    from planner.serving_profile import replay_path
+
+    con = console()
+    for path in dict.fromkeys(replay_path(p) for p in profiles):
+        con.print(describe(expected_error(path)), markup=False)
 
 
 def _print_notes(notes: list[str]) -> None:
     from planner.commands.output import console
 
     for note in notes:
-        console().print(f"note: {note}")
+        console().print(f"note: {note}", markup=False)
 
 
 def _pct(x) -> str:
@@ -74,6 +87,10 @@ def print_summary(s: dict, title: str) -> None:
               f"profiles: {', '.join(s['profiles']) or '-'}")
     if s["unsupported"]:
         con.print("not predicted: " + "; ".join(f"{n} {r}" for r, n in s["unsupported"].items()))
+    if s.get("flagged"):
+        con.print(f"flagged, faster than the datasheet allows as written (scored, not fitted; --json says why): "
+                  f"{s['flagged']} rows: "
+                  + "; ".join(f"{n} {r}" for r, n in s["flagged_by_reason"].items()))
 
 
 def _outputs(output: Optional[str], groups: list[str]) -> dict[str, Path]:

@@ -1,0 +1,200 @@
+"""Every serving prediction states the measured error of its path (planner.fidelity, the
+shipped calibration/serving-fidelity.yaml).
+
+Oracles: the README's "Error today" table (the shipped file and the README must show the
+same figures: one updated without the other fails here), the measured file's digest, the
+shipped serving profiles on disk (a pair has the fitted path exactly when its profile file
+exists), and the one-line-error promise of the developers' guide for a missing or bad file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from test_robust import one_error_line, run
+
+from planner import fidelity as F
+from planner.catalog import load_hardware
+from planner.engine_profiles import load_engine
+from planner.errors import InputError
+from planner.serving_profile import expected_error, replay_path, resolve_serving
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data"
+# the README's protocol names -> the path whose error each one measures
+README_ROWS = {"leave-one-model-out": "fitted", "leave-one-device-out": "carried", "datasheet": "datasheet",
+               "engine-today": "generic"}
+
+
+def _readme_error_today() -> tuple[dict, int]:
+    """The "How right is it: error today" table of README.md: protocol -> (TTFT median,
+    p90, TPOT median, p90) in percent as printed, and the rows it states."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    sec = text.split("### How right is it: error today", 1)[1].split("\n### ", 1)[0]
+    cell = r"\**([\d.]+)% \(([\d.]+)%\)\**"
+    out = {}
+    for m in re.finditer(rf"^\| \**([a-z-]+)\** \|[^|]*\| {cell} \| {cell} \|$", sec, re.M):
+        out[m.group(1)] = tuple(float(m.group(i)) for i in range(2, 6))
+    rows = re.search(r"all ([\d,]+) rows", sec)
+    return out, int(rows.group(1).replace(",", ""))
+
+
+def test_the_shipped_file_shows_the_readme_figures():
+    table, rows = _readme_error_today()
+    assert set(README_ROWS) <= set(table), table
+    doc = F.read()
+    for protocol, path in README_ROWS.items():
+        e = doc["paths"][path]
+        assert e["predictor"] == protocol
+        got = (e["ttft"]["median_abs_pct"], e["ttft"]["p90_abs_pct"], e["tpot"]["median_abs_pct"],
+               e["tpot"]["p90_abs_pct"])
+        assert got == table[protocol], f"{path}: file {got}, README {table[protocol]} (regenerate one of them)"
+        assert e["rows"] == rows
+    assert doc["paths"]["microbenchmark"] == {"measured": False}
+
+
+def test_the_shipped_file_names_its_sources():
+    src = F.read()["sources"]
+    assert src["command"].startswith("python benchmarks/serving_fidelity.py --write-error-summary")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", src["date"]) and re.match(r"[0-9a-f]{40}", src["commit"])
+    data = DATA / src["measured_file"]
+    if data.is_file():  # the figures are of this very file
+        assert hashlib.sha256(data.read_bytes()).hexdigest() == src["measured_file_sha256"]
+    # the devices measured are the shipped serving profiles' devices
+    shipped = {p.name.split(".")[0] for p in (ROOT / "calibration" / "serving").glob("*.yaml")}
+    assert set(src["devices"]) == shipped
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trtllm"])
+def test_fitted_exactly_where_a_profile_was_fitted_else_carried(engine):
+    """Every catalog device with each measured engine: the fitted path exactly where
+    calibration/serving/<device>.<engine>.yaml exists; elsewhere the engine's fitted devices
+    carry (the replay's rule), so the carried path."""
+    eng = load_engine(engine)
+    names = sorted(p.stem for p in (ROOT / "hardware").glob("*.yaml"))
+    assert len(names) > 20
+    for name in names:
+        hw = load_hardware(name)
+        want = "fitted" if (ROOT / "calibration" / "serving" / f"{hw.name}.{engine}.yaml").is_file() else "carried"
+        assert resolve_serving(hw, eng).path == want, name
+    assert resolve_serving(load_hardware("h200"), eng).path == "fitted"
+    assert resolve_serving(load_hardware("b200"), eng).path == "carried"
+
+
+def test_the_other_paths():
+    h200, mi355x = load_hardware("h200"), load_hardware("mi355x")
+    # ATOM: no device was ever fitted with it, so nothing carries: the datasheet alone
+    atom = resolve_serving(mi355x, load_engine("atom"))
+    assert atom.parameters is None and atom.path == "datasheet"
+    # no engine named (the generic one): the steady-state engine at datasheet efficiencies
+    assert resolve_serving(h200, None).path == resolve_serving(h200, load_engine("generic")).path == "generic"
+    # a calibration profile named: never measured on serving runs
+    named = resolve_serving(h200, load_engine("vllm"), str(ROOT / "calibration" / "serving" / "h200.vllm.yaml"))
+    assert named.path == "microbenchmark" and named.parameters is None
+    err = expected_error(named)
+    assert err["measured"] is False and "ttft" not in err and F.describe(err).endswith(F.NOT_MEASURED)
+    # the replay's profile names map onto the same paths
+    assert [replay_path(p) for p in ("calibration:h200.vllm.yaml", "datasheet", "engine-today",
+                                     "datasheet + vllm step_host_s of h100-sxm/vllm")] == \
+        ["fitted", "datasheet", "generic", "carried"]
+
+
+def test_estimate_states_the_error_of_its_path():
+    rc, out, _ = run("estimate", "-H", "b200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8",
+                     "--json")
+    assert rc == 0
+    err = json.loads(out)["expected_error"]
+    lodo = F.read()["paths"]["carried"]
+    assert err["path"] == "carried" and err["predictor"] == "leave-one-device-out"
+    assert err["ttft"]["median_abs"] == pytest.approx(lodo["ttft"]["median_abs_pct"] / 100, abs=1e-9)
+    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8")
+    assert rc == 0
+    line = F.describe(F.expected_error("fitted"))
+    assert line in " ".join(text.split()), text  # the console may wrap it
+
+
+def _doc() -> dict:
+    st = lambda m, p: {"median_abs": m, "p90_abs": p, "n": 120}  # noqa: E731
+    results = {k: {"ttft": st(0.3329, 0.955), "tpot": st(0.14231, 0.4759)} for k in
+               ("leave-one-model-out", "leave-one-device-out", "datasheet", "engine-today")}
+    src = {k: "x" for k in F.SOURCE_FIELDS}
+    return F.summary_doc(results, src)
+
+
+def test_the_written_figures_read_back_as_printed(tmp_path):
+    p = tmp_path / "f.yaml"
+    p.write_text(yaml.safe_dump(_doc()))
+    err = F.expected_error("fitted", p)
+    # as benchmarks/serving_fidelity.py prints them: the median to the hundredth, p90 to the tenth
+    assert (err["ttft"]["median_abs"], err["ttft"]["p90_abs"]) == (0.3329, 0.955)
+    assert (err["tpot"]["median_abs"], err["tpot"]["p90_abs"]) == (0.1423, 0.476)
+    assert err["rows"] == 120
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda d: d.update(format="planner-calibration"), "format"),
+    (lambda d: d["sources"].pop("commit"), "sources.commit"),
+    (lambda d: d["paths"].pop("carried"), "paths.carried"),
+    (lambda d: d["paths"]["fitted"].update(rows=True), "paths.fitted.rows"),
+    (lambda d: d["paths"]["datasheet"]["ttft"].update(p90_abs_pct=-1), "paths.datasheet.ttft.p90_abs_pct"),
+    (lambda d: d["paths"]["fitted"]["tpot"].update(median_abs_pct=99.0), "paths.fitted.tpot.median_abs_pct"),
+    (lambda d: d["paths"]["microbenchmark"].update(measured=True), "paths.microbenchmark.measured"),
+    (lambda d: d["paths"]["carried"].update(predictor="leave-one-model-out"), "paths.carried.predictor"),
+])
+def test_a_bad_file_is_one_error_naming_the_field(tmp_path, edit, field):
+    d = _doc()
+    edit(d)
+    p = tmp_path / "f.yaml"
+    p.write_text(yaml.safe_dump(d))
+    with pytest.raises(InputError) as e:
+        F.read(p)
+    assert e.value.field == field and e.value.file == str(p)
+
+
+@pytest.mark.parametrize("text", [None, "paths: [1, 2\n", "format: planner-serving-fidelity\n"])
+def test_a_missing_or_malformed_shipped_file_exits_2_in_one_line(tmp_path, monkeypatch, text):
+    p = tmp_path / F.FILE_NAME
+    if text is not None:
+        p.write_text(text)
+    monkeypatch.setattr(F, "shipped_path", lambda: p)
+    for argv in (["estimate", "-H", "h200", "--engine", "vllm"], ["estimate", "-H", "b200", "--engine", "vllm",
+                                                                   "--json"]):
+        rc, out, err = run(*argv)
+        assert rc == 2 and out == ""
+        one_error_line(err, str(p))
+
+
+def _benchmark():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("serving_fidelity_bench", ROOT / "benchmarks" / "serving_fidelity.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_benchmark_writes_a_file_that_reads_back_with_its_sources(tmp_path):
+    """benchmarks/serving_fidelity.py's writer, on results of the summarize shape: the file
+    reads back, names the command, the measured file's digest and a commit; --quick (no
+    datasheet figures) and a missing PATH are refused before any work (exit 2)."""
+    bench = _benchmark()
+    st = {"median_abs": 0.25, "p90_abs": 0.5, "n": 10}
+    results = {k: {"ttft": st, "tpot": st, "by_slice": {"device": [{"value": "h200"}]}}
+               for k in ("leave-one-model-out", "leave-one-device-out", "datasheet", "engine-today")}
+    data = tmp_path / "runs.csv"
+    data.write_text("id\n1\n")
+    bench.COMMIT = bench.code_commit()
+    out = tmp_path / "sub.yaml"
+    bench.write_error_summary(str(out), str(data), results)
+    doc = F.read(out)
+    assert doc["sources"]["measured_file_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert doc["sources"]["devices"] == ["h200"] and doc["sources"]["command"].endswith("sub.yaml")
+    assert F.expected_error("datasheet", out)["ttft"] == {"median_abs": 0.25, "p90_abs": 0.5}
+    assert bench.main(["--quick", "--write-error-summary", str(tmp_path / "x.yaml")]) == 2
+    assert bench.main(["--write-error-summary"]) == 2
+    assert not (tmp_path / "x.yaml").exists()
