@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test install install-dev bench clean refit-serving serving-error-summary precompute
+.PHONY: demo test install bench clean refit-serving serving-error-summary precompute
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,9 +15,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-# torch is only for calibrate/validate; the exact CPU wheel (a range would pull CUDA).
+# torch is only for calibrate/validate: pyproject.toml's `calibrate` extra, the one home of
+# its pin (the exact CPU wheel; a range would pull CUDA).
 $(VENV)/.torch: $(VENV)/.installed
-	$(PIP) install -q 'torch==2.13.0'
+	$(PIP) install -q -e '.[dev,calibrate]'
 	touch $@
 
 demo: $(VENV)/.installed

@@ -13,6 +13,7 @@ Run: python benchmarks/accuracy_compare.py [REF]   (default REF: main)
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -109,4 +110,6 @@ def main(ref: str = "main") -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "main")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("ref", nargs="?", default="main", help="the commit to compare with (default: %(default)s)")
+    main(ap.parse_args().ref)

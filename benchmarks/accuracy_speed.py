@@ -14,6 +14,7 @@ Run: python benchmarks/accuracy_speed.py [repeats]
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -133,4 +134,6 @@ def cpu_figures(repeats: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 5)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("repeats", nargs="?", type=int, default=5, help="timings per figure, the best kept (default: %(default)s)")
+    main(ap.parse_args().repeats)

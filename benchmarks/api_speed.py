@@ -10,6 +10,7 @@ Run: python benchmarks/api_speed.py [N]
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -71,4 +72,6 @@ def main(n: int = 20_000) -> float:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("n", nargs="?", type=int, default=20_000, help="calls per timing (default: %(default)s)")
+    main(ap.parse_args().n)

@@ -18,6 +18,7 @@ its parts add up to the pure decode step the engine predicts; what the closed lo
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -87,11 +88,15 @@ def table(title, key, r, bins=None, fmt=str):
 
 
 def main(argv):
-    path = next((a for a in argv if not a.startswith("--")), str(DEFAULT))
-    runs = read_measured(path)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
+    ap.add_argument("--datasheet", action="store_true", help="no fit: the datasheet parameters")
+    ap.add_argument("--rows", action="store_true", help="also print the 25 worst rows")
+    args = ap.parse_args(argv)
+    runs = read_measured(args.file)
     prep = Prepared(runs)
     t0 = time.perf_counter()
-    if "--datasheet" in argv:
+    if args.datasheet:
         params = {}
     else:
         fits = fit_all(runs, strict=False, physical=True, prep=prep)
@@ -133,7 +138,7 @@ def main(argv):
           fmt=lambda v: f"{v:g}")
     table("isl", runs.isl[idx], e)
     table("osl", runs.osl[idx], e)
-    if "--rows" in argv:
+    if args.rows:
         order = np.argsort(-np.abs(np.nan_to_num(e)))[:25]
         print("\nworst rows: id, C, tp, pred ms, meas ms, t_lin t_att t_comm t_ovh host t_dec (ms)")
         for i in order:

@@ -16,6 +16,7 @@ prefill worker's step and queue). Docs: docs/serving-experiments.md, round 13 (S
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -31,7 +32,9 @@ def main(argv: list[str]) -> int:
     from planner.replay import Prepared, in_flight
     from planner.serving_profile import load_serving
 
-    runs = read_measured(argv[0] if argv else DEFAULT)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
+    runs = read_measured(ap.parse_args(argv).file)
     prep = Prepared(runs)
     seen = {}
     original = disagg.disaggregated_rows

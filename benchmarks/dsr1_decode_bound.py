@@ -30,6 +30,7 @@ python benchmarks/dsr1_decode_bound.py [FILE.csv]
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -79,8 +80,9 @@ def step_bound_s(m, bw_bytes_per_s, tp, ranks, batch, context):
 
 
 def main(argv):
-    path = Path(argv[1]) if len(argv) > 1 else DEFAULT
-    runs = read_measured(path)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
+    runs = read_measured(ap.parse_args(argv).file)
     sel = np.array(["DeepSeek-R1" in s for s in runs.model])
     r = runs.take(sel)
     m = load_model("deepseek-r1")
@@ -134,4 +136,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    main(sys.argv[1:])

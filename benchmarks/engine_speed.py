@@ -12,6 +12,7 @@ Run: python benchmarks/engine_speed.py [N]
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -78,4 +79,6 @@ def main(n: int = 1_000_000, repeats: int = 3) -> float:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("n", nargs="?", type=int, default=1_000_000, help="configurations (default: %(default)s)")
+    main(ap.parse_args().n)

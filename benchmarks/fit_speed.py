@@ -15,6 +15,7 @@ Run: python benchmarks/fit_speed.py [repeats] [model ...]
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -58,7 +59,10 @@ def _child(code: str, env: dict) -> float:
 
 
 def main(argv=None) -> None:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("args", nargs="*", metavar="ARG",
+                    help="[repeats] [model ...]: runs per figure (default 3), then the models (default: Pythia 1B, Pythia 70M)")
+    argv = list(ap.parse_args(argv).args)
     repeats = int(argv.pop(0)) if argv and argv[0].isdigit() else 3
     models = argv or ["Pythia 1B", "Pythia 70M"]
     from benchmarks.accuracy_fidelity import read_counts

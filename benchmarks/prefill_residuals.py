@@ -21,6 +21,7 @@ Run:
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections import defaultdict
@@ -38,14 +39,13 @@ DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "s
 
 
 def main(argv: list[str]) -> int:
-    show_rows = "--rows" in argv
-    args = [a for a in argv if a != "--rows"]
-    cap = 8.0
-    if "--max-in-flight" in args:
-        k = args.index("--max-in-flight")
-        cap = float(args[k + 1])
-        del args[k:k + 2]
-    path = args[0] if args else str(DEFAULT)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
+    ap.add_argument("--max-in-flight", type=float, default=8.0, metavar="N",
+                    help="the most requests in flight a row may have (default: %(default)s)")
+    ap.add_argument("--rows", action="store_true", help="also print every row")
+    args = ap.parse_args(argv)
+    show_rows, cap, path = args.rows, args.max_in_flight, args.file
     t0 = time.perf_counter()
     runs = read_measured(path)
     prep = Prepared(runs)

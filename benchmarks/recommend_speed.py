@@ -26,6 +26,7 @@ Run: python benchmarks/recommend_speed.py [repeats] [--cold] [--default]
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -93,5 +94,9 @@ def main(repeats: int = 5, cold_only: bool = False, default_only: bool = False) 
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    main(int(args[0]) if args else 5, "--cold" in sys.argv, "--default" in sys.argv)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("repeats", nargs="?", type=int, default=5, help="timed runs per mode (default: %(default)s)")
+    ap.add_argument("--cold", action="store_true", help="the computed and first runs only")
+    ap.add_argument("--default", action="store_true", help="the default scenario only")
+    args = ap.parse_args()
+    main(args.repeats, args.cold, args.default)

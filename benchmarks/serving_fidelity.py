@@ -43,6 +43,7 @@ calibration/serving-fidelity.yaml so.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -161,22 +162,26 @@ def write_error_summary(out: str, path: str, results: dict) -> None:
 
 def main(argv: list[str]) -> int:
     global EXTRA, COMMIT
-    summary_out = None
-    if "--write-error-summary" in argv:
-        i = argv.index("--write-error-summary")
-        if i + 1 >= len(argv) or argv[i + 1].startswith("--"):
-            print("--write-error-summary needs a PATH", file=sys.stderr)
-            return 2
-        summary_out = argv[i + 1]
-        argv = argv[:i] + argv[i + 2:]
-        COMMIT = code_commit()
-    json_out, quick, rules = "--json" in argv, "--quick" in argv, "--carry-rules" in argv
-    if summary_out and quick:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--quick", action="store_true", help="in-sample, LOMO and LODO lines only")
+    ap.add_argument("--carry-rules", action="store_true", help="also the LODO error of each carry rule")
+    ap.add_argument("--expert-ceiling", action="store_true", help="fit the opt-in expert stream ceiling too")
+    ap.add_argument("--write-error-summary", metavar="PATH",
+                    help="also write the measured error of each prediction path (planner.fidelity) to PATH")
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:  # a usage error (exit 2), or --help (exit 0): main's return code
+        return int(exc.code or 0)
+    summary_out = args.write_error_summary
+    if summary_out and args.quick:
         print("--write-error-summary needs the full run (the datasheet figures): drop --quick", file=sys.stderr)
         return 2
-    EXTRA = OPT_IN if "--expert-ceiling" in argv else ()
-    args = [a for a in argv if a not in ("--json", "--quick", "--carry-rules", "--expert-ceiling")]
-    path = args[0] if args else str(DEFAULT)
+    if summary_out:
+        COMMIT = code_commit()
+    json_out, quick, rules, path = args.json, args.quick, args.carry_rules, args.file
+    EXTRA = OPT_IN if args.expert_ceiling else ()
     t0 = time.perf_counter()
     runs = read_measured(path)
     prep = Prepared(runs)

@@ -28,6 +28,7 @@ python benchmarks/unmeasured_devices.py [--rows]   (a few seconds)
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -173,6 +174,9 @@ def by_rule() -> None:
 
 
 def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", action="store_true", help="also print every row")
+    show_rows = ap.parse_args(argv).rows
     parts = []
     for path in FILES:
         runs, pred, e_ttft, e_tpot = replay(path)
@@ -189,7 +193,7 @@ def main(argv: list[str]) -> None:
         table("device, engine, mode", dev + " " + runs.engine.astype(object) + " " + runs.mode.astype(object),
               e_ttft, e_tpot)
         table("profile", pred.profile.astype(object), e_ttft, e_tpot)
-        if "--rows" in argv:
+        if show_rows:
             print()
             for i in range(len(runs)):
                 print(f"  {runs.ids[i]:<62} TTFT {pred.ttft_s[i] * 1e3:9.1f} ms ({e_ttft[i]:+5.0%})  "

@@ -12,6 +12,7 @@ python benchmarks/unmeasured_signed.py [FILE.csv] [--rules A,B]   (~2-4 minutes 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -52,11 +53,16 @@ def table(name: str, pred, runs) -> None:
 
 
 def main(argv: list[str]) -> int:
-    rules = [SP.CARRY_RULE]
-    if "--rules" in argv:
-        i = argv.index("--rules")
-        rules, argv = argv[i + 1].split(","), argv[:i] + argv[i + 2:]
-    runs = read_measured(argv[0] if argv else str(DEFAULT))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
+    ap.add_argument("--rules", default=SP.CARRY_RULE,
+                    help="comma-separated rules of planner.serving_params.CARRY_RULES (default: %(default)s)")
+    args = ap.parse_args(argv)
+    rules = args.rules.split(",")
+    unknown = [r for r in rules if r not in SP.CARRY_RULES]
+    if unknown:
+        ap.error(f"--rules: unknown rule {unknown[0]!r} (known: {', '.join(SP.CARRY_RULES)})")
+    runs = read_measured(args.file)
     prep = Prepared(runs)
     print("median |error| (signed median) of TTFT and TPOT; error = predicted / measured - 1")
     table("datasheet", prep.run(), runs)

@@ -1,8 +1,13 @@
-"""Find and load YAML specs: built-in catalogs, user directories and explicit paths.
+"""Find and load YAML specs by name, alias or path; parse and validate them.
 
 Search order for a name: directories in ``$PLANNER_PATH`` (colon-separated; each may
-hold ``hardware/``, ``models/``, ``tasks/`` sub-directories), then the built-in catalog.
-An argument that names an existing file (or ends in .yaml/.yml) is loaded as a path.
+hold ``hardware/``, ``models/``, ``tasks/`` sub-directories), then the built-in catalog
+(the folders: planner.locations), by file name, then by the files' ``aliases:``
+(:func:`find_alias`; a checkpoint's repository name: :func:`checkpoint_base`). A
+command-line argument that names an existing file (or ends in .yaml/.yml) is loaded as a
+path (:func:`load_hardware`, :func:`load_model`); a device named inside a file is a
+catalog name only (:func:`hardware_by_name`). :func:`read_yaml` keeps parsed YAML in the
+byte cache (planner.disk_cache); :func:`parse_spec` validates a mapping against its spec.
 Every failure is an :class:`InputError` naming the file, the field and the value.
 """
 
@@ -330,6 +335,16 @@ def _load(kind: str, ref: str):
 def load_hardware(ref: str):
     """A :class:`~planner.specs.Hardware` by catalog name or YAML path."""
     return _load("hardware", ref)
+
+
+def hardware_by_name(name: str):
+    """A :class:`~planner.specs.Hardware` by catalog name or alias only, never a file: for a
+    device named inside a file (a serving profile's ``hardware:``), whose meaning must not
+    depend on the folder a command runs in (``load_hardware`` tries a file of that name in
+    the working folder first, as a command-line ``-H`` does)."""
+    if name.endswith((".yaml", ".yml", ".json")) or "/" in name or os.sep in name:
+        raise InputError("must name a catalog device (a name or alias), not a file", field="hardware", value=name)
+    return _load("hardware", str(find_file("hardware", name)))
 
 
 def load_model(ref: str):

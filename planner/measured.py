@@ -37,9 +37,6 @@ from planner.bounds import MAX_DEVICES, MAX_REQUESTS, MAX_TOKENS, check_range_ra
 from planner.engine_profiles import engine_name
 from planner.errors import InputError
 from planner.harness import harness_kv_dtype, harness_range_ratio, harness_sets_recv
-# the harness's settings and their resolution live in planner.harness; callers written
-# before the split import these from here
-from planner.harness import HARNESS_RANGE_RATIO, harness_recv_interval  # noqa: F401
 from planner.safeload import MAX_LOG_BYTES, check_header, read_text
 
 REQUIRED_COLUMNS = ("model_path", "system", "backend", "precision", "mode", "isl", "osl",

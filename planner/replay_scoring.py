@@ -3,6 +3,7 @@
 error = predicted / measured - 1 for TTFT and TPOT (:func:`errors`); :func:`summarize` gives
 the median and p90 of |error| and the signed median overall and per slice (engine, model,
 device, precision, concurrency band), and counts the rows not predicted by reason;
+:func:`input_notes` says what a file holds that is read but worth a line (0 ms, repeated ids);
 :func:`rows_json` is the ``--json`` row list of ``planner validate --measured``. The
 predictions come from :func:`planner.replay.predict`.
 """
@@ -35,6 +36,32 @@ def errors(pred: Prediction, runs: MeasuredRuns) -> tuple[np.ndarray, np.ndarray
     e_ttft[bad_t] = np.nan
     e_tpot[bad_p] = np.nan
     return e_ttft, e_tpot
+
+
+def input_notes(runs: MeasuredRuns) -> list[str]:
+    """What a measured file holds that is read but a reader should know (round 17's calls):
+
+    * a measured TTFT or TPOT of exactly 0 ms: no run takes no time, so 0 reads as "not
+      measured", as an empty cell does (:func:`errors` scores no error there, the fit
+      skips the row: planner.serving_fit); the file is not refused for it, as one bad row
+      must not fail a whole file;
+    * an ``id`` that more than one row gives: every row is still read, predicted and scored
+      on its own (the ids only label rows in the output), but a reader matching rows by id
+      (``--json``'s rows) would mix them up.
+
+    One line each, none where the file has neither."""
+    notes = []
+    zero_t, zero_p = runs.measured_ttft_s == 0, runs.measured_tpot_s == 0
+    if (zero_t | zero_p).any():
+        notes.append(f"rows with a measured time of 0 ms: {int((zero_t | zero_p).sum())} (TTFT {int(zero_t.sum())}, "
+                     f"TPOT {int(zero_p.sum())}), read as not measured: no error scored")
+    ids, counts = np.unique(np.asarray(runs.ids, dtype=str), return_counts=True)
+    repeated = counts > 1
+    if repeated.any():
+        first = ids[repeated][np.argmax(counts[repeated])]
+        notes.append(f"ids given by more than one row: {int(repeated.sum())} ({int(counts[repeated].sum())} rows; "
+                     f"most: '{first}', {int(counts[repeated].max())} rows), every row read and scored on its own")
+    return notes
 
 
 def _stats(e: np.ndarray) -> dict:

@@ -48,12 +48,6 @@ def fmt_usd(x: float) -> str:
     return f"${x:,.0f}" if abs(x) >= 100 else f"${x:,.2f}"
 
 
-def fmt_num(x: float, digits: int = 3) -> str:
-    from planner.units import fmt_si
-
-    return fmt_si(x, "", digits)
-
-
 def _s(x: float) -> str:
     from planner.units import fmt_si
 

@@ -1,4 +1,5 @@
-"""Bounded readers for every input file: YAML, JSON, JSONL and CSV.
+"""Bounded readers for every input file: YAML, JSON and JSONL, and CSV's text and header
+(:func:`read_text`, :func:`check_header`; planner.measured reads the rows).
 
 One home for the limits any input must respect before a spec sees it:
 
@@ -272,29 +273,6 @@ def check_header(header, file: str) -> list[str]:
             raise InputError("line 1: column written twice in the header", file=file, field=name)
         seen.add(name)
     return list(header)
-
-
-def read_csv_rows(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a CSV file with a header line, as dicts of text (callers convert fields)."""
-    import csv
-    import io
-
-    p = str(path)
-    text = read_text(path, MAX_LOG_BYTES)
-    try:
-        reader = csv.DictReader(io.StringIO(text, newline=""))
-        check_header(reader.fieldnames or [], p)
-        rows = []
-        for row in reader:
-            if None in row:
-                raise InputError(f"line {reader.line_num} has more fields than the header", file=p)
-            for k, v in row.items():
-                if v is not None and len(v) > MAX_STRING_CHARS:
-                    raise InputError(f"line {reader.line_num}: text too long", file=p, field=k)
-            rows.append(row)
-    except csv.Error as exc:
-        raise InputError(f"malformed CSV: {exc}", file=p) from None
-    return rows
 
 
 def is_file(path: str | Path) -> bool:

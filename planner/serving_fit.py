@@ -4,9 +4,7 @@ pair on measured runs, by a robust least-squares fit of log(predicted / measured
 models badly, pulls the fit like an absolute error, not a squared one).
 
 :func:`fit_all` fits every pair at once (device-scoped and engine-scoped parameters,
-:attr:`planner.serving_params.Param.scope`); :func:`fit_group` fits one pair's own full
-set (kept for a single pair's data). :data:`STAGES` allows fitting in turn (e.g. the decode physics
-on TPOT first) when a new parameter needs it.
+:attr:`planner.serving_params.Param.scope`), in one pooled least-squares fit.
 
 The fit runs in a box a little wider than the physical ranges, then refuses a result
 outside them (an efficiency above 1, a host time below 0, ...) with a message naming the
@@ -36,7 +34,6 @@ FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync",
 # 15.31%: docs/serving-experiments.md, Round 14 (S1)); unfitted it keeps its inactive default.
 EXPERT_CEILING = "expert_stream_bytes_per_s"
 OPT_IN = (EXPERT_CEILING,)
-STAGES = (("both", FITTED),)  # (residuals, parameters) fitted in turn
 # the search box: wider than the physical range, so that an unphysical optimum is seen
 # (and refused) rather than silently clipped; lower ends keep the engine finite
 BOX = {"memory_efficiency": (0.02, 2.0), "compute_efficiency": (0.02, 2.0), "step_host_s": (0.0, 0.1),
@@ -104,67 +101,11 @@ def gemm_mix(prep: Prepared) -> dict[str, int]:
     return count(*([DTYPES[c] for c in prep.cols[k].tolist()] for k in ("weight_dtype", "act_dtype")))
 
 
-def _residuals(prep: Prepared, group: str, base: dict, names, x, which: str, mask):
-    vals = {**base, **{k: v * SCALE[k] for k, v in zip(names, x)}}
-    pred = prep.run({group: ("fit", vals)}, only=group)
-    parts = []
-    if which in ("ttft", "both"):
-        parts.append(np.log(pred.ttft_s[mask] / prep.runs.measured_ttft_s[mask]))
-    if which in ("tpot", "both"):
-        parts.append(np.log(pred.tpot_s[mask] / prep.runs.measured_tpot_s[mask]))
-    out = np.concatenate(parts)
-    return np.where(np.isfinite(out), out, 10.0)
-
-
 def _box(k: str, physical: bool) -> tuple[float, float]:
     if not physical:
         return BOX[k]
     p = SP.BY_NAME[k]
     return max(p.lo, BOX[k][0]), min(p.hi, BOX[k][1])
-
-
-def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: bool = False,
-              use: np.ndarray | None = None, extra: tuple[str, ...] = ()) -> GroupFit:
-    """Fit one "device/engine" pair on the prepared rows of that pair, stage by stage
-    (:data:`STAGES`, each with the :data:`OPT_IN` parameters of ``extra``), from ``start``
-    (default: the datasheet defaults)."""
-    from scipy.optimize import least_squares
-
-    ok = (prep.status == "ok") & (prep.group == group) & ~prep.assumed & ~prep.flagged
-    if use is not None:
-        ok &= use
-    masks = {"ttft": ok & (prep.runs.measured_ttft_s > 0), "tpot": ok & (prep.runs.measured_tpot_s > 0)}
-    masks["both"] = masks["ttft"] & masks["tpot"]
-    n = int((masks["ttft"] | masks["tpot"]).sum())
-    if n < MIN_ROWS:
-        raise InputError(f"too few predictable rows with measurements to fit ({n} < {MIN_ROWS})", field="group",
-                         value=group)
-    vals = dict(start or fit_start(prep.hw[group], prep.engine_of(group), FITTED + tuple(extra)))
-    cost = 0.0
-    rms = {}
-    for which, names in STAGES:
-        names = tuple(names) + tuple(extra)
-        mask = masks[which]
-        if mask.sum() < MIN_ROWS:
-            continue
-        lo = np.array([_box(k, physical)[0] / SCALE[k] for k in names])
-        hi = np.array([_box(k, physical)[1] / SCALE[k] for k in names])
-        x0 = np.clip(np.array([vals[k] / SCALE[k] for k in names]), lo, hi)
-        fun = (lambda x, names=names, which=which, mask=mask: _residuals(prep, group, vals, names, x, which, mask))
-        res = least_squares(fun, x0, bounds=(lo, hi), loss=LOSS, f_scale=F_SCALE, diff_step=1e-3, max_nfev=400)
-        vals.update({k: float(v * SCALE[k]) for k, v in zip(names, res.x)})
-        cost += float(res.cost)
-    for which in ("ttft", "tpot"):
-        r = _residuals(prep, group, vals, (), (), which, masks[which])
-        rms[which] = float(np.sqrt(np.mean(r ** 2))) if r.size else float("nan")
-    vals = {k: (0.0 if SP.BY_NAME[k].unit == "s" and abs(v) < 1e-9 else v) for k, v in vals.items()}  # solver dust
-    if EXPERT_CEILING in extra:
-        vals = _unset_unseen_ceiling(vals, prep.hw[group], bool((masks["both"] & _moe_rows(prep)).any()))
-    problems = SP.check(vals, f"{group}: ")
-    at_limit = [k for k in FITTED + tuple(extra)
-                if physical and SP.BY_NAME[k].hi < BOX[k][1] and vals[k] >= SP.BY_NAME[k].hi - 1e-6]
-    return GroupFit(group, SP.Values(vals, gemm_mix=gemm_mix(prep)), n, rms["ttft"], rms["tpot"], cost, problems,
-                    at_limit)
 
 
 def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: bool = False,

@@ -149,12 +149,13 @@ def find_serving(device: str, engine: str) -> tuple[str, dict] | None:
 
 
 def _device_name(name: str, f: Path) -> str:
-    """The catalog name of a serving profile's ``hardware:`` (aliases resolve); an unknown
-    device is an InputError naming the profile and the field."""
-    from planner.catalog import load_hardware
+    """The catalog name of a serving profile's ``hardware:`` (aliases resolve; never a file in
+    the working folder: planner.catalog.hardware_by_name); an unknown device is an InputError
+    naming the profile and the field."""
+    from planner.catalog import hardware_by_name
 
     try:
-        return load_hardware(name).name
+        return hardware_by_name(name).name
     except InputError as exc:
         if exc.file:  # the device's own file is bad: that file's error
             raise

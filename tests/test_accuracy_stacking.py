@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from planner.accuracy import fit as F
 from planner.accuracy import logit_prior as LP
 from planner.accuracy import stacking as SK
+from planner.accuracy import template_cv as TC
 from planner.accuracy.profile import TaskProfile, profile_to_yaml
 from planner.accuracy.uncertainty import interval
 from planner.errors import InputError
@@ -55,9 +56,9 @@ def test_stacking_weight_recovers_a_known_mixture(alpha):
     rng = np.random.default_rng(1)
     p_a, p_r = rng.random(6), rng.random(6)
     truth = alpha * p_r + (1 - alpha) * p_a
-    assert SK.stacking_weight(p_a - truth, p_r - truth) == pytest.approx(alpha, abs=1e-9)
-    assert SK.stacking_weight([0.1, -0.2], [0.1, -0.2]) == 0.5          # indistinguishable
-    assert SK.stacking_weight([0.1], [0.3]) == 0.0                        # clipped to [0, 1]
+    assert TC.stacking_weight(p_a - truth, p_r - truth) == pytest.approx(alpha, abs=1e-9)
+    assert TC.stacking_weight([0.1, -0.2], [0.1, -0.2]) == 0.5          # indistinguishable
+    assert TC.stacking_weight([0.1], [0.3]) == 0.0                        # clipped to [0, 1]
 
 
 def _synthetic(rng, n_problems=80, n=10_000):

@@ -25,7 +25,8 @@ from planner.cost.simulate import simulate
 from planner.cost.steps import StepTable
 from planner.cost.tables import HardwareTable, ModelTable
 from planner.errors import InputError
-from planner.measured import HARNESS_RANGE_RATIO, harness_range_ratio, read_measured
+from planner.harness import HARNESS_RANGE_RATIO, harness_range_ratio
+from planner.measured import read_measured
 from tests.test_measured_replay import DEV, HEADER, write_csv
 
 HOST_S = 1e-3

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from planner.cli import main
-from planner.errors import InputError
 from planner.measured import read_measured
 from planner.plausibility import MEMORY, PREFILL, REASONS, STREAM, WEIGHTS, flag_rows
 from planner.replay import Prepared
@@ -177,7 +176,7 @@ def test_decode_memory_of_a_disaggregated_row_counts_its_decode_workers(tmp_path
 
 
 def test_flagged_rows_are_scored_listed_and_never_fitted(tmp_path, capsys):
-    from planner.serving_fit import MIN_ROWS, fit_group
+    from planner.serving_fit import MIN_ROWS, fit_all
 
     rows = [LLAMA70B.format(id=f"r{i}", tpot=0.5 * llama70b_floor_s() * 1e3, spec="") for i in range(MIN_ROWS)]
     path = csv(tmp_path, rows)
@@ -191,8 +190,8 @@ def test_flagged_rows_are_scored_listed_and_never_fitted(tmp_path, capsys):
     assert main(["validate", "--measured", path, "--no-calibration"]) == 0
     assert f"{MIN_ROWS} rows: {MIN_ROWS} {STREAM}; {MIN_ROWS} {MEMORY}" in " ".join(capsys.readouterr().out.split())
     prep = Prepared(read_measured(path))
-    with pytest.raises(InputError, match=r"\(0 < 8\)"):  # every row flagged: none left to fit
-        fit_group(prep, "h200/trtllm")
+    assert (prep.status == "ok").sum() == MIN_ROWS and prep.flagged.all()
+    assert fit_all(prep.runs, prep=prep) == {}  # every row flagged: no pair has rows left to fit
 
 
 def test_unflagged_rows_have_an_empty_flags_list(tmp_path, capsys):

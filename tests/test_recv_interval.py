@@ -30,7 +30,8 @@ import pytest
 from planner.cost.waves import recv_wait_steps
 from planner.errors import InputError
 from planner.harness import resolve_recv_interval
-from planner.measured import harness_recv_interval, read_measured, recv_interval
+from planner.harness import harness_recv_interval
+from planner.measured import read_measured, recv_interval
 from planner.replay import Prepared, predict
 from planner.serving_profile import load_serving
 

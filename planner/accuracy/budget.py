@@ -112,12 +112,6 @@ class TraceLength:
             z = (np.log(gen_len) - self.log_median(p) - shift) / sig
         return special.ndtr(z)
 
-    def relative_finish(self, gen_len, ref_len, p, shift=0.0, extra_sigma=0.0) -> np.ndarray:
-        """F(gen_len | shifted) / F(ref_len | unshifted): the factor on p_i(L_ref)."""
-        num = self.cdf(gen_len, p, shift, extra_sigma)
-        den = self.cdf(ref_len, p)
-        return num / np.maximum(den, 1e-300)
-
     def mean_finish(self, gen_len, grid_nodes, grid_weights) -> float:
         """Fraction of all traces that finish within gen_len (for reports)."""
         return float(self.cdf(gen_len, grid_nodes) @ grid_weights)

@@ -137,15 +137,6 @@ def effect_weights(profile, weights) -> np.ndarray:
     return (weights[..., None] * h).reshape(*weights.shape[:-1], -1)
 
 
-def effective_probabilities(profile, gen_len, kv_budget, wcodes, acodes, kvcodes, nodes=None):
-    """Per-node (p, w) after penalties and the thinking budget.
-
-    Inputs are 1-D arrays over U distinct combinations; returns two (U, G) arrays: the
-    probability that a sample is correct and that it gives a wrong answer."""
-    cp = combination_parameters(profile, gen_len, kv_budget, wcodes, acodes, kvcodes)
-    return node_probabilities(profile, *cp, nodes=nodes)
-
-
 def _broadcast_inputs(samples, gen_len, kv_budget, wcodes, acodes, kvcodes, params):
     arrays = [np.asarray(samples), np.asarray(gen_len), np.asarray(kv_budget), wcodes, acodes, kvcodes]
     arrays += [np.asarray(v) for v in params]

@@ -103,11 +103,6 @@ class BetaDifficulty(Difficulty):
     def components(self):
         return np.array([1.0]), np.array([self.a]), np.array([self.b])
 
-    def logpmf_counts(self, n, c) -> np.ndarray:
-        """Beta-binomial log-likelihood of c correct out of n, per problem."""
-        return betabinom_logpmf(c, n, self.a, self.b)
-
-
 @dataclass(frozen=True)
 class MixtureDifficulty(Difficulty):
     weights: tuple
@@ -147,13 +142,6 @@ class MixtureDifficulty(Difficulty):
 
     def components(self):
         return self._arr()
-
-    def logpmf_counts(self, n, c) -> np.ndarray:
-        w, a, b = self._arr()
-        n = np.asarray(n, float)[..., None]
-        c = np.asarray(c, float)[..., None]
-        return special.logsumexp(betabinom_logpmf(c, n, a, b) + np.log(np.maximum(w, 1e-300)), axis=-1)
-
 
 @dataclass(frozen=True)
 class LogitGridDifficulty(Difficulty):
@@ -248,11 +236,3 @@ class EmpiricalDifficulty(Difficulty):
 
     def grid(self) -> Grid:
         return self._grid
-
-
-def betabinom_logpmf(c, n, a, b) -> np.ndarray:
-    """log P(c | n) under the beta-binomial with parameters a, b."""
-    c = np.asarray(c, float)
-    n = np.asarray(n, float)
-    return (special.gammaln(n + 1) - special.gammaln(c + 1) - special.gammaln(n - c + 1)
-            + special.betaln(c + a, n - c + b) - special.betaln(a, b))

@@ -37,23 +37,3 @@ def pass_at_k_product(n: int, c: int, k: int) -> float:
     return 1.0 - float(np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
-def majority_at_k_empirical(answer_counts: dict, correct_answer, k: int, rng=None, trials: int = 2000) -> float:
-    """Monte Carlo majority@k from the observed answers of one problem (used in tests
-    and fit diagnostics): draw k answers without replacement, ties broken at random."""
-    rng = rng or np.random.default_rng(0)
-    answers = [a for a, m in answer_counts.items() for _ in range(m)]
-    n = len(answers)
-    if n == 0:
-        return 0.0
-    k = min(k, n)
-    wins = 0.0
-    for _ in range(trials):
-        pick = rng.choice(n, size=k, replace=False)
-        votes: dict = {}
-        for i in pick:
-            votes[answers[i]] = votes.get(answers[i], 0) + 1
-        top = max(votes.values())
-        leaders = [a for a, v in votes.items() if v == top]
-        if correct_answer in leaders:
-            wins += 1.0 / len(leaders)
-    return wins / trials

@@ -63,22 +63,8 @@ def _spec_mean(diff: dict, path) -> float:
                          value=err.value, has_value=err.has_value) from None
 
 
-def _model_from(fit: dict):
-    from planner.accuracy import difficulty as D
-
-    if fit["kind"] == "beta":
-        return D.BetaDifficulty(fit["a"], fit["b"])
-    comps = fit["components"]
-    return D.MixtureDifficulty(tuple(x["weight"] for x in comps), tuple(x["a"] for x in comps),
-                               tuple(x["b"] for x in comps))
-
-
 def bic(fit: dict, n_problems: int) -> float:
     return -2.0 * fit["loglik"] + fit["n_params"] * math.log(max(n_problems, 2))
-
-
-def _sig6(x: float) -> float:
-    return float(f"{x:.6g}")
 
 
 def heldout_check(data: EvalData, kind: str, seed: int = 0, templates=None) -> dict:

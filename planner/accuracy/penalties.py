@@ -116,16 +116,6 @@ def quant_logit_penalty(weight_codes, act_codes, kv_codes) -> np.ndarray:
     return _W[weight_codes] + _A[act_codes] + _KV[kv_codes]
 
 
-def quant_table() -> list[dict]:
-    """The penalty table with sources (for docs and `planner accuracy --json`)."""
-    rows = []
-    for d in FORMATS:
-        rows.append({"dtype": d, "weight": WEIGHT_PENALTY[d][0], "activation": ACT_PENALTY[d][0],
-                     "kv": KV_PENALTY[d][0], "sources": sorted({WEIGHT_PENALTY[d][1], ACT_PENALTY[d][1],
-                                                               KV_PENALTY[d][1]})})
-    return rows
-
-
 # ---------------------------------------------------------------------------------------
 # Sparse attention (block top-k KV budget)
 # ---------------------------------------------------------------------------------------

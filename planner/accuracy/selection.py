@@ -260,10 +260,21 @@ def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REP
     n = np.asarray(n, float)
     c = np.asarray(c, float)
     k = float(n.min())
-    fit_fn = candidates(len(n), templates)[name][0]
     obs = float(pass_at_k_unbiased(n, c, np.full(len(n), k)).mean())
     rng = np.random.default_rng(seed + 104729)
-    errs = []
+    errs = [float(DifficultySpec.model_validate(spec).build().pass_at_k(k)) - obs
+            for _, _, _, spec in split_fits(n, c, name, rng, repeats, templates, posterior)]
+    return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
+
+
+def split_fits(n, c, name: str, rng, repeats: int, templates=None, posterior: bool = True):
+    """The candidate ``name`` fitted on CV_FRACTION of each problem's samples, on ``repeats``
+    random splits drawn from ``rng``. Yields, per split whose fit is usable (a degenerate
+    split's is skipped), the mask of the problems kept (at least one held-in sample), their
+    held-in counts ``na``, ``ca`` and the fitted difficulty as a spec dict (a grid's
+    posterior where ``posterior``). The one split-and-fit of :func:`extrapolation_error`
+    and planner.accuracy.stacking.split_errors."""
+    fit_fn = candidates(len(n), templates)[name][0]
     for _ in range(repeats):
         n_a, c_a, _, _ = LP.split_counts(n, c, rng, LP.CV_FRACTION)
         keep = n_a > 0
@@ -273,9 +284,7 @@ def extrapolation_error(n, c, name: str, seed: int = 0, repeats: int = LP.CV_REP
             continue
         if posterior and isinstance(prm, np.ndarray):
             prm = _posterior(na, ca, prm, tilt=name != TEMPLATE)
-        d = DifficultySpec.model_validate(spec_dict("logit_grid" if _is_grid(name) else name, prm)).build()
-        errs.append(float(d.pass_at_k(k)) - obs)
-    return float(np.sqrt(np.mean(np.square(errs)))) if errs else 0.0
+        yield keep, na, ca, spec_dict("logit_grid" if _is_grid(name) else name, prm)
 
 
 def template_weights(ref) -> np.ndarray:

@@ -46,7 +46,6 @@ import numpy as np
 
 from planner.accuracy import logit_prior as LP
 from planner.accuracy import template_cv as TC
-from planner.accuracy.template_cv import stacking_weight  # noqa: F401  (its home is template_cv.py)
 
 # Splits of the log the stacking weight is measured on (each one fit per candidate).
 STACK_REPEATS = 6
@@ -170,19 +169,10 @@ def split_errors(n, c, problems, ctx: RaschContext, best: str, seed: int = 0, te
     c = np.asarray(c, float)
     k = float(n.min())
     obs = float(pass_at_k_unbiased(n, c, np.full(len(n), k)).mean())
-    fit_fn = S.candidates(len(n), templates)[best][0]
     rng = np.random.default_rng(seed + 15485863)
     e_a, e_r = [], []
-    for _ in range(repeats):
-        n_a, c_a, _, _ = LP.split_counts(n, c, rng, LP.CV_FRACTION)
-        keep = n_a > 0
-        na, ca = n_a[keep].astype(float), c_a[keep].astype(float)
-        prm = fit_fn(na, ca)
-        if not S._usable(prm, best):
-            continue
-        if isinstance(prm, np.ndarray):
-            prm = S._posterior(na, ca, prm, tilt=best != S.TEMPLATE)
-        w_a = _grid(S.spec_dict("logit_grid" if S._is_grid(best) else best, prm))
+    for keep, na, ca, spec in S.split_fits(n, c, best, rng, repeats, templates):
+        w_a = _grid(spec)
         w_r = R.fit_new_model([p for p, kp in zip(problems, keep) if kp], na, ca, ctx.priors, ctx.thetas)
         e_a.append(_pass_at(w_a, k) - obs)
         e_r.append(_pass_at(w_r, k) - obs)
@@ -207,7 +197,7 @@ def stack_rasch(n, c, problems, choice: dict, ctx: RaschContext, replicates: lis
     alpha = TC.local_alpha(TC.rehearsals(ctx, int(np.median(n)), seed=seed), TC.ability_proxy(n, c))
     how = "templates rehearsed"
     if alpha is None:
-        alpha, how = (stacking_weight(e_a, e_r) if len(e_a) else 0.5), "log's splits"
+        alpha, how = (TC.stacking_weight(e_a, e_r) if len(e_a) else 0.5), "log's splits"
     w = alpha * R.fit_new_model(problems, n, c, ctx.priors, ctx.thetas) + (1 - alpha) * _grid(choice["spec"])
     reps_r = R.replicates(problems, n, c, ctx.priors, ctx.thetas, seed=seed, count=len(replicates))
     reps = [spec_dict("logit_grid", alpha * wr + (1 - alpha) * _grid(ra)) for wr, ra in zip(reps_r, replicates)]

@@ -85,10 +85,6 @@ def verify_ceiling(p, completeness, soundness, w=None) -> np.ndarray:
         return np.where(q > 0, completeness * p / q, 0.0)
 
 
-def auc_from_dprime(dprime) -> np.ndarray:
-    return special.ndtr(np.asarray(dprime, float) / np.sqrt(2.0))
-
-
 def _exact_small_k(table, p, w, param, k, out) -> np.ndarray:
     """Fill ``out`` where k <= K_EXACT from an exact table (majority or best-of-k);
     returns that mask."""
@@ -108,12 +104,6 @@ def majority(p, k, eta, w=None) -> np.ndarray:
     if np.any(~small):
         out[~small] = _majority_normal(p[~small], eta[~small] * w[~small], k[~small].astype(float))
     return out.reshape(shape)
-
-
-def majority_limit(p, eta, w=None) -> np.ndarray:
-    p = np.asarray(p, float)
-    t = np.asarray(eta, float) * _w(p, w)
-    return np.where(p > t, 1.0, np.where((p == t) & (p > 0), 0.5, 0.0))
 
 
 def best_of_k(p, k, auc, w=None) -> np.ndarray:

@@ -24,7 +24,7 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SEP = "--"
+from planner.accuracy.profile import SEP  # "<task>--<name>": a task profile's file stem and a verifier's
 QUALITY_FIELDS = ("completeness", "soundness", "reward_auc")
 # the task profile's StrategyDefaults names of the same three numbers
 _PROFILE_FIELDS = {"completeness": "verifier_completeness", "soundness": "verifier_soundness",

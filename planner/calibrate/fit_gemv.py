@@ -27,9 +27,10 @@ import math
 
 import numpy as np
 
+from planner.calibrate.curves import F_SCALE  # the soft-L1 scale on log errors of every curve fit
+
 MIN_ROW_BYTES = 1 << 20  # one-row GEMMs of at least this many weight bytes enter the row fit
 MIN_WIDTHS = 3           # distinct row widths K needed to tell a per-row cost from bandwidth
-F_SCALE = 0.25           # soft-L1 scale on log errors (as planner.calibrate.curves)
 
 
 def fit_gemv_rows(nbytes, out_rows, widths, seconds, *, peak_bw: float, w_half: float):

@@ -22,7 +22,7 @@ def validate_measured(path: str, calibration: Optional[str], no_calibration: boo
     from planner.commands.output import print_json
     from planner.measured import read_measured
     from planner.replay import predict
-    from planner.replay_scoring import rows_json, summarize
+    from planner.replay_scoring import input_notes, rows_json, summarize
 
     params = _params(calibration, no_calibration)  # a flag conflict before reading the file
     runs = read_measured(path)
@@ -33,6 +33,7 @@ def validate_measured(path: str, calibration: Optional[str], no_calibration: boo
         return
     print_summary(summary, f"measured runs {path}")
     _print_path_errors(summary["profiles"])
+    _print_notes(input_notes(runs))
 
 
 def _print_path_errors(profiles: list[str]) -> None:
@@ -45,6 +46,13 @@ def _print_path_errors(profiles: list[str]) -> None:
     con = console()
     for path in dict.fromkeys(replay_path(p) for p in profiles):
         con.print(describe(expected_error(path)), markup=False)
+
+
+def _print_notes(notes: list[str]) -> None:
+    from planner.commands.output import console
+
+    for note in notes:
+        console().print(f"note: {note}", markup=False)
 
 
 def _pct(x) -> str:
@@ -150,6 +158,9 @@ def calibrate_measured(path: str, output: Optional[str], physical: bool, json_ou
                              for g, f in fits.items()}})
         return
     _print_fits(fits, outs)
+    from planner.replay_scoring import input_notes
+
+    _print_notes(input_notes(runs))
 
 
 def _print_fits(fits: dict, outs: dict) -> None:

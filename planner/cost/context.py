@@ -201,13 +201,14 @@ class Ctx:
         # a checkpoint quantizing its routed experts only (its other weights stored wider: gpt-oss's MXFP4
         # modules_to_not_convert) runs its attention and router GEMMs unquantized, in bf16
         experts_only = self.dense_bytes_per_param > self.weight_bytes_per_param
-        # fixed time per kernel at the row's compute dtype (GEMM path; an experts-only checkpoint's
-        # attention GEMMs on the bf16 path: planner.kernel_paths)
-        self.kernel_s = xp.where(experts_only, at_act(htab["kernel_s_eo"]), at_act(htab["kernel_s"]))
         self.act_bytes_per_value = xp.gather(nbytes, act)
-        # a weight-only row (weights narrower than its compute: a dequantizing GEMM, W4A16 / W8A16)
-        # runs no tabled GEMM path: it keeps the scalar time per kernel (planner.kernel_paths)
-        self.kernel_s = xp.where(self.weight_bytes_per_param < self.act_bytes_per_value, H["overhead_s"], self.kernel_s)
+        # fixed time per kernel at the row's compute dtype (planner.kernel_paths): a weight-only row
+        # (weights narrower than its compute: a dequantizing GEMM, W4A16 / W8A16) runs no tabled GEMM
+        # path and keeps the scalar time; else the tabled GEMM path, an experts-only checkpoint's with
+        # its attention GEMMs on the bf16 path (where_flags: no pass where every row agrees)
+        weight_only = self.weight_bytes_per_param < self.act_bytes_per_value
+        self.kernel_s = xp.where(weight_only, H["overhead_s"],
+                                 xp.where_flags(experts_only, at_act(htab["kernel_s_eo"]), at_act(htab["kernel_s"])))
         # hidden states (residual stream, all-reduces, the MoE combine): 16-bit at least, as an
         # fp8 / fp4 linear returns bf16 (planner.cost.interconnect.RESIDUAL_MIN_BYTES_PER_VALUE)
         self.hidden_bytes_per_value = xp.maximum(self.act_bytes_per_value, RESIDUAL_MIN_BYTES_PER_VALUE)

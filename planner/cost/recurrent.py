@@ -38,6 +38,3 @@ def recurrent_bytes(x, sequences):
     return 2.0 * sequences / x.attn_dp * x.state_bytes_per_seq
 
 
-def state_bytes_per_device(x, sequences):
-    """Memory per device holding the states of ``sequences`` sequences in flight."""
-    return sequences / x.attn_dp * x.state_bytes_per_seq
