@@ -74,7 +74,8 @@ def test_fleet_sizing_consistent_with_estimate(built, capsys, tmp_path):
     throughput is `planner estimate --concurrency`'s, and the fleet is sized from that rate."""
     import yaml
 
-    generic = yaml.safe_load((Path(__file__).resolve().parents[1] / "engines" / "generic.yaml").read_text())
+    engine = yaml.safe_load(Path(SCENARIO).read_text()).get("engine", "generic")  # the plan's engine
+    spec = yaml.safe_load((Path(__file__).resolve().parents[1] / "engines" / f"{engine}.yaml").read_text())
     ok = [c for c in built["plan"]["candidates"] if c["status"] == "ok"]
     assert ok
     for c in ok:
@@ -84,8 +85,10 @@ def test_fleet_sizing_consistent_with_estimate(built, capsys, tmp_path):
                   "--weight-dtype", cf["weight_dtype"], "--act-dtype", cf["act_dtype"], "--kv-dtype", cf["kv_dtype"],
                   "--json"]
         capsys.readouterr()
-        capped = tmp_path / f"generic-{cf['concurrency']}.yaml"  # the generic engine, at most C running
-        capped.write_text(yaml.safe_dump({**generic, "max_running": cf["concurrency"]}))
+        c_max = cf["concurrency"]  # the plan's engine, at most C running (on every device tier too)
+        tiers = [{**t, "max_running": min(t.get("max_running", c_max), c_max)} for t in spec.get("device_tiers", [])]
+        capped = tmp_path / f"{engine}-{c_max}.yaml"
+        capped.write_text(yaml.safe_dump({**spec, "max_running": c_max, **({"device_tiers": tiers} if tiers else {})}))
         assert main(["estimate", *common, "--engine", str(capped), "--rate", repr(pr["requests_per_s"])]) == 0
         est = json.loads(capsys.readouterr().out)
         assert not est["unbounded"]
@@ -93,7 +96,8 @@ def test_fleet_sizing_consistent_with_estimate(built, capsys, tmp_path):
         assert pr["ttft_s"] == pytest.approx(est["ttft_s"], rel=1e-9)
         # full load: the running set in flight (at most C; fewer where the KV memory caps it)
         assert 1 <= pr["max_running"] <= cf["concurrency"]
-        assert main(["estimate", *common, "--concurrency", str(pr["max_running"])]) == 0
+        assert main(["estimate", *common, "--engine", str(capped), "--arrival", "closed",
+                     "--concurrency", str(pr["max_running"])]) == 0
         full = json.loads(capsys.readouterr().out)
         assert pr["full_load_throughput_tok_s"] == pytest.approx(full["throughput_tok_s"], rel=1e-9)
         assert main(["estimate", *common, "--concurrency", "1"]) == 0
