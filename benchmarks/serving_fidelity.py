@@ -37,7 +37,9 @@ tenth to the time.
 (planner.fidelity: fitted = leave-one-model-out, carried = leave-one-device-out, datasheet,
 generic = engine-today) from this run's own results, atomically, with a ``sources`` field
 naming the command, the file, its SHA-256, the date and the commit; the full run only (the
-datasheet figures need it). ``make serving-error-summary`` writes the shipped
+datasheet figures need it), and its ``published`` section: the published check files'
+error per device (benchmarks/unmeasured_devices.py's replay, the shipped profiles; nothing is
+fitted on them). ``make serving-error-summary`` writes the shipped
 calibration/serving-fidelity.yaml so.
 """
 
@@ -151,11 +153,14 @@ def write_error_summary(out: str, path: str, results: dict) -> None:
                "date": datetime.date.today().isoformat(), "commit": COMMIT,
                "devices": [str(e["value"]) for e in results["leave-one-model-out"]["by_slice"]["device"]],
                "figures": "median and p90 of |predicted / measured - 1| over every predicted row, in percent"}
-    doc = fidelity.summary_doc(results, sources)
+    from benchmarks.unmeasured_devices import published  # the published check files' replay
+
+    doc = fidelity.summary_doc(results, sources, fidelity.published_doc(*published()))
     atomic_write_text(out, "# Written by benchmarks/serving_fidelity.py --write-error-summary; do not edit by hand.\n"
                       "# The measured error of each prediction path (planner.fidelity): fitted = leave-one-model-out,\n"
                       "# carried = leave-one-device-out, datasheet, generic (no engine named) = engine-today;\n"
-                      "# microbenchmark (a calibration profile): not measured on serving runs.\n"
+                      "# microbenchmark (a calibration profile): not measured on serving runs; published: the\n"
+                      "# published check files (benchmarks/unmeasured_devices.py) per device, nothing fitted on them.\n"
                       + yaml.safe_dump(doc, sort_keys=False, width=120))
     fidelity.read(out)  # what was written reads back
 

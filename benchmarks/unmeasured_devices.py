@@ -22,7 +22,9 @@ requests in flight, within one source): the measured AMD / H200 ratio of TTFT an
 the replayed one (:func:`twin_ratios`), and the same for an AMD point whose only H200 twin ran
 another engine (:func:`cross_engine_twins`: ATOM on MI355X against vLLM on H200); then, for every candidate rule of
 planner.serving_params.CARRY_RULES (switched as benchmarks/blackwell_published.py does), a
-table rule x device. ``--rows`` also prints every row. Run:
+table rule x device. ``--rows`` also prints every row. :func:`published` gives the same replay's
+error per device, all files pooled, for the ``published`` section of calibration/serving-fidelity.yaml
+(planner.fidelity; written by benchmarks/serving_fidelity.py --write-error-summary). Run:
 python benchmarks/unmeasured_devices.py [--rows]   (a few seconds)
 """
 
@@ -47,6 +49,11 @@ DATA = ROOT / "tests" / "data"
 FILES = (DATA / "inferencemax-nvidia.csv", DATA / "inferencemax-amd.csv", DATA / "amd-published.csv",
          DATA / "vultr-b200.csv", DATA / "published-nvidia-other.csv", DATA / "gpt-oss-published.csv",
          DATA / "gpt-oss-published-other.csv")
+# the harness each file's rows were measured with (their silicon_data_source says so row by row)
+HARNESS = {"inferencemax-nvidia.csv": "InferenceX", "inferencemax-amd.csv": "InferenceX",
+           "amd-published.csv": "dstack (March 2025 engines)", "vultr-b200.csv": "Vultr B200 cookbook",
+           "published-nvidia-other.csv": "Tenstorrent GPU reference sweeps", "gpt-oss-published.csv": "InferenceX",
+           "gpt-oss-published-other.csv": "InferenceX"}
 AMD = ("mi300x", "mi325x", "mi355x")
 # The carry-rule table's rows: every file but dstack's. The dstack runs are of March 2025
 # engines, 3-7x slower than the 2026 ones the Hopper profiles were fitted on, on H200 as on
@@ -67,6 +74,41 @@ def replay(path: Path):
     pred = predict(runs, load_serving())
     e_ttft, e_tpot = errors(pred, runs)
     return runs, pred, e_ttft, e_tpot
+
+
+def published(files=FILES) -> tuple[dict, dict]:
+    """(files, devices) for planner.fidelity.published_doc: each file's sha256 and harness; per
+    catalog device any file covers, its predicted rows (status ok, as ``planner validate
+    --measured FILE --json`` scores them: planner.replay_scoring.error_stats of
+    predicted / measured - 1), all files pooled, the prediction path of each row
+    (serving_profile.replay_path of its profile) and the files they came from."""
+    import hashlib
+
+    from planner.replay_scoring import error_stats
+    from planner.serving_profile import replay_path
+
+    meta, per = {}, {}
+    for path in files:
+        meta[path.name] = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "harness": HARNESS[path.name]}
+        runs, pred, e_ttft, e_tpot = replay(path)
+        ok = pred.status == "ok"
+        for d in sorted(set(pred.device[ok].tolist())):
+            m = ok & (pred.device == d)
+            acc = per.setdefault(d, {"ttft": [], "tpot": [], "paths": {}, "sources": []})
+            acc["ttft"].append(e_ttft[m])
+            acc["tpot"].append(e_tpot[m])
+            for prof in pred.profile[m]:
+                p = replay_path(str(prof))
+                acc["paths"][p] = acc["paths"].get(p, 0) + 1
+            acc["sources"].append({"file": path.name, "harness": HARNESS[path.name],
+                                   "engines": sorted(set(runs.engine[m].tolist())), "rows": int(m.sum())})
+    devices = {}
+    for d, acc in per.items():
+        st = {k: error_stats(np.concatenate(acc[k])) for k in ("ttft", "tpot")}
+        if st["ttft"]["n"] and st["tpot"]["n"]:  # a device with no measured figure has no error to state
+            devices[d] = {"rows": sum(s["rows"] for s in acc["sources"]), **st, "paths": acc["paths"],
+                          "sources": acc["sources"]}
+    return meta, devices
 
 
 def cell(e: np.ndarray) -> str:

@@ -21,6 +21,14 @@ the hundredth, p90 to the tenth), with a ``sources`` field naming the command, t
 file and its SHA-256, the date and the commit. :func:`read` validates the file (a bad or
 missing one is one InputError naming the file and the field); :func:`expected_error` gives
 one path's entry and :func:`describe` its one-line text.
+
+Its ``published`` section: per catalog device that a published check file covers (the files
+benchmarks/unmeasured_devices.py replays: tests/data/*.csv, runs nobody fitted on), the rows,
+the median and p90 of |error| of TTFT and TPOT, the prediction paths the rows took and the
+files they came from (name, harness, engines, rows), scored as ``planner validate --measured
+FILE --json`` scores them (the shipped profiles). A device with no measurements of its own
+(the ``carried`` and ``datasheet`` paths) states its published figure where it has one, else
+that it has none (:func:`describe`), beside the Hopper one.
 """
 
 from __future__ import annotations
@@ -45,6 +53,10 @@ UNMEASURED = {"microbenchmark": "a calibration profile"}
 PATHS = (*MEASURED, *UNMEASURED)
 NOT_MEASURED = "not measured on serving runs"
 SOURCE_FIELDS = ("command", "measured_file", "measured_file_sha256", "date", "commit")
+# paths whose published rows are replayed as the path predicts (the shipped profiles), so the
+# device's published entry is their figure too; DEVICE_PATHS print it (no measurement of their own)
+PUBLISHED_PATHS = ("fitted", "carried", "datasheet")
+DEVICE_PATHS = ("carried", "datasheet")
 
 
 def shipped_path() -> Path:
@@ -58,18 +70,33 @@ def _pct(x: float, digits: int) -> float:
     return float(f"{x:.{digits}%}"[:-1])
 
 
-def summary_doc(results: dict, sources: dict) -> dict:
+def _figures(st: dict) -> dict:
+    return {k: {"median_abs_pct": _pct(st[k]["median_abs"], 2), "p90_abs_pct": _pct(st[k]["p90_abs"], 1)}
+            for k in ("ttft", "tpot")}
+
+
+def published_doc(files: dict, devices: dict) -> dict:
+    """The ``published`` section: ``files`` (file name -> {"sha256", "harness"}) and ``devices``
+    (catalog name -> {"rows", "ttft", "tpot" (planner.replay_scoring.error_stats of the device's
+    predicted rows, all files pooled), "paths" (path -> rows), "sources" (a list of {"file",
+    "harness", "engines", "rows"})})."""
+    return {"what": "the published check files replayed with the shipped profiles; nothing fitted on them",
+            "files": {f: dict(v) for f, v in files.items()},
+            "devices": {d: {"rows": int(v["rows"]), **_figures(v), "paths": dict(v["paths"]),
+                            "sources": [dict(s) for s in v["sources"]]} for d, v in sorted(devices.items())}}
+
+
+def summary_doc(results: dict, sources: dict, published: dict) -> dict:
     """The file's content from benchmarks/serving_fidelity.py's results (predictor ->
-    planner.replay_scoring.summarize output) and its ``sources`` (:data:`SOURCE_FIELDS`)."""
+    planner.replay_scoring.summarize output), its ``sources`` (:data:`SOURCE_FIELDS`) and the
+    :func:`published_doc` section."""
     paths: dict[str, Any] = {}
     for path, (predictor, _) in MEASURED.items():
         st = results[predictor]
-        paths[path] = {"measured": True, "predictor": predictor, "rows": int(st["ttft"]["n"]),
-                       **{k: {"median_abs_pct": _pct(st[k]["median_abs"], 2), "p90_abs_pct": _pct(st[k]["p90_abs"], 1)}
-                          for k in ("ttft", "tpot")}}
+        paths[path] = {"measured": True, "predictor": predictor, "rows": int(st["ttft"]["n"]), **_figures(st)}
     for path in UNMEASURED:
         paths[path] = {"measured": False}
-    return {"format": FORMAT, "sources": dict(sources), "paths": paths}
+    return {"format": FORMAT, "sources": dict(sources), "paths": paths, "published": published}
 
 
 def _need(cond: bool, reason: str, file: str, field: str, value: Any = None) -> None:
@@ -81,6 +108,65 @@ def _check_figure(v: Any, file: str, field: str) -> float:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
     _need(ok, "must be a percentage, a finite number >= 0", file, field, v)
     return float(v)
+
+
+def _check_count(v: Any, file: str, field: str) -> int:
+    _need(isinstance(v, int) and not isinstance(v, bool) and v > 0, "must be a whole number > 0", file, field, v)
+    return v
+
+
+def _check_figures(e: dict, file: str, at: str) -> None:
+    for k in ("ttft", "tpot"):
+        f = e.get(k)
+        _need(isinstance(f, dict), "must hold median_abs_pct and p90_abs_pct", file, f"{at}.{k}", f)
+        med = _check_figure(f.get("median_abs_pct"), file, f"{at}.{k}.median_abs_pct")
+        p90 = _check_figure(f.get("p90_abs_pct"), file, f"{at}.{k}.p90_abs_pct")
+        _need(med <= p90, "the median is above the p90", file, f"{at}.{k}.median_abs_pct", med)
+
+
+def _text(v: Any) -> bool:
+    return isinstance(v, str) and bool(v.strip())
+
+
+def _check_published(pub: Any, file: str) -> dict:
+    """The ``published`` section (:func:`published_doc`'s shape), or an InputError naming the field."""
+    _need(isinstance(pub, dict), "must hold the published checks' files and devices", file, "published", pub)
+    files = pub.get("files")
+    _need(isinstance(files, dict) and bool(files), "must map each check file to its sha256 and harness", file,
+          "published.files", files)
+    for name, f in files.items():
+        at = f"published.files.{name}"
+        _need(isinstance(f, dict), "must hold sha256 and harness", file, at, f)
+        for k in ("sha256", "harness"):
+            _need(_text(f.get(k)), "must be a non-empty text", file, f"{at}.{k}", f.get(k))
+    devices = pub.get("devices")
+    _need(isinstance(devices, dict) and bool(devices), "must map each device to its published error", file,
+          "published.devices", devices)
+    for dev, e in devices.items():
+        at = f"published.devices.{dev}"
+        _need(isinstance(e, dict), "must be a mapping", file, at, e)
+        rows = _check_count(e.get("rows"), file, f"{at}.rows")
+        _check_figures(e, file, at)
+        paths = e.get("paths")
+        _need(isinstance(paths, dict) and bool(paths) and set(paths) <= set(PUBLISHED_PATHS),
+              f"must map paths ({', '.join(PUBLISHED_PATHS)}) to rows", file, f"{at}.paths", paths)
+        for p, n in paths.items():
+            _check_count(n, file, f"{at}.paths.{p}")
+        _need(sum(paths.values()) == rows, f"must add up to rows ({rows})", file, f"{at}.paths", paths)
+        srcs = e.get("sources")
+        _need(isinstance(srcs, list) and bool(srcs), "must list the files the rows came from", file,
+              f"{at}.sources", srcs)
+        for i, s in enumerate(srcs):
+            _need(isinstance(s, dict) and s.get("file") in files, "must name a file of published.files", file,
+                  f"{at}.sources[{i}].file", s.get("file") if isinstance(s, dict) else s)
+            _need(_text(s.get("harness")), "must be a non-empty text", file, f"{at}.sources[{i}].harness",
+                  s.get("harness"))
+            eng = s.get("engines")
+            _need(isinstance(eng, list) and bool(eng) and all(_text(x) for x in eng), "must list engine names", file,
+                  f"{at}.sources[{i}].engines", eng)
+            _check_count(s.get("rows"), file, f"{at}.sources[{i}].rows")
+        _need(sum(s["rows"] for s in srcs) == rows, f"must add up to rows ({rows})", file, f"{at}.sources", srcs)
+    return pub
 
 
 def read(path: str | Path | None = None) -> dict:
@@ -114,45 +200,63 @@ def read(path: str | Path | None = None) -> dict:
             continue
         _need(e.get("predictor") == MEASURED[name][0], f"must be '{MEASURED[name][0]}'", file,
               f"paths.{name}.predictor", e.get("predictor"))
-        rows = e.get("rows")
-        _need(isinstance(rows, int) and not isinstance(rows, bool) and rows > 0, "must be a whole number > 0", file,
-              f"paths.{name}.rows", rows)
-        for k in ("ttft", "tpot"):
-            f = e.get(k)
-            _need(isinstance(f, dict), "must hold median_abs_pct and p90_abs_pct", file, f"paths.{name}.{k}", f)
-            med = _check_figure(f.get("median_abs_pct"), file, f"paths.{name}.{k}.median_abs_pct")
-            p90 = _check_figure(f.get("p90_abs_pct"), file, f"paths.{name}.{k}.p90_abs_pct")
-            _need(med <= p90, "the median is above the p90", file, f"paths.{name}.{k}.median_abs_pct", med)
+        _check_count(e.get("rows"), file, f"paths.{name}.rows")
+        _check_figures(e, file, f"paths.{name}")
     devices = src.get("devices")
     _need(devices is None or (isinstance(devices, list) and all(isinstance(d, str) for d in devices)),
           "must list device names", file, "sources.devices", devices)
-    return {"file": file, "sources": src, "paths": paths}
+    return {"file": file, "sources": src, "paths": paths, "published": _check_published(doc.get("published"), file)}
 
 
-def expected_error(path_name: str, file: str | Path | None = None) -> dict:
+def _fractions(e: dict) -> dict:
+    return {k: {"median_abs": round(e[k]["median_abs_pct"] / 100, 6), "p90_abs": round(e[k]["p90_abs_pct"] / 100, 6)}
+            for k in ("ttft", "tpot")}
+
+
+def expected_error(path_name: str, file: str | Path | None = None, device: str | None = None) -> dict:
     """One path's measured error, JSON-ready: ``{"path", "measured", "what", "source"}`` plus,
     for a measured path, ``rows``, ``devices``, ``predictor`` and ``ttft`` / ``tpot`` as
-    ``{"median_abs", "p90_abs"}`` fractions; an unmeasured one says :data:`NOT_MEASURED`."""
+    ``{"median_abs", "p90_abs"}`` fractions; an unmeasured one says :data:`NOT_MEASURED`.
+    With a ``device`` (catalog name): ``device`` and ``published``, the device's entry of the
+    published section (its ``rows``, ``ttft`` / ``tpot`` fractions, ``paths``, ``sources``) on
+    a path those rows were replayed on (:data:`PUBLISHED_PATHS`), else None."""
     if path_name not in PATHS:
         raise InputError(f"unknown prediction path (choose from {', '.join(PATHS)})", field="path", value=path_name)
     doc = read(file)
     e = doc["paths"][path_name]
     out = {"path": path_name, "measured": e["measured"], "what": MEASURED.get(path_name, (None, None))[1]
            or UNMEASURED[path_name], "source": f"calibration/{FILE_NAME}" if file is None else str(file)}
+    if device is not None:
+        p = doc["published"]["devices"].get(device) if path_name in PUBLISHED_PATHS else None
+        out.update(device=device, published=None if p is None else {
+            "rows": p["rows"], **_fractions(p), "paths": dict(p["paths"]), "sources": [dict(s) for s in p["sources"]]})
     if not e["measured"]:
         return {**out, "note": NOT_MEASURED}
     return {**out, "predictor": MEASURED[path_name][0], "rows": e["rows"], "devices": doc["sources"].get("devices"),
-            **{k: {"median_abs": round(e[k]["median_abs_pct"] / 100, 6), "p90_abs": round(e[k]["p90_abs_pct"] / 100, 6)}
-               for k in ("ttft", "tpot")}}
+            **_fractions(e)}
 
 
 def describe(err: dict, lead: str = "measured error of this path") -> str:
     """The one line every output prints, e.g. ``measured error of this path (fitted,
     leave-one-model-out, 1,294 runs on h100-sxm, h200): median TTFT 33%, TPOT 14% (p90 96%,
-    48%)``: median |error| of TTFT and TPOT, then their p90."""
+    48%)``: median |error| of TTFT and TPOT, then their p90. On a path with no measurement of
+    the device (:data:`DEVICE_PATHS`) and a ``device`` given: the device's published figures
+    first and the Hopper one after (``(carried; published runs of mi300x, 35 rows (sglang,
+    vllm): median TTFT 88%, TPOT 58% (p90 ...); leave-one-device-out, 1,294 runs on h100-sxm,
+    h200: 37% / 17%)``), or, with none, ``; no published check of <device>`` after it."""
     if not err["measured"]:
         return f"{lead} ({err['what']}): {NOT_MEASURED}"
     on = f" on {', '.join(err['devices'])}" if err.get("devices") else ""
     a, b = err["ttft"], err["tpot"]
+    own = err["path"] in DEVICE_PATHS and err.get("device") is not None
+    pub = err.get("published") if own else None
+    if pub is not None:
+        engines = ", ".join(dict.fromkeys(e for s in pub["sources"] for e in s["engines"]))
+        pa, pb = pub["ttft"], pub["tpot"]
+        return (f"{lead} ({err['path']}; published runs of {err['device']}, {pub['rows']:,} rows ({engines}): median "
+                f"TTFT {pa['median_abs']:.0%}, TPOT {pb['median_abs']:.0%} (p90 {pa['p90_abs']:.0%}, "
+                f"{pb['p90_abs']:.0%}); {err['what'].split(', ')[-1]}, {err['rows']:,} runs{on}: "
+                f"{a['median_abs']:.0%} / {b['median_abs']:.0%})")
+    none = f"; no published check of {err['device']}" if own else ""
     return (f"{lead} ({err['what']}, {err['rows']:,} runs{on}): median TTFT {a['median_abs']:.0%}, TPOT "
-            f"{b['median_abs']:.0%} (p90 {a['p90_abs']:.0%}, {b['p90_abs']:.0%})")
+            f"{b['median_abs']:.0%} (p90 {a['p90_abs']:.0%}, {b['p90_abs']:.0%}){none}")

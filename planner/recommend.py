@@ -50,7 +50,7 @@ def _efficiencies(hardware, calibration: dict[str, str] | None, engine: str | No
         effs.append(choice.efficiency)
         labels[h.name] = choice.label
         used[h.name] = choice.profile
-        errors[h.name] = expected_error(choice)
+        errors[h.name] = expected_error(choice, h.name)
     return effs, labels, used, errors
 
 

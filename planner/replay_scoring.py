@@ -64,7 +64,8 @@ def input_notes(runs: MeasuredRuns) -> list[str]:
     return notes
 
 
-def _stats(e: np.ndarray) -> dict:
+def error_stats(e: np.ndarray) -> dict:
+    """n, median and p90 of |error| and the signed median over the finite errors of ``e``."""
     a = np.abs(e[np.isfinite(e)])
     if a.size == 0:
         return {"n": 0, "median_abs": None, "p90_abs": None, "median_signed": None}
@@ -96,7 +97,7 @@ def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
     for name in SLICES:
         col = keys[name]
         values = sorted(set(col[ok].tolist()), key=lambda v: (_band_order(v) if name == "concurrency" else v))
-        by_slice[name] = [{"value": v, "ttft": _stats(e_ttft[ok & (col == v)]), "tpot": _stats(e_tpot[ok & (col == v)])}
+        by_slice[name] = [{"value": v, "ttft": error_stats(e_ttft[ok & (col == v)]), "tpot": error_stats(e_tpot[ok & (col == v)])}
                           for v in values]
     reasons: dict[str, int] = {}
     for s in pred.status[~ok]:
@@ -109,7 +110,7 @@ def summarize(pred: Prediction, runs: MeasuredRuns) -> dict:
             flagged[reason] = flagged.get(reason, 0) + 1
     return {"rows": len(runs), "predicted": int(ok.sum()),
             "measured": int((ok & np.isfinite(e_ttft) & np.isfinite(e_tpot)).sum()),
-            "ttft": _stats(e_ttft[ok]), "tpot": _stats(e_tpot[ok]), "by_slice": by_slice,
+            "ttft": error_stats(e_ttft[ok]), "tpot": error_stats(e_tpot[ok]), "by_slice": by_slice,
             "unsupported": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
             "profiles": sorted(set(pred.profile[ok].tolist())),
             # rows the datasheet rules out as written (planner.plausibility): still predicted and scored

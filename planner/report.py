@@ -41,7 +41,7 @@ def build(path: str) -> dict[str, Any]:
 
     return {"scenario": scn.model_dump(mode="json"), "file": str(path), "plan": base, "sensitivity": sens,
             "cheapest": None if cheapest is None else f"{cheapest['model']} @ {cheapest['hardware']}",
-            "expected_error": {h.name: expected_error(e[2]) for h, e in zip(hardware, effs)}}
+            "expected_error": {h.name: expected_error(e[2], h.name) for h, e in zip(hardware, effs)}}
 
 
 def fmt_usd(x: float) -> str:

@@ -240,17 +240,18 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
                          "carried" if datasheet else "microbenchmark")
 
 
-def expected_error(choice: ServingChoice) -> dict:
+def expected_error(choice: ServingChoice, device: str | None = None) -> dict:
     """The measured error of a choice's prediction path (planner.fidelity.expected_error:
     the shipped calibration/serving-fidelity.yaml), JSON-ready; the paths, as
     :func:`resolve_serving` decides them: ``fitted`` (a shipped serving profile of the pair:
     the leave-one-model-out error), ``carried`` (datasheet plus what the fitted devices of the
     engine carry: leave-one-device-out), ``datasheet`` (an engine no device was fitted with),
     ``generic`` (no engine named: the steady-state engine at datasheet efficiencies,
-    engine-today), ``microbenchmark`` (a calibration profile: not measured on serving runs)."""
+    engine-today), ``microbenchmark`` (a calibration profile: not measured on serving runs).
+    With the ``device`` (catalog name): also its published checks' error (planner.fidelity)."""
     from planner.fidelity import expected_error as of_path
 
-    return of_path(choice.path)
+    return of_path(choice.path, device=device)
 
 
 def replay_path(profile_name: str) -> str:

@@ -123,7 +123,11 @@ def _doc() -> dict:
     results = {k: {"ttft": st(0.3329, 0.955), "tpot": st(0.14231, 0.4759)} for k in
                ("leave-one-model-out", "leave-one-device-out", "datasheet", "engine-today")}
     src = {k: "x" for k in F.SOURCE_FIELDS}
-    return F.summary_doc(results, src)
+    files = {"a.csv": {"sha256": "0" * 64, "harness": "InferenceX"}, "b.csv": {"sha256": "1" * 64, "harness": "dstack"}}
+    mi = {"rows": 5, "ttft": st(0.8892, 0.9666), "tpot": st(0.652, 0.7896), "paths": {"carried": 4, "datasheet": 1},
+          "sources": [{"file": "a.csv", "harness": "InferenceX", "engines": ["sglang"], "rows": 3},
+                      {"file": "b.csv", "harness": "dstack", "engines": ["vllm", "atom"], "rows": 2}]}
+    return F.summary_doc(results, src, F.published_doc(files, {"mi300x": mi}))
 
 
 def test_the_written_figures_read_back_as_printed(tmp_path):
@@ -134,6 +138,18 @@ def test_the_written_figures_read_back_as_printed(tmp_path):
     assert (err["ttft"]["median_abs"], err["ttft"]["p90_abs"]) == (0.3329, 0.955)
     assert (err["tpot"]["median_abs"], err["tpot"]["p90_abs"]) == (0.1423, 0.476)
     assert err["rows"] == 120
+    # the published section round-trips too, and is the device's entry on a path its rows took
+    pub = F.expected_error("carried", p, device="mi300x")["published"]
+    assert (pub["rows"], pub["paths"], pub["sources"][1]["engines"]) == (5, {"carried": 4, "datasheet": 1},
+                                                                         ["vllm", "atom"])
+    assert pub["ttft"] == {"median_abs": 0.8892, "p90_abs": 0.967} and pub["tpot"]["p90_abs"] == 0.79
+    assert F.expected_error("generic", p, device="mi300x")["published"] is None  # not the path they were replayed on
+    assert F.expected_error("carried", p, device="l40s")["published"] is None
+    assert "published" not in F.expected_error("carried", p)  # no device named: the path alone
+    line = F.describe(F.expected_error("datasheet", p, device="mi300x"))
+    assert "published runs of mi300x, 5 rows (sglang, vllm, atom): median TTFT 89%, TPOT 65% (p90 97%, 79%)" in line
+    assert line.endswith("datasheet alone, 120 runs: 33% / 14%)")
+    assert F.describe(F.expected_error("carried", p, device="l40s")).endswith("; no published check of l40s")
 
 
 @pytest.mark.parametrize("edit,field", [
@@ -145,6 +161,18 @@ def test_the_written_figures_read_back_as_printed(tmp_path):
     (lambda d: d["paths"]["fitted"]["tpot"].update(median_abs_pct=99.0), "paths.fitted.tpot.median_abs_pct"),
     (lambda d: d["paths"]["microbenchmark"].update(measured=True), "paths.microbenchmark.measured"),
     (lambda d: d["paths"]["carried"].update(predictor="leave-one-model-out"), "paths.carried.predictor"),
+    (lambda d: d.pop("published"), "published"),
+    (lambda d: d["published"]["files"]["a.csv"].pop("sha256"), "published.files.a.csv.sha256"),
+    (lambda d: d["published"].update(devices={}), "published.devices"),
+    (lambda d: d["published"]["devices"]["mi300x"].update(rows=0), "published.devices.mi300x.rows"),
+    (lambda d: d["published"]["devices"]["mi300x"]["tpot"].update(median_abs_pct="65%"),
+     "published.devices.mi300x.tpot.median_abs_pct"),
+    (lambda d: d["published"]["devices"]["mi300x"]["paths"].update(generic=1), "published.devices.mi300x.paths"),
+    (lambda d: d["published"]["devices"]["mi300x"]["paths"].update(carried=3), "published.devices.mi300x.paths"),
+    (lambda d: d["published"]["devices"]["mi300x"]["sources"][1].update(file="c.csv"),
+     "published.devices.mi300x.sources[1].file"),
+    (lambda d: d["published"]["devices"]["mi300x"]["sources"][0].update(engines=[]),
+     "published.devices.mi300x.sources[0].engines"),
 ])
 def test_a_bad_file_is_one_error_naming_the_field(tmp_path, edit, field):
     d = _doc()
@@ -167,6 +195,57 @@ def test_a_missing_or_malformed_shipped_file_exits_2_in_one_line(tmp_path, monke
         rc, out, err = run(*argv)
         assert rc == 2 and out == ""
         one_error_line(err, str(p))
+
+
+def test_a_published_entry_is_its_check_files_replayed():
+    """MI300X's published entry recomputed here from the check files the shipped file names:
+    each file's rows on mi300x, replayed with the shipped profiles (nothing fitted on them), the
+    errors against the rows' own measured TTFT and TPOT columns, pooled; the file's digests are
+    of these very files."""
+    import numpy as np
+
+    from planner.measured import read_measured
+    from planner.replay import predict
+    from planner.serving_profile import load_serving
+
+    pub = F.read()["published"]
+    entry = pub["devices"]["mi300x"]
+    e, rows, files = {"ttft": [], "tpot": []}, 0, []
+    for name, meta in pub["files"].items():
+        path = ROOT / "tests" / "data" / name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == meta["sha256"], name
+        runs = read_measured(path)
+        pred = predict(runs, load_serving())
+        m = (pred.status == "ok") & (pred.device == "mi300x")
+        if m.any():
+            files.append(name)
+            rows += int(m.sum())
+            e["ttft"].append(pred.ttft_s[m] / runs.measured_ttft_s[m] - 1)
+            e["tpot"].append(pred.tpot_s[m] / runs.measured_tpot_s[m] - 1)
+    assert rows == entry["rows"] > 0 and files == [s["file"] for s in entry["sources"]]
+    for k in ("ttft", "tpot"):
+        a = np.abs(np.concatenate(e[k]))
+        a = a[np.isfinite(a)]
+        assert entry[k]["median_abs_pct"] == pytest.approx(100 * np.median(a), abs=0.006)
+        assert entry[k]["p90_abs_pct"] == pytest.approx(100 * np.percentile(a, 90), abs=0.06)
+    # the replay's files hold no row of these devices: no published check to state
+    assert not {"l40s", "h20", "tpu-v5e"} & set(pub["devices"])
+
+
+def test_a_device_states_its_published_check_or_that_it_has_none():
+    mi = F.read()["published"]["devices"]["mi300x"]
+    rc, out, _ = run("estimate", "-H", "mi300x", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8",
+                     "--json")
+    assert rc == 0
+    err = json.loads(out)["expected_error"]
+    assert err["path"] == "carried" and err["device"] == "mi300x" and err["published"]["rows"] == mi["rows"]
+    assert err["published"]["tpot"]["median_abs"] == pytest.approx(mi["tpot"]["median_abs_pct"] / 100, abs=1e-9)
+    rc, text, _ = run("estimate", "-H", "mi300x", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8")
+    assert rc == 0 and f"published runs of mi300x, {mi['rows']} rows" in " ".join(text.split())
+    rc, out, _ = run("estimate", "-H", "l40s", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8", "--json")
+    err = json.loads(out)["expected_error"]
+    assert rc == 0 and err["path"] == "carried" and err["published"] is None
+    assert F.describe(err).endswith("no published check of l40s")
 
 
 def _benchmark():

@@ -100,7 +100,7 @@ def estimate_cmd(
 
     choice = resolve_serving(h, prof, calibration)
     eff, eff_label, serving, prof = choice.efficiency, choice.label, choice.parameters, choice.engine
-    error = expected_error(choice)  # the measured error of this path (a bad shipped file: exit 2 before costing)
+    error = expected_error(choice, h.name)  # the measured error of this path (a bad shipped file: exit 2 before costing)
     if prefill_workers or decode_workers:
         from planner.cost.serving_api import disaggregated_estimate
 
