@@ -126,7 +126,13 @@ def test_recommend_through_the_api_matches_the_scenario_answer():
     from planner.specs import RecommendScenario
 
     fields = dict(task="aime24", hardware=["h100-sxm"], models=["qwen3-0.6b"], max_usd=0.01, top=3)
-    assert planner.recommend(**fields)["recommendations"] == run(RecommendScenario(**fields))["recommendations"]
+    # the built-in default scenario (examples/default_scenario.yaml) names the engine vLLM; fields override it
+    default = planner.recommend(**fields)
+    assert default["recommendations"] == run(RecommendScenario(**fields, engine="vllm"))["recommendations"]
+    # a dict scenario replaces the default one: nothing of it (its engine included) is taken
+    bare = planner.recommend({}, **fields)
+    assert bare["recommendations"] == run(RecommendScenario(**fields))["recommendations"]
+    assert bare["recommendations"] != default["recommendations"]  # the engine changes the answer
 
 
 def test_import_planner_is_light():

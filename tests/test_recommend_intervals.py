@@ -125,9 +125,13 @@ def test_engine_rows_re_estimate_to_the_same_latency(capsys, hw):
         assert f"{hw}.vllm.yaml" in e["efficiency"]
         assert r["latency_s"] == pytest.approx(e["latency_s"], rel=1e-4)  # the search runs in float32
         assert r["cost_usd"] == pytest.approx(e["cost_usd"], rel=1e-4)
-    # without an engine the device keeps its datasheet defaults, and says so
-    plain = _json(capsys, "recommend", "--task", "aime24", "--models", "qwen3-8b", "--hardware", hw, "--top", "1")
+    # with the generic engine the device keeps its datasheet defaults, and says so
+    plain = _json(capsys, "recommend", "--task", "aime24", "--models", "qwen3-8b", "--hardware", hw, "--engine",
+                  "generic", "--top", "1")
     assert plain["profiles_used"][hw].startswith("defaults")
+    # no --engine: the default scenario's (vLLM), so the fitted profile again
+    dflt = _json(capsys, "recommend", "--task", "aime24", "--models", "qwen3-8b", "--hardware", hw, "--top", "1")
+    assert f"calibration/serving/{hw}.vllm.yaml" in dflt["profiles_used"][hw]
 
 
 def test_unmeasured_device_says_datasheet_plus_carried(capsys):
