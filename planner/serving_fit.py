@@ -1,7 +1,9 @@
 """Fit the named serving parameters (planner.serving_params) of each (device, engine)
 pair on measured runs, by a robust least-squares fit of log(predicted / measured)
-(scipy.optimize.least_squares, soft-L1 loss: a row far off, e.g. a layout the engine
-models badly, pulls the fit like an absolute error, not a squared one).
+(scipy.optimize.least_squares, soft-L1 loss at scale :data:`F_SCALE`: a row far off, e.g. a layout the
+engine models badly, pulls the fit like an absolute error, not a squared one), the TTFT log ratios
+weighted by :data:`TTFT_WEIGHT` against TPOT's. Loss, scale and weight were chosen by
+leave-one-model-out cross-validation among a fixed grid (docs/serving-experiments.md, Round 17 (S2)).
 
 :func:`fit_all` fits every pair at once (device-scoped and engine-scoped parameters,
 :attr:`planner.serving_params.Param.scope`); :func:`fit_group` fits one pair's own full
@@ -26,8 +28,12 @@ from planner.errors import InputError
 from planner.measured import MeasuredRuns
 from planner.replay import Prepared
 
+# Loss, scale and TTFT weight: the best of a fixed grid (soft_l1 / huber / cauchy / arctan x scale 0.05 / 0.1 /
+# 0.2, then a TTFT weight of 0.5) by leave-one-model-out, docs/serving-experiments.md Round 17 (S2): LOMO TTFT +
+# TPOT 47.52 -> 46.92 points, LODO 53.59 -> 53.28 (was soft_l1, 0.1, weight 1)
 LOSS = "soft_l1"
-F_SCALE = 0.1            # residuals (log ratios) beyond ~10% count linearly, not squared
+F_SCALE = 0.2            # (weighted) residuals, log ratios, beyond ~20% count linearly, not squared
+TTFT_WEIGHT = 0.5        # TTFT log ratios weigh half of TPOT's: TTFT's spread is the wider (queueing, prefix hits)
 MIN_ROWS = 8             # rows with both measurements a pair needs to be fitted
 FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync", "request_overhead_s",
           "kernel_time_s", "link_efficiency")
@@ -104,12 +110,15 @@ def gemm_mix(prep: Prepared) -> dict[str, int]:
     return count(*([DTYPES[c] for c in prep.cols[k].tolist()] for k in ("weight_dtype", "act_dtype")))
 
 
-def _residuals(prep: Prepared, group: str, base: dict, names, x, which: str, mask):
+def _residuals(prep: Prepared, group: str, base: dict, names, x, which: str, mask, weighted: bool = False):
+    """log(predicted / measured) of TTFT then TPOT on ``mask``; ``weighted``: TTFT's times
+    :data:`TTFT_WEIGHT` (what the fit minimizes; the reported rms are unweighted)."""
     vals = {**base, **{k: v * SCALE[k] for k, v in zip(names, x)}}
     pred = prep.run({group: ("fit", vals)}, only=group)
     parts = []
     if which in ("ttft", "both"):
-        parts.append(np.log(pred.ttft_s[mask] / prep.runs.measured_ttft_s[mask]))
+        weight = TTFT_WEIGHT if weighted else 1.0
+        parts.append(weight * np.log(pred.ttft_s[mask] / prep.runs.measured_ttft_s[mask]))
     if which in ("tpot", "both"):
         parts.append(np.log(pred.tpot_s[mask] / prep.runs.measured_tpot_s[mask]))
     out = np.concatenate(parts)
@@ -150,7 +159,8 @@ def fit_group(prep: Prepared, group: str, start: dict | None = None, physical: b
         lo = np.array([_box(k, physical)[0] / SCALE[k] for k in names])
         hi = np.array([_box(k, physical)[1] / SCALE[k] for k in names])
         x0 = np.clip(np.array([vals[k] / SCALE[k] for k in names]), lo, hi)
-        fun = (lambda x, names=names, which=which, mask=mask: _residuals(prep, group, vals, names, x, which, mask))
+        fun = (lambda x, names=names, which=which, mask=mask:
+               _residuals(prep, group, vals, names, x, which, mask, weighted=True))
         res = least_squares(fun, x0, bounds=(lo, hi), loss=LOSS, f_scale=F_SCALE, diff_step=1e-3, max_nfev=400)
         vals.update({k: float(v * SCALE[k]) for k, v in zip(names, res.x)})
         cost += float(res.cost)
@@ -215,7 +225,7 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
 
     def residuals(x, m=mask):
         pred = prep.run(values(x))
-        r = np.concatenate([np.log(pred.ttft_s[m] / runs.measured_ttft_s[m]),
+        r = np.concatenate([TTFT_WEIGHT * np.log(pred.ttft_s[m] / runs.measured_ttft_s[m]),
                             np.log(pred.tpot_s[m] / runs.measured_tpot_s[m])])
         return np.where(np.isfinite(r), r, 10.0)
 
