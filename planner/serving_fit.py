@@ -1,7 +1,9 @@
 """Fit the named serving parameters (planner.serving_params) of each (device, engine)
 pair on measured runs, by a robust least-squares fit of log(predicted / measured)
-(scipy.optimize.least_squares, soft-L1 loss: a row far off, e.g. a layout the engine
-models badly, pulls the fit like an absolute error, not a squared one).
+(scipy.optimize.least_squares, soft-L1 loss at scale :data:`F_SCALE`: a row far off, e.g. a layout the
+engine models badly, pulls the fit like an absolute error, not a squared one), the TTFT log ratios
+weighted by :data:`TTFT_WEIGHT` against TPOT's. Loss, scale and weight were chosen by
+leave-one-model-out cross-validation among a fixed grid (docs/serving-experiments.md, Round 17 (S2)).
 
 :func:`fit_all` fits every pair at once (device-scoped and engine-scoped parameters,
 :attr:`planner.serving_params.Param.scope`), in one pooled least-squares fit.
@@ -24,8 +26,12 @@ from planner.errors import InputError
 from planner.measured import MeasuredRuns
 from planner.replay import Prepared
 
+# Loss, scale and TTFT weight: the best of a fixed grid (soft_l1 / huber / cauchy / arctan x scale 0.05 / 0.1 /
+# 0.2, then a TTFT weight of 0.5) by leave-one-model-out, docs/serving-experiments.md Round 17 (S2): LOMO TTFT +
+# TPOT 47.52 -> 46.92 points, LODO 53.59 -> 53.28 (was soft_l1, 0.1, weight 1)
 LOSS = "soft_l1"
-F_SCALE = 0.1            # residuals (log ratios) beyond ~10% count linearly, not squared
+F_SCALE = 0.2            # (weighted) residuals, log ratios, beyond ~20% count linearly, not squared
+TTFT_WEIGHT = 0.5        # TTFT log ratios weigh half of TPOT's: TTFT's spread is the wider (queueing, prefix hits)
 MIN_ROWS = 8             # rows with both measurements a pair needs to be fitted
 FITTED = ("memory_efficiency", "compute_efficiency", "step_host_s", "wave_sync", "request_overhead_s",
           "kernel_time_s", "link_efficiency")
@@ -160,7 +166,7 @@ def fit_all(runs: MeasuredRuns, groups=None, *, strict: bool = True, physical: b
 
     def residuals(x, m=mask):
         pred = prep.run(values(x))
-        r = np.concatenate([np.log(pred.ttft_s[m] / runs.measured_ttft_s[m]),
+        r = np.concatenate([TTFT_WEIGHT * np.log(pred.ttft_s[m] / runs.measured_ttft_s[m]),
                             np.log(pred.tpot_s[m] / runs.measured_tpot_s[m])])
         return np.where(np.isfinite(r), r, 10.0)
 

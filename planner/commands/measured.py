@@ -123,7 +123,7 @@ def calibrate_measured(path: str, output: Optional[str], physical: bool, json_ou
     from planner.errors import InputError
     from planner.measured import read_measured
     from planner.replay import Prepared
-    from planner.serving_fit import F_SCALE, LOSS, fit_all
+    from planner.serving_fit import F_SCALE, LOSS, TTFT_WEIGHT, fit_all
     from planner.serving_profile import to_profile
 
     if output is not None:  # refused before the fit, not after it
@@ -146,8 +146,8 @@ def calibrate_measured(path: str, output: Optional[str], physical: bool, json_ou
                       "date": date,
                       "engine_versions": sorted({str(v) for v in runs.engine_version[(prep.group == g)] if v}),
                       "how": "planner calibrate --from-measured" + (" --physical-bounds" if physical else "")}
-        fit = {"loss": LOSS, "f_scale": F_SCALE, "rms_log_ttft": f.rms_log_ttft, "rms_log_tpot": f.rms_log_tpot,
-               "at_physical_limit": f.at_limit}
+        fit = {"loss": LOSS, "f_scale": F_SCALE, "ttft_weight": TTFT_WEIGHT, "rms_log_ttft": f.rms_log_ttft,
+               "rms_log_tpot": f.rms_log_tpot, "at_physical_limit": f.at_limit}
         texts[g] = dumps(to_profile(prep.hw[g], g.split("/", 1)[1], f.values, provenance, fit, date))
     for g, text in texts.items():  # all rendered first: a failure writes none
         atomic_write_text(outs[g], text)
