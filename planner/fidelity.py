@@ -236,6 +236,25 @@ def expected_error(path_name: str, file: str | Path | None = None, device: str |
             **_fractions(e)}
 
 
+# what a prediction's figures were measured under: the replay runs every measured path
+# (fitted, carried, datasheet) as the benchmarks do, a closed loop at a fixed concurrency; the
+# generic path's figure is the steady-state engine's, which is what it predicts
+REPLAYED_UNDER = "closed-loop replays"
+OTHER_ARRIVALS = {"steady": "the steady state here", "poisson": "Poisson arrivals here",
+                  "static": "static batches here"}
+
+
+def lead_for(err: dict, arrival: str) -> str:
+    """The line's lead for a prediction made under ``arrival`` (closed, poisson, steady, or
+    static for the search's batches): where that is not how the path's figures were
+    measured (:data:`REPLAYED_UNDER`), it says so, e.g. ``measured error of this path on
+    closed-loop replays, the steady state here``."""
+    lead = "measured error of this path"
+    if not err.get("measured") or err.get("path") == "generic" or arrival not in OTHER_ARRIVALS:
+        return lead
+    return f"{lead} on {REPLAYED_UNDER}, {OTHER_ARRIVALS[arrival]}"
+
+
 def describe(err: dict, lead: str = "measured error of this path") -> str:
     """The one line every output prints, e.g. ``measured error of this path (fitted,
     leave-one-model-out, 1,294 runs on h100-sxm, h200): median TTFT 33%, TPOT 14% (p90 96%,

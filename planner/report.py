@@ -115,10 +115,10 @@ def blocks(data: dict) -> list:
     used = {}
     for c in plan["candidates"]:
         used.setdefault(c["hardware"], c.get("profile", c["efficiency"]))
-    from planner.fidelity import describe
+    from planner.fidelity import describe, lead_for
 
     errors = data.get("expected_error", {})
-    b.append(("ul", [f"{hw}: {label}" + (f"; {describe(errors[hw])}" if hw in errors else "")
+    b.append(("ul", [f"{hw}: {label}" + (f"; {describe(errors[hw], lead_for(errors[hw], 'poisson'))}" if hw in errors else "")
                      for hw, label in used.items()]))
     b.append(("h2", "Fleet and cost"))
     head = ["model", "hardware", "replicas", "devices", "in flight", "utilization", "$ / device-hour", "$ / month",

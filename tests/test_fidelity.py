@@ -112,10 +112,24 @@ def test_estimate_states_the_error_of_its_path():
     lodo = F.read()["paths"]["carried"]
     assert err["path"] == "carried" and err["predictor"] == "leave-one-device-out"
     assert err["ttft"]["median_abs"] == pytest.approx(lodo["ttft"]["median_abs_pct"] / 100, abs=1e-9)
-    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8")
+    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8",
+                      "--arrival", "closed")  # the closed loop: how the replay measured the figures
     assert rc == 0
     line = F.describe(F.expected_error("fitted"))
     assert line in " ".join(text.split()), text  # the console may wrap it
+    # the steady state (estimate's default arrival) was not what was measured: the line says so
+    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8")
+    assert rc == 0
+    assert "measured error of this path on closed-loop replays, the steady state here (fitted" in " ".join(text.split())
+
+
+def test_the_lead_says_when_the_prediction_is_not_what_was_measured():
+    fitted, generic = F.expected_error("fitted"), F.expected_error("generic")
+    assert F.lead_for(fitted, "closed") == "measured error of this path"
+    for arrival, here in (("steady", "the steady state"), ("poisson", "Poisson arrivals"), ("static", "static batches")):
+        assert F.lead_for(fitted, arrival) == f"measured error of this path on closed-loop replays, {here} here"
+        assert F.lead_for(generic, arrival) == "measured error of this path"  # measured as the steady state it is
+    assert F.lead_for(F.expected_error("microbenchmark"), "steady") == "measured error of this path"
 
 
 def _doc() -> dict:

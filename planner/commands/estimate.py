@@ -203,9 +203,10 @@ def print_estimate(r: dict) -> None:
     con.print(head)
     con.print(f"efficiency: {r['efficiency']}")
     if "expected_error" in r:
-        from planner.fidelity import describe
+        from planner.fidelity import describe, lead_for
 
-        con.print(describe(r["expected_error"]), markup=False)
+        err = r["expected_error"]
+        con.print(describe(err, lead_for(err, c.get("arrival", "steady"))), markup=False)
     for note in r.get("assumptions", []):
         if not note.startswith("efficiency:"):  # the line above already says so
             con.print(f"assumption: {note}", markup=False)
