@@ -26,7 +26,8 @@ cross-validation that chose serving_params.CARRY_RULE.
 
 Fits use ``--physical-bounds`` (efficiencies at most 1). Run:
 python benchmarks/serving_fidelity.py [FILE.csv] [--json] [--quick] [--carry-rules] [--expert-ceiling]
-(default ../shared/data/serving-measured-hopper-dev.csv; 5-12 minutes on 2 cores).
+(default ../shared/data/serving-measured-hopper-dev.csv; about 80 s alone on the 2-core VM with
+--carry-rules, several minutes when the VM is shared).
 ``--quick`` skips the two unfitted predictors and prints the in-sample,
 leave-one-model-out and leave-one-device-out lines of all rows, of each model and of each
 device only (the loop a change to the decode-step physics is judged by: about two thirds of
