@@ -4,6 +4,8 @@ test_gpt_oss_published_other, test_vultr_b200, test_published_nvidia_other)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from planner.measured import read_measured
 from planner.replay import predict
 from planner.replay_scoring import errors
@@ -17,3 +19,14 @@ def replay(path):
     runs = read_measured(path)
     pred = predict(runs, load_serving())
     return (runs, pred, *errors(pred, runs))
+
+
+def assert_every_row_predicted(replayed, rows: int, finite_ttft: bool = True) -> None:
+    """The file's ``rows`` rows all predicted (status ok) with finite TPOT errors, and finite
+    TTFT errors too unless ``finite_ttft`` is False (a file whose TTFTs are partly left out)."""
+    runs, pred, e_ttft, e_tpot = replayed
+    assert len(runs) == rows
+    assert (pred.status == "ok").all(), pred.status[pred.status != "ok"]
+    assert np.isfinite(e_tpot).all()
+    if finite_ttft:
+        assert np.isfinite(e_ttft).all()

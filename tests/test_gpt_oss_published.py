@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from published import replay
+from published import assert_every_row_predicted, replay
 
 CSV = Path(__file__).resolve().parent / "data" / "gpt-oss-published.csv"
 
@@ -42,9 +42,7 @@ def replayed():
 
 def test_every_published_run_is_predicted_finite(replayed):
     runs, pred, e_ttft, e_tpot = replayed
-    assert len(runs) == 81
-    assert (pred.status == "ok").all(), pred.status[pred.status != "ok"]
-    assert np.isfinite(e_ttft).all() and np.isfinite(e_tpot).all()
+    assert_every_row_predicted(replayed, 81)
     assert set(pred.device.tolist()) == {"b200"}
     assert sorted(set(runs.engine.tolist())) == ["trtllm", "vllm"]
     assert (runs.range_ratio == 0.8).all() and set(runs.kv_dtype.tolist()) == {"fp8"}
