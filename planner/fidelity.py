@@ -213,13 +213,16 @@ def _fractions(e: dict) -> dict:
             for k in ("ttft", "tpot")}
 
 
-def expected_error(path_name: str, file: str | Path | None = None, device: str | None = None) -> dict:
+def expected_error(path_name: str, file: str | Path | None = None, device: str | None = None,
+                   engines: list[str] | None = None) -> dict:
     """One path's measured error, JSON-ready: ``{"path", "measured", "what", "source"}`` plus,
     for a measured path, ``rows``, ``devices``, ``predictor`` and ``ttft`` / ``tpot`` as
     ``{"median_abs", "p90_abs"}`` fractions; an unmeasured one says :data:`NOT_MEASURED`.
     With a ``device`` (catalog name): ``device`` and ``published``, the device's entry of the
     published section (its ``rows``, ``ttft`` / ``tpot`` fractions, ``paths``, ``sources``) on
-    a path those rows were replayed on (:data:`PUBLISHED_PATHS`), else None."""
+    a path those rows were replayed on (:data:`PUBLISHED_PATHS`), else None. On the generic
+    path with the ``engines`` that have fitted profiles: ``with_engine``, the fitted path's
+    figures, what naming one of them gives on the devices they were fitted on."""
     if path_name not in PATHS:
         raise InputError(f"unknown prediction path (choose from {', '.join(PATHS)})", field="path", value=path_name)
     doc = read(file)
@@ -232,8 +235,11 @@ def expected_error(path_name: str, file: str | Path | None = None, device: str |
             "rows": p["rows"], **_fractions(p), "paths": dict(p["paths"]), "sources": [dict(s) for s in p["sources"]]})
     if not e["measured"]:
         return {**out, "note": NOT_MEASURED}
-    return {**out, "predictor": MEASURED[path_name][0], "rows": e["rows"], "devices": doc["sources"].get("devices"),
-            **_fractions(e)}
+    out = {**out, "predictor": MEASURED[path_name][0], "rows": e["rows"], "devices": doc["sources"].get("devices"),
+           **_fractions(e)}
+    if path_name == "generic" and engines:
+        out["with_engine"] = {"path": "fitted", "engines": list(engines), **_fractions(doc["paths"]["fitted"])}
+    return out
 
 
 # what a prediction's figures were measured under: the replay runs every measured path
@@ -244,25 +250,45 @@ OTHER_ARRIVALS = {"steady": "the steady state here", "poisson": "Poisson arrival
                   "static": "static batches here"}
 
 
+def _differs(err: dict, arrival: str) -> bool:
+    """Whether a prediction made under ``arrival`` is not what the path's figures measured:
+    every measured path but the generic one was replayed as a closed loop (the generic
+    path's figure is the steady-state engine's, which is what it predicts)."""
+    return bool(err.get("measured")) and err.get("path") != "generic" and arrival in OTHER_ARRIVALS
+
+
+def with_arrival(err: dict, arrival: str) -> dict:
+    """The JSON form of the qualifier :func:`lead_for` prints: ``err`` plus ``predicted_under``
+    (the arrival pattern of this prediction: closed, poisson, steady, or static for a static
+    batch) and, for a measured path, ``measured_under`` (what its figures were measured on,
+    :data:`REPLAYED_UNDER`) and ``same_as_measured``."""
+    out = {**err, "predicted_under": arrival}
+    if err.get("measured"):
+        out.update(measured_under=REPLAYED_UNDER, same_as_measured=not _differs(err, arrival))
+    return out
+
+
 def lead_for(err: dict, arrival: str) -> str:
     """The line's lead for a prediction made under ``arrival`` (closed, poisson, steady, or
-    static for the search's batches): where that is not how the path's figures were
-    measured (:data:`REPLAYED_UNDER`), it says so, e.g. ``measured error of this path on
-    closed-loop replays, the steady state here``."""
+    static for a static batch and the search's batches): where that is not how the path's
+    figures were measured (:data:`REPLAYED_UNDER`), it says so, e.g. ``measured error of
+    this path on closed-loop replays, the steady state here``."""
     lead = "measured error of this path"
-    if not err.get("measured") or err.get("path") == "generic" or arrival not in OTHER_ARRIVALS:
-        return lead
-    return f"{lead} on {REPLAYED_UNDER}, {OTHER_ARRIVALS[arrival]}"
+    return f"{lead} on {REPLAYED_UNDER}, {OTHER_ARRIVALS[arrival]}" if _differs(err, arrival) else lead
 
 
-def describe(err: dict, lead: str = "measured error of this path") -> str:
+def describe(err: dict, lead: str | None = None) -> str:
     """The one line every output prints, e.g. ``measured error of this path (fitted,
     leave-one-model-out, 1,294 runs on h100-sxm, h200): median TTFT 33%, TPOT 14% (p90 96%,
     48%)``: median |error| of TTFT and TPOT, then their p90. On a path with no measurement of
     the device (:data:`DEVICE_PATHS`) and a ``device`` given: the device's published figures
     first and the Hopper one after (``(carried; published runs of mi300x, 35 rows (sglang,
     vllm): median TTFT 88%, TPOT 58% (p90 ...); leave-one-device-out, 1,294 runs on h100-sxm,
-    h200: 37% / 17%)``), or, with none, ``; no published check of <device>`` after it."""
+    h200: 37% / 17%)``), or, with none, ``; no published check of <device>`` after it. The
+    lead (default): :func:`lead_for` the arrival the prediction was made under (``predicted_under``,
+    :func:`with_arrival`), else ``measured error of this path``."""
+    if lead is None:
+        lead = lead_for(err, err["predicted_under"]) if "predicted_under" in err else "measured error of this path"
     if not err["measured"]:
         return f"{lead} ({err['what']}): {NOT_MEASURED}"
     on = f" on {', '.join(err['devices'])}" if err.get("devices") else ""
@@ -277,5 +303,8 @@ def describe(err: dict, lead: str = "measured error of this path") -> str:
                 f"{pb['p90_abs']:.0%}); {err['what'].split(', ')[-1]}, {err['rows']:,} runs{on}: "
                 f"{a['median_abs']:.0%} / {b['median_abs']:.0%})")
     none = f"; no published check of {err['device']}" if own else ""
+    w = err.get("with_engine")
+    hint = (f"; with an engine named ({', '.join(w['engines'])}): {w['ttft']['median_abs']:.0%} / "
+            f"{w['tpot']['median_abs']:.0%} on the fitted devices" if w else "")
     return (f"{lead} ({err['what']}, {err['rows']:,} runs{on}): median TTFT {a['median_abs']:.0%}, TPOT "
-            f"{b['median_abs']:.0%} (p90 {a['p90_abs']:.0%}, {b['p90_abs']:.0%}){none}")
+            f"{b['median_abs']:.0%} (p90 {a['p90_abs']:.0%}, {b['p90_abs']:.0%}){none}{hint}")

@@ -10,6 +10,7 @@ import numpy as np
 from planner.accuracy.search_cache import accuracy_for_search, interval_for_search
 from planner.accuracy.special import unique_sorted
 from planner.errors import InputError
+from planner.fidelity import with_arrival
 from planner.frontier import (
     OBJECTIVES,
     Budgets,
@@ -181,7 +182,7 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
         "efficiency": eff_labels,
         "engine": scn.engine,
         "profiles_used": used,
-        "expected_error": errors,
+        "expected_error": {hw: with_arrival(e, "static") for hw, e in errors.items()},  # the search's batches
         "conservative": scn.conservative,
         "intervals": _interval_sources(profiles),
         "recommendations": [row(i) for i in top],

@@ -37,11 +37,13 @@ def build(path: str) -> dict[str, Any]:
     floor = scn.min_accuracy
     acceptable = [c for c in ok if floor is None or c["accuracy"] is None or c["accuracy"] >= floor]
     cheapest = min(acceptable, key=lambda c: (c["fleet"]["monthly_usd"], c["model"], c["hardware"]), default=None)
+    from planner.fidelity import with_arrival
     from planner.serving_profile import expected_error
 
     return {"scenario": scn.model_dump(mode="json"), "file": str(path), "plan": base, "sensitivity": sens,
             "cheapest": None if cheapest is None else f"{cheapest['model']} @ {cheapest['hardware']}",
-            "expected_error": {h.name: expected_error(e[2], h.name) for h, e in zip(hardware, effs)}}
+            "expected_error": {h.name: with_arrival(expected_error(e[2], h.name), "poisson")  # sized at Poisson rates
+                               for h, e in zip(hardware, effs)}}
 
 
 def fmt_usd(x: float) -> str:
@@ -115,10 +117,10 @@ def blocks(data: dict) -> list:
     used = {}
     for c in plan["candidates"]:
         used.setdefault(c["hardware"], c.get("profile", c["efficiency"]))
-    from planner.fidelity import describe, lead_for
+    from planner.fidelity import describe
 
     errors = data.get("expected_error", {})
-    b.append(("ul", [f"{hw}: {label}" + (f"; {describe(errors[hw], lead_for(errors[hw], 'poisson'))}" if hw in errors else "")
+    b.append(("ul", [f"{hw}: {label}" + (f"; {describe(errors[hw])}" if hw in errors else "")
                      for hw, label in used.items()]))
     b.append(("h2", "Fleet and cost"))
     head = ["model", "hardware", "replicas", "devices", "in flight", "utilization", "$ / device-hour", "$ / month",

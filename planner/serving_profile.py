@@ -248,10 +248,17 @@ def expected_error(choice: ServingChoice, device: str | None = None) -> dict:
     engine carry: leave-one-device-out), ``datasheet`` (an engine no device was fitted with),
     ``generic`` (no engine named: the steady-state engine at datasheet efficiencies,
     engine-today), ``microbenchmark`` (a calibration profile: not measured on serving runs).
-    With the ``device`` (catalog name): also its published checks' error (planner.fidelity)."""
+    With the ``device`` (catalog name): also its published checks' error (planner.fidelity);
+    on the generic path, what naming an engine of :func:`fitted_engines` would give."""
     from planner.fidelity import expected_error as of_path
 
-    return of_path(choice.path, device=device)
+    return of_path(choice.path, device=device, engines=fitted_engines() if choice.path == "generic" else None)
+
+
+def fitted_engines() -> list[str]:
+    """The engines some serving profile was fitted for: the ``<device>.<engine>.yaml`` names
+    of the serving folders (:func:`find_serving`'s naming), without reading the files."""
+    return sorted({f.stem.rsplit(".", 1)[-1] for d in serving_dirs() for f in d.glob("*.yaml") if "." in f.stem})
 
 
 def replay_path(profile_name: str) -> str:

@@ -291,3 +291,40 @@ def test_the_benchmark_writes_a_file_that_reads_back_with_its_sources(tmp_path):
     assert bench.main(["--quick", "--write-error-summary", str(tmp_path / "x.yaml")]) == 2
     assert bench.main(["--write-error-summary"]) == 2
     assert not (tmp_path / "x.yaml").exists()
+
+
+def test_json_says_what_the_prediction_was_made_under():
+    """--json carries the qualifier the text line prints (predicted_under, measured_under,
+    same_as_measured), for each arrival a command predicts under: estimate's closed loop,
+    steady state and static batch, recommend's static batches."""
+    base = ("-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b")
+    for extra, under, same in ((("--concurrency", "8", "--arrival", "closed"), "closed", True),
+                               (("--concurrency", "8", "--arrival", "steady"), "steady", False),
+                               ((), "static", False)):  # no requests in flight: a static batch, not the steady state
+        rc, out, _ = run("estimate", *base, *extra, "--json")
+        assert rc == 0
+        err = json.loads(out)["expected_error"]
+        assert (err["predicted_under"], err["measured_under"], err["same_as_measured"]) == (
+            under, F.REPLAYED_UNDER, same)
+        rc, text, _ = run("estimate", *base, *extra)
+        lead = "measured error of this path" + ("" if same else f" on closed-loop replays, {F.OTHER_ARRIVALS[under]}")
+        assert f"{lead} (fitted" in " ".join(text.split())
+    rc, out, _ = run("recommend", "--json")
+    assert rc == 0
+    assert {e["predicted_under"] for e in json.loads(out)["expected_error"].values()} == {"static"}
+
+
+def test_no_engine_named_points_to_the_fitted_path():
+    """The generic path (no engine named, the worst measured path) says what naming an engine
+    gives: the fitted path's figures, for the engines that have a profile file on disk."""
+    on_disk = sorted({p.name.split(".")[-2] for p in (ROOT / "calibration" / "serving").glob("*.yaml")})
+    h100 = load_hardware("h100-sxm")
+    err = expected_error(resolve_serving(h100, None), "h100-sxm")
+    fitted = F.expected_error("fitted")
+    assert err["path"] == "generic" and err["with_engine"]["engines"] == on_disk
+    assert err["with_engine"]["ttft"] == fitted["ttft"] and err["with_engine"]["tpot"] == fitted["tpot"]
+    assert err["ttft"]["median_abs"] > err["with_engine"]["ttft"]["median_abs"]  # the hint points to a better path
+    line = F.describe(err)
+    assert line.endswith(f"with an engine named ({', '.join(on_disk)}): {fitted['ttft']['median_abs']:.0%} / "
+                         f"{fitted['tpot']['median_abs']:.0%} on the fitted devices")
+    assert "with_engine" not in expected_error(resolve_serving(h100, load_engine("vllm")), "h100-sxm")

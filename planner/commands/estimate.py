@@ -96,6 +96,7 @@ def estimate_cmd(
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     # the profile this device uses: a calibration, else the serving profile fitted for this
     # (device, engine), else the datasheet plus the engine's carried parameters
+    from planner.fidelity import with_arrival
     from planner.serving_profile import expected_error, resolve_serving
 
     choice = resolve_serving(h, prof, calibration)
@@ -121,7 +122,7 @@ def estimate_cmd(
                                    concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
                                    weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
                                    efficiency=eff, engine=prof)
-        r["efficiency"], r["expected_error"] = eff_label, error
+        r["efficiency"], r["expected_error"] = eff_label, with_arrival(error, arrival_of(r["config"]))
         if json_out:
             print_json(r)
         else:
@@ -132,7 +133,7 @@ def estimate_cmd(
                  kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
                  engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving,
                  spec_tokens=spec_tokens, **({"range_ratio": ratio} if ratio != 1.0 else {}))
-    r["efficiency"], r["expected_error"] = eff_label, error
+    r["efficiency"], r["expected_error"] = eff_label, with_arrival(error, arrival_of(r["config"]))
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
         if spec_tokens:
             raise InputError("the simulator has no speculative decoding yet (the analytic estimate has)",
@@ -163,6 +164,13 @@ def _range_ratio(text: str) -> float:
         return check_range_ratio(float(text))
     except (ValueError, InputError):  # not a number, or outside [0, 1]: the value as given
         raise InputError(RANGE_RATIO_RULE, field="range-ratio", value=text) from None
+
+
+def arrival_of(config: dict) -> str:
+    """The arrival pattern a prediction was made under, as planner.fidelity names them: the
+    config's (closed, poisson, steady), ``static`` for a static batch (no requests in flight)."""
+    arrival = config.get("arrival", "steady")
+    return "static" if arrival == "steady" and not config.get("concurrency") else arrival
 
 
 def assumptions(hardware, eff_label: str) -> list[str]:
@@ -203,10 +211,10 @@ def print_estimate(r: dict) -> None:
     con.print(head)
     con.print(f"efficiency: {r['efficiency']}")
     if "expected_error" in r:
-        from planner.fidelity import describe, lead_for
+        from planner.fidelity import describe
 
         err = r["expected_error"]
-        con.print(describe(err, lead_for(err, c.get("arrival", "steady"))), markup=False)
+        con.print(describe(err), markup=False)
     for note in r.get("assumptions", []):
         if not note.startswith("efficiency:"):  # the line above already says so
             con.print(f"assumption: {note}", markup=False)

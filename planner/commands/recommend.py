@@ -201,13 +201,13 @@ def print_answer(a: dict, wide: bool = False) -> None:
     con.print(f"evaluated {a['evaluated']:,} configurations ({a['stage_evaluations']:,} stage costings); "
               f"feasible {a['feasible']:,}; within budgets {a['within_budgets']:,}; infeasible: "
               + ", ".join(f"{v:,} {k}" for k, v in inf.items()))
-    from planner.fidelity import describe, lead_for
+    from planner.fidelity import describe
 
     errors = a.get("expected_error", {})
     for hw, label in a.get("profiles_used", a["efficiency"]).items():
         con.print(f"profile for {hw}: {label}", markup=False)
         if hw in errors:
-            con.print(describe(errors[hw], lead_for(errors[hw], "static")), markup=False)
+            con.print(describe(errors[hw]), markup=False)
     rows = a["recommendations"]
     if a["status"] != "ok":
         near = "the nearest configurations follow (they miss a budget)" if rows or a.get("nearest") else \

@@ -56,13 +56,13 @@ def report_cmd(
     used: dict[str, str] = {}
     for c in data["plan"]["candidates"]:
         used.setdefault(c["hardware"], c.get("profile", c["efficiency"]))
-    from planner.fidelity import describe, lead_for
+    from planner.fidelity import describe
 
     errors = data.get("expected_error", {})
     for hw, label in used.items():
         con.print(f"profile for {hw}: {label}", markup=False)
         if hw in errors:
-            con.print(describe(errors[hw], lead_for(errors[hw], "poisson")), markup=False)
+            con.print(describe(errors[hw]), markup=False)
     con.print(f"cheapest meeting the SLOs: {data['cheapest'] or 'none'}")
     con.print("wrote " + ", ".join(data["written"]))
 
