@@ -81,7 +81,8 @@ def published(files=FILES) -> tuple[dict, dict]:
     catalog device any file covers, its predicted rows (status ok, as ``planner validate
     --measured FILE --json`` scores them: planner.replay_scoring.error_stats of
     predicted / measured - 1), all files pooled, the prediction path of each row
-    (serving_profile.replay_path of its profile) and the files they came from."""
+    (serving_profile.replay_path of its profile), the files they came from, and the same
+    figures per engine (``engines``: engine -> rows, ttft, tpot)."""
     import hashlib
 
     from planner.replay_scoring import error_stats
@@ -94,9 +95,14 @@ def published(files=FILES) -> tuple[dict, dict]:
         ok = pred.status == "ok"
         for d in sorted(set(pred.device[ok].tolist())):
             m = ok & (pred.device == d)
-            acc = per.setdefault(d, {"ttft": [], "tpot": [], "paths": {}, "sources": []})
+            acc = per.setdefault(d, {"ttft": [], "tpot": [], "paths": {}, "sources": [], "engines": {}})
             acc["ttft"].append(e_ttft[m])
             acc["tpot"].append(e_tpot[m])
+            for eng in sorted(set(runs.engine[m].tolist())):
+                me = m & (runs.engine == eng)
+                by = acc["engines"].setdefault(eng, {"ttft": [], "tpot": []})
+                by["ttft"].append(e_ttft[me])
+                by["tpot"].append(e_tpot[me])
             for prof in pred.profile[m]:
                 p = replay_path(str(prof))
                 acc["paths"][p] = acc["paths"].get(p, 0) + 1
@@ -106,8 +112,13 @@ def published(files=FILES) -> tuple[dict, dict]:
     for d, acc in per.items():
         st = {k: error_stats(np.concatenate(acc[k])) for k in ("ttft", "tpot")}
         if st["ttft"]["n"] and st["tpot"]["n"]:  # a device with no measured figure has no error to state
+            engines = {}
+            for eng, by in sorted(acc["engines"].items()):
+                est = {k: error_stats(np.concatenate(by[k])) for k in ("ttft", "tpot")}
+                if est["ttft"]["n"] and est["tpot"]["n"]:
+                    engines[eng] = {"rows": int(sum(len(x) for x in by["ttft"])), **est}
             devices[d] = {"rows": sum(s["rows"] for s in acc["sources"]), **st, "paths": acc["paths"],
-                          "sources": acc["sources"]}
+                          "sources": acc["sources"], "engines": engines}
     return meta, devices
 
 

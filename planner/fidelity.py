@@ -79,11 +79,14 @@ def published_doc(files: dict, devices: dict) -> dict:
     """The ``published`` section: ``files`` (file name -> {"sha256", "harness"}) and ``devices``
     (catalog name -> {"rows", "ttft", "tpot" (planner.replay_scoring.error_stats of the device's
     predicted rows, all files pooled), "paths" (path -> rows), "sources" (a list of {"file",
-    "harness", "engines", "rows"})})."""
+    "harness", "engines", "rows"}), "engines" (engine -> {"rows", "ttft", "tpot"}: the same
+    figures over that engine's rows)})."""
     return {"what": "the published check files replayed with the shipped profiles; nothing fitted on them",
             "files": {f: dict(v) for f, v in files.items()},
             "devices": {d: {"rows": int(v["rows"]), **_figures(v), "paths": dict(v["paths"]),
-                            "sources": [dict(s) for s in v["sources"]]} for d, v in sorted(devices.items())}}
+                            "sources": [dict(s) for s in v["sources"]],
+                            "engines": {e: {"rows": int(x["rows"]), **_figures(x)} for e, x in sorted(v["engines"].items())}}
+                        for d, v in sorted(devices.items())}}
 
 
 def summary_doc(results: dict, sources: dict, published: dict) -> dict:
@@ -166,6 +169,15 @@ def _check_published(pub: Any, file: str) -> dict:
                   f"{at}.sources[{i}].engines", eng)
             _check_count(s.get("rows"), file, f"{at}.sources[{i}].rows")
         _need(sum(s["rows"] for s in srcs) == rows, f"must add up to rows ({rows})", file, f"{at}.sources", srcs)
+        engines = e.get("engines")
+        _need(isinstance(engines, dict) and bool(engines), "must map each engine of the rows to its error", file,
+              f"{at}.engines", engines)
+        for name, x in engines.items():
+            _need(isinstance(x, dict), "must be a mapping", file, f"{at}.engines.{name}", x)
+            _check_count(x.get("rows"), file, f"{at}.engines.{name}.rows")
+            _check_figures(x, file, f"{at}.engines.{name}")
+        _need(sum(x["rows"] for x in engines.values()) == rows, f"must add up to rows ({rows})", file,
+              f"{at}.engines", engines)
     return pub
 
 
@@ -214,13 +226,15 @@ def _fractions(e: dict) -> dict:
 
 
 def expected_error(path_name: str, file: str | Path | None = None, device: str | None = None,
-                   engines: list[str] | None = None) -> dict:
+                   engines: list[str] | None = None, engine: str | None = None) -> dict:
     """One path's measured error, JSON-ready: ``{"path", "measured", "what", "source"}`` plus,
     for a measured path, ``rows``, ``devices``, ``predictor`` and ``ttft`` / ``tpot`` as
     ``{"median_abs", "p90_abs"}`` fractions; an unmeasured one says :data:`NOT_MEASURED`.
     With a ``device`` (catalog name): ``device`` and ``published``, the device's entry of the
     published section (its ``rows``, ``ttft`` / ``tpot`` fractions, ``paths``, ``sources``) on
-    a path those rows were replayed on (:data:`PUBLISHED_PATHS`), else None. On the generic
+    a path those rows were replayed on (:data:`PUBLISHED_PATHS`), else None; with the ``engine``
+    too, ``published.engine``: that engine's name and its rows' ``rows``, ``ttft``, ``tpot`` (None
+    where the device's published rows hold none of it). On the generic
     path with the ``engines`` that have fitted profiles: ``with_engine``, the fitted path's
     figures, what naming one of them gives on the devices they were fitted on."""
     if path_name not in PATHS:
@@ -233,6 +247,9 @@ def expected_error(path_name: str, file: str | Path | None = None, device: str |
         p = doc["published"]["devices"].get(device) if path_name in PUBLISHED_PATHS else None
         out.update(device=device, published=None if p is None else {
             "rows": p["rows"], **_fractions(p), "paths": dict(p["paths"]), "sources": [dict(s) for s in p["sources"]]})
+        if p is not None and engine is not None:
+            x = p["engines"].get(engine)
+            out["published"]["engine"] = {"name": engine, **({"rows": x["rows"], **_fractions(x)} if x else {})}
     if not e["measured"]:
         return {**out, "note": NOT_MEASURED}
     out = {**out, "predictor": MEASURED[path_name][0], "rows": e["rows"], "devices": doc["sources"].get("devices"),
@@ -296,12 +313,21 @@ def describe(err: dict, lead: str | None = None) -> str:
     own = err["path"] in DEVICE_PATHS and err.get("device") is not None
     pub = err.get("published") if own else None
     if pub is not None:
-        engines = ", ".join(dict.fromkeys(e for s in pub["sources"] for e in s["engines"]))
+        engines = list(dict.fromkeys(e for s in pub["sources"] for e in s["engines"]))
+        hopper = f"{err['what'].split(', ')[-1]}, {err['rows']:,} runs{on}: {a['median_abs']:.0%} / {b['median_abs']:.0%}"
+        own_engine = pub.get("engine") or {}
+        pooled = f"{pub['rows']:,} rows ({', '.join(engines)})"
+        if "rows" in own_engine and engines != [own_engine["name"]]:  # that engine's rows first, then all of them
+            pa, pb = own_engine["ttft"], own_engine["tpot"]
+            return (f"{lead} ({err['path']}; published runs of {err['device']} with {own_engine['name']}, "
+                    f"{own_engine['rows']:,} rows: median TTFT {pa['median_abs']:.0%}, TPOT {pb['median_abs']:.0%} "
+                    f"(p90 {pa['p90_abs']:.0%}, {pb['p90_abs']:.0%}); all its published runs, {pooled}: "
+                    f"{pub['ttft']['median_abs']:.0%} / {pub['tpot']['median_abs']:.0%}; {hopper})")
+        none = f", none with {own_engine['name']}" if own_engine and "rows" not in own_engine else ""
         pa, pb = pub["ttft"], pub["tpot"]
-        return (f"{lead} ({err['path']}; published runs of {err['device']}, {pub['rows']:,} rows ({engines}): median "
+        return (f"{lead} ({err['path']}; published runs of {err['device']}, {pooled}{none}: median "
                 f"TTFT {pa['median_abs']:.0%}, TPOT {pb['median_abs']:.0%} (p90 {pa['p90_abs']:.0%}, "
-                f"{pb['p90_abs']:.0%}); {err['what'].split(', ')[-1]}, {err['rows']:,} runs{on}: "
-                f"{a['median_abs']:.0%} / {b['median_abs']:.0%})")
+                f"{pb['p90_abs']:.0%}); {hopper})")
     none = f"; no published check of {err['device']}" if own else ""
     w = err.get("with_engine")
     hint = (f"; with an engine named ({', '.join(w['engines'])}): {w['ttft']['median_abs']:.0%} / "

@@ -252,7 +252,8 @@ def expected_error(choice: ServingChoice, device: str | None = None) -> dict:
     on the generic path, what naming an engine of :func:`fitted_engines` would give."""
     from planner.fidelity import expected_error as of_path
 
-    return of_path(choice.path, device=device, engines=fitted_engines() if choice.path == "generic" else None)
+    return of_path(choice.path, device=device, engines=fitted_engines() if choice.path == "generic" else None,
+                   engine=choice.engine.name if choice.engine is not None else None)
 
 
 def fitted_engines() -> list[str]:

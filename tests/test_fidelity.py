@@ -140,7 +140,10 @@ def _doc() -> dict:
     files = {"a.csv": {"sha256": "0" * 64, "harness": "InferenceX"}, "b.csv": {"sha256": "1" * 64, "harness": "dstack"}}
     mi = {"rows": 5, "ttft": st(0.8892, 0.9666), "tpot": st(0.652, 0.7896), "paths": {"carried": 4, "datasheet": 1},
           "sources": [{"file": "a.csv", "harness": "InferenceX", "engines": ["sglang"], "rows": 3},
-                      {"file": "b.csv", "harness": "dstack", "engines": ["vllm", "atom"], "rows": 2}]}
+                      {"file": "b.csv", "harness": "dstack", "engines": ["vllm", "atom"], "rows": 2}],
+          "engines": {"sglang": {"rows": 3, "ttft": st(0.4211, 0.5), "tpot": st(0.1, 0.2)},
+                      "vllm": {"rows": 1, "ttft": st(1.5, 1.5), "tpot": st(0.9, 0.9)},
+                      "atom": {"rows": 1, "ttft": st(0.95, 0.95), "tpot": st(0.7, 0.7)}}}
     return F.summary_doc(results, src, F.published_doc(files, {"mi300x": mi}))
 
 
@@ -166,6 +169,34 @@ def test_the_written_figures_read_back_as_printed(tmp_path):
     assert F.describe(F.expected_error("carried", p, device="l40s")).endswith("; no published check of l40s")
 
 
+def test_the_published_figure_of_the_engine_named(tmp_path):
+    """A device's published runs are scored per engine too: the engine a prediction names
+    gets its own rows' figure first (a device measured with several engines is not one
+    figure), the pooled one after; an engine none of its rows ran says so."""
+    p = tmp_path / "f.yaml"
+    p.write_text(yaml.safe_dump(_doc()))
+    pub = F.expected_error("carried", p, device="mi300x", engine="sglang")["published"]
+    assert pub["engine"] == {"name": "sglang", "rows": 3, "ttft": {"median_abs": 0.4211, "p90_abs": 0.5},
+                             "tpot": {"median_abs": 0.1, "p90_abs": 0.2}}
+    line = F.describe(F.expected_error("carried", p, device="mi300x", engine="sglang"))
+    assert ("published runs of mi300x with sglang, 3 rows: median TTFT 42%, TPOT 10% (p90 50%, 20%); all its "
+            "published runs, 5 rows (sglang, vllm, atom): 89% / 65%; leave-one-device-out, 120 runs: 33% / 14%)") in line
+    line = F.describe(F.expected_error("carried", p, device="mi300x", engine="trtllm"))
+    assert "published runs of mi300x, 5 rows (sglang, vllm, atom), none with trtllm: median TTFT 89%" in line
+    assert F.expected_error("carried", p, device="mi300x", engine="trtllm")["published"]["engine"] == {"name": "trtllm"}
+
+
+def test_the_shipped_per_engine_figures_are_the_device_rows():
+    """The shipped file's per-engine entries partition each device's published rows, and an
+    engine's figure is its own: on a device measured with one engine it equals the pooled one."""
+    for dev, e in F.read()["published"]["devices"].items():
+        assert sum(x["rows"] for x in e["engines"].values()) == e["rows"], dev
+        assert set(e["engines"]) == {g for s in e["sources"] for g in s["engines"]}, dev
+        if len(e["engines"]) == 1:
+            (x,) = e["engines"].values()
+            assert (x["ttft"], x["tpot"]) == (e["ttft"], e["tpot"]), dev
+
+
 @pytest.mark.parametrize("edit,field", [
     (lambda d: d.update(format="planner-calibration"), "format"),
     (lambda d: d["sources"].pop("commit"), "sources.commit"),
@@ -187,6 +218,11 @@ def test_the_written_figures_read_back_as_printed(tmp_path):
      "published.devices.mi300x.sources[1].file"),
     (lambda d: d["published"]["devices"]["mi300x"]["sources"][0].update(engines=[]),
      "published.devices.mi300x.sources[0].engines"),
+    (lambda d: d["published"]["devices"]["mi300x"].pop("engines"), "published.devices.mi300x.engines"),
+    (lambda d: d["published"]["devices"]["mi300x"]["engines"]["vllm"].update(rows=2),
+     "published.devices.mi300x.engines"),
+    (lambda d: d["published"]["devices"]["mi300x"]["engines"]["atom"]["ttft"].update(p90_abs_pct=None),
+     "published.devices.mi300x.engines.atom.ttft.p90_abs_pct"),
 ])
 def test_a_bad_file_is_one_error_naming_the_field(tmp_path, edit, field):
     d = _doc()
@@ -254,8 +290,13 @@ def test_a_device_states_its_published_check_or_that_it_has_none():
     err = json.loads(out)["expected_error"]
     assert err["path"] == "carried" and err["device"] == "mi300x" and err["published"]["rows"] == mi["rows"]
     assert err["published"]["tpot"]["median_abs"] == pytest.approx(mi["tpot"]["median_abs_pct"] / 100, abs=1e-9)
+    vllm = mi["engines"]["vllm"]  # the engine named: its rows' figure first, then all the device's rows
+    assert err["published"]["engine"]["rows"] == vllm["rows"] < mi["rows"]
+    assert err["published"]["engine"]["ttft"]["median_abs"] == pytest.approx(vllm["ttft"]["median_abs_pct"] / 100)
     rc, text, _ = run("estimate", "-H", "mi300x", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8")
-    assert rc == 0 and f"published runs of mi300x, {mi['rows']} rows" in " ".join(text.split())
+    assert rc == 0 and (f"published runs of mi300x with vllm, {vllm['rows']} rows: median TTFT "
+                        f"{vllm['ttft']['median_abs_pct']:.0f}%") in " ".join(text.split())
+    assert f"all its published runs, {mi['rows']} rows (sglang, vllm)" in " ".join(text.split())
     rc, out, _ = run("estimate", "-H", "l40s", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8", "--json")
     err = json.loads(out)["expected_error"]
     assert rc == 0 and err["path"] == "carried" and err["published"] is None
