@@ -59,7 +59,7 @@ class EstimateSpec(_Strict):
     prefix_sharing: bool = ESTIMATE_DEFAULTS["prefix_sharing"]
     calibration: Optional[str] = None
     engine: Optional[str] = None       # serving engine profile (planner.engine_profiles)
-    arrival: str = "steady"            # steady | closed | poisson (planner.cost.serving)
+    arrival: Optional[str] = None      # steady | closed | poisson (None: planner.cost.serving.default_arrival)
     rate: Annotated[float, BeforeValidator(_rate_or_none)] = 0.0  # Poisson requests/s (planner.bounds.check_rate)
     pp: int = 1                        # pipeline stages
     ep: int = 1                        # expert-parallel degree (MoE)

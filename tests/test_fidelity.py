@@ -112,13 +112,14 @@ def test_estimate_states_the_error_of_its_path():
     lodo = F.read()["paths"]["carried"]
     assert err["path"] == "carried" and err["predictor"] == "leave-one-device-out"
     assert err["ttft"]["median_abs"] == pytest.approx(lodo["ttft"]["median_abs_pct"] / 100, abs=1e-9)
-    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8",
-                      "--arrival", "closed")  # the closed loop: how the replay measured the figures
-    assert rc == 0
+    # an engine named with requests in flight: the closed loop by default, how the replay measured the figures
+    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8")
+    assert rc == 0 and "serving, closed loop" in text
     line = F.describe(F.expected_error("fitted"))
     assert line in " ".join(text.split()), text  # the console may wrap it
-    # the steady state (estimate's default arrival) was not what was measured: the line says so
-    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8")
+    # the steady state (an option) was not what was measured: the line says so
+    rc, text, _ = run("estimate", "-H", "h200", "--engine", "vllm", "-m", "llama-3.1-8b", "--concurrency", "8",
+                      "--arrival", "steady")
     assert rc == 0
     assert "measured error of this path on closed-loop replays, the steady state here (fitted" in " ".join(text.split())
 

@@ -37,7 +37,8 @@ def estimate_cmd(
                                                            "(or a YAML path)."),
     arrival: Optional[str] = typer.Option(None, "--arrival",
                                           help="Serving arrivals: closed (fixed concurrency, as benchmarks run) | "
-                                               "poisson (at --rate) | steady (steady state; the default)."),
+                                               "poisson (at --rate) | steady (steady state). Default: closed where an "
+                                               "engine is named and requests are in flight, else steady."),
     rate: Optional[float] = typer.Option(None, "--rate", help="Poisson arrival rate, requests/s (implies --arrival poisson)."),
     simulate: bool = typer.Option(False, "--simulate", help="Also run the discrete-event simulator: percentiles, goodput."),
     requests: Optional[int] = typer.Option(None, "--requests", help="Requests simulated (default: 10 x concurrency, "
@@ -88,7 +89,10 @@ def estimate_cmd(
             raise InputError("a --rate needs Poisson arrivals", field="arrival", value=arrival)
         arrival = "poisson"
     if arrival is None:
-        arrival = "closed" if simulate or slo_ttft_s is not None or slo_tpot_s is not None else "steady"
+        from planner.cost.serving import default_arrival
+
+        arrival = ("closed" if simulate or slo_ttft_s is not None or slo_tpot_s is not None
+                   else default_arrival(prof, concurrency))
     for field, v in (("slo-ttft-s", slo_ttft_s), ("slo-tpot-s", slo_tpot_s)):
         if v is not None and not 0 < v < math.inf:
             raise InputError("must be a finite number of seconds > 0", field=field, value=v)

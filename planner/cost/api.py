@@ -20,6 +20,7 @@ from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
 from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
 from planner.cost.estimate_json import to_report
+from planner.cost.serving import default_arrival
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
 from planner.errors import InputError
 
@@ -122,7 +123,7 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
              gen_len: int = D["gen_len"], samples: int = D["samples"], weight_dtype: str = D["weight_dtype"],
              act_dtype: str = D["act_dtype"], kv_dtype: str = D["kv_dtype"], kv_budget: int = D["kv_budget"],
              prefix_sharing: bool = D["prefix_sharing"], efficiency: Optional[Efficiency] = None,
-             engine=None, arrival: str = "steady", rate: float = 0.0, pp: int = 1, ep: int = 1,
+             engine=None, arrival: Optional[str] = None, rate: float = 0.0, pp: int = 1, ep: int = 1,
              dp: int = 1, serving: Optional[dict] = None, spec_tokens: int = 0,
              range_ratio: float = 1.0) -> dict[str, Any]:
     """Estimate one configuration. Returns a JSON-ready dict (seconds, bytes, joules, USD):
@@ -132,7 +133,9 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
     sum of ``gen_len`` decode steps at contexts prompt_len .. prompt_len + gen_len - 1
     (with gen_len = 1: one step at context prompt_len). Serving (concurrency > 0, or a
     Poisson ``rate``) follows the ``engine`` profile's scheduler (planner.engine_profiles;
-    None: the generic one) and the ``arrival`` pattern (planner.cost.serving);
+    None: the generic one) and the ``arrival`` pattern (planner.cost.serving; None: a named
+    engine's requests in flight as the closed loop, else the steady state:
+    planner.cost.serving.default_arrival);
     ``unbounded`` says a rate above capacity. ``pp`` > 1 costs pipeline stages
     (planner.cost.layout); ``ep`` > 1 spreads whole experts over ``ep`` groups and
     ``dp`` > 1 runs attention data parallel over ``dp`` groups of ``devices`` devices, the
@@ -149,6 +152,8 @@ def estimate(model: Union[str, Any], hardware: Union[str, Any], *, devices: int 
 
     The steady state and static batches run on Python floats (the scalar fast path);
     closed-loop and Poisson rows through the vectorized engine on one row."""
+    if arrival is None:
+        arrival = "poisson" if rate else default_arrival(engine, concurrency)
     kw = dict(devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len,
               samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
               kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine,

@@ -44,11 +44,23 @@ from planner.cost.waves import in_step_share, recv_wait_steps, smeared_waves
 
 # closed_loop, disaggregated, shared_prompt_step and REQUESTS_PER_CONCURRENCY live in
 # planner.cost.closed_loop; callers written before the split import them from here
-__all__ = ["ARRIVALS", "ARRIVAL_CODE", "REQUESTS_PER_CONCURRENCY", "closed_loop", "disaggregated", "effective_budget",
+__all__ = ["ARRIVALS", "ARRIVAL_CODE", "default_arrival", "REQUESTS_PER_CONCURRENCY", "closed_loop", "disaggregated", "effective_budget",
            "released_step_excess_s", "serving_into", "serving_steady", "serving_step", "shared_prompt_step"]
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
+
+
+def default_arrival(engine, concurrency: int) -> str:
+    """The arrival pattern of a prediction that names none (estimate, a check file's estimate,
+    the Python API): a named engine's requests in flight run as the closed loop at that
+    concurrency, as the benchmarks run them (``vllm bench serve --max-concurrency``,
+    genai-perf, AIPerf) and as every fitted path's measured error was measured
+    (planner.fidelity); the generic engine (``engine`` None or named generic: the cost
+    engine without a scheduler's host time, measured as the steady state it is) and a
+    static batch (no requests in flight), the steady state."""
+    named = engine is not None and getattr(engine, "name", "generic") != "generic"
+    return "closed" if named and concurrency > 0 else "steady"
 
 
 def effective_budget(token_budget, prompt_len, concurrency, chunked, attn_dp=None, dp_rank_budget=0):
