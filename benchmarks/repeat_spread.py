@@ -22,7 +22,10 @@ is missing from the key: listed), and prints
   the spread); by slice (engine, model, device, precision, concurrency band) as
   planner.replay_scoring slices benchmarks/serving_fidelity.py's tables, beside the
   shipped profiles' in-sample error;
-* a second table, **near twins**: rows at most 8 requests in flight that differ ONLY in the
+* the other way round, **the same run under different facts**: rows whose measured TTFT
+  and TPOT are both equal but whose facts are not (a model label, a layout encoding), by
+  the facts that differ, with the replay's spread between the readings;
+* a last table, **near twins**: rows at most 8 requests in flight that differ ONLY in the
   output length. It rests on a physical claim, not on the data alone: at that concurrency a
   new request's prompt waits at most a few decode steps, so its TTFT should not depend on
   how many tokens it then generates. Per group the TTFT spread, the share of the rows whose
@@ -216,7 +219,40 @@ def analyse(runs: MeasuredRuns, pred, worst: int = 8) -> dict:
                               for f, i in zip(scored["floor"]["by_slice"][sl], scored["in_sample"]["by_slice"][sl])]
                          for sl in SLICES}}
     out["near_twins"] = near_twins(runs, pred, cols, conc, worst)
+    out["relabelled"] = relabelled(runs, pred, cols, groups)
     return out
+
+
+def relabelled(runs: MeasuredRuns, pred, cols: dict, groups: np.ndarray) -> dict:
+    """The other way round: rows whose measured TTFT and TPOT are both equal (to COPY_RTOL)
+    but whose facts differ: one run recorded under two readings (a model label, a layout
+    encoding). Counted by the facts that differ, with the replay's spread between the
+    readings (it predicts the same run twice; a leave-one-model-out fit sees the copy of a
+    left-out model's row under the other label)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        times = group_ids({k: np.round(np.log(m) / COPY_RTOL) for k, m in
+                           (("ttft", runs.measured_ttft_s), ("tpot", runs.measured_tpot_s))})
+    measured = (runs.measured_ttft_s > 0) & (runs.measured_tpot_s > 0)
+    by_facts: dict[str, int] = {}
+    sets, rows_in, spread_t, spread_p, worst = 0, 0, [], [], (0.0, [])
+    for k in np.unique(times[measured]):
+        rows = np.flatnonzero((times == k) & measured)
+        if rows.size < 2 or np.unique(groups[rows]).size < 2:
+            continue
+        sets, rows_in = sets + 1, rows_in + rows.size
+        differ = [n for n, v in cols.items()
+                  if np.unique(np.nan_to_num(v[rows], nan=-1.0) if v.dtype.kind == "f" else v[rows]).size > 1]
+        key = ", ".join(differ)
+        by_facts[key] = by_facts.get(key, 0) + 1
+        ok = rows[pred.status[rows] == "ok"]
+        if ok.size > 1:
+            spread_t.append(pred.ttft_s[ok].max() / pred.ttft_s[ok].min())
+            if spread_t[-1] > worst[0]:
+                worst = (float(spread_t[-1]), [str(x) for x in runs.ids[ok]])
+            spread_p.append(pred.tpot_s[ok].max() / pred.tpot_s[ok].min())
+    return {"sets": sets, "rows": rows_in, "by_facts": dict(sorted(by_facts.items(), key=lambda kv: -kv[1])),
+            "predicted_spread_ttft": _stats(spread_t), "predicted_spread_tpot": _stats(spread_p),
+            "worst_ttft": {"ratio": worst[0], "ids": worst[1]}}
 
 
 def _take(pred, mask):
@@ -311,6 +347,17 @@ def print_report(a: dict, path: str) -> None:
         for w in a[m]["worst"]:
             print(f"  {w['ratio']:.2f}x  {w['facts']}: "
                   + ", ".join(f"{r['id']} {r['measured_ms']:.4g}" for r in w["rows"]))
+    rl = a["relabelled"]
+    if rl["sets"]:
+        print(f"\nthe same run under different facts (measured TTFT and TPOT both equal, facts not): {rl['sets']} sets, "
+              f"{rl['rows']} rows; by the facts that differ:")
+        for k, v in rl["by_facts"].items():
+            print(f"  {v:>3}  {k}")
+        t, p = rl["predicted_spread_ttft"], rl["predicted_spread_tpot"]
+        if t["n"]:
+            print(f"  the replay's max / min between the readings of one run: TTFT median {t['median']:.3g}x, worst "
+                  f"{t['max']:.3g}x ({', '.join(rl['worst_ttft']['ids'])}); TPOT median {p['median']:.3g}x, "
+                  f"worst {p['max']:.3g}x")
     nt = a["near_twins"]
     print(f"\nNEAR TWINS (rests on a physical claim, not on the data alone: at <= {nt['max_in_flight']} requests in "
           "flight a prompt waits at most a few\ndecode steps, so TTFT should not depend on the output length). Rows "

@@ -184,6 +184,18 @@ def test_the_lab_books_mtp_twins_are_one_group(dev):
     assert group_spread(runs.measured_tpot_s, g)[g[rows[0]]] == pytest.approx(10.93 / 5.547, rel=0.01)
 
 
+def test_the_same_run_under_two_labels_is_found(dev):
+    """The lab book (docs/serving-experiments.md, "the written-out deployment of a repeated
+    run"): the counted DeepSeek-V3-labelled `dsr1_..._cfgN` rows record the
+    same runs as DeepSeek-R1 rows (e.g. 3,584 in flight: 4,741.9 ms / 48.587 ms in both)."""
+    runs, _, a = dev
+    rl = a["relabelled"]
+    assert rl["sets"] >= 10 and any("model" in k for k in rl["by_facts"])
+    hit = np.flatnonzero(np.isclose(runs.measured_ttft_s * 1e3, 4741.9, atol=0.05)
+                         & np.isclose(runs.measured_tpot_s * 1e3, 48.587, atol=0.0005))
+    assert {"deepseek-ai/DeepSeek-R1", "deepseek-ai/DeepSeek-V3"} <= set(runs.model[hit].tolist())
+
+
 def test_near_twins_and_the_model_claim(dev):
     """The brief's near twins are found; the replay's TTFT barely moves with the output
     length at <= 8 in flight (the physical claim the table rests on), the data's does."""
