@@ -18,10 +18,11 @@ is missing from the key: listed), and prints
   geometric mean of the two middle values for an even group; a one-row group's error is 0).
   It is exact for that loss: no within-group-constant predictor has a smaller sum of
   ``|log|`` errors. For the median of ``|c / m - 1|`` it is the figure of that predictor,
-  not a strict bound (a group of two could put one member at 0 error and the other at twice
-  the spread); by slice (engine, model, device, precision, concurrency band) as
-  planner.replay_scoring slices benchmarks/serving_fidelity.py's tables, beside the
-  shipped profiles' in-sample error;
+  not a strict bound (``c`` on one member of a pair: 0 there, ``|a / b - 1|`` on the other,
+  can give a lower median over the file; tests/test_repeat_spread.py shows one); by slice
+  (engine, model, device, precision, concurrency band) as planner.replay_scoring slices
+  benchmarks/serving_fidelity.py's tables, beside the shipped profiles' in-sample error,
+  and the spread by model and mode;
 * the other way round, **the same run under different facts**: rows whose measured TTFT
   and TPOT are both equal but whose facts are not (a model label, a layout encoding), by
   the facts that differ, with the replay's spread between the readings;
@@ -218,9 +219,26 @@ def analyse(runs: MeasuredRuns, pred, worst: int = 8) -> dict:
                                "floor": f[name], "in_sample": i[name]}
                               for f, i in zip(scored["floor"]["by_slice"][sl], scored["in_sample"]["by_slice"][sl])]
                          for sl in SLICES}}
+    out["spread_by_model_mode"] = _spread_by(runs, pred, groups)
     out["near_twins"] = near_twins(runs, pred, cols, conc, worst)
     out["relabelled"] = relabelled(runs, pred, cols, groups)
     return out
+
+
+def _spread_by(runs: MeasuredRuns, pred, groups: np.ndarray) -> list[dict]:
+    """Per (model, mode): the groups with more than one row, those whose members differ by
+    more than 1%, and the median and largest max / min of TTFT and TPOT over its groups."""
+    sp = {m: group_spread(v, groups) for m, v in (("ttft", runs.measured_ttft_s), ("tpot", runs.measured_tpot_s))}
+    first = {int(g): int(i) for i, g in reversed(list(enumerate(groups)))}
+    out: dict[tuple, dict] = {}
+    for g in sp["ttft"]:
+        key = (str(pred.model[first[g]]), str(runs.mode[first[g]]))
+        e = out.setdefault(key, {"model": key[0], "mode": key[1], "ttft": [], "tpot": []})
+        for m in ("ttft", "tpot"):
+            e[m].append(sp[m].get(g, 1.0))
+    return [{"model": e["model"], "mode": e["mode"], "groups": len(e["ttft"]),
+             **{m: {"differing": int(sum(r > 1.01 for r in e[m])), **_stats(e[m])} for m in ("ttft", "tpot")}}
+            for _, e in sorted(out.items())]
 
 
 def relabelled(runs: MeasuredRuns, pred, cols: dict, groups: np.ndarray) -> dict:
@@ -342,6 +360,13 @@ def print_report(a: dict, path: str) -> None:
             print(f"{sl:<12} {str(et['value']):<18} {et['rows']:>5} {et['rows_in_multi']:>6}   "
                   f"{_cell(et['floor']):>15} {_cell(et['in_sample']):>15}   "
                   f"{_cell(ep['floor']):>15} {_cell(ep['in_sample']):>15}")
+    print("\nby model and mode: groups with more than one row; groups differing by more than 1%, median and "
+          "largest max / min")
+    for e in a["spread_by_model_mode"]:
+        t, p = e["ttft"], e["tpot"]
+        print(f"  {e['model']:<18} {e['mode']:<7} {e['groups']:>3} groups   TTFT {t['differing']:>3} differ, "
+              f"median {t['median']:.3f}x, largest {t['max']:.3g}x   TPOT {p['differing']:>3} differ, "
+              f"median {p['median']:.3f}x, largest {p['max']:.3g}x")
     for m in ("ttft", "tpot"):
         print(f"\nworst groups by {m.upper()} spread (measured ms, lowest first):")
         for w in a[m]["worst"]:
@@ -349,8 +374,8 @@ def print_report(a: dict, path: str) -> None:
                   + ", ".join(f"{r['id']} {r['measured_ms']:.4g}" for r in w["rows"]))
     rl = a["relabelled"]
     if rl["sets"]:
-        print(f"\nthe same run under different facts (measured TTFT and TPOT both equal, facts not): {rl['sets']} sets, "
-              f"{rl['rows']} rows; by the facts that differ:")
+        print(f"\nthe same run under different facts (measured TTFT and TPOT both equal, facts not): "
+              f"{rl['sets']} sets, {rl['rows']} rows; by the facts that differ:")
         for k, v in rl["by_facts"].items():
             print(f"  {v:>3}  {k}")
         t, p = rl["predicted_spread_ttft"], rl["predicted_spread_tpot"]
