@@ -305,7 +305,7 @@ def near_twins(runs: MeasuredRuns, pred, cols: dict, conc: np.ndarray, worst: in
             "rows_off": int((off[keep] > NEAR_TWIN_OFF).sum()),
             "share_off": float((off[keep] > NEAR_TWIN_OFF).mean()) if keep.any() else None,
             "spread": _stats(spread.values()), "predicted_spread": _stats(predicted.values()),
-            "floor": error_stats(off[keep]),
+            "floor": error_stats(off[keep]), "in_sample": error_stats(errors(pred, runs)[0][ok]),
             "by_model": {str(m): {"rows": int((keep & (pred.model == m)).sum()),
                                   "rows_off": int((keep & (pred.model == m) & (off > NEAR_TWIN_OFF)).sum())}
                          for m in sorted(set(pred.model[keep].tolist()))},
@@ -395,7 +395,8 @@ def print_report(a: dict, path: str) -> None:
           f"p90 {s['p90']:.3g}x, worst {s['max']:.3g}x")
     print(f"  rows more than {nt['off_threshold']:.0%} from their group's median TTFT: "
           f"{nt['rows_off']} of {nt['rows']} "
-          f"({nt['share_off']:.0%}); |TTFT / group median - 1|: {_cell(nt['floor'])}")
+          f"({nt['share_off']:.0%}); |TTFT / group median - 1|: {_cell(nt['floor'])} (the shipped profiles' "
+          f"in-sample TTFT error on these rows: {_cell(nt['in_sample'])})")
     if ps["n"]:
         print("  the claim against the model: the replay's TTFT max / min in the same groups: "
               f"median {ps['median']:.3g}x, "
