@@ -149,7 +149,7 @@ def _describe(runs: MeasuredRuns, rows: np.ndarray, conc: np.ndarray) -> str:
     i = rows[0]
     ver = f" {runs.engine_version[i]}" if runs.engine_version[i] else ""
     return (f"{runs.model[i]} {runs.system[i]} {runs.engine[i]}{ver} {runs.quant[i]} {runs.mode[i]} "
-            f"{runs.isl[i]:.0f} in, {conc[i]:.0f} in flight")
+            f"tp {runs.tp[i]:.0f}, {runs.isl[i]:.0f} in, {conc[i]:.0f} in flight")
 
 
 def _worst(runs, groups, spread: dict, measured_s, conc, n: int, by_osl: bool = False) -> list[dict]:

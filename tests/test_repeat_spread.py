@@ -204,7 +204,7 @@ def test_near_twins_and_the_model_claim(dev):
     assert nt["groups"] > 20
     assert nt["predicted_spread"]["median"] < 1.05
     assert nt["spread"]["p90"] > nt["predicted_spread"]["p90"]
-    llama = [w for w in nt["worst"] if "Llama-3.1-8B" in w["facts"] and "1024 in, 8 in flight" in w["facts"]
+    llama = [w for w in nt["worst"] if "Llama-3.1-8B" in w["facts"] and "tp 2, 1024 in, 8 in flight" in w["facts"]
              and [round(r["measured_ms"]) for r in w["rows"]] == [129, 209, 368]]
     assert llama and [r["osl"] for r in llama[0]["rows"]] == [128, 256, 512]
 
