@@ -1,14 +1,12 @@
 """How much of the serving error the measured file itself forces: its repeat spread.
 
-Rows whose every fact the replay reads is equal (model, device, engine and its version,
-precision and the dtypes it implies, mode, lengths and their range ratio, requests in
-flight, the aggregated layout, the disaggregated worker columns, draft tokens, the
-harness's settings: every parsed column of planner.measured.MeasuredRuns but the row's id,
-line and measured times) get the same prediction from any model of those facts. Where
-their measured TTFT or TPOT differ, no such model fits them all. This script groups the
-rows so, checks that the replay (planner.replay.Prepared, the shipped profiles) indeed
-predicts every member of a group identically (a group where it does not would mean a fact
-is missing from the key: listed), and prints
+Rows equal in every fact the replay reads (every parsed column of
+planner.measured.MeasuredRuns but the id, line and measured times: model, device, engine,
+version, precision, mode, lengths, range ratio, concurrency, layouts, worker columns, draft
+tokens, harness settings) get one prediction from any model of those facts; where their
+measured times differ, no such model fits them all. The script groups the rows so, checks
+that the replay (the shipped profiles) predicts every member of a group identically (a
+group where it does not means a fact is missing from the key: listed), and prints
 
 * the groups with more than one row, the rows in them, and their within-group spread of
   measured TTFT and TPOT (max / min: median, p90, the worst groups with their ids);
@@ -309,7 +307,17 @@ def near_twins(runs: MeasuredRuns, pred, cols: dict, conc: np.ndarray, worst: in
             "by_model": {str(m): {"rows": int((keep & (pred.model == m)).sum()),
                                   "rows_off": int((keep & (pred.model == m) & (off > NEAR_TWIN_OFF)).sum())}
                          for m in sorted(set(pred.model[keep].tolist()))},
-            "worst": _worst(runs, groups, spread, runs.measured_ttft_s, conc, worst, by_osl=True)}
+            "worst": [{**w, "slope": _life_slope(runs, conc, groups == g)} for g, w in
+                      zip(sorted(spread, key=lambda k: -spread[k]),
+                          _worst(runs, groups, spread, runs.measured_ttft_s, conc, worst, by_osl=True))]}
+
+
+def _life_slope(runs: MeasuredRuns, conc: np.ndarray, rows: np.ndarray) -> float | None:
+    """The least-squares slope of measured TTFT on ``osl x TPOT / C`` (a request's decode
+    time over the requests in flight: the mean gap between completions of a closed loop)
+    over ``rows``; 1 reads as a prompt waiting one such gap. None where that does not vary."""
+    x = runs.osl[rows] * runs.measured_tpot_s[rows] / conc[rows]
+    return float(np.polyfit(x, runs.measured_ttft_s[rows], 1)[0]) if np.ptp(x) > 0 else None
 
 
 def _pct(x) -> str:
@@ -403,9 +411,11 @@ def print_report(a: dict, path: str) -> None:
               f"p90 {ps['p90']:.3g}x, worst {ps['max']:.3g}x")
     print("  rows (more than " f"{nt['off_threshold']:.0%} off) by model: "
           + ", ".join(f"{m} {v['rows']} ({v['rows_off']})" for m, v in nt["by_model"].items()))
-    print("  worst near-twin groups (measured TTFT ms at each output length):")
+    print("  worst near-twin groups (measured TTFT ms at each output length; the slope of TTFT on a request's "
+          "decode time / C):")
     for w in nt["worst"]:
-        print(f"  {w['ratio']:.2f}x  {w['facts']}: "
+        slope = "" if w["slope"] is None else f" [TTFT on osl x TPOT / C: slope {w['slope']:.2f}]"
+        print(f"  {w['ratio']:.2f}x  {w['facts']}{slope}: "
               + ", ".join(f"{r['osl']:.0f} out {r['measured_ms']:.4g} ({r['id']})" for r in w["rows"]))
 
 
