@@ -207,6 +207,9 @@ def test_near_twins_and_the_model_claim(dev):
     llama = [w for w in nt["worst"] if "Llama-3.1-8B" in w["facts"] and "tp 2, 1024 in, 8 in flight" in w["facts"]
              and [round(r["measured_ms"]) for r in w["rows"]] == [129, 209, 368]]
     assert llama and [r["osl"] for r in llama[0]["rows"]] == [128, 256, 512]
+    # the rows' TTFT against osl x TPOT / C (TPOT 5.21 / 4.93 / 4.83 ms at 8 in flight): by hand,
+    # (367.8 - 129.4) / (512 x 4.827 - 128 x 5.212) x 8 = 1.06 from the end points
+    assert llama[0]["slope"] == pytest.approx(1.06, abs=0.03)
 
 
 def test_script_runs_and_refuses_a_bad_file(tmp_path):
