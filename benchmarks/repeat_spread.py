@@ -407,8 +407,8 @@ def print_report(a: dict, path: str) -> None:
           f"in-sample TTFT error on these rows: {_cell(nt['in_sample'])})")
     if ps["n"]:
         print("  the claim against the model: the replay's TTFT max / min in the same groups: "
-              f"median {ps['median']:.3g}x, "
-              f"p90 {ps['p90']:.3g}x, worst {ps['max']:.3g}x")
+              f"median {ps['median']:.3f}x, "
+              f"p90 {ps['p90']:.3f}x, worst {ps['max']:.3f}x")
     print("  rows (more than " f"{nt['off_threshold']:.0%} off) by model: "
           + ", ".join(f"{m} {v['rows']} ({v['rows_off']})" for m, v in nt["by_model"].items()))
     print("  worst near-twin groups (measured TTFT ms at each output length; the slope of TTFT on a request's "
