@@ -129,6 +129,8 @@ def group_spread(values, groups) -> dict[int, float]:
     v = np.asarray(values, dtype=float)
     g = np.asarray(groups)
     ok = np.flatnonzero(v > 0)
+    if ok.size == 0:
+        return {}
     order, gid, starts, sizes = _ordered(v[ok], g[ok])
     vs = v[ok][order]
     ratio = vs[starts + sizes - 1] / vs[starts]
@@ -146,8 +148,9 @@ def _stats(x) -> dict:
 def _describe(runs: MeasuredRuns, rows: np.ndarray, conc: np.ndarray) -> str:
     i = rows[0]
     ver = f" {runs.engine_version[i]}" if runs.engine_version[i] else ""
+    tp = f"tp {runs.tp[i]:.0f}, " if runs.mode[i] == "agg" else ""  # disaggregated: per side, not shown
     return (f"{runs.model[i]} {runs.system[i]} {runs.engine[i]}{ver} {runs.quant[i]} {runs.mode[i]} "
-            f"tp {runs.tp[i]:.0f}, {runs.isl[i]:.0f} in, {conc[i]:.0f} in flight")
+            f"{tp}{runs.isl[i]:.0f} in, {conc[i]:.0f} in flight")
 
 
 def _worst(runs, groups, spread: dict, measured_s, conc, n: int, by_osl: bool = False) -> list[dict]:
@@ -156,7 +159,7 @@ def _worst(runs, groups, spread: dict, measured_s, conc, n: int, by_osl: bool = 
         rows = np.flatnonzero(groups == g)
         rows = rows[np.argsort(measured_s[rows])]
         facts = _describe(runs, rows, conc) + ("" if by_osl else f", {runs.osl[rows[0]]:.0f} out")
-        out.append({"ratio": r, "facts": facts,
+        out.append({"ratio": r, "group": int(g), "facts": facts,
                     "rows": [{"id": str(runs.ids[i]), "osl": float(runs.osl[i]),
                               "measured_ms": float(measured_s[i] * 1e3)} for i in rows]})
     return out
@@ -189,9 +192,7 @@ def analyse(runs: MeasuredRuns, pred, worst: int = 8) -> dict:
     floor = dataclasses.replace(pred, ttft_s=log_median(runs.measured_ttft_s, groups),
                                 tpot_s=log_median(runs.measured_tpot_s, groups),
                                 status=np.full(len(runs), "ok", dtype=object))
-    scored = {"floor": summarize(floor, runs), "in_sample": summarize(pred, runs),
-              "floor_multi": summarize(_take(floor, multi), runs.take(multi)),
-              "in_sample_multi": summarize(_take(pred, multi), runs.take(multi))}
+    scored = {"floor": summarize(floor, runs), "in_sample": summarize(pred, runs)}
     e_floor = dict(zip(("ttft", "tpot"), errors(floor, runs)))
     e_in = dict(zip(("ttft", "tpot"), errors(pred, runs)))
     keys = slice_keys(pred, runs)
@@ -209,8 +210,10 @@ def analyse(runs: MeasuredRuns, pred, worst: int = 8) -> dict:
             "groups_beyond_25": len(wide), "rows_in_groups_beyond_25": int(np.isin(groups, wide).sum()),
             "rows_floor_over_25": int((np.abs(fe) > WITHIN).sum()),
             # the exact loss: mean |log(pred / meas)|, the floor's share of the in-sample one
-            "mean_abs_log": {"floor": float(log_floor[both].mean()), "in_sample": float(log_in[both].mean())},
+            "mean_abs_log": {"floor": float(log_floor[both].mean()) if both.any() else None,
+                             "in_sample": float(log_in[both].mean()) if both.any() else None},
             **{k: v[name] for k, v in scored.items()},
+            "floor_multi": error_stats(fe[multi]), "in_sample_multi": error_stats(e_in[name][ok & multi]),
             "worst": _worst(runs, groups, sp, meas, conc, worst),
             "by_slice": {sl: [{"value": f["value"], "rows": int((keys[sl] == f["value"]).sum()),
                                "rows_in_multi": int(((keys[sl] == f["value"]) & multi).sum()),
@@ -271,15 +274,6 @@ def relabelled(runs: MeasuredRuns, pred, cols: dict, groups: np.ndarray) -> dict
             "worst_ttft": {"ratio": worst[0], "ids": worst[1]}}
 
 
-def _take(pred, mask):
-    """The rows ``mask`` of a Prediction (its arrays cut, its per-row flags too)."""
-    kw = {f.name: getattr(pred, f.name) for f in dataclasses.fields(pred)}
-    kw = {k: (v[mask] if isinstance(v, np.ndarray) else v) for k, v in kw.items()}
-    if pred.flags is not None:
-        kw["flags"] = [f for f, m in zip(pred.flags, mask) if m]
-    return type(pred)(**kw)
-
-
 def near_twins(runs: MeasuredRuns, pred, cols: dict, conc: np.ndarray, worst: int) -> dict:
     """Rows at <= NEAR_TWIN_MAX_IN_FLIGHT in flight equal in every fact but the output length,
     in groups holding at least two output lengths: their measured TTFT spread, the share of
@@ -307,9 +301,8 @@ def near_twins(runs: MeasuredRuns, pred, cols: dict, conc: np.ndarray, worst: in
             "by_model": {str(m): {"rows": int((keep & (pred.model == m)).sum()),
                                   "rows_off": int((keep & (pred.model == m) & (off > NEAR_TWIN_OFF)).sum())}
                          for m in sorted(set(pred.model[keep].tolist()))},
-            "worst": [{**w, "slope": _life_slope(runs, conc, groups == g)} for g, w in
-                      zip(sorted(spread, key=lambda k: -spread[k]),
-                          _worst(runs, groups, spread, runs.measured_ttft_s, conc, worst, by_osl=True))]}
+            "worst": [{**w, "slope": _life_slope(runs, conc, groups == w["group"])}
+                      for w in _worst(runs, groups, spread, runs.measured_ttft_s, conc, worst, by_osl=True)]}
 
 
 def _life_slope(runs: MeasuredRuns, conc: np.ndarray, rows: np.ndarray) -> float | None:
@@ -318,6 +311,11 @@ def _life_slope(runs: MeasuredRuns, conc: np.ndarray, rows: np.ndarray) -> float
     over ``rows``; 1 reads as a prompt waiting one such gap. None where that does not vary."""
     x = runs.osl[rows] * runs.measured_tpot_s[rows] / conc[rows]
     return float(np.polyfit(x, runs.measured_ttft_s[rows], 1)[0]) if np.ptp(x) > 0 else None
+
+
+def _x(v) -> str:
+    """A max / min ratio, or "-" where there is none."""
+    return "-" if v is None else f"{v:.3g}x"
 
 
 def _pct(x) -> str:
@@ -342,9 +340,9 @@ def print_report(a: dict, path: str) -> None:
         s = a[m]["spread"]
         x = a[m]
         d = x["spread_differing"]
-        print(f"  {m.upper()}: median {s['median']:.3g}x, p90 {s['p90']:.3g}x, worst {s['max']:.3g}x; "
-              f"{d['n']} of {s['n']} groups differ by more than 1% (their median {d['median']:.3g}x, p90 "
-              f"{d['p90']:.3g}x); {x['groups_beyond_25']} groups "
+        print(f"  {m.upper()}: median {_x(s['median'])}, p90 {_x(s['p90'])}, worst {_x(s['max'])}; "
+              f"{d['n']} of {s['n']} groups differ by more than 1% (their median {_x(d['median'])}, p90 "
+              f"{_x(d['p90'])}); {x['groups_beyond_25']} groups "
               f"({x['rows_in_groups_beyond_25']} rows) are more than {(1 + WITHIN) / (1 - WITHIN):.3g}x apart: "
               "no value "
               f"is within {WITHIN:.0%} of all their members")
@@ -357,8 +355,9 @@ def print_report(a: dict, path: str) -> None:
               f"in-sample {_cell(x['in_sample_multi'])}; "
               f"rows beyond {WITHIN:.0%} at the floor: {x['rows_floor_over_25']}")
         ml = x["mean_abs_log"]
-        print(f"        mean |log(pred / meas)| (the loss the floor minimises exactly): floor {ml['floor']:.4f}, "
-              f"in-sample {ml['in_sample']:.4f} ({ml['floor'] / ml['in_sample']:.1%} of it forced by the repeats)")
+        if ml["in_sample"]:
+            print(f"        mean |log(pred / meas)| (the loss the floor minimises exactly): floor {ml['floor']:.4f}, "
+                  f"in-sample {ml['in_sample']:.4f} ({ml['floor'] / ml['in_sample']:.1%} of it forced by the repeats)")
     head = f"\n{'slice':<12} {'value':<18} {'rows':>5} {'in grp':>6}   {'floor TTFT':>15} {'in-sample':>15}   " \
            f"{'floor TPOT':>15} {'in-sample':>15}"
     print(head)

@@ -219,6 +219,10 @@ def test_script_runs_and_refuses_a_bad_file(tmp_path):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "floor" in out.stdout and "NEAR TWINS" in out.stdout
+    # a file without a single repeat (the published B200 rows) prints its tables all the same
+    none = subprocess.run([sys.executable, str(SCRIPT), str(ROOT / "tests" / "data" / "vultr-b200.csv")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert none.returncode == 0 and "0 sets hold more than one row" in none.stdout, none.stderr[-2000:]
     bad = tmp_path / "bad.csv"
     bad.write_text(DEV.read_text(encoding="utf-8").splitlines()[0] + "\n" + "x," * 5 + "\n", encoding="utf-8")
     out = subprocess.run([sys.executable, str(SCRIPT), str(bad)], capture_output=True, text=True, timeout=120, cwd=ROOT)
