@@ -14,6 +14,8 @@ and the simulator (planner.cost.simulate) read these facts:
 * ``mixed_batches``: prefill chunks ride on decode steps (vLLM, TensorRT-LLM); if not,
   a prefill step runs on its own and the decodes wait (SGLang's default);
 * ``host_step_us``: CPU time per step not hidden behind the device;
+* ``host_request_us``: CPU time per running request per step not hidden behind the device
+  (the engines document none: 0, unless a serving profile fits it, ``step_host_s_per_request``);
 * ``kv_reserve_output``: the share of a request's output tokens whose KV the scheduler
   holds for a running request: 1 when the whole length is reserved at admission
   (TensorRT-LLM's GUARANTEED_NO_EVICT), 0.5 when blocks are allocated as tokens come
@@ -123,6 +125,7 @@ class EngineProfile(_Spec):
     mixed_batches: bool
     cuda_graph_max_batch: int = Field(0, ge=0, le=MAX_REQUESTS)
     host_step_us: float = Field(ge=0, le=1e6)  # at most a second per step (as a device's kernel_overhead_us)
+    host_request_us: float = Field(0.0, ge=0, le=1e4)  # per running request per step; none documented: 0
     kv_block_tokens: int = Field(ge=1, le=MAX_TOKENS)
     kv_reserve_output: float = Field(0.5, ge=0.0, le=1.0, description="share of the output's KV held per running request")
     kv_admission: Literal["reserve", "on_demand"] = "on_demand"
@@ -175,6 +178,10 @@ class EngineProfile(_Spec):
     @property
     def host_step_s(self) -> float:
         return self.host_step_us * 1e-6
+
+    @property
+    def host_request_s(self) -> float:
+        return self.host_request_us * 1e-6
 
     def kv_columns(self) -> dict[str, float]:
         """The cost engine's KV-cache columns for this engine (planner.cost.engine

@@ -245,6 +245,7 @@ class Prepared:
             pick = lambda key: np.array([v[key] for _, v in sets])[g_idx]  # noqa: E731
             cols = {key: v[sel] for key, v in self.cols.items()}
             cols["host_step_s"] = pick("step_host_s")
+            cols["host_request_s"] = np.array([v.get("step_host_s_per_request", 0.0) for _, v in sets])[g_idx]
             if today:  # the engine as it was: steady-state serving, no host time
                 cols["arrival"] = np.full(idx.size, ARRIVAL_CODE["steady"])
             else:  # the closed loop, its waves smeared by the fitted synchrony

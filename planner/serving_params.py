@@ -16,6 +16,22 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   the scheduler model (planner.cost.serving), so to TPOT and to the steps a request waits
   before its first token. Cannot be negative. Default: the engine profile's documented
   value (engines/*.yaml).
+* ``step_host_s_per_request``: host time per running request per step that the GPU does
+  not hide: the engine's per-request work each step (walking the running requests to
+  schedule them and build the step's inputs, turning each new token into output:
+  detokenization, stop checks, a streamed chunk), added to a step as this times the
+  requests it decodes (planner.cost.steps.step_time). A scheduler written in Python pays it
+  per request, which a fixed ``step_host_s`` cannot follow: at 8 in flight or 256 a step's
+  host time differs 32x. Cannot be negative; at most 100 us (more is not a per-request
+  bookkeeping cost; check the data). Default 0: no engine documents it. ONE value for every
+  pair of the pooled fit (:attr:`Param.shared`): every streamed token of every request
+  passes through the engine's OpenAI-compatible HTTP server, a Python FastAPI process in
+  all three (vLLM ``vllm/entrypoints/openai/api_server.py``, SGLang
+  ``python/sglang/srt/entrypoints/http_server.py``, TensorRT-LLM ``tensorrt_llm/serve/
+  openai_server.py``: a server-sent event per token per request), the per-request work the
+  engines share; fitted per engine instead, vLLM's went to 0 and the two others' to 17-19 us,
+  and a left-out model fared worse (docs/serving-experiments.md, Round 18 (integrator)).
+  Carried to an unmeasured device with the engine's other scheduler times.
 * ``wave_sync``: how far the closed-loop benchmark's LATER waves stay in step. The
   benchmark starts all C requests together (its first wave is in step by construction:
   planner.cost.closed_loop.closed_loop) and replaces a finished one at once; with fixed
@@ -69,8 +85,9 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   not pass leave-one-model-out on the dev file (Round 14 (S1)), so the shipped profiles hold
   only its inactive default.
 
-``kernel_time_s``, ``link_efficiency`` and ``expert_stream_bytes_per_s`` were added after
-profiles had been written: a profile without them takes the default (:data:`OPTIONAL`).
+``kernel_time_s``, ``link_efficiency``, ``expert_stream_bytes_per_s`` and
+``step_host_s_per_request`` were added after profiles had been written: a profile without
+them takes the default (:data:`OPTIONAL`).
 """
 
 from __future__ import annotations
@@ -90,6 +107,7 @@ class Param:
     why_hi: str
     scope: str = "device"  # what the parameter belongs to: one of SCOPES
     tied: bool = False  # a die / fabric parameter the pooled fit shares across the devices of its die / fabric
+    shared: bool = False  # one value for every (device, engine) pair of the pooled fit (:data:`SHARED_OWNER`)
 
     @property
     def carries(self) -> bool:
@@ -108,6 +126,8 @@ class Param:
 # * "device": the rest (the achieved HBM fraction: HBM3 on H100, HBM3e on H200).
 # A device whose YAML names no die (fabric) is its own die (fabric).
 SCOPES = ("engine", "die", "fabric", "device")
+# the owner of a :attr:`Param.shared` parameter: every pair of the pooled fit shares its one value
+SHARED_OWNER = "every pair"
 
 
 # Whether the pooled fit (planner.serving_fit.fit_all) ties the die- and fabric-scoped
@@ -124,6 +144,8 @@ def owner(name: str, hw, engine: str) -> str:
     shares in the pooled fit with the other pairs of that key (its :data:`SCOPES` owner;
     die and fabric as the device itself unless :data:`TIE_SILICON`)."""
     scope = BY_NAME[name].scope
+    if BY_NAME[name].shared:
+        return SHARED_OWNER
     if scope == "engine":
         return engine
     tie = TIE_SILICON or BY_NAME[name].tied
@@ -138,6 +160,9 @@ PARAMS = (
           "an achieved FLOP/s above the datasheet's dense peak is not physical (efficiency > 1)", scope="die"),
     Param("step_host_s", "s", 0.0, 0.1, "a host time cannot be negative",
           "more than 100 ms of host time per step is not a serving engine (check the data)", scope="engine"),
+    Param("step_host_s_per_request", "s", 0.0, 1e-4, "a host time cannot be negative",
+          "more than 100 us of host time per request per step is not per-request bookkeeping (check the data)",
+          scope="engine", shared=True),
     Param("wave_sync", "", 0.0, 1.0, "a share of requests cannot be negative",
           "a share of requests cannot exceed 1", scope="engine"),
     Param("request_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
@@ -150,7 +175,7 @@ PARAMS = (
           "more than 20 TB/s is beyond any HBM of today (check the data)", scope="die", tied=True),
 )
 NAMES = tuple(p.name for p in PARAMS)
-OPTIONAL = ("kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s")  # a profile may lack them: the default
+OPTIONAL = ("kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s", "step_host_s_per_request")  # a profile may lack them: the default
 ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: carried to every device of an engine
 # The device-scoped achieved fractions of the datasheet (and the per-kernel time) a device
 # reaches; "carried" means an unmeasured GPU of the same vendor is taken to reach the median
@@ -252,10 +277,11 @@ def carried_mix(sources) -> dict[str, float] | None:
 
 def defaults(hw, engine=None) -> dict[str, float]:
     """The datasheet defaults: the spec's documented efficiencies and kernel overhead, the
-    engine profile's documented host time per step (0 without a profile), no request
+    engine profile's documented host time per step and per request (0 without a profile), no request
     overhead, the routed experts' stream ceiling at the datasheet bandwidth (inactive)."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
-            "step_host_s": float(engine.host_step_s) if engine is not None else 0.0, "wave_sync": 0.5,
+            "step_host_s": float(engine.host_step_s) if engine is not None else 0.0,
+            "step_host_s_per_request": float(engine.host_request_s) if engine is not None else 0.0, "wave_sync": 0.5,
             "request_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
             "link_efficiency": float(hw.interconnect_efficiency),
             "expert_stream_bytes_per_s": float(hw.mem_bandwidth_gbps) * 1e9}

@@ -222,7 +222,7 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
         short = f"calibration/{SUBDIR}/{Path(found[0]).name}"
         label = (f"serving profile {short} (fitted on measured {name} runs; host {vals['step_host_s'] * 1e3:.2f} "
                  f"ms/step, wave sync {vals['wave_sync']:.2f})")
-        return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals, label,
+        return ServingChoice(eff, engine.model_copy(update=host_update(vals)), vals, label,
                              f"{short} (fitted on measured {name} runs)", "fitted")
     carry = None if datasheet else SP.ENGINE_SCOPE  # a device calibration keeps its own efficiencies
     pname, vals = SP.unmeasured(hw, name, engine, load_serving(), carry)
@@ -233,11 +233,20 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
     sheet = SP.defaults(hw)
     if datasheet and any(vals[k] != sheet[k] for k in SP.DEVICE_FRACTIONS):
         eff = SP.efficiency(hw, vals, pname)  # the datasheet peaks at the carried fractions
-    return ServingChoice(eff, engine.model_copy(update={"host_step_us": vals["step_host_s"] * 1e6}), vals,
+    return ServingChoice(eff, engine.model_copy(update=host_update(vals)), vals,
                          f"{label}; {pname}",
                          f"datasheet + carried {name} parameters ({what})"
                          if datasheet else f"{label} + carried {name} parameters ({what})",
                          "carried" if datasheet else "microbenchmark")
+
+
+def host_update(vals: dict) -> dict:
+    """An engine profile's host times replaced by a serving profile's fitted ones (a profile
+    without the per-request one keeps the engine's, 0)."""
+    up = {"host_step_us": vals["step_host_s"] * 1e6}
+    if "step_host_s_per_request" in vals:
+        up["host_request_us"] = vals["step_host_s_per_request"] * 1e6
+    return up
 
 
 def expected_error(choice: ServingChoice, device: str | None = None) -> dict:

@@ -61,6 +61,7 @@ def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[
     cols = {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
             "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
             "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s,
+            "host_request_s": engine.host_request_s,
             "dp_rank_budget": int(engine.dp_rank_budget), "adp_balance_iters": int(engine.adp_balance_timeout_iters)}
     if arrival != "steady":  # the free KV memory caps the running set (planner.cost.running)
         cols.update(engine.kv_columns())
@@ -236,7 +237,8 @@ def _fitted(serve: dict, serving: Optional[dict]) -> dict:
     per step, wave sync and request overhead), when one is given."""
     if serving:
         serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
-                     request_overhead_s=float(serving["request_overhead_s"]))
+                     request_overhead_s=float(serving["request_overhead_s"]),
+                     host_request_s=float(serving.get("step_host_s_per_request", 0.0)))
     return serve
 
 

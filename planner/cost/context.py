@@ -140,7 +140,7 @@ class Ctx:
         cache = ht.__dict__.setdefault("_casts", {}).setdefault("scalar_ctx", {})
         key = (id(mt), c["model"], c["hardware"], c["act_dtype"], c["weight_dtype"], c["kv_dtype"],
                c["devices"], c["kv_budget"], c.get("ep", 1), c.get("attn_dp", 1), c.get("spec_tokens", 0),
-               c.get("spec_accept", 0))
+               c.get("spec_accept", 0), c.get("host_request_s", 0))
         hit = cache.get(key)
         if hit is None or hit[0] is not mt:
             if len(cache) > 4096:
@@ -300,6 +300,8 @@ class Ctx:
         self.spec_tokens = xp.values(c["spec_tokens"] if "spec_tokens" in c else 0, dt)
         self.spec_accept = xp.values(c["spec_accept"] if "spec_accept" in c else 0, dt)
         self.spec = bool(xp.any(self.spec_tokens > 0))
+        # host time per running request per step (planner.cost.steps.step_time; column optional, 0: none)
+        self.host_request_s = xp.values(c["host_request_s"] if "host_request_s" in c else 0, dt)
         self.moe_shard = self.group_devices / self.ep  # devices splitting one expert
         self.layout_beyond_tp = xp.any(self.ep != 1.0) or xp.any(self.attn_dp != 1.0)
         self.expert_parallel = xp.any(self.ep != 1.0)

@@ -73,7 +73,12 @@ def attention_time(x: Ctx, d, dec_ctx, p, pre_ctx, queries=None):
 
 
 def step_time(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
-    """Wall time of one step (s): device time times the calibrated scale, plus host time.
+    """Wall time of one step (s): device time times the calibrated scale, plus host time:
+    the step's own ``host_s`` and ``x.host_request_s`` per request it decodes (the engine's
+    per-request work each step that the device does not hide: walking the running
+    requests to schedule them and build the step's inputs, and turning each request's new
+    token into output -- detokenizing, stop checks, a streamed chunk; a serving profile's
+    fitted ``step_host_s_per_request``, planner.serving_params).
     With speculative decoding (``x.spec``): the time per output token of a decode-only
     step (:func:`spec_iteration_s`)."""
     if x.spec:
@@ -81,7 +86,7 @@ def step_time(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
     dev = linear_time(x, d + p, n_logit) + attention_time(x, d, dec_ctx, p, pre_ctx)
     if x.layout_beyond_tp:  # attention data parallel: a prompt is one rank's (planner.cost.expert_parallel)
         dev = dev + prompt_rank_excess_s(x, p, whole_prompt_len(pre_ctx), pre_ctx)
-    return dev * x.hw["time_scale"] + host_s
+    return dev * x.hw["time_scale"] + host_s + x.host_request_s * d
 
 
 def spec_iteration_s(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
@@ -107,7 +112,7 @@ def spec_iteration_s(x: Ctx, d, p, n_logit, dec_ctx, pre_ctx, host_s=0.0):
     draft = xp.where(d > 0, m * (layer + head_s(x, d1)), 0.0)
     tau = xp.values(tokens_per_step(m, x.spec_accept), x.dt)  # in the evaluation's float type
     per = xp.where(p > 0, 1.0, tau)
-    return ((verify + draft) * x.hw["time_scale"] + host_s) / per
+    return ((verify + draft) * x.hw["time_scale"] + host_s + x.host_request_s * d) / per
 
 
 class StepTable:
@@ -140,6 +145,7 @@ class StepTable:
         self.ov = f(H["overlap"])
         self.scale = f(H["time_scale"])
         self.host_s = host_s
+        self.host_request_s = f(x.host_request_s)  # per decoding request (step_time)
         # attention data parallel: the busiest rank's whole prompt (step_time's term), linear in
         # the excess tokens and their causal context (planner.cost.expert_parallel)
         self.a, self.prompt_len = a, prompt_len
@@ -167,7 +173,7 @@ class StepTable:
         lin = self.base[np.asarray(d + p).astype(np.intp)] + self.head[np.asarray(n_logit).astype(np.intp)]
         if self.a > 1.0:
             lin = lin + self._rank_excess_s(np, np.asarray(p, dtype=float), pre_ctx)
-        return (lin + att) * self.scale + self.host_s
+        return (lin + att) * self.scale + self.host_s + self.host_request_s * d
 
     def time(self, d: int, p: int, n_logit: int, dec_ctx: float, pre_ctx: float) -> float:
         """One step's time (s), in plain Python arithmetic (min / max as comparisons: the
@@ -180,7 +186,8 @@ class StepTable:
         tm = dec_keys * self.m_dec + self.m0 + p * self.m_pre + d * self.m_rec
         att = self.ov * (tc if tc >= tm else tm) + (1.0 - self.ov) * (tc + tm)
         rank = self._rank_excess_s(_FLOATS, float(p), pre_ctx) if self.a > 1.0 and p else 0.0
-        return (self._base[d + p] + self._head[n_logit] + att + rank) * self.scale + self.host_s
+        return (self._base[d + p] + self._head[n_logit] + att + rank) * self.scale + self.host_s \
+            + self.host_request_s * d
 
     def scalar_steps(self, k: int) -> bool:
         """Whether ``k`` decode-only steps are timed one by one with :meth:`time` (few steps,
