@@ -31,7 +31,7 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   openai_server.py``: a server-sent event per token per request), the per-request work the
   engines share; fitted per engine instead, vLLM's went to 0 and the two others' to 17-19 us,
   and a left-out model fared worse (docs/serving-experiments.md, Round 18 (integrator)).
-  Carried to an unmeasured device with the engine's other scheduler times.
+  Not carried to an unmeasured device (:data:`SCHEDULER`).
 * ``wave_sync``: how far the closed-loop benchmark's LATER waves stay in step. The
   benchmark starts all C requests together (its first wave is in step by construction:
   planner.cost.closed_loop.closed_loop) and replaces a finished one at once; with fixed
@@ -187,7 +187,11 @@ DEVICE_FRACTIONS = ("memory_efficiency", "compute_efficiency", "kernel_time_s", 
 # rows (leave-one-device-out) sets it from a few rows of that device's models, or from none
 # (h200/trtllm: 0 of 262 rows fixed, the fit left it at 0.996): a rule without it leaves an
 # unmeasured device the default, the middle of its range (docs/serving-experiments.md, Round 13 (S6)).
-SCHEDULER = tuple(k for k in ENGINE_SCOPE if k != "wave_sync")
+# Nor the host time per request: fitted on the Hopper hosts and engine versions of the dev file's
+# runs, it is not carried (an unmeasured device takes 0): leave-one-device-out 36.45% / 16.47%
+# without it against 36.95% / 17.00% with it, and the published B200 gpt-oss-120b runs' TPOT 10%
+# (+9%) against 17% (+17%); docs/serving-experiments.md, Round 18 (integrator).
+SCHEDULER = tuple(k for k in ENGINE_SCOPE if k not in ("wave_sync", "step_host_s_per_request"))
 # A rule token: the die-scoped parameters (compute fraction, per-kernel time) of the fitted
 # devices cut from the unmeasured device's die, the fabric-scoped one (link fraction) of those
 # of its fabric (hardware/*.yaml ``die`` / ``fabric``); over what the rest of the rule carries.
