@@ -16,22 +16,13 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   the scheduler model (planner.cost.serving), so to TPOT and to the steps a request waits
   before its first token. Cannot be negative. Default: the engine profile's documented
   value (engines/*.yaml).
-* ``step_host_s_per_request``: host time per running request per step that the GPU does
-  not hide: the engine's per-request work each step (walking the running requests to
-  schedule them and build the step's inputs, turning each new token into output:
-  detokenization, stop checks, a streamed chunk), added to a step as this times the
-  requests it decodes (planner.cost.steps.step_time). A scheduler written in Python pays it
-  per request, which a fixed ``step_host_s`` cannot follow: at 8 in flight or 256 a step's
-  host time differs 32x. Cannot be negative; at most 100 us (more is not a per-request
-  bookkeeping cost; check the data). Default 0: no engine documents it. ONE value for every
-  pair of the pooled fit (:attr:`Param.shared`): every streamed token of every request
-  passes through the engine's OpenAI-compatible HTTP server, a Python FastAPI process in
-  all three (vLLM ``vllm/entrypoints/openai/api_server.py``, SGLang
-  ``python/sglang/srt/entrypoints/http_server.py``, TensorRT-LLM ``tensorrt_llm/serve/
-  openai_server.py``: a server-sent event per token per request), the per-request work the
-  engines share; fitted per engine instead, vLLM's went to 0 and the two others' to 17-19 us,
-  and a left-out model fared worse (docs/serving-experiments.md, Round 18 (integrator)).
-  Not carried to an unmeasured device (:data:`SCHEDULER`).
+* ``step_host_s_per_request``: host time per running request per step the GPU does not hide
+  (scheduling each request, turning its new token into output: detokenizing, a streamed chunk),
+  times the requests a step decodes (planner.cost.steps.step_time); range [0, 100 us], default 0.
+  ONE value for every pair (:attr:`Param.shared`): every token of every request passes through the
+  engine's Python FastAPI OpenAI server (vLLM ``vllm/entrypoints/openai/api_server.py``, SGLang
+  ``python/sglang/srt/entrypoints/http_server.py``, TensorRT-LLM ``tensorrt_llm/serve/openai_server.py``);
+  per engine it overfit. Not carried (:data:`SCHEDULER`); docs/serving-experiments.md, Round 18.
 * ``wave_sync``: how far the closed-loop benchmark's LATER waves stay in step. The
   benchmark starts all C requests together (its first wave is in step by construction:
   planner.cost.closed_loop.closed_loop) and replaces a finished one at once; with fixed
@@ -69,21 +60,13 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   grouped GEMM serves ~1 token per expert (the issue 10 text: "MoE expert GEMMs with few
   tokens per expert run far below peak ... every touched expert's weights are read"):
   each expert's matrices are a separate, scattered set of tiles whose loads the SMs must
-  issue, so the stream is bounded by the die, not by the HBM behind it. SGLang's
-  ``benchmark/fbgemm/README.md`` measures grouped GEMMs (Qwen2-57B-A14B experts, fp8, 256
-  to 4,096 tokens) on H200 at 2.18-3.70 TB/s of its 4.8; DeepGEMM's README, dense GEMMs at
-  M = 64 on H800, 1.69-2.46 TB/s of 3.35. Range (0, 20 TB/s] (above any HBM of today; a
-  ceiling above the device's own ``bw x memory_efficiency`` is simply inactive). Scope:
-  the die, and unlike the other die-scoped parameters ONE value per die in the pooled fit
-  (:attr:`Param.tied`): H100 SXM and H200 are both GH100, and their measured MoE decode
-  speeds up less than the HBM ratio from one to the other (docs/serving-experiments.md
-  Round 13 (S1)), which a shared ceiling says and a per-device fraction cannot carry.
-  Default, and what a profile written before it takes: the device's datasheet bandwidth
-  (the ceiling inactive: the experts stream like the dense weights); not carried to an
-  unmeasured device (:data:`CARRY_RULE`; a die nobody measured has no ceiling). Fitted
-  only on request (planner.serving_fit.OPT_IN): its pooled fit (3.03 TB/s for GH100) did
-  not pass leave-one-model-out on the dev file (Round 14 (S1)), so the shipped profiles hold
-  only its inactive default.
+  issue, so the stream is bounded by the die, not by the HBM behind it (SGLang's
+  ``benchmark/fbgemm/README.md``: grouped GEMMs on H200 at 2.18-3.70 TB/s of its 4.8;
+  DeepGEMM's README: M = 64 GEMMs on H800 at 1.69-2.46 TB/s of 3.35). Range (0, 20 TB/s].
+  Scope: the die, ONE value per die (:attr:`Param.tied`: H100 SXM and H200's MoE decode
+  speeds up less than their HBM ratio, Round 13 (S1)). Default: the datasheet bandwidth (the
+  ceiling inactive); not carried. Fitted only on request (planner.serving_fit.OPT_IN): its
+  pooled fit (3.03 TB/s for GH100) did not pass leave-one-model-out (Round 14 (S1)).
 
 ``kernel_time_s``, ``link_efficiency``, ``expert_stream_bytes_per_s`` and
 ``step_host_s_per_request`` were added after profiles had been written: a profile without
@@ -187,10 +170,8 @@ DEVICE_FRACTIONS = ("memory_efficiency", "compute_efficiency", "kernel_time_s", 
 # rows (leave-one-device-out) sets it from a few rows of that device's models, or from none
 # (h200/trtllm: 0 of 262 rows fixed, the fit left it at 0.996): a rule without it leaves an
 # unmeasured device the default, the middle of its range (docs/serving-experiments.md, Round 13 (S6)).
-# Nor the host time per request: fitted on the Hopper hosts and engine versions of the dev file's
-# runs, it is not carried (an unmeasured device takes 0): leave-one-device-out 36.45% / 16.47%
-# without it against 36.95% / 17.00% with it, and the published B200 gpt-oss-120b runs' TPOT 10%
-# (+9%) against 17% (+17%); docs/serving-experiments.md, Round 18 (integrator).
+# Nor the host time per request (the dev file's Hopper hosts'): leave-one-device-out 36.45% / 16.47%
+# without it, 36.95% / 17.00% with it; B200 gpt-oss-120b TPOT 10% against 17% (Round 18).
 SCHEDULER = tuple(k for k in ENGINE_SCOPE if k not in ("wave_sync", "step_host_s_per_request"))
 # A rule token: the die-scoped parameters (compute fraction, per-kernel time) of the fitted
 # devices cut from the unmeasured device's die, the fabric-scoped one (link fraction) of those
