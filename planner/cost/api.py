@@ -234,7 +234,7 @@ def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, a
 
 def _fitted(serve: dict, serving: Optional[dict]) -> dict:
     """The serving columns with a serving profile's fitted values in place (its host time
-    per step, wave sync and request overhead), when one is given."""
+    per step and per running request, wave sync and request overhead), when one is given."""
     if serving:
         serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
                      request_overhead_s=float(serving["request_overhead_s"]),
@@ -305,7 +305,8 @@ def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, 
     mt, ht = tables_for(model, hardware, kw["efficiency"])
     P, G, k = float(kw["prompt_len"]), float(kw["gen_len"]), float(kw["samples"])
     x = Ctx(columns(1, model=0, hardware=0, devices=kw["devices"], batch=1, concurrency=1, prompt_len=P, gen_len=G,
-                    samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"], **dt, **layout),
+                    samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"],
+                    host_request_s=serve["host_request_s"], **dt, **layout),
             mt, ht)
     n_mb = min(pp, -(-in_flight // micro))
     with np.errstate(all="ignore"):
@@ -334,7 +335,7 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     from planner.cost.serving import effective_budget
     from planner.dtypes import BITS
 
-    serve = serving_columns(engine, "poisson", rate)  # checks the rate
+    serve = _fitted(serving_columns(engine, "poisson", rate), serving)  # checks the rate
     out = _pipelined(model, hardware, batch=batch, concurrency=concurrency, pp=pp, arrival="steady", rate=0.0,
                      engine=engine, serving=serving, **kw)
     cf = out["config"]
@@ -343,9 +344,10 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     mt, ht = tables_for(model, hardware, kw["efficiency"])
     x = Ctx(columns(1, model=0, hardware=0, devices=kw["devices"], batch=1, concurrency=1, prompt_len=P, gen_len=G,
                     samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"],
-                    weight_dtype=cf["weight_dtype"], act_dtype=cf["act_dtype"], kv_dtype=cf["kv_dtype"], **layout),
+                    weight_dtype=cf["weight_dtype"], act_dtype=cf["act_dtype"], kv_dtype=cf["kv_dtype"],
+                    host_request_s=serve["host_request_s"], **layout),
             mt, ht)
-    host_s = float(serving["step_host_s"]) if serving else serve["host_step_s"]
+    host_s = serve["host_step_s"]
     with np.errstate(all="ignore"):
         kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"],
                                       serve["kv_fraction"], serve["kv_of_free"])

@@ -161,7 +161,8 @@ def disaggregated_estimate(model, hardware, *, prefill_workers: int, decode_work
     def ctx(tp):
         cols = columns(1, model=0, hardware=0, devices=tp, batch=1, concurrency=1, prompt_len=prompt_len,
                        gen_len=gen_len, samples=1, kv_budget=0, prefix_sharing=False,
-                       weight_dtype=dt["weight_dtype"], act_dtype=dt["act_dtype"], kv_dtype=dt["kv_dtype"])
+                       weight_dtype=dt["weight_dtype"], act_dtype=dt["act_dtype"], kv_dtype=dt["kv_dtype"],
+                       host_request_s=engine.host_request_s)
         return Ctx(cols, mt, ht)
 
     x_pre, x_dec = ctx(prefill_devices), ctx(decode_devices)
