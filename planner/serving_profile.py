@@ -220,8 +220,10 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
         eff, _ = resolve_efficiency(hw, found[0])
         vals = found[1]
         short = f"calibration/{SUBDIR}/{Path(found[0]).name}"
+        per_request_us = vals.get("step_host_s_per_request", 0.0) * 1e6
         label = (f"serving profile {short} (fitted on measured {name} runs; host {vals['step_host_s'] * 1e3:.2f} "
-                 f"ms/step, wave sync {vals['wave_sync']:.2f})")
+                 f"ms/step" + (f" + {per_request_us:.1f} us/request" if per_request_us else "")
+                 + f", wave sync {vals['wave_sync']:.2f})")
         return ServingChoice(eff, engine.model_copy(update=host_update(vals)), vals, label,
                              f"{short} (fitted on measured {name} runs)", "fitted")
     carry = None if datasheet else SP.ENGINE_SCOPE  # a device calibration keeps its own efficiencies
