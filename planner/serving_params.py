@@ -15,7 +15,9 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   sampling, detokenization, Python; CUDA graphs make it small): added to every step of
   the scheduler model (planner.cost.serving), so to TPOT and to the steps a request waits
   before its first token. Cannot be negative. Default: the engine profile's documented
-  value (engines/*.yaml).
+  value (engines/*.yaml). One value for every pair (:attr:`Param.shared`): fitted per engine
+  it took what the left-out model's engine-mates wanted (vLLM's 0.09 -> 1.56 ms without
+  gpt-oss-120b); shared, it fits 0 beside the per-request time (Round 18).
 * ``step_host_s_per_request``: host time per running request per step the GPU does not hide
   (scheduling each request, turning its new token into output: detokenizing, a streamed chunk),
   times the requests a step decodes (planner.cost.steps.step_time); range [0, 100 us], default 0.
@@ -142,7 +144,8 @@ PARAMS = (
     Param("compute_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the datasheet peak, > 0",
           "an achieved FLOP/s above the datasheet's dense peak is not physical (efficiency > 1)", scope="die"),
     Param("step_host_s", "s", 0.0, 0.1, "a host time cannot be negative",
-          "more than 100 ms of host time per step is not a serving engine (check the data)", scope="engine"),
+          "more than 100 ms of host time per step is not a serving engine (check the data)", scope="engine",
+          shared=True),
     Param("step_host_s_per_request", "s", 0.0, 1e-4, "a host time cannot be negative",
           "more than 100 us of host time per request per step is not per-request bookkeeping (check the data)",
           scope="engine", shared=True),
