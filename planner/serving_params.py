@@ -15,9 +15,8 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   sampling, detokenization, Python; CUDA graphs make it small): added to every step of
   the scheduler model (planner.cost.serving), so to TPOT and to the steps a request waits
   before its first token. Cannot be negative. Default: the engine profile's documented
-  value (engines/*.yaml). One value for every pair (:attr:`Param.shared`): fitted per engine
-  it took what the left-out model's engine-mates wanted (vLLM's 0.09 -> 1.56 ms without
-  gpt-oss-120b); shared, it fits 0 beside the per-request time (Round 18).
+  value (engines/*.yaml). One value for every pair (:attr:`Param.shared`; per engine it followed
+  a left-out model's engine-mates: Round 18); it fits 0 beside the per-request time.
 * ``step_host_s_per_request``: host time per running request per step the GPU does not hide
   (scheduling each request, turning its new token into output: detokenizing, a streamed chunk),
   times the requests a step decodes (planner.cost.steps.step_time); range [0, 100 us], default 0.
