@@ -85,7 +85,8 @@ def published_doc(files: dict, devices: dict) -> dict:
             "files": {f: dict(v) for f, v in files.items()},
             "devices": {d: {"rows": int(v["rows"]), **_figures(v), "paths": dict(v["paths"]),
                             "sources": [dict(s) for s in v["sources"]],
-                            "engines": {e: {"rows": int(x["rows"]), **_figures(x)} for e, x in sorted(v["engines"].items())}}
+                            "engines": {e: {"rows": int(x["rows"]), **_figures(x)}
+                                        for e, x in sorted(v["engines"].items())}}
                         for d, v in sorted(devices.items())}}
 
 
@@ -233,8 +234,8 @@ def expected_error(path_name: str, file: str | Path | None = None, device: str |
     With a ``device`` (catalog name): ``device`` and ``published``, the device's entry of the
     published section (its ``rows``, ``ttft`` / ``tpot`` fractions, ``paths``, ``sources``) on
     a path those rows were replayed on (:data:`PUBLISHED_PATHS`), else None; with the ``engine``
-    too, ``published.engine``: that engine's name and its rows' ``rows``, ``ttft``, ``tpot`` (None
-    where the device's published rows hold none of it). On the generic
+    too, ``published.engine``: that engine's name and its rows' ``rows``, ``ttft``, ``tpot`` (the
+    name alone where the device's published rows hold none of it). On the generic
     path with the ``engines`` that have fitted profiles: ``with_engine``, the fitted path's
     figures, what naming one of them gives on the devices they were fitted on."""
     if path_name not in PATHS:
@@ -314,7 +315,8 @@ def describe(err: dict, lead: str | None = None) -> str:
     pub = err.get("published") if own else None
     if pub is not None:
         engines = list(dict.fromkeys(e for s in pub["sources"] for e in s["engines"]))
-        hopper = f"{err['what'].split(', ')[-1]}, {err['rows']:,} runs{on}: {a['median_abs']:.0%} / {b['median_abs']:.0%}"
+        hopper = (f"{err['what'].split(', ')[-1]}, {err['rows']:,} runs{on}: "
+                  f"{a['median_abs']:.0%} / {b['median_abs']:.0%}")
         own_engine = pub.get("engine") or {}
         pooled = f"{pub['rows']:,} rows ({', '.join(engines)})"
         if "rows" in own_engine and engines != [own_engine["name"]]:  # that engine's rows first, then all of them

@@ -44,8 +44,8 @@ from planner.cost.waves import in_step_share, recv_wait_steps, smeared_waves
 
 # closed_loop, disaggregated, shared_prompt_step and REQUESTS_PER_CONCURRENCY live in
 # planner.cost.closed_loop; callers written before the split import them from here
-__all__ = ["ARRIVALS", "ARRIVAL_CODE", "default_arrival", "REQUESTS_PER_CONCURRENCY", "closed_loop", "disaggregated", "effective_budget",
-           "released_step_excess_s", "serving_into", "serving_steady", "serving_step", "shared_prompt_step"]
+__all__ = ["ARRIVALS", "ARRIVAL_CODE", "default_arrival", "REQUESTS_PER_CONCURRENCY", "closed_loop", "disaggregated",
+           "effective_budget", "released_step_excess_s", "serving_into", "serving_steady", "serving_step", "shared_prompt_step"]
 
 ARRIVALS = ("steady", "closed", "poisson")
 ARRIVAL_CODE = {name: i for i, name in enumerate(ARRIVALS)}
