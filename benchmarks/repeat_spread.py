@@ -418,11 +418,19 @@ def print_report(a: dict, path: str) -> None:
               + ", ".join(f"{r['osl']:.0f} out {r['measured_ms']:.4g} ({r['id']})" for r in w["rows"]))
 
 
+def whole_number(text: str) -> int:
+    """--worst: a whole number >= 0 (argparse turns the ValueError into a usage error, exit 2)."""
+    n = int(text)
+    if n < 0:
+        raise ValueError(text)
+    return n
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    ap.add_argument("--worst", type=int, default=8, metavar="N", help="worst groups listed per table (default 8)")
+    ap.add_argument("--worst", type=whole_number, default=8, metavar="N", help="worst groups listed per table (default 8)")
     try:
         args = ap.parse_args(argv)
     except SystemExit as exc:  # a usage error (exit 2), or --help (exit 0)
@@ -436,7 +444,7 @@ def main(argv: list[str]) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    a = analyse(runs, pred, max(args.worst, 0))
+    a = analyse(runs, pred, args.worst)
     if args.json:
         print(json.dumps({"file": args.file, **a}, indent=2))
     else:

@@ -213,6 +213,8 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
     eff, label = resolve_efficiency(hw, calibration)
     name = getattr(engine, "name", None)
     datasheet = label.startswith("defaults")  # else a calibration profile (microbenchmarks or named)
+    if calibration is not None:
+        _check_serving_section(calibration)
     if calibration is not None or engine is None or name == "generic":
         return ServingChoice(eff, engine, None, label, label, "generic" if datasheet else "microbenchmark")
     found = find_serving(hw.name, name)
@@ -240,6 +242,17 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
                          f"datasheet + carried {name} parameters ({what})"
                          if datasheet else f"{label} + carried {name} parameters ({what})",
                          "carried" if datasheet else "microbenchmark")
+
+
+def _check_serving_section(calibration: str) -> None:
+    """An explicit calibration profile takes no serving parameters (its efficiencies only), but
+    a serving section it holds is still checked: a malformed one is an InputError naming the
+    field, never passed over in silence."""
+    from planner.calibrate.profile import load_profile
+
+    profile = load_profile(calibration)
+    if "serving" in profile.fitted:
+        serving_of(profile)
 
 
 def host_update(vals: dict) -> dict:

@@ -228,3 +228,7 @@ def test_script_runs_and_refuses_a_bad_file(tmp_path):
     out = subprocess.run([sys.executable, str(SCRIPT), str(bad)], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    for worst in ("-3", "x"):  # a number of groups below 0, or not a number: a usage error, exit 2
+        out = subprocess.run([sys.executable, str(SCRIPT), "--worst", worst], capture_output=True, text=True,
+                             timeout=120, cwd=ROOT)
+        assert out.returncode == 2 and "argument --worst" in out.stderr and "Traceback" not in out.stderr

@@ -57,3 +57,22 @@ def test_unmeasured_device_takes_datasheet_plus_carried_engine_parameters(tmp_pa
     pred = Prepared(read_measured(str(f))).run(load_serving())
     assert r["ttft_s"] == pytest.approx(pred.ttft_s[0], rel=1e-6)
     assert r["tpot_s"] == pytest.approx(pred.tpot_s[0], rel=1e-6)
+
+
+@pytest.mark.parametrize("param,value,reason", [("step_host_s", "abc", "must be a number"),
+                                                ("step_host_s_per_request", "0.5", "not per-request bookkeeping")])
+def test_a_calibration_profile_with_a_bad_serving_section_is_refused(tmp_path, capsys, param, value, reason):
+    """--calibration takes a profile's efficiencies only, but a malformed serving section in
+    it is still one line naming the file and the field, exit 2 (it was passed over)."""
+    import re
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parent.parent / "calibration" / "serving" / "h200.vllm.yaml"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(re.sub(rf"\b{param}: [0-9.e-]+", f"{param}: {value}", shipped.read_text()))
+    assert main(["estimate", "-H", "h200", "--engine", "vllm", "--concurrency", "8", "--calibration", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(bad) in err and f"fitted.serving.parameters.{param}" in err
+    assert reason in err
+    assert main(["estimate", "-H", "h200", "--engine", "vllm", "--concurrency", "8", "--calibration",
+                 str(shipped)]) == 0  # a good one is taken (its efficiencies)
