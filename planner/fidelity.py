@@ -128,6 +128,21 @@ def _check_figures(e: dict, file: str, at: str) -> None:
         _need(med <= p90, "the median is above the p90", file, f"{at}.{k}.median_abs_pct", med)
 
 
+def _mapping(v: Any, reason: str, file: str, at: str) -> dict:
+    """``v`` when it is a non-empty mapping, else the InputError naming ``at``."""
+    _need(isinstance(v, dict) and bool(v), reason, file, at, v)
+    return v
+
+
+def _check_entry(e: Any, file: str, at: str) -> int:
+    """A published entry (a device's, or one engine's on it): a mapping with its ``rows`` and
+    TTFT / TPOT figures; its rows."""
+    _need(isinstance(e, dict), "must be a mapping", file, at, e)
+    rows = _check_count(e.get("rows"), file, f"{at}.rows")
+    _check_figures(e, file, at)
+    return rows
+
+
 def _text(v: Any) -> bool:
     return isinstance(v, str) and bool(v.strip())
 
@@ -135,22 +150,16 @@ def _text(v: Any) -> bool:
 def _check_published(pub: Any, file: str) -> dict:
     """The ``published`` section (:func:`published_doc`'s shape), or an InputError naming the field."""
     _need(isinstance(pub, dict), "must hold the published checks' files and devices", file, "published", pub)
-    files = pub.get("files")
-    _need(isinstance(files, dict) and bool(files), "must map each check file to its sha256 and harness", file,
-          "published.files", files)
+    files = _mapping(pub.get("files"), "must map each check file to its sha256 and harness", file, "published.files")
     for name, f in files.items():
         at = f"published.files.{name}"
         _need(isinstance(f, dict), "must hold sha256 and harness", file, at, f)
         for k in ("sha256", "harness"):
             _need(_text(f.get(k)), "must be a non-empty text", file, f"{at}.{k}", f.get(k))
-    devices = pub.get("devices")
-    _need(isinstance(devices, dict) and bool(devices), "must map each device to its published error", file,
-          "published.devices", devices)
+    devices = _mapping(pub.get("devices"), "must map each device to its published error", file, "published.devices")
     for dev, e in devices.items():
         at = f"published.devices.{dev}"
-        _need(isinstance(e, dict), "must be a mapping", file, at, e)
-        rows = _check_count(e.get("rows"), file, f"{at}.rows")
-        _check_figures(e, file, at)
+        rows = _check_entry(e, file, at)
         paths = e.get("paths")
         _need(isinstance(paths, dict) and bool(paths) and set(paths) <= set(PUBLISHED_PATHS),
               f"must map paths ({', '.join(PUBLISHED_PATHS)}) to rows", file, f"{at}.paths", paths)
@@ -170,13 +179,9 @@ def _check_published(pub: Any, file: str) -> dict:
                   f"{at}.sources[{i}].engines", eng)
             _check_count(s.get("rows"), file, f"{at}.sources[{i}].rows")
         _need(sum(s["rows"] for s in srcs) == rows, f"must add up to rows ({rows})", file, f"{at}.sources", srcs)
-        engines = e.get("engines")
-        _need(isinstance(engines, dict) and bool(engines), "must map each engine of the rows to its error", file,
-              f"{at}.engines", engines)
+        engines = _mapping(e.get("engines"), "must map each engine of the rows to its error", file, f"{at}.engines")
         for name, x in engines.items():
-            _need(isinstance(x, dict), "must be a mapping", file, f"{at}.engines.{name}", x)
-            _check_count(x.get("rows"), file, f"{at}.engines.{name}.rows")
-            _check_figures(x, file, f"{at}.engines.{name}")
+            _check_entry(x, file, f"{at}.engines.{name}")
         _need(sum(x["rows"] for x in engines.values()) == rows, f"must add up to rows ({rows})", file,
               f"{at}.engines", engines)
     return pub
