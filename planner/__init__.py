@@ -49,23 +49,40 @@ def estimate(model: Union[None, str, "Model"] = None, hardware: Union[None, str,
              prompt_len: Optional[int] = None, gen_len: Optional[int] = None, samples: Optional[int] = None,
              weight_dtype: Optional[str] = None, act_dtype: Optional[str] = None, kv_dtype: Optional[str] = None,
              kv_budget: Optional[int] = None, prefix_sharing: Optional[bool] = None,
-             efficiency: Optional["Efficiency"] = None, pp: int = 1, ep: int = 1, dp: int = 1) -> dict[str, Any]:
+             efficiency: Optional["Efficiency"] = None, pp: int = 1, ep: int = 1, dp: int = 1,
+             engine: Union[None, str, Any] = None, arrival: Optional[str] = None, rate: Optional[float] = None,
+             calibration: Union[None, str, "Path"] = None, spec_tokens: int = 0,
+             range_ratio: float = 1.0) -> dict[str, Any]:
     """Latency, throughput, memory, energy and dollars of one configuration: the
     ``planner estimate --json`` object (``ttft_s``, ``tpot_s``, ``latency_s``,
-    ``memory``, ...). Options left as None take the defaults of ``planner estimate``
-    (planner.cost.defaults). Without ``efficiency`` the device's documented defaults
-    are used (the CLI also looks for a calibration profile). ``pp``, ``ep``, ``dp``: the
-    layout of ``planner estimate --pp/--ep/--dp`` (1: tensor parallel over ``devices``).
-    About 10-50 us per call."""
-    from planner.cost.api import estimate as _estimate
+    ``memory``, ``efficiency``, ``expected_error``, ...), the same numbers as the command
+    line for the same options (planner.estimating). Options left as None take the
+    defaults of ``planner estimate`` (planner.cost.defaults).
+
+    ``engine``: vllm, sglang, trtllm, generic (None), a YAML path or an EngineProfile;
+    a named engine on a device with a shipped serving profile uses it, else the datasheet
+    plus what the engine's fitted devices carry (``efficiency`` says which, and
+    ``expected_error`` its measured error). ``arrival``: closed, poisson or steady (None:
+    a named engine's requests in flight as the closed loop, else the steady state); a
+    ``rate`` (requests/s) is Poisson arrivals. ``calibration``: a profile YAML, as
+    ``--calibration``; ``efficiency``: an Efficiency used as is (no serving profile).
+    ``pp``, ``ep``, ``dp``: the layout of ``planner estimate --pp/--ep/--dp`` (1: tensor
+    parallel over ``devices``). ``spec_tokens``: MTP drafts per step; ``range_ratio``:
+    lengths drawn per request from [int(r L), L]. About 10-50 us per call on the
+    generic engine."""
     from planner.cost.defaults import ESTIMATE_DEFAULTS
+    from planner.estimating import estimate as _estimate
 
     model = ESTIMATE_DEFAULTS["model"] if model is None else model
     hardware = ESTIMATE_DEFAULTS["hardware"] if hardware is None else hardware
     given = {"devices": devices, "batch": batch, "concurrency": concurrency, "prompt_len": prompt_len,
              "gen_len": gen_len, "samples": samples, "weight_dtype": weight_dtype, "act_dtype": act_dtype,
              "kv_dtype": kv_dtype, "kv_budget": kv_budget, "prefix_sharing": prefix_sharing}
-    return _estimate(model, hardware, efficiency=efficiency, pp=pp, ep=ep, dp=dp,
+    extra = {"spec_tokens": spec_tokens} if spec_tokens else {}
+    if range_ratio != 1.0:
+        extra["range_ratio"] = range_ratio
+    return _estimate(model, hardware, engine=engine, calibration=None if calibration is None else str(calibration),
+                     efficiency=efficiency, arrival=arrival, rate=rate, pp=pp, ep=ep, dp=dp, **extra,
                      **{k: v for k, v in given.items() if v is not None})
 
 

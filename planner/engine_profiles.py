@@ -76,6 +76,8 @@ and the simulator (planner.cost.simulate) read these facts:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from typing import TYPE_CHECKING, Literal, Optional
 
 from pydantic import Field, model_validator
@@ -238,4 +240,16 @@ def load_engine(ref: str | None) -> EngineProfile:
         except InputError:
             raise InputError(f"unknown engine (known: {', '.join(engine_names())})",
                              field="engine", value=ref) from None
-    return parse_spec(EngineProfile, read_yaml(path), str(path))
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:  # missing or unreadable: read_yaml's one-line error
+        return parse_spec(EngineProfile, read_yaml(path), str(path))
+    return _parsed(str(path), stamp)
+
+
+@lru_cache(maxsize=64)
+def _parsed(path: str, stamp: int) -> EngineProfile:
+    """An engine file parsed once per modification time (the profile is frozen: shared safely)."""
+    from planner.catalog import parse_spec, read_yaml
+
+    return parse_spec(EngineProfile, read_yaml(path), path)

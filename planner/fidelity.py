@@ -34,6 +34,8 @@ that it has none (:func:`describe`), beside the Hopper one.
 from __future__ import annotations
 
 import math
+import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +61,7 @@ PUBLISHED_PATHS = ("fitted", "carried", "datasheet")
 DEVICE_PATHS = ("carried", "datasheet")
 
 
+@lru_cache(maxsize=1)
 def shipped_path() -> Path:
     from planner.locations import builtin_dir
 
@@ -189,10 +192,38 @@ def _check_published(pub: Any, file: str) -> dict:
 
 def read(path: str | Path | None = None) -> dict:
     """The validated file (default: the shipped one): ``{"sources": {...}, "paths": {path:
-    entry}}``; an InputError naming the file and the field otherwise."""
+    entry}}``; an InputError naming the file and the field otherwise. Read and checked once
+    per process while the file's modification time and size stay the same (callers only
+    read the mapping it returns)."""
+    path = Path(path) if path is not None else shipped_path()
+    key = state(path)
+    if key in _READ:
+        return _READ[key]
+    doc = _read(path)
+    if key[1] is not None:
+        if len(_READ) >= 16:
+            _READ.clear()
+        _READ[key] = doc
+    return doc
+
+
+_READ: dict = {}
+
+
+def state(path: str | Path | None = None) -> tuple:
+    """The file's identity for memos (its path, modification time and size; None for a
+    missing file): what :func:`read` keys its cache by."""
+    path = shipped_path() if path is None else path
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (str(path), None, None)
+    return (str(path), st.st_mtime_ns, st.st_size)
+
+
+def _read(path: Path) -> dict:
     from planner.catalog import read_yaml
 
-    path = Path(path) if path is not None else shipped_path()
     file = str(path)
     if not path.is_file():
         raise InputError(f"missing: the measured error of each prediction path (write it with python "
@@ -258,7 +289,8 @@ def expected_error(path_name: str, file: str | Path | None = None, device: str |
             out["published"]["engine"] = {"name": engine, **({"rows": x["rows"], **_fractions(x)} if x else {})}
     if not e["measured"]:
         return {**out, "note": NOT_MEASURED}
-    out = {**out, "predictor": MEASURED[path_name][0], "rows": e["rows"], "devices": doc["sources"].get("devices"),
+    devices = doc["sources"].get("devices")
+    out = {**out, "predictor": MEASURED[path_name][0], "rows": e["rows"], "devices": None if devices is None else list(devices),
            **_fractions(e)}
     if path_name == "generic" and engines:
         out["with_engine"] = {"path": "fitted", "engines": list(engines), **_fractions(doc["paths"]["fitted"])}

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("planner.cost", "planner.accuracy", "planner.calibrate", "planner.serving_params", "planner.plausibility",
                 "planner.serving_profile", "planner.replay", "planner.replay_rows", "planner.replay_scoring", "planner.serving_fit")),
     ("planning", ("planner.strategies", "planner.search", "planner.frontier", "planner.layouts")),
-    ("use cases", ("planner.recommend", "planner.findings", "planner.capacity", "planner.sizing", "planner.sizing_choice", "planner.fleet",
+    ("use cases", ("planner.recommend", "planner.estimating", "planner.findings", "planner.capacity", "planner.sizing", "planner.sizing_choice", "planner.fleet",
                    "planner.replica_rate",
                    "planner.check", "planner.check_file", "planner.report", "planner.report_render", "planner.plots")),
     # the front ends: the CLI, and the package itself (its top-level Python API)

@@ -97,6 +97,40 @@ def _is_device_spec(path: Path, hardware_name: str, read_yaml) -> bool:
     return isinstance(head, dict) and "format" not in head and head.get("name") == hardware_name
 
 
+_CANDIDATES: dict[tuple, list[str]] = {}
+
+
+def profile_state() -> tuple:
+    """A key that changes when what :func:`profile_dirs` (and the serving profiles under
+    them) would find may have changed: the environment that names the folders, and the
+    modification times of every candidate folder and of its ``serving`` subfolder (a
+    profile written, renamed or removed there, as every command writes atomically, moves
+    its folder's time). A file edited in place without a rename is not seen. Used to
+    memoize profile lookups within one process (planner.estimating); ~10 us."""
+    import os
+
+    from planner.locations import builtin_dir
+
+    get = os.environ.get
+    env = (get("PLANNER_PATH"), get("PLANNER_CALIBRATION_DIR"), get("XDG_CONFIG_HOME"))
+    dirs = _CANDIDATES.get(env)
+    if dirs is None:
+        found: list[Path] = []
+        for entry in (env[0] or "").split(os.pathsep):
+            if entry:
+                p = Path(entry).expanduser()
+                found += [p, p / "calibration"]
+        found += [user_dir(), builtin_dir("calibration")]
+        dirs = _CANDIDATES[env] = [str(d) for d in found] + [str(d / "serving") for d in found]
+    stamps = []
+    for d in dirs:
+        try:
+            stamps.append(os.stat(d).st_mtime_ns)
+        except OSError:
+            stamps.append(None)
+    return env + tuple(stamps)
+
+
 def find_profile(hardware_name: str) -> Path | None:
     """A profile for ``hardware_name`` in :func:`profile_dirs`: ``<name>.yaml``, else any
     profile whose ``hardware`` field matches."""

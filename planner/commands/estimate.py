@@ -61,11 +61,12 @@ def estimate_cmd(
     """Estimate latency, throughput, memory, energy and dollars of one configuration."""
     from planner.catalog import load_hardware, load_model
     from planner.commands.output import print_json
-    from planner.cost.api import estimate
     from planner.cost.layout import check_layout
     from planner.cost.serving_api import simulate_estimate
     from planner.engine_profiles import load_engine
     from planner.errors import CheckFailed, InputError
+    from planner.estimating import arrival_for, arrival_of, estimate, profile_for
+    from planner.fidelity import with_arrival
 
     from planner.bounds import check_count
 
@@ -84,28 +85,17 @@ def estimate_cmd(
     h = load_hardware(hardware)
     prof = load_engine(engine)
     check_layout(m, tp=devices, pp=pp, ep=ep, dp=dp, num_devices=num_devices)
-    if rate is not None:
-        if arrival not in (None, "poisson"):
-            raise InputError("a --rate needs Poisson arrivals", field="arrival", value=arrival)
-        arrival = "poisson"
-    if arrival is None:
-        from planner.cost.serving import default_arrival
-
-        arrival = ("closed" if simulate or slo_ttft_s is not None or slo_tpot_s is not None
-                   else default_arrival(prof, concurrency))
+    arrival = arrival_for(prof, arrival, rate, concurrency, closed=simulate or slo_ttft_s is not None
+                          or slo_tpot_s is not None)
     for field, v in (("slo-ttft-s", slo_ttft_s), ("slo-tpot-s", slo_tpot_s)):
         if v is not None and not 0 < v < math.inf:
             raise InputError("must be a finite number of seconds > 0", field=field, value=v)
-    if arrival in ("closed", "steady") and concurrency < 1 and arrival == "closed":
+    if arrival == "closed" and concurrency < 1:
         concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
-    # the profile this device uses: a calibration, else the serving profile fitted for this
-    # (device, engine), else the datasheet plus the engine's carried parameters
-    from planner.fidelity import with_arrival
-    from planner.serving_profile import expected_error, resolve_serving
-
-    choice = resolve_serving(h, prof, calibration)
-    eff, eff_label, serving, prof = choice.efficiency, choice.label, choice.parameters, choice.engine
-    error = expected_error(choice, h.name)  # the measured error of this path (a bad shipped file: exit 2 before costing)
+    # the profile this device uses (planner.estimating.profile_for: a calibration, else the serving
+    # profile fitted for this (device, engine), else the datasheet plus the engine's carried parameters)
+    choice, error = profile_for(h, prof, calibration)  # a bad shipped file: exit 2 before costing
+    eff, eff_label, prof = choice.efficiency, choice.label, choice.engine
     if prefill_workers or decode_workers:
         from planner.cost.serving_api import disaggregated_estimate
 
@@ -132,12 +122,11 @@ def estimate_cmd(
         else:
             print_estimate(r)
         return
-    r = estimate(m, h, devices=devices, batch=batch, concurrency=concurrency, prompt_len=prompt_len,
-                 gen_len=gen_len, samples=samples, weight_dtype=weight_dtype, act_dtype=act_dtype,
-                 kv_dtype=kv_dtype, kv_budget=kv_budget, prefix_sharing=prefix_sharing, efficiency=eff,
-                 engine=prof, arrival=arrival, rate=rate or 0.0, pp=pp, ep=ep, dp=dp, serving=serving,
-                 spec_tokens=spec_tokens, **({"range_ratio": ratio} if ratio != 1.0 else {}))
-    r["efficiency"], r["expected_error"] = eff_label, with_arrival(error, arrival_of(r["config"]))
+    r = estimate(m, h, engine=prof, arrival=arrival, rate=rate, choice=(choice, error), devices=devices,
+                 batch=batch, concurrency=concurrency, prompt_len=prompt_len, gen_len=gen_len, samples=samples,
+                 weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
+                 prefix_sharing=prefix_sharing, pp=pp, ep=ep, dp=dp, spec_tokens=spec_tokens,
+                 **({"range_ratio": ratio} if ratio != 1.0 else {}))
     if simulate or slo_ttft_s is not None or slo_tpot_s is not None:
         if spec_tokens:
             raise InputError("the simulator has no speculative decoding yet (the analytic estimate has)",
@@ -150,7 +139,6 @@ def estimate_cmd(
             kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
             n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp, ep=ep, dp=dp,
             **({"range_ratio": ratio} if ratio != 1.0 else {}))
-    r["assumptions"] = assumptions(h, eff_label)
     if json_out:
         print_json(r)
     else:
@@ -168,24 +156,6 @@ def _range_ratio(text: str) -> float:
         return check_range_ratio(float(text))
     except (ValueError, InputError):  # not a number, or outside [0, 1]: the value as given
         raise InputError(RANGE_RATIO_RULE, field="range-ratio", value=text) from None
-
-
-def arrival_of(config: dict) -> str:
-    """The arrival pattern a prediction was made under, as planner.fidelity names them: the
-    config's (closed, poisson, steady), ``static`` for a static batch (no requests in flight)."""
-    arrival = config.get("arrival", "steady")
-    return "static" if arrival == "steady" and not config.get("concurrency") else arrival
-
-
-def assumptions(hardware, eff_label: str) -> list[str]:
-    """What the numbers rest on that the user did not give: listed in every output."""
-    out = []
-    if eff_label.startswith("defaults"):
-        out.append("efficiency: documented defaults (no calibration profile for this device)")
-    if hardware.price_per_hour_usd is None:
-        out.append(f"price: owned device, purchase price amortized over {hardware.lifetime_years:g} years "
-                   "(no rental price in the catalog)")
-    return out
 
 
 def print_estimate(r: dict) -> None:
