@@ -130,7 +130,8 @@ def load_serving(paths: list[str] | None = None) -> dict[str, tuple[str, dict]]:
         prof = load_profile(f)
         device, engine, vals = serving_of(prof)
         device = _device_name(device, f)  # aliases resolve too
-        out[f"{device}/{engine}"] = (f"calibration:{f.name}" if not paths else str(f), vals)
+        shown = f.name if is_shipped(f) else str(f)  # a user's fit is never credited to the shipped file
+        out[f"{device}/{engine}"] = (f"calibration:{shown}" if not paths else str(f), vals)
     return out
 
 
@@ -190,6 +191,23 @@ class ServingChoice(NamedTuple):
     path: str
 
 
+def is_shipped(path: str | Path) -> bool:
+    """Whether a serving profile is one the package ships (in its calibration/serving/)."""
+    from planner.locations import builtin_dir
+
+    try:
+        return Path(path).parent.samefile(builtin_dir("calibration") / SUBDIR)
+    except OSError:
+        return False
+
+
+def shown_path(path: str | Path) -> str:
+    """How outputs name a serving profile: ``calibration/serving/<file>`` for a shipped
+    one, the full path of a user's (``$PLANNER_PATH``, the user calibration folder), so a
+    prediction never credits the shipped profile with a user's fit."""
+    return f"calibration/{SUBDIR}/{Path(path).name}" if is_shipped(path) else str(path)
+
+
 def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingChoice:
     """The one rule for which profile a device uses (estimate, recommend, report, check):
 
@@ -221,7 +239,7 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
     if found is not None:
         eff, _ = resolve_efficiency(hw, found[0])
         vals = found[1]
-        short = f"calibration/{SUBDIR}/{Path(found[0]).name}"
+        short = shown_path(found[0])
         per_request_us = vals.get("step_host_s_per_request", 0.0) * 1e6
         label = (f"serving profile {short} (fitted on measured {name} runs; host {vals['step_host_s'] * 1e3:.2f} "
                  f"ms/step" + (f" + {per_request_us:.1f} us/request" if per_request_us else "")
