@@ -68,8 +68,10 @@ def estimate(model: Union[None, str, "Model"] = None, hardware: Union[None, str,
     ``--calibration``; ``efficiency``: an Efficiency used as is (no serving profile).
     ``pp``, ``ep``, ``dp``: the layout of ``planner estimate --pp/--ep/--dp`` (1: tensor
     parallel over ``devices``). ``spec_tokens``: MTP drafts per step; ``range_ratio``:
-    lengths drawn per request from [int(r L), L]. About 10-50 us per call on the
-    generic engine."""
+    lengths drawn per request from [int(r L), L]. About 0.1 ms per call for a static
+    batch or the steady state (benchmarks/api_speed.py), a few ms for a closed loop
+    (the vectorized engine on one row); profiles found on disk are resolved once per
+    process while their folders stay unchanged (planner.estimating.profile_for)."""
     from planner.cost.defaults import ESTIMATE_DEFAULTS
     from planner.estimating import estimate as _estimate
 
