@@ -36,6 +36,10 @@ def engine_of(engine) -> Any:
     engine: the cost engine with no scheduler facts, planner.engine_profiles)."""
     if isinstance(engine, EngineProfile):
         return engine
+    if isinstance(engine, Path):
+        engine = str(engine)
+    if engine is not None and not isinstance(engine, str):
+        return load_engine(engine)  # neither a name nor a path: its one-line error
     key = (engine, os.environ.get("PLANNER_PATH"))
     found = _ENGINES.get(key)
     if found is None or found[1] != _stamp(found[0]):  # first use, or its file changed

@@ -91,11 +91,24 @@ def test_api_serving_bad_input_names_the_field():
         planner.estimate(model="llama-3.1-8b", engine="vllm", arrival="closed", rate=3.0)
     with pytest.raises(InputError, match="arrival"):
         planner.estimate(model="llama-3.1-8b", engine="vllm", arrival="bogus", concurrency=4)
+    with pytest.raises(InputError, match="engine"):
+        planner.estimate(model="llama-3.1-8b", engine={"name": "vllm"}, concurrency=4)
     from planner.cost.efficiency import default_efficiency
 
     with pytest.raises(InputError, match="efficiency"):
         planner.estimate(model="llama-3.1-8b", efficiency=default_efficiency(planner.load_hardware("h100-sxm")),
                          calibration="x.yaml")
+
+
+def test_an_engine_file_path_is_an_engine():
+    """A YAML path, as a string or a Path, names the same profile as its name."""
+    from pathlib import Path
+
+    path = builtin_dir("engines") / "sglang.yaml"
+    kw = dict(model="qwen3-8b", hardware="h100-sxm", concurrency=8)
+    named = planner.estimate(engine="sglang", **kw)
+    assert planner.estimate(engine=Path(path), **kw)["tpot_s"] == named["tpot_s"]
+    assert planner.estimate(engine=str(path), **kw)["ttft_s"] == named["ttft_s"]
 
 
 def test_a_given_efficiency_is_used_as_is_and_says_so():
