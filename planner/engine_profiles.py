@@ -225,26 +225,33 @@ def engine_name(ref: str) -> str:
 def load_engine(ref: str | None) -> EngineProfile:
     """An engine profile by name (vllm, sglang, trtllm, generic) or YAML path; an unknown
     name is an InputError naming the field ``engine`` and the value."""
-    from pathlib import Path
+    from planner.catalog import parse_spec, read_yaml
 
-    from planner.catalog import find_file, looks_like_path, parse_spec, read_yaml
-
-    ref = DEFAULT_ENGINE if ref is None else ref
-    if not isinstance(ref, str) or not ref:
-        raise InputError(f"unknown engine (known: {', '.join(engine_names())})", field="engine", value=ref)
-    if looks_like_path(ref):
-        path = Path(ref)
-    else:
-        try:
-            path = find_file(ENGINE_KIND, ref)
-        except InputError:
-            raise InputError(f"unknown engine (known: {', '.join(engine_names())})",
-                             field="engine", value=ref) from None
+    path = engine_file(ref)
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:  # missing or unreadable: read_yaml's one-line error
         return parse_spec(EngineProfile, read_yaml(path), str(path))
     return _parsed(str(path), stamp)
+
+
+def engine_file(ref: str | None):
+    """The YAML file an engine reference names: a path as given, else the catalog's file of
+    that name (None: the generic engine); an unknown name is an InputError naming the field
+    ``engine`` and the value."""
+    from pathlib import Path
+
+    from planner.catalog import find_file, looks_like_path
+
+    ref = DEFAULT_ENGINE if ref is None else ref
+    if not isinstance(ref, str) or not ref:
+        raise InputError(f"unknown engine (known: {', '.join(engine_names())})", field="engine", value=ref)
+    if looks_like_path(ref):
+        return Path(ref)
+    try:
+        return find_file(ENGINE_KIND, ref)
+    except InputError:
+        raise InputError(f"unknown engine (known: {', '.join(engine_names())})", field="engine", value=ref) from None
 
 
 @lru_cache(maxsize=64)

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any, Optional
 
 from planner.calibrate.lookup import profile_state
-from planner.catalog import find_file, looks_like_path
 from planner.cost.api import estimate as cost_estimate
 from planner.cost.api import resolve_hardware, resolve_model
 from planner.cost.defaults import ESTIMATE_DEFAULTS as D
-from planner.cost.serving import default_arrival
-from planner.engine_profiles import DEFAULT_ENGINE, ENGINE_KIND, EngineProfile, load_engine
+from planner.cost.serving import serving_pattern
+from planner.engine_profiles import EngineProfile, engine_file, load_engine
 from planner.errors import InputError
 from planner.fidelity import state as fidelity_state
 from planner.fidelity import with_arrival
@@ -44,15 +43,10 @@ def engine_of(engine) -> Any:
     found = _ENGINES.get(key)
     if found is None or found[1] != _stamp(found[0]):  # first use, or its file changed
         prof = load_engine(engine)
-        path = _engine_file(engine)
+        path = engine_file(engine)
         found = (path, _stamp(path), prof)
         _ENGINES[key] = found
     return found[2]
-
-
-def _engine_file(ref):
-    ref = DEFAULT_ENGINE if ref is None else ref
-    return Path(ref) if looks_like_path(ref) else find_file(ENGINE_KIND, ref)
 
 
 def _stamp(path):
@@ -64,21 +58,6 @@ def _stamp(path):
 
 # Engine profiles of this process by (name or path, $PLANNER_PATH), re-read when their file changes.
 _ENGINES: dict = {}
-
-
-def arrival_for(engine, arrival: Optional[str], rate: Optional[float], concurrency: int,
-                closed: bool = False) -> str:
-    """The arrival pattern of a prediction: a ``rate`` is Poisson arrivals (another pattern
-    named with it is an InputError); none named, the closed loop where ``closed`` (the
-    simulator's and the SLOs' default) or a named engine has requests in flight, else the
-    steady state (planner.cost.serving.default_arrival)."""
-    if rate is not None:
-        if arrival not in (None, "poisson"):
-            raise InputError("a --rate needs Poisson arrivals", field="arrival", value=arrival)
-        return "poisson"
-    if arrival is not None:
-        return arrival
-    return "closed" if closed else default_arrival(engine, concurrency)
 
 
 def arrival_of(config: dict) -> str:
@@ -144,9 +123,7 @@ def estimate(model, hardware, *, engine=None, calibration: Optional[str] = None,
     ``options``: the other keywords of planner.cost.api.estimate (devices, prompt_len, ...)."""
     m, h = resolve_model(model), resolve_hardware(hardware)
     prof = engine_of(engine)
-    arrival = arrival_for(prof, arrival, rate, concurrency, closed)
-    if arrival == "closed" and concurrency < 1:
-        concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
+    arrival, concurrency = serving_pattern(prof, arrival, rate, concurrency, batch, closed)
     if efficiency is not None and (calibration is not None or choice is not None):
         raise InputError("give an efficiency or a calibration profile, not both", field="efficiency",
                          value=type(efficiency).__name__)

@@ -18,15 +18,12 @@ from pathlib import Path
 from planner.errors import InputError
 
 
-_CHECKOUT = Path(__file__).resolve().parent.parent  # the checkout (or site-packages) holding the package
-
-
 @lru_cache(maxsize=None)
 def builtin_dir(kind: str) -> Path:
     """The shipped directory for ``kind``: the checkout's top-level folder, else the
     installed ``planner_data`` package (a non-editable install). Found once per process
     (the package does not move while it runs)."""
-    checkout = _CHECKOUT / kind
+    checkout = Path(__file__).resolve().parent.parent / kind
     if checkout.is_dir():
         return checkout
     import importlib.util

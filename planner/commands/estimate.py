@@ -65,7 +65,8 @@ def estimate_cmd(
     from planner.cost.serving_api import simulate_estimate
     from planner.engine_profiles import load_engine
     from planner.errors import CheckFailed, InputError
-    from planner.estimating import arrival_for, arrival_of, estimate, profile_for
+    from planner.cost.serving import serving_pattern
+    from planner.estimating import arrival_of, estimate, profile_for
     from planner.fidelity import with_arrival
 
     from planner.bounds import check_count
@@ -85,13 +86,11 @@ def estimate_cmd(
     h = load_hardware(hardware)
     prof = load_engine(engine)
     check_layout(m, tp=devices, pp=pp, ep=ep, dp=dp, num_devices=num_devices)
-    arrival = arrival_for(prof, arrival, rate, concurrency, closed=simulate or slo_ttft_s is not None
-                          or slo_tpot_s is not None)
+    arrival, concurrency = serving_pattern(prof, arrival, rate, concurrency, batch,
+                                           closed=simulate or slo_ttft_s is not None or slo_tpot_s is not None)
     for field, v in (("slo-ttft-s", slo_ttft_s), ("slo-tpot-s", slo_tpot_s)):
         if v is not None and not 0 < v < math.inf:
             raise InputError("must be a finite number of seconds > 0", field=field, value=v)
-    if arrival == "closed" and concurrency < 1:
-        concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
     # the profile this device uses (planner.estimating.profile_for: a calibration, else the serving
     # profile fitted for this (device, engine), else the datasheet plus the engine's carried parameters)
     choice, error = profile_for(h, prof, calibration)  # a bad shipped file: exit 2 before costing

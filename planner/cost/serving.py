@@ -44,7 +44,7 @@ from planner.cost.waves import in_step_share, recv_wait_steps, smeared_waves
 
 # closed_loop, disaggregated, shared_prompt_step and REQUESTS_PER_CONCURRENCY live in
 # planner.cost.closed_loop; callers written before the split import them from here
-__all__ = ["ARRIVALS", "ARRIVAL_CODE", "default_arrival", "REQUESTS_PER_CONCURRENCY", "closed_loop", "disaggregated",
+__all__ = ["ARRIVALS", "ARRIVAL_CODE", "default_arrival", "serving_pattern", "REQUESTS_PER_CONCURRENCY", "closed_loop", "disaggregated",
            "effective_budget", "released_step_excess_s", "serving_into", "serving_steady", "serving_step", "shared_prompt_step"]
 
 ARRIVALS = ("steady", "closed", "poisson")
@@ -61,6 +61,25 @@ def default_arrival(engine, concurrency: int) -> str:
     static batch (no requests in flight), the steady state."""
     named = engine is not None and getattr(engine, "name", "generic") != "generic"
     return "closed" if named and concurrency > 0 else "steady"
+
+
+def serving_pattern(engine, arrival, rate, concurrency: int, batch: int, closed: bool = False):
+    """The arrival pattern of a prediction and its requests in flight: a ``rate`` is Poisson
+    arrivals (another pattern named with it is an InputError); none named, the closed loop
+    where ``closed`` (the simulator's and the SLOs' default) or a named engine has requests in
+    flight, else the steady state (:func:`default_arrival`); a closed loop with none in
+    flight takes the batch as its concurrency. Returns (arrival, concurrency)."""
+    if rate is not None:
+        if arrival not in (None, "poisson"):
+            from planner.errors import InputError
+
+            raise InputError("a --rate needs Poisson arrivals", field="arrival", value=arrival)
+        arrival = "poisson"
+    elif arrival is None:
+        arrival = "closed" if closed else default_arrival(engine, concurrency)
+    if arrival == "closed" and concurrency < 1:
+        concurrency = batch  # a closed loop needs requests in flight: the batch is the concurrency
+    return arrival, concurrency
 
 
 def effective_budget(token_budget, prompt_len, concurrency, chunked, attn_dp=None, dp_rank_budget=0):
