@@ -34,7 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner import serving_params as SP
+from planner.cost.context import kernels_per_pass
 from planner.cost.serving import ARRIVAL_CODE
+from planner.cost.waves import request_overhead_s
 from planner.harness import resolve_recv_interval
 from planner.measured import MeasuredRuns, mean_tokens
 from planner.measured_layouts import moe_layout, sweep_decode_workers
@@ -94,6 +96,7 @@ class Prepared:
             mnames = sorted(set(mname[idx].tolist()))
             self.mt = ModelTable.build([models[runs.model[idx[mname[idx] == m][0]]] for m in mnames])
             m_idx = np.searchsorted(np.array(mnames, dtype=object), mname[idx])
+            self.kernels = kernels_per_pass(self.mt.cols)[m_idx]  # one forward pass's, per predicted row
             self.g_idx = np.searchsorted(np.array(self.gnames, dtype=object), group[idx])
             self.dis = runs.mode[idx] == "disagg"
             side = {sd: {k: np.array([disagg_value(runs, f"{sd}_{k}", i) for i in idx]) for k in LAYOUT_KEYS}
@@ -251,6 +254,8 @@ class Prepared:
             else:  # the closed loop, its waves smeared by the fitted synchrony
                 cols["wave_sync"] = pick("wave_sync")
                 cols["request_overhead_s"] = pick("request_overhead_s")
+                cols["request_overhead_s_per_kernel"] = np.array(
+                    [v.get("request_overhead_s_per_kernel", 0.0) for _, v in sets])[g_idx]
             dis = self.dis[sel]
             agg = {key: v[~dis] for key, v in cols.items()}
             pp, n_mb = self.pp[sel][~dis], self.n_mb[sel][~dis]
@@ -281,7 +286,9 @@ class Prepared:
                                        decode_running=np.where(np.isfinite(self.workers["decode"][d_sel]),
                                                                self.C[sel][dis], np.nan))
                 tpot[idx[dis]] = d["tpot_s"]
-                ttft[idx[dis]] = d["ttft_s"] + cols["request_overhead_s"][dis]
+                ttft[idx[dis]] = d["ttft_s"] + request_overhead_s(
+                    cols["request_overhead_s"][dis], cols["request_overhead_s_per_kernel"][dis],
+                    self.kernels[sel][dis])
                 for j, i in enumerate(idx[dis]):
                     if d["derived"][j]:
                         note[i] = (f"workers derived (README 'Measured serving runs'): {d['prefill_workers'][j]:.0f} "

@@ -38,6 +38,10 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
 * ``request_overhead_s``: time a request spends outside the GPU steps before its first
   token (HTTP, tokenization, admission into the running batch, the first detokenization):
   added once to TTFT. Cannot be negative.
+* ``request_overhead_s_per_kernel``: the part of that time that grows with the model's depth,
+  per kernel of one forward pass (planner.cost.waves.request_overhead_s); range [0, 1 ms]. ONE
+  value for every pair (:attr:`Param.shared`; per engine it did not cross-validate); carried.
+  Leave-one-model-out chose it over the constant alone (Round 20: TTFT 32.53% -> 31.67%).
 * ``kernel_time_s``: GPU time per kernel that does not scale with its work (launch under
   CUDA graphs, the ramp and tail of a short kernel, the barrier between kernels):
   multiplied by the kernels of a step (``planner.cost.context``: 8 per layer, 4 more per
@@ -152,6 +156,9 @@ PARAMS = (
           "a share of requests cannot exceed 1", scope="engine"),
     Param("request_overhead_s", "s", 0.0, 1.0, "a time cannot be negative",
           "more than 1 s per request outside the GPU is not a serving engine (check the data)", scope="engine"),
+    Param("request_overhead_s_per_kernel", "s", 0.0, 1e-3, "a time cannot be negative",
+          "more than 1 ms per kernel of one forward pass is not a serving engine (check the data)",
+          scope="engine", shared=True),
     Param("kernel_time_s", "s", 0.0, 50e-6, "a time cannot be negative",
           "more than 50 us per kernel is not a GPU kernel under CUDA graphs (check the data)", scope="die"),
     Param("link_efficiency", "", 0.0, 1.0, "an efficiency is a fraction of the link bandwidth, > 0",
@@ -160,7 +167,8 @@ PARAMS = (
           "more than 20 TB/s is beyond any HBM of today (check the data)", scope="die", tied=True),
 )
 NAMES = tuple(p.name for p in PARAMS)
-OPTIONAL = ("kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s", "step_host_s_per_request")  # a profile may lack them: the default
+OPTIONAL = ("request_overhead_s_per_kernel", "kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s",
+            "step_host_s_per_request")  # a profile may lack them: the default
 ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: carried to every device of an engine
 # The device-scoped achieved fractions of the datasheet (and the per-kernel time) a device
 # reaches; "carried" means an unmeasured GPU of the same vendor is taken to reach the median
@@ -269,7 +277,8 @@ def defaults(hw, engine=None) -> dict[str, float]:
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": float(engine.host_step_s) if engine is not None else 0.0,
             "step_host_s_per_request": float(engine.host_request_s) if engine is not None else 0.0, "wave_sync": 0.5,
-            "request_overhead_s": 0.0, "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
+            "request_overhead_s": 0.0, "request_overhead_s_per_kernel": 0.0,
+            "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
             "link_efficiency": float(hw.interconnect_efficiency),
             "expert_stream_bytes_per_s": float(hw.mem_bandwidth_gbps) * 1e9}
 

@@ -161,7 +161,10 @@ def _device_serving(choices, engine) -> dict[str, np.ndarray]:
             "host_request_s": np.array([float((c.engine or engine).host_request_s) for c in choices]),
             "wave_sync": np.array([one(c, "wave_sync", INPUT_DEFAULTS["wave_sync"]) for c in choices]),
             "request_overhead_s": np.array([one(c, "request_overhead_s", INPUT_DEFAULTS["request_overhead_s"])
-                                            for c in choices])}
+                                            for c in choices]),
+            "request_overhead_s_per_kernel": np.array([one(c, "request_overhead_s_per_kernel",
+                                                           INPUT_DEFAULTS["request_overhead_s_per_kernel"])
+                                                       for c in choices])}
 
 
 def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,

@@ -16,7 +16,8 @@ from planner.serving_fit import fit_all
 
 HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size,silicon_ttft_ms,silicon_tpot_ms"
 TRUE = {"memory_efficiency": 0.62, "compute_efficiency": 0.45, "step_host_s": 0.0015, "wave_sync": 0.35,
-        "request_overhead_s": 0.05, "kernel_time_s": 6e-6, "link_efficiency": 0.55}
+        "request_overhead_s": 0.05, "request_overhead_s_per_kernel": 4e-5, "kernel_time_s": 6e-6,
+        "link_efficiency": 0.55}
 
 
 def synthetic(tmp_path, truth: dict, name="synthetic.csv") -> str:
@@ -51,7 +52,7 @@ def test_fit_recovers_known_parameters(tmp_path):
     fits = fit_all(runs)
     f = fits["h100-sxm/vllm"]
     for k, v in TRUE.items():
-        assert f.values[k] == pytest.approx(v, rel=0.03, abs=2e-4), k
+        assert f.values[k] == pytest.approx(v, rel=0.03), k  # every value, the small times too
     assert f.rms_log_tpot < 1e-3 and f.rms_log_ttft < 1e-3
     assert f.problems == [] and f.at_limit == []
 

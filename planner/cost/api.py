@@ -234,10 +234,12 @@ def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, a
 
 def _fitted(serve: dict, serving: Optional[dict]) -> dict:
     """The serving columns with a serving profile's fitted values in place (its host time
-    per step and per running request, wave sync and request overhead), when one is given."""
+    per step and per running request, wave sync and request overhead, its constant and its part
+    per kernel of one forward pass), when one is given."""
     if serving:
         serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
                      request_overhead_s=float(serving["request_overhead_s"]),
+                     request_overhead_s_per_kernel=float(serving.get("request_overhead_s_per_kernel", 0.0)),
                      host_request_s=float(serving.get("step_host_s_per_request", 0.0)))
     return serve
 

@@ -71,7 +71,10 @@ def attention_flat_index(peak_flops: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(peak_flops.ravel()[flat]), flat, own)
 
 
-def _kernels_per_pass(M):
+def kernels_per_pass(M):
+    """Kernels of one forward pass of the model (arrays of model columns, ``M``): ``KERNELS_PER_LAYER`` per
+    layer (more with a sparse-attention indexer), ``MOE_EXTRA_KERNELS_PER_LAYER`` more per MoE
+    layer, and 2 (embedding, LM head)."""
     per_layer = KERNELS_PER_LAYER + DSA_INDEXER_KERNELS_PER_LAYER * M["has_indexer"]
     return per_layer * M["layers"] + MOE_EXTRA_KERNELS_PER_LAYER * M["moe_layers"] + 2
 
@@ -255,7 +258,7 @@ class Ctx:
         self.s_per_kv_byte = derived(H, _s_per_kv_byte)
         # the experts' stream ceiling, where one binds (else the same values: skip the gather)
         self.s_per_expert_byte = derived(H, _s_per_expert_byte) if ht.has_expert_ceiling() else self.s_per_byte
-        self.kernels_per_pass = derived(M, _kernels_per_pass)
+        self.kernels_per_pass = derived(M, kernels_per_pass)
         budget = xp.values(c["kv_budget"], dt)
         self.sparse = budget > 0
         # 1.0 / 0.0 in the row's float type (np.where on two Python floats would give

@@ -25,7 +25,8 @@ from planner.cost.tables import HardwareTable, ModelTable
 INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt_len", "gen_len",
                  "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing",
                  "arrival", "rate", "token_budget", "max_running", "chunked", "mixed", "host_step_s", "host_request_s",
-                 "wave_sync", "request_overhead_s", "ep", "attn_dp", "kv_reserve", "kv_fraction",
+                 "wave_sync", "request_overhead_s", "request_overhead_s_per_kernel", "ep", "attn_dp", "kv_reserve",
+                 "kv_fraction",
                  "kv_of_free", "dp_rank_budget", "range_ratio", "spec_tokens", "spec_accept", "adp_balance_iters",
                  "recv_interval")
 # serving columns (planner.cost.serving): their defaults keep the steady-state serving model
@@ -33,6 +34,7 @@ INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt
 # wave_sync and request_overhead_s are a serving profile's fitted parameters: closed loops only)
 INPUT_DEFAULTS = {"arrival": 0, "rate": 0.0, "token_budget": 8192, "max_running": 1 << 30, "chunked": 1,
                   "mixed": 1, "host_step_s": 0.0, "host_request_s": 0.0, "wave_sync": 1.0, "request_overhead_s": 0.0,
+                  "request_overhead_s_per_kernel": 0.0,
                   "ep": 1, "attn_dp": 1, "kv_reserve": -1.0,
                   "kv_fraction": -1.0, "kv_of_free": 0.0, "dp_rank_budget": 0, "range_ratio": 1.0,
                   "spec_tokens": 0, "spec_accept": 0.0, "adp_balance_iters": 0,

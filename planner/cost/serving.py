@@ -40,7 +40,7 @@ from planner.cost.roofline import launch_overhead_s, roofline_s, scaled
 from planner.cost.running import running_limit
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
-from planner.cost.waves import in_step_share, recv_wait_steps, smeared_waves
+from planner.cost.waves import in_step_share, recv_wait_steps, request_overhead_s, smeared_waves
 
 # closed_loop, disaggregated, shared_prompt_step and REQUESTS_PER_CONCURRENCY live in
 # planner.cost.closed_loop; callers written before the split import them from here
@@ -199,7 +199,9 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     # the benchmark's length spread keeps later waves from staying in step (in_step_share)
     sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,
                                             closed["wave_steps"])
-    closed = smeared_waves(closed, res, host, sync, get("request_overhead_s"), S, G, extra, balance,
+    per_kernel = np.asarray(cols.get("request_overhead_s_per_kernel", 0.0), dtype=x.dt)
+    overhead = request_overhead_s(get("request_overhead_s"), per_kernel, x.kernels_per_pass)
+    closed = smeared_waves(closed, res, host, sync, overhead, S, G, extra, balance,
                            recv_wait_steps(interval) * tpot_c)
     if np.any(pois):
         with np.errstate(all="ignore"):

@@ -51,6 +51,19 @@ def recv_wait_steps(interval):
     return 0.5 * (n - 1.0)
 
 
+def request_overhead_s(overhead_s, per_kernel_s, kernels):
+    """A request's time outside the GPU steps before its first token (s), added once to TTFT:
+    a constant ``overhead_s`` (HTTP, tokenization, admission, the first detokenization) plus
+    ``per_kernel_s`` times the kernels of one forward pass of the model (``kernels``:
+    planner.cost.context.kernels_per_pass), the part that grows with the model's depth. Both
+    are a serving profile's fitted parameters (planner.serving_params: ``request_overhead_s``,
+    ``request_overhead_s_per_kernel``; docs/serving-experiments.md, Round 20); the second is
+    one value for every engine and device. Charged on the request's own path only, not as
+    time of the steps the other requests share: a form that charged it to every step
+    carrying a prompt did not fit (Round 20). Arrays or numbers in."""
+    return overhead_s + per_kernel_s * kernels
+
+
 def smeared_waves(closed: dict, steady: dict, host_s, wave_sync, overhead_s, S, G, shared_s=0.0,
                   balance_s=0.0, recv_s=0.0) -> dict:
     """A closed-loop benchmark between its two idealizations. Its first wave is in step by
