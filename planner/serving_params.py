@@ -57,25 +57,16 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   ``interconnect_efficiency``. Range (0, 1]. Scope: the fabric (NVLink 4 for H100 SXM and
   H200); carried to an unmeasured GPU of the same vendor (:data:`CARRY_RULE`, chosen by
   leave-one-device-out).
+* ``expert_stream_bytes_per_s``: the highest rate (bytes/s) at which the routed experts' weights of
+  an MoE layer stream from HBM, ``touched x expert bytes / min(bw x memory_efficiency, this)``
+  (planner.cost.dense.dense_kernels): a grouped GEMM at ~1 token per expert issues scattered tile
+  loads the die bounds (SGLang's fbgemm README: 2.18-3.70 TB/s of H200's 4.8; DeepGEMM: M = 64 on
+  H800 at 1.69-2.46 of 3.35). Range (0, 20 TB/s]; one value per die (:attr:`Param.tied`); default
+  the datasheet bandwidth (inactive); not carried; fitted only on request
+  (planner.serving_fit.OPT_IN: its pooled fit did not pass leave-one-model-out, Round 14 (S1)).
 
-* ``expert_stream_bytes_per_s``: the highest rate (bytes/s) at which the routed experts'
-  weights of an MoE layer stream from HBM: their roofline's memory side is ``touched x
-  expert bytes / min(bw x memory_efficiency, expert_stream_bytes_per_s)``
-  (planner.cost.dense.dense_kernels; every touched expert is read whole). At decode a
-  grouped GEMM serves ~1 token per expert (the issue 10 text: "MoE expert GEMMs with few
-  tokens per expert run far below peak ... every touched expert's weights are read"):
-  each expert's matrices are a separate, scattered set of tiles whose loads the SMs must
-  issue, so the stream is bounded by the die, not by the HBM behind it (SGLang's
-  ``benchmark/fbgemm/README.md``: grouped GEMMs on H200 at 2.18-3.70 TB/s of its 4.8;
-  DeepGEMM's README: M = 64 GEMMs on H800 at 1.69-2.46 TB/s of 3.35). Range (0, 20 TB/s].
-  Scope: the die, ONE value per die (:attr:`Param.tied`: H100 SXM and H200's MoE decode
-  speeds up less than their HBM ratio, Round 13 (S1)). Default: the datasheet bandwidth (the
-  ceiling inactive); not carried. Fitted only on request (planner.serving_fit.OPT_IN): its
-  pooled fit (3.03 TB/s for GH100) did not pass leave-one-model-out (Round 14 (S1)).
-
-``kernel_time_s``, ``link_efficiency``, ``expert_stream_bytes_per_s`` and
-``step_host_s_per_request`` were added after profiles had been written: a profile without
-them takes the default (:data:`OPTIONAL`).
+Parameters added after profiles had been written are :data:`OPTIONAL`: a profile without them
+takes the default.
 """
 
 from __future__ import annotations
