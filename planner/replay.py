@@ -245,17 +245,19 @@ class Prepared:
             effs = [SP.efficiency(self.hw[g], v, name) for g, (name, v) in zip(self.gnames, sets)]
             ht = HardwareTable.build([self.hw[g] for g in self.gnames], effs)
             g_idx = self.g_idx[sel]
-            pick = lambda key: np.array([v[key] for _, v in sets])[g_idx]  # noqa: E731
+
+            def pick(key, absent=None):  # each row's set's value (``absent``: where a set may lack it)
+                return np.array([v[key] if absent is None else v.get(key, absent) for _, v in sets])[g_idx]
+
             cols = {key: v[sel] for key, v in self.cols.items()}
             cols["host_step_s"] = pick("step_host_s")
-            cols["host_request_s"] = np.array([v.get("step_host_s_per_request", 0.0) for _, v in sets])[g_idx]
+            cols["host_request_s"] = pick("step_host_s_per_request", 0.0)
             if today:  # the engine as it was: steady-state serving, no host time
                 cols["arrival"] = np.full(idx.size, ARRIVAL_CODE["steady"])
             else:  # the closed loop, its waves smeared by the fitted synchrony
                 cols["wave_sync"] = pick("wave_sync")
                 cols["request_overhead_s"] = pick("request_overhead_s")
-                cols["request_overhead_s_per_kernel"] = np.array(
-                    [v.get("request_overhead_s_per_kernel", 0.0) for _, v in sets])[g_idx]
+                cols["request_overhead_s_per_kernel"] = pick("request_overhead_s_per_kernel", 0.0)
             dis = self.dis[sel]
             agg = {key: v[~dis] for key, v in cols.items()}
             pp, n_mb = self.pp[sel][~dis], self.n_mb[sel][~dis]

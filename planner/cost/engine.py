@@ -26,9 +26,8 @@ INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt
                  "samples", "weight_dtype", "act_dtype", "kv_dtype", "kv_budget", "prefix_sharing",
                  "arrival", "rate", "token_budget", "max_running", "chunked", "mixed", "host_step_s", "host_request_s",
                  "wave_sync", "request_overhead_s", "request_overhead_s_per_kernel", "ep", "attn_dp", "kv_reserve",
-                 "kv_fraction",
-                 "kv_of_free", "dp_rank_budget", "range_ratio", "spec_tokens", "spec_accept", "adp_balance_iters",
-                 "recv_interval")
+                 "kv_fraction", "kv_of_free", "dp_rank_budget", "range_ratio", "spec_tokens", "spec_accept",
+                 "adp_balance_iters", "recv_interval")
 # serving columns (planner.cost.serving): their defaults keep the steady-state serving model
 # (arrival 0 = steady; the engine profile's facts only matter for closed / poisson arrivals;
 # wave_sync and request_overhead_s are a serving profile's fitted parameters: closed loops only)
