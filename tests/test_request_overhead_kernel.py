@@ -6,6 +6,7 @@ fit beside the constant part, added once to TTFT of aggregated and disaggregated
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import numpy as np
@@ -98,3 +99,24 @@ def test_every_replayed_row_pays_it_once_aggregated_or_not(dev_subset):
     expect = np.array([PER_KERNEL_S * kernels[prep.model[i]] for i in prep.idx])
     np.testing.assert_allclose(b.ttft_s[prep.idx] - a.ttft_s[prep.idx], expect, rtol=1e-6)
     np.testing.assert_allclose(b.tpot_s[ok], a.tpot_s[ok], rtol=1e-12)
+
+
+@pytest.mark.parametrize("value, why", [("-1e-05", "cannot be negative"), ("0.5", "more than 1 ms per kernel"),
+                                        ("abc", "must be a number")])
+def test_a_bad_value_in_a_users_profile_is_one_line_naming_file_field_value(tmp_path, monkeypatch, capsys, value, why):
+    """A serving profile in the user's calibration folder with the part out of range or not a
+    number: exit 2 and one line naming the file, the field and the value."""
+    from planner.catalog import builtin_dir
+    from planner.cli import main
+
+    text = (builtin_dir("calibration") / "serving" / "h200.vllm.yaml").read_text()
+    fitted = re.search(r"request_overhead_s_per_kernel: ([0-9.e+-]+)", text).group(1)
+    (tmp_path / "serving").mkdir()
+    bad = tmp_path / "serving" / "h200.vllm.yaml"
+    bad.write_text(text.replace(f"request_overhead_s_per_kernel: {fitted}", f"request_overhead_s_per_kernel: {value}"))
+    monkeypatch.setenv("PLANNER_CALIBRATION_DIR", str(tmp_path))
+    capsys.readouterr()
+    rc = main(["estimate", "--model", "llama-3.1-8b", "--hardware", "h200", "--engine", "vllm", "--concurrency", "8"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert str(bad) in err and "request_overhead_s_per_kernel" in err and value in err and why in err
