@@ -225,9 +225,12 @@ def engine_name(ref: str) -> str:
 def load_engine(ref: str | None) -> EngineProfile:
     """An engine profile by name (vllm, sglang, trtllm, generic) or YAML path; an unknown
     name is an InputError naming the field ``engine`` and the value."""
+    import os
+
     from planner.catalog import parse_spec, read_yaml
 
-    path = engine_file(ref)
+    # a name or path (memoized lookup); anything else: engine_file's one-line error
+    path = _located(ref, os.environ.get("PLANNER_PATH")) if ref is None or isinstance(ref, str) else engine_file(ref)
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:  # missing or unreadable: read_yaml's one-line error
@@ -252,6 +255,15 @@ def engine_file(ref: str | None):
         return find_file(ENGINE_KIND, ref)
     except InputError:
         raise InputError(f"unknown engine (known: {', '.join(engine_names())})", field="engine", value=ref) from None
+
+
+@lru_cache(maxsize=64)
+def _located(ref: str | None, planner_path: str | None):
+    """:func:`engine_file` memoized by the reference and ``$PLANNER_PATH`` (the catalog
+    search it saves is most of an engine lookup's time: the API's estimates per second need
+    it); :func:`_parsed` re-reads the file when it changes. An unknown name raises each time
+    (an exception is not cached)."""
+    return engine_file(ref)
 
 
 @lru_cache(maxsize=64)

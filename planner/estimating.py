@@ -14,7 +14,6 @@ same numbers for the same configuration.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,7 +22,7 @@ from planner.cost.api import estimate as cost_estimate
 from planner.cost.api import resolve_hardware, resolve_model
 from planner.cost.defaults import ESTIMATE_DEFAULTS as D
 from planner.cost.serving import serving_pattern
-from planner.engine_profiles import EngineProfile, engine_file, load_engine
+from planner.engine_profiles import EngineProfile, load_engine
 from planner.errors import InputError
 from planner.fidelity import state as fidelity_state
 from planner.fidelity import with_arrival
@@ -32,32 +31,11 @@ from planner.serving_profile import expected_error, resolve_serving
 
 def engine_of(engine) -> Any:
     """An engine profile from a name, a YAML path, an EngineProfile or None (the generic
-    engine: the cost engine with no scheduler facts, planner.engine_profiles)."""
+    engine: the cost engine with no scheduler facts, planner.engine_profiles); the lookup and
+    the parsed file are memoized there (planner.engine_profiles.load_engine)."""
     if isinstance(engine, EngineProfile):
         return engine
-    if isinstance(engine, Path):
-        engine = str(engine)
-    if engine is not None and not isinstance(engine, str):
-        return load_engine(engine)  # neither a name nor a path: its one-line error
-    key = (engine, os.environ.get("PLANNER_PATH"))
-    found = _ENGINES.get(key)
-    if found is None or found[1] != _stamp(found[0]):  # first use, or its file changed
-        prof = load_engine(engine)
-        path = engine_file(engine)
-        found = (path, _stamp(path), prof)
-        _ENGINES[key] = found
-    return found[2]
-
-
-def _stamp(path):
-    try:
-        return path.stat().st_mtime_ns
-    except OSError:
-        return None
-
-
-# Engine profiles of this process by (name or path, $PLANNER_PATH), re-read when their file changes.
-_ENGINES: dict = {}
+    return load_engine(str(engine) if isinstance(engine, Path) else engine)
 
 
 def arrival_of(config: dict) -> str:

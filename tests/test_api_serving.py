@@ -114,6 +114,34 @@ def test_an_engine_file_path_is_an_engine():
     assert planner.estimate(engine=str(path), **kw)["ttft_s"] == named["ttft_s"]
 
 
+def test_an_edited_engine_file_and_a_user_engine_are_seen(tmp_path, monkeypatch):
+    """The engine lookup is memoized (the API's speed needs it), but never stale: a user's
+    engine on $PLANNER_PATH shadows the shipped one of that name, and an edited file is
+    re-read. Oracle: a larger per-step host time is a slower TPOT, a user's file named
+    like a shipped engine takes over from the next call on."""
+    import os
+
+    from planner.cost.efficiency import default_efficiency
+
+    shipped = (builtin_dir("engines") / "vllm.yaml").read_text()
+    # a given efficiency: the engine file's own scheduler facts, no fitted serving parameters
+    kw = dict(model="qwen3-8b", hardware="h100-sxm", concurrency=8,
+              efficiency=default_efficiency(planner.load_hardware("h100-sxm")))
+    before = planner.estimate(engine="vllm", **kw)["tpot_s"]
+    user = tmp_path / "engines"
+    user.mkdir()
+    mine = user / "vllm.yaml"
+    mine.write_text(shipped.replace("host_step_us:", "host_step_us: 9000 #", 1))
+    monkeypatch.setenv("PLANNER_PATH", str(tmp_path))
+    slow = planner.estimate(engine="vllm", **kw)["tpot_s"]
+    assert slow > before + 5e-3
+    mine.write_text(shipped.replace("host_step_us:", "host_step_us: 20000 #", 1))
+    os.utime(mine, ns=(mine.stat().st_atime_ns, mine.stat().st_mtime_ns + 10**9))  # a new modification time
+    assert planner.estimate(engine="vllm", **kw)["tpot_s"] > slow + 5e-3
+    monkeypatch.delenv("PLANNER_PATH")
+    assert planner.estimate(engine="vllm", **kw)["tpot_s"] == pytest.approx(before)
+
+
 def test_a_given_efficiency_is_used_as_is_and_says_so():
     """The caller's efficiency, not the fitted profile's: at the datasheet defaults the decode
     steps run at the default memory fraction, and no measured error is claimed for it."""
