@@ -262,7 +262,9 @@ def _located(ref: str | None, planner_path: str | None):
     """:func:`engine_file` memoized by the reference and ``$PLANNER_PATH`` (the catalog
     search it saves is most of an engine lookup's time: the API's estimates per second need
     it); :func:`_parsed` re-reads the file when it changes. An unknown name raises each time
-    (an exception is not cached)."""
+    (an exception is not cached). Within one process, a file of a shipped engine's name
+    created later in a folder ``$PLANNER_PATH`` already named is not seen (one command is one
+    process; a long-lived API caller sets ``$PLANNER_PATH`` before its first lookup)."""
     return engine_file(ref)
 
 

@@ -115,9 +115,9 @@ def test_an_engine_file_path_is_an_engine():
 
 
 def test_an_edited_engine_file_and_a_user_engine_are_seen(tmp_path, monkeypatch):
-    """The engine lookup is memoized (the API's speed needs it), but never stale: a user's
-    engine on $PLANNER_PATH shadows the shipped one of that name, and an edited file is
-    re-read. Oracle: a larger per-step host time is a slower TPOT, a user's file named
+    """The engine lookup is memoized (the API's speed needs it) by reference and
+    $PLANNER_PATH, the parse by the file's time: a user's engine on a newly set $PLANNER_PATH
+    shadows the shipped one of that name, and an edited file is re-read. Oracle: a larger per-step host time is a slower TPOT, a user's file named
     like a shipped engine takes over from the next call on."""
     import os
 
