@@ -8,6 +8,10 @@ p90 of |predicted / measured - 1| for TTFT and TPOT under five predictors:
   closed-loop scheduler model (planner.cost.serving)
   (planner.serving_params defaults): what a device without measurements gets;
 * ``in-sample``: parameters fitted per (device, engine) on all rows, scored on them;
+* ``leave-deployments-out``: the deployments (every concurrency of one model, device,
+  engine version, layout and lengths: planner.measured.MeasuredRuns.deployments) dealt into
+  5 seeded folds, each fold predicted with parameters fitted on the other four: the split the
+  dev file's held-out share was cut by (other deployments of the same source file);
 * ``leave-one-model-out``: for each model, parameters fitted on the other models' rows
   of each (device, engine), scored on the left-out model's rows (the honest figure);
 * ``leave-one-device-out``: for each device, the pooled fit on the other devices' rows
@@ -28,7 +32,7 @@ Fits use ``--physical-bounds`` (efficiencies at most 1). Run:
 python benchmarks/serving_fidelity.py [FILE.csv] [--json] [--quick] [--carry-rules] [--expert-ceiling]
 (default ../shared/data/serving-measured-hopper-dev.csv; about 80 s alone on the 2-core VM with
 --carry-rules, several minutes when the VM is shared).
-``--quick`` skips the two unfitted predictors and prints the in-sample,
+``--quick`` skips the two unfitted predictors and prints the in-sample, leave-deployments-out,
 leave-one-model-out and leave-one-device-out lines of all rows, of each model and of each
 device only (the loop a change to the decode-step physics is judged by: about two thirds of
 the time). The leave-one-device-out fits (one per device, on half the rows) add about a
@@ -52,6 +56,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
@@ -65,6 +71,7 @@ from planner.serving_fit import OPT_IN, as_params, fit_all
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
 
 
+DEPLOYMENT_FOLDS = 5  # folds of the leave-deployments-out cross-validation
 EXTRA: tuple[str, ...] = ()  # planner.serving_fit.OPT_IN parameters fitted too (--expert-ceiling)
 COMMIT = ""  # the code's commit, read at the start of a --write-error-summary run (code_commit)
 
@@ -77,6 +84,28 @@ def leave_one_model_out(prep: Prepared) -> Prediction:
         held = prep.model == m
         fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held, extra=EXTRA)
         pred = prep.run(as_params(fits, f"fitted without {m}"))
+        ttft[held], tpot[held], profile[held] = pred.ttft_s[held], pred.tpot_s[held], pred.profile[held]
+    return Prediction(ttft, tpot, base.status, profile, base.group, base.device, base.model)
+
+
+def leave_deployments_out(prep: Prepared, folds: int = DEPLOYMENT_FOLDS, seed: int = 0) -> Prediction:
+    """Grouped k-fold cross-validation over deployments (planner.measured.MeasuredRuns.deployments:
+    every concurrency of one model, device, engine version, layout and lengths together): the
+    deployments are dealt into ``folds`` folds in a seeded random order, and each fold's rows are
+    predicted with parameters fitted on the other folds. The dev file's held-out share is other
+    deployments of the same source file (its README), so this is the split it mirrors; a model
+    seen in other deployments is seen here too, unlike leave-one-model-out."""
+    base = prep.run()
+    ttft, tpot, profile = base.ttft_s.copy(), base.tpot_s.copy(), base.profile.copy()
+    dep = prep.runs.deployments()
+    order = np.random.default_rng(seed).permutation(dep.max() + 1)
+    fold = np.empty_like(order)
+    fold[order] = np.arange(order.size) % folds
+    row_fold = fold[dep]
+    for f in range(folds):
+        held = row_fold == f
+        fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held, extra=EXTRA)
+        pred = prep.run(as_params(fits, f"fitted without fold {f + 1} of {folds} (deployments)"))
         ttft[held], tpot[held], profile[held] = pred.ttft_s[held], pred.tpot_s[held], pred.profile[held]
     return Prediction(ttft, tpot, base.status, profile, base.group, base.device, base.model)
 
@@ -171,7 +200,7 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
-    ap.add_argument("--quick", action="store_true", help="in-sample, LOMO and LODO lines only")
+    ap.add_argument("--quick", action="store_true", help="in-sample, leave-deployments-out, LOMO and LODO lines only")
     ap.add_argument("--carry-rules", action="store_true", help="also the LODO error of each carry rule")
     ap.add_argument("--expert-ceiling", action="store_true", help="fit the opt-in expert stream ceiling too")
     ap.add_argument("--write-error-summary", metavar="PATH",
@@ -197,6 +226,7 @@ def main(argv: list[str]) -> int:
     }
     fits = fit_all(runs, strict=False, physical=True, prep=prep, extra=EXTRA)
     results["in-sample"] = summarize(prep.run(as_params(fits)), runs)
+    results["leave-deployments-out"] = summarize(leave_deployments_out(prep), runs)
     results["leave-one-model-out"] = summarize(leave_one_model_out(prep), runs)
     lodo_fits = device_out_fits(prep)
     results["leave-one-device-out"] = summarize(leave_one_device_out(prep, lodo_fits), runs)

@@ -125,6 +125,20 @@ class MeasuredRuns:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def deployments(self) -> np.ndarray:
+        """Each row's deployment, as an integer label: rows with the same model, device,
+        engine and version, precision, mode, lengths, layout (each side's, disaggregated)
+        and harness facts share one, whatever their requests in flight. The dev file's README
+        kept "every concurrency of a deployment" together when it split the source into a
+        development and a held-out share, so a cross-validation that holds out whole
+        deployments (benchmarks/serving_fidelity.py) mirrors that split."""
+        keep = ("model", "system", "engine", "engine_version", "precision", "quant", "mode", "isl", "osl",
+                "tp", "pp", "dp", "moe_tp", "ep", "range_ratio", "kv_dtype", "spec_tokens")
+        cols = [self.__dict__[k] for k in keep]
+        cols += [v for k, v in sorted(self.disagg.items()) if not k.endswith("batch_size")]
+        keys = [repr(tuple(str(c[i]) for c in cols)) for i in range(len(self))]
+        return np.unique(np.array(keys, dtype=object), return_inverse=True)[1]
+
     def take(self, index) -> "MeasuredRuns":
         """The rows at ``index`` (a boolean mask or integer positions)."""
         kw = {k: (v[index] if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()
