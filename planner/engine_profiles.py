@@ -230,7 +230,11 @@ def load_engine(ref: str | None) -> EngineProfile:
     from planner.catalog import parse_spec, read_yaml
 
     # a name or path (memoized lookup); anything else: engine_file's one-line error
-    path = _located(ref, os.environ.get("PLANNER_PATH")) if ref is None or isinstance(ref, str) else engine_file(ref)
+    if ref is None or isinstance(ref, str):
+        planner_path = os.environ.get("PLANNER_PATH")
+        path = _located(ref, planner_path, _folder_stamps(planner_path))
+    else:
+        path = engine_file(ref)
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:  # missing or unreadable: read_yaml's one-line error
@@ -257,14 +261,32 @@ def engine_file(ref: str | None):
         raise InputError(f"unknown engine (known: {', '.join(engine_names())})", field="engine", value=ref) from None
 
 
+def _folder_stamps(planner_path: str | None) -> tuple:
+    """The modification times of the folders ``$PLANNER_PATH`` names (each entry and its
+    ``engines/`` folder): a file created in one, or removed, changes its folder's time, so a
+    lookup memoized with these sees it. Empty without ``$PLANNER_PATH`` (the shipped folder's
+    files are the package's: no command writes there), so the common call stats nothing."""
+    import os
+
+    if not planner_path:
+        return ()
+    stamps = []
+    for entry in planner_path.split(os.pathsep):
+        for folder in (entry, os.path.join(entry, ENGINE_KIND)) if entry else ():
+            try:
+                stamps.append(os.stat(os.path.expanduser(folder)).st_mtime_ns)
+            except OSError:
+                stamps.append(-1)
+    return tuple(stamps)
+
+
 @lru_cache(maxsize=64)
-def _located(ref: str | None, planner_path: str | None):
-    """:func:`engine_file` memoized by the reference and ``$PLANNER_PATH`` (the catalog
-    search it saves is most of an engine lookup's time: the API's estimates per second need
-    it); :func:`_parsed` re-reads the file when it changes. An unknown name raises each time
-    (an exception is not cached). Within one process, a file of a shipped engine's name
-    created later in a folder ``$PLANNER_PATH`` already named is not seen (one command is one
-    process; a long-lived API caller sets ``$PLANNER_PATH`` before its first lookup)."""
+def _located(ref: str | None, planner_path: str | None, folder_stamps: tuple):
+    """:func:`engine_file` memoized by the reference, ``$PLANNER_PATH`` and the times of the
+    folders it names (:func:`_folder_stamps`: an engine file created or removed there later in
+    the process is seen at the next lookup); the catalog search it saves is most of an engine
+    lookup's time (the API's estimates per second need it). :func:`_parsed` re-reads the file
+    when it changes. An unknown name raises each time (an exception is not cached)."""
     return engine_file(ref)
 
 

@@ -142,6 +142,27 @@ def test_an_edited_engine_file_and_a_user_engine_are_seen(tmp_path, monkeypatch)
     assert planner.estimate(engine="vllm", **kw)["tpot_s"] == pytest.approx(before)
 
 
+def test_an_engine_file_created_later_in_a_named_folder_is_seen(tmp_path, monkeypatch):
+    """$PLANNER_PATH names a folder before it holds an engine of a shipped name: the lookup
+    (memoized) finds the shipped one; once the user's file is written there, the next call
+    takes it, and once it is removed, the shipped one again. Oracle: a larger per-step host time
+    is a slower TPOT."""
+    from planner.cost.efficiency import default_efficiency
+
+    shipped = (builtin_dir("engines") / "vllm.yaml").read_text()
+    kw = dict(model="qwen3-8b", hardware="h100-sxm", concurrency=8,
+              efficiency=default_efficiency(planner.load_hardware("h100-sxm")))
+    user = tmp_path / "engines"
+    user.mkdir()
+    monkeypatch.setenv("PLANNER_PATH", str(tmp_path))
+    before = planner.estimate(engine="vllm", **kw)["tpot_s"]
+    mine = user / "vllm.yaml"
+    mine.write_text(shipped.replace("host_step_us:", "host_step_us: 9000 #", 1))
+    assert planner.estimate(engine="vllm", **kw)["tpot_s"] > before + 5e-3
+    mine.unlink()
+    assert planner.estimate(engine="vllm", **kw)["tpot_s"] == pytest.approx(before)
+
+
 def test_a_given_efficiency_is_used_as_is_and_says_so():
     """The caller's efficiency, not the fitted profile's: at the datasheet defaults the decode
     steps run at the default memory fraction, and no measured error is claimed for it."""

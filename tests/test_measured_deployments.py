@@ -14,7 +14,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from planner.measured import read_measured
 from planner.replay import Prepared
