@@ -268,6 +268,8 @@ class HardwareTable:
 
         cols = {
             "bandwidth": col(lambda h, e: e.peak_bandwidth_override or h.mem_bandwidth_gbps * 1e9),
+            # the datasheet's GB as 1e9 bytes: 7% below the binary capacity a driver reports (a conservative
+            # KV pool; GiB was tried and fitted no better: docs/serving-experiments.md, Round 22)
             "capacity": col(lambda h, e: h.memory_gb * 1e9),
             "link_bytes_per_s": col(lambda h, e: h.interconnect_gbps * 1e9 * e.interconnect),
             "allreduce_latency_s": col(lambda h, e: h.interconnect_latency_us * 1e-6),
