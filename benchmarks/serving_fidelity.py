@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planner import fidelity
 from planner import serving_params as SP
+from planner.errors import InputError
 from planner.measured import read_measured
 from planner.replay import Prediction, Prepared
 from planner.replay_scoring import summarize
@@ -218,7 +219,11 @@ def main(argv: list[str]) -> int:
     json_out, quick, rules, path = args.json, args.quick, args.carry_rules, args.file
     EXTRA = OPT_IN if args.expert_ceiling else ()
     t0 = time.perf_counter()
-    runs = read_measured(path)
+    try:
+        runs = read_measured(path)
+    except InputError as exc:  # a missing or malformed file: one line, exit 2
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     prep = Prepared(runs)
     results = {} if quick else {
         "engine-today": summarize(prep.run(today=True), runs),

@@ -40,3 +40,15 @@ def test_unknown_option_is_refused_with_exit_2(script):
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
     assert "unrecognized arguments: --no-such-option" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("body", [None, "id,model_path\nx,y\n"], ids=["missing", "no-required-columns"])
+def test_serving_fidelity_refuses_a_bad_file_in_one_line(tmp_path, body):
+    """A missing or malformed measured file: one line naming the file and the field, exit 2."""
+    path = tmp_path / "runs.csv"
+    if body is not None:
+        path.write_text(body, encoding="utf-8")
+    out = _run(ROOT / "benchmarks" / "serving_fidelity.py", str(path), "--quick")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "Traceback" not in out.stderr and str(path) in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
