@@ -48,42 +48,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from planner.errors import InputError  # noqa: E402
-from planner.measured import MeasuredRuns, read_measured  # noqa: E402
+from planner.measured import MeasuredRuns, fact_columns, group_ids, read_measured  # noqa: E402
 from planner.replay_rows import in_flight  # noqa: E402
 from planner.replay_scoring import SLICES, error_stats, errors, slice_keys, summarize  # noqa: E402
 
 DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
-NOT_FACTS = ("file", "ids", "line", "measured_ttft_s", "measured_tpot_s", "disagg")  # labels and measurements
 NEAR_TWIN_MAX_IN_FLIGHT = 8   # requests in flight up to which the prompt waits at most a few steps
 NEAR_TWIN_OFF = 0.25          # "differs": more than 25% from the group's median
 SAME_PREDICTION_RTOL = 1e-9   # members of a group must replay to the same times (float noise only)
 COPY_RTOL = 1e-9              # measured times this close are one run recorded twice (a copy)
 WITHIN = 0.25                 # no constant is within 25% of two values more than 1.25 / 0.75 apart
-
-
-def fact_columns(runs: MeasuredRuns) -> dict[str, np.ndarray]:
-    """Every parsed column a replay reads, by name: the fields of MeasuredRuns but the
-    labels and the measured times (NOT_FACTS), and each disaggregated column. Taken from
-    the dataclass, so a fact added to the reader joins the key by itself."""
-    cols = {f.name: getattr(runs, f.name) for f in dataclasses.fields(MeasuredRuns) if f.name not in NOT_FACTS}
-    cols.update({k: runs.disagg[k] for k in sorted(runs.disagg)})
-    return cols
-
-
-def group_ids(columns: dict[str, np.ndarray], drop: tuple[str, ...] = ()) -> np.ndarray:
-    """A group number per row: rows share one iff they are equal in every column (bar
-    ``drop``); NaN equals NaN (an empty cell). Numbered in order of the sorted keys."""
-    codes = []
-    for name, col in columns.items():
-        if name in drop:
-            continue
-        c = np.asarray(col)
-        if c.dtype.kind == "f":
-            c = np.where(np.isnan(c), -np.inf, c)  # every value read is >= 0: -inf is "empty"
-        codes.append(np.unique(c, return_inverse=True)[1].ravel())
-    if not codes:
-        return np.zeros(len(next(iter(columns.values()))), dtype=np.int64)
-    return np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)[1].ravel().astype(np.int64)
 
 
 def _ordered(values: np.ndarray, groups: np.ndarray):

@@ -77,16 +77,21 @@ EXTRA: tuple[str, ...] = ()  # planner.serving_fit.OPT_IN parameters fitted too 
 COMMIT = ""  # the code's commit, read at the start of a --write-error-summary run (code_commit)
 
 
-def leave_one_model_out(prep: Prepared) -> Prediction:
-    """Each model's rows predicted with parameters fitted without that model."""
+def held_out(prep: Prepared, parts: dict[str, np.ndarray]) -> Prediction:
+    """Each part's rows (name -> boolean row mask) predicted with parameters fitted on the
+    rows of no part but the others: the one loop of every cross-validation here."""
     base = prep.run()
     ttft, tpot, profile = base.ttft_s.copy(), base.tpot_s.copy(), base.profile.copy()
-    for m in sorted(set(prep.model[prep.status == "ok"].tolist())):
-        held = prep.model == m
+    for name, held in parts.items():
         fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held, extra=EXTRA)
-        pred = prep.run(as_params(fits, f"fitted without {m}"))
+        pred = prep.run(as_params(fits, f"fitted without {name}"))
         ttft[held], tpot[held], profile[held] = pred.ttft_s[held], pred.tpot_s[held], pred.profile[held]
     return Prediction(ttft, tpot, base.status, profile, base.group, base.device, base.model)
+
+
+def leave_one_model_out(prep: Prepared) -> Prediction:
+    """Each model's rows predicted with parameters fitted without that model."""
+    return held_out(prep, {m: prep.model == m for m in sorted(set(prep.model[prep.status == "ok"].tolist()))})
 
 
 def leave_deployments_out(prep: Prepared, folds: int = DEPLOYMENT_FOLDS, seed: int = 0) -> Prediction:
@@ -96,19 +101,12 @@ def leave_deployments_out(prep: Prepared, folds: int = DEPLOYMENT_FOLDS, seed: i
     predicted with parameters fitted on the other folds. The dev file's held-out share is other
     deployments of the same source file (its README), so this is the split it mirrors; a model
     seen in other deployments is seen here too, unlike leave-one-model-out."""
-    base = prep.run()
-    ttft, tpot, profile = base.ttft_s.copy(), base.tpot_s.copy(), base.profile.copy()
     dep = prep.runs.deployments()
     order = np.random.default_rng(seed).permutation(dep.max() + 1)
     fold = np.empty_like(order)
     fold[order] = np.arange(order.size) % folds
     row_fold = fold[dep]
-    for f in range(folds):
-        held = row_fold == f
-        fits = fit_all(prep.runs, strict=False, physical=True, prep=prep, use=~held, extra=EXTRA)
-        pred = prep.run(as_params(fits, f"fitted without fold {f + 1} of {folds} (deployments)"))
-        ttft[held], tpot[held], profile[held] = pred.ttft_s[held], pred.tpot_s[held], pred.profile[held]
-    return Prediction(ttft, tpot, base.status, profile, base.group, base.device, base.model)
+    return held_out(prep, {f"fold {f + 1} of {folds} (deployments)": row_fold == f for f in range(folds)})
 
 
 def device_out_fits(prep: Prepared) -> dict[str, dict]:

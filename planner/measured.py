@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,18 +127,12 @@ class MeasuredRuns:
         return len(self.ids)
 
     def deployments(self) -> np.ndarray:
-        """Each row's deployment, as an integer label: rows with the same model, device,
-        engine and version, precision, mode, lengths, layout (each side's, disaggregated)
-        and harness facts share one, whatever their requests in flight. The dev file's README
-        kept "every concurrency of a deployment" together when it split the source into a
-        development and a held-out share, so a cross-validation that holds out whole
-        deployments (benchmarks/serving_fidelity.py) mirrors that split."""
-        keep = ("model", "system", "engine", "engine_version", "precision", "quant", "mode", "isl", "osl",
-                "tp", "pp", "dp", "moe_tp", "ep", "range_ratio", "kv_dtype", "spec_tokens")
-        cols = [self.__dict__[k] for k in keep]
-        cols += [v for k, v in sorted(self.disagg.items()) if not k.endswith("batch_size")]
-        keys = [repr(tuple(str(c[i]) for c in cols)) for i in range(len(self))]
-        return np.unique(np.array(keys, dtype=object), return_inverse=True)[1]
+        """Each row's deployment, as a group number (:func:`group_ids`): rows equal in every fact
+        the replay reads (:func:`fact_columns`) but the requests in flight (:data:`IN_FLIGHT`)
+        share one. The dev file's README kept "every concurrency of a deployment" together when
+        it split the source into a development and a held-out share, so a cross-validation that
+        holds out whole deployments (benchmarks/serving_fidelity.py) mirrors that split."""
+        return group_ids(fact_columns(self), drop=IN_FLIGHT)
 
     def take(self, index) -> "MeasuredRuns":
         """The rows at ``index`` (a boolean mask or integer positions)."""
@@ -145,6 +140,39 @@ class MeasuredRuns:
               if k not in ("disagg",)}
         kw["disagg"] = {k: v[index] for k, v in self.disagg.items()}
         return MeasuredRuns(**kw)
+
+
+# MeasuredRuns fields that label a row or hold its measurement, not a fact the replay reads
+NOT_FACTS = ("file", "ids", "line", "measured_ttft_s", "measured_tpot_s", "disagg")
+# the facts that follow a deployment's requests in flight (its sweep), not the deployment: the
+# concurrency columns, the sides' batch sizes, and the poll interval the harness sets by
+# concurrency (resolve_recv_interval)
+IN_FLIGHT = ("concurrency", "total_concurrency", "recv_interval", "prefill_batch_size", "decode_batch_size")
+
+
+def fact_columns(runs: MeasuredRuns) -> dict[str, np.ndarray]:
+    """Every parsed column a replay reads, by name: the fields of MeasuredRuns but the
+    labels and the measured times (NOT_FACTS), and each disaggregated column. Taken from
+    the dataclass, so a fact added to the reader joins the key by itself."""
+    cols = {f.name: getattr(runs, f.name) for f in dataclasses.fields(MeasuredRuns) if f.name not in NOT_FACTS}
+    cols.update({k: runs.disagg[k] for k in sorted(runs.disagg)})
+    return cols
+
+
+def group_ids(columns: dict[str, np.ndarray], drop: tuple[str, ...] = ()) -> np.ndarray:
+    """A group number per row: rows share one iff they are equal in every column (bar
+    ``drop``); NaN equals NaN (an empty cell). Numbered in order of the sorted keys."""
+    codes = []
+    for name, col in columns.items():
+        if name in drop:
+            continue
+        c = np.asarray(col)
+        if c.dtype.kind == "f":
+            c = np.where(np.isnan(c), -np.inf, c)  # every value read is >= 0: -inf is "empty"
+        codes.append(np.unique(c, return_inverse=True)[1].ravel())
+    if not codes:
+        return np.zeros(len(next(iter(columns.values()))), dtype=np.int64)
+    return np.unique(np.stack(codes, axis=1), axis=0, return_inverse=True)[1].ravel().astype(np.int64)
 
 
 def most_of(column: str) -> int:
