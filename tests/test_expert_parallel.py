@@ -92,13 +92,35 @@ def test_all_to_all_bytes_hand_count():
     top-8, hidden 7168, fp8 activations: each device sends 128 tokens x 8 x 7168 B x
     7/8 = 6,422,528 B per all-to-all, two per MoE layer (dispatch, combine), 58 layers."""
     x = SimpleNamespace(xp=VECTOR, model={"experts_per_token": 8.0, "hidden": 7168.0, "moe_layers": 58.0},
-                        ep=8.0, group_devices=8.0, act_bytes_per_value=1.0, expert_parallel=True,
+                        ep=8.0, attn_dp=8.0, group_devices=8.0, act_bytes_per_value=1.0, expert_parallel=True,
                         a2a_s_per_byte=1.0 / 450e9, a2a_latency_s=3e-6)
     per_call = 6_422_528 / 450e9 + 3e-6
     assert float(a2a_s(x, 1024.0, 1.0)) == pytest.approx(2 * 58 * per_call, rel=1e-12)
+    x.attn_dp = 1.0  # tensor-parallel attention: every token is on every device, none moves
+    assert float(a2a_s(x, 1024.0, 1.0)) == 0.0
     x.ep = 1.0
     x.expert_parallel = False
     assert a2a_s(x, 1024.0, 1.0) == 0.0
+
+
+@pytest.mark.parametrize("concurrency", [None, 16])
+def test_expert_parallel_under_tensor_parallel_attention_pays_the_tensor_parallel_collectives(concurrency):
+    """Attention tensor parallel over 8 h200 (dp 1): after the attention's all-reduce every
+    device holds every token, so experts split whole over 8 groups (ep 8) move no token and
+    combine with the MoE's all-reduce, the collectives of experts split tensor-wise (ep 1):
+    SGLang's default ``--moe-a2a-backend none`` and vLLM's default all-gather /
+    reduce-scatter dispatch, which gathers across data-parallel ranks only. The interconnect
+    time of DeepSeek-V3 is the same with ep 1 and ep 8, offline and in a closed loop; with
+    attention DP 4 the experts' all-to-alls make ep 8 differ."""
+    m = load_model("deepseek-v3")
+    kw = dict(prompt_len=1024, gen_len=256, weight_dtype="fp8", act_dtype="fp8", kv_dtype="bf16")
+    if concurrency:
+        kw.update(concurrency=concurrency, engine=load_engine("vllm"), arrival="closed")
+    link = {(ep, dp): estimate(m, "h200", devices=8 // dp, ep=ep, dp=dp, **kw)["time_by_bound_s"]["interconnect"]
+            for ep in (1, 8) for dp in (1, 4)}
+    assert link[8, 1] == pytest.approx(link[1, 1], rel=1e-12)
+    assert link[8, 1] > 0.0
+    assert link[8, 4] != pytest.approx(link[1, 4], rel=1e-3)
 
 
 def test_weights_per_device_spread_experts_over_the_group():

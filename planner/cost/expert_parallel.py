@@ -19,10 +19,20 @@ Per step and device (the slowest device sets the pace):
   ``n min(k, E/ep)``;
 * expert weights read: the local experts those slots touch (the occupancy of
   :func:`planner.cost.weights.touched_experts` with the busiest group's tokens);
-* dispatch and combine: one all-to-all each per MoE layer, ``tokens x k x hidden x
-  act bytes x (ep-1)/ep`` bytes per device (each token's hidden state goes to the
-  devices of its k experts, the share on other devices crosses the link) over the link
-  bandwidth plus the small-message latency, instead of the MoE's all-reduce.
+* dispatch and combine, where the tokens are split over attention data-parallel groups
+  (``a > 1``): one all-to-all each per MoE layer, ``tokens x k x hidden x act bytes x
+  (ep-1)/ep`` bytes per device (each token's hidden state goes to the devices of its k
+  experts, the share on other devices crosses the link) over the link bandwidth plus the
+  small-message latency, instead of the MoE's all-reduce. With tensor-parallel attention
+  (``a = 1``) every device already holds every token after the attention's all-reduce:
+  expert parallelism moves no token; each device runs its local experts on the tokens
+  routed to them and the MoE's all-reduce over the group combines them, the collective
+  the tensor-parallel MoE pays (SGLang docs "Expert Parallelism": ``--moe-a2a-backend
+  none``, the default, "disables all-to-all for EP, uses All-Reduce or All-Gather";
+  vLLM ``vllm/distributed/device_communicators/all2all.py``: its default dispatch
+  all-gathers "from all dp ranks" and its combine reduce-scatters across them; AWS
+  Neuron's vLLM expert-parallelism design notes: each rank "processes all tokens against
+  only its local experts", tokens exchanged across DP replicas only).
 
 With ``ep = attn_dp = 1`` every quantity is today's tensor-parallel one exactly.
 """
@@ -56,16 +66,23 @@ def max_device_slots(x, tokens):
     return xp.minimum(mean + x.ep_max_z * var ** 0.5, tokens * xp.minimum(k, local))
 
 
+def dispatches(x):
+    """Where a MoE layer moves tokens between devices (module docstring): expert
+    parallelism over attention data-parallel groups, ``ep > 1`` and ``a > 1``."""
+    return (x.ep > 1.0) & (x.attn_dp > 1.0)
+
+
 def a2a_s(x, tokens_per_pass, passes):
     """Dispatch and combine of ``passes`` passes: two all-to-alls per MoE layer, each
     ``(tokens / (t a)) k hidden act_bytes (ep-1)/ep`` bytes per device over the link,
-    plus the small-message latency. Zero where ep = 1."""
+    plus the small-message latency. Zero where ep = 1 or a = 1 (tensor-parallel
+    attention: every token is on every device already; module docstring)."""
     xp, M = x.xp, x.model
     if not x.expert_parallel:
         return 0.0
     per_device_tokens = tokens_per_pass / x.group_devices
     nbytes = per_device_tokens * M["experts_per_token"] * M["hidden"] * x.act_bytes_per_value * (x.ep - 1.0) / x.ep
-    one = xp.where(x.ep > 1.0, nbytes * x.a2a_s_per_byte + x.a2a_latency_s, 0.0)
+    one = xp.where(dispatches(x), nbytes * x.a2a_s_per_byte + x.a2a_latency_s, 0.0)
     return 2.0 * M["moe_layers"] * passes * one
 
 

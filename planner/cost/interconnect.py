@@ -4,7 +4,7 @@ all-to-alls of expert parallelism live in :mod:`planner.cost.expert_parallel`.""
 
 from __future__ import annotations
 
-from planner.cost.expert_parallel import a2a_s
+from planner.cost.expert_parallel import a2a_s, dispatches
 
 # between NVLink domains, when the device spec gives no inter-node figure
 # (``inter_node_gbps`` / ``inter_node_latency_us``): NVIDIA DGX H100 / H200 datasheets:
@@ -97,9 +97,11 @@ def allreduce_s(x, tokens_per_pass, passes):
 
     With attention data parallelism or expert parallelism: the attention's all-reduce
     (and a dense MLP's) over the t devices of a group for its ``tokens / a``; an MoE
-    layer's experts either tensor-parallel over all ``t a`` devices (ep = 1: an
-    all-reduce of every token over ``t a``, as an all-gather plus reduce-scatter moves)
-    or expert parallel (ep > 1: dispatch and combine, planner.cost.expert_parallel.a2a_s)."""
+    layer's all-reduce of every token over ``t a`` (as an all-gather plus reduce-scatter
+    moves), whether its experts are tensor parallel (ep = 1) or expert parallel under
+    tensor-parallel attention (ep > 1, a = 1: no token moves, the all-reduce combines);
+    expert parallelism over attention data-parallel groups (ep > 1, a > 1) dispatches and
+    combines instead (planner.cost.expert_parallel.a2a_s)."""
     xp, M = x.xp, x.model
     value_bytes = x.hidden_bytes_per_value  # RESIDUAL_MIN_BYTES_PER_VALUE at least
     message_bytes = tokens_per_pass / x.attn_dp * M["hidden"] * value_bytes
@@ -111,6 +113,6 @@ def allreduce_s(x, tokens_per_pass, passes):
     group_bytes = tokens_per_pass * M["hidden"] * value_bytes
     group = xp.where_flags(x.group_devices > 1, group_bytes * x.group_ring_s_per_byte
                            + x.group_allreduce_latency_s, 0.0)
-    moe = xp.where_flags(x.ep > 1.0, 0.0, M["moe_layers"] * passes * group)
+    moe = xp.where_flags(dispatches(x), 0.0, M["moe_layers"] * passes * group)
     dense_mlp = M["layers"] - M["moe_layers"]
     return (M["layers"] + dense_mlp) * passes * tp + moe + a2a_s(x, tokens_per_pass, passes)
