@@ -30,7 +30,9 @@ Per step and device (the slowest device sets the pace):
   the tensor-parallel MoE pays (SGLang docs "Expert Parallelism": ``--moe-a2a-backend
   none``, the default, "disables all-to-all for EP, uses All-Reduce or All-Gather";
   vLLM ``vllm/distributed/device_communicators/all2all.py``: its default dispatch
-  all-gathers "from all dp ranks" and its combine reduce-scatters across them; AWS
+  all-gathers "from all dp ranks" and its combine reduce-scatters across them;
+  TensorRT-LLM pull request 8968, communication_factory.py: "If attention does not use
+  data parallelism (either uses TP or single card), no MoE communication is needed"; AWS
   Neuron's vLLM expert-parallelism design notes: each rank "processes all tokens against
   only its local experts", tokens exchanged across DP replicas only).
 
