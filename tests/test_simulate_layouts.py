@@ -91,4 +91,4 @@ def test_simulate_cli_runs_ep_and_dp(capsys):
                  "--prompt-len", "1024", "--gen-len", "128", "--engine", "vllm", "--simulate", "--json"]) == 0
     sim = json.loads(capsys.readouterr().out)["simulation"]
     assert sim["ep"] == 8 and sim["dp"] == 4 and sim["requests"] == 320
-    assert 0.0 < sim["tpot"]["mean_s"] <= sim["tpot"]["p99_s"]
+    assert 0.0 < sim["tpot"]["mean_s"] <= sim["tpot"]["p99_s"] * (1.0 + 1e-12)  # equal TPOTs: a mean may round one ulp above
