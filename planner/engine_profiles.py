@@ -268,16 +268,12 @@ def _folder_stamps(planner_path: str | None) -> tuple:
     files are the package's: no command writes there), so the common call stats nothing."""
     import os
 
+    from planner.files import mtimes
+
     if not planner_path:
         return ()
-    stamps = []
-    for entry in planner_path.split(os.pathsep):
-        for folder in (entry, os.path.join(entry, ENGINE_KIND)) if entry else ():
-            try:
-                stamps.append(os.stat(os.path.expanduser(folder)).st_mtime_ns)
-            except OSError:
-                stamps.append(-1)
-    return tuple(stamps)
+    return mtimes(os.path.expanduser(folder) for entry in planner_path.split(os.pathsep) if entry
+                  for folder in (entry, os.path.join(entry, ENGINE_KIND)))
 
 
 @lru_cache(maxsize=64)

@@ -14,6 +14,19 @@ from pathlib import Path
 from typing import Any
 
 
+def mtimes(paths) -> tuple:
+    """The modification time (ns) of each path, None where it cannot be read: a key for
+    memos of lookups along folders (a file created, renamed or removed in a folder moves
+    the folder's time; planner.engine_profiles, planner.calibrate.lookup)."""
+    out = []
+    for p in paths:
+        try:
+            out.append(os.stat(p).st_mtime_ns)
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
 def json_safe(x: Any) -> Any:
     """Make numpy scalars/arrays JSON-safe; NaN/inf become null rather than invalid JSON."""
     try:

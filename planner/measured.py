@@ -28,8 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +153,7 @@ def fact_columns(runs: MeasuredRuns) -> dict[str, np.ndarray]:
     """Every parsed column a replay reads, by name: the fields of MeasuredRuns but the
     labels and the measured times (NOT_FACTS), and each disaggregated column. Taken from
     the dataclass, so a fact added to the reader joins the key by itself."""
-    cols = {f.name: getattr(runs, f.name) for f in dataclasses.fields(MeasuredRuns) if f.name not in NOT_FACTS}
+    cols = {f.name: getattr(runs, f.name) for f in fields(MeasuredRuns) if f.name not in NOT_FACTS}
     cols.update({k: runs.disagg[k] for k in sorted(runs.disagg)})
     return cols
 

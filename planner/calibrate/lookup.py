@@ -109,6 +109,7 @@ def profile_state() -> tuple:
     memoize profile lookups within one process (planner.estimating); ~10 us."""
     import os
 
+    from planner.files import mtimes
     from planner.locations import builtin_dir
 
     get = os.environ.get
@@ -122,13 +123,7 @@ def profile_state() -> tuple:
                 found += [p, p / "calibration"]
         found += [user_dir(), builtin_dir("calibration")]
         dirs = _CANDIDATES[env] = [str(d) for d in found] + [str(d / "serving") for d in found]
-    stamps = []
-    for d in dirs:
-        try:
-            stamps.append(os.stat(d).st_mtime_ns)
-        except OSError:
-            stamps.append(None)
-    return env + tuple(stamps)
+    return env + mtimes(dirs)
 
 
 def find_profile(hardware_name: str) -> Path | None:
