@@ -149,22 +149,14 @@ def _serving(scn, engine=None) -> dict:
 
 def _device_serving(choices, engine) -> dict[str, np.ndarray]:
     """Per device (the order of ``choices``, one planner.serving_profile.ServingChoice a
-    device): the serving parameters its own profile gives, fitted, carried or none (host
-    time per step and per running request, wave sync, request overhead), arrays to index by the grid's hardware
-    column, so that one device's fit never reaches another device's rows."""
-    from planner.cost.engine import INPUT_DEFAULTS
+    device): the serving columns its own profile sets, fitted, carried or none
+    (planner.cost.api.profile_columns: host time per step and per running request, wave sync,
+    request overhead), arrays to index by the grid's hardware column, so that one device's fit
+    never reaches another device's rows."""
+    from planner.cost.api import profile_columns
 
-    def one(c, key, default):
-        return float(c.parameters[key]) if c.parameters is not None and key in c.parameters else default
-
-    return {"host_step_s": np.array([float((c.engine or engine).host_step_s) for c in choices]),
-            "host_request_s": np.array([float((c.engine or engine).host_request_s) for c in choices]),
-            "wave_sync": np.array([one(c, "wave_sync", INPUT_DEFAULTS["wave_sync"]) for c in choices]),
-            "request_overhead_s": np.array([one(c, "request_overhead_s", INPUT_DEFAULTS["request_overhead_s"])
-                                            for c in choices]),
-            "request_overhead_s_per_kernel": np.array([one(c, "request_overhead_s_per_kernel",
-                                                           INPUT_DEFAULTS["request_overhead_s_per_kernel"])
-                                                       for c in choices])}
+    per = [profile_columns(c.parameters, c.engine or engine) for c in choices]
+    return {k: np.array([p[k] for p in per]) for k in per[0]} if per else {}
 
 
 def plan(scn, models, hardware, variant: Variant = Variant(), efficiencies=None,

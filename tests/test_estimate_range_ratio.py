@@ -317,12 +317,16 @@ def test_range_ratio_zero_is_one_domain_everywhere(tmp_path, capsys):
     assert list(read_measured(csv).range_ratio) == [0.0]
 
 
-@pytest.mark.parametrize("r", [0.5, 0.8, 1.0])
-def test_capacity_full_load_grid_is_the_estimate(tmp_path, r):
+@pytest.mark.parametrize("r, device, engine", [(0.5, "h200", "sglang"), (0.8, "h200", "sglang"),
+                                               (1.0, "h200", "sglang"), (0.8, "b200", "vllm"),
+                                               (0.8, "h100-sxm", "trtllm")])
+def test_capacity_full_load_grid_is_the_estimate(tmp_path, r, device, engine):
     """The capacity report's full-load grid under an ``engine:`` is the closed loop that
     ``planner estimate --arrival closed --range-ratio r`` costs, its ``range_ratio`` column
     (the share of waves in step) included: row for row the same TTFT and TPOT (round 13's
-    grid kept the waves of fixed lengths: TTFT 42% above the estimate at r = 0.5 here)."""
+    grid kept the waves of fixed lengths: TTFT 42% above the estimate at r = 0.5 here), for a
+    fitted pair and for one whose parameters are carried from the fitted devices (b200), the
+    serving profile's columns read by both through one mapping (planner.cost.api.profile_columns)."""
     import yaml
 
     from planner.capacity import load_scenario
@@ -331,12 +335,13 @@ def test_capacity_full_load_grid_is_the_estimate(tmp_path, r):
     p = tmp_path / "s.yaml"
     p.write_text(yaml.safe_dump({
         "name": "t", "traffic": {"requests_per_s": 5, "prompt_len": 1024, "gen_len": 1024, "range_ratio": r},
-        "slo": {"ttft_s": 2.0}, "models": ["qwen3-8b"], "hardware": ["h200"], "engine": "sglang",
+        "slo": {"ttft_s": 2.0}, "models": ["qwen3-8b"], "hardware": [device], "engine": engine,
         "search": {"max_devices": 1, "quantizations": ["bf16"], "kv_dtypes": ["bf16"], "concurrency": [4, 16]}}))
     scn, models, hws = load_scenario(str(p))
     effs = resolve_efficiencies(scn, hws)
     sets, _, _, _, C, _, R, _ = _grid(scn, models, hws, Variant(), effs)
     eff, _, choice = effs[0]
+    assert choice.path == ("carried" if device == "b200" else "fitted")
     for ic, c in enumerate(C):
         e = estimate(models[0], hws[0], concurrency=int(c), prompt_len=1024, gen_len=1024, range_ratio=r,
                      arrival="closed", engine=choice.engine, serving=choice.parameters, efficiency=eff)

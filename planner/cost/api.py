@@ -196,7 +196,7 @@ def _configured(model, hardware, *, devices, batch, concurrency, prompt_len, gen
                           act_dtype=act_dtype, kv_dtype=kv_dtype, kv_budget=kv_budget,
                           prefix_sharing=prefix_sharing, efficiency=efficiency, engine=engine, arrival=arrival,
                           rate=rate, pp=pp, ep=ep, dp=dp, serving=serving)
-    serve = _fitted(serving_columns(engine, arrival, rate), serving)
+    serve = _fitted(serving_columns(engine, arrival, rate), serving, engine)
     if in_step_ratio is not None:
         serve["range_ratio"] = in_step_ratio
     return _estimate_group(model, hardware, serve, devices=devices, batch=batch, concurrency=concurrency,
@@ -232,15 +232,31 @@ def _spread(model, hardware, range_ratio, *, prompt_len, gen_len, concurrency, a
     return out
 
 
-def _fitted(serve: dict, serving: Optional[dict]) -> dict:
-    """The serving columns with a serving profile's fitted values in place (its host time
-    per step and per running request, wave sync and request overhead, its constant and its part
-    per kernel of one forward pass), when one is given."""
+# the serving columns a serving profile's parameters set (planner.serving_params name -> engine column)
+PROFILE_COLUMNS = {"step_host_s": "host_step_s", "step_host_s_per_request": "host_request_s",
+                   "wave_sync": "wave_sync", "request_overhead_s": "request_overhead_s",
+                   "request_overhead_s_per_kernel": "request_overhead_s_per_kernel"}
+
+
+def profile_columns(parameters: Optional[dict], engine=None) -> dict[str, float]:
+    """The serving columns a device's serving profile sets (:data:`PROFILE_COLUMNS`): its fitted
+    host time per step and per running request, wave sync and request overhead (its constant and
+    its part per kernel of one forward pass). A parameter the profile lacks (a profile written
+    before it existed, or ``parameters`` None: no profile) takes the engine profile's documented
+    host times (``engine``; None: the generic engine) and the engine's input defaults for the
+    rest. The one mapping :func:`estimate` and the capacity plan's per-device columns
+    (planner.sizing) both read."""
+    engine = engine if engine is not None else _generic_engine()
+    base = {**INPUT_DEFAULTS, "host_step_s": engine.host_step_s, "host_request_s": engine.host_request_s}
+    p = parameters or {}
+    return {col: float(p[k]) if k in p else float(base[col]) for k, col in PROFILE_COLUMNS.items()}
+
+
+def _fitted(serve: dict, serving: Optional[dict], engine=None) -> dict:
+    """The serving columns with a serving profile's fitted values in place
+    (:func:`profile_columns`), when one is given."""
     if serving:
-        serve.update(host_step_s=float(serving["step_host_s"]), wave_sync=float(serving["wave_sync"]),
-                     request_overhead_s=float(serving["request_overhead_s"]),
-                     request_overhead_s_per_kernel=float(serving.get("request_overhead_s_per_kernel", 0.0)),
-                     host_request_s=float(serving.get("step_host_s_per_request", 0.0)))
+        serve.update(profile_columns(serving, engine))
     return serve
 
 
@@ -299,7 +315,7 @@ def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, 
     from planner.cost.layout import microbatch_running
 
     layout = {"ep": kw["ep"], "attn_dp": kw["dp"]} if kw["ep"] != 1 or kw["dp"] != 1 else {}
-    serve = _fitted(serving_columns(engine, "closed", rate), serving)
+    serve = _fitted(serving_columns(engine, "closed", rate), serving, engine)
     dt = validate_config(model, hardware, devices=kw["devices"], batch=batch, concurrency=micro,
                          prompt_len=kw["prompt_len"], gen_len=kw["gen_len"], samples=kw["samples"],
                          weight_dtype=kw["weight_dtype"], act_dtype=kw["act_dtype"], kv_dtype=kw["kv_dtype"],
@@ -337,7 +353,7 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     from planner.cost.serving import effective_budget
     from planner.dtypes import BITS
 
-    serve = _fitted(serving_columns(engine, "poisson", rate), serving)  # checks the rate
+    serve = _fitted(serving_columns(engine, "poisson", rate), serving, engine)  # checks the rate
     out = _pipelined(model, hardware, batch=batch, concurrency=concurrency, pp=pp, arrival="steady", rate=0.0,
                      engine=engine, serving=serving, **kw)
     cf = out["config"]
