@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner import serving_params as SP
+from planner.cost.api import PROFILE_COLUMNS
 from planner.cost.context import kernels_per_pass
 from planner.cost.serving import ARRIVAL_CODE
 from planner.cost.waves import request_overhead_s
@@ -250,14 +251,13 @@ class Prepared:
                 return np.array([v[key] if absent is None else v.get(key, absent) for _, v in sets])[g_idx]
 
             cols = {key: v[sel] for key, v in self.cols.items()}
-            cols["host_step_s"] = pick("step_host_s")
-            cols["host_request_s"] = pick("step_host_s_per_request", 0.0)
-            if today:  # the engine as it was: steady-state serving, no host time
+            # the sets' serving columns (planner.cost.api.PROFILE_COLUMNS), a parameter a profile may
+            # lack (SP.OPTIONAL) at 0; the engine as it was (``today``) takes the host times alone
+            for key, col in PROFILE_COLUMNS.items():
+                if not today or col in ("host_step_s", "host_request_s"):
+                    cols[col] = pick(key, 0.0 if key in SP.OPTIONAL else None)
+            if today:  # the engine as it was: steady-state serving
                 cols["arrival"] = np.full(idx.size, ARRIVAL_CODE["steady"])
-            else:  # the closed loop, its waves smeared by the fitted synchrony
-                cols["wave_sync"] = pick("wave_sync")
-                cols["request_overhead_s"] = pick("request_overhead_s")
-                cols["request_overhead_s_per_kernel"] = pick("request_overhead_s_per_kernel", 0.0)
             dis = self.dis[sel]
             agg = {key: v[~dis] for key, v in cols.items()}
             pp, n_mb = self.pp[sel][~dis], self.n_mb[sel][~dis]
