@@ -64,6 +64,10 @@ physics is one more :class:`Param` here plus its use in :func:`planner.replay.pr
   H800 at 1.69-2.46 of 3.35). Range (0, 20 TB/s]; one value per die (:attr:`Param.tied`); default
   the datasheet bandwidth (inactive); not carried; fitted only on request
   (planner.serving_fit.OPT_IN: its pooled fit did not pass leave-one-model-out, Round 14 (S1)).
+* ``gemm_rows_half``: the GEMMs' tile granularity: ``m`` rows (per expert in grouped GEMMs) pay ``1 + this / m``
+  times their FLOPs in compute time (planner.cost.efficiency.Efficiency.rows_factor): padding to whole tiles
+  (Hopper's ``wgmma`` is m64nNkK: 64 rows a warpgroup; fitted 33). Range [0, 512], default 0 (flat); ONE
+  value for every pair, carried; docs/serving-experiments.md, Round 25.
 
 Parameters added after profiles had been written are :data:`OPTIONAL`: a profile without them
 takes the default.
@@ -156,9 +160,11 @@ PARAMS = (
           "an achieved link bandwidth above the datasheet's is not physical (efficiency > 1)", scope="fabric"),
     Param("expert_stream_bytes_per_s", "B/s", 0.0, 20e12, "a rate is > 0",
           "more than 20 TB/s is beyond any HBM of today (check the data)", scope="die", tied=True),
+    Param("gemm_rows_half", "rows", 0.0, 512.0, "a row count cannot be negative", "a tile of more than 1,024 rows "
+          "is no GEMM kernel's (check the data)", scope="engine", shared=True),
 )
 NAMES = tuple(p.name for p in PARAMS)
-OPTIONAL = ("request_overhead_s_per_kernel", "kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s",
+OPTIONAL = ("gemm_rows_half", "request_overhead_s_per_kernel", "kernel_time_s", "link_efficiency", "expert_stream_bytes_per_s",
             "step_host_s_per_request")  # a profile may lack them: the default
 ENGINE_SCOPE = tuple(p.name for p in PARAMS if p.carries)  # the scheduler's: carried to every device of an engine
 # The device-scoped achieved fractions of the datasheet (and the per-kernel time) a device
@@ -174,9 +180,8 @@ DEVICE_FRACTIONS = ("memory_efficiency", "compute_efficiency", "kernel_time_s", 
 # Nor the host time per request (the dev file's Hopper hosts'): leave-one-device-out 36.45% / 16.47%
 # without it, 36.95% / 17.00% with it; B200 gpt-oss-120b TPOT 10% against 17% (Round 18).
 SCHEDULER = tuple(k for k in ENGINE_SCOPE if k not in ("wave_sync", "step_host_s_per_request"))
-# A rule token: the die-scoped parameters (compute fraction, per-kernel time) of the fitted
-# devices cut from the unmeasured device's die, the fabric-scoped one (link fraction) of those
-# of its fabric (hardware/*.yaml ``die`` / ``fabric``); over what the rest of the rule carries.
+# A rule token: the die-scoped parameters of the fitted devices of the unmeasured device's die, the
+# fabric-scoped one of its fabric (hardware/*.yaml ``die`` / ``fabric``), over the rest of the rule.
 SAME_SILICON = "same-silicon"
 # The candidate rules for what an unmeasured device takes from the fitted ones, judged by
 # leave-one-device-out cross-validation (benchmarks/serving_fidelity.py --carry-rules;
@@ -264,14 +269,14 @@ def carried_mix(sources) -> dict[str, float] | None:
 def defaults(hw, engine=None) -> dict[str, float]:
     """The datasheet defaults: the spec's documented efficiencies and kernel overhead, the
     engine profile's documented host time per step and per request (0 without a profile), no request
-    overhead, the routed experts' stream ceiling at the datasheet bandwidth (inactive)."""
+    overhead, the routed experts' stream ceiling at the datasheet bandwidth (inactive), flat GEMMs."""
     return {"memory_efficiency": float(hw.memory_efficiency), "compute_efficiency": float(hw.compute_efficiency),
             "step_host_s": float(engine.host_step_s) if engine is not None else 0.0,
             "step_host_s_per_request": float(engine.host_request_s) if engine is not None else 0.0, "wave_sync": 0.5,
             "request_overhead_s": 0.0, "request_overhead_s_per_kernel": 0.0,
             "kernel_time_s": float(hw.kernel_overhead_us) * 1e-6,
             "link_efficiency": float(hw.interconnect_efficiency),
-            "expert_stream_bytes_per_s": float(hw.mem_bandwidth_gbps) * 1e9}
+            "expert_stream_bytes_per_s": float(hw.mem_bandwidth_gbps) * 1e9, "gemm_rows_half": 0.0}
 
 
 def _hardware(device: str):
@@ -394,7 +399,7 @@ def efficiency(hw, values: dict, source: str):
     v = {**defaults(hw), **values}
     return Efficiency(compute={"*": Curve(float(v["compute_efficiency"]))}, memory=Curve(float(v["memory_efficiency"])),
                       interconnect=float(v["link_efficiency"]), kernel_overhead_s=float(v["kernel_time_s"]),
-                      expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]),
+                      expert_bytes_per_s=float(v["expert_stream_bytes_per_s"]), gemm_rows_half=float(v["gemm_rows_half"]),
                       kernel_factor=kernel_factors(hw, mix) if (mix := getattr(values, "kernel_mix", None)) else {},
                       kernel_factor_experts_only=kernel_factors(hw, mix, experts_only=True) if mix else {},
                       source=source)

@@ -54,6 +54,7 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
         "expert_bytes_per_s": values["expert_stream_bytes_per_s"],
         "kernel_overhead_s": values["kernel_time_s"],
         "interconnect_efficiency": values["link_efficiency"],
+        "gemm_rows_half": values["gemm_rows_half"],
         "serving": {"engine": engine, "parameters": {k: float(values[k]) for k in SP.NAMES},
                     "provenance": provenance, "fit": fit},
     }

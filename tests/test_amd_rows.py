@@ -178,10 +178,15 @@ def test_amd_speed_relative_to_h200_at_the_same_harness_point_within_the_stated_
 STACK_GAP = [("inferencemax", "mi355x", "sglang"), ("inferencemax", "mi325x", "sglang"), ("dstack", "mi300x", "vllm")]
 
 
-@pytest.mark.xfail(strict=True, reason="published mean TTFT on AMD parts is 1.2-2.6x H200's (a slow upper decile on ROCm "
-                   "SGLang; a slower prefill on March-2025 ROCm vLLM), replayed 0.6-0.9x "
-                   "(docs/serving-experiments.md, Round 15 (S4c), Round 16 (S2))")
-@pytest.mark.parametrize("source, device, engine", STACK_GAP)
+TTFT_GAP = pytest.mark.xfail(strict=True, reason="published mean TTFT on AMD parts is 1.2-2.6x H200's (a slow upper "
+                             "decile on ROCm SGLang), replayed 0.6-0.9x (docs/serving-experiments.md, Round 15 (S4c), "
+                             "Round 16 (S2))")
+
+
+# dstack's MI300X vLLM points flipped with round 25's refit, by a hair: measured 1.26x H200's TTFT at
+# 3,200-token prompts, replayed 0.85x, the bound 1.26 / 1.5 = 0.84 (docs/serving-experiments.md, Round 25)
+@pytest.mark.parametrize("source, device, engine", [pytest.param(*c, marks=TTFT_GAP) if c[0] == "inferencemax"
+                                                    else c for c in STACK_GAP])
 def test_amd_ttft_relative_to_h200_on_the_same_harness_point(replayed, source, device, engine):
     r = twins(replayed, source, device, engine)
     assert len(r) >= 4

@@ -179,7 +179,9 @@ def test_every_layer_entry_is_a_module():
 # Modules stay small (the project's guide: < ~400 lines, one job each); above this a module
 # is split by job, or listed in LONG_MODULES with the reason it cannot be.
 MAX_MODULE_LINES = 400
-LONG_MODULES: dict[str, str] = {}
+LONG_MODULES: dict[str, str] = {
+    "planner.serving_params": "every fitted serving parameter with its physics, range, scope and carry rule in one "
+                              "place, the one home the fit, the replay and the profiles read (405 lines, round 25)"}
 
 
 def test_modules_stay_small():

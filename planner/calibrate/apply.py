@@ -20,7 +20,8 @@ def profile_to_efficiency(profile: Profile, hardware=None):
     peaks = {dt: float(v) for dt, v in f["peak_flops"].items()}
     main = f.get("main_dtype") or next(iter(f["compute"]))
     info = f.get("info") or {}
-    rows_half, attention, correction = 0.0, None, ()
+    # a serving profile's fitted tile granularity (planner.serving_params ``gemm_rows_half``)
+    rows_half, attention, correction = float(f.get("gemm_rows_half", 0.0)), None, ()
     tokens = (f.get("gemm_tokens") or {}).get(main)
     if tokens:
         # GEMM efficiency as a function of rows per pass (the better fit on CPUs): the GEMM

@@ -291,6 +291,8 @@ def profile_from_dict(data: Any, file: str) -> Profile:
     _curve(f["memory"], file, "fitted.memory")
     _num(f, "attention_memory", file, "fitted.")
     _num(f, "kernel_overhead_s", file, "fitted.", allow_zero=True)
+    if "gemm_rows_half" in f:
+        _num(f, "gemm_rows_half", file, "fitted.", allow_zero=True)
     for key in ("time_scale", "overlap", "interconnect_efficiency", "expert_bytes_per_s"):
         if key in f:
             _num(f, key, file, "fitted.")
