@@ -24,7 +24,7 @@ HEADER = "id,backend,model_path,system,precision,mode,isl,osl,batch_size,tp_size
 # the engine's, the die's (GH100: compute fraction, per-kernel time) and the fabric's (NVLink 4:
 # link fraction) shared by both devices; the memory fraction each device's own
 SHARED = {"step_host_s": 0.0008, "wave_sync": 0.3, "request_overhead_s": 0.06, "request_overhead_s_per_kernel": 3e-5,
-          "kernel_time_s": 7e-6, "link_efficiency": 0.35, "compute_efficiency": 0.56}
+          "kernel_time_s": 7e-6, "link_efficiency": 0.35, "compute_efficiency": 0.56, "gemm_rows_half": 24.0}
 OWN = {"h100-sxm": {"memory_efficiency": 0.9}, "h200": {"memory_efficiency": 0.75}}
 SYSTEM = {"h100-sxm": "h100_sxm", "h200": "h200_sxm"}
 
