@@ -132,12 +132,19 @@ def estimate_cmd(
                              field="spec-tokens", value=spec_tokens)
         if arrival == "steady":
             raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
-        r["simulation"] = simulate_estimate(
-            m, h, devices=devices, concurrency=max(concurrency, 1) if arrival == "closed" else 0,
+        # k samples of a request are k sequences, each with its own prompt (as the analytic loops run
+        # them): the simulator runs k x the requests in flight (or the rate); its request rates per request
+        k = max(int(samples), 1)
+        sim = simulate_estimate(
+            m, h, devices=devices, concurrency=max(concurrency, 1) * k if arrival == "closed" else 0,
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
-            kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
-            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp, ep=ep, dp=dp,
-            **({"range_ratio": ratio} if ratio != 1.0 else {}))
+            kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=(rate or 0.0) * k,
+            n_requests=None if requests is None else requests * k, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s,
+            pp=pp, ep=ep, dp=dp, **({"range_ratio": ratio} if ratio != 1.0 else {}))
+        if k > 1:
+            sim.update(sequences_per_request=k, requests=sim["requests"] // k,
+                       **{key: sim[key] / k for key in ("throughput_req_s", "goodput_req_s")})
+        r["simulation"] = sim
     if json_out:
         print_json(r)
     else:
@@ -209,7 +216,7 @@ def print_estimate(r: dict) -> None:
                   f"{r['config']['concurrency']} running); work and memory below are one decode worker's")
     if "pipeline" in r:
         pl = r["pipeline"]
-        if "max_running" in pl:  # Poisson arrivals: the open loop's groups (work and energy: the steady state's)
+        if "max_running" in pl:  # Poisson arrivals: the open loop's groups
             con.print(f"pipeline: {pl['stages']} stages, the running set (up to {pl['max_running']:g}) in "
                       f"{pl['stages']} groups, stage sends {fmt_si(pl['send_per_step_s'], 's')} per step of one")
         else:

@@ -340,14 +340,16 @@ def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, 
 
 
 def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine, serving, **kw) -> dict[str, Any]:
-    """Pipeline stages under Poisson arrivals at ``rate``: work, memory and energy are the
-    steady state's (as with one stage); TTFT, TPOT, latency, throughput and ``unbounded``
+    """Pipeline stages under Poisson arrivals at ``rate``: work and memory are the steady
+    state's (as with one stage), energy and dollars those of a request holding the stages
+    for 1 / ``rate`` (planner.cost.footprint.rehold); TTFT, TPOT, latency, throughput and ``unbounded``
     are the open loop's with ``pp`` stages (planner.cost.open_loop.poisson, the rule the
     capacity report sizes pipeline replicas with, planner.sizing): the running set is the
     engine's max_running capped by what the KV memory of a stage holds
     (planner.cost.layout.pipeline_memory), one stage-to-stage send is
     planner.cost.layout.send_coefficients of the model's hidden states."""
     from planner.cost.context import Ctx
+    from planner.cost.footprint import rehold
     from planner.cost.layout import pipeline_memory, send_coefficients
     from planner.cost.open_loop import poisson
     from planner.cost.serving import effective_budget
@@ -373,11 +375,17 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
         lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[cf["act_dtype"]] / 8.0)
         budget = effective_budget(serve["token_budget"], P, max(concurrency, 1) * k, serve["chunked"],
                                   attn_dp=float(kw["dp"]), dp_rank_budget=serve["dp_rank_budget"])
+        # k samples of a request are k sequences, each arriving with it (as one stage runs them)
         o = {key: np.asarray(v).ravel()[0].item() for key, v in poisson(
-            x, rate, P, G, budget, host_s, running, pp, lat_s, per_token_s).items()}
+            x, rate * k, P, G, budget, host_s, running, pp, lat_s, per_token_s).items()}
     out.update(ttft_s=o["ttft_s"], tpot_s=o["tpot_s"], latency_s=o["latency_s"],
-               throughput_tok_s=o["throughput_req_s"] * G * k, unbounded=bool(o["unbounded"]),
+               throughput_tok_s=o["throughput_req_s"] * G, unbounded=bool(o["unbounded"]),
                mode="serving, Poisson arrivals")
+    if not o["unbounded"]:  # a request holds the stages for 1 / the rate (planner.cost.footprint.rehold)
+        n = float(np.asarray(x.group_devices).ravel()[0]) * pp
+        energy, usd = rehold(x, n, 1.0 / rate, out["energy_j"], out["device_seconds"] / n)
+        out.update(energy_j=float(np.asarray(energy).ravel()[0]), cost_usd=float(np.asarray(usd).ravel()[0]),
+                   device_seconds=n / rate)
     out["config"] = {**cf, "arrival": "poisson", "rate": rate}
     out["pipeline"] = {**out["pipeline"], "max_running": float(np.asarray(running).ravel()[0])}
     return out

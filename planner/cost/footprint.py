@@ -113,8 +113,23 @@ def energy_j(x, seconds, flops_per_device, bytes_per_device):
     return x.group_devices * (H["idle_w"] * seconds + (H["max_w"] - H["idle_w"]) * busy)
 
 
-def cost_usd(x, seconds, joules):
-    """Dollars: device-hours at the hourly price, plus electricity for owned hardware."""
+def cost_usd(x, seconds, joules, devices=None):
+    """Dollars: device-hours at the hourly price, plus electricity for owned hardware
+    (``devices``: the group's unless given)."""
     H = x.hw
-    return (x.group_devices * H["hourly_usd"] * seconds / SECONDS_PER_HOUR
+    n = x.group_devices if devices is None else devices
+    return (n * H["hourly_usd"] * seconds / SECONDS_PER_HOUR
             + H["owned"] * joules / JOULES_PER_KWH * ELECTRICITY_USD_PER_KWH)
+
+
+def rehold(x, devices, hold_s, joules, held_s):
+    """A request's energy (J) and dollars when it holds ``devices`` for ``hold_s`` of wall
+    time instead of the ``held_s`` of a row that gave it ``joules`` (:func:`energy_j`): the
+    work's dynamic energy ``E - n P_idle held_s`` is kept, capped at max power over the new
+    hold, idle power is paid over the whole hold, dollars as :func:`cost_usd`. The closed
+    loop and the open loop hold a request for 1 / the requests they serve per second (a
+    Poisson rate's idle time included), not the steady state's wall time."""
+    H, xp = x.hw, x.xp
+    dynamic = xp.maximum(joules - devices * H["idle_w"] * held_s, 0.0)
+    energy = devices * H["idle_w"] * hold_s + xp.minimum(dynamic, devices * (H["max_w"] - H["idle_w"]) * hold_s)
+    return energy, cost_usd(x, hold_s, energy, devices)

@@ -30,7 +30,7 @@ from planner.cost.adp_balance import balance_wait_s
 from planner.cost.closed_loop import REQUESTS_PER_CONCURRENCY, closed_loop, disaggregated, shared_prompt_step
 from planner.cost.context import Ctx
 from planner.cost.expert_parallel import prompt_rank_excess_s, step_budget
-from planner.cost.footprint import memory_footprint
+from planner.cost.footprint import memory_footprint, rehold
 from planner.cost.interconnect import allreduce_s
 from planner.cost.open_loop import poisson
 from planner.cost.dense import dense_kernels
@@ -154,21 +154,24 @@ def serving_steady(out, x, C, k, P, G, share):
     mem = memory_footprint(x, C1, k, P, G, share, C1 / xp.maximum(G, 1.0) * per_prompt * P + S)
     res = assemble(x, C1, G * tpot, pre, dec, latency, ttft, tpot, S / tpot, mem)
     res["decode_s"] = G * tpot
+    res["_hold_s"] = G * tpot / C1  # a request's share of the group's wall time (serving_into re-prices it)
     out["_serving"] = res
 
 
 def serving_into(out, x: Ctx, C, k, P, G, share):
     """Serving rows (concurrency > 0): the steady state for every row, then the closed
     loop or the Poisson model where the ``arrival`` column asks for it (TTFT, TPOT,
-    latency and throughput replaced; work, memory and energy stay the steady state's).
-    ``k`` samples of a request are ``k`` sequences in flight."""
+    latency and throughput replaced; the work per request and the memory stay the steady
+    state's, and dollars, energy and device time follow the pattern's wall time per
+    request, planner.cost.footprint.rehold). ``k`` samples of a request are ``k`` sequences in flight."""
     serving_steady(out, x, C, k, P, G, share)
     cols = getattr(x, "cols", {})
     arrival = np.asarray(cols.get("arrival", 0))
-    if not np.any(arrival):  # the steady state (and the API's scalar path) is never unbounded
-        out["_serving"]["unbounded"] = np.zeros(np.shape(C), dtype=bool) if x.xp.name == "vector" else False
-        return
     res = out["_serving"]
+    hold = res.pop("_hold_s")
+    if not np.any(arrival):  # the steady state (and the API's scalar path) is never unbounded
+        res["unbounded"] = np.zeros(np.shape(C), dtype=bool) if x.xp.name == "vector" else False
+        return
     get = lambda key: np.asarray(cols[key], dtype=x.dt)  # noqa: E731
     chunked = get("chunked") > 0
     host, mixed, max_run = get("host_step_s"), get("mixed") > 0, get("max_running")
@@ -180,8 +183,9 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     budget = effective_budget(get("token_budget"), P, S, chunked, attn_dp=np.asarray(x.attn_dp),
                               dp_rank_budget=np.asarray(cols.get("dp_rank_budget", 0), dtype=x.dt))
     closed = closed_loop(x, S, P, G, budget, mixed, host, max_run, chunked=chunked)
-    rate = np.where(arrival == ARRIVAL_CODE["poisson"], get("rate"), 1.0)
-    open_ = poisson(x, rate / 1.0, P, G, budget, host, max_run)
+    # k samples of a request are k sequences, each arriving with it: the open loop runs k x the rate
+    rate = np.where(arrival == ARRIVAL_CODE["poisson"], get("rate"), 1.0) * k
+    open_ = poisson(x, rate, P, G, budget, host, max_run)
     pick = arrival == ARRIVAL_CODE["closed"]
     pois = arrival == ARRIVAL_CODE["poisson"]
     # an attention-DP balancer holds a prompt that arrives alone (planner.cost.adp_balance.balance_wait_s):
@@ -213,9 +217,17 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
-    req_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
-    res["throughput_tok_s"] = np.where(pick | pois, req_s * G * k, res["throughput_tok_s"])
+    # both loops count sequences (S = C k in flight; k x the rate)
+    seq_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
+    res["throughput_tok_s"] = np.where(pick | pois, seq_s * G, res["throughput_tok_s"])
     res["unbounded"] = pois & open_["unbounded"]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        held = k / np.where(pick, closed["throughput_req_s"], rate)
+    repriced = (pick | pois) & ~res["unbounded"]
+    energy, usd = rehold(x, x.group_devices, np.where(repriced, held, hold), res["energy_j"], hold)
+    res["energy_j"], res["cost_usd"] = np.where(repriced, energy, res["energy_j"]), np.where(repriced, usd, res["cost_usd"])
+    if "device_seconds" in res:  # the search's columns have none
+        res["device_seconds"] = np.where(repriced, x.group_devices * held, res["device_seconds"])
 
 
 def released_step_excess_s(x: Ctx, open_: dict, others, P, G, budget, host_s):

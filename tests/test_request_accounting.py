@@ -1,0 +1,94 @@
+"""What a request costs under each arrival pattern, and what k samples of it load.
+
+Oracles: (1) the books must balance: the devices a request holds for its share of the
+time, times the tokens served per second, is the devices times its tokens
+(``device_seconds x throughput = devices x G x k``), whatever the pattern, the samples,
+the pipeline stages; under Poisson arrivals the share is 1 / the rate (idle time rented
+too), so dollars are the hourly price over the rate and energy lies between idle and
+maximum power over that time. (2) The discrete-event simulator (planner.cost.simulate),
+run on the k x C sequences that k samples of C requests are, is the reference for the
+closed loop's throughput and TPOT with samples. (3) k samples of a request at rate r load
+the engine as k x r single-sample requests do (each sample is a sequence with its prompt,
+no prefix sharing).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from planner.cli import main
+from planner.cost.api import estimate, resolve_hardware, resolve_model
+from planner.engine_profiles import load_engine
+
+SECONDS_PER_HOUR = 3600.0  # a unit, not the module's constant: the oracle is the datasheet price
+
+
+def _est(**kw):
+    base = dict(prompt_len=1024, gen_len=256, weight_dtype="fp8", act_dtype="fp8", kv_dtype="fp8",
+                engine=load_engine("vllm"), prefix_sharing=False)
+    base.update(kw)
+    return estimate(resolve_model(base.pop("model", "llama-3.1-8b")), resolve_hardware(base.pop("hardware", "h200")),
+                    **base)
+
+
+@settings(max_examples=25, deadline=None)
+@given(pattern=st.sampled_from(["closed", "steady", "poisson", "static"]), samples=st.integers(1, 4),
+       pp=st.sampled_from([1, 2]), devices=st.sampled_from([1, 2]), load=st.integers(1, 48))
+def test_device_time_times_throughput_is_the_tokens_served(pattern, samples, pp, devices, load):
+    kw = dict(model="llama-3.1-70b", samples=samples, pp=pp, devices=devices)
+    if pattern == "static":
+        r = _est(batch=load, **kw)
+    elif pattern == "poisson":
+        r = _est(arrival="poisson", rate=load / 16.0, **kw)
+    else:
+        r = _est(arrival=pattern, concurrency=load, **kw)
+    if r["unbounded"] or not r["memory"]["fits"]:
+        return
+    tokens = 256 * samples
+    assert r["device_seconds"] * r["throughput_tok_s"] == pytest.approx(devices * pp * tokens, rel=2e-3)
+
+
+@pytest.mark.parametrize("rate", [0.25, 2.0])
+@pytest.mark.parametrize("pp", [1, 2])
+def test_a_poisson_request_rents_the_devices_for_one_over_the_rate(rate, pp):
+    hw = resolve_hardware("h200")
+    r = _est(model="llama-3.1-70b", devices=2, pp=pp, arrival="poisson", rate=rate)
+    assert not r["unbounded"]
+    n = 2 * pp
+    assert r["device_seconds"] == pytest.approx(n / rate)
+    hold_s = 1.0 / rate
+    assert r["cost_usd"] == pytest.approx(n * hw.hourly_usd * hold_s / SECONDS_PER_HOUR, rel=1e-9)
+    assert n * hw.idle_power_w * hold_s <= r["energy_j"] <= n * hw.max_power_w * hold_s * (1 + 1e-9)
+
+
+def test_a_request_costs_less_at_a_higher_rate_until_the_engine_saturates():
+    costs = [_est(arrival="poisson", rate=r)["cost_usd"] for r in (0.5, 2.0, 8.0)]
+    assert costs[0] > costs[1] > costs[2]
+
+
+@pytest.mark.parametrize("samples, concurrency", [(4, 8), (2, 16)])
+def test_closed_loop_with_samples_matches_the_simulator(capsys, samples, concurrency):
+    """The simulator runs k x C sequences (``--simulate``); the analytic closed loop's
+    throughput and TPOT agree within 5% (the bound issue 10 sets the two), and its
+    request rate is the sequences' over k."""
+    assert main(["estimate", "--model", "llama-3.1-8b", "--hardware", "h200", "--engine", "vllm", "--arrival",
+                 "closed", "--concurrency", str(concurrency), "--samples", str(samples), "--no-prefix-sharing",
+                 "--simulate", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    sim = r["simulation"]
+    assert sim["sequences_per_request"] == samples
+    assert r["throughput_tok_s"] == pytest.approx(sim["throughput_tok_s"], rel=0.05)
+    assert r["tpot_s"] == pytest.approx(sim["tpot"]["mean_s"], rel=0.05)
+    assert sim["throughput_req_s"] * 256 * samples == pytest.approx(sim["throughput_tok_s"], rel=1e-6)
+
+
+def test_k_samples_at_a_rate_load_the_engine_as_k_times_the_rate():
+    one = _est(arrival="poisson", rate=8.0, samples=1)
+    four = _est(arrival="poisson", rate=2.0, samples=4)
+    assert four["tpot_s"] == pytest.approx(one["tpot_s"], rel=1e-9)
+    assert four["throughput_tok_s"] == pytest.approx(one["throughput_tok_s"], rel=1e-9)
+    # the same sequences served: a request of four samples holds the device four times as long
+    assert four["device_seconds"] == pytest.approx(4.0 * one["device_seconds"])
