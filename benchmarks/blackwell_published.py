@@ -3,7 +3,7 @@
 The rows and figures are tests/test_blackwell_rows.py's (their sources in its docstring):
 SGLang on 8x B200, TP8, 1K / 1K, one request in flight, plus GLM-5 and Kimi-K2 (not
 asserted there) and the H200 / B200 TPOT ratio on DeepSeek-R1. Prints, for each candidate rule of what an
-unmeasured device carries (planner.serving_params.CARRY_RULES), the predicted TPOT and its
+unmeasured device carries (planner.serving_carry.CARRY_RULES), the predicted TPOT and its
 error per model, then the predicted ratio against the published 1.79.
 Run: python benchmarks/blackwell_published.py  (a few seconds)
 """
@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import test_blackwell_rows as T  # noqa: E402
 
-from planner import serving_params as SP  # noqa: E402
+from planner import serving_carry as SC  # noqa: E402
 
 
 def main() -> None:
@@ -35,13 +35,13 @@ def main() -> None:
     published = T.H200_R1_FP8_C4_TPOT_MS / T.B200_R1_FP4_C1_TPOT_MS
     with tempfile.TemporaryDirectory() as d:
         path = T._write(Path(d) / "rows.csv", rows)
-        for rule, carried in SP.CARRY_RULES.items():
-            SP.CARRIED = carried  # what planner.serving_params.unmeasured carries by default
+        for rule, carried in SC.CARRY_RULES.items():
+            SC.CARRIED = carried  # what planner.serving_carry.unmeasured carries by default
             runs, pred = T._predict(path)
             tpot = dict(zip(runs.ids, pred.tpot_s * 1e3))
             cells = [f"{i} {tpot[i]:.2f} ms ({tpot[i] / m - 1:+.0%})" for i, m in measured.items()]
             ratio = tpot["h200-r1-fp8-c4"] / tpot["b200-r1-fp4-c1"]
-            mark = " (shipped)" if rule == SP.CARRY_RULE else ""
+            mark = " (shipped)" if rule == SC.CARRY_RULE else ""
             print(f"{rule + mark:<30} " + "; ".join(cells) + f"; H200/B200 R1 {ratio:.2f} (published {published:.2f})")
 
 

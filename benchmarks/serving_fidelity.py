@@ -16,8 +16,8 @@ p90 of |predicted / measured - 1| for TTFT and TPOT under five predictors:
   of each (device, engine), scored on the left-out model's rows (the honest figure);
 * ``leave-one-device-out``: for each device, the pooled fit on the other devices' rows
   only, then the device's rows predicted exactly as an unmeasured device's are (the
-  replay's and every command's rule, planner.serving_params.unmeasured: its datasheet
-  plus the parameters of serving_params.CARRIED from the fitted devices): what a device
+  replay's and every command's rule, planner.serving_carry.unmeasured: its datasheet
+  plus the parameters of serving_carry.CARRIED from the fitted devices): what a device
   absent from the measurements (B200, GB200, ...) gets, measured.
 
 ``--expert-ceiling`` fits the opt-in parameter of planner.serving_fit.OPT_IN as well (the
@@ -25,8 +25,8 @@ routed experts' stream ceiling, one per die; not kept: docs/serving-experiments.
 14 (S1)) in every fit.
 
 ``--carry-rules`` also prints, per held-out device, the leave-one-device-out error of each
-candidate rule of serving_params.CARRY_RULES (same fits, only what carries differs): the
-cross-validation that chose serving_params.CARRY_RULE.
+candidate rule of serving_carry.CARRY_RULES (same fits, only what carries differs): the
+cross-validation that chose serving_carry.CARRY_RULE.
 
 Fits use ``--physical-bounds`` (efficiencies at most 1). Run:
 python benchmarks/serving_fidelity.py [FILE.csv] [--json] [--quick] [--carry-rules] [--expert-ceiling]
@@ -62,7 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 from planner import fidelity
-from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.errors import InputError
 from planner.measured import read_measured
 from planner.replay import Prediction, Prepared
@@ -123,16 +123,16 @@ def device_out_fits(prep: Prepared) -> dict[str, dict]:
 def leave_one_device_out(prep: Prepared, fits: dict[str, dict], carry: tuple[str, ...] | None = None
                          ) -> Prediction:
     """Each device's rows predicted as those of a device nobody measured: its pairs are
-    absent from the parameters, so they take planner.serving_params.unmeasured, the rule
+    absent from the parameters, so they take planner.serving_carry.unmeasured, the rule
     planner.serving_profile.resolve_serving applies to B200 and the like. ``carry`` (a rule
-    of serving_params.CARRY_RULES) overrides what carries, through the same function."""
+    of serving_carry.CARRY_RULES) overrides what carries, through the same function."""
     base = prep.run()
     ttft, tpot, profile = base.ttft_s.copy(), base.tpot_s.copy(), base.profile.copy()
     for d, params in fits.items():
         held = prep.device == d
         params = {g: v for g, v in params.items() if g.split("/", 1)[0] != d}  # nothing of d, by construction
         if carry is not None:  # the same rule with another carry set, for the held-out pairs
-            params = {**params, **{g: SP.unmeasured(prep.hw[g], g.split("/", 1)[1], prep.engine_of(g), params, carry)
+            params = {**params, **{g: SC.unmeasured(prep.hw[g], g.split("/", 1)[1], prep.engine_of(g), params, carry)
                                    for g in prep.gnames if g.split("/", 1)[0] == d}}
         pred = prep.run(params)
         ttft[held], tpot[held], profile[held] = pred.ttft_s[held], pred.tpot_s[held], pred.profile[held]
@@ -141,9 +141,9 @@ def leave_one_device_out(prep: Prepared, fits: dict[str, dict], carry: tuple[str
 
 def carry_rules(prep: Prepared, fits: dict[str, dict]) -> dict[str, dict]:
     """rule -> the leave-one-device-out summary under that rule (its by_slice["device"]
-    holds each held-out device's error), for every candidate of serving_params.CARRY_RULES."""
+    holds each held-out device's error), for every candidate of serving_carry.CARRY_RULES."""
     return {rule: summarize(leave_one_device_out(prep, fits, names), prep.runs)
-            for rule, names in SP.CARRY_RULES.items()}
+            for rule, names in SC.CARRY_RULES.items()}
 
 
 def code_commit() -> str:
@@ -238,7 +238,7 @@ def main(argv: list[str]) -> int:
     if summary_out:
         write_error_summary(summary_out, path, results)
     if json_out:
-        print(json.dumps({"file": path, "seconds": elapsed, "results": results, "carry_rule": SP.CARRY_RULE,
+        print(json.dumps({"file": path, "seconds": elapsed, "results": results, "carry_rule": SC.CARRY_RULE,
                           "carry_rules": by_rule, "fits": {g: f.values for g, f in fits.items()}}, indent=2))
         return 0
     s0 = results["in-sample" if quick else "datasheet"]
@@ -269,8 +269,8 @@ def main(argv: list[str]) -> int:
             cells = [cell(results[n]["by_slice"][sl][i]) for n in names]
             print(f"{sl:<12} {str(entry['value']):<18} {entry['tpot']['n']:>5} " + " ".join(cells))
     if by_rule:
-        print(f"\nleave-one-device-out by what an unmeasured device carries (serving_params.CARRY_RULES; "
-              f"shipped: {SP.CARRY_RULE}), per held-out device:")
+        print(f"\nleave-one-device-out by what an unmeasured device carries (serving_carry.CARRY_RULES; "
+              f"shipped: {SC.CARRY_RULE}), per held-out device:")
         for rule, st in by_rule.items():
             cells = "  ".join(f"{e['value']} {cell(e).strip()}" for e in st["by_slice"]["device"])
             print(f"  {rule:<22} all {cell(st).strip()}  {cells}")

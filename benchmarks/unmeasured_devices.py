@@ -12,7 +12,7 @@ flight) and tests/data/gpt-oss-published.csv (InferenceX gpt-oss-120b runs on B2
 TensorRT-LLM) and tests/data/gpt-oss-published-other.csv (the same harness's gpt-oss-120b runs on
 H100 and H200 with vLLM, a cross-check of the fitted profiles, and on MI355X with ATOM); their sources on each row's ``silicon_data_source``. Nothing is
 fitted to them: an unmeasured device takes its datasheet plus what
-planner.serving_params.CARRY_RULE carries from the fitted Hopper pairs.
+planner.serving_carry.CARRY_RULE carries from the fitted Hopper pairs.
 
 Prints, under the shipped rule, the median |error| and the signed median of TTFT and TPOT
 (error = predicted / measured - 1) per device, per (device, precision), per (device,
@@ -21,7 +21,7 @@ same harness point on an AMD part and on H200 (same engine, model, precision, GP
 requests in flight, within one source): the measured AMD / H200 ratio of TTFT and TPOT against
 the replayed one (:func:`twin_ratios`), and the same for an AMD point whose only H200 twin ran
 another engine (:func:`cross_engine_twins`: ATOM on MI355X against vLLM on H200); then, for every candidate rule of
-planner.serving_params.CARRY_RULES (switched as benchmarks/blackwell_published.py does), a
+planner.serving_carry.CARRY_RULES (switched as benchmarks/blackwell_published.py does), a
 table rule x device. ``--rows`` also prints every row. :func:`published` gives the same replay's
 error per device, all files pooled, for the ``published`` section of calibration/serving-fidelity.yaml
 (planner.fidelity; written by benchmarks/serving_fidelity.py --write-error-summary). Run:
@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from planner import serving_params as SP  # noqa: E402
+from planner import serving_carry as SC  # noqa: E402
 from planner.measured import read_measured  # noqa: E402
 from planner.replay import in_flight, predict  # noqa: E402
 from planner.replay_scoring import band, errors  # noqa: E402
@@ -69,7 +69,7 @@ BLACKWELL = ("b200", "gb200", "b300", "gb300")
 
 
 def replay(path: Path):
-    """(runs, prediction, TTFT error, TPOT error) of one file under the rule SP.CARRIED holds."""
+    """(runs, prediction, TTFT error, TPOT error) of one file under the rule SC.CARRIED holds."""
     runs = read_measured(path)
     pred = predict(runs, load_serving())
     e_ttft, e_tpot = errors(pred, runs)
@@ -202,27 +202,27 @@ def print_twins(parts) -> None:
 def by_rule() -> None:
     """Rule x device: TTFT / TPOT median |error| (signed) of :data:`RULE_FILES`' rows per device (a
     :data:`COLUMN_TAG` file's rows in columns of their own)."""
-    shipped = SP.CARRIED
+    shipped = SC.CARRIED
     results = {}
     try:
-        for rule, carried in SP.CARRY_RULES.items():
-            SP.CARRIED = carried
+        for rule, carried in SC.CARRY_RULES.items():
+            SC.CARRIED = carried
             parts = [replay(f) for f in RULE_FILES]
             dev = np.concatenate([p[1].device.astype(object) + COLUMN_TAG.get(f.name, "")
                                   for f, p in zip(RULE_FILES, parts)])
             fitted = np.concatenate([np.isin(p[1].device, FITTED) for p in parts])
             results[rule] = (dev, np.concatenate([p[2] for p in parts]), np.concatenate([p[3] for p in parts]), fitted)
     finally:
-        SP.CARRIED = shipped
-    devices = sorted(set(results[SP.CARRY_RULE][0].tolist()))
+        SC.CARRIED = shipped
+    devices = sorted(set(results[SC.CARRY_RULE][0].tolist()))
     for what, col in (("TTFT", 1), ("TPOT", 2)):
         print(f"\n{what} median |error| (signed median) per carry rule and device "
-              f"(shipped: {SP.CARRY_RULE}; h200 / h100-sxm rows use their fitted profile under every rule)")
+              f"(shipped: {SC.CARRY_RULE}; h200 / h100-sxm rows use their fitted profile under every rule)")
         print(f"  {'rule':<24}" + "".join(f"{d:>16}" for d in devices) + f"{'Blackwell':>16}{'unmeasured':>16}")
         for rule, r in results.items():
             dev, e = r[0], r[col]
             cells = [cell(e[dev == d]) for d in devices] + [cell(e[np.isin(dev, BLACKWELL)]), cell(e[~r[3]])]
-            mark = "*" if rule == SP.CARRY_RULE else " "
+            mark = "*" if rule == SC.CARRY_RULE else " "
             print(f" {mark}{rule:<24}" + "".join(f"{c:>16}" for c in cells))
 
 

@@ -6,7 +6,7 @@ Prints, for the datasheet path and for leave-one-device-out (the pooled fit on t
 device's rows, the held-out device predicted as an unmeasured one), the median |error| and
 the signed median error of TTFT and TPOT per (device, engine, spread or fixed lengths), then
 the parameters each one-device fit gives. ``--rules A,B`` scores leave-one-device-out under
-those rules of planner.serving_params.CARRY_RULES (default: the shipped one). Run:
+those rules of planner.serving_carry.CARRY_RULES (default: the shipped one). Run:
 python benchmarks/unmeasured_signed.py [FILE.csv] [--rules A,B]   (~2-4 minutes on 2 cores)
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from serving_fidelity import DEFAULT, device_out_fits, leave_one_device_out  # noqa: E402
 
-from planner import serving_params as SP  # noqa: E402
+from planner import serving_carry as SC  # noqa: E402
 from planner.measured import read_measured  # noqa: E402
 from planner.replay import Prepared  # noqa: E402
 
@@ -55,20 +55,20 @@ def table(name: str, pred, runs) -> None:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
-    ap.add_argument("--rules", default=SP.CARRY_RULE,
-                    help="comma-separated rules of planner.serving_params.CARRY_RULES (default: %(default)s)")
+    ap.add_argument("--rules", default=SC.CARRY_RULE,
+                    help="comma-separated rules of planner.serving_carry.CARRY_RULES (default: %(default)s)")
     args = ap.parse_args(argv)
     rules = args.rules.split(",")
-    unknown = [r for r in rules if r not in SP.CARRY_RULES]
+    unknown = [r for r in rules if r not in SC.CARRY_RULES]
     if unknown:
-        ap.error(f"--rules: unknown rule {unknown[0]!r} (known: {', '.join(SP.CARRY_RULES)})")
+        ap.error(f"--rules: unknown rule {unknown[0]!r} (known: {', '.join(SC.CARRY_RULES)})")
     runs = read_measured(args.file)
     prep = Prepared(runs)
     print("median |error| (signed median) of TTFT and TPOT; error = predicted / measured - 1")
     table("datasheet", prep.run(), runs)
     fits = device_out_fits(prep)
     for rule in rules:
-        table(f"lodo {rule}", leave_one_device_out(prep, fits, SP.CARRY_RULES[rule]), runs)
+        table(f"lodo {rule}", leave_one_device_out(prep, fits, SC.CARRY_RULES[rule]), runs)
     for held, params in fits.items():
         for pair, (_, values) in sorted(params.items()):
             print(f"fitted without {held}: {pair}: " + ", ".join(f"{k} {v:.3g}" for k, v in values.items()))

@@ -6,7 +6,7 @@ planner.serving_profile.resolve_serving, its ``path`` field):
 * ``fitted``: a (device, engine) pair with a shipped serving profile fitted on measured runs;
   its honest out-of-sample figure is the leave-one-model-out error (a model the fit never saw);
 * ``carried``: a device never measured with the engine: its datasheet plus the parameters the
-  fitted devices carry (planner.serving_params.unmeasured); measured by leave-one-device-out;
+  fitted devices carry (planner.serving_carry.unmeasured); measured by leave-one-device-out;
 * ``datasheet``: no profile and nothing carried (an engine no device was fitted with): the
   scheduler model at datasheet figures and the engine profile's defaults;
 * ``generic``: no serving engine named (the generic engine, datasheet efficiencies): the

@@ -1,6 +1,6 @@
 """The fixed time per kernel by GEMM path, from NVIDIA's published kernel tables, for a device nobody measured.
 
-The carried ``kernel_time_s`` (planner.serving_params, :data:`~planner.serving_params.CARRY_RULE`) is
+The carried ``kernel_time_s`` (planner.serving_carry, :data:`~planner.serving_carry.CARRY_RULE`) is
 the median of the fitted Hopper devices' values, a mean over the GEMM paths of the rows they were
 fitted on. NVIDIA's measured TensorRT-LLM kernel tables (aiconfigurator-core 0.12.0, TensorRT-LLM
 1.3.0rc20; ``benchmarks/published_kernels.py``, data ``tests/data/aiconfigurator-kernels.csv``,
@@ -19,7 +19,7 @@ The carried time on a row of compute dtype ``d`` is (:func:`kernel_factors`)::
 with ``T`` the composite of the target device's family (the mean of its family's tables)
 and ``w`` the fitted rows' shares by path: the mix a fit records (:func:`gemm_mix`, written into
 each serving profile's provenance as ``gemm_mix`` and carried with the kernel time by
-planner.serving_params.carried_over). The level is the fit's (the carry
+planner.serving_carry.carried_over). The level is the fit's (the carry
 rule: the fixed time per kernel is the vendor's libraries', and the fit is 1.06-1.27x the tables'
 composite on Hopper, so the tables' absolute level is not what the fit measures); the path
 dependence is the target's own table. A device or a compute dtype without a table keeps the

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.cost.api import PROFILE_COLUMNS
 from planner.cost.context import kernels_per_pass
 from planner.cost.serving import ARRIVAL_CODE
@@ -44,7 +45,7 @@ from planner.measured_layouts import moe_layout, sweep_decode_workers
 from planner.plausibility import row_flags
 from planner.replay_rows import DISAGG_COUNTS, LAYOUT_KEYS, disagg_value, has_columns, in_flight, read_rows
 
-DATASHEET = SP.DATASHEET
+DATASHEET = SC.DATASHEET
 TODAY = "engine-today"  # datasheet efficiencies, no host time, no wave wait: the engine as it is
 
 
@@ -210,7 +211,7 @@ class Prepared:
     def parameter_sets(self, params: dict | None, today: bool = False) -> list[tuple[str, dict]]:
         """(profile name, values) per group, in :attr:`gnames` order. A pair without
         parameters takes its device's datasheet plus, when other devices of its engine
-        are fitted, the carried parameters (serving_params.unmeasured)."""
+        are fitted, the carried parameters (serving_carry.unmeasured)."""
         params = params or {}
         sets = []
         for g in self.gnames:
@@ -220,7 +221,7 @@ class Prepared:
             elif today:
                 sets.append((TODAY, {**SP.defaults(hw), "step_host_s": 0.0}))
             else:  # the rule every command follows for an unmeasured pair
-                sets.append(SP.unmeasured(hw, g.split("/", 1)[1], self.engine_of(g), params))
+                sets.append(SC.unmeasured(hw, g.split("/", 1)[1], self.engine_of(g), params))
         return sets
 
     def engine_of(self, group: str):

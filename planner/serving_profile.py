@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.errors import InputError
 
 SUBDIR = "serving"
@@ -217,10 +218,10 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
     * else the serving profile fitted on measured runs of this (device, engine) pair in
       ``calibration/serving/`` (its efficiencies, its host time per step);
     * else, a device never measured with that engine: its datasheet plus what the fitted
-      devices of the engine carry over (serving_params.unmeasured, the replay's rule too:
-      the parameters of serving_params.CARRIED, median over the fitted devices), said so
+      devices of the engine carry over (serving_carry.unmeasured, the replay's rule too:
+      the parameters of serving_carry.CARRIED, median over the fitted devices), said so
       in the label and the profile name (a device fitted with other engines takes the same
-      rule: serving_params.carried_over, ``own`` off). A device with its own calibration
+      rule: serving_carry.carried_over, ``own`` off). A device with its own calibration
       profile keeps its measured efficiencies and takes only the engine-scoped parameters.
     ``engine`` is an EngineProfile (planner.engine_profiles) or None; the choice carries it
     as the engine configures itself on this device (EngineProfile.on_device: its defaults
@@ -248,13 +249,13 @@ def resolve_serving(hw, engine=None, calibration: str | None = None) -> ServingC
         return ServingChoice(eff, engine.model_copy(update=host_update(vals)), vals, label,
                              f"{short} (fitted on measured {name} runs)", "fitted")
     carry = None if datasheet else SP.ENGINE_SCOPE  # a device calibration keeps its own efficiencies
-    pname, vals = SP.unmeasured(hw, name, engine, load_serving(), carry)
-    if pname == SP.DATASHEET:
+    pname, vals = SC.unmeasured(hw, name, engine, load_serving(), carry)
+    if pname == SC.DATASHEET:
         return ServingChoice(eff, engine, None, label, f"{label}; no {name} profile fitted on any device",
                              "datasheet" if datasheet else "microbenchmark")
     what = pname.split(f"datasheet + {name} ", 1)[-1]  # "<parameters> of <fitted pairs>"
     sheet = SP.defaults(hw)
-    if datasheet and any(vals[k] != sheet[k] for k in SP.DEVICE_FRACTIONS):
+    if datasheet and any(vals[k] != sheet[k] for k in SC.DEVICE_FRACTIONS):
         eff = SP.efficiency(hw, vals, pname)  # the datasheet peaks at the carried fractions
     return ServingChoice(eff, engine.model_copy(update=host_update(vals)), vals,
                          f"{label}; {pname}",
@@ -307,11 +308,11 @@ def fitted_engines() -> list[str]:
 
 def replay_path(profile_name: str) -> str:
     """The prediction path of a replayed row's profile (planner.replay: the names
-    :func:`load_serving` and serving_params.unmeasured give): "datasheet", "datasheet + <engine>
+    :func:`load_serving` and serving_carry.unmeasured give): "datasheet", "datasheet + <engine>
     ..." (carried), "engine-today" (generic), else a serving profile's file (fitted): the
     key of its measured error, as :func:`resolve_serving` names the same paths."""
-    if profile_name == SP.DATASHEET:
+    if profile_name == SC.DATASHEET:
         return "datasheet"
-    if profile_name.startswith(f"{SP.DATASHEET} + "):
+    if profile_name.startswith(f"{SC.DATASHEET} + "):
         return "carried"
     return "generic" if profile_name == "engine-today" else "fitted"

@@ -15,7 +15,7 @@ Outside figures (each quoted in the YAML's ``sources``):
 A set prior must be a measurement (not an assumption), inside its physical range, and
 equal to what the quoted published figures give against the device's own datasheet; a
 field left at the generic default must say so. The unmeasured-device route
-(planner.serving_params.unmeasured, the replay's and every command's) must take the
+(planner.serving_carry.unmeasured, the replay's and every command's) must take the
 prior where the carry rule carries nothing in its place.
 """
 
@@ -26,7 +26,8 @@ import re
 import numpy as np
 import pytest
 
-from planner import catalog, serving_params as SP
+from planner import catalog
+from planner import serving_carry as SC
 from planner.catalog import load_hardware
 from planner.cost.efficiency import default_efficiency
 from planner.engine_profiles import load_engine
@@ -114,12 +115,12 @@ def test_rocm_parts_stream_less_of_their_datasheet_than_nvidia_hbm_parts(devices
 @pytest.mark.parametrize("name, engine", [("b200", "sglang"), ("b200", "vllm"), ("mi355x", "sglang")])
 def test_an_unmeasured_device_takes_its_yaml_priors(name, engine):
     hw = load_hardware(name)
-    profile, vals = SP.unmeasured(hw, engine, load_engine(engine), load_serving())
+    profile, vals = SC.unmeasured(hw, engine, load_engine(engine), load_serving())
     assert profile.startswith(f"datasheet + {engine}")  # something carries, but not these:
     for field, key, scale in (("memory_efficiency", "memory_efficiency", 1.0),
                               ("compute_efficiency", "compute_efficiency", 1.0),
                               ("kernel_overhead_us", "kernel_time_s", 1e-6)):
-        if key in SP.CARRIED and hw.vendor == "NVIDIA":  # carried from the fitted NVIDIA parts (the shipped rule)
+        if key in SC.CARRIED and hw.vendor == "NVIDIA":  # carried from the fitted NVIDIA parts (the shipped rule)
             fitted = [v[key] for g, (_, v) in load_serving().items() if g.endswith("/" + engine)]
             assert vals[key] == pytest.approx(float(np.median(fitted))), (name, key)
             continue

@@ -16,6 +16,7 @@ import pytest
 
 from planner import kernel_paths as KP
 from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.catalog import load_hardware, load_model
 from planner.cost.api import estimate
 
@@ -58,7 +59,7 @@ def _carried_b200():
               "h200/vllm": ("fit", SP.Values({"kernel_time_s": 9e-6, "step_host_s": 2e-4, "link_efficiency": 0.6},
                                             gemm_mix=DEV_MIX))}
     hw = load_hardware("b200")
-    name, vals = SP.unmeasured(hw, "vllm", None, params)
+    name, vals = SC.unmeasured(hw, "vllm", None, params)
     return hw, SP.efficiency(hw, vals, name)
 
 

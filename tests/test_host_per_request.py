@@ -10,6 +10,7 @@ import pytest
 from test_measured_fit import TRUE, synthetic
 
 from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.catalog import load_hardware
 from planner.cost.api import estimate
 from planner.engine_profiles import load_engine
@@ -64,7 +65,7 @@ def test_the_simulator_pays_it_as_the_analytic_loop_does():
 def test_one_shipped_value_for_every_pair_and_none_carried():
     """The pooled fit shares the value across devices and engines (Param.shared); the
     shipped profiles hold it, a fitted pair's engine takes it, and a device nobody measured
-    takes 0 (serving_params.SCHEDULER leaves it out of what carries)."""
+    takes 0 (serving_carry.SCHEDULER leaves it out of what carries)."""
     shipped = {k: v["step_host_s_per_request"] for k, (_, v) in load_serving().items()}
     assert len(shipped) >= 6 and len(set(shipped.values())) == 1
     value = next(iter(shipped.values()))
@@ -73,4 +74,4 @@ def test_one_shipped_value_for_every_pair_and_none_carried():
     assert resolve_serving(load_hardware("h200"), vllm).engine.host_request_us == pytest.approx(value * 1e6)
     b200 = resolve_serving(load_hardware("b200"), vllm)
     assert b200.path == "carried" and b200.engine.host_request_us == 0.0
-    assert "step_host_s_per_request" not in SP.SCHEDULER and "step_host_s" in SP.SCHEDULER
+    assert "step_host_s_per_request" not in SC.SCHEDULER and "step_host_s" in SC.SCHEDULER

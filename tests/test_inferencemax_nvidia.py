@@ -29,7 +29,7 @@ Oracles (outside the code):
 The replay check is a gate, not a fit: nothing was tuned to these rows. The tolerances are
 today's errors plus a margin, so the test fails when these rows get markedly worse. Today
 (round 15, the shipped carry rule "scheduler+kernel+link", which these rows helped choose
-among fixed candidates: planner.serving_params.CARRY_RULE): the 47 Blackwell rows median
+among fixed candidates: planner.serving_carry.CARRY_RULE): the 47 Blackwell rows median
 |error| TTFT 39% before the poll interval below, TPOT 8% (under the earlier "scheduler+link"
 40% / 28%, TPOT too fast on all 47); B200 41% / 8%, GB200 37% / 12%; the 20 H200 rows 23% / 11%
 (main 73915e2; before the device priors and the refit: docs/serving-experiments.md, "Round 15

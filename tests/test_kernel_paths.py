@@ -10,6 +10,7 @@ import pytest
 
 from planner import kernel_paths as KP
 from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.catalog import load_hardware
 from planner.cost.api import estimate
 
@@ -80,7 +81,7 @@ def _carried(device, engine="vllm", mixes=(DEV_MIX, DEV_MIX)):
               "h200/vllm": ("fit", SP.Values({"kernel_time_s": 9e-6, "step_host_s": 2e-4, "link_efficiency": 0.6},
                                              gemm_mix=mixes[1]))}
     hw = load_hardware(device)
-    name, vals = SP.unmeasured(hw, engine, None, params)
+    name, vals = SC.unmeasured(hw, engine, None, params)
     return hw, vals, SP.efficiency(hw, vals, name)
 
 

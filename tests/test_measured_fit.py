@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.cli import main
 from planner.errors import InputError
 from planner.measured import read_measured
@@ -141,7 +142,7 @@ def test_unmeasured_device_takes_datasheet_plus_the_engines_carried_parameters(t
     prep = Prepared(runs)
     sets = dict(zip(prep.gnames, prep.parameter_sets(load_serving([str(out)]))))
     _, vals = sets["b200/vllm"]
-    for k in SP.CARRIED:
+    for k in SC.CARRIED:
         assert vals[k] == pytest.approx(TRUE[k], rel=0.03)
     hw = prep.hw["b200/vllm"]
     assert vals["memory_efficiency"] == hw.memory_efficiency and vals["compute_efficiency"] == hw.compute_efficiency

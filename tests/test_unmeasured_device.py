@@ -1,4 +1,4 @@
-"""What a device absent from the measurements gets (planner.serving_params.unmeasured):
+"""What a device absent from the measurements gets (planner.serving_carry.unmeasured):
 the leave-one-device-out protocol of benchmarks/serving_fidelity.py never lets a row of
 the held-out device reach its fit, the carried parameters are recovered from synthetic
 runs of two devices that share them, and every command's profile label says what was
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from planner import serving_params as SP
+from planner import serving_carry as SC
 from planner.catalog import load_hardware
 from planner.cli import main
 from planner.measured import read_measured
@@ -104,39 +105,39 @@ def test_carried_rule_recovered_from_two_fitted_devices(tmp_path):
     path = two_devices(tmp_path)
     fits = as_params(fit_all(read_measured(path)))
     b200 = load_hardware("b200")
-    name, vals = SP.unmeasured(b200, "vllm", None, fits)
-    assert set(SP.CARRIED) <= set(SHARED)  # the test's truth covers the shipped rule
-    for k in SP.CARRIED:
+    name, vals = SC.unmeasured(b200, "vllm", None, fits)
+    assert set(SC.CARRIED) <= set(SHARED)  # the test's truth covers the shipped rule
+    for k in SC.CARRIED:
         assert vals[k] == pytest.approx(SHARED[k], rel=0.03), k
-    for k in set(SP.NAMES) - set(SP.CARRIED) - {"step_host_s"}:
+    for k in set(SP.NAMES) - set(SC.CARRIED) - {"step_host_s"}:
         assert vals[k] == SP.defaults(b200)[k], k
-    assert name == f"datasheet + vllm {', '.join(SP.CARRIED)} of h100-sxm/vllm, h200/vllm"
+    assert name == f"datasheet + vllm {', '.join(SC.CARRIED)} of h100-sxm/vllm, h200/vllm"
     # every candidate rule carries exactly its own names, at the shared values
     rows = len(open(path).read().splitlines()) - 1  # every row of the file, bf16 (precision empty)
-    for rule, names in SP.CARRY_RULES.items():
-        carried = SP.carried_over("vllm", fits, b200, names)
+    for rule, names in SC.CARRY_RULES.items():
+        carried = SC.carried_over("vllm", fits, b200, names)
         if not names:
             assert carried is None
             continue
-        assert list(carried[1]) == [k for k in names if k != SP.SAME_SILICON], rule  # b200: no fitted GB100
+        assert list(carried[1]) == [k for k in names if k != SC.SAME_SILICON], rule  # b200: no fitted GB100
         # a carried kernel time follows the GEMM path (planner.kernel_paths) at the fitted file's mix (its
         # rows by compute dtype: two_devices writes bf16 rows only), an own or absent one not
         assert carried[1].kernel_mix == ({"bf16": rows} if "kernel_time_s" in names else None), rule
         for k in set(names) & set(SHARED):
             assert carried[1][k] == pytest.approx(SHARED[k], rel=0.03), (rule, k)
-    amd = SP.carried_over("vllm", fits, load_hardware("mi300x"), SP.CARRY_RULES["engine+device"])
+    amd = SC.carried_over("vllm", fits, load_hardware("mi300x"), SC.CARRY_RULES["engine+device"])
     assert list(amd[1]) == list(SP.ENGINE_SCOPE)
     # an engine fitted nowhere carries nothing from other devices: without ``own`` a device
     # fitted with other engines takes its datasheet; the shipped rule (own on, round 15, chosen
     # by leave-one-model-out) keeps its own fitted fractions (the pooled fit shares them between
     # its engines)
     h100 = load_hardware("h100-sxm")
-    assert SP.unmeasured(h100, "sglang", None, fits, own=False) == (SP.DATASHEET, SP.defaults(h100))
-    assert SP.unmeasured(h100, "sglang", None, fits) == SP.unmeasured(h100, "sglang", None, fits, own=True)
-    name, vals = SP.unmeasured(h100, "sglang", None, fits, own=True)
-    assert name == "datasheet + sglang " + ", ".join(SP.DEVICE_FRACTIONS) + " of h100-sxm/vllm"
+    assert SC.unmeasured(h100, "sglang", None, fits, own=False) == (SC.DATASHEET, SP.defaults(h100))
+    assert SC.unmeasured(h100, "sglang", None, fits) == SC.unmeasured(h100, "sglang", None, fits, own=True)
+    name, vals = SC.unmeasured(h100, "sglang", None, fits, own=True)
+    assert name == "datasheet + sglang " + ", ".join(SC.DEVICE_FRACTIONS) + " of h100-sxm/vllm"
     for k, v in {**SHARED, **OWN["h100-sxm"]}.items():
-        if k in SP.DEVICE_FRACTIONS:
+        if k in SC.DEVICE_FRACTIONS:
             assert vals[k] == pytest.approx(v, rel=0.03), k
     assert vals["step_host_s"] == SP.defaults(h100)["step_host_s"]
 
@@ -171,19 +172,19 @@ def test_validate_estimate_recommend_say_what_was_carried(tmp_path, capsys):
     assert rows and all(r["status"] == "ok" for r in rows)
     for r in rows:
         engine = "vllm" if "vllm" in r["profile"] else "trtllm"
-        assert r["profile"] == (f"datasheet + {engine} {', '.join(SP.CARRIED)} of "
+        assert r["profile"] == (f"datasheet + {engine} {', '.join(SC.CARRIED)} of "
                                 f"h100-sxm/{engine}, h200/{engine}")
     # the carried link efficiency is used, not just named: the engine-only rule predicts these TP > 1 rows differently
     prep = Prepared(read_measured(str(path)))
     own = prep.run(shipped)
-    engine_only = prep.run({**shipped, **{g: SP.unmeasured(prep.hw[g], g.split("/")[1], prep.engine_of(g), shipped,
-                                                           SP.CARRY_RULES["engine"]) for g in prep.gnames}})
+    engine_only = prep.run({**shipped, **{g: SC.unmeasured(prep.hw[g], g.split("/")[1], prep.engine_of(g), shipped,
+                                                           SC.CARRY_RULES["engine"]) for g in prep.gnames}})
     assert not np.allclose(own.tpot_s, engine_only.tpot_s)
     link = float(np.median([v["link_efficiency"] for g, (_, v) in shipped.items() if g.endswith("/vllm")]))
 
     assert main(["estimate", "-m", "llama-3.1-8b", "-H", "b200", "--engine", "vllm", "--json"]) == 0
     text = capsys.readouterr().out
-    carried = f"{', '.join(SP.CARRIED)} of h100-sxm/vllm, h200/vllm"
+    carried = f"{', '.join(SC.CARRIED)} of h100-sxm/vllm, h200/vllm"
     assert json.loads(text)["efficiency"].endswith(f"; datasheet + vllm {carried}")
     assert main(["recommend", "--task", "aime24", "--models", "qwen3-8b", "--hardware", "b200", "--engine", "vllm",
                  "--top", "1", "--json"]) == 0
@@ -228,14 +229,14 @@ def test_same_silicon_carries_the_die_not_the_fabric(tmp_path):
 
     fits = as_params(fit_all(read_measured(two_devices(tmp_path))))
     pcie = load_hardware("h100-pcie")
-    name, vals = SP.unmeasured(pcie, "vllm", None, fits, SP.CARRY_RULES["scheduler+link+silicon"])
+    name, vals = SC.unmeasured(pcie, "vllm", None, fits, SC.CARRY_RULES["scheduler+link+silicon"])
     assert "of die GH100 (h100-sxm/vllm, h200/vllm)" in name and "fabric" not in name
     for k in ("compute_efficiency", "kernel_time_s"):
         assert vals[k] == pytest.approx(SHARED[k], rel=0.03, abs=2e-7), k
     sheet = SP.defaults(pcie)
     assert vals["memory_efficiency"] == sheet["memory_efficiency"] and vals["wave_sync"] == sheet["wave_sync"]
     # without the token the die carries nothing
-    _, plain = SP.unmeasured(pcie, "vllm", None, fits, SP.CARRY_RULES["scheduler+link"])
+    _, plain = SC.unmeasured(pcie, "vllm", None, fits, SC.CARRY_RULES["scheduler+link"])
     assert plain["compute_efficiency"] == sheet["compute_efficiency"]
 
 
