@@ -92,3 +92,17 @@ def test_k_samples_at_a_rate_load_the_engine_as_k_times_the_rate():
     assert four["throughput_tok_s"] == pytest.approx(one["throughput_tok_s"], rel=1e-9)
     # the same sequences served: a request of four samples holds the device four times as long
     assert four["device_seconds"] == pytest.approx(4.0 * one["device_seconds"])
+
+
+@pytest.mark.parametrize("rate", [2.0, 6.0])
+def test_poisson_work_is_shared_by_the_requests_little_law_keeps_in_flight(rate):
+    """Under Poisson arrivals the weights a step streams are shared by the L = rate x latency
+    requests in flight (Little's law), as in a steady state of any concurrency: weight bytes
+    per request x requests in flight is the same per-step stream over G steps."""
+    r = _est(arrival="poisson", rate=rate)
+    steady = _est(arrival="steady", concurrency=8)
+    in_flight = rate * r["latency_s"]
+    assert in_flight > 1.5
+    assert r["bytes"]["weights"] * in_flight == pytest.approx(steady["bytes"]["weights"] * 8, rel=1e-6)
+    # a busier stream costs less energy per request: the weights are shared by more requests
+    assert _est(arrival="poisson", rate=rate * 2)["energy_j"] < r["energy_j"]

@@ -215,6 +215,7 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
             held = held + share * released_step_excess_s(x, open_, others, P, G, budget, host) \
                 + recv_wait_steps(interval) * open_["tpot_s"]
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
+        hold = poisson_work_into(res, x, pois & ~open_["unbounded"], rate * open_["latency_s"] / k, hold, k, P, G, share)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
     # both loops count sequences (S = C k in flight; k x the rate)
@@ -228,6 +229,29 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     res["energy_j"], res["cost_usd"] = np.where(repriced, energy, res["energy_j"]), np.where(repriced, usd, res["cost_usd"])
     if "device_seconds" in res:  # the search's columns have none
         res["device_seconds"] = np.where(repriced, x.group_devices * held, res["device_seconds"])
+
+
+TIMING_KEYS = ("ttft_s", "tpot_s", "latency_s", "throughput_tok_s", "unbounded")
+
+
+def poisson_work_into(res: dict, x: Ctx, rows, in_flight, hold, k, P, G, share):
+    """The work, memory and wall-time share of a request under Poisson arrivals (``rows``):
+    the steady state's at the requests the open loop holds in flight on average, Little's
+    law ``L = rate x latency`` (requests of ``k`` sequences; at least one), not at the one
+    request the command was given: weights streamed once per step are shared by the batch
+    the stream keeps. Every key of ``res`` but the timings (:data:`TIMING_KEYS`) is
+    replaced on those rows; returns the wall-time share ``hold`` with theirs."""
+    if not np.any(rows):
+        return hold
+    with np.errstate(all="ignore"):
+        C = np.where(rows, np.maximum(np.nan_to_num(in_flight, nan=1.0, posinf=1.0), 1.0), 1.0)
+    tmp: dict = {}
+    serving_steady(tmp, x, C, k, P, G, share)
+    alt = tmp["_serving"]
+    for key in res:
+        if key not in TIMING_KEYS and key in alt:
+            res[key] = np.where(rows, alt[key], res[key])
+    return np.where(rows, alt["_hold_s"], hold)
 
 
 def released_step_excess_s(x: Ctx, open_: dict, others, P, G, budget, host_s):
