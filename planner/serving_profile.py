@@ -26,6 +26,7 @@ from it stays one scalar.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import NamedTuple
 
@@ -34,6 +35,14 @@ from planner import serving_carry as SC
 from planner.errors import InputError
 
 SUBDIR = "serving"
+
+
+# The decode-step physics a serving profile also writes in the calibration profile's own fields
+# (read by planner.calibrate.apply, so that any reader of the profile, estimate or recommend,
+# costs with them): that field -> the serving parameter it repeats. :func:`serving_of` refuses a
+# profile whose two copies disagree (an edit of one of them).
+PROFILE_FIELDS = {"expert_bytes_per_s": "expert_stream_bytes_per_s", "kernel_overhead_s": "kernel_time_s",
+                  "interconnect_efficiency": "link_efficiency", "gemm_rows_half": "gemm_rows_half"}
 
 
 def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date: str):
@@ -49,13 +58,8 @@ def to_profile(hw, engine: str, values: dict, provenance: dict, fit: dict, date:
         "main_dtype": "bf16" if hw.has_dtype("bf16") else next(iter(hw.peak_tflops)),
         "compute": {dt: {"e_max": ce, "w_half": 0.0} for dt in hw.peak_tflops},
         "memory": {"e_max": me, "w_half": 0.0},
-        # the decode-step physics (planner.serving_params), in the calibration profile's own
-        # fields, so that any reader of the profile (estimate, recommend) costs with them
         "attention_memory": 1.0,
-        "expert_bytes_per_s": values["expert_stream_bytes_per_s"],
-        "kernel_overhead_s": values["kernel_time_s"],
-        "interconnect_efficiency": values["link_efficiency"],
-        "gemm_rows_half": values["gemm_rows_half"],
+        **{field: values[name] for field, name in PROFILE_FIELDS.items()},
         "serving": {"engine": engine, "parameters": {k: float(values[k]) for k in SP.NAMES},
                     "provenance": provenance, "fit": fit},
     }
@@ -91,7 +95,26 @@ def serving_of(profile) -> tuple[str, str, dict]:
         name = problems[0].split(" =", 1)[0]
         raise InputError(problems[0].split(": ", 1)[1], file=file, field=f"fitted.serving.parameters.{name}",
                          value=out[name])
+    _same_copies(profile.fitted, out, file)
     return profile.hardware, engine.lower(), SP.Values(out, gemm_mix=_gemm_mix(s.get("provenance"), file))
+
+
+def _same_copies(fitted: dict, params: dict, file) -> None:
+    """The calibration fields a serving profile repeats its parameters in (:data:`PROFILE_FIELDS`,
+    and the memory and compute curves' ``e_max``) agree with ``fitted.serving.parameters`` to the
+    4 digits both are written with; InputError naming the copy that differs otherwise (where a
+    field is absent, nothing to compare)."""
+    pairs = [(field, fitted.get(field), name) for field, name in PROFILE_FIELDS.items()]
+    pairs.append(("memory.e_max", (fitted.get("memory") or {}).get("e_max"), "memory_efficiency"))
+    pairs += [(f"compute.{dt}.e_max", (c or {}).get("e_max") if isinstance(c, dict) else None, "compute_efficiency")
+              for dt, c in (fitted.get("compute") or {}).items()]
+    for field, v, name in pairs:
+        if name not in params or isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if not math.isclose(float(v), params[name], rel_tol=1e-3):
+            raise InputError(f"disagrees with fitted.serving.parameters.{name} = {params[name]:.4g} (edit both, or "
+                             "rewrite the profile with planner calibrate --from-measured)", file=file,
+                             field=f"fitted.{field}", value=v)
 
 
 def _gemm_mix(provenance, file) -> dict[str, int]:

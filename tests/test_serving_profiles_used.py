@@ -76,3 +76,44 @@ def test_a_calibration_profile_with_a_bad_serving_section_is_refused(tmp_path, c
     assert reason in err
     assert main(["estimate", "-H", "h200", "--engine", "vllm", "--concurrency", "8", "--calibration",
                  str(shipped)]) == 0  # a good one is taken (its efficiencies)
+
+
+SHIPPED = sorted(__import__("pathlib").Path(__file__).resolve().parents[1].glob("calibration/serving/*.yaml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_a_serving_profiles_two_copies_of_its_physics_agree_and_round_trip(tmp_path, path):
+    """A serving profile writes its decode-step physics twice: in the calibration fields every
+    reader of a profile costs with (planner.calibrate.apply) and in ``fitted.serving.parameters``
+    (the replay's). Written again from its parameters (planner.serving_profile.to_profile) and
+    read back, the shipped profile gives the same parameters, and its copies agree."""
+    from planner.calibrate.profile import load_profile, write_profile
+    from planner.catalog import load_hardware
+    from planner.serving_profile import PROFILE_FIELDS, serving_of, to_profile
+
+    prof = load_profile(path)
+    hw, engine, vals = serving_of(prof)
+    s = prof.fitted["serving"]
+    again = to_profile(load_hardware(hw), engine, dict(vals), s["provenance"], s["fit"], prof.date)
+    back = serving_of(load_profile(write_profile(tmp_path / path.name, again)))
+    assert back[:2] == (hw, engine) and dict(back[2]) == pytest.approx(dict(vals), rel=1e-3)
+    for field, name in PROFILE_FIELDS.items():
+        assert prof.fitted[field] == pytest.approx(vals[name], rel=1e-3)
+
+
+@pytest.mark.parametrize("field", ["kernel_overhead_s", "gemm_rows_half", "memory.e_max", "compute.fp8.e_max"])
+def test_an_edit_of_one_copy_is_refused_naming_it(tmp_path, capsys, field):
+    import yaml
+
+    doc = yaml.safe_load((SHIPPED[0].parent / "h200.vllm.yaml").read_text())
+    *path, last = field.split(".")
+    node = doc["fitted"]
+    for key in path:
+        node = node[key]
+    node[last] = float(node[last]) * 1.2 + 1e-6
+    f = tmp_path / "edited.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    assert main(["estimate", "-m", "llama-3.1-8b", "-H", "h200", "--engine", "vllm", "--calibration", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"field 'fitted.{field}'" in err
+    assert "disagrees with fitted.serving.parameters" in err
