@@ -106,3 +106,10 @@ def test_poisson_work_is_shared_by_the_requests_little_law_keeps_in_flight(rate)
     assert r["bytes"]["weights"] * in_flight == pytest.approx(steady["bytes"]["weights"] * 8, rel=1e-6)
     # a busier stream costs less energy per request: the weights are shared by more requests
     assert _est(arrival="poisson", rate=rate * 2)["energy_j"] < r["energy_j"]
+
+
+def test_a_simulated_sequence_rate_beyond_the_bound_names_the_rate_given(capsys):
+    assert main(["estimate", "--model", "llama-3.1-8b", "--hardware", "h200", "--engine", "vllm", "--rate", "1e7",
+                 "--samples", "4", "--simulate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "field 'rate', value 10000000.0" in err and "--samples 4" in err

@@ -69,7 +69,7 @@ def estimate_cmd(
     from planner.estimating import arrival_of, estimate, profile_for
     from planner.fidelity import with_arrival
 
-    from planner.bounds import check_count
+    from planner.bounds import MAX_RATE_PER_S, check_count
 
     for field, v, lo in (("requests", requests, 1), ("num_devices", num_devices, 1), ("prefill_workers",
                          prefill_workers, 0), ("decode_workers", decode_workers, 0),
@@ -135,6 +135,9 @@ def estimate_cmd(
         # k samples of a request are k sequences, each with its own prompt (as the analytic loops run
         # them): the simulator runs k x the requests in flight (or the rate); its request rates per request
         k = max(int(samples), 1)
+        if rate and rate * k > MAX_RATE_PER_S:
+            raise InputError(f"with --samples {k} the simulator would draw {rate * k:g} sequences/s, above the "
+                             f"{MAX_RATE_PER_S:g} a second it takes (planner.bounds)", field="rate", value=rate)
         sim = simulate_estimate(
             m, h, devices=devices, concurrency=max(concurrency, 1) * k if arrival == "closed" else 0,
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
