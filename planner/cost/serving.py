@@ -224,11 +224,11 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     res["unbounded"] = pois & open_["unbounded"]
     with np.errstate(divide="ignore", invalid="ignore"):
         held = k / np.where(pick, closed["throughput_req_s"], rate)
-    repriced = (pick | pois) & ~res["unbounded"]
-    energy, usd = rehold(x, x.group_devices, np.where(repriced, held, hold), res["energy_j"], hold)
-    res["energy_j"], res["cost_usd"] = np.where(repriced, energy, res["energy_j"]), np.where(repriced, usd, res["cost_usd"])
+    # the steady state's own rows (and unbounded ones) keep their hold: rehold gives back their figures
+    hold_s = np.where((pick | pois) & ~res["unbounded"], held, hold)
+    res["energy_j"], res["cost_usd"] = rehold(x, x.group_devices, hold_s, res["energy_j"], hold)
     if "device_seconds" in res:  # the search's columns have none
-        res["device_seconds"] = np.where(repriced, x.group_devices * held, res["device_seconds"])
+        res["device_seconds"] = x.group_devices * hold_s
 
 
 TIMING_KEYS = ("ttft_s", "tpot_s", "latency_s", "throughput_tok_s", "unbounded")
