@@ -69,7 +69,7 @@ def estimate_cmd(
     from planner.estimating import arrival_of, estimate, profile_for
     from planner.fidelity import with_arrival
 
-    from planner.bounds import MAX_RATE_PER_S, check_count
+    from planner.bounds import check_count
 
     for field, v, lo in (("requests", requests, 1), ("num_devices", num_devices, 1), ("prefill_workers",
                          prefill_workers, 0), ("decode_workers", decode_workers, 0),
@@ -132,22 +132,12 @@ def estimate_cmd(
                              field="spec-tokens", value=spec_tokens)
         if arrival == "steady":
             raise InputError("the simulator runs closed or poisson arrivals", field="arrival", value=arrival)
-        # k samples of a request are k sequences, each with its own prompt (as the analytic loops run
-        # them): the simulator runs k x the requests in flight (or the rate); its request rates per request
-        k = max(int(samples), 1)
-        if rate and rate * k > MAX_RATE_PER_S:
-            raise InputError(f"with --samples {k} the simulator would draw {rate * k:g} sequences/s, above the "
-                             f"{MAX_RATE_PER_S:g} a second it takes (planner.bounds)", field="rate", value=rate)
-        sim = simulate_estimate(
-            m, h, devices=devices, concurrency=max(concurrency, 1) * k if arrival == "closed" else 0,
+        r["simulation"] = simulate_estimate(
+            m, h, devices=devices, concurrency=max(concurrency, 1) if arrival == "closed" else 0,
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
-            kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=(rate or 0.0) * k,
-            n_requests=None if requests is None else requests * k, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s,
-            pp=pp, ep=ep, dp=dp, **({"range_ratio": ratio} if ratio != 1.0 else {}))
-        if k > 1:
-            sim.update(sequences_per_request=k, requests=sim["requests"] // k,
-                       **{key: sim[key] / k for key in ("throughput_req_s", "goodput_req_s")})
-        r["simulation"] = sim
+            kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
+            n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp, ep=ep, dp=dp,
+            samples=samples, **({"range_ratio": ratio} if ratio != 1.0 else {}))
     if json_out:
         print_json(r)
     else:

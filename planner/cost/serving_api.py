@@ -22,7 +22,7 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                       efficiency: Efficiency | None = None, engine=None, arrival: str = "closed",
                       rate: float = 0.0, n_requests: int | None = None, slo_ttft_s: float | None = None,
                       slo_tpot_s: float | None = None, seed: int = 0, pp: int = 1, ep: int = 1,
-                      dp: int = 1, range_ratio: float = 1.0) -> dict[str, Any]:
+                      dp: int = 1, range_ratio: float = 1.0, samples: int = 1) -> dict[str, Any]:
     """Run the discrete-event simulator (planner.cost.simulate) on one configuration:
     per-request TTFT / TPOT / end-to-end distributions, throughput, goodput, SLO
     attainment. ``n_requests`` defaults to the benchmark convention (10 x concurrency for
@@ -37,7 +37,26 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     benchmark's lengths drawn per request from ``[int(r L), L]``: the simulator draws each
     output length (planner.cost.simulate.simulate), prompts are the mean prompt and the
     KV cap and token throughput the mean request's (planner.cost.spread.spread_lengths, as
-    ``estimate(range_ratio=)``); one stage only."""
+    ``estimate(range_ratio=)``); one stage only. ``samples`` k > 1: a request's k samples are k
+    sequences, each with its own prompt (as the analytic closed and open loops run them): k x
+    the requests in flight (``concurrency``, ``n_requests``) or k x the ``rate``; the request
+    rates (``throughput_req_s``, ``goodput_req_s``) and ``requests`` are then per request, and
+    ``sequences_per_request`` says k."""
+    k = check_count("samples", samples, 1)
+    if k > 1:
+        from planner.bounds import MAX_RATE_PER_S
+
+        if rate and rate * k > MAX_RATE_PER_S:
+            raise InputError(f"with --samples {k} the simulator would draw {rate * k:g} sequences/s, above the "
+                             f"{MAX_RATE_PER_S:g} a second it takes (planner.bounds)", field="rate", value=rate)
+        out = simulate_estimate(model, hardware, devices=devices, concurrency=concurrency * k, prompt_len=prompt_len,
+                                gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype, kv_dtype=kv_dtype,
+                                efficiency=efficiency, engine=engine, arrival=arrival, rate=rate * k,
+                                n_requests=None if n_requests is None else n_requests * k, slo_ttft_s=slo_ttft_s,
+                                slo_tpot_s=slo_tpot_s, seed=seed, pp=pp, ep=ep, dp=dp, range_ratio=range_ratio)
+        out.update(sequences_per_request=k, requests=out["requests"] // k,
+                   **{key: out[key] / k for key in ("throughput_req_s", "goodput_req_s")})
+        return out
     from planner.cost.context import Ctx
     from planner.cost.layout import check_layout
     from planner.cost.closed_loop import REQUESTS_PER_CONCURRENCY
