@@ -113,3 +113,53 @@ def test_a_simulated_sequence_rate_beyond_the_bound_names_the_rate_given(capsys)
                  "--samples", "4", "--simulate"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "field 'rate', value 10000000.0" in err and "--samples 4" in err
+
+
+def _pattern(pattern, load):
+    if pattern == "static":
+        return {"batch": load}
+    if pattern == "poisson":
+        return {"arrival": "poisson", "rate": load / 16.0}
+    return {"arrival": pattern, "concurrency": load}
+
+
+@settings(max_examples=20, deadline=None)
+@given(pattern=st.sampled_from(["closed", "steady", "poisson", "static"]), load=st.integers(1, 32),
+       share=st.booleans())
+def test_a_requests_linear_work_does_not_depend_on_how_requests_arrive(pattern, load, share):
+    """The FLOPs of a request's GEMMs are its tokens times the weights, whatever the batch
+    its steps run in; with a shared prompt (``prefix_sharing``) the prompt is prefilled once
+    for its k samples, so the work is linear in k with a slope (one sample's decode) below
+    one whole single-sample request. Under Poisson arrivals the sharing was dropped (the flag
+    shadowed by the attention-DP balancer's share): 74 TFLOP a request of 4 samples instead
+    of the other patterns' 31."""
+    def linear(k, **kw):
+        return _est(samples=k, prefix_sharing=share, **kw)["flops"]["linear"]
+
+    ref = {k: linear(k, arrival="steady", concurrency=8) for k in (1, 2, 3)}
+    got = {k: linear(k, **_pattern(pattern, load)) for k in (1, 2, 3)}
+    for k in ref:
+        assert got[k] == pytest.approx(ref[k], rel=1e-9)
+    step = got[2] - got[1]
+    assert got[3] - got[2] == pytest.approx(step, rel=1e-9)
+    if share:
+        assert step < 0.5 * got[1]  # 1,024 prompt tokens against 256 generated: the decode is the smaller part
+    else:
+        assert step == pytest.approx(got[1], rel=1e-9)
+
+
+@pytest.mark.parametrize("rate", [4.0, 12.0])
+def test_pipelined_poisson_work_is_that_of_the_requests_in_flight(rate):
+    """Pipeline stages under Poisson arrivals: a request's work and memory are those of the
+    pipelined steady state at the whole requests the stream keeps in flight (Little's law,
+    rate x latency), as with one stage, not those of the one request the command was given
+    (whose weight stream, shared by nobody, made the energy an upper bound at max power)."""
+    r = _est(model="llama-3.1-70b", devices=2, pp=2, arrival="poisson", rate=rate)
+    assert not r["unbounded"]
+    in_flight = round(rate * r["latency_s"])
+    assert in_flight >= 4
+    steady = _est(model="llama-3.1-70b", devices=2, pp=2, arrival="steady", concurrency=in_flight)
+    for kind in ("weights", "kv_cache"):
+        assert r["bytes"][kind] == pytest.approx(steady["bytes"][kind], rel=1e-9)
+    alone = _est(model="llama-3.1-70b", devices=2, pp=2, arrival="steady", concurrency=1)
+    assert r["bytes"]["weights"] < alone["bytes"]["weights"] / 2  # the stream's weights are shared

@@ -211,7 +211,8 @@ def print_estimate(r: dict) -> None:
         pl = r["pipeline"]
         if "max_running" in pl:  # Poisson arrivals: the open loop's groups
             con.print(f"pipeline: {pl['stages']} stages, the running set (up to {pl['max_running']:g}) in "
-                      f"{pl['stages']} groups, stage sends {fmt_si(pl['send_per_step_s'], 's')} per step of one")
+                      f"{pl['stages']} groups, stage sends {fmt_si(pl['send_per_step_s'], 's')} per step of a group "
+                      f"of {pl['microbatch']} ({'as given' if r.get('unbounded') else 'rate x latency in flight'})")
         else:
             con.print(f"pipeline: {pl['stages']} stages, {pl['microbatches']} microbatches of {pl['microbatch']} in "
                       f"flight (bubble {pl['bubble']:.0%}), stage sends {fmt_si(pl['send_per_step_s'], 's')} per step")

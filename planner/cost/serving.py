@@ -210,9 +210,9 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     if np.any(pois):
         with np.errstate(all="ignore"):
             t_dec = open_["decode_step_s"]
-            held, others, share = balance_wait_s(x.attn_dp, tau, rate * t_dec, t_dec, None,
-                                                 generating=rate * (G - 1.0) * open_["tpot_s"])
-            held = held + share * released_step_excess_s(x, open_, others, P, G, budget, host) \
+            held, others, held_share = balance_wait_s(x.attn_dp, tau, rate * t_dec, t_dec, None,
+                                                      generating=rate * (G - 1.0) * open_["tpot_s"])
+            held = held + held_share * released_step_excess_s(x, open_, others, P, G, budget, host) \
                 + recv_wait_steps(interval) * open_["tpot_s"]
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
         hold = poisson_work_into(res, x, pois & ~open_["unbounded"], rate * open_["latency_s"] / k, hold, k, P, G, share)
