@@ -342,8 +342,8 @@ def _closed_microbatch(model, hardware, *, batch, micro, in_flight, pp, engine, 
 def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine, serving, **kw) -> dict[str, Any]:
     """Pipeline stages under Poisson arrivals at ``rate``: work and memory are the steady
     state's at the requests the stream keeps in flight, ``rate x latency`` rounded to whole
-    requests (Little's law, as with one stage; at least one; the given ``concurrency`` where
-    the queue is unbounded), energy and dollars those of a request holding the stages
+    requests (Little's law, as with one stage; at least one, at most the running set; the
+    given ``concurrency`` where the queue is unbounded), energy and dollars those of a request holding the stages
     for 1 / ``rate`` (planner.cost.footprint.rehold); TTFT, TPOT, latency, throughput and ``unbounded``
     are the open loop's with ``pp`` stages (planner.cost.open_loop.poisson, the rule the
     capacity report sizes pipeline replicas with, planner.sizing): the running set is the
@@ -381,8 +381,10 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
         o = {key: np.asarray(v).ravel()[0].item() for key, v in poisson(
             x, rate * k, P, G, budget, host_s, running, pp, lat_s, per_token_s).items()}
     if not o["unbounded"]:  # the work and memory at the requests the stream keeps in flight, rate x latency
-        # (Little's law, as one stage: planner.cost.serving.poisson_work_into), whole requests for the microbatches
-        in_flight = max(int(round(rate * o["latency_s"])), 1)
+        # (Little's law, as one stage: planner.cost.serving.poisson_work_into), whole requests for the microbatches,
+        # those running: a request waiting for a slot does no work (the running set counts k sequences a request)
+        cap = float(np.asarray(running).ravel()[0]) / k
+        in_flight = max(int(round(min(rate * o["latency_s"], cap))), 1)
         out = _pipelined(model, hardware, batch=1, concurrency=in_flight, pp=pp, arrival="steady", rate=0.0,
                          engine=engine, serving=serving, **kw)
     out.update(ttft_s=o["ttft_s"], tpot_s=o["tpot_s"], latency_s=o["latency_s"],

@@ -215,7 +215,9 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
             held = held + held_share * released_step_excess_s(x, open_, others, P, G, budget, host) \
                 + recv_wait_steps(interval) * open_["tpot_s"]
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
-        hold = poisson_work_into(res, x, pois & ~open_["unbounded"], rate * open_["latency_s"] / k, hold, k, P, G, share)
+        # the requests in flight that run (Little's law; one waiting for a slot does no work)
+        running = np.minimum(rate * open_["latency_s"], max_run) / k
+        hold = poisson_work_into(res, x, pois & ~open_["unbounded"], running, hold, k, P, G, share)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
     # both loops count sequences (S = C k in flight; k x the rate)
