@@ -27,7 +27,8 @@ traffic:
   the free KV memory: planner.cost.running): Erlang C's probability of waiting ``p_s``
   and an exponential tail, ``S_q = E[S | S > 0] ln(p_s / (1 - q))`` when ``p_s > 1 - q``
   (planner.cost.running.slot_wait; adding two quantiles is conservative);
-* TPOT: the mean step ``tau`` plus ``z_q`` (the normal quantile) standard deviations of
+* TPOT: the mean step a request decodes in (``tau`` with its own sequences added to the
+  batch, planner.cost.open_loop.poisson's ``tpot_s``) plus ``z_q`` (the normal quantile) standard deviations of
   the mean step over the request's own life, ``W = (G_q - 1) tau`` (planner.replica_rate
   .tpot_variance), a linear response to two sources of swing. (a) The arrivals during
   its life, ``A ~ Poisson(lambda W)``: each puts one m-th of a carrying step among its
@@ -47,11 +48,11 @@ traffic:
   A ``lambda W f / 2``. Both sources are stretched by ``g = tau / t_decode = 1 / (1 -
   (lambda/m)(t_carry - t_decode))`` (a longer step lets more arrive in it) and
   ``dtau/dN = g beta``: ``Var = g^2 (c^2 lambda W + beta^2 nbar f / (1 - L) + c beta f
-  lambda W)``, ``TPOT_q = tau + z_q sqrt(Var)``; ``L >= 1`` (no stable batch) is +inf.
+  lambda W)``, ``TPOT_q = TPOT + z_q sqrt(Var)``; ``L >= 1`` (no stable batch) is +inf.
   Against the simulator (tests/test_capacity_poisson.py) the p90 comes out within
   about 15% either way (the request's own longer context is not counted; the running
   cap, which truncates the swing, neither: conservative near it);
-* end-to-end: ``TTFT_q + (G_q - 1) tau``.
+* end-to-end: ``TTFT_q + (G_q - 1) TPOT``.
 
 Bisection assumes the SLO metrics grow with the rate (queues only lengthen); a
 configuration that misses an SLO even at a vanishing rate gets ``lambda* = 0``. The
@@ -85,8 +86,10 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running, pipe: dict | No
         s_q = np.where(p_slot > 1.0 - qf, slot_tail * np.log(p_slot / (1.0 - qf)), 0.0)
         ttft = qf * landed + np.where(Q > 0, s_q, slot) + own_q
         z = np.where(Q > 0, _normal_quantile(qf), 0.0)
-        tpot = tau + np.maximum(z, 0.0) * np.sqrt(tpot_variance(res, lam, G))
-        out = {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (np.maximum(G, 1.0) - 1.0) * tau}
+        # the mean a request sees (planner.cost.open_loop.poisson: the step with its own sequences)
+        seen = res["tpot_s"]
+        tpot = seen + np.maximum(z, 0.0) * np.sqrt(tpot_variance(res, lam, G))
+        out = {"ttft_s": ttft, "tpot_s": tpot, "latency_s": ttft + (np.maximum(G, 1.0) - 1.0) * seen}
     bad = np.broadcast_to(res["unbounded"] > 0, P.shape)
     return {k: np.where(bad, np.inf, v) for k, v in out.items()}
 

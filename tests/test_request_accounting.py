@@ -110,7 +110,7 @@ def test_poisson_work_is_shared_by_the_requests_little_law_keeps_in_flight(rate)
 
 def test_a_simulated_sequence_rate_beyond_the_bound_names_the_rate_given(capsys):
     assert main(["estimate", "--model", "llama-3.1-8b", "--hardware", "h200", "--engine", "vllm", "--rate", "1e7",
-                 "--samples", "4", "--simulate"]) == 2
+                 "--samples", "4", "--no-prefix-sharing", "--simulate"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "field 'rate', value 10000000.0" in err and "--samples 4" in err
 

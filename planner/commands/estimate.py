@@ -137,7 +137,7 @@ def estimate_cmd(
             prompt_len=prompt_len, gen_len=gen_len, weight_dtype=weight_dtype, act_dtype=act_dtype,
             kv_dtype=kv_dtype, efficiency=eff, engine=prof, arrival=arrival, rate=rate or 0.0,
             n_requests=requests, slo_ttft_s=slo_ttft_s, slo_tpot_s=slo_tpot_s, pp=pp, ep=ep, dp=dp,
-            samples=samples, **({"range_ratio": ratio} if ratio != 1.0 else {}))
+            samples=samples, prefix_sharing=prefix_sharing, **({"range_ratio": ratio} if ratio != 1.0 else {}))
     if json_out:
         print_json(r)
     else:
@@ -268,7 +268,9 @@ def print_simulation(con, s: dict) -> None:
 
     from planner.units import fmt_si
 
-    t = Table(title=f"simulated: {s['requests']:,} requests, {s['steps']:,} steps ({s['engine']}, {s['arrival']})")
+    k = s.get("sequences_per_request", 1)
+    wide = f", {k} samples each ({'one shared prompt' if s.get('shared_prompt') else 'a prompt each'})" if k > 1 else ""
+    t = Table(title=f"simulated: {s['requests']:,} requests{wide}, {s['steps']:,} steps ({s['engine']}, {s['arrival']})")
     for col in ("", "mean", "p50", "p90", "p99"):
         t.add_column(col, justify="right")
     for key, label in (("ttft", "TTFT"), ("tpot", "TPOT"), ("e2e", "end-to-end")):

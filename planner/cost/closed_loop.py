@@ -40,6 +40,7 @@ import numpy as np
 
 from planner.cost.closed_network import response_s
 from planner.cost.context import Ctx
+from planner.cost.running import requests_running
 from planner.cost.steps import step_time
 
 # genai-perf / AIPerf convention in NVIDIA's published benchmark scripts: request count =
@@ -62,11 +63,19 @@ def _ceil_mean(a, C):
 
 
 def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
-                n_requests=None, chunked=True) -> dict:
+                n_requests=None, chunked=True, width=1.0) -> dict:
     """Mean TTFT, TPOT and end-to-end latency (s) of a closed loop at concurrency ``C``
-    with fixed prompt ``P`` and output ``G`` tokens (arrays over configurations)."""
+    with fixed prompt ``P`` and output ``G`` tokens (arrays over configurations).
+
+    ``width`` w: each request is w sequences sharing its prompt (a request's samples with
+    a shared prefill, planner.cost.simulate.simulate's ``width``): a prompt of ``P`` tokens
+    a request, ``w`` decodes a step a request; ``max_running`` counts sequences, so
+    ``max_running / w`` requests run at once; a group of ``g`` returning prompts fills a
+    step beside the others' decodes, ``g P + (C - g) w = B``. ``throughput_req_s`` counts
+    requests. w = 1 is the model above."""
+    w = np.maximum(np.asarray(width, dtype=float), 1.0)
     C_all = np.maximum(np.asarray(C, dtype=float), 1.0)
-    C = np.minimum(C_all, max_running)
+    C = np.minimum(C_all, requests_running(max_running, w))
     P = np.asarray(P, dtype=float)
     G = np.maximum(np.asarray(G, dtype=float), 1.0)
     B = np.asarray(budget, dtype=float)
@@ -81,7 +90,7 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
 
     # first wave: C prompts at t=0, prefilled `room` tokens per step (whole prompts only
     # without chunking); without mixed batches every wave is the first wave
-    d1 = np.where(mixed, 0.5 * C, 0.0)
+    d1 = np.where(mixed, 0.5 * C * w, 0.0)
     room1 = np.maximum(B - d1, 1.0)
     per_step1 = np.where(chunked, room1, np.maximum(np.floor(room1 / P), 1.0) * P)
     p1 = np.minimum(per_step1, C * P)
@@ -89,16 +98,16 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     t1 = T(d1, p1, d1 + p1 / P, P + 1.0 + 0.5 * k1)
     steps1 = _ceil_mean(P / per_step1, C)
     ttft1 = t1 * steps1
-    t_dec = T(C, 0.0, C, dec_ctx)
+    t_dec = T(C * w, 0.0, C * w, dec_ctx)
     # non-mixed: the decodes wait for the whole wave's prefill (its last step partial)
     rem1 = C * P - (k1 - 1.0) * per_step1
     wave_pf = (k1 - 1.0) * t1 + T(d1, rem1, d1 + rem1 / P, P + 1.0 + 0.5 * k1)
     tpot_sync = (wave_pf - ttft1 + (G - 1.0) * t_dec) / Gm1
     # later waves (mixed): groups of g requests return together and fill one step
-    g = np.where(chunked, (B - C) / np.maximum(P - 1.0, 1.0), np.floor(room1 / P))
+    g = np.where(chunked, (B - C * w) / np.maximum(P - w, 1.0), np.floor(room1 / P))
     g = np.clip(g, 1e-9, C)
     K = C / g
-    d_mix = C - np.maximum(g, 1.0)
+    d_mix = (C - np.maximum(g, 1.0)) * w
     room2 = np.maximum(B - d_mix, 1.0)
     p_mix = np.minimum(np.maximum(g, 1.0) * P, room2)
     t_mix = T(d_mix, p_mix, d_mix + p_mix / P, dec_ctx)
@@ -110,7 +119,7 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     whole = g >= 1.0
     Kf = np.where(whole, np.floor(K + 1e-9), K)
     r = np.where(whole, np.maximum(C - Kf * g, 0.0), 0.0)
-    d_r = C - r
+    d_r = (C - r) * w
     p_r = np.minimum(np.maximum(r, 1.0) * P, np.maximum(B - d_r, 1.0))
     t_r = T(d_r, p_r, d_r + p_r / P, dec_ctx)
     has_r = r > 1e-9
@@ -131,12 +140,12 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     bound = np.maximum(K - G, 0.0) * t_mix  # prefill-bound: the wait for the other groups
     ttft2 = np.where(mixed, steps_pf + bound, ttft1)
     # prefill-bound with chunks (K > G): every step is mixed, and only the requests past
-    # their prompt decode: d = (G - 1) room / P of them (Little's law over a cycle of
-    # C P / room steps), room = B - d, so room = B / (1 + (G - 1) / P); a request waits
-    # the cycle less its G - 1 decode steps
+    # their prompt decode: (G - 1) room / P of them (Little's law over a cycle of
+    # C P / room steps), w sequences each, room = B - d, so room = B / (1 + w (G - 1) / P);
+    # a request waits the cycle less its G - 1 decode steps
     pb = mixed & chunked & (K > G)
     if np.any(pb):
-        room_pb = B / (1.0 + (G - 1.0) / P)
+        room_pb = B / (1.0 + w * (G - 1.0) / P)
         d_pb = B - room_pb
         t_pb = T(d_pb, room_pb, d_pb + room_pb / P, dec_ctx)
         K_pb = np.maximum(C * P / room_pb, G)
@@ -159,7 +168,7 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
 SHARED_ROUNDS = 3  # rounds of the fixed point between the shared step and the steps' size bias
 
 
-def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, interval=1.0):
+def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, interval=1.0, width=1.0):
     """The step that carries a request's prompt when the closed loop's requests are NOT in
     step (their first tokens spread over the steps, ``wave_sync`` 0), and the step a lone
     prompt would take; returns the (shared, lone) step times (s) and ``g``, the prompts the
@@ -184,7 +193,8 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, int
     that wait for a step gather more others (the closed loop's groups, ``wave_sync`` 1).
     A scheduler that polls for requests every ``interval`` decode steps (N;
     planner.cost.waves.recv_wait_steps) takes the prompts of a whole window of N steps at
-    once: the others number N times as many.
+    once: the others number N times as many. ``width`` w: ``C`` requests of w sequences
+    sharing a prompt (:func:`closed_loop`'s): w decodes a request past its prompt.
     Checked against the discrete-event simulator with spread, jittered arrivals
     (:func:`planner.cost.simulate.simulate`, ``spread_s`` and ``jitter_s``:
     ``tests/test_shared_prompt_step.py``)."""
@@ -195,11 +205,12 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, int
     mixed = np.asarray(mixed, dtype=bool)
     chunked = np.asarray(chunked, dtype=bool)
     N = np.maximum(np.asarray(interval, dtype=float), 1.0)
+    w = np.maximum(np.asarray(width, dtype=float), 1.0)
     # the prompts a poll takes: the request's own and the others' of the window, at most all C
     gather = lambda n, b: np.where(N > 1.0, np.minimum(1.0 + (C - 1.0) / n * b * N, C),  # noqa: E731
                                    1.0 + (C - 1.0) / n * b)
     dec_ctx, pre_ctx = P + 1.0 + 0.5 * (G - 1.0), 0.5 * (P + 1.0)
-    t_dec = step_time(x, C, 0.0, C, dec_ctx, 0.0, host_s)
+    t_dec = step_time(x, C * w, 0.0, C * w, dec_ctx, 0.0, host_s)
     bias = np.ones_like(C * P)
     for _ in range(SHARED_ROUNDS):
         n_cyc = np.where(mixed, G, np.maximum(G - 1.0, 1.0))  # a first guess of the steps per cycle
@@ -207,7 +218,7 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, int
         k = C / g  # prompt-carrying steps per cycle
         n_cyc = np.where(mixed, np.maximum(G, k), G - 1.0 + k)
         g = gather(n_cyc, bias)
-        d = np.where(mixed, np.maximum(C - g, 0.0), 0.0)
+        d = np.where(mixed, np.maximum(C - g, 0.0) * w, 0.0)
         room = np.maximum(B - d, 1.0)
         cap = np.where(chunked, room, np.floor(room / P) * P)
         p = np.minimum(g * P, np.maximum(cap, P))
@@ -215,7 +226,7 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, int
         q = np.clip(C / g / n_cyc, 0.0, 1.0)  # share of the steps that carry prompts
         mean = (1.0 - q) * t_dec + q * shared
         bias = ((1.0 - q) * t_dec * t_dec + q * shared * shared) / (mean * mean)
-    d1 = np.where(mixed, C - 1.0, 0.0)
+    d1 = np.where(mixed, (C - 1.0) * w, 0.0)
     lone = step_time(x, d1, P, d1 + 1.0, dec_ctx, pre_ctx, host_s)
     return shared, lone, g
 

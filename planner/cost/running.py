@@ -29,16 +29,29 @@ from planner.cost.footprint import kv_cache_bytes_per_device, kv_running_limit, 
 
 
 def running_limit(x, max_running, kv_reserve, k, P, G, share, kv_fraction=-1.0, kv_of_free=0.0):
-    """Requests running at once per row of the engine context ``x``: ``min(max_running,
-    kv_running_limit(x, k, P, G, share, kv_reserve, kv_fraction, kv_of_free))`` where
+    """Sequences running at once per row of the engine context ``x``: ``min(max_running,
+    k x kv_running_limit(x, k, P, G, share, kv_reserve, kv_fraction, kv_of_free))`` where
     ``kv_reserve >= 0``, else ``max_running`` (numbers or arrays, broadcast; the KV
-    arguments are an engine profile's ``kv_columns``)."""
+    arguments are an engine profile's ``kv_columns``). Both count sequences, as an engine's
+    max_num_seqs does: the KV pool holds ``kv_running_limit`` requests of ``k`` samples
+    each, ``k`` sequences a request (requests of 1 sample: the same number).
+    :func:`requests_running` turns it into requests."""
     max_running = np.asarray(max_running)  # the caller's dtype (float32 in the search) is kept
     reserve = np.asarray(kv_reserve)
     if not np.any(reserve >= 0.0):
         return max_running
-    kv = kv_running_limit(x, k, P, G, share, np.maximum(reserve, 0.0), kv_fraction, kv_of_free)
+    kv = kv_running_limit(x, k, P, G, share, np.maximum(reserve, 0.0), kv_fraction, kv_of_free) * k
     return np.where(reserve >= 0.0, np.minimum(max_running, kv), max_running)
+
+
+def requests_running(max_running, width):
+    """Requests of ``width`` w sequences that run at once under a running limit of
+    ``max_running`` sequences: ``floor(max_running / w)``, one at least (a request is
+    admitted when all its w sequences fit, as planner.cost.simulate admits them; one runs
+    alone however wide); ``max_running`` itself at w = 1."""
+    w = np.asarray(width, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(w > 1.0, np.maximum(np.floor(max_running / np.maximum(w, 1.0)), 1.0), max_running)
 
 
 def serves_one(x, k, P, G, share):

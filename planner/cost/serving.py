@@ -37,7 +37,7 @@ from planner.cost.dense import dense_kernels
 from planner.cost.passes import assemble, attention_coeffs
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.roofline import launch_overhead_s, roofline_s, scaled
-from planner.cost.running import running_limit
+from planner.cost.running import requests_running, running_limit
 from planner.cost.steps import step_time
 from planner.cost.sums import sum_min
 from planner.cost.waves import in_step_share, recv_wait_steps, request_overhead_s, smeared_waves
@@ -163,7 +163,10 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     loop or the Poisson model where the ``arrival`` column asks for it (TTFT, TPOT,
     latency and throughput replaced; the work per request and the memory stay the steady
     state's, and dollars, energy and device time follow the pattern's wall time per
-    request, planner.cost.footprint.rehold). ``k`` samples of a request are ``k`` sequences in flight."""
+    request, planner.cost.footprint.rehold). ``k`` samples of a request are ``k`` sequences in flight;
+    where they share their prompt (``share``, prefix sharing) the timing models run a request as
+    one prompt and ``k`` decodes (their ``width``: one prefill, as vLLM's parallel sampling runs
+    it), else as ``k`` requests of their own; ``max_running`` counts sequences."""
     serving_steady(out, x, C, k, P, G, share)
     cols = getattr(x, "cols", {})
     arrival = np.asarray(cols.get("arrival", 0))
@@ -179,13 +182,16 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     reserve = np.asarray(cols.get("kv_reserve", -1.0), dtype=x.dt)
     max_run = running_limit(x, max_run, reserve, k, P, G, share, np.asarray(cols.get("kv_fraction", -1.0)),
                             np.asarray(cols.get("kv_of_free", 0.0)))
-    S = np.maximum(C, 1.0) * k
+    S = np.maximum(C, 1.0) * k  # sequences in flight
+    # the timing models' requests: a shared prompt's k samples are one prompt of width k,
+    # unshared ones k prompts of width 1 (U of them in flight, at k / w x the rate)
+    w = np.where(share, k, 1.0)
+    U = S / w
     budget = effective_budget(get("token_budget"), P, S, chunked, attn_dp=np.asarray(x.attn_dp),
                               dp_rank_budget=np.asarray(cols.get("dp_rank_budget", 0), dtype=x.dt))
-    closed = closed_loop(x, S, P, G, budget, mixed, host, max_run, chunked=chunked)
-    # k samples of a request are k sequences, each arriving with it: the open loop runs k x the rate
-    rate = np.where(arrival == ARRIVAL_CODE["poisson"], get("rate"), 1.0) * k
-    open_ = poisson(x, rate, P, G, budget, host, max_run)
+    closed = closed_loop(x, U, P, G, budget, mixed, host, max_run, chunked=chunked, width=w)
+    rate = np.where(arrival == ARRIVAL_CODE["poisson"], get("rate"), 1.0) * (k / w)
+    open_ = poisson(x, rate, P, G, budget, host, max_run, width=w)
     pick = arrival == ARRIVAL_CODE["closed"]
     pois = arrival == ARRIVAL_CODE["poisson"]
     # an attention-DP balancer holds a prompt that arrives alone (planner.cost.adp_balance.balance_wait_s):
@@ -197,15 +203,16 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
     extra, balance = 0.0, 0.0
     interval = np.maximum(np.asarray(cols.get("recv_interval", 1), dtype=x.dt), 1.0)  # requests polled every N steps
     if np.any(pick):
-        balance = balance_wait_s(x.attn_dp, tau, S / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, S)[0]
-        shared, lone, _ = shared_prompt_step(x, np.minimum(S, max_run), P, G, budget, mixed, host, chunked, interval)
+        balance = balance_wait_s(x.attn_dp, tau, U / (G + 1.0 + res["ttft_s"] / tpot_c), tpot_c, U)[0]
+        shared, lone, _ = shared_prompt_step(x, np.minimum(U, requests_running(max_run, w)), P, G, budget, mixed,
+                                             host, chunked, interval, width=w)
         extra = shared - lone
     # the benchmark's length spread keeps later waves from staying in step (in_step_share)
     sync = get("wave_sync") * in_step_share(np.asarray(cols.get("range_ratio", 1.0), dtype=x.dt), G,
                                             closed["wave_steps"])
     per_kernel = np.asarray(cols.get("request_overhead_s_per_kernel", 0.0), dtype=x.dt)
     overhead = request_overhead_s(get("request_overhead_s"), per_kernel, x.kernels_per_pass)
-    closed = smeared_waves(closed, res, host, sync, overhead, S, G, extra, balance,
+    closed = smeared_waves(closed, res, host, sync, overhead, U, G, extra, balance,
                            recv_wait_steps(interval) * tpot_c)
     if np.any(pois):
         with np.errstate(all="ignore"):
@@ -216,16 +223,16 @@ def serving_into(out, x: Ctx, C, k, P, G, share):
                 + recv_wait_steps(interval) * open_["tpot_s"]
         open_ = {**open_, "ttft_s": open_["ttft_s"] + held, "latency_s": open_["latency_s"] + held}
         # the requests in flight that run (Little's law; one waiting for a slot does no work)
-        running = np.minimum(rate * open_["latency_s"], max_run) / k
+        running = np.minimum(rate * open_["latency_s"], requests_running(max_run, w)) * (w / k)
         hold = poisson_work_into(res, x, pois & ~open_["unbounded"], running, hold, k, P, G, share)
     for key in ("ttft_s", "tpot_s", "latency_s"):
         res[key] = np.where(pick, closed[key], np.where(pois, open_[key], res[key]))
-    # both loops count sequences (S = C k in flight; k x the rate)
-    seq_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"])
+    # both loops count their requests of w sequences (U in flight; k / w x the rate)
+    seq_s = np.where(pick, closed["throughput_req_s"], open_["throughput_req_s"]) * w
     res["throughput_tok_s"] = np.where(pick | pois, seq_s * G, res["throughput_tok_s"])
     res["unbounded"] = pois & open_["unbounded"]
     with np.errstate(divide="ignore", invalid="ignore"):
-        held = k / np.where(pick, closed["throughput_req_s"], rate)
+        held = k / (np.where(pick, closed["throughput_req_s"], rate) * w)
     # the steady state's own rows (and unbounded ones) keep their hold: rehold gives back their figures
     hold_s = np.where((pick | pois) & ~res["unbounded"], held, hold)
     res["energy_j"], res["cost_usd"] = rehold(x, x.group_devices, hold_s, res["energy_j"], hold)

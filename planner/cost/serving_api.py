@@ -22,7 +22,8 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                       efficiency: Efficiency | None = None, engine=None, arrival: str = "closed",
                       rate: float = 0.0, n_requests: int | None = None, slo_ttft_s: float | None = None,
                       slo_tpot_s: float | None = None, seed: int = 0, pp: int = 1, ep: int = 1,
-                      dp: int = 1, range_ratio: float = 1.0, samples: int = 1) -> dict[str, Any]:
+                      dp: int = 1, range_ratio: float = 1.0, samples: int = 1,
+                      prefix_sharing: bool = True) -> dict[str, Any]:
     """Run the discrete-event simulator (planner.cost.simulate) on one configuration:
     per-request TTFT / TPOT / end-to-end distributions, throughput, goodput, SLO
     attainment. ``n_requests`` defaults to the benchmark convention (10 x concurrency for
@@ -38,12 +39,17 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     output length (planner.cost.simulate.simulate), prompts are the mean prompt and the
     KV cap and token throughput the mean request's (planner.cost.spread.spread_lengths, as
     ``estimate(range_ratio=)``); one stage only. ``samples`` k > 1: a request's k samples are k
-    sequences, each with its own prompt (as the analytic closed and open loops run them): k x
-    the requests in flight (``concurrency``, ``n_requests``) or k x the ``rate``; the request
-    rates (``throughput_req_s``, ``goodput_req_s``) and ``requests`` are then per request, and
-    ``sequences_per_request`` says k."""
+    sequences. With ``prefix_sharing`` (one stage) they share the prompt as the analytic closed
+    and open loops then run them: each simulated request is one prompt and k decodes
+    (planner.cost.simulate.simulate's ``width``), the running set counting sequences, its KV
+    cap that of requests of k shared samples. Without sharing (or with ``pp`` > 1, whose
+    simulator runs one sequence a request) each sample is a request of its own: k x the
+    requests in flight (``concurrency``, ``n_requests``) or k x the ``rate``; the request rates
+    (``throughput_req_s``, ``goodput_req_s``) and ``requests`` are then per request. Either
+    way ``sequences_per_request`` says k and ``shared_prompt`` which of the two ran."""
     k = check_count("samples", samples, 1)
-    if k > 1:
+    wide = k > 1 and bool(prefix_sharing) and pp == 1
+    if k > 1 and not wide:
         from planner.bounds import MAX_RATE_PER_S
 
         if rate and rate * k > MAX_RATE_PER_S:
@@ -54,9 +60,10 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
                                 efficiency=efficiency, engine=engine, arrival=arrival, rate=rate * k,
                                 n_requests=None if n_requests is None else n_requests * k, slo_ttft_s=slo_ttft_s,
                                 slo_tpot_s=slo_tpot_s, seed=seed, pp=pp, ep=ep, dp=dp, range_ratio=range_ratio)
-        out.update(sequences_per_request=k, requests=out["requests"] // k,
+        out.update(sequences_per_request=k, requests=out["requests"] // k, shared_prompt=False,
                    **{key: out[key] / k for key in ("throughput_req_s", "goodput_req_s")})
         return out
+    width = k if wide else 1
     from planner.cost.context import Ctx
     from planner.cost.layout import check_layout
     from planner.cost.closed_loop import REQUESTS_PER_CONCURRENCY
@@ -102,14 +109,16 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
         from planner.cost.running import running_limit
 
         one = np.ones(1, dtype=x.dt)
-        cap = running_limit(x, engine.max_running, serve["kv_reserve"], one, prompt_len * one, gen_len * one,
-                            np.zeros(1, dtype=bool), serve["kv_fraction"], serve["kv_of_free"])
+        cap = running_limit(x, engine.max_running, serve["kv_reserve"], width * one, prompt_len * one,
+                            gen_len * one, np.full(1, width > 1), serve["kv_fraction"], serve["kv_of_free"])
         engine = engine.model_copy(update={"max_running": int(np.min(cap))})
     sim = simulate_config(x, engine=engine, prompt_len=prompt_len, gen_len=G_drawn, arrival=arrival,
                           concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed,
-                          range_ratio=range_ratio)
+                          range_ratio=range_ratio, width=width)
     out = summarize(sim, gen_len, slo_ttft_s, slo_tpot_s)
     out.update(engine=engine.name, arrival=arrival, ep=ep, dp=dp)
+    if wide:
+        out.update(sequences_per_request=k, shared_prompt=True)
     return out
 
 

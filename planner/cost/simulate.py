@@ -85,7 +85,7 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
              chunked: bool, mixed: bool, arrival: str = "closed", concurrency: int = 1,
              rate: float | None = None, n_requests: int = 1000, seed: int = 0,
              spread_s: float = 0.0, jitter_s: float = 0.0, range_ratio: float = 1.0, attn_dp: int = 1,
-             balance_iters: int = 0) -> dict[str, np.ndarray]:
+             balance_iters: int = 0, width: int = 1) -> dict[str, np.ndarray]:
     """Simulate ``n_requests`` requests; returns per-request arrays (s): arrival, first
     token and finish times, TTFT, TPOT, end-to-end latency and the time of the step that
     completed the prompt (``prompt_step``); plus ``steps`` and ``balance_hold_iters``, the
@@ -104,8 +104,17 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     ``attn_dp`` > 1 ranks with ``balance_iters`` > 0: TensorRT-LLM's attention-DP balancer
     (planner.cost.simulate_balance): each request is routed to a rank, and an iteration
     runs the waiting prompts only when the balancer releases them; its decode stretches
-    stop where it would."""
+    stop where it would.
+
+    ``width`` w > 1: each request is w sequences sharing one prompt (parallel sampling, a
+    request's k samples, as vLLM runs ``n = k``: the prompt prefilled once, then w decodes
+    a step, all w finishing together; vllm pull 10980): the prompt's tokens are taken once,
+    the request decodes w tokens a step, and the running limit counts sequences (a request
+    is admitted when its w fit beside those running; one at least when none run). Times
+    are per request; the decode attention still reads each sequence's whole context."""
     P, G, N, B = int(prompt_len), int(gen_len), int(n_requests), int(token_budget)
+    w = max(int(width), 1)
+    limit = max(int(np.ceil(max_running)), w) if np.isfinite(max_running) else max_running  # one request at least
     arrive = np.full(N, np.inf)  # a closed loop's later requests: set when they are sent
     first = np.full(N, np.nan)
     finish = np.full(N, np.nan)
@@ -166,9 +175,9 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
                 group = finish_at[key] = [[], 0]
                 heapq.heappush(heap, key)
             group[0].append(i)
-            group[1] += D
-            n_dec += 1
-            sum_join += D
+            group[1] += D * w
+            n_dec += w
+            sum_join += D * w
 
     def advance_to(counter):
         nonlocal n_dec, sum_join
@@ -177,7 +186,7 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
             return
         heapq.heappop(heap)
         ids, joined_sum = group
-        n_dec -= len(ids)
+        n_dec -= len(ids) * w
         sum_join -= joined_sum
         finish_group(ids, t)
 
@@ -185,12 +194,12 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
         while pending and pending[0][0] <= t:
             waiting.append(heapq.heappop(pending)[1])
         if bal is None:
-            while waiting and len(prefill) + n_dec < max_running:
+            while waiting and (len(prefill) + 1) * w + n_dec <= limit:
                 prefill.append([waiting.popleft(), 0])
             release = True
         else:
             fetched = []
-            while waiting and len(prefill) + len(fetched) + n_dec < max_running:
+            while waiting and (len(prefill) + len(fetched) + 1) * w + n_dec <= limit:
                 fetched.append(waiting.popleft())
             bal.assign(fetched)
             prefill.extend([i, 0] for i in fetched)
@@ -226,12 +235,13 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     tpot = (finish - first) / np.maximum(gen - 1, 1)
     return {"arrival": arrive, "first": first, "finish": finish, "ttft": ttft, "tpot": tpot,
             "e2e": finish - arrive, "prompt_step": last_step, "steps": steps,
-            "balance_hold_iters": bal.held_iters / max(bal.routed, 1) if bal is not None else 0.0}
+            "balance_hold_iters": bal.held_iters / max(bal.routed, 1) if bal is not None else 0.0, "width": w}
 
 
 def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None) -> dict:
     """Mean, p50, p90, p99 of TTFT, TPOT and end-to-end latency; throughput over the run
-    (requests and output tokens per second, first arrival to last finish); SLO attainment
+    (requests and output tokens per second, first arrival to last finish; a request of
+    :func:`simulate`'s ``width`` w emits w x ``gen_len`` tokens); SLO attainment
     (share of requests within both SLOs given) and goodput (requests/s within them,
     DistServe's definition)."""
     out: dict = {}
@@ -242,7 +252,7 @@ def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot
     span = float(np.max(sim["finish"]) - np.min(sim["arrival"]))
     n = len(sim["finish"])
     out["throughput_req_s"] = n / span if span > 0 else float("inf")
-    out["throughput_tok_s"] = out["throughput_req_s"] * gen_len
+    out["throughput_tok_s"] = out["throughput_req_s"] * gen_len * int(sim.get("width", 1))
     ok = np.ones(n, dtype=bool)
     if slo_ttft_s is not None:
         ok &= sim["ttft"] <= slo_ttft_s
@@ -257,18 +267,19 @@ def summarize(sim: dict, gen_len: int, slo_ttft_s: float | None = None, slo_tpot
 
 
 def simulate_config(x, *, engine, prompt_len: int, gen_len: int, arrival: str, concurrency: int,
-                    rate: float, n_requests: int, seed: int = 0, range_ratio: float = 1.0) -> dict:
+                    rate: float, n_requests: int, seed: int = 0, range_ratio: float = 1.0, width: int = 1) -> dict:
     """Simulate one configuration (row 0 of the engine context ``x``) under an engine
-    profile (planner.engine_profiles.EngineProfile); ``range_ratio``: :func:`simulate`'s."""
+    profile (planner.engine_profiles.EngineProfile); ``range_ratio`` and ``width``:
+    :func:`simulate`'s (``concurrency`` and ``rate`` count requests of ``width`` sequences)."""
     from planner.cost.serving import effective_budget
 
-    budget = int(effective_budget(engine.token_budget, prompt_len, concurrency, engine.chunked_prefill,
+    budget = int(effective_budget(engine.token_budget, prompt_len, concurrency * width, engine.chunked_prefill,
                                   attn_dp=float(np.asarray(x.attn_dp).ravel()[0]),
                                   dp_rank_budget=float(engine.dp_rank_budget)))
-    table = StepTable(x, max(budget, int(concurrency), engine.max_running if arrival == "poisson" else 0) + 1,
+    table = StepTable(x, max(budget, int(concurrency) * int(width), engine.max_running if arrival == "poisson" else 0) + 1,
                       engine.host_step_s, prompt_len)
     return simulate(table, prompt_len=prompt_len, gen_len=gen_len, token_budget=budget,
                     max_running=engine.max_running, chunked=engine.chunked_prefill, mixed=engine.mixed_batches,
                     arrival=arrival, concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed,
                     range_ratio=range_ratio, attn_dp=int(np.asarray(x.attn_dp).ravel()[0]),
-                    balance_iters=int(engine.adp_balance_timeout_iters))
+                    balance_iters=int(engine.adp_balance_timeout_iters), width=width)
