@@ -78,7 +78,7 @@ def set_metrics(x, lam, P, G, Q, engine_cols: dict, max_running, pipe: dict | No
            for k, v in poisson_rows(x, np.asarray(lam, dtype=float), P[:, 0], G[:, 0], engine_cols,
                                     np.asarray(max_running, dtype=float), pipe).items()}
     qf = np.where(Q > 0, Q / 100.0, 0.5)  # the mean set: half the landed step, the mean slot wait
-    tau, landed = res["step_s"], res["landed_step_s"]
+    landed = res["landed_step_s"]
     p_slot, slot_tail = res["slot_wait_p"], res["slot_wait_tail_s"]
     with np.errstate(all="ignore"):
         slot = np.where(p_slot > 0.0, p_slot * slot_tail, 0.0)
