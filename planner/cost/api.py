@@ -373,13 +373,13 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     with np.errstate(all="ignore"):
         kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"],
                                       serve["kv_fraction"], serve["kv_of_free"])
-        running = np.minimum(float(serve["max_running"]), kv_limit)
+        running = np.minimum(float(serve["max_running"]), kv_limit * k)  # sequences: requests of k, k a request
         lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[cf["act_dtype"]] / 8.0)
         budget = effective_budget(serve["token_budget"], P, max(concurrency, 1) * k, serve["chunked"],
                                   attn_dp=float(kw["dp"]), dp_rank_budget=serve["dp_rank_budget"])
-        # k samples of a request are k sequences, each arriving with it (as one stage runs them)
+        w = k if kw["prefix_sharing"] else 1.0  # shared: one prompt of width k (as serving_into); else k prompts
         o = {key: np.asarray(v).ravel()[0].item() for key, v in poisson(
-            x, rate * k, P, G, budget, host_s, running, pp, lat_s, per_token_s).items()}
+            x, rate * k / w, P, G, budget, host_s, running, pp, lat_s, per_token_s, width=w).items()}
     if not o["unbounded"]:  # the work and memory at the requests the stream keeps in flight, rate x latency
         # (Little's law, as one stage: planner.cost.serving.poisson_work_into), whole requests for the microbatches,
         # those running: a request waiting for a slot does no work (the running set counts k sequences a request)
@@ -388,7 +388,7 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
         out = _pipelined(model, hardware, batch=1, concurrency=in_flight, pp=pp, arrival="steady", rate=0.0,
                          engine=engine, serving=serving, **kw)
     out.update(ttft_s=o["ttft_s"], tpot_s=o["tpot_s"], latency_s=o["latency_s"],
-               throughput_tok_s=o["throughput_req_s"] * G, unbounded=bool(o["unbounded"]),
+               throughput_tok_s=o["throughput_req_s"] * w * G, unbounded=bool(o["unbounded"]),
                mode="serving, Poisson arrivals")
     if not o["unbounded"]:  # a request holds the stages for 1 / the rate (planner.cost.footprint.rehold)
         n = float(np.asarray(x.group_devices).ravel()[0]) * pp

@@ -39,16 +39,16 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     output length (planner.cost.simulate.simulate), prompts are the mean prompt and the
     KV cap and token throughput the mean request's (planner.cost.spread.spread_lengths, as
     ``estimate(range_ratio=)``); one stage only. ``samples`` k > 1: a request's k samples are k
-    sequences. With ``prefix_sharing`` (one stage) they share the prompt as the analytic closed
-    and open loops then run them: each simulated request is one prompt and k decodes
-    (planner.cost.simulate.simulate's ``width``), the running set counting sequences, its KV
-    cap that of requests of k shared samples. Without sharing (or with ``pp`` > 1, whose
-    simulator runs one sequence a request) each sample is a request of its own: k x the
+    sequences. With ``prefix_sharing`` they share the prompt as the analytic closed and open
+    loops then run them: each simulated request is one prompt and k decodes (the ``width`` of
+    planner.cost.simulate.simulate and of the pipeline simulator), the running set counting
+    sequences, its KV cap that of requests of k shared samples. Without sharing each sample
+    is a request of its own: k x the
     requests in flight (``concurrency``, ``n_requests``) or k x the ``rate``; the request rates
     (``throughput_req_s``, ``goodput_req_s``) and ``requests`` are then per request. Either
     way ``sequences_per_request`` says k and ``shared_prompt`` which of the two ran."""
     k = check_count("samples", samples, 1)
-    wide = k > 1 and bool(prefix_sharing) and pp == 1
+    wide = k > 1 and bool(prefix_sharing)
     if k > 1 and not wide:
         from planner.bounds import MAX_RATE_PER_S
 
@@ -102,8 +102,10 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
     if pp > 1:
         out = _simulate_pipeline(x, model, hardware, engine, serve, pp=pp, prompt_len=prompt_len, gen_len=gen_len,
                                  act_dtype=dt["act_dtype"], arrival=arrival, concurrency=concurrency, rate=rate,
-                                 n_requests=n_requests, seed=seed, slo=(slo_ttft_s, slo_tpot_s))
+                                 n_requests=n_requests, seed=seed, slo=(slo_ttft_s, slo_tpot_s), width=width)
         out.update(ep=ep, dp=dp)
+        if wide:
+            out.update(sequences_per_request=k, shared_prompt=True)
         return out
     if "kv_reserve" in serve:  # the running set the free KV memory holds, as the analytic models
         from planner.cost.running import running_limit
@@ -123,9 +125,10 @@ def simulate_estimate(model, hardware, *, devices: int = 1, concurrency: int = 1
 
 
 def _simulate_pipeline(x, model, hardware, engine, serve, *, pp, prompt_len, gen_len, act_dtype, arrival,
-                       concurrency, rate, n_requests, seed, slo) -> dict[str, Any]:
+                       concurrency, rate, n_requests, seed, slo, width=1) -> dict[str, Any]:
     """:func:`simulate_estimate` with ``pp`` stages: the engine's budget and host time, the
-    running set min(max_running, what a stage's KV memory holds), the link's sends."""
+    running set min(max_running, what a stage's KV memory holds), in sequences (requests of
+    ``width`` shared samples x ``width``), the link's sends."""
     from planner.cost.layout import pipeline_memory, send_coefficients
     from planner.cost.serving import effective_budget
     from planner.cost.simulate import summarize
@@ -135,19 +138,20 @@ def _simulate_pipeline(x, model, hardware, engine, serve, *, pp, prompt_len, gen
 
     one = np.ones(1, dtype=x.dt)
     with np.errstate(all="ignore"):
-        kv_limit, _ = pipeline_memory(x, float(pp), one, prompt_len * one, gen_len * one, np.zeros(1, dtype=bool),
-                                      serve["kv_reserve"], serve["kv_fraction"], serve["kv_of_free"])
-    running = int(min(engine.max_running, float(np.min(kv_limit))))
-    budget = int(effective_budget(engine.token_budget, prompt_len, max(concurrency, 1), engine.chunked_prefill,
+        kv_limit, _ = pipeline_memory(x, float(pp), width * one, prompt_len * one, gen_len * one,
+                                      np.full(1, width > 1), serve["kv_reserve"], serve["kv_fraction"],
+                                      serve["kv_of_free"])
+    running = int(min(engine.max_running, float(np.min(kv_limit)) * width))
+    budget = int(effective_budget(engine.token_budget, prompt_len, max(concurrency, 1) * width, engine.chunked_prefill,
                                   attn_dp=float(np.asarray(x.attn_dp).ravel()[0]),
                                   dp_rank_budget=float(engine.dp_rank_budget)))
     lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[act_dtype] / 8.0)
-    table = StepTable(x, max(budget, int(concurrency), running if arrival == "poisson" else 0) + 1,
+    table = StepTable(x, max(budget, int(concurrency) * width, running if arrival == "poisson" else 0) + 1,
                       engine.host_step_s)
     sim = simulate_pipeline(table, pp=pp, send_lat_s=lat_s, send_s_per_token=per_token_s, prompt_len=prompt_len,
                             gen_len=gen_len, token_budget=budget, max_running=running,
                             chunked=engine.chunked_prefill, mixed=engine.mixed_batches, arrival=arrival,
-                            concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed)
+                            concurrency=concurrency, rate=rate, n_requests=n_requests, seed=seed, width=width)
     out = summarize(sim, gen_len, *slo)
     out.update(engine=engine.name, arrival=arrival, pp=pp, max_running=running)
     return out

@@ -24,7 +24,8 @@ group's pass (Sigma_j T_j / pp, the stage's load, never exceeds it): throughput 
 by the slowest stage and a group with nothing to do is the pipeline's bubble.
 
 Metrics as the one-engine simulator's (TTFT = first token - arrival, TPOT = decode time
-over ``gen_len - 1``). Decode-only rounds up to the next event (a finish, an arrival)
+over ``gen_len - 1``). ``width`` w: a request is w sequences sharing one prompt, as in
+planner.cost.simulate (one prefill, w decodes a step, the running limit counting sequences). Decode-only rounds up to the next event (a finish, an arrival)
 are one array expression per group (their contexts grow one token a round).
 """
 
@@ -53,8 +54,9 @@ class _Group:
         self.finish_at: dict[int, list] = {}
         self.heap: list[int] = []
 
-    def running(self) -> int:
-        return len(self.prefill) + self.n_dec
+    def running(self, w: int = 1) -> int:
+        """Sequences held: w a prompt being prefilled, the decoders (``n_dec`` counts sequences)."""
+        return len(self.prefill) * w + self.n_dec
 
     def mean_ctx(self, P: int) -> float:
         return P + 1.0 + self.D - self.sum_join / self.n_dec if self.n_dec else 0.0
@@ -63,11 +65,15 @@ class _Group:
 def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_per_token: float, prompt_len: int,
                       gen_len: int, token_budget: int, max_running: int, chunked: bool, mixed: bool,
                       arrival: str = "poisson", concurrency: int = 1, rate: float | None = None,
-                      n_requests: int = 1000, seed: int = 0) -> dict[str, np.ndarray]:
+                      n_requests: int = 1000, seed: int = 0, width: int = 1) -> dict[str, np.ndarray]:
     """Simulate ``n_requests`` requests on ``pp`` pipeline stages (``token_budget`` per
-    group step, ``max_running`` in all); one stage-to-stage send of ``n`` tokens takes
-    ``send_lat_s + n x send_s_per_token``. Returns what planner.cost.simulate.simulate does."""
+    group step, ``max_running`` sequences in all); one stage-to-stage send of ``n`` tokens
+    takes ``send_lat_s + n x send_s_per_token``; ``width`` w: w sequences a request sharing
+    its prompt (a request is admitted when its w fit, one at least when none run). Returns
+    what planner.cost.simulate.simulate does."""
     P, G, N, B, S = int(prompt_len), int(gen_len), int(n_requests), int(token_budget), int(pp)
+    w = max(int(width), 1)
+    limit = max(int(np.ceil(max_running)), w) if np.isfinite(max_running) else max_running  # one request at least
     hops = S - 1
     arrive = np.full(N, np.inf)
     first = np.full(N, np.nan)
@@ -104,16 +110,16 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
             g.finish_at[key] = []
             heapq.heappush(g.heap, key)
         g.finish_at[key].extend(ids)
-        g.n_dec += len(ids)
-        g.sum_join += g.D * len(ids)
+        g.n_dec += len(ids) * w
+        g.sum_join += g.D * len(ids) * w
 
     def advance(g: _Group, when):
         ids = g.finish_at.pop(g.D, None)
         if ids is None:
             return
         heapq.heappop(g.heap)
-        g.n_dec -= len(ids)
-        g.sum_join -= (g.D - G + 1) * len(ids)
+        g.n_dec -= len(ids) * w
+        g.sum_join -= (g.D - G + 1) * len(ids) * w
         finish_ids(ids, when)
 
     def plan(g: _Group):
@@ -128,13 +134,13 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
             while ptr < N and arrive[ptr] <= t:
                 waiting.append(ptr)
                 ptr += 1
-        running = sum(g.running() for g in groups)
-        while waiting and running < max_running:
+        running = sum(g.running(w) for g in groups)
+        while waiting and running + w <= limit:
             i = waiting.popleft()
             phase = (arrive[i] - last_start) / last_len if last_len > 0.0 else -1.0
             g = groups[min(int(phase * S), S - 1)] if phase >= 0.0 else min(groups, key=_Group.running)
             g.prefill.append([i, 0])
-            running += 1
+            running += w
         if any(g.prefill for g in groups):
             plans, round_s = [], 0.0
             for g in groups:
@@ -189,4 +195,4 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
     ttft = first - arrive
     tpot = (finish - first) / max(G - 1, 1)
     return {"arrival": arrive, "first": first, "finish": finish, "ttft": ttft, "tpot": tpot,
-            "e2e": finish - arrive, "steps": steps}
+            "e2e": finish - arrive, "steps": steps, "width": w}
