@@ -58,8 +58,16 @@ and the simulator (planner.cost.simulate) read these facts:
 * ``spec_acceptance``: with speculative decoding by multi-token prediction (a deployment's
   ``spec_decode_tokens`` drafts per step, planner.cost.spec_decode), the probability that a
   draft position is accepted given the earlier ones were, the same for every position;
-* ``kv_block_tokens``, ``prefix_caching``, ``cascade_attention``, ``cuda_graph_max_batch``:
-  paged-KV granularity and kernel facts (recorded; the memory and prefix models use them);
+* ``kv_block_tokens``, ``prefix_caching``, ``cuda_graph_max_batch``: paged-KV granularity and
+  kernel facts (recorded; the memory and prefix models use them);
+* ``cascade_attention``, ``cascade_prefix``, ``cascade_min_prefix_tokens``,
+  ``cascade_min_sequences``: whether the engine's decode attention reads a prompt shared by
+  several sequences once a step (a cascade / shared-prefix kernel), and when: ``request``, the
+  samples of each request share its prompt's read (FlashInfer's multi-level cascade), or
+  ``batch``, only a prefix common to EVERY sequence of the step is read once (vLLM V1:
+  ``use_cascade_attention`` takes the prefix blocks all running requests share, and only from
+  256 tokens and 8 sequences); below those, each sequence reads its own context
+  (:meth:`EngineProfile.attention_columns`, planner.cost.passes.prompt_read_once);
 * ``device_tiers``: the engine's defaults by GPU class. vLLM and SGLang pick their token
   budget, running limit and captured-graph batch from the device's memory at start-up
   (vLLM EngineArgs.get_batch_defaults: 8192 / 1024 at >= 70 GiB except A100, else 2048 /
@@ -136,6 +144,9 @@ class EngineProfile(_Spec):
     kv_dtype_auto: Literal["activations", "checkpoint"] = "activations"
     prefix_caching: bool
     cascade_attention: bool
+    cascade_prefix: Literal["batch", "request"] = "request"
+    cascade_min_prefix_tokens: int = Field(0, ge=0, le=MAX_TOKENS)
+    cascade_min_sequences: int = Field(1, ge=1, le=MAX_REQUESTS)
     fp8_weight_only_fallback: bool = False
     dp_rank_budget: bool = False
     adp_balance_timeout_iters: int = Field(0, ge=0, description="attention-DP balancer's timeout in iterations "
@@ -184,6 +195,16 @@ class EngineProfile(_Spec):
     @property
     def host_request_s(self) -> float:
         return self.host_request_us * 1e-6
+
+    def attention_columns(self) -> dict[str, float]:
+        """The cost engine's shared-prompt read columns for this engine (planner.cost.engine
+        INPUT_COLUMNS; read by planner.cost.passes.prompt_read_once): ``cascade`` 0 (no
+        shared-prefix kernel: every sequence reads its whole context), 1 (a prefix common to
+        every sequence of the step), 2 (each request's samples share their prompt's read);
+        the shortest prefix and the fewest sequences the kernel is used at."""
+        code = 0 if not self.cascade_attention else (1 if self.cascade_prefix == "batch" else 2)
+        return {"cascade": float(code), "cascade_min_prompt": float(self.cascade_min_prefix_tokens),
+                "cascade_min_seqs": float(self.cascade_min_sequences)}
 
     def kv_columns(self) -> dict[str, float]:
         """The cost engine's KV-cache columns for this engine (planner.cost.engine

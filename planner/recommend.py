@@ -30,6 +30,16 @@ FRONTIER_POINTS = 40
 MIN_FRONTIER_ACCURACY = 0.001  # frontier rows below 0.1% (shown as 0.0%) only with show_zero_accuracy
 
 
+def _engine_columns(engine: str | None) -> dict | None:
+    """The named engine's cost-engine columns for the search (its shared-prompt reads:
+    planner.engine_profiles.EngineProfile.attention_columns); None without an engine."""
+    if engine is None:
+        return None
+    from planner.engine_profiles import load_engine
+
+    return load_engine(engine).attention_columns()
+
+
 def _efficiencies(hardware, calibration: dict[str, str] | None, engine: str | None = None):
     """Per device: the efficiency, where it came from, the profile used and the measured
     error of its path (one rule for every command: planner.serving_profile.resolve_serving)."""
@@ -148,7 +158,8 @@ def run(scn: RecommendScenario) -> dict[str, Any]:
             raise InputError(exc.reason, file=exc.file, field="verifier", value=scn.verifier) from None
     res = evaluate_space(space, models, hardware, effs, profiles,
                          partial(accuracy_for_search, verifier=scn.verifier), verifier,
-                         interval_fn=partial(interval_for_search, verifier=scn.verifier))
+                         interval_fn=partial(interval_for_search, verifier=scn.verifier),
+                         engine_cols=_engine_columns(scn.engine))
     # --conservative: the accuracy every rule below sees is the interval's lower end (the
     # point accuracy where a profile has no interval)
     lo = res.cols["accuracy_lo"]

@@ -129,7 +129,7 @@ def _normal_quantile(q):
 
 def poisson_rows(x, rate, P, G, engine_cols: dict, max_running, pipe: dict | None = None) -> dict:
     """The open-loop model on every row of the engine context ``x`` (the serving columns
-    of planner.cost.api.serving_columns give the engine's budget, chunking and host time;
+    of planner.cost.engine_columns.serving_columns give the engine's budget, chunking and host time;
     a ``token_budget`` array on ``x`` gives each row's device budget instead, a
     ``host_step_s`` array each row's device host time;
     ``pipe``: per-row pipeline stages and sends, planner.cost.open_loop.poisson's ``pp``,

@@ -120,7 +120,8 @@ def _as_k_call(call: "strat.StageCall") -> "strat.StageCall":
 
 
 def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accuracy_fn, verifier=None,
-                   precision: str = "float32", interval_fn=None, prune_accuracy: bool = True) -> Result:
+                   precision: str = "float32", interval_fn=None, prune_accuracy: bool = True,
+                   engine_cols: dict | None = None) -> Result:
     """Cost and accuracy of every configuration in ``space``.
 
     ``profiles[i]`` is the accuracy profile of ``models[i]``; ``accuracy_fn(profile,
@@ -131,6 +132,9 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
     ``accuracy_lo`` / ``accuracy_hi`` hold it (NaN where a profile has none), computed with
     the accuracy, once per distinct accuracy configuration. ``prune_accuracy`` False asks
     the accuracy on every cell (the oracle the tests compare the pruned search with).
+    ``engine_cols``: scalar cost-engine columns of the serving engine the scenario names
+    (its shared-prompt reads, planner.engine_profiles.EngineProfile.attention_columns); none:
+    the generic engine's.
     """
     mt = ModelTable.build(list(models) + ([verifier] if verifier is not None else []))
     ht = HardwareTable.build(hardware, efficiencies)
@@ -244,6 +248,7 @@ def evaluate_space(space: Space, models, hardware, efficiencies, profiles, accur
             "act_dtype": act[ih, iq], "kv_dtype": kv_code[iv],
             "kv_budget": Ts[it] if call.role == "policy" else np.zeros((1,) * 9),
             "prefix_sharing": np.ones((1,) * 9, dtype=bool),
+            **{key: np.full((1,) * 9, float(v)) for key, v in (engine_cols or {}).items()},
         }
         sub = (shape[:3] + (shape[3] if call.uses_k else 1,) + shape[4:8]
                + (shape[8] if call.role == "policy" else 1,))

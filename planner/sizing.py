@@ -138,7 +138,7 @@ def _serving(scn, engine=None) -> dict:
     and the replay of a measured run set it."""
     if getattr(scn, "engine", None) is None:
         return {}
-    from planner.cost.api import serving_columns
+    from planner.cost.engine_columns import serving_columns
 
     cols = serving_columns(engine or _engine(scn)[0], "closed")
     r = scn.traffic.gen_len.range_ratio
@@ -302,7 +302,7 @@ def _running_set(cols, mt, ht, engine, PP=1.0, max_running=None) -> dict:
     .running, the one rule of the closed loop, the replay and the simulator), the memory
     verdict ``serves`` (one request at its full length fits beside the weights: more are
     capped, not refused)."""
-    from planner.cost.api import serving_columns
+    from planner.cost.engine_columns import serving_columns
     from planner.cost.context import Ctx
     from planner.cost.running import running_limit, serves_one
 
@@ -344,7 +344,7 @@ def _poisson(scn, cols, mt, ht, shape, sets, R, engine, pipe=None, token_budget=
     that keeps every SLO (planner.replica_rate.max_rates, with the running set of
     :func:`_running_set` at the mean lengths), and the metrics at that rate:
     ``poisson_<metric>`` at each set's percentile (the means on the mean set)."""
-    from planner.cost.api import serving_columns
+    from planner.cost.engine_columns import serving_columns
     from planner.cost.context import Ctx
     from planner.replica_rate import max_rates, set_metrics
 

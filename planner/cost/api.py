@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from functools import lru_cache
 from typing import Any, Optional, Union
 
 import numpy as np
 
-from planner.bounds import check_count, check_range_ratio, check_rate
+from planner.bounds import check_count, check_range_ratio
 from planner.cost.config_check import validate_config
 from planner.cost.defaults import ESTIMATE_DEFAULTS
 from planner.cost.efficiency import Efficiency
-from planner.cost.engine import INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
+from planner.cost.engine_columns import generic_engine as _generic_engine, serving_columns
+from planner.cost.engine import ATTENTION_COLUMNS, INPUT_COLUMNS, INPUT_DEFAULTS, evaluate, evaluate_one
 from planner.cost.estimate_json import to_report
 from planner.cost.serving import default_arrival
 from planner.cost.tables import DTYPE_CODE, HardwareTable, ModelTable
@@ -35,36 +35,6 @@ def columns(n: int, **values) -> dict[str, np.ndarray]:
         if key.endswith("_dtype"):
             v = np.vectorize(DTYPE_CODE.__getitem__, otypes=[np.int64])(np.asarray(v)) if np.ndim(v) else DTYPE_CODE[v]
         cols[key] = np.broadcast_to(np.asarray(v), (n,))
-    return cols
-
-
-@lru_cache(maxsize=1)
-def _generic_engine():
-    """The generic engine profile, read once (the API's scalar path must not parse YAML per call)."""
-    from planner.engine_profiles import load_engine
-
-    return load_engine(None)
-
-
-def serving_columns(engine, arrival: str = "steady", rate: float = 0.0) -> dict[str, Any]:
-    """The engine's serving columns for one configuration: an engine profile
-    (planner.engine_profiles; None: the generic one), an arrival pattern of
-    planner.cost.serving.ARRIVALS and a Poisson rate (requests/s, > 0 for ``poisson``)."""
-    from planner.cost.serving import ARRIVAL_CODE, ARRIVALS
-
-    if arrival not in ARRIVAL_CODE:
-        raise InputError(f"unknown arrival pattern (choose from {', '.join(ARRIVALS)})", field="arrival", value=arrival)
-    if arrival == "poisson":
-        check_rate(rate)
-    if engine is None:
-        engine = _generic_engine()
-    cols = {"arrival": ARRIVAL_CODE[arrival], "rate": float(rate or 0.0), "token_budget": engine.token_budget,
-            "max_running": engine.max_running, "chunked": int(engine.chunked_prefill),
-            "mixed": int(engine.mixed_batches), "host_step_s": engine.host_step_s,
-            "host_request_s": engine.host_request_s,
-            "dp_rank_budget": int(engine.dp_rank_budget), "adp_balance_iters": int(engine.adp_balance_timeout_iters)}
-    if arrival != "steady":  # the free KV memory caps the running set (planner.cost.running)
-        cols.update(engine.kv_columns())
     return cols
 
 
@@ -274,7 +244,7 @@ def _estimate_group(model, hardware, serve: dict, *, devices, batch, concurrency
            "prefix_sharing": prefix_sharing, "weight_dtype": DTYPE_CODE[dt["weight_dtype"]],
            "act_dtype": DTYPE_CODE[dt["act_dtype"]], "kv_dtype": DTYPE_CODE[dt["kv_dtype"]], **layout}
     if arrival == "steady" and not serving:
-        r = evaluate_one(row, mt, ht)
+        r = evaluate_one({**row, **{k: serve[k] for k in ATTENTION_COLUMNS}}, mt, ht)
     else:
         cols = {key: np.full(1, v) for key, v in {**INPUT_DEFAULTS, **row, **serve}.items()}
         r = {k: (v[0].item() if isinstance(v, np.ndarray) else v) for k, v in evaluate(cols, mt, ht).items()}

@@ -143,7 +143,8 @@ class Ctx:
         cache = ht.__dict__.setdefault("_casts", {}).setdefault("scalar_ctx", {})
         key = (id(mt), c["model"], c["hardware"], c["act_dtype"], c["weight_dtype"], c["kv_dtype"],
                c["devices"], c["kv_budget"], c.get("ep", 1), c.get("attn_dp", 1), c.get("spec_tokens", 0),
-               c.get("spec_accept", 0), c.get("host_request_s", 0))
+               c.get("spec_accept", 0), c.get("host_request_s", 0), c.get("cascade", 2),
+               c.get("cascade_min_prompt", 0), c.get("cascade_min_seqs", 0))
         hit = cache.get(key)
         if hit is None or hit[0] is not mt:
             if len(cache) > 4096:
@@ -305,6 +306,11 @@ class Ctx:
         self.spec = bool(xp.any(self.spec_tokens > 0))
         # host time per running request per step (planner.cost.steps.step_time; column optional, 0: none)
         self.host_request_s = xp.values(c["host_request_s"] if "host_request_s" in c else 0, dt)
+        # when a shared prompt is read once a step (planner.cost.passes.prompt_read_once; columns
+        # optional: each request's samples share the read, the generic engine's kernel)
+        self.cascade = xp.values(c["cascade"] if "cascade" in c else 2, dt)
+        self.cascade_min_prompt = xp.values(c["cascade_min_prompt"] if "cascade_min_prompt" in c else 0, dt)
+        self.cascade_min_seqs = xp.values(c["cascade_min_seqs"] if "cascade_min_seqs" in c else 0, dt)
         self.moe_shard = self.group_devices / self.ep  # devices splitting one expert
         self.layout_beyond_tp = xp.any(self.ep != 1.0) or xp.any(self.attn_dp != 1.0)
         self.expert_parallel = xp.any(self.ep != 1.0)

@@ -27,7 +27,7 @@ INPUT_COLUMNS = ("model", "hardware", "devices", "batch", "concurrency", "prompt
                  "arrival", "rate", "token_budget", "max_running", "chunked", "mixed", "host_step_s", "host_request_s",
                  "wave_sync", "request_overhead_s", "request_overhead_s_per_kernel", "ep", "attn_dp", "kv_reserve",
                  "kv_fraction", "kv_of_free", "dp_rank_budget", "range_ratio", "spec_tokens", "spec_accept",
-                 "adp_balance_iters", "recv_interval")
+                 "adp_balance_iters", "recv_interval", "cascade", "cascade_min_prompt", "cascade_min_seqs")
 # serving columns (planner.cost.serving): their defaults keep the steady-state serving model
 # (arrival 0 = steady; the engine profile's facts only matter for closed / poisson arrivals;
 # wave_sync and request_overhead_s are a serving profile's fitted parameters: closed loops only)
@@ -37,7 +37,11 @@ INPUT_DEFAULTS = {"arrival": 0, "rate": 0.0, "token_budget": 8192, "max_running"
                   "ep": 1, "attn_dp": 1, "kv_reserve": -1.0,
                   "kv_fraction": -1.0, "kv_of_free": 0.0, "dp_rank_budget": 0, "range_ratio": 1.0,
                   "spec_tokens": 0, "spec_accept": 0.0, "adp_balance_iters": 0,
-                  "recv_interval": 1}
+                  "recv_interval": 1, "cascade": 2, "cascade_min_prompt": 0, "cascade_min_seqs": 0}
+ATTENTION_COLUMNS = ("cascade", "cascade_min_prompt", "cascade_min_seqs")
+# cascade, cascade_min_prompt, cascade_min_seqs: when a prompt shared by several sequences is read
+# once a step (EngineProfile.attention_columns, planner.cost.passes.prompt_read_once); the default,
+# each request's samples share the read, is the generic engine's (engines/generic.yaml)
 # recv_interval: the decode iterations between the scheduler's polls for new requests (SGLang
 # --scheduler-recv-interval; 1: every iteration; planner.cost.waves.recv_wait_steps)
 # adp_balance_iters: the engine's attention-DP balancer timeout in iterations (0: none;

@@ -69,6 +69,23 @@ def prefill_phase(x, n_prompts, P):
     })
 
 
+def prompt_read_once(x, share, n_req, S, P):
+    """Whether the decode attention reads a prompt shared by a request's samples once a
+    step (per row), for ``n_req`` requests of ``S`` sequences in all at prompt length ``P``:
+    only where they share it (``share``) and the engine's kernel takes it
+    (planner.engine_profiles.EngineProfile.attention_columns): ``x.cascade`` 2, every
+    request's samples (FlashInfer's multi-level cascade, the generic engine); 1, a prefix
+    common to EVERY sequence of the step, so one request per (attention data-parallel)
+    group, at least ``x.cascade_min_seqs`` sequences and ``x.cascade_min_prompt`` prompt
+    tokens, and no sliding-window layers (vLLM V1's use_cascade_attention: 8 and 256); 0, no
+    shared-prefix kernel (SGLang's and TensorRT-LLM's decode kernels walk each sequence's
+    page table). The KV memory is shared either way (planner.cost.footprint)."""
+    a = x.attn_dp
+    whole_step = ((n_req / a <= 1.0) & (S / a >= x.cascade_min_seqs) & (P >= x.cascade_min_prompt)
+                  & (x.model["sliding_layers"] == 0))
+    return share & ((x.cascade == 2.0) | ((x.cascade == 1.0) & whole_step))
+
+
 def attention_coeffs(x, S, n_req, share):
     """Per-step decode attention as f0 + f_g*min(c,cap_g) + f_s*min(c,cap_s) + f_u*c
     for FLOPs (f) and bytes (g), per device; prompt KV shared across samples if ``share``.
@@ -103,7 +120,8 @@ def decode_phase(x, S, n_req, share, P, G):
     Returns ``time`` (s), FLOPs ``F_*``, bytes ``B_*`` and times by bottleneck ``t_*`` (s)."""
     xp, M, H = x.xp, x.model, x.hw
     t_lin, lin_c, lin_m, lin_flops, weight_bytes, act_bytes = dense_kernels(x, S, 1.0, S)
-    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = attention_coeffs(x, S, n_req, share)
+    share = prompt_read_once(x, share, n_req, S, P)
+    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = attention_coeffs(x, S, xp.where_flags(share, n_req, S), share)
     L = M["layers"]
     s_flop, s_byte = x.s_per_attn_flop, x.s_per_kv_byte
     # linear-attention layers: per-step state traffic and FLOPs, constant in the context

@@ -15,7 +15,7 @@ limit alone.
 Used by the closed loop (planner.cost.serving) and the open loop
 (planner.cost.open_loop, which also takes its wait for a running slot from
 :func:`slot_wait`), both through the ``kv_reserve`` column that
-planner.cost.api.serving_columns sets, the discrete-event
+planner.cost.engine_columns.serving_columns sets, the discrete-event
 simulator's runs (planner.cost.serving_api.simulate_estimate) and the capacity report's
 Poisson sizing (planner.sizing), so that the analytic models, the simulator and the
 sizing admit the same requests.

@@ -34,7 +34,7 @@ from planner.cost.footprint import memory_footprint, rehold
 from planner.cost.interconnect import allreduce_s
 from planner.cost.open_loop import poisson
 from planner.cost.dense import dense_kernels
-from planner.cost.passes import assemble, attention_coeffs
+from planner.cost.passes import assemble, attention_coeffs, prompt_read_once
 from planner.cost.recurrent import recurrent_bytes, recurrent_flops
 from planner.cost.roofline import launch_overhead_s, roofline_s, scaled
 from planner.cost.running import requests_running, running_limit
@@ -102,7 +102,8 @@ def serving_step(x: Ctx, S, n_req_per_step_prompts, share_req, P, G, prefill_tok
     xp, M = x.xp, x.model
     n_tok = S + prefill_tokens
     t_lin, lin_c, lin_m, F_lin, Bw, Ba = dense_kernels(x, n_tok, 1.0, S + prefill_tokens / xp.maximum(P, 1.0))
-    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = attention_coeffs(x, S, share_req, share_req > 0)
+    read = prompt_read_once(x, share_req < S, share_req, S, P)  # share_req: the requests where they share
+    f_g, f_s, f_u, g_g, g_s, g_u, g0_share, g0_sel = attention_coeffs(x, S, xp.where_flags(read, share_req, S), read)
     sum_c, sum_g, sum_s = x.decode_sums(P, G)
     mean_g, mean_s, mean_c = sum_g / G, sum_s / G, sum_c / G
     F_dec = f_g * mean_g + f_s * mean_s + f_u * mean_c

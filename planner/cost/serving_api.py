@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 
 from planner.bounds import check_count
-from planner.cost.api import columns, estimate, resolve_hardware, serving_columns
+from planner.cost.api import columns, estimate, resolve_hardware
+from planner.cost.engine_columns import serving_columns
 from planner.cost.config_check import validate_config
 from planner.cost.efficiency import Efficiency
 from planner.cost.tables import HardwareTable, ModelTable
