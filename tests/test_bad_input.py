@@ -263,6 +263,8 @@ def test_a_junit_file_beside_the_baseline_is_still_written(tmp_path):
     ("engines/vllm.yaml", ("token_budget: 8192", "token_budget: 1e15"), "token_budget"),
     ("engines/vllm.yaml", ("max_running: 1024", "max_running: 1e12"), "max_running"),
     ("engines/vllm.yaml", ("host_step_us: 1000", "host_step_us: 1e15"), "host_step_us"),
+    ("engines/vllm.yaml", ("cascade_prefix: batch", "cascade_prefix: everything"), "cascade_prefix"),
+    ("engines/vllm.yaml", ("cascade_min_sequences: 8", "cascade_min_sequences: 0"), "cascade_min_sequences"),
     ("hardware/h100-sxm.yaml", ("name: h100-sxm", "name: ''"), "name"),
 ])
 def test_spec_files_within_the_bounds(tmp_path, kind, edit, field):
