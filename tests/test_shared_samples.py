@@ -22,16 +22,34 @@ from planner.cost.steps import StepTable
 from test_serving import ctx
 
 
-def test_one_wide_request_is_one_prefill_then_k_decodes_a_step():
-    """Brute force: a lone request of k samples takes one step carrying its P prompt tokens
-    (one logit row), then G - 1 steps of k decodes at contexts P + 1 .. P + G - 1."""
-    x = ctx()
-    tab = StepTable(x, 9000, 1e-3)
+def _ctx_reading(cascade, min_prompt=0.0, min_seqs=0.0):
+    """qwen3-8b-like test context (tests/test_serving.ctx's) with the engine's shared-prompt reads."""
+    from planner.catalog import load_hardware, load_model
+    from planner.cost.api import columns
+    from planner.cost.context import Ctx
+    from planner.cost.tables import HardwareTable, ModelTable
+
+    cols = columns(1, model=0, hardware=0, devices=1, batch=1, concurrency=1, prompt_len=1024, gen_len=256,
+                   samples=1, kv_budget=0, prefix_sharing=False, weight_dtype="bf16", act_dtype="bf16",
+                   kv_dtype="bf16", cascade=cascade, cascade_min_prompt=min_prompt, cascade_min_seqs=min_seqs)
+    return Ctx(cols, ModelTable.build([load_model("llama-3.1-8b")]), HardwareTable.build([load_hardware("h100-sxm")], [None]))
+
+
+@pytest.mark.parametrize("rule, once", [((2.0,), True), ((0.0,), False), ((1.0, 256.0, 8.0), True),
+                                        ((1.0, 256.0, 16.0), False), ((1.0, 2048.0, 8.0), False)])
+def test_one_wide_request_is_one_prefill_then_k_decodes_a_step(rule, once):
+    """Brute force: a lone request of k = 8 samples takes one step carrying its P prompt tokens
+    (one logit row), then G - 1 steps of k decodes at contexts P + 1 .. P + G - 1, each step
+    reading the prompt once for the k sequences (P + k j tokens, k x (P / k + j)) where the
+    engine's kernel does -- every request's samples (2), or one request alone with enough
+    sequences and prompt (1: vLLM's 8 and 256) -- else k x (P + j)."""
+    tab = StepTable(_ctx_reading(*rule), 9000, 1e-3)
     P, G, k = 1024, 64, 8
     s = simulate(tab, prompt_len=P, gen_len=G, token_budget=8192, max_running=4096, chunked=True, mixed=True,
                  concurrency=1, n_requests=1, width=k)
     assert s["ttft"][0] == pytest.approx(tab.time(0, P, 1, 0.0, (P + 1) / 2), rel=1e-12)
-    by_hand = np.mean([tab.time(k, 0, k, P + j, 0.0) for j in range(1, G)])
+    ctx0 = P / k if once else P
+    by_hand = np.mean([tab.time(k, 0, k, ctx0 + j, 0.0) for j in range(1, G)])
     assert s["tpot"][0] == pytest.approx(by_hand, rel=1e-9)
     assert summarize(s, G)["throughput_tok_s"] == pytest.approx(k * G / s["e2e"][0], rel=1e-9)
 
@@ -125,3 +143,24 @@ def test_estimate_runs_shared_samples_as_one_prefill(capsys, load):
     if "--concurrency" in load:
         assert shared["throughput_tok_s"] > apart["throughput_tok_s"]
         assert shared["simulation"]["throughput_tok_s"] > apart["simulation"]["throughput_tok_s"]
+
+
+@pytest.mark.parametrize("C", [1, 4])
+def test_timing_models_follow_the_engines_prompt_read(C):
+    """vLLM's rule (a prefix common to the whole step, 8+ sequences, 256+ tokens) in the timing
+    models: one request of 8 samples alone reads its prompt once a step, so its TPOT is below the
+    per-sequence read's (no cascade kernel); four requests read per sequence, the same TPOT as
+    without a cascade kernel. The analytic closed loop agrees with the simulator either way."""
+    P, G, w = 1024, 128, 8
+    out = {}
+    for name, rule in (("vllm", (1.0, 256.0, 8.0)), ("none", (0.0,))):
+        x = _ctx_reading(*rule)
+        a = closed_loop(x, C, P, G, 8192, True, 1e-3, width=w)
+        s = simulate(StepTable(x, 9000, 1e-3), prompt_len=P, gen_len=G, token_budget=8192, max_running=4096,
+                     chunked=True, mixed=True, concurrency=C, n_requests=10 * C, width=w)
+        assert a["tpot_s"][0] == pytest.approx(np.mean(s["tpot"]), rel=0.02)
+        out[name] = a["tpot_s"][0]
+    if C == 1:
+        assert out["vllm"] < 0.99 * out["none"]
+    else:
+        assert out["vllm"] == pytest.approx(out["none"], rel=1e-12)

@@ -337,7 +337,7 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     x = Ctx(columns(1, model=0, hardware=0, devices=kw["devices"], batch=1, concurrency=1, prompt_len=P, gen_len=G,
                     samples=k, kv_budget=kw["kv_budget"], prefix_sharing=kw["prefix_sharing"],
                     weight_dtype=cf["weight_dtype"], act_dtype=cf["act_dtype"], kv_dtype=cf["kv_dtype"],
-                    host_request_s=serve["host_request_s"], **layout),
+                    host_request_s=serve["host_request_s"], **{c: serve[c] for c in ATTENTION_COLUMNS}, **layout),
             mt, ht)
     host_s = serve["host_step_s"]
     with np.errstate(all="ignore"):

@@ -40,6 +40,7 @@ import numpy as np
 
 from planner.cost.closed_network import response_s
 from planner.cost.context import Ctx
+from planner.cost.passes import decode_read_ctx
 from planner.cost.running import requests_running
 from planner.cost.steps import step_time
 
@@ -82,7 +83,9 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     mixed = np.asarray(mixed, dtype=bool)
     chunked = np.asarray(chunked, dtype=bool)
     N = C_all * REQUESTS_PER_CONCURRENCY if n_requests is None else np.asarray(n_requests, dtype=float)
-    dec_ctx = P + 1.0 + 0.5 * (G - 1.0)
+    # a shared prompt read once a step where the engine's kernel does (planner.cost.passes.decode_read_ctx)
+    shave = (P + 1.0) - decode_read_ctx(x, P + 1.0, P, w, C)
+    dec_ctx = P + 1.0 + 0.5 * (G - 1.0) - shave
     Gm1 = np.maximum(G - 1.0, 1.0)
 
     def T(d, p, logits, ctx):
@@ -95,7 +98,7 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     per_step1 = np.where(chunked, room1, np.maximum(np.floor(room1 / P), 1.0) * P)
     p1 = np.minimum(per_step1, C * P)
     k1 = np.ceil(C * P / per_step1 - 1e-9)  # prefill steps of the wave
-    t1 = T(d1, p1, d1 + p1 / P, P + 1.0 + 0.5 * k1)
+    t1 = T(d1, p1, d1 + p1 / P, P + 1.0 + 0.5 * k1 - shave)
     steps1 = _ceil_mean(P / per_step1, C)
     ttft1 = t1 * steps1
     t_dec = T(C * w, 0.0, C * w, dec_ctx)
@@ -209,7 +212,8 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, int
     # the prompts a poll takes: the request's own and the others' of the window, at most all C
     gather = lambda n, b: np.where(N > 1.0, np.minimum(1.0 + (C - 1.0) / n * b * N, C),  # noqa: E731
                                    1.0 + (C - 1.0) / n * b)
-    dec_ctx, pre_ctx = P + 1.0 + 0.5 * (G - 1.0), 0.5 * (P + 1.0)
+    dec_ctx = decode_read_ctx(x, P + 1.0 + 0.5 * (G - 1.0), P, w, C)
+    pre_ctx = 0.5 * (P + 1.0)
     t_dec = step_time(x, C * w, 0.0, C * w, dec_ctx, 0.0, host_s)
     bias = np.ones_like(C * P)
     for _ in range(SHARED_ROUNDS):

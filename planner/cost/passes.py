@@ -23,6 +23,8 @@ decoded together. Every function takes its elementwise operations from ``x.xp``
 
 from __future__ import annotations
 
+import numpy as np
+
 from planner.cost.context import SPARSE_BLOCK_TOKENS
 from planner.cost.dense import dense_kernels, expert_reduction_factor, moe_combine_bytes, pass_factors
 from planner.cost.footprint import PREFILL_CHUNK_TOKENS, cost_usd, energy_j
@@ -84,6 +86,19 @@ def prompt_read_once(x, share, n_req, S, P):
     whole_step = ((n_req / a <= 1.0) & (S / a >= x.cascade_min_seqs) & (P >= x.cascade_min_prompt)
                   & (x.model["sliding_layers"] == 0))
     return share & ((x.cascade == 2.0) | ((x.cascade == 1.0) & whole_step))
+
+
+def decode_read_ctx(x, ctx, P, w, n_req):
+    """The context the timing models (planner.cost.closed_loop, open_loop, simulate) cost a
+    decode's attention at, per sequence: the mean context ``ctx`` less ``P (1 - 1/w)`` where
+    the engine reads the ``P``-token prompt of a request's ``w`` sequences once a step
+    (:func:`prompt_read_once` with ``n_req`` requests in the step): the step reads ``P + w g``
+    tokens for the request, ``w (P / w + g)``. The attention FLOPs follow the same context
+    (each query still scores the whole prompt: a decode's attention is bound by its KV
+    reads, at GQA's few FLOPs a byte, so the time is the read's)."""
+    w = np.maximum(np.asarray(w, dtype=float), 1.0)
+    once = prompt_read_once(x, w > 1.0, n_req, n_req * w, P)
+    return ctx - np.where(once, P * (1.0 - 1.0 / w), 0.0)
 
 
 def attention_coeffs(x, S, n_req, share):

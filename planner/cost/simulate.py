@@ -135,6 +135,8 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
     heap: list[int] = []
     t, done, steps = 0.0, 0, 0
     bal = AdpBalancer(attn_dp, balance_iters, N) if attn_dp > 1 and balance_iters > 0 else None
+    # a shared prompt read once a step where the engine's kernel does: alone / among other requests
+    shave_alone, shave_many = table.prompt_shave(P, w) if w > 1 else (0.0, 0.0)
 
     def finish_group(ids, when):
         nonlocal done, spawned
@@ -207,7 +209,7 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
         d = n_dec if mixed else 0
         p, ctx_sum, completed = take_prefill(prefill, B - d, P, chunked, d) if release else (0, 0.0, [])
         if p:
-            mean_ctx = P + 1.0 + D - sum_join / n_dec if n_dec else 0.0
+            mean_ctx = P + 1.0 + D - sum_join / n_dec - shave_many if n_dec else 0.0
             dt = table.time(d, p, d + len(completed), mean_ctx, ctx_sum / p)
             t += dt
             steps += 1
@@ -222,7 +224,8 @@ def simulate(table: StepTable, *, prompt_len: int, gen_len: int, token_budget: i
             if bal is not None:
                 k = int(min(k, bal.quiet_steps()))
             horizon = pending[0][0] - t if pending else np.inf
-            k, dt = table.decode_stretch(n_dec, P + 1.0 + D - sum_join / n_dec, k, horizon)
+            shave = shave_alone if n_dec == w and not prefill else shave_many
+            k, dt = table.decode_stretch(n_dec, P + 1.0 + D - sum_join / n_dec - shave, k, horizon)
             if bal is not None:
                 bal.skip(k)
             t += dt

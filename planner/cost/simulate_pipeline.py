@@ -74,6 +74,11 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
     P, G, N, B, S = int(prompt_len), int(gen_len), int(n_requests), int(token_budget), int(pp)
     w = max(int(width), 1)
     limit = max(int(np.ceil(max_running)), w) if np.isfinite(max_running) else max_running  # one request at least
+    # a shared prompt read once a step where the engine's kernel does (planner.cost.simulate's rule, per group)
+    shave_alone, shave_many = table.prompt_shave(P, w) if w > 1 else (0.0, 0.0)
+
+    def ctx_of(g: _Group) -> float:
+        return g.mean_ctx(P) - (shave_alone if g.n_dec == w and not g.prefill else shave_many) if g.n_dec else 0.0
     hops = S - 1
     arrive = np.full(N, np.inf)
     first = np.full(N, np.nan)
@@ -153,7 +158,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
                 if d + p == 0:
                     plans.append(None)
                     continue
-                dt = table.time(d, p, d + len(completed), g.mean_ctx(P), pre_ctx) + send(d + p)
+                dt = table.time(d, p, d + len(completed), ctx_of(g), pre_ctx) + send(d + p)
                 round_s = max(round_s, dt)
                 plans.append((d, completed))
             last_start, last_len = t, round_s
@@ -173,12 +178,12 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
             busy = [g for g in groups if g.n_dec]
             k = min(g.heap[0] - g.D for g in busy)
             if table.scalar_steps(k):  # few rounds: step by step in Python floats (the same values)
-                busy_d = [(g.n_dec, g.mean_ctx(P), send(g.n_dec)) for g in busy]
+                busy_d = [(g.n_dec, ctx_of(g), send(g.n_dec)) for g in busy]
                 per_round = [max(table.time(d, 0, d, c + j, 0.0) + s for d, c, s in busy_d) for j in range(k)]
                 cum = list(accumulate(per_round))
             else:
                 ks = np.arange(k, dtype=float)
-                per_round = np.max([table.times(g.n_dec, 0, g.n_dec, g.mean_ctx(P) + ks, 0.0) + send(g.n_dec)
+                per_round = np.max([table.times(g.n_dec, 0, g.n_dec, ctx_of(g) + ks, 0.0) + send(g.n_dec)
                                     for g in busy], axis=0)
                 cum = np.cumsum(per_round)
             horizon = float(arrive[ptr]) - t if poisson and ptr < N else np.inf

@@ -122,12 +122,22 @@ class StepTable:
     coefficients as :func:`attention_time`, held as Python floats so that one step costs
     microseconds (a test checks ``time`` against :func:`step_time`)."""
 
+    def prompt_shave(self, P: float, w: int) -> tuple[float, float]:
+        """What a decode's context drops where the engine reads a ``P``-token prompt of a
+        request's ``w`` sequences once a step (planner.cost.passes.decode_read_ctx): with the
+        request alone in the step, and among others (two values; 0 where it is read per sequence)."""
+        from planner.cost.passes import decode_read_ctx
+
+        return tuple(float(P + 1.0 - np.asarray(decode_read_ctx(self._x, P + 1.0, float(P), float(w), n)).ravel()[0])
+                     for n in (1.0, 2.0))
+
     def __init__(self, x: Ctx, max_tokens: int, host_s: float, prompt_len: float | None = None):
         n = np.arange(max_tokens + 1, dtype=float)
         self.base = np.asarray(linear_time(x, n, 0.0), dtype=float).ravel()
         head1 = np.asarray(linear_time(x, 1.0, n), dtype=float).ravel()
         self.head = head1 - head1[0]
         self._base, self._head = self.base.tolist(), self.head.tolist()  # the same floats, read per step
+        self._x = x  # for :meth:`prompt_shave`
         f = lambda v: float(np.asarray(v, dtype=float).ravel()[0])  # noqa: E731
         M, H = x.model, x.hw
         self.ng, self.ns, L = f(M["global_layers"]), f(M["sliding_layers"]), f(M["layers"])
