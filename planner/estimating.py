@@ -56,6 +56,23 @@ def assumptions(hardware, eff_label: str) -> list[str]:
     return out
 
 
+def shared_prompt_reads(engine, samples: int, prefix_sharing: bool) -> list[str]:
+    """How the engine's decode attention reads a prompt its ``samples`` share (the profile's
+    cascade facts, planner.cost.passes.prompt_read_once applies them): one line where it matters."""
+    if samples <= 1 or not prefix_sharing:
+        return []
+    name = engine.name if engine is not None else "generic"
+    if engine is None or (engine.cascade_attention and engine.cascade_prefix == "request"):
+        how = "read once a decode step for each request's samples (a cascade kernel)"
+    elif engine.cascade_attention:
+        how = (f"read once a decode step only when one request's samples are the whole step, at least "
+               f"{engine.cascade_min_sequences} sequences and {engine.cascade_min_prefix_tokens} prompt tokens, "
+               f"no sliding-window layers; else per sequence")
+    else:
+        how = "read per sequence (no shared-prefix decode kernel)"
+    return [f"samples: the prompt's KV is stored once per request; {name} engine: {how}"]
+
+
 def profile_for(hardware, engine, calibration: Optional[str] = None):
     """The profile the device runs under ``engine`` (planner.serving_profile.ServingChoice,
     the one rule: :func:`planner.serving_profile.resolve_serving`) and the measured error of
@@ -115,5 +132,6 @@ def estimate(model, hardware, *, engine=None, calibration: Optional[str] = None,
                       batch=batch, concurrency=concurrency, **options)
     r["efficiency"] = label
     r["expected_error"] = None if error is None else with_arrival(error, arrival_of(r["config"]))
-    r["assumptions"] = assumptions(h, label)
+    r["assumptions"] = assumptions(h, label) + shared_prompt_reads(prof, options.get("samples", 1),
+                                                                   options.get("prefix_sharing", True))
     return r

@@ -114,3 +114,15 @@ def test_recommend_costs_samples_with_the_named_engines_reads(capsys, engine):
                "--kv-dtype", r["kv_dtype"])
         assert r["latency_s"] == pytest.approx(e["latency_s"], rel=1e-4)
         assert r["cost_usd"] == pytest.approx(e["cost_usd"], rel=1e-4)
+
+
+def test_estimate_says_how_the_engine_reads_a_shared_prompt():
+    """Every estimate with samples names the engine's read rule; one sample, or no sharing, says nothing."""
+    from planner.estimating import estimate as full_estimate
+
+    say = lambda e, **kw: [a for a in full_estimate("qwen3-8b", "h100-sxm", engine=e, **kw)["assumptions"]  # noqa: E731
+                           if a.startswith("samples:")]
+    assert "at least 8 sequences and 256 prompt tokens" in say("vllm", samples=16)[0]
+    assert "per sequence (no shared-prefix decode kernel)" in say("sglang", samples=4)[0]
+    assert "for each request's samples" in say(None, samples=4)[0]
+    assert say("vllm", samples=1) == [] and say("vllm", samples=4, prefix_sharing=False) == []
