@@ -143,7 +143,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
         while waiting and running + w <= limit:
             i = waiting.popleft()
             phase = (arrive[i] - last_start) / last_len if last_len > 0.0 else -1.0
-            g = groups[min(int(phase * S), S - 1)] if phase >= 0.0 else min(groups, key=_Group.running)
+            g = groups[min(int(phase * S), S - 1)] if phase >= 0.0 else min(groups, key=lambda grp: grp.running(w))
             g.prefill.append([i, 0])
             running += w
         if any(g.prefill for g in groups):
