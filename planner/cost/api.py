@@ -322,7 +322,7 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
     planner.cost.layout.send_coefficients of the model's hidden states."""
     from planner.cost.context import Ctx
     from planner.cost.footprint import rehold
-    from planner.cost.layout import pipeline_memory, send_coefficients
+    from planner.cost.layout import microbatch_running, send_coefficients
     from planner.cost.open_loop import poisson
     from planner.cost.serving import effective_budget
     from planner.dtypes import BITS
@@ -341,9 +341,9 @@ def _pipelined_poisson(model, hardware, *, batch, concurrency, pp, rate, engine,
             mt, ht)
     host_s = serve["host_step_s"]
     with np.errstate(all="ignore"):
-        kv_limit, _ = pipeline_memory(x, float(pp), k, P, G, bool(kw["prefix_sharing"]), serve["kv_reserve"],
-                                      serve["kv_fraction"], serve["kv_of_free"])
-        running = np.minimum(float(serve["max_running"]), kv_limit * k)  # sequences: requests of k, k a request
+        running = microbatch_running(x, float(pp), 1.0, float(serve["max_running"]), k, P, G,
+                                     bool(kw["prefix_sharing"]), serve["kv_reserve"], serve["kv_fraction"],
+                                     serve["kv_of_free"])  # sequences
         lat_s, per_token_s = send_coefficients(hardware, model.hidden_size, BITS[cf["act_dtype"]] / 8.0)
         budget = effective_budget(serve["token_budget"], P, max(concurrency, 1) * k, serve["chunked"],
                                   attn_dp=float(kw["dp"]), dp_rank_budget=serve["dp_rank_budget"])

@@ -40,7 +40,7 @@ import numpy as np
 
 from planner.cost.closed_network import response_s
 from planner.cost.context import Ctx
-from planner.cost.passes import decode_read_ctx
+from planner.cost.passes import shared_prompt_shave
 from planner.cost.running import requests_running
 from planner.cost.steps import step_time
 
@@ -83,8 +83,8 @@ def closed_loop(x: Ctx, C, P, G, budget, mixed, host_s, max_running=np.inf,
     mixed = np.asarray(mixed, dtype=bool)
     chunked = np.asarray(chunked, dtype=bool)
     N = C_all * REQUESTS_PER_CONCURRENCY if n_requests is None else np.asarray(n_requests, dtype=float)
-    # a shared prompt read once a step where the engine's kernel does (planner.cost.passes.decode_read_ctx)
-    shave = (P + 1.0) - decode_read_ctx(x, P + 1.0, P, w, C)
+    # a shared prompt read once a step where the engine's kernel does (planner.cost.passes.shared_prompt_shave)
+    shave = shared_prompt_shave(x, P, w, C)
     dec_ctx = P + 1.0 + 0.5 * (G - 1.0) - shave
     Gm1 = np.maximum(G - 1.0, 1.0)
 
@@ -212,7 +212,7 @@ def shared_prompt_step(x: Ctx, C, P, G, budget, mixed, host_s, chunked=True, int
     # the prompts a poll takes: the request's own and the others' of the window, at most all C
     gather = lambda n, b: np.where(N > 1.0, np.minimum(1.0 + (C - 1.0) / n * b * N, C),  # noqa: E731
                                    1.0 + (C - 1.0) / n * b)
-    dec_ctx = decode_read_ctx(x, P + 1.0 + 0.5 * (G - 1.0), P, w, C)
+    dec_ctx = P + 1.0 + 0.5 * (G - 1.0) - shared_prompt_shave(x, P, w, C)
     pre_ctx = 0.5 * (P + 1.0)
     t_dec = step_time(x, C * w, 0.0, C * w, dec_ctx, 0.0, host_s)
     bias = np.ones_like(C * P)

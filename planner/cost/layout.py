@@ -138,13 +138,13 @@ def pipeline_memory(x, pp, k, P, G, share, tokens_share, kv_fraction=-1.0, kv_of
 
 
 def microbatch_running(x, pp, n_mb, max_running, k, P, G, share, kv_reserve, kv_fraction=-1.0, kv_of_free=0.0):
-    """The running set of one microbatch of a closed-loop pipeline (``n_mb`` microbatches
-    at once), in sequences as the engine's ``max_running`` (max_num_seqs) counts them: that
+    """The running set of one microbatch of a pipeline (``n_mb`` microbatches at once; 1: the
+    whole running set), in sequences as the engine's ``max_running`` (max_num_seqs) counts them: that
     limit capped by the microbatch's share ``1 / n_mb`` of the requests of ``k`` samples a
     STAGE's KV memory holds (:func:`pipeline_memory`), one request at least, times ``k``
-    (planner.cost.running.running_limit's units). The one rule of ``estimate(pp=,
-    arrival="closed")`` and of the replay's pipeline rows; the caller applies it as the cap
-    (no KV column left to cap again)."""
+    (planner.cost.running.running_limit's units). The one rule of ``estimate(pp=)`` (closed
+    loop and Poisson arrivals), of the pipeline simulator's runs and of the replay's pipeline
+    rows; the caller applies it as the cap (no KV column left to cap again)."""
     xp = x.xp
     kv_limit, _ = pipeline_memory(x, pp, k, P, G, share, kv_reserve, kv_fraction, kv_of_free)
     return xp.minimum(max_running, xp.maximum(1.0, xp.floor(kv_limit / n_mb)) * k)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from planner.cost.context import Ctx
-from planner.cost.passes import decode_read_ctx
+from planner.cost.passes import shared_prompt_shave
 from planner.cost.steps import step_time
 
 # The fixed point (tau, t_c) is solved to this relative change per evaluation of the map
@@ -271,8 +271,8 @@ def poisson(x: Ctx, rate, P, G, budget, host_s, max_running=np.inf, pp=1, send_l
     pp_f = np.asarray(pp, dtype=float)
     w = np.maximum(np.asarray(width, dtype=float), 1.0)
     # a shared prompt read once a step where the engine's kernel does for requests among others
-    # (planner.cost.passes.decode_read_ctx at two requests: a cascade that needs one alone, vLLM's, is off)
-    ctx = decode_read_ctx(x, P + 1.0 + 0.5 * (G - 1.0), P, w, 2.0)
+    # (planner.cost.passes.shared_prompt_shave at two requests: a cascade that needs one alone, vLLM's, is off)
+    ctx = P + 1.0 + 0.5 * (G - 1.0) - shared_prompt_shave(x, P, w, 2.0)
     carry, dec = pipeline_steps(x, P, ctx, host_s, pp_f, send_lat_s, send_s_per_token)
     t_d0 = dec(0.0) * np.ones_like(lam)
     tau, t_c = solve_fixed_point(x, lam, P, G, ctx, host_s, B, max_running, pp_f, send_lat_s, send_s_per_token, w)

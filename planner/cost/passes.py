@@ -88,17 +88,17 @@ def prompt_read_once(x, share, n_req, S, P):
     return share & ((x.cascade == 2.0) | ((x.cascade == 1.0) & whole_step))
 
 
-def decode_read_ctx(x, ctx, P, w, n_req):
-    """The context the timing models (planner.cost.closed_loop, open_loop, simulate) cost a
-    decode's attention at, per sequence: the mean context ``ctx`` less ``P (1 - 1/w)`` where
-    the engine reads the ``P``-token prompt of a request's ``w`` sequences once a step
-    (:func:`prompt_read_once` with ``n_req`` requests in the step): the step reads ``P + w g``
-    tokens for the request, ``w (P / w + g)``. The attention FLOPs follow the same context
-    (each query still scores the whole prompt: a decode's attention is bound by its KV
-    reads, at GQA's few FLOPs a byte, so the time is the read's)."""
+def shared_prompt_shave(x, P, w, n_req):
+    """What the timing models (planner.cost.closed_loop, open_loop, simulate) take off a
+    decode's per-sequence context: ``P (1 - 1/w)`` where the engine reads the ``P``-token
+    prompt of a request's ``w`` sequences once a step (:func:`prompt_read_once` with
+    ``n_req`` requests in the step: the step reads ``P + w g`` tokens for the request,
+    ``w (P / w + g)``), else 0. The attention FLOPs follow the same context (each query
+    still scores the whole prompt, but a decode's attention is bound by its KV reads at
+    GQA's few FLOPs a byte, so the time is the read's)."""
     w = np.maximum(np.asarray(w, dtype=float), 1.0)
     once = prompt_read_once(x, w > 1.0, n_req, n_req * w, P)
-    return ctx - np.where(once, P * (1.0 - 1.0 / w), 0.0)
+    return np.where(once, P * (1.0 - 1.0 / w), 0.0)
 
 
 def attention_coeffs(x, S, n_req, share):

@@ -130,7 +130,7 @@ def _simulate_pipeline(x, model, hardware, engine, serve, *, pp, prompt_len, gen
     """:func:`simulate_estimate` with ``pp`` stages: the engine's budget and host time, the
     running set min(max_running, what a stage's KV memory holds), in sequences (requests of
     ``width`` shared samples x ``width``), the link's sends."""
-    from planner.cost.layout import pipeline_memory, send_coefficients
+    from planner.cost.layout import microbatch_running, send_coefficients
     from planner.cost.serving import effective_budget
     from planner.cost.simulate import summarize
     from planner.cost.simulate_pipeline import simulate_pipeline
@@ -139,10 +139,9 @@ def _simulate_pipeline(x, model, hardware, engine, serve, *, pp, prompt_len, gen
 
     one = np.ones(1, dtype=x.dt)
     with np.errstate(all="ignore"):
-        kv_limit, _ = pipeline_memory(x, float(pp), width * one, prompt_len * one, gen_len * one,
-                                      np.full(1, width > 1), serve["kv_reserve"], serve["kv_fraction"],
-                                      serve["kv_of_free"])
-    running = int(min(engine.max_running, float(np.min(kv_limit)) * width))
+        running = int(np.min(microbatch_running(x, float(pp), 1.0, float(engine.max_running), width * one,
+                                                prompt_len * one, gen_len * one, np.full(1, width > 1),
+                                                serve["kv_reserve"], serve["kv_fraction"], serve["kv_of_free"])))
     budget = int(effective_budget(engine.token_budget, prompt_len, max(concurrency, 1) * width, engine.chunked_prefill,
                                   attn_dp=float(np.asarray(x.attn_dp).ravel()[0]),
                                   dp_rank_budget=float(engine.dp_rank_budget)))

@@ -25,8 +25,9 @@ by the slowest stage and a group with nothing to do is the pipeline's bubble.
 
 Metrics as the one-engine simulator's (TTFT = first token - arrival, TPOT = decode time
 over ``gen_len - 1``). ``width`` w: a request is w sequences sharing one prompt, as in
-planner.cost.simulate (one prefill, w decodes a step, the running limit counting sequences). Decode-only rounds up to the next event (a finish, an arrival)
-are one array expression per group (their contexts grow one token a round).
+planner.cost.simulate (one prefill, w decodes a step, the running limit counting
+sequences). Decode-only rounds up to the next event (a finish, an arrival) are one array
+expression per group (their contexts grow one token a round).
 """
 
 from __future__ import annotations

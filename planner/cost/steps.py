@@ -122,15 +122,6 @@ class StepTable:
     coefficients as :func:`attention_time`, held as Python floats so that one step costs
     microseconds (a test checks ``time`` against :func:`step_time`)."""
 
-    def prompt_shave(self, P: float, w: int) -> tuple[float, float]:
-        """What a decode's context drops where the engine reads a ``P``-token prompt of a
-        request's ``w`` sequences once a step (planner.cost.passes.decode_read_ctx): with the
-        request alone in the step, and among others (two values; 0 where it is read per sequence)."""
-        from planner.cost.passes import decode_read_ctx
-
-        return tuple(float(P + 1.0 - np.asarray(decode_read_ctx(self._x, P + 1.0, float(P), float(w), n)).ravel()[0])
-                     for n in (1.0, 2.0))
-
     def __init__(self, x: Ctx, max_tokens: int, host_s: float, prompt_len: float | None = None):
         n = np.arange(max_tokens + 1, dtype=float)
         self.base = np.asarray(linear_time(x, n, 0.0), dtype=float).ravel()
@@ -161,6 +152,17 @@ class StepTable:
         self.a, self.prompt_len = a, prompt_len
         self.rank_tok_s = f(rank_local_prefill_s(x, 1.0, 0.0)) if a > 1.0 else 0.0
         self.rank_key_s = f(rank_local_prefill_s(x, 1.0, 1.0)) - self.rank_tok_s if a > 1.0 else 0.0
+
+
+    def prompt_shave(self, P: float, w: int) -> tuple[float, float]:
+        """What a decode's context drops where the engine reads a ``P``-token prompt of a
+        request's ``w`` sequences once a step (planner.cost.passes.shared_prompt_shave): with
+        the request alone in the step, and among others (0 where it is read per sequence)."""
+        from planner.cost.passes import shared_prompt_shave
+
+        alone, many = (float(np.asarray(shared_prompt_shave(self._x, float(P), float(w), n)).ravel()[0])
+                       for n in (1.0, 2.0))
+        return alone, many
 
     def _rank_excess_s(self, xp, p, pre_ctx):
         """step_time's busiest-rank term (planner.cost.expert_parallel.prompt_rank_excess_s)
