@@ -8,9 +8,12 @@ engine's (decodes plus prefill chunks up to the ``token_budget``, FIFO, the same
 chunking and mixing rules); waiting requests are admitted while fewer than
 ``max_running`` run in all. The groups step in turn, 1/pp of a round apart, and a new
 request joins the group whose turn comes next after it arrives (vLLM V1's scheduler
-fills the next microbatch it schedules with the waiting requests): a request that
-arrived during the last round joins the group of its phase in that round, one that
-waited longer the group running the fewest.
+fills the next microbatch it schedules with the waiting requests): a Poisson arrival
+during the last round joins the group of its phase in that round; a closed loop's
+replacement, sent when its predecessor's group returns the last token, joins the group
+after that one in turn (the finished group's next step was scheduled as the token came
+back), so the groups keep their shares of the concurrency; a request that waited longer
+joins the group running the fewest.
 
 The physics, shared with planner.cost.layout (``estimate --pp``) and the open loop: a
 group's step crosses every stage; each stage takes 1/pp of the whole-model step time of
@@ -84,6 +87,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
     arrive = np.full(N, np.inf)
     first = np.full(N, np.nan)
     finish = np.full(N, np.nan)
+    after = np.full(N, -1)  # closed loop: the group after the one a request's predecessor left
     waiting: deque = deque()
     poisson = arrival == "poisson"
     spawned = initial_arrivals(arrive, arrival, concurrency, rate, np.random.default_rng(seed))
@@ -97,19 +101,20 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
     def send(tokens):
         return hops * (send_lat_s + tokens * send_s_per_token) if hops else 0.0
 
-    def finish_ids(ids, when):
+    def finish_ids(ids, when, gi):
         nonlocal done, spawned
         for i in ids:
             finish[i] = when
             done += 1
             if not poisson and spawned < N:
                 arrive[spawned] = when
+                after[spawned] = (gi + 1) % S  # the closed loop's replacement: the next group in turn
                 waiting.append(spawned)
                 spawned += 1
 
     def join(g: _Group, ids, when):
         if G == 1:
-            finish_ids(ids, when)
+            finish_ids(ids, when, groups.index(g))
             return
         key = g.D + G - 1
         if key not in g.finish_at:
@@ -126,7 +131,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
         heapq.heappop(g.heap)
         g.n_dec -= len(ids) * w
         g.sum_join -= (g.D - G + 1) * len(ids) * w
-        finish_ids(ids, when)
+        finish_ids(ids, when, groups.index(g))
 
     def plan(g: _Group):
         """The group's next step: (decodes carried, prefill tokens, prompts completed,
@@ -143,8 +148,11 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
         running = sum(g.running(w) for g in groups)
         while waiting and running + w <= limit:
             i = waiting.popleft()
-            phase = (arrive[i] - last_start) / last_len if last_len > 0.0 else -1.0
-            g = groups[min(int(phase * S), S - 1)] if phase >= 0.0 else min(groups, key=lambda grp: grp.running(w))
+            if after[i] >= 0 and arrive[i] == t:  # a closed loop's replacement, admitted as it arrives
+                g = groups[after[i]]
+            else:
+                phase = (arrive[i] - last_start) / last_len if poisson and last_len > 0.0 else -1.0
+                g = groups[min(int(phase * S), S - 1)] if phase >= 0.0 else min(groups, key=lambda grp: grp.running(w))
             g.prefill.append([i, 0])
             running += w
         if any(g.prefill for g in groups):
