@@ -139,6 +139,11 @@ def test_an_unknown_engine_is_still_one_line(capsys):
     ("nvidia/Llama-4-Maverick-17B-128E-Instruct-FP8", "llama-4-maverick"),
     ("Qwen/Qwen3-VL-235B-A22B-Instruct-FP8", "qwen3-vl-235b-a22b"), ("meta-llama/Meta-Llama-3.1-405B", "llama-3.1-405b"),
     ("Qwen/Qwen3.5-35B-A3B", "qwen3.5-35b-a3b"),
+    # aiconfigurator's Blackwell support matrices (round 30): GLM-5.1 is GLM-5's architecture (NVIDIA Megatron
+    # Bridge / NeMo AutoModel docs), MiniMax-M2.7 the M2 line's design; Qwen3.5-27B has its own descriptor
+    ("zai-org/GLM-5.1", "glm-5"), ("amd/GLM-5.1-MXFP4", "glm-5"), ("nvidia/GLM-5.1-NVFP4", "glm-5"),
+    ("MiniMaxAI/MiniMax-M2.7", "minimax-m2.5"), ("nvidia/MiniMax-M2.7-NVFP4", "minimax-m2.5"),
+    ("Qwen/Qwen3.5-27B", "qwen3.5-27b"),
 ])
 def test_checkpoint_ids_of_the_sources_resolve(model_id, name):
     assert load_model(model_id).name == name
@@ -146,8 +151,8 @@ def test_checkpoint_ids_of_the_sources_resolve(model_id, name):
 
 @pytest.mark.parametrize("model_id", [
     "deepseek-ai/DeepSeek-V4-Pro", "sgl-project/DeepSeek-V4-Pro-FP8",  # another architecture (compressed attention)
-    "amd/GLM-5.1-MXFP4", "MiniMaxAI/MiniMax-M3",  # models the catalog has no descriptor for
-    "MiniMaxAI/MiniMax-M2.7", "deepseek-ai/DeepSeek-V3.2-Speciale",  # no config.json found to compare (round 15)
+    "zai-org/GLM-5.2", "MiniMaxAI/MiniMax-M3",  # models the catalog has no descriptor for (no source: same design)
+    "XiaomiMiMo/MiMo-V2-Flash", "deepseek-ai/DeepSeek-V3.2-Speciale",  # no config.json found to compare
     "Qwen/Qwen3-30B-FP8", "nobody/FP8",  # a tag cut never invents a model
 ])
 def test_other_models_stay_unknown(model_id):
