@@ -117,6 +117,15 @@ def test_estimate_flags_are_checked_where_given(flag, value):
     one_line(err, f"field '{flag[2:]}'")
 
 
+@pytest.mark.parametrize("path", [[], ["--pp", "2"], ["--simulate"], ["--pp", "2", "--simulate"]])
+def test_a_negative_concurrency_is_refused_on_every_path(path):
+    """``--concurrency -1`` with ``--pp`` or ``--simulate`` ran (the pipeline path printed
+    "concurrency -1", the simulator took it as 1); only the one-group path checked it."""
+    rc, _, err = run("estimate", "-m", "qwen3-0.6b", "--concurrency", "-1", *path)
+    assert rc == 2
+    one_line(err, "field 'concurrency'")
+
+
 @pytest.mark.parametrize("argv", [
     ["recommend", "--scenario", ""], ["recommend", "--models", ""], ["recommend", "--verifier", " "],
     ["recommend", "-H", "h100-sxm", "-H", ""], ["estimate", "-m", "qwen3-0.6b", "--calibration="],

@@ -71,8 +71,8 @@ def estimate_cmd(
 
     from planner.bounds import check_count
 
-    for field, v, lo in (("requests", requests, 1), ("num_devices", num_devices, 1), ("prefill_workers",
-                         prefill_workers, 0), ("decode_workers", decode_workers, 0),
+    for field, v, lo in (("concurrency", concurrency, 0), ("requests", requests, 1), ("num_devices", num_devices, 1),
+                         ("prefill_workers", prefill_workers, 0), ("decode_workers", decode_workers, 0),
                          ("prefill_devices", prefill_devices, 1), ("decode_devices", decode_devices, 1)):
         if v is not None:  # checked where given, used or not (a bad value is never passed over in silence)
             check_count(field, v, lo)
