@@ -50,9 +50,10 @@ class _Group:
     decoders as in planner.cost.simulate (``D`` decode steps taken; decoders that joined at
     the same ``D`` finish together, kept in a heap by the ``D`` at which they finish)."""
 
-    __slots__ = ("prefill", "D", "n_dec", "sum_join", "finish_at", "heap")
+    __slots__ = ("index", "prefill", "D", "n_dec", "sum_join", "finish_at", "heap")
 
-    def __init__(self):
+    def __init__(self, index: int):
+        self.index = index  # its turn in a round
         self.prefill: deque = deque()
         self.D, self.n_dec, self.sum_join = 0, 0, 0
         self.finish_at: dict[int, list] = {}
@@ -93,7 +94,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
     spawned = initial_arrivals(arrive, arrival, concurrency, rate, np.random.default_rng(seed))
     if not poisson:  # the closed loop's first wave waits at t = 0; Poisson arrivals enter by time (ptr)
         waiting.extend(range(spawned))
-    groups = [_Group() for _ in range(S)]
+    groups = [_Group(j) for j in range(S)]
     t, done, steps = 0.0, 0, 0
     last_start, last_len = 0.0, 0.0  # the last round: a request that arrived during it joins by its phase
     ptr = 0
@@ -101,7 +102,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
     def send(tokens):
         return hops * (send_lat_s + tokens * send_s_per_token) if hops else 0.0
 
-    def finish_ids(ids, when, gi):
+    def finish_ids(ids, when, gi):  # gi: the group the requests leave
         nonlocal done, spawned
         for i in ids:
             finish[i] = when
@@ -114,7 +115,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
 
     def join(g: _Group, ids, when):
         if G == 1:
-            finish_ids(ids, when, groups.index(g))
+            finish_ids(ids, when, g.index)
             return
         key = g.D + G - 1
         if key not in g.finish_at:
@@ -131,7 +132,7 @@ def simulate_pipeline(table: StepTable, *, pp: int, send_lat_s: float, send_s_pe
         heapq.heappop(g.heap)
         g.n_dec -= len(ids) * w
         g.sum_join -= (g.D - G + 1) * len(ids) * w
-        finish_ids(ids, when, groups.index(g))
+        finish_ids(ids, when, g.index)
 
     def plan(g: _Group):
         """The group's next step: (decodes carried, prefill tokens, prompts completed,
