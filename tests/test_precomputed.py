@@ -63,9 +63,14 @@ def test_shipped_cache_is_the_recomputation_and_a_first_run_reads_only_it(tmp_pa
     computed_out, computed = _recommend(tmp_path / "computed", shipped=False)
     # current: every entry the default scenario needs is shipped, byte for byte (the
     # .npy and JSON bytes equal, so the arrays and parses are the same), and nothing else
-    # .npy bytes equal up to the last bits a numpy / scipy release may round differently (the
-    # arrays' cache key hashes the source and the catalog, not the libraries: an array from
-    # another release is the same array); parsed YAML byte for byte
+    # .npy arrays equal up to what another machine's or scipy release's rounding makes of
+    # them: the arrays' cache key hashes the source, the catalog and numpy's version, not the
+    # CPU or scipy, and numpy picks its SIMD kernels by the CPU's features, so last-bit
+    # differences the accuracy fit's iterations carry further are expected. Measured
+    # (2026-12-02): the shipped arrays recomputed on an x86-64-v3 machine without AVX-512
+    # (numpy 2.4.6, scipy 1.17.0 and 1.17.1) differ by at most 4.3e-8 relative on values
+    # above 1e-12 (21 of 36 arrays beyond rtol 1e-12); a change to the model moves them far
+    # more. Parsed YAML byte for byte.
     for kind in ("yaml", "accuracy"):
         assert computed[kind], kind
         assert set(before.get(kind, {})) == set(computed[kind]), f"{kind}: {REGENERATE}"
@@ -73,7 +78,7 @@ def test_shipped_cache_is_the_recomputation_and_a_first_run_reads_only_it(tmp_pa
             if kind == "accuracy" and name.endswith(".npy"):
                 old, new = (np.load(io.BytesIO(b), allow_pickle=False) for b in (before[kind][name], data))
                 assert old.shape == new.shape and old.dtype == new.dtype, f"{kind}/{name}: {REGENERATE}"
-                assert np.allclose(old, new, rtol=1e-12, atol=1e-14, equal_nan=True), f"{kind}/{name}: {REGENERATE}"
+                assert np.allclose(old, new, rtol=1e-6, atol=1e-12, equal_nan=True), f"{kind}/{name}: {REGENERATE}"
             else:
                 assert before[kind][name] == data, f"{kind}/{name}: {REGENERATE}"
     # a fresh install's first run: the same answer, nothing parsed or computed again (no
