@@ -30,13 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from serving_fidelity import DEFAULT  # noqa: E402  (the dev file's one home among the benchmarks)
 
 from planner.errors import InputError  # noqa: E402
 from planner.measured import read_measured  # noqa: E402
 from planner.replay_rows import in_flight  # noqa: E402
 
-DEFAULT = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "serving-measured-hopper-dev.csv"
 RATE_BANDS = (0.0, 2e3, 4e3, 6e3, 8e3, 1e4, 2e4, np.inf)  # output tokens a second the loop demanded
 
 
