@@ -33,10 +33,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from repeat_spread import replay_shipped, whole_number  # noqa: E402
 from serving_fidelity import DEFAULT  # noqa: E402  (the dev file's one home among the benchmarks)
 
 from planner.errors import InputError  # noqa: E402
-from planner.measured import read_measured  # noqa: E402
+from planner.engine_profiles import engine_names  # noqa: E402
 from planner.replay_rows import in_flight  # noqa: E402
 
 RATE_BANDS = (0.0, 2e3, 4e3, 6e3, 8e3, 1e4, 2e4, np.inf)  # output tokens a second the loop demanded
@@ -56,18 +57,15 @@ def deficit(conc, osl, ttft_s, tpot_s, predicted_ttft_s):
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
-    ap.add_argument("--engine", default="", help="only this engine's rows (trtllm, vllm, sglang)")
-    ap.add_argument("--min-rows", type=int, default=1, metavar="N", help="table rows with at least N runs")
+    ap.add_argument("--engine", default="", choices=engine_names(), help="only this engine's rows")
+    ap.add_argument("--min-rows", type=whole_number, default=1, metavar="N",
+                    help="table rows with at least N runs (a whole number >= 0)")
     try:
         args = ap.parse_args(argv)
     except SystemExit as exc:  # a usage error (exit 2), or --help (exit 0)
         return int(exc.code or 0)
-    from planner.replay import Prepared
-    from planner.serving_profile import load_serving
-
     try:
-        runs = read_measured(args.file)
-        pred = Prepared(runs).run(load_serving(None))
+        runs, pred = replay_shipped(args.file)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -400,6 +400,17 @@ def whole_number(text: str) -> int:
     return n
 
 
+def replay_shipped(path: str):
+    """The measured file at ``path`` read and replayed with the shipped profiles (what
+    ``planner validate --measured`` does): ``(runs, prediction)``; a bad file raises
+    planner.errors.InputError (one line naming the file and the field)."""
+    from planner.replay import Prepared
+    from planner.serving_profile import load_serving
+
+    runs = read_measured(path)
+    return runs, Prepared(runs).run(load_serving(None))
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("file", nargs="?", default=str(DEFAULT), help="measured CSV (default: %(default)s)")
@@ -409,12 +420,8 @@ def main(argv: list[str]) -> int:
         args = ap.parse_args(argv)
     except SystemExit as exc:  # a usage error (exit 2), or --help (exit 0)
         return int(exc.code or 0)
-    from planner.replay import Prepared
-    from planner.serving_profile import load_serving
-
     try:
-        runs = read_measured(args.file)
-        pred = Prepared(runs).run(load_serving(None))
+        runs, pred = replay_shipped(args.file)
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
